@@ -1,0 +1,135 @@
+//! Daemon settings that live beside the routing config: listeners, TLS, journal, auth, subscribers.
+//!
+//! The engine never sees these; they are read by `serve` and may be overridden by CLI flags.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// API listen address.
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, serve HTTPS (rustls).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Largest accepted request body; larger ⇒ 413.
+    pub body_limit_bytes: usize,
+    /// Per-request timeout (long-polls are capped by it too).
+    pub request_timeout_ms: u64,
+    /// Depth of the command channel into the engine task; full ⇒ 503 with Retry-After.
+    pub event_queue_depth: usize,
+    /// How long in-flight requests get to finish on SIGTERM.
+    pub shutdown_grace_ms: u64,
+    /// Idempotency ids remembered (a repeated id within this window is a `duplicate`).
+    pub idempotency_ids: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            body_limit_bytes: 1 << 20,
+            request_timeout_ms: 60_000,
+            event_queue_depth: 4096,
+            shutdown_grace_ms: 10_000,
+            idempotency_ids: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Prometheus listener (`GET /metrics`).
+    pub listen: String,
+    /// Per-agent series (cardinality!). Off by default.
+    pub per_agent: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9464".into(),
+            per_agent: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// fsync every append before answering.
+    Always,
+    /// Group commit: one fsync per batch, bounded by `max_batch_delay_ms`.
+    #[default]
+    Batch,
+    /// No fsync (tests and simulations only; warns at startup).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    pub dir: PathBuf,
+    pub sync: SyncMode,
+    pub max_batch_delay_ms: u64,
+    /// Take a snapshot after this many journal records…
+    pub snapshot_every_events: u64,
+    /// …or this many seconds, whichever comes first.
+    pub snapshot_every_s: u64,
+    /// Segment size before rolling to a new file.
+    pub segment_bytes: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            dir: PathBuf::from("data"),
+            sync: SyncMode::Batch,
+            max_batch_delay_ms: 2,
+            snapshot_every_events: 100_000,
+            snapshot_every_s: 300,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Env var holding comma-separated HMAC secrets for inbound webhooks.
+    pub webhook_secrets_env: Option<String>,
+    /// Env var holding comma-separated bearer tokens with the `read` role.
+    pub read_tokens_env: Option<String>,
+    /// Env var holding comma-separated bearer tokens with the `admin` role.
+    pub admin_tokens_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    /// Name used in metrics labels and logs (defaults to the URL's host).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub url: String,
+    /// Env var holding the signing secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Decision types to deliver (empty = all).
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+/// Everything in the file that is not routing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DaemonConfig {
+    pub server: ServerConfig,
+    pub metrics: MetricsConfig,
+    pub journal: JournalConfig,
+    pub auth: AuthConfig,
+    pub subscribers: Vec<SubscriberConfig>,
+}

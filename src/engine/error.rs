@@ -1,0 +1,96 @@
+//! Why the engine refused an event. A refused event leaves the engine's state exactly as it was.
+
+use thiserror::Error;
+
+use crate::config::{Channel, Millis};
+
+/// How a caller should classify a refusal (the daemon maps it to 409 or 422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The event names something that does not exist or carries a bad value (HTTP 422).
+    Invalid,
+    /// The event is well-formed but not allowed in the current state (HTTP 409).
+    Conflict,
+    /// The engine is at an explicit limit (HTTP 503).
+    Limit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EngineError {
+    #[error("unknown agent `{agent}`")]
+    UnknownAgent { agent: String },
+    #[error("unknown interaction `{interaction}`")]
+    UnknownInteraction { interaction: String },
+    #[error("unknown queue `{queue}`")]
+    UnknownQueue { queue: String },
+    #[error("interaction `{interaction}` already exists (state {state})")]
+    DuplicateInteraction {
+        interaction: String,
+        state: &'static str,
+    },
+    #[error("queue `{queue}` does not serve channel {channel}")]
+    ChannelNotServed { queue: String, channel: Channel },
+    #[error("interaction `{interaction}` has no pending offer to agent `{agent}`")]
+    NoSuchOffer { interaction: String, agent: String },
+    #[error("interaction `{interaction}` is {state}; `{event}` needs it {expected}")]
+    InvalidTransition {
+        interaction: String,
+        event: &'static str,
+        state: &'static str,
+        expected: &'static str,
+    },
+    #[error("agent `{agent}` is not known and the login carries no address")]
+    AgentNeedsAddress { agent: String },
+    #[error("agent `{agent}` names unknown queue `{queue}` in its tiers")]
+    AgentUnknownQueue { agent: String, queue: String },
+    #[error("invalid value for `{field}`: {message}")]
+    InvalidValue {
+        field: &'static str,
+        message: String,
+    },
+    #[error("queue `{queue}` is full ({max_waiting} waiting); transfer refused")]
+    QueueFull { queue: String, max_waiting: usize },
+    #[error("the engine holds {limit} live interactions, its limit; arrival `{interaction}` refused")]
+    AtCapacity { interaction: String, limit: usize },
+    #[error("timers due at {due_at} must fire first: call advance({now}) before handle()")]
+    TimersPending { due_at: Millis, now: Millis },
+}
+
+impl EngineError {
+    /// A stable machine-readable code for the error body (`{"error":{"code":…}}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::UnknownAgent { .. } => "unknown_agent",
+            EngineError::UnknownInteraction { .. } => "unknown_interaction",
+            EngineError::UnknownQueue { .. } => "unknown_queue",
+            EngineError::DuplicateInteraction { .. } => "duplicate_interaction",
+            EngineError::ChannelNotServed { .. } => "channel_not_served",
+            EngineError::NoSuchOffer { .. } => "no_such_offer",
+            EngineError::InvalidTransition { .. } => "invalid_transition",
+            EngineError::AgentNeedsAddress { .. } => "agent_needs_address",
+            EngineError::AgentUnknownQueue { .. } => "unknown_queue",
+            EngineError::InvalidValue { .. } => "invalid_value",
+            EngineError::QueueFull { .. } => "queue_full",
+            EngineError::AtCapacity { .. } => "at_capacity",
+            EngineError::TimersPending { .. } => "timers_pending",
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            EngineError::UnknownAgent { .. }
+            | EngineError::UnknownInteraction { .. }
+            | EngineError::UnknownQueue { .. }
+            | EngineError::ChannelNotServed { .. }
+            | EngineError::AgentNeedsAddress { .. }
+            | EngineError::AgentUnknownQueue { .. }
+            | EngineError::InvalidValue { .. } => ErrorClass::Invalid,
+            EngineError::DuplicateInteraction { .. }
+            | EngineError::NoSuchOffer { .. }
+            | EngineError::InvalidTransition { .. }
+            | EngineError::QueueFull { .. }
+            | EngineError::TimersPending { .. } => ErrorClass::Conflict,
+            EngineError::AtCapacity { .. } => ErrorClass::Limit,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! tierline: a contact-centre routing daemon.
+//!
+//! - `config`: the TOML file → validated routing + daemon settings.
+//! - `engine`: the deterministic router (events + clock in, decisions out).
+
+pub mod config;
+pub mod engine;
