@@ -94,3 +94,11 @@ impl EngineError {
         }
     }
 }
+
+/// Why a live config change was refused. The old config stays in force.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("config change refused: {}", problems.join("; "))]
+pub struct ReconfigureError {
+    /// Every reason, e.g. "queue `x` is removed but 3 interactions wait in it and it has no drain_to".
+    pub problems: Vec<String>,
+}

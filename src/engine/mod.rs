@@ -15,7 +15,7 @@ pub mod view;
 pub use decision::{
     AgentStatus, Decision, DecisionKind, Fact, OfferResult, RejectReason, RevokeReason,
 };
-pub use error::{EngineError, ErrorClass};
+pub use error::{EngineError, ErrorClass, ReconfigureError};
 pub use event::{DeclineReason, Event, RequestedState};
 pub use view::{
     Activity, AgentView, Counts, InteractionState, InteractionView, Owner, QueueView, SlotPhase,
@@ -76,6 +76,21 @@ impl Engine {
         let fired = self.advance(now);
         let result = self.handle(now, event);
         (fired, result)
+    }
+
+    /// Apply a new routing config live. Never drops a waiting interaction or logs an agent out;
+    /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
+    /// are re-derived from their `entered_queue_at` under the new config; eligibility is
+    /// re-evaluated at once (decisions returned). Removing a queue with waiting interactions is
+    /// refused unless the old queue names `drain_to`. Roster agents are added/updated (tiers,
+    /// skills, address, capacity); agents missing from the new roster keep their state.
+    pub fn reconfigure(
+        &mut self,
+        now: Millis,
+        config: RoutingConfig,
+    ) -> Result<Vec<Decision>, ReconfigureError> {
+        let _ = (now, config);
+        todo!()
     }
 
     /// When the engine next needs `advance` (the earliest pending timer).
