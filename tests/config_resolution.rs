@@ -270,3 +270,45 @@ default_queue = "support"
     assert!(r.rules[1].when.is_empty());
     assert_eq!(r.rules[1].priority, Some(-1));
 }
+
+#[test]
+fn the_shipped_config_routes_a_complaint_to_an_l3_expert_and_the_rest_to_support() {
+    use tierline::engine::{DecisionKind, Engine, Event};
+    let mut engine = Engine::new(shipped().routing, 0);
+    for agent in ["a1001", "a1006"] {
+        let login = Event::AgentLogin {
+            agent: agent.into(),
+            address: None,
+            tiers: None,
+            skills: None,
+            capacity: None,
+        };
+        engine.handle(0, &login).expect("login");
+    }
+    let arrive = |id: &str, attributes: &[(&str, &str)]| Event::InteractionArrived {
+        interaction: id.into(),
+        channel: Channel::Voice,
+        queue: None,
+        priority: None,
+        skills: vec![],
+        customer: None,
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let d = engine
+        .handle(1_000, &arrive("c1", &[("category", "complaint")]))
+        .expect("arrival");
+    assert!(
+        matches!(&d[0].kind, DecisionKind::Offer { agent, queue, .. }
+            if &**agent == "a1006" && &**queue == "complaints"),
+        "{d:?}"
+    );
+    let d = engine.handle(2_000, &arrive("c2", &[])).expect("arrival");
+    assert!(
+        matches!(&d[0].kind, DecisionKind::Offer { agent, queue, .. }
+            if &**agent == "a1001" && &**queue == "support"),
+        "{d:?}"
+    );
+}
