@@ -65,6 +65,19 @@ fn wait_log(rx: &mpsc::Receiver<String>, needle: &str) -> serde_json::Value {
     }
 }
 
+fn wait_log_any(rx: &mpsc::Receiver<String>, needles: &[&str]) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + GIVE_UP;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no log line containing any of {needles:?}"));
+        if needles.iter().any(|n| line.contains(n)) {
+            return serde_json::from_str(&line).expect("JSON log line");
+        }
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -111,6 +124,9 @@ async fn serve_answers_reloads_on_sighup_and_exits_0_on_sigterm() {
     signal(&child, "HUP");
     // (The file watch may apply the edit first; then SIGHUP finds the file unchanged.)
     wait_log(&logs, "SIGHUP: reloading");
+    // The SIGHUP handler reports either outcome once the reload is done.
+    let done = wait_log_any(&logs, &["config reloaded", "config file unchanged"]);
+    assert_eq!(done["level"], "INFO");
     let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
         .await
         .unwrap()
