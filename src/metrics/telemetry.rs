@@ -745,18 +745,15 @@ impl AgentSeries {
 impl AgentTrack {
     /// The state the agent is in according to the facts seen so far.
     fn activity(&self) -> Activity {
-        if self.connected > 0 {
-            Activity::Busy
-        } else if self.wrap_up > 0 {
-            Activity::WrapUp
-        } else if self.offered > 0 {
-            Activity::Offered
-        } else {
-            match self.status {
-                AgentStatus::Available => Activity::Available,
-                AgentStatus::NotReady => Activity::NotReady,
-                AgentStatus::Offline => Activity::Offline,
-            }
+        // The engine's precedence (`AgentView::activity`): offline wins, then busy, offered,
+        // wrap-up, and the status.
+        match self.status {
+            AgentStatus::Offline => Activity::Offline,
+            _ if self.connected > 0 => Activity::Busy,
+            _ if self.offered > 0 => Activity::Offered,
+            _ if self.wrap_up > 0 => Activity::WrapUp,
+            AgentStatus::NotReady => Activity::NotReady,
+            AgentStatus::Available => Activity::Available,
         }
     }
 
