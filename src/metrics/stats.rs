@@ -549,3 +549,41 @@ impl AgentStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_busy_all_day_and_more_keeps_at_most_one_day_of_minutes() {
+        let mut w = QueueWindow::default();
+        for minute in 0..3 * 1440u64 {
+            w.at(minute * MINUTE_MS + 5).answered += 1;
+        }
+        assert_eq!(w.minutes.len(), 1440);
+        let now = (3 * 1440 - 1) * MINUTE_MS + 30_000;
+        assert_eq!(w.sum(RETENTION_MS, now).answered, 1440);
+        assert_eq!(w.sum(15 * MINUTE_MS, now).answered, 15);
+    }
+
+    #[test]
+    fn an_agent_ledger_is_bounded_and_says_from_when_it_knows() {
+        let mut l = AgentLedger::new(0);
+        for i in 0..(MAX_AGENT_SPANS as u64 + 100) {
+            let activity = if i % 2 == 0 { Activity::Available } else { Activity::Busy };
+            l.enter(Span {
+                start: 1000 * (i + 1),
+                activity,
+                status: AgentStatus::Available,
+                reason: None,
+            });
+            l.mark(1000 * (i + 1), Mark::Offered);
+        }
+        assert_eq!(l.spans.len(), MAX_AGENT_SPANS);
+        let now = 1000 * (MAX_AGENT_SPANS as u64 + 101);
+        let r = l.report("a", 0, now).unwrap();
+        assert!(r.from > 0, "older spans were dropped, so `from` moves up");
+        let covered: f64 = r.activity_s.values().sum();
+        assert_eq!(covered, (now - r.from) as f64 / 1000.0);
+    }
+}
