@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:9464".into());
     let unit: u64 = match args.next() {
-        Some(u) => u.parse().map_err(|e| anyhow::anyhow!("UNIT_MS `{u}`: {e}"))?,
+        Some(u) => u
+            .parse()
+            .map_err(|e| anyhow::anyhow!("UNIT_MS `{u}`: {e}"))?,
         None => 100,
     };
     let start_arg = args.next();
@@ -40,7 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let metrics = metrics::install(&cfg, &routing)?;
     // Register every series at 0 now, before the day starts (they outlive this telemetry).
     drop(Telemetry::new(metrics.clone(), &routing, wall_clock_ms()));
-    println!("listening {}", metrics.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    println!(
+        "listening {}",
+        metrics
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
     let delay: u64 = match start_arg.as_deref() {
         Some("stdin") => {
             let mut line = String::new();

@@ -95,15 +95,39 @@ fn an_interaction_that_waits_max_wait_overflows_and_is_counted_once() {
     let text = rig.text(30 * S);
     let lbl = [("queue", "sales"), ("channel", "voice")];
     assert_eq!(sample(&text, "tierline_queue_waiting", &lbl), 2.0);
-    assert_eq!(sample(&text, "tierline_queue_oldest_wait_seconds", &[("queue", "sales")]), 30.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "sales")]
+        ),
+        30.0
+    );
     rig.at(65 * S, arrive("c3", Some("sales")));
     let text = rig.text(65 * S);
-    assert_eq!(sample(&text, "tierline_interactions_overflowed_total", &lbl), 1.0);
+    assert_eq!(
+        sample(&text, "tierline_interactions_overflowed_total", &lbl),
+        1.0
+    );
     assert_eq!(sample(&text, "tierline_queue_waiting", &lbl), 2.0);
-    assert_eq!(sample(&text, "tierline_queue_oldest_wait_seconds", &[("queue", "sales")]), 55.0, "c2 is now the oldest");
-    let stats = rig.telemetry.queue_stats("sales", 60 * 60 * S, 65 * S).unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "sales")]
+        ),
+        55.0,
+        "c2 is now the oldest"
+    );
+    let stats = rig
+        .telemetry
+        .queue_stats("sales", 60 * 60 * S, 65 * S)
+        .unwrap();
     assert_eq!((stats.overflowed, stats.offered), (1, 3));
-    assert_eq!(stats.service_level, None, "nothing answered or abandoned yet");
+    assert_eq!(
+        stats.service_level, None,
+        "nothing answered or abandoned yet"
+    );
 }
 
 #[test]
@@ -118,9 +142,22 @@ fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
     rig.at(2 * S, arrive("c3", None));
     let text = rig.text(2 * S);
     let lbl = [("queue", "sales"), ("channel", "voice")];
-    assert_eq!(sample(&text, "tierline_interactions_arrived_total", &lbl), 2.0);
-    assert_eq!(sample(&text, "tierline_interactions_rejected_total", &lbl), 1.0);
-    assert_eq!(sample(&text, "tierline_interactions_rejected_total", &[("queue", ""), ("channel", "voice")]), 1.0);
+    assert_eq!(
+        sample(&text, "tierline_interactions_arrived_total", &lbl),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, "tierline_interactions_rejected_total", &lbl),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_rejected_total",
+            &[("queue", ""), ("channel", "voice")]
+        ),
+        1.0
+    );
     let stats = rig.telemetry.queue_stats("sales", 60 * S, 2 * S).unwrap();
     assert_eq!((stats.arrived, stats.rejected, stats.offered), (2, 1, 1));
 }
@@ -134,19 +171,48 @@ fn an_agent_escalation_counts_for_the_queue_and_the_agent() {
     rig.at(0, login("l1"));
     rig.at(0, login("l2"));
     rig.at(S, arrive("c1", Some("tech")));
-    rig.at(2 * S, Event::OfferAccepted { interaction: "c1".into(), agent: "l1".into() });
-    rig.at(20 * S, Event::InteractionEscalated { interaction: "c1".into(), min_tier: 2 });
-    rig.at(25 * S, Event::OfferAccepted { interaction: "c1".into(), agent: "l2".into() });
+    rig.at(
+        2 * S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "l1".into(),
+        },
+    );
+    rig.at(
+        20 * S,
+        Event::InteractionEscalated {
+            interaction: "c1".into(),
+            min_tier: 2,
+        },
+    );
+    rig.at(
+        25 * S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "l2".into(),
+        },
+    );
     rig.tick(40 * S);
     let text = rig.text(40 * S);
-    assert_eq!(sample(&text, "tierline_escalations_total", &[("queue", "tech"), ("step", "agent")]), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_escalations_total",
+            &[("queue", "tech"), ("step", "agent")]
+        ),
+        1.0
+    );
     let l1 = rig.telemetry.agent_stats("l1", 0, 40 * S).unwrap();
     assert_eq!(l1.escalations, 1);
     // l1's slot went to wrap-up (10 s) at 20 s and freed at 30 s: 18 s connected + 10 s wrap-up.
     assert_eq!(l1.handled_total, 1);
     assert_eq!(l1.aht_s, Some(28.0));
     let stats = rig.telemetry.queue_stats("tech", 60 * S, 40 * S).unwrap();
-    assert_eq!((stats.offered, stats.answered), (2, 2), "the escalation re-entered the queue");
+    assert_eq!(
+        (stats.offered, stats.answered),
+        (2, 2),
+        "the escalation re-entered the queue"
+    );
 }
 
 #[test]
@@ -158,7 +224,13 @@ fn a_reload_that_removes_a_queue_zeroes_its_gauges_but_keeps_its_totals() {
     let mut rig = Rig::new(cfg.clone());
     rig.at(0, login("a"));
     rig.at(S, arrive("c1", Some("old")));
-    rig.at(S, Event::OfferAccepted { interaction: "c1".into(), agent: "a".into() });
+    rig.at(
+        S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "a".into(),
+        },
+    );
     let mut next = cfg.clone();
     next.queues.remove(0);
     next.agents = vec![agent("a", "new", 1)];
@@ -168,11 +240,42 @@ fn a_reload_that_removes_a_queue_zeroes_its_gauges_but_keeps_its_totals() {
     rig.telemetry.metrics().config_reload(true);
     rig.telemetry.observe(&mut rig.engine, 2 * S);
     let text = rig.text(2 * S);
-    assert_eq!(sample(&text, "tierline_interactions_arrived_total", &[("queue", "old"), ("channel", "voice")]), 1.0);
-    assert_eq!(sample(&text, "tierline_agents", &[("queue", "old"), ("tier", "1"), ("state", "busy")]), 0.0);
-    assert_eq!(sample(&text, "tierline_agents", &[("queue", "new"), ("tier", "1"), ("state", "busy")]), 1.0);
-    assert_eq!(sample(&text, "tierline_config_reloads_total", &[("result", "ok")]), 1.0);
-    assert_eq!(sample(&text, "tierline_config_reloads_total", &[("result", "rejected")]), 0.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_arrived_total",
+            &[("queue", "old"), ("channel", "voice")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_agents",
+            &[("queue", "old"), ("tier", "1"), ("state", "busy")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_agents",
+            &[("queue", "new"), ("tier", "1"), ("state", "busy")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "tierline_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_config_reloads_total",
+            &[("result", "rejected")]
+        ),
+        0.0
+    );
 }
 
 #[test]
@@ -187,17 +290,57 @@ fn the_daemon_helpers_record_requests_deliveries_and_build_info() {
     m.subscriber_delivery("pbx", DeliveryResult::Failed);
     m.timer_lateness(Duration::from_millis(3));
     let text = m.render_at(0);
-    let req = |s| sample(&text, "tierline_http_requests_total", &[("route", "/v1/events"), ("status", s)]);
+    let req = |s| {
+        sample(
+            &text,
+            "tierline_http_requests_total",
+            &[("route", "/v1/events"), ("status", s)],
+        )
+    };
     assert_eq!((req("202"), req("422")), (2.0, 1.0));
-    assert_eq!(sample(&text, "tierline_http_request_seconds_count", &[("route", "/v1/events")]), 3.0);
-    assert_eq!(sample(&text, "tierline_http_request_seconds_bucket", &[("route", "/v1/events"), ("le", "0.0005")]), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_http_request_seconds_count",
+            &[("route", "/v1/events")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_http_request_seconds_bucket",
+            &[("route", "/v1/events"), ("le", "0.0005")]
+        ),
+        1.0
+    );
     assert_eq!(sample(&text, "tierline_event_queue_depth", &[]), 7.0);
-    assert_eq!(sample(&text, "tierline_subscriber_deliveries_total", &[("subscriber", "pbx"), ("result", "failed")]), 1.0);
-    assert_eq!(sample(&text, "tierline_timer_lateness_seconds_bucket", &[("le", "0.005")]), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_subscriber_deliveries_total",
+            &[("subscriber", "pbx"), ("result", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_timer_lateness_seconds_bucket",
+            &[("le", "0.005")]
+        ),
+        1.0
+    );
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(sample(&text, "tierline_build_info", &[("version", version)]), 1.0);
+    assert_eq!(
+        sample(&text, "tierline_build_info", &[("version", version)]),
+        1.0
+    );
     assert!(text.contains("# HELP tierline_http_requests_total "));
-    assert!(text.contains("# TYPE tierline_wait_seconds histogram") || !text.contains("tierline_wait_seconds"));
+    assert!(
+        text.contains("# TYPE tierline_wait_seconds histogram")
+            || !text.contains("tierline_wait_seconds")
+    );
 }
 
 #[test]
@@ -219,7 +362,10 @@ async fn install_serves_metrics_and_tolerates_a_second_daemon_in_the_process() {
     let mut q = QueueConfig::with_defaults("sales");
     q.sla_ms = 12_500;
     cfg.queues.push(q);
-    let listen = MetricsConfig { listen: "127.0.0.1:0".into(), per_agent: false };
+    let listen = MetricsConfig {
+        listen: "127.0.0.1:0".into(),
+        per_agent: false,
+    };
     let first = metrics::install(&listen, &cfg).unwrap();
     let second = metrics::install(&listen, &cfg).unwrap();
     assert!(first.is_global() && !second.is_global());
@@ -242,14 +388,35 @@ async fn install_serves_metrics_and_tolerates_a_second_daemon_in_the_process() {
     assert!(body.contains("tierline_http_requests_total{route=\"/v1/events\",status=\"202\"} 1"));
     assert!(body.contains("tierline_queue_sla_seconds{queue=\"sales\"} 12.5"));
     let other = get(first.local_addr().unwrap(), "/metrics").await;
-    assert!(!other.contains("tierline_http_requests_total{"), "each daemon has its own recorder");
+    assert!(
+        !other.contains("tierline_http_requests_total{"),
+        "each daemon has its own recorder"
+    );
     let missing = get(second.local_addr().unwrap(), "/nope").await;
     assert!(missing.starts_with("HTTP/1.1 404"));
-    assert!(missing.contains(r#"{"error":{"code":"not_found","message":"#), "{missing}");
+    assert!(
+        missing.contains(r#"{"error":{"code":"not_found","message":"#),
+        "{missing}"
+    );
 
-    let taken = MetricsConfig { listen: second.local_addr().unwrap().to_string(), per_agent: false };
-    let err = metrics::install(&taken, &cfg).err().expect("the port is taken");
-    assert!(err.to_string().contains("cannot listen for /metrics on"), "{err}");
-    let bad = MetricsConfig { listen: "localhost".into(), per_agent: false };
-    assert!(metrics::install(&bad, &cfg).err().unwrap().to_string().contains("not a socket address"));
+    let taken = MetricsConfig {
+        listen: second.local_addr().unwrap().to_string(),
+        per_agent: false,
+    };
+    let err = metrics::install(&taken, &cfg)
+        .err()
+        .expect("the port is taken");
+    assert!(
+        err.to_string().contains("cannot listen for /metrics on"),
+        "{err}"
+    );
+    let bad = MetricsConfig {
+        listen: "localhost".into(),
+        per_agent: false,
+    };
+    assert!(metrics::install(&bad, &cfg)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a socket address"));
 }

@@ -17,6 +17,7 @@
 
 pub mod catalog;
 mod live;
+mod series;
 pub mod stats;
 mod telemetry;
 

@@ -81,7 +81,7 @@ pub fn parse_window(text: &str) -> Result<Millis, StatsError> {
 }
 
 fn check_window(ms: Millis) -> Result<(), String> {
-    if ms < MINUTE_MS || ms > RETENTION_MS {
+    if !(MINUTE_MS..=RETENTION_MS).contains(&ms) {
         return Err("must be between 1m and 24h".into());
     }
     if ms % MINUTE_MS != 0 {
@@ -570,7 +570,11 @@ mod tests {
     fn an_agent_ledger_is_bounded_and_says_from_when_it_knows() {
         let mut l = AgentLedger::new(0);
         for i in 0..(MAX_AGENT_SPANS as u64 + 100) {
-            let activity = if i % 2 == 0 { Activity::Available } else { Activity::Busy };
+            let activity = if i % 2 == 0 {
+                Activity::Available
+            } else {
+                Activity::Busy
+            };
             l.enter(Span {
                 start: 1000 * (i + 1),
                 activity,

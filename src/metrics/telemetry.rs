@@ -6,16 +6,15 @@
 //! O(interactions). Must never call the engine's mutating methods other than `take_facts`
 //! (through [`Telemetry::observe`]) and never read a clock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::Counter;
 
 use super::catalog::{self as c, seconds};
 use super::live::LiveSeries;
-use super::stats::{
-    AgentLedger, AgentStats, Mark, QueueNow, QueueStats, QueueWindow, Span, StatsError,
-};
+use super::series::{activity_index, AgentSeries, QueueSeries};
+use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
 use super::Metrics;
 use crate::config::{Channel, Millis, QueueConfig, RoutingConfig, Tier};
 use crate::engine::{
@@ -54,40 +53,6 @@ pub struct Telemetry {
     unrouted_rejects: [Option<Counter>; 4],
 }
 
-struct ChannelSeries {
-    waiting: Gauge,
-    arrived: Counter,
-    answered: Counter,
-    answered_within_sla: Counter,
-    abandoned: Counter,
-    short_abandoned: Counter,
-    overflowed: Counter,
-    rejected: Counter,
-    complaints: Counter,
-    handle: Histogram,
-}
-
-struct QueueSeries {
-    id: Arc<str>,
-    sla_ms: Millis,
-    channels: [Option<ChannelSeries>; 4],
-    wait_answered: Histogram,
-    wait_abandoned: Histogram,
-    /// accepted, declined, timed_out, revoked.
-    offers: [Counter; 4],
-    steps: BTreeMap<usize, Counter>,
-    escalated_by_agent: Counter,
-    ended: Counter,
-    resolved: Counter,
-    ratings: [Counter; 5],
-    tiers: BTreeMap<Tier, [Gauge; 6]>,
-    sla: Gauge,
-    max_wait: Option<Gauge>,
-    window: QueueWindow,
-    waiting: u64,
-    oldest_entered_at: Option<Millis>,
-}
-
 struct AgentTrack {
     ledger: AgentLedger,
     status: AgentStatus,
@@ -98,17 +63,6 @@ struct AgentTrack {
     last_fact_at: Millis,
     touched: bool,
     series: Option<AgentSeries>,
-}
-
-struct AgentSeries {
-    activity: [Gauge; 6],
-    handled: [Option<Counter>; 4],
-}
-
-const OFFER_RESULTS: [&str; 4] = ["accepted", "declined", "timed_out", "revoked"];
-
-fn activity_index(a: Activity) -> usize {
-    Activity::ALL.iter().position(|x| *x == a).unwrap_or(0)
 }
 
 impl Telemetry {
@@ -655,89 +609,6 @@ impl Telemetry {
             None => Err(StatsError::UnknownAgent {
                 agent: agent.to_string(),
             }),
-        }
-    }
-}
-
-impl QueueSeries {
-    fn new(m: &Metrics, id: Arc<str>) -> QueueSeries {
-        let q: &str = &id;
-        let wait = |outcome| m.histogram(c::WAIT, &[("queue", q), ("outcome", outcome)]);
-        QueueSeries {
-            sla_ms: 30_000,
-            channels: Default::default(),
-            wait_answered: wait("answered"),
-            wait_abandoned: wait("abandoned"),
-            offers: OFFER_RESULTS.map(|r| m.counter(c::OFFERS, &[("queue", q), ("result", r)])),
-            steps: BTreeMap::new(),
-            escalated_by_agent: m.counter(c::ESCALATIONS, &[("queue", q), ("step", "agent")]),
-            ended: m.counter(c::ENDED, &[("queue", q)]),
-            resolved: m.counter(c::RESOLVED, &[("queue", q)]),
-            ratings: ["1", "2", "3", "4", "5"]
-                .map(|s| m.counter(c::RATINGS, &[("queue", q), ("score", s)])),
-            tiers: BTreeMap::new(),
-            sla: m.gauge(c::QUEUE_SLA, &[("queue", q)]),
-            max_wait: None,
-            window: QueueWindow::default(),
-            waiting: 0,
-            oldest_entered_at: None,
-            id,
-        }
-    }
-
-    fn channel(&mut self, m: &Metrics, channel: Channel) -> &mut ChannelSeries {
-        let id: &str = &self.id;
-        self.channels[channel.index()].get_or_insert_with(|| {
-            let l = [("queue", id), ("channel", channel.as_str())];
-            ChannelSeries {
-                waiting: m.gauge(c::QUEUE_WAITING, &l),
-                arrived: m.counter(c::ARRIVED, &l),
-                answered: m.counter(c::ANSWERED, &l),
-                answered_within_sla: m.counter(c::ANSWERED_WITHIN_SLA, &l),
-                abandoned: m.counter(c::ABANDONED, &l),
-                short_abandoned: m.counter(c::SHORT_ABANDONED, &l),
-                overflowed: m.counter(c::OVERFLOWED, &l),
-                rejected: m.counter(c::REJECTED, &l),
-                complaints: m.counter(c::COMPLAINTS, &l),
-                handle: m.histogram(c::HANDLE, &l),
-            }
-        })
-    }
-
-    fn step(&mut self, m: &Metrics, step: usize) -> &Counter {
-        let id: &str = &self.id;
-        self.steps.entry(step).or_insert_with(|| {
-            m.counter(
-                c::ESCALATIONS,
-                &[("queue", id), ("step", &step.to_string())],
-            )
-        })
-    }
-
-    fn tier(&mut self, m: &Metrics, tier: Tier) {
-        let id: &str = &self.id;
-        self.tiers.entry(tier).or_insert_with(|| {
-            let t = tier.to_string();
-            Activity::ALL.map(|a| {
-                m.gauge(
-                    c::AGENTS,
-                    &[("queue", id), ("tier", &t), ("state", a.as_str())],
-                )
-            })
-        });
-    }
-}
-
-impl AgentSeries {
-    fn new(m: &Metrics, agent: &str) -> AgentSeries {
-        AgentSeries {
-            activity: Activity::ALL.map(|a| {
-                m.gauge(
-                    c::AGENT_ACTIVITY,
-                    &[("agent", agent), ("state", a.as_str())],
-                )
-            }),
-            handled: Default::default(),
         }
     }
 }

@@ -8,7 +8,10 @@ pub mod day;
 /// Panics (test failure) with the candidates when there is no such sample.
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut candidates = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
         let (n, rest) = match series.find('{') {
             Some(i) => (&series[..i], &series[i + 1..series.len() - 1]),
