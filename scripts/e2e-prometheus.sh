@@ -5,7 +5,8 @@
 #  2. Starts its own Prometheus on loopback (temp data dir, 1 s scrape interval).
 #  3. Starts tierline and drives the day in miniature (tests/metrics_support/day.rs: two queues,
 #     voice and chat, answers, abandons, ladder escalations, ratings, not-ready agents).
-#  4. `promtool check metrics` on the scraped text and `promtool check rules` on the rules.
+#  4. `promtool check metrics` on the scraped text, `promtool check rules` on the rules, and
+#     `promtool test rules` (config/prometheus-rules.test.yml: every recording rule and alert).
 #  5. Every PromQL expression of grafana/dashboards/tierline-wallboard.json (variables
 #     substituted, for "all queues" and for each queue) must return at least one series, and the
 #     key ones must equal what the scenario implies.
@@ -142,6 +143,9 @@ log "promtool check metrics: clean"
 promtool check rules "$ROOT/config/prometheus-rules.yml" >"$WORK/rules.txt" 2>&1 ||
   { cat "$WORK/rules.txt" >&2; fail "promtool check rules"; }
 log "promtool check rules: clean"
+(cd "$ROOT/config" && promtool test rules prometheus-rules.test.yml) >"$WORK/rules-test.txt" 2>&1 ||
+  { cat "$WORK/rules-test.txt" >&2; fail "promtool test rules (alert and recording rule unit tests)"; }
+log "promtool test rules: recording rules and all four alerts behave as specified"
 
 # --- 5. every dashboard query, and the scenario's numbers ---------------------------------------
 cat >"$WORK/check.py" <<'PY'

@@ -425,3 +425,28 @@ fn per_agent_series_appear_only_when_opted_in() {
         2.0
     );
 }
+
+#[test]
+fn stats_serialize_as_the_api_documents() {
+    let day = run_day(false);
+    let now = day.at(DAY_END);
+    let q = serde_json::to_value(
+        day.telemetry
+            .queue_stats("support", 15 * 60 * S, now)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(q["service_level"], 0.75);
+    assert_eq!(q["waiting"], 1);
+    let empty =
+        serde_json::to_value(day.telemetry.queue_stats("billing", 60 * S, now).unwrap()).unwrap();
+    assert!(
+        empty["service_level"].is_null(),
+        "no data is null, not 0: {empty}"
+    );
+    let a = serde_json::to_value(day.telemetry.agent_stats("ann", START, now).unwrap()).unwrap();
+    assert_eq!(a["handled"]["voice"], 2);
+    assert_eq!(a["status_s"]["available"], 400.0);
+    assert_eq!(a["activity_s"]["wrap_up"], 20.0);
+    assert!(a.get("handle_s_total").is_none());
+}
