@@ -9,18 +9,22 @@
 //! - `ladder_step_fires`: `advance` to a ladder step deadline (→ `escalated`), per timer fired.
 //!
 //! Only the operation itself is timed (`iter_custom`, in batches of up to 64 operations per clock
-//! read). After each batch, untimed, the engine is put back into a comparable state: arrivals are
+//! read), by default in the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): the machines
+//! here are shared and often have several runnable processes per core, and wall time would count
+//! the time the thread spent descheduled. `TIERLINE_BENCH_CLOCK=wall` measures wall time instead. After each batch, untimed, the engine is put back into a comparable state: arrivals are
 //! abandoned, a freed agent accepts its offer and a replacement arrives in the queue it took from,
 //! escalated interactions are abandoned. The waiting population therefore stays within 64 of its
 //! nominal size.
 //!
 //! Under `cargo test` (no `--bench` flag) each operation runs once on small fixtures (100 and
-//! 2,000 waiting) so the code is checked without the minutes-long 500,000 build.
+//! 2,000 waiting) so the code is checked without the 500,000 build. `TIERLINE_BENCH_SIZES`
+//! (e.g. `1000` or `1000,500000`) overrides the sizes, for profiling one of them.
 
 // Shared with `benches/engine_memory.rs`, which uses the parts this program does not.
 #[allow(dead_code)]
 mod support;
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -30,6 +34,56 @@ use support::{
     abandon, accept, arrival, assert_queued, busy_agent, ended, idle_queue, must,
     the_offer, Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
 };
+
+/// What the benchmarks time with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    /// CPU time consumed by the benchmark thread (immune to being descheduled).
+    ThreadCpu,
+    Wall,
+}
+
+static CLOCK: OnceLock<Clock> = OnceLock::new();
+
+/// A started measurement.
+struct Stopwatch {
+    clock: Clock,
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        let clock = *CLOCK.get_or_init(|| Clock::ThreadCpu);
+        Stopwatch {
+            clock,
+            wall: Instant::now(),
+            cpu: if clock == Clock::ThreadCpu {
+                thread_cpu_time()
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self.clock {
+            Clock::ThreadCpu => thread_cpu_time().saturating_sub(self.cpu),
+            Clock::Wall => self.wall.elapsed(),
+        }
+    }
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// Operations per clock read. Small enough that the waiting population barely moves.
 const BATCH: u64 = 64;
@@ -145,7 +199,7 @@ fn ladder_step_fires(f: &mut Fixture, iters: u64) -> Duration {
             assert_queued(&queued, "ladder_step_fires arrival");
             ids.push(id);
         }
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let fired = f.engine.advance(f.now + 1);
         timed += start.elapsed();
         f.now += 1;
@@ -172,7 +226,7 @@ fn time_each(
     events: &[Event],
 ) -> (Vec<Result<Vec<Decision>, EngineError>>, Duration) {
     let mut results = Vec::with_capacity(events.len());
-    let start = Instant::now();
+    let start = Stopwatch::start();
     for event in events {
         results.push(f.engine.handle(f.now, event));
     }
@@ -203,10 +257,25 @@ type Operation = fn(&mut Fixture, u64) -> Duration;
 
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let sizes: [usize; 2] = if benchmarking {
-        [1_000, 500_000]
-    } else {
-        [100, 2_000]
+    let clock = match std::env::var("TIERLINE_BENCH_CLOCK").as_deref() {
+        Ok("wall") => Clock::Wall,
+        Ok("cpu") | Err(_) => Clock::ThreadCpu,
+        Ok(other) => panic!("TIERLINE_BENCH_CLOCK: `{other}` is neither `cpu` nor `wall`"),
+    };
+    CLOCK.get_or_init(|| clock);
+    eprintln!("timing with {clock:?}");
+    // `TIERLINE_BENCH_SIZES=1000` (comma-separated) narrows a profiling run to some sizes.
+    let sizes: Vec<usize> = match std::env::var("TIERLINE_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("TIERLINE_BENCH_SIZES: `{n}` is not a size: {e}"))
+            })
+            .collect(),
+        Err(_) if benchmarking => vec![1_000, 500_000],
+        Err(_) => vec![100, 2_000],
     };
     let mut fixtures: Vec<(usize, Fixture)> = sizes
         .iter()

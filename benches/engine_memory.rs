@@ -124,6 +124,16 @@ fn main() {
 
     // Per agent: an engine with the 15,000-agent roster, everyone logged in, minus the same
     // engine without agents. Both include the config the engine keeps.
+    // The roster as configured (what `RoutingConfig` itself costs per agent, kept by the engine).
+    let config_mark = mark();
+    let roster_config = {
+        let with = config(true);
+        let with_mark = mark();
+        let without = config(false);
+        let (w, wo) = (with_mark.bytes as f64, mark().bytes as f64 - with_mark.bytes as f64);
+        drop((with, without));
+        (w - config_mark.bytes as f64 - wo) / AGENTS as f64
+    };
     let before = mark();
     let queues_only = {
         let _engine = Engine::new(config(false), T0);
@@ -157,7 +167,8 @@ fn main() {
     );
     println!(
         "per agent (roster + logged in, {AGENTS} agents): {per_agent:.0} bytes, {:.1} allocations \
-         (of which logging in: {per_login:.0} bytes) — {}",
+         (of which the roster entry in the config: {roster_config:.0} bytes; logging in: \
+         {per_login:.0} bytes) — {}",
         agents_allocs / AGENTS as f64,
         verdict(per_agent)
     );
