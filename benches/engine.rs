@@ -31,8 +31,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use tierline::engine::{Decision, DecisionKind, EngineError, Event, RevokeReason};
 
 use support::{
-    abandon, accept, arrival, assert_queued, busy_agent, ended, idle_queue, must,
-    the_offer, Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
+    abandon, accept, arrival, assert_queued, busy_agent, ended, idle_queue, must, the_offer,
+    Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
 };
 
 /// What the benchmarks time with.
@@ -167,7 +167,11 @@ fn agent_frees(f: &mut Fixture, iters: u64) -> Duration {
         timed += elapsed;
         for ((h, event), result) in freed.into_iter().zip(events).zip(results) {
             let (interaction, agent, queue) = the_offer(&ok(result, &event), "agent_frees");
-            assert_eq!(agent, busy_agent(h), "the freed agent was not the one offered");
+            assert_eq!(
+                agent,
+                busy_agent(h),
+                "the freed agent was not the one offered"
+            );
             let connected = must(&mut f.engine, f.now, &accept(interaction.clone(), agent));
             assert!(connected.is_empty(), "accept decided {connected:?}");
             f.l1_call[h] = interaction;

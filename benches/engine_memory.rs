@@ -130,7 +130,10 @@ fn main() {
         let with = config(true);
         let with_mark = mark();
         let without = config(false);
-        let (w, wo) = (with_mark.bytes as f64, mark().bytes as f64 - with_mark.bytes as f64);
+        let (w, wo) = (
+            with_mark.bytes as f64,
+            mark().bytes as f64 - with_mark.bytes as f64,
+        );
         drop((with, without));
         (w - config_mark.bytes as f64 - wo) / AGENTS as f64
     };

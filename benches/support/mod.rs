@@ -156,10 +156,7 @@ pub fn abandon(interaction: String) -> Event {
 }
 
 pub fn accept(interaction: String, agent: String) -> Event {
-    Event::OfferAccepted {
-        interaction,
-        agent,
-    }
+    Event::OfferAccepted { interaction, agent }
 }
 
 pub fn ended(interaction: String) -> Event {
@@ -189,7 +186,11 @@ pub fn the_offer(decisions: &[Decision], context: &str) -> (String, String, Stri
                     ..
                 },
             ..
-        }] => (interaction.to_string(), agent.to_string(), queue.to_string()),
+        }] => (
+            interaction.to_string(),
+            agent.to_string(),
+            queue.to_string(),
+        ),
         other => panic!("bench setup: {context}: expected exactly one offer, got {other:?}"),
     }
 }
