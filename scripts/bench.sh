@@ -44,5 +44,5 @@ fi
 
 cargo bench --bench engine -- --noplot 2>&1 | tee "$out/engine.log"
 cargo bench --bench engine_memory 2>&1 | tee "$out/memory.log"
-grep -E '^(\||#|per |engine |RSS)' "$out/memory.log" > "$out/memory.md" || true
+grep -v -E '^ *(Finished|Running|Compiling|Blocking)' "$out/memory.log" > "$out/memory.md" || true
 summary
