@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
@@ -17,19 +19,18 @@ pub type QKey = u32;
 pub type SkillSetId = u32;
 
 /// An interaction (call, chat, email, callback) from arrival until it is evicted after finishing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Interaction {
     pub id: Arc<str>,
     pub channel: Channel,
     pub state: InteractionState,
     /// Current queue (or the last one, once finished). `None` only for unrouted rejections.
     pub queue: Option<QKey>,
-    /// Priority as it arrived (event or rule), before any boost.
+    /// Priority on entering the current queue: the arrival's (event or rule) priority, or the
+    /// priority it carried over from a transfer, overflow or explicit escalation (boost included).
     pub base_priority: i32,
-    /// Current priority = base + ladder boosts reached + explicit escalation boosts.
+    /// Current priority = `base_priority` + boosts of the ladder steps reached in this queue.
     pub priority: i32,
-    /// Boost from explicit escalations (kept across reloads).
-    pub escalation_boost: i32,
     pub arrived_at: Millis,
     pub entered_queue_at: Millis,
     /// Place in the queue's waiting order among equal priority and entry time.
@@ -56,7 +57,7 @@ pub struct Interaction {
 }
 
 /// One unit of an agent's capacity in use.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Slot {
     pub id: u64,
     pub channel: Channel,
@@ -73,7 +74,7 @@ pub struct Slot {
 }
 
 /// An agent and everything it holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Agent {
     pub id: Arc<str>,
     pub address: Arc<str>,
@@ -98,7 +99,8 @@ pub struct Agent {
     pub consecutive_no_answers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
-    /// Free-index entries this agent currently has: (queue, channel, tier, key).
+    /// Free-index entries this agent currently has: (queue, channel, tier, key). Derived.
+    #[serde(skip)]
     pub free_entries: Vec<(QKey, Channel, Tier, FreeKey)>,
 }
 
