@@ -23,6 +23,7 @@
 //!   409 `already_connected`, 503 when the engine is busy, at capacity or stopping.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -31,9 +32,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::config::{Channel, Millis, Overflow};
 use crate::daemon::core::{Input, Outcome};
@@ -63,7 +65,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/adapters/kamailio/route", post(route))
         .route("/v1/adapters/kamailio/report", post(report))
         .route_layer(middleware::from_fn_with_state(state, require_adapter_auth))
+        .layer(Extension(Reported::default()))
 }
+
+/// Wakes held `/route` requests after a report was applied. Decisions wake them too, but one
+/// change `/route` cares about makes no decision: a caller abandoning while waiting.
+#[derive(Clone, Default)]
+pub struct Reported(Arc<Notify>);
 
 // ----- wire types -----
 
@@ -518,6 +526,7 @@ fn invalid(e: AdapterError) -> ApiError {
 /// `POST /v1/adapters/kamailio/route[?hold_ms=N]`.
 pub async fn route(
     State(app): State<AppState>,
+    Extension(reported): Extension<Reported>,
     query: Result<Query<RouteQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
@@ -570,6 +579,10 @@ pub async fn route(
 
     loop {
         let call = req.call_id.clone();
+        // Listen before reading, so a change between the read and the wait is not missed.
+        let report_applied = reported.0.notified();
+        tokio::pin!(report_applied);
+        report_applied.as_mut().enable();
         seq.borrow_and_update();
         let (snap, now) = app
             .engine
@@ -600,8 +613,9 @@ pub async fn route(
             }
             RouteAnswer::Wait => {}
         }
-        // Sleep until the engine decides anything (or the hold ends); nothing polls.
+        // Sleep until the engine decides anything, a report lands, or the hold ends; nothing polls.
         tokio::select! {
+            () = &mut report_applied => continue,
             changed = tokio::time::timeout_at(deadline, seq.changed()) => match changed {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "the engine is stopping")),
@@ -625,6 +639,7 @@ pub async fn route(
 /// `POST /v1/adapters/kamailio/report`.
 pub async fn report(
     State(app): State<AppState>,
+    Extension(reported): Extension<Reported>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -640,7 +655,10 @@ pub async fn report(
         .await?
         .pop();
     let (status, reason) = match outcome {
-        Some(Outcome::Applied(_)) => ("applied", None),
+        Some(Outcome::Applied(_)) => {
+            reported.0.notify_waiters();
+            ("applied", None)
+        }
         Some(Outcome::Duplicate) => ("duplicate", None),
         Some(Outcome::Rejected(e)) if is_late_report(&e) => ("ignored", Some(e)),
         Some(Outcome::Rejected(e)) => return Err(ApiError::from_engine(&e, Some(&id))),
