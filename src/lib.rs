@@ -4,8 +4,10 @@
 //! - `engine`: the deterministic router (events + clock in, decisions out).
 //! - `daemon`: the engine task, clock, live reload, signals and shutdown around the engine.
 //! - `api`: the HTTP API (event intake, decisions, read/admin endpoints, auth, TLS, webhooks out).
+//! - `metrics`: Prometheus series, KPI statistics and the `/metrics` listener.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod metrics;

@@ -210,3 +210,224 @@ impl Core {
         &self.window
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, Channel, DaemonConfig, QueueConfig, RoutingConfig};
+    use crate::engine::{DecisionKind, EngineError, RevokeReason};
+
+    const T0: Millis = 1_800_000_000_000;
+
+    fn config() -> LoadedConfig {
+        let mut routing = RoutingConfig::empty();
+        let mut q = QueueConfig::with_defaults("support");
+        q.offer_timeout_ms = 15_000;
+        routing.queues.push(q);
+        for id in ["a1", "a2"] {
+            routing.agents.push(AgentConfig {
+                id: id.into(),
+                address: format!("sip:{id}@pbx"),
+                tiers: [("support".to_string(), 1)].into(),
+                skills: vec![],
+                capacity: Default::default(),
+            });
+        }
+        let mut daemon = DaemonConfig::default();
+        daemon.server.idempotency_ids = 3;
+        LoadedConfig {
+            routing,
+            daemon,
+            source: String::new(),
+        }
+    }
+
+    fn event(id: &str, event: Event) -> Input {
+        Input::Event {
+            id: id.into(),
+            event,
+        }
+    }
+
+    fn login(agent: &str) -> Event {
+        Event::AgentLogin {
+            agent: agent.into(),
+            address: None,
+            tiers: None,
+            skills: None,
+            capacity: None,
+        }
+    }
+
+    fn call(id: &str) -> Event {
+        Event::InteractionArrived {
+            interaction: id.into(),
+            channel: Channel::Voice,
+            queue: Some("support".into()),
+            priority: None,
+            skills: vec![],
+            customer: None,
+            attributes: Default::default(),
+        }
+    }
+
+    fn applied(a: Applied) -> Vec<Decision> {
+        match a.outcome {
+            Outcome::Applied(d) => d,
+            other => panic!("expected applied, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_event_id_is_a_duplicate_and_changes_nothing() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        let offer = applied(core.apply(&event("e2", call("c1")), T0));
+        assert!(matches!(offer[0].kind, DecisionKind::Offer { .. }));
+        let again = core.apply(&event("e2", call("c1")), T0 + 1);
+        assert_eq!(again.outcome, Outcome::Duplicate);
+        assert_eq!(core.engine().counts().arrived, 1);
+        assert_eq!(core.next_seq(), 2);
+    }
+
+    #[test]
+    fn a_rejected_event_is_not_remembered_so_a_corrected_retry_applies() {
+        let mut core = Core::new(config(), T0);
+        let refused = core.apply(&event("e1", login("ghost")), T0);
+        assert_eq!(
+            refused.outcome,
+            Outcome::Rejected(EngineError::AgentNeedsAddress {
+                agent: "ghost".into()
+            })
+        );
+        assert!(!core.idempotency_window().contains("e1"));
+        applied(core.apply(&event("e1", login("a1")), T0));
+        assert!(core.idempotency_window().contains("e1"));
+    }
+
+    #[test]
+    fn the_idempotency_window_is_bounded_by_server_idempotency_ids() {
+        let mut core = Core::new(config(), T0);
+        for (i, agent) in ["a1", "a2", "a1", "a2"].iter().enumerate() {
+            let ev = if i < 2 {
+                login(agent)
+            } else {
+                Event::AgentLogout {
+                    agent: (*agent).into(),
+                }
+            };
+            applied(core.apply(&event(&format!("e{i}"), ev), T0));
+        }
+        assert_eq!(core.idempotency_window().len(), 3);
+        assert!(!core.idempotency_window().contains("e0"));
+    }
+
+    #[test]
+    fn timers_due_before_an_input_fire_first_at_their_own_deadline() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(&event("e2", call("c1")), T0));
+        assert_eq!(core.next_deadline(), Some(T0 + 15_000));
+        // Something unrelated arrives 20 s later: the expiry at 15 s fires first.
+        let later = core.apply(&event("e3", login("a2")), T0 + 20_000);
+        assert_eq!(later.fired[0].at, T0 + 15_000);
+        assert!(matches!(
+            later.fired[0].kind,
+            DecisionKind::OfferRevoked {
+                reason: RevokeReason::Expired,
+                ..
+            }
+        ));
+        // Every decision made is in the log, gap-free.
+        let page = core.decisions_after(Some(0), 100).unwrap();
+        let seqs: Vec<u64> = page.decisions.iter().map(|d| d.seq).collect();
+        let expected: Vec<u64> = (1..core.next_seq()).collect();
+        assert_eq!(seqs, expected);
+    }
+
+    #[test]
+    fn replaying_the_journaled_inputs_rebuilds_the_same_decisions() {
+        let inputs = vec![
+            TimedInput {
+                at: T0,
+                input: event("e1", login("a1")),
+            },
+            TimedInput {
+                at: T0 + 5,
+                input: event("e2", call("c1")),
+            },
+            TimedInput {
+                at: T0 + 16_000,
+                input: Input::Advance,
+            },
+            TimedInput {
+                at: T0 + 17_000,
+                input: Input::AgentState {
+                    agent: "a1".into(),
+                    state: RequestedState::NotReady,
+                    reason: None,
+                },
+            },
+        ];
+        // Through JSON, as a journal would store them.
+        let json = serde_json::to_string(&inputs).unwrap();
+        let replayed: Vec<TimedInput> = serde_json::from_str(&json).unwrap();
+        assert_eq!(replayed, inputs);
+        let run = |inputs: &[TimedInput]| {
+            let mut core = Core::new(config(), T0);
+            for i in inputs {
+                core.apply(&i.input, i.at);
+            }
+            let page = core.decisions_after(None, 1000).unwrap();
+            page.decisions
+                .iter()
+                .map(|d| d.json.to_string())
+                .collect::<Vec<_>>()
+        };
+        let first = run(&inputs);
+        assert_eq!(first.len(), 2, "offer, then its expiry: {first:?}");
+        assert_eq!(first, run(&replayed));
+    }
+
+    #[test]
+    fn an_admin_forced_state_carries_the_admin_reason() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(
+            &Input::AgentState {
+                agent: "a1".into(),
+                state: RequestedState::NotReady,
+                reason: None,
+            },
+            T0 + 1,
+        ));
+        let agent = core.engine().agent("a1").unwrap();
+        assert_eq!(agent.reason.as_deref(), Some("admin"));
+        let unknown = core.apply(
+            &Input::AgentState {
+                agent: "zz".into(),
+                state: RequestedState::Available,
+                reason: None,
+            },
+            T0 + 2,
+        );
+        assert!(matches!(
+            unknown.outcome,
+            Outcome::Rejected(EngineError::UnknownAgent { .. })
+        ));
+    }
+
+    #[test]
+    fn an_input_serializes_with_its_type_tag() {
+        let json = serde_json::to_value(TimedInput {
+            at: 5,
+            input: event("e1", Event::AgentLogout { agent: "a1".into() }),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"at": 5, "input": "event", "id": "e1",
+                "event": {"type": "agent.logout", "agent": "a1"}})
+        );
+    }
+}

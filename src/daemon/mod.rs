@@ -61,6 +61,8 @@ pub struct DaemonOptions {
     pub env: EnvFn,
     pub sink: Box<dyn InputSink>,
     pub observer: Option<Box<dyn FactObserver>>,
+    /// Decisions kept for long-poll, SSE and subscribers (`decision_log::DEFAULT_DECISION_LOG`).
+    pub decision_log: usize,
 }
 
 impl DaemonOptions {
@@ -74,6 +76,7 @@ impl DaemonOptions {
             env: process_env(),
             sink: Box::new(NoJournal),
             observer: None,
+            decision_log: decision_log::DEFAULT_DECISION_LOG,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Daemon {
             env,
             sink,
             observer,
+            decision_log,
         } = opts;
         let server = config.daemon.server.clone();
         let keys = AuthKeys::from_config(&config.daemon.auth, |v| env(v))?;
@@ -161,7 +165,7 @@ impl Daemon {
 
         let clock = clock.unwrap_or_else(Clock::from_system_time);
         let daemon_config = config.daemon.clone();
-        let core = Core::new(config, clock.now_ms());
+        let core = Core::with_decision_log(config, clock.now_ms(), decision_log);
         let start_after = core.next_seq().checked_sub(1);
         let (task, engine) = EngineTask::new(core, clock, server.event_queue_depth, sink, observer);
         let (stop_engine, engine_stop) = oneshot::channel::<()>();

@@ -294,3 +294,165 @@ impl EngineTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{AgentConfig, Channel, DaemonConfig, LoadedConfig, QueueConfig};
+    use crate::engine::{DecisionKind, Event, RevokeReason};
+
+    const T0: Millis = 1_800_000_000_000;
+
+    fn core() -> Core {
+        let mut routing = RoutingConfig::empty();
+        let mut q = QueueConfig::with_defaults("support");
+        q.offer_timeout_ms = 15_000;
+        routing.queues.push(q);
+        routing.agents.push(AgentConfig {
+            id: "a1".into(),
+            address: "sip:a1@pbx".into(),
+            tiers: [("support".to_string(), 1)].into(),
+            skills: vec![],
+            capacity: Default::default(),
+        });
+        Core::new(
+            LoadedConfig {
+                routing,
+                daemon: DaemonConfig::default(),
+                source: String::new(),
+            },
+            T0,
+        )
+    }
+
+    fn events() -> Vec<Input> {
+        vec![
+            Input::Event {
+                id: "e1".into(),
+                event: Event::AgentLogin {
+                    agent: "a1".into(),
+                    address: None,
+                    tiers: None,
+                    skills: None,
+                    capacity: None,
+                },
+            },
+            Input::Event {
+                id: "e2".into(),
+                event: Event::InteractionArrived {
+                    interaction: "c1".into(),
+                    channel: Channel::Voice,
+                    queue: Some("support".into()),
+                    priority: None,
+                    skills: vec![],
+                    customer: None,
+                    attributes: Default::default(),
+                },
+            },
+        ]
+    }
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<TimedInput>>>);
+
+    impl InputSink for Recorder {
+        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+            self.0.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_task_sleeps_until_the_offer_expires_and_fires_it_at_its_deadline() {
+        let clock = Clock::starting_at(T0);
+        let journal = Recorder::default();
+        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(task.run(async move {
+            let _ = stopped.await;
+        }));
+        let outcomes = handle.apply(events()).await.unwrap();
+        assert!(outcomes.iter().all(Outcome::is_applied));
+        let mut seq = handle.next_seq_watch();
+        assert_eq!(*seq.borrow_and_update(), 2, "the offer was seq 1");
+
+        // Nothing happens until the deadline; then the task wakes by itself.
+        tokio::time::advance(Duration::from_millis(14_999)).await;
+        assert_eq!(*seq.borrow(), 2);
+        seq.wait_for(|next| *next == 3).await.unwrap();
+        let page = handle
+            .read(|v| v.core.decisions_after(Some(1), 10))
+            .await
+            .unwrap()
+            .unwrap();
+        let revoked: crate::engine::Decision =
+            serde_json::from_str(&page.decisions[0].json).unwrap();
+        assert_eq!(revoked.at, T0 + 15_000);
+        assert!(matches!(
+            revoked.kind,
+            DecisionKind::OfferRevoked {
+                reason: RevokeReason::Expired,
+                ..
+            }
+        ));
+        // The journal saw both events and the timer advance, in order, at their times.
+        let recorded = journal.0.lock().unwrap().clone();
+        assert_eq!(recorded.len(), 3);
+        assert_eq!(recorded[0].at, T0);
+        assert_eq!(recorded[2].input, Input::Advance);
+        assert_eq!(recorded[2].at, T0 + 15_000);
+
+        stop.send(()).unwrap();
+        let core = running.await.unwrap();
+        assert_eq!(core.next_seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_command_channel_is_busy_not_blocking() {
+        let (_task, handle) =
+            EngineTask::new(core(), Clock::starting_at(T0), 1, Box::new(NoJournal), None);
+        // The task is not running: the first command fills the channel.
+        let first = {
+            let h = handle.clone();
+            tokio::spawn(async move { h.apply(vec![Input::Advance]).await })
+        };
+        tokio::task::yield_now().await;
+        while handle.queued() < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            handle.apply(vec![Input::Advance]).await,
+            Err(SubmitError::Busy { depth: 1 })
+        );
+        drop(_task);
+        assert_eq!(first.await.unwrap(), Err(SubmitError::Stopped));
+    }
+
+    struct FailingJournal;
+
+    impl InputSink for FailingJournal {
+        fn append(&mut self, _batch: &[TimedInput]) -> Result<(), SinkError> {
+            Err(SinkError("disk full".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_failure_fails_the_replies_of_its_batch() {
+        let (task, handle) = EngineTask::new(
+            core(),
+            Clock::starting_at(T0),
+            4,
+            Box::new(FailingJournal),
+            None,
+        );
+        tokio::spawn(task.run(std::future::pending()));
+        let result = handle.apply(events()).await;
+        assert_eq!(
+            result,
+            Err(SubmitError::Journal(SinkError("disk full".into())))
+        );
+    }
+}
