@@ -86,7 +86,6 @@ impl Engine {
         self.resolve_agent(ak);
         self.count_logged_in(ak, 1);
         self.set_status(ak, AgentStatus::Available, None);
-        self.reindex_agent(ak);
         self.agent_take_work(ak);
         Ok(())
     }
@@ -102,7 +101,6 @@ impl Engine {
         match state {
             RequestedState::Available => {
                 self.set_status(ak, AgentStatus::Available, None);
-                self.reindex_agent(ak);
                 self.agent_take_work(ak);
             }
             RequestedState::NotReady => {
@@ -165,7 +163,6 @@ impl Engine {
         for slot in wrapping {
             self.end_wrap_up(ak, slot);
         }
-        self.reindex_agent(ak);
         self.agent_take_work(ak);
         Ok(())
     }
@@ -196,6 +193,7 @@ impl Engine {
             backoff_until: None,
             backoff_timer: None,
             free_entries: Vec::new(),
+            indexed_as: Default::default(),
         });
         self.agent_ids.insert(id, ak);
         self.resolve_agent(ak);

@@ -158,8 +158,12 @@ impl Engine {
     }
 
     /// Offer a waiting interaction to an agent: reserve a slot, start the expiry timer, decide.
-    pub(super) fn make_offer(&mut self, ik: IKey, ak: AKey) {
-        self.unindex_waiting(ik);
+    /// `indexed`: the interaction is in the waiting index (take it out). `reindex`: update the
+    /// agent's free-set entries now (a caller offering several in a row does it once at the end).
+    pub(super) fn make_offer(&mut self, ik: IKey, ak: AKey, indexed: bool, reindex: bool) {
+        if indexed {
+            self.unindex_waiting(ik);
+        }
         let now = self.now;
         let offer: Arc<str> = Arc::from(format!("o{}", self.next_offer));
         self.next_offer += 1;
@@ -192,7 +196,9 @@ impl Engine {
                 a.exclusive_held += 1;
             }
         }
-        self.reindex_agent(ak);
+        if reindex {
+            self.reindex_agent(ak);
+        }
         let agent_id = self.agents[ak as usize].id.clone();
         let address = self.agents[ak as usize].address.clone();
         self.queues[q as usize].rr_last = Some(agent_id.clone());
@@ -228,22 +234,40 @@ impl Engine {
         });
     }
 
-    /// Offer a waiting interaction to the agent its strategy picks. Returns whether it was offered.
+    /// Offer an indexed waiting interaction to the agent its strategy picks. Returns whether it
+    /// was offered.
     pub(super) fn try_place(&mut self, ik: IKey) -> bool {
         match self.find_agent_for(ik) {
             Some(ak) => {
-                self.make_offer(ik, ak);
+                self.make_offer(ik, ak, true, true);
                 true
             }
             None => false,
         }
     }
 
-    /// Let a freed agent take the most urgent eligible interactions until it is full.
+    /// For a waiting interaction not yet in the index: offer it if an agent is eligible, else
+    /// index it (so an immediate offer never touches the waiting index). Returns whether offered.
+    pub(super) fn place_or_index(&mut self, ik: IKey) -> bool {
+        match self.find_agent_for(ik) {
+            Some(ak) => {
+                self.make_offer(ik, ak, false, true);
+                true
+            }
+            None => {
+                self.index_waiting(ik);
+                false
+            }
+        }
+    }
+
+    /// After anything about the agent changed: let it take the most urgent eligible interactions
+    /// until it is full, then bring its free-set entries up to date, once.
     pub(super) fn agent_take_work(&mut self, ak: AKey) {
         while let Some(ik) = self.find_work_for(ak) {
-            self.make_offer(ik, ak);
+            self.make_offer(ik, ak, true, false);
         }
+        self.reindex_agent(ak);
     }
 
     /// Whether the interaction is eligible for a class-tier pair (used by reload and checks).

@@ -331,7 +331,6 @@ impl Engine {
                     at: now,
                 });
                 self.finish(ik, InteractionState::Abandoned, Why::Abandoned);
-                self.reindex_agent(ak);
                 self.agent_take_work(ak);
                 return Ok(());
             }
@@ -392,7 +391,6 @@ impl Engine {
         self.transition(ik, InteractionState::WrapUp, Why::Ended { resolved });
         if self.start_wrap_up(ak, slot_id, true) {
             self.finish(ik, InteractionState::Done, Why::WrapUpEnded);
-            self.reindex_agent(ak);
             self.agent_take_work(ak);
         }
         Ok(())

@@ -7,7 +7,7 @@
 
 use crate::config::{Channel, Strategy};
 use crate::engine::decision::AgentStatus;
-use crate::engine::model::{Class, FreeKey, QKey, WaitKey};
+use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
 use crate::engine::Engine;
@@ -33,55 +33,70 @@ impl Engine {
         true
     }
 
-    /// The agent's ordering key in queue `q`'s free set for `channel`.
+    /// The agent's ordering key in queue `q`'s free set for `channel`, as of now.
     pub(super) fn free_key(&self, ak: AKey, q: QKey, channel: Channel) -> FreeKey {
+        self.key_from(ak, q, channel, &self.key_state(ak))
+    }
+
+    fn key_state(&self, ak: AKey) -> KeyState {
         let a = &self.agents[ak as usize];
+        KeyState {
+            load: a.load,
+            accepted: a.accepted_since_login,
+            idle: a.idle_since,
+        }
+    }
+
+    /// The key the agent has (or had) in queue `q`'s free set for `channel`, given `state`.
+    fn key_from(&self, ak: AKey, q: QKey, channel: Channel, state: &KeyState) -> FreeKey {
         let strategy = self.queues[q as usize].cfg.strategy;
         let (primary, idle) = match strategy {
-            Strategy::FewestInteractions => (a.accepted_since_login, a.idle_since),
+            Strategy::FewestInteractions => (state.accepted, state.idle),
             Strategy::RoundRobin => (0, 0),
-            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, a.idle_since),
+            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, state.idle),
         };
         FreeKey {
-            load: a.load[channel.index()],
+            load: state.load[channel.index()],
             primary,
             idle,
-            id: a.id.clone(),
+            id: self.agents[ak as usize].id.clone(),
             agent: ak,
         }
     }
 
-    /// Remove the agent from every free set and re-add it where it belongs now.
+    /// Remove the agent from every free set and re-add it where it belongs now. Empty sets are
+    /// kept: an agent going busy and free again must not free and reallocate B-tree nodes.
     pub(super) fn reindex_agent(&mut self, ak: AKey) {
-        let old = std::mem::take(&mut self.agents[ak as usize].free_entries);
-        for (q, c, tier, key) in old {
-            let sets = &mut self.queues[q as usize].free[c.index()];
-            if let Some(set) = sets.get_mut(&tier) {
+        let mut entries = std::mem::take(&mut self.agents[ak as usize].free_entries);
+        let old_state = self.agents[ak as usize].indexed_as;
+        for &(q, c, tier) in &entries {
+            let key = self.key_from(ak, q, c, &old_state);
+            if let Some(set) = self.queues[q as usize].free[c.index()].get_mut(&tier) {
                 set.remove(&key);
-                if set.is_empty() {
-                    sets.remove(&tier);
-                }
             }
         }
-        let mut entries = Vec::new();
-        let tiers = self.agents[ak as usize].tiers.clone();
+        entries.clear();
+        let state = self.key_state(ak);
         for channel in Channel::ALL {
             if !self.agent_free_for(ak, channel) {
                 continue;
             }
-            for &(q, tier) in &tiers {
+            for t in 0..self.agents[ak as usize].tiers.len() {
+                let (q, tier) = self.agents[ak as usize].tiers[t];
                 if !self.queues[q as usize].serves[channel.index()] {
                     continue;
                 }
-                let key = self.free_key(ak, q, channel);
+                let key = self.key_from(ak, q, channel, &state);
                 self.queues[q as usize].free[channel.index()]
                     .entry(tier)
                     .or_default()
-                    .insert(key.clone());
-                entries.push((q, channel, tier, key));
+                    .insert(key);
+                entries.push((q, channel, tier));
             }
         }
-        self.agents[ak as usize].free_entries = entries;
+        let a = &mut self.agents[ak as usize];
+        a.free_entries = entries;
+        a.indexed_as = state;
     }
 
     /// The class (eligibility rule) of an interaction in its queue.
@@ -147,11 +162,9 @@ impl Engine {
         };
         let queue = &mut self.queues[q as usize];
         let map = &mut queue.waiting[c];
+        // Empty sets stay (bounded by steps × skill sets) so the next entry allocates nothing.
         if let Some(set) = map.get_mut(&(class, skills)) {
             set.remove(&key);
-            if set.is_empty() {
-                map.remove(&(class, skills));
-            }
         }
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;

@@ -99,9 +99,21 @@ pub struct Agent {
     pub consecutive_no_answers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
-    /// Free-index entries this agent currently has: (queue, channel, tier, key). Derived.
+    /// Free-index entries this agent currently has: (queue, channel, tier). Derived.
     #[serde(skip)]
-    pub free_entries: Vec<(QKey, Channel, Tier, FreeKey)>,
+    pub free_entries: Vec<(QKey, Channel, Tier)>,
+    /// The agent fields its free-index keys were built from, so the old keys can be rebuilt
+    /// for removal without storing a copy of each. Derived.
+    #[serde(skip)]
+    pub indexed_as: KeyState,
+}
+
+/// The agent fields a free-set key depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyState {
+    pub load: [u32; 4],
+    pub accepted: u64,
+    pub idle: Millis,
 }
 
 impl Agent {
