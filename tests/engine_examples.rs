@@ -43,7 +43,11 @@ fn an_l1_agent_gets_the_call_at_once() {
         } => {
             assert_eq!(&**address, "sip:l1@pbx");
             assert_eq!(&**queue, "support");
-            assert_eq!(*expires_at, secs(1) + secs(15), "expiry = now + offer_timeout");
+            assert_eq!(
+                *expires_at,
+                secs(1) + secs(15),
+                "expiry = now + offer_timeout"
+            );
         }
         other => panic!("expected an offer, got {other:?}"),
     }
@@ -114,7 +118,10 @@ fn a_step_reached_while_ringing_applies_when_the_call_comes_back() {
     q.offer_timeout_ms = secs(40);
     let mut d = Driver::new(config(
         vec![q],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     ));
     d.at(0, login("l1"));
     d.at(0, login("l2"));
@@ -141,7 +148,11 @@ fn priority_boost_is_applied_once() {
         vec![agent("l3", &[("support", 3)])],
     ));
     d.at(0, Arrival::new("c1").queue("support").priority(1).event());
-    assert_eq!(d.interaction("c1").priority, 3, "step 0's boost applies on arrival");
+    assert_eq!(
+        d.interaction("c1").priority,
+        3,
+        "step 0's boost applies on arrival"
+    );
     d.at(secs(50), login("l3"));
     let ds = d.advance(secs(60));
     assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l3"));
@@ -158,7 +169,10 @@ fn skip_if_no_agents_moves_on_when_no_l1_is_logged_in() {
     ladder[0].skip_if_no_agents = true;
     let mut d = Driver::new(config(
         vec![queue("support", ladder)],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     ));
     d.at(0, login("l2"));
     let ds = d.at(secs(4), call("c1", "support"));
@@ -173,13 +187,20 @@ fn skip_if_no_agents_waits_for_a_logged_in_l1_who_is_not_ready() {
     ladder[0].skip_if_no_agents = true;
     let mut d = Driver::new(config(
         vec![queue("support", ladder)],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     ));
     d.at(0, login("l1"));
     d.at(0, not_ready("l1", "lunch"));
     d.at(0, login("l2"));
     let ds = d.at(secs(4), call("c1", "support"));
-    assert_eq!(kinds(&ds), vec!["queued"], "a not_ready L1 is still logged in");
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "a not_ready L1 is still logged in"
+    );
     assert_eq!(d.interaction("c1").step, Some(0));
     let ds = d.advance(secs(34));
     assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"));
@@ -203,10 +224,7 @@ fn a_complaint_rule_routes_to_complaints_with_priority() {
         rule(&[("channel", "voice")], "support", None),
     ];
     let mut d = Driver::new(cfg);
-    let ds = d.at(
-        0,
-        Arrival::new("c1").attr("category", "complaint").event(),
-    );
+    let ds = d.at(0, Arrival::new("c1").attr("category", "complaint").event());
     assert_eq!(
         kinds(&ds),
         vec!["queued"],
@@ -332,10 +350,7 @@ fn queue_full_rejects_the_arrival() {
 fn a_full_queue_still_takes_an_arrival_an_agent_can_answer_at_once() {
     let mut q = queue("support", support_ladder());
     q.max_waiting = Some(1);
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![agent("l1", &[("support", 1)])],
-    ));
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
     d.at(
         0,
         Arrival::new("c1").queue("support").skills(&["zh"]).event(),
@@ -396,7 +411,11 @@ fn overflow_to_a_queue_keeps_arrival_time_and_history() {
     );
     assert_eq!(ds[0].at, secs(46));
     let c1 = d.interaction("c1");
-    assert_eq!(c1.state, InteractionState::Waiting, "backup's max_waiting does not refuse an overflow");
+    assert_eq!(
+        c1.state,
+        InteractionState::Waiting,
+        "backup's max_waiting does not refuse an overflow"
+    );
     assert_eq!(c1.owner, Owner::Queue("backup".into()));
     assert_eq!(c1.queue.as_deref(), Some("backup"));
     assert_eq!(c1.arrived_at, secs(1));
@@ -417,7 +436,11 @@ fn overflow_to_a_queue_keeps_arrival_time_and_history() {
             }));
     assert_eq!(d.waiting("backup"), vec!["x", "c1"]);
     let ds = d.at(secs(50), login("b1"));
-    assert_eq!(offered_to(&ds, "x").as_deref(), Some("b1"), "x entered backup first");
+    assert_eq!(
+        offered_to(&ds, "x").as_deref(),
+        Some("b1"),
+        "x entered backup first"
+    );
 }
 
 #[test]
@@ -451,7 +474,10 @@ fn an_offered_call_overflows_as_soon_as_it_comes_back() {
 fn mixed_desk(strategy: Strategy) -> Driver {
     Driver::new(config(
         vec![with_strategy(
-            with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Voice, Channel::Chat]),
+            with_channels(
+                queue("web", vec![step(0, &[1])]),
+                &[Channel::Voice, Channel::Chat],
+            ),
             strategy,
         )],
         vec![agent("a", &[("web", 1)]), agent("b", &[("web", 1)])],
@@ -470,7 +496,11 @@ fn a_chat_agent_takes_three_chats_but_no_call() {
     let ds = d.at(secs(5), chat("ch4", "web"));
     assert_eq!(kinds(&ds), vec!["queued"], "chat capacity is 3");
     let ds = d.at(secs(6), call("v1", "web"));
-    assert_eq!(kinds(&ds), vec!["queued"], "a call needs an agent holding nothing");
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "a call needs an agent holding nothing"
+    );
     // One chat done (wrap-up 10 s): the waiting chat takes the slot, never the call.
     for id in ["ch1", "ch2", "ch3"] {
         d.at(secs(7), accept(id, "a"));
@@ -489,10 +519,18 @@ fn a_voice_call_blocks_other_offers() {
     let ds = d.at(secs(2), chat("ch1", "web"));
     assert_eq!(kinds(&ds), vec!["queued"], "ringing with a call");
     d.at(secs(3), accept("v1", "a"));
-    assert_eq!(d.interaction("ch1").state, InteractionState::Waiting, "on a call");
+    assert_eq!(
+        d.interaction("ch1").state,
+        InteractionState::Waiting,
+        "on a call"
+    );
     d.at(secs(60), end("v1"));
     assert_eq!(d.agent("a").activity, Activity::WrapUp);
-    assert_eq!(d.interaction("ch1").state, InteractionState::Waiting, "in wrap-up");
+    assert_eq!(
+        d.interaction("ch1").state,
+        InteractionState::Waiting,
+        "in wrap-up"
+    );
     let ds = d.advance(secs(70));
     assert_eq!(offers(&ds), vec![("ch1".into(), "a".into())]);
     assert_eq!(ds[0].at, secs(70));
@@ -506,15 +544,26 @@ fn fewer_active_chats_are_preferred() {
     let ds = d.at(secs(2), chat("ch1", "web"));
     assert_eq!(offered_to(&ds, "ch1").as_deref(), Some("b"), "longest idle");
     let ds = d.at(secs(3), chat("ch2", "web"));
-    assert_eq!(offered_to(&ds, "ch2").as_deref(), Some("a"), "fewer active chats");
+    assert_eq!(
+        offered_to(&ds, "ch2").as_deref(),
+        Some("a"),
+        "fewer active chats"
+    );
     let ds = d.at(secs(4), chat("ch3", "web"));
-    assert_eq!(offered_to(&ds, "ch3").as_deref(), Some("b"), "tie on load: longest idle");
+    assert_eq!(
+        offered_to(&ds, "ch3").as_deref(),
+        Some("b"),
+        "tie on load: longest idle"
+    );
 }
 
 #[test]
 fn a_chat_agent_with_a_capacity_override_takes_only_that_many() {
     let mut d = Driver::new(config(
-        vec![with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat])],
+        vec![with_channels(
+            queue("web", vec![step(0, &[1])]),
+            &[Channel::Chat],
+        )],
         vec![with_capacity(agent("a", &[("web", 1)]), Channel::Chat, 1)],
     ));
     d.at(0, login("a"));
@@ -532,7 +581,10 @@ fn strategy_desk(strategy: Strategy, agents: &[(&str, u8)]) -> Driver {
     q.wrap_up_ms = 0;
     Driver::new(config(
         vec![q],
-        agents.iter().map(|(id, t)| agent(id, &[("q", *t)])).collect(),
+        agents
+            .iter()
+            .map(|(id, t)| agent(id, &[("q", *t)]))
+            .collect(),
     ))
 }
 
@@ -552,8 +604,16 @@ fn longest_idle_offers_the_agent_free_the_longest() {
     d.at(secs(2), login("b"));
     d.at(secs(3), login("c"));
     assert_eq!(d.agent("b").idle_since, secs(2));
-    assert_eq!(handle_call(&mut d, secs(10), "c1"), "a", "a and b tie at 2 s: by id");
-    assert_eq!(d.agent("a").idle_since, secs(10), "free again after the call");
+    assert_eq!(
+        handle_call(&mut d, secs(10), "c1"),
+        "a",
+        "a and b tie at 2 s: by id"
+    );
+    assert_eq!(
+        d.agent("a").idle_since,
+        secs(10),
+        "free again after the call"
+    );
     assert_eq!(handle_call(&mut d, secs(11), "c2"), "b");
     assert_eq!(handle_call(&mut d, secs(12), "c3"), "c");
     assert_eq!(handle_call(&mut d, secs(13), "c4"), "a");
@@ -565,7 +625,11 @@ fn round_robin_rotates_after_the_last_agent_offered() {
     d.at(0, login("c"));
     d.at(0, login("b"));
     d.at(0, login("a"));
-    assert_eq!(handle_call(&mut d, secs(1), "c1"), "a", "nobody offered yet: smallest id");
+    assert_eq!(
+        handle_call(&mut d, secs(1), "c1"),
+        "a",
+        "nobody offered yet: smallest id"
+    );
     assert_eq!(handle_call(&mut d, secs(2), "c2"), "b");
     // c is busy: the rotation skips it and wraps.
     d.at(secs(3), call("x", "q"));
@@ -671,7 +735,10 @@ fn random_strategy_still_prefers_fewer_active_chats() {
         d.at(0, login("b"));
         let first = offered_to(&d.at(1, chat("ch1", "web")), "ch1").unwrap();
         let second = offered_to(&d.at(2, chat("ch2", "web")), "ch2").unwrap();
-        assert_ne!(first, second, "seed {seed}: the agent with no chat comes first");
+        assert_ne!(
+            first, second,
+            "seed {seed}: the agent with no chat comes first"
+        );
     }
 }
 
@@ -713,10 +780,18 @@ fn an_agent_in_two_queues_takes_the_most_urgent() {
     d.at(secs(5), call("c2", "q2"));
     d.at(secs(10), Arrival::new("c3").queue("q2").priority(2).event());
     let ds = d.at(secs(20), login("a"));
-    assert_eq!(offers(&ds), vec![("c3".into(), "a".into())], "highest priority");
+    assert_eq!(
+        offers(&ds),
+        vec![("c3".into(), "a".into())],
+        "highest priority"
+    );
     d.at(secs(21), accept("c3", "a"));
     let ds = d.at(secs(22), end("c3"));
-    assert_eq!(offers(&ds), vec![("c1".into(), "a".into())], "then the longest waiting");
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "a".into())],
+        "then the longest waiting"
+    );
     d.at(secs(23), accept("c1", "a"));
     let ds = d.at(secs(24), end("c1"));
     assert_eq!(offers(&ds), vec![("c2".into(), "a".into())]);
@@ -802,7 +877,11 @@ fn decline_backs_off(reason: DeclineReason, delay: u64) {
     assert!(d.advance(secs(2) + delay - 1).is_empty());
     let ds = d.advance(secs(2) + delay);
     assert_eq!(offers(&ds), vec![("c1".into(), "a".into())], "{reason:?}");
-    assert_eq!(ds[0].at, secs(2) + delay, "re-offered exactly when the back-off ends");
+    assert_eq!(
+        ds[0].at,
+        secs(2) + delay,
+        "re-offered exactly when the back-off ends"
+    );
     let expected_no_answers = u32::from(reason == DeclineReason::NoAnswer);
     assert_eq!(d.agent("a").consecutive_no_answers, expected_no_answers);
 }
@@ -833,7 +912,11 @@ fn max_no_answer_makes_the_agent_not_ready() {
     d.at(0, login("a"));
     d.at(0, call("c1", "support"));
     let ds = d.advance(secs(15));
-    assert_eq!(kinds(&ds), vec!["offer_revoked"], "first no-answer: back-off only");
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked"],
+        "first no-answer: back-off only"
+    );
     let ds = d.advance(secs(25));
     assert_eq!(offers(&ds), vec![("c1".into(), "a".into())]);
     d.at(secs(30), login("b"));
@@ -912,6 +995,7 @@ fn abandoning_a_connected_call_is_refused() {
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
     d.at(1, accept("c1", "l1"));
+    d.advance(2);
     let before = d.snapshot(&["c1"]);
     let err = d.try_at(2, abandon("c1")).unwrap_err();
     match err {
@@ -934,7 +1018,10 @@ fn abandoning_a_connected_call_is_refused() {
 fn simple_desk() -> Driver {
     Driver::new(config(
         vec![queue("support", vec![step(0, &[1])])],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 1)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 1)]),
+        ],
     ))
 }
 
@@ -1059,6 +1146,7 @@ fn a_transfer_into_a_full_queue_is_refused() {
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
     d.at(secs(1), accept("c1", "l1"));
+    d.advance(secs(2));
     let before = d.snapshot(&["c1", "waiting"]);
     let err = d.try_at(secs(2), transfer("c1", "billing")).unwrap_err();
     assert_eq!(
@@ -1078,7 +1166,10 @@ fn an_agent_escalates_a_call_to_l2_with_a_priority_boost() {
     q.wrap_up_ms = 0;
     let mut d = Driver::new(config(
         vec![q],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     ));
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
@@ -1111,6 +1202,74 @@ fn an_agent_escalates_a_call_to_l2_with_a_priority_boost() {
     assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
     let ds = d.at(secs(201), login("l2"));
     assert_eq!(offers(&ds), vec![("c1".into(), "l2".into())]);
+}
+
+#[test]
+fn an_escalated_call_keeps_its_priority_and_gains_the_boost() {
+    // docs/ROUTING.md: explicit escalation is "as a transfer back into the same queue" (which
+    // keeps the priority) and "the queue's escalation_priority_boost is added".
+    let mut ladder = support_ladder();
+    ladder[0].priority_boost = 2;
+    let mut q = queue("support", ladder);
+    q.escalation_priority_boost = 3;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, Arrival::new("c1").queue("support").priority(1).event());
+    assert_eq!(d.interaction("c1").priority, 3);
+    d.at(secs(1), accept("c1", "l1"));
+    d.at(secs(5), escalate("c1", 2));
+    assert_eq!(d.interaction("c1").priority, 3 + 3);
+}
+
+#[test]
+fn a_transfer_keeps_the_priority_earned_on_the_ladder() {
+    // docs/ROUTING.md: a transferred interaction keeps "its arrival time, priority and history".
+    let mut ladder = support_ladder();
+    ladder[1].priority_boost = 5;
+    let mut d = Driver::new(config(
+        vec![
+            queue("support", ladder),
+            queue("billing", vec![step(0, &[1])]),
+        ],
+        vec![agent("l2", &[("support", 2)])],
+    ));
+    d.at(0, call("c1", "support"));
+    d.advance(secs(30));
+    assert_eq!(d.interaction("c1").priority, 5);
+    d.at(secs(31), login("l2"));
+    d.at(secs(32), accept("c1", "l2"));
+    d.at(secs(40), transfer("c1", "billing"));
+    assert_eq!(d.interaction("c1").priority, 5);
+}
+
+#[test]
+fn a_transfer_to_a_queue_that_does_not_serve_the_channel_is_refused() {
+    let mut d = Driver::new(config(
+        vec![
+            with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+            queue("phones", vec![step(0, &[1])]),
+        ],
+        vec![agent("a", &[("web", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, chat("ch1", "web"));
+    d.at(1, accept("ch1", "a"));
+    d.advance(2);
+    let before = d.snapshot(&["ch1"]);
+    assert_eq!(
+        d.try_at(2, transfer("ch1", "phones")),
+        Err(EngineError::ChannelNotServed {
+            queue: "phones".into(),
+            channel: Channel::Chat
+        })
+    );
+    assert_eq!(d.snapshot(&["ch1"]), before);
 }
 
 #[test]
@@ -1226,7 +1385,10 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             queue("support", support_ladder()),
             with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
         ],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     );
     cfg.limits.max_live_interactions = 3;
     let mut d = Driver::new(cfg);
@@ -1398,7 +1560,10 @@ fn the_history_records_every_transition() {
     let q = queue("support", vec![step(0, &[1]), step(25, &[1, 2])]);
     let mut d = Driver::new(config(
         vec![q],
-        vec![agent("l1", &[("support", 1)]), agent("l2", &[("support", 2)])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
     ));
     d.at(0, call("c1", "support"));
     d.at(secs(5), login("l1")); // offered until 20 s, then l1 backs off until 30 s
@@ -1474,7 +1639,11 @@ fn decision_seq_is_gap_free() {
 #[test]
 fn next_deadline_is_the_earliest_pending_timer() {
     let mut d = support_desk();
-    assert_eq!(d.engine.next_deadline(), None, "an idle engine has no timer");
+    assert_eq!(
+        d.engine.next_deadline(),
+        None,
+        "an idle engine has no timer"
+    );
     d.at(0, login("l1"));
     assert_eq!(d.engine.next_deadline(), None);
     d.at(secs(10), call("c1", "support"));

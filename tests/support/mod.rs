@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use tierline::config::{
-    AgentConfig, Channel, Millis, Overflow, QueueConfig, Rule, RoutingConfig, Schedule, Step,
+    AgentConfig, Channel, Millis, Overflow, QueueConfig, RoutingConfig, Rule, Schedule, Step,
     Strategy, Tier,
 };
 use tierline::engine::{
@@ -434,9 +434,9 @@ pub fn offered_to(decisions: &[Decision], interaction: &str) -> Option<String> {
 
 /// The offer decision for `interaction`, if any.
 pub fn offer_of<'a>(decisions: &'a [Decision], interaction: &str) -> Option<&'a Decision> {
-    decisions.iter().find(|d| {
-        matches!(&d.kind, DecisionKind::Offer { interaction: i, .. } if &**i == interaction)
-    })
+    decisions.iter().find(
+        |d| matches!(&d.kind, DecisionKind::Offer { interaction: i, .. } if &**i == interaction),
+    )
 }
 
 /// The revocations as (interaction, agent, reason), in order.
