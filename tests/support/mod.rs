@@ -7,6 +7,17 @@
 
 #![allow(dead_code)]
 
+/// `ensure!(cond, "what went wrong {x}")`: return `Err(String)` from an oracle.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+pub mod oracle;
+
 use std::collections::BTreeMap;
 
 use tierline::config::{
