@@ -396,6 +396,8 @@ struct Run {
     last_offered: BTreeMap<String, String>,
     /// offer id → (queue, expires_at)
     offers: BTreeMap<String, (String, Millis)>,
+    /// The priority each interaction had on entering its current queue (ladder interactions).
+    entry_priority: BTreeMap<String, i32>,
     seq: u64,
     /// The concrete script, for the replay.
     script: Vec<(Millis, Option<Event>)>,
@@ -421,6 +423,7 @@ impl Run {
             next_id: 0,
             last_offered: BTreeMap::new(),
             offers: BTreeMap::new(),
+            entry_priority: BTreeMap::new(),
             seq,
             script: Vec::new(),
             trace: Vec::new(),
@@ -618,6 +621,7 @@ impl Run {
             self.check_timer_order(&pre, &post, &fired, target)
                 .map_err(|m| self.fail(m))?;
             self.absorb(&fired).map_err(|m| self.fail(m))?;
+            self.track_entries(&pre, None, &fired);
             self.check_after(&pre, &post).map_err(|m| self.fail(m))?;
             if let Some(d) = post.next_deadline {
                 if d <= target {
@@ -663,6 +667,7 @@ impl Run {
                 self.check_event(&pre, &post, &event, &ds, t)
                     .map_err(|m| self.fail(m))?;
                 self.absorb(&ds).map_err(|m| self.fail(m))?;
+                self.track_entries(&pre, Some(&event), &ds);
                 self.check_after(&pre, &post).map_err(|m| self.fail(m))?;
             }
         }
@@ -674,7 +679,100 @@ impl Run {
             .check_consistency()
             .map_err(|m| format!("check_consistency: {m}"))?;
         check_history_kept(pre, post)?;
-        check_state(&self.cfg, post, self.arrivals)
+        check_state(&self.cfg, post, self.arrivals)?;
+        self.check_priorities(post)
+    }
+
+    /// docs/ROUTING.md "Priority": the priority on entering the current queue plus the boost of
+    /// every ladder step reached there.
+    fn check_priorities(&self, post: &Observed) -> Result<(), String> {
+        for (id, v) in &post.interactions {
+            if !matches!(
+                v.state,
+                InteractionState::Waiting | InteractionState::Offered
+            ) || v.min_tier.is_some()
+            {
+                continue;
+            }
+            let (Some(entry), Some(q), Some(step)) = (
+                self.entry_priority.get(id),
+                v.queue.as_deref().and_then(|q| self.cfg.queue(q)),
+                v.step,
+            ) else {
+                continue;
+            };
+            let boosts: i32 = q
+                .steps
+                .iter()
+                .take(step + 1)
+                .map(|s| s.priority_boost)
+                .sum();
+            ensure!(
+                v.priority == entry + boosts,
+                "`{id}` at step {step} of `{}` has priority {}, expected {entry} on entry + {boosts} \
+                 of boosts",
+                q.id,
+                v.priority
+            );
+        }
+        Ok(())
+    }
+
+    /// Track the priority interactions carry into a queue, from what the views showed before.
+    fn track_entries(&mut self, pre: &Observed, event: Option<&Event>, ds: &[Decision]) {
+        match event {
+            Some(Event::InteractionArrived {
+                interaction,
+                priority,
+                ..
+            }) => {
+                self.entry_priority
+                    .insert(interaction.clone(), priority.unwrap_or(0));
+            }
+            Some(Event::InteractionTransferred { interaction, .. }) => {
+                if let Some(v) = pre.interactions.get(interaction) {
+                    self.entry_priority.insert(interaction.clone(), v.priority);
+                }
+            }
+            _ => {}
+        }
+        // Overflows into a queue carry the priority reached so far (steps of this instant included).
+        let mut current: BTreeMap<String, i32> = BTreeMap::new();
+        for d in ds {
+            match &d.kind {
+                DecisionKind::Escalated {
+                    interaction,
+                    queue,
+                    step: Some(k),
+                    by: None,
+                    ..
+                } => {
+                    let boost = self
+                        .cfg
+                        .queue(queue)
+                        .and_then(|q| q.steps.get(*k))
+                        .map_or(0, |s| s.priority_boost);
+                    let base = pre
+                        .interactions
+                        .get(&**interaction)
+                        .map_or(0, |v| v.priority);
+                    *current.entry(interaction.to_string()).or_insert(base) += boost;
+                }
+                DecisionKind::Overflow {
+                    interaction,
+                    queue: Some(_),
+                    ..
+                } => {
+                    let base = pre
+                        .interactions
+                        .get(&**interaction)
+                        .map_or(0, |v| v.priority);
+                    let p = current.get(&**interaction).copied().unwrap_or(base);
+                    self.entry_priority.insert(interaction.to_string(), p);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Invariant 5 for `advance`: every decision a timer made carries a deadline we can
@@ -702,6 +800,7 @@ impl Run {
         }
         let mut last = pre.now;
         let mut offers = self.offers.clone();
+        // Overflowed into a queue and not yet announced there by `offer` or `queued`.
         let mut overflowed_in: BTreeSet<String> = BTreeSet::new();
         for d in fired {
             ensure!(
@@ -732,6 +831,9 @@ impl Run {
                     );
                     deadlines.insert(*expires_at);
                     offers.insert(offer.to_string(), (queue.to_string(), *expires_at));
+                    if let DecisionKind::Offer { interaction, .. } = &d.kind {
+                        overflowed_in.remove(&**interaction);
+                    }
                 }
                 DecisionKind::OfferRevoked { offer, reason, .. } => {
                     let (queue, expires_at) = offers
@@ -760,7 +862,7 @@ impl Run {
                     queue_deadlines(q, d.at, &mut deadlines);
                 }
                 DecisionKind::Queued { interaction, .. } => ensure!(
-                    overflowed_in.contains(&**interaction),
+                    overflowed_in.remove(&**interaction),
                     "a timer queued an interaction that did not just overflow into a queue: {d:?}"
                 ),
                 DecisionKind::Rejected { .. } => {
@@ -769,9 +871,16 @@ impl Run {
                 DecisionKind::Escalated { by: Some(_), .. } => {
                     return Err(format!("a timer made an agent's escalation: {d:?}"))
                 }
+                DecisionKind::Escalated { step: Some(0), .. } => {
+                    return Err(format!("step 0 is not announced: {d:?}"))
+                }
                 _ => {}
             }
         }
+        ensure!(
+            overflowed_in.is_empty(),
+            "overflowed into a queue without an offer or queued there: {overflowed_in:?}"
+        );
         Ok(())
     }
 
@@ -790,6 +899,10 @@ impl Run {
                 d.at == t,
                 "{event:?} at {t} made a decision at {}: {d:?}",
                 d.at
+            );
+            ensure!(
+                !matches!(d.kind, DecisionKind::Escalated { step: Some(0), .. }),
+                "step 0 is not announced: {d:?}"
             );
             if let DecisionKind::Offer {
                 queue, expires_at, ..
@@ -898,6 +1011,30 @@ impl Run {
                         after.priority,
                         old.escalation_priority_boost,
                         after.min_tier
+                    );
+                }
+                // "then `offer` or `queued` as for an arrival"
+                let announced: Vec<&Decision> = ds
+                    .iter()
+                    .filter(|d| match &d.kind {
+                        DecisionKind::Offer { interaction: i, .. }
+                        | DecisionKind::Queued { interaction: i, .. } => &**i == interaction,
+                        _ => false,
+                    })
+                    .collect();
+                ensure!(
+                    announced.len() == 1,
+                    "{event:?}: expected one offer or queued for `{interaction}`, got {ds:?}"
+                );
+                if let DecisionKind::Queued {
+                    queue, position, ..
+                } = &announced[0].kind
+                {
+                    let list = &post.waiting[&**queue];
+                    let at = list.iter().position(|x| x == interaction);
+                    ensure!(
+                        at.map(|p| p as u64 + 1) == Some(*position),
+                        "`{interaction}` queued at position {position}, list {list:?}"
                     );
                 }
                 if old.wrap_up_ms > 0 {
@@ -1062,7 +1199,7 @@ impl Run {
                     "{context}: only offers were made, yet `{a}` (offered `{i}`) was not freed at {t}"
                 );
             }
-            return self.freed_agents_check(pre, post, &offers, &context);
+            return self.freed_agents_check(pre, post, &offers, true, &context);
         }
         if !freed.is_empty() {
             return Ok(());
@@ -1121,11 +1258,18 @@ impl Run {
 
     /// Agents were freed and nothing else changed: each offer, in order, is for a most urgent
     /// interaction its agent is eligible for among those still waiting.
+    ///
+    /// In a timer instant several timers of one agent may share the deadline and fire one after
+    /// the other (e.g. its back-off ends, it takes a chat, then its wrap-up ends), so the slots
+    /// it held at the moment of an offer are not visible. `timer_instant` then judges with the
+    /// wrap-ups ending at this instant still held: more slots only make fewer interactions
+    /// eligible, so the check stays sound (never a false alarm), if weaker.
     fn freed_agents_check(
         &self,
         pre: &Observed,
         post: &Observed,
         offers: &[(String, String)],
+        timer_instant: bool,
         context: &str,
     ) -> Result<(), String> {
         let cfg = &self.cfg;
@@ -1146,7 +1290,7 @@ impl Run {
                 .filter(|(_, x)| x == agent)
                 .map(|(i, _)| i.as_str())
                 .collect();
-            let slots: Vec<Channel> = a
+            let mut slots: Vec<Channel> = a
                 .slots
                 .iter()
                 .filter(|s| {
@@ -1155,6 +1299,15 @@ impl Run {
                 })
                 .map(|s| s.channel)
                 .collect();
+            if timer_instant {
+                let before = pre.agent(agent).map_or(&[][..], |a| &a.slots[..]);
+                slots.extend(
+                    before
+                        .iter()
+                        .filter(|s| s.phase == SlotPhase::WrapUp && s.until == Some(t))
+                        .map(|s| s.channel),
+                );
+            }
             for id in pre.waiting_ids() {
                 if taken.contains(&id.as_str()) || id == i {
                     continue;
@@ -1197,7 +1350,7 @@ impl Run {
                 "{event:?}: only `{agent}` was freed, yet `{i}` went to `{a}`"
             );
         }
-        self.freed_agents_check(pre, post, offers, &format!("{event:?}"))
+        self.freed_agents_check(pre, post, offers, false, &format!("{event:?}"))
     }
 
     /// Every history, whole: chains, exact ladder and overflow times.

@@ -522,18 +522,18 @@ pub fn check_history(cfg: &RoutingConfig, v: &InteractionView) -> Result<(), Str
         );
         prev_at = t.at;
         if n > 0 {
-            match &t.why {
-                Why::StepReached { .. } => ensure!(
-                    t.to == state && t.from.is_none_or(|f| f == t.to),
+            ensure!(
+                t.from == Some(state),
+                "`{}` history entry {n} starts from {:?} but the state was {state:?}: {t:?}",
+                v.id,
+                t.from
+            );
+            if matches!(t.why, Why::StepReached { .. }) {
+                ensure!(
+                    t.to == state,
                     "`{}` step entry {n} changes state: {t:?} (state {state:?})",
                     v.id
-                ),
-                _ => ensure!(
-                    t.from == Some(state),
-                    "`{}` history entry {n} starts from {:?} but the state was {state:?}",
-                    v.id,
-                    t.from
-                ),
+                );
             }
         }
         state = t.to;
