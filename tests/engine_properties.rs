@@ -918,7 +918,7 @@ impl Run {
         }
         let offers = offers(ds);
         let strategy_check = |id: &str, except: Option<&str>| {
-            self.strategy_check(pre, post, id, &offers, except, &format!("{event:?}"))
+            self.strategy_check(pre, post, id, &offers, except, None, &format!("{event:?}"))
         };
         match event {
             Event::InteractionArrived { interaction, .. } => {
@@ -1106,7 +1106,9 @@ impl Run {
 
     /// Exactly one interaction (`id`) newly needs an agent and nothing else changed: every offer
     /// is for it, and it goes to the agent its queue's strategy picks among the agents eligible
-    /// just before (minus `except`, an agent that just became ineligible).
+    /// just before (minus `except`, an agent that just became ineligible), judged at the ladder
+    /// step it had when offered (`step_at_offer`, default: the step it has now).
+    #[allow(clippy::too_many_arguments)] // each is one fact about the instant being judged
     fn strategy_check(
         &self,
         pre: &Observed,
@@ -1114,6 +1116,7 @@ impl Run {
         id: &str,
         offers: &[(String, String)],
         except: Option<&str>,
+        step_at_offer: Option<usize>,
         context: &str,
     ) -> Result<(), String> {
         let cfg = &self.cfg;
@@ -1137,6 +1140,9 @@ impl Run {
         // Judge eligibility as the interaction stood when it needed an agent (waiting, this step).
         let mut as_waiting = v.clone();
         as_waiting.state = InteractionState::Waiting;
+        if v.min_tier.is_none() && step_at_offer.is_some() {
+            as_waiting.step = step_at_offer;
+        }
         let candidates: Vec<&AgentView> = pre
             .agents
             .iter()
@@ -1251,7 +1257,27 @@ impl Run {
                 .iter()
                 .any(|h| h.at == t && matches!(h.why, Why::Overflow { .. }))
         } {
-            self.strategy_check(pre, post, &id, &offers, except.as_deref(), &context)?;
+            // The ladder step when the offer was made: a step reached later in this instant
+            // (its timer created later) does not count.
+            let offer_at = fired.iter().position(|d| {
+                matches!(&d.kind, DecisionKind::Offer { interaction, .. } if **interaction == *id)
+            });
+            let before_offer = &fired[..offer_at.unwrap_or(0)];
+            let step = before_offer
+                .iter()
+                .rev()
+                .find_map(|d| match &d.kind {
+                    DecisionKind::Escalated {
+                        interaction,
+                        step: Some(k),
+                        by: None,
+                        ..
+                    } if **interaction == *id => Some(*k),
+                    DecisionKind::Overflow { interaction, .. } if **interaction == *id => Some(0),
+                    _ => None,
+                })
+                .or_else(|| pre.interactions.get(&id).and_then(|v| v.step));
+            self.strategy_check(pre, post, &id, &offers, except.as_deref(), step, &context)?;
         }
         Ok(())
     }
