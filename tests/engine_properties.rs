@@ -1026,9 +1026,14 @@ impl Run {
                     announced.len() == 1,
                     "{event:?}: expected one offer or queued for `{interaction}`, got {ds:?}"
                 );
-                if let DecisionKind::Queued {
-                    queue, position, ..
-                } = &announced[0].kind
+                // With no wrap-up the agent is freed in the same event, after the interaction was
+                // queued: the position was right when announced but may be stale by the end.
+                if let (
+                    DecisionKind::Queued {
+                        queue, position, ..
+                    },
+                    true,
+                ) = (&announced[0].kind, old.wrap_up_ms > 0)
                 {
                     let list = &post.waiting[&**queue];
                     let at = list.iter().position(|x| x == interaction);
