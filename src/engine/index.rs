@@ -5,7 +5,11 @@
 //! They are always updated together with the primary state in `model.rs`, and
 //! `check_consistency` rebuilds them from scratch in tests to prove it.
 
-use crate::config::{Channel, Strategy};
+use std::collections::btree_set;
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
@@ -34,8 +38,8 @@ impl Engine {
     }
 
     /// The agent's ordering key in queue `q`'s free set for `channel`, as of now.
-    pub(super) fn free_key(&self, ak: AKey, q: QKey, channel: Channel) -> FreeKey {
-        self.key_from(ak, q, channel, &self.key_state(ak))
+    pub(super) fn free_key(&self, ak: AKey, q: QKey, tier: Tier, channel: Channel) -> FreeKey {
+        self.key_from(ak, q, tier, channel, &self.key_state(ak))
     }
 
     fn key_state(&self, ak: AKey) -> KeyState {
@@ -48,7 +52,14 @@ impl Engine {
     }
 
     /// The key the agent has (or had) in queue `q`'s free set for `channel`, given `state`.
-    fn key_from(&self, ak: AKey, q: QKey, channel: Channel, state: &KeyState) -> FreeKey {
+    fn key_from(
+        &self,
+        ak: AKey,
+        q: QKey,
+        tier: Tier,
+        channel: Channel,
+        state: &KeyState,
+    ) -> FreeKey {
         let strategy = self.queues[q as usize].cfg.strategy;
         let (primary, idle) = match strategy {
             Strategy::FewestInteractions => (state.accepted, state.idle),
@@ -56,6 +67,7 @@ impl Engine {
             Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, state.idle),
         };
         FreeKey {
+            tier,
             load: state.load[channel.index()],
             primary,
             idle,
@@ -64,16 +76,13 @@ impl Engine {
         }
     }
 
-    /// Remove the agent from every free set and re-add it where it belongs now. Empty sets are
-    /// kept: an agent going busy and free again must not free and reallocate B-tree nodes.
+    /// Remove the agent from every free set and re-add it where it belongs now.
     pub(super) fn reindex_agent(&mut self, ak: AKey) {
         let mut entries = std::mem::take(&mut self.agents[ak as usize].free_entries);
         let old_state = self.agents[ak as usize].indexed_as;
         for &(q, c, tier) in &entries {
-            let key = self.key_from(ak, q, c, &old_state);
-            if let Some(set) = self.queues[q as usize].free[c.index()].get_mut(&tier) {
-                set.remove(&key);
-            }
+            let key = self.key_from(ak, q, tier, c, &old_state);
+            self.queues[q as usize].free[c.index()].remove(&key);
         }
         entries.clear();
         let state = self.key_state(ak);
@@ -86,11 +95,8 @@ impl Engine {
                 if !self.queues[q as usize].serves[channel.index()] {
                     continue;
                 }
-                let key = self.key_from(ak, q, channel, &state);
-                self.queues[q as usize].free[channel.index()]
-                    .entry(tier)
-                    .or_default()
-                    .insert(key);
+                let key = self.key_from(ak, q, tier, channel, &state);
+                self.queues[q as usize].free[channel.index()].insert(key);
                 entries.push((q, channel, tier));
             }
         }
@@ -189,4 +195,37 @@ impl Engine {
             .map(|(_, n)| *n as u64)
             .sum()
     }
+}
+
+/// The smallest possible key of a tier: where that tier's range starts in a free set.
+fn tier_floor(tier: Tier) -> FreeKey {
+    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+    FreeKey {
+        tier,
+        load: 0,
+        primary: 0,
+        idle: 0,
+        id: EMPTY.clone(),
+        agent: 0,
+    }
+}
+
+/// The distinct tiers present in a free set, each with its agents in strategy order. Costs one
+/// range lookup per tier present, never a scan of the set.
+pub(super) fn free_by_tier(
+    set: &BTreeSet<FreeKey>,
+) -> impl Iterator<Item = (Tier, btree_set::Range<'_, FreeKey>)> {
+    let mut next: Option<Tier> = set.first().map(|k| k.tier);
+    std::iter::from_fn(move || {
+        let t = next?;
+        let (range, after) = match t.checked_add(1) {
+            Some(n) => (
+                set.range(tier_floor(t)..tier_floor(n)),
+                set.range(tier_floor(n)..).next().map(|k| k.tier),
+            ),
+            None => (set.range(tier_floor(t)..), None),
+        };
+        next = after;
+        Some((t, range))
+    })
 }

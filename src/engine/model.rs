@@ -126,9 +126,11 @@ impl Agent {
     }
 }
 
-/// Ordering key of a free agent within one (queue, channel, tier) set: smallest wins.
+/// Ordering key of a free agent in a (queue, channel) set: by tier, then smallest wins.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FreeKey {
+    /// The agent's tier in the queue: one set holds every tier, each tier a contiguous range.
+    pub tier: Tier,
     /// Active interactions on this channel (fewer first).
     pub load: u32,
     /// Strategy-specific: accepted since login for fewest-interactions, else 0.
@@ -170,8 +172,8 @@ pub struct QueueRt {
     pub by_priority: BTreeMap<i32, u32>,
     /// Waiting interactions by entry time, for the oldest wait.
     pub by_entered: BTreeSet<(Millis, u64, IKey)>,
-    /// Per channel: free agents by tier.
-    pub free: [BTreeMap<Tier, BTreeSet<FreeKey>>; 4],
+    /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
+    pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
     pub logged_in_by_tier: BTreeMap<Tier, u32>,
     /// Last agent this queue offered to (round-robin).
