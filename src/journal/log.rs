@@ -240,9 +240,19 @@ impl Log {
         Ok(())
     }
 
-    /// Start a new segment at `next_index`. Frames already in the old one were synced with
-    /// their batch, so only the new directory entry needs syncing.
+    /// Make every appended record durable now (for `SyncMode::None` at shutdown; the other modes
+    /// already sync each batch).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        let path = &self.segments[self.segments.len() - 1].path;
+        self.active
+            .sync_data()
+            .map_err(|e| JournalError::io("sync", path, e))
+    }
+
+    /// Start a new segment at `next_index`. The old one is synced first (a no-op unless the mode
+    /// is `none`), so only the newest segment can ever end in a torn frame.
     fn roll(&mut self) -> Result<(), JournalError> {
+        self.sync()?;
         let base = self.next_index;
         let file = create_segment(&self.dir, base, self.opts.sync)?;
         self.segments.push(SegmentFile {
