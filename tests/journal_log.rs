@@ -68,7 +68,7 @@ fn newest_segment(dir: &Path) -> PathBuf {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn synced_records_survive_every_crash_and_nothing_else_appears(
