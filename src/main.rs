@@ -29,9 +29,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr.
 fn check_config(path: &std::path::Path) -> ExitCode {
     match tierline::config::load(path) {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(config) => {
+            print!("{}", tierline::config::summary::render(&config.routing));
+            ExitCode::SUCCESS
+        }
         Err(errors) => {
             eprintln!("{errors}");
             ExitCode::from(2)
