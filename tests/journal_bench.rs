@@ -5,13 +5,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tierline::config::daemon::SyncMode;
 use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step};
 use tierline::engine::{DecisionKind, Engine, Event};
-use tierline::journal::{Journal, JournalOptions, LogOptions, Replay};
+use tierline::journal::{Journal, JournalOptions, Log, LogOptions, Replay};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Timed {
@@ -95,6 +95,24 @@ fn options(sync: SyncMode) -> JournalOptions {
     }
 }
 
+/// CPU time of this thread: on a shared, loaded machine wall time overstates the work.
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Wall and CPU time of `f`.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Duration) {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let r = f();
+    (r, wall.elapsed(), cpu_time() - cpu)
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -145,7 +163,7 @@ fn recovery_of_a_journal_of_one_million_events() {
     let mut n = 0u64;
     let started = Instant::now();
     while written < EVENTS {
-        let at = n * 50;
+        let at = n * 100;
         let mut batch = vec![arrival(n, at)];
         if n >= 30 {
             batch.push(Timed {
@@ -178,22 +196,37 @@ fn recovery_of_a_journal_of_one_million_events() {
     drop(journal);
     let bytes = dir_bytes(tmp.path());
 
-    let started = Instant::now();
-    let (journal, recovered, report) =
+    // Where the time goes: reading + checking frames, then JSON decoding, then the engine.
+    let (_, scan_wall, scan_cpu) =
+        timed(|| Log::open(tmp.path(), options(SyncMode::None).log, 1, |_, _| Ok(())).unwrap());
+    let (_, decode_wall, decode_cpu) = timed(|| {
+        Log::open(tmp.path(), options(SyncMode::None).log, 1, |_, p| {
+            serde_json::from_slice::<Timed>(p).map(|_| ()).map_err(|e| {
+                tierline::journal::JournalError::Decode {
+                    index: 0,
+                    reason: e.to_string(),
+                }
+            })
+        })
+        .unwrap()
+    });
+    let ((journal, recovered, report), took, took_cpu) = timed(|| {
         Journal::recover(tmp.path(), options(SyncMode::None), 0, || Routing {
             engine: Engine::new(RoutingConfig::empty(), 0),
         })
-        .unwrap();
-    let took = started.elapsed();
+        .unwrap()
+    });
     let mut got = Vec::new();
     recovered.engine.write_snapshot(&mut got).unwrap();
     assert_eq!(got, expected, "recovery must rebuild the live state");
     assert_eq!(journal.last_index(), records);
     println!(
-        "journal of {records} records ({:.1} MiB on disk, written + applied in {:.2?}): recovered in {took:.2?} ({:.0} records/s); {report}",
+        "journal of {records} records ({:.1} MiB on disk, written + applied in {:.2?}): \
+         recovered in {took:.2?} wall / {took_cpu:.2?} CPU ({:.0} records per CPU second); \
+         of which read + CRC {scan_wall:.2?} / {scan_cpu:.2?} CPU, + JSON decode {decode_wall:.2?} / {decode_cpu:.2?} CPU; {report}",
         bytes as f64 / (1 << 20) as f64,
         generated,
-        records as f64 / took.as_secs_f64()
+        records as f64 / took_cpu.as_secs_f64()
     );
 }
 
@@ -210,29 +243,32 @@ fn snapshot_of_half_a_million_waiting_interactions() {
     // Nobody is logged in: every arrival waits (with its step timer pending).
     for n in 0..WAITING {
         let input = arrival(n, n / 10);
-        live.engine.handle(input.at, &input.event).unwrap();
+        let (_, handled) = live.engine.step(input.at, &input.event);
+        assert!(handled.is_ok(), "{handled:?}");
     }
     assert_eq!(live.engine.counts().waiting, WAITING);
-    let started = Instant::now();
-    journal.snapshot(&live, live.engine.now()).unwrap();
-    let wrote = started.elapsed();
+    let (_, save_wall, save_cpu) = timed(|| {
+        let mut bytes = Vec::new();
+        live.save(&mut bytes).unwrap();
+    });
+    let (_, wrote, wrote_cpu) = timed(|| journal.snapshot(&live, live.engine.now()).unwrap());
     drop(journal);
     let bytes = dir_bytes(tmp.path());
 
-    let started = Instant::now();
-    let (_, recovered, report) =
+    let ((_, recovered, report), took, took_cpu) = timed(|| {
         Journal::recover(tmp.path(), options(SyncMode::Batch), 0, || Routing {
             engine: Engine::new(RoutingConfig::empty(), 0),
         })
-        .unwrap();
-    let took = started.elapsed();
+        .unwrap()
+    });
     assert_eq!(recovered.engine.counts().waiting, WAITING);
     assert_eq!(
         recovered.engine.next_deadline(),
         live.engine.next_deadline()
     );
     println!(
-        "snapshot of {WAITING} waiting interactions: {:.1} MiB, written (synced) in {wrote:.2?}, recovered in {took:.2?}; {report}",
+        "snapshot of {WAITING} waiting interactions: {:.1} MiB; serialize {save_wall:.2?} / {save_cpu:.2?} CPU; \
+         serialize + write + sync {wrote:.2?} / {wrote_cpu:.2?} CPU; recovered in {took:.2?} / {took_cpu:.2?} CPU; {report}",
         bytes as f64 / (1 << 20) as f64
     );
 }
