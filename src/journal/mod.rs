@@ -10,7 +10,8 @@
 //! - `LOCK`: held (`flock`) while a daemon has the journal open, so two never write it at once.
 //!
 //! It never decides anything about routing, never reads a clock (callers pass engine time for the
-//! snapshot schedule) and never spawns: the engine task calls it and waits for the sync.
+//! snapshot schedule) and spawns nothing on the write path: the engine task calls it and waits
+//! for the sync (recovery alone decodes on a scoped helper thread, before the daemon serves).
 //! See docs/DURABILITY.md for the storage choice and its failure modes.
 
 pub mod frame;

@@ -4,7 +4,8 @@
 //! `Journal` knows nothing about routing: the state it rebuilds is any `Replay` (the daemon's
 //! `Core`, or a bare engine in tests). Inputs are stored as JSON, one record each, so
 //! `tierline journal dump` prints them exactly as stored. It never reads a clock: the snapshot
-//! schedule runs on the times the caller passes in.
+//! schedule runs on the times the caller passes in. Recovery decodes on one scoped helper thread
+//! while the caller's thread replays; nothing else here spawns.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,59 @@ impl PendingSnapshot {
     }
 }
 
+/// Records decoded per hand-over from the reading thread to the replaying one.
+const REPLAY_CHUNK: usize = 1024;
+/// Chunks in flight between them (bounds recovery's extra memory).
+const REPLAY_CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Open the log and replay every record from `resume_at` into `state`. Reading, checking and
+/// decoding run on a scoped helper thread while this one replays, so a long journal costs about
+/// max(decode, replay) rather than their sum. Recovery runs before the daemon serves anything.
+fn replay_after<S: Replay>(
+    dir: &Path,
+    opts: LogOptions,
+    resume_at: u64,
+    state: &mut S,
+) -> Result<(Log, super::OpenReport), JournalError>
+where
+    S::Input: Send,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<S::Input>>(REPLAY_CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+            let opened = Log::open(dir, opts, resume_at, |index, payload| {
+                let input = serde_json::from_slice::<S::Input>(payload).map_err(|e| {
+                    JournalError::Decode {
+                        index,
+                        reason: e.to_string(),
+                    }
+                })?;
+                chunk.push(input);
+                if chunk.len() == REPLAY_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(REPLAY_CHUNK));
+                    // A closed channel means the replayer is gone (it panicked); stop reading.
+                    let _ = tx.send(full);
+                }
+                Ok(())
+            });
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            opened
+        });
+        for chunk in rx {
+            for input in chunk {
+                state.replay(input);
+            }
+        }
+        match reader.join() {
+            Ok(opened) => opened,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// The typed, snapshotting journal. See the module docs.
 pub struct Journal {
     log: Log,
@@ -147,7 +201,10 @@ impl Journal {
         opts: JournalOptions,
         now: Millis,
         fresh: impl FnOnce() -> S,
-    ) -> Result<(Journal, S, RecoveryReport), JournalError> {
+    ) -> Result<(Journal, S, RecoveryReport), JournalError>
+    where
+        S::Input: Send,
+    {
         if opts.log.sync == SyncMode::None {
             tracing::warn!(
                 dir = %dir.display(),
@@ -200,22 +257,7 @@ impl Journal {
             }
         };
         let resume_at = snapshot.as_ref().map_or(1, |(index, _)| index + 1);
-        let (log, report) =
-            Log::open(
-                dir,
-                opts.log,
-                resume_at,
-                |index, payload| match serde_json::from_slice::<S::Input>(payload) {
-                    Ok(input) => {
-                        state.replay(input);
-                        Ok(())
-                    }
-                    Err(e) => Err(JournalError::Decode {
-                        index,
-                        reason: e.to_string(),
-                    }),
-                },
-            )?;
+        let (log, report) = replay_after(dir, opts.log, resume_at, &mut state)?;
         let mut journal = Journal {
             log,
             opts,
