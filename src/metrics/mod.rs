@@ -1,0 +1,435 @@
+//! Prometheus metrics and KPI statistics.
+//!
+//! Owns: the Prometheus recorder and its `/metrics` listener ([`Metrics`], made by [`install`]),
+//! the engine-side [`Telemetry`] that turns engine facts and views into series and KPI windows,
+//! and the KPI reports ([`QueueStats`], [`AgentStats`]).
+//!
+//! Must never: read the engine's state other than through its views, hold a lock across I/O,
+//! create a series per interaction, or let memory grow with traffic (every window is a bounded
+//! ring). Per-agent series exist only with `[metrics] per_agent = true`.
+//!
+//! Who calls what: the engine task owns one `Telemetry` (no locks on that path) and calls
+//! [`Telemetry::observe`] after every batch of events and timers. HTTP handlers, the subscriber
+//! dispatcher and the reload path share the cheap clonable [`Metrics`] handle and call its
+//! helpers. Series that depend on the wall clock (oldest wait, agent state seconds) are brought
+//! up to date at scrape time from what the last batch published, so a quiet queue's longest
+//! wait still grows on the wallboard while the engine sleeps.
+
+pub mod catalog;
+mod live;
+mod series;
+pub mod stats;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use thiserror::Error;
+
+use crate::config::daemon::MetricsConfig;
+use crate::config::{Millis, RoutingConfig};
+
+pub use live::Board;
+pub use stats::{AgentStats, QueueStats, StatsError};
+pub use telemetry::{RoutingState, Telemetry};
+
+/// Why the metrics listener could not start.
+#[derive(Debug, Error)]
+pub enum MetricsError {
+    #[error(
+        "[metrics] listen = `{listen}` is not a socket address (e.g. 127.0.0.1:9464): {message}"
+    )]
+    BadListen { listen: String, message: String },
+    #[error("cannot listen for /metrics on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics::install must run inside a tokio runtime (it spawns the /metrics listener)")]
+    NoRuntime,
+    #[error("histogram buckets for `{metric}` were refused: {message}")]
+    Buckets {
+        metric: &'static str,
+        message: String,
+    },
+}
+
+/// How a delivery to a subscriber ended (`tierline_subscriber_deliveries_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The subscriber answered 2xx.
+    Delivered,
+    /// An attempt failed (it may be retried; each attempt counts).
+    Failed,
+    /// Given up after the last retry, or dropped because the subscriber's buffer was full.
+    Dropped,
+}
+
+impl DeliveryResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryResult::Delivered => "ok",
+            DeliveryResult::Failed => "failed",
+            DeliveryResult::Dropped => "dropped",
+        }
+    }
+}
+
+/// Histogram samples are buffered lock-free by the exporter until drained; draining every this
+/// many samples keeps that buffer bounded even when nobody scrapes (no timer needed).
+const UPKEEP_EVERY_SAMPLES: u64 = 4096;
+
+/// Whether this process already installed a global recorder (the first `install` does).
+static GLOBAL_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+static METADATA: Metadata<'static> =
+    Metadata::new("tierline", Level::INFO, Some("tierline::metrics"));
+
+/// The shared metrics handle: a Prometheus recorder of its own, optionally served on
+/// `[metrics] listen`. Cheap to clone; every clone records into the same recorder.
+#[derive(Clone)]
+pub struct Metrics {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    recorder: Arc<PrometheusRecorder>,
+    prometheus: PrometheusHandle,
+    per_agent: bool,
+    is_global: bool,
+    /// Wall-clock-dependent series, published by `Telemetry` after each batch and completed at
+    /// scrape time. The only lock here: held for O(queues) copies, never across I/O.
+    board: Mutex<Board>,
+    samples_since_upkeep: AtomicU64,
+    local_addr: Option<SocketAddr>,
+    server: OnceLock<tokio::task::AbortHandle>,
+    event_queue_depth: Gauge,
+    decision: Histogram,
+    timer_lateness: Histogram,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.get() {
+            server.abort();
+        }
+    }
+}
+
+/// Build the recorder for `routing` (buckets include every queue's `sla_s`), serve `GET
+/// /metrics` on `cfg.listen`, and return the handle.
+///
+/// May be called more than once per process (tests start several daemons): each call gets its
+/// own recorder and listener; only the first also becomes the process-wide `metrics` recorder, so
+/// `metrics::counter!` used anywhere lands in it. The listener stops when the last clone of the
+/// handle is dropped. A `listen` port of 0 picks a free port ([`Metrics::local_addr`]).
+pub fn install(cfg: &MetricsConfig, routing: &RoutingConfig) -> Result<Metrics, MetricsError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| MetricsError::NoRuntime)?;
+    let addr: SocketAddr =
+        cfg.listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| MetricsError::BadListen {
+                listen: cfg.listen.clone(),
+                message: e.to_string(),
+            })?;
+    let bind = |addr| -> std::io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let std_listener = bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    let local_addr = std_listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = {
+        let _enter = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener)
+            .map_err(|source| MetricsError::Bind { addr, source })?
+    };
+
+    let recorder = Arc::new(build_recorder(routing)?);
+    let is_global = !GLOBAL_INSTALLED.swap(true, Ordering::SeqCst)
+        && metrics::set_global_recorder(Arc::clone(&recorder)).is_ok();
+    let metrics = Metrics::from_recorder(recorder, cfg.per_agent, is_global, Some(local_addr));
+    let task = runtime.spawn(serve(listener, Arc::downgrade(&metrics.shared)));
+    // A fresh OnceLock: `set` cannot fail here.
+    let _ = metrics.shared.server.set(task.abort_handle());
+    Ok(metrics)
+}
+
+impl Metrics {
+    /// A private recorder with no listener and no global install: for tests, the simulator and
+    /// tools that render the text themselves.
+    pub fn unserved(cfg: &MetricsConfig, routing: &RoutingConfig) -> Result<Metrics, MetricsError> {
+        let recorder = Arc::new(build_recorder(routing)?);
+        Ok(Metrics::from_recorder(recorder, cfg.per_agent, false, None))
+    }
+
+    fn from_recorder(
+        recorder: Arc<PrometheusRecorder>,
+        per_agent: bool,
+        is_global: bool,
+        local_addr: Option<SocketAddr>,
+    ) -> Metrics {
+        for (name, help) in catalog::HELP {
+            let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
+            // The exporter keys descriptions by name only; the kind does not matter here.
+            recorder.describe_counter((*name).into(), unit, (*help).into());
+        }
+        let reg = |name: &'static str| Key::from_name(name);
+        let event_queue_depth =
+            recorder.register_gauge(&reg(catalog::EVENT_QUEUE_DEPTH), &METADATA);
+        let decision = recorder.register_histogram(&reg(catalog::DECISION), &METADATA);
+        let timer_lateness = recorder.register_histogram(&reg(catalog::TIMER_LATENESS), &METADATA);
+        let prometheus = recorder.handle();
+        let metrics = Metrics {
+            shared: Arc::new(Shared {
+                recorder,
+                prometheus,
+                per_agent,
+                is_global,
+                board: Mutex::new(Board::default()),
+                samples_since_upkeep: AtomicU64::new(0),
+                local_addr,
+                server: OnceLock::new(),
+                event_queue_depth,
+                decision,
+                timer_lateness,
+            }),
+        };
+        metrics
+            .gauge(
+                catalog::BUILD_INFO,
+                &[("version", env!("CARGO_PKG_VERSION"))],
+            )
+            .set(1.0);
+        metrics.shared.event_queue_depth.set(0.0);
+        for result in ["ok", "rejected"] {
+            metrics
+                .counter(catalog::CONFIG_RELOADS, &[("result", result)])
+                .increment(0);
+        }
+        metrics
+    }
+
+    /// Where `/metrics` is served (`None` for [`Metrics::unserved`]).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local_addr
+    }
+
+    /// Whether this handle's recorder is the process-wide `metrics` recorder.
+    pub fn is_global(&self) -> bool {
+        self.shared.is_global
+    }
+
+    /// Whether per-agent series are enabled (`[metrics] per_agent`).
+    pub fn per_agent(&self) -> bool {
+        self.shared.per_agent
+    }
+
+    /// The exposition text, with clock-dependent series brought up to the wall clock.
+    pub fn render(&self) -> String {
+        self.render_at(wall_clock_ms())
+    }
+
+    /// The exposition text with clock-dependent series computed for time `now` (engine time:
+    /// virtual milliseconds in tests and the simulator).
+    pub fn render_at(&self, now: Millis) -> String {
+        self.board().publish(now);
+        self.shared.samples_since_upkeep.store(0, Ordering::Relaxed);
+        self.shared.prometheus.render()
+    }
+
+    /// `tierline_http_requests_total{route,status}` and `tierline_http_request_seconds{route}`.
+    /// `route` must be the route template (axum's `MatchedPath`, e.g. `/v1/agents/{id}/stats`),
+    /// never the raw path: ids in labels would make cardinality unbounded.
+    pub fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.counter_owned(
+            catalog::HTTP_REQUESTS,
+            vec![
+                Label::new("route", route.to_string()),
+                Label::new("status", status),
+            ],
+        )
+        .increment(1);
+        self.histogram_owned(
+            catalog::HTTP_REQUEST_SECONDS,
+            vec![Label::new("route", route.to_string())],
+        )
+        .record(elapsed.as_secs_f64());
+        self.note_samples(1);
+    }
+
+    /// `tierline_event_queue_depth`: commands waiting for the engine task.
+    pub fn event_queue_depth(&self, depth: usize) {
+        self.shared.event_queue_depth.set(depth as f64);
+    }
+
+    /// `tierline_decision_seconds`: engine time spent on one event (or one timer batch).
+    pub fn decision_time(&self, elapsed: Duration) {
+        self.shared.decision.record(elapsed.as_secs_f64());
+        self.note_samples(1);
+    }
+
+    /// `tierline_timer_lateness_seconds`: how long after its deadline a timer fired.
+    pub fn timer_lateness(&self, late: Duration) {
+        self.shared.timer_lateness.record(late.as_secs_f64());
+        self.note_samples(1);
+    }
+
+    /// `tierline_subscriber_deliveries_total{subscriber,result}`.
+    pub fn subscriber_delivery(&self, subscriber: &str, result: DeliveryResult) {
+        self.counter_owned(
+            catalog::SUBSCRIBER_DELIVERIES,
+            vec![
+                Label::new("subscriber", subscriber.to_string()),
+                Label::new("result", result.as_str()),
+            ],
+        )
+        .increment(1);
+    }
+
+    /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
+    pub fn config_reload(&self, applied: bool) {
+        let result = if applied { "ok" } else { "rejected" };
+        self.counter(catalog::CONFIG_RELOADS, &[("result", result)])
+            .increment(1);
+    }
+
+    pub(crate) fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        self.counter_owned(name, to_labels(labels))
+    }
+
+    pub(crate) fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        let key = Key::from_parts(name, to_labels(labels));
+        self.shared.recorder.register_gauge(&key, &METADATA)
+    }
+
+    pub(crate) fn histogram(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Histogram {
+        self.histogram_owned(name, to_labels(labels))
+    }
+
+    fn counter_owned(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        let key = Key::from_parts(name, labels);
+        self.shared.recorder.register_counter(&key, &METADATA)
+    }
+
+    fn histogram_owned(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        let key = Key::from_parts(name, labels);
+        self.shared.recorder.register_histogram(&key, &METADATA)
+    }
+
+    /// Count histogram samples and drain the exporter's buffers every `UPKEEP_EVERY_SAMPLES`.
+    pub(crate) fn note_samples(&self, n: u64) {
+        let before = self
+            .shared
+            .samples_since_upkeep
+            .fetch_add(n, Ordering::Relaxed);
+        if before + n >= UPKEEP_EVERY_SAMPLES {
+            self.shared.samples_since_upkeep.store(0, Ordering::Relaxed);
+            self.shared.prometheus.run_upkeep();
+        }
+    }
+
+    pub(crate) fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        // A panic while holding the board cannot leave it inconsistent in a harmful way: every
+        // value in it is republished whole by the next batch.
+        self.shared
+            .board
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn to_labels(labels: &[(&'static str, &str)]) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.to_string()))
+        .collect()
+}
+
+fn build_recorder(routing: &RoutingConfig) -> Result<PrometheusRecorder, MetricsError> {
+    let mut builder = PrometheusBuilder::new();
+    for (metric, bounds) in catalog::histogram_buckets(routing) {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(metric.to_string()), &bounds)
+            .map_err(|e| MetricsError::Buckets {
+                metric,
+                message: e.to_string(),
+            })?;
+    }
+    Ok(builder.build_recorder())
+}
+
+/// Unix milliseconds from the system clock (the daemon's engine time is the same clock).
+pub fn wall_clock_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    async fn scrape(
+        axum::extract::State(shared): axum::extract::State<Weak<Shared>>,
+    ) -> axum::response::Response {
+        match shared.upgrade() {
+            Some(shared) => {
+                let text = Metrics { shared }.render();
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+                    .into_response()
+            }
+            None => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the daemon is shutting down",
+            ),
+        }
+    }
+
+    async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!(
+                "no route {}: the metrics listener serves only GET /metrics",
+                uri.path()
+            ),
+        )
+    }
+
+    fn error(status: StatusCode, code: &str, message: &str) -> axum::response::Response {
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        (status, axum::Json(body)).into_response()
+    }
+
+    let app = axum::Router::new()
+        .route("/metrics", get(scrape))
+        .fallback(not_found)
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the /metrics listener stopped");
+    }
+}

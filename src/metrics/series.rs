@@ -1,0 +1,141 @@
+//! The series handles of one queue and of one agent, registered once and then updated without
+//! any lookup. Only `Telemetry` writes them; they never read engine state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Histogram};
+
+use super::catalog as c;
+use super::stats::QueueWindow;
+use super::Metrics;
+use crate::config::{Channel, Millis, Tier};
+use crate::engine::Activity;
+
+pub(crate) struct ChannelSeries {
+    pub(crate) waiting: Gauge,
+    pub(crate) arrived: Counter,
+    pub(crate) answered: Counter,
+    pub(crate) answered_within_sla: Counter,
+    pub(crate) abandoned: Counter,
+    pub(crate) short_abandoned: Counter,
+    pub(crate) overflowed: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) complaints: Counter,
+    pub(crate) handle: Histogram,
+}
+
+pub(crate) struct QueueSeries {
+    pub(crate) id: Arc<str>,
+    pub(crate) sla_ms: Millis,
+    pub(crate) channels: [Option<ChannelSeries>; 4],
+    pub(crate) wait_answered: Histogram,
+    pub(crate) wait_abandoned: Histogram,
+    /// accepted, declined, timed_out, revoked.
+    pub(crate) offers: [Counter; 4],
+    pub(crate) steps: BTreeMap<usize, Counter>,
+    pub(crate) escalated_by_agent: Counter,
+    pub(crate) ended: Counter,
+    pub(crate) resolved: Counter,
+    pub(crate) ratings: [Counter; 5],
+    pub(crate) tiers: BTreeMap<Tier, [Gauge; 6]>,
+    pub(crate) sla: Gauge,
+    pub(crate) max_wait: Option<Gauge>,
+    pub(crate) window: QueueWindow,
+    pub(crate) waiting: u64,
+    pub(crate) oldest_entered_at: Option<Millis>,
+}
+
+pub(crate) struct AgentSeries {
+    pub(crate) activity: [Gauge; 6],
+    pub(crate) handled: [Option<Counter>; 4],
+}
+
+pub(crate) const OFFER_RESULTS: [&str; 4] = ["accepted", "declined", "timed_out", "revoked"];
+
+pub(crate) fn activity_index(a: Activity) -> usize {
+    Activity::ALL.iter().position(|x| *x == a).unwrap_or(0)
+}
+
+impl QueueSeries {
+    pub(crate) fn new(m: &Metrics, id: Arc<str>) -> QueueSeries {
+        let q: &str = &id;
+        let wait = |outcome| m.histogram(c::WAIT, &[("queue", q), ("outcome", outcome)]);
+        QueueSeries {
+            sla_ms: 30_000,
+            channels: Default::default(),
+            wait_answered: wait("answered"),
+            wait_abandoned: wait("abandoned"),
+            offers: OFFER_RESULTS.map(|r| m.counter(c::OFFERS, &[("queue", q), ("result", r)])),
+            steps: BTreeMap::new(),
+            escalated_by_agent: m.counter(c::ESCALATIONS, &[("queue", q), ("step", "agent")]),
+            ended: m.counter(c::ENDED, &[("queue", q)]),
+            resolved: m.counter(c::RESOLVED, &[("queue", q)]),
+            ratings: ["1", "2", "3", "4", "5"]
+                .map(|s| m.counter(c::RATINGS, &[("queue", q), ("score", s)])),
+            tiers: BTreeMap::new(),
+            sla: m.gauge(c::QUEUE_SLA, &[("queue", q)]),
+            max_wait: None,
+            window: QueueWindow::default(),
+            waiting: 0,
+            oldest_entered_at: None,
+            id,
+        }
+    }
+
+    pub(crate) fn channel(&mut self, m: &Metrics, channel: Channel) -> &mut ChannelSeries {
+        let id: &str = &self.id;
+        self.channels[channel.index()].get_or_insert_with(|| {
+            let l = [("queue", id), ("channel", channel.as_str())];
+            ChannelSeries {
+                waiting: m.gauge(c::QUEUE_WAITING, &l),
+                arrived: m.counter(c::ARRIVED, &l),
+                answered: m.counter(c::ANSWERED, &l),
+                answered_within_sla: m.counter(c::ANSWERED_WITHIN_SLA, &l),
+                abandoned: m.counter(c::ABANDONED, &l),
+                short_abandoned: m.counter(c::SHORT_ABANDONED, &l),
+                overflowed: m.counter(c::OVERFLOWED, &l),
+                rejected: m.counter(c::REJECTED, &l),
+                complaints: m.counter(c::COMPLAINTS, &l),
+                handle: m.histogram(c::HANDLE, &l),
+            }
+        })
+    }
+
+    pub(crate) fn step(&mut self, m: &Metrics, step: usize) -> &Counter {
+        let id: &str = &self.id;
+        self.steps.entry(step).or_insert_with(|| {
+            m.counter(
+                c::ESCALATIONS,
+                &[("queue", id), ("step", &step.to_string())],
+            )
+        })
+    }
+
+    pub(crate) fn tier(&mut self, m: &Metrics, tier: Tier) {
+        let id: &str = &self.id;
+        self.tiers.entry(tier).or_insert_with(|| {
+            let t = tier.to_string();
+            Activity::ALL.map(|a| {
+                m.gauge(
+                    c::AGENTS,
+                    &[("queue", id), ("tier", &t), ("state", a.as_str())],
+                )
+            })
+        });
+    }
+}
+
+impl AgentSeries {
+    pub(crate) fn new(m: &Metrics, agent: &str) -> AgentSeries {
+        AgentSeries {
+            activity: Activity::ALL.map(|a| {
+                m.gauge(
+                    c::AGENT_ACTIVITY,
+                    &[("agent", agent), ("state", a.as_str())],
+                )
+            }),
+            handled: Default::default(),
+        }
+    }
+}

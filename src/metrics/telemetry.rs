@@ -1,0 +1,667 @@
+//! The engine task's side of metrics: engine facts and views in, series and KPI windows out.
+//!
+//! Owned by the engine task alone (`&mut self`, no locks); the only shared state it touches is
+//! the `Metrics` handle (atomic series, and the clock-dependent board once per batch). Work per
+//! batch is O(facts) + O(configured queues × tiers) + O(agents the batch touched), never
+//! O(interactions). Must never call the engine's mutating methods other than `take_facts`
+//! (through [`Telemetry::observe`]) and never read a clock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use metrics::Counter;
+
+use super::catalog::{self as c, seconds};
+use super::live::LiveSeries;
+use super::series::{activity_index, AgentSeries, QueueSeries};
+use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
+use super::Metrics;
+use crate::config::{Channel, Millis, QueueConfig, RoutingConfig, Tier};
+use crate::engine::{
+    Activity, AgentStatus, AgentView, DeclineReason, Engine, Fact, OfferResult, QueueView,
+    SlotPhase,
+};
+
+/// What telemetry reads from the engine after a batch. Implemented by [`Engine`]; a trait so the
+/// simulator or a test double can stand in.
+pub trait RoutingState {
+    fn queue_view(&self, id: &str) -> Option<QueueView>;
+    fn agent_view(&self, id: &str) -> Option<AgentView>;
+}
+
+impl RoutingState for Engine {
+    fn queue_view(&self, id: &str) -> Option<QueueView> {
+        self.queue(id)
+    }
+    fn agent_view(&self, id: &str) -> Option<AgentView> {
+        self.agent(id)
+    }
+}
+
+/// Facts and views → Prometheus series and KPI windows. See the module docs.
+pub struct Telemetry {
+    metrics: Metrics,
+    started_at: Millis,
+    /// Latest engine time seen (facts or refresh).
+    last_now: Millis,
+    /// Configured queues, in config order (refreshed every batch).
+    queue_order: Vec<Arc<str>>,
+    queues: HashMap<Arc<str>, QueueSeries>,
+    agents: HashMap<Arc<str>, AgentTrack>,
+    roster: HashSet<Arc<str>>,
+    touched: Vec<Arc<str>>,
+    unrouted_rejects: [Option<Counter>; 4],
+}
+
+struct AgentTrack {
+    ledger: AgentLedger,
+    status: AgentStatus,
+    reason: Option<Arc<str>>,
+    offered: u32,
+    connected: u32,
+    wrap_up: u32,
+    last_fact_at: Millis,
+    touched: bool,
+    series: Option<AgentSeries>,
+}
+
+impl Telemetry {
+    /// Start at engine time `now` with `routing` in force. Every configured queue's series
+    /// exist (at 0) from the start, so `increase()` sees the first event.
+    pub fn new(metrics: Metrics, routing: &RoutingConfig, now: Millis) -> Telemetry {
+        let mut t = Telemetry {
+            metrics,
+            started_at: now,
+            last_now: now,
+            queue_order: Vec::new(),
+            queues: HashMap::new(),
+            agents: HashMap::new(),
+            roster: HashSet::new(),
+            touched: Vec::new(),
+            unrouted_rejects: Default::default(),
+        };
+        t.on_config(routing);
+        t
+    }
+
+    /// The metrics handle this telemetry records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Record the facts of the last batch and refresh the gauges: call after every batch of
+    /// `advance`/`handle` with the batch's engine time. Needs `engine.set_record_facts(true)`.
+    pub fn observe(&mut self, engine: &mut Engine, now: Millis) {
+        let facts = engine.take_facts();
+        self.on_facts(&facts);
+        self.refresh(engine, now);
+    }
+
+    /// A new routing config is in force (after a successful reload). Series of removed queues
+    /// stay (counters keep their totals; gauges drop to 0 at the next refresh).
+    pub fn on_config(&mut self, routing: &RoutingConfig) {
+        let wait_bounds = c::histogram_buckets(routing);
+        let removed: Vec<Arc<str>> = self
+            .queue_order
+            .iter()
+            .filter(|id| routing.queue(id).is_none())
+            .cloned()
+            .collect();
+        self.queue_order = routing
+            .queues
+            .iter()
+            .map(|q| Arc::from(q.id.as_str()))
+            .collect();
+        for q in &routing.queues {
+            let mut tiers: Vec<Tier> = q
+                .steps
+                .iter()
+                .flat_map(|s| s.tiers.iter().copied())
+                .collect();
+            tiers.extend(
+                routing
+                    .agents
+                    .iter()
+                    .filter_map(|a| a.tiers.get(&q.id).copied()),
+            );
+            self.configure_queue(q, &tiers);
+            let sla_s = seconds(q.sla_ms);
+            let in_buckets = wait_bounds
+                .iter()
+                .any(|(n, b)| *n == c::WAIT && b.contains(&sla_s));
+            if !in_buckets {
+                tracing::warn!(
+                    queue = %q.id,
+                    sla_s,
+                    "sla_s is not a bucket bound of tierline_wait_seconds (buckets are fixed at \
+                     startup); use tierline_answered_within_sla_total for this queue until restart"
+                );
+            }
+        }
+        let now = self.last_now;
+        let mut board = self.metrics.board();
+        for id in removed {
+            if let Some(q) = self.queues.get_mut(&id) {
+                q.waiting = 0;
+                q.oldest_entered_at = None;
+                for ch in q.channels.iter().flatten() {
+                    ch.waiting.set(0.0);
+                }
+                for gauges in q.tiers.values() {
+                    gauges.iter().for_each(|g| g.set(0.0));
+                }
+            }
+            board.update(&id, now, None, [0; 6]);
+        }
+        drop(board);
+        self.roster = routing
+            .agents
+            .iter()
+            .map(|a| Arc::from(a.id.as_str()))
+            .collect();
+    }
+
+    fn configure_queue(&mut self, q: &QueueConfig, tiers: &[Tier]) {
+        let id: Arc<str> = Arc::from(q.id.as_str());
+        let m = self.metrics.clone();
+        let series = self
+            .queues
+            .entry(id.clone())
+            .or_insert_with(|| QueueSeries::new(&m, id.clone()));
+        series.sla_ms = q.sla_ms;
+        series.sla.set(seconds(q.sla_ms));
+        match q.max_wait_ms {
+            Some(ms) => series
+                .max_wait
+                .get_or_insert_with(|| m.gauge(c::QUEUE_MAX_WAIT, &[("queue", &id)]))
+                .set(seconds(ms)),
+            None => {
+                if let Some(g) = &series.max_wait {
+                    g.set(0.0);
+                }
+            }
+        }
+        for ch in &q.channels {
+            series.channel(&m, *ch);
+        }
+        for step in 1..q.steps.len() {
+            series.step(&m, step);
+        }
+        for tier in tiers {
+            series.tier(&m, *tier);
+        }
+        let mut board = m.board();
+        if !board.contains(&id) {
+            let live = LiveSeries {
+                oldest_wait: m.gauge(c::QUEUE_OLDEST_WAIT, &[("queue", &id)]),
+                state_seconds: Activity::ALL.map(|a| {
+                    m.counter(
+                        c::AGENT_STATE_SECONDS,
+                        &[("queue", &id), ("state", a.as_str())],
+                    )
+                }),
+            };
+            board.track(id, live, self.last_now);
+        }
+    }
+
+    fn queue(&mut self, id: &Arc<str>) -> &mut QueueSeries {
+        let m = &self.metrics;
+        self.queues
+            .entry(id.clone())
+            .or_insert_with(|| QueueSeries::new(m, id.clone()))
+    }
+
+    fn agent(&mut self, id: &Arc<str>, at: Millis) -> &mut AgentTrack {
+        let per_agent = self.metrics.per_agent();
+        let m = &self.metrics;
+        let started_at = self.started_at;
+        let track = self.agents.entry(id.clone()).or_insert_with(|| AgentTrack {
+            ledger: AgentLedger::new(started_at),
+            status: AgentStatus::Offline,
+            reason: None,
+            offered: 0,
+            connected: 0,
+            wrap_up: 0,
+            last_fact_at: at,
+            touched: false,
+            series: per_agent.then(|| AgentSeries::new(m, id)),
+        });
+        if !track.touched {
+            track.touched = true;
+            self.touched.push(id.clone());
+        }
+        track.last_fact_at = track.last_fact_at.max(at);
+        track
+    }
+
+    /// Record engine facts (in the order the engine emitted them).
+    pub fn on_facts(&mut self, facts: &[Fact]) {
+        for fact in facts {
+            self.on_fact(fact);
+        }
+    }
+
+    fn on_fact(&mut self, fact: &Fact) {
+        let m = self.metrics.clone();
+        match fact {
+            Fact::Arrived {
+                queue,
+                channel,
+                at,
+                category,
+                ..
+            } => {
+                self.seen(*at);
+                let complaint = category.as_deref() == Some("complaint");
+                match queue {
+                    Some(queue) => {
+                        let q = self.queue(queue);
+                        let ch = q.channel(&m, *channel);
+                        ch.arrived.increment(1);
+                        if complaint {
+                            ch.complaints.increment(1);
+                        }
+                        let t = q.window.at(*at);
+                        t.arrived += 1;
+                        t.complaints += u32::from(complaint);
+                    }
+                    None => {
+                        m.counter(c::ARRIVED, &[("queue", ""), ("channel", channel.as_str())])
+                            .increment(1);
+                    }
+                }
+            }
+            Fact::Rejected {
+                queue, channel, at, ..
+            } => {
+                self.seen(*at);
+                match queue {
+                    Some(queue) => {
+                        let q = self.queue(queue);
+                        q.channel(&m, *channel).rejected.increment(1);
+                        q.window.at(*at).rejected += 1;
+                    }
+                    None => self.unrouted_rejects[channel.index()]
+                        .get_or_insert_with(|| {
+                            m.counter(c::REJECTED, &[("queue", ""), ("channel", channel.as_str())])
+                        })
+                        .increment(1),
+                }
+            }
+            Fact::Offered { agent, at, .. } => {
+                self.seen(*at);
+                let a = self.agent(agent, *at);
+                a.offered += 1;
+                a.ledger.mark(*at, Mark::Offered);
+                a.settle(*at);
+            }
+            Fact::OfferEnded {
+                queue,
+                agent,
+                result,
+                at,
+            } => {
+                self.seen(*at);
+                let idx = match result {
+                    OfferResult::Accepted => 0,
+                    OfferResult::Declined(_) => 1,
+                    OfferResult::TimedOut => 2,
+                    OfferResult::Revoked => 3,
+                };
+                self.queue(queue).offers[idx].increment(1);
+                let a = self.agent(agent, *at);
+                a.offered = a.offered.saturating_sub(1);
+                match result {
+                    OfferResult::Accepted => a.connected += 1,
+                    OfferResult::Declined(DeclineReason::NoAnswer) | OfferResult::TimedOut => {
+                        a.ledger.mark(*at, Mark::NoAnswer)
+                    }
+                    OfferResult::Declined(_) => a.ledger.mark(*at, Mark::Declined),
+                    OfferResult::Revoked => {}
+                }
+                a.settle(*at);
+            }
+            Fact::Answered {
+                queue,
+                channel,
+                agent,
+                wait_ms,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                let within = *wait_ms <= q.sla_ms;
+                let ch = q.channel(&m, *channel);
+                ch.answered.increment(1);
+                if within {
+                    ch.answered_within_sla.increment(1);
+                }
+                q.wait_answered.record(seconds(*wait_ms));
+                let t = q.window.at(*at);
+                t.answered += 1;
+                t.answered_within_sla += u32::from(within);
+                t.answered_wait_ms += wait_ms;
+                m.note_samples(1);
+                self.agent(agent, *at).ledger.mark(*at, Mark::Answered);
+            }
+            Fact::Abandoned {
+                queue,
+                channel,
+                wait_ms,
+                short,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                let ch = q.channel(&m, *channel);
+                if *short {
+                    ch.short_abandoned.increment(1);
+                    q.window.at(*at).short_abandoned += 1;
+                } else {
+                    ch.abandoned.increment(1);
+                    q.wait_abandoned.record(seconds(*wait_ms));
+                    q.window.at(*at).abandoned += 1;
+                    m.note_samples(1);
+                }
+            }
+            Fact::Overflowed {
+                queue,
+                channel,
+                to_queue,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                q.channel(&m, *channel).overflowed.increment(1);
+                q.window.at(*at).overflowed += 1;
+                if let Some(to) = to_queue {
+                    self.queue(to).window.at(*at).entered_again += 1;
+                }
+            }
+            Fact::StepReached { queue, step, at } => {
+                self.seen(*at);
+                self.queue(queue).step(&m, *step).increment(1);
+            }
+            Fact::EscalatedByAgent {
+                queue, agent, at, ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                q.escalated_by_agent.increment(1);
+                q.window.at(*at).entered_again += 1;
+                let a = self.agent(agent, *at);
+                a.connected = a.connected.saturating_sub(1);
+                a.wrap_up += 1;
+                a.ledger.mark(*at, Mark::Escalated);
+                a.settle(*at);
+            }
+            Fact::Transferred {
+                to_queue,
+                agent,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                self.queue(to_queue).window.at(*at).entered_again += 1;
+                let a = self.agent(agent, *at);
+                a.connected = a.connected.saturating_sub(1);
+                a.wrap_up += 1;
+                a.ledger.mark(*at, Mark::Transferred);
+                a.settle(*at);
+            }
+            Fact::Ended {
+                queue,
+                agent,
+                resolved,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                let resolved = *resolved == Some(true);
+                q.ended.increment(1);
+                if resolved {
+                    q.resolved.increment(1);
+                }
+                let t = q.window.at(*at);
+                t.ended += 1;
+                t.resolved += u32::from(resolved);
+                let a = self.agent(agent, *at);
+                a.connected = a.connected.saturating_sub(1);
+                a.wrap_up += 1;
+                a.ledger.mark(*at, Mark::Ended { resolved });
+                a.settle(*at);
+            }
+            Fact::WrapUpEnded {
+                queue,
+                channel,
+                agent,
+                handle_ms,
+                at,
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                q.channel(&m, *channel).handle.record(seconds(*handle_ms));
+                m.note_samples(1);
+                let a = self.agent(agent, *at);
+                a.wrap_up = a.wrap_up.saturating_sub(1);
+                a.ledger.mark(
+                    *at,
+                    Mark::Finished {
+                        channel: *channel,
+                        handle_ms: *handle_ms,
+                    },
+                );
+                if let Some(s) = &mut a.series {
+                    s.handled[channel.index()]
+                        .get_or_insert_with(|| {
+                            m.counter(
+                                c::AGENT_HANDLED,
+                                &[("agent", agent), ("channel", channel.as_str())],
+                            )
+                        })
+                        .increment(1);
+                }
+                a.settle(*at);
+            }
+            Fact::Rated {
+                queue,
+                agent,
+                score,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let q = self.queue(queue);
+                if (1..=5).contains(score) {
+                    q.ratings[usize::from(*score) - 1].increment(1);
+                    let t = q.window.at(*at);
+                    t.ratings += 1;
+                    t.satisfied += u32::from(*score >= 4);
+                    if let Some(agent) = agent {
+                        self.agent(agent, *at)
+                            .ledger
+                            .mark(*at, Mark::Rated { score: *score });
+                    }
+                }
+            }
+            Fact::AgentStatusChanged {
+                agent,
+                to,
+                reason,
+                at,
+                ..
+            } => {
+                self.seen(*at);
+                let a = self.agent(agent, *at);
+                a.status = *to;
+                a.reason = reason.clone();
+                a.settle(*at);
+            }
+        }
+    }
+
+    fn seen(&mut self, at: Millis) {
+        self.last_now = self.last_now.max(at);
+    }
+
+    /// Bring the gauges up to the engine's state at `now`: waiting per queue and channel, oldest
+    /// wait, agents per queue, tier and state; and reconcile the agents the batch touched with the
+    /// engine's own view of them.
+    pub fn refresh(&mut self, state: &impl RoutingState, now: Millis) {
+        self.seen(now);
+        let mut updates = Vec::with_capacity(self.queue_order.len());
+        for id in &self.queue_order {
+            let Some(view) = state.queue_view(id) else {
+                continue;
+            };
+            let Some(q) = self.queues.get_mut(id) else {
+                continue;
+            };
+            for (i, ch) in q.channels.iter().enumerate() {
+                if let Some(ch) = ch {
+                    let waiting = view
+                        .waiting_by_channel
+                        .get(&Channel::ALL[i])
+                        .copied()
+                        .unwrap_or(0);
+                    ch.waiting.set(waiting as f64);
+                }
+            }
+            for (channel, waiting) in &view.waiting_by_channel {
+                if q.channels[channel.index()].is_none() && *waiting > 0 {
+                    q.channel(&self.metrics, *channel)
+                        .waiting
+                        .set(*waiting as f64);
+                }
+            }
+            let mut counts = [0u64; 6];
+            for tier in view.agents.keys() {
+                q.tier(&self.metrics, *tier);
+            }
+            for (tier, gauges) in &q.tiers {
+                let by_state = view.agents.get(tier);
+                for (i, activity) in Activity::ALL.iter().enumerate() {
+                    let n = by_state.and_then(|s| s.get(activity)).copied().unwrap_or(0);
+                    gauges[i].set(n as f64);
+                    counts[i] += n as u64;
+                }
+            }
+            q.waiting = view.waiting as u64;
+            q.oldest_entered_at = view.oldest_entered_at;
+            updates.push((id.clone(), view.oldest_entered_at, counts));
+        }
+        {
+            let mut board = self.metrics.board();
+            for (id, oldest, counts) in updates {
+                board.update(&id, now, oldest, counts);
+            }
+        }
+        for id in std::mem::take(&mut self.touched) {
+            let view = state.agent_view(&id);
+            if let Some(a) = self.agents.get_mut(&id) {
+                a.touched = false;
+                if let Some(view) = view {
+                    a.reconcile(&view);
+                }
+            }
+        }
+    }
+
+    /// KPIs of `queue` over the last `window_ms` (whole minutes, 1 m to 24 h) up to `now`.
+    pub fn queue_stats(
+        &self,
+        queue: &str,
+        window_ms: Millis,
+        now: Millis,
+    ) -> Result<QueueStats, StatsError> {
+        let q = self
+            .queues
+            .get(queue)
+            .ok_or_else(|| StatsError::UnknownQueue {
+                queue: queue.to_string(),
+            })?;
+        let current = QueueNow {
+            id: &q.id,
+            sla_ms: q.sla_ms,
+            waiting: q.waiting,
+            oldest_entered_at: q.oldest_entered_at,
+        };
+        q.window.report(current, window_ms, now)
+    }
+
+    /// Attendance and KPIs of `agent` from `since` to `now` (at most the last 24 hours).
+    pub fn agent_stats(
+        &self,
+        agent: &str,
+        since: Millis,
+        now: Millis,
+    ) -> Result<AgentStats, StatsError> {
+        match self.agents.get(agent) {
+            Some(a) => a.ledger.report(agent, since, now),
+            None if self.roster.contains(agent) => {
+                AgentLedger::new(self.started_at).report(agent, since, now)
+            }
+            None => Err(StatsError::UnknownAgent {
+                agent: agent.to_string(),
+            }),
+        }
+    }
+}
+
+impl AgentTrack {
+    /// The state the agent is in according to the facts seen so far.
+    fn activity(&self) -> Activity {
+        // The engine's precedence (`AgentView::activity`): offline wins, then busy, offered,
+        // wrap-up, and the status.
+        match self.status {
+            AgentStatus::Offline => Activity::Offline,
+            _ if self.connected > 0 => Activity::Busy,
+            _ if self.offered > 0 => Activity::Offered,
+            _ if self.wrap_up > 0 => Activity::WrapUp,
+            AgentStatus::NotReady => Activity::NotReady,
+            AgentStatus::Available => Activity::Available,
+        }
+    }
+
+    /// Record the (possibly new) state from `at` on.
+    fn settle(&mut self, at: Millis) {
+        let activity = self.activity();
+        self.enter(at, activity);
+    }
+
+    fn enter(&mut self, at: Millis, activity: Activity) {
+        let before = self.ledger.current().map(|s| s.activity);
+        self.ledger.enter(Span {
+            start: at,
+            activity,
+            status: self.status,
+            reason: self.reason.clone(),
+        });
+        if let (Some(s), Some(now)) = (&self.series, self.ledger.current().map(|s| s.activity)) {
+            if before != Some(now) {
+                for (i, g) in s.activity.iter().enumerate() {
+                    g.set(if i == activity_index(now) { 1.0 } else { 0.0 });
+                }
+            }
+        }
+    }
+
+    /// Align with the engine's view after a batch: the engine is the authority on slots and
+    /// state; facts only give the exact moments. A difference is applied from the agent's last
+    /// fact of the batch.
+    fn reconcile(&mut self, view: &AgentView) {
+        self.status = view.status;
+        self.reason = view.reason.clone();
+        let count = |phase| view.slots.iter().filter(|s| s.phase == phase).count() as u32;
+        self.offered = count(SlotPhase::Offered);
+        self.connected = count(SlotPhase::Connected);
+        self.wrap_up = count(SlotPhase::WrapUp);
+        let at = self.last_fact_at;
+        self.enter(at, view.activity);
+    }
+}

@@ -1,0 +1,422 @@
+//! The less travelled paths: overflows, rejections, agent escalations and transfers, reloads,
+//! the daemon's helper series, and the `/metrics` listener itself.
+
+mod metrics_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use metrics_support::sample;
+use tierline::config::daemon::MetricsConfig;
+use tierline::config::{AgentConfig, Channel, Overflow, QueueConfig, RoutingConfig, Tier};
+use tierline::engine::{Engine, Event};
+use tierline::metrics::{self, DeliveryResult, Metrics, Telemetry};
+
+const S: u64 = 1000;
+
+fn agent(id: &str, queue: &str, tier: Tier) -> AgentConfig {
+    AgentConfig {
+        id: id.into(),
+        address: format!("sip:{id}@pbx"),
+        tiers: BTreeMap::from([(queue.to_string(), tier)]),
+        skills: vec![],
+        capacity: BTreeMap::new(),
+    }
+}
+
+fn arrive(id: &str, queue: Option<&str>) -> Event {
+    Event::InteractionArrived {
+        interaction: id.into(),
+        channel: Channel::Voice,
+        queue: queue.map(Into::into),
+        priority: None,
+        skills: vec![],
+        customer: None,
+        attributes: BTreeMap::new(),
+    }
+}
+
+fn login(a: &str) -> Event {
+    Event::AgentLogin {
+        agent: a.into(),
+        address: None,
+        tiers: None,
+        skills: None,
+        capacity: None,
+    }
+}
+
+struct Rig {
+    engine: Engine,
+    telemetry: Telemetry,
+}
+
+impl Rig {
+    fn new(cfg: RoutingConfig) -> Rig {
+        let metrics = Metrics::unserved(&MetricsConfig::default(), &cfg).unwrap();
+        let mut engine = Engine::new(cfg.clone(), 0);
+        engine.set_record_facts(true);
+        let telemetry = Telemetry::new(metrics, &cfg, 0);
+        Rig { engine, telemetry }
+    }
+
+    fn at(&mut self, now: u64, event: Event) {
+        while let Some(d) = self.engine.next_deadline().filter(|d| *d <= now) {
+            self.engine.advance(d);
+            self.telemetry.observe(&mut self.engine, d);
+        }
+        self.engine.handle(now, &event).unwrap();
+        self.telemetry.observe(&mut self.engine, now);
+    }
+
+    /// Let the clock run to `now`, firing every timer at its deadline.
+    fn tick(&mut self, now: u64) {
+        while let Some(d) = self.engine.next_deadline().filter(|d| *d <= now) {
+            self.engine.advance(d);
+            self.telemetry.observe(&mut self.engine, d);
+        }
+    }
+
+    fn text(&self, now: u64) -> String {
+        self.telemetry.metrics().render_at(now)
+    }
+}
+
+#[test]
+fn an_interaction_that_waits_max_wait_overflows_and_is_counted_once() {
+    let mut q = QueueConfig::with_defaults("sales");
+    q.max_wait_ms = Some(60 * S);
+    q.overflow = Some(Overflow::Target("voicemail".into()));
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(q);
+    let mut rig = Rig::new(cfg);
+    rig.at(0, arrive("c1", Some("sales")));
+    rig.at(10 * S, arrive("c2", Some("sales")));
+    let text = rig.text(30 * S);
+    let lbl = [("queue", "sales"), ("channel", "voice")];
+    assert_eq!(sample(&text, "tierline_queue_waiting", &lbl), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "sales")]
+        ),
+        30.0
+    );
+    rig.at(65 * S, arrive("c3", Some("sales")));
+    let text = rig.text(65 * S);
+    assert_eq!(
+        sample(&text, "tierline_interactions_overflowed_total", &lbl),
+        1.0
+    );
+    assert_eq!(sample(&text, "tierline_queue_waiting", &lbl), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "sales")]
+        ),
+        55.0,
+        "c2 is now the oldest"
+    );
+    let stats = rig
+        .telemetry
+        .queue_stats("sales", 60 * 60 * S, 65 * S)
+        .unwrap();
+    assert_eq!((stats.overflowed, stats.offered), (1, 3));
+    assert_eq!(
+        stats.service_level, None,
+        "nothing answered or abandoned yet"
+    );
+}
+
+#[test]
+fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
+    let mut q = QueueConfig::with_defaults("sales");
+    q.max_waiting = Some(1);
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(q);
+    let mut rig = Rig::new(cfg);
+    rig.at(0, arrive("c1", Some("sales")));
+    rig.at(S, arrive("c2", Some("sales")));
+    rig.at(2 * S, arrive("c3", None));
+    let text = rig.text(2 * S);
+    let lbl = [("queue", "sales"), ("channel", "voice")];
+    assert_eq!(
+        sample(&text, "tierline_interactions_arrived_total", &lbl),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, "tierline_interactions_rejected_total", &lbl),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_rejected_total",
+            &[("queue", ""), ("channel", "voice")]
+        ),
+        1.0
+    );
+    let stats = rig.telemetry.queue_stats("sales", 60 * S, 2 * S).unwrap();
+    assert_eq!((stats.arrived, stats.rejected, stats.offered), (2, 1, 1));
+}
+
+#[test]
+fn an_agent_escalation_counts_for_the_queue_and_the_agent() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("tech"));
+    cfg.agents = vec![agent("l1", "tech", 1), agent("l2", "tech", 2)];
+    let mut rig = Rig::new(cfg);
+    rig.at(0, login("l1"));
+    rig.at(0, login("l2"));
+    rig.at(S, arrive("c1", Some("tech")));
+    rig.at(
+        2 * S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "l1".into(),
+        },
+    );
+    rig.at(
+        20 * S,
+        Event::InteractionEscalated {
+            interaction: "c1".into(),
+            min_tier: 2,
+        },
+    );
+    rig.at(
+        25 * S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "l2".into(),
+        },
+    );
+    rig.tick(40 * S);
+    let text = rig.text(40 * S);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_escalations_total",
+            &[("queue", "tech"), ("step", "agent")]
+        ),
+        1.0
+    );
+    let l1 = rig.telemetry.agent_stats("l1", 0, 40 * S).unwrap();
+    assert_eq!(l1.escalations, 1);
+    // l1's slot went to wrap-up (10 s) at 20 s and freed at 30 s: 18 s connected + 10 s wrap-up.
+    assert_eq!(l1.handled_total, 1);
+    assert_eq!(l1.aht_s, Some(28.0));
+    let stats = rig.telemetry.queue_stats("tech", 60 * S, 40 * S).unwrap();
+    assert_eq!(
+        (stats.offered, stats.answered),
+        (2, 2),
+        "the escalation re-entered the queue"
+    );
+}
+
+#[test]
+fn a_reload_that_removes_a_queue_zeroes_its_gauges_but_keeps_its_totals() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("old"));
+    cfg.queues.push(QueueConfig::with_defaults("new"));
+    cfg.agents = vec![agent("a", "old", 1)];
+    let mut rig = Rig::new(cfg.clone());
+    rig.at(0, login("a"));
+    rig.at(S, arrive("c1", Some("old")));
+    rig.at(
+        S,
+        Event::OfferAccepted {
+            interaction: "c1".into(),
+            agent: "a".into(),
+        },
+    );
+    let mut next = cfg.clone();
+    next.queues.remove(0);
+    next.agents = vec![agent("a", "new", 1)];
+    // Nothing waits in `old` (c1 is connected), so the engine allows the removal.
+    rig.engine.reconfigure(2 * S, next.clone()).unwrap();
+    rig.telemetry.on_config(&next);
+    rig.telemetry.metrics().config_reload(true);
+    rig.telemetry.observe(&mut rig.engine, 2 * S);
+    let text = rig.text(2 * S);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_arrived_total",
+            &[("queue", "old"), ("channel", "voice")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_agents",
+            &[("queue", "old"), ("tier", "1"), ("state", "busy")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_agents",
+            &[("queue", "new"), ("tier", "1"), ("state", "busy")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "tierline_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_config_reloads_total",
+            &[("result", "rejected")]
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn the_daemon_helpers_record_requests_deliveries_and_build_info() {
+    let cfg = RoutingConfig::empty();
+    let m = Metrics::unserved(&MetricsConfig::default(), &cfg).unwrap();
+    m.http_request("/v1/events", 202, Duration::from_micros(300));
+    m.http_request("/v1/events", 202, Duration::from_micros(700));
+    m.http_request("/v1/events", 422, Duration::from_millis(2));
+    m.event_queue_depth(7);
+    m.subscriber_delivery("pbx", DeliveryResult::Delivered);
+    m.subscriber_delivery("pbx", DeliveryResult::Failed);
+    m.timer_lateness(Duration::from_millis(3));
+    let text = m.render_at(0);
+    let req = |s| {
+        sample(
+            &text,
+            "tierline_http_requests_total",
+            &[("route", "/v1/events"), ("status", s)],
+        )
+    };
+    assert_eq!((req("202"), req("422")), (2.0, 1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_http_request_seconds_count",
+            &[("route", "/v1/events")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_http_request_seconds_bucket",
+            &[("route", "/v1/events"), ("le", "0.0005")]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&text, "tierline_event_queue_depth", &[]), 7.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_subscriber_deliveries_total",
+            &[("subscriber", "pbx"), ("result", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_timer_lateness_seconds_bucket",
+            &[("le", "0.005")]
+        ),
+        1.0
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        sample(&text, "tierline_build_info", &[("version", version)]),
+        1.0
+    );
+    assert!(text.contains("# HELP tierline_http_requests_total "));
+    assert!(
+        text.contains("# TYPE tierline_wait_seconds histogram")
+            || !text.contains("tierline_wait_seconds")
+    );
+}
+
+#[test]
+fn stats_windows_are_parsed_and_bounded() {
+    use tierline::metrics::stats::parse_window;
+    assert_eq!(parse_window("15m").unwrap(), 15 * 60 * S);
+    assert_eq!(parse_window("2h").unwrap(), 2 * 3600 * S);
+    assert_eq!(parse_window("120s").unwrap(), 120 * S);
+    for bad in ["", "15", "m", "0m", "25h", "90s", "15 m", "-1m", "15d"] {
+        let e = parse_window(bad).unwrap_err();
+        assert_eq!(e.code(), "invalid_window", "{bad}");
+        assert_eq!(e.http_status(), 422);
+    }
+}
+
+#[tokio::test]
+async fn install_serves_metrics_and_tolerates_a_second_daemon_in_the_process() {
+    let mut cfg = RoutingConfig::empty();
+    let mut q = QueueConfig::with_defaults("sales");
+    q.sla_ms = 12_500;
+    cfg.queues.push(q);
+    let listen = MetricsConfig {
+        listen: "127.0.0.1:0".into(),
+        per_agent: false,
+    };
+    let first = metrics::install(&listen, &cfg).unwrap();
+    let second = metrics::install(&listen, &cfg).unwrap();
+    assert!(first.is_global() && !second.is_global());
+    let mut telemetry = Telemetry::new(second.clone(), &cfg, 0);
+    telemetry.on_facts(&[]);
+    second.http_request("/v1/events", 202, Duration::from_millis(1));
+
+    let get = |addr: std::net::SocketAddr, path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    let body = get(second.local_addr().unwrap(), "/metrics").await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("text/plain; version=0.0.4"));
+    assert!(body.contains("tierline_http_requests_total{route=\"/v1/events\",status=\"202\"} 1"));
+    assert!(body.contains("tierline_queue_sla_seconds{queue=\"sales\"} 12.5"));
+    let other = get(first.local_addr().unwrap(), "/metrics").await;
+    assert!(
+        !other.contains("tierline_http_requests_total{"),
+        "each daemon has its own recorder"
+    );
+    let missing = get(second.local_addr().unwrap(), "/nope").await;
+    assert!(missing.starts_with("HTTP/1.1 404"));
+    assert!(
+        missing.contains(r#"{"error":{"code":"not_found","message":"#),
+        "{missing}"
+    );
+
+    let taken = MetricsConfig {
+        listen: second.local_addr().unwrap().to_string(),
+        per_agent: false,
+    };
+    let err = metrics::install(&taken, &cfg)
+        .err()
+        .expect("the port is taken");
+    assert!(
+        err.to_string().contains("cannot listen for /metrics on"),
+        "{err}"
+    );
+    let bad = MetricsConfig {
+        listen: "localhost".into(),
+        per_agent: false,
+    };
+    assert!(metrics::install(&bad, &cfg)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a socket address"));
+}
