@@ -19,9 +19,7 @@ pub type Millis = u64;
 pub type Tier = u8;
 
 /// The media an interaction arrives on. Each has its own per-agent capacity.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Voice,

@@ -50,7 +50,9 @@ pub enum EngineError {
     },
     #[error("queue `{queue}` is full ({max_waiting} waiting); transfer refused")]
     QueueFull { queue: String, max_waiting: usize },
-    #[error("the engine holds {limit} live interactions, its limit; arrival `{interaction}` refused")]
+    #[error(
+        "the engine holds {limit} live interactions, its limit; arrival `{interaction}` refused"
+    )]
     AtCapacity { interaction: String, limit: usize },
     #[error("timers due at {due_at} must fire first: call advance({now}) before handle()")]
     TimersPending { due_at: Millis, now: Millis },

@@ -8,9 +8,17 @@
 //! sleep until `next_deadline()` (or the next event) and call `advance` again.
 
 pub mod decision;
+mod dispatch;
 pub mod error;
 pub mod event;
+mod flows;
+mod handlers;
+mod index;
+mod model;
+mod reconfigure;
+mod timers;
 pub mod view;
+mod views;
 
 pub use decision::{
     AgentStatus, Decision, DecisionKind, Fact, OfferResult, RejectReason, RevokeReason,
@@ -22,49 +30,135 @@ pub use view::{
     SlotView, Transition, Why,
 };
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use crate::config::{Millis, RoutingConfig};
+use model::{Agent, Interaction, QKey, QueueRt, SkillSetId};
+use timers::{AKey, IKey, Timer, Timers};
+
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
 /// The routing engine. See the module docs.
 pub struct Engine {
-    _todo: (),
+    config: RoutingConfig,
+    now: Millis,
+    /// The seq of the next decision.
+    seq: u64,
+    queues: Vec<QueueRt>,
+    queue_ids: Map<Arc<str>, QKey>,
+    agents: Vec<Agent>,
+    agent_ids: Map<Arc<str>, AKey>,
+    /// Slab of interactions; `None` marks a free slot (listed in `free_ikeys`).
+    interactions: Vec<Option<Interaction>>,
+    free_ikeys: Vec<IKey>,
+    interaction_ids: Map<Arc<str>, IKey>,
+    /// Finished interactions in the order they finished (evicted from the front).
+    finished: VecDeque<IKey>,
+    skill_ids: Map<Arc<str>, u32>,
+    skill_names: Vec<Arc<str>>,
+    skill_sets: Vec<Vec<u32>>,
+    skill_set_ids: Map<Vec<u32>, SkillSetId>,
+    timers: Timers,
+    rng: ChaCha8Rng,
+    next_order: u64,
+    next_offer: u64,
+    next_slot: u64,
+    counts: Counts,
+    /// Live (not finished) interactions.
+    live: usize,
+    out: Vec<Decision>,
+    facts: Vec<Fact>,
+    record_facts: bool,
 }
 
 impl Engine {
     /// A fresh engine at time `now`. Roster agents start offline.
     pub fn new(config: RoutingConfig, now: Millis) -> Engine {
-        let _ = (config, now);
-        todo!()
+        let mut engine = Engine {
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            config: RoutingConfig::empty(),
+            now,
+            seq: 1,
+            queues: Vec::new(),
+            queue_ids: Map::default(),
+            agents: Vec::new(),
+            agent_ids: Map::default(),
+            interactions: Vec::new(),
+            free_ikeys: Vec::new(),
+            interaction_ids: Map::default(),
+            finished: VecDeque::new(),
+            skill_ids: Map::default(),
+            skill_names: Vec::new(),
+            skill_sets: Vec::new(),
+            skill_set_ids: Map::default(),
+            timers: Timers::default(),
+            next_order: 0,
+            next_offer: 1,
+            next_slot: 1,
+            counts: Counts::default(),
+            live: 0,
+            out: Vec::new(),
+            facts: Vec::new(),
+            record_facts: false,
+        };
+        engine.install_config(config);
+        engine
     }
 
     /// The routing config in force.
     pub fn config(&self) -> &RoutingConfig {
-        todo!()
+        &self.config
     }
 
     /// Engine time: the latest `now` it was given.
     pub fn now(&self) -> Millis {
-        todo!()
+        self.now
     }
 
     /// The `seq` the next decision will carry.
     pub fn next_seq(&self) -> u64 {
-        todo!()
+        self.seq
     }
 
     /// Fire every timer due at or before `now`, each at its own deadline, in deadline order.
     /// A `now` earlier than engine time is treated as engine time.
     pub fn advance(&mut self, now: Millis) -> Vec<Decision> {
-        let _ = now;
-        todo!()
+        let now = now.max(self.now);
+        while let Some(((deadline, _), timer)) = self.timers.pop_due(now) {
+            self.now = deadline.max(self.now);
+            self.fire(timer);
+        }
+        self.now = now;
+        std::mem::take(&mut self.out)
     }
 
     /// Apply one event at `now`. Timers due at or before `now` must have fired (`advance`),
     /// otherwise `TimersPending`. On error the state is unchanged and no decision is made.
     pub fn handle(&mut self, now: Millis, event: &Event) -> Result<Vec<Decision>, EngineError> {
-        let _ = (now, event);
-        todo!()
+        let now = now.max(self.now);
+        if let Some(due_at) = self.timers.next_deadline() {
+            if due_at <= now {
+                return Err(EngineError::TimersPending { due_at, now });
+            }
+        }
+        let facts_before = self.facts.len();
+        self.now = now;
+        match self.apply(event) {
+            Ok(()) => Ok(std::mem::take(&mut self.out)),
+            Err(e) => {
+                debug_assert!(
+                    self.out.is_empty(),
+                    "a refused event must not decide anything"
+                );
+                self.out.clear();
+                self.facts.truncate(facts_before);
+                Err(e)
+            }
+        }
     }
 
     /// Convenience: `advance(now)` then `handle(now, event)`; timer decisions come first.
@@ -78,75 +172,143 @@ impl Engine {
         (fired, result)
     }
 
-    /// Apply a new routing config live. Never drops a waiting interaction or logs an agent out;
-    /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
-    /// are re-derived from their `entered_queue_at` under the new config; eligibility is
-    /// re-evaluated at once (decisions returned). Removing a queue with waiting interactions is
-    /// refused unless the old queue names `drain_to`. Roster agents are added/updated (tiers,
-    /// skills, address, capacity); agents missing from the new roster keep their state.
-    pub fn reconfigure(
-        &mut self,
-        now: Millis,
-        config: RoutingConfig,
-    ) -> Result<Vec<Decision>, ReconfigureError> {
-        let _ = (now, config);
-        todo!()
-    }
-
     /// When the engine next needs `advance` (the earliest pending timer).
     pub fn next_deadline(&self) -> Option<Millis> {
-        todo!()
+        self.timers.next_deadline()
     }
 
     /// Turn fact recording on or off (off by default; metrics and the simulator turn it on).
     pub fn set_record_facts(&mut self, on: bool) {
-        let _ = on;
-        todo!()
+        self.record_facts = on;
+        if !on {
+            self.facts.clear();
+        }
     }
 
     /// Facts recorded since the last call, in order.
     pub fn take_facts(&mut self) -> Vec<Fact> {
-        todo!()
-    }
-
-    pub fn interaction(&self, id: &str) -> Option<InteractionView> {
-        let _ = id;
-        todo!()
-    }
-
-    pub fn agent(&self, id: &str) -> Option<AgentView> {
-        let _ = id;
-        todo!()
-    }
-
-    /// All agents, sorted by id.
-    pub fn agents(&self) -> Vec<AgentView> {
-        todo!()
-    }
-
-    pub fn queue(&self, id: &str) -> Option<QueueView> {
-        let _ = id;
-        todo!()
-    }
-
-    /// All queues of the current config, in config order.
-    pub fn queues(&self) -> Vec<QueueView> {
-        todo!()
-    }
-
-    /// Ids waiting in `queue`, most urgent first.
-    pub fn waiting_in(&self, queue: &str) -> Vec<Arc<str>> {
-        let _ = queue;
-        todo!()
+        std::mem::take(&mut self.facts)
     }
 
     pub fn counts(&self) -> Counts {
-        todo!()
+        self.counts
     }
 
-    /// Check every internal index against the primary state; `Err` describes the first mismatch.
-    /// For tests (O(n)).
-    pub fn check_consistency(&self) -> Result<(), String> {
-        todo!()
+    // ----- small shared helpers used by the other engine modules -----
+
+    fn emit(&mut self, kind: DecisionKind) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.out.push(Decision {
+            seq,
+            at: self.now,
+            kind,
+        });
+    }
+
+    fn fact(&mut self, make: impl FnOnce() -> Fact) {
+        if self.record_facts {
+            self.facts.push(make());
+        }
+    }
+
+    fn ix(&self, ik: IKey) -> &Interaction {
+        match self.interactions.get(ik as usize) {
+            Some(Some(i)) => i,
+            _ => unreachable!("interaction key {ik} is not live"),
+        }
+    }
+
+    fn ix_mut(&mut self, ik: IKey) -> &mut Interaction {
+        match self.interactions.get_mut(ik as usize) {
+            Some(Some(i)) => i,
+            _ => unreachable!("interaction key {ik} is not live"),
+        }
+    }
+
+    fn lookup_interaction(&self, id: &str) -> Result<IKey, EngineError> {
+        self.interaction_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownInteraction {
+                interaction: id.to_string(),
+            })
+    }
+
+    fn lookup_agent(&self, id: &str) -> Result<AKey, EngineError> {
+        self.agent_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownAgent {
+                agent: id.to_string(),
+            })
+    }
+
+    fn lookup_queue(&self, id: &str) -> Result<QKey, EngineError> {
+        self.queue_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownQueue {
+                queue: id.to_string(),
+            })
+    }
+
+    fn skill_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.skill_ids.get(name) {
+            return id;
+        }
+        let id = self.skill_names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.skill_names.push(name.clone());
+        self.skill_ids.insert(name, id);
+        id
+    }
+
+    fn skill_ids_of(&mut self, names: &[impl AsRef<str>]) -> Vec<u32> {
+        let mut ids: Vec<u32> = names.iter().map(|n| self.skill_id(n.as_ref())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn skill_set(&mut self, ids: Vec<u32>) -> SkillSetId {
+        if let Some(&id) = self.skill_set_ids.get(&ids) {
+            return id;
+        }
+        let id = self.skill_sets.len() as SkillSetId;
+        self.skill_sets.push(ids.clone());
+        self.skill_set_ids.insert(ids, id);
+        id
+    }
+
+    /// Whether `have` (sorted) contains every id of skill set `set`.
+    fn has_skills(&self, have: &[u32], set: SkillSetId) -> bool {
+        let need = &self.skill_sets[set as usize];
+        if need.is_empty() {
+            return true;
+        }
+        let mut it = have.iter();
+        'outer: for n in need {
+            for h in it.by_ref() {
+                if h == n {
+                    continue 'outer;
+                }
+                if h > n {
+                    return false;
+                }
+            }
+            return false;
+        }
+        true
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::Step(ik) => self.on_step_timer(ik),
+            Timer::MaxWait(ik) => self.on_max_wait(ik),
+            Timer::OfferExpiry(ik) => self.on_offer_expired(ik),
+            Timer::WrapUp(ak, slot) => self.on_wrap_up_end(ak, slot),
+            Timer::Backoff(ak) => self.on_backoff_end(ak),
+        }
     }
 }

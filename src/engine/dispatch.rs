@@ -1,0 +1,260 @@
+//! Matching: which agent an interaction gets, which interaction a freed agent gets, and the offer.
+//!
+//! Both directions read only the indexes, so each match costs O(tiers × log n) plus, for required
+//! skills, the agents skipped for lacking them. The strategy is applied here and nowhere else.
+
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::config::{Channel, Strategy, Tier};
+use crate::engine::decision::{DecisionKind, Fact};
+use crate::engine::model::{Class, FreeKey, QKey, SkillSetId, Slot, WaitKey};
+use crate::engine::timers::{AKey, IKey, Timer};
+use crate::engine::view::{InteractionState, SlotPhase, Why};
+use crate::engine::Engine;
+
+impl Engine {
+    /// The agent the queue's strategy picks for a waiting interaction, if any is eligible.
+    pub(super) fn find_agent_for(&mut self, ik: IKey) -> Option<AKey> {
+        let class = self.class_of(ik);
+        let i = self.ix(ik);
+        let q = i.queue?;
+        let (channel, skills) = (i.channel, i.skills);
+        self.find_agent(q, channel, class, skills)
+    }
+
+    /// The agent queue `q`'s strategy picks for an interaction of this channel, class and skills.
+    pub(super) fn find_agent(
+        &mut self,
+        q: QKey,
+        channel: Channel,
+        class: Class,
+        skills: SkillSetId,
+    ) -> Option<AKey> {
+        let queue = &self.queues[q as usize];
+        let strategy = queue.cfg.strategy;
+        let sets = &queue.free[channel.index()];
+        // The best skilled agent in each allowed tier's set (sets are in strategy order).
+        let mut heads: Vec<(Tier, &FreeKey)> = Vec::new();
+        for (&tier, set) in sets {
+            if !queue.class_allows(class, tier) {
+                continue;
+            }
+            if let Some(k) = set
+                .iter()
+                .find(|k| self.has_skills(&self.agents[k.agent as usize].skills, skills))
+            {
+                heads.push((tier, k));
+            }
+        }
+        if heads.is_empty() {
+            return None;
+        }
+        let min_load = heads.iter().map(|(_, k)| k.load).min()?;
+        match strategy {
+            Strategy::LongestIdle | Strategy::FewestInteractions => {
+                heads.iter().map(|(_, k)| *k).min().map(|k| k.agent)
+            }
+            Strategy::TierOrder => heads
+                .iter()
+                .min_by(|(ta, a), (tb, b)| {
+                    (a.load, *ta, a.idle, &a.id).cmp(&(b.load, *tb, b.idle, &b.id))
+                })
+                .map(|(_, k)| k.agent),
+            Strategy::RoundRobin => {
+                let last = queue.rr_last.clone();
+                let mut after: Option<&FreeKey> = None;
+                let mut first: Option<&FreeKey> = None;
+                for (&tier, set) in sets {
+                    if !queue.class_allows(class, tier) {
+                        continue;
+                    }
+                    let skilled = |k: &&FreeKey| {
+                        k.load == min_load
+                            && self.has_skills(&self.agents[k.agent as usize].skills, skills)
+                    };
+                    let level = set.iter().skip_while(|k| k.load < min_load);
+                    if let Some(k) = level.clone().find(skilled) {
+                        if first.is_none_or(|f| k.id < f.id) {
+                            first = Some(k);
+                        }
+                    }
+                    if let Some(last) = &last {
+                        if let Some(k) = level
+                            .skip_while(|k| k.load == min_load && k.id <= *last)
+                            .find(skilled)
+                        {
+                            if after.is_none_or(|f| k.id < f.id) {
+                                after = Some(k);
+                            }
+                        }
+                    }
+                }
+                after.or(first).map(|k| k.agent)
+            }
+            Strategy::Random => {
+                let mut candidates: Vec<AKey> = Vec::new();
+                for (&tier, set) in sets {
+                    if !queue.class_allows(class, tier) {
+                        continue;
+                    }
+                    candidates.extend(
+                        set.iter()
+                            .skip_while(|k| k.load < min_load)
+                            .take_while(|k| k.load == min_load)
+                            .filter(|k| {
+                                self.has_skills(&self.agents[k.agent as usize].skills, skills)
+                            })
+                            .map(|k| k.agent),
+                    );
+                }
+                // Sets of different tiers are each in id order; sort so the pick depends only on
+                // the seed and the candidates, not on how tiers were laid out.
+                candidates.sort_unstable_by(|a, b| {
+                    self.agents[*a as usize]
+                        .id
+                        .cmp(&self.agents[*b as usize].id)
+                });
+                candidates.dedup();
+                if candidates.is_empty() {
+                    return None;
+                }
+                let pick = self.rng.gen_range(0..candidates.len());
+                Some(candidates[pick])
+            }
+        }
+    }
+
+    /// The most urgent waiting interaction this agent is eligible for, across its queues and
+    /// channels.
+    pub(super) fn find_work_for(&self, ak: AKey) -> Option<IKey> {
+        let a = &self.agents[ak as usize];
+        let mut best: Option<WaitKey> = None;
+        for &(q, tier) in &a.tiers {
+            let queue = &self.queues[q as usize];
+            if queue.waiting_count == 0 {
+                continue;
+            }
+            for channel in &queue.cfg.channels {
+                if queue.waiting_by_channel[channel.index()] == 0
+                    || !self.agent_free_for(ak, *channel)
+                {
+                    continue;
+                }
+                for (&(class, skills), set) in &queue.waiting[channel.index()] {
+                    if !queue.class_allows(class, tier) || !self.has_skills(&a.skills, skills) {
+                        continue;
+                    }
+                    if let Some(head) = set.first() {
+                        if best.is_none_or(|b| *head < b) {
+                            best = Some(*head);
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|k| k.ikey)
+    }
+
+    /// Offer a waiting interaction to an agent: reserve a slot, start the expiry timer, decide.
+    pub(super) fn make_offer(&mut self, ik: IKey, ak: AKey) {
+        self.unindex_waiting(ik);
+        let now = self.now;
+        let offer: Arc<str> = Arc::from(format!("o{}", self.next_offer));
+        self.next_offer += 1;
+        let slot_id = self.next_slot;
+        self.next_slot += 1;
+        let (q, channel) = {
+            let i = self.ix(ik);
+            (i.queue.unwrap_or(0), i.channel)
+        };
+        let timeout = self.queues[q as usize].cfg.offer_timeout_ms;
+        let expires_at = now.saturating_add(timeout);
+        let timer = self.timers.schedule(expires_at, Timer::OfferExpiry(ik));
+        let exclusive = self.config.channels[channel.index()].exclusive;
+        {
+            let a = &mut self.agents[ak as usize];
+            a.slots.push(Slot {
+                id: slot_id,
+                channel,
+                phase: SlotPhase::Offered,
+                interaction: Some(ik),
+                queue: q,
+                offer: Some(offer.clone()),
+                since: now,
+                connected_at: None,
+                until: Some(expires_at),
+                timer: Some(timer),
+            });
+            a.load[channel.index()] += 1;
+            if exclusive {
+                a.exclusive_held += 1;
+            }
+        }
+        self.reindex_agent(ak);
+        let agent_id = self.agents[ak as usize].id.clone();
+        let address = self.agents[ak as usize].address.clone();
+        self.queues[q as usize].rr_last = Some(agent_id.clone());
+        let queue = self.queues[q as usize].name.clone();
+        {
+            let i = self.ix_mut(ik);
+            i.agent = Some(ak);
+            i.slot = Some(slot_id);
+            i.offer = Some(offer.clone());
+        }
+        self.transition(
+            ik,
+            InteractionState::Offered,
+            Why::Offered {
+                agent: agent_id.clone(),
+                offer: offer.clone(),
+            },
+        );
+        let interaction = self.ix(ik).id.clone();
+        self.emit(DecisionKind::Offer {
+            interaction,
+            agent: agent_id.clone(),
+            address,
+            queue: queue.clone(),
+            offer,
+            expires_at,
+        });
+        self.fact(|| Fact::Offered {
+            queue,
+            channel,
+            agent: agent_id,
+            at: now,
+        });
+    }
+
+    /// Offer a waiting interaction to the agent its strategy picks. Returns whether it was offered.
+    pub(super) fn try_place(&mut self, ik: IKey) -> bool {
+        match self.find_agent_for(ik) {
+            Some(ak) => {
+                self.make_offer(ik, ak);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Let a freed agent take the most urgent eligible interactions until it is full.
+    pub(super) fn agent_take_work(&mut self, ak: AKey) {
+        while let Some(ik) = self.find_work_for(ak) {
+            self.make_offer(ik, ak);
+        }
+    }
+
+    /// Whether the interaction is eligible for a class-tier pair (used by reload and checks).
+    #[allow(dead_code)]
+    pub(super) fn allows(&self, ik: IKey, tier: Tier) -> bool {
+        let i = self.ix(ik);
+        let Some(q) = i.queue else { return false };
+        let class = match i.min_tier {
+            Some(m) => Class::MinTier(m),
+            None => Class::Step(i.step.unwrap_or(0)),
+        };
+        self.queues[q as usize].class_allows(class, tier)
+    }
+}

@@ -1,0 +1,545 @@
+//! The interaction flows shared by several events and timers: entering a queue, climbing the
+//! ladder, returning to the queue after a failed offer, overflowing, finishing, freeing slots.
+//!
+//! Every state change goes through `transition`, which keeps the per-state counts and the history
+//! in step, so "nothing lost" holds by construction.
+
+use std::sync::Arc;
+
+use crate::config::{Channel, Overflow};
+use crate::engine::decision::{AgentStatus, DecisionKind, Fact};
+use crate::engine::model::{Class, QKey, SkillSetId, Slot};
+use crate::engine::timers::{AKey, IKey, Timer};
+use crate::engine::view::{Counts, InteractionState, Transition, Why};
+use crate::engine::Engine;
+
+fn count_of(counts: &mut Counts, state: InteractionState) -> &mut u64 {
+    match state {
+        InteractionState::Waiting => &mut counts.waiting,
+        InteractionState::Offered => &mut counts.offered,
+        InteractionState::Connected => &mut counts.connected,
+        InteractionState::WrapUp => &mut counts.wrap_up,
+        InteractionState::Done => &mut counts.done,
+        InteractionState::Abandoned => &mut counts.abandoned,
+        InteractionState::Overflowed => &mut counts.overflowed,
+        InteractionState::Rejected => &mut counts.rejected,
+    }
+}
+
+impl Engine {
+    /// Move an interaction to `to`, counting and recording why. `from == to` records an event
+    /// that does not change the state (a ladder step).
+    pub(super) fn transition(&mut self, ik: IKey, to: InteractionState, why: Why) {
+        let now = self.now;
+        let from = self.ix(ik).state;
+        *count_of(&mut self.counts, from) -= 1;
+        *count_of(&mut self.counts, to) += 1;
+        // A brand-new interaction has no history yet: its first entry comes from nowhere.
+        let from = (!self.ix(ik).history.is_empty()).then_some(from);
+        self.push_history(ik, from, to, why, now);
+        self.ix_mut(ik).state = to;
+    }
+
+    pub(super) fn push_history(
+        &mut self,
+        ik: IKey,
+        from: Option<InteractionState>,
+        to: InteractionState,
+        why: Why,
+        at: u64,
+    ) {
+        let max = self.config.limits.max_history.max(2);
+        let i = self.ix_mut(ik);
+        if i.history.len() >= max {
+            // Keep the arrival entry; drop the oldest after it.
+            i.history.remove(1);
+            i.history_dropped += 1;
+        }
+        i.history.push(Transition { at, from, to, why });
+    }
+
+    /// Whether any agent of one of `tiers` is logged in (not offline) for queue `q`.
+    pub(super) fn any_logged_in(&self, q: QKey, tiers: &[u8]) -> bool {
+        let queue = &self.queues[q as usize];
+        tiers
+            .iter()
+            .any(|t| queue.logged_in_by_tier.get(t).copied().unwrap_or(0) > 0)
+    }
+
+    /// The ladder step a new entry into `q` at `now` starts on, after `skip_if_no_agents`.
+    /// Pure: used to decide `queue_full` before anything changes.
+    pub(super) fn entry_step(&self, q: QKey) -> u16 {
+        let steps = &self.queues[q as usize].cfg.steps;
+        let mut k = 0usize;
+        while k + 1 < steps.len()
+            && steps[k].skip_if_no_agents
+            && !self.any_logged_in(q, &steps[k].tiers)
+        {
+            k += 1;
+        }
+        k as u16
+    }
+
+    /// Whether a new entry into `q` would be refused as `queue_full`: the queue is at
+    /// `max_waiting` and no agent could take the interaction at once.
+    pub(super) fn would_be_full(
+        &mut self,
+        q: QKey,
+        channel: Channel,
+        class: Class,
+        skills: SkillSetId,
+    ) -> bool {
+        let queue = &self.queues[q as usize];
+        match queue.cfg.max_waiting {
+            Some(max) if queue.waiting_count >= max => {
+                self.find_agent(q, channel, class, skills).is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// Enter queue `q` as a new entry (arrival, overflow, transfer, explicit escalation):
+    /// `entered_queue_at = now`, a new place at the back of its priority, ladder step 0 (or
+    /// `min_tier` for an explicit escalation). Then offer it or announce `queued`.
+    pub(super) fn enter_queue(&mut self, ik: IKey, q: QKey, min_tier: Option<u8>, why: Why) {
+        let now = self.now;
+        let order = self.next_order;
+        self.next_order += 1;
+        let max_wait = {
+            let queue = &self.queues[q as usize];
+            match (&queue.cfg.overflow, queue.cfg.max_wait_ms) {
+                (Some(_), Some(ms)) => Some(ms),
+                _ => None,
+            }
+        };
+        let (step_timer, wait_timer) = {
+            let i = self.ix_mut(ik);
+            i.queue = Some(q);
+            i.entered_queue_at = now;
+            i.order = order;
+            i.overflow_due = false;
+            i.min_tier = min_tier;
+            i.step = if min_tier.is_some() { None } else { Some(0) };
+            i.priority = i.base_priority.saturating_add(i.escalation_boost);
+            (i.step_timer.take(), i.wait_timer.take())
+        };
+        self.timers.cancel(step_timer);
+        self.timers.cancel(wait_timer);
+        if let Some(ms) = max_wait {
+            let key = self
+                .timers
+                .schedule(now.saturating_add(ms), Timer::MaxWait(ik));
+            self.ix_mut(ik).wait_timer = Some(key);
+        }
+        self.transition(ik, InteractionState::Waiting, why);
+        if min_tier.is_none() {
+            let boost = self.queues[q as usize].cfg.steps[0].priority_boost;
+            let i = self.ix_mut(ik);
+            i.priority = i.priority.saturating_add(boost);
+            self.settle_steps(ik);
+        }
+        self.index_waiting(ik);
+        if !self.try_place(ik) {
+            let position = self.position_of_newest(ik);
+            let interaction = self.ix(ik).id.clone();
+            let queue = self.queues[q as usize].name.clone();
+            self.emit(DecisionKind::Queued {
+                interaction,
+                queue,
+                position,
+            });
+        }
+    }
+
+    /// Apply `skip_if_no_agents` and steps already due, then schedule the next step's timer.
+    /// The interaction must not be in the waiting index while this runs.
+    pub(super) fn settle_steps(&mut self, ik: IKey) {
+        let now = self.now;
+        loop {
+            let i = self.ix(ik);
+            let (Some(q), Some(k)) = (i.queue, i.step) else {
+                return;
+            };
+            let entered = i.entered_queue_at;
+            let steps = &self.queues[q as usize].cfg.steps;
+            let k = k as usize;
+            if k + 1 >= steps.len() {
+                return;
+            }
+            let skip = steps[k].skip_if_no_agents && !self.any_logged_in(q, &steps[k].tiers);
+            let deadline = entered.saturating_add(steps[k + 1].after_ms);
+            if skip || deadline <= now {
+                self.enter_step(ik, (k + 1) as u16);
+                continue;
+            }
+            let key = self.timers.schedule(deadline, Timer::Step(ik));
+            let old = self.ix_mut(ik).step_timer.replace(key);
+            self.timers.cancel(old);
+            return;
+        }
+    }
+
+    /// Record reaching ladder step `k`: boost, history, `escalated` decision, fact.
+    pub(super) fn enter_step(&mut self, ik: IKey, k: u16) {
+        let Some(q) = self.ix(ik).queue else { return };
+        let boost = self.queues[q as usize]
+            .cfg
+            .steps
+            .get(k as usize)
+            .map_or(0, |s| s.priority_boost);
+        let queue = self.queues[q as usize].name.clone();
+        let now = self.now;
+        let state = {
+            let i = self.ix_mut(ik);
+            i.step = Some(k);
+            i.priority = i.priority.saturating_add(boost);
+            i.state
+        };
+        self.push_history(
+            ik,
+            Some(state),
+            state,
+            Why::StepReached {
+                queue: queue.clone(),
+                step: k as usize,
+            },
+            now,
+        );
+        let interaction = self.ix(ik).id.clone();
+        self.emit(DecisionKind::Escalated {
+            interaction,
+            queue: queue.clone(),
+            step: Some(k as usize),
+            by: None,
+            min_tier: None,
+        });
+        self.fact(|| Fact::StepReached {
+            queue,
+            step: k as usize,
+            at: now,
+        });
+    }
+
+    /// A step timer fired.
+    pub(super) fn on_step_timer(&mut self, ik: IKey) {
+        let Some(Some(i)) = self.interactions.get(ik as usize) else {
+            return;
+        };
+        let (state, step) = (i.state, i.step);
+        self.ix_mut(ik).step_timer = None;
+        let Some(k) = step else { return };
+        match state {
+            InteractionState::Waiting => {
+                self.unindex_waiting(ik);
+                self.enter_step(ik, k + 1);
+                self.settle_steps(ik);
+                self.index_waiting(ik);
+                self.try_place(ik);
+            }
+            InteractionState::Offered => {
+                self.enter_step(ik, k + 1);
+                self.settle_steps(ik);
+            }
+            _ => {}
+        }
+    }
+
+    /// The max-wait timer fired.
+    pub(super) fn on_max_wait(&mut self, ik: IKey) {
+        let Some(Some(i)) = self.interactions.get(ik as usize) else {
+            return;
+        };
+        let state = i.state;
+        self.ix_mut(ik).wait_timer = None;
+        match state {
+            InteractionState::Waiting => self.overflow(ik),
+            InteractionState::Offered => self.ix_mut(ik).overflow_due = true,
+            _ => {}
+        }
+    }
+
+    /// Overflow a waiting (indexed) interaction per its queue's `overflow`.
+    pub(super) fn overflow(&mut self, ik: IKey) {
+        let Some(q) = self.ix(ik).queue else { return };
+        let Some(target) = self.queues[q as usize].cfg.overflow.clone() else {
+            return;
+        };
+        let now = self.now;
+        self.unindex_waiting(ik);
+        let (interaction, channel, wait_ms) = {
+            let i = self.ix(ik);
+            (
+                i.id.clone(),
+                i.channel,
+                now.saturating_sub(i.entered_queue_at),
+            )
+        };
+        let from_queue = self.queues[q as usize].name.clone();
+        match target {
+            Overflow::Queue(name) => {
+                let Ok(q2) = self.lookup_queue(&name) else {
+                    return;
+                };
+                let to: Arc<str> = self.queues[q2 as usize].name.clone();
+                self.emit(DecisionKind::Overflow {
+                    interaction: interaction.clone(),
+                    queue: Some(to.clone()),
+                    target: None,
+                });
+                self.fact(|| Fact::Overflowed {
+                    interaction,
+                    queue: from_queue,
+                    channel,
+                    wait_ms,
+                    to_queue: Some(to.clone()),
+                    at: now,
+                });
+                self.enter_queue(
+                    ik,
+                    q2,
+                    None,
+                    Why::Overflow {
+                        queue: Some(to),
+                        target: None,
+                    },
+                );
+            }
+            Overflow::Target(t) => {
+                let target: Arc<str> = Arc::from(t.as_str());
+                self.emit(DecisionKind::Overflow {
+                    interaction: interaction.clone(),
+                    queue: None,
+                    target: Some(target.clone()),
+                });
+                self.fact(|| Fact::Overflowed {
+                    interaction,
+                    queue: from_queue,
+                    channel,
+                    wait_ms,
+                    to_queue: None,
+                    at: now,
+                });
+                self.finish(
+                    ik,
+                    InteractionState::Overflowed,
+                    Why::Overflow {
+                        queue: None,
+                        target: Some(target),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Return an interaction whose offer failed to its original place, then route it again.
+    pub(super) fn requeue(&mut self, ik: IKey, why: Why) {
+        {
+            let i = self.ix_mut(ik);
+            i.agent = None;
+            i.slot = None;
+            i.offer = None;
+        }
+        self.transition(ik, InteractionState::Waiting, why);
+        self.index_waiting(ik);
+        if self.ix(ik).overflow_due {
+            self.overflow(ik);
+        } else {
+            self.try_place(ik);
+        }
+    }
+
+    /// Finish an interaction: cancel its timers, count it, remember it for reads (bounded).
+    pub(super) fn finish(&mut self, ik: IKey, state: InteractionState, why: Why) {
+        let (a, b) = {
+            let i = self.ix_mut(ik);
+            i.agent = None;
+            i.slot = None;
+            i.offer = None;
+            (i.step_timer.take(), i.wait_timer.take())
+        };
+        self.timers.cancel(a);
+        self.timers.cancel(b);
+        self.transition(ik, state, why);
+        self.live -= 1;
+        self.finished.push_back(ik);
+        while self.finished.len() > self.config.limits.retain_finished {
+            if let Some(old) = self.finished.pop_front() {
+                if let Some(Some(i)) = self.interactions.get_mut(old as usize).map(Option::take) {
+                    self.interaction_ids.remove(&i.id);
+                    self.free_ikeys.push(old);
+                }
+            }
+        }
+    }
+
+    /// Remove a slot from an agent (load, exclusivity, its timer). The caller reindexes.
+    pub(super) fn remove_slot(&mut self, ak: AKey, slot_id: u64) -> Option<Slot> {
+        let a = &mut self.agents[ak as usize];
+        let pos = a.slots.iter().position(|s| s.id == slot_id)?;
+        let slot = a.slots.remove(pos);
+        a.load[slot.channel.index()] -= 1;
+        if self.config.channels[slot.channel.index()].exclusive {
+            a.exclusive_held -= 1;
+        }
+        self.timers.cancel(slot.timer);
+        Some(slot)
+    }
+
+    /// Start wrap-up on a connected slot (or free it at once when the queue's wrap-up is 0).
+    /// Returns whether the slot was freed.
+    pub(super) fn start_wrap_up(&mut self, ak: AKey, slot_id: u64, keep_interaction: bool) -> bool {
+        let now = self.now;
+        let Some(pos) = self.agents[ak as usize]
+            .slots
+            .iter()
+            .position(|s| s.id == slot_id)
+        else {
+            return false;
+        };
+        let q = self.agents[ak as usize].slots[pos].queue;
+        let wrap = self.queues[q as usize].cfg.wrap_up_ms;
+        if wrap == 0 {
+            if let Some(slot) = self.remove_slot(ak, slot_id) {
+                self.slot_released(ak, &slot);
+            }
+            return true;
+        }
+        let until = now.saturating_add(wrap);
+        let timer = self.timers.schedule(until, Timer::WrapUp(ak, slot_id));
+        let slot = &mut self.agents[ak as usize].slots[pos];
+        slot.phase = crate::engine::view::SlotPhase::WrapUp;
+        slot.until = Some(until);
+        slot.timer = Some(timer);
+        if !keep_interaction {
+            slot.interaction = None;
+        }
+        false
+    }
+
+    /// Bookkeeping when a connected/wrap-up slot is released: idle time, handle-time fact.
+    pub(super) fn slot_released(&mut self, ak: AKey, slot: &Slot) {
+        let now = self.now;
+        self.agents[ak as usize].idle_since = now;
+        if let Some(connected_at) = slot.connected_at {
+            let queue = self.queues[slot.queue as usize].name.clone();
+            let agent = self.agents[ak as usize].id.clone();
+            let channel = slot.channel;
+            self.fact(|| Fact::WrapUpEnded {
+                queue,
+                channel,
+                agent,
+                handle_ms: now.saturating_sub(connected_at),
+                at: now,
+            });
+        }
+    }
+
+    /// A wrap-up slot ended (timer or `agent.wrapup_done`): the interaction is done, the slot
+    /// frees. The caller lets the agent take work.
+    pub(super) fn end_wrap_up(&mut self, ak: AKey, slot_id: u64) {
+        let Some(slot) = self.remove_slot(ak, slot_id) else {
+            return;
+        };
+        if let Some(ik) = slot.interaction {
+            if matches!(
+                self.interactions.get(ik as usize),
+                Some(Some(i)) if i.state == InteractionState::WrapUp
+            ) {
+                self.finish(ik, InteractionState::Done, Why::WrapUpEnded);
+            }
+        }
+        self.slot_released(ak, &slot);
+    }
+
+    pub(super) fn on_wrap_up_end(&mut self, ak: AKey, slot_id: u64) {
+        if let Some(slot) = self.agents[ak as usize]
+            .slots
+            .iter_mut()
+            .find(|s| s.id == slot_id)
+        {
+            slot.timer = None;
+        }
+        self.end_wrap_up(ak, slot_id);
+        self.reindex_agent(ak);
+        self.agent_take_work(ak);
+    }
+
+    pub(super) fn on_backoff_end(&mut self, ak: AKey) {
+        let a = &mut self.agents[ak as usize];
+        a.backoff_until = None;
+        a.backoff_timer = None;
+        self.reindex_agent(ak);
+        self.agent_take_work(ak);
+    }
+
+    /// Put the agent in back-off for `delay_ms` (extends, never shortens, a running one).
+    pub(super) fn back_off(&mut self, ak: AKey, delay_ms: u64) {
+        if delay_ms == 0 {
+            return;
+        }
+        let until = self.now.saturating_add(delay_ms);
+        let a = &self.agents[ak as usize];
+        if a.backoff_until.is_some_and(|u| u >= until) {
+            return;
+        }
+        let old = a.backoff_timer;
+        self.timers.cancel(old);
+        let key = self.timers.schedule(until, Timer::Backoff(ak));
+        let a = &mut self.agents[ak as usize];
+        a.backoff_until = Some(until);
+        a.backoff_timer = Some(key);
+    }
+
+    /// Change an agent's status, keeping logged-in counts, login resets and facts in step.
+    /// The caller reindexes and handles offers.
+    pub(super) fn set_status(&mut self, ak: AKey, to: AgentStatus, reason: Option<Arc<str>>) {
+        let now = self.now;
+        let from = self.agents[ak as usize].status;
+        if from == to {
+            self.agents[ak as usize].reason = reason;
+            return;
+        }
+        let tiers = self.agents[ak as usize].tiers.clone();
+        if from == AgentStatus::Offline {
+            for &(q, t) in &tiers {
+                *self.queues[q as usize]
+                    .logged_in_by_tier
+                    .entry(t)
+                    .or_insert(0) += 1;
+            }
+        } else if to == AgentStatus::Offline {
+            for &(q, t) in &tiers {
+                let counts = &mut self.queues[q as usize].logged_in_by_tier;
+                if let Some(n) = counts.get_mut(&t) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(&t);
+                    }
+                }
+            }
+        }
+        let a = &mut self.agents[ak as usize];
+        if from == AgentStatus::Offline {
+            a.logged_in_since = Some(now);
+            a.accepted_since_login = 0;
+            a.consecutive_no_answers = 0;
+        }
+        if to == AgentStatus::Offline {
+            a.logged_in_since = None;
+        }
+        if to == AgentStatus::Available {
+            a.idle_since = now;
+        }
+        a.status = to;
+        a.reason = reason.clone();
+        a.status_since = now;
+        let agent = a.id.clone();
+        self.fact(|| Fact::AgentStatusChanged {
+            agent,
+            from,
+            to,
+            reason,
+            at: now,
+        });
+    }
+}

@@ -1,0 +1,203 @@
+//! The engine's primary state: interactions, agents and their slots, queues at run time.
+//!
+//! Everything in `index.rs` (who is free, who waits in which order) is derived from these and
+//! can be rebuilt from them; these records are the truth.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::config::{Channel, Millis, QueueConfig, Tier};
+use crate::engine::decision::AgentStatus;
+use crate::engine::timers::{AKey, IKey, TimerKey};
+use crate::engine::view::{InteractionState, SlotPhase, Transition};
+
+/// Index of a queue in the current config's queue table.
+pub type QKey = u32;
+/// Index of a distinct required-skill set (interned).
+pub type SkillSetId = u32;
+
+/// An interaction (call, chat, email, callback) from arrival until it is evicted after finishing.
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    pub id: Arc<str>,
+    pub channel: Channel,
+    pub state: InteractionState,
+    /// Current queue (or the last one, once finished). `None` only for unrouted rejections.
+    pub queue: Option<QKey>,
+    /// Priority as it arrived (event or rule), before any boost.
+    pub base_priority: i32,
+    /// Current priority = base + ladder boosts reached + explicit escalation boosts.
+    pub priority: i32,
+    /// Boost from explicit escalations (kept across reloads).
+    pub escalation_boost: i32,
+    pub arrived_at: Millis,
+    pub entered_queue_at: Millis,
+    /// Place in the queue's waiting order among equal priority and entry time.
+    pub order: u64,
+    /// Ladder step reached (None once an agent escalated it: `min_tier` rules instead).
+    pub step: Option<u16>,
+    pub min_tier: Option<Tier>,
+    pub skills: SkillSetId,
+    pub customer: Option<Arc<str>>,
+    pub attributes: Box<[(Arc<str>, Arc<str>)]>,
+    pub history: Vec<Transition>,
+    pub history_dropped: u32,
+    pub rating: Option<u8>,
+    pub resolved: Option<bool>,
+    /// The agent holding it (offered, connected, wrap-up).
+    pub agent: Option<AKey>,
+    /// The agent's slot id holding it.
+    pub slot: Option<u64>,
+    pub offer: Option<Arc<str>>,
+    pub step_timer: Option<TimerKey>,
+    pub wait_timer: Option<TimerKey>,
+    /// `max_wait` passed while it was offered: overflow as soon as it is back in the queue.
+    pub overflow_due: bool,
+}
+
+/// One unit of an agent's capacity in use.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub id: u64,
+    pub channel: Channel,
+    pub phase: SlotPhase,
+    /// The interaction; `None` for a wrap-up after a transfer/escalation (it moved on).
+    pub interaction: Option<IKey>,
+    pub queue: QKey,
+    pub offer: Option<Arc<str>>,
+    pub since: Millis,
+    /// When the slot became connected (for handle time).
+    pub connected_at: Option<Millis>,
+    pub until: Option<Millis>,
+    pub timer: Option<TimerKey>,
+}
+
+/// An agent and everything it holds.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: Arc<str>,
+    pub address: Arc<str>,
+    pub status: AgentStatus,
+    pub reason: Option<Arc<str>>,
+    pub status_since: Millis,
+    pub logged_in_since: Option<Millis>,
+    /// Tier per queue id, as configured or given at login (queue ids may not exist any more).
+    pub tiers_by_name: BTreeMap<Arc<str>, Tier>,
+    /// The same, resolved against the current queue table.
+    pub tiers: Vec<(QKey, Tier)>,
+    /// Sorted, deduplicated skill ids.
+    pub skills: Vec<u32>,
+    pub capacity: [u32; 4],
+    pub capacity_overrides: BTreeMap<Channel, u32>,
+    pub load: [u32; 4],
+    /// Slots held on exclusive channels.
+    pub exclusive_held: u32,
+    pub slots: Vec<Slot>,
+    pub idle_since: Millis,
+    pub accepted_since_login: u64,
+    pub consecutive_no_answers: u32,
+    pub backoff_until: Option<Millis>,
+    pub backoff_timer: Option<TimerKey>,
+    /// Free-index entries this agent currently has: (queue, channel, tier, key).
+    pub free_entries: Vec<(QKey, Channel, Tier, FreeKey)>,
+}
+
+impl Agent {
+    pub fn total_load(&self) -> u32 {
+        self.load.iter().sum()
+    }
+
+    pub fn tier_in(&self, q: QKey) -> Option<Tier> {
+        self.tiers.iter().find(|(k, _)| *k == q).map(|(_, t)| *t)
+    }
+}
+
+/// Ordering key of a free agent within one (queue, channel, tier) set: smallest wins.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FreeKey {
+    /// Active interactions on this channel (fewer first).
+    pub load: u32,
+    /// Strategy-specific: accepted since login for fewest-interactions, else 0.
+    pub primary: u64,
+    /// `idle_since` (0 for round-robin, which orders by id only).
+    pub idle: Millis,
+    pub id: Arc<str>,
+    pub agent: AKey,
+}
+
+/// Which agents may take an interaction: a ladder step, or "tiers ≥ n" after an agent escalated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Step(u16),
+    MinTier(Tier),
+}
+
+/// Ordering key of a waiting interaction: most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WaitKey {
+    /// Negated priority, so higher priority sorts first.
+    pub neg_priority: i64,
+    pub entered: Millis,
+    pub order: u64,
+    pub ikey: IKey,
+}
+
+/// A queue at run time: its config plus the waiting and free-agent indexes.
+#[derive(Debug, Clone)]
+pub struct QueueRt {
+    pub name: Arc<str>,
+    pub cfg: QueueConfig,
+    pub serves: [bool; 4],
+    /// Per channel: waiting interactions by (class, required skill set).
+    pub waiting: [BTreeMap<(Class, SkillSetId), BTreeSet<WaitKey>>; 4],
+    pub waiting_count: usize,
+    pub waiting_by_channel: [usize; 4],
+    /// Waiting count per current priority, for `queued` positions.
+    pub by_priority: BTreeMap<i32, u32>,
+    /// Waiting interactions by entry time, for the oldest wait.
+    pub by_entered: BTreeSet<(Millis, u64, IKey)>,
+    /// Per channel: free agents by tier.
+    pub free: [BTreeMap<Tier, BTreeSet<FreeKey>>; 4],
+    /// Agents not offline, per tier (for `skip_if_no_agents`).
+    pub logged_in_by_tier: BTreeMap<Tier, u32>,
+    /// Last agent this queue offered to (round-robin).
+    pub rr_last: Option<Arc<str>>,
+    /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
+    /// slots stay valid; never routed to again (not in the id map).
+    pub retired: bool,
+}
+
+impl QueueRt {
+    pub fn new(cfg: QueueConfig) -> QueueRt {
+        let mut serves = [false; 4];
+        for c in &cfg.channels {
+            serves[c.index()] = true;
+        }
+        QueueRt {
+            name: Arc::from(cfg.id.as_str()),
+            cfg,
+            serves,
+            waiting: Default::default(),
+            waiting_count: 0,
+            waiting_by_channel: [0; 4],
+            by_priority: BTreeMap::new(),
+            by_entered: BTreeSet::new(),
+            free: Default::default(),
+            logged_in_by_tier: BTreeMap::new(),
+            rr_last: None,
+            retired: false,
+        }
+    }
+
+    /// Tiers allowed by a class.
+    pub fn class_allows(&self, class: Class, tier: Tier) -> bool {
+        match class {
+            Class::Step(k) => self
+                .cfg
+                .steps
+                .get(k as usize)
+                .is_some_and(|s| s.tiers.contains(&tier)),
+            Class::MinTier(m) => tier >= m,
+        }
+    }
+}

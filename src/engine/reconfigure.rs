@@ -1,0 +1,295 @@
+//! Installing a routing config: at start, and live (`reconfigure`).
+//!
+//! Queue keys are stable for the engine's life: a queue keeps its key across reloads, and a
+//! removed queue is retired rather than deleted, so nothing that refers to it dangles. A live
+//! reload re-derives every waiting interaction's ladder step and timers from its
+//! `entered_queue_at` under the new config, rebuilds the indexes, and re-matches at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Channel, RoutingConfig};
+use crate::engine::decision::{AgentStatus, Decision};
+use crate::engine::error::ReconfigureError;
+use crate::engine::model::{QKey, QueueRt, WaitKey};
+use crate::engine::timers::{IKey, Timer};
+use crate::engine::view::{InteractionState, Why};
+use crate::engine::Engine;
+
+impl Engine {
+    /// Apply a new routing config live. Never drops a waiting interaction or logs an agent out;
+    /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
+    /// are re-derived from their `entered_queue_at` under the new config; eligibility is
+    /// re-evaluated at once (decisions returned). Removing a queue with live interactions is
+    /// refused unless the old queue names `drain_to`. Roster agents are added/updated (tiers,
+    /// skills, address, capacity); agents missing from the new roster keep their state.
+    pub fn reconfigure(
+        &mut self,
+        now: u64,
+        config: RoutingConfig,
+    ) -> Result<Vec<Decision>, ReconfigureError> {
+        let now = now.max(self.now);
+        if let Some(due) = self.timers.next_deadline() {
+            if due <= now {
+                return Err(ReconfigureError {
+                    problems: vec![format!(
+                        "timers due at {due} must fire first: call advance({now}) before reconfigure()"
+                    )],
+                });
+            }
+        }
+        let problems = self.reconfigure_problems(&config);
+        if !problems.is_empty() {
+            return Err(ReconfigureError { problems });
+        }
+        self.now = now;
+        self.install_config(config);
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Everything that makes `config` unsafe to apply now.
+    fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<String> {
+        let mut problems = Vec::new();
+        let new_ids: BTreeMap<&str, &crate::config::QueueConfig> =
+            config.queues.iter().map(|q| (q.id.as_str(), q)).collect();
+        let mut live_by_queue: BTreeMap<QKey, BTreeMap<Channel, usize>> = BTreeMap::new();
+        for i in self.interactions.iter().flatten() {
+            if i.state.is_final() || i.agent.is_some() && i.state != InteractionState::Offered {
+                continue;
+            }
+            if let Some(q) = i.queue {
+                *live_by_queue
+                    .entry(q)
+                    .or_default()
+                    .entry(i.channel)
+                    .or_insert(0) += 1;
+            }
+        }
+        for (q, by_channel) in &live_by_queue {
+            let queue = &self.queues[*q as usize];
+            let total: usize = by_channel.values().sum();
+            let target = match new_ids.get(queue.cfg.id.as_str()) {
+                Some(cfg) => Some(*cfg),
+                None => match &queue.cfg.drain_to {
+                    None => {
+                        problems.push(format!(
+                            "queue `{}` is removed but {total} interaction(s) wait in it and it \
+                             names no drain_to",
+                            queue.cfg.id
+                        ));
+                        None
+                    }
+                    Some(d) => match new_ids.get(d.as_str()) {
+                        Some(cfg) => Some(*cfg),
+                        None => {
+                            problems.push(format!(
+                                "queue `{}` drains to `{d}`, which the new config does not have",
+                                queue.cfg.id
+                            ));
+                            None
+                        }
+                    },
+                },
+            };
+            if let Some(target) = target {
+                for (channel, n) in by_channel {
+                    if !target.channels.contains(channel) {
+                        problems.push(format!(
+                            "{n} {channel} interaction(s) wait in queue `{}` but `{}` would no \
+                             longer serve {channel}",
+                            queue.cfg.id, target.id
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Install `config` (fresh engine or validated live change) and re-route.
+    pub(super) fn install_config(&mut self, config: RoutingConfig) {
+        let now = self.now;
+        // Queues: update in place by id, add new ones, retire removed ones.
+        let mut seen = vec![false; self.queues.len()];
+        for qc in &config.queues {
+            let existing = self
+                .queues
+                .iter()
+                .position(|q| q.cfg.id == qc.id)
+                .map(|p| p as QKey);
+            match existing {
+                Some(q) => {
+                    let rt = &mut self.queues[q as usize];
+                    let fresh = QueueRt::new(qc.clone());
+                    rt.cfg = fresh.cfg;
+                    rt.serves = fresh.serves;
+                    rt.retired = false;
+                    seen[q as usize] = true;
+                }
+                None => {
+                    self.queues.push(QueueRt::new(qc.clone()));
+                    seen.push(true);
+                }
+            }
+        }
+        self.queue_ids.clear();
+        for (q, rt) in self.queues.iter_mut().enumerate() {
+            rt.retired = !seen[q];
+            if !rt.retired {
+                self.queue_ids.insert(rt.name.clone(), q as QKey);
+            }
+            rt.waiting = Default::default();
+            rt.waiting_count = 0;
+            rt.waiting_by_channel = [0; 4];
+            rt.by_priority.clear();
+            rt.by_entered.clear();
+            rt.free = Default::default();
+            rt.logged_in_by_tier.clear();
+        }
+        let roster = config.agents.clone();
+        self.config = config;
+
+        // Agents: roster entries add or update; everyone is re-resolved and re-counted.
+        for ac in &roster {
+            let ak = match self.agent_ids.get(ac.id.as_str()) {
+                Some(&ak) => ak,
+                None => self.add_agent(&ac.id, &ac.address),
+            };
+            let skills = self.skill_ids_of(&ac.skills);
+            let a = &mut self.agents[ak as usize];
+            a.address = Arc::from(ac.address.as_str());
+            a.tiers_by_name = ac
+                .tiers
+                .iter()
+                .map(|(q, t)| (Arc::from(q.as_str()), *t))
+                .collect();
+            a.skills = skills;
+            a.capacity_overrides = ac.capacity.clone();
+        }
+        for ak in 0..self.agents.len() {
+            self.agents[ak].free_entries.clear();
+            self.resolve_agent(ak as u32);
+            if self.agents[ak].status != AgentStatus::Offline {
+                for (q, t) in self.agents[ak].tiers.clone() {
+                    *self.queues[q as usize]
+                        .logged_in_by_tier
+                        .entry(t)
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        for ak in 0..self.agents.len() {
+            self.reindex_agent(ak as u32);
+        }
+
+        // Interactions: drain retired queues, re-derive ladders and timers, re-index.
+        let live: Vec<IKey> = self
+            .interactions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| match i {
+                Some(i) if !i.state.is_final() => Some(k as IKey),
+                _ => None,
+            })
+            .collect();
+        for &ik in &live {
+            let Some(q) = self.ix(ik).queue else { continue };
+            if self.queues[q as usize].retired {
+                let target = self.queues[q as usize]
+                    .cfg
+                    .drain_to
+                    .as_deref()
+                    .and_then(|d| self.queue_ids.get(d).copied());
+                if let Some(q2) = target {
+                    let name = self.queues[q2 as usize].name.clone();
+                    self.ix_mut(ik).queue = Some(q2);
+                    let state = self.ix(ik).state;
+                    self.push_history(ik, Some(state), state, Why::Drained { queue: name }, now);
+                }
+            }
+            let state = self.ix(ik).state;
+            if matches!(state, InteractionState::Waiting | InteractionState::Offered) {
+                self.rederive_ladder(ik);
+            }
+        }
+        let mut waiting: Vec<WaitKey> = live
+            .iter()
+            .filter(|&&ik| self.ix(ik).state == InteractionState::Waiting)
+            .map(|&ik| self.wait_key(ik))
+            .collect();
+        for k in &waiting {
+            self.index_waiting(k.ikey);
+        }
+        // Overflows that fell due under the new max_wait, then re-match in urgency order.
+        waiting.sort();
+        for k in waiting {
+            let i = self.ix(k.ikey);
+            if i.state != InteractionState::Waiting {
+                continue;
+            }
+            if i.overflow_due {
+                self.overflow(k.ikey);
+            } else {
+                self.try_place(k.ikey);
+            }
+        }
+    }
+
+    /// Recompute ladder step, priority and timers of a waiting/offered interaction from its
+    /// `entered_queue_at` under the current config.
+    fn rederive_ladder(&mut self, ik: IKey) {
+        let now = self.now;
+        let (q, old_step, entered, step_timer, wait_timer, escalated) = {
+            let i = self.ix_mut(ik);
+            (
+                i.queue.unwrap_or(0),
+                i.step,
+                i.entered_queue_at,
+                i.step_timer.take(),
+                i.wait_timer.take(),
+                i.min_tier.is_some(),
+            )
+        };
+        self.timers.cancel(step_timer);
+        self.timers.cancel(wait_timer);
+        let cfg = self.queues[q as usize].cfg.clone();
+        {
+            let i = self.ix_mut(ik);
+            i.priority = i.base_priority.saturating_add(i.escalation_boost);
+        }
+        if !escalated {
+            let reached = cfg
+                .steps
+                .iter()
+                .rposition(|s| entered.saturating_add(s.after_ms) <= now)
+                .unwrap_or(0);
+            let old = old_step.map_or(0, usize::from);
+            {
+                let i = self.ix_mut(ik);
+                i.step = Some(0);
+                i.priority = i.priority.saturating_add(cfg.steps[0].priority_boost);
+            }
+            for k in 1..=reached {
+                if k > old {
+                    self.enter_step(ik, k as u16);
+                } else {
+                    let i = self.ix_mut(ik);
+                    i.step = Some(k as u16);
+                    i.priority = i.priority.saturating_add(cfg.steps[k].priority_boost);
+                }
+            }
+            self.settle_steps(ik);
+        }
+        if let (Some(_), Some(ms)) = (&cfg.overflow, cfg.max_wait_ms) {
+            let deadline = entered.saturating_add(ms);
+            if deadline <= now {
+                self.ix_mut(ik).overflow_due = true;
+            } else {
+                let key = self.timers.schedule(deadline, Timer::MaxWait(ik));
+                let i = self.ix_mut(ik);
+                i.wait_timer = Some(key);
+                i.overflow_due = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Building read-only views, and the consistency check that rebuilds every index from the primary
+//! state and compares (tests call it after every step).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::config::Channel;
+use crate::engine::decision::AgentStatus;
+use crate::engine::model::{Agent, Interaction};
+use crate::engine::view::{
+    Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
+};
+use crate::engine::Engine;
+
+pub(super) fn activity_of(a: &Agent) -> Activity {
+    if a.status == AgentStatus::Offline {
+        return Activity::Offline;
+    }
+    let has = |p: SlotPhase| a.slots.iter().any(|s| s.phase == p);
+    if has(SlotPhase::Connected) {
+        Activity::Busy
+    } else if has(SlotPhase::Offered) {
+        Activity::Offered
+    } else if has(SlotPhase::WrapUp) {
+        Activity::WrapUp
+    } else if a.status == AgentStatus::NotReady {
+        Activity::NotReady
+    } else {
+        Activity::Available
+    }
+}
+
+impl Engine {
+    fn interaction_view(&self, i: &Interaction) -> InteractionView {
+        let queue = i.queue.map(|q| self.queues[q as usize].name.clone());
+        let owner = match i.state {
+            InteractionState::Waiting => queue.clone().map(Owner::Queue).unwrap_or(Owner::None),
+            InteractionState::Offered | InteractionState::Connected | InteractionState::WrapUp => {
+                match i.agent {
+                    Some(a) => Owner::Agent(self.agents[a as usize].id.clone()),
+                    None => Owner::None,
+                }
+            }
+            _ => Owner::None,
+        };
+        let skills = self.skill_sets[i.skills as usize]
+            .iter()
+            .map(|s| self.skill_names[*s as usize].clone())
+            .collect();
+        InteractionView {
+            id: i.id.clone(),
+            channel: i.channel,
+            state: i.state,
+            owner,
+            queue,
+            step: if i.state.is_final() {
+                None
+            } else {
+                i.step.map(usize::from)
+            },
+            min_tier: i.min_tier,
+            priority: i.priority,
+            arrived_at: i.arrived_at,
+            entered_queue_at: i.entered_queue_at,
+            skills,
+            customer: i.customer.clone(),
+            attributes: i.attributes.iter().cloned().collect(),
+            rating: i.rating,
+            resolved: i.resolved,
+            history: i.history.clone(),
+            history_dropped: i.history_dropped,
+        }
+    }
+
+    pub fn interaction(&self, id: &str) -> Option<InteractionView> {
+        let ik = *self.interaction_ids.get(id)?;
+        Some(self.interaction_view(self.ix(ik)))
+    }
+
+    fn agent_view(&self, a: &Agent) -> AgentView {
+        let slots = a
+            .slots
+            .iter()
+            .map(|s| SlotView {
+                channel: s.channel,
+                phase: s.phase,
+                interaction: s.interaction.map(|ik| self.ix(ik).id.clone()),
+                queue: self.queues[s.queue as usize].name.clone(),
+                offer: s.offer.clone(),
+                since: s.since,
+                until: s.until,
+            })
+            .collect();
+        AgentView {
+            id: a.id.clone(),
+            address: a.address.clone(),
+            status: a.status,
+            reason: a.reason.clone(),
+            activity: activity_of(a),
+            status_since: a.status_since,
+            logged_in_since: a.logged_in_since,
+            tiers: a.tiers_by_name.clone(),
+            skills: a
+                .skills
+                .iter()
+                .map(|s| self.skill_names[*s as usize].clone())
+                .collect(),
+            capacity: Channel::ALL
+                .iter()
+                .map(|c| (*c, a.capacity[c.index()]))
+                .collect(),
+            load: Channel::ALL
+                .iter()
+                .filter(|c| a.load[c.index()] > 0)
+                .map(|c| (*c, a.load[c.index()]))
+                .collect(),
+            slots,
+            idle_since: a.idle_since,
+            accepted_since_login: a.accepted_since_login,
+            consecutive_no_answers: a.consecutive_no_answers,
+            backoff_until: a.backoff_until,
+        }
+    }
+
+    pub fn agent(&self, id: &str) -> Option<AgentView> {
+        let ak = *self.agent_ids.get(id)?;
+        Some(self.agent_view(&self.agents[ak as usize]))
+    }
+
+    /// All agents, sorted by id.
+    pub fn agents(&self) -> Vec<AgentView> {
+        let mut all: Vec<&Agent> = self.agents.iter().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all.into_iter().map(|a| self.agent_view(a)).collect()
+    }
+
+    pub fn queue(&self, id: &str) -> Option<QueueView> {
+        let q = *self.queue_ids.get(id)?;
+        let queue = &self.queues[q as usize];
+        let mut agents: BTreeMap<u8, BTreeMap<Activity, usize>> = BTreeMap::new();
+        for a in &self.agents {
+            if let Some(t) = a.tier_in(q) {
+                *agents
+                    .entry(t)
+                    .or_default()
+                    .entry(activity_of(a))
+                    .or_insert(0) += 1;
+            }
+        }
+        Some(QueueView {
+            id: queue.name.clone(),
+            waiting: queue.waiting_count,
+            waiting_by_channel: queue
+                .cfg
+                .channels
+                .iter()
+                .map(|c| (*c, queue.waiting_by_channel[c.index()]))
+                .collect(),
+            oldest_entered_at: queue.by_entered.first().map(|(t, _, _)| *t),
+            agents,
+            sla_ms: queue.cfg.sla_ms,
+            open: queue
+                .cfg
+                .schedule
+                .as_ref()
+                .is_none_or(|s| s.is_open(self.now)),
+        })
+    }
+
+    /// All queues of the current config, in config order.
+    pub fn queues(&self) -> Vec<QueueView> {
+        self.queues
+            .iter()
+            .filter_map(|q| self.queue(&q.name))
+            .collect()
+    }
+
+    /// Ids waiting in `queue`, most urgent first.
+    pub fn waiting_in(&self, queue: &str) -> Vec<Arc<str>> {
+        let Some(&q) = self.queue_ids.get(queue) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<_> = self.queues[q as usize]
+            .waiting
+            .iter()
+            .flat_map(|m| m.values().flat_map(|s| s.iter().copied()))
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| self.ix(k.ikey).id.clone())
+            .collect()
+    }
+
+    /// Check every internal index against the primary state; `Err` describes the first mismatch.
+    /// For tests (O(n)).
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut counts = crate::engine::view::Counts::default();
+        let mut live = 0usize;
+        for (ik, slot) in self.interactions.iter().enumerate() {
+            let Some(i) = slot else { continue };
+            if self.interaction_ids.get(&i.id) != Some(&(ik as u32)) {
+                return Err(format!("interaction {} not in the id map", i.id));
+            }
+            counts.arrived += 1;
+            match i.state {
+                InteractionState::Waiting => counts.waiting += 1,
+                InteractionState::Offered => counts.offered += 1,
+                InteractionState::Connected => counts.connected += 1,
+                InteractionState::WrapUp => counts.wrap_up += 1,
+                InteractionState::Done => counts.done += 1,
+                InteractionState::Abandoned => counts.abandoned += 1,
+                InteractionState::Overflowed => counts.overflowed += 1,
+                InteractionState::Rejected => counts.rejected += 1,
+            }
+            if !i.state.is_final() {
+                live += 1;
+            }
+            let indexed = i.queue.is_some_and(|q| {
+                let key = self.wait_key(ik as u32);
+                self.queues[q as usize].waiting[i.channel.index()]
+                    .get(&(self.class_of(ik as u32), i.skills))
+                    .is_some_and(|s| s.contains(&key))
+            });
+            if indexed != (i.state == InteractionState::Waiting) {
+                return Err(format!(
+                    "interaction {} is {} but indexed={indexed}",
+                    i.id,
+                    i.state.as_str()
+                ));
+            }
+            if matches!(
+                i.state,
+                InteractionState::Offered | InteractionState::Connected | InteractionState::WrapUp
+            ) {
+                let Some(ak) = i.agent else {
+                    return Err(format!("interaction {} has no owner agent", i.id));
+                };
+                let holders = self.agents[ak as usize]
+                    .slots
+                    .iter()
+                    .filter(|s| s.interaction == Some(ik as u32))
+                    .count();
+                if holders != 1 {
+                    return Err(format!("interaction {} held by {holders} slots", i.id));
+                }
+            }
+        }
+        if live != self.live {
+            return Err(format!("live count {} but {live} live", self.live));
+        }
+        let finished = counts.done + counts.abandoned + counts.overflowed + counts.rejected;
+        let evicted = self.counts.arrived - counts.arrived;
+        let expect_finished = self.counts.done
+            + self.counts.abandoned
+            + self.counts.overflowed
+            + self.counts.rejected
+            - evicted;
+        if finished != expect_finished
+            || counts.waiting != self.counts.waiting
+            || counts.offered != self.counts.offered
+            || counts.connected != self.counts.connected
+            || counts.wrap_up != self.counts.wrap_up
+        {
+            return Err(format!(
+                "state counts {:?} disagree with records {:?}",
+                self.counts, counts
+            ));
+        }
+        for (q, queue) in self.queues.iter().enumerate() {
+            let n: usize = queue
+                .waiting
+                .iter()
+                .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
+                .sum();
+            if n != queue.waiting_count || n != queue.by_entered.len() {
+                return Err(format!(
+                    "queue {} waiting_count {} index {n} by_entered {}",
+                    queue.name,
+                    queue.waiting_count,
+                    queue.by_entered.len()
+                ));
+            }
+            let prio: u32 = queue.by_priority.values().sum();
+            if prio as usize != n {
+                return Err(format!("queue {} by_priority sums to {prio}", queue.name));
+            }
+            for (c, sets) in queue.free.iter().enumerate() {
+                for (tier, set) in sets {
+                    for key in set {
+                        let a = &self.agents[key.agent as usize];
+                        if a.tier_in(q as u32) != Some(*tier)
+                            || !self.agent_free_for(key.agent, Channel::ALL[c])
+                            || *key != self.free_key(key.agent, q as u32, Channel::ALL[c])
+                        {
+                            return Err(format!(
+                                "stale free entry for agent {} in queue {} channel {}",
+                                a.id,
+                                queue.name,
+                                Channel::ALL[c]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (ak, a) in self.agents.iter().enumerate() {
+            let mut load = [0u32; 4];
+            let mut exclusive = 0;
+            for s in &a.slots {
+                load[s.channel.index()] += 1;
+                if self.config.channels[s.channel.index()].exclusive {
+                    exclusive += 1;
+                }
+            }
+            if load != a.load || exclusive != a.exclusive_held {
+                return Err(format!(
+                    "agent {} load {:?} vs slots {:?}",
+                    a.id, a.load, load
+                ));
+            }
+            let expected = Channel::ALL
+                .iter()
+                .filter(|c| self.agent_free_for(ak as u32, **c))
+                .map(|c| {
+                    a.tiers
+                        .iter()
+                        .filter(|(q, _)| self.queues[*q as usize].serves[c.index()])
+                        .count()
+                })
+                .sum::<usize>();
+            if expected != a.free_entries.len() {
+                return Err(format!(
+                    "agent {} has {} free entries, expected {expected}",
+                    a.id,
+                    a.free_entries.len()
+                ));
+            }
+            if a.backoff_until.is_some() != a.backoff_timer.is_some() {
+                return Err(format!("agent {} back-off without timer", a.id));
+            }
+        }
+        Ok(())
+    }
+}
