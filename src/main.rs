@@ -19,12 +19,15 @@ enum Command {
         /// The config file.
         path: PathBuf,
     },
+    /// Run a routing config against a traffic scenario in virtual time (docs/SIMULATOR.md).
+    Simulate(tierline::sim::cli::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
         None => check_config(&PathBuf::from("config/tierline.toml")),
     }
 }

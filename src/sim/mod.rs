@@ -9,6 +9,7 @@
 //!
 //! Recorded traffic (`--replay`, issue 6) plugs in as another [`traffic::Traffic`] source.
 
+pub mod cli;
 pub mod dist;
 pub mod report;
 pub mod run;
