@@ -111,3 +111,55 @@ fn l1_first_then_l2_after_the_step_then_wrap_up_frees_the_agent() {
     let seqs: Vec<u64> = (1..e.next_seq()).collect();
     assert_eq!(seqs.len(), 4);
 }
+
+#[test]
+fn skip_if_no_agents_counts_logins_and_logouts() {
+    let mut q = QueueConfig::with_defaults("support");
+    q.steps = vec![
+        Step {
+            after_ms: 0,
+            tiers: vec![1],
+            priority_boost: 0,
+            skip_if_no_agents: true,
+        },
+        Step {
+            after_ms: 30_000,
+            tiers: vec![1, 2],
+            priority_boost: 0,
+            skip_if_no_agents: false,
+        },
+    ];
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(q);
+    cfg.agents = vec![agent("a1", 1), agent("a2", 2)];
+    let mut e = Engine::new(cfg, 0);
+    e.handle(0, &login("a2")).unwrap();
+    // No L1 logged in: step 0 is skipped and the L2 agent gets the call at once.
+    let d = e.handle(1, &arrive("c1")).unwrap();
+    assert!(
+        matches!(&d[0].kind, DecisionKind::Escalated { step: Some(1), .. }),
+        "{d:?}"
+    );
+    assert!(matches!(&d[1].kind, DecisionKind::Offer { agent, .. } if &**agent == "a2"));
+    e.handle(2, &login("a1")).unwrap();
+    e.handle(
+        3,
+        &Event::AgentState {
+            agent: "a1".into(),
+            state: tierline::engine::RequestedState::NotReady,
+            reason: Some("break".into()),
+        },
+    )
+    .unwrap();
+    // L1 logged in (not ready): step 0 is not skipped, c2 waits.
+    let d = e.handle(4, &arrive("c2")).unwrap();
+    assert!(matches!(&d[0].kind, DecisionKind::Queued { .. }), "{d:?}");
+    e.handle(5, &Event::AgentLogout { agent: "a1".into() })
+        .unwrap();
+    let d = e.handle(6, &arrive("c3")).unwrap();
+    assert!(
+        matches!(&d[0].kind, DecisionKind::Escalated { step: Some(1), .. }),
+        "{d:?}"
+    );
+    e.check_consistency().unwrap();
+}

@@ -178,7 +178,7 @@ pub enum Overflow {
 }
 
 /// Weekly opening hours in a named time zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     pub tz: chrono_tz::Tz,
     /// Per weekday (0 = Monday … 6 = Sunday), open intervals as `[start, end)` minutes after
@@ -187,7 +187,7 @@ pub struct Schedule {
 }
 
 /// A queue, with every default resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueConfig {
     pub id: String,
     pub channels: Vec<Channel>,
@@ -272,7 +272,7 @@ impl Default for Limits {
 }
 
 /// The whole routing configuration: what the engine needs, nothing else.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingConfig {
     /// Seeds the engine's RNG (the `random` strategy). Same seed ⇒ same decisions.
     pub seed: u64,

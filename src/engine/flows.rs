@@ -490,6 +490,23 @@ impl Engine {
         a.backoff_timer = Some(key);
     }
 
+    /// Add (+1) or remove (-1) a logged-in agent from its queues' per-tier counts. No-op for an
+    /// offline agent.
+    pub(super) fn count_logged_in(&mut self, ak: AKey, delta: i32) {
+        if self.agents[ak as usize].status == AgentStatus::Offline {
+            return;
+        }
+        for i in 0..self.agents[ak as usize].tiers.len() {
+            let (q, t) = self.agents[ak as usize].tiers[i];
+            let counts = &mut self.queues[q as usize].logged_in_by_tier;
+            let n = counts.entry(t).or_insert(0);
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                counts.remove(&t);
+            }
+        }
+    }
+
     /// Change an agent's status, keeping logged-in counts, login resets and facts in step.
     /// The caller reindexes and handles offers.
     pub(super) fn set_status(&mut self, ak: AKey, to: AgentStatus, reason: Option<Arc<str>>) {
@@ -499,24 +516,13 @@ impl Engine {
             self.agents[ak as usize].reason = reason;
             return;
         }
-        let tiers = self.agents[ak as usize].tiers.clone();
+        // Counted while not offline: count out before going offline, in after coming back.
+        if to == AgentStatus::Offline {
+            self.count_logged_in(ak, -1);
+        }
+        self.agents[ak as usize].status = to;
         if from == AgentStatus::Offline {
-            for &(q, t) in &tiers {
-                *self.queues[q as usize]
-                    .logged_in_by_tier
-                    .entry(t)
-                    .or_insert(0) += 1;
-            }
-        } else if to == AgentStatus::Offline {
-            for &(q, t) in &tiers {
-                let counts = &mut self.queues[q as usize].logged_in_by_tier;
-                if let Some(n) = counts.get_mut(&t) {
-                    *n -= 1;
-                    if *n == 0 {
-                        counts.remove(&t);
-                    }
-                }
-            }
+            self.count_logged_in(ak, 1);
         }
         let a = &mut self.agents[ak as usize];
         if from == AgentStatus::Offline {

@@ -276,6 +276,15 @@ impl Engine {
 
     fn on_abandoned(&mut self, id: &str) -> Result<(), EngineError> {
         let ik = self.lookup_interaction(id)?;
+        let state = self.ix(ik).state;
+        if !matches!(state, InteractionState::Waiting | InteractionState::Offered) {
+            return Err(EngineError::InvalidTransition {
+                interaction: id.to_string(),
+                event: "interaction.abandoned",
+                state: state.as_str(),
+                expected: "waiting or offered",
+            });
+        }
         let now = self.now;
         let (state, q, channel, entered, agent, slot, offer) = {
             let i = self.ix(ik);
@@ -329,14 +338,7 @@ impl Engine {
                 self.agent_take_work(ak);
                 return Ok(());
             }
-            other => {
-                return Err(EngineError::InvalidTransition {
-                    interaction: id.to_string(),
-                    event: "interaction.abandoned",
-                    state: other.as_str(),
-                    expected: "waiting or offered",
-                })
-            }
+            _ => return Ok(()),
         }
         self.fact(|| Fact::Abandoned {
             interaction,
@@ -686,7 +688,13 @@ impl Engine {
         let Some(slot) = self.remove_slot(ak, slot_id) else {
             return;
         };
-        let cfg = self.queues[slot.queue as usize].cfg.clone();
+        let cfg = &self.queues[slot.queue as usize].cfg;
+        let (reject_delay, busy_delay, no_answer_delay, max_no_answer) = (
+            cfg.reject_delay_ms,
+            cfg.busy_delay_ms,
+            cfg.no_answer_delay_ms,
+            cfg.max_no_answer,
+        );
         let queue = self.queues[slot.queue as usize].name.clone();
         if let (Some(revoke), Some(offer)) = (revoke, slot.offer.clone()) {
             let interaction = self.ix(ik).id.clone();
@@ -709,16 +717,16 @@ impl Engine {
             at: now,
         });
         let delay = match reason {
-            DeclineReason::Rejected => cfg.reject_delay_ms,
-            DeclineReason::Busy => cfg.busy_delay_ms,
-            DeclineReason::NoAnswer => cfg.no_answer_delay_ms,
+            DeclineReason::Rejected => reject_delay,
+            DeclineReason::Busy => busy_delay,
+            DeclineReason::NoAnswer => no_answer_delay,
         };
         self.back_off(ak, delay);
         if reason == DeclineReason::NoAnswer {
             let a = &mut self.agents[ak as usize];
             a.consecutive_no_answers += 1;
-            if cfg.max_no_answer > 0
-                && a.consecutive_no_answers >= cfg.max_no_answer
+            if max_no_answer > 0
+                && a.consecutive_no_answers >= max_no_answer
                 && a.status == AgentStatus::Available
             {
                 let why: Arc<str> = Arc::from("no_answer");
@@ -793,12 +801,8 @@ impl Engine {
             Some(ak) => ak,
             None => self.add_agent(id, address.unwrap_or_default()),
         };
-        // Tier changes move logged-in counts: take the agent out, change, put it back.
-        let status = self.agents[ak as usize].status;
-        if status != AgentStatus::Offline {
-            self.set_status(ak, AgentStatus::Offline, None);
-            self.agents[ak as usize].status = status;
-        }
+        // Tier changes move logged-in counts: count the agent out, change, count it back in.
+        self.count_logged_in(ak, -1);
         {
             let a = &mut self.agents[ak as usize];
             if let Some(addr) = address {
@@ -819,28 +823,7 @@ impl Engine {
             self.agents[ak as usize].skills = ids;
         }
         self.resolve_agent(ak);
-        if status != AgentStatus::Offline {
-            // Restore counts under the (possibly new) tiers without touching login bookkeeping.
-            let a = &mut self.agents[ak as usize];
-            let (since, accepted, no_answers, logged) = (
-                a.status_since,
-                a.accepted_since_login,
-                a.consecutive_no_answers,
-                a.logged_in_since,
-            );
-            a.status = AgentStatus::Offline;
-            self.set_status(ak, status, self.agents[ak as usize].reason.clone());
-            let a = &mut self.agents[ak as usize];
-            a.status_since = since;
-            a.accepted_since_login = accepted;
-            a.consecutive_no_answers = no_answers;
-            a.logged_in_since = logged;
-            if let Some(f) = self.facts.last() {
-                if matches!(f, Fact::AgentStatusChanged { .. }) {
-                    self.facts.pop();
-                }
-            }
-        }
+        self.count_logged_in(ak, 1);
         self.set_status(ak, AgentStatus::Available, None);
         self.reindex_agent(ak);
         self.agent_take_work(ak);

@@ -16,6 +16,7 @@ mod handlers;
 mod index;
 mod model;
 mod reconfigure;
+mod snapshot;
 mod timers;
 pub mod view;
 mod views;
@@ -25,6 +26,7 @@ pub use decision::{
 };
 pub use error::{EngineError, ErrorClass, ReconfigureError};
 pub use event::{DeclineReason, Event, RequestedState};
+pub use snapshot::SnapshotError;
 pub use view::{
     Activity, AgentView, Counts, InteractionState, InteractionView, Owner, QueueView, SlotPhase,
     SlotView, Transition, Why,

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
@@ -17,7 +19,7 @@ pub type QKey = u32;
 pub type SkillSetId = u32;
 
 /// An interaction (call, chat, email, callback) from arrival until it is evicted after finishing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Interaction {
     pub id: Arc<str>,
     pub channel: Channel,
@@ -56,7 +58,7 @@ pub struct Interaction {
 }
 
 /// One unit of an agent's capacity in use.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Slot {
     pub id: u64,
     pub channel: Channel,
@@ -73,7 +75,7 @@ pub struct Slot {
 }
 
 /// An agent and everything it holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Agent {
     pub id: Arc<str>,
     pub address: Arc<str>,
@@ -98,7 +100,8 @@ pub struct Agent {
     pub consecutive_no_answers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
-    /// Free-index entries this agent currently has: (queue, channel, tier, key).
+    /// Free-index entries this agent currently has: (queue, channel, tier, key). Derived.
+    #[serde(skip)]
     pub free_entries: Vec<(QKey, Channel, Tier, FreeKey)>,
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Channel, RoutingConfig};
-use crate::engine::decision::{AgentStatus, Decision};
+use crate::engine::decision::Decision;
 use crate::engine::error::ReconfigureError;
 use crate::engine::model::{QKey, QueueRt, WaitKey};
 use crate::engine::timers::{IKey, Timer};
@@ -166,21 +166,7 @@ impl Engine {
             a.skills = skills;
             a.capacity_overrides = ac.capacity.clone();
         }
-        for ak in 0..self.agents.len() {
-            self.agents[ak].free_entries.clear();
-            self.resolve_agent(ak as u32);
-            if self.agents[ak].status != AgentStatus::Offline {
-                for (q, t) in self.agents[ak].tiers.clone() {
-                    *self.queues[q as usize]
-                        .logged_in_by_tier
-                        .entry(t)
-                        .or_insert(0) += 1;
-                }
-            }
-        }
-        for ak in 0..self.agents.len() {
-            self.reindex_agent(ak as u32);
-        }
+        self.rebuild_agent_indexes();
 
         // Interactions: drain retired queues, re-derive ladders and timers, re-index.
         let live: Vec<IKey> = self
@@ -232,6 +218,19 @@ impl Engine {
             } else {
                 self.try_place(k.ikey);
             }
+        }
+    }
+
+    /// Re-resolve every agent against the queue table and rebuild the free sets and logged-in
+    /// counts (which must be empty when this is called).
+    pub(super) fn rebuild_agent_indexes(&mut self) {
+        for ak in 0..self.agents.len() {
+            self.agents[ak].free_entries.clear();
+            self.resolve_agent(ak as u32);
+            self.count_logged_in(ak as u32, 1);
+        }
+        for ak in 0..self.agents.len() {
+            self.reindex_agent(ak as u32);
         }
     }
 

@@ -47,6 +47,20 @@ impl Timers {
         key
     }
 
+    /// Re-insert a timer under its original key (restoring a snapshot).
+    pub fn restore(&mut self, key: TimerKey, timer: Timer) {
+        self.pending.insert(key, timer);
+    }
+
+    /// The creation number the next timer will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    pub fn set_next_id(&mut self, id: u64) {
+        self.next_id = id;
+    }
+
     /// Cancel a timer; cancelling one that already fired is harmless.
     pub fn cancel(&mut self, key: Option<TimerKey>) {
         if let Some(key) = key {

@@ -1,0 +1,236 @@
+//! Snapshots: the engine's whole primary state in one MessagePack document, and back.
+//!
+//! Only primary state is written (config, interactions, agents and their slots, counters, the
+//! RNG, timer keys); the indexes are rebuilt on load by the same code a live reload uses, so a
+//! restored engine makes exactly the decisions the original would have made.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Millis, QueueConfig, RoutingConfig};
+use crate::engine::model::{Agent, Interaction, QKey, QueueRt};
+use crate::engine::timers::{AKey, IKey, Timer, Timers};
+use crate::engine::view::{Counts, SlotPhase};
+use crate::engine::{Engine, Map};
+
+/// Format version; bump when the layout changes.
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot write snapshot: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("cannot read snapshot: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("snapshot format version {found}, this build reads version {VERSION}")]
+    Version { found: u32 },
+    #[error("snapshot is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct QueueState {
+    cfg: QueueConfig,
+    retired: bool,
+    rr_last: Option<Arc<str>>,
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    config: &'a RoutingConfig,
+    now: Millis,
+    seq: u64,
+    next_order: u64,
+    next_offer: u64,
+    next_slot: u64,
+    next_timer: u64,
+    counts: &'a Counts,
+    live: usize,
+    rng: &'a ChaCha8Rng,
+    queues: Vec<QueueState>,
+    agents: &'a [Agent],
+    interactions: &'a [Option<Interaction>],
+    free_ikeys: &'a [IKey],
+    finished: &'a VecDeque<IKey>,
+    skill_names: &'a [Arc<str>],
+    skill_sets: &'a [Vec<u32>],
+}
+
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    version: u32,
+    config: RoutingConfig,
+    now: Millis,
+    seq: u64,
+    next_order: u64,
+    next_offer: u64,
+    next_slot: u64,
+    next_timer: u64,
+    counts: Counts,
+    live: usize,
+    rng: ChaCha8Rng,
+    queues: Vec<QueueState>,
+    agents: Vec<Agent>,
+    interactions: Vec<Option<Interaction>>,
+    free_ikeys: Vec<IKey>,
+    finished: VecDeque<IKey>,
+    skill_names: Vec<Arc<str>>,
+    skill_sets: Vec<Vec<u32>>,
+}
+
+impl Engine {
+    /// Write the whole engine state. Facts not yet taken are not part of it.
+    pub fn write_snapshot(&self, out: &mut impl Write) -> Result<(), SnapshotError> {
+        let snap = SnapshotRef {
+            version: VERSION,
+            config: &self.config,
+            now: self.now,
+            seq: self.seq,
+            next_order: self.next_order,
+            next_offer: self.next_offer,
+            next_slot: self.next_slot,
+            next_timer: self.timers.next_id(),
+            counts: &self.counts,
+            live: self.live,
+            rng: &self.rng,
+            queues: self
+                .queues
+                .iter()
+                .map(|q| QueueState {
+                    cfg: q.cfg.clone(),
+                    retired: q.retired,
+                    rr_last: q.rr_last.clone(),
+                })
+                .collect(),
+            agents: &self.agents,
+            interactions: &self.interactions,
+            free_ikeys: &self.free_ikeys,
+            finished: &self.finished,
+            skill_names: &self.skill_names,
+            skill_sets: &self.skill_sets,
+        };
+        rmp_serde::encode::write(out, &snap)?;
+        Ok(())
+    }
+
+    /// Rebuild an engine from `write_snapshot` output.
+    pub fn read_snapshot(input: &mut impl Read) -> Result<Engine, SnapshotError> {
+        let s: SnapshotOwned = rmp_serde::decode::from_read(input)?;
+        if s.version != VERSION {
+            return Err(SnapshotError::Version { found: s.version });
+        }
+        let mut e = Engine::new(RoutingConfig::empty(), s.now);
+        e.config = s.config;
+        e.seq = s.seq;
+        e.next_order = s.next_order;
+        e.next_offer = s.next_offer;
+        e.next_slot = s.next_slot;
+        e.counts = s.counts;
+        e.live = s.live;
+        e.rng = s.rng;
+        e.queues = s
+            .queues
+            .into_iter()
+            .map(|qs| {
+                let mut rt = QueueRt::new(qs.cfg);
+                rt.retired = qs.retired;
+                rt.rr_last = qs.rr_last;
+                rt
+            })
+            .collect();
+        e.queue_ids = Map::default();
+        for (q, rt) in e.queues.iter().enumerate() {
+            if !rt.retired {
+                e.queue_ids.insert(rt.name.clone(), q as QKey);
+            }
+        }
+        e.agents = s.agents;
+        e.agent_ids = e
+            .agents
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (a.id.clone(), k as AKey))
+            .collect();
+        e.interactions = s.interactions;
+        e.interaction_ids = e
+            .interactions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| i.as_ref().map(|i| (i.id.clone(), k as IKey)))
+            .collect();
+        e.free_ikeys = s.free_ikeys;
+        e.finished = s.finished;
+        e.skill_ids = s
+            .skill_names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.clone(), k as u32))
+            .collect();
+        e.skill_names = s.skill_names;
+        e.skill_set_ids = s
+            .skill_sets
+            .iter()
+            .enumerate()
+            .map(|(k, set)| (set.clone(), k as u32))
+            .collect();
+        e.skill_sets = s.skill_sets;
+
+        // Timers come back under their original keys, so firing order is unchanged.
+        let mut timers = Timers::default();
+        for (k, i) in e.interactions.iter().enumerate() {
+            let Some(i) = i else { continue };
+            if let Some(key) = i.step_timer {
+                timers.restore(key, Timer::Step(k as IKey));
+            }
+            if let Some(key) = i.wait_timer {
+                timers.restore(key, Timer::MaxWait(k as IKey));
+            }
+        }
+        for (ak, a) in e.agents.iter().enumerate() {
+            if let Some(key) = a.backoff_timer {
+                timers.restore(key, Timer::Backoff(ak as AKey));
+            }
+            for slot in &a.slots {
+                let Some(key) = slot.timer else { continue };
+                let timer = match (slot.phase, slot.interaction) {
+                    (SlotPhase::Offered, Some(ik)) => Timer::OfferExpiry(ik),
+                    (SlotPhase::WrapUp, _) => Timer::WrapUp(ak as AKey, slot.id),
+                    _ => {
+                        return Err(SnapshotError::Inconsistent(format!(
+                            "agent {} has a timer on a {:?} slot",
+                            a.id, slot.phase
+                        )))
+                    }
+                };
+                timers.restore(key, timer);
+            }
+        }
+        timers.set_next_id(s.next_timer);
+        e.timers = timers;
+
+        e.rebuild_agent_indexes();
+        let waiting: Vec<IKey> = e
+            .interactions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| match i {
+                Some(i) if i.state == crate::engine::view::InteractionState::Waiting => {
+                    Some(k as IKey)
+                }
+                _ => None,
+            })
+            .collect();
+        for ik in waiting {
+            e.index_waiting(ik);
+        }
+        if cfg!(debug_assertions) {
+            e.check_consistency().map_err(SnapshotError::Inconsistent)?;
+        }
+        Ok(e)
+    }
+}
