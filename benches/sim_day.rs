@@ -37,20 +37,36 @@ fn centre_1000() -> RoutingConfig {
     let mut general = queue(
         "general",
         &[Voice],
-        vec![step(0, &[1], 0), step(30, &[1, 2], 0), step(90, &[1, 2, 3], 5)],
+        vec![
+            step(0, &[1], 0),
+            step(30, &[1, 2], 0),
+            step(90, &[1, 2, 3], 5),
+        ],
     );
     general.max_wait_ms = Some(600_000);
     general.overflow = Some(Overflow::Target("sip:voicemail@pbx".into()));
     let mut billing = queue(
         "billing",
         &[Voice],
-        vec![step(0, &[1], 0), step(45, &[1, 2], 0), step(120, &[1, 2, 3], 0)],
+        vec![
+            step(0, &[1], 0),
+            step(45, &[1, 2], 0),
+            step(120, &[1, 2, 3], 0),
+        ],
     );
     billing.max_wait_ms = Some(300_000);
     billing.overflow = Some(Overflow::Queue("general".into()));
-    let mut tech = queue("tech", &[Voice, Chat], vec![step(0, &[1], 0), step(60, &[1, 2], 0)]);
+    let mut tech = queue(
+        "tech",
+        &[Voice, Chat],
+        vec![step(0, &[1], 0), step(60, &[1, 2], 0)],
+    );
     tech.sla_ms = 30_000;
-    let mut sales = queue("sales", &[Voice, Chat], vec![step(0, &[1], 0), step(30, &[1, 2], 0)]);
+    let mut sales = queue(
+        "sales",
+        &[Voice, Chat],
+        vec![step(0, &[1], 0), step(30, &[1, 2], 0)],
+    );
     sales.strategy = Strategy::RoundRobin;
     sales.max_waiting = Some(200);
     let mut complaints = queue(
@@ -71,6 +87,14 @@ fn centre_1000() -> RoutingConfig {
     c
 }
 
+/// CPU time of this thread so far (Linux `schedstat`), to tell the engine's speed from a busy
+/// machine's; `None` elsewhere.
+fn thread_cpu_s() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn main() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scenarios/day-1000-agents.toml");
     let config = centre_1000();
@@ -87,6 +111,7 @@ fn main() {
         .unwrap_or(3);
     for run in 1..=runs {
         let started = Instant::now();
+        let cpu_before = thread_cpu_s();
         let report = match simulate(config.clone(), &plan, &Options::default()) {
             Ok(r) => r,
             Err(e) => {
@@ -95,10 +120,14 @@ fn main() {
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        let cpu = match (cpu_before, thread_cpu_s()) {
+            (Some(a), Some(b)) => format!("{:.2} s CPU, ", b - a),
+            _ => String::new(),
+        };
         let r = &report.run;
         println!(
-            "sim_day run {run}: {} interactions, {} events, {} timer firings, {} decisions in {secs:.2} s \
-             ({:.0} events+timers/s); overall SL {:.1} %, abandon rate {:.1} %",
+            "sim_day run {run}: {} interactions, {} events, {} timer firings, {} decisions in {secs:.2} s wall \
+             ({cpu}{:.0} events+timers/s wall); overall SL {:.1} %, abandon rate {:.1} %",
             r.arrivals,
             r.events,
             r.timer_firings,

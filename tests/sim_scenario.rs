@@ -74,10 +74,7 @@ fn a_full_day_scenario_resolves_to_milliseconds() {
         support.channels,
         vec![(Channel::Voice, 0.8), (Channel::Chat, 1.0)]
     );
-    assert_eq!(
-        support.patience,
-        Dist::Exponential { mean_s: 90.0 }
-    );
+    assert_eq!(support.patience, Dist::Exponential { mean_s: 90.0 });
     assert_eq!(plan.streams[1].patience, Dist::Never);
     assert_eq!(plan.agents.len(), 13);
     assert_eq!(plan.agents[0].id, "l1-01");
@@ -88,7 +85,10 @@ fn a_full_day_scenario_resolves_to_milliseconds() {
     assert_eq!(plan.agents[12].shifts, vec![(0, None)]);
     // maria has her own behaviour; the group uses the scenario's.
     assert_eq!(plan.agents[0].behaviour, 0);
-    assert_eq!(plan.behaviours[plan.agents[12].behaviour].answer_delay, Dist::Fixed { s: 1.0 });
+    assert_eq!(
+        plan.behaviours[plan.agents[12].behaviour].answer_delay,
+        Dist::Fixed { s: 1.0 }
+    );
     assert!((plan.behaviours[0].no_answer_prob - 0.02).abs() < 1e-12);
 }
 
@@ -194,7 +194,10 @@ fn an_agent_outside_the_roster_needs_tiers_and_ids_must_be_unique() {
         "#,
     );
     let all = errors.join("\n");
-    assert!(all.contains("agents[0].tiers: agent `ghost` is not in the roster"), "{all}");
+    assert!(
+        all.contains("agents[0].tiers: agent `ghost` is not in the roster"),
+        "{all}"
+    );
     assert!(all.contains("agent `x1` appears more than once"), "{all}");
 }
 
@@ -221,7 +224,16 @@ fn a_day_shape_must_start_at_zero_and_increase() {
         "#,
     )
     .join("\n");
-    assert!(all.contains("rates[0].from_s: the first rate must start at 0"), "{all}");
-    assert!(all.contains("rates[1].from_s: rates must be in strictly increasing"), "{all}");
-    assert!(all.contains("repeat_s: must be > 0 and longer than"), "{all}");
+    assert!(
+        all.contains("rates[0].from_s: the first rate must start at 0"),
+        "{all}"
+    );
+    assert!(
+        all.contains("rates[1].from_s: rates must be in strictly increasing"),
+        "{all}"
+    );
+    assert!(
+        all.contains("repeat_s: must be > 0 and longer than"),
+        "{all}"
+    );
 }

@@ -33,7 +33,9 @@ pub enum SimError {
     /// The engine refused an event the simulator sent. The simulator only sends events that are
     /// valid for the engine's state, so this is a bug in one of the two (or an engine limit, such
     /// as `max_live_interactions`, reached by the scenario's traffic).
-    #[error("the engine refused `{event}` for `{subject}` at {at_s:.3} s of virtual time: {source}")]
+    #[error(
+        "the engine refused `{event}` for `{subject}` at {at_s:.3} s of virtual time: {source}"
+    )]
     EngineRefused {
         event: &'static str,
         subject: String,

@@ -184,11 +184,8 @@ pub fn build(tally: &Tally, info: RunInfo, with_agents: bool) -> Report {
     // Overall counts each interaction once: overflows between queues are internal moves.
     let internal_overflows = overall.overflowed_in;
     overall.overflowed -= internal_overflows.min(overall.overflowed);
-    let mut overall_figures = figures(&overall, tally.arrivals);
-    overall_figures.service_level = ratio(
-        overall.answered_in_sla,
-        overall.answered + overall.abandoned,
-    );
+    // Each answer was already judged against its own queue's `sla_s`.
+    let overall_figures = figures(&overall, tally.arrivals);
 
     let agents = with_agents.then(|| {
         tally
@@ -285,7 +282,11 @@ impl Report {
         }
         row(&mut out, "overall", None, &self.overall);
 
-        let _ = writeln!(out, "\n{:<16} per tier: answered · occupancy · agents; escalations per step", "queue");
+        let _ = writeln!(
+            out,
+            "\n{:<16} per tier: answered · occupancy · agents; escalations per step",
+            "queue"
+        );
         for q in &self.queues {
             let tiers: Vec<String> = q
                 .agents_by_tier
@@ -306,7 +307,11 @@ impl Report {
                 out,
                 "{:<16} {}{}{}",
                 truncate(&q.queue, 16),
-                if tiers.is_empty() { "no agents".to_string() } else { tiers.join(" | ") },
+                if tiers.is_empty() {
+                    "no agents".to_string()
+                } else {
+                    tiers.join(" | ")
+                },
                 if steps.is_empty() { "" } else { "; " },
                 steps.join(", ")
             );

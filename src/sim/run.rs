@@ -35,18 +35,38 @@ enum Kind {
     /// The pending arrival (`Runner::next_arrival`) comes in.
     Arrival,
     /// The agent picks up / rejects the offer (if it is still the pending one).
-    Accept { ix: u64, offer: Arc<str> },
-    Decline { ix: u64, offer: Arc<str> },
+    Accept {
+        ix: u64,
+        offer: Arc<str>,
+    },
+    Decline {
+        ix: u64,
+        offer: Arc<str>,
+    },
     /// The customer and agent finish talking.
-    End { ix: u64 },
+    End {
+        ix: u64,
+    },
     /// The agent presses "wrap-up done".
-    WrapUpDone { agent: usize },
+    WrapUpDone {
+        agent: usize,
+    },
     /// The customer's patience runs out.
-    Abandon { ix: u64 },
-    Login { agent: usize },
-    Logout { agent: usize },
-    BreakStart { agent: usize },
-    BreakEnd { agent: usize },
+    Abandon {
+        ix: u64,
+    },
+    Login {
+        agent: usize,
+    },
+    Logout {
+        agent: usize,
+    },
+    BreakStart {
+        agent: usize,
+    },
+    BreakEnd {
+        agent: usize,
+    },
 }
 
 impl PartialEq for Scheduled {
@@ -365,7 +385,12 @@ impl<T: Traffic> Runner<'_, T> {
         Ok(())
     }
 
-    fn set_state(&mut self, now: Millis, agent: usize, state: RequestedState) -> Result<(), SimError> {
+    fn set_state(
+        &mut self,
+        now: Millis,
+        agent: usize,
+        state: RequestedState,
+    ) -> Result<(), SimError> {
         let id = self.agents[agent].id.to_string();
         let reason = (state == RequestedState::NotReady).then(|| "break".to_string());
         self.send(

@@ -254,7 +254,10 @@ pub fn load(path: &std::path::Path, config: &RoutingConfig) -> Result<Plan, Conf
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -278,7 +281,10 @@ impl Problems<'_> {
     /// Seconds → ms, checking it is finite and ≥ 0.
     fn secs(&mut self, field: &str, s: f64) -> Millis {
         if !s.is_finite() || s < 0.0 {
-            self.add(field, format!("must be a non-negative number of seconds, got {s}"));
+            self.add(
+                field,
+                format!("must be a non-negative number of seconds, got {s}"),
+            );
             return 0;
         }
         (s * 1000.0).round() as Millis
@@ -297,7 +303,11 @@ impl Problems<'_> {
     }
 }
 
-fn resolve(file: &ScenarioFile, origin: &str, config: &RoutingConfig) -> Result<Plan, ConfigErrors> {
+fn resolve(
+    file: &ScenarioFile,
+    origin: &str,
+    config: &RoutingConfig,
+) -> Result<Plan, ConfigErrors> {
     let mut p = Problems {
         origin,
         list: Vec::new(),
@@ -342,7 +352,10 @@ fn resolve(file: &ScenarioFile, origin: &str, config: &RoutingConfig) -> Result<
     let mut behaviours = vec![resolve_behaviour(&mut p, "behaviour", &file.behaviour)];
 
     if file.arrivals.is_empty() {
-        p.add("arrivals", "a scenario needs at least one [[arrivals]] stream");
+        p.add(
+            "arrivals",
+            "a scenario needs at least one [[arrivals]] stream",
+        );
     }
     let streams = file
         .arrivals
@@ -444,7 +457,10 @@ fn resolve_stream(
     match (a.rate_per_hour, &a.rates) {
         (Some(r), None) => {
             if !(r.is_finite() && r >= 0.0) {
-                p.add(format!("{field}.rate_per_hour"), format!("must be ≥ 0, got {r}"));
+                p.add(
+                    format!("{field}.rate_per_hour"),
+                    format!("must be ≥ 0, got {r}"),
+                );
             }
             rates.push((0, per_ms(r.max(0.0))));
             if a.repeat_s.is_some() {
@@ -456,7 +472,10 @@ fn resolve_stream(
                 let f = format!("{field}.rates[{i}]");
                 let from = p.secs(&format!("{f}.from_s"), r.from_s);
                 if !(r.per_hour.is_finite() && r.per_hour >= 0.0) {
-                    p.add(format!("{f}.per_hour"), format!("must be ≥ 0, got {}", r.per_hour));
+                    p.add(
+                        format!("{f}.per_hour"),
+                        format!("must be ≥ 0, got {}", r.per_hour),
+                    );
                 }
                 if i == 0 && from != 0 {
                     p.add(format!("{f}.from_s"), "the first rate must start at 0");
@@ -643,6 +662,12 @@ fn resolve_agents(
     };
     match (&spec.id, spec.count) {
         (Some(id), None) => {
+            if spec.id_prefix.is_some() {
+                p.add(
+                    format!("{field}.id_prefix"),
+                    "only applies to a group (count)",
+                );
+            }
             let roster = config.agents.iter().find(|a| &a.id == id);
             if roster.is_none() && spec.tiers.is_none() {
                 p.add(
@@ -675,7 +700,10 @@ fn resolve_agents(
                 push(format!("{prefix}{n:0width$}"), None);
             }
         }
-        (Some(_), Some(_)) => p.add(field, "give either id (one agent) or count (a group), not both"),
+        (Some(_), Some(_)) => p.add(
+            field,
+            "give either id (one agent) or count (a group), not both",
+        ),
         (None, None) => p.add(field, "needs id (one agent) or count (a group)"),
     }
 }

@@ -84,12 +84,10 @@ impl QueueTally {
     }
 }
 
-/// Waits from 1 ms, 3 significant digits, growing as needed.
+/// Waits from 1 ms, 3 significant digits, auto-resizing as longer waits come.
 fn new_histogram() -> Histogram<u64> {
     // Only sigfig > 5 is refused; 3 is a constant, not an input.
-    let mut h = Histogram::new(3).expect("3 significant figures is a valid histogram precision");
-    h.auto(true);
-    h
+    Histogram::new(3).expect("3 significant figures is a valid histogram precision")
 }
 
 /// Time accounting of one agent (domain §3 occupancy: handling / (handling + available idle)).
@@ -191,7 +189,10 @@ impl Tally {
             if let Some(t) = tier {
                 *q.answered_by_tier.entry(t).or_default() += 1;
             }
-            q.wait.saturating_record(wait_ms);
+            // Auto-resizing: only a value beyond u64 range could fail, and then it saturates.
+            if q.wait.record(wait_ms).is_err() {
+                q.wait.saturating_record(wait_ms);
+            }
             q.wait_sum_ms += u128::from(wait_ms);
         }
     }
@@ -331,5 +332,21 @@ mod tests {
         assert_eq!(q.answered_in_sla, 1);
         assert_eq!((q.abandoned, q.short_abandoned), (1, 1));
         assert_eq!(q.answered_by_tier.get(&2), Some(&1));
+    }
+
+    #[test]
+    fn long_waits_keep_their_percentiles() {
+        let mut config = RoutingConfig::empty();
+        config
+            .queues
+            .push(crate::config::QueueConfig::with_defaults("support"));
+        let mut t = Tally::new(&config, (0, 1));
+        for s in 1..=1_000 {
+            t.answered("support", Some(1), s * 1_000);
+        }
+        let w = &t.queues[0].wait;
+        let p90 = w.value_at_quantile(0.9) as f64;
+        assert!((p90 - 900_000.0).abs() < 1_000.0, "p90 {p90}");
+        assert!((w.max() as f64 - 1_000_000.0).abs() < 1_000.0);
     }
 }

@@ -193,7 +193,11 @@ mod tests {
         // run for 10 days.
         let hour = 3_600_000;
         let s = stream(
-            vec![(0, 10.0 / 3.6e6), (8 * hour, 200.0 / 3.6e6), (16 * hour, 50.0 / 3.6e6)],
+            vec![
+                (0, 10.0 / 3.6e6),
+                (8 * hour, 200.0 / 3.6e6),
+                (16 * hour, 50.0 / 3.6e6),
+            ],
             Some(24 * hour),
         );
         let p = plan(vec![s], 240 * hour);
@@ -218,14 +222,20 @@ mod tests {
     #[test]
     fn arrivals_come_in_time_order_and_the_channel_mix_holds() {
         let p = plan(
-            vec![stream(vec![(0, 100.0 / 3.6e6)], None), stream(vec![(0, 50.0 / 3.6e6)], None)],
+            vec![
+                stream(vec![(0, 100.0 / 3.6e6)], None),
+                stream(vec![(0, 50.0 / 3.6e6)], None),
+            ],
             1_000 * 3_600_000,
         );
         let arrivals = all(&p, 9);
         assert!(arrivals.windows(2).all(|w| w[0].at <= w[1].at));
         let n = arrivals.len() as f64;
         assert!((n - 150_000.0).abs() < 2_000.0, "{n} arrivals");
-        let chat = arrivals.iter().filter(|a| a.channel == Channel::Chat).count() as f64;
+        let chat = arrivals
+            .iter()
+            .filter(|a| a.channel == Channel::Chat)
+            .count() as f64;
         assert!((chat / n - 0.3).abs() < 0.01, "chat share {}", chat / n);
     }
 
