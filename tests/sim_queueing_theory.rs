@@ -126,10 +126,22 @@ struct CCase {
     erlangs: f64,
     agents: u32,
     arrivals: f64,
-    /// Tolerances: P(wait) absolute, SL absolute, ASA relative.
+    /// Tolerances: P(wait) absolute, SL absolute, ASA and p90 wait relative.
     tol_pw: f64,
     tol_sl: f64,
     tol_asa: f64,
+    tol_p90: f64,
+}
+
+/// The 90th percentile of the wait of answered calls under Erlang C: P(W > t) = Pw·e^(−(N−A)t/AHT),
+/// so t90 = AHT/(N−A)·ln(Pw/0.1) when Pw > 0.1, else 0.
+fn erlang_c_p90(a: f64, n: u32) -> f64 {
+    let pw = erlang_c(a, n);
+    if pw <= 0.1 {
+        0.0
+    } else {
+        AHT_S / (f64::from(n) - a) * (pw / 0.1).ln()
+    }
 }
 
 fn check_erlang_c(c: &CCase, seed: u64) {
@@ -182,6 +194,7 @@ fn c_cases() -> [CCase; 4] {
             tol_pw: 0.015,
             tol_sl: 0.015,
             tol_asa: 0.08,
+            tol_p90: 0.2,
         },
         CCase {
             erlangs: 0.5,
@@ -190,6 +203,7 @@ fn c_cases() -> [CCase; 4] {
             tol_pw: 0.015,
             tol_sl: 0.015,
             tol_asa: 0.08,
+            tol_p90: 0.2,
         },
         CCase {
             erlangs: 8.0,
@@ -198,6 +212,7 @@ fn c_cases() -> [CCase; 4] {
             tol_pw: 0.02,
             tol_sl: 0.02,
             tol_asa: 0.10,
+            tol_p90: 0.2,
         },
         CCase {
             erlangs: 18.0,
@@ -206,6 +221,7 @@ fn c_cases() -> [CCase; 4] {
             tol_pw: 0.03,
             tol_sl: 0.03,
             tol_asa: 0.15,
+            tol_p90: 0.2,
         },
     ]
 }
@@ -345,7 +361,8 @@ fn measure_the_spread_of_the_estimates_over_seeds() {
         let pw = erlang_c(a, case.agents);
         let sl = 1.0 - pw * (-(n - a) * 20.0 / AHT_S).exp();
         let asa = pw * AHT_S / (n - a);
-        let (mut e_pw, mut e_sl, mut e_asa) = (vec![], vec![], vec![]);
+        let p90 = erlang_c_p90(a, case.agents);
+        let (mut e_pw, mut e_sl, mut e_asa, mut e_p90) = (vec![], vec![], vec![], vec![]);
         for seed in 100..120 {
             let r = run(
                 one_queue(20),
@@ -356,10 +373,12 @@ fn measure_the_spread_of_the_estimates_over_seeds() {
             e_pw.push(some(f.queued_share) - pw);
             e_sl.push(some(f.service_level) - sl);
             e_asa.push(some(f.asa_s) / asa - 1.0);
+            e_p90.push(some(f.wait_s.p90) / p90 - 1.0);
         }
         spread(&format!("C A={a} N={n} P(wait)"), &e_pw);
         spread(&format!("C A={a} N={n} SL"), &e_sl);
         spread(&format!("C A={a} N={n} ASA rel"), &e_asa);
+        spread(&format!("C A={a} N={n} p90 rel"), &e_p90);
     }
     for (a, n, p, arrivals) in a_cases() {
         let (pw, pab) = erlang_a(a, n, p);
