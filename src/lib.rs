@@ -2,8 +2,12 @@
 //!
 //! - `config`: the TOML file → validated routing + daemon settings.
 //! - `engine`: the deterministic router (events + clock in, decisions out).
+//! - `daemon`: the engine task, clock, live reload, signals and shutdown around the engine.
+//! - `api`: the HTTP API (event intake, decisions, read/admin endpoints, auth, TLS, webhooks out).
 //! - `sim`: the engine in virtual time against synthetic traffic (`tierline simulate`).
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod sim;

@@ -4,10 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tierline::daemon::{LogFormat, ServeArgs};
+
+/// The default config file.
+const DEFAULT_CONFIG: &str = "config/tierline.toml";
 
 #[derive(Debug, Parser)]
 #[command(name = "tierline", version, about = "Contact-centre routing daemon")]
 struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -21,6 +28,21 @@ enum Command {
     },
     /// Run a routing config against a traffic scenario in virtual time (docs/SIMULATOR.md).
     Simulate(tierline::sim::cli::SimulateArgs),
+    /// Run the daemon (the default when no command is given).
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// API listen address (overrides `[server] listen`).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Prometheus listen address (overrides `[metrics] listen`).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Journal directory (overrides `[journal] dir`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -28,13 +50,35 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(&path),
         Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
-        None => check_config(&PathBuf::from("config/tierline.toml")),
+        Some(Command::Serve {
+            config,
+            listen,
+            metrics_listen,
+            data,
+        }) => tierline::daemon::serve_main(ServeArgs {
+            config,
+            listen,
+            metrics_listen,
+            data,
+            log_format: cli.log_format,
+        }),
+        None => tierline::daemon::serve_main(ServeArgs {
+            config: PathBuf::from(DEFAULT_CONFIG),
+            listen: None,
+            metrics_listen: None,
+            data: None,
+            log_format: cli.log_format,
+        }),
     }
 }
 
+/// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr.
 fn check_config(path: &std::path::Path) -> ExitCode {
     match tierline::config::load(path) {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(config) => {
+            print!("{}", tierline::config::summary::render(&config.routing));
+            ExitCode::SUCCESS
+        }
         Err(errors) => {
             eprintln!("{errors}");
             ExitCode::from(2)

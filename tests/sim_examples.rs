@@ -15,8 +15,8 @@ fn the_support_ladder_example_runs_and_reports_both_tiers() {
     let config = tierline::config::load(&example("support-ladder.routing.toml"))
         .unwrap_or_else(|e| panic!("{e}"))
         .routing;
-    let plan = scenario::load(&example("support-ladder.toml"), &config)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plan =
+        scenario::load(&example("support-ladder.toml"), &config).unwrap_or_else(|e| panic!("{e}"));
     let report = simulate(
         config,
         &plan,
@@ -40,8 +40,8 @@ fn the_thousand_agent_day_loads_against_its_routing_config() {
     let config = tierline::config::load(&example("centre-1000.routing.toml"))
         .unwrap_or_else(|e| panic!("{e}"))
         .routing;
-    let plan = scenario::load(&example("day-1000-agents.toml"), &config)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plan =
+        scenario::load(&example("day-1000-agents.toml"), &config).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.agents.len(), 1_000);
     assert_eq!(plan.streams.len(), 5);
     assert_eq!(config.queues.len(), 5);

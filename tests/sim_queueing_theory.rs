@@ -2,10 +2,24 @@
 //! exponential handle times is an M/M/N queue (Erlang C), and with exponential patience an
 //! M/M/N+M queue (Erlang A). Formulas from the domain reference §4, computed here from scratch.
 //!
-//! Every run has a fixed seed, so the figures are exactly reproducible; the tolerances below are
-//! about four standard errors of the estimate at these run lengths (measured over 20 seeds while
-//! writing the tests), so a router that is not work-conserving, or a simulator that mis-times
-//! anything, fails them while the fixed seeds never flake.
+//! Run lengths are what a debug build does in about 27 s of CPU for the whole file (about 14 s
+//! on two cores). Every run has a fixed seed, so the figures are exactly reproducible. The
+//! tolerances are about four standard deviations of each estimate at these run lengths, measured
+//! over 20 other seeds with `measure_the_spread_of_the_estimates_over_seeds` (release build):
+//!
+//! | case | P(wait) | SL(20 s) | ASA (relative) | p90 wait (relative) |
+//! |---|---|---|---|---|
+//! | A=2, N=3, 60k calls | sd 0.0074 → ±0.03 | sd 0.0083 → ±0.035 | sd 3.7 % → ±15 % | sd 3.4 % → ±14 % |
+//! | A=0.5, N=1, 40k calls | sd 0.0047 → ±0.02 | sd 0.0047 → ±0.02 | sd 2.3 % → ±10 % | sd 2.3 % → ±10 % |
+//! | A=8, N=10, 80k calls | sd 0.0111 → ±0.045 | sd 0.0104 → ±0.045 | sd 7.1 % → ±28 % | sd 6.0 % → ±24 % |
+//! | A=18, N=20 (occupancy 0.9), 150k calls | sd 0.0107 → ±0.045 | sd 0.0119 → ±0.05 | sd 6.5 % → ±26 % | sd 5.9 % → ±24 % |
+//!
+//! Erlang A, 60k calls: A=12, N=10, patience 120 s: P(wait) sd 0.0044 → ±0.018, P(abandon) sd
+//! 0.0033 → ±0.014; A=8, N=10, patience 300 s: P(wait) sd 0.0078 → ±0.032, P(abandon) sd 0.0011
+//! → ±0.0045. Over the 20 seeds the mean errors (the bias) were at most 0.0035 for probabilities
+//! and 1.0 % for ASA and p90, against the standard deviations above: the simulator is unbiased,
+//! and the spread is the queue's own (waits are strongly autocorrelated near saturation).
+//! Occupancy is checked to ±0.02 of A/N.
 
 use tierline::config::{QueueConfig, RoutingConfig, Step};
 use tierline::sim::report::{Figures, Report};
@@ -180,6 +194,13 @@ fn check_erlang_c(c: &CCase, seed: u64) {
         1.0,
         c.tol_asa,
     );
+    let p90 = erlang_c_p90(a, c.agents);
+    close(
+        &format!("{label} p90 wait/theory"),
+        some(f.wait_s.p90) / p90,
+        1.0,
+        c.tol_p90,
+    );
     let occupancy = some(report.queues[0].occupancy_by_tier[&1]);
     close(&format!("{label} occupancy"), occupancy, a / n, 0.02);
 }
@@ -191,37 +212,37 @@ fn c_cases() -> [CCase; 4] {
             erlangs: 2.0,
             agents: 3,
             arrivals: 60_000.0,
-            tol_pw: 0.015,
-            tol_sl: 0.015,
-            tol_asa: 0.08,
-            tol_p90: 0.2,
+            tol_pw: 0.03,
+            tol_sl: 0.035,
+            tol_asa: 0.15,
+            tol_p90: 0.14,
         },
         CCase {
             erlangs: 0.5,
             agents: 1,
             arrivals: 40_000.0,
-            tol_pw: 0.015,
-            tol_sl: 0.015,
-            tol_asa: 0.08,
-            tol_p90: 0.2,
+            tol_pw: 0.02,
+            tol_sl: 0.02,
+            tol_asa: 0.1,
+            tol_p90: 0.1,
         },
         CCase {
             erlangs: 8.0,
             agents: 10,
             arrivals: 80_000.0,
-            tol_pw: 0.02,
-            tol_sl: 0.02,
-            tol_asa: 0.10,
-            tol_p90: 0.2,
+            tol_pw: 0.045,
+            tol_sl: 0.045,
+            tol_asa: 0.28,
+            tol_p90: 0.24,
         },
         CCase {
             erlangs: 18.0,
             agents: 20,
             arrivals: 150_000.0,
-            tol_pw: 0.03,
-            tol_sl: 0.03,
-            tol_asa: 0.15,
-            tol_p90: 0.2,
+            tol_pw: 0.045,
+            tol_sl: 0.05,
+            tol_asa: 0.26,
+            tol_p90: 0.24,
         },
     ]
 }
@@ -246,12 +267,17 @@ fn a_heavily_loaded_team_at_ninety_percent_waits_as_erlang_c_says() {
     check_erlang_c(&c_cases()[3], 14);
 }
 
-/// The Erlang A cases: (A, N, mean patience s, arrivals).
-fn a_cases() -> [(f64, u32, f64, f64); 2] {
-    [(12.0, 10, 120.0, 60_000.0), (8.0, 10, 300.0, 60_000.0)]
+/// The Erlang A cases: (A, N, mean patience s, arrivals, tolerance P(wait), tolerance
+/// P(abandon)), both absolute.
+fn a_cases() -> [(f64, u32, f64, f64, f64, f64); 2] {
+    [
+        (12.0, 10, 120.0, 60_000.0, 0.018, 0.014),
+        (8.0, 10, 300.0, 60_000.0, 0.032, 0.0045),
+    ]
 }
 
-fn check_erlang_a(erlangs: f64, agents: u32, patience_s: f64, arrivals: f64, seed: u64) {
+fn check_erlang_a(case: (f64, u32, f64, f64, f64, f64), seed: u64) {
+    let (erlangs, agents, patience_s, arrivals, tol_pw, tol_ab) = case;
     let report = run(
         one_queue(20),
         &scenario_text(erlangs, agents, arrivals, Some(patience_s)),
@@ -262,26 +288,29 @@ fn check_erlang_a(erlangs: f64, agents: u32, patience_s: f64, arrivals: f64, see
     let label = format!("A={erlangs} N={agents} patience={patience_s}s");
     let offered = f.offered as f64;
     assert_eq!(f.short_abandoned, 0, "short abandons are off");
-    close(&format!("{label} P(wait)"), some(f.queued_share), pw, 0.015);
+    close(
+        &format!("{label} P(wait)"),
+        some(f.queued_share),
+        pw,
+        tol_pw,
+    );
     close(
         &format!("{label} P(abandon)"),
         f.abandoned as f64 / offered,
         pab,
-        0.01,
+        tol_ab,
     );
 }
 
 #[test]
 fn an_overloaded_team_with_impatient_callers_abandons_as_erlang_a_says() {
     // 12 Erlangs on 10 agents: without abandonment the queue would grow for ever.
-    let (a, n, patience, arrivals) = a_cases()[0];
-    check_erlang_a(a, n, patience, arrivals, 21);
+    check_erlang_a(a_cases()[0], 21);
 }
 
 #[test]
 fn a_busy_team_with_patient_callers_abandons_as_erlang_a_says() {
-    let (a, n, patience, arrivals) = a_cases()[1];
-    check_erlang_a(a, n, patience, arrivals, 22);
+    check_erlang_a(a_cases()[1], 22);
 }
 
 /// Two tiers: 5 L1 agents from the start, 3 L2 agents from step 1 at `step_s`; L1 alone gets 6
@@ -380,7 +409,7 @@ fn measure_the_spread_of_the_estimates_over_seeds() {
         spread(&format!("C A={a} N={n} ASA rel"), &e_asa);
         spread(&format!("C A={a} N={n} p90 rel"), &e_p90);
     }
-    for (a, n, p, arrivals) in a_cases() {
+    for (a, n, p, arrivals, _, _) in a_cases() {
         let (pw, pab) = erlang_a(a, n, p);
         let (mut e_pw, mut e_ab) = (vec![], vec![]);
         for seed in 100..120 {

@@ -2,9 +2,19 @@
 //!
 //! Parsing never panics and never half-applies: either every check passes and a complete config is
 //! returned, or every problem found is returned with its file, line and field.
+//!
+//! The pipeline: `toml_edit` parses the text keeping positions → `file` reads each section into
+//! raw structs shaped exactly like the file → `validate` checks them and resolves defaults →
+//! `locate` turns every problem's field path into a line and column. `config/tierline.toml` is the
+//! documented example of every option.
 
 pub mod daemon;
+mod file;
+mod locate;
 pub mod routing;
+mod schedule;
+pub mod summary;
+mod validate;
 
 use std::fmt;
 use std::path::Path;
@@ -66,8 +76,45 @@ pub struct LoadedConfig {
 
 /// Parse and validate config text. `origin` names the file in error messages.
 pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigErrors> {
-    let _ = (text, origin);
-    todo!("config parsing (helper)")
+    let doc = match toml_edit::ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = locate::line_col(text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            return Err(ConfigErrors(vec![ConfigError {
+                file: origin.to_string(),
+                line,
+                column,
+                field: String::new(),
+                message: format!("TOML syntax error: {}", file::one_line(e.message())),
+            }]));
+        }
+    };
+    let loc = locate::Locator::new(origin, text, &doc);
+    let (raw, mut errors) = file::read(&doc, &loc);
+    match validate::resolve(&raw, &loc) {
+        Ok((routing, daemon)) if errors.is_empty() => Ok(LoadedConfig {
+            routing,
+            daemon,
+            source: text.to_string(),
+        }),
+        Ok(_) => Err(sorted(errors)),
+        Err(more) => {
+            errors.extend(more);
+            Err(sorted(errors))
+        }
+    }
+}
+
+/// File order reads best; problems without a position go last.
+fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
+    ConfigErrors(errors)
 }
 
 /// Read, parse and validate a config file.

@@ -1,0 +1,416 @@
+//! The config file as written: raw serde structs, one per TOML section, and reading them out of
+//! the parsed document.
+//!
+//! Everything here mirrors the file's shape and names exactly, with `deny_unknown_fields` so a
+//! typo is an error naming the field. Values stay as the user wrote them (strings for channels and
+//! strategies, signed integers, seconds as numbers) so `super::validate` can say precisely what is
+//! wrong with each. Each section and each `[[queue]]`/`[[agent]]`/`[[rule]]` entry is read on its
+//! own, so one broken entry never hides the problems in the others. Nothing here resolves
+//! defaults or cross-checks ids.
+
+use std::collections::BTreeMap;
+
+use serde::de::{self, DeserializeOwned, IntoDeserializer};
+use serde::Deserialize;
+use toml_edit::{ImDocument, Item, Value};
+
+use super::daemon::{AuthConfig, JournalConfig, MetricsConfig, ServerConfig, SubscriberConfig};
+use super::locate::{FieldPath, Locator};
+use super::ConfigError;
+
+/// A duration in seconds as written: an integer or a float (`0.2` is fine), possibly negative
+/// (validation says so rather than the deserializer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Seconds(pub f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds (integer or float)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                Ok(Seconds(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
+                Ok(Seconds(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[defaults]`: applies to every queue that does not set the field itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    pub offer_timeout_s: Option<Seconds>,
+    pub wrap_up_s: Option<Seconds>,
+    pub sla_s: Option<Seconds>,
+    pub max_no_answer: Option<i64>,
+    pub short_abandon_s: Option<Seconds>,
+    pub reject_delay_s: Option<Seconds>,
+    pub busy_delay_s: Option<Seconds>,
+    pub no_answer_delay_s: Option<Seconds>,
+    pub escalation_priority_boost: Option<i32>,
+}
+
+/// `[channels.<name>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawChannel {
+    pub capacity: Option<i64>,
+    pub exclusive: Option<bool>,
+}
+
+/// `overflow = { queue = "…" }` or `overflow = { target = "…" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverflow {
+    pub queue: Option<String>,
+    pub target: Option<String>,
+}
+
+/// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub tz: String,
+    pub mon: Option<Vec<String>>,
+    pub tue: Option<Vec<String>>,
+    pub wed: Option<Vec<String>>,
+    pub thu: Option<Vec<String>>,
+    pub fri: Option<Vec<String>>,
+    pub sat: Option<Vec<String>>,
+    pub sun: Option<Vec<String>>,
+}
+
+impl RawSchedule {
+    /// The days in week order (Monday first), with their field names.
+    pub(crate) fn days(&self) -> [(&'static str, Option<&Vec<String>>); 7] {
+        [
+            ("mon", self.mon.as_ref()),
+            ("tue", self.tue.as_ref()),
+            ("wed", self.wed.as_ref()),
+            ("thu", self.thu.as_ref()),
+            ("fri", self.fri.as_ref()),
+            ("sat", self.sat.as_ref()),
+            ("sun", self.sun.as_ref()),
+        ]
+    }
+}
+
+/// One rung of `steps = [...]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub after_s: Seconds,
+    pub tiers: Vec<i64>,
+    pub priority_boost: Option<i32>,
+    pub skip_if_no_agents: Option<bool>,
+}
+
+/// One `[[queue]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub id: String,
+    pub channels: Option<Vec<String>>,
+    pub strategy: Option<String>,
+    pub sla_s: Option<Seconds>,
+    pub offer_timeout_s: Option<Seconds>,
+    pub wrap_up_s: Option<Seconds>,
+    pub short_abandon_s: Option<Seconds>,
+    pub max_wait_s: Option<Seconds>,
+    pub overflow: Option<RawOverflow>,
+    pub max_waiting: Option<i64>,
+    pub schedule: Option<RawSchedule>,
+    pub closed_target: Option<String>,
+    pub steps: Option<Vec<RawStep>>,
+    pub escalation_priority_boost: Option<i32>,
+    pub reject_delay_s: Option<Seconds>,
+    pub busy_delay_s: Option<Seconds>,
+    pub no_answer_delay_s: Option<Seconds>,
+    pub max_no_answer: Option<i64>,
+    pub drain_to: Option<String>,
+}
+
+/// One `[[agent]]` of the roster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub id: String,
+    pub address: String,
+    #[serde(default)]
+    pub tiers: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub capacity: BTreeMap<String, i64>,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+    pub queue: String,
+    pub priority: Option<i32>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouting {
+    pub seed: Option<u64>,
+    pub default_queue: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub max_live_interactions: Option<i64>,
+    pub retain_finished: Option<i64>,
+    pub max_history: Option<i64>,
+}
+
+/// An entry of an array section. `value` is `None` when the entry could not be read even without
+/// its broken fields (their errors are already reported); `id_hint` is then its `id` if one could
+/// be seen anyway, so references to a broken entry are not reported again as "unknown".
+#[derive(Debug, Clone)]
+pub(crate) struct Entry<T> {
+    pub value: Option<T>,
+    pub id_hint: Option<String>,
+    /// Fields that were set but could not be read (already reported); validation must not treat
+    /// them as absent (e.g. "max_wait_s without overflow" when `overflow` is merely malformed).
+    pub broken: Vec<String>,
+}
+
+impl<T> Entry<T> {
+    pub(crate) fn is_broken(&self, field: &str) -> bool {
+        self.broken.iter().any(|b| b == field)
+    }
+}
+
+/// The whole file, section by section, as written.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawConfig {
+    pub defaults: RawDefaults,
+    /// `[channels.<name>]` in file order.
+    pub channels: Vec<(String, RawChannel)>,
+    pub queues: Vec<Entry<RawQueue>>,
+    pub agents: Vec<Entry<RawAgent>>,
+    pub rules: Vec<Entry<RawRule>>,
+    pub routing: RawRouting,
+    pub limits: RawLimits,
+    pub server: ServerConfig,
+    pub metrics: MetricsConfig,
+    pub journal: JournalConfig,
+    pub auth: AuthConfig,
+    pub subscribers: Vec<Entry<SubscriberConfig>>,
+}
+
+/// Every top-level name the file may use.
+const SECTIONS: &[&str] = &[
+    "defaults",
+    "channels",
+    "queue",
+    "agent",
+    "rule",
+    "routing",
+    "limits",
+    "server",
+    "metrics",
+    "journal",
+    "auth",
+    "subscriber",
+];
+
+/// Read every section of the document, collecting every problem the deserializer finds.
+pub(crate) fn read(doc: &ImDocument<&str>, loc: &Locator<'_>) -> (RawConfig, Vec<ConfigError>) {
+    let mut raw = RawConfig::default();
+    let mut errors = Vec::new();
+    let root = FieldPath::root();
+    for (name, item) in doc.as_table().iter() {
+        let path = root.key(name);
+        match name {
+            "defaults" => read_one(item, &path, loc, &mut errors, &mut raw.defaults),
+            "channels" => read_channels(item, &path, loc, &mut errors, &mut raw.channels),
+            "queue" => raw.queues = read_many(item, &path, loc, &mut errors),
+            "agent" => raw.agents = read_many(item, &path, loc, &mut errors),
+            "rule" => raw.rules = read_many(item, &path, loc, &mut errors),
+            "routing" => read_one(item, &path, loc, &mut errors, &mut raw.routing),
+            "limits" => read_one(item, &path, loc, &mut errors, &mut raw.limits),
+            "server" => read_one(item, &path, loc, &mut errors, &mut raw.server),
+            "metrics" => read_one(item, &path, loc, &mut errors, &mut raw.metrics),
+            "journal" => read_one(item, &path, loc, &mut errors, &mut raw.journal),
+            "auth" => read_one(item, &path, loc, &mut errors, &mut raw.auth),
+            "subscriber" => raw.subscribers = read_many(item, &path, loc, &mut errors),
+            other => errors.push(loc.error(
+                &path,
+                format!(
+                    "unknown section `{other}` (expected one of: {})",
+                    SECTIONS.join(", ")
+                ),
+            )),
+        }
+    }
+    (raw, errors)
+}
+
+/// Deserialize one table-like item (`[x]` or `x = { … }`) into `T`.
+fn deserialize_item<T: DeserializeOwned>(item: &Item) -> Result<T, toml_edit::de::Error> {
+    match item {
+        Item::Table(t) => toml_edit::de::from_document(toml_edit::DocumentMut::from(t.clone())),
+        Item::Value(v) => T::deserialize(v.clone().into_deserializer()),
+        Item::ArrayOfTables(a) => {
+            T::deserialize(Value::Array(a.clone().into_array()).into_deserializer())
+        }
+        Item::None => {
+            T::deserialize(Value::from(toml_edit::InlineTable::new()).into_deserializer())
+        }
+    }
+}
+
+/// Bounds the retries of `read_entry` (an entry has far fewer fields than this).
+const MAX_BROKEN_FIELDS: usize = 64;
+
+/// Read one table-like item, reporting every field the deserializer refuses: on each error, the
+/// offending field is reported, dropped, and the rest is read again, so a typo in one field
+/// neither hides a typo in the next nor the checks on the others.
+fn read_entry<T: DeserializeOwned>(
+    item: &Item,
+    path: &FieldPath,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> (Option<T>, Vec<String>) {
+    let mut current = item.clone();
+    let mut broken: Vec<String> = Vec::new();
+    loop {
+        let e = match deserialize_item::<T>(&current) {
+            Ok(v) => return (Some(v), broken),
+            Err(e) => e,
+        };
+        let offset = e.span().or_else(|| item.span()).map(|s| s.start);
+        let at = offset
+            .map(|o| loc.path_at(o))
+            .unwrap_or_else(|| path.clone());
+        let follow_up = broken
+            .iter()
+            .any(|k| e.message() == format!("missing field `{k}`"));
+        if !follow_up {
+            errors.push(loc.error_at(offset, at.to_string(), one_line(e.message())));
+        }
+        let culprit = at
+            .key_after(path)
+            .filter(|k| !broken.iter().any(|b| b == k))
+            .map(str::to_string);
+        match culprit {
+            Some(k) if broken.len() < MAX_BROKEN_FIELDS && remove_key(&mut current, &k) => {
+                broken.push(k)
+            }
+            _ => return (None, broken),
+        }
+    }
+}
+
+fn remove_key(item: &mut Item, key: &str) -> bool {
+    match item {
+        Item::Table(t) => t.remove(key).is_some(),
+        Item::Value(Value::InlineTable(t)) => t.remove(key).is_some(),
+        _ => false,
+    }
+}
+
+/// Deserializer messages can span several lines; an error report is one line.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn read_one<T: DeserializeOwned>(
+    item: &Item,
+    path: &FieldPath,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+    out: &mut T,
+) {
+    if let (Some(v), _) = read_entry(item, path, loc, errors) {
+        *out = v;
+    }
+}
+
+fn read_channels(
+    item: &Item,
+    path: &FieldPath,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+    out: &mut Vec<(String, RawChannel)>,
+) {
+    let entries: Vec<(String, Item)> = match item {
+        Item::Table(t) => t.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        Item::Value(Value::InlineTable(t)) => t
+            .iter()
+            .map(|(k, v)| (k.to_string(), Item::Value(v.clone())))
+            .collect(),
+        _ => {
+            errors.push(loc.error(
+                path,
+                "must be a table of channels, e.g. `[channels.chat]` with `capacity = 3`",
+            ));
+            return;
+        }
+    };
+    for (name, entry) in entries {
+        if let (Some(c), _) = read_entry::<RawChannel>(&entry, &path.key(&name), loc, errors) {
+            out.push((name, c));
+        }
+    }
+}
+
+fn read_many<T: DeserializeOwned>(
+    item: &Item,
+    path: &FieldPath,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Entry<T>> {
+    let entries: Vec<Item> = match item {
+        Item::ArrayOfTables(a) => a.iter().map(|t| Item::Table(t.clone())).collect(),
+        Item::Value(Value::Array(a)) => a.iter().map(|v| Item::Value(v.clone())).collect(),
+        _ => {
+            errors.push(loc.error(
+                path,
+                format!("must be an array of tables (`[[{path}]]`), one per entry"),
+            ));
+            return Vec::new();
+        }
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let (value, broken) = read_entry::<T>(entry, &path.index(i), loc, errors);
+            let id_hint = match entry {
+                Item::Table(t) => t.get("id").and_then(Item::as_str),
+                Item::Value(Value::InlineTable(t)) => t.get("id").and_then(Value::as_str),
+                _ => None,
+            };
+            Entry {
+                value,
+                id_hint: id_hint.map(str::to_string),
+                broken,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! The human summary `tierline check-config` prints: one line per queue.
+//!
+//! Pure formatting of an already validated config; it never reads files or decides validity.
+//!
+//! ```text
+//! support: channels=voice,chat strategy=longest-idle steps=0s:[1] 30s:[1,2] 60s:[1,2,3]+5 agents=L1=3 L2=2 L3=1
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::routing::{AgentConfig, Millis, Overflow, QueueConfig, RoutingConfig, Step, Tier};
+
+/// One line per queue, in config order, each ending in a newline.
+pub fn render(config: &RoutingConfig) -> String {
+    let mut out = String::new();
+    for q in &config.queues {
+        out.push_str(&queue_line(q, &config.agents));
+        out.push('\n');
+    }
+    out
+}
+
+/// `support: channels=voice,chat strategy=longest-idle steps=0s:[1] 30s:[1,2] agents=L1=3 L2=2`,
+/// plus `max_wait=600s→sip:voicemail@pbx` when the queue overflows and `schedule=Europe/London`
+/// when it has opening hours.
+pub fn queue_line(q: &QueueConfig, roster: &[AgentConfig]) -> String {
+    let channels: Vec<&str> = q.channels.iter().map(|c| c.as_str()).collect();
+    let mut line = format!(
+        "{}: channels={} strategy={} steps={} agents={}",
+        q.id,
+        channels.join(","),
+        q.strategy.as_str(),
+        steps(&q.steps),
+        agents_per_tier(&q.id, roster),
+    );
+    if let (Some(max_wait), Some(overflow)) = (q.max_wait_ms, &q.overflow) {
+        let to = match overflow {
+            Overflow::Queue(id) => format!("queue:{id}"),
+            Overflow::Target(t) => t.clone(),
+        };
+        let _ = write!(line, " max_wait={}→{to}", seconds(max_wait));
+    }
+    if let Some(s) = &q.schedule {
+        let _ = write!(line, " schedule={}", s.tz.name());
+    }
+    line
+}
+
+/// `0s:[1] 30s:[1,2] 60s:[1,2,3]+5`; a step that is skipped when nobody of its tiers is logged in
+/// is marked `?`.
+pub fn steps(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|s| {
+            let tiers: Vec<String> = s.tiers.iter().map(Tier::to_string).collect();
+            let mut out = format!("{}:[{}]", seconds(s.after_ms), tiers.join(","));
+            if s.priority_boost > 0 {
+                let _ = write!(out, "+{}", s.priority_boost);
+            } else if s.priority_boost < 0 {
+                let _ = write!(out, "{}", s.priority_boost);
+            }
+            if s.skip_if_no_agents {
+                out.push('?');
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `L1=3 L2=2 L3=1` from the roster (agents that log in later are not counted); `none` if the
+/// roster has nobody for the queue.
+pub fn agents_per_tier(queue: &str, roster: &[AgentConfig]) -> String {
+    let mut per_tier: BTreeMap<Tier, usize> = BTreeMap::new();
+    for a in roster {
+        if let Some(&t) = a.tiers.get(queue) {
+            *per_tier.entry(t).or_default() += 1;
+        }
+    }
+    if per_tier.is_empty() {
+        return "none".to_string();
+    }
+    per_tier
+        .iter()
+        .map(|(t, n)| format!("L{t}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `30000` → `30s`, `200` → `0.2s`.
+fn seconds(ms: Millis) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("{}s", s.trim_end_matches('0'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::routing::Channel;
+
+    fn step(after_ms: Millis, tiers: &[Tier], boost: i32) -> Step {
+        Step {
+            after_ms,
+            tiers: tiers.to_vec(),
+            priority_boost: boost,
+            skip_if_no_agents: false,
+        }
+    }
+
+    fn agent(id: &str, tier: Tier) -> AgentConfig {
+        AgentConfig {
+            id: id.into(),
+            address: format!("sip:{id}@pbx"),
+            tiers: [("support".to_string(), tier)].into(),
+            skills: vec![],
+            capacity: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_support_ladder_reads_as_seconds_tiers_and_boost() {
+        let ladder = [
+            step(0, &[1], 0),
+            step(30_000, &[1, 2], 0),
+            step(60_000, &[1, 2, 3], 5),
+        ];
+        assert_eq!(steps(&ladder), "0s:[1] 30s:[1,2] 60s:[1,2,3]+5");
+    }
+
+    #[test]
+    fn short_test_timers_show_fractions_of_a_second() {
+        assert_eq!(seconds(200), "0.2s");
+        assert_eq!(seconds(1_500), "1.5s");
+        assert_eq!(seconds(1_005), "1.005s");
+    }
+
+    #[test]
+    fn a_queue_line_counts_roster_agents_per_tier() {
+        let mut q = QueueConfig::with_defaults("support");
+        q.channels = vec![Channel::Voice, Channel::Chat];
+        q.max_wait_ms = Some(600_000);
+        q.overflow = Some(Overflow::Target("sip:voicemail@pbx".into()));
+        let roster = [agent("a1", 1), agent("a2", 2), agent("a3", 1)];
+        assert_eq!(
+            queue_line(&q, &roster),
+            "support: channels=voice,chat strategy=longest-idle steps=0s:[1] \
+             agents=L1=2 L2=1 max_wait=600s→sip:voicemail@pbx"
+        );
+        assert_eq!(agents_per_tier("sales", &roster), "none");
+    }
+}

@@ -1,0 +1,429 @@
+//! Checking the file as written and resolving it into the config the engine and daemon run on.
+//!
+//! Owns every rule about what a valid config is (ids unique and known, ladders that start at 0 and
+//! climb, no overflow cycles, positive capacities, sane times…) and every default that fills a gap
+//! (`[defaults]`, then the built-in values of `QueueConfig::with_defaults` and
+//! `ChannelSettings::default_for`). It collects every problem rather than stopping at the first,
+//! and it never returns a half-resolved config: any problem ⇒ no config. Queue checks live in
+//! `validate/queue.rs`; ids, agents, rules, limits and daemon settings here.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+
+use super::daemon::DaemonConfig;
+use super::file::{Entry, RawAgent, RawConfig, RawRule, Seconds};
+use super::locate::{FieldPath, Locator};
+use super::routing::{
+    AgentConfig, Channel, ChannelSettings, Limits, Millis, QueueConfig, RoutingConfig, Rule, Tier,
+};
+use super::ConfigError;
+
+mod queue;
+
+/// No duration in a contact centre is longer than a year; anything beyond is a units mistake.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Check and resolve everything. `Err` holds every problem found.
+pub(crate) fn resolve(
+    raw: &RawConfig,
+    loc: &Locator<'_>,
+) -> Result<(RoutingConfig, DaemonConfig), Vec<ConfigError>> {
+    let mut c = Checker {
+        loc,
+        errors: Vec::new(),
+    };
+    let root = FieldPath::root();
+
+    let mut channels = Channel::ALL.map(ChannelSettings::default_for);
+    for (name, rc) in &raw.channels {
+        let path = root.key("channels").key(name);
+        let Some(channel) = c.channel(name, &path) else {
+            continue;
+        };
+        let settings = &mut channels[channel.index()];
+        if let Some(cap) = rc.capacity {
+            settings.capacity = c.capacity(cap, &path.key("capacity")).unwrap_or(1);
+        }
+        if let Some(exclusive) = rc.exclusive {
+            settings.exclusive = exclusive;
+        }
+    }
+
+    let defaults = c.defaults(raw);
+
+    // Ids first, so every reference below can be checked against the complete set.
+    let mut queue_ids: HashMap<&str, usize> = HashMap::new();
+    let mut known_queues: HashSet<&str> = HashSet::new();
+    for (i, entry) in raw.queues.iter().enumerate() {
+        let path = root.key("queue").index(i);
+        let id = match (&entry.value, &entry.id_hint) {
+            (Some(q), _) => q.id.as_str(),
+            (None, Some(hint)) => {
+                known_queues.insert(hint.as_str());
+                continue;
+            }
+            (None, None) => continue,
+        };
+        known_queues.insert(id);
+        if id.trim().is_empty() {
+            c.err(&path.key("id"), "a queue needs a non-empty id");
+        } else if let Some(&first) = queue_ids.get(id) {
+            c.err(
+                &path.key("id"),
+                format!("duplicate queue id `{id}` (already used by queue[{first}])"),
+            );
+        } else {
+            queue_ids.insert(id, i);
+        }
+    }
+    let known = KnownQueues {
+        ids: known_queues,
+        listed: {
+            let mut listed: Vec<&str> = Vec::new();
+            for e in &raw.queues {
+                let id = e.value.as_ref().map(|q| q.id.as_str());
+                if let Some(id) = id.or(e.id_hint.as_deref()) {
+                    if !listed.contains(&id) {
+                        listed.push(id);
+                    }
+                }
+            }
+            listed.join(", ")
+        },
+    };
+
+    let queues: Vec<QueueConfig> = raw
+        .queues
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.value.as_ref().map(|q| (i, e, q)))
+        .map(|(i, e, q)| c.queue(q, e, &root.key("queue").index(i), &defaults, &known))
+        .collect();
+    c.overflow_cycles(raw, &queues);
+    c.target_channels(raw, &queues);
+
+    let agents = c.agents(&raw.agents, &known);
+    let rules = c.rules(&raw.rules, &known);
+
+    let default_queue = raw.routing.default_queue.clone();
+    if let Some(q) = &default_queue {
+        c.known_queue(q, &root.key("routing").key("default_queue"), &known);
+    }
+    let limits = c.limits(raw);
+    let daemon = c.daemon(raw);
+
+    let routing = RoutingConfig {
+        seed: raw.routing.seed.unwrap_or(0),
+        channels,
+        queues,
+        agents,
+        rules,
+        default_queue,
+        limits,
+    };
+    if c.errors.is_empty() {
+        Ok((routing, daemon))
+    } else {
+        Err(c.errors)
+    }
+}
+
+/// The queue ids the file defines (including entries too broken to read, when their id could be
+/// seen), so a reference is only called unknown when it really is.
+struct KnownQueues<'r> {
+    ids: HashSet<&'r str>,
+    /// For messages: "queues: support, complaints".
+    listed: String,
+}
+
+/// `[defaults]` resolved over the built-in defaults.
+struct Defaults {
+    sla_ms: Millis,
+    offer_timeout_ms: Millis,
+    wrap_up_ms: Millis,
+    short_abandon_ms: Millis,
+    reject_delay_ms: Millis,
+    busy_delay_ms: Millis,
+    no_answer_delay_ms: Millis,
+    max_no_answer: u32,
+    escalation_priority_boost: i32,
+}
+
+struct Checker<'l, 'a> {
+    loc: &'l Locator<'a>,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_, '_> {
+    fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
+        self.errors.push(self.loc.error(path, message));
+    }
+
+    /// Seconds → milliseconds; `positive` refuses 0 as well as negatives.
+    fn millis(&mut self, s: Seconds, path: &FieldPath, positive: bool) -> Option<Millis> {
+        let Seconds(v) = s;
+        let problem = if !v.is_finite() {
+            Some("must be a finite number of seconds".to_string())
+        } else if v < 0.0 {
+            Some(format!("must not be negative (found {v} s)"))
+        } else if positive && v * 1000.0 < 0.5 {
+            Some("must be greater than 0 s".to_string())
+        } else if v > MAX_SECONDS {
+            Some(format!(
+                "{v} s is too long (at most {MAX_SECONDS} s, one year); is the unit right? \
+                 Fields ending in `_s` are seconds"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => {
+                self.err(path, p);
+                None
+            }
+            None => Some((v * 1000.0).round() as Millis),
+        }
+    }
+
+    /// The queue's own value if set, else the default; a bad value is reported and replaced by the
+    /// default so checking can go on.
+    fn time(
+        &mut self,
+        own: Option<Seconds>,
+        path: &FieldPath,
+        default: Millis,
+        positive: bool,
+    ) -> Millis {
+        own.and_then(|s| self.millis(s, path, positive))
+            .unwrap_or(default)
+    }
+
+    fn count(&mut self, v: i64, path: &FieldPath, min: i64) -> Option<u64> {
+        if v < min {
+            let what = if min == 0 {
+                "must not be negative".to_string()
+            } else {
+                format!("must be at least {min}")
+            };
+            self.err(path, format!("{what} (found {v})"));
+            None
+        } else {
+            Some(v as u64)
+        }
+    }
+
+    fn capacity(&mut self, v: i64, path: &FieldPath) -> Option<u32> {
+        if v < 1 {
+            self.err(path, format!("capacity must be at least 1 (found {v})"));
+            None
+        } else {
+            match u32::try_from(v) {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    self.err(path, format!("capacity {v} is too large"));
+                    None
+                }
+            }
+        }
+    }
+
+    fn channel(&mut self, name: &str, path: &FieldPath) -> Option<Channel> {
+        match Channel::from_str(name) {
+            Ok(c) => Some(c),
+            Err(msg) => {
+                self.err(path, msg);
+                None
+            }
+        }
+    }
+
+    fn tier(&mut self, t: i64, path: &FieldPath) -> Option<Tier> {
+        if t < 1 {
+            self.err(
+                path,
+                format!("tier {t} does not exist; tiers start at 1 (L1, first line)"),
+            );
+            None
+        } else if let Ok(t) = Tier::try_from(t) {
+            Some(t)
+        } else {
+            self.err(
+                path,
+                format!("tier {t} is too high (at most {})", Tier::MAX),
+            );
+            None
+        }
+    }
+
+    fn non_empty(&mut self, s: &str, path: &FieldPath, what: &str) -> bool {
+        if s.trim().is_empty() {
+            self.err(path, format!("{what} must not be empty"));
+            false
+        } else {
+            true
+        }
+    }
+
+    fn known_queue(&mut self, id: &str, path: &FieldPath, known: &KnownQueues<'_>) -> bool {
+        if id.trim().is_empty() {
+            self.err(path, "must name a queue (it is empty)");
+            false
+        } else if known.ids.contains(id) {
+            true
+        } else {
+            let listed = if known.listed.is_empty() {
+                "none are defined".to_string()
+            } else {
+                format!("queues: {}", known.listed)
+            };
+            self.err(path, format!("unknown queue `{id}` ({listed})"));
+            false
+        }
+    }
+
+    fn agents(&mut self, raw: &[Entry<RawAgent>], known: &KnownQueues<'_>) -> Vec<AgentConfig> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, entry) in raw.iter().enumerate() {
+            let Some(a) = &entry.value else { continue };
+            let path = FieldPath::root().key("agent").index(i);
+            if self.non_empty(&a.id, &path.key("id"), "an agent id") {
+                if let Some(&first) = seen.get(a.id.as_str()) {
+                    self.err(
+                        &path.key("id"),
+                        format!(
+                            "duplicate agent id `{}` (already used by agent[{first}])",
+                            a.id
+                        ),
+                    );
+                } else {
+                    seen.insert(a.id.as_str(), i);
+                }
+            }
+            self.non_empty(&a.address, &path.key("address"), "the agent's address");
+            let mut tiers = BTreeMap::new();
+            for (queue, &t) in &a.tiers {
+                let p = path.key("tiers").key(queue);
+                let queue_ok = self.known_queue(queue, &p, known);
+                if let Some(t) = self.tier(t, &p) {
+                    if queue_ok {
+                        tiers.insert(queue.clone(), t);
+                    }
+                }
+            }
+            let mut capacity = BTreeMap::new();
+            for (name, &cap) in &a.capacity {
+                let p = path.key("capacity").key(name);
+                let ch = self.channel(name, &p);
+                let cap = self.capacity(cap, &p);
+                if let (Some(ch), Some(cap)) = (ch, cap) {
+                    capacity.insert(ch, cap);
+                }
+            }
+            out.push(AgentConfig {
+                id: a.id.clone(),
+                address: a.address.clone(),
+                tiers,
+                skills: a.skills.clone(),
+                capacity,
+            });
+        }
+        out
+    }
+
+    fn rules(&mut self, raw: &[Entry<RawRule>], known: &KnownQueues<'_>) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for (i, entry) in raw.iter().enumerate() {
+            let Some(r) = &entry.value else { continue };
+            let path = FieldPath::root().key("rule").index(i);
+            self.known_queue(&r.queue, &path.key("queue"), known);
+            if let Some(ch) = r.when.get("channel") {
+                self.channel(ch, &path.key("when").key("channel"));
+            }
+            out.push(Rule {
+                when: r.when.clone(),
+                queue: r.queue.clone(),
+                priority: r.priority,
+            });
+        }
+        out
+    }
+
+    fn limits(&mut self, raw: &RawConfig) -> Limits {
+        let l = &raw.limits;
+        let p = FieldPath::root().key("limits");
+        let builtin = Limits::default();
+        let mut size = |v: Option<i64>, name: &str, min: i64, default: usize| {
+            v.and_then(|n| self.count(n, &p.key(name), min))
+                .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        Limits {
+            max_live_interactions: size(
+                l.max_live_interactions,
+                "max_live_interactions",
+                1,
+                builtin.max_live_interactions,
+            ),
+            retain_finished: size(
+                l.retain_finished,
+                "retain_finished",
+                0,
+                builtin.retain_finished,
+            ),
+            max_history: size(l.max_history, "max_history", 1, builtin.max_history),
+        }
+    }
+
+    fn daemon(&mut self, raw: &RawConfig) -> DaemonConfig {
+        let root = FieldPath::root();
+        let server = root.key("server");
+        let (present, missing) = match (&raw.server.tls_cert, &raw.server.tls_key) {
+            (Some(_), None) => (Some("tls_cert"), "tls_key"),
+            (None, Some(_)) => (Some("tls_key"), "tls_cert"),
+            _ => (None, ""),
+        };
+        if let Some(present) = present {
+            self.err(
+                &server.key(present),
+                format!("HTTPS needs both tls_cert and tls_key; {missing} is missing"),
+            );
+        }
+        self.non_empty(
+            &raw.server.listen,
+            &server.key("listen"),
+            "the listen address",
+        );
+        self.non_empty(
+            &raw.metrics.listen,
+            &root.key("metrics").key("listen"),
+            "the metrics listen address",
+        );
+        for (name, value) in [
+            ("body_limit_bytes", raw.server.body_limit_bytes as u64),
+            ("request_timeout_ms", raw.server.request_timeout_ms),
+            ("event_queue_depth", raw.server.event_queue_depth as u64),
+        ] {
+            if value == 0 {
+                self.err(&server.key(name), "must be at least 1");
+            }
+        }
+        let mut subscribers = Vec::new();
+        for (i, entry) in raw.subscribers.iter().enumerate() {
+            let Some(s) = &entry.value else { continue };
+            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                self.err(
+                    &root.key("subscriber").index(i).key("url"),
+                    format!("`{}` is not an http:// or https:// URL", s.url),
+                );
+            }
+            subscribers.push(s.clone());
+        }
+        DaemonConfig {
+            server: raw.server.clone(),
+            metrics: raw.metrics.clone(),
+            journal: raw.journal.clone(),
+            auth: raw.auth.clone(),
+            subscribers,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `tierline check-config PATH`: a summary line per queue and exit 0, or every error on stderr
+//! and exit 2.
+
+use std::path::Path;
+use std::process::Command;
+
+fn check_config(path: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run tierline");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shipped_config_passes_with_one_line_per_queue() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tierline.toml");
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(
+        lines[0],
+        "support: channels=voice,chat,email strategy=longest-idle \
+         steps=0s:[1] 30s:[1,2] 60s:[1,2,3]+5 agents=L1=3 L2=2 L3=1 \
+         max_wait=600s→sip:voicemail@pbx"
+    );
+    assert!(lines[1].starts_with("complaints: "), "{stdout}");
+    assert!(lines[1].contains("steps=0s:[3] "), "{stdout}");
+    assert!(lines[2].starts_with("sales: "), "{stdout}");
+    assert!(lines[2].ends_with("schedule=Europe/London"), "{stdout}");
+}
+
+#[test]
+fn a_broken_config_exits_2_with_every_error_on_stderr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[queue]]\nid = \"support\"\nstrategy = \"fastest\"\n[[rule]]\nqueue = \"nowhere\"\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty(), "{stdout}");
+    let shown = path.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{shown}:3:1: queue[0].strategy: unknown strategy")),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{shown}:5:1: rule[0].queue: unknown queue `nowhere`"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_file_exits_2_saying_it_cannot_be_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("absent.toml");
+    let (code, _, stderr) = check_config(&path);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+}

@@ -1,0 +1,727 @@
+//! Every validation rule of the config file: each bad file must be refused with the right message,
+//! on the line of the offending key, and without spurious extra errors.
+
+use tierline::config::{parse, ConfigError};
+
+/// Join lines with `\n`, so line N of the file is element N-1 (the `/* N */` comments say which).
+fn file(lines: &[&str]) -> String {
+    lines.join("\n") + "\n"
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match parse(text, "test.toml") {
+        Ok(_) => panic!("expected the config to be refused:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+/// The single error of a file with exactly one problem.
+fn only_error(text: &str) -> ConfigError {
+    let mut all = errors(text);
+    assert_eq!(all.len(), 1, "expected exactly one error, got {all:#?}");
+    all.remove(0)
+}
+
+#[track_caller]
+fn assert_error(e: &ConfigError, line: usize, field: &str, message_part: &str) {
+    assert_eq!(e.line, Some(line), "line of {e}");
+    assert_eq!(e.field, field, "field of {e}");
+    assert!(
+        e.message.contains(message_part),
+        "message of `{e}` should contain `{message_part}`"
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_gives_its_line_and_column() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "chat""#,
+        /* 4 */ r#"strategy = "longest-idle""#,
+    ]));
+    assert_eq!(e.file, "test.toml");
+    assert_eq!(e.line, Some(4));
+    assert!(e.column.is_some());
+    assert!(e.message.starts_with("TOML syntax error"), "{e}");
+}
+
+#[test]
+fn a_key_written_twice_is_a_syntax_error_on_the_second() {
+    let e = only_error(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "sla_s = 30",
+        /* 3 */ "sla_s = 20",
+    ]));
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("duplicate key"), "{e}");
+}
+
+#[test]
+fn a_misspelled_queue_field_is_named_with_what_was_expected() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "offer_timout_s = 20",
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].offer_timout_s",
+        "unknown field `offer_timout_s`, expected one of",
+    );
+    assert!(e.message.contains("`offer_timeout_s`"), "{e}");
+}
+
+#[test]
+fn a_misspelled_top_level_section_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "sla_s = 30",
+        /* 3 */ "[limit]",
+        /* 4 */ "max_history = 10",
+    ]));
+    assert_error(&e, 3, "limit", "unknown section `limit`");
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "wrap_up_secs = 10",
+        /* 3 */ "sla_s = -1",
+        /* 4 */ "[[queue]]",
+        /* 5 */ r#"id = "support""#,
+        /* 6 */ r#"strategy = "fastest""#,
+        /* 7 */ "colour = 1",
+        /* 8 */ "[[queue]]",
+        /* 9 */ r#"id = "support""#,
+    ]));
+    let located: Vec<(Option<usize>, &str)> =
+        all.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        located,
+        vec![
+            (Some(2), "defaults.wrap_up_secs"),
+            (Some(3), "defaults.sla_s"),
+            (Some(6), "queue[0].strategy"),
+            (Some(7), "queue[0].colour"),
+            (Some(9), "queue[1].id"),
+        ]
+    );
+}
+
+#[test]
+fn errors_print_as_file_line_column_field_message() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"strategy = "fastest""#,
+    ]));
+    assert_eq!(
+        e.to_string(),
+        "test.toml:3:1: queue[0].strategy: unknown strategy `fastest` (expected longest-idle, \
+         round-robin, fewest-interactions, tier-order or random)"
+    );
+}
+
+#[test]
+fn two_queues_with_the_same_id_are_refused_at_the_second() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "sales""#,
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"id = "support""#,
+    ]));
+    assert_error(
+        &e,
+        6,
+        "queue[2].id",
+        "duplicate queue id `support` (already used by queue[0])",
+    );
+}
+
+#[test]
+fn two_agents_with_the_same_id_are_refused_at_the_second() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"id = "a1001""#,
+        /* 3 */ r#"address = "sip:1001@pbx""#,
+        /* 4 */ "[[agent]]",
+        /* 5 */ r#"id = "a1001""#,
+        /* 6 */ r#"address = "sip:1002@pbx""#,
+    ]));
+    assert_error(&e, 5, "agent[1].id", "duplicate agent id `a1001`");
+}
+
+#[test]
+fn an_overflow_to_an_unknown_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "max_wait_s = 600",
+        /* 4 */ r#"overflow = { queue = "suport" }"#,
+    ]));
+    assert_error(
+        &e,
+        4,
+        "queue[0].overflow.queue",
+        "unknown queue `suport` (queues: support)",
+    );
+}
+
+#[test]
+fn a_rule_to_an_unknown_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { category = "complaint" }"#,
+        /* 5 */ r#"queue = "complaints""#,
+    ]));
+    assert_error(&e, 5, "rule[0].queue", "unknown queue `complaints`");
+}
+
+#[test]
+fn an_agent_tier_for_an_unknown_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[agent]]",
+        /* 4 */ r#"id = "a1001""#,
+        /* 5 */ r#"address = "sip:1001@pbx""#,
+        /* 6 */ "tiers = { support = 1, sales = 2 }",
+    ]));
+    assert_error(&e, 6, "agent[0].tiers.sales", "unknown queue `sales`");
+}
+
+#[test]
+fn drain_to_an_unknown_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"drain_to = "general""#,
+    ]));
+    assert_error(&e, 3, "queue[0].drain_to", "unknown queue `general`");
+}
+
+#[test]
+fn an_unknown_default_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[routing]",
+        /* 4 */ r#"default_queue = "general""#,
+    ]));
+    assert_error(&e, 4, "routing.default_queue", "unknown queue `general`");
+}
+
+#[test]
+fn a_cycle_of_queue_overflows_is_refused_and_named() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "front""#,
+        /* 3 */ "max_wait_s = 60",
+        /* 4 */ r#"overflow = { queue = "support" }"#,
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"id = "support""#,
+        /* 7 */ "max_wait_s = 60",
+        /* 8 */ r#"overflow = { queue = "sales" }"#,
+        /* 9 */ "[[queue]]",
+        /* 10 */ r#"id = "sales""#,
+        /* 11 */ "max_wait_s = 60",
+        /* 12 */ r#"overflow = { queue = "support" }"#,
+    ]));
+    assert_error(
+        &e,
+        8,
+        "queue[1].overflow.queue",
+        "overflow cycle: support → sales → support",
+    );
+}
+
+#[test]
+fn a_queue_overflowing_into_itself_is_a_cycle() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "max_wait_s = 60",
+        /* 4 */ r#"overflow = { queue = "support" }"#,
+    ]));
+    assert_error(
+        &e,
+        4,
+        "queue[0].overflow.queue",
+        "overflow cycle: support → support",
+    );
+}
+
+#[test]
+fn an_overflow_naming_both_a_queue_and_a_target_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "max_wait_s = 60",
+        /* 4 */ r#"overflow = { queue = "support", target = "sip:vm@pbx" }"#,
+    ]));
+    assert_error(&e, 4, "queue[0].overflow", "not both");
+}
+
+#[test]
+fn a_ladder_must_start_at_zero_seconds() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 10, tiers = [1] },",
+        /* 5 */ "  { after_s = 30, tiers = [1, 2] },",
+        /* 6 */ "]",
+    ]));
+    assert_error(
+        &e,
+        4,
+        "queue[0].steps[0].after_s",
+        "the first step must start at 0 s (found 10 s)",
+    );
+}
+
+#[test]
+fn ladder_steps_must_be_strictly_increasing() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  { after_s = 30, tiers = [1, 2] },",
+        /* 6 */ "  { after_s = 30, tiers = [1, 2, 3] },",
+        /* 7 */ "]",
+    ]));
+    assert_error(
+        &e,
+        6,
+        "queue[0].steps[2].after_s",
+        "steps must be strictly increasing: 30 s is not after the previous step's 30 s",
+    );
+}
+
+#[test]
+fn an_empty_ladder_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = []",
+    ]));
+    assert_error(&e, 3, "queue[0].steps", "a queue needs at least one step");
+}
+
+#[test]
+fn a_step_with_no_tiers_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  { after_s = 30, tiers = [] },",
+        /* 6 */ "]",
+    ]));
+    assert_error(
+        &e,
+        5,
+        "queue[0].steps[1].tiers",
+        "a step needs at least one tier",
+    );
+}
+
+#[test]
+fn tier_zero_does_not_exist() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = [{ after_s = 0, tiers = [0, 1] }]",
+        /* 4 */ "[[agent]]",
+        /* 5 */ r#"id = "a1001""#,
+        /* 6 */ r#"address = "sip:1001@pbx""#,
+        /* 7 */ "tiers = { support = 0 }",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        3,
+        "queue[0].steps[0].tiers[0]",
+        "tier 0 does not exist; tiers start at 1",
+    );
+    assert_error(
+        &all[1],
+        7,
+        "agent[0].tiers.support",
+        "tier 0 does not exist",
+    );
+}
+
+#[test]
+fn an_unknown_strategy_is_refused_with_the_valid_ones() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"strategy = "least-recent""#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].strategy",
+        "unknown strategy `least-recent` (expected longest-idle, round-robin",
+    );
+}
+
+#[test]
+fn an_unknown_channel_in_a_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "sms"]"#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].channels[1]",
+        "unknown channel `sms` (expected voice, chat, email or callback)",
+    );
+}
+
+#[test]
+fn an_unknown_channel_section_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[channels.chat]",
+        /* 2 */ "capacity = 3",
+        /* 3 */ "[channels.fax]",
+        /* 4 */ "capacity = 1",
+    ]));
+    assert_error(&e, 3, "channels.fax", "unknown channel `fax`");
+}
+
+#[test]
+fn an_unknown_channel_in_an_agent_capacity_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"id = "a1001""#,
+        /* 3 */ r#"address = "sip:1001@pbx""#,
+        /* 4 */ "capacity = { sms = 2 }",
+    ]));
+    assert_error(&e, 4, "agent[0].capacity.sms", "unknown channel `sms`");
+}
+
+#[test]
+fn a_channel_capacity_of_zero_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[channels.chat]",
+        /* 2 */ "capacity = 0",
+    ]));
+    assert_error(
+        &e,
+        2,
+        "channels.chat.capacity",
+        "capacity must be at least 1 (found 0)",
+    );
+}
+
+#[test]
+fn an_agent_capacity_of_zero_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"id = "a1001""#,
+        /* 3 */ r#"address = "sip:1001@pbx""#,
+        /* 4 */ "capacity = { chat = 0 }",
+    ]));
+    assert_error(
+        &e,
+        4,
+        "agent[0].capacity.chat",
+        "capacity must be at least 1 (found 0)",
+    );
+}
+
+#[test]
+fn max_wait_without_an_overflow_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "max_wait_s = 600",
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].max_wait_s",
+        "max_wait_s is set but the queue has no overflow",
+    );
+}
+
+#[test]
+fn a_malformed_overflow_is_not_also_reported_as_missing() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "max_wait_s = 600",
+        /* 4 */ r#"overflow = "sip:vm@pbx""#,
+    ]));
+    assert_eq!(e.line, Some(4));
+    assert_eq!(e.field, "queue[0].overflow");
+}
+
+#[test]
+fn a_queue_with_no_channels_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "channels = []",
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].channels",
+        "a queue must serve at least one channel",
+    );
+}
+
+#[test]
+fn a_schedule_in_an_unknown_time_zone_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sales""#,
+        /* 3 */ r#"schedule = { tz = "Europe/Londn", mon = ["08:00-18:00"] }"#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].schedule.tz",
+        "unknown time zone `Europe/Londn`",
+    );
+}
+
+#[test]
+fn a_schedule_with_bad_hours_is_refused() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sales""#,
+        /* 3 */ "[queue.schedule]",
+        /* 4 */ r#"tz = "Europe/London""#,
+        /* 5 */ r#"mon = ["8:00-18:00"]"#,
+        /* 6 */ r#"tue = ["22:00-02:00"]"#,
+        /* 7 */ r#"wed = ["08:00-12:00", "11:00-18:00"]"#,
+        /* 8 */ r#"thu = ["08:00-25:00"]"#,
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(
+        &all[0],
+        5,
+        "queue[0].schedule.mon[0]",
+        "bad opening hours `8:00-18:00`: `8:00` is not HH:MM",
+    );
+    assert_error(
+        &all[1],
+        6,
+        "queue[0].schedule.tue[0]",
+        "the end must be after the start",
+    );
+    assert_error(
+        &all[2],
+        7,
+        "queue[0].schedule.wed",
+        "opening hours 08:00-12:00 and 11:00-18:00 overlap",
+    );
+    assert_error(
+        &all[3],
+        8,
+        "queue[0].schedule.thu[0]",
+        "`25:00` is not a time of day",
+    );
+}
+
+#[test]
+fn a_negative_time_is_refused() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "reject_delay_s = -5",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ "wrap_up_s = -0.5",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "defaults.reject_delay_s",
+        "must not be negative (found -5 s)",
+    );
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].wrap_up_s",
+        "must not be negative (found -0.5 s)",
+    );
+}
+
+#[test]
+fn an_offer_timeout_of_zero_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "offer_timeout_s = 0",
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].offer_timeout_s",
+        "must be greater than 0 s",
+    );
+}
+
+#[test]
+fn a_time_given_as_text_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"sla_s = "30s""#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].sla_s",
+        "expected a number of seconds (integer or float)",
+    );
+}
+
+#[test]
+fn a_rule_with_an_empty_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { category = "complaint" }"#,
+        /* 5 */ r#"queue = """#,
+    ]));
+    assert_error(&e, 5, "rule[0].queue", "must name a queue (it is empty)");
+}
+
+#[test]
+fn a_rule_without_a_queue_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { category = "complaint" }"#,
+    ]));
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("missing field `queue`"), "{e}");
+}
+
+#[test]
+fn a_rule_matching_a_channel_that_does_not_exist_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { channel = "whatsapp" }"#,
+        /* 5 */ r#"queue = "support""#,
+    ]));
+    assert_error(&e, 4, "rule[0].when.channel", "unknown channel `whatsapp`");
+}
+
+#[test]
+fn an_agent_without_an_address_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"id = "a1001""#,
+        /* 3 */ "tiers = {}",
+    ]));
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("missing field `address`"), "{e}");
+}
+
+#[test]
+fn references_to_a_queue_with_a_broken_field_are_not_called_unknown() {
+    // The queue has its own problem; the rule and agent naming it must not add noise.
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"steps = "all of them""#,
+        /* 4 */ "[[rule]]",
+        /* 5 */ r#"queue = "support""#,
+        /* 6 */ "[[agent]]",
+        /* 7 */ r#"id = "a1""#,
+        /* 8 */ r#"address = "sip:1@pbx""#,
+        /* 9 */ "tiers = { support = 1 }",
+    ]));
+    assert_error(&e, 3, "queue[0].steps", "invalid type: string");
+}
+
+#[test]
+fn limits_must_leave_room_for_work() {
+    let all = errors(&file(&[
+        /* 1 */ "[limits]",
+        /* 2 */ "max_live_interactions = 0",
+        /* 3 */ "retain_finished = -1",
+        /* 4 */ "max_history = 0",
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "limits.max_live_interactions",
+        "must be at least 1",
+    );
+    assert_error(&all[1], 3, "limits.retain_finished", "must not be negative");
+    assert_error(&all[2], 4, "limits.max_history", "must be at least 1");
+}
+
+#[test]
+fn daemon_sections_refuse_typos_and_half_tls() {
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ r#"listen = "0.0.0.0:8080""#,
+        /* 3 */ r#"tls_cert = "cert.pem""#,
+        /* 4 */ "[journal]",
+        /* 5 */ r#"sync = "sometimes""#,
+        /* 6 */ "[[subscriber]]",
+        /* 7 */ r#"url = "ftp://example""#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        3,
+        "server.tls_cert",
+        "HTTPS needs both tls_cert and tls_key; tls_key is missing",
+    );
+    assert_error(&all[1], 5, "journal.sync", "unknown variant `sometimes`");
+    assert_error(
+        &all[2],
+        7,
+        "subscriber[0].url",
+        "is not an http:// or https:// URL",
+    );
+}
+
+#[test]
+fn an_overflow_queue_must_serve_the_channels_of_its_source() {
+    let text = r#"
+[[queue]]
+id = "chats"
+channels = ["chat"]
+max_wait_s = 60
+overflow = { queue = "phones" }
+
+[[queue]]
+id = "phones"
+channels = ["voice"]
+"#;
+    let errors = tierline::config::parse(text, "t.toml").unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, Some(6));
+    assert_eq!(errors[0].field, "queue[0].overflow.queue");
+    assert!(
+        errors[0].message.contains("does not serve chat"),
+        "{}",
+        errors[0].message
+    );
+}
