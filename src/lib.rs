@@ -6,6 +6,7 @@
 //! - `api`: the HTTP API (event intake, decisions, read/admin endpoints, auth, TLS, webhooks out).
 //! - `metrics`: Prometheus series, KPI statistics and the `/metrics` listener.
 //! - `journal`: durability (input journal, snapshots, crash recovery, verify/dump).
+//! - `sim`: the engine in virtual time against synthetic traffic (`tierline simulate`).
 
 pub mod api;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod daemon;
 pub mod engine;
 pub mod journal;
 pub mod metrics;
+pub mod sim;

@@ -26,6 +26,8 @@ enum Command {
         /// The config file.
         path: PathBuf,
     },
+    /// Run a routing config against a traffic scenario in virtual time (docs/SIMULATOR.md).
+    Simulate(tierline::sim::cli::SimulateArgs),
     /// Run the daemon (the default when no command is given).
     Serve {
         /// The config file.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(&path),
         Some(Command::Journal { command }) => journal(command),
+        Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
         Some(Command::Serve {
             config,
             listen,

@@ -1,0 +1,62 @@
+//! `tierline simulate`: the real routing engine in virtual time, against synthetic traffic.
+//!
+//! The simulator owns the scenario format (`scenario`), the arrival sources (`traffic`), the
+//! discrete-event loop that plays the PBX, the customers and the agents (`run`), the counting
+//! (`tally`) and the report (`report`). It drives the engine only through its public API, exactly
+//! as the daemon does, so what it measures is what production would do. It never sleeps, never
+//! reads a clock and never uses unseeded randomness: the same routing config, scenario and seed
+//! give the same report, byte for byte.
+//!
+//! Recorded traffic (`--replay`, issue 6) plugs in as another [`traffic::Traffic`] source.
+
+pub mod cli;
+pub mod dist;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod tally;
+pub mod traffic;
+
+use thiserror::Error;
+
+use crate::config::RoutingConfig;
+use crate::engine::EngineError;
+
+pub use dist::Dist;
+pub use report::Report;
+pub use scenario::Plan;
+pub use traffic::{Arrival, Synthetic, Traffic};
+
+/// Why a simulation stopped before its end.
+#[derive(Debug, Error)]
+pub enum SimError {
+    /// The engine refused an event the simulator sent. The simulator only sends events that are
+    /// valid for the engine's state, so this is a bug in one of the two (or an engine limit, such
+    /// as `max_live_interactions`, reached by the scenario's traffic).
+    #[error(
+        "the engine refused `{event}` for `{subject}` at {at_s:.3} s of virtual time: {source}"
+    )]
+    EngineRefused {
+        event: &'static str,
+        subject: String,
+        at_s: f64,
+        #[source]
+        source: EngineError,
+    },
+}
+
+/// Options of one run beside the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Include per-agent figures in the report.
+    pub agents: bool,
+}
+
+/// Run a scenario's synthetic traffic through `config`.
+pub fn simulate(config: RoutingConfig, plan: &Plan, options: &Options) -> Result<Report, SimError> {
+    let seed = options.seed.unwrap_or(plan.seed);
+    let traffic = Synthetic::new(plan, seed);
+    run::run(config, plan, traffic, seed, options.agents)
+}

@@ -1,0 +1,614 @@
+//! The discrete-event loop: the real engine driven in virtual time.
+//!
+//! It owns a min-heap of simulator events (arrivals, agents' answers, call ends, hang-ups, shifts
+//! and breaks) and merges it with `engine.next_deadline()`: whichever is earlier happens next, an
+//! engine timer before a simulator event at the same millisecond (the engine's own rule). It never
+//! sleeps and never reads a clock; it plays the PBX and the people on both ends, reacting to the
+//! engine's decisions exactly as the daemon's peers would, and counts outcomes from the engine's
+//! facts. It never reaches into engine internals: only the public API.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Millis, RoutingConfig};
+use crate::engine::{Decision, DecisionKind, DeclineReason, Engine, Event, Fact, RequestedState};
+use crate::sim::report::{self, Report, RunFigures, RunInfo};
+use crate::sim::scenario::Plan;
+use crate::sim::tally::Tally;
+use crate::sim::traffic::{Arrival, Traffic};
+use crate::sim::SimError;
+
+/// What the simulator will do next, at `at`.
+struct Scheduled {
+    at: Millis,
+    /// Creation order: ties at the same millisecond happen in the order they were scheduled.
+    seq: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    /// The pending arrival (`Runner::next_arrival`) comes in.
+    Arrival,
+    /// The agent picks up / rejects the offer (if it is still the pending one).
+    Accept {
+        ix: u64,
+        offer: Arc<str>,
+    },
+    Decline {
+        ix: u64,
+        offer: Arc<str>,
+    },
+    /// The customer and agent finish talking.
+    End {
+        ix: u64,
+    },
+    /// The agent presses "wrap-up done".
+    WrapUpDone {
+        agent: usize,
+    },
+    /// The customer's patience runs out.
+    Abandon {
+        ix: u64,
+    },
+    Login {
+        agent: usize,
+    },
+    Logout {
+        agent: usize,
+    },
+    BreakStart {
+        agent: usize,
+    },
+    BreakEnd {
+        agent: usize,
+    },
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so `BinaryHeap` pops the earliest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A live interaction, as the simulated customer and agent see it.
+struct Live {
+    /// Arrived inside the measured window.
+    counted: bool,
+    handle_ms: Millis,
+    wrap_up_ms: Option<Millis>,
+    /// Set once the agent accepted; then patience no longer applies.
+    agent: Option<usize>,
+    /// The queue it was last counted as `queued` in (counted once per queue entered).
+    queued_in: Option<Arc<str>>,
+}
+
+/// The pending offer of an interaction.
+struct Pending {
+    offer: Arc<str>,
+    agent: usize,
+}
+
+/// A simulated agent's presence.
+struct AgentState {
+    id: Arc<str>,
+    logged_in: bool,
+    on_break: bool,
+}
+
+struct Runner<'p, T: Traffic> {
+    engine: Engine,
+    plan: &'p Plan,
+    traffic: T,
+    next_arrival: Option<Arrival>,
+    heap: BinaryHeap<Scheduled>,
+    seq: u64,
+    next_ix: u64,
+    live: AHashMap<u64, Live>,
+    offers: AHashMap<u64, Pending>,
+    agents: Vec<AgentState>,
+    agent_index: AHashMap<Arc<str>, usize>,
+    /// Agents' answer delays and decisions; separate from the traffic's streams.
+    behaviour_rng: ChaCha8Rng,
+    tally: Tally,
+    run: RunFigures,
+    last_at: Millis,
+}
+
+/// Run `plan` against `config` with arrivals from `traffic`.
+pub fn run<T: Traffic>(
+    config: RoutingConfig,
+    plan: &Plan,
+    traffic: T,
+    seed: u64,
+    with_agents: bool,
+) -> Result<Report, SimError> {
+    let start = plan.start_ms;
+    let window = (start + plan.warm_up_ms, start + plan.duration_ms);
+    let mut tally = Tally::new(&config, window);
+    let mut engine = Engine::new(config, start);
+    engine.set_record_facts(true);
+
+    let mut behaviour_rng = ChaCha8Rng::seed_from_u64(seed);
+    behaviour_rng.set_stream(0);
+    let mut runner = Runner {
+        engine,
+        plan,
+        traffic,
+        next_arrival: None,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        next_ix: 0,
+        live: AHashMap::new(),
+        offers: AHashMap::new(),
+        agents: Vec::with_capacity(plan.agents.len()),
+        agent_index: AHashMap::with_capacity(plan.agents.len()),
+        behaviour_rng,
+        tally: Tally::new(&RoutingConfig::empty(), window),
+        run: RunFigures {
+            arrivals: 0,
+            events: 0,
+            timer_firings: 0,
+            decisions: 0,
+            unfinished: 0,
+            ended_at_s: 0.0,
+        },
+        last_at: start,
+    };
+
+    for (i, a) in plan.agents.iter().enumerate() {
+        let id: Arc<str> = Arc::from(a.id.as_str());
+        tally.add_agent(id.clone(), a.effective_tiers.clone(), start);
+        runner.agent_index.insert(id.clone(), i);
+        runner.agents.push(AgentState {
+            id,
+            logged_in: false,
+            on_break: false,
+        });
+        for &(login, logout) in &a.shifts {
+            runner.schedule(start + login, Kind::Login { agent: i });
+            if let Some(out) = logout {
+                runner.schedule(start + out, Kind::Logout { agent: i });
+            }
+        }
+        for &(from, to) in &a.breaks {
+            runner.schedule(start + from, Kind::BreakStart { agent: i });
+            runner.schedule(start + to, Kind::BreakEnd { agent: i });
+        }
+    }
+    runner.tally = tally;
+    runner.pull_arrival();
+    runner.drive()?;
+
+    runner.tally.finish();
+    runner.run.unfinished = runner.live.values().filter(|l| l.counted).count() as u64;
+    runner.run.ended_at_s = (runner.last_at - start) as f64 / 1000.0;
+    let info = RunInfo {
+        seed,
+        start_ms: start,
+        duration_ms: plan.duration_ms,
+        warm_up_ms: plan.warm_up_ms,
+        run: runner.run.clone(),
+    };
+    Ok(report::build(&runner.tally, info, with_agents))
+}
+
+impl<T: Traffic> Runner<'_, T> {
+    fn schedule(&mut self, at: Millis, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            at,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    /// Fetch the next arrival from the source and schedule it.
+    fn pull_arrival(&mut self) {
+        self.next_arrival = self.traffic.next_arrival();
+        if let Some(a) = &self.next_arrival {
+            let at = self.plan.start_ms + a.at;
+            self.schedule(at, Kind::Arrival);
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), SimError> {
+        let arrivals_end = self.plan.start_ms + self.plan.duration_ms;
+        let hard_stop = arrivals_end.saturating_add(self.plan.drain_ms);
+        loop {
+            let event_at = self.heap.peek().map(|e| e.at);
+            let deadline = self.engine.next_deadline();
+            let timer_first = match (deadline, event_at) {
+                (Some(d), Some(e)) => d <= e,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return Ok(()),
+            };
+            let now = if timer_first { deadline } else { event_at }.unwrap_or(hard_stop);
+            if now >= hard_stop
+                || (now >= arrivals_end && self.next_arrival.is_none() && self.live.is_empty())
+            {
+                return Ok(());
+            }
+            self.last_at = now;
+            if timer_first {
+                let decisions = self.engine.advance(now);
+                self.run.timer_firings += 1;
+                self.react(decisions);
+            } else if let Some(event) = self.heap.pop() {
+                self.run.events += 1;
+                self.happen(event)?;
+            }
+        }
+    }
+
+    /// Send one event to the engine and react to what it says.
+    fn send(&mut self, now: Millis, event: Event, subject: &str) -> Result<(), SimError> {
+        match self.engine.handle(now, &event) {
+            Ok(decisions) => {
+                self.react(decisions);
+                Ok(())
+            }
+            Err(source) => Err(SimError::EngineRefused {
+                event: event.type_name(),
+                subject: subject.to_string(),
+                at_s: (now - self.plan.start_ms) as f64 / 1000.0,
+                source,
+            }),
+        }
+    }
+
+    fn happen(&mut self, event: Scheduled) -> Result<(), SimError> {
+        let now = event.at;
+        match event.kind {
+            Kind::Arrival => {
+                if let Some(a) = self.next_arrival.take() {
+                    self.arrive(now, a)?;
+                }
+                self.pull_arrival();
+            }
+            Kind::Accept { ix, offer } => {
+                if let Some(p) = self.take_offer(ix, &offer) {
+                    let agent = self.agents[p.agent].id.to_string();
+                    let handle = self.live.get_mut(&ix).map(|l| {
+                        l.agent = Some(p.agent);
+                        l.handle_ms
+                    });
+                    self.send(
+                        now,
+                        Event::OfferAccepted {
+                            interaction: ix.to_string(),
+                            agent,
+                        },
+                        &ix.to_string(),
+                    )?;
+                    if let Some(h) = handle {
+                        self.schedule(now + h, Kind::End { ix });
+                    }
+                }
+            }
+            Kind::Decline { ix, offer } => {
+                if let Some(p) = self.take_offer(ix, &offer) {
+                    let agent = self.agents[p.agent].id.to_string();
+                    self.send(
+                        now,
+                        Event::OfferDeclined {
+                            interaction: ix.to_string(),
+                            agent,
+                            reason: DeclineReason::Rejected,
+                        },
+                        &ix.to_string(),
+                    )?;
+                }
+            }
+            Kind::End { ix } => {
+                if let Some(l) = self.live.remove(&ix) {
+                    self.send(
+                        now,
+                        Event::InteractionEnded {
+                            interaction: ix.to_string(),
+                            resolved: None,
+                        },
+                        &ix.to_string(),
+                    )?;
+                    if let (Some(w), Some(agent)) = (l.wrap_up_ms, l.agent) {
+                        self.schedule(now + w, Kind::WrapUpDone { agent });
+                    }
+                }
+            }
+            Kind::WrapUpDone { agent } => {
+                let id = self.agents[agent].id.to_string();
+                self.send(now, Event::AgentWrapupDone { agent: id.clone() }, &id)?;
+            }
+            Kind::Abandon { ix } => {
+                if self.live.get(&ix).is_some_and(|l| l.agent.is_none()) {
+                    self.offers.remove(&ix);
+                    self.send(
+                        now,
+                        Event::InteractionAbandoned {
+                            interaction: ix.to_string(),
+                        },
+                        &ix.to_string(),
+                    )?;
+                }
+            }
+            Kind::Login { agent } => {
+                self.agents[agent].logged_in = true;
+                let plan = &self.plan.agents[agent];
+                let id = plan.id.clone();
+                let login = Event::AgentLogin {
+                    agent: id.clone(),
+                    address: plan.address.clone(),
+                    tiers: plan.tiers.clone(),
+                    skills: plan.skills.clone(),
+                    capacity: plan.capacity.clone(),
+                };
+                self.send(now, login, &id)?;
+                if self.agents[agent].on_break {
+                    self.set_state(now, agent, RequestedState::NotReady)?;
+                }
+            }
+            Kind::Logout { agent } => {
+                self.agents[agent].logged_in = false;
+                let id = self.agents[agent].id.to_string();
+                self.send(now, Event::AgentLogout { agent: id.clone() }, &id)?;
+            }
+            Kind::BreakStart { agent } => {
+                self.agents[agent].on_break = true;
+                if self.agents[agent].logged_in {
+                    self.set_state(now, agent, RequestedState::NotReady)?;
+                }
+            }
+            Kind::BreakEnd { agent } => {
+                self.agents[agent].on_break = false;
+                if self.agents[agent].logged_in {
+                    self.set_state(now, agent, RequestedState::Available)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_state(
+        &mut self,
+        now: Millis,
+        agent: usize,
+        state: RequestedState,
+    ) -> Result<(), SimError> {
+        let id = self.agents[agent].id.to_string();
+        let reason = (state == RequestedState::NotReady).then(|| "break".to_string());
+        self.send(
+            now,
+            Event::AgentState {
+                agent: id.clone(),
+                state,
+                reason,
+            },
+            &id,
+        )
+    }
+
+    fn arrive(&mut self, now: Millis, a: Arrival) -> Result<(), SimError> {
+        let ix = self.next_ix;
+        self.next_ix += 1;
+        self.run.arrivals += 1;
+        let (from, to) = self.tally.window;
+        self.live.insert(
+            ix,
+            Live {
+                counted: (from..to).contains(&now),
+                handle_ms: a.handle_ms,
+                wrap_up_ms: a.wrap_up_ms,
+                agent: None,
+                queued_in: None,
+            },
+        );
+        if let Some(p) = a.patience_ms {
+            self.schedule(now + p, Kind::Abandon { ix });
+        }
+        let id = ix.to_string();
+        self.send(
+            now,
+            Event::InteractionArrived {
+                interaction: id.clone(),
+                channel: a.channel,
+                queue: a.queue,
+                priority: a.priority,
+                skills: a.skills,
+                customer: None,
+                attributes: a.attributes,
+            },
+            &id,
+        )
+    }
+
+    /// Remove and return the pending offer of `ix` if it is still `offer`.
+    fn take_offer(&mut self, ix: u64, offer: &Arc<str>) -> Option<Pending> {
+        match self.offers.get(&ix) {
+            Some(p) if p.offer == *offer => self.offers.remove(&ix),
+            _ => None,
+        }
+    }
+
+    fn counted(&self, interaction: &str) -> bool {
+        interaction
+            .parse::<u64>()
+            .ok()
+            .and_then(|ix| self.live.get(&ix))
+            .is_some_and(|l| l.counted)
+    }
+
+    /// Count the facts, then act on the decisions (facts first: they still find the interaction).
+    fn react(&mut self, decisions: Vec<Decision>) {
+        self.run.decisions += decisions.len() as u64;
+        for fact in self.engine.take_facts() {
+            self.count(fact);
+        }
+        for d in decisions {
+            self.act(d);
+        }
+    }
+
+    fn count(&mut self, fact: Fact) {
+        match fact {
+            Fact::Arrived {
+                interaction, queue, ..
+            } => {
+                if self.counted(&interaction) {
+                    self.tally.arrived(queue.as_deref());
+                }
+            }
+            Fact::Answered {
+                interaction,
+                queue,
+                agent,
+                tier,
+                wait_ms,
+                at,
+                ..
+            } => {
+                let counted = self.counted(&interaction);
+                if counted {
+                    self.tally.answered(&queue, tier, wait_ms);
+                }
+                self.tally.agent_took(&agent, at, counted);
+            }
+            Fact::Abandoned {
+                interaction,
+                queue,
+                short,
+                ..
+            } => {
+                if self.counted(&interaction) {
+                    self.tally.abandoned(&queue, short);
+                }
+                self.forget(&interaction);
+            }
+            Fact::Overflowed {
+                interaction,
+                queue,
+                to_queue,
+                ..
+            } => {
+                if self.counted(&interaction) {
+                    self.tally.overflowed(&queue, to_queue.as_deref());
+                }
+                if to_queue.is_none() {
+                    self.forget(&interaction);
+                }
+            }
+            Fact::Rejected {
+                interaction, queue, ..
+            } => {
+                if self.counted(&interaction) {
+                    self.tally.rejected(queue.as_deref());
+                }
+                self.forget(&interaction);
+            }
+            Fact::StepReached { queue, step, at } => self.tally.step_reached(&queue, step, at),
+            Fact::WrapUpEnded { agent, at, .. } => self.tally.agent_freed(&agent, at),
+            Fact::AgentStatusChanged { agent, to, at, .. } => {
+                self.tally.agent_status(&agent, to, at)
+            }
+            Fact::Offered { .. }
+            | Fact::OfferEnded { .. }
+            | Fact::EscalatedByAgent { .. }
+            | Fact::Transferred { .. }
+            | Fact::Ended { .. }
+            | Fact::Rated { .. } => {}
+        }
+    }
+
+    fn forget(&mut self, interaction: &str) {
+        if let Ok(ix) = interaction.parse::<u64>() {
+            self.live.remove(&ix);
+            self.offers.remove(&ix);
+        }
+    }
+
+    fn act(&mut self, d: Decision) {
+        match d.kind {
+            DecisionKind::Offer {
+                interaction,
+                agent,
+                offer,
+                ..
+            } => {
+                let Ok(ix) = interaction.parse::<u64>() else {
+                    return;
+                };
+                let agent = self.agent_index.get(&*agent).copied();
+                let behaviour = agent.map_or(0, |a| self.plan.agents[a].behaviour);
+                let Some(agent) = agent else { return };
+                let b = &self.plan.behaviours[behaviour];
+                let u: f64 = if b.no_answer_prob > 0.0 || b.decline_prob > 0.0 {
+                    self.behaviour_rng.gen()
+                } else {
+                    1.0
+                };
+                self.offers.insert(
+                    ix,
+                    Pending {
+                        offer: offer.clone(),
+                        agent,
+                    },
+                );
+                if u < b.no_answer_prob {
+                    // The phone rings until the engine's offer timeout revokes it.
+                    return;
+                }
+                let delay = b.answer_delay.sample(&mut self.behaviour_rng).unwrap_or(0);
+                let kind = if u < b.no_answer_prob + b.decline_prob {
+                    Kind::Decline { ix, offer }
+                } else {
+                    Kind::Accept { ix, offer }
+                };
+                self.schedule(d.at + delay, kind);
+            }
+            DecisionKind::Queued {
+                interaction, queue, ..
+            } => {
+                let Ok(ix) = interaction.parse::<u64>() else {
+                    return;
+                };
+                if let Some(l) = self.live.get_mut(&ix) {
+                    if l.queued_in.as_deref() != Some(&*queue) {
+                        l.queued_in = Some(queue.clone());
+                        if l.counted {
+                            self.tally.queued(&queue);
+                        }
+                    }
+                }
+            }
+            DecisionKind::OfferRevoked {
+                interaction, offer, ..
+            } => {
+                if let Ok(ix) = interaction.parse::<u64>() {
+                    if self.offers.get(&ix).is_some_and(|p| p.offer == offer) {
+                        self.offers.remove(&ix);
+                    }
+                }
+            }
+            DecisionKind::Overflow { .. }
+            | DecisionKind::Rejected { .. }
+            | DecisionKind::Escalated { .. }
+            | DecisionKind::AgentState { .. } => {}
+        }
+    }
+}

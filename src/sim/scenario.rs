@@ -1,0 +1,709 @@
+//! The scenario file: TOML → a validated, resolved [`Plan`] in engine milliseconds.
+//!
+//! A scenario says what traffic arrives and which agents are there to take it; the routing config
+//! (a separate file) says how tierline routes it. This module owns the file format and every check
+//! on it. It never runs anything: checking a scenario against a routing config is pure. Like the
+//! config parser, it never half-accepts a file: either every check passes, or every problem found
+//! is returned with its file, line (when known) and field. See `docs/SIMULATOR.md` for the format.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::config::{Channel, ConfigError, ConfigErrors, Millis, RoutingConfig, Tier};
+use crate::sim::dist::Dist;
+
+/// The default virtual start: Monday 2024-01-01 00:00:00 UTC (queue schedules see this date).
+pub const DEFAULT_START_MS: Millis = 1_704_067_200_000;
+
+/// How long the run goes on after `duration_s` for calls still in the system, unless given.
+pub const DEFAULT_DRAIN_S: f64 = 3_600.0;
+
+/// Upper bound on the run length (one year of virtual time): a typo must not run for ever.
+pub const MAX_DURATION_S: f64 = 366.0 * 86_400.0;
+
+/// Upper bound on agents in one scenario; beyond it the file is refused.
+pub const MAX_AGENTS: usize = 200_000;
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+/// The scenario file as written (seconds, names). See `docs/SIMULATOR.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Arrivals are generated in `[0, duration_s)`; figures cover `[warm_up_s, duration_s)`.
+    pub duration_s: f64,
+    #[serde(default)]
+    pub warm_up_s: f64,
+    /// After `duration_s`, keep running at most this long so interactions already in the system
+    /// can finish; whatever is still live then is reported as `unfinished`.
+    pub drain_s: Option<f64>,
+    /// RNG seed; `--seed` overrides it. Default 1.
+    pub seed: Option<u64>,
+    /// Virtual wall-clock time of second 0 (RFC 3339); matters for queue schedules.
+    pub start: Option<String>,
+    /// Log in every agent of the routing config's roster for the whole run.
+    #[serde(default)]
+    pub use_roster: bool,
+    /// Agent behaviour unless an agent group overrides it.
+    #[serde(default)]
+    pub behaviour: BehaviourSpec,
+    #[serde(default)]
+    pub arrivals: Vec<ArrivalSpec>,
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
+}
+
+/// One arrival stream: Poisson arrivals into a queue (or through the routing rules).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSpec {
+    /// Names the queue directly (routing rules are skipped).
+    pub queue: Option<String>,
+    /// Attributes sent with each arrival; with no `queue` the routing rules pick the queue.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Constant Poisson rate.
+    pub rate_per_hour: Option<f64>,
+    /// A day shape: piecewise-constant rates, each from its `from_s` until the next one.
+    pub rates: Option<Vec<RateSpec>>,
+    /// Repeat the `rates` pattern every this many seconds (e.g. 86400 for a daily shape).
+    pub repeat_s: Option<f64>,
+    /// Channel mix as weights (normalised); default all voice.
+    pub channels: Option<BTreeMap<Channel, f64>>,
+    /// Connected time (from accept to `interaction.ended`).
+    pub handle: Dist,
+    /// When the agent presses "wrap-up done" (capped by the queue's `wrap_up_s`); default never:
+    /// wrap-up lasts the queue's `wrap_up_s`.
+    pub wrap_up: Option<Dist>,
+    /// How long the customer waits before hanging up; default `none` (never abandons).
+    pub patience: Option<Dist>,
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+/// One piece of a day shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub from_s: f64,
+    pub per_hour: f64,
+}
+
+/// What agents do when offered an interaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourSpec {
+    /// Time from the offer to the agent's accept or decline. Default 0.
+    #[serde(default = "Dist::zero")]
+    pub answer_delay: Dist,
+    /// Probability the agent never answers (the offer expires after `offer_timeout_s`).
+    #[serde(default)]
+    pub no_answer_prob: f64,
+    /// Probability the agent declines (reason `rejected`) after the answer delay.
+    #[serde(default)]
+    pub decline_prob: f64,
+}
+
+impl Default for BehaviourSpec {
+    fn default() -> Self {
+        BehaviourSpec {
+            answer_delay: Dist::zero(),
+            no_answer_prob: 0.0,
+            decline_prob: 0.0,
+        }
+    }
+}
+
+/// One agent (`id`) or a group of identical agents (`count`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    pub id: Option<String>,
+    pub count: Option<u32>,
+    /// Group ids are `{id_prefix}{n}` with n from 1, zero-padded; default `g{group}-`.
+    pub id_prefix: Option<String>,
+    /// Tier per queue. Absent for an `id` of the routing config's roster (its tiers apply).
+    pub tiers: Option<BTreeMap<String, Tier>>,
+    pub skills: Option<Vec<String>>,
+    pub capacity: Option<BTreeMap<Channel, u32>>,
+    /// When the agents are logged in; default the whole run.
+    #[serde(default)]
+    pub shifts: Vec<ShiftSpec>,
+    /// Not-ready periods (reason `break`).
+    #[serde(default)]
+    pub breaks: Vec<BreakSpec>,
+    pub behaviour: Option<BehaviourSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftSpec {
+    pub login_s: f64,
+    pub logout_s: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakSpec {
+    pub at_s: f64,
+    pub duration_s: f64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolved plan the runner executes.
+
+/// A validated scenario, in milliseconds relative to `start_ms` (engine time = start + offset).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub seed: u64,
+    pub start_ms: Millis,
+    pub duration_ms: Millis,
+    pub warm_up_ms: Millis,
+    pub drain_ms: Millis,
+    pub streams: Vec<Stream>,
+    pub agents: Vec<PlannedAgent>,
+    /// Distinct behaviours; agents refer to them by index.
+    pub behaviours: Vec<Behaviour>,
+}
+
+/// A resolved arrival stream.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub queue: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    /// Piecewise-constant rate (arrivals per ms) from each offset on; first piece starts at 0.
+    pub rates: Vec<(Millis, f64)>,
+    /// The pattern repeats with this period (ms), if set.
+    pub repeat_ms: Option<Millis>,
+    /// Cumulative channel weights (last = 1.0).
+    pub channels: Vec<(Channel, f64)>,
+    pub handle: Dist,
+    pub wrap_up: Dist,
+    pub patience: Dist,
+    pub priority: Option<i32>,
+    pub skills: Vec<String>,
+}
+
+/// A resolved agent behaviour.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    pub answer_delay: Dist,
+    pub no_answer_prob: f64,
+    pub decline_prob: f64,
+}
+
+/// One agent the simulator logs in.
+#[derive(Debug, Clone)]
+pub struct PlannedAgent {
+    pub id: String,
+    /// Sent with `agent.login` (None: the roster's values apply).
+    pub address: Option<String>,
+    pub tiers: Option<BTreeMap<String, Tier>>,
+    pub skills: Option<Vec<String>>,
+    pub capacity: Option<BTreeMap<Channel, u32>>,
+    /// The tiers in force for reporting (from the scenario or the roster).
+    pub effective_tiers: BTreeMap<String, Tier>,
+    /// `(login, logout)` offsets, sorted, non-overlapping; `None` logout = never.
+    pub shifts: Vec<(Millis, Option<Millis>)>,
+    /// `(start, end)` offsets of not-ready breaks, sorted.
+    pub breaks: Vec<(Millis, Millis)>,
+    pub behaviour: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Parse scenario text and check it against the routing config it will run with.
+pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, ConfigErrors> {
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigErrors(vec![ConfigError {
+            file: origin.to_string(),
+            line,
+            column,
+            field: String::new(),
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    resolve(&file, origin, config)
+}
+
+/// Read a scenario file and check it against the routing config.
+pub fn load(path: &std::path::Path, config: &RoutingConfig) -> Result<Plan, ConfigErrors> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &origin, config),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: origin,
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!("cannot read scenario file: {e}"),
+        }])),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// Collects every problem with its field path.
+struct Problems<'a> {
+    origin: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.origin.to_string(),
+            line: None,
+            column: None,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Seconds → ms, checking it is finite and ≥ 0.
+    fn secs(&mut self, field: &str, s: f64) -> Millis {
+        if !s.is_finite() || s < 0.0 {
+            self.add(
+                field,
+                format!("must be a non-negative number of seconds, got {s}"),
+            );
+            return 0;
+        }
+        (s * 1000.0).round() as Millis
+    }
+
+    fn prob(&mut self, field: &str, p: f64) {
+        if !(0.0..=1.0).contains(&p) {
+            self.add(field, format!("must be a probability in [0, 1], got {p}"));
+        }
+    }
+
+    fn dist(&mut self, field: &str, d: &Dist, allow_never: bool) {
+        if let Err(msg) = d.check(allow_never) {
+            self.add(field, msg);
+        }
+    }
+}
+
+fn resolve(
+    file: &ScenarioFile,
+    origin: &str,
+    config: &RoutingConfig,
+) -> Result<Plan, ConfigErrors> {
+    let mut p = Problems {
+        origin,
+        list: Vec::new(),
+    };
+
+    if !(file.duration_s > 0.0 && file.duration_s <= MAX_DURATION_S) {
+        p.add(
+            "duration_s",
+            format!(
+                "must be > 0 and at most {MAX_DURATION_S} s (one year), got {}",
+                file.duration_s
+            ),
+        );
+    }
+    let duration_ms = p.secs("duration_s", file.duration_s.min(MAX_DURATION_S));
+    let warm_up_ms = p.secs("warm_up_s", file.warm_up_s);
+    if warm_up_ms >= duration_ms && duration_ms > 0 {
+        p.add(
+            "warm_up_s",
+            format!(
+                "must be shorter than duration_s ({} s), got {} s",
+                file.duration_s, file.warm_up_s
+            ),
+        );
+    }
+    let drain_s = file.drain_s.unwrap_or(DEFAULT_DRAIN_S);
+    if drain_s > MAX_DURATION_S {
+        p.add("drain_s", format!("must be at most {MAX_DURATION_S} s"));
+    }
+    let drain_ms = p.secs("drain_s", drain_s.min(MAX_DURATION_S));
+    let start_ms = match &file.start {
+        None => DEFAULT_START_MS,
+        Some(s) => match crate::engine::decision::rfc3339_ms::parse(s) {
+            Ok(ms) => ms,
+            Err(e) => {
+                p.add("start", e);
+                DEFAULT_START_MS
+            }
+        },
+    };
+
+    let mut behaviours = vec![resolve_behaviour(&mut p, "behaviour", &file.behaviour)];
+
+    if file.arrivals.is_empty() {
+        p.add(
+            "arrivals",
+            "a scenario needs at least one [[arrivals]] stream",
+        );
+    }
+    let streams = file
+        .arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, a)| resolve_stream(&mut p, &format!("arrivals[{i}]"), a, config))
+        .collect();
+
+    let mut agents = Vec::new();
+    let mut seen = BTreeSet::new();
+    if file.use_roster {
+        for a in &config.agents {
+            agents.push(PlannedAgent {
+                id: a.id.clone(),
+                address: None,
+                tiers: None,
+                skills: None,
+                capacity: None,
+                effective_tiers: a.tiers.clone(),
+                shifts: vec![(0, None)],
+                breaks: Vec::new(),
+                behaviour: 0,
+            });
+        }
+    }
+    for (g, spec) in file.agents.iter().enumerate() {
+        let field = format!("agents[{g}]");
+        let behaviour = match &spec.behaviour {
+            None => 0,
+            Some(b) => {
+                behaviours.push(resolve_behaviour(&mut p, &format!("{field}.behaviour"), b));
+                behaviours.len() - 1
+            }
+        };
+        resolve_agents(&mut p, &field, g, spec, behaviour, config, &mut agents);
+        if agents.len() > MAX_AGENTS {
+            p.add(
+                &field,
+                format!("the scenario has more than {MAX_AGENTS} agents, the simulator's limit"),
+            );
+            break;
+        }
+    }
+    for a in &agents {
+        if !seen.insert(a.id.clone()) {
+            p.add("agents", format!("agent `{}` appears more than once", a.id));
+        }
+    }
+    if agents.is_empty() {
+        p.add(
+            "agents",
+            "a scenario needs agents: [[agents]] entries or use_roster = true",
+        );
+    }
+
+    if !p.list.is_empty() {
+        return Err(ConfigErrors(p.list));
+    }
+    Ok(Plan {
+        seed: file.seed.unwrap_or(1),
+        start_ms,
+        duration_ms,
+        warm_up_ms,
+        drain_ms,
+        streams,
+        agents,
+        behaviours,
+    })
+}
+
+fn resolve_behaviour(p: &mut Problems<'_>, field: &str, b: &BehaviourSpec) -> Behaviour {
+    p.dist(&format!("{field}.answer_delay"), &b.answer_delay, false);
+    p.prob(&format!("{field}.no_answer_prob"), b.no_answer_prob);
+    p.prob(&format!("{field}.decline_prob"), b.decline_prob);
+    if b.no_answer_prob + b.decline_prob > 1.0 {
+        p.add(
+            field,
+            format!(
+                "no_answer_prob + decline_prob must be at most 1, got {}",
+                b.no_answer_prob + b.decline_prob
+            ),
+        );
+    }
+    Behaviour {
+        answer_delay: b.answer_delay.clone(),
+        no_answer_prob: b.no_answer_prob,
+        decline_prob: b.decline_prob,
+    }
+}
+
+fn resolve_stream(
+    p: &mut Problems<'_>,
+    field: &str,
+    a: &ArrivalSpec,
+    config: &RoutingConfig,
+) -> Stream {
+    let per_ms = |per_hour: f64| per_hour / 3_600_000.0;
+    let mut rates = Vec::new();
+    match (a.rate_per_hour, &a.rates) {
+        (Some(r), None) => {
+            if !(r.is_finite() && r >= 0.0) {
+                p.add(
+                    format!("{field}.rate_per_hour"),
+                    format!("must be ≥ 0, got {r}"),
+                );
+            }
+            rates.push((0, per_ms(r.max(0.0))));
+            if a.repeat_s.is_some() {
+                p.add(format!("{field}.repeat_s"), "only applies to `rates`");
+            }
+        }
+        (None, Some(list)) => {
+            for (i, r) in list.iter().enumerate() {
+                let f = format!("{field}.rates[{i}]");
+                let from = p.secs(&format!("{f}.from_s"), r.from_s);
+                if !(r.per_hour.is_finite() && r.per_hour >= 0.0) {
+                    p.add(
+                        format!("{f}.per_hour"),
+                        format!("must be ≥ 0, got {}", r.per_hour),
+                    );
+                }
+                if i == 0 && from != 0 {
+                    p.add(format!("{f}.from_s"), "the first rate must start at 0");
+                }
+                if let Some(&(prev, _)) = rates.last() {
+                    if from <= prev {
+                        p.add(
+                            format!("{f}.from_s"),
+                            "rates must be in strictly increasing from_s order",
+                        );
+                    }
+                }
+                rates.push((from, per_ms(r.per_hour.max(0.0))));
+            }
+            if list.is_empty() {
+                p.add(format!("{field}.rates"), "needs at least one rate");
+            }
+        }
+        (Some(_), Some(_)) => p.add(field, "give either rate_per_hour or rates, not both"),
+        (None, None) => p.add(field, "needs an arrival rate: rate_per_hour or rates"),
+    }
+    let repeat_ms = a.repeat_s.map(|r| p.secs(&format!("{field}.repeat_s"), r));
+    if let Some(period) = repeat_ms {
+        if period == 0 || rates.last().is_some_and(|&(from, _)| from >= period) {
+            p.add(
+                format!("{field}.repeat_s"),
+                "must be > 0 and longer than the last rate's from_s",
+            );
+        }
+    }
+
+    let mix = a
+        .channels
+        .clone()
+        .unwrap_or_else(|| BTreeMap::from([(Channel::Voice, 1.0)]));
+    let total: f64 = mix.values().sum();
+    let mut channels = Vec::new();
+    if mix.values().any(|w| !(w.is_finite() && *w >= 0.0)) || total <= 0.0 || !total.is_finite() {
+        p.add(
+            format!("{field}.channels"),
+            "weights must be ≥ 0 with a positive sum",
+        );
+    } else {
+        let mut acc = 0.0;
+        for (&c, &w) in &mix {
+            if w > 0.0 {
+                acc += w / total;
+                channels.push((c, acc));
+            }
+        }
+        if let Some(last) = channels.last_mut() {
+            last.1 = 1.0;
+        }
+    }
+
+    match &a.queue {
+        Some(q) => match config.queue(q) {
+            None => p.add(
+                format!("{field}.queue"),
+                format!("unknown queue `{q}` (not in the routing config)"),
+            ),
+            Some(qc) => {
+                for (c, _) in &channels {
+                    if !qc.channels.contains(c) {
+                        p.add(
+                            format!("{field}.channels"),
+                            format!("queue `{q}` does not serve channel {c}"),
+                        );
+                    }
+                }
+            }
+        },
+        None => {
+            if config.rules.is_empty() && config.default_queue.is_none() {
+                p.add(
+                    format!("{field}.queue"),
+                    "no queue given and the routing config has no rules or default queue",
+                );
+            }
+        }
+    }
+
+    p.dist(&format!("{field}.handle"), &a.handle, false);
+    let wrap_up = a.wrap_up.clone().unwrap_or(Dist::Never);
+    p.dist(&format!("{field}.wrap_up"), &wrap_up, true);
+    let patience = a.patience.clone().unwrap_or(Dist::Never);
+    p.dist(&format!("{field}.patience"), &patience, true);
+
+    Stream {
+        queue: a.queue.clone(),
+        attributes: a.attributes.clone(),
+        rates,
+        repeat_ms,
+        channels,
+        handle: a.handle.clone(),
+        wrap_up,
+        patience,
+        priority: a.priority,
+        skills: a.skills.clone(),
+    }
+}
+
+fn resolve_agents(
+    p: &mut Problems<'_>,
+    field: &str,
+    group: usize,
+    spec: &AgentSpec,
+    behaviour: usize,
+    config: &RoutingConfig,
+    out: &mut Vec<PlannedAgent>,
+) {
+    let mut shifts = Vec::new();
+    for (i, s) in spec.shifts.iter().enumerate() {
+        let f = format!("{field}.shifts[{i}]");
+        let login = p.secs(&format!("{f}.login_s"), s.login_s);
+        let logout = p.secs(&format!("{f}.logout_s"), s.logout_s);
+        if logout <= login {
+            p.add(&f, "logout_s must be after login_s");
+        }
+        if let Some(&(_, Some(prev_out))) = shifts.last() {
+            if login < prev_out {
+                p.add(&f, "shifts must be in time order and must not overlap");
+            }
+        }
+        shifts.push((login, Some(logout)));
+    }
+    if shifts.is_empty() {
+        shifts.push((0, None));
+    }
+    let mut breaks = Vec::new();
+    for (i, b) in spec.breaks.iter().enumerate() {
+        let f = format!("{field}.breaks[{i}]");
+        let at = p.secs(&format!("{f}.at_s"), b.at_s);
+        let len = p.secs(&format!("{f}.duration_s"), b.duration_s);
+        if len == 0 {
+            p.add(format!("{f}.duration_s"), "must be > 0");
+        }
+        if let Some(&(_, prev_end)) = breaks.last() {
+            if at < prev_end {
+                p.add(&f, "breaks must be in time order and must not overlap");
+            }
+        }
+        breaks.push((at, at + len));
+    }
+
+    if let Some(tiers) = &spec.tiers {
+        for (q, &t) in tiers {
+            if config.queue(q).is_none() {
+                p.add(
+                    format!("{field}.tiers.{q}"),
+                    format!("unknown queue `{q}` (not in the routing config)"),
+                );
+            }
+            if t == 0 {
+                p.add(format!("{field}.tiers.{q}"), "tiers start at 1");
+            }
+        }
+    }
+    if let Some(cap) = &spec.capacity {
+        for (c, &n) in cap {
+            if n == 0 {
+                p.add(format!("{field}.capacity.{c}"), "must be ≥ 1");
+            }
+        }
+    }
+
+    let mut push = |id: String, roster_tiers: Option<&BTreeMap<String, Tier>>| {
+        let effective_tiers = spec
+            .tiers
+            .clone()
+            .or_else(|| roster_tiers.cloned())
+            .unwrap_or_default();
+        out.push(PlannedAgent {
+            address: Some(format!("sim:{id}")),
+            id,
+            tiers: spec.tiers.clone(),
+            skills: spec.skills.clone(),
+            capacity: spec.capacity.clone(),
+            effective_tiers,
+            shifts: shifts.clone(),
+            breaks: breaks.clone(),
+            behaviour,
+        });
+    };
+    match (&spec.id, spec.count) {
+        (Some(id), None) => {
+            if spec.id_prefix.is_some() {
+                p.add(
+                    format!("{field}.id_prefix"),
+                    "only applies to a group (count)",
+                );
+            }
+            let roster = config.agents.iter().find(|a| &a.id == id);
+            if roster.is_none() && spec.tiers.is_none() {
+                p.add(
+                    format!("{field}.tiers"),
+                    format!("agent `{id}` is not in the roster, so it needs tiers"),
+                );
+            }
+            push(id.clone(), roster.map(|a| &a.tiers));
+        }
+        (None, Some(count)) => {
+            if spec.tiers.is_none() {
+                p.add(format!("{field}.tiers"), "a group of agents needs tiers");
+            }
+            if count == 0 {
+                p.add(format!("{field}.count"), "must be ≥ 1");
+            }
+            if count as usize > MAX_AGENTS {
+                p.add(
+                    format!("{field}.count"),
+                    format!("at most {MAX_AGENTS} agents, got {count}"),
+                );
+                return;
+            }
+            let prefix = spec
+                .id_prefix
+                .clone()
+                .unwrap_or_else(|| format!("g{group}-"));
+            let width = count.to_string().len();
+            for n in 1..=count {
+                push(format!("{prefix}{n:0width$}"), None);
+            }
+        }
+        (Some(_), Some(_)) => p.add(
+            field,
+            "give either id (one agent) or count (a group), not both",
+        ),
+        (None, None) => p.add(field, "needs id (one agent) or count (a group)"),
+    }
+}
