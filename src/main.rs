@@ -19,12 +19,22 @@ enum Command {
         /// The config file.
         path: PathBuf,
     },
+    /// Drive a server with an open-loop event load and report latency and throughput.
+    Loadgen(tierline::loadgen::LoadgenArgs),
+    /// A bare hyper server answering every POST with a fixed JSON body (the benchmark baseline).
+    BaselineServer {
+        /// Listen address, host:port.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::Loadgen(args)) => tierline::loadgen::main(args),
+        Some(Command::BaselineServer { listen }) => tierline::loadgen::baseline::main(&listen),
         None => check_config(&PathBuf::from("config/tierline.toml")),
     }
 }
