@@ -4,10 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tierline::daemon::{LogFormat, ServeArgs};
+
+/// The default config file.
+const DEFAULT_CONFIG: &str = "config/tierline.toml";
 
 #[derive(Debug, Parser)]
 #[command(name = "tierline", version, about = "Contact-centre routing daemon")]
 struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -18,6 +25,21 @@ enum Command {
     CheckConfig {
         /// The config file.
         path: PathBuf,
+    },
+    /// Run the daemon (the default when no command is given).
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// API listen address (overrides `[server] listen`).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Prometheus listen address (overrides `[metrics] listen`).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Journal directory (overrides `[journal] dir`).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Drive a server with an open-loop event load and report latency and throughput.
     Loadgen(tierline::loadgen::LoadgenArgs),
@@ -35,7 +57,25 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { path }) => check_config(&path),
         Some(Command::Loadgen(args)) => tierline::loadgen::main(args),
         Some(Command::BaselineServer { listen }) => tierline::loadgen::baseline::main(&listen),
-        None => check_config(&PathBuf::from("config/tierline.toml")),
+        Some(Command::Serve {
+            config,
+            listen,
+            metrics_listen,
+            data,
+        }) => tierline::daemon::serve_main(ServeArgs {
+            config,
+            listen,
+            metrics_listen,
+            data,
+            log_format: cli.log_format,
+        }),
+        None => tierline::daemon::serve_main(ServeArgs {
+            config: PathBuf::from(DEFAULT_CONFIG),
+            listen: None,
+            metrics_listen: None,
+            data: None,
+            log_format: cli.log_format,
+        }),
     }
 }
 

@@ -26,7 +26,7 @@ fn the_shipped_config_passes_with_one_line_per_queue() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(
         lines[0],
-        "support: channels=voice,chat strategy=longest-idle \
+        "support: channels=voice,chat,email strategy=longest-idle \
          steps=0s:[1] 30s:[1,2] 60s:[1,2,3]+5 agents=L1=3 L2=2 L3=1 \
          max_wait=600s→sip:voicemail@pbx"
     );

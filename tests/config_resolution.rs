@@ -32,7 +32,7 @@ fn the_shipped_support_queue_climbs_l1_l2_l3_at_0_30_60_seconds() {
     let config = shipped();
     let support = config.routing.queue("support").expect("support queue");
     let mut expected = QueueConfig::with_defaults("support");
-    expected.channels = vec![Channel::Voice, Channel::Chat];
+    expected.channels = vec![Channel::Voice, Channel::Chat, Channel::Email];
     expected.steps = vec![
         step(0, &[1], 0, false),
         step(30_000, &[1, 2], 0, false),

@@ -701,3 +701,27 @@ fn daemon_sections_refuse_typos_and_half_tls() {
         "is not an http:// or https:// URL",
     );
 }
+
+#[test]
+fn an_overflow_queue_must_serve_the_channels_of_its_source() {
+    let text = r#"
+[[queue]]
+id = "chats"
+channels = ["chat"]
+max_wait_s = 60
+overflow = { queue = "phones" }
+
+[[queue]]
+id = "phones"
+channels = ["voice"]
+"#;
+    let errors = tierline::config::parse(text, "t.toml").unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, Some(6));
+    assert_eq!(errors[0].field, "queue[0].overflow.queue");
+    assert!(
+        errors[0].message.contains("does not serve chat"),
+        "{}",
+        errors[0].message
+    );
+}

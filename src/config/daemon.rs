@@ -122,6 +122,47 @@ pub struct SubscriberConfig {
     /// Decision types to deliver (empty = all).
     #[serde(default)]
     pub types: Vec<String>,
+    /// First retry delay after a failed delivery; doubles per failure (with jitter).
+    #[serde(default = "SubscriberConfig::default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "SubscriberConfig::default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Decisions per POST.
+    #[serde(default = "SubscriberConfig::default_batch_max")]
+    pub batch_max: usize,
+    /// Per-request timeout.
+    #[serde(default = "SubscriberConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl SubscriberConfig {
+    fn default_retry_initial_ms() -> u64 {
+        500
+    }
+    fn default_retry_max_ms() -> u64 {
+        30_000
+    }
+    fn default_batch_max() -> usize {
+        100
+    }
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+
+    /// A subscriber for `url` with every default (tests and builders start here).
+    pub fn new(url: &str) -> SubscriberConfig {
+        SubscriberConfig {
+            name: None,
+            url: url.to_string(),
+            secret_env: None,
+            types: Vec::new(),
+            retry_initial_ms: Self::default_retry_initial_ms(),
+            retry_max_ms: Self::default_retry_max_ms(),
+            batch_max: Self::default_batch_max(),
+            timeout_ms: Self::default_timeout_ms(),
+        }
+    }
 }
 
 /// Everything in the file that is not routing.

@@ -100,6 +100,7 @@ pub(crate) fn resolve(
         .map(|(i, e, q)| c.queue(q, e, &root.key("queue").index(i), &defaults, &known))
         .collect();
     c.overflow_cycles(raw, &queues);
+    c.target_channels(raw, &queues);
 
     let agents = c.agents(&raw.agents, &known);
     let rules = c.rules(&raw.rules, &known);

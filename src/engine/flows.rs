@@ -120,7 +120,8 @@ impl Engine {
             i.overflow_due = false;
             i.min_tier = min_tier;
             i.step = if min_tier.is_some() { None } else { Some(0) };
-            i.priority = i.base_priority.saturating_add(i.escalation_boost);
+            // Whatever it earned so far comes along; this queue's ladder adds to it.
+            i.base_priority = i.priority;
             (i.step_timer.take(), i.wait_timer.take())
         };
         self.timers.cancel(step_timer);
@@ -277,8 +278,14 @@ impl Engine {
         let from_queue = self.queues[q as usize].name.clone();
         match target {
             Overflow::Queue(name) => {
-                let Ok(q2) = self.lookup_queue(&name) else {
-                    return;
+                // Validation refuses such configs; if one slipped through, the interaction stays
+                // where agents can still reach it rather than strand in a queue that can't serve it.
+                let q2 = match self.lookup_queue(&name) {
+                    Ok(q2) if self.queues[q2 as usize].serves[channel.index()] => q2,
+                    _ => {
+                        self.index_waiting(ik);
+                        return;
+                    }
                 };
                 let to: Arc<str> = self.queues[q2 as usize].name.clone();
                 self.emit(DecisionKind::Overflow {

@@ -176,7 +176,6 @@ impl Engine {
             queue: q,
             base_priority: priority,
             priority,
-            escalation_boost: 0,
             arrived_at: now,
             entered_queue_at: now,
             order: 0,
@@ -511,7 +510,7 @@ impl Engine {
         let interaction = self.ix(ik).id.clone();
         {
             let i = self.ix_mut(ik);
-            i.escalation_boost = i.escalation_boost.saturating_add(boost);
+            i.priority = i.priority.saturating_add(boost);
         }
         self.emit(DecisionKind::Escalated {
             interaction,

@@ -26,12 +26,11 @@ pub struct Interaction {
     pub state: InteractionState,
     /// Current queue (or the last one, once finished). `None` only for unrouted rejections.
     pub queue: Option<QKey>,
-    /// Priority as it arrived (event or rule), before any boost.
+    /// Priority on entering the current queue: the arrival's (event or rule) priority, or the
+    /// priority it carried over from a transfer, overflow or explicit escalation (boost included).
     pub base_priority: i32,
-    /// Current priority = base + ladder boosts reached + explicit escalation boosts.
+    /// Current priority = `base_priority` + boosts of the ladder steps reached in this queue.
     pub priority: i32,
-    /// Boost from explicit escalations (kept across reloads).
-    pub escalation_boost: i32,
     pub arrived_at: Millis,
     pub entered_queue_at: Millis,
     /// Place in the queue's waiting order among equal priority and entry time.

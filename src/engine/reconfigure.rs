@@ -254,7 +254,7 @@ impl Engine {
         let cfg = self.queues[q as usize].cfg.clone();
         {
             let i = self.ix_mut(ik);
-            i.priority = i.base_priority.saturating_add(i.escalation_boost);
+            i.priority = i.base_priority;
         }
         if !escalated {
             let reached = cfg

@@ -339,6 +339,56 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// An overflow or `drain_to` target must serve every channel of the queue it takes from;
+    /// otherwise an interaction would wait where no agent can ever be eligible.
+    pub(super) fn target_channels(&mut self, raw: &RawConfig, queues: &[QueueConfig]) {
+        let by_id: HashMap<&str, &QueueConfig> =
+            queues.iter().map(|q| (q.id.as_str(), q)).collect();
+        for q in queues {
+            let file_index = raw
+                .queues
+                .iter()
+                .position(|e| e.value.as_ref().is_some_and(|r| r.id == q.id))
+                .unwrap_or(0);
+            let targets = [
+                match &q.overflow {
+                    Some(Overflow::Queue(to)) => Some((to, "overflow", Some("queue"))),
+                    _ => None,
+                },
+                q.drain_to.as_ref().map(|to| (to, "drain_to", None)),
+            ];
+            for (to, field, sub) in targets.into_iter().flatten() {
+                let Some(target) = by_id.get(to.as_str()) else {
+                    continue;
+                };
+                let missing: Vec<&str> = q
+                    .channels
+                    .iter()
+                    .filter(|c| !target.channels.contains(c))
+                    .map(|c| c.as_str())
+                    .collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                let mut path = FieldPath::root().key("queue").index(file_index).key(field);
+                if let Some(sub) = sub {
+                    path = path.key(sub);
+                }
+                self.err(
+                    &path,
+                    format!(
+                        "queue `{}` does not serve {} but `{}` does: its {} interactions would \
+                         wait where no agent can take them",
+                        to,
+                        missing.join(", "),
+                        q.id,
+                        missing.join("/")
+                    ),
+                );
+            }
+        }
+    }
+
     fn report_cycle(&mut self, raw: &RawConfig, queues: &[QueueConfig], cycle: &[usize]) {
         let Some(first) = (0..cycle.len()).min_by_key(|&k| cycle[k]) else {
             return;

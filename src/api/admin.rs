@@ -1,0 +1,160 @@
+//! The admin API: the routing config (read, validate, replace live) and forced agent state.
+//!
+//! A config change is parsed and validated here (fast 422 with every problem), then applied
+//! atomically on the engine task through the same `Reloader` as SIGHUP and the file watch: either
+//! it is in force entirely, or the old config stays and every problem is returned.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::config;
+use crate::daemon::core::{Input, Outcome};
+use crate::daemon::reload::ReloadError;
+use crate::engine::{Decision, RequestedState};
+
+use super::error::ApiError;
+use super::read::AgentJson;
+use super::{read_body, require_content_type, AppState};
+
+/// Content types accepted for a TOML body.
+const TOML_TYPES: &[&str] = &["application/toml", "text/plain", "text/x-toml"];
+
+/// `GET /v1/config`: the TOML text in force.
+pub async fn get_config(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let source = app.engine.read(|v| v.core.config().source.clone()).await?;
+    let mut response = source.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/toml"),
+    );
+    Ok(response)
+}
+
+async fn toml_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
+    require_content_type(headers, TOML_TYPES)?;
+    let bytes = read_body(body, headers, app.body_limit).await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|e| ApiError::bad_request("invalid_utf8", format!("the config is not UTF-8: {e}")))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValidJson {
+    pub valid: bool,
+    pub queues: Vec<String>,
+    pub agents: usize,
+    pub rules: usize,
+}
+
+/// `POST /v1/config/validate`: parse and validate only; nothing changes.
+pub async fn validate_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ValidJson>, ApiError> {
+    let text = toml_body(&app, &headers, body).await?;
+    let loaded = config::parse(&text, "request body").map_err(|e| ApiError::invalid_config(e.0))?;
+    Ok(Json(ValidJson {
+        valid: true,
+        queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
+        agents: loaded.routing.agents.len(),
+        rules: loaded.routing.rules.len(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppliedJson {
+    pub applied: bool,
+    /// Decisions the change caused at once (e.g. offers to a newly added L2 agent).
+    pub decisions: Vec<Decision>,
+    /// Daemon settings that changed but need a restart to take effect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
+}
+
+/// `PUT /v1/config`: replace the routing config live.
+pub async fn put_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<AppliedJson>, ApiError> {
+    let text = toml_body(&app, &headers, body).await?;
+    match app.reloader.apply_source(text, "PUT /v1/config").await {
+        Ok(report) => Ok(Json(AppliedJson {
+            applied: true,
+            decisions: report.decisions,
+            restart_needed: report.restart_needed,
+        })),
+        Err(ReloadError::Invalid(problems)) => Err(ApiError::invalid_config(problems)),
+        Err(ReloadError::Engine(e)) => Err(e.into()),
+        Err(e @ ReloadError::Read { .. }) => {
+            Err(ApiError::unprocessable("invalid_config", e.to_string()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRequest {
+    pub state: RequestedState,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateJson {
+    pub agent: Option<AgentJson>,
+    pub decisions: Vec<Decision>,
+}
+
+/// `PUT /v1/agents/{id}/state`: force an agent's status (`{"state":"not_ready","reason":"…"}`).
+pub async fn force_agent_state(
+    State(app): State<AppState>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<StateJson>, ApiError> {
+    require_content_type(&headers, &["application/json"])?;
+    let bytes = read_body(body, &headers, app.body_limit).await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let request: StateRequest = serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let code = if message.starts_with("unknown field") {
+            "unknown_field"
+        } else {
+            "invalid_field"
+        };
+        ApiError::unprocessable(code, message)
+    })?;
+    let mut outcomes = app
+        .engine
+        .apply(vec![Input::AgentState {
+            agent: agent.clone(),
+            state: request.state,
+            reason: request.reason,
+        }])
+        .await?;
+    let decisions = match outcomes.pop() {
+        Some(Outcome::Applied(decisions)) => decisions,
+        Some(Outcome::Rejected(e)) => return Err(ApiError::from_engine(&e, None)),
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "unexpected outcome for a forced agent state",
+            ))
+        }
+    };
+    let view = app
+        .engine
+        .read(move |v| v.core.engine().agent(&agent))
+        .await?;
+    Ok(Json(StateJson {
+        agent: view.map(AgentJson::from),
+        decisions,
+    }))
+}

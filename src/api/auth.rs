@@ -1,0 +1,438 @@
+//! Who may call what: HMAC-SHA256 signatures on inbound webhooks, bearer tokens with `read` and
+//! `admin` roles on everything else, and the signer used for outbound webhooks.
+//!
+//! Secrets and tokens come only from the environment variables that `[auth]` names (comma-
+//! separated values, so secrets can rotate: several are accepted at once). They are never logged
+//! and error messages never say which secret or which byte failed. Comparisons are constant-time
+//! (`Mac::verify_slice` for signatures, `subtle` over SHA-256 digests for tokens).
+
+use std::sync::{Arc, RwLock};
+
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::config::daemon::AuthConfig;
+
+use super::error::ApiError;
+
+/// The signature header on inbound and outbound webhooks.
+pub const SIGNATURE_HEADER: &str = "tierline-signature";
+
+/// Signed timestamps further than this from our clock (either way) are refused as replays.
+pub const REPLAY_WINDOW_S: u64 = 300;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// GET endpoints: decisions, queues, agents, interactions, config, wallboards.
+    Read,
+    /// Everything `read` may, plus config changes and forced agent state.
+    Admin,
+}
+
+/// Why the configured auth could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthConfigError {
+    #[error("auth.{field} names environment variable `{var}`, which is not set or is empty")]
+    MissingVar { field: &'static str, var: String },
+}
+
+/// Why a webhook signature was refused (the 401 reason; deliberately coarse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SignatureError {
+    #[error("missing Tierline-Signature header")]
+    Missing,
+    #[error(
+        "malformed Tierline-Signature header: expected `t=<unix seconds>,v1=<hex HMAC-SHA256>`"
+    )]
+    Malformed,
+    #[error("signature timestamp is outside the 300 s replay window")]
+    Stale,
+    #[error("no signature matches any configured secret")]
+    Mismatch,
+}
+
+impl SignatureError {
+    pub fn code(self) -> &'static str {
+        match self {
+            SignatureError::Missing => "signature_missing",
+            SignatureError::Malformed => "signature_malformed",
+            SignatureError::Stale => "signature_stale",
+            SignatureError::Mismatch => "signature_mismatch",
+        }
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    }
+}
+
+/// The secrets and tokens in force.
+#[derive(Default)]
+pub struct AuthKeys {
+    webhook_secrets: Vec<Vec<u8>>,
+    read_tokens: Vec<[u8; 32]>,
+    admin_tokens: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AuthKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthKeys")
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("read_tokens", &self.read_tokens.len())
+            .field("admin_tokens", &self.admin_tokens.len())
+            .finish()
+    }
+}
+
+/// Auth keys shared by the handlers and swapped by reloads.
+pub type AuthCell = Arc<RwLock<Arc<AuthKeys>>>;
+
+fn split_values(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl AuthKeys {
+    /// Read the env vars `cfg` names through `env` (`std::env::var` in the daemon).
+    pub fn from_config(
+        cfg: &AuthConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<AuthKeys, AuthConfigError> {
+        let read = |field: &'static str, var: &Option<String>| -> Result<Vec<String>, _> {
+            let Some(var) = var else {
+                return Ok(Vec::new());
+            };
+            let raw = env(var).unwrap_or_default();
+            let values: Vec<String> = split_values(&raw).map(str::to_string).collect();
+            if values.is_empty() {
+                return Err(AuthConfigError::MissingVar {
+                    field,
+                    var: var.clone(),
+                });
+            }
+            Ok(values)
+        };
+        Ok(AuthKeys {
+            webhook_secrets: read("webhook_secrets_env", &cfg.webhook_secrets_env)?
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+            read_tokens: read("read_tokens_env", &cfg.read_tokens_env)?
+                .iter()
+                .map(|t| digest(t.as_bytes()))
+                .collect(),
+            admin_tokens: read("admin_tokens_env", &cfg.admin_tokens_env)?
+                .iter()
+                .map(|t| digest(t.as_bytes()))
+                .collect(),
+        })
+    }
+
+    /// Keys built directly (tests, embedding).
+    pub fn new(webhook_secrets: &[&str], read_tokens: &[&str], admin_tokens: &[&str]) -> AuthKeys {
+        AuthKeys {
+            webhook_secrets: webhook_secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
+            read_tokens: read_tokens.iter().map(|t| digest(t.as_bytes())).collect(),
+            admin_tokens: admin_tokens.iter().map(|t| digest(t.as_bytes())).collect(),
+        }
+    }
+
+    pub fn signatures_required(&self) -> bool {
+        !self.webhook_secrets.is_empty()
+    }
+
+    pub fn tokens_required(&self) -> bool {
+        !self.read_tokens.is_empty() || !self.admin_tokens.is_empty()
+    }
+
+    /// Check `Tierline-Signature: t=<unix s>,v1=<hex>[,v1=<hex>…]` over `"<t>.<body>"` against
+    /// every configured secret. Without secrets everything passes.
+    pub fn verify_signature(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now_s: u64,
+    ) -> Result<(), SignatureError> {
+        if self.webhook_secrets.is_empty() {
+            return Ok(());
+        }
+        let header = header.ok_or(SignatureError::Missing)?;
+        let (t, signatures) = parse_signature(header)?;
+        if t.abs_diff(now_s) > REPLAY_WINDOW_S {
+            return Err(SignatureError::Stale);
+        }
+        for secret in &self.webhook_secrets {
+            let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+                continue;
+            };
+            mac.update(t.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            for signature in &signatures {
+                if mac.clone().verify_slice(signature).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(SignatureError::Mismatch)
+    }
+
+    /// Which role a presented bearer token has, if any (constant-time per token).
+    fn role_of(&self, token: &str) -> Option<Role> {
+        let presented = digest(token.as_bytes());
+        let matches = |set: &[[u8; 32]]| {
+            set.iter()
+                .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&presented))
+                .into()
+        };
+        if matches(&self.admin_tokens) {
+            Some(Role::Admin)
+        } else if matches(&self.read_tokens) {
+            Some(Role::Read)
+        } else {
+            None
+        }
+    }
+
+    /// Allow the request if it carries a token with at least role `need` (401 without a valid
+    /// token, 403 with a valid token of too small a role). Without tokens everything passes.
+    pub fn authorize(&self, headers: &HeaderMap, need: Role) -> Result<(), ApiError> {
+        if !self.tokens_required() {
+            return Ok(());
+        }
+        let unauthorized = |message: &str| {
+            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+            e.bearer_challenge = true;
+            e
+        };
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(unauthorized(
+                "this endpoint needs `Authorization: Bearer <token>`",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        match self.role_of(token) {
+            None => Err(unauthorized("the bearer token is not recognised")),
+            Some(role) if role >= need => Ok(()),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs a token with the admin role",
+            )),
+        }
+    }
+}
+
+fn parse_signature(header: &str) -> Result<(u64, Vec<Vec<u8>>), SignatureError> {
+    let mut t = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
+        match key.trim() {
+            "t" => {
+                if t.is_some() {
+                    return Err(SignatureError::Malformed);
+                }
+                t = Some(
+                    value
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| SignatureError::Malformed)?,
+                );
+            }
+            "v1" => {
+                let bytes = hex::decode(value.trim()).map_err(|_| SignatureError::Malformed)?;
+                if bytes.len() != 32 {
+                    return Err(SignatureError::Malformed);
+                }
+                signatures.push(bytes);
+            }
+            // Other schemes (a future v2) are ignored so senders can add them early.
+            _ => {}
+        }
+    }
+    match t {
+        Some(t) if !signatures.is_empty() => Ok((t, signatures)),
+        _ => Err(SignatureError::Malformed),
+    }
+}
+
+/// The `Tierline-Signature` value for `body` signed with `secret` at `t` (Unix seconds).
+pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
+    format!("t={t},v1={}", hex::encode(signature(secret, t, body)))
+}
+
+fn signature(secret: &[u8], t: u64, body: &[u8]) -> Vec<u8> {
+    // HMAC takes a key of any length; `new_from_slice` cannot fail for HMAC.
+    let mut mac = match HmacSha256::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => return Vec::new(),
+    };
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize().into_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_correctly_signed_body_is_accepted() {
+        let keys = AuthKeys::new(&["s3cret"], &[], &[]);
+        let header = sign(b"s3cret", NOW, b"{}");
+        assert_eq!(keys.verify_signature(Some(&header), b"{}", NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_tampered_body_or_wrong_secret_is_a_mismatch() {
+        let keys = AuthKeys::new(&["s3cret"], &[], &[]);
+        let header = sign(b"s3cret", NOW, b"{}");
+        assert_eq!(
+            keys.verify_signature(Some(&header), b"{ }", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        let other = sign(b"guess", NOW, b"{}");
+        assert_eq!(
+            keys.verify_signature(Some(&other), b"{}", NOW),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn rotation_accepts_any_secret_and_any_of_several_signatures() {
+        let keys = AuthKeys::new(&["old", "new"], &[], &[]);
+        let by_new = sign(b"new", NOW, b"x");
+        assert_eq!(keys.verify_signature(Some(&by_new), b"x", NOW), Ok(()));
+        let wrong = hex::encode([0u8; 32]);
+        let good = hex::encode(signature(b"old", NOW, b"x"));
+        let both = format!("t={NOW},v1={wrong},v1={good}");
+        assert_eq!(keys.verify_signature(Some(&both), b"x", NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_timestamp_older_than_five_minutes_is_a_replay() {
+        let keys = AuthKeys::new(&["s"], &[], &[]);
+        let old = sign(b"s", NOW - 301, b"x");
+        assert_eq!(
+            keys.verify_signature(Some(&old), b"x", NOW),
+            Err(SignatureError::Stale)
+        );
+        let edge = sign(b"s", NOW - 300, b"x");
+        assert_eq!(keys.verify_signature(Some(&edge), b"x", NOW), Ok(()));
+    }
+
+    #[test]
+    fn malformed_and_missing_headers_are_named_as_such() {
+        let keys = AuthKeys::new(&["s"], &[], &[]);
+        assert_eq!(
+            keys.verify_signature(None, b"x", NOW),
+            Err(SignatureError::Missing)
+        );
+        for bad in [
+            "v1=00",
+            "t=abc,v1=00",
+            &format!("t={NOW}"),
+            "garbage",
+            &format!("t={NOW},v1=zz"),
+        ] {
+            assert_eq!(
+                keys.verify_signature(Some(bad), b"x", NOW),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_secrets_nothing_is_checked() {
+        let keys = AuthKeys::default();
+        assert_eq!(keys.verify_signature(None, b"x", NOW), Ok(()));
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn tokens_have_roles_401_without_403_with_the_wrong_one() {
+        let keys = AuthKeys::new(&[], &["r1"], &["a1"]);
+        assert_eq!(
+            keys.authorize(&HeaderMap::new(), Role::Read)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            keys.authorize(&bearer("nope"), Role::Read)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(keys.authorize(&bearer("r1"), Role::Read).is_ok());
+        assert_eq!(
+            keys.authorize(&bearer("r1"), Role::Admin)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert!(keys.authorize(&bearer("a1"), Role::Admin).is_ok());
+        assert!(keys.authorize(&bearer("a1"), Role::Read).is_ok());
+    }
+
+    #[test]
+    fn env_vars_named_in_auth_must_be_set() {
+        let cfg = AuthConfig {
+            webhook_secrets_env: Some("HOOK".into()),
+            read_tokens_env: None,
+            admin_tokens_env: Some("ADMIN".into()),
+        };
+        let env = |name: &str| match name {
+            "HOOK" => Some(" a , b ".to_string()),
+            _ => None,
+        };
+        let err = AuthKeys::from_config(&cfg, env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "auth.admin_tokens_env names environment variable `ADMIN`, which is not set or is empty"
+        );
+        let env = |name: &str| Some(format!("{name}-1,{name}-2"));
+        let keys = AuthKeys::from_config(&cfg, env).unwrap();
+        assert_eq!(keys.webhook_secrets.len(), 2);
+        assert!(keys.authorize(&bearer("ADMIN-2"), Role::Admin).is_ok());
+    }
+}

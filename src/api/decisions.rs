@@ -1,0 +1,199 @@
+//! Decisions for the PBX after the fact: long-poll (`GET /v1/decisions`) and Server-Sent Events
+//! (`GET /v1/decisions/stream`). Outbound webhooks are in `subscriber`.
+//!
+//! Both read the engine task's decision log (bounded ring) and wait on the engine's "next seq"
+//! watch channel between reads, so a waiting client costs nothing until a decision exists.
+//! Both end early on shutdown. A reader behind the ring gets 410 `decisions_gone`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::daemon::decision_log::{DecisionPage, LoggedDecision};
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::task::EngineHandle;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// Decisions per long-poll answer unless `limit` says fewer.
+pub const DEFAULT_PAGE: usize = 1_000;
+/// Largest `limit` accepted.
+pub const MAX_PAGE: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    /// Return decisions with seq > after (absent: from the oldest held).
+    after: Option<u64>,
+    /// Wait up to this long for a decision (capped just under the request timeout).
+    wait_ms: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}
+
+async fn page(
+    engine: &EngineHandle,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<DecisionPage, ApiError> {
+    engine
+        .read(move |v| v.core.decisions_after(after, limit))
+        .await?
+        .map_err(|gone| ApiError::gone(&gone))
+}
+
+/// Wait until a decision with seq > `after` exists; false on shutdown or when the engine stops.
+async fn wait_past(seq: &mut watch::Receiver<u64>, after: u64, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        r = seq.wait_for(|next| *next > after.saturating_add(1)) => r.is_ok(),
+        () = shutdown.wait() => false,
+    }
+}
+
+fn page_body(page: &DecisionPage) -> String {
+    let mut body = String::with_capacity(
+        32 + page
+            .decisions
+            .iter()
+            .map(|d| d.json.len() + 1)
+            .sum::<usize>(),
+    );
+    body.push_str("{\"decisions\":[");
+    for (i, d) in page.decisions.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&d.json);
+    }
+    body.push_str("],\"next\":");
+    body.push_str(&page.next.to_string());
+    body.push('}');
+    body
+}
+
+/// `GET /v1/decisions?after=SEQ&wait_ms=N&limit=L`.
+pub async fn long_poll(
+    State(app): State<AppState>,
+    query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(app.long_poll_max);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut seq = app.engine.next_seq_watch();
+    let mut after = q.after;
+    let result = loop {
+        let current = page(&app.engine, after, limit).await?;
+        if !current.decisions.is_empty() || tokio::time::Instant::now() >= deadline {
+            break current;
+        }
+        after = Some(current.next);
+        match tokio::time::timeout_at(deadline, wait_past(&mut seq, current.next, &app.shutdown))
+            .await
+        {
+            Ok(true) => continue,
+            // Timed out, shutting down or stopped: answer with what there is (nothing).
+            _ => break current,
+        }
+    };
+    let mut response = page_body(&result).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Start after this seq when there is no `Last-Event-ID` header.
+    after: Option<u64>,
+}
+
+struct StreamState {
+    app: AppState,
+    seq: watch::Receiver<u64>,
+    after: Option<u64>,
+    pending: std::collections::VecDeque<LoggedDecision>,
+    done: bool,
+}
+
+/// `GET /v1/decisions/stream` (SSE; `id:` = seq; resume with `Last-Event-ID`).
+pub async fn stream(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let after = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_last_event_id",
+                        "Last-Event-ID must be a decision seq (an unsigned integer)",
+                    )
+                })?,
+        ),
+        None => q.after,
+    };
+    // Refuse up front (410) if the reader is already behind the ring.
+    let first = page(&app.engine, after, DEFAULT_PAGE).await?;
+    let state = StreamState {
+        seq: app.engine.next_seq_watch(),
+        after: Some(first.next),
+        pending: first.decisions.into(),
+        app,
+        done: false,
+    };
+    Ok(Sse::new(decision_stream(state))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.done {
+                return None;
+            }
+            if let Some(d) = s.pending.pop_front() {
+                let event = SseEvent::default()
+                    .id(d.seq.to_string())
+                    .event(d.kind)
+                    .data(&*d.json);
+                return Some((Ok(event), s));
+            }
+            let after = s.after.unwrap_or(0);
+            if !wait_past(&mut s.seq, after, &s.app.shutdown).await {
+                return None;
+            }
+            match page(&s.app.engine, s.after, DEFAULT_PAGE).await {
+                Ok(page) => {
+                    s.after = Some(page.next);
+                    s.pending = page.decisions.into();
+                }
+                Err(e) => {
+                    // Fell behind the ring (or the engine stopped): say so and end the stream.
+                    s.done = true;
+                    let data = serde_json::json!({ "error": e.body }).to_string();
+                    return Some((Ok(SseEvent::default().event("error").data(data)), s));
+                }
+            }
+        }
+    })
+}

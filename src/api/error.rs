@@ -1,0 +1,287 @@
+//! The API's error answers: every error is `{"error":{"code":"…","message":"…"}}` with the right
+//! status, and config problems add `"problems":[{line, column, field, message}]`.
+//!
+//! Messages say what was wrong and where (event id, field, line and column) but never echo a
+//! secret or say which part of a signature failed beyond a coarse reason.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::config::ConfigError;
+use crate::daemon::decision_log::DecisionsGone;
+use crate::daemon::task::SubmitError;
+use crate::engine::{EngineError, ErrorClass};
+
+/// Seconds a client should wait after a 503 before retrying.
+pub const RETRY_AFTER_S: u64 = 1;
+
+/// The `error` object of an error body (also used inside per-event results).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    pub code: Cow<'static, str>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ConfigError>>,
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    pub retry_after_s: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (401 on token-protected endpoints).
+    pub bearer_challenge: bool,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                problems: None,
+            },
+            retry_after_s: None,
+            bearer_challenge: false,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        e.retry_after_s = Some(RETRY_AFTER_S);
+        e
+    }
+
+    /// Malformed JSON, with line and column.
+    pub fn malformed_json(e: &serde_json::Error) -> ApiError {
+        ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "malformed JSON at line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ),
+        )
+    }
+
+    /// A config that failed to parse, validate or apply.
+    pub fn invalid_config(problems: Vec<ConfigError>) -> ApiError {
+        let summary = match problems.as_slice() {
+            [one] => one.to_string(),
+            many => format!(
+                "{} problems in the config; the first: {}",
+                many.len(),
+                many.first().map(|p| p.to_string()).unwrap_or_default()
+            ),
+        };
+        let mut e = ApiError::unprocessable("invalid_config", summary);
+        e.body.problems = Some(problems);
+        e
+    }
+
+    /// The engine refused an event: 422 (invalid), 409 (conflict) or 503 (limit).
+    pub fn from_engine(e: &EngineError, event_id: Option<&str>) -> ApiError {
+        let message = match event_id {
+            Some(id) => format!("event `{id}`: {e}"),
+            None => e.to_string(),
+        };
+        match e.class() {
+            ErrorClass::Invalid => ApiError::unprocessable(e.code(), message),
+            ErrorClass::Conflict => ApiError::new(StatusCode::CONFLICT, e.code(), message),
+            ErrorClass::Limit => {
+                let mut err = ApiError::unavailable("at_capacity", message);
+                err.body.code = e.code().into();
+                err
+            }
+        }
+    }
+
+    pub fn gone(e: &DecisionsGone) -> ApiError {
+        ApiError::new(StatusCode::GONE, "decisions_gone", e.to_string())
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> ApiError {
+        match e {
+            SubmitError::Busy { .. } => ApiError::unavailable("overloaded", e.to_string()),
+            SubmitError::Stopped => ApiError::unavailable("shutting_down", e.to_string()),
+            SubmitError::Journal(_) => ApiError::unavailable("journal_unavailable", e.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: &'a ErrorBody,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&Envelope { error: &self.body }).unwrap_or_else(|_| {
+            br#"{"error":{"code":"internal","message":"unserializable error"}}"#.to_vec()
+        });
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(s) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.bearer_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tierline\""),
+            );
+        }
+        response
+    }
+}
+
+/// serde_json appends " at line L column C"; the message already says where.
+fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
+}
+
+/// The stable code for an error status that did not come from our handlers (axum rejections,
+/// the timeout layer, unknown routes).
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "error",
+    }
+}
+
+/// Middleware: turn any error answer that is not already our JSON error body (an axum
+/// rejection, a timeout, a 404/405 from the router) into one, so clients parse one shape.
+pub async fn json_errors(request: Request<Body>, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let mut error = ApiError::new(status, code_for(status), message);
+    error.retry_after_s = parts
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut out = error.into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_json_message_names_line_and_column_once() {
+        let err = serde_json::from_str::<serde_json::Value>("{\n  \"id\": ,\n}").unwrap_err();
+        let api = ApiError::malformed_json(&err);
+        assert_eq!(api.status, StatusCode::BAD_REQUEST);
+        assert_eq!(api.body.code, "malformed_json");
+        assert!(
+            api.body
+                .message
+                .starts_with("malformed JSON at line 2, column 9:"),
+            "{}",
+            api.body.message
+        );
+        assert_eq!(api.body.message.matches("line").count(), 1);
+    }
+
+    #[test]
+    fn engine_refusals_map_to_422_409_and_503() {
+        let unknown = EngineError::UnknownAgent { agent: "a9".into() };
+        let api = ApiError::from_engine(&unknown, Some("e7"));
+        assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(api.body.code, "unknown_agent");
+        assert_eq!(api.body.message, "event `e7`: unknown agent `a9`");
+
+        let conflict = EngineError::NoSuchOffer {
+            interaction: "c1".into(),
+            agent: "a1".into(),
+        };
+        assert_eq!(
+            ApiError::from_engine(&conflict, None).status,
+            StatusCode::CONFLICT
+        );
+
+        let limit = EngineError::AtCapacity {
+            interaction: "c1".into(),
+            limit: 10,
+        };
+        let api = ApiError::from_engine(&limit, None);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.retry_after_s, Some(RETRY_AFTER_S));
+        assert_eq!(api.body.code, "at_capacity");
+    }
+}

@@ -1,0 +1,214 @@
+//! The HTTP API (axum on hyper 1.x): event intake, decision delivery (long-poll, SSE, outbound
+//! webhooks), the read and admin endpoints, auth and TLS.
+//!
+//! Handlers own no routing state: they parse and check requests, then talk to the engine task
+//! through `EngineHandle` (bounded channel + oneshot). They never hold a lock across `.await`.
+//! Every error answer is `{"error":{"code","message"}}` (see `error`). `docs/API.md` documents
+//! every endpoint.
+
+pub mod admin;
+pub mod auth;
+pub mod decisions;
+pub mod error;
+pub mod events;
+pub mod read;
+pub mod subscriber;
+pub mod tls;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::daemon::clock::Clock;
+use crate::daemon::reload::Reloader;
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::task::EngineHandle;
+
+use auth::{AuthCell, AuthKeys, Role};
+use error::ApiError;
+
+/// What every handler can reach.
+pub struct Shared {
+    pub engine: EngineHandle,
+    pub clock: Clock,
+    pub auth: AuthCell,
+    /// `[server] body_limit_bytes`.
+    pub body_limit: usize,
+    /// Longest a long-poll may wait (just under the request timeout).
+    pub long_poll_max: Duration,
+    pub shutdown: Shutdown,
+    pub reloader: Arc<Reloader>,
+}
+
+/// Cheap-to-clone handler state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The auth keys in force (a snapshot; reloads swap the cell).
+    pub fn auth(&self) -> Arc<AuthKeys> {
+        match self.auth.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The whole API router with its layers.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let read = Router::new()
+        .route("/v1/decisions", get(decisions::long_poll))
+        .route("/v1/decisions/stream", get(decisions::stream))
+        .route("/v1/queues", get(read::queues))
+        .route("/v1/queues/{id}", get(read::queue))
+        .route("/v1/agents", get(read::agents))
+        .route("/v1/agents/{id}", get(read::agent))
+        .route("/v1/interactions/{id}", get(read::interaction))
+        .route("/v1/config", get(admin::get_config))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
+    let admin = Router::new()
+        .route("/v1/config", put(admin::put_config))
+        .route("/v1/config/validate", post(admin::validate_config))
+        .route("/v1/agents/{id}/state", put(admin::force_agent_state))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/events", post(events::post_events))
+        .merge(read)
+        .merge(admin)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn require_read(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    match app.auth().authorize(request.headers(), Role::Read) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    match app.auth().authorize(request.headers(), Role::Admin) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready = config loaded, engine task answering, not shutting down.
+async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if app.shutdown.is_triggered() {
+        return Err(ApiError::unavailable(
+            "shutting_down",
+            "the daemon is shutting down",
+        ));
+    }
+    let (queues, next_seq) = app
+        .engine
+        .read(|v| (v.core.config().routing.queues.len(), v.core.next_seq()))
+        .await?;
+    Ok(Json(serde_json::json!({
+        "status": "ready",
+        "queues": queues,
+        "next_seq": next_seq,
+    })))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(
+        "not_found",
+        format!(
+            "no endpoint {} {} (see docs/API.md)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Read a request body up to `limit` bytes (413 beyond it, checked against `Content-Length`
+/// first so a huge upload is refused before it is read).
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes (server.body_limit_bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                source = err.source();
+            }
+            Err(ApiError::bad_request(
+                "unreadable_body",
+                format!("could not read the request body: {e}"),
+            ))
+        }
+    }
+}
+
+/// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed).
+pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match given {
+        Some(ct) if expected.contains(&ct.as_str()) => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type must be {} (got {})",
+                expected.join(" or "),
+                other.map_or("none".to_string(), |c| format!("`{c}`"))
+            ),
+        )),
+    }
+}

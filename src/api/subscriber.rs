@@ -1,0 +1,243 @@
+//! Outbound webhooks: each `[[subscriber]]` gets its own task that POSTs decision batches, in seq
+//! order, signed like inbound events, retrying with exponential back-off and jitter until it is
+//! answered 2xx.
+//!
+//! A subscriber is just another reader of the engine's decision log, with its own cursor: a slow
+//! or dead subscriber never blocks routing or other subscribers, and costs no memory beyond the
+//! bounded log. If it falls so far behind that its next decisions have left the log, it logs how
+//! many were lost, skips to the oldest still held and carries on. Jitter (randomness) lives here,
+//! never in the engine.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::config::daemon::SubscriberConfig;
+use crate::daemon::clock::Clock;
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::task::{EngineHandle, SubmitError};
+
+use super::auth::{sign, SIGNATURE_HEADER};
+
+/// How one subscriber is delivered to.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// For logs: the configured name, else the URL.
+    pub name: String,
+    pub url: String,
+    pub secret: Option<Vec<u8>>,
+    /// Decision types delivered (empty = all).
+    pub types: Vec<String>,
+    /// First retry delay; doubles per failure up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Decisions per POST.
+    pub batch_max: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Subscriber {
+    /// From config, reading the secret from the env var it names (`env` = `std::env::var`).
+    pub fn from_config(
+        cfg: &SubscriberConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Subscriber, String> {
+        let secret = match &cfg.secret_env {
+            None => None,
+            Some(var) => match env(var).filter(|s| !s.trim().is_empty()) {
+                Some(s) => Some(s.trim().as_bytes().to_vec()),
+                None => {
+                    return Err(format!(
+                        "subscriber {}: secret_env names `{var}`, which is not set or is empty",
+                        cfg.url
+                    ))
+                }
+            },
+        };
+        Ok(Subscriber {
+            name: cfg.name.clone().unwrap_or_else(|| cfg.url.clone()),
+            url: cfg.url.clone(),
+            secret,
+            types: cfg.types.clone(),
+            retry_initial: Duration::from_millis(cfg.retry_initial_ms.max(1)),
+            retry_max: Duration::from_millis(cfg.retry_max_ms.max(cfg.retry_initial_ms).max(1)),
+            batch_max: cfg.batch_max.max(1),
+            timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+        })
+    }
+
+    /// The delay before retry number `attempt` (0-based): half the exponential step plus a
+    /// random part of the other half ("equal jitter"), so retries from many daemons spread out.
+    pub fn backoff(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+        let step = self
+            .retry_initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.retry_max);
+        let half = step / 2;
+        half + Duration::from_nanos(rng.gen_range(0..=half.as_nanos().min(u64::MAX as u128) as u64))
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        self.types.is_empty() || self.types.iter().any(|t| t == kind)
+    }
+}
+
+/// Start delivering decisions made from now on. The task ends on shutdown.
+pub fn spawn(
+    subscriber: Subscriber,
+    engine: EngineHandle,
+    clock: Clock,
+    shutdown: Shutdown,
+    start_after: Option<u64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = deliver(&subscriber, &engine, clock, start_after) => {}
+            () = shutdown.wait() => {}
+        }
+        tracing::debug!(subscriber = %subscriber.name, "subscriber stopped");
+    })
+}
+
+/// Deliver decisions with seq > `start_after` (`None`: from the first decision ever made).
+async fn deliver(sub: &Subscriber, engine: &EngineHandle, clock: Clock, start_after: Option<u64>) {
+    let client = match reqwest::Client::builder().timeout(sub.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(subscriber = %sub.name, error = %e, "cannot build HTTP client");
+            return;
+        }
+    };
+    let mut seq: watch::Receiver<u64> = engine.next_seq_watch();
+    let mut cursor = start_after;
+    loop {
+        let threshold = cursor.map_or(0, |c| c + 1);
+        if seq.wait_for(|next| *next > threshold).await.is_err() {
+            return;
+        }
+        let limit = sub.batch_max;
+        let page = match engine
+            .read(move |v| v.core.decisions_after(cursor, limit))
+            .await
+        {
+            Ok(Ok(page)) => page,
+            Ok(Err(gone)) => {
+                tracing::error!(
+                    subscriber = %sub.name,
+                    lost = gone.oldest.saturating_sub(cursor.map_or(0, |c| c + 1)),
+                    "subscriber fell behind the decision log; skipping to the oldest decision held"
+                );
+                cursor = gone.oldest.checked_sub(1);
+                continue;
+            }
+            Err(SubmitError::Stopped) => return,
+            Err(_) => {
+                tokio::time::sleep(sub.retry_initial).await;
+                continue;
+            }
+        };
+        let wanted: Vec<&str> = page
+            .decisions
+            .iter()
+            .filter(|d| sub.wants(d.kind))
+            .map(|d| &*d.json)
+            .collect();
+        if !wanted.is_empty() {
+            let body = format!("{{\"decisions\":[{}]}}", wanted.join(","));
+            post_until_accepted(sub, &client, clock, body).await;
+        }
+        if let Some(last) = page.decisions.last() {
+            cursor = Some(last.seq);
+        }
+    }
+}
+
+async fn post_until_accepted(
+    sub: &Subscriber,
+    client: &reqwest::Client,
+    clock: Clock,
+    body: String,
+) {
+    let mut attempt: u32 = 0;
+    loop {
+        let mut request = client
+            .post(&sub.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some(secret) = &sub.secret {
+            request = request.header(
+                SIGNATURE_HEADER,
+                sign(secret, clock.now_s(), body.as_bytes()),
+            );
+        }
+        let failure = match request.send().await {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => format!("answered {}", response.status()),
+            Err(e) => e.to_string(),
+        };
+        let delay = sub.backoff(attempt, &mut rand::thread_rng());
+        tracing::warn!(
+            subscriber = %sub.name,
+            attempt = attempt + 1,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %failure,
+            "decision delivery failed; retrying"
+        );
+        attempt = attempt.saturating_add(1);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn sub() -> Subscriber {
+        Subscriber {
+            name: "pbx".into(),
+            url: "http://127.0.0.1:1/".into(),
+            secret: None,
+            types: vec!["offer".into()],
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_millis(1_000),
+            batch_max: 10,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_with_jitter_and_is_capped() {
+        let s = sub();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (attempt, step_ms) in [
+            (0, 100u64),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1_000),
+            (30, 1_000),
+        ] {
+            let d = s.backoff(attempt, &mut rng).as_millis() as u64;
+            assert!(
+                d >= step_ms / 2 && d <= step_ms,
+                "attempt {attempt}: {d} ms not in [{}, {step_ms}]",
+                step_ms / 2
+            );
+        }
+    }
+
+    #[test]
+    fn a_type_filter_selects_decisions() {
+        let s = sub();
+        assert!(s.wants("offer"));
+        assert!(!s.wants("queued"));
+        let all = Subscriber {
+            types: vec![],
+            ..sub()
+        };
+        assert!(all.wants("queued"));
+    }
+}

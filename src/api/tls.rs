@@ -1,0 +1,184 @@
+//! HTTPS with rustls: loading PEM certificate chains and keys, a reloadable acceptor (SIGHUP
+//! swaps it without dropping connections), and an axum `Listener` that does handshakes off the
+//! accept loop.
+//!
+//! Handshakes run in their own tasks with a deadline (`HANDSHAKE_TIMEOUT`) so a slow or silent
+//! client can never hold up other connections; at most `MAX_PENDING_HANDSHAKES` run at once and
+//! further connections wait in the kernel backlog. Failed handshakes are logged and dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use thiserror::Error;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read TLS certificate {path}: {message}")]
+    Cert { path: PathBuf, message: String },
+    #[error("cannot read TLS key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("TLS certificate {cert} and key {key} do not form a usable server config: {message}")]
+    Config {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
+}
+
+/// Build a rustls server config (ring provider, TLS 1.2+1.3, ALPN h2 + http/1.1) from PEM files.
+pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError::Cert {
+            path: cert.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Cert {
+            path: cert.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::Cert {
+            path: cert.to_path_buf(),
+            message: "no CERTIFICATE block found".into(),
+        });
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private_key))
+        .map_err(|e| TlsError::Config {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The acceptor in force, swapped on reload. New connections use the new certificate; open
+/// connections keep theirs.
+#[derive(Clone)]
+pub struct TlsCell {
+    cert: PathBuf,
+    key: PathBuf,
+    acceptor: Arc<RwLock<TlsAcceptor>>,
+}
+
+impl TlsCell {
+    pub fn load(cert: &Path, key: &Path) -> Result<TlsCell, TlsError> {
+        let config = load_server_config(cert, key)?;
+        Ok(TlsCell {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            acceptor: Arc::new(RwLock::new(TlsAcceptor::from(config))),
+        })
+    }
+
+    /// Re-read the certificate and key; on error the old ones stay in force.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = load_server_config(&self.cert, &self.key)?;
+        match self.acceptor.write() {
+            Ok(mut a) => *a = TlsAcceptor::from(config),
+            Err(poisoned) => *poisoned.into_inner() = TlsAcceptor::from(config),
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> TlsAcceptor {
+        match self.acceptor.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// An axum `Listener` yielding TLS streams whose handshake has completed.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    /// Start accepting on `tcp`; the accept loop ends when the listener is dropped.
+    pub fn new(tcp: TcpListener, tls: TlsCell) -> io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(accept_loop(tcp, tls, tx));
+        Ok(TlsListener { local, ready })
+    }
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    tls: TlsCell,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = tx.closed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = tcp.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = tx.closed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = tls.current();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let _ = tx.send((stream, peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept loop only ends when we are dropped; never resolve otherwise.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}

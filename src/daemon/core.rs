@@ -1,0 +1,433 @@
+//! The deterministic heart of the daemon: the engine plus the idempotency window and the decision
+//! log, driven by serializable `Input`s at explicit times.
+//!
+//! `Core` owns everything whose state must survive a restart, so the durability journal can record
+//! the `Input`s and replay them through this same code to rebuild it exactly. It must never do I/O,
+//! read a clock, spawn or await: the engine task (`super::task`) does all of that around it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ConfigError, LoadedConfig, Millis};
+use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
+
+use super::decision_log::{DecisionLog, DecisionPage, DecisionsGone, DEFAULT_DECISION_LOG};
+use super::idempotency::IdempotencyWindow;
+
+/// One thing that happened to the core, as journaled and replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    /// An event from `POST /v1/events`, with its envelope id (the idempotency key).
+    Event { id: String, event: Event },
+    /// Only time passed: fire the timers due by now.
+    Advance,
+    /// Replace the routing config with this TOML text (file reload, SIGHUP or `PUT /v1/config`).
+    Reconfigure { source: String, origin: String },
+    /// An administrator forces an agent's status (`PUT /v1/agents/{id}/state`).
+    AgentState {
+        agent: String,
+        state: RequestedState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// An input with the time it was applied at: the unit the journal records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedInput {
+    pub at: Millis,
+    #[serde(flatten)]
+    pub input: Input,
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It took effect; these are the decisions it caused.
+    Applied(Vec<Decision>),
+    /// An event whose id is in the idempotency window: not applied again.
+    Duplicate,
+    /// The engine refused the event; nothing changed.
+    Rejected(EngineError),
+    /// The new config was refused (every problem listed); the old one stays in force.
+    ConfigRefused(Vec<ConfigError>),
+}
+
+impl Outcome {
+    /// Whether the input changed state (and so must be journaled).
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied(_))
+    }
+}
+
+/// The result of `Core::apply`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// Decisions of timers that fell due before the input took effect (they come first).
+    pub fired: Vec<Decision>,
+    pub outcome: Outcome,
+}
+
+/// The engine with the daemon's replayable state around it. See the module docs.
+pub struct Core {
+    engine: Engine,
+    config: LoadedConfig,
+    window: IdempotencyWindow,
+    log: DecisionLog,
+}
+
+impl Core {
+    /// A fresh core at time `now`, keeping the default number of decisions for readers.
+    pub fn new(config: LoadedConfig, now: Millis) -> Core {
+        Core::with_decision_log(config, now, DEFAULT_DECISION_LOG)
+    }
+
+    /// A fresh core keeping the last `log_capacity` decisions for readers.
+    pub fn with_decision_log(config: LoadedConfig, now: Millis, log_capacity: usize) -> Core {
+        let engine = Engine::new(config.routing.clone(), now);
+        let window = IdempotencyWindow::new(config.daemon.server.idempotency_ids);
+        let log = DecisionLog::new(log_capacity, engine.next_seq());
+        Core {
+            engine,
+            config,
+            window,
+            log,
+        }
+    }
+
+    /// Apply one input at `now`: first fire every timer due by `now`, then the input itself.
+    pub fn apply(&mut self, input: &Input, now: Millis) -> Applied {
+        let fired = self.engine.advance(now);
+        self.log.push(&fired);
+        let outcome = match input {
+            Input::Advance => Outcome::Applied(Vec::new()),
+            Input::Event { id, event } => self.apply_event(id, event, now),
+            Input::Reconfigure { source, origin } => self.reconfigure(source, origin, now),
+            Input::AgentState {
+                agent,
+                state,
+                reason,
+            } => {
+                let reason = match (state, reason) {
+                    (_, Some(r)) => Some(r.clone()),
+                    (RequestedState::Available, None) => None,
+                    (_, None) => Some("admin".to_string()),
+                };
+                let event = Event::AgentState {
+                    agent: agent.clone(),
+                    state: *state,
+                    reason,
+                };
+                match self.engine.handle(now, &event) {
+                    Ok(decisions) => self.applied(decisions),
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
+        };
+        Applied { fired, outcome }
+    }
+
+    fn apply_event(&mut self, id: &str, event: &Event, now: Millis) -> Outcome {
+        if self.window.contains(id) {
+            return Outcome::Duplicate;
+        }
+        match self.engine.handle(now, event) {
+            Ok(decisions) => {
+                self.window.insert(id);
+                self.applied(decisions)
+            }
+            Err(e) => Outcome::Rejected(e),
+        }
+    }
+
+    fn reconfigure(&mut self, source: &str, origin: &str, now: Millis) -> Outcome {
+        let loaded = match config::parse(source, origin) {
+            Ok(loaded) => loaded,
+            Err(errors) => return Outcome::ConfigRefused(errors.0),
+        };
+        match self.engine.reconfigure(now, loaded.routing.clone()) {
+            Ok(decisions) => {
+                self.window
+                    .set_capacity(loaded.daemon.server.idempotency_ids);
+                self.config = loaded;
+                self.applied(decisions)
+            }
+            Err(refused) => Outcome::ConfigRefused(
+                refused
+                    .problems
+                    .into_iter()
+                    .map(|message| ConfigError {
+                        file: origin.to_string(),
+                        line: None,
+                        column: None,
+                        field: String::new(),
+                        message,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn applied(&mut self, decisions: Vec<Decision>) -> Outcome {
+        self.log.push(&decisions);
+        Outcome::Applied(decisions)
+    }
+
+    /// When `apply(Input::Advance, …)` is next needed.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.engine.next_deadline()
+    }
+
+    /// Up to `limit` logged decisions after seq `after` (`None` = from the oldest held).
+    pub fn decisions_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<DecisionPage, DecisionsGone> {
+        self.log.after(after, limit)
+    }
+
+    /// The seq the next decision will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.log.next_seq()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// For switching fact recording and taking facts; never for applying events (use `apply`).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The config in force (routing, daemon settings and its TOML source).
+    pub fn config(&self) -> &LoadedConfig {
+        &self.config
+    }
+
+    pub fn idempotency_window(&self) -> &IdempotencyWindow {
+        &self.window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, Channel, DaemonConfig, QueueConfig, RoutingConfig};
+    use crate::engine::{DecisionKind, EngineError, RevokeReason};
+
+    const T0: Millis = 1_800_000_000_000;
+
+    fn config() -> LoadedConfig {
+        let mut routing = RoutingConfig::empty();
+        let mut q = QueueConfig::with_defaults("support");
+        q.offer_timeout_ms = 15_000;
+        routing.queues.push(q);
+        for id in ["a1", "a2"] {
+            routing.agents.push(AgentConfig {
+                id: id.into(),
+                address: format!("sip:{id}@pbx"),
+                tiers: [("support".to_string(), 1)].into(),
+                skills: vec![],
+                capacity: Default::default(),
+            });
+        }
+        let mut daemon = DaemonConfig::default();
+        daemon.server.idempotency_ids = 3;
+        LoadedConfig {
+            routing,
+            daemon,
+            source: String::new(),
+        }
+    }
+
+    fn event(id: &str, event: Event) -> Input {
+        Input::Event {
+            id: id.into(),
+            event,
+        }
+    }
+
+    fn login(agent: &str) -> Event {
+        Event::AgentLogin {
+            agent: agent.into(),
+            address: None,
+            tiers: None,
+            skills: None,
+            capacity: None,
+        }
+    }
+
+    fn call(id: &str) -> Event {
+        Event::InteractionArrived {
+            interaction: id.into(),
+            channel: Channel::Voice,
+            queue: Some("support".into()),
+            priority: None,
+            skills: vec![],
+            customer: None,
+            attributes: Default::default(),
+        }
+    }
+
+    fn applied(a: Applied) -> Vec<Decision> {
+        match a.outcome {
+            Outcome::Applied(d) => d,
+            other => panic!("expected applied, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_event_id_is_a_duplicate_and_changes_nothing() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        let offer = applied(core.apply(&event("e2", call("c1")), T0));
+        assert!(matches!(offer[0].kind, DecisionKind::Offer { .. }));
+        let again = core.apply(&event("e2", call("c1")), T0 + 1);
+        assert_eq!(again.outcome, Outcome::Duplicate);
+        assert_eq!(core.engine().counts().arrived, 1);
+        assert_eq!(core.next_seq(), 2);
+    }
+
+    #[test]
+    fn a_rejected_event_is_not_remembered_so_a_corrected_retry_applies() {
+        let mut core = Core::new(config(), T0);
+        let refused = core.apply(&event("e1", login("ghost")), T0);
+        assert_eq!(
+            refused.outcome,
+            Outcome::Rejected(EngineError::AgentNeedsAddress {
+                agent: "ghost".into()
+            })
+        );
+        assert!(!core.idempotency_window().contains("e1"));
+        applied(core.apply(&event("e1", login("a1")), T0));
+        assert!(core.idempotency_window().contains("e1"));
+    }
+
+    #[test]
+    fn the_idempotency_window_is_bounded_by_server_idempotency_ids() {
+        let mut core = Core::new(config(), T0);
+        for (i, agent) in ["a1", "a2", "a1", "a2"].iter().enumerate() {
+            let ev = if i < 2 {
+                login(agent)
+            } else {
+                Event::AgentLogout {
+                    agent: (*agent).into(),
+                }
+            };
+            applied(core.apply(&event(&format!("e{i}"), ev), T0));
+        }
+        assert_eq!(core.idempotency_window().len(), 3);
+        assert!(!core.idempotency_window().contains("e0"));
+    }
+
+    #[test]
+    fn timers_due_before_an_input_fire_first_at_their_own_deadline() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(&event("e2", call("c1")), T0));
+        assert_eq!(core.next_deadline(), Some(T0 + 15_000));
+        // Something unrelated arrives 20 s later: the expiry at 15 s fires first.
+        let later = core.apply(&event("e3", login("a2")), T0 + 20_000);
+        assert_eq!(later.fired[0].at, T0 + 15_000);
+        assert!(matches!(
+            later.fired[0].kind,
+            DecisionKind::OfferRevoked {
+                reason: RevokeReason::Expired,
+                ..
+            }
+        ));
+        // Every decision made is in the log, gap-free.
+        let page = core.decisions_after(Some(0), 100).unwrap();
+        let seqs: Vec<u64> = page.decisions.iter().map(|d| d.seq).collect();
+        let expected: Vec<u64> = (1..core.next_seq()).collect();
+        assert_eq!(seqs, expected);
+    }
+
+    #[test]
+    fn replaying_the_journaled_inputs_rebuilds_the_same_decisions() {
+        let inputs = vec![
+            TimedInput {
+                at: T0,
+                input: event("e1", login("a1")),
+            },
+            TimedInput {
+                at: T0 + 5,
+                input: event("e2", call("c1")),
+            },
+            TimedInput {
+                at: T0 + 16_000,
+                input: Input::Advance,
+            },
+            TimedInput {
+                at: T0 + 17_000,
+                input: Input::AgentState {
+                    agent: "a1".into(),
+                    state: RequestedState::NotReady,
+                    reason: None,
+                },
+            },
+        ];
+        // Through JSON, as a journal would store them.
+        let json = serde_json::to_string(&inputs).unwrap();
+        let replayed: Vec<TimedInput> = serde_json::from_str(&json).unwrap();
+        assert_eq!(replayed, inputs);
+        let run = |inputs: &[TimedInput]| {
+            let mut core = Core::new(config(), T0);
+            for i in inputs {
+                core.apply(&i.input, i.at);
+            }
+            let page = core.decisions_after(None, 1000).unwrap();
+            page.decisions
+                .iter()
+                .map(|d| d.json.to_string())
+                .collect::<Vec<_>>()
+        };
+        let first = run(&inputs);
+        assert_eq!(first.len(), 2, "offer, then its expiry: {first:?}");
+        assert_eq!(first, run(&replayed));
+    }
+
+    #[test]
+    fn an_admin_forced_state_carries_the_admin_reason() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(
+            &Input::AgentState {
+                agent: "a1".into(),
+                state: RequestedState::NotReady,
+                reason: None,
+            },
+            T0 + 1,
+        ));
+        let agent = core.engine().agent("a1").unwrap();
+        assert_eq!(agent.reason.as_deref(), Some("admin"));
+        let unknown = core.apply(
+            &Input::AgentState {
+                agent: "zz".into(),
+                state: RequestedState::Available,
+                reason: None,
+            },
+            T0 + 2,
+        );
+        assert!(matches!(
+            unknown.outcome,
+            Outcome::Rejected(EngineError::UnknownAgent { .. })
+        ));
+    }
+
+    #[test]
+    fn an_input_serializes_with_its_type_tag() {
+        let json = serde_json::to_value(TimedInput {
+            at: 5,
+            input: event("e1", Event::AgentLogout { agent: "a1".into() }),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"at": 5, "input": "event", "id": "e1",
+                "event": {"type": "agent.logout", "agent": "a1"}})
+        );
+    }
+}

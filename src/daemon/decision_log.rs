@@ -1,0 +1,211 @@
+//! The decision log: the last N decisions, serialized once, for long-poll, SSE and webhook
+//! subscribers.
+//!
+//! Decisions carry a gap-free `seq`, so the log is a ring indexed by `seq - oldest`. It is
+//! bounded (default 100,000); a reader asking for decisions that have already left the ring gets
+//! `DecisionsGone` naming the oldest seq still held, never a silent gap.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::engine::Decision;
+
+/// Decisions kept for late readers by default.
+pub const DEFAULT_DECISION_LOG: usize = 100_000;
+
+/// One decision as sent to readers: its seq, its type and its JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedDecision {
+    pub seq: u64,
+    pub kind: &'static str,
+    /// The decision serialized as a JSON object.
+    pub json: Arc<str>,
+}
+
+/// A page of decisions after some seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionPage {
+    pub decisions: Vec<LoggedDecision>,
+    /// The seq to ask `after` next time: the last decision returned, else the one asked for.
+    pub next: u64,
+}
+
+/// The reader asked for decisions older than the ring holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error(
+    "decisions after seq {after} are no longer held: the oldest kept is seq {oldest}; \
+     resume from after={resume_after} and reconcile state with the read API"
+)]
+pub struct DecisionsGone {
+    pub after: u64,
+    pub oldest: u64,
+    pub resume_after: u64,
+}
+
+/// The ring of recent decisions.
+#[derive(Debug)]
+pub struct DecisionLog {
+    capacity: usize,
+    ring: VecDeque<LoggedDecision>,
+    /// The seq the next decision will carry (when the ring is empty, the oldest a reader may ask for).
+    next_seq: u64,
+}
+
+impl DecisionLog {
+    /// An empty log whose first decision will carry `next_seq`.
+    pub fn new(capacity: usize, next_seq: u64) -> DecisionLog {
+        DecisionLog {
+            capacity: capacity.max(1),
+            ring: VecDeque::new(),
+            next_seq,
+        }
+    }
+
+    /// Append decisions (in seq order), evicting the oldest beyond capacity.
+    pub fn push(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            let json = serde_json::to_string(d).unwrap_or_else(|e| {
+                // A Decision is plain data; serialization cannot fail. Keep the seq regardless.
+                format!(
+                    r#"{{"seq":{},"error":"unserializable decision: {e}"}}"#,
+                    d.seq
+                )
+            });
+            self.ring.push_back(LoggedDecision {
+                seq: d.seq,
+                kind: d.kind.type_name(),
+                json: Arc::from(json),
+            });
+            self.next_seq = d.seq + 1;
+            if self.ring.len() > self.capacity {
+                self.ring.pop_front();
+            }
+        }
+    }
+
+    /// The oldest seq a reader can still get.
+    pub fn oldest(&self) -> u64 {
+        self.ring.front().map_or(self.next_seq, |d| d.seq)
+    }
+
+    /// The seq the next decision will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Up to `limit` decisions with seq > `after` (`None` = from the oldest held).
+    pub fn after(&self, after: Option<u64>, limit: usize) -> Result<DecisionPage, DecisionsGone> {
+        let oldest = self.oldest();
+        let start = match after {
+            Some(a) => a.saturating_add(1),
+            None => oldest,
+        };
+        if start < oldest {
+            // `after` is old: fine if nothing between it and the oldest was ever made (a fresh
+            // log whose first seq is higher), otherwise decisions were evicted.
+            if !self.ring.is_empty() {
+                let after = after.unwrap_or(0);
+                return Err(DecisionsGone {
+                    after,
+                    oldest,
+                    resume_after: oldest.saturating_sub(1),
+                });
+            }
+        }
+        let from = start.max(oldest);
+        let index = (from - oldest) as usize;
+        let decisions: Vec<LoggedDecision> =
+            self.ring.iter().skip(index).take(limit).cloned().collect();
+        let next = match decisions.last() {
+            Some(d) => d.seq,
+            None => from.saturating_sub(1),
+        };
+        Ok(DecisionPage { decisions, next })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{AgentStatus, DecisionKind};
+
+    fn decision(seq: u64) -> Decision {
+        Decision {
+            seq,
+            at: 1_700_000_000_000 + seq,
+            kind: DecisionKind::AgentState {
+                agent: "a1".into(),
+                state: AgentStatus::NotReady,
+                reason: Some("no_answer".into()),
+            },
+        }
+    }
+
+    fn seqs(page: &DecisionPage) -> Vec<u64> {
+        page.decisions.iter().map(|d| d.seq).collect()
+    }
+
+    #[test]
+    fn a_reader_gets_the_decisions_after_its_seq_in_order() {
+        let mut log = DecisionLog::new(10, 1);
+        log.push(&[decision(1), decision(2), decision(3)]);
+        let page = log.after(Some(1), 100).unwrap();
+        assert_eq!(seqs(&page), vec![2, 3]);
+        assert_eq!(page.next, 3);
+        assert_eq!(page.decisions[0].kind, "agent_state");
+        assert!(page.decisions[0].json.contains(r#""seq":2"#));
+    }
+
+    #[test]
+    fn a_page_is_limited_and_next_points_at_its_last_decision() {
+        let mut log = DecisionLog::new(10, 1);
+        log.push(&(1..=5).map(decision).collect::<Vec<_>>());
+        let page = log.after(None, 2).unwrap();
+        assert_eq!(seqs(&page), vec![1, 2]);
+        assert_eq!(page.next, 2);
+    }
+
+    #[test]
+    fn a_caught_up_reader_gets_an_empty_page_and_keeps_its_seq() {
+        let mut log = DecisionLog::new(10, 1);
+        log.push(&[decision(1), decision(2)]);
+        let page = log.after(Some(2), 100).unwrap();
+        assert!(page.decisions.is_empty());
+        assert_eq!(page.next, 2);
+        // A reader ahead of the log (e.g. from before a restart) waits too.
+        let page = log.after(Some(50), 100).unwrap();
+        assert!(page.decisions.is_empty());
+        assert_eq!(page.next, 50);
+    }
+
+    #[test]
+    fn decisions_that_left_the_ring_are_gone_with_the_oldest_seq_named() {
+        let mut log = DecisionLog::new(3, 1);
+        log.push(&(1..=6).map(decision).collect::<Vec<_>>());
+        assert_eq!(log.oldest(), 4);
+        let gone = log.after(Some(1), 100).unwrap_err();
+        assert_eq!(gone.oldest, 4);
+        assert_eq!(gone.resume_after, 3);
+        assert!(gone.to_string().contains("oldest kept is seq 4"));
+        // Exactly at the edge is fine.
+        assert_eq!(seqs(&log.after(Some(3), 100).unwrap()), vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn an_empty_log_is_not_gone_for_any_reader() {
+        let log = DecisionLog::new(3, 1);
+        let page = log.after(Some(0), 100).unwrap();
+        assert!(page.decisions.is_empty());
+        assert_eq!(page.next, 0);
+    }
+}

@@ -1,0 +1,468 @@
+//! The long-running service around the engine: the engine task, its clock, live reload, the
+//! config file watch, signals and shutdown.
+//!
+//! `Daemon::start` wires it together: one engine task owns the `Core`; the HTTP API (`crate::api`)
+//! and the outbound webhook subscribers talk to it through an `EngineHandle`. SIGTERM/SIGINT stop
+//! accepting, let in-flight requests finish within `[server] shutdown_grace_ms`, then stop the
+//! engine task; SIGHUP reloads the config file and the TLS certificate. This module never makes a
+//! routing decision itself.
+
+pub mod clock;
+pub mod core;
+pub mod decision_log;
+pub mod idempotency;
+pub mod reload;
+pub mod shutdown;
+pub mod tally;
+pub mod task;
+pub mod watch;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::auth::{AuthConfigError, AuthKeys};
+use crate::api::subscriber::{self, Subscriber};
+use crate::api::tls::{TlsCell, TlsError, TlsListener};
+use crate::api::{self, AppState, Shared};
+use crate::config::LoadedConfig;
+
+use self::clock::Clock;
+use self::core::Core;
+use self::reload::{ReloadError, ReloadReport, Reloader};
+use self::shutdown::Shutdown;
+use self::task::{EngineHandle, EngineTask, FactObserver, InputSink, NoJournal};
+
+/// Reads an environment variable (injectable so tests need not mutate the process environment).
+pub type EnvFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment.
+pub fn process_env() -> EnvFn {
+    Arc::new(|name: &str| std::env::var(name).ok())
+}
+
+/// Everything `Daemon::start` needs.
+pub struct DaemonOptions {
+    pub config: LoadedConfig,
+    /// The file it came from: SIGHUP and the watch reload it.
+    pub config_path: Option<PathBuf>,
+    /// Watch `config_path` for changes.
+    pub watch_config: bool,
+    /// `None`: start at the current wall-clock time.
+    pub clock: Option<Clock>,
+    pub env: EnvFn,
+    pub sink: Box<dyn InputSink>,
+    pub observer: Option<Box<dyn FactObserver>>,
+    /// Decisions kept for long-poll, SSE and subscribers (`decision_log::DEFAULT_DECISION_LOG`).
+    pub decision_log: usize,
+}
+
+impl DaemonOptions {
+    /// Defaults: no file, no watch, the process environment, no journal, no observer.
+    pub fn new(config: LoadedConfig) -> DaemonOptions {
+        DaemonOptions {
+            config,
+            config_path: None,
+            watch_config: false,
+            clock: None,
+            env: process_env(),
+            sink: Box::new(NoJournal),
+            observer: None,
+            decision_log: decision_log::DEFAULT_DECISION_LOG,
+        }
+    }
+}
+
+/// Why the daemon could not start (or stopped with an error).
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error("{0}")]
+    Subscriber(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("server.tls_cert and server.tls_key must be set together (only one is set)")]
+    TlsHalfConfigured,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the config file: {0}")]
+    Watch(#[from] notify::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    addr: SocketAddr,
+    tls: bool,
+    shutdown: Shutdown,
+    reloader: Arc<Reloader>,
+    engine: EngineHandle,
+    done: JoinHandle<Result<(), DaemonError>>,
+}
+
+impl Daemon {
+    /// Start the engine task, the HTTP server, the subscribers and (optionally) the file watch.
+    pub async fn start(opts: DaemonOptions) -> Result<Daemon, DaemonError> {
+        let DaemonOptions {
+            config,
+            config_path,
+            watch_config,
+            clock,
+            env,
+            sink,
+            observer,
+            decision_log,
+        } = opts;
+        let server = config.daemon.server.clone();
+        let keys = AuthKeys::from_config(&config.daemon.auth, |v| env(v))?;
+        if !keys.signatures_required() {
+            tracing::warn!(
+                "no webhook secret configured (auth.webhook_secrets_env): POST /v1/events accepts unsigned events"
+            );
+        }
+        if !keys.tokens_required() {
+            tracing::warn!(
+                listen = %server.listen,
+                "no bearer tokens configured (auth.read_tokens_env / auth.admin_tokens_env): the read and admin API are open"
+            );
+        }
+        let subscribers = config
+            .daemon
+            .subscribers
+            .iter()
+            .map(|s| Subscriber::from_config(s, |v| env(v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(DaemonError::Subscriber)?;
+        let tls = match (&server.tls_cert, &server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsCell::load(cert, key)?),
+            (None, None) => None,
+            _ => return Err(DaemonError::TlsHalfConfigured),
+        };
+        let listener =
+            TcpListener::bind(&server.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    addr: server.listen.clone(),
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+            addr: server.listen.clone(),
+            source,
+        })?;
+
+        let clock = clock.unwrap_or_else(Clock::from_system_time);
+        let daemon_config = config.daemon.clone();
+        let core = Core::with_decision_log(config, clock.now_ms(), decision_log);
+        let start_after = core.next_seq().checked_sub(1);
+        let (task, engine) = EngineTask::new(core, clock, server.event_queue_depth, sink, observer);
+        let (stop_engine, engine_stop) = oneshot::channel::<()>();
+        let engine_task = tokio::spawn(task.run(async move {
+            let _ = engine_stop.await;
+        }));
+
+        let shutdown = Shutdown::new();
+        let auth = Arc::new(RwLock::new(Arc::new(keys)));
+        let reloader = Arc::new(Reloader::new(
+            engine.clone(),
+            config_path.clone(),
+            auth.clone(),
+            tls.clone(),
+            daemon_config,
+            env,
+        ));
+        let request_timeout = Duration::from_millis(server.request_timeout_ms.max(1));
+        let state = AppState(Arc::new(Shared {
+            engine: engine.clone(),
+            clock,
+            auth,
+            body_limit: server.body_limit_bytes,
+            long_poll_max: request_timeout.saturating_sub(Duration::from_millis(500)),
+            shutdown: shutdown.clone(),
+            reloader: reloader.clone(),
+        }));
+        let app = api::router(state, request_timeout);
+        let is_tls = tls.is_some();
+        let http: JoinHandle<std::io::Result<()>> = match tls {
+            Some(cell) => {
+                let listener =
+                    TlsListener::new(listener, cell).map_err(|source| DaemonError::Bind {
+                        addr: server.listen.clone(),
+                        source,
+                    })?;
+                tokio::spawn(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown.wait())
+                        .into_future(),
+                )
+            }
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.wait())
+                    .into_future(),
+            ),
+        };
+
+        let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
+            .into_iter()
+            .map(|s| subscriber::spawn(s, engine.clone(), clock, shutdown.clone(), start_after))
+            .collect();
+        let watch_task = match (&config_path, watch_config) {
+            (Some(path), true) => Some(watch::spawn(path, reloader.clone(), shutdown.clone())?),
+            _ => None,
+        };
+        tracing::info!(%addr, tls = is_tls, "tierline listening");
+
+        let grace = Duration::from_millis(server.shutdown_grace_ms);
+        let done = tokio::spawn(supervise(
+            http,
+            shutdown.clone(),
+            grace,
+            stop_engine,
+            engine_task,
+            subscriber_tasks,
+            watch_task,
+        ));
+        Ok(Daemon {
+            addr,
+            tls: is_tls,
+            shutdown,
+            reloader,
+            engine,
+            done,
+        })
+    }
+
+    /// The bound API address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// The shutdown signal (trigger it to stop the daemon).
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// What SIGHUP does: reload the TLS certificate and the config file.
+    pub async fn sighup(&self) -> Result<ReloadReport, ReloadError> {
+        self.reloader.on_sighup().await
+    }
+
+    /// Wait until the daemon has stopped.
+    pub async fn wait(self) -> Result<(), DaemonError> {
+        match self.done.await {
+            Ok(result) => result,
+            Err(e) => Err(DaemonError::Serve(std::io::Error::other(e))),
+        }
+    }
+
+    /// Trigger shutdown and wait for it.
+    pub async fn stop(self) -> Result<(), DaemonError> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+}
+
+async fn supervise(
+    mut http: JoinHandle<std::io::Result<()>>,
+    shutdown: Shutdown,
+    grace: Duration,
+    stop_engine: oneshot::Sender<()>,
+    engine_task: JoinHandle<Core>,
+    subscribers: Vec<JoinHandle<()>>,
+    watch_task: Option<JoinHandle<()>>,
+) -> Result<(), DaemonError> {
+    let served = tokio::select! {
+        r = &mut http => r,
+        () = shutdown.wait() => {
+            tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests");
+            match tokio::time::timeout(grace, &mut http).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period over; closing the remaining connections");
+                    http.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    shutdown.trigger();
+    let _ = stop_engine.send(());
+    if engine_task.await.is_err() {
+        tracing::error!("the engine task panicked");
+    }
+    for s in subscribers {
+        let _ = s.await;
+    }
+    if let Some(w) = watch_task {
+        let _ = w.await;
+    }
+    tracing::info!("stopped");
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(DaemonError::Serve(e)),
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(DaemonError::Serve(std::io::Error::other(e))),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `tierline serve` arguments (flags override the file).
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// Install the `tracing` subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The `serve` command: load the config, start the daemon, handle signals, exit 0 on a clean stop.
+pub fn serve_main(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = match crate::config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("{e}");
+            }
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.daemon.server.listen = listen;
+    }
+    if let Some(metrics) = args.metrics_listen {
+        config.daemon.metrics.listen = metrics;
+    }
+    if let Some(data) = args.data {
+        config.daemon.journal.dir = data;
+    }
+    if let Err(e) = start_metrics_listener(&config.daemon.metrics.listen) {
+        tracing::error!(error = %e, "cannot start the metrics listener");
+        return ExitCode::FAILURE;
+    }
+    let mut options = DaemonOptions::new(config);
+    options.config_path = Some(args.config.clone());
+    options.watch_config = true;
+    let daemon = match Daemon::start(options).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("tierline: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signals = match spawn_signal_handler(&daemon) {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            daemon.shutdown_signal().trigger();
+            let _ = daemon.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = daemon.wait().await;
+    signals.abort();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Prometheus `/metrics` listener. The metrics module's `install` replaces this once it lands.
+fn start_metrics_listener(listen: &str) -> Result<(), String> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("metrics.listen `{listen}` is not an address: {e}"))?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| e.to_string())
+}
+
+/// SIGTERM/SIGINT → graceful shutdown; SIGHUP → reload config and TLS certificate.
+fn spawn_signal_handler(daemon: &Daemon) -> std::io::Result<JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let shutdown = daemon.shutdown_signal();
+    let reloader = daemon.reloader().clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM"); shutdown.trigger(); }
+                _ = int.recv() => { tracing::info!("SIGINT"); shutdown.trigger(); }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    match reloader.on_sighup().await {
+                        Ok(r) if r.applied => tracing::info!(decisions = r.decisions.len(), "config reloaded"),
+                        Ok(_) => tracing::info!("config file unchanged"),
+                        Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
+                    }
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,458 @@
+//! The engine task: the one task that owns the `Core` (and so the engine).
+//!
+//! HTTP handlers, subscribers and the reloader talk to it only through `EngineHandle`: a bounded
+//! command channel (depth `[server] event_queue_depth`; full ⇒ `SubmitError::Busy`, which the API
+//! answers with 503 + `Retry-After`) and a oneshot reply per command. Each wake-up drains up to
+//! `MAX_BATCH` commands (rumqttd's router does the same), applies them at one clock reading,
+//! hands the journalable inputs to the `InputSink` *before* any reply is sent, feeds the batch's
+//! facts to the observers, then publishes the next decision seq on a watch channel for readers.
+//! Between wake-ups it sleeps on the channel and on the engine's next timer deadline: nothing
+//! polls. It never blocks on the network.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{Millis, RoutingConfig};
+use crate::engine::{Engine, Fact};
+
+use super::clock::Clock;
+use super::core::{Core, Input, Outcome, TimedInput};
+use super::tally::SlaTally;
+
+/// Commands drained per wake-up.
+pub const MAX_BATCH: usize = 500;
+
+/// Where journalable inputs go before their replies are sent (the durability journal plugs in here).
+pub trait InputSink: Send {
+    /// Record a batch of inputs that changed state, in order. An error fails every reply of the
+    /// batch with 503 `journal_unavailable` (the state change has happened in memory).
+    fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("journal append failed: {0}")]
+pub struct SinkError(pub String);
+
+/// The sink used until durability lands: records nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoJournal;
+
+impl InputSink for NoJournal {
+    fn append(&mut self, _batch: &[TimedInput]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Sees every batch's facts (metrics' `Telemetry` plugs in here). Runs inside the engine task:
+/// it must be quick and must not block.
+pub trait FactObserver: Send {
+    fn on_batch(&mut self, facts: &[Fact], engine: &Engine, now: Millis);
+    /// A new routing config is in force.
+    fn on_config(&mut self, _config: &RoutingConfig) {}
+}
+
+/// What a read closure sees: the core, the running tallies and the batch's clock reading.
+pub struct ReadView<'a> {
+    pub core: &'a Core,
+    pub tally: &'a SlaTally,
+    pub now: Millis,
+}
+
+type ReadFn = Box<dyn FnOnce(&ReadView<'_>) + Send>;
+
+/// A request to the engine task.
+enum Command {
+    Apply {
+        inputs: Vec<Input>,
+        reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
+    },
+    Read(ReadFn),
+}
+
+/// Why a command did not get an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SubmitError {
+    /// The command channel is full (`[server] event_queue_depth`).
+    #[error("the engine is busy: {depth} commands are already queued")]
+    Busy { depth: usize },
+    /// The engine task has stopped (shutting down).
+    #[error("the engine is stopping")]
+    Stopped,
+    #[error(transparent)]
+    Journal(#[from] SinkError),
+}
+
+/// The cheap, cloneable way to talk to the engine task.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    next_seq: watch::Receiver<u64>,
+    depth: usize,
+}
+
+impl EngineHandle {
+    /// Apply inputs in order; one outcome per input.
+    pub async fn apply(&self, inputs: Vec<Input>) -> Result<Vec<Outcome>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Command::Apply { inputs, reply })?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Run `f` on the engine task against the current state and return its result.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Command::Read(Box::new(move |view| {
+            let _ = reply.send(f(view));
+        })))?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    fn submit(&self, command: Command) -> Result<(), SubmitError> {
+        self.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Busy { depth: self.depth },
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
+        })
+    }
+
+    /// The seq the next decision will carry, updated after every batch. Wait on it (`changed`,
+    /// `wait_for`) to learn that new decisions exist without asking the engine.
+    pub fn next_seq_watch(&self) -> watch::Receiver<u64> {
+        self.next_seq.clone()
+    }
+
+    /// Commands waiting in the channel now.
+    pub fn queued(&self) -> usize {
+        self.depth - self.tx.capacity()
+    }
+}
+
+/// The engine task, before it runs.
+pub struct EngineTask {
+    core: Core,
+    clock: Clock,
+    rx: mpsc::Receiver<Command>,
+    next_seq: watch::Sender<u64>,
+    sink: Box<dyn InputSink>,
+    observer: Option<Box<dyn FactObserver>>,
+    tally: SlaTally,
+}
+
+impl EngineTask {
+    /// The task and its handle; `depth` bounds the command channel.
+    pub fn new(
+        mut core: Core,
+        clock: Clock,
+        depth: usize,
+        sink: Box<dyn InputSink>,
+        observer: Option<Box<dyn FactObserver>>,
+    ) -> (EngineTask, EngineHandle) {
+        let depth = depth.max(1);
+        let (tx, rx) = mpsc::channel(depth);
+        let (seq_tx, seq_rx) = watch::channel(core.next_seq());
+        core.engine_mut().set_record_facts(true);
+        let tally = SlaTally::new(&core.config().routing);
+        let task = EngineTask {
+            core,
+            clock,
+            rx,
+            next_seq: seq_tx,
+            sink,
+            observer,
+            tally,
+        };
+        let handle = EngineHandle {
+            tx,
+            next_seq: seq_rx,
+            depth,
+        };
+        (task, handle)
+    }
+
+    /// Run until `stop` resolves (then finish the commands already queued) or every handle is
+    /// dropped. Returns the core, e.g. for a final snapshot.
+    pub async fn run(mut self, stop: impl Future<Output = ()> + Send) -> Core {
+        let mut stop = std::pin::pin!(stop);
+        let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let timer = self.sleep_until_next_deadline();
+            tokio::select! {
+                n = self.rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                () = timer => {}
+                () = &mut stop => {
+                    self.rx.close();
+                    while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                        let now = self.clock.now_ms();
+                        self.process(&mut batch, now);
+                    }
+                    break;
+                }
+            }
+            let now = self.clock.now_ms();
+            self.process(&mut batch, now);
+        }
+        self.core
+    }
+
+    fn sleep_until_next_deadline(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        match self.core.next_deadline() {
+            Some(deadline) => Box::pin(tokio::time::sleep_until(self.clock.instant_at(deadline))),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    fn process(&mut self, batch: &mut Vec<Command>, now: Millis) {
+        let mut journal: Vec<TimedInput> = Vec::new();
+        let mut replies = Vec::new();
+        let mut reconfigured = false;
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            let applied = self.core.apply(&Input::Advance, now);
+            if !applied.fired.is_empty() {
+                journal.push(TimedInput {
+                    at: now,
+                    input: Input::Advance,
+                });
+            }
+        }
+        for command in batch.drain(..) {
+            match command {
+                Command::Apply { inputs, reply } => {
+                    let mut outcomes = Vec::with_capacity(inputs.len());
+                    for input in inputs {
+                        let applied = self.core.apply(&input, now);
+                        if applied.outcome.is_applied() {
+                            reconfigured |= matches!(input, Input::Reconfigure { .. });
+                            journal.push(TimedInput { at: now, input });
+                        } else if !applied.fired.is_empty() {
+                            journal.push(TimedInput {
+                                at: now,
+                                input: Input::Advance,
+                            });
+                        }
+                        outcomes.push(applied.outcome);
+                    }
+                    replies.push((reply, outcomes));
+                }
+                Command::Read(f) => {
+                    // Facts so far must reach the tally before a read sees it.
+                    self.observe(now, &mut reconfigured);
+                    f(&ReadView {
+                        core: &self.core,
+                        tally: &self.tally,
+                        now,
+                    });
+                }
+            }
+        }
+        self.observe(now, &mut reconfigured);
+        let journaled = if journal.is_empty() {
+            Ok(())
+        } else {
+            self.sink.append(&journal)
+        };
+        if let Err(e) = &journaled {
+            tracing::error!(error = %e, inputs = journal.len(), "journal append failed");
+        }
+        for (reply, outcomes) in replies {
+            let _ = reply.send(match &journaled {
+                Ok(()) => Ok(outcomes),
+                Err(e) => Err(SubmitError::Journal(e.clone())),
+            });
+        }
+        let next = self.core.next_seq();
+        self.next_seq.send_if_modified(|seq| {
+            let changed = *seq != next;
+            *seq = next;
+            changed
+        });
+    }
+
+    fn observe(&mut self, now: Millis, reconfigured: &mut bool) {
+        if std::mem::take(reconfigured) {
+            self.tally.on_config(&self.core.config().routing);
+            if let Some(observer) = &mut self.observer {
+                observer.on_config(&self.core.config().routing);
+            }
+        }
+        let facts = self.core.engine_mut().take_facts();
+        if facts.is_empty() {
+            return;
+        }
+        self.tally.on_facts(&facts);
+        if let Some(observer) = &mut self.observer {
+            observer.on_batch(&facts, self.core.engine(), now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{AgentConfig, Channel, DaemonConfig, LoadedConfig, QueueConfig};
+    use crate::engine::{DecisionKind, Event, RevokeReason};
+
+    const T0: Millis = 1_800_000_000_000;
+
+    fn core() -> Core {
+        let mut routing = RoutingConfig::empty();
+        let mut q = QueueConfig::with_defaults("support");
+        q.offer_timeout_ms = 15_000;
+        routing.queues.push(q);
+        routing.agents.push(AgentConfig {
+            id: "a1".into(),
+            address: "sip:a1@pbx".into(),
+            tiers: [("support".to_string(), 1)].into(),
+            skills: vec![],
+            capacity: Default::default(),
+        });
+        Core::new(
+            LoadedConfig {
+                routing,
+                daemon: DaemonConfig::default(),
+                source: String::new(),
+            },
+            T0,
+        )
+    }
+
+    fn events() -> Vec<Input> {
+        vec![
+            Input::Event {
+                id: "e1".into(),
+                event: Event::AgentLogin {
+                    agent: "a1".into(),
+                    address: None,
+                    tiers: None,
+                    skills: None,
+                    capacity: None,
+                },
+            },
+            Input::Event {
+                id: "e2".into(),
+                event: Event::InteractionArrived {
+                    interaction: "c1".into(),
+                    channel: Channel::Voice,
+                    queue: Some("support".into()),
+                    priority: None,
+                    skills: vec![],
+                    customer: None,
+                    attributes: Default::default(),
+                },
+            },
+        ]
+    }
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<TimedInput>>>);
+
+    impl InputSink for Recorder {
+        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+            self.0.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_task_sleeps_until_the_offer_expires_and_fires_it_at_its_deadline() {
+        let clock = Clock::starting_at(T0);
+        let journal = Recorder::default();
+        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(task.run(async move {
+            let _ = stopped.await;
+        }));
+        let outcomes = handle.apply(events()).await.unwrap();
+        assert!(outcomes.iter().all(Outcome::is_applied));
+        let mut seq = handle.next_seq_watch();
+        assert_eq!(*seq.borrow_and_update(), 2, "the offer was seq 1");
+
+        // Nothing happens until the deadline; then the task wakes by itself.
+        tokio::time::advance(Duration::from_millis(14_999)).await;
+        assert_eq!(*seq.borrow(), 2);
+        seq.wait_for(|next| *next == 3).await.unwrap();
+        let page = handle
+            .read(|v| v.core.decisions_after(Some(1), 10))
+            .await
+            .unwrap()
+            .unwrap();
+        let revoked: crate::engine::Decision =
+            serde_json::from_str(&page.decisions[0].json).unwrap();
+        assert_eq!(revoked.at, T0 + 15_000);
+        assert!(matches!(
+            revoked.kind,
+            DecisionKind::OfferRevoked {
+                reason: RevokeReason::Expired,
+                ..
+            }
+        ));
+        // The journal saw both events and the timer advance, in order, at their times.
+        let recorded = journal.0.lock().unwrap().clone();
+        assert_eq!(recorded.len(), 3);
+        assert_eq!(recorded[0].at, T0);
+        assert_eq!(recorded[2].input, Input::Advance);
+        assert_eq!(recorded[2].at, T0 + 15_000);
+
+        stop.send(()).unwrap();
+        let core = running.await.unwrap();
+        assert_eq!(core.next_seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_command_channel_is_busy_not_blocking() {
+        let (_task, handle) =
+            EngineTask::new(core(), Clock::starting_at(T0), 1, Box::new(NoJournal), None);
+        // The task is not running: the first command fills the channel.
+        let first = {
+            let h = handle.clone();
+            tokio::spawn(async move { h.apply(vec![Input::Advance]).await })
+        };
+        tokio::task::yield_now().await;
+        while handle.queued() < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            handle.apply(vec![Input::Advance]).await,
+            Err(SubmitError::Busy { depth: 1 })
+        );
+        drop(_task);
+        assert_eq!(first.await.unwrap(), Err(SubmitError::Stopped));
+    }
+
+    struct FailingJournal;
+
+    impl InputSink for FailingJournal {
+        fn append(&mut self, _batch: &[TimedInput]) -> Result<(), SinkError> {
+            Err(SinkError("disk full".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_failure_fails_the_replies_of_its_batch() {
+        let (task, handle) = EngineTask::new(
+            core(),
+            Clock::starting_at(T0),
+            4,
+            Box::new(FailingJournal),
+            None,
+        );
+        tokio::spawn(task.run(std::future::pending()));
+        let result = handle.apply(events()).await;
+        assert_eq!(
+            result,
+            Err(SubmitError::Journal(SinkError("disk full".into())))
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The config file watch: a change to the file reloads it, debounced.
+//!
+//! `notify` (inotify on Linux) watches the file's directory, because editors and config
+//! management replace files by rename. Events for other files are ignored. A burst of events
+//! (write + rename + chmod) becomes one reload once the file has been quiet for `DEBOUNCE`; the
+//! reload itself is skipped when the text did not change. Nothing polls.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::reload::Reloader;
+use super::shutdown::Shutdown;
+
+/// Quiet time after the last file event before reloading.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Watch `path` and reload through `reloader` until shutdown.
+pub fn spawn(
+    path: &Path,
+    reloader: Arc<Reloader>,
+    shutdown: Shutdown,
+) -> notify::Result<tokio::task::JoinHandle<()>> {
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // One pending signal is enough: the reload reads the file's latest text.
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        let ours = event
+            .paths
+            .iter()
+            .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+        if ours {
+            let _ = tx.try_send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(tokio::spawn(async move {
+        let _watcher = watcher; // dropped (unwatched) when the task ends
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                got = rx.recv() => if got.is_none() { return },
+                () = &mut stop => return,
+            }
+            // Debounce: wait until no event for DEBOUNCE.
+            loop {
+                tokio::select! {
+                    got = rx.recv() => if got.is_none() { return },
+                    () = tokio::time::sleep(DEBOUNCE) => break,
+                    () = &mut stop => return,
+                }
+            }
+            match reloader.reload_file().await {
+                Ok(report) if report.applied => {
+                    tracing::info!("config file changed: reloaded");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "config file changed but was not applied"),
+            }
+        }
+    }))
+}

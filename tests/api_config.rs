@@ -1,0 +1,254 @@
+//! Live config changes through `PUT /v1/config`, `POST /v1/config/validate`, SIGHUP and the file
+//! watch: waiting interactions are never lost and keep their places, new agents take calls at
+//! once, changed ladders apply from queue entry, and a bad config is refused whole with every
+//! problem (line, field, message) while the old one stays.
+
+mod api_common;
+
+use api_common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tierline::daemon::DaemonOptions;
+
+const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[queue]]
+id = "support"
+channels = ["voice"]
+offer_timeout_s = 30
+steps = [ { after_s = 0, tiers = [1] }, { after_s = 600, tiers = [1, 2] } ]
+
+[[queue]]
+id = "billing"
+channels = ["voice"]
+
+[[agent]]
+id = "a1"
+address = "sip:a1@pbx"
+tiers = { billing = 1 }
+"#;
+
+async fn start(text: &str) -> TestDaemon {
+    let config = tierline::config::parse(text, "test.toml").expect("valid test config");
+    TestDaemon::start(DaemonOptions::new(config)).await
+}
+
+async fn put_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
+    let r = t
+        .http
+        .put(t.url("/v1/config"))
+        .header("content-type", "application/toml")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+async fn get_config(t: &TestDaemon) -> String {
+    t.http
+        .get(t.url("/v1/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn entered_at(t: &TestDaemon, id: &str) -> String {
+    let (_, i) = t.get(&format!("/v1/interactions/{id}")).await;
+    assert_eq!(i["state"], "waiting", "{i}");
+    i["entered_queue_at"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_reload_with_calls_waiting_keeps_them_and_their_places_and_a_new_l2_agent_takes_them() {
+    let t = start(BASE).await;
+    for i in 1..=3 {
+        let d = t.apply(call(&format!("e{i}"), &format!("c{i}"))).await;
+        assert_eq!(d[0]["type"], "queued");
+        assert_eq!(d[0]["position"], i);
+    }
+    let before: Vec<String> = futures::future::join_all((1..=3).map(|i| {
+        let t = &t;
+        async move { entered_at(t, &format!("c{i}")).await }
+    }))
+    .await;
+
+    // Add an L2 agent and let L2 take calls from the first step.
+    let new = BASE.replace(
+        "steps = [ { after_s = 0, tiers = [1] }, { after_s = 600, tiers = [1, 2] } ]",
+        "steps = [ { after_s = 0, tiers = [1, 2] } ]",
+    ) + "\n[[agent]]\nid = \"l2\"\naddress = \"sip:l2@pbx\"\ntiers = { support = 2 }\n";
+    let (status, body) = put_config(&t, &new).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], true);
+    assert_eq!(get_config(&t).await, new);
+
+    let (_, q) = t.get("/v1/queues/support").await;
+    assert_eq!(q["waiting"], 3, "no waiting call was dropped");
+    for (i, entered) in before.iter().enumerate() {
+        assert_eq!(
+            &entered_at(&t, &format!("c{}", i + 1)).await,
+            entered,
+            "waiting time kept"
+        );
+    }
+    // The new L2 agent logs in and gets the call that has waited longest, at once.
+    let offer = t.apply(login("e9", "l2")).await;
+    assert_eq!(offer[0]["type"], "offer");
+    assert_eq!(offer[0]["interaction"], "c1");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_ladder_applies_to_waiting_calls_from_when_they_entered_the_queue() {
+    let t = start(BASE).await;
+    t.apply(login("e0", "a1")).await; // billing only: not eligible for support
+    let queued = t.apply(call("e1", "c1")).await;
+    let entered = at_ms(&queued[0]);
+    let mut after = queued[0]["seq"].as_u64().unwrap();
+    // The second step moves from 600 s to 2 s, and a1 becomes an L2 agent of support.
+    let new = BASE.replace("after_s = 600", "after_s = 2").replace(
+        "tiers = { billing = 1 }",
+        "tiers = { billing = 1, support = 2 }",
+    );
+    let (status, body) = put_config(&t, &new).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = t.wait_for(&mut after, |d| is(d, "offer")).await;
+    let escalated = seen.iter().find(|d| is(d, "escalated")).expect("escalated");
+    assert_eq!(
+        at_ms(escalated),
+        entered + 2_000,
+        "measured from queue entry"
+    );
+    assert_eq!(seen.last().unwrap()["agent"], "a1");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_config_is_refused_with_every_problem_and_the_old_one_stays() {
+    let t = start(BASE).await;
+    let bad = BASE
+        .replace(
+            "offer_timeout_s = 30",
+            "offer_timeout_s = 30\nstrategy = \"fastest\"",
+        )
+        .replace("tiers = { billing = 1 }", "tiers = { nowhere = 1 }");
+    let (status, body) = put_config(&t, &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_config");
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert!(problems.len() >= 2, "{body}");
+    let strategy = problems
+        .iter()
+        .find(|p| p["field"].as_str().unwrap().ends_with("strategy"))
+        .expect("the strategy problem");
+    assert_eq!(strategy["line"], 9);
+    assert!(strategy["message"].as_str().unwrap().contains("fastest"));
+    assert!(problems
+        .iter()
+        .any(|p| p["message"].as_str().unwrap().contains("nowhere")));
+    assert_eq!(get_config(&t).await, BASE, "old config kept");
+
+    // validate says the same without changing anything, and accepts a good config.
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .header("content-type", "text/plain")
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .header("content-type", "application/toml")
+        .body(BASE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["queues"], json!(["support", "billing"]));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
+    let t = start(BASE).await;
+    t.apply(
+        json!({"id": "e1", "type": "interaction.arrived", "interaction": "b1",
+                   "channel": "voice", "queue": "billing"}),
+    )
+    .await;
+    let entered = entered_at(&t, "b1").await;
+    let without_billing = BASE
+        .replace("[[queue]]\nid = \"billing\"\nchannels = [\"voice\"]\n", "")
+        .replace("tiers = { billing = 1 }", "tiers = { support = 1 }");
+    let (status, body) = put_config(&t, &without_billing).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("billing") && message.contains("drain_to"),
+        "{message}"
+    );
+    let (_, q) = t.get("/v1/queues/billing").await;
+    assert_eq!(q["waiting"], 1);
+
+    // Step 1: name where billing drains to. Step 2: remove it; the call moves with its wait.
+    let draining = BASE.replace(
+        "id = \"billing\"\nchannels = [\"voice\"]\n",
+        "id = \"billing\"\nchannels = [\"voice\"]\ndrain_to = \"support\"\n",
+    );
+    assert_eq!(put_config(&t, &draining).await.0, StatusCode::OK);
+    let (status, body) = put_config(&t, &without_billing).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, b1) = t.get("/v1/interactions/b1").await;
+    assert_eq!(b1["queue"], "support");
+    assert_eq!(b1["state"], "waiting");
+    assert_eq!(b1["arrived_at"].as_str().unwrap(), entered);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let mut options = DaemonOptions::new(tierline::config::load(&path).unwrap());
+    options.config_path = Some(path.clone());
+    options.watch_config = true;
+    let t = TestDaemon::start(options).await;
+    t.apply(login("e0", "a1")).await;
+    let queued = t.apply(call("e1", "c1")).await;
+    assert_eq!(queued[0]["type"], "queued");
+    let mut after = queued[0]["seq"].as_u64().unwrap();
+
+    // The file changes on disk (write to a temp file and rename, as editors do): a1 now serves
+    // support, so the waiting call is offered to a1 without any other event.
+    let edited = BASE.replace(
+        "tiers = { billing = 1 }",
+        "tiers = { billing = 1, support = 1 }",
+    );
+    let tmp = dir.path().join("tierline.toml.tmp");
+    std::fs::write(&tmp, &edited).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let seen = t.wait_for(&mut after, |d| is(d, "offer")).await;
+    assert_eq!(seen.last().unwrap()["agent"], "a1");
+    assert_eq!(get_config(&t).await, edited);
+
+    // SIGHUP with the file unchanged applies nothing; a broken file is refused and reported.
+    let report = t.daemon().sighup().await.unwrap();
+    assert!(!report.applied);
+    std::fs::write(&path, "[[queue]]\nid = 7\n").unwrap();
+    let err = t.daemon().sighup().await.unwrap_err();
+    assert!(err.to_string().contains("old config kept"), "{err}");
+    assert_eq!(get_config(&t).await, edited);
+    t.stop().await;
+}

@@ -1,0 +1,265 @@
+//! Decisions reaching the PBX after the fact: long-poll, SSE with `Last-Event-ID` resume, and an
+//! outbound webhook subscriber that fails twice and then succeeds. In every case each decision
+//! must arrive exactly once and in seq order.
+
+mod api_common;
+
+use std::sync::{Arc, Mutex};
+
+use api_common::*;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tierline::api::auth::AuthKeys;
+use tierline::config::daemon::SubscriberConfig;
+use tierline::daemon::DaemonOptions;
+
+#[tokio::test]
+async fn a_long_poll_returns_as_soon_as_a_decision_exists() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    // Nothing yet: an empty answer after the wait, and `next` stays where it was.
+    let (decisions, next) = t.poll(0, 100).await;
+    assert!(decisions.is_empty());
+    assert_eq!(next, 0);
+
+    let base = t.base.clone();
+    let waiting = tokio::spawn(async move {
+        reqwest::get(format!("{base}/v1/decisions?after=0&wait_ms=15000"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    // Let the poll reach the server before the event (it would also be correct if it did not).
+    tokio::task::yield_now().await;
+    t.apply(call("e2", "c1")).await;
+    let body = tokio::time::timeout(GIVE_UP, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body["decisions"][0]["type"], "offer");
+    assert_eq!(body["decisions"][0]["seq"], 1);
+    assert_eq!(body["next"], 1);
+    // Polling from `next` finds nothing new.
+    let (decisions, next) = t.poll(1, 0).await;
+    assert!(decisions.is_empty());
+    assert_eq!(next, 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_long_poll_query_is_a_400() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t.get("/v1/decisions?after=minus-one").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_query");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_reader_behind_the_decision_log_gets_410_gone() {
+    let mut options = DaemonOptions::new(loaded(routing()));
+    options.decision_log = 2;
+    let t = TestDaemon::start(options).await;
+    t.apply(login("e1", "a1")).await;
+    for i in 1..=4 {
+        t.apply(call(&format!("c{i}"), &format!("call-{i}"))).await;
+    }
+    let (status, body) = t.get("/v1/decisions?after=0").await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(body["error"]["code"], "decisions_gone");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("oldest kept is seq 3"),
+        "{body}"
+    );
+    let (decisions, _) = t.poll(2, 0).await;
+    let seqs: Vec<u64> = decisions
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4]);
+    let r = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    t.stop().await;
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone)]
+struct Sse {
+    id: u64,
+    event: String,
+    data: Value,
+}
+
+/// Read `n` SSE events from a response body.
+async fn read_sse(response: reqwest::Response, n: usize) -> Vec<Sse> {
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let read = async {
+        while events.len() < n {
+            let chunk = stream.next().await.expect("stream open").expect("chunk");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if let Some(id) = id {
+                    events.push(Sse {
+                        id,
+                        event,
+                        data: serde_json::from_str(&data).expect("JSON data"),
+                    });
+                }
+            }
+        }
+    };
+    tokio::time::timeout(GIVE_UP, read)
+        .await
+        .expect("SSE events");
+    events
+}
+
+#[tokio::test]
+async fn an_sse_client_resumes_with_last_event_id_without_gaps_or_repeats() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    let stream = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    for i in 1..=3 {
+        t.apply(call(&format!("c{i}"), &format!("call-{i}"))).await;
+    }
+    let first = read_sse(stream, 2).await;
+    assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(first[0].event, "offer");
+    assert_eq!(first[0].data["interaction"], "call-1");
+    assert_eq!(first[1].event, "queued");
+    // The client drops; a decision is made meanwhile; it reconnects from the last id it saw.
+    t.apply(call("c4", "call-4")).await;
+    let resumed = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .header("Last-Event-ID", first[1].id.to_string())
+        .send()
+        .await
+        .unwrap();
+    let rest = read_sse(resumed, 2).await;
+    assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(rest[1].data["interaction"], "call-4");
+    assert_eq!(rest[1].data["seq"], 4);
+    t.stop().await;
+}
+
+#[derive(Clone, Default)]
+struct Hook {
+    attempts: Arc<Mutex<u32>>,
+    accepted: Arc<Mutex<Vec<u64>>>,
+    bad_signatures: Arc<Mutex<u32>>,
+    got: Arc<tokio::sync::Notify>,
+}
+
+async fn hook(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> AxumStatus {
+    let keys = AuthKeys::new(&["hook-secret"], &[], &[]);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signature = headers
+        .get("tierline-signature")
+        .and_then(|v| v.to_str().ok());
+    if keys.verify_signature(signature, &body, now_s).is_err() {
+        *h.bad_signatures.lock().unwrap() += 1;
+        return AxumStatus::UNAUTHORIZED;
+    }
+    let attempt = {
+        let mut a = h.attempts.lock().unwrap();
+        *a += 1;
+        *a
+    };
+    if attempt <= 2 {
+        return AxumStatus::INTERNAL_SERVER_ERROR;
+    }
+    let batch: Value = serde_json::from_slice(&body).unwrap();
+    let mut accepted = h.accepted.lock().unwrap();
+    for d in batch["decisions"].as_array().unwrap() {
+        accepted.push(d["seq"].as_u64().unwrap());
+    }
+    h.got.notify_one();
+    AxumStatus::OK
+}
+
+#[tokio::test]
+async fn a_webhook_subscriber_that_fails_twice_gets_every_decision_once_in_order() {
+    let state = Hook::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut config = loaded(routing());
+    let mut sub = SubscriberConfig::new(&format!("http://{hook_addr}/hook"));
+    sub.secret_env = Some("TEST_HOOK_SECRET".into());
+    sub.retry_initial_ms = 20;
+    sub.retry_max_ms = 100;
+    config.daemon.subscribers.push(sub);
+    let mut options = DaemonOptions::new(config);
+    options.env = Arc::new(|name: &str| (name == "TEST_HOOK_SECRET").then(|| "hook-secret".into()));
+    let t = TestDaemon::start(options).await;
+
+    t.apply(login("e1", "a1")).await;
+    for i in 1..=3 {
+        t.apply(call(&format!("c{i}"), &format!("call-{i}"))).await;
+    }
+    t.apply(json_abandon("e9", "call-3")).await;
+    let expected: Vec<u64> = (1..=3).collect();
+    tokio::time::timeout(GIVE_UP, async {
+        loop {
+            if state.accepted.lock().unwrap().len() >= expected.len() {
+                break;
+            }
+            state.got.notified().await;
+        }
+    })
+    .await
+    .expect("all decisions delivered");
+    assert_eq!(*state.accepted.lock().unwrap(), expected);
+    assert_eq!(*state.bad_signatures.lock().unwrap(), 0);
+    assert!(*state.attempts.lock().unwrap() >= 3);
+    t.stop().await;
+}
+
+fn json_abandon(id: &str, interaction: &str) -> Value {
+    serde_json::json!({"id": id, "type": "interaction.abandoned", "interaction": interaction})
+}

@@ -1,0 +1,260 @@
+//! Every error status of the event API with its `{"error":{code,message}}` body: 400 (with line
+//! and column), 409, 413, 415, 422 (naming the unknown field), 503 with Retry-After, duplicates,
+//! mixed batches, and unknown routes.
+
+mod api_common;
+
+use api_common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tierline::daemon::DaemonOptions;
+
+async fn raw(
+    t: &TestDaemon,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = t.http.post(t.url("/v1/events")).body(body.to_string());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "every answer is JSON"
+    );
+    (status, headers, r.json().await.unwrap())
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_with_line_and_column() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, _, body) = raw(
+        &t,
+        Some("application/json"),
+        "{\n  \"id\": \"e1\",\n  \"type\": }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&body), "malformed_json");
+    assert!(message(&body).contains("line 3, column 11"), "{body}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_content_type_is_a_415() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, _, body) = raw(&t, Some("text/plain"), "{}").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(code(&body), "unsupported_media_type");
+    assert!(message(&body).contains("`text/plain`"));
+    let (status, _, _) = raw(&t, None, "{}").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A charset parameter is fine.
+    let (status, _, _) = raw(
+        &t,
+        Some("application/json; charset=utf-8"),
+        r#"{"id":"e1","type":"agent.login","agent":"a1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let mut config = loaded(routing());
+    config.daemon.server.body_limit_bytes = 1024;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let big = format!(
+        r#"{{"id":"e1","type":"agent.login","agent":"{}"}}"#,
+        "x".repeat(2000)
+    );
+    let (status, _, body) = raw(&t, Some("application/json"), &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(&body), "payload_too_large");
+    assert!(message(&body).contains("1024 bytes"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_a_422_that_names_it() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t
+        .events(
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c1",
+                       "channel": "voice", "queu": "support"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&body), "unknown_field");
+    assert!(message(&body).contains("`queu`"), "{body}");
+    // Nothing was applied.
+    let (status, _) = t.get("/v1/interactions/c1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_ids_are_422_and_invalid_transitions_are_409() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t
+        .events(json!({"id": "e1", "type": "agent.state", "agent": "nobody", "state": "available"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&body), "unknown_agent");
+    assert_eq!(message(&body), "event `e1`: unknown agent `nobody`");
+
+    let (status, body) = t
+        .events(
+            json!({"id": "e2", "type": "interaction.arrived", "interaction": "c1",
+                       "channel": "voice", "queue": "nowhere"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&body), "unknown_queue");
+
+    t.apply(call("e3", "c1")).await;
+    let (status, body) = t
+        .events(json!({"id": "e4", "type": "interaction.ended", "interaction": "c1"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(code(&body), "invalid_transition");
+    assert!(message(&body).contains("`c1`"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_event_id_is_a_duplicate_and_not_applied_again() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    t.apply(call("e2", "c1")).await;
+    let (status, body) = t.events(call("e2", "c1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"][0]["status"], "duplicate");
+    assert_eq!(body["results"][0]["decisions"], json!([]));
+    // Still exactly one decision in the feed.
+    let (decisions, _) = t.poll(0, 0).await;
+    assert_eq!(decisions.len(), 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_and_reports_each_event() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t
+        .events(json!([
+            login("b1", "a1"),
+            call("b2", "c1"),
+            {"id": "b3", "type": "agent.login", "agent": "a2", "tpyo": 1},
+            {"id": "b4", "type": "agent.state", "agent": "ghost", "state": "available"},
+            call("b2", "c1"),
+            {"type": "agent.logout", "agent": "a1"},
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "applied",
+            "applied",
+            "rejected",
+            "rejected",
+            "duplicate",
+            "rejected"
+        ]
+    );
+    assert_eq!(results[1]["decisions"][0]["type"], "offer");
+    assert_eq!(results[2]["error"]["code"], "unknown_field");
+    assert_eq!(results[3]["error"]["code"], "unknown_agent");
+    assert_eq!(results[5]["error"]["code"], "missing_id");
+    let (status, body) = t.events(json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&body), "empty_batch");
+    let (status, body) = t.events(json!("agent.login")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&body), "invalid_body");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_engine_at_its_limit_answers_503_with_retry_after() {
+    let mut r = routing();
+    r.limits.max_live_interactions = 1;
+    let t = TestDaemon::with_routing(r).await;
+    t.apply(call("e1", "c1")).await;
+    let r = t
+        .http
+        .post(t.url("/v1/events"))
+        .json(&call("e2", "c2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "at_capacity");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_ids_are_json_404_and_405() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t.get("/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "not_found");
+    let (status, body) = t.get("/v1/queues/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "unknown_queue");
+    let (status, body) = t.get("/v1/agents/nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "unknown_agent");
+    let r = t.http.delete(t.url("/v1/events")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "method_not_allowed");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_queues_list_in_config_order() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t.get("/healthz").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = t.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["queues"], 2);
+    let (_, body) = t.get("/v1/queues").await;
+    let ids: Vec<&str> = body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["support", "sales"]);
+    let (_, body) = t.get("/v1/agents").await;
+    assert_eq!(body["agents"].as_array().unwrap().len(), 4);
+    t.stop().await;
+}

@@ -1,0 +1,267 @@
+//! Auth and transport security over real HTTP: webhook signatures (accepted, wrong, stale,
+//! rotated, missing), bearer token roles (401 vs 403), and HTTPS with a certificate generated in
+//! the test (rcgen), including a certificate reload on SIGHUP.
+
+mod api_common;
+
+use std::sync::Arc;
+
+use api_common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tierline::api::auth::sign;
+use tierline::daemon::{DaemonOptions, EnvFn};
+
+fn env(pairs: &[(&'static str, &'static str)]) -> EnvFn {
+    let pairs = pairs.to_vec();
+    Arc::new(move |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn signed_daemon() -> TestDaemon {
+    let mut config = loaded(routing());
+    config.daemon.auth.webhook_secrets_env = Some("HOOK_SECRETS".into());
+    let mut options = DaemonOptions::new(config);
+    // Two secrets at once: the old one and the one being rotated in.
+    options.env = env(&[("HOOK_SECRETS", "old-secret,new-secret")]);
+    TestDaemon::start(options).await
+}
+
+async fn post_signed(t: &TestDaemon, body: &str, signature: Option<String>) -> (StatusCode, Value) {
+    let mut req = t
+        .http
+        .post(t.url("/v1/events"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header("Tierline-Signature", s);
+    }
+    let r = req.send().await.unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_correctly_signed_event_is_accepted_with_either_rotated_secret() {
+    let t = signed_daemon().await;
+    let body = r#"{"id":"e1","type":"agent.login","agent":"a1"}"#;
+    let (status, reply) = post_signed(
+        &t,
+        body,
+        Some(sign(b"old-secret", now_s(), body.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["results"][0]["status"], "applied");
+    let body = r#"{"id":"e2","type":"agent.login","agent":"a2"}"#;
+    let (status, _) = post_signed(
+        &t,
+        body,
+        Some(sign(b"new-secret", now_s(), body.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Several v1= values: one wrong, one right.
+    let body = r#"{"id":"e3","type":"agent.logout","agent":"a2"}"#;
+    let t_now = now_s();
+    let good = sign(b"new-secret", t_now, body.as_bytes());
+    let good_hex = good.split("v1=").nth(1).unwrap();
+    let header = format!("t={t_now},v1={},v1={good_hex}", "0".repeat(64));
+    let (status, _) = post_signed(&t, body, Some(header)).await;
+    assert_eq!(status, StatusCode::OK);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_stale_missing_and_malformed_signatures_are_401_without_leaking() {
+    let t = signed_daemon().await;
+    let body = r#"{"id":"e1","type":"agent.login","agent":"a1"}"#;
+    let cases = [
+        (
+            Some(sign(b"guessed", now_s(), body.as_bytes())),
+            "signature_mismatch",
+        ),
+        (
+            Some(sign(b"old-secret", now_s() - 301, body.as_bytes())),
+            "signature_stale",
+        ),
+        (None, "signature_missing"),
+        (Some("t=now,v1=xyz".to_string()), "signature_malformed"),
+    ];
+    for (signature, expected) in cases {
+        let (status, reply) = post_signed(&t, body, signature).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{expected}");
+        assert_eq!(reply["error"]["code"], expected);
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("secret,")
+                && !message.contains("old-secret")
+                && !message.contains("new-secret")
+        );
+    }
+    // A body changed after signing does not pass.
+    let signature = sign(b"old-secret", now_s(), body.as_bytes());
+    let tampered = body.replace("a1", "a2");
+    let (status, _) = post_signed(&t, &tampered, Some(signature)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // None of it reached the engine.
+    let (_, a1) = t.get("/v1/agents/a1").await;
+    assert_eq!(a1["status"], "offline");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn read_and_admin_tokens_401_without_403_with_the_wrong_role() {
+    let mut config = loaded(routing());
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("READ", "wallboard-token"), ("ADMIN", "admin-token")]);
+    let t = TestDaemon::start(options).await;
+    let get = |token: Option<&'static str>, path: &'static str| {
+        let mut req = t.http.get(t.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let challenge = r.headers().get("www-authenticate").is_some();
+            let body: Value = r.json().await.unwrap();
+            (status, challenge, body)
+        }
+    };
+    let (status, challenge, body) = get(None, "/v1/queues").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _, _) = get(Some("nope"), "/v1/queues").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = get(Some("wallboard-token"), "/v1/queues").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = get(Some("admin-token"), "/v1/agents").await;
+    assert_eq!(status, StatusCode::OK);
+    // Health checks stay open.
+    let (status, _, _) = get(None, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let force = |token: &'static str| {
+        t.http
+            .put(t.url("/v1/agents/a1/state"))
+            .bearer_auth(token)
+            .json(&json!({"state": "not_ready", "reason": "meeting"}))
+            .send()
+    };
+    let r = force("wallboard-token").await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let r = force("admin-token").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["agent"]["status"], "not_ready");
+    assert_eq!(body["agent"]["reason"], "meeting");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_can_force_an_agent_state_and_bad_requests_are_explained() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let put = |agent: &str, body: Value| {
+        t.http
+            .put(t.url(&format!("/v1/agents/{agent}/state")))
+            .json(&body)
+            .send()
+    };
+    let r = put("a1", json!({"state": "available"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = put("a1", json!({"state": "asleep"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put("a1", json!({"state": "offline", "why": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_field");
+    let r = put("ghost", json!({"state": "offline"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The agent is available and takes a call.
+    let offer = t.apply(call("e1", "c1")).await;
+    assert_eq!(offer[0]["agent"], "a1");
+    t.stop().await;
+}
+
+struct TestCert {
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn make_cert() -> TestCert {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    TestCert {
+        cert_pem: cert.cert.pem(),
+        key_pem: cert.key_pair.serialize_pem(),
+    }
+}
+
+fn client_trusting(cert: &TestCert) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_serves_with_a_generated_certificate_and_sighup_reloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    let first = make_cert();
+    std::fs::write(&cert_path, &first.cert_pem).unwrap();
+    std::fs::write(&key_path, &first.key_pem).unwrap();
+    let mut config = loaded(routing());
+    config.daemon.server.tls_cert = Some(cert_path.clone());
+    config.daemon.server.tls_key = Some(key_path.clone());
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    assert!(t.daemon().is_tls());
+    let port = t.daemon().addr().port();
+    let url = format!("https://localhost:{port}/healthz");
+
+    let r = client_trusting(&first).get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    // Plain HTTP to the TLS port does not get an answer.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .is_err());
+
+    // Rotate the certificate on disk; SIGHUP makes new connections use it.
+    let second = make_cert();
+    std::fs::write(&cert_path, &second.cert_pem).unwrap();
+    std::fs::write(&key_path, &second.key_pem).unwrap();
+    assert!(
+        client_trusting(&second).get(&url).send().await.is_err(),
+        "still the old cert"
+    );
+    t.daemon().sighup().await.unwrap();
+    let r = client_trusting(&second).get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        client_trusting(&first).get(&url).send().await.is_err(),
+        "the old cert is gone"
+    );
+    t.stop().await;
+}
