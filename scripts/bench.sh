@@ -106,19 +106,30 @@ loadgen() {  # mode url rate duration out [extra…]
         --threads "$LOADGEN_THREADS" --sustained-p99-ms "$SUSTAIN_P99_MS" --out "$out" "$@"
 }
 
+cpu_ticks() {  # user + system CPU ticks of the server so far
+    awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+}
+
+# Besides the generator's JSON, each run writes OUT.cpu: the server's CPU seconds during the
+# measured phase (setup included). CPU per event is the figure least disturbed by other work on
+# a shared machine: contention delays a process but does not make it do more work.
 run_one() {  # target(baseline|tierline-SYNC) rate duration out
-    local target=$1 rate=$2 duration=$3 out=$4
+    local target=$1 rate=$2 duration=$3 out=$4 before after
     case $target in
         baseline)
             start_baseline
+            before=$(cpu_ticks)
             loadgen baseline "http://$BASE" "$rate" "$duration" "$out" || true
             ;;
         tierline-*)
             start_tierline "${target#tierline-}"
+            before=$(cpu_ticks)
             loadgen tierline "http://$API" "$rate" "$duration" "$out" \
                 --metrics-url "http://$METRICS/metrics" || true
             ;;
     esac
+    after=$(cpu_ticks)
+    echo "$(( after - before )) $(getconf CLK_TCK)" >"$out.cpu"
     stop_server
 }
 
@@ -159,17 +170,26 @@ def load(p):
     except Exception: return None
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 print("\n### fixed rate (median of %d runs)\n" % runs)
-print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | timer lateness p99 ms |")
-print("|---|---|---|---|---|---|---|---|---|")
+def cpu_us_per_event(t, i, r):
+    try:
+        ticks, hz = map(int, (out / f"fixed-{t}-{i}.json.cpu").read_text().split())
+        return ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
+    except Exception:
+        return None
+print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | server CPU µs/event | timer lateness p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 fixed = {}
+cpus = {}
 for t in targets:
     rs = [r for r in (load(out / f"fixed-{t}-{i}.json") for i in range(1, runs + 1)) if r]
     if not rs: continue
     fixed[t] = rs
+    cpu = [c for c in (cpu_us_per_event(t, i, r) for i, r in enumerate(rs, 1)) if c is not None]
+    cpus[t] = cpu
     lat = lambda k: med([r["latency_ms"][k] for r in rs])
     non200 = med([r["answered"] - r["statuses"].get("200", 0) for r in rs])
     tl = [r["timer_lateness"]["p99_ms"] for r in rs if r.get("timer_lateness")]
-    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):.0f} | {lat('p50'):.3f} | {lat('p99'):.3f} | {lat('p99_9'):.3f} | {lat('max'):.3f} | {non200:.0f} | {med([r['server_errors'] for r in rs]):.0f} | {('%.3f' % med(tl)) if tl else 'n/a'} |")
+    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):.0f} | {lat('p50'):.3f} | {lat('p99'):.3f} | {lat('p99_9'):.3f} | {lat('max'):.3f} | {non200:.0f} | {med([r['server_errors'] for r in rs]):.0f} | {('%.1f' % med(cpu)) if cpu else 'n/a'} | {('%.3f' % med(tl)) if tl else 'n/a'} |")
 if "baseline" in fixed:
     print("\nratios to the baseline, per run then median (latency: lower is better for tierline when < 1):\n")
     for t in targets[1:]:
@@ -177,7 +197,8 @@ if "baseline" in fixed:
         pairs = list(zip(fixed["baseline"], fixed[t]))
         p99 = med([b2["latency_ms"]["p99"] / b1["latency_ms"]["p99"] for b1, b2 in pairs if b1["latency_ms"]["p99"] > 0])
         p50 = med([b2["latency_ms"]["p50"] / b1["latency_ms"]["p50"] for b1, b2 in pairs if b1["latency_ms"]["p50"] > 0])
-        print(f"- {t}: p50 ×{p50:.2f}, p99 ×{p99:.2f}")
+        cpu = med([c2 / c1 for c1, c2 in zip(cpus.get("baseline", []), cpus.get(t, [])) if c1])
+        print(f"- {t}: p50 ×{p50:.2f}, p99 ×{p99:.2f}, server CPU per event ×{cpu:.2f} (throughput ceiling ≈ 1/that = ×{1 / cpu if cpu else float('nan'):.2f} of the baseline)")
 print("\n### max sustained rate (highest step sustained, median of %d searches)\n" % runs)
 print("| target | per search | median |")
 print("|---|---|---|")
