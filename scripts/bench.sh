@@ -1,48 +1,225 @@
 #!/usr/bin/env bash
-# Engine benchmarks and memory measurement (docs/BENCHMARKS.md). Not run by CI: takes several
-# minutes and wants a quiet machine. Writes target/bench/{machine,engine,memory,summary}.md.
+# Reproduce the numbers in docs/BENCHMARKS.md in one command (not run by CI).
 #
-#   scripts/bench.sh             # everything
-#   scripts/bench.sh summary     # only re-read the last criterion results
+#   scripts/bench.sh              # everything
+#   scripts/bench.sh http         # only the HTTP load part
+#   RUNS=5 DURATION=20s scripts/bench.sh http
+#
+# Results (one JSON file per run, written by `tierline loadgen --out`) and a summary table land in
+# $OUT (default target/bench). Each tierline run starts a fresh daemon on config/bench.toml with
+# its journal in a temporary directory; the bare-hyper baseline (`tierline baseline-server`) is
+# driven by the same generator with the same request bodies, interleaved run by run, so the
+# ratio tierline / baseline is measured side by side on the same (shared) machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=target/bench
-mkdir -p "$out"
 
-# Median of one criterion benchmark, in nanoseconds.
-median_ns() {
-  jq -r '.median.point_estimate' "target/criterion/$1/$2/new/estimates.json"
+PART=${1:-all}
+OUT=${OUT:-target/bench}
+RUNS=${RUNS:-3}                      # medians are taken over this many runs
+DURATION=${DURATION:-10s}            # measured phase of the fixed-rate runs
+SEARCH_DURATION=${SEARCH_DURATION:-5s}  # measured phase of each step of the max-rate search
+RATE=${RATE:-10000}                  # the fixed rate of the side-by-side runs
+CONNECTIONS=${CONNECTIONS:-32}
+AGENTS=${AGENTS:-5000}
+QUEUES=${QUEUES:-16}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+SUSTAIN_P99_MS=${SUSTAIN_P99_MS:-50} # a step is "sustained" if every event is answered, no 5xx, p99 under this
+SEARCH_RATES=${SEARCH_RATES:-"5000 10000 15000 20000 25000 30000 35000 40000 50000 60000 70000 80000 100000"}
+SYNC_MODES=${SYNC_MODES:-"batch none"}
+API=127.0.0.1:18080
+METRICS=127.0.0.1:19464
+BASE=127.0.0.1:18090
+BIN=target/release/tierline
+
+mkdir -p "$OUT"
+SERVER_PID=""
+WORKDIR=$(mktemp -d)
+cleanup() {
+    if [[ -n "$SERVER_PID" ]]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORKDIR"
+}
+trap cleanup EXIT
+
+machine() {
+    echo "## machine"
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) online)"
+    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "rustc: $(rustc --version)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-summary() {
-  local small=1000 large=500000
-  {
-    echo "| operation | median @ $small waiting | median @ $large waiting | ratio (target < 2×) | throughput @ $large (target ≥ 500k/s) |"
-    echo "|---|---:|---:|---:|---:|"
-    for op in arrival_waits arrival_offered agent_frees ladder_step_fires; do
-      local s l
-      s=$(median_ns "$op" "$small")
-      l=$(median_ns "$op" "$large")
-      awk -v op="$op" -v s="$s" -v l="$l" 'BEGIN {
-        printf "| %s | %.0f ns | %.0f ns | %.2f× | %.0f events/s |\n", op, s, l, l / s, 1e9 / l
-      }'
+# ------------------------------------------------------------------------------------------------
+# Part 1: engine micro-benchmarks, memory at scale, recovery, simulator speed.
+# Filled in by the `benches` branch (cargo bench --bench engine …); the HTTP part below does not
+# depend on it.
+# ------------------------------------------------------------------------------------------------
+engine_part() {  # criterion engine benches + memory per interaction/agent
+    "$(dirname "$0")/bench-engine.sh"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Part 2: HTTP load.
+# ------------------------------------------------------------------------------------------------
+wait_port() {  # host:port — until something accepts, at most 30 s
+    local host=${1%:*} port=${1#*:}
+    for _ in $(seq 300); do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
     done
-  } | tee "$out/summary.md"
+    echo "nothing listens on $1 after 30 s" >&2
+    return 1
 }
 
-if [[ "${1:-}" == "summary" ]]; then
-  summary
-  exit 0
-fi
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
 
-{
-  echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
-  echo "- $(rustc --version)"
-  echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')"
-} | tee "$out/machine.md"
+start_baseline() {
+    "$BIN" baseline-server --listen "$BASE" >"$WORKDIR/baseline.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$BASE"
+}
 
-cargo bench --bench engine -- --noplot 2>&1 | tee "$out/engine.log"
-cargo bench --bench engine_memory 2>&1 | tee "$out/memory.log"
-grep -v -E '^ *(Finished|Running|Compiling|Blocking)' "$out/memory.log" > "$out/memory.md" || true
-summary
+start_tierline() {  # sync mode
+    local dir="$WORKDIR/tierline-$1-$RANDOM"
+    mkdir -p "$dir/data"
+    sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
+        config/bench.toml >"$dir/bench.toml"
+    "$BIN" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
+        --data "$dir/data" >"$dir/daemon.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$API"
+}
+
+loadgen() {  # mode url rate duration out [extra…]
+    local mode=$1 url=$2 rate=$3 duration=$4 out=$5
+    shift 5
+    "$BIN" loadgen --mode "$mode" --url "$url" --rate "$rate" --duration "$duration" \
+        --connections "$CONNECTIONS" --agents "$AGENTS" --queues "$QUEUES" \
+        --threads "$LOADGEN_THREADS" --sustained-p99-ms "$SUSTAIN_P99_MS" --out "$out" "$@"
+}
+
+cpu_ticks() {  # user + system CPU ticks of the server so far
+    awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+}
+
+# Besides the generator's JSON, each run writes OUT.cpu: the server's CPU seconds during the
+# measured phase (setup included). CPU per event is the figure least disturbed by other work on
+# a shared machine: contention delays a process but does not make it do more work.
+run_one() {  # target(baseline|tierline-SYNC) rate duration out
+    local target=$1 rate=$2 duration=$3 out=$4 before after
+    case $target in
+        baseline)
+            start_baseline
+            before=$(cpu_ticks)
+            loadgen baseline "http://$BASE" "$rate" "$duration" "$out" || true
+            ;;
+        tierline-*)
+            start_tierline "${target#tierline-}"
+            before=$(cpu_ticks)
+            loadgen tierline "http://$API" "$rate" "$duration" "$out" \
+                --metrics-url "http://$METRICS/metrics" || true
+            ;;
+    esac
+    after=$(cpu_ticks)
+    echo "$(( after - before )) $(getconf CLK_TCK)" >"$out.cpu"
+    stop_server
+}
+
+targets() {
+    echo baseline
+    for s in $SYNC_MODES; do echo "tierline-$s"; done
+}
+
+http_part() {
+    echo "## HTTP load: building release"
+    cargo build --release --quiet
+    echo "## HTTP load: $RATE events/s side by side, $RUNS runs of $DURATION"
+    for run in $(seq "$RUNS"); do
+        for target in $(targets); do
+            run_one "$target" "$RATE" "$DURATION" "$OUT/fixed-$target-$run.json"
+        done
+    done
+    echo "## HTTP load: max sustained rate (p99 < $SUSTAIN_P99_MS ms, all answered, no 5xx), $RUNS searches"
+    for run in $(seq "$RUNS"); do
+        for target in $(targets); do
+            for rate in $SEARCH_RATES; do
+                local out="$OUT/search-$target-$run-$rate.json"
+                run_one "$target" "$rate" "$SEARCH_DURATION" "$out"
+                if ! grep -q '"sustained": true' "$out" 2>/dev/null; then break; fi
+            done
+        done
+    done
+    summarize
+}
+
+summarize() {
+    python3 - "$OUT" "$RUNS" "$SEARCH_RATES" "$SYNC_MODES" <<'PY'
+import json, statistics, sys, pathlib
+out, runs, rates, syncs = pathlib.Path(sys.argv[1]), int(sys.argv[2]), [int(r) for r in sys.argv[3].split()], sys.argv[4].split()
+targets = ["baseline"] + [f"tierline-{s}" for s in syncs]
+def load(p):
+    try: return json.loads(p.read_text())
+    except Exception: return None
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+print("\n### fixed rate (median of %d runs)\n" % runs)
+def cpu_us_per_event(t, i, r):
+    try:
+        ticks, hz = map(int, (out / f"fixed-{t}-{i}.json.cpu").read_text().split())
+        return ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
+    except Exception:
+        return None
+print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | server CPU µs/event | timer lateness p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+fixed = {}
+cpus = {}
+for t in targets:
+    rs = [r for r in (load(out / f"fixed-{t}-{i}.json") for i in range(1, runs + 1)) if r]
+    if not rs: continue
+    fixed[t] = rs
+    cpu = [c for c in (cpu_us_per_event(t, i, r) for i, r in enumerate(rs, 1)) if c is not None]
+    cpus[t] = cpu
+    lat = lambda k: med([r["latency_ms"][k] for r in rs])
+    non200 = med([r["answered"] - r["statuses"].get("200", 0) for r in rs])
+    tl = [r["timer_lateness"]["p99_ms"] for r in rs if r.get("timer_lateness")]
+    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):.0f} | {lat('p50'):.3f} | {lat('p99'):.3f} | {lat('p99_9'):.3f} | {lat('max'):.3f} | {non200:.0f} | {med([r['server_errors'] for r in rs]):.0f} | {('%.1f' % med(cpu)) if cpu else 'n/a'} | {('%.3f' % med(tl)) if tl else 'n/a'} |")
+if "baseline" in fixed:
+    print("\nratios to the baseline, per run then median (latency: lower is better for tierline when < 1):\n")
+    for t in targets[1:]:
+        if t not in fixed: continue
+        pairs = list(zip(fixed["baseline"], fixed[t]))
+        p99 = med([b2["latency_ms"]["p99"] / b1["latency_ms"]["p99"] for b1, b2 in pairs if b1["latency_ms"]["p99"] > 0])
+        p50 = med([b2["latency_ms"]["p50"] / b1["latency_ms"]["p50"] for b1, b2 in pairs if b1["latency_ms"]["p50"] > 0])
+        cpu = med([c2 / c1 for c1, c2 in zip(cpus.get("baseline", []), cpus.get(t, [])) if c1])
+        print(f"- {t}: p50 ×{p50:.2f}, p99 ×{p99:.2f}, server CPU per event ×{cpu:.2f} (throughput ceiling ≈ 1/that = ×{1 / cpu if cpu else float('nan'):.2f} of the baseline)")
+print("\n### max sustained rate (highest step sustained, median of %d searches)\n" % runs)
+print("| target | per search | median |")
+print("|---|---|---|")
+best = {}
+for t in targets:
+    maxes = []
+    for i in range(1, runs + 1):
+        ok = [r for r in rates if (x := load(out / f"search-{t}-{i}-{r}.json")) and x.get("sustained")]
+        maxes.append(max(ok) if ok else 0)
+    best[t] = maxes
+    print(f"| {t} | {', '.join(map(str, maxes))} | {med(maxes):.0f} |")
+if "baseline" in best:
+    for t in targets[1:]:
+        ratios = [a / b for a, b in zip(best[t], best["baseline"]) if b]
+        print(f"\n{t} / baseline max sustained rate: per search {', '.join('%.2f' % r for r in ratios)}; median ×{med(ratios):.2f}")
+PY
+}
+
+case $PART in
+    all) machine; engine_part; http_part ;;
+    http) machine; http_part ;;
+    summary) summarize ;;
+    *) echo "usage: $0 [all|http|summary]" >&2; exit 2 ;;
+esac

@@ -7,6 +7,7 @@
 //! - `metrics`: Prometheus series, KPI statistics and the `/metrics` listener.
 //! - `journal`: durability (input journal, snapshots, crash recovery, verify/dump).
 //! - `sim`: the engine in virtual time against synthetic traffic (`tierline simulate`).
+//! - `loadgen`: the HTTP load generator and the bare-hyper baseline server (benchmarks only).
 
 pub mod api;
 pub mod config;
@@ -15,3 +16,4 @@ pub mod engine;
 pub mod journal;
 pub mod metrics;
 pub mod sim;
+pub mod loadgen;

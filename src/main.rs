@@ -43,6 +43,14 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Drive a server with an open-loop event load and report latency and throughput.
+    Loadgen(tierline::loadgen::LoadgenArgs),
+    /// A bare hyper server answering every POST with a fixed JSON body (the benchmark baseline).
+    BaselineServer {
+        /// Listen address, host:port.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
     /// Inspect a journal directory offline (never modifies it).
     Journal {
         #[command(subcommand)]
@@ -70,6 +78,8 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { path }) => check_config(&path),
         Some(Command::Journal { command }) => journal(command),
         Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
+        Some(Command::Loadgen(args)) => tierline::loadgen::main(args),
+        Some(Command::BaselineServer { listen }) => tierline::loadgen::baseline::main(&listen),
         Some(Command::Serve {
             config,
             listen,

@@ -1,0 +1,524 @@
+//! The load generator (`tierline loadgen`) and the bare-hyper baseline it is compared with.
+//!
+//! An open-loop run: a pacer thread releases send slots at their intended times (constant rate or
+//! Poisson) into a bounded channel; `--connections` sender tasks, each with one keep-alive
+//! connection, take a slot, ask the simulated PBX (`workload`) which event to send, send it, and
+//! record latency from the slot's *intended* time, so a server stall costs every request queued
+//! behind it (no coordinated omission). In tierline mode a long-poll follower feeds decisions made
+//! later (timers) back to the PBX model. The result is a JSON report (`report`).
+//!
+//! Owns nothing of the daemon: it talks to it over HTTP only, like any PBX, and must never link
+//! to daemon internals. Layout: `schedule` (intended times, pacer), `workload` (lifecycles),
+//! `client` (one connection), `feed` (long-poll), `report` (histograms, JSON), `scrape` (timer
+//! lateness from /metrics), `baseline` (the bare server).
+
+pub mod baseline;
+pub mod client;
+pub mod feed;
+pub mod report;
+pub mod schedule;
+pub mod scrape;
+pub mod workload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use self::client::Connection;
+use self::report::{Failure, Recorder, Report, RunSettings, RunTotals};
+use self::schedule::{pace, Arrivals, Schedule, Slot, ThreadClock};
+use self::workload::{Mix, Planned, WireDecision, Workload, WorkloadSettings};
+
+/// Slots waiting for a free sender. When full, the pacer blocks; slots released late keep their
+/// intended times, so the wait still shows up as latency.
+const SLOT_QUEUE: usize = 65_536;
+/// Agent logins per request in the setup phase.
+const LOGIN_BATCH: usize = 200;
+
+/// Which server is under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The tierline daemon: logins are checked, decisions drive the lifecycles.
+    Tierline,
+    /// The bare-hyper baseline: same requests, the answers are ignored and offers are pretended.
+    Baseline,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tierline => "tierline",
+            Mode::Baseline => "baseline",
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 10, 10s, 500ms, 2m)"))?;
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(format!("`{text}` must be zero or more"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// `tierline loadgen` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the server under test (http only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// tierline = the daemon; baseline = the bare server (`tierline baseline-server`).
+    #[arg(long, value_enum, default_value_t = Mode::Tierline)]
+    pub mode: Mode,
+    /// Target events per second in the measured phase (every event type counts).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    /// Length of the measured phase (10, 10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Constant spacing or Poisson arrivals.
+    #[arg(long, value_enum, default_value_t = Arrivals::Constant)]
+    pub arrivals: Arrivals,
+    /// Keep-alive connections (one request in flight on each).
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Agents logged in during setup.
+    #[arg(long, default_value_t = 2000)]
+    pub agents: u32,
+    /// Queues used, `q0..q{N-1}`; they must exist in the daemon's config (config/bench.toml has 32).
+    #[arg(long, default_value_t = 16)]
+    pub queues: u32,
+    /// Interactions tracked at once (default: one per agent).
+    #[arg(long)]
+    pub max_live: Option<usize>,
+    /// Seeds the schedule and the workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Prefix of every id (default: derived from the start time, so runs never collide).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Prometheus page to read `tierline_timer_lateness_seconds` from after the run.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// A request unanswered this long counts as a `timeout` failure.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// After the schedule ends, slots not yet sent within this long count as `unsent`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// A run is reported `sustained` only if its p99 (from the intended time) is under this.
+    #[arg(long, default_value_t = 50.0)]
+    pub sustained_p99_ms: f64,
+    /// Runtime worker threads of the generator (it shares the machine with the server).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// A run that could not happen or could not be reported.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("--url `{url}`: {reason}")]
+    Url { url: String, reason: String },
+    #[error(transparent)]
+    Schedule(#[from] schedule::ScheduleError),
+    #[error("--connections must be at least 1")]
+    Connections,
+    #[error("setup: {0}")]
+    Setup(String),
+    #[error("cannot write the report to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+}
+
+impl Target {
+    pub async fn resolve(url: &str) -> Result<Target, LoadgenError> {
+        let bad = |reason: &str| LoadgenError::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let uri: hyper::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(bad(&format!("scheme `{other}` is not supported, use http")))
+            }
+            None => return Err(bad("needs a scheme, e.g. http://127.0.0.1:8080")),
+        }
+        let host = uri.host().ok_or_else(|| bad("has no host"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| bad(&format!("cannot resolve: {e}")))?
+            .next()
+            .ok_or_else(|| bad("resolves to no address"))?;
+        Ok(Target {
+            addr,
+            host: format!("{host}:{port}"),
+        })
+    }
+}
+
+/// Shared by the senders.
+struct Run {
+    target: Target,
+    mode: Mode,
+    workload: Mutex<Workload>,
+    start: Instant,
+    timeout: Duration,
+    /// After this, slots are counted `unsent` instead of sent.
+    give_up_at: Instant,
+}
+
+#[derive(Debug, Deserialize)]
+struct Answer {
+    #[serde(default)]
+    results: Vec<AnswerResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AnswerResult {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    decisions: Vec<WireDecision>,
+}
+
+/// Apply an answer to the workload: results, decisions, and in baseline mode a pretend offer.
+fn digest(run: &Run, planned: &Planned, status: u16, body: &[u8], now: Duration) {
+    let answer = if status == 200 {
+        serde_json::from_slice::<Answer>(body).ok()
+    } else {
+        None
+    };
+    let Ok(mut workload) = run.workload.lock() else {
+        return;
+    };
+    match answer {
+        Some(answer) => {
+            for result in &answer.results {
+                workload.on_result(&result.status);
+                if run.mode == Mode::Tierline {
+                    for d in &result.decisions {
+                        workload.on_decision(d, now);
+                    }
+                }
+            }
+            if let (Mode::Baseline, Some(interaction)) = (run.mode, &planned.arrival) {
+                workload.pretend_offered(interaction);
+            }
+            workload.on_answer(planned, true);
+        }
+        None => {
+            if status == 200 {
+                workload.on_result("unparsable");
+            }
+            workload.on_answer(planned, false);
+        }
+    }
+}
+
+async fn sender(
+    run: Arc<Run>,
+    mut connection: Option<Connection>,
+    slots: async_channel::Receiver<Slot>,
+) -> Recorder {
+    let mut recorder = Recorder::new();
+    while let Ok(slot) = slots.recv().await {
+        if Instant::now() > run.give_up_at {
+            recorder.failed(Failure::Unsent);
+            continue;
+        }
+        let planned = match run.workload.lock() {
+            Ok(mut w) => w.next_event(slot.intended),
+            Err(_) => {
+                recorder.failed(Failure::Unsent);
+                continue;
+            }
+        };
+        if connection.is_none() {
+            match Connection::open(run.target.addr, &run.target.host).await {
+                Ok(c) => connection = Some(c),
+                Err(_) => {
+                    recorder.failed(Failure::Connect);
+                    if let Ok(mut w) = run.workload.lock() {
+                        w.on_answer(&planned, false);
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(conn) = connection.as_mut() else {
+            continue;
+        };
+        let sent = run.start.elapsed();
+        recorder.sent(planned.kind, slot.intended, sent);
+        let body = Bytes::from(planned.body.clone());
+        let outcome = tokio::time::timeout(run.timeout, conn.post_json("/v1/events", body)).await;
+        let answered = run.start.elapsed();
+        match outcome {
+            Ok(Ok((status, bytes))) => {
+                recorder.answered(slot.intended, sent, answered, status);
+                digest(&run, &planned, status, &bytes, answered);
+            }
+            Ok(Err(_)) | Err(_) => {
+                recorder.failed(if outcome.is_err() {
+                    Failure::Timeout
+                } else {
+                    Failure::Io
+                });
+                connection = None;
+                if let Ok(mut w) = run.workload.lock() {
+                    w.on_answer(&planned, false);
+                }
+            }
+        }
+    }
+    recorder
+}
+
+/// Log every agent in, in batches, over one connection. In tierline mode every login must be
+/// applied (or a duplicate), else the run would measure a contact centre with nobody in it.
+async fn setup(
+    target: &Target,
+    mode: Mode,
+    queues: u32,
+    logins: Vec<Planned>,
+) -> Result<u64, LoadgenError> {
+    let mut connection = Connection::open(target.addr, &target.host)
+        .await
+        .map_err(|e| LoadgenError::Setup(e.to_string()))?;
+    let mut sent = 0u64;
+    for batch in logins.chunks(LOGIN_BATCH) {
+        let mut body =
+            Vec::with_capacity(batch.iter().map(|p| p.body.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, p) in batch.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&p.body);
+        }
+        body.push(b']');
+        let (status, answer) = connection
+            .post_json("/v1/events", Bytes::from(body))
+            .await
+            .map_err(|e| LoadgenError::Setup(format!("agent.login batch: {e}")))?;
+        sent += batch.len() as u64;
+        if mode == Mode::Baseline {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if status != 200 {
+            return Err(LoadgenError::Setup(format!(
+                "agent.login batch answered {status}: {}",
+                text.chars().take(500).collect::<String>()
+            )));
+        }
+        let parsed: Answer = serde_json::from_slice(&answer).map_err(|e| {
+            LoadgenError::Setup(format!("agent.login answer is not a result list: {e}"))
+        })?;
+        if let Some(bad) = parsed
+            .results
+            .iter()
+            .find(|r| r.status != "applied" && r.status != "duplicate")
+        {
+            return Err(LoadgenError::Setup(format!(
+                "an agent.login was {} (are queues q0..q{} in the daemon's config?): {}",
+                bad.status,
+                queues.saturating_sub(1),
+                text.chars().take(500).collect::<String>()
+            )));
+        }
+    }
+    Ok(sent)
+}
+
+/// Run the generator against `args.url` and return the report (also written to `--out`).
+pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
+    if args.connections == 0 {
+        return Err(LoadgenError::Connections);
+    }
+    let schedule = Schedule::new(args.rate, args.duration, args.arrivals, args.seed)?;
+    let target = Target::resolve(&args.url).await?;
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("lg{:x}", nanos % (1 << 40))
+    });
+    let mut workload = Workload::new(WorkloadSettings {
+        run: run_id,
+        agents: args.agents,
+        queues: args.queues,
+        max_live: args.max_live.unwrap_or(args.agents as usize),
+        seed: args.seed,
+        mix: Mix::default(),
+    });
+    let setup_events = setup(&target, args.mode, args.queues, workload.logins()).await?;
+
+    // Open every connection before the clock starts, so the first slots do not pay for it.
+    let mut connections = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        connections.push(
+            Connection::open(target.addr, &target.host)
+                .await
+                .map_err(|e| LoadgenError::Setup(e.to_string()))?,
+        );
+    }
+
+    let start = Instant::now();
+    let run = Arc::new(Run {
+        target: target.clone(),
+        mode: args.mode,
+        workload: Mutex::new(workload),
+        start,
+        timeout: args.timeout,
+        give_up_at: start + args.duration + args.drain,
+    });
+
+    let (stop_feed, feed_stop) = watch::channel(false);
+    let feed = (args.mode == Mode::Tierline).then(|| {
+        let run = run.clone();
+        tokio::spawn(async move {
+            feed::follow(run.target.clone(), &run.workload, start, feed_stop).await
+        })
+    });
+
+    let (slot_tx, slot_rx) = async_channel::bounded::<Slot>(SLOT_QUEUE);
+    let mut senders = tokio::task::JoinSet::new();
+    for connection in connections {
+        senders.spawn(sender(run.clone(), Some(connection), slot_rx.clone()));
+    }
+    drop(slot_rx);
+    let scheduled = schedule.expected_slots();
+    let pacer = tokio::task::spawn_blocking(move || {
+        let mut clock = ThreadClock { start };
+        pace(schedule, &mut clock, |slot| {
+            slot_tx.send_blocking(slot).is_ok()
+        })
+    });
+
+    let pace_summary = pacer.await.unwrap_or_default();
+    let mut recorder = Recorder::new();
+    while let Some(done) = senders.join_next().await {
+        if let Ok(r) = done {
+            recorder.merge(&r);
+        }
+    }
+    let _ = stop_feed.send(true);
+    if let Some(feed) = feed {
+        let _ = feed.await;
+    }
+
+    let timer_lateness = match &args.metrics_url {
+        Some(url) => scrape_timer_lateness(url).await,
+        None => None,
+    };
+    let (results, decisions_seen) = match run.workload.lock() {
+        Ok(w) => (w.results().clone(), w.decisions_seen().clone()),
+        Err(_) => Default::default(),
+    };
+    let totals = RunTotals {
+        setup_events,
+        // A Poisson schedule's count is only known once it ran.
+        scheduled: match args.arrivals {
+            Arrivals::Constant => scheduled,
+            Arrivals::Poisson => pace_summary.released,
+        },
+        released_late: pace_summary.released_late,
+        results,
+        decisions_seen,
+        timer_lateness,
+    };
+    let settings = RunSettings {
+        mode: args.mode.as_str(),
+        url: args.url.clone(),
+        target_rate: args.rate,
+        duration_s: args.duration.as_secs_f64(),
+        arrivals: args.arrivals,
+        connections: args.connections,
+        agents: args.agents,
+        queues: args.queues,
+        seed: args.seed,
+        sustained_p99_ms: args.sustained_p99_ms,
+    };
+    let report = Report::build(settings, &recorder, totals, args.duration);
+    if let Some(path) = &args.out {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        std::fs::write(path, json).map_err(|source| LoadgenError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(report)
+}
+
+/// Fetch a Prometheus page and read timer lateness from it; `None` if unreachable or absent.
+async fn scrape_timer_lateness(url: &str) -> Option<report::TimerLateness> {
+    let target = Target::resolve(url).await.ok()?;
+    let uri: hyper::Uri = url.parse().ok()?;
+    let path = uri.path_and_query().map_or("/metrics", |p| p.as_str());
+    let mut connection = Connection::open(target.addr, &target.host).await.ok()?;
+    let (status, body) = connection.get(path).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    scrape::timer_lateness(&String::from_utf8_lossy(&body))
+}
+
+/// The `loadgen` command: run, print one summary line, exit 1 if the run could not happen.
+pub fn main(args: LoadgenArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(report) => {
+            println!("{}", report.summary_line());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! What a run measured: latency histograms, answers by status, and the JSON result file.
+//!
+//! Owns the arithmetic from raw timings to the published figures (percentiles, achieved rate, the
+//! "sustained" verdict). Every sender keeps its own `Recorder` (no lock on the hot path) and they
+//! are merged at the end. It must never drop a sample it was given: an answer that does not fit
+//! the histogram's range is clamped to its top and counted, not discarded.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency the histograms hold exactly: one minute, in microseconds.
+pub const HIGHEST_US: u64 = 60_000_000;
+/// Significant decimal digits kept (0.1 % relative error).
+const SIGFIG: u8 = 3;
+
+/// Why a slot got no HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    /// Could not open a TCP connection.
+    Connect,
+    /// The connection broke while sending or reading.
+    Io,
+    /// No answer within `--timeout`.
+    Timeout,
+    /// The drain deadline passed before a sender took the slot: never sent.
+    Unsent,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Io => "io",
+            Failure::Timeout => "timeout",
+            Failure::Unsent => "unsent",
+        }
+    }
+}
+
+/// One sender's tallies.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Intended send time → answer: what a caller would have seen (the figure we publish).
+    pub latency: Histogram<u64>,
+    /// Actual send → answer: the server's share alone.
+    pub service: Histogram<u64>,
+    /// Intended → actual send: the generator's own lag (pacing, busy connections).
+    pub send_lag: Histogram<u64>,
+    /// HTTP answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Slots without an answer, by reason.
+    pub failures: BTreeMap<&'static str, u64>,
+    /// Events sent, by `type`.
+    pub sent_by_type: BTreeMap<&'static str, u64>,
+    /// Samples above `HIGHEST_US`, recorded as `HIGHEST_US`.
+    pub clamped: u64,
+    /// Latest answer, measured from the start of the measured phase.
+    pub last_answer: Duration,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure here is a programming error.
+    Histogram::new_with_bounds(1, HIGHEST_US, SIGFIG).expect("valid histogram bounds")
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            latency: histogram(),
+            service: histogram(),
+            send_lag: histogram(),
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            sent_by_type: BTreeMap::new(),
+            clamped: 0,
+            last_answer: Duration::ZERO,
+        }
+    }
+
+    fn put(histogram: &mut Histogram<u64>, clamped: &mut u64, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        if us > HIGHEST_US {
+            *clamped += 1;
+        }
+        // Values below 1 µs are recorded as 1 µs: the histogram's lowest discernible value.
+        histogram.saturating_record(us.clamp(1, HIGHEST_US));
+    }
+
+    /// An event of `kind` went out `sent` after start for a slot due at `intended`.
+    pub fn sent(&mut self, kind: &'static str, intended: Duration, sent: Duration) {
+        *self.sent_by_type.entry(kind).or_default() += 1;
+        Recorder::put(
+            &mut self.send_lag,
+            &mut self.clamped,
+            sent.saturating_sub(intended),
+        );
+    }
+
+    /// The answer to that event arrived at `answered` with `status`.
+    pub fn answered(
+        &mut self,
+        intended: Duration,
+        sent: Duration,
+        answered: Duration,
+        status: u16,
+    ) {
+        Recorder::put(
+            &mut self.latency,
+            &mut self.clamped,
+            answered.saturating_sub(intended),
+        );
+        Recorder::put(
+            &mut self.service,
+            &mut self.clamped,
+            answered.saturating_sub(sent),
+        );
+        *self.statuses.entry(status).or_default() += 1;
+        self.last_answer = self.last_answer.max(answered);
+    }
+
+    pub fn failed(&mut self, failure: Failure) {
+        *self.failures.entry(failure.as_str()).or_default() += 1;
+    }
+
+    /// Fold another sender's tallies into this one.
+    pub fn merge(&mut self, other: &Recorder) {
+        // Same bounds on both sides, so `add` cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.service.add(&other.service);
+        let _ = self.send_lag.add(&other.send_lag);
+        for (k, v) in &other.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.failures {
+            *self.failures.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.sent_by_type {
+            *self.sent_by_type.entry(k).or_default() += v;
+        }
+        self.clamped += other.clamped;
+        self.last_answer = self.last_answer.max(other.last_answer);
+    }
+
+    pub fn answers(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    /// Answers that mean the server could not take the event (5xx), plus every failure.
+    pub fn server_errors(&self) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(status, _)| **status >= 500)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            + self.failures.values().sum::<u64>()
+    }
+}
+
+/// Percentiles of one histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub p99_99: f64,
+    pub max: f64,
+}
+
+/// Microseconds as milliseconds with three decimals (the histogram's unit is 1 µs).
+fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles {
+                count: 0,
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p99_9: 0.0,
+                p99_99: 0.0,
+                max: 0.0,
+            };
+        }
+        Percentiles {
+            count: h.len(),
+            mean: (h.mean()).round() / 1000.0,
+            p50: us_to_ms(h.value_at_quantile(0.50)),
+            p90: us_to_ms(h.value_at_quantile(0.90)),
+            p99: us_to_ms(h.value_at_quantile(0.99)),
+            p99_9: us_to_ms(h.value_at_quantile(0.999)),
+            p99_99: us_to_ms(h.value_at_quantile(0.9999)),
+            max: us_to_ms(h.max()),
+        }
+    }
+}
+
+/// The run's settings, echoed into the result so a file explains itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSettings {
+    pub mode: &'static str,
+    pub url: String,
+    pub target_rate: f64,
+    pub duration_s: f64,
+    pub arrivals: super::schedule::Arrivals,
+    pub connections: usize,
+    pub agents: u32,
+    pub queues: u32,
+    pub seed: u64,
+    /// A run is `sustained` when p99 latency from the intended send time stays under this.
+    pub sustained_p99_ms: f64,
+}
+
+/// Timer lateness scraped from the daemon's Prometheus endpoint after the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimerLateness {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Upper bound of the highest bucket holding a sample (`+Inf` ⇒ null).
+    pub max_bucket_ms: Option<f64>,
+}
+
+/// The JSON result file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub settings: RunSettings,
+    /// Agents logged in during setup (not part of the measured phase).
+    pub setup_events: u64,
+    /// Slots the schedule produced for the measured phase.
+    pub scheduled: u64,
+    /// Events actually sent (every type counts).
+    pub sent: u64,
+    /// Events that got an HTTP answer, whatever its status.
+    pub answered: u64,
+    /// From the start of the measured phase to the last answer (at least the duration).
+    pub elapsed_s: f64,
+    /// `answered / elapsed_s`: the rate the server actually kept up with.
+    pub achieved_rate: f64,
+    /// Latency from the intended send time (the published figure).
+    pub latency_ms: Percentiles,
+    /// Latency from the actual send time (the server's share).
+    pub service_ms: Percentiles,
+    /// How late the generator sent relative to the schedule.
+    pub send_lag_ms: Percentiles,
+    /// HTTP answers by status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// Slots without an answer, by reason (connect, io, timeout, unsent).
+    pub failures: BTreeMap<String, u64>,
+    /// 5xx answers plus failures.
+    pub server_errors: u64,
+    /// Events sent by type.
+    pub sent_by_type: BTreeMap<String, u64>,
+    /// Per-event results inside 200 answers: applied / duplicate / rejected.
+    pub results: BTreeMap<String, u64>,
+    /// Decisions the generator saw (responses and the long-poll feed), by type.
+    pub decisions_seen: BTreeMap<String, u64>,
+    /// Samples longer than the histogram's range, counted at its top.
+    pub clamped_samples: u64,
+    /// Slots the pacer released more than 1 ms late (the generator itself was held up).
+    pub released_late: u64,
+    pub timer_lateness: Option<TimerLateness>,
+    /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
+    pub sustained: bool,
+}
+
+/// What the rest of the run contributes to the report besides the merged recorder.
+#[derive(Debug, Clone, Default)]
+pub struct RunTotals {
+    pub setup_events: u64,
+    pub scheduled: u64,
+    pub released_late: u64,
+    pub results: BTreeMap<String, u64>,
+    pub decisions_seen: BTreeMap<String, u64>,
+    pub timer_lateness: Option<TimerLateness>,
+}
+
+impl Report {
+    pub fn build(
+        settings: RunSettings,
+        recorder: &Recorder,
+        totals: RunTotals,
+        duration: Duration,
+    ) -> Report {
+        let answered = recorder.answers();
+        let sent: u64 = recorder.sent_by_type.values().sum();
+        let elapsed = recorder.last_answer.max(duration);
+        let elapsed_s = elapsed.as_secs_f64();
+        let achieved_rate = if elapsed_s > 0.0 {
+            answered as f64 / elapsed_s
+        } else {
+            0.0
+        };
+        let latency_ms = Percentiles::of(&recorder.latency);
+        let server_errors = recorder.server_errors();
+        let sustained = totals.scheduled > 0
+            && answered == totals.scheduled
+            && server_errors == 0
+            && latency_ms.p99 <= settings.sustained_p99_ms;
+        Report {
+            settings,
+            setup_events: totals.setup_events,
+            scheduled: totals.scheduled,
+            sent,
+            answered,
+            elapsed_s: (elapsed_s * 1000.0).round() / 1000.0,
+            achieved_rate: achieved_rate.round(),
+            latency_ms,
+            service_ms: Percentiles::of(&recorder.service),
+            send_lag_ms: Percentiles::of(&recorder.send_lag),
+            statuses: recorder
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            failures: recorder
+                .failures
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            server_errors,
+            sent_by_type: recorder
+                .sent_by_type
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            results: totals.results,
+            decisions_seen: totals.decisions_seen,
+            clamped_samples: recorder.clamped,
+            released_late: totals.released_late,
+            timer_lateness: totals.timer_lateness,
+            sustained,
+        }
+    }
+
+    /// One human line for the terminal.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{mode}: target {target}/s, achieved {achieved}/s ({answered}/{scheduled} answered), \
+             latency p50 {p50} ms p99 {p99} ms p99.9 {p999} ms max {max} ms, server errors {errors}, \
+             sustained {sustained}",
+            mode = self.settings.mode,
+            target = self.settings.target_rate,
+            achieved = self.achieved_rate,
+            answered = self.answered,
+            scheduled = self.scheduled,
+            p50 = self.latency_ms.p50,
+            p99 = self.latency_ms.p99,
+            p999 = self.latency_ms.p99_9,
+            max = self.latency_ms.max,
+            errors = self.server_errors,
+            sustained = self.sustained,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn settings() -> RunSettings {
+        RunSettings {
+            mode: "baseline",
+            url: "http://127.0.0.1:1".into(),
+            target_rate: 100.0,
+            duration_s: 1.0,
+            arrivals: super::super::schedule::Arrivals::Constant,
+            connections: 1,
+            agents: 1,
+            queues: 1,
+            seed: 0,
+            sustained_p99_ms: 50.0,
+        }
+    }
+
+    #[test]
+    fn latency_counts_from_the_intended_time_and_service_from_the_send() {
+        let mut r = Recorder::new();
+        // Due at 10 ms, sent at 30 ms (the connection was busy), answered at 31 ms.
+        r.sent("interaction.arrived", ms(10), ms(30));
+        r.answered(ms(10), ms(30), ms(31), 200);
+        assert_eq!(r.latency.max(), r.latency.highest_equivalent(21_000));
+        assert_eq!(r.service.max(), r.service.highest_equivalent(1_000));
+        assert_eq!(r.send_lag.max(), r.send_lag.highest_equivalent(20_000));
+    }
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut r = Recorder::new();
+        // 1..=1000 µs, one each.
+        for us in 1..=1000u64 {
+            r.answered(
+                Duration::ZERO,
+                Duration::ZERO,
+                Duration::from_micros(us),
+                200,
+            );
+        }
+        let p = Percentiles::of(&r.latency);
+        assert_eq!(p.count, 1000);
+        assert_eq!(p.p50, 0.5);
+        assert_eq!(p.p90, 0.9);
+        assert_eq!(p.p99, 0.99);
+        assert_eq!(p.p99_9, 0.999);
+        assert_eq!(p.max, 1.0);
+        assert_eq!(p.mean, 0.501);
+    }
+
+    #[test]
+    fn a_sample_beyond_a_minute_is_clamped_and_counted_not_lost() {
+        let mut r = Recorder::new();
+        r.answered(
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_secs(120),
+            200,
+        );
+        assert_eq!(r.latency.len(), 1);
+        assert_eq!(r.clamped, 2); // latency and service both exceeded the range
+        assert!(r.latency.max() >= HIGHEST_US);
+    }
+
+    #[test]
+    fn merged_recorders_add_up() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        a.sent("offer.accepted", ms(0), ms(0));
+        a.answered(ms(0), ms(0), ms(1), 200);
+        b.sent("offer.accepted", ms(5), ms(5));
+        b.answered(ms(5), ms(5), ms(9), 409);
+        b.failed(Failure::Timeout);
+        a.merge(&b);
+        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.sent_by_type["offer.accepted"], 2);
+        assert_eq!(a.statuses[&200], 1);
+        assert_eq!(a.statuses[&409], 1);
+        assert_eq!(a.failures["timeout"], 1);
+        assert_eq!(a.last_answer, ms(9));
+        // A 409 is the server answering; only the timeout is a server error.
+        assert_eq!(a.server_errors(), 1);
+    }
+
+    #[test]
+    fn achieved_rate_is_answers_over_the_time_to_the_last_answer() {
+        let mut r = Recorder::new();
+        for i in 0..100u64 {
+            r.sent("interaction.arrived", ms(i * 10), ms(i * 10));
+            r.answered(ms(i * 10), ms(i * 10), ms(i * 10 + 1), 200);
+        }
+        let totals = RunTotals {
+            scheduled: 100,
+            ..RunTotals::default()
+        };
+        let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
+        assert_eq!(report.answered, 100);
+        assert_eq!(report.sent, 100);
+        assert_eq!(report.elapsed_s, 1.0);
+        assert_eq!(report.achieved_rate, 100.0);
+        assert!(report.sustained);
+
+        // The same answers spread over 2 s (a backlog drained after the schedule ended).
+        r.answered(ms(1000), ms(1000), ms(2000), 200);
+        let totals = RunTotals {
+            scheduled: 101,
+            ..RunTotals::default()
+        };
+        let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
+        assert_eq!(report.elapsed_s, 2.0);
+        assert_eq!(report.achieved_rate, 51.0); // 101 answers / 2 s, rounded
+    }
+
+    #[test]
+    fn a_run_with_unanswered_slots_or_a_slow_p99_is_not_sustained() {
+        let mut r = Recorder::new();
+        for i in 0..100u64 {
+            r.answered(ms(i), ms(i), ms(i + 1), 200);
+        }
+        let short = RunTotals {
+            scheduled: 101,
+            ..RunTotals::default()
+        };
+        assert!(!Report::build(settings(), &r, short, Duration::from_secs(1)).sustained);
+
+        let mut slow = Recorder::new();
+        for i in 0..100u64 {
+            slow.answered(ms(i), ms(i), ms(i + 80), 200);
+        }
+        let all = RunTotals {
+            scheduled: 100,
+            ..RunTotals::default()
+        };
+        assert!(!Report::build(settings(), &slow, all, Duration::from_secs(1)).sustained);
+    }
+
+    #[test]
+    fn the_report_serializes_with_the_documented_fields() {
+        let mut r = Recorder::new();
+        r.sent("agent.wrapup_done", ms(0), ms(0));
+        r.answered(ms(0), ms(0), ms(1), 200);
+        let totals = RunTotals {
+            scheduled: 1,
+            ..RunTotals::default()
+        };
+        let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
+        let v = serde_json::to_value(&report).unwrap();
+        for key in [
+            "settings",
+            "scheduled",
+            "sent",
+            "answered",
+            "elapsed_s",
+            "achieved_rate",
+            "latency_ms",
+            "service_ms",
+            "send_lag_ms",
+            "statuses",
+            "failures",
+            "server_errors",
+            "sent_by_type",
+            "sustained",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["statuses"]["200"], 1);
+        assert_eq!(v["latency_ms"]["count"], 1);
+        assert_eq!(v["settings"]["arrivals"], "constant");
+    }
+}

@@ -1,0 +1,288 @@
+//! When each event should be sent: the open-loop schedule and the pacer that keeps it.
+//!
+//! Owns the intended send time of every slot (constant rate or Poisson) and the loop that releases
+//! slots at those times. It must never wait for a response or adjust a later slot because an
+//! earlier one was late: intended times are fixed up front, so a stalled server shows up as latency
+//! measured from the intended time instead of silently lowering the offered rate (no coordinated
+//! omission).
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// How the gaps between sends are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced: slot `i` at `i / rate`.
+    Constant,
+    /// Exponential gaps with mean `1 / rate` (a Poisson process), seeded.
+    Poisson,
+}
+
+/// One send opportunity: the `index`-th event of the measured phase, due `intended` after start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub index: u64,
+    pub intended: Duration,
+}
+
+/// A rate or duration the schedule cannot be built from.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ScheduleError {
+    #[error("--rate must be a positive number of events per second, got {0}")]
+    Rate(f64),
+    #[error("--duration must be longer than zero")]
+    Duration,
+}
+
+/// The intended send times of one run, generated lazily (a run at 50,000/s for a minute would
+/// otherwise hold three million timestamps).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    rate: f64,
+    arrivals: Arrivals,
+    end: Duration,
+    next_index: u64,
+    /// Poisson only: the running sum of gaps, in seconds.
+    poisson_at: f64,
+    rng: ChaCha8Rng,
+}
+
+impl Schedule {
+    /// `rate` events per second for `duration`; slots due at or after `duration` are not part of
+    /// the run.
+    pub fn new(
+        rate: f64,
+        duration: Duration,
+        arrivals: Arrivals,
+        seed: u64,
+    ) -> Result<Schedule, ScheduleError> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(ScheduleError::Rate(rate));
+        }
+        if duration.is_zero() {
+            return Err(ScheduleError::Duration);
+        }
+        Ok(Schedule {
+            rate,
+            arrivals,
+            end: duration,
+            next_index: 0,
+            poisson_at: 0.0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// How many slots a constant-rate run has (Poisson runs have this many on average).
+    pub fn expected_slots(&self) -> u64 {
+        (self.rate * self.end.as_secs_f64()).ceil() as u64
+    }
+
+    /// The next slot, or `None` once the next intended time would be at or past the end.
+    pub fn next_slot(&mut self) -> Option<Slot> {
+        let at_secs = match self.arrivals {
+            Arrivals::Constant => self.next_index as f64 / self.rate,
+            Arrivals::Poisson => {
+                let at = self.poisson_at;
+                // Inverse-CDF draw of an exponential gap; `1 - u` keeps ln away from zero.
+                let u: f64 = self.rng.gen();
+                self.poisson_at += -(1.0 - u).ln() / self.rate;
+                at
+            }
+        };
+        let intended = Duration::from_secs_f64(at_secs);
+        if intended >= self.end {
+            return None;
+        }
+        let slot = Slot {
+            index: self.next_index,
+            intended,
+        };
+        self.next_index += 1;
+        Some(slot)
+    }
+}
+
+/// Time as seen by the pacer, measured from the start of the measured phase. The real one is a
+/// thread sleeping on `std::time::Instant`; tests use a fake that jumps.
+pub trait PaceClock {
+    fn now(&self) -> Duration;
+    /// Block until `now() >= at`.
+    fn sleep_until(&mut self, at: Duration);
+}
+
+/// What the pacer did, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaceSummary {
+    /// Slots handed to the senders.
+    pub released: u64,
+    /// Slots released late because the pacer was held up (a full channel, a descheduled thread).
+    pub released_late: u64,
+}
+
+/// Release every slot of `schedule` at its intended time, or at once if that time has passed.
+/// `release` returns false when nobody is listening any more, which ends the run early. A late
+/// release never moves later slots: they keep their intended times.
+pub fn pace(
+    mut schedule: Schedule,
+    clock: &mut impl PaceClock,
+    mut release: impl FnMut(Slot) -> bool,
+) -> PaceSummary {
+    let mut summary = PaceSummary::default();
+    while let Some(slot) = schedule.next_slot() {
+        let now = clock.now();
+        if now < slot.intended {
+            clock.sleep_until(slot.intended);
+        } else if now > slot.intended + LATE_RELEASE {
+            summary.released_late += 1;
+        }
+        if !release(slot) {
+            break;
+        }
+        summary.released += 1;
+    }
+    summary
+}
+
+/// A slot released more than this after its intended time counts as released late. Thread
+/// wake-ups on Linux take tens of microseconds, so anything under a millisecond is normal.
+pub const LATE_RELEASE: Duration = Duration::from_millis(1);
+
+/// The pacer's real clock: a dedicated OS thread sleeping with the kernel's timer precision
+/// (tens of microseconds), far finer than tokio's millisecond timer wheel, so the pacing itself
+/// adds almost nothing to the measured latency.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadClock {
+    pub start: std::time::Instant,
+}
+
+impl PaceClock for ThreadClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn sleep_until(&mut self, at: Duration) {
+        let now = self.now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// A clock that only moves when the pacer sleeps or a test stalls it (shared, so a release
+    /// callback can stall it).
+    #[derive(Clone, Default)]
+    struct FakeClock {
+        now: Rc<Cell<Duration>>,
+        sleeps: Rc<Cell<u32>>,
+    }
+
+    impl PaceClock for FakeClock {
+        fn now(&self) -> Duration {
+            self.now.get()
+        }
+        fn sleep_until(&mut self, at: Duration) {
+            self.sleeps.set(self.sleeps.get() + 1);
+            self.now.set(self.now.get().max(at));
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_constant_rate_spaces_slots_evenly_and_stops_at_the_duration() {
+        let mut s = Schedule::new(1000.0, ms(10), Arrivals::Constant, 1).unwrap();
+        let slots: Vec<Slot> = std::iter::from_fn(|| s.next_slot()).collect();
+        assert_eq!(slots.len(), 10);
+        for (i, slot) in slots.iter().enumerate() {
+            assert_eq!(slot.index, i as u64);
+            assert_eq!(slot.intended, ms(i as u64));
+        }
+    }
+
+    #[test]
+    fn poisson_gaps_average_one_over_the_rate_and_are_reproducible_from_the_seed() {
+        let run = |seed| {
+            let mut s =
+                Schedule::new(10_000.0, Duration::from_secs(10), Arrivals::Poisson, seed).unwrap();
+            std::iter::from_fn(|| s.next_slot()).collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        // 100,000 expected; a Poisson count has a standard deviation of ~316.
+        assert!((98_500..=101_500).contains(&a.len()), "{} slots", a.len());
+        assert!(a.windows(2).all(|w| w[0].intended <= w[1].intended));
+    }
+
+    #[test]
+    fn the_pacer_releases_each_slot_at_its_intended_time() {
+        let schedule = Schedule::new(100.0, ms(100), Arrivals::Constant, 0).unwrap();
+        let mut clock = FakeClock::default();
+        let mut released = Vec::new();
+        let summary = pace(schedule, &mut clock, |slot| {
+            released.push((slot.intended, slot.index));
+            true
+        });
+        assert_eq!(summary.released, 10);
+        assert_eq!(summary.released_late, 0);
+        // The first slot is due at once; every other one needed a sleep to its own time.
+        assert_eq!(clock.sleeps.get(), 9);
+        assert_eq!(released.last(), Some(&(ms(90), 9)));
+    }
+
+    #[test]
+    fn a_stall_does_not_move_later_intended_times() {
+        // The sender blocks for 35 ms while taking slot 2 (a full channel): slots 3..=5 are
+        // released at once with their original intended times, so their latency will include
+        // the stall instead of the stall being forgotten.
+        let schedule = Schedule::new(100.0, ms(100), Arrivals::Constant, 0).unwrap();
+        let mut clock = FakeClock::default();
+        let mut seen = Vec::new();
+        let stalled = clock.clone();
+        let summary = pace(schedule, &mut clock, |slot| {
+            seen.push((slot.index, slot.intended, stalled.now()));
+            if slot.index == 2 {
+                stalled.now.set(stalled.now() + ms(35));
+            }
+            true
+        });
+        assert_eq!(summary.released, 10);
+        assert_eq!(seen[3], (3, ms(30), ms(55)));
+        assert_eq!(seen[4], (4, ms(40), ms(55)));
+        assert_eq!(seen[5], (5, ms(50), ms(55)));
+        assert_eq!(seen[6], (6, ms(60), ms(60)));
+        assert_eq!(summary.released_late, 3);
+    }
+
+    #[test]
+    fn the_pacer_stops_when_nobody_takes_slots() {
+        let schedule = Schedule::new(1000.0, ms(100), Arrivals::Constant, 0).unwrap();
+        let mut clock = FakeClock::default();
+        let summary = pace(schedule, &mut clock, |slot| slot.index < 5);
+        assert_eq!(summary.released, 5);
+    }
+
+    #[test]
+    fn a_rate_of_zero_or_a_zero_duration_is_refused() {
+        assert_eq!(
+            Schedule::new(0.0, ms(1), Arrivals::Constant, 0).unwrap_err(),
+            ScheduleError::Rate(0.0)
+        );
+        assert_eq!(
+            Schedule::new(1.0, Duration::ZERO, Arrivals::Constant, 0).unwrap_err(),
+            ScheduleError::Duration
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The load generator against the bare-hyper baseline, in process on an ephemeral port: every
+//! scheduled event is sent and answered, the counts add up, and the JSON report is well-formed.
+//! No timing assertions: only counts and arithmetic that hold on any machine.
+
+use std::time::Duration;
+
+use tierline::loadgen::schedule::Arrivals;
+use tierline::loadgen::{baseline, run, LoadgenArgs, Mode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn args(url: String, out: std::path::PathBuf) -> LoadgenArgs {
+    LoadgenArgs {
+        url,
+        mode: Mode::Baseline,
+        rate: 2000.0,
+        duration: Duration::from_millis(1500),
+        arrivals: Arrivals::Constant,
+        connections: 4,
+        agents: 50,
+        queues: 4,
+        max_live: None,
+        seed: 3,
+        run_id: Some("t".into()),
+        out: Some(out),
+        metrics_url: None,
+        timeout: Duration::from_secs(30),
+        drain: Duration::from_secs(60),
+        sustained_p99_ms: 60_000.0,
+        threads: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_run_sends_and_answers_every_scheduled_event() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(baseline::serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let report = run(&args(format!("http://{addr}"), out.clone()))
+        .await
+        .unwrap();
+
+    // 2,000/s for 1.5 s at a constant rate is exactly 3,000 slots, all sent and answered 200.
+    assert_eq!(report.scheduled, 3000);
+    assert_eq!(report.sent, 3000);
+    assert_eq!(report.answered, 3000);
+    assert_eq!(report.statuses.get("200"), Some(&3000));
+    assert_eq!(report.server_errors, 0);
+    assert_eq!(report.setup_events, 50);
+    assert_eq!(report.latency_ms.count, 3000);
+    // The achieved rate is answers over the time to the last answer, never above the target.
+    assert!(report.elapsed_s >= 1.5);
+    assert!(report.achieved_rate > 0.0 && report.achieved_rate <= 2000.0);
+    assert!((report.achieved_rate * report.elapsed_s - 3000.0).abs() <= report.elapsed_s);
+    // Realistic lifecycles even though the baseline decides nothing (offers are pretended).
+    for kind in ["interaction.arrived", "offer.accepted", "interaction.ended"] {
+        assert!(
+            report.sent_by_type.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind}: {:?}",
+            report.sent_by_type
+        );
+    }
+    assert_eq!(report.sent_by_type.values().sum::<u64>(), 3000);
+    assert!(report.sustained);
+
+    // The file holds the same report as JSON.
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file["settings"]["mode"], "baseline");
+    assert_eq!(file["settings"]["target_rate"], 2000.0);
+    assert_eq!(file["answered"], 3000);
+    assert_eq!(file["latency_ms"]["count"], 3000);
+    for p in ["p50", "p90", "p99", "p99_9", "max"] {
+        assert!(file["latency_ms"][p].as_f64().unwrap() >= 0.0, "{p}");
+    }
+    let p = &file["latency_ms"];
+    assert!(p["p50"].as_f64() <= p["p99"].as_f64() && p["p99"].as_f64() <= p["max"].as_f64());
+
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_http_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args("https://127.0.0.1:1".into(), dir.path().join("r.json"));
+    a.mode = Mode::Baseline;
+    let err = run(&a).await.unwrap_err().to_string();
+    assert!(err.contains("scheme `https` is not supported"), "{err}");
+}
