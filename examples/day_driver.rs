@@ -16,7 +16,6 @@
 //! run where the wall clock drifted far enough to change the story is caught here first.
 
 #[path = "../tests/metrics_support/day.rs"]
-#[allow(dead_code)]
 mod day;
 
 use std::time::Duration;
