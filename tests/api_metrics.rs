@@ -546,3 +546,80 @@ async fn config_reloads_count_as_ok_or_rejected() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn subscriber_deliveries_count_each_failed_attempt_and_the_delivery() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    // A PBX endpoint that fails twice, then accepts.
+    let attempts = Arc::new(AtomicU32::new(0));
+    let hook = {
+        let attempts = attempts.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if attempt <= 2 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let mut config = loaded(routing());
+    config.daemon.metrics.listen = "127.0.0.1:0".into();
+    let mut sub =
+        tierline::config::daemon::SubscriberConfig::new(&format!("http://{hook_addr}/hook"));
+    sub.name = Some("pbx".into());
+    sub.retry_initial_ms = 20;
+    sub.retry_max_ms = 100;
+    config.daemon.subscribers.push(sub);
+    let metrics = metrics::install(&config.daemon.metrics, &config.routing).unwrap();
+    let url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+    let mut options = DaemonOptions::new(config);
+    options.metrics = Some(metrics);
+    let d = TestDaemon::start(options).await;
+
+    // One request, one engine batch: its decisions go out as one delivery.
+    let (status, body) = d
+        .events(json!([login("e1", "a1"), arrive("e2", "c1", "support")]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let delivered = |text: &str, result| {
+        text.contains(&format!("subscriber=\"pbx\",result=\"{result}\""))
+            .then(|| {
+                sample(
+                    text,
+                    "tierline_subscriber_deliveries_total",
+                    &[("subscriber", "pbx"), ("result", result)],
+                )
+            })
+            .unwrap_or(0.0)
+    };
+    // Wait (bounded) until the delivery has been answered; the counts are then exact.
+    let text = tokio::time::timeout(api_common::GIVE_UP, async {
+        loop {
+            let text = scrape(&d, &url).await;
+            if delivered(&text, "ok") >= 1.0 {
+                break text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the subscriber is eventually answered 200");
+    assert_eq!(delivered(&text, "ok"), 1.0);
+    assert_eq!(delivered(&text, "failed"), 2.0);
+    assert_eq!(delivered(&text, "dropped"), 0.0);
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    d.stop().await;
+}
