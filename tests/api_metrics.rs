@@ -595,15 +595,15 @@ async fn subscriber_deliveries_count_each_failed_attempt_and_the_delivery() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let delivered = |text: &str, result| {
-        text.contains(&format!("subscriber=\"pbx\",result=\"{result}\""))
-            .then(|| {
-                sample(
-                    text,
-                    "tierline_subscriber_deliveries_total",
-                    &[("subscriber", "pbx"), ("result", result)],
-                )
-            })
-            .unwrap_or(0.0)
+        if text.contains(&format!("subscriber=\"pbx\",result=\"{result}\"")) {
+            sample(
+                text,
+                "tierline_subscriber_deliveries_total",
+                &[("subscriber", "pbx"), ("result", result)],
+            )
+        } else {
+            0.0
+        }
     };
     // Wait (bounded) until the delivery has been answered; the counts are then exact.
     let text = tokio::time::timeout(api_common::GIVE_UP, async {
