@@ -5,9 +5,11 @@
 //! - `daemon`: the engine task, clock, live reload, signals and shutdown around the engine.
 //! - `api`: the HTTP API (event intake, decisions, read/admin endpoints, auth, TLS, webhooks out).
 //! - `metrics`: Prometheus series, KPI statistics and the `/metrics` listener.
+//! - `journal`: durability (input journal, snapshots, crash recovery, verify/dump).
 
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod journal;
 pub mod metrics;

@@ -41,12 +41,32 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Inspect a journal directory offline (never modifies it).
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Check every segment and snapshot; print a report (exit 0 if usable, 2 if damaged).
+    Verify {
+        /// The journal directory (`[journal] dir`).
+        dir: PathBuf,
+    },
+    /// Print every journaled input as one JSON line, oldest first, for audits.
+    Dump {
+        /// The journal directory (`[journal] dir`).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::Journal { command }) => journal(command),
         Some(Command::Serve {
             config,
             listen,
@@ -79,6 +99,50 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Err(errors) => {
             eprintln!("{errors}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `journal verify` / `journal dump`: exit 0 when the journal is usable, 2 when it is damaged.
+fn journal(command: JournalCommand) -> ExitCode {
+    use tierline::journal::inspect::Checks;
+    match command {
+        JournalCommand::Verify { dir } => match tierline::journal::verify(&dir, &Checks::generic())
+        {
+            Ok(report) => {
+                println!("{report}");
+                if report.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        JournalCommand::Dump { dir } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = tierline::journal::dump(&dir, &mut out);
+            let flushed = std::io::Write::flush(&mut out);
+            match (result, flushed) {
+                (Ok(report), Ok(())) => {
+                    if let Some(torn) = report.torn {
+                        eprintln!("warning: torn tail not printed: {torn}");
+                    }
+                    eprintln!("{} records", report.records);
+                    ExitCode::SUCCESS
+                }
+                (Err(e), _) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+                (_, Err(e)) => {
+                    eprintln!("error: cannot write the dump: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod decisions;
 pub mod error;
 pub mod events;
+pub mod kamailio;
 pub mod read;
 pub mod stats;
 pub mod subscriber;
@@ -102,6 +103,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/events", post(events::post_events))
         .merge(read)
         .merge(admin)
+        .merge(kamailio::router(state.clone()))
         .fallback(not_found)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(

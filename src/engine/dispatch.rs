@@ -9,6 +9,7 @@ use rand::Rng;
 
 use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::{DecisionKind, Fact};
+use crate::engine::index::free_by_tier;
 use crate::engine::model::{Class, FreeKey, QKey, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{InteractionState, SlotPhase, Why};
@@ -34,16 +35,15 @@ impl Engine {
     ) -> Option<AKey> {
         let queue = &self.queues[q as usize];
         let strategy = queue.cfg.strategy;
-        let sets = &queue.free[channel.index()];
-        // The best skilled agent in each allowed tier's set (sets are in strategy order).
+        let free = &queue.free[channel.index()];
+        // The best skilled agent of each allowed tier (each tier's range is in strategy order).
         let mut heads: Vec<(Tier, &FreeKey)> = Vec::new();
-        for (&tier, set) in sets {
+        for (tier, mut set) in free_by_tier(free) {
             if !queue.class_allows(class, tier) {
                 continue;
             }
-            if let Some(k) = set
-                .iter()
-                .find(|k| self.has_skills(&self.agents[k.agent as usize].skills, skills))
+            if let Some(k) =
+                set.find(|k| self.has_skills(&self.agents[k.agent as usize].skills, skills))
             {
                 heads.push((tier, k));
             }
@@ -53,9 +53,14 @@ impl Engine {
         }
         let min_load = heads.iter().map(|(_, k)| k.load).min()?;
         match strategy {
-            Strategy::LongestIdle | Strategy::FewestInteractions => {
-                heads.iter().map(|(_, k)| *k).min().map(|k| k.agent)
-            }
+            // Across tiers the tier itself does not count (except for tier-order).
+            Strategy::LongestIdle | Strategy::FewestInteractions => heads
+                .iter()
+                .map(|(_, k)| *k)
+                .min_by(|a, b| {
+                    (a.load, a.primary, a.idle, &a.id).cmp(&(b.load, b.primary, b.idle, &b.id))
+                })
+                .map(|k| k.agent),
             Strategy::TierOrder => heads
                 .iter()
                 .min_by(|(ta, a), (tb, b)| {
@@ -66,7 +71,7 @@ impl Engine {
                 let last = queue.rr_last.clone();
                 let mut after: Option<&FreeKey> = None;
                 let mut first: Option<&FreeKey> = None;
-                for (&tier, set) in sets {
+                for (tier, set) in free_by_tier(free) {
                     if !queue.class_allows(class, tier) {
                         continue;
                     }
@@ -74,7 +79,7 @@ impl Engine {
                         k.load == min_load
                             && self.has_skills(&self.agents[k.agent as usize].skills, skills)
                     };
-                    let level = set.iter().skip_while(|k| k.load < min_load);
+                    let level = set.skip_while(|k| k.load < min_load);
                     if let Some(k) = level.clone().find(skilled) {
                         if first.is_none_or(|f| k.id < f.id) {
                             first = Some(k);
@@ -95,13 +100,12 @@ impl Engine {
             }
             Strategy::Random => {
                 let mut candidates: Vec<AKey> = Vec::new();
-                for (&tier, set) in sets {
+                for (tier, set) in free_by_tier(free) {
                     if !queue.class_allows(class, tier) {
                         continue;
                     }
                     candidates.extend(
-                        set.iter()
-                            .skip_while(|k| k.load < min_load)
+                        set.skip_while(|k| k.load < min_load)
                             .take_while(|k| k.load == min_load)
                             .filter(|k| {
                                 self.has_skills(&self.agents[k.agent as usize].skills, skills)
@@ -158,8 +162,12 @@ impl Engine {
     }
 
     /// Offer a waiting interaction to an agent: reserve a slot, start the expiry timer, decide.
-    pub(super) fn make_offer(&mut self, ik: IKey, ak: AKey) {
-        self.unindex_waiting(ik);
+    /// `indexed`: the interaction is in the waiting index (take it out). `reindex`: update the
+    /// agent's free-set entries now (a caller offering several in a row does it once at the end).
+    pub(super) fn make_offer(&mut self, ik: IKey, ak: AKey, indexed: bool, reindex: bool) {
+        if indexed {
+            self.unindex_waiting(ik);
+        }
         let now = self.now;
         let offer: Arc<str> = Arc::from(format!("o{}", self.next_offer));
         self.next_offer += 1;
@@ -192,7 +200,9 @@ impl Engine {
                 a.exclusive_held += 1;
             }
         }
-        self.reindex_agent(ak);
+        if reindex {
+            self.reindex_agent(ak);
+        }
         let agent_id = self.agents[ak as usize].id.clone();
         let address = self.agents[ak as usize].address.clone();
         self.queues[q as usize].rr_last = Some(agent_id.clone());
@@ -228,22 +238,40 @@ impl Engine {
         });
     }
 
-    /// Offer a waiting interaction to the agent its strategy picks. Returns whether it was offered.
+    /// Offer an indexed waiting interaction to the agent its strategy picks. Returns whether it
+    /// was offered.
     pub(super) fn try_place(&mut self, ik: IKey) -> bool {
         match self.find_agent_for(ik) {
             Some(ak) => {
-                self.make_offer(ik, ak);
+                self.make_offer(ik, ak, true, true);
                 true
             }
             None => false,
         }
     }
 
-    /// Let a freed agent take the most urgent eligible interactions until it is full.
+    /// For a waiting interaction not yet in the index: offer it if an agent is eligible, else
+    /// index it (so an immediate offer never touches the waiting index). Returns whether offered.
+    pub(super) fn place_or_index(&mut self, ik: IKey) -> bool {
+        match self.find_agent_for(ik) {
+            Some(ak) => {
+                self.make_offer(ik, ak, false, true);
+                true
+            }
+            None => {
+                self.index_waiting(ik);
+                false
+            }
+        }
+    }
+
+    /// After anything about the agent changed: let it take the most urgent eligible interactions
+    /// until it is full, then bring its free-set entries up to date, once.
     pub(super) fn agent_take_work(&mut self, ak: AKey) {
         while let Some(ik) = self.find_work_for(ak) {
-            self.make_offer(ik, ak);
+            self.make_offer(ik, ak, true, false);
         }
+        self.reindex_agent(ak);
     }
 
     /// Whether the interaction is eligible for a class-tier pair (used by reload and checks).

@@ -139,8 +139,7 @@ impl Engine {
             i.priority = i.priority.saturating_add(boost);
             self.settle_steps(ik);
         }
-        self.index_waiting(ik);
-        if !self.try_place(ik) {
+        if !self.place_or_index(ik) {
             let position = self.position_of_newest(ik);
             let interaction = self.ix(ik).id.clone();
             let queue = self.queues[q as usize].name.clone();
@@ -234,8 +233,7 @@ impl Engine {
                 self.unindex_waiting(ik);
                 self.enter_step(ik, k + 1);
                 self.settle_steps(ik);
-                self.index_waiting(ik);
-                self.try_place(ik);
+                self.place_or_index(ik);
             }
             InteractionState::Offered => {
                 self.enter_step(ik, k + 1);
@@ -347,11 +345,11 @@ impl Engine {
             i.offer = None;
         }
         self.transition(ik, InteractionState::Waiting, why);
-        self.index_waiting(ik);
         if self.ix(ik).overflow_due {
+            self.index_waiting(ik);
             self.overflow(ik);
         } else {
-            self.try_place(ik);
+            self.place_or_index(ik);
         }
     }
 
@@ -467,7 +465,6 @@ impl Engine {
             slot.timer = None;
         }
         self.end_wrap_up(ak, slot_id);
-        self.reindex_agent(ak);
         self.agent_take_work(ak);
     }
 
@@ -475,7 +472,6 @@ impl Engine {
         let a = &mut self.agents[ak as usize];
         a.backoff_until = None;
         a.backoff_timer = None;
-        self.reindex_agent(ak);
         self.agent_take_work(ak);
     }
 

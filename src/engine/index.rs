@@ -5,9 +5,13 @@
 //! They are always updated together with the primary state in `model.rs`, and
 //! `check_consistency` rebuilds them from scratch in tests to prove it.
 
-use crate::config::{Channel, Strategy};
+use std::collections::btree_set;
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
-use crate::engine::model::{Class, FreeKey, QKey, WaitKey};
+use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
 use crate::engine::Engine;
@@ -33,55 +37,72 @@ impl Engine {
         true
     }
 
-    /// The agent's ordering key in queue `q`'s free set for `channel`.
-    pub(super) fn free_key(&self, ak: AKey, q: QKey, channel: Channel) -> FreeKey {
+    /// The agent's ordering key in queue `q`'s free set for `channel`, as of now.
+    pub(super) fn free_key(&self, ak: AKey, q: QKey, tier: Tier, channel: Channel) -> FreeKey {
+        self.key_from(ak, q, tier, channel, &self.key_state(ak))
+    }
+
+    fn key_state(&self, ak: AKey) -> KeyState {
         let a = &self.agents[ak as usize];
+        KeyState {
+            load: a.load,
+            accepted: a.accepted_since_login,
+            idle: a.idle_since,
+        }
+    }
+
+    /// The key the agent has (or had) in queue `q`'s free set for `channel`, given `state`.
+    fn key_from(
+        &self,
+        ak: AKey,
+        q: QKey,
+        tier: Tier,
+        channel: Channel,
+        state: &KeyState,
+    ) -> FreeKey {
         let strategy = self.queues[q as usize].cfg.strategy;
         let (primary, idle) = match strategy {
-            Strategy::FewestInteractions => (a.accepted_since_login, a.idle_since),
+            Strategy::FewestInteractions => (state.accepted, state.idle),
             Strategy::RoundRobin => (0, 0),
-            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, a.idle_since),
+            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, state.idle),
         };
         FreeKey {
-            load: a.load[channel.index()],
+            tier,
+            load: state.load[channel.index()],
             primary,
             idle,
-            id: a.id.clone(),
+            id: self.agents[ak as usize].id.clone(),
             agent: ak,
         }
     }
 
     /// Remove the agent from every free set and re-add it where it belongs now.
     pub(super) fn reindex_agent(&mut self, ak: AKey) {
-        let old = std::mem::take(&mut self.agents[ak as usize].free_entries);
-        for (q, c, tier, key) in old {
-            let sets = &mut self.queues[q as usize].free[c.index()];
-            if let Some(set) = sets.get_mut(&tier) {
-                set.remove(&key);
-                if set.is_empty() {
-                    sets.remove(&tier);
-                }
-            }
+        let mut entries = std::mem::take(&mut self.agents[ak as usize].free_entries);
+        let old_state = self.agents[ak as usize].indexed_as;
+        for &(q, c, tier) in &entries {
+            let key = self.key_from(ak, q, tier, c, &old_state);
+            self.queues[q as usize].free[c.index()].remove(&key);
         }
-        let mut entries = Vec::new();
-        let tiers = self.agents[ak as usize].tiers.clone();
+        entries.clear();
+        let state = self.key_state(ak);
         for channel in Channel::ALL {
             if !self.agent_free_for(ak, channel) {
                 continue;
             }
-            for &(q, tier) in &tiers {
+            for t in 0..self.agents[ak as usize].tiers.len() {
+                let (q, tier) = self.agents[ak as usize].tiers[t];
                 if !self.queues[q as usize].serves[channel.index()] {
                     continue;
                 }
-                let key = self.free_key(ak, q, channel);
-                self.queues[q as usize].free[channel.index()]
-                    .entry(tier)
-                    .or_default()
-                    .insert(key.clone());
-                entries.push((q, channel, tier, key));
+                let key = self.key_from(ak, q, tier, channel, &state);
+                self.queues[q as usize].free[channel.index()].insert(key);
+                entries.push((q, channel, tier));
             }
         }
-        self.agents[ak as usize].free_entries = entries;
+        let a = &mut self.agents[ak as usize];
+        a.free_entries = entries;
+        a.indexed_as = state;
     }
 
     /// The class (eligibility rule) of an interaction in its queue.
@@ -147,11 +168,9 @@ impl Engine {
         };
         let queue = &mut self.queues[q as usize];
         let map = &mut queue.waiting[c];
+        // Empty sets stay (bounded by steps × skill sets) so the next entry allocates nothing.
         if let Some(set) = map.get_mut(&(class, skills)) {
             set.remove(&key);
-            if set.is_empty() {
-                map.remove(&(class, skills));
-            }
         }
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
@@ -176,4 +195,37 @@ impl Engine {
             .map(|(_, n)| *n as u64)
             .sum()
     }
+}
+
+/// The smallest possible key of a tier: where that tier's range starts in a free set.
+fn tier_floor(tier: Tier) -> FreeKey {
+    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+    FreeKey {
+        tier,
+        load: 0,
+        primary: 0,
+        idle: 0,
+        id: EMPTY.clone(),
+        agent: 0,
+    }
+}
+
+/// The distinct tiers present in a free set, each with its agents in strategy order. Costs one
+/// range lookup per tier present, never a scan of the set.
+pub(super) fn free_by_tier(
+    set: &BTreeSet<FreeKey>,
+) -> impl Iterator<Item = (Tier, btree_set::Range<'_, FreeKey>)> {
+    let mut next: Option<Tier> = set.first().map(|k| k.tier);
+    std::iter::from_fn(move || {
+        let t = next?;
+        let (range, after) = match t.checked_add(1) {
+            Some(n) => (
+                set.range(tier_floor(t)..tier_floor(n)),
+                set.range(tier_floor(n)..).next().map(|k| k.tier),
+            ),
+            None => (set.range(tier_floor(t)..), None),
+        };
+        next = after;
+        Some((t, range))
+    })
 }

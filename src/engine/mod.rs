@@ -7,6 +7,7 @@
 //! Driving it: before `handle(now, event)`, fire due timers with `advance(now)`; after handling,
 //! sleep until `next_deadline()` (or the next event) and call `advance` again.
 
+mod agents;
 pub mod decision;
 mod dispatch;
 pub mod error;
@@ -15,6 +16,7 @@ mod flows;
 mod handlers;
 mod index;
 mod model;
+mod offers;
 mod reconfigure;
 mod snapshot;
 mod timers;

@@ -99,9 +99,21 @@ pub struct Agent {
     pub consecutive_no_answers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
-    /// Free-index entries this agent currently has: (queue, channel, tier, key). Derived.
+    /// Free-index entries this agent currently has: (queue, channel, tier). Derived.
     #[serde(skip)]
-    pub free_entries: Vec<(QKey, Channel, Tier, FreeKey)>,
+    pub free_entries: Vec<(QKey, Channel, Tier)>,
+    /// The agent fields its free-index keys were built from, so the old keys can be rebuilt
+    /// for removal without storing a copy of each. Derived.
+    #[serde(skip)]
+    pub indexed_as: KeyState,
+}
+
+/// The agent fields a free-set key depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyState {
+    pub load: [u32; 4],
+    pub accepted: u64,
+    pub idle: Millis,
 }
 
 impl Agent {
@@ -114,9 +126,11 @@ impl Agent {
     }
 }
 
-/// Ordering key of a free agent within one (queue, channel, tier) set: smallest wins.
+/// Ordering key of a free agent in a (queue, channel) set: by tier, then smallest wins.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FreeKey {
+    /// The agent's tier in the queue: one set holds every tier, each tier a contiguous range.
+    pub tier: Tier,
     /// Active interactions on this channel (fewer first).
     pub load: u32,
     /// Strategy-specific: accepted since login for fewest-interactions, else 0.
@@ -158,8 +172,8 @@ pub struct QueueRt {
     pub by_priority: BTreeMap<i32, u32>,
     /// Waiting interactions by entry time, for the oldest wait.
     pub by_entered: BTreeSet<(Millis, u64, IKey)>,
-    /// Per channel: free agents by tier.
-    pub free: [BTreeMap<Tier, BTreeSet<FreeKey>>; 4],
+    /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
+    pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
     pub logged_in_by_tier: BTreeMap<Tier, u32>,
     /// Last agent this queue offered to (round-robin).

@@ -284,21 +284,19 @@ impl Engine {
             if prio as usize != n {
                 return Err(format!("queue {} by_priority sums to {prio}", queue.name));
             }
-            for (c, sets) in queue.free.iter().enumerate() {
-                for (tier, set) in sets {
-                    for key in set {
-                        let a = &self.agents[key.agent as usize];
-                        if a.tier_in(q as u32) != Some(*tier)
-                            || !self.agent_free_for(key.agent, Channel::ALL[c])
-                            || *key != self.free_key(key.agent, q as u32, Channel::ALL[c])
-                        {
-                            return Err(format!(
-                                "stale free entry for agent {} in queue {} channel {}",
-                                a.id,
-                                queue.name,
-                                Channel::ALL[c]
-                            ));
-                        }
+            for (c, set) in queue.free.iter().enumerate() {
+                for key in set {
+                    let a = &self.agents[key.agent as usize];
+                    if a.tier_in(q as u32) != Some(key.tier)
+                        || !self.agent_free_for(key.agent, Channel::ALL[c])
+                        || *key != self.free_key(key.agent, q as u32, key.tier, Channel::ALL[c])
+                    {
+                        return Err(format!(
+                            "stale free entry for agent {} in queue {} channel {}",
+                            a.id,
+                            queue.name,
+                            Channel::ALL[c]
+                        ));
                     }
                 }
             }

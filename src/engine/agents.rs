@@ -1,0 +1,221 @@
+//! Agent events: login (creating or updating the agent), forced states, logout, wrap-up done;
+//! and resolving an agent's tiers and capacities against the current config.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Channel, Tier};
+use crate::engine::decision::{AgentStatus, DecisionKind, Fact, OfferResult, RevokeReason};
+use crate::engine::error::EngineError;
+use crate::engine::event::RequestedState;
+use crate::engine::model::{Agent, QKey};
+use crate::engine::timers::{AKey, IKey};
+use crate::engine::view::{SlotPhase, Why};
+use crate::engine::Engine;
+
+impl Engine {
+    pub(super) fn on_login(
+        &mut self,
+        id: &str,
+        address: Option<&str>,
+        tiers: Option<&BTreeMap<String, Tier>>,
+        skills: Option<&[String]>,
+        capacity: Option<&BTreeMap<Channel, u32>>,
+    ) -> Result<(), EngineError> {
+        let existing = self.agent_ids.get(id).copied();
+        if id.is_empty() {
+            return Err(EngineError::InvalidValue {
+                field: "agent",
+                message: "an agent id must not be empty".into(),
+            });
+        }
+        if existing.is_none() && address.is_none() {
+            return Err(EngineError::AgentNeedsAddress {
+                agent: id.to_string(),
+            });
+        }
+        if let Some(tiers) = tiers {
+            for (queue, tier) in tiers {
+                if !self.queue_ids.contains_key(queue.as_str()) {
+                    return Err(EngineError::AgentUnknownQueue {
+                        agent: id.to_string(),
+                        queue: queue.clone(),
+                    });
+                }
+                if *tier == 0 {
+                    return Err(EngineError::InvalidValue {
+                        field: "tiers",
+                        message: format!("tier for queue `{queue}` must be ≥ 1 (agent `{id}`)"),
+                    });
+                }
+            }
+        }
+        if let Some(capacity) = capacity {
+            if let Some((c, _)) = capacity.iter().find(|(_, n)| **n == 0) {
+                return Err(EngineError::InvalidValue {
+                    field: "capacity",
+                    message: format!("capacity for {c} must be ≥ 1 (agent `{id}`)"),
+                });
+            }
+        }
+        let ak = match existing {
+            Some(ak) => ak,
+            None => self.add_agent(id, address.unwrap_or_default()),
+        };
+        // Tier changes move logged-in counts: count the agent out, change, count it back in.
+        self.count_logged_in(ak, -1);
+        {
+            let a = &mut self.agents[ak as usize];
+            if let Some(addr) = address {
+                a.address = Arc::from(addr);
+            }
+            if let Some(tiers) = tiers {
+                a.tiers_by_name = tiers
+                    .iter()
+                    .map(|(q, t)| (Arc::from(q.as_str()), *t))
+                    .collect();
+            }
+            if let Some(capacity) = capacity {
+                a.capacity_overrides = capacity.clone();
+            }
+        }
+        if let Some(skills) = skills {
+            let ids = self.skill_ids_of(skills);
+            self.agents[ak as usize].skills = ids;
+        }
+        self.resolve_agent(ak);
+        self.count_logged_in(ak, 1);
+        self.set_status(ak, AgentStatus::Available, None);
+        self.agent_take_work(ak);
+        Ok(())
+    }
+
+    pub(super) fn on_agent_state(
+        &mut self,
+        id: &str,
+        state: RequestedState,
+        reason: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let ak = self.lookup_agent(id)?;
+        let reason: Option<Arc<str>> = reason.map(Arc::from);
+        match state {
+            RequestedState::Available => {
+                self.set_status(ak, AgentStatus::Available, None);
+                self.agent_take_work(ak);
+            }
+            RequestedState::NotReady => {
+                self.set_status(ak, AgentStatus::NotReady, reason);
+                self.reindex_agent(ak);
+            }
+            RequestedState::Offline => {
+                self.set_status(ak, AgentStatus::Offline, reason);
+                self.reindex_agent(ak);
+                let offered: Vec<(u64, IKey, Option<Arc<str>>)> = self.agents[ak as usize]
+                    .slots
+                    .iter()
+                    .filter(|s| s.phase == SlotPhase::Offered)
+                    .filter_map(|s| s.interaction.map(|ik| (s.id, ik, s.offer.clone())))
+                    .collect();
+                let agent_id = self.agents[ak as usize].id.clone();
+                let now = self.now;
+                for (slot_id, ik, offer) in offered {
+                    self.remove_slot(ak, slot_id);
+                    let interaction = self.ix(ik).id.clone();
+                    let queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
+                        .name
+                        .clone();
+                    if let Some(offer) = offer {
+                        self.emit(DecisionKind::OfferRevoked {
+                            interaction,
+                            agent: agent_id.clone(),
+                            offer,
+                            reason: RevokeReason::AgentOffline,
+                        });
+                    }
+                    self.fact(|| Fact::OfferEnded {
+                        queue,
+                        agent: agent_id.clone(),
+                        result: OfferResult::Revoked,
+                        at: now,
+                    });
+                    self.requeue(
+                        ik,
+                        Why::Revoked {
+                            agent: agent_id.clone(),
+                            reason: RevokeReason::AgentOffline,
+                        },
+                    );
+                }
+                self.reindex_agent(ak);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_wrapup_done(&mut self, id: &str) -> Result<(), EngineError> {
+        let ak = self.lookup_agent(id)?;
+        let wrapping: Vec<u64> = self.agents[ak as usize]
+            .slots
+            .iter()
+            .filter(|s| s.phase == SlotPhase::WrapUp)
+            .map(|s| s.id)
+            .collect();
+        for slot in wrapping {
+            self.end_wrap_up(ak, slot);
+        }
+        self.agent_take_work(ak);
+        Ok(())
+    }
+
+    /// Create an offline agent with no tiers (the caller fills them in).
+    pub(super) fn add_agent(&mut self, id: &str, address: &str) -> AKey {
+        let now = self.now;
+        let id: Arc<str> = Arc::from(id);
+        let ak = self.agents.len() as AKey;
+        self.agents.push(Agent {
+            id: id.clone(),
+            address: Arc::from(address),
+            status: AgentStatus::Offline,
+            reason: None,
+            status_since: now,
+            logged_in_since: None,
+            tiers_by_name: BTreeMap::new(),
+            tiers: Vec::new(),
+            skills: Vec::new(),
+            capacity: [1; 4],
+            capacity_overrides: BTreeMap::new(),
+            load: [0; 4],
+            exclusive_held: 0,
+            slots: Vec::new(),
+            idle_since: now,
+            accepted_since_login: 0,
+            consecutive_no_answers: 0,
+            backoff_until: None,
+            backoff_timer: None,
+            free_entries: Vec::new(),
+            indexed_as: Default::default(),
+        });
+        self.agent_ids.insert(id, ak);
+        self.resolve_agent(ak);
+        ak
+    }
+
+    /// Resolve an agent's queue tiers and capacities against the current config.
+    pub(super) fn resolve_agent(&mut self, ak: AKey) {
+        let channels = self.config.channels;
+        let tiers: Vec<(QKey, Tier)> = self.agents[ak as usize]
+            .tiers_by_name
+            .iter()
+            .filter_map(|(name, t)| self.queue_ids.get(name.as_ref()).map(|q| (*q, *t)))
+            .collect();
+        let a = &mut self.agents[ak as usize];
+        a.tiers = tiers;
+        for c in Channel::ALL {
+            a.capacity[c.index()] = a
+                .capacity_overrides
+                .get(&c)
+                .copied()
+                .unwrap_or(channels[c.index()].capacity);
+        }
+    }
+}

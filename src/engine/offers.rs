@@ -1,0 +1,206 @@
+//! Offer outcomes: accepted, declined, expired. A failed offer backs the agent off, counts
+//! no-answers (maybe making the agent not_ready) and returns the interaction to its place.
+
+use std::sync::Arc;
+
+use crate::engine::decision::{AgentStatus, DecisionKind, Fact, OfferResult, RevokeReason};
+use crate::engine::error::EngineError;
+use crate::engine::event::DeclineReason;
+use crate::engine::timers::{AKey, IKey};
+use crate::engine::view::{InteractionState, SlotPhase, Why};
+use crate::engine::Engine;
+
+impl Engine {
+    /// The pending offer of `id` to `agent`, or `NoSuchOffer`.
+    fn pending_offer(&self, id: &str, agent: &str) -> Result<(IKey, AKey, u64), EngineError> {
+        let ik = self.lookup_interaction(id)?;
+        let ak = self.lookup_agent(agent)?;
+        let i = self.ix(ik);
+        match (i.state, i.agent, i.slot) {
+            (InteractionState::Offered, Some(a), Some(slot)) if a == ak => Ok((ik, ak, slot)),
+            _ => Err(EngineError::NoSuchOffer {
+                interaction: id.to_string(),
+                agent: agent.to_string(),
+            }),
+        }
+    }
+
+    pub(super) fn on_accepted(&mut self, id: &str, agent: &str) -> Result<(), EngineError> {
+        let (ik, ak, slot_id) = self.pending_offer(id, agent)?;
+        let now = self.now;
+        let mut expiry = None;
+        if let Some(slot) = self.agents[ak as usize]
+            .slots
+            .iter_mut()
+            .find(|s| s.id == slot_id)
+        {
+            slot.phase = SlotPhase::Connected;
+            slot.connected_at = Some(now);
+            slot.since = now;
+            slot.until = None;
+            expiry = slot.timer.take();
+        }
+        self.timers.cancel(expiry);
+        let (a, b) = {
+            let i = self.ix_mut(ik);
+            (i.step_timer.take(), i.wait_timer.take())
+        };
+        self.timers.cancel(a);
+        self.timers.cancel(b);
+        let tier;
+        {
+            let q = self.ix(ik).queue.unwrap_or(0);
+            let a = &mut self.agents[ak as usize];
+            a.consecutive_no_answers = 0;
+            a.accepted_since_login += 1;
+            tier = a.tier_in(q);
+        }
+        let agent_id = self.agents[ak as usize].id.clone();
+        self.transition(
+            ik,
+            InteractionState::Connected,
+            Why::Accepted {
+                agent: agent_id.clone(),
+            },
+        );
+        self.reindex_agent(ak);
+        let i = self.ix(ik);
+        let (interaction, channel, wait_ms) = (
+            i.id.clone(),
+            i.channel,
+            now.saturating_sub(i.entered_queue_at),
+        );
+        let queue = self.queues[i.queue.unwrap_or(0) as usize].name.clone();
+        self.fact(|| Fact::OfferEnded {
+            queue: queue.clone(),
+            agent: agent_id.clone(),
+            result: OfferResult::Accepted,
+            at: now,
+        });
+        self.fact(|| Fact::Answered {
+            interaction,
+            queue,
+            channel,
+            agent: agent_id,
+            tier,
+            wait_ms,
+            at: now,
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_declined(
+        &mut self,
+        id: &str,
+        agent: &str,
+        reason: DeclineReason,
+    ) -> Result<(), EngineError> {
+        let (ik, ak, slot_id) = self.pending_offer(id, agent)?;
+        self.offer_failed(ik, ak, slot_id, reason, None);
+        Ok(())
+    }
+
+    /// The offer's expiry timer fired.
+    pub(super) fn on_offer_expired(&mut self, ik: IKey) {
+        let Some(Some(i)) = self.interactions.get(ik as usize) else {
+            return;
+        };
+        let (InteractionState::Offered, Some(ak), Some(slot)) = (i.state, i.agent, i.slot) else {
+            return;
+        };
+        if let Some(s) = self.agents[ak as usize]
+            .slots
+            .iter_mut()
+            .find(|s| s.id == slot)
+        {
+            s.timer = None;
+        }
+        self.offer_failed(
+            ik,
+            ak,
+            slot,
+            DeclineReason::NoAnswer,
+            Some(RevokeReason::Expired),
+        );
+    }
+
+    /// A declined or expired offer: free the slot, back off, count no-answers (maybe make the
+    /// agent not_ready), and put the interaction back in its place.
+    fn offer_failed(
+        &mut self,
+        ik: IKey,
+        ak: AKey,
+        slot_id: u64,
+        reason: DeclineReason,
+        revoke: Option<RevokeReason>,
+    ) {
+        let now = self.now;
+        let agent_id = self.agents[ak as usize].id.clone();
+        let Some(slot) = self.remove_slot(ak, slot_id) else {
+            return;
+        };
+        let cfg = &self.queues[slot.queue as usize].cfg;
+        let (reject_delay, busy_delay, no_answer_delay, max_no_answer) = (
+            cfg.reject_delay_ms,
+            cfg.busy_delay_ms,
+            cfg.no_answer_delay_ms,
+            cfg.max_no_answer,
+        );
+        let queue = self.queues[slot.queue as usize].name.clone();
+        if let (Some(revoke), Some(offer)) = (revoke, slot.offer.clone()) {
+            let interaction = self.ix(ik).id.clone();
+            self.emit(DecisionKind::OfferRevoked {
+                interaction,
+                agent: agent_id.clone(),
+                offer,
+                reason: revoke,
+            });
+        }
+        let result = if revoke.is_some() {
+            OfferResult::TimedOut
+        } else {
+            OfferResult::Declined(reason)
+        };
+        self.fact(|| Fact::OfferEnded {
+            queue,
+            agent: agent_id.clone(),
+            result,
+            at: now,
+        });
+        let delay = match reason {
+            DeclineReason::Rejected => reject_delay,
+            DeclineReason::Busy => busy_delay,
+            DeclineReason::NoAnswer => no_answer_delay,
+        };
+        self.back_off(ak, delay);
+        if reason == DeclineReason::NoAnswer {
+            let a = &mut self.agents[ak as usize];
+            a.consecutive_no_answers += 1;
+            if max_no_answer > 0
+                && a.consecutive_no_answers >= max_no_answer
+                && a.status == AgentStatus::Available
+            {
+                let why: Arc<str> = Arc::from("no_answer");
+                self.set_status(ak, AgentStatus::NotReady, Some(why.clone()));
+                self.emit(DecisionKind::AgentState {
+                    agent: agent_id.clone(),
+                    state: AgentStatus::NotReady,
+                    reason: Some(why),
+                });
+            }
+        }
+        self.reindex_agent(ak);
+        let why = match revoke {
+            Some(reason) => Why::Revoked {
+                agent: agent_id,
+                reason,
+            },
+            None => Why::Declined {
+                agent: agent_id,
+                reason,
+            },
+        };
+        self.requeue(ik, why);
+        self.agent_take_work(ak);
+    }
+}

@@ -1,0 +1,220 @@
+//! Offline inspection: `tierline journal verify DIR` and `tierline journal dump DIR`.
+//!
+//! Both only read: no lock is taken, nothing is truncated or removed, so they are safe to run
+//! beside a live daemon (they may then see a tail that is still being written).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::segment::{scan_all, TornTail};
+use super::snapshot::{list_snapshots, read_snapshot};
+use super::JournalError;
+
+/// Extra checks the caller knows how to make (the daemon decodes its own input and state types).
+pub struct Checks<'a> {
+    /// Check that one record decodes as an input.
+    pub record: &'a dyn Fn(&[u8]) -> Result<(), String>,
+    /// Check that a snapshot payload loads.
+    pub snapshot: &'a dyn Fn(&[u8]) -> Result<(), String>,
+}
+
+impl Checks<'static> {
+    /// Records must be JSON objects; snapshot payloads are only checksummed.
+    pub fn generic() -> Checks<'static> {
+        Checks {
+            record: &|bytes| json_object(bytes).map(|_| ()),
+            snapshot: &|_| Ok(()),
+        }
+    }
+}
+
+/// What `verify` found. Problems make it fail (exit 2); warnings do not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub segments: usize,
+    pub frames: u64,
+    pub records: u64,
+    /// Index range of the records on disk.
+    pub first_index: Option<u64>,
+    pub next_index: u64,
+    /// `(index, ok or why not)` per snapshot file, oldest first.
+    pub snapshots: Vec<(u64, Result<(), String>)>,
+    pub torn: Option<TornTail>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.first_index {
+            Some(first) if self.next_index > first => writeln!(
+                f,
+                "records {first}..={} ({} records in {} frames, {} segments)",
+                self.next_index - 1,
+                self.records,
+                self.frames,
+                self.segments
+            )?,
+            _ => writeln!(f, "no records ({} segments)", self.segments)?,
+        }
+        for (index, state) in &self.snapshots {
+            match state {
+                Ok(()) => writeln!(f, "snapshot {index}: ok")?,
+                Err(why) => writeln!(f, "snapshot {index}: UNUSABLE: {why}")?,
+            }
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        for p in &self.problems {
+            writeln!(f, "error: {p}")?;
+        }
+        if self.is_ok() {
+            write!(f, "journal ok")
+        } else {
+            write!(f, "journal DAMAGED ({} problems)", self.problems.len())
+        }
+    }
+}
+
+/// At most this many undecodable records are listed one by one.
+const LISTED_BAD_RECORDS: usize = 10;
+
+/// Check a journal directory without changing it.
+pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalError> {
+    if !dir.is_dir() {
+        return Err(JournalError::io(
+            "open",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        ));
+    }
+    let mut report = VerifyReport::default();
+    let mut bad_records = 0usize;
+    let mut records = 0u64;
+    let mut problems = Vec::new();
+    let scanned = scan_all(dir, 0, &mut |index, payload| {
+        records += 1;
+        if let Err(why) = (checks.record)(payload) {
+            bad_records += 1;
+            if bad_records <= LISTED_BAD_RECORDS {
+                problems.push(format!("record {index} does not decode: {why}"));
+            }
+        }
+        Ok(())
+    });
+    report.records = records;
+    report.problems = problems;
+    if bad_records > LISTED_BAD_RECORDS {
+        report.problems.push(format!(
+            "… and {} more records that do not decode",
+            bad_records - LISTED_BAD_RECORDS
+        ));
+    }
+    match scanned {
+        Ok(scan) => {
+            report.segments = scan.segments.len();
+            report.frames = scan.frames;
+            report.first_index = scan.first_index;
+            report.next_index = scan.next_index;
+            if let Some(t) = &scan.torn {
+                report.warnings.push(format!(
+                    "torn tail (a crash mid-write; cut off at the next start): {t}"
+                ));
+            }
+            report.torn = scan.torn;
+        }
+        Err(e @ (JournalError::Corrupt { .. } | JournalError::Gap { .. })) => {
+            report.problems.push(e.to_string());
+        }
+        Err(e) => return Err(e),
+    }
+    for snap in list_snapshots(dir)? {
+        let state = read_snapshot(&snap.path).and_then(|(_, bytes)| {
+            (checks.snapshot)(&bytes).map_err(|reason| JournalError::Snapshot {
+                path: snap.path.clone(),
+                reason,
+            })
+        });
+        report
+            .snapshots
+            .push((snap.index, state.map_err(|e| e.to_string())));
+    }
+    let newest_good = report
+        .snapshots
+        .iter()
+        .rev()
+        .find(|(_, s)| s.is_ok())
+        .map(|(i, _)| *i);
+    if let Some((index, Err(_))) = report.snapshots.last() {
+        report.warnings.push(format!(
+            "the newest snapshot ({index}) is unusable; recovery falls back to an older one"
+        ));
+    }
+    let has_records = report.records > 0;
+    match (newest_good, report.first_index) {
+        (None, _) if has_records => report
+            .problems
+            .push("records on disk but no usable snapshot to replay them onto".into()),
+        (Some(index), Some(first)) if index + 1 < first => report.problems.push(format!(
+            "snapshot {index} is followed by records from {first}: records {}..={} are missing",
+            index + 1,
+            first - 1
+        )),
+        (Some(index), Some(_)) if index >= report.next_index && has_records => {
+            report.warnings.push(format!(
+                "snapshot {index} is ahead of the journal's last record {} (sync = \"none\" after an OS crash?)",
+                report.next_index.saturating_sub(1)
+            ))
+        }
+        _ => {}
+    }
+    Ok(report)
+}
+
+/// What `dump` printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpReport {
+    pub records: u64,
+    pub torn: Option<TornTail>,
+}
+
+/// Print every record as one JSON line, `{"index":N, …the input as stored…}`, oldest first.
+/// Stops with an error at damage in the middle; a torn tail ends the dump (reported, not printed).
+pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, JournalError> {
+    let mut records = 0u64;
+    let stdout_err = |e: std::io::Error| JournalError::io("write", Path::new("<output>"), e);
+    let scan = scan_all(dir, 0, &mut |index, payload| {
+        let body = json_object(payload).map_err(|reason| JournalError::Decode { index, reason })?;
+        if body.is_empty() {
+            writeln!(out, "{{\"index\":{index}}}").map_err(stdout_err)?;
+        } else {
+            out.write_all(format!("{{\"index\":{index},").as_bytes())
+                .and_then(|()| out.write_all(body))
+                .and_then(|()| out.write_all(b"}\n"))
+                .map_err(stdout_err)?;
+        }
+        records += 1;
+        Ok(())
+    })?;
+    Ok(DumpReport {
+        records,
+        torn: scan.torn,
+    })
+}
+
+/// Check that `bytes` is one JSON object and return what is between its braces.
+fn json_object(bytes: &[u8]) -> Result<&[u8], String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| e.to_string())?;
+    let text = bytes.trim_ascii();
+    match (text.first(), text.last()) {
+        (Some(b'{'), Some(b'}')) => Ok(text[1..text.len() - 1].trim_ascii()),
+        _ => Err("not a JSON object".into()),
+    }
+}

@@ -1,0 +1,356 @@
+//! The writer: appends batches of records to the newest segment, one frame and one sync per batch.
+//!
+//! It owns the open segment and the directory lock. After any write or sync error it rolls the
+//! segment back to the last good frame before accepting anything else, so a failed batch never
+//! leaves bytes that a later batch would be written after (the torn-tail rule depends on that).
+//! It never interprets payloads and never reads a clock.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::daemon::SyncMode;
+
+use super::frame::{self, MAX_BODY_BYTES, MAX_RECORD_BYTES};
+use super::segment::{scan_all, segment_path, SegmentFile, TornTail, TEMP_EXT};
+use super::{lock_dir, sync_dir, JournalError};
+
+/// How the writer behaves; see `[journal]` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    pub sync: SyncMode,
+    /// Roll to a new segment once the current one holds at least this many bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            sync: SyncMode::Batch,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What opening the journal found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Index of the oldest record on disk, if any.
+    pub first_index: Option<u64>,
+    /// The index the next appended record gets.
+    pub next_index: u64,
+    pub segments: usize,
+    /// Records handed to the replay callback.
+    pub replayed: u64,
+    /// A torn tail that was cut off (a crash mid-write; those records were never acknowledged).
+    pub truncated: Option<TornTail>,
+}
+
+/// Where the writer stood before a batch, to roll back to if the batch fails.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    segments: usize,
+    len: u64,
+    next_index: u64,
+}
+
+/// The append side of the journal. See the module docs.
+pub struct Log {
+    dir: PathBuf,
+    opts: LogOptions,
+    segments: Vec<SegmentFile>,
+    active: File,
+    /// Bytes of whole, written frames in the active segment.
+    active_len: u64,
+    next_index: u64,
+    /// A failed batch still to be cut off before the next append.
+    rollback: Option<Mark>,
+    buf: Vec<u8>,
+    _lock: File,
+}
+
+impl Log {
+    /// Open (or create) the journal in `dir`, check every segment, cut off a torn tail, and hand
+    /// each record with index ≥ `resume_at` to `on_record` in order. `resume_at` is one past the
+    /// snapshot the caller restored (1 with no snapshot); it is also where an empty journal starts.
+    pub fn open(
+        dir: &Path,
+        opts: LogOptions,
+        resume_at: u64,
+        mut on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
+    ) -> Result<(Log, OpenReport), JournalError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
+        let lock = lock_dir(dir)?;
+        remove_temp_files(dir)?;
+        let mut replayed = 0u64;
+        let scan = scan_all(dir, resume_at, &mut |index, payload| {
+            replayed += 1;
+            on_record(index, payload)
+        })?;
+        if let Some(first) = scan.first_index {
+            if first > resume_at {
+                return Err(JournalError::Gap {
+                    path: scan.segments[0].path.clone(),
+                    expected: resume_at,
+                    found: first,
+                });
+            }
+        }
+        let mut segments = scan.segments;
+        let mut next_index = scan.next_index;
+        let mut active_len = scan.last_valid_len;
+        if let Some(torn) = &scan.torn {
+            tracing::warn!(tail = %torn, "journal: cutting off a torn tail left by a crash mid-write");
+            let path = &segments[segments.len() - 1].path;
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(active_len).and_then(|()| f.sync_all()))
+                .map_err(|e| JournalError::io("truncate", path, e))?;
+        }
+        if next_index < resume_at && !segments.is_empty() {
+            // The snapshot is newer than the journal's end (possible only with sync = "none" after
+            // an OS crash): everything on disk is covered by it, so start afresh after it.
+            tracing::warn!(
+                journal_end = next_index,
+                snapshot = resume_at - 1,
+                "journal: the snapshot is ahead of the journal; starting a new segment after it"
+            );
+            for seg in segments.drain(..) {
+                std::fs::remove_file(&seg.path)
+                    .map_err(|e| JournalError::io("remove", &seg.path, e))?;
+            }
+        }
+        if segments.is_empty() {
+            next_index = resume_at;
+            segments.push(SegmentFile {
+                base: resume_at,
+                path: segment_path(dir, resume_at),
+            });
+            create_segment(dir, resume_at, opts.sync)?;
+            active_len = 0;
+        }
+        let active_path = &segments[segments.len() - 1].path;
+        let active = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(active_path)
+            .map_err(|e| JournalError::io("open", active_path, e))?;
+        let log = Log {
+            dir: dir.to_path_buf(),
+            opts,
+            segments,
+            active,
+            active_len,
+            next_index,
+            rollback: None,
+            buf: Vec::new(),
+            _lock: lock,
+        };
+        let report = OpenReport {
+            first_index: log.segments.first().map(|s| s.base),
+            next_index: log.next_index,
+            segments: log.segments.len(),
+            replayed,
+            truncated: scan.torn,
+        };
+        Ok((log, report))
+    }
+
+    /// The index the next appended record gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> LogOptions {
+        self.opts
+    }
+
+    /// The segments on disk, oldest first (the last one is being appended to).
+    pub fn segments(&self) -> &[SegmentFile] {
+        &self.segments
+    }
+
+    /// Append `payloads` as consecutive records and make them durable per `SyncMode` before
+    /// returning their index range. On error nothing of the batch counts: the bytes are cut off
+    /// (now, or before the next append if even that fails) and the indexes are handed out again.
+    pub fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<u64>, JournalError> {
+        for p in payloads {
+            if p.is_empty() {
+                return Err(JournalError::EmptyRecord);
+            }
+            if p.len() > MAX_RECORD_BYTES {
+                return Err(JournalError::RecordTooLarge {
+                    bytes: p.len(),
+                    max: MAX_RECORD_BYTES,
+                });
+            }
+        }
+        self.finish_rollback()?;
+        let mark = Mark {
+            segments: self.segments.len(),
+            len: self.active_len,
+            next_index: self.next_index,
+        };
+        let start = self.next_index;
+        match self.write_frames(payloads) {
+            Ok(()) => Ok(start..self.next_index),
+            Err(e) => {
+                self.rollback = Some(mark);
+                if let Err(again) = self.finish_rollback() {
+                    tracing::error!(error = %again, "journal: cannot cut off a failed batch yet; will retry before the next append");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_frames(&mut self, payloads: &[&[u8]]) -> Result<(), JournalError> {
+        let mut rest = payloads;
+        while !rest.is_empty() {
+            let take = match self.opts.sync {
+                SyncMode::Always => 1,
+                SyncMode::Batch | SyncMode::None => frame_fits(rest),
+            };
+            let (now, later) = rest.split_at(take);
+            rest = later;
+            let len = frame::frame_len(now.iter().map(|p| p.len())) as u64;
+            if self.active_len > 0 && self.active_len + len > self.opts.segment_bytes {
+                self.roll()?;
+            }
+            self.buf.clear();
+            frame::encode(&mut self.buf, self.next_index, now);
+            let path = &self.segments[self.segments.len() - 1].path;
+            self.active
+                .write_all_at(&self.buf, self.active_len)
+                .map_err(|e| JournalError::io("append to", path, e))?;
+            if self.opts.sync != SyncMode::None {
+                self.active
+                    .sync_data()
+                    .map_err(|e| JournalError::io("sync", path, e))?;
+            }
+            self.active_len += len;
+            self.next_index += now.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Make every appended record durable now (for `SyncMode::None` at shutdown; the other modes
+    /// already sync each batch).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        let path = &self.segments[self.segments.len() - 1].path;
+        self.active
+            .sync_data()
+            .map_err(|e| JournalError::io("sync", path, e))
+    }
+
+    /// Start a new segment at `next_index`. The old one is synced first (a no-op unless the mode
+    /// is `none`), so only the newest segment can ever end in a torn frame.
+    fn roll(&mut self) -> Result<(), JournalError> {
+        self.sync()?;
+        let base = self.next_index;
+        let file = create_segment(&self.dir, base, self.opts.sync)?;
+        self.segments.push(SegmentFile {
+            base,
+            path: segment_path(&self.dir, base),
+        });
+        self.active = file;
+        self.active_len = 0;
+        Ok(())
+    }
+
+    /// Cut the journal back to where a failed batch started.
+    fn finish_rollback(&mut self) -> Result<(), JournalError> {
+        let Some(mark) = self.rollback else {
+            return Ok(());
+        };
+        while self.segments.len() > mark.segments {
+            let seg = &self.segments[self.segments.len() - 1];
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(JournalError::io("remove", &seg.path, e)),
+            }
+            self.segments.pop();
+        }
+        let path = self.segments[self.segments.len() - 1].path.clone();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| JournalError::io("open", &path, e))?;
+        file.set_len(mark.len)
+            .map_err(|e| JournalError::io("truncate", &path, e))?;
+        if self.opts.sync != SyncMode::None {
+            file.sync_all()
+                .map_err(|e| JournalError::io("sync", &path, e))?;
+        }
+        self.active = file;
+        self.active_len = mark.len;
+        self.next_index = mark.next_index;
+        self.rollback = None;
+        Ok(())
+    }
+
+    /// Delete the segments whose every record is at or below `covered` (a durable snapshot holds
+    /// them). The segment being appended to always stays. Returns how many went.
+    pub fn remove_covered(&mut self, covered: u64) -> Result<usize, JournalError> {
+        let mut removed = 0;
+        while self.segments.len() > 1 && self.segments[1].base <= covered + 1 {
+            let seg = self.segments.remove(0);
+            std::fs::remove_file(&seg.path)
+                .map_err(|e| JournalError::io("remove", &seg.path, e))?;
+            removed += 1;
+        }
+        if removed > 0 && self.opts.sync != SyncMode::None {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// How many of `payloads` (at least one) fit in one frame.
+fn frame_fits(payloads: &[&[u8]]) -> usize {
+    let mut body = frame::BODY_PREFIX_BYTES;
+    let mut n = 0;
+    for p in payloads {
+        let next = body + frame::RECORD_PREFIX_BYTES + p.len();
+        if n > 0 && next > MAX_BODY_BYTES {
+            break;
+        }
+        body = next;
+        n += 1;
+    }
+    n
+}
+
+fn create_segment(dir: &Path, base: u64, sync: SyncMode) -> Result<File, JournalError> {
+    let path = segment_path(dir, base);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| JournalError::io("create", &path, e))?;
+    if sync != SyncMode::None {
+        sync_dir(dir)?;
+    }
+    Ok(file)
+}
+
+fn remove_temp_files(dir: &Path) -> Result<(), JournalError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io("list", dir, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == TEMP_EXT) {
+            std::fs::remove_file(&path).map_err(|e| JournalError::io("remove", &path, e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Durability: the input journal, snapshots, crash recovery, and the offline `verify`/`dump`.
+//!
+//! The engine is deterministic, so the journal of accepted inputs *is* the routing state. This
+//! module owns everything on disk in the journal directory:
+//!
+//! - `<first index>.seg`: segments of an append-only log of frames (`frame`, `segment`, `log`).
+//!   One batch of inputs is one frame and one sync, written before any input of it is applied.
+//! - `<index>.snap`: snapshots of the whole replayable state (`snapshot`); recovery restores the
+//!   newest good one and replays the records after it through the same code (`recovery`).
+//! - `LOCK`: held (`flock`) while a daemon has the journal open, so two never write it at once.
+//!
+//! It never decides anything about routing, never reads a clock (callers pass engine time for the
+//! snapshot schedule) and spawns nothing on the write path: the engine task calls it and waits
+//! for the sync (recovery alone decodes on a scoped helper thread, before the daemon serves).
+//! See docs/DURABILITY.md for the storage choice and its failure modes.
+
+pub mod frame;
+pub mod inspect;
+pub mod log;
+pub mod recovery;
+pub mod segment;
+pub mod snapshot;
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+pub use inspect::{dump, verify, VerifyReport};
+pub use log::{Log, LogOptions, OpenReport};
+pub use recovery::{Journal, JournalOptions, PendingSnapshot, RecoveryReport, Replay};
+pub use segment::{SegmentFile, TornTail};
+pub use snapshot::SnapshotFile;
+
+/// Everything that can go wrong with the journal. Each names the file (and offset) involved.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot {op} {}: {source}", .path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Damage inside acknowledged data: recovery refuses to start rather than lose it silently.
+    #[error("journal damaged: {} at byte {offset}: {damage}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        damage: String,
+    },
+    #[error(
+        "journal has a hole: {} starts at record {found} but record {expected} was expected",
+        .path.display()
+    )]
+    Gap {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("journal directory {} is in use by another process (LOCK is held)", .path.display())]
+    Locked { path: PathBuf },
+    #[error("a journal record of {bytes} bytes is over the limit of {max} bytes")]
+    RecordTooLarge { bytes: usize, max: usize },
+    #[error("a journal record must not be empty")]
+    EmptyRecord,
+    #[error("cannot encode input {position} of the batch for the journal: {reason}")]
+    Encode { position: usize, reason: String },
+    #[error("journal record {index} cannot be read back: {reason}")]
+    Decode { index: u64, reason: String },
+    #[error("snapshot {}: {reason}", .path.display())]
+    Snapshot { path: PathBuf, reason: String },
+    #[error("cannot take a snapshot: {reason}")]
+    SnapshotState { reason: String },
+    #[error("{} holds journal records but no usable snapshot to replay them onto{}", .dir.display(), .why)]
+    NoSnapshot { dir: PathBuf, why: String },
+}
+
+impl JournalError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether this is the disk refusing a write (full, over quota, read-only, I/O error) rather
+    /// than damaged data: the daemon answers 503 and keeps going.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, JournalError::Io { .. })
+    }
+}
+
+/// Make a directory's entries (new, renamed or removed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| JournalError::io("sync directory", dir, e))
+}
+
+/// Take `DIR/LOCK` exclusively for as long as the returned file lives.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| JournalError::io("open", &path, e))?;
+    // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() == std::io::ErrorKind::WouldBlock {
+            return Err(JournalError::Locked { path });
+        }
+        return Err(JournalError::io("lock", &path, err));
+    }
+    Ok(file)
+}

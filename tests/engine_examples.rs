@@ -1,0 +1,1659 @@
+//! Readable examples of every routing rule in `docs/ROUTING.md`, one scenario per test, named in
+//! the contact centre's words. Each test drives the engine in virtual time through its public API
+//! and asserts on the decisions it makes and the state its views show.
+
+mod support;
+
+use tierline::config::{Channel, Strategy};
+use tierline::engine::{
+    Activity, AgentStatus, DecisionKind, DeclineReason, EngineError, InteractionState, Owner,
+    RejectReason, RevokeReason, SlotPhase, Why,
+};
+
+use support::*;
+
+/// `support` with the L1 → L1+L2 → L1+L2+L3 ladder at 0/30/60 s and one agent per tier.
+fn support_desk() -> Driver {
+    Driver::new(config(
+        vec![queue("support", support_ladder())],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+            agent("l3", &[("support", 3)]),
+        ],
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiers and the escalation ladder
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_l1_agent_gets_the_call_at_once() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "l1".into())]);
+    match &offer_of(&ds, "c1").unwrap().kind {
+        DecisionKind::Offer {
+            address,
+            queue,
+            expires_at,
+            ..
+        } => {
+            assert_eq!(&**address, "sip:l1@pbx");
+            assert_eq!(&**queue, "support");
+            assert_eq!(
+                *expires_at,
+                secs(1) + secs(15),
+                "expiry = now + offer_timeout"
+            );
+        }
+        other => panic!("expected an offer, got {other:?}"),
+    }
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Offered);
+    assert_eq!(c1.owner, Owner::Agent("l1".into()));
+    assert_eq!(d.agent("l1").activity, Activity::Offered);
+}
+
+#[test]
+fn an_l2_agent_gets_the_call_after_30_seconds() {
+    let mut d = support_desk();
+    d.at(0, login("l2"));
+    let ds = d.at(secs(5), call("c1", "support"));
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "an L2 agent is not eligible at step 0"
+    );
+    assert!(d.advance(secs(35) - 1).is_empty(), "nothing before 30 s");
+    let ds = d.advance(secs(35));
+    assert_eq!(kinds(&ds), vec!["escalated", "offer"]);
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(35))]);
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"));
+    assert!(ds.iter().all(|x| x.at == secs(35)));
+    assert_eq!(d.interaction("c1").step, Some(1));
+}
+
+#[test]
+fn the_ladder_step_fires_exactly_at_its_deadline() {
+    let mut d = support_desk();
+    d.at(secs(2), call("c1", "support"));
+    assert_eq!(d.engine.next_deadline(), Some(secs(32)));
+    // One big clock jump: each step still fires at its own deadline, in order.
+    let ds = d.advance(secs(500));
+    assert_eq!(
+        steps_reached(&ds),
+        vec![("c1".into(), 1, secs(32)), ("c1".into(), 2, secs(62))]
+    );
+    assert_eq!(d.interaction("c1").step, Some(2));
+    assert_eq!(d.engine.next_deadline(), None, "the ladder is exhausted");
+    // The history records each step as waiting → waiting.
+    let reached: Vec<_> = d
+        .interaction("c1")
+        .history
+        .iter()
+        .filter_map(|t| match &t.why {
+            Why::StepReached { queue, step } => {
+                assert_eq!(t.from, Some(InteractionState::Waiting));
+                assert_eq!(t.to, InteractionState::Waiting);
+                Some((queue.to_string(), *step, t.at))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reached,
+        vec![
+            ("support".into(), 1, secs(32)),
+            ("support".into(), 2, secs(62))
+        ]
+    );
+}
+
+#[test]
+fn a_step_reached_while_ringing_applies_when_the_call_comes_back() {
+    let mut q = queue("support", support_ladder());
+    q.offer_timeout_ms = secs(40);
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, login("l2"));
+    d.at(0, call("c1", "support"));
+    // Ringing l1 until 40 s; step 1 (L1+L2) is reached at 30 s while ringing.
+    let ds = d.advance(secs(30));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(30))]);
+    assert!(offers(&ds).is_empty(), "the call is ringing, not waiting");
+    let ds = d.advance(secs(40));
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "l1".into(), RevokeReason::Expired)]
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"));
+}
+
+#[test]
+fn priority_boost_is_applied_once() {
+    let mut ladder = support_ladder();
+    ladder[0].priority_boost = 2;
+    ladder[2].priority_boost = 5;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![agent("l3", &[("support", 3)])],
+    ));
+    d.at(0, Arrival::new("c1").queue("support").priority(1).event());
+    assert_eq!(
+        d.interaction("c1").priority,
+        3,
+        "step 0's boost applies on arrival"
+    );
+    d.at(secs(50), login("l3"));
+    let ds = d.advance(secs(60));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l3"));
+    assert_eq!(d.interaction("c1").priority, 8);
+    // Back in the queue after a decline and past every deadline: still boosted only once.
+    d.at(secs(61), decline("c1", "l3", DeclineReason::Rejected));
+    d.advance(secs(300));
+    assert_eq!(d.interaction("c1").priority, 8);
+}
+
+#[test]
+fn skip_if_no_agents_moves_on_when_no_l1_is_logged_in() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l2"));
+    let ds = d.at(secs(4), call("c1", "support"));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(4))]);
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"));
+    assert_eq!(d.interaction("c1").step, Some(1));
+}
+
+#[test]
+fn skip_if_no_agents_waits_for_a_logged_in_l1_who_is_not_ready() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, not_ready("l1", "lunch"));
+    d.at(0, login("l2"));
+    let ds = d.at(secs(4), call("c1", "support"));
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "a not_ready L1 is still logged in"
+    );
+    assert_eq!(d.interaction("c1").step, Some(0));
+    let ds = d.advance(secs(34));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing rules, rejections, schedules, overflow
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_complaint_rule_routes_to_complaints_with_priority() {
+    let mut cfg = config(
+        vec![
+            queue("support", support_ladder()),
+            queue("complaints", vec![step(0, &[3])]),
+        ],
+        vec![agent("l3", &[("complaints", 3)])],
+    );
+    cfg.rules = vec![
+        rule(&[("category", "complaint")], "complaints", Some(10)),
+        rule(&[("channel", "voice")], "support", None),
+    ];
+    let mut d = Driver::new(cfg);
+    let ds = d.at(0, Arrival::new("c1").attr("category", "complaint").event());
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "nobody for complaints is logged in yet"
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.queue.as_deref(), Some("complaints"));
+    assert_eq!(c1.priority, 10);
+    assert_eq!(
+        c1.history[0].why,
+        Why::Arrived {
+            queue: "complaints".into(),
+            rule: Some(0)
+        }
+    );
+    // The second rule catches the other voice calls; the arrival's own priority beats a rule's.
+    d.at(1, Arrival::new("c2").attr("category", "billing").event());
+    assert_eq!(d.interaction("c2").queue.as_deref(), Some("support"));
+    d.at(
+        2,
+        Arrival::new("c3")
+            .attr("category", "complaint")
+            .priority(3)
+            .event(),
+    );
+    assert_eq!(d.interaction("c3").priority, 3);
+    // Naming the queue skips the rules.
+    d.at(
+        3,
+        Arrival::new("c4")
+            .queue("support")
+            .attr("category", "complaint")
+            .event(),
+    );
+    assert_eq!(d.interaction("c4").queue.as_deref(), Some("support"));
+    let ds = d.at(4, login("l3"));
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "l3".into())],
+        "priority 10 goes first"
+    );
+}
+
+#[test]
+fn no_route_is_rejected() {
+    let mut cfg = config(vec![queue("support", support_ladder())], vec![]);
+    cfg.rules = vec![rule(&[("category", "complaint")], "support", None)];
+    let mut d = Driver::new(cfg);
+    let ds = d.at(0, Arrival::new("c1").attr("category", "sales").event());
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::Rejected {
+            interaction: "c1".into(),
+            reason: RejectReason::NoRoute,
+            target: None
+        }
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Rejected);
+    assert_eq!(c1.owner, Owner::None);
+    assert_eq!(d.engine.counts().rejected, 1);
+    assert_eq!(d.engine.counts().arrived, 1);
+}
+
+#[test]
+fn the_default_queue_takes_what_no_rule_matches() {
+    let mut cfg = config(vec![queue("support", support_ladder())], vec![]);
+    cfg.rules = vec![rule(&[("category", "complaint")], "support", Some(9))];
+    cfg.default_queue = Some("support".into());
+    let mut d = Driver::new(cfg);
+    let ds = d.at(0, Arrival::new("c1").attr("category", "sales").event());
+    assert_eq!(kinds(&ds), vec!["queued"]);
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.queue.as_deref(), Some("support"));
+    assert_eq!(c1.priority, 0);
+}
+
+#[test]
+fn a_closed_queue_rejects_with_its_target() {
+    let mut closed = queue("support", support_ladder());
+    closed.schedule = Some(never_open());
+    closed.closed_target = Some("sip:voicemail@pbx".into());
+    let mut open = queue("sales", support_ladder());
+    open.schedule = Some(always_open());
+    let mut d = Driver::new(config(vec![closed, open], vec![]));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(
+        ds.iter().map(|x| x.kind.clone()).collect::<Vec<_>>(),
+        vec![DecisionKind::Rejected {
+            interaction: "c1".into(),
+            reason: RejectReason::Closed,
+            target: Some("sip:voicemail@pbx".into())
+        }]
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Rejected);
+    assert!(!d.engine.queue("support").unwrap().open);
+    let ds = d.at(secs(2), call("c2", "sales"));
+    assert_eq!(kinds(&ds), vec!["queued"]);
+}
+
+#[test]
+fn queue_full_rejects_the_arrival() {
+    let mut q = queue("support", support_ladder());
+    q.max_waiting = Some(2);
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
+    d.at(0, call("c1", "support"));
+    d.at(1, call("c2", "support"));
+    let ds = d.at(2, call("c3", "support"));
+    assert_eq!(
+        ds.iter().map(|x| x.kind.clone()).collect::<Vec<_>>(),
+        vec![DecisionKind::Rejected {
+            interaction: "c3".into(),
+            reason: RejectReason::QueueFull,
+            target: None
+        }]
+    );
+    assert_eq!(d.waiting("support"), vec!["c1", "c2"]);
+    assert_eq!(d.engine.counts().rejected, 1);
+}
+
+#[test]
+fn a_full_queue_still_takes_an_arrival_an_agent_can_answer_at_once() {
+    let mut q = queue("support", support_ladder());
+    q.max_waiting = Some(1);
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
+    d.at(
+        0,
+        Arrival::new("c1").queue("support").skills(&["zh"]).event(),
+    );
+    d.at(1, login("l1"));
+    let ds = d.at(2, call("c2", "support"));
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("l1"));
+}
+
+#[test]
+fn max_wait_overflows_to_the_target() {
+    let q = overflow_to_target(
+        queue("support", vec![step(0, &[1])]),
+        45,
+        "sip:voicemail@pbx",
+    );
+    let mut d = Driver::new(config(vec![q], vec![]));
+    d.at(secs(1), call("c1", "support"));
+    assert_eq!(d.engine.next_deadline(), Some(secs(46)));
+    assert!(d.advance(secs(46) - 1).is_empty());
+    let ds = d.advance(secs(100));
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].at, secs(46));
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::Overflow {
+            interaction: "c1".into(),
+            queue: None,
+            target: Some("sip:voicemail@pbx".into())
+        }
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Overflowed);
+    assert_eq!(c1.owner, Owner::None);
+    assert!(d.waiting("support").is_empty());
+    assert_eq!(d.engine.counts().overflowed, 1);
+}
+
+#[test]
+fn overflow_to_a_queue_keeps_arrival_time_and_history() {
+    let support = overflow_to_queue(queue("support", vec![step(0, &[1])]), 45, "backup");
+    let mut backup = queue("backup", vec![step(0, &[1])]);
+    backup.max_waiting = Some(1);
+    let mut d = Driver::new(config(
+        vec![support, backup],
+        vec![agent("b1", &[("backup", 1)])],
+    ));
+    d.at(0, call("x", "backup"));
+    d.at(secs(1), call("c1", "support"));
+    let ds = d.advance(secs(46));
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::Overflow {
+            interaction: "c1".into(),
+            queue: Some("backup".into()),
+            target: None
+        }
+    );
+    assert_eq!(ds[0].at, secs(46));
+    let c1 = d.interaction("c1");
+    assert_eq!(
+        c1.state,
+        InteractionState::Waiting,
+        "backup's max_waiting does not refuse an overflow"
+    );
+    assert_eq!(c1.owner, Owner::Queue("backup".into()));
+    assert_eq!(c1.queue.as_deref(), Some("backup"));
+    assert_eq!(c1.arrived_at, secs(1));
+    assert_eq!(c1.entered_queue_at, secs(46));
+    assert_eq!(c1.step, Some(0));
+    assert_eq!(
+        c1.history[0].why,
+        Why::Arrived {
+            queue: "support".into(),
+            rule: None
+        }
+    );
+    assert!(c1.history.iter().any(|t| t.at == secs(46)
+        && t.why
+            == Why::Overflow {
+                queue: Some("backup".into()),
+                target: None
+            }));
+    assert_eq!(d.waiting("backup"), vec!["x", "c1"]);
+    let ds = d.at(secs(50), login("b1"));
+    assert_eq!(
+        offered_to(&ds, "x").as_deref(),
+        Some("b1"),
+        "x entered backup first"
+    );
+}
+
+#[test]
+fn an_offered_call_overflows_as_soon_as_it_comes_back() {
+    let mut q = overflow_to_target(queue("support", vec![step(0, &[1])]), 20, "sip:vm@pbx");
+    q.offer_timeout_ms = secs(60);
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
+    d.at(secs(10), call("c1", "support"));
+    let ds = d.at(secs(10), login("l1"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+    // Ringing at 30 s (max wait): it stays with l1.
+    let ds = d.advance(secs(30));
+    assert!(ds.iter().all(|x| x.kind.type_name() != "overflow"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    let ds = d.at(secs(22), decline("c1", "l1", DeclineReason::Busy));
+    assert_eq!(
+        ds.iter().map(|x| x.kind.clone()).collect::<Vec<_>>(),
+        vec![DecisionKind::Overflow {
+            interaction: "c1".into(),
+            queue: None,
+            target: Some("sip:vm@pbx".into())
+        }]
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Overflowed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels and capacity
+// ---------------------------------------------------------------------------------------------
+
+fn mixed_desk(strategy: Strategy) -> Driver {
+    Driver::new(config(
+        vec![with_strategy(
+            with_channels(
+                queue("web", vec![step(0, &[1])]),
+                &[Channel::Voice, Channel::Chat],
+            ),
+            strategy,
+        )],
+        vec![agent("a", &[("web", 1)]), agent("b", &[("web", 1)])],
+    ))
+}
+
+#[test]
+fn a_chat_agent_takes_three_chats_but_no_call() {
+    let mut d = mixed_desk(Strategy::LongestIdle);
+    d.at(0, login("a"));
+    for (t, id) in ["ch1", "ch2", "ch3"].iter().enumerate() {
+        let ds = d.at(secs(t as u64 + 1), chat(id, "web"));
+        assert_eq!(offered_to(&ds, id).as_deref(), Some("a"));
+    }
+    assert_eq!(d.agent("a").load.get(&Channel::Chat).copied(), Some(3));
+    let ds = d.at(secs(5), chat("ch4", "web"));
+    assert_eq!(kinds(&ds), vec!["queued"], "chat capacity is 3");
+    let ds = d.at(secs(6), call("v1", "web"));
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "a call needs an agent holding nothing"
+    );
+    // One chat done (wrap-up 10 s): the waiting chat takes the slot, never the call.
+    for id in ["ch1", "ch2", "ch3"] {
+        d.at(secs(7), accept(id, "a"));
+    }
+    d.at(secs(8), end("ch1"));
+    let ds = d.advance(secs(18));
+    assert_eq!(offers(&ds), vec![("ch4".into(), "a".into())]);
+    assert_eq!(d.interaction("v1").state, InteractionState::Waiting);
+}
+
+#[test]
+fn a_voice_call_blocks_other_offers() {
+    let mut d = mixed_desk(Strategy::LongestIdle);
+    d.at(0, login("a"));
+    d.at(secs(1), call("v1", "web"));
+    let ds = d.at(secs(2), chat("ch1", "web"));
+    assert_eq!(kinds(&ds), vec!["queued"], "ringing with a call");
+    d.at(secs(3), accept("v1", "a"));
+    assert_eq!(
+        d.interaction("ch1").state,
+        InteractionState::Waiting,
+        "on a call"
+    );
+    d.at(secs(60), end("v1"));
+    assert_eq!(d.agent("a").activity, Activity::WrapUp);
+    assert_eq!(
+        d.interaction("ch1").state,
+        InteractionState::Waiting,
+        "in wrap-up"
+    );
+    let ds = d.advance(secs(70));
+    assert_eq!(offers(&ds), vec![("ch1".into(), "a".into())]);
+    assert_eq!(ds[0].at, secs(70));
+}
+
+#[test]
+fn fewer_active_chats_are_preferred() {
+    let mut d = mixed_desk(Strategy::LongestIdle);
+    d.at(0, login("b"));
+    d.at(secs(1), login("a"));
+    let ds = d.at(secs(2), chat("ch1", "web"));
+    assert_eq!(offered_to(&ds, "ch1").as_deref(), Some("b"), "longest idle");
+    let ds = d.at(secs(3), chat("ch2", "web"));
+    assert_eq!(
+        offered_to(&ds, "ch2").as_deref(),
+        Some("a"),
+        "fewer active chats"
+    );
+    let ds = d.at(secs(4), chat("ch3", "web"));
+    assert_eq!(
+        offered_to(&ds, "ch3").as_deref(),
+        Some("b"),
+        "tie on load: longest idle"
+    );
+}
+
+#[test]
+fn a_chat_agent_with_a_capacity_override_takes_only_that_many() {
+    let mut d = Driver::new(config(
+        vec![with_channels(
+            queue("web", vec![step(0, &[1])]),
+            &[Channel::Chat],
+        )],
+        vec![with_capacity(agent("a", &[("web", 1)]), Channel::Chat, 1)],
+    ));
+    d.at(0, login("a"));
+    d.at(1, chat("ch1", "web"));
+    let ds = d.at(2, chat("ch2", "web"));
+    assert_eq!(kinds(&ds), vec!["queued"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+fn strategy_desk(strategy: Strategy, agents: &[(&str, u8)]) -> Driver {
+    let mut q = with_strategy(queue("q", vec![step(0, &[1, 2, 3])]), strategy);
+    q.wrap_up_ms = 0;
+    Driver::new(config(
+        vec![q],
+        agents
+            .iter()
+            .map(|(id, t)| agent(id, &[("q", *t)]))
+            .collect(),
+    ))
+}
+
+/// Offer, accept, end with no wrap-up: the agent is free again at `t`.
+fn handle_call(d: &mut Driver, t: u64, id: &str) -> String {
+    let ds = d.at(t, call(id, "q"));
+    let who = offered_to(&ds, id).unwrap_or_else(|| panic!("{id} was not offered: {ds:?}"));
+    d.at(t, accept(id, &who));
+    d.at(t, end(id));
+    who
+}
+
+#[test]
+fn longest_idle_offers_the_agent_free_the_longest() {
+    let mut d = strategy_desk(Strategy::LongestIdle, &[("a", 1), ("b", 1), ("c", 1)]);
+    d.at(secs(2), login("a"));
+    d.at(secs(2), login("b"));
+    d.at(secs(3), login("c"));
+    assert_eq!(d.agent("b").idle_since, secs(2));
+    assert_eq!(
+        handle_call(&mut d, secs(10), "c1"),
+        "a",
+        "a and b tie at 2 s: by id"
+    );
+    assert_eq!(
+        d.agent("a").idle_since,
+        secs(10),
+        "free again after the call"
+    );
+    assert_eq!(handle_call(&mut d, secs(11), "c2"), "b");
+    assert_eq!(handle_call(&mut d, secs(12), "c3"), "c");
+    assert_eq!(handle_call(&mut d, secs(13), "c4"), "a");
+}
+
+#[test]
+fn round_robin_rotates_after_the_last_agent_offered() {
+    let mut d = strategy_desk(Strategy::RoundRobin, &[("a", 1), ("b", 1), ("c", 1)]);
+    d.at(0, login("c"));
+    d.at(0, login("b"));
+    d.at(0, login("a"));
+    assert_eq!(
+        handle_call(&mut d, secs(1), "c1"),
+        "a",
+        "nobody offered yet: smallest id"
+    );
+    assert_eq!(handle_call(&mut d, secs(2), "c2"), "b");
+    // c is busy: the rotation skips it and wraps.
+    d.at(secs(3), call("x", "q"));
+    d.at(secs(3), accept("x", "c"));
+    assert_eq!(handle_call(&mut d, secs(4), "c3"), "a");
+    assert_eq!(handle_call(&mut d, secs(5), "c4"), "b");
+}
+
+#[test]
+fn fewest_interactions_prefers_the_agent_with_fewer_accepted_calls() {
+    let mut d = strategy_desk(Strategy::FewestInteractions, &[("a", 1), ("b", 1)]);
+    d.at(0, login("a"));
+    assert_eq!(handle_call(&mut d, secs(5), "c1"), "a");
+    d.at(secs(10), login("b"));
+    // a has been idle since 5 s, b since 10 s, but a has accepted one call and b none.
+    assert_eq!(handle_call(&mut d, secs(20), "c2"), "b");
+    // Now both have one: longest idle (a since 5 s, b since 20 s).
+    assert_eq!(handle_call(&mut d, secs(30), "c3"), "a");
+    // A fresh login resets the count.
+    d.at(secs(40), logout("a"));
+    d.at(secs(41), login("a"));
+    assert_eq!(d.agent("a").accepted_since_login, 0);
+    assert_eq!(handle_call(&mut d, secs(50), "c4"), "a");
+}
+
+#[test]
+fn tier_order_prefers_the_lowest_tier_even_after_the_ladder_widened() {
+    let mut q = with_strategy(
+        queue("q", vec![step(0, &[1]), step(30, &[1, 2, 3])]),
+        Strategy::TierOrder,
+    );
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("q", 1)]),
+            agent("l2", &[("q", 2)]),
+            agent("l3", &[("q", 3)]),
+        ],
+    ));
+    d.at(0, login("l3"));
+    d.at(secs(5), login("l2"));
+    d.at(secs(6), login("l1"));
+    d.at(secs(6), call("busy", "q"));
+    d.at(secs(6), accept("busy", "l1"));
+    d.at(secs(10), call("c1", "q"));
+    let ds = d.advance(secs(40));
+    assert_eq!(
+        offered_to(&ds, "c1").as_deref(),
+        Some("l2"),
+        "l3 has been idle longer, but tier 2 comes first"
+    );
+}
+
+#[test]
+fn random_strategy_is_deterministic_for_a_seed() {
+    let script = |seed: u64| {
+        let mut q = with_strategy(queue("q", vec![step(0, &[1])]), Strategy::Random);
+        q.wrap_up_ms = 0;
+        let mut cfg = config(
+            vec![q],
+            ["a", "b", "c", "d", "e"]
+                .iter()
+                .map(|id| agent(id, &[("q", 1)]))
+                .collect(),
+        );
+        cfg.seed = seed;
+        let mut d = Driver::new(cfg);
+        for id in ["a", "b", "c", "d", "e"] {
+            d.at(0, login(id));
+        }
+        let mut picked = Vec::new();
+        for n in 0..8 {
+            picked.push(handle_call(&mut d, secs(n + 1), &format!("c{n}")));
+        }
+        (to_json_lines(&d.log), picked)
+    };
+    let (first, _) = script(7);
+    let (again, _) = script(7);
+    assert_eq!(first, again, "same seed, same decisions");
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..10 {
+        seen.extend(script(seed).1);
+    }
+    assert!(seen.len() >= 3, "random spreads calls, saw only {seen:?}");
+}
+
+#[test]
+fn random_strategy_still_prefers_fewer_active_chats() {
+    let mut q = with_strategy(
+        with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+        Strategy::Random,
+    );
+    q.wrap_up_ms = 0;
+    for seed in 0..8 {
+        let mut cfg = config(
+            vec![q.clone()],
+            vec![agent("a", &[("web", 1)]), agent("b", &[("web", 1)])],
+        );
+        cfg.seed = seed;
+        let mut d = Driver::new(cfg);
+        d.at(0, login("a"));
+        d.at(0, login("b"));
+        let first = offered_to(&d.at(1, chat("ch1", "web")), "ch1").unwrap();
+        let second = offered_to(&d.at(2, chat("ch2", "web")), "ch2").unwrap();
+        assert_ne!(
+            first, second,
+            "seed {seed}: the agent with no chat comes first"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting order
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn priority_then_wait_time_orders_the_queue() {
+    let mut d = support_desk();
+    let position = |ds: &[tierline::engine::Decision]| match &ds[0].kind {
+        DecisionKind::Queued { position, .. } => *position,
+        other => panic!("expected queued, got {other:?}"),
+    };
+    let ds = d.at(0, call("c1", "support"));
+    assert_eq!(position(&ds), 1);
+    let ds = d.at(1, Arrival::new("c2").queue("support").priority(5).event());
+    assert_eq!(position(&ds), 1);
+    let ds = d.at(2, call("c3", "support"));
+    assert_eq!(position(&ds), 3);
+    let ds = d.at(3, Arrival::new("c4").queue("support").priority(5).event());
+    assert_eq!(position(&ds), 2);
+    assert_eq!(d.waiting("support"), vec!["c2", "c4", "c1", "c3"]);
+    let ds = d.at(4, login("l1"));
+    assert_eq!(offers(&ds), vec![("c2".into(), "l1".into())]);
+}
+
+#[test]
+fn an_agent_in_two_queues_takes_the_most_urgent() {
+    let mut q1 = queue("q1", vec![step(0, &[1])]);
+    q1.wrap_up_ms = 0;
+    let mut q2 = queue("q2", vec![step(0, &[1])]);
+    q2.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q1, q2],
+        vec![agent("a", &[("q1", 1), ("q2", 1)])],
+    ));
+    d.at(0, call("c1", "q1"));
+    d.at(secs(5), call("c2", "q2"));
+    d.at(secs(10), Arrival::new("c3").queue("q2").priority(2).event());
+    let ds = d.at(secs(20), login("a"));
+    assert_eq!(
+        offers(&ds),
+        vec![("c3".into(), "a".into())],
+        "highest priority"
+    );
+    d.at(secs(21), accept("c3", "a"));
+    let ds = d.at(secs(22), end("c3"));
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "a".into())],
+        "then the longest waiting"
+    );
+    d.at(secs(23), accept("c1", "a"));
+    let ds = d.at(secs(24), end("c1"));
+    assert_eq!(offers(&ds), vec![("c2".into(), "a".into())]);
+}
+
+#[test]
+fn a_declined_call_keeps_its_place_in_the_queue() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), call("c2", "support"));
+    d.at(secs(3), decline("c1", "l1", DeclineReason::Rejected));
+    assert_eq!(d.waiting("support"), vec!["c1", "c2"]);
+    assert_eq!(d.interaction("c1").entered_queue_at, secs(1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offers: expiry, declines, no-answers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_unanswered_offer_expires_and_goes_to_the_next_agent() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.offer_timeout_ms = secs(20);
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(secs(1), login("b"));
+    let ds = d.at(secs(2), call("c1", "support"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("a"));
+    assert_eq!(d.engine.next_deadline(), Some(secs(22)));
+    assert!(d.advance(secs(22) - 1).is_empty());
+    let ds = d.advance(secs(22));
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "offer"]);
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "a".into(), RevokeReason::Expired)]
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"));
+    assert!(ds.iter().all(|x| x.at == secs(22)));
+    let a = d.agent("a");
+    assert_eq!(a.consecutive_no_answers, 1);
+    assert_eq!(a.backoff_until, Some(secs(22) + secs(10)));
+    assert!(a.slots.is_empty());
+    assert_eq!(d.interaction("c1").entered_queue_at, secs(2));
+}
+
+#[test]
+fn an_accept_exactly_at_expiry_finds_the_offer_revoked() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    let err = d.try_at(secs(15), accept("c1", "l1")).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::NoSuchOffer {
+            interaction: "c1".into(),
+            agent: "l1".into()
+        }
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+}
+
+fn backoff_desk() -> Driver {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.reject_delay_ms = secs(3);
+    q.busy_delay_ms = secs(7);
+    q.no_answer_delay_ms = secs(11);
+    Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]))
+}
+
+fn decline_backs_off(reason: DeclineReason, delay: u64) {
+    let mut d = backoff_desk();
+    d.at(0, login("a"));
+    d.at(secs(1), call("c1", "support"));
+    let ds = d.at(secs(2), decline("c1", "a", reason));
+    assert!(offers(&ds).is_empty(), "{reason:?}: a is backing off");
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    assert_eq!(d.agent("a").backoff_until, Some(secs(2) + delay));
+    assert_eq!(d.agent("a").status, AgentStatus::Available);
+    assert!(d.advance(secs(2) + delay - 1).is_empty());
+    let ds = d.advance(secs(2) + delay);
+    assert_eq!(offers(&ds), vec![("c1".into(), "a".into())], "{reason:?}");
+    assert_eq!(
+        ds[0].at,
+        secs(2) + delay,
+        "re-offered exactly when the back-off ends"
+    );
+    let expected_no_answers = u32::from(reason == DeclineReason::NoAnswer);
+    assert_eq!(d.agent("a").consecutive_no_answers, expected_no_answers);
+}
+
+#[test]
+fn a_rejecting_agent_backs_off_for_reject_delay() {
+    decline_backs_off(DeclineReason::Rejected, secs(3));
+}
+
+#[test]
+fn a_busy_agent_backs_off_for_busy_delay() {
+    decline_backs_off(DeclineReason::Busy, secs(7));
+}
+
+#[test]
+fn a_no_answer_backs_off_for_no_answer_delay_and_counts() {
+    decline_backs_off(DeclineReason::NoAnswer, secs(11));
+}
+
+#[test]
+fn max_no_answer_makes_the_agent_not_ready() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 2;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    let ds = d.advance(secs(15));
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked"],
+        "first no-answer: back-off only"
+    );
+    let ds = d.advance(secs(25));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a".into())]);
+    d.at(secs(30), login("b"));
+    let ds = d.advance(secs(40));
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "agent_state", "offer"]);
+    assert_eq!(
+        ds[1].kind,
+        DecisionKind::AgentState {
+            agent: "a".into(),
+            state: AgentStatus::NotReady,
+            reason: Some("no_answer".into())
+        }
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"));
+    let a = d.agent("a");
+    assert_eq!(a.status, AgentStatus::NotReady);
+    assert_eq!(a.reason.as_deref(), Some("no_answer"));
+    assert_eq!(a.activity, Activity::NotReady);
+}
+
+#[test]
+fn an_accept_resets_the_no_answer_count() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 2;
+    q.no_answer_delay_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
+    assert_eq!(d.agent("a").consecutive_no_answers, 1);
+    // No back-off: offered again at once, and this time answered.
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    d.at(secs(2), accept("c1", "a"));
+    assert_eq!(d.agent("a").consecutive_no_answers, 0);
+    assert_eq!(d.agent("a").accepted_since_login, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Abandons, wrap-up, transfer, escalation, agent state
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_caller_who_hangs_up_while_waiting_is_abandoned() {
+    let mut d = support_desk();
+    d.at(0, call("c1", "support"));
+    d.at(0, call("c2", "support"));
+    let ds = d.at(secs(8), abandon("c1"));
+    assert!(revocations(&ds).is_empty());
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Abandoned);
+    assert_eq!(c1.owner, Owner::None);
+    assert_eq!(d.waiting("support"), vec!["c2"]);
+    assert_eq!(d.engine.counts().abandoned, 1);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_ringing_frees_the_agent_at_once() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), call("c2", "support"));
+    let ds = d.at(secs(3), abandon("c1"));
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "offer"]);
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "l1".into(), RevokeReason::Abandoned)]
+    );
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Abandoned);
+    assert_eq!(d.agent("l1").backoff_until.filter(|&b| b > secs(3)), None);
+}
+
+#[test]
+fn abandoning_a_connected_call_is_refused() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(1, accept("c1", "l1"));
+    d.advance(2);
+    let before = d.snapshot(&["c1"]);
+    let err = d.try_at(2, abandon("c1")).unwrap_err();
+    match err {
+        EngineError::InvalidTransition {
+            interaction,
+            event,
+            state,
+            ..
+        } => {
+            assert_eq!(interaction, "c1");
+            assert_eq!(event, "interaction.abandoned");
+            assert_eq!(state, "connected");
+        }
+        other => panic!("expected InvalidTransition, got {other:?}"),
+    }
+    assert_eq!(d.snapshot(&["c1"]), before);
+}
+
+/// `support` with a single step (L1 only), so no ladder timer gets in the way.
+fn simple_desk() -> Driver {
+    Driver::new(config(
+        vec![queue("support", vec![step(0, &[1])])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 1)]),
+        ],
+    ))
+}
+
+#[test]
+fn a_call_ends_then_wraps_up_then_is_done() {
+    let mut d = simple_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(2), accept("c1", "l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Connected);
+    assert_eq!(d.agent("l1").activity, Activity::Busy);
+    d.at(secs(3), call("c2", "support"));
+    d.at(
+        secs(60),
+        tierline::engine::Event::InteractionEnded {
+            interaction: "c1".into(),
+            resolved: Some(true),
+        },
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::WrapUp);
+    assert_eq!(c1.resolved, Some(true));
+    let l1 = d.agent("l1");
+    assert_eq!(l1.activity, Activity::WrapUp);
+    assert_eq!(l1.slots.len(), 1);
+    assert_eq!(l1.slots[0].phase, SlotPhase::WrapUp);
+    assert_eq!(l1.slots[0].until, Some(secs(70)));
+    assert!(d.advance(secs(70) - 1).is_empty());
+    let ds = d.advance(secs(70));
+    assert_eq!(offers(&ds), vec![("c2".into(), "l1".into())]);
+    assert_eq!(ds[0].at, secs(70));
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+    assert_eq!(d.interaction("c1").owner, Owner::None);
+    assert_eq!(d.agent("l1").idle_since, secs(70));
+}
+
+#[test]
+fn wrapup_done_ends_the_wrap_up_early() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(2), accept("c1", "l1"));
+    d.at(secs(20), end("c1"));
+    d.at(secs(21), call("c2", "support"));
+    let ds = d.at(secs(22), wrapup_done("l1"));
+    assert_eq!(offers(&ds), vec![("c2".into(), "l1".into())]);
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+    assert_eq!(d.agent("l1").idle_since, secs(22));
+}
+
+#[test]
+fn wrapup_done_without_a_wrap_up_changes_nothing() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    let before = d.snapshot(&[]);
+    let ds = d.at(0, wrapup_done("l1"));
+    assert!(ds.is_empty());
+    assert_eq!(d.snapshot(&[]), before);
+}
+
+#[test]
+fn no_wrap_up_time_means_done_at_once() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), call("c2", "support"));
+    d.at(secs(2), accept("c1", "l1"));
+    let ds = d.at(secs(9), end("c1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+    assert_eq!(offers(&ds), vec![("c2".into(), "l1".into())]);
+}
+
+fn two_queue_desk() -> Driver {
+    let mut billing = queue("billing", vec![step(0, &[1])]);
+    billing.max_waiting = Some(1);
+    Driver::new(config(
+        vec![queue("support", support_ladder()), billing],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+            agent("b1", &[("billing", 1)]),
+        ],
+    ))
+}
+
+#[test]
+fn a_transfer_moves_the_call_and_keeps_its_arrival_time_and_history() {
+    let mut d = two_queue_desk();
+    d.at(0, login("l1"));
+    d.at(0, Arrival::new("c1").queue("support").priority(4).event());
+    d.at(secs(1), accept("c1", "l1"));
+    d.at(secs(5), login("b1"));
+    let ds = d.at(secs(20), transfer("c1", "billing"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "b1".into())]);
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.queue.as_deref(), Some("billing"));
+    assert_eq!(c1.arrived_at, 0);
+    assert_eq!(c1.entered_queue_at, secs(20));
+    assert_eq!(c1.priority, 4);
+    assert_eq!(c1.step, Some(0));
+    assert!(c1.history.iter().any(|t| t.at == secs(20)
+        && t.from == Some(InteractionState::Connected)
+        && t.to == InteractionState::Waiting
+        && t.why
+            == Why::Transferred {
+                by: "l1".into(),
+                queue: "billing".into()
+            }));
+    let l1 = d.agent("l1");
+    assert_eq!(l1.slots.len(), 1);
+    assert_eq!(l1.slots[0].phase, SlotPhase::WrapUp);
+    assert_eq!(l1.slots[0].interaction, None);
+    assert_eq!(l1.slots[0].until, Some(secs(30)), "support's wrap-up");
+}
+
+#[test]
+fn a_transfer_into_a_full_queue_is_refused() {
+    let mut d = two_queue_desk();
+    d.at(0, call("waiting", "billing"));
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), accept("c1", "l1"));
+    d.advance(secs(2));
+    let before = d.snapshot(&["c1", "waiting"]);
+    let err = d.try_at(secs(2), transfer("c1", "billing")).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::QueueFull {
+            queue: "billing".into(),
+            max_waiting: 1
+        }
+    );
+    assert_eq!(d.snapshot(&["c1", "waiting"]), before);
+}
+
+#[test]
+fn an_agent_escalates_a_call_to_l2_with_a_priority_boost() {
+    let mut q = queue("support", support_ladder());
+    q.escalation_priority_boost = 3;
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), accept("c1", "l1"));
+    let ds = d.at(secs(10), escalate("c1", 2));
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::Escalated {
+            interaction: "c1".into(),
+            queue: "support".into(),
+            step: None,
+            by: Some("l1".into()),
+            min_tier: Some(2)
+        }
+    );
+    assert!(offers(&ds).is_empty(), "l1 is tier 1 and l2 is offline");
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Waiting);
+    assert_eq!(c1.min_tier, Some(2));
+    assert_eq!(c1.priority, 3);
+    assert_eq!(c1.entered_queue_at, secs(10));
+    assert!(c1.history.iter().any(|t| t.why
+        == Why::EscalatedByAgent {
+            by: "l1".into(),
+            min_tier: 2
+        }));
+    // The ladder no longer applies: past 60 s there is no step, and l1 still never gets it.
+    let ds = d.advance(secs(200));
+    assert!(steps_reached(&ds).is_empty());
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    let ds = d.at(secs(201), login("l2"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "l2".into())]);
+}
+
+#[test]
+fn an_escalated_call_keeps_its_priority_and_gains_the_boost() {
+    // docs/ROUTING.md: explicit escalation is "as a transfer back into the same queue" (which
+    // keeps the priority) and "the queue's escalation_priority_boost is added".
+    let mut ladder = support_ladder();
+    ladder[0].priority_boost = 2;
+    let mut q = queue("support", ladder);
+    q.escalation_priority_boost = 3;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, Arrival::new("c1").queue("support").priority(1).event());
+    assert_eq!(d.interaction("c1").priority, 3);
+    d.at(secs(1), accept("c1", "l1"));
+    d.at(secs(5), escalate("c1", 2));
+    assert_eq!(d.interaction("c1").priority, 3 + 3);
+}
+
+#[test]
+fn a_transfer_keeps_the_priority_earned_on_the_ladder() {
+    // docs/ROUTING.md: a transferred interaction keeps "its arrival time, priority and history".
+    let mut ladder = support_ladder();
+    ladder[1].priority_boost = 5;
+    let mut d = Driver::new(config(
+        vec![
+            queue("support", ladder),
+            queue("billing", vec![step(0, &[1])]),
+        ],
+        vec![agent("l2", &[("support", 2)])],
+    ));
+    d.at(0, call("c1", "support"));
+    d.advance(secs(30));
+    assert_eq!(d.interaction("c1").priority, 5);
+    d.at(secs(31), login("l2"));
+    d.at(secs(32), accept("c1", "l2"));
+    d.at(secs(40), transfer("c1", "billing"));
+    assert_eq!(d.interaction("c1").priority, 5);
+}
+
+#[test]
+fn a_transfer_to_a_queue_that_does_not_serve_the_channel_is_refused() {
+    let mut d = Driver::new(config(
+        vec![
+            with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+            queue("phones", vec![step(0, &[1])]),
+        ],
+        vec![agent("a", &[("web", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, chat("ch1", "web"));
+    d.at(1, accept("ch1", "a"));
+    d.advance(2);
+    let before = d.snapshot(&["ch1"]);
+    assert_eq!(
+        d.try_at(2, transfer("ch1", "phones")),
+        Err(EngineError::ChannelNotServed {
+            queue: "phones".into(),
+            channel: Channel::Chat
+        })
+    );
+    assert_eq!(d.snapshot(&["ch1"]), before);
+}
+
+#[test]
+fn an_agent_going_offline_revokes_its_pending_offer() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(secs(1), call("c1", "support"));
+    let ds = d.at(secs(2), logout("l1"));
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "l1".into(), RevokeReason::AgentOffline)]
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Waiting);
+    assert_eq!(c1.entered_queue_at, secs(1));
+    assert_eq!(d.agent("l1").status, AgentStatus::Offline);
+    assert_eq!(d.agent("l1").activity, Activity::Offline);
+    // A not_ready agent keeps its pending offer.
+    d.at(secs(3), login("l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    let ds = d.at(secs(4), not_ready("l1", "break"));
+    assert!(revocations(&ds).is_empty());
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    d.at(secs(5), accept("c1", "l1"));
+    // Offline keeps the connected call; it finishes normally.
+    let ds = d.at(secs(6), logout("l1"));
+    assert!(revocations(&ds).is_empty());
+    assert_eq!(d.interaction("c1").state, InteractionState::Connected);
+    d.at(secs(7), end("c1"));
+    d.advance(secs(17));
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+}
+
+#[test]
+fn a_not_ready_agent_gets_nothing_until_available_again() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(secs(1), not_ready("l1", "training"));
+    assert_eq!(d.agent("l1").reason.as_deref(), Some("training"));
+    let ds = d.at(secs(2), call("c1", "support"));
+    assert_eq!(kinds(&ds), vec!["queued"]);
+    let ds = d.at(secs(9), available("l1"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "l1".into())]);
+    assert_eq!(d.agent("l1").idle_since, secs(9));
+}
+
+#[test]
+fn required_skills_pick_the_agent_who_has_them_all() {
+    let mut d = Driver::new(config(
+        vec![queue("support", vec![step(0, &[1])])],
+        vec![
+            with_skills(agent("en", &[("support", 1)]), &["en"]),
+            with_skills(agent("enzh", &[("support", 1)]), &["en", "zh"]),
+        ],
+    ));
+    d.at(0, login("en"));
+    let ds = d.at(
+        1,
+        Arrival::new("c1")
+            .queue("support")
+            .skills(&["zh", "en"])
+            .event(),
+    );
+    assert_eq!(kinds(&ds), vec!["queued"], "en lacks zh");
+    let ds = d.at(2, login("enzh"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "enzh".into())]);
+}
+
+#[test]
+fn a_login_creates_an_agent_not_in_the_roster() {
+    let mut d = support_desk();
+    d.at(0, call("c1", "support"));
+    let ds = d.at(
+        secs(1),
+        tierline::engine::Event::AgentLogin {
+            agent: "temp".into(),
+            address: Some("sip:temp@pbx".into()),
+            tiers: Some([("support".to_string(), 1)].into_iter().collect()),
+            skills: None,
+            capacity: None,
+        },
+    );
+    assert_eq!(offers(&ds), vec![("c1".into(), "temp".into())]);
+    assert_eq!(&*d.agent("temp").address, "sip:temp@pbx");
+}
+
+#[test]
+fn a_rating_is_taken_once_connected_and_the_last_one_counts() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    let err = d.try_at(1, rate("c1", 5)).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::InvalidTransition { interaction, state, .. } if interaction == "c1" && *state == "offered"),
+        "{err:?}"
+    );
+    d.at(2, accept("c1", "l1"));
+    d.at(3, rate("c1", 2));
+    d.at(4, rate("c1", 4));
+    assert_eq!(d.interaction("c1").rating, Some(4));
+    let err = d.try_at(5, rate("c1", 6)).unwrap_err();
+    assert!(matches!(err, EngineError::InvalidValue { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused events change nothing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn refused_events_return_the_typed_error_and_change_nothing() {
+    let mut cfg = config(
+        vec![
+            queue("support", support_ladder()),
+            with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+        ],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    );
+    cfg.limits.max_live_interactions = 3;
+    let mut d = Driver::new(cfg);
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support")); // offered to l1
+    d.at(0, call("c2", "support")); // waiting
+    d.advance(secs(1));
+    let ids = ["c1", "c2", "c3", "nope"];
+    let cases: Vec<(tierline::engine::Event, EngineError)> = vec![
+        (
+            accept("c1", "ghost"),
+            EngineError::UnknownAgent {
+                agent: "ghost".into(),
+            },
+        ),
+        (
+            accept("nope", "l1"),
+            EngineError::UnknownInteraction {
+                interaction: "nope".into(),
+            },
+        ),
+        (
+            accept("c2", "l1"),
+            EngineError::NoSuchOffer {
+                interaction: "c2".into(),
+                agent: "l1".into(),
+            },
+        ),
+        (
+            accept("c1", "l2"),
+            EngineError::NoSuchOffer {
+                interaction: "c1".into(),
+                agent: "l2".into(),
+            },
+        ),
+        (
+            call("c3", "nowhere"),
+            EngineError::UnknownQueue {
+                queue: "nowhere".into(),
+            },
+        ),
+        (
+            call("c3", "web"),
+            EngineError::ChannelNotServed {
+                queue: "web".into(),
+                channel: Channel::Voice,
+            },
+        ),
+        (
+            call("c2", "support"),
+            EngineError::DuplicateInteraction {
+                interaction: "c2".into(),
+                state: "waiting",
+            },
+        ),
+        (
+            login("stranger"),
+            EngineError::AgentNeedsAddress {
+                agent: "stranger".into(),
+            },
+        ),
+        (
+            tierline::engine::Event::AgentLogin {
+                agent: "l2".into(),
+                address: None,
+                tiers: Some([("nowhere".to_string(), 1)].into_iter().collect()),
+                skills: None,
+                capacity: None,
+            },
+            EngineError::AgentUnknownQueue {
+                agent: "l2".into(),
+                queue: "nowhere".into(),
+            },
+        ),
+        (
+            logout("ghost"),
+            EngineError::UnknownAgent {
+                agent: "ghost".into(),
+            },
+        ),
+    ];
+    for (event, expected) in cases {
+        let before = d.snapshot(&ids);
+        let got = d.try_at(secs(1), event.clone());
+        assert_eq!(got, Err(expected), "{event:?}");
+        assert_eq!(d.snapshot(&ids), before, "{event:?} changed the state");
+    }
+    // Events that need another state name the interaction, the event and the state.
+    for (event, state) in [
+        (end("c2"), "waiting"),
+        (end("c1"), "offered"),
+        (transfer("c2", "support"), "waiting"),
+        (escalate("c1", 2), "offered"),
+    ] {
+        let before = d.snapshot(&ids);
+        let got = d.try_at(secs(1), event.clone());
+        match got {
+            Err(EngineError::InvalidTransition {
+                interaction,
+                event: name,
+                state: s,
+                ..
+            }) => {
+                assert_eq!(interaction, event_interaction(&event));
+                assert_eq!(name, event.type_name());
+                assert_eq!(s, state);
+            }
+            other => panic!("{event:?}: expected InvalidTransition, got {other:?}"),
+        }
+        assert_eq!(d.snapshot(&ids), before, "{event:?} changed the state");
+    }
+    // The live-interaction limit: a third arrival fits, a fourth is refused.
+    d.at(secs(1), call("c3", "support"));
+    let before = d.snapshot(&ids);
+    let got = d.try_at(secs(1), call("c4", "support"));
+    assert_eq!(
+        got,
+        Err(EngineError::AtCapacity {
+            interaction: "c4".into(),
+            limit: 3
+        })
+    );
+    assert_eq!(d.snapshot(&ids), before);
+}
+
+fn event_interaction(event: &tierline::engine::Event) -> String {
+    use tierline::engine::Event::*;
+    match event {
+        InteractionEnded { interaction, .. }
+        | InteractionTransferred { interaction, .. }
+        | InteractionEscalated { interaction, .. } => interaction.clone(),
+        other => panic!("no interaction in {other:?}"),
+    }
+}
+
+#[test]
+fn an_event_after_an_unfired_deadline_is_refused_until_timers_fire() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    let before = d.snapshot(&["c1"]);
+    let got = d.engine.handle(secs(20), &accept("c1", "l1"));
+    assert_eq!(
+        got,
+        Err(EngineError::TimersPending {
+            due_at: secs(15),
+            now: secs(20)
+        })
+    );
+    assert_eq!(d.snapshot(&["c1"]), before);
+}
+
+#[test]
+fn the_clock_never_runs_backwards() {
+    let mut d = support_desk();
+    d.advance(secs(10));
+    assert_eq!(d.engine.now(), secs(10));
+    d.at(secs(5), call("c1", "support"));
+    assert_eq!(d.engine.now(), secs(10));
+    assert_eq!(d.interaction("c1").arrived_at, secs(10));
+}
+
+// ---------------------------------------------------------------------------------------------
+// History, sequence numbers, deadlines
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_history_records_every_transition() {
+    let q = queue("support", vec![step(0, &[1]), step(25, &[1, 2])]);
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, call("c1", "support"));
+    d.at(secs(5), login("l1")); // offered until 20 s, then l1 backs off until 30 s
+    d.advance(secs(25)); // step 1
+    d.at(secs(26), login("l2"));
+    let offered = offers(&d.log);
+    assert_eq!(
+        offered,
+        vec![("c1".into(), "l1".into()), ("c1".into(), "l2".into())]
+    );
+    d.at(secs(27), accept("c1", "l2"));
+    d.at(secs(40), end("c1"));
+    d.advance(secs(50));
+    use InteractionState::*;
+    let got: Vec<_> = d
+        .interaction("c1")
+        .history
+        .iter()
+        .map(|t| (t.at, t.from, t.to, why_kind(&t.why)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, None, Waiting, "arrived"),
+            (secs(5), Some(Waiting), Offered, "offered"),
+            (secs(20), Some(Offered), Waiting, "revoked"),
+            (secs(25), Some(Waiting), Waiting, "step_reached"),
+            (secs(26), Some(Waiting), Offered, "offered"),
+            (secs(27), Some(Offered), Connected, "accepted"),
+            (secs(40), Some(Connected), WrapUp, "ended"),
+            (secs(50), Some(WrapUp), Done, "wrap_up_ended"),
+        ]
+    );
+}
+
+fn why_kind(why: &Why) -> &'static str {
+    match why {
+        Why::Arrived { .. } => "arrived",
+        Why::Offered { .. } => "offered",
+        Why::Accepted { .. } => "accepted",
+        Why::Declined { .. } => "declined",
+        Why::Revoked { .. } => "revoked",
+        Why::Abandoned => "abandoned",
+        Why::Ended { .. } => "ended",
+        Why::WrapUpEnded => "wrap_up_ended",
+        Why::StepReached { .. } => "step_reached",
+        Why::Overflow { .. } => "overflow",
+        Why::Rejected { .. } => "rejected",
+        Why::Transferred { .. } => "transferred",
+        Why::EscalatedByAgent { .. } => "escalated_by_agent",
+        Why::Drained { .. } => "drained",
+    }
+}
+
+#[test]
+fn decision_seq_is_gap_free() {
+    let mut d = support_desk();
+    let first = d.engine.next_seq();
+    d.at(0, login("l1"));
+    d.at(0, login("l2"));
+    for n in 0..6 {
+        d.at(secs(n), call(&format!("c{n}"), "support"));
+    }
+    d.at(secs(7), decline("c0", "l1", DeclineReason::Busy));
+    d.advance(secs(200));
+    assert!(d.log.len() > 10);
+    for (k, x) in d.log.iter().enumerate() {
+        assert_eq!(x.seq, first + k as u64, "decision {k}: {x:?}");
+    }
+    assert_eq!(d.engine.next_seq(), first + d.log.len() as u64);
+}
+
+#[test]
+fn next_deadline_is_the_earliest_pending_timer() {
+    let mut d = support_desk();
+    assert_eq!(
+        d.engine.next_deadline(),
+        None,
+        "an idle engine has no timer"
+    );
+    d.at(0, login("l1"));
+    assert_eq!(d.engine.next_deadline(), None);
+    d.at(secs(10), call("c1", "support"));
+    // Offered to l1: expiry at 25 s comes before step 1 at 40 s.
+    assert_eq!(d.engine.next_deadline(), Some(secs(25)));
+    d.at(secs(11), accept("c1", "l1"));
+    // Connected: the ladder timer of a connected call is gone.
+    assert_eq!(d.engine.next_deadline(), None);
+    d.at(secs(20), end("c1"));
+    assert_eq!(d.engine.next_deadline(), Some(secs(30)), "wrap-up end");
+    d.advance(secs(30));
+    assert_eq!(d.engine.next_deadline(), None);
+}

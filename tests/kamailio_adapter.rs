@@ -1,0 +1,261 @@
+//! The Kamailio adapter against a running daemon on 127.0.0.1: what Kamailio sends, what it gets.
+//!
+//! No timing assertions: each test orders events explicitly (a held `/route` is answered once an
+//! agent logs in, once the caller abandons…), with generous timeouts only as a hang guard.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tierline::daemon::{Daemon, DaemonOptions};
+
+const CONFIG: &str = r#"
+[defaults]
+offer_timeout_s = 10
+wrap_up_s = 0
+max_no_answer = 1
+busy_delay_s = 60
+
+[[queue]]
+id = "support"
+
+[[agent]]
+id = "a1"
+address = "sip:a1@127.0.0.1:5071"
+tiers = { support = 1 }
+
+[[agent]]
+id = "a2"
+address = "sip:a2@127.0.0.1:5072"
+tiers = { support = 1 }
+
+[server]
+listen = "127.0.0.1:0"
+request_timeout_ms = 30000
+
+[journal]
+sync = "none"
+"#;
+
+struct Harness {
+    daemon: Daemon,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let config = tierline::config::parse(CONFIG, "kamailio_adapter.toml").expect("config");
+        let daemon = Daemon::start(DaemonOptions::new(config))
+            .await
+            .expect("daemon starts");
+        let base = format!("http://{}", daemon.addr());
+        Harness {
+            daemon,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            base,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains('\n'), "one line for Kamailio: {text}");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn route(&self, body: Value) -> (u16, Value) {
+        self.post("/v1/adapters/kamailio/route", body).await
+    }
+
+    async fn report(&self, body: Value) -> (u16, Value) {
+        self.post("/v1/adapters/kamailio/report", body).await
+    }
+
+    async fn login(&self, agent: &str) {
+        let (status, body) = self
+            .post(
+                "/v1/events",
+                json!({"id": format!("login-{agent}"), "type": "agent.login", "agent": agent}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn call(id: &str) -> Value {
+    json!({"call_id": id, "from": "sip:alice@example.org", "queue": "support", "tindex": 1, "tlabel": 2})
+}
+
+#[tokio::test]
+async fn a_call_to_a_queue_with_a_free_agent_rings_that_agent() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let (status, doc) = h.route(call("c1@pbx")).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["routing"], "serial");
+    assert_eq!(doc["routes"][0]["uri"], "sip:a1@127.0.0.1:5071");
+    assert_eq!(doc["agent"], "a1");
+    let ring = doc["routes"][0]["fr_inv_timer"].as_u64().unwrap();
+    assert!(
+        ring <= 10_000 - tierline::api::kamailio::RING_GUARD_MS && ring > 5_000,
+        "ring time {ring}"
+    );
+    let view = h.get("/v1/interactions/c1@pbx").await;
+    assert_eq!(view["state"], "offered");
+    assert_eq!(view["queue"], "support");
+    h.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_held_call_gets_the_agent_who_logs_in() {
+    let h = Harness::start().await;
+    let held = {
+        let http = h.http.clone();
+        let url = format!("{}/v1/adapters/kamailio/route", h.base);
+        tokio::spawn(async move {
+            let r = http.post(url).json(&call("c2@pbx")).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    // The held request has created the call before the agent appears.
+    for _ in 0..200 {
+        if h.get("/v1/interactions/c2@pbx").await["state"] == "waiting" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.get("/v1/interactions/c2@pbx").await["state"], "waiting");
+    h.login("a2").await;
+    let (status, doc) = held.await.unwrap();
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["agent"], "a2");
+    h.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_declined_call_is_routed_to_the_next_agent_and_reports_are_idempotent() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    h.login("a2").await;
+    let (_, first) = h.route(call("c3@pbx")).await;
+    let first_agent = first["agent"].as_str().unwrap().to_string();
+    let first_offer = first["offer"].as_str().unwrap().to_string();
+    let decline = json!({"call_id": "c3@pbx", "event": "declined", "agent": first_agent,
+                         "offer": first_offer, "sip_status": 486});
+    let (status, r) = h.report(decline.clone()).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("applied")),
+        "{r}"
+    );
+    let (status, r) = h.report(decline).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("duplicate")),
+        "{r}"
+    );
+
+    let mut again = call("c3@pbx");
+    again["previous_offer"] = json!(first_offer);
+    let (status, second) = h.route(again).await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(second["agent"], first_agent.as_str());
+    assert_ne!(second["offer"], first_offer.as_str());
+
+    let accept = json!({"call_id": "c3@pbx", "event": "accepted", "agent": second["agent"],
+                        "offer": second["offer"], "sip_status": 200});
+    assert_eq!(h.report(accept).await.1["status"], "applied");
+    // A 486 that arrives after the call was answered elsewhere is late, not an error.
+    let late = json!({"call_id": "c3@pbx", "event": "declined", "agent": first_agent,
+                      "offer": "o-late", "sip_status": 486});
+    let (status, r) = h.report(late).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("ignored")),
+        "{r}"
+    );
+    assert_eq!(r["reason"], "no_such_offer");
+    let (_, r) = h
+        .report(json!({"call_id": "c3@pbx", "event": "ended"}))
+        .await;
+    assert_eq!(r["status"], "applied");
+    let agent = h.get(&format!("/v1/agents/{first_agent}")).await;
+    assert_eq!(agent["status"], "available", "486 is busy, not a no-answer");
+    h.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_held_ends_the_held_request_with_410() {
+    let h = Harness::start().await;
+    let held = {
+        let http = h.http.clone();
+        let url = format!("{}/v1/adapters/kamailio/route", h.base);
+        tokio::spawn(async move {
+            let r = http.post(url).json(&call("c4@pbx")).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    for _ in 0..200 {
+        if h.get("/v1/interactions/c4@pbx").await["state"] == "waiting" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, r) = h
+        .report(json!({"call_id": "c4@pbx", "event": "abandoned"}))
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("applied")),
+        "{r}"
+    );
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"]["code"], "call_gone");
+    let queues = h.get("/v1/queues/support").await;
+    // Well under `short_abandon_s` (5 s by default): a short abandon.
+    assert_eq!(queues["sla"]["short_abandoned"], 1, "{queues}");
+    h.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dialed_number_no_queue_or_rule_takes_is_refused_with_404() {
+    let h = Harness::start().await;
+    let mut body = call("c5@pbx");
+    body["queue"] = json!("0800999");
+    let (status, r) = h.route(body).await;
+    assert_eq!(status, 404, "{r}");
+    assert_eq!(r["error"]["code"], "no_route");
+}
+
+#[tokio::test]
+async fn a_report_without_the_agent_is_refused_with_the_field_named() {
+    let h = Harness::start().await;
+    let (status, r) = h
+        .report(json!({"call_id": "c6@pbx", "event": "accepted"}))
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "missing_agent");
+    assert!(r["error"]["message"].as_str().unwrap().contains("agent"));
+}
