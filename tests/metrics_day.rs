@@ -450,3 +450,30 @@ fn stats_serialize_as_the_api_documents() {
     assert_eq!(a["activity_s"]["wrap_up"], 20.0);
     assert!(a.get("handle_s_total").is_none());
 }
+
+#[test]
+fn the_days_config_file_is_the_days_routing_config() {
+    use metrics_support::day::{config, config_toml};
+    for unit in [100, 1000] {
+        let text = config_toml(unit, 120, "");
+        let loaded = tierline::config::parse(&text, "day.toml").expect("the day's TOML parses");
+        assert_eq!(loaded.routing, config(unit), "unit {unit} ms");
+    }
+}
+
+#[test]
+fn the_days_api_events_are_what_the_daemon_accepts() {
+    let bodies = metrics_support::day::api_events();
+    assert_eq!(bodies.len(), metrics_support::day::events().len());
+    for (i, (_, body)) in bodies.iter().enumerate() {
+        assert_eq!(body["id"], format!("day-{}", i + 1));
+        let event: tierline::engine::Event =
+            serde_json::from_value(body.as_object().map_or(body.clone(), |o| {
+                let mut o = o.clone();
+                o.remove("id");
+                serde_json::Value::Object(o)
+            }))
+            .expect("round-trips");
+        assert_eq!(event, metrics_support::day::events()[i].1);
+    }
+}

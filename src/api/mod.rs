@@ -4,7 +4,9 @@
 //! Handlers own no routing state: they parse and check requests, then talk to the engine task
 //! through `EngineHandle` (bounded channel + oneshot). They never hold a lock across `.await`.
 //! Every error answer is `{"error":{"code","message"}}` (see `error`). `docs/API.md` documents
-//! every endpoint.
+//! every endpoint. Every answer counts in `tierline_http_requests_total{route,status}` and
+//! `tierline_http_request_seconds{route}` under its route template (never the raw path: ids in
+//! labels would make the series count grow with traffic).
 
 pub mod admin;
 pub mod auth;
@@ -13,15 +15,16 @@ pub mod error;
 pub mod events;
 pub mod kamailio;
 pub mod read;
+pub mod stats;
 pub mod subscriber;
 pub mod tls;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +37,7 @@ use crate::daemon::clock::Clock;
 use crate::daemon::reload::Reloader;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::EngineHandle;
+use crate::metrics::Metrics;
 
 use auth::{AuthCell, AuthKeys, Role};
 use error::ApiError;
@@ -49,6 +53,7 @@ pub struct Shared {
     pub long_poll_max: Duration,
     pub shutdown: Shutdown,
     pub reloader: Arc<Reloader>,
+    pub metrics: Metrics,
 }
 
 /// Cheap-to-clone handler state.
@@ -79,8 +84,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/decisions/stream", get(decisions::stream))
         .route("/v1/queues", get(read::queues))
         .route("/v1/queues/{id}", get(read::queue))
+        .route("/v1/queues/{id}/stats", get(stats::queue_stats))
         .route("/v1/agents", get(read::agents))
         .route("/v1/agents/{id}", get(read::agent))
+        .route("/v1/agents/{id}/stats", get(stats::agent_stats))
         .route("/v1/interactions/{id}", get(read::interaction))
         .route("/v1/config", get(admin::get_config))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
@@ -89,6 +96,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/config/validate", post(admin::validate_config))
         .route("/v1/agents/{id}/state", put(admin::force_agent_state))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -104,6 +112,28 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         ))
         .layer(middleware::from_fn(error::json_errors))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(metrics, count_requests))
+}
+
+/// The `route` label of requests no route matched (404s of the fallback).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Count every answer by route template and status, with its latency (time to the response
+/// head: a long-poll counts its wait, an SSE stream only its start). Outermost, so it sees the
+/// status the client gets (after the JSON error and timeout layers).
+async fn count_requests(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(
+        route.as_deref().unwrap_or(UNMATCHED_ROUTE),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn require_read(State(app): State<AppState>, request: Request, next: Next) -> Response {

@@ -7,6 +7,10 @@
 //! bounded log. If it falls so far behind that its next decisions have left the log, it logs how
 //! many were lost, skips to the oldest still held and carries on. Jitter (randomness) lives here,
 //! never in the engine.
+//!
+//! Each POST counts in `tierline_subscriber_deliveries_total{subscriber,result}`: `ok` when
+//! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
+//! lost because the subscriber fell behind the decision log.
 
 use std::time::Duration;
 
@@ -17,6 +21,7 @@ use crate::config::daemon::SubscriberConfig;
 use crate::daemon::clock::Clock;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
+use crate::metrics::{DeliveryResult, Metrics};
 
 use super::auth::{sign, SIGNATURE_HEADER};
 
@@ -91,10 +96,11 @@ pub fn spawn(
     clock: Clock,
     shutdown: Shutdown,
     start_after: Option<u64>,
+    metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::select! {
-            () = deliver(&subscriber, &engine, clock, start_after) => {}
+            () = deliver(&subscriber, &engine, clock, start_after, &metrics) => {}
             () = shutdown.wait() => {}
         }
         tracing::debug!(subscriber = %subscriber.name, "subscriber stopped");
@@ -102,7 +108,13 @@ pub fn spawn(
 }
 
 /// Deliver decisions with seq > `start_after` (`None`: from the first decision ever made).
-async fn deliver(sub: &Subscriber, engine: &EngineHandle, clock: Clock, start_after: Option<u64>) {
+async fn deliver(
+    sub: &Subscriber,
+    engine: &EngineHandle,
+    clock: Clock,
+    start_after: Option<u64>,
+    metrics: &Metrics,
+) {
     let client = match reqwest::Client::builder().timeout(sub.timeout).build() {
         Ok(c) => c,
         Err(e) => {
@@ -129,6 +141,7 @@ async fn deliver(sub: &Subscriber, engine: &EngineHandle, clock: Clock, start_af
                     lost = gone.oldest.saturating_sub(cursor.map_or(0, |c| c + 1)),
                     "subscriber fell behind the decision log; skipping to the oldest decision held"
                 );
+                metrics.subscriber_delivery(&sub.name, DeliveryResult::Dropped);
                 cursor = gone.oldest.checked_sub(1);
                 continue;
             }
@@ -146,7 +159,7 @@ async fn deliver(sub: &Subscriber, engine: &EngineHandle, clock: Clock, start_af
             .collect();
         if !wanted.is_empty() {
             let body = format!("{{\"decisions\":[{}]}}", wanted.join(","));
-            post_until_accepted(sub, &client, clock, body).await;
+            post_until_accepted(sub, &client, clock, body, metrics).await;
         }
         if let Some(last) = page.decisions.last() {
             cursor = Some(last.seq);
@@ -159,6 +172,7 @@ async fn post_until_accepted(
     client: &reqwest::Client,
     clock: Clock,
     body: String,
+    metrics: &Metrics,
 ) {
     let mut attempt: u32 = 0;
     loop {
@@ -173,10 +187,14 @@ async fn post_until_accepted(
             );
         }
         let failure = match request.send().await {
-            Ok(response) if response.status().is_success() => return,
+            Ok(response) if response.status().is_success() => {
+                metrics.subscriber_delivery(&sub.name, DeliveryResult::Delivered);
+                return;
+            }
             Ok(response) => format!("answered {}", response.status()),
             Err(e) => e.to_string(),
         };
+        metrics.subscriber_delivery(&sub.name, DeliveryResult::Failed);
         let delay = sub.backoff(attempt, &mut rand::thread_rng());
         tracing::warn!(
             subscriber = %sub.name,

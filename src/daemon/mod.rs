@@ -1,8 +1,9 @@
 //! The long-running service around the engine: the engine task, its clock, live reload, the
 //! config file watch, signals and shutdown.
 //!
-//! `Daemon::start` wires it together: one engine task owns the `Core`; the HTTP API (`crate::api`)
-//! and the outbound webhook subscribers talk to it through an `EngineHandle`. SIGTERM/SIGINT stop
+//! `Daemon::start` wires it together: one engine task owns the `Core` and the metrics
+//! `Telemetry`; the HTTP API (`crate::api`) and the outbound webhook subscribers talk to it
+//! through an `EngineHandle` and record their own series on the shared `Metrics` handle. SIGTERM/SIGINT stop
 //! accepting, let in-flight requests finish within `[server] shutdown_grace_ms`, then stop the
 //! engine task; SIGHUP reloads the config file and the TLS certificate. This module never makes a
 //! routing decision itself.
@@ -34,6 +35,7 @@ use crate::api::subscriber::{self, Subscriber};
 use crate::api::tls::{TlsCell, TlsError, TlsListener};
 use crate::api::{self, AppState, Shared};
 use crate::config::LoadedConfig;
+use crate::metrics::{Metrics, MetricsError, Telemetry};
 
 use self::clock::Clock;
 use self::core::Core;
@@ -61,12 +63,18 @@ pub struct DaemonOptions {
     pub env: EnvFn,
     pub sink: Box<dyn InputSink>,
     pub observer: Option<Box<dyn FactObserver>>,
+    /// Where the series go: `metrics::install` for a served `/metrics` (what `tierline serve`
+    /// does). `None`: a private recorder nobody serves (`Metrics::unserved`), so tests and tools
+    /// that start several daemons never fight over `[metrics] listen`; the KPI endpoints work
+    /// either way.
+    pub metrics: Option<Metrics>,
     /// Decisions kept for long-poll, SSE and subscribers (`decision_log::DEFAULT_DECISION_LOG`).
     pub decision_log: usize,
 }
 
 impl DaemonOptions {
-    /// Defaults: no file, no watch, the process environment, no journal, no observer.
+    /// Defaults: no file, no watch, the process environment, no journal, no observer, unserved
+    /// metrics.
     pub fn new(config: LoadedConfig) -> DaemonOptions {
         DaemonOptions {
             config,
@@ -76,6 +84,7 @@ impl DaemonOptions {
             env: process_env(),
             sink: Box::new(NoJournal),
             observer: None,
+            metrics: None,
             decision_log: decision_log::DEFAULT_DECISION_LOG,
         }
     }
@@ -99,6 +108,8 @@ pub enum DaemonError {
     },
     #[error("cannot watch the config file: {0}")]
     Watch(#[from] notify::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -110,6 +121,7 @@ pub struct Daemon {
     shutdown: Shutdown,
     reloader: Arc<Reloader>,
     engine: EngineHandle,
+    metrics: Metrics,
     done: JoinHandle<Result<(), DaemonError>>,
 }
 
@@ -124,6 +136,7 @@ impl Daemon {
             env,
             sink,
             observer,
+            metrics,
             decision_log,
         } = opts;
         let server = config.daemon.server.clone();
@@ -163,11 +176,24 @@ impl Daemon {
             source,
         })?;
 
+        let metrics = match metrics {
+            Some(m) => m,
+            None => Metrics::unserved(&config.daemon.metrics, &config.routing)?,
+        };
         let clock = clock.unwrap_or_else(Clock::from_system_time);
         let daemon_config = config.daemon.clone();
-        let core = Core::with_decision_log(config, clock.now_ms(), decision_log);
+        let now = clock.now_ms();
+        let telemetry = Telemetry::new(metrics.clone(), &config.routing, now);
+        let core = Core::with_decision_log(config, now, decision_log);
         let start_after = core.next_seq().checked_sub(1);
-        let (task, engine) = EngineTask::new(core, clock, server.event_queue_depth, sink, observer);
+        let (task, engine) = EngineTask::new(
+            core,
+            clock,
+            server.event_queue_depth,
+            sink,
+            observer,
+            telemetry,
+        );
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task = tokio::spawn(task.run(async move {
             let _ = engine_stop.await;
@@ -182,6 +208,7 @@ impl Daemon {
             tls.clone(),
             daemon_config,
             env,
+            metrics.clone(),
         ));
         let request_timeout = Duration::from_millis(server.request_timeout_ms.max(1));
         let state = AppState(Arc::new(Shared {
@@ -192,6 +219,7 @@ impl Daemon {
             long_poll_max: request_timeout.saturating_sub(Duration::from_millis(500)),
             shutdown: shutdown.clone(),
             reloader: reloader.clone(),
+            metrics: metrics.clone(),
         }));
         let app = api::router(state, request_timeout);
         let is_tls = tls.is_some();
@@ -217,7 +245,16 @@ impl Daemon {
 
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
             .into_iter()
-            .map(|s| subscriber::spawn(s, engine.clone(), clock, shutdown.clone(), start_after))
+            .map(|s| {
+                subscriber::spawn(
+                    s,
+                    engine.clone(),
+                    clock,
+                    shutdown.clone(),
+                    start_after,
+                    metrics.clone(),
+                )
+            })
             .collect();
         let watch_task = match (&config_path, watch_config) {
             (Some(path), true) => Some(watch::spawn(path, reloader.clone(), shutdown.clone())?),
@@ -241,6 +278,7 @@ impl Daemon {
             shutdown,
             reloader,
             engine,
+            metrics,
             done,
         })
     }
@@ -256,6 +294,11 @@ impl Daemon {
 
     pub fn engine(&self) -> &EngineHandle {
         &self.engine
+    }
+
+    /// The metrics handle (its `local_addr` is the `/metrics` listener when served).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn reloader(&self) -> &Arc<Reloader> {
@@ -395,11 +438,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(data) = args.data {
         config.daemon.journal.dir = data;
     }
-    if let Err(e) = start_metrics_listener(&config.daemon.metrics.listen) {
-        tracing::error!(error = %e, "cannot start the metrics listener");
-        return ExitCode::FAILURE;
+    let metrics = match crate::metrics::install(&config.daemon.metrics, &config.routing) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the metrics listener");
+            eprintln!("tierline: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = metrics.local_addr() {
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let mut options = DaemonOptions::new(config);
+    options.metrics = Some(metrics);
     options.config_path = Some(args.config.clone());
     options.watch_config = true;
     let daemon = match Daemon::start(options).await {
@@ -428,17 +479,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The Prometheus `/metrics` listener. The metrics module's `install` replaces this once it lands.
-fn start_metrics_listener(listen: &str) -> Result<(), String> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| format!("metrics.listen `{listen}` is not an address: {e}"))?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| e.to_string())
 }
 
 /// SIGTERM/SIGINT → graceful shutdown; SIGHUP → reload config and TLS certificate.

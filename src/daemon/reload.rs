@@ -6,6 +6,10 @@
 //! After a routing change the auth keys are re-read from the env vars the new `[auth]` names.
 //! SIGHUP also reloads the TLS certificate. Settings that only take effect at start (listen
 //! addresses, body limit, queue depth, subscribers, journal) are reported as "restart needed".
+//!
+//! Every attempt to change the config counts in `tierline_config_reloads_total{result}`: `ok`
+//! when the new config is in force, `rejected` when the file could not be read or the config was
+//! refused. An unchanged file is not a reload; `POST /v1/config/validate` is not either.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use crate::api::auth::{AuthCell, AuthKeys};
 use crate::api::tls::TlsCell;
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::engine::Decision;
+use crate::metrics::Metrics;
 
 use super::core::{Input, Outcome};
 use super::task::{EngineHandle, SubmitError};
@@ -55,6 +60,7 @@ pub struct Reloader {
     tls: Option<TlsCell>,
     started_with: DaemonConfig,
     env: EnvFn,
+    metrics: Metrics,
     /// Serializes reloads so two never interleave their check-then-apply.
     gate: tokio::sync::Mutex<()>,
 }
@@ -67,6 +73,7 @@ impl Reloader {
         tls: Option<TlsCell>,
         started_with: DaemonConfig,
         env: EnvFn,
+        metrics: Metrics,
     ) -> Reloader {
         Reloader {
             engine,
@@ -75,6 +82,7 @@ impl Reloader {
             tls,
             started_with,
             env,
+            metrics,
             gate: tokio::sync::Mutex::new(()),
         }
     }
@@ -103,12 +111,16 @@ impl Reloader {
             return Ok(ReloadReport::default());
         };
         let origin = path.display().to_string();
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| ReloadError::Read {
-                path: origin.clone(),
-                message: e.to_string(),
-            })?;
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            Err(e) => {
+                self.metrics.config_reload(false);
+                return Err(ReloadError::Read {
+                    path: origin.clone(),
+                    message: e.to_string(),
+                });
+            }
+        };
         let current = self.engine.read(|v| v.core.config().source.clone()).await?;
         if current == text {
             tracing::debug!(file = %origin, "config file unchanged");
@@ -119,6 +131,23 @@ impl Reloader {
 
     /// Parse, validate and apply `source` (the TOML text); `origin` names it in errors.
     pub async fn apply_source(
+        &self,
+        source: String,
+        origin: &str,
+    ) -> Result<ReloadReport, ReloadError> {
+        let result = self.apply_source_once(source, origin).await;
+        match &result {
+            Ok(_) => self.metrics.config_reload(true),
+            Err(ReloadError::Invalid(_) | ReloadError::Read { .. }) => {
+                self.metrics.config_reload(false)
+            }
+            // Not a verdict on the config: the engine was busy or stopping.
+            Err(ReloadError::Engine(_)) => {}
+        }
+        result
+    }
+
+    async fn apply_source_once(
         &self,
         source: String,
         origin: &str,

@@ -5,21 +5,27 @@
 //! answers with 503 + `Retry-After`) and a oneshot reply per command. Each wake-up drains up to
 //! `MAX_BATCH` commands (rumqttd's router does the same), applies them at one clock reading,
 //! hands the journalable inputs to the `InputSink` *before* any reply is sent, feeds the batch's
-//! facts to the observers, then publishes the next decision seq on a watch channel for readers.
-//! Between wake-ups it sleeps on the channel and on the engine's next timer deadline: nothing
-//! polls. It never blocks on the network.
+//! facts to the metrics `Telemetry` it owns and to the observers, then publishes the next decision
+//! seq on a watch channel for readers. Between wake-ups it sleeps on the channel and on the
+//! engine's next timer deadline: nothing polls. It never blocks on the network.
+//!
+//! It also records its own health: engine time per input (`tierline_decision_seconds`), how late
+//! a timer wake-up came (`tierline_timer_lateness_seconds`) and the commands still queued after
+//! each drain (`tierline_event_queue_depth`).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Millis, RoutingConfig};
 use crate::engine::{Engine, Fact};
+use crate::metrics::{Metrics, Telemetry};
 
 use super::clock::Clock;
-use super::core::{Core, Input, Outcome, TimedInput};
+use super::core::{Applied, Core, Input, Outcome, TimedInput};
 use super::tally::SlaTally;
 
 /// Commands drained per wake-up.
@@ -54,10 +60,13 @@ pub trait FactObserver: Send {
     fn on_config(&mut self, _config: &RoutingConfig) {}
 }
 
-/// What a read closure sees: the core, the running tallies and the batch's clock reading.
+/// What a read closure sees: the core, the running tallies, the KPI windows and the batch's
+/// clock reading.
 pub struct ReadView<'a> {
     pub core: &'a Core,
     pub tally: &'a SlaTally,
+    /// Series and KPI windows, up to date with every fact before this read.
+    pub telemetry: &'a Telemetry,
     pub now: Millis,
 }
 
@@ -142,16 +151,19 @@ pub struct EngineTask {
     sink: Box<dyn InputSink>,
     observer: Option<Box<dyn FactObserver>>,
     tally: SlaTally,
+    telemetry: Telemetry,
 }
 
 impl EngineTask {
-    /// The task and its handle; `depth` bounds the command channel.
+    /// The task and its handle; `depth` bounds the command channel. `telemetry` (started at the
+    /// core's time with its routing config) is owned by the task from now on.
     pub fn new(
         mut core: Core,
         clock: Clock,
         depth: usize,
         sink: Box<dyn InputSink>,
         observer: Option<Box<dyn FactObserver>>,
+        telemetry: Telemetry,
     ) -> (EngineTask, EngineHandle) {
         let depth = depth.max(1);
         let (tx, rx) = mpsc::channel(depth);
@@ -166,6 +178,7 @@ impl EngineTask {
             sink,
             observer,
             tally,
+            telemetry,
         };
         let handle = EngineHandle {
             tx,
@@ -181,14 +194,21 @@ impl EngineTask {
         let mut stop = std::pin::pin!(stop);
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
         loop {
-            let timer = self.sleep_until_next_deadline();
+            let deadline = self.core.next_deadline();
+            let timer = self.sleep_until(deadline);
             tokio::select! {
                 n = self.rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
                         break;
                     }
                 }
-                () = timer => {}
+                () = timer => {
+                    if let Some(deadline) = deadline {
+                        let late = tokio::time::Instant::now()
+                            .saturating_duration_since(self.clock.instant_at(deadline));
+                        self.metrics().timer_lateness(late);
+                    }
+                }
                 () = &mut stop => {
                     self.rx.close();
                     while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -204,8 +224,8 @@ impl EngineTask {
         self.core
     }
 
-    fn sleep_until_next_deadline(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        match self.core.next_deadline() {
+    fn sleep_until(&self, deadline: Option<Millis>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        match deadline {
             Some(deadline) => Box::pin(tokio::time::sleep_until(self.clock.instant_at(deadline))),
             None => Box::pin(std::future::pending()),
         }
@@ -216,7 +236,7 @@ impl EngineTask {
         let mut replies = Vec::new();
         let mut reconfigured = false;
         if self.core.next_deadline().is_some_and(|d| d <= now) {
-            let applied = self.core.apply(&Input::Advance, now);
+            let applied = self.timed_apply(&Input::Advance, now);
             if !applied.fired.is_empty() {
                 journal.push(TimedInput {
                     at: now,
@@ -229,7 +249,7 @@ impl EngineTask {
                 Command::Apply { inputs, reply } => {
                     let mut outcomes = Vec::with_capacity(inputs.len());
                     for input in inputs {
-                        let applied = self.core.apply(&input, now);
+                        let applied = self.timed_apply(&input, now);
                         if applied.outcome.is_applied() {
                             reconfigured |= matches!(input, Input::Reconfigure { .. });
                             journal.push(TimedInput { at: now, input });
@@ -249,12 +269,14 @@ impl EngineTask {
                     f(&ReadView {
                         core: &self.core,
                         tally: &self.tally,
+                        telemetry: &self.telemetry,
                         now,
                     });
                 }
             }
         }
         self.observe(now, &mut reconfigured);
+        self.metrics().event_queue_depth(self.rx.len());
         let journaled = if journal.is_empty() {
             Ok(())
         } else {
@@ -277,20 +299,40 @@ impl EngineTask {
         });
     }
 
+    fn metrics(&self) -> &Metrics {
+        self.telemetry.metrics()
+    }
+
+    /// Apply one input, recording the engine time it took (timers due first included).
+    fn timed_apply(&mut self, input: &Input, now: Millis) -> Applied {
+        let started = Instant::now();
+        let applied = self.core.apply(input, now);
+        self.metrics().decision_time(started.elapsed());
+        applied
+    }
+
     fn observe(&mut self, now: Millis, reconfigured: &mut bool) {
-        if std::mem::take(reconfigured) {
-            self.tally.on_config(&self.core.config().routing);
+        let reconfigured = std::mem::take(reconfigured);
+        if reconfigured {
+            let routing = &self.core.config().routing;
+            self.tally.on_config(routing);
+            self.telemetry.on_config(routing);
             if let Some(observer) = &mut self.observer {
-                observer.on_config(&self.core.config().routing);
+                observer.on_config(routing);
             }
         }
         let facts = self.core.engine_mut().take_facts();
-        if facts.is_empty() {
+        if facts.is_empty() && !reconfigured {
             return;
         }
         self.tally.on_facts(&facts);
+        // Facts first (exact moments), then the gauges from the engine's views.
+        self.telemetry.on_facts(&facts);
+        self.telemetry.refresh(self.core.engine(), now);
         if let Some(observer) = &mut self.observer {
-            observer.on_batch(&facts, self.core.engine(), now);
+            if !facts.is_empty() {
+                observer.on_batch(&facts, self.core.engine(), now);
+            }
         }
     }
 }
@@ -326,6 +368,12 @@ mod tests {
             },
             T0,
         )
+    }
+
+    fn telemetry(core: &Core) -> Telemetry {
+        let routing = &core.config().routing;
+        let metrics = Metrics::unserved(&Default::default(), routing).unwrap();
+        Telemetry::new(metrics, routing, T0)
     }
 
     fn events() -> Vec<Input> {
@@ -369,7 +417,10 @@ mod tests {
     async fn the_task_sleeps_until_the_offer_expires_and_fires_it_at_its_deadline() {
         let clock = Clock::starting_at(T0);
         let journal = Recorder::default();
-        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (task, handle) =
+            EngineTask::new(core, clock, 16, Box::new(journal.clone()), None, telemetry);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(task.run(async move {
             let _ = stopped.await;
@@ -412,8 +463,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_command_channel_is_busy_not_blocking() {
-        let (_task, handle) =
-            EngineTask::new(core(), Clock::starting_at(T0), 1, Box::new(NoJournal), None);
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (_task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            1,
+            Box::new(NoJournal),
+            None,
+            telemetry,
+        );
         // The task is not running: the first command fills the channel.
         let first = {
             let h = handle.clone();
@@ -441,12 +500,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_journal_failure_fails_the_replies_of_its_batch() {
+        let core = core();
+        let telemetry = telemetry(&core);
         let (task, handle) = EngineTask::new(
-            core(),
+            core,
             Clock::starting_at(T0),
             4,
             Box::new(FailingJournal),
             None,
+            telemetry,
         );
         tokio::spawn(task.run(std::future::pending()));
         let result = handle.apply(events()).await;

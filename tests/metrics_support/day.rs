@@ -1,5 +1,7 @@
-//! A contact-centre day in miniature, shared by the metrics tests and `examples/metrics_day.rs`
-//! (which `scripts/e2e-prometheus.sh` scrapes with a real Prometheus).
+//! A contact-centre day in miniature, shared by the metrics tests and `examples/day_driver.rs`
+//! (which `scripts/e2e-prometheus.sh` uses to drive the real daemon over HTTP while a real
+//! Prometheus scrapes it). `config_toml` is the same routing as a config file (a test checks
+//! they parse equal) and `api_events` the same events as `POST /v1/events` bodies.
 //!
 //! Two queues, five agents. Every time below is in scenario units: the tests run it with
 //! 1 unit = 1 s, the e2e with 1 unit = 100 ms so the day lasts 40 s of wall time. Counts do not
@@ -90,6 +92,94 @@ pub fn config(unit: Millis) -> RoutingConfig {
         agent("eve", &[("support", 1)]),
     ];
     cfg
+}
+
+/// Seconds for a `_s` field of the config file.
+fn secs(ms: Millis) -> String {
+    format!("{}", ms as f64 / 1000.0)
+}
+
+/// `config(unit)` as a config file, with support's `max_wait_s` at `support_max_wait` units
+/// (the day's own value is 120) and `daemon` (the `[server]`, `[metrics]`, `[[subscriber]]`
+/// sections, or nothing) appended.
+pub fn config_toml(unit: Millis, support_max_wait: u64, daemon: &str) -> String {
+    let s = |units: u64| secs(units * unit);
+    format!(
+        r#"# The day in miniature (tests/metrics_support/day.rs), 1 unit = {unit} ms.
+[[queue]]
+id = "billing"
+channels = ["voice", "chat"]
+sla_s = {b_sla}
+short_abandon_s = {five}
+wrap_up_s = {ten}
+offer_timeout_s = {fifteen}
+reject_delay_s = {five}
+busy_delay_s = {ten}
+no_answer_delay_s = {ten}
+steps = [{{ after_s = 0, tiers = [1] }}, {{ after_s = {thirty}, tiers = [1, 2] }}]
+
+[[queue]]
+id = "support"
+channels = ["voice"]
+sla_s = {thirty}
+short_abandon_s = {five}
+wrap_up_s = {five}
+offer_timeout_s = {fifteen}
+reject_delay_s = {five}
+busy_delay_s = {ten}
+no_answer_delay_s = {ten}
+steps = [{{ after_s = 0, tiers = [1] }}, {{ after_s = {twenty}, tiers = [1, 2] }}]
+max_wait_s = {max_wait}
+overflow = {{ target = "voicemail" }}
+
+[[agent]]
+id = "ann"
+address = "sip:ann@pbx"
+tiers = {{ billing = 1 }}
+
+[[agent]]
+id = "bob"
+address = "sip:bob@pbx"
+tiers = {{ billing = 2 }}
+
+[[agent]]
+id = "cat"
+address = "sip:cat@pbx"
+tiers = {{ support = 1 }}
+
+[[agent]]
+id = "dan"
+address = "sip:dan@pbx"
+tiers = {{ support = 2 }}
+
+[[agent]]
+id = "eve"
+address = "sip:eve@pbx"
+tiers = {{ support = 1 }}
+
+{daemon}"#,
+        b_sla = s(20),
+        five = s(5),
+        ten = s(10),
+        fifteen = s(15),
+        twenty = s(20),
+        thirty = s(30),
+        max_wait = s(support_max_wait),
+    )
+}
+
+/// The day's events as `POST /v1/events` bodies, `(time in scenario units, body)`; ids are
+/// `day-1`, `day-2`… in order.
+pub fn api_events() -> Vec<(u64, serde_json::Value)> {
+    events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, event))| {
+            let mut body = serde_json::to_value(&event).expect("events serialize");
+            body["id"] = serde_json::Value::String(format!("day-{}", i + 1));
+            (t, body)
+        })
+        .collect()
 }
 
 fn login(a: &str) -> Event {

@@ -1,0 +1,89 @@
+//! The KPI reports: `GET /v1/queues/{id}/stats?window=15m` and `GET /v1/agents/{id}/stats?since=…`.
+//!
+//! The numbers come from the metrics `Telemetry` the engine task owns (bounded per-minute
+//! windows and per-agent ledgers, see `crate::metrics::stats`); the query runs on the engine task
+//! through the usual oneshot read, at the engine's clock, so it sees every event answered before
+//! it. The definitions of every KPI are in `docs/METRICS.md`. Parameters are checked here, before
+//! the engine is asked: a bad `window` or `since` is a 422 that costs the engine nothing.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use crate::config::Millis;
+use crate::engine::decision::rfc3339_ms;
+use crate::metrics::stats::{parse_window, RETENTION_MS};
+use crate::metrics::{AgentStats, QueueStats, StatsError};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The queue window when `window` is absent.
+pub const DEFAULT_WINDOW: &str = "15m";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueStatsQuery {
+    /// `Ns`, `Nm` or `Nh`: whole minutes from 1 m to 24 h (default 15 m).
+    window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStatsQuery {
+    /// RFC 3339; absent: as far back as statistics reach (24 hours).
+    since: Option<String>,
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}
+
+fn stats_error(e: StatsError) -> ApiError {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// `GET /v1/queues/{id}/stats?window=15m`.
+pub async fn queue_stats(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<QueueStatsQuery>, QueryRejection>,
+) -> Result<Json<QueueStats>, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let window =
+        parse_window(q.window.as_deref().unwrap_or(DEFAULT_WINDOW)).map_err(stats_error)?;
+    app.engine
+        .read(move |v| v.telemetry.queue_stats(&id, window, v.now))
+        .await?
+        .map(Json)
+        .map_err(stats_error)
+}
+
+/// `GET /v1/agents/{id}/stats?since=2026-11-23T08:00:00Z`.
+pub async fn agent_stats(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<AgentStatsQuery>, QueryRejection>,
+) -> Result<Json<AgentStats>, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let since: Option<Millis> = match q.since.as_deref() {
+        Some(text) => Some(rfc3339_ms::parse(text).map_err(|message| {
+            ApiError::unprocessable(
+                "invalid_since",
+                format!("`since` must be an RFC 3339 time such as 2026-11-23T08:00:00Z: {message}"),
+            )
+        })?),
+        None => None,
+    };
+    app.engine
+        .read(move |v| {
+            let since = since.unwrap_or_else(|| v.now.saturating_sub(RETENTION_MS));
+            v.telemetry.agent_stats(&id, since, v.now)
+        })
+        .await?
+        .map(Json)
+        .map_err(stats_error)
+}
