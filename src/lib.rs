@@ -14,6 +14,6 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod journal;
+pub mod loadgen;
 pub mod metrics;
 pub mod sim;
-pub mod loadgen;
