@@ -25,12 +25,21 @@ use super::tally::SlaTally;
 /// Commands drained per wake-up.
 pub const MAX_BATCH: usize = 500;
 
-/// Where journalable inputs go before their replies are sent (the durability journal plugs in here).
+/// Where inputs go before they are applied (the durability journal plugs in here).
 pub trait InputSink: Send {
-    /// Record a batch of inputs that changed state, in order. An error fails every reply of the
-    /// batch with 503 `journal_unavailable` (the state change has happened in memory).
+    /// Record a batch of inputs, in the order they will be applied: every input of the batch
+    /// (refused or duplicate ones too, they replay harmlessly) plus the `Advance` when timers
+    /// are due. Called *before* any of them is applied. An error applies none of them and fails
+    /// every reply of the batch with 503 `journal_unavailable`.
     fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError>;
+    /// The batch has been applied (e.g. take a snapshot when one is due).
+    fn after_batch(&mut self, _core: &Core, _now: Millis) {}
+    /// The engine task is stopping with this final state (e.g. a final snapshot).
+    fn on_stop(&mut self, _core: &Core, _now: Millis) {}
 }
+
+/// How long the engine task waits before retrying due timers after a failed journal append.
+pub const JOURNAL_RETRY_MS: Millis = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("journal append failed: {0}")]
@@ -142,6 +151,8 @@ pub struct EngineTask {
     sink: Box<dyn InputSink>,
     observer: Option<Box<dyn FactObserver>>,
     tally: SlaTally,
+    /// After a failed journal append: no timer work before this engine time.
+    journal_retry_at: Option<Millis>,
 }
 
 impl EngineTask {
@@ -166,6 +177,7 @@ impl EngineTask {
             sink,
             observer,
             tally,
+            journal_retry_at: None,
         };
         let handle = EngineHandle {
             tx,
@@ -201,43 +213,68 @@ impl EngineTask {
             let now = self.clock.now_ms();
             self.process(&mut batch, now);
         }
+        let now = self.clock.now_ms();
+        self.sink.on_stop(&self.core, now);
         self.core
     }
 
     fn sleep_until_next_deadline(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        match self.core.next_deadline() {
+        let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
+            (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
+            (deadline, _) => deadline,
+        };
+        match deadline {
             Some(deadline) => Box::pin(tokio::time::sleep_until(self.clock.instant_at(deadline))),
             None => Box::pin(std::future::pending()),
         }
     }
 
     fn process(&mut self, batch: &mut Vec<Command>, now: Millis) {
+        // Persist, then apply, then reply: the journal gets every input of the batch first.
+        let timers_due = self.core.next_deadline().is_some_and(|d| d <= now);
         let mut journal: Vec<TimedInput> = Vec::new();
+        if timers_due {
+            journal.push(TimedInput {
+                at: now,
+                input: Input::Advance,
+            });
+        }
+        for command in batch.iter() {
+            if let Command::Apply { inputs, .. } = command {
+                journal.extend(inputs.iter().map(|input| TimedInput {
+                    at: now,
+                    input: input.clone(),
+                }));
+            }
+        }
+        let journaled = if journal.is_empty() {
+            Ok(())
+        } else {
+            self.sink.append(&journal)
+        };
+        if let Err(e) = &journaled {
+            tracing::error!(error = %e, inputs = journal.len(), "journal append failed; nothing of the batch applied");
+            self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
+        } else {
+            self.journal_retry_at = None;
+        }
         let mut replies = Vec::new();
         let mut reconfigured = false;
-        if self.core.next_deadline().is_some_and(|d| d <= now) {
-            let applied = self.core.apply(&Input::Advance, now);
-            if !applied.fired.is_empty() {
-                journal.push(TimedInput {
-                    at: now,
-                    input: Input::Advance,
-                });
-            }
+        if timers_due && journaled.is_ok() {
+            self.core.apply(&Input::Advance, now);
         }
         for command in batch.drain(..) {
             match command {
                 Command::Apply { inputs, reply } => {
+                    if let Err(e) = &journaled {
+                        let _ = reply.send(Err(SubmitError::Journal(e.clone())));
+                        continue;
+                    }
                     let mut outcomes = Vec::with_capacity(inputs.len());
                     for input in inputs {
                         let applied = self.core.apply(&input, now);
                         if applied.outcome.is_applied() {
                             reconfigured |= matches!(input, Input::Reconfigure { .. });
-                            journal.push(TimedInput { at: now, input });
-                        } else if !applied.fired.is_empty() {
-                            journal.push(TimedInput {
-                                at: now,
-                                input: Input::Advance,
-                            });
                         }
                         outcomes.push(applied.outcome);
                     }
@@ -255,19 +292,11 @@ impl EngineTask {
             }
         }
         self.observe(now, &mut reconfigured);
-        let journaled = if journal.is_empty() {
-            Ok(())
-        } else {
-            self.sink.append(&journal)
-        };
-        if let Err(e) = &journaled {
-            tracing::error!(error = %e, inputs = journal.len(), "journal append failed");
-        }
         for (reply, outcomes) in replies {
-            let _ = reply.send(match &journaled {
-                Ok(()) => Ok(outcomes),
-                Err(e) => Err(SubmitError::Journal(e.clone())),
-            });
+            let _ = reply.send(Ok(outcomes));
+        }
+        if journaled.is_ok() && !journal.is_empty() {
+            self.sink.after_batch(&self.core, now);
         }
         let next = self.core.next_seq();
         self.next_seq.send_if_modified(|seq| {
