@@ -5,7 +5,7 @@
 #[path = "api_common/mod.rs"]
 mod api_common;
 
-use api_common::{call, login, loaded, TestDaemon};
+use api_common::{call, loaded, login, TestDaemon};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tierline::config::{QueueConfig, RoutingConfig};
