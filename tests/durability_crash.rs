@@ -258,20 +258,8 @@ async fn kill_dash_nine_at_random_moments_loses_no_acknowledged_event() {
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
 
-    let snap0 = data.join(format!("{:020}.snap", 0));
-    let from_snapshot = if snap0.exists() {
-        snap0
-    } else {
-        // The name format is the journal's; find the snapshot with index 0 by reading each.
-        std::fs::read_dir(&data)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.extension().is_some_and(|e| e == "snap")
-                    && tierline::journal::snapshot::read_snapshot(p).unwrap().0 == 0
-            })
-            .expect("snapshot 0 (the fresh state) is kept: no snapshot was due")
-    };
+    // Snapshot 0 holds the fresh state (config and start time); no later one was due.
+    let from_snapshot = data.join(format!("{:020}.snap", 0));
     let (_, bytes) = tierline::journal::snapshot::read_snapshot(&from_snapshot).unwrap();
     let mut fresh = Core::load(&bytes).unwrap();
     let mut dumped = Vec::new();
