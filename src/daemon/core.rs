@@ -507,6 +507,43 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_core_loads_with_its_queue_idempotency_ids_and_decision_seq() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(&event("e2", call("c1")), T0));
+        applied(core.apply(&event("e3", call("c2")), T0 + 1));
+        let mut bytes = Vec::new();
+        core.save(&mut bytes).unwrap();
+        let mut loaded = Core::load(&bytes).unwrap();
+        assert_eq!(loaded.next_seq(), core.next_seq());
+        assert_eq!(
+            loaded.decisions_after(None, 100).unwrap(),
+            core.decisions_after(None, 100).unwrap()
+        );
+        let ids: Vec<&str> = loaded.idempotency_window().ids().collect();
+        assert_eq!(ids, vec!["e1", "e2", "e3"]);
+        assert_eq!(loaded.idempotency_window().capacity(), 3);
+        assert_eq!(
+            loaded.apply(&event("e3", call("c2")), T0 + 2).outcome,
+            Outcome::Duplicate
+        );
+        // Both continue identically: the offer expiry fires at the same time with the same seq.
+        let later = |c: &mut Core| c.apply(&Input::Advance, T0 + 20_000).fired;
+        assert_eq!(later(&mut loaded), later(&mut core));
+    }
+
+    #[test]
+    fn a_truncated_core_snapshot_is_refused_with_a_reason() {
+        let core = Core::new(config(), T0);
+        let mut bytes = Vec::new();
+        core.save(&mut bytes).unwrap();
+        let err = Core::load(&bytes[..10]).err().unwrap();
+        assert!(err.contains("header says"), "{err}");
+        let err = Core::load(&bytes[..bytes.len() - 5]).err().unwrap();
+        assert!(err.contains("engine snapshot"), "{err}");
+    }
+
+    #[test]
     fn an_admin_forced_state_carries_the_admin_reason() {
         let mut core = Core::new(config(), T0);
         applied(core.apply(&event("e1", login("a1")), T0));

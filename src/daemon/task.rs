@@ -483,5 +483,62 @@ mod tests {
             result,
             Err(SubmitError::Journal(SinkError("disk full".into())))
         );
+        // Persist before apply: nothing of the refused batch took effect.
+        let (arrived, next_seq) = handle
+            .read(|v| (v.core.engine().counts().arrived, v.core.next_seq()))
+            .await
+            .unwrap();
+        assert_eq!((arrived, next_seq), (0, 1));
+    }
+
+    /// Fails until told otherwise; counts the batches offered.
+    #[derive(Clone, Default)]
+    struct FlakyJournal {
+        failing: Arc<Mutex<bool>>,
+        attempts: Arc<Mutex<Vec<(Millis, usize)>>>,
+    }
+
+    impl InputSink for FlakyJournal {
+        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+            self.attempts
+                .lock()
+                .unwrap()
+                .push((batch[0].at, batch.len()));
+            if *self.failing.lock().unwrap() {
+                Err(SinkError("disk full".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_due_timer_whose_journal_append_fails_is_retried_after_a_back_off() {
+        let clock = Clock::starting_at(T0);
+        let journal = FlakyJournal::default();
+        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        tokio::spawn(task.run(std::future::pending()));
+        handle.apply(events()).await.unwrap();
+        *journal.failing.lock().unwrap() = true;
+        // The offer expires at +15 s; its Advance cannot be journaled, so it does not fire…
+        tokio::time::advance(Duration::from_millis(15_000)).await;
+        tokio::task::yield_now().await;
+        let next = handle.read(|v| v.core.next_seq()).await.unwrap();
+        assert_eq!(next, 2, "the expiry must not apply unjournaled");
+        // …and is retried after the back-off, not in a busy loop.
+        let tries = journal.attempts.lock().unwrap().len();
+        assert!(tries <= 3, "{tries} attempts without time passing");
+        *journal.failing.lock().unwrap() = false;
+        tokio::time::advance(Duration::from_millis(JOURNAL_RETRY_MS)).await;
+        let mut seq = handle.next_seq_watch();
+        seq.wait_for(|next| *next == 3).await.unwrap();
+        let page = handle
+            .read(|v| v.core.decisions_after(Some(1), 10))
+            .await
+            .unwrap()
+            .unwrap();
+        let revoked: crate::engine::Decision =
+            serde_json::from_str(&page.decisions[0].json).unwrap();
+        assert_eq!(revoked.at, T0 + 15_000, "it fires at its own deadline");
     }
 }
