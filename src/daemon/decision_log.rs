@@ -125,6 +125,16 @@ impl DecisionLog {
         Ok(DecisionPage { decisions, next })
     }
 
+    /// Decisions held at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The decisions held, oldest first (what a snapshot saves).
+    pub fn iter(&self) -> impl Iterator<Item = &LoggedDecision> {
+        self.ring.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.ring.len()
     }

@@ -60,6 +60,12 @@ impl IdempotencyWindow {
         self.capacity
     }
 
+    /// The remembered ids, oldest first (what a snapshot saves; inserting them in this order
+    /// into a window of the same capacity rebuilds it exactly).
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|id| &**id)
+    }
+
     fn evict_to(&mut self, capacity: usize) {
         while self.order.len() > capacity {
             if let Some(old) = self.order.pop_front() {

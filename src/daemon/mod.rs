@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod core;
 pub mod decision_log;
+pub mod durable;
 pub mod idempotency;
 pub mod reload;
 pub mod shutdown;
@@ -70,6 +71,9 @@ pub struct DaemonOptions {
     pub metrics: Option<Metrics>,
     /// Decisions kept for long-poll, SSE and subscribers (`decision_log::DEFAULT_DECISION_LOG`).
     pub decision_log: usize,
+    /// Journal directory: recover the state from it and journal every input before applying
+    /// it (`sink` is then unused). `None`: no durability (tests, simulations).
+    pub journal_dir: Option<PathBuf>,
 }
 
 impl DaemonOptions {
@@ -86,6 +90,7 @@ impl DaemonOptions {
             observer: None,
             metrics: None,
             decision_log: decision_log::DEFAULT_DECISION_LOG,
+            journal_dir: None,
         }
     }
 }
@@ -112,6 +117,8 @@ pub enum DaemonError {
     Metrics(#[from] MetricsError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot open the journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// A running daemon.
@@ -138,6 +145,7 @@ impl Daemon {
             observer,
             metrics,
             decision_log,
+            journal_dir,
         } = opts;
         let server = config.daemon.server.clone();
         let keys = AuthKeys::from_config(&config.daemon.auth, |v| env(v))?;
@@ -182,9 +190,27 @@ impl Daemon {
         };
         let clock = clock.unwrap_or_else(Clock::from_system_time);
         let daemon_config = config.daemon.clone();
+        // --- durability: recover the core from the journal (begin) ---
         let now = clock.now_ms();
-        let telemetry = Telemetry::new(metrics.clone(), &config.routing, now);
-        let core = Core::with_decision_log(config, now, decision_log);
+        let (core, sink, startup_reconfigure) = match journal_dir {
+            None => (
+                Core::with_decision_log(config, now, decision_log),
+                sink,
+                None,
+            ),
+            Some(dir) => {
+                let opts = crate::journal::JournalOptions::from_config(&config.daemon.journal);
+                let source = config.source.clone();
+                let (journal, core, report) = durable::recover(&dir, opts, now, || {
+                    Core::with_decision_log(config, now, decision_log)
+                })?;
+                tracing::info!(dir = %dir.display(), %report, "journal recovered");
+                let changed = (core.config().source != source).then_some(source);
+                (core, Box::new(journal) as Box<dyn InputSink>, changed)
+            }
+        };
+        // --- durability (end) ---
+        let telemetry = Telemetry::new(metrics.clone(), &core.config().routing, now);
         let start_after = core.next_seq().checked_sub(1);
         let (task, engine) = EngineTask::new(
             core,
@@ -198,6 +224,14 @@ impl Daemon {
         let engine_task = tokio::spawn(task.run(async move {
             let _ = engine_stop.await;
         }));
+        if let Some(source) = startup_reconfigure {
+            // The config file changed while the daemon was down: apply it, journaled.
+            let origin = config_path.as_ref().map_or_else(
+                || "<startup config>".to_string(),
+                |p| p.display().to_string(),
+            );
+            reconfigure_on_start(&engine, source, origin).await;
+        }
 
         let shutdown = Shutdown::new();
         let auth = Arc::new(RwLock::new(Arc::new(keys)));
@@ -330,6 +364,24 @@ impl Daemon {
     }
 }
 
+/// Apply the startup config over the recovered one (it is journaled like any reload).
+async fn reconfigure_on_start(engine: &EngineHandle, source: String, origin: String) {
+    match engine
+        .apply(vec![self::core::Input::Reconfigure { source, origin }])
+        .await
+        .as_deref()
+    {
+        Ok([self::core::Outcome::Applied(_)]) => {
+            tracing::info!("the config file differs from the recovered config: applied it")
+        }
+        Ok(other) => tracing::error!(
+            outcome = ?other,
+            "the config file differs from the recovered config but was refused; the recovered config stays in force"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot apply the startup config"),
+    }
+}
+
 async fn supervise(
     mut http: JoinHandle<std::io::Result<()>>,
     shutdown: Shutdown,
@@ -405,6 +457,11 @@ pub fn init_tracing(format: LogFormat) {
 /// The `serve` command: load the config, start the daemon, handle signals, exit 0 on a clean stop.
 pub fn serve_main(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
+    // A file over RLIMIT_FSIZE must fail the write (EFBIG → 503), not kill the process.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -449,8 +506,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(addr) = metrics.local_addr() {
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
+    // (`Journal::recover` warns when `journal.sync = "none"`: tests and simulations only.)
+    let journal_dir = config.daemon.journal.dir.clone();
     let mut options = DaemonOptions::new(config);
     options.metrics = Some(metrics);
+    options.journal_dir = Some(journal_dir);
     options.config_path = Some(args.config.clone());
     options.watch_config = true;
     let daemon = match Daemon::start(options).await {

@@ -31,12 +31,21 @@ use super::tally::SlaTally;
 /// Commands drained per wake-up.
 pub const MAX_BATCH: usize = 500;
 
-/// Where journalable inputs go before their replies are sent (the durability journal plugs in here).
+/// Where inputs go before they are applied (the durability journal plugs in here).
 pub trait InputSink: Send {
-    /// Record a batch of inputs that changed state, in order. An error fails every reply of the
-    /// batch with 503 `journal_unavailable` (the state change has happened in memory).
+    /// Record a batch of inputs, in the order they will be applied: every input of the batch
+    /// (refused or duplicate ones too, they replay harmlessly) plus the `Advance` when timers
+    /// are due. Called *before* any of them is applied. An error applies none of them and fails
+    /// every reply of the batch with 503 `journal_unavailable`.
     fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError>;
+    /// The batch has been applied (e.g. take a snapshot when one is due).
+    fn after_batch(&mut self, _core: &Core, _now: Millis) {}
+    /// The engine task is stopping with this final state (e.g. a final snapshot).
+    fn on_stop(&mut self, _core: &Core, _now: Millis) {}
 }
+
+/// How long the engine task waits before retrying due timers after a failed journal append.
+pub const JOURNAL_RETRY_MS: Millis = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("journal append failed: {0}")]
@@ -152,6 +161,8 @@ pub struct EngineTask {
     observer: Option<Box<dyn FactObserver>>,
     tally: SlaTally,
     telemetry: Telemetry,
+    /// After a failed journal append: no timer work before this engine time.
+    journal_retry_at: Option<Millis>,
 }
 
 impl EngineTask {
@@ -179,6 +190,7 @@ impl EngineTask {
             observer,
             tally,
             telemetry,
+            journal_retry_at: None,
         };
         let handle = EngineHandle {
             tx,
@@ -194,7 +206,11 @@ impl EngineTask {
         let mut stop = std::pin::pin!(stop);
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
         loop {
-            let deadline = self.core.next_deadline();
+            // After a failed journal append, timer work waits for the retry time.
+            let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
+                (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
+                (deadline, _) => deadline,
+            };
             let timer = self.sleep_until(deadline);
             tokio::select! {
                 n = self.rx.recv_many(&mut batch, MAX_BATCH) => {
@@ -221,6 +237,8 @@ impl EngineTask {
             let now = self.clock.now_ms();
             self.process(&mut batch, now);
         }
+        let now = self.clock.now_ms();
+        self.sink.on_stop(&self.core, now);
         self.core
     }
 
@@ -232,32 +250,51 @@ impl EngineTask {
     }
 
     fn process(&mut self, batch: &mut Vec<Command>, now: Millis) {
+        // Persist, then apply, then reply: the journal gets every input of the batch first.
+        let timers_due = self.core.next_deadline().is_some_and(|d| d <= now);
         let mut journal: Vec<TimedInput> = Vec::new();
+        if timers_due {
+            journal.push(TimedInput {
+                at: now,
+                input: Input::Advance,
+            });
+        }
+        for command in batch.iter() {
+            if let Command::Apply { inputs, .. } = command {
+                journal.extend(inputs.iter().map(|input| TimedInput {
+                    at: now,
+                    input: input.clone(),
+                }));
+            }
+        }
+        let journaled = if journal.is_empty() {
+            Ok(())
+        } else {
+            self.sink.append(&journal)
+        };
+        if let Err(e) = &journaled {
+            tracing::error!(error = %e, inputs = journal.len(), "journal append failed; nothing of the batch applied");
+            self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
+        } else {
+            self.journal_retry_at = None;
+        }
         let mut replies = Vec::new();
         let mut reconfigured = false;
-        if self.core.next_deadline().is_some_and(|d| d <= now) {
-            let applied = self.timed_apply(&Input::Advance, now);
-            if !applied.fired.is_empty() {
-                journal.push(TimedInput {
-                    at: now,
-                    input: Input::Advance,
-                });
-            }
+        if timers_due && journaled.is_ok() {
+            let _ = self.timed_apply(&Input::Advance, now);
         }
         for command in batch.drain(..) {
             match command {
                 Command::Apply { inputs, reply } => {
+                    if let Err(e) = &journaled {
+                        let _ = reply.send(Err(SubmitError::Journal(e.clone())));
+                        continue;
+                    }
                     let mut outcomes = Vec::with_capacity(inputs.len());
                     for input in inputs {
                         let applied = self.timed_apply(&input, now);
                         if applied.outcome.is_applied() {
                             reconfigured |= matches!(input, Input::Reconfigure { .. });
-                            journal.push(TimedInput { at: now, input });
-                        } else if !applied.fired.is_empty() {
-                            journal.push(TimedInput {
-                                at: now,
-                                input: Input::Advance,
-                            });
                         }
                         outcomes.push(applied.outcome);
                     }
@@ -277,19 +314,11 @@ impl EngineTask {
         }
         self.observe(now, &mut reconfigured);
         self.metrics().event_queue_depth(self.rx.len());
-        let journaled = if journal.is_empty() {
-            Ok(())
-        } else {
-            self.sink.append(&journal)
-        };
-        if let Err(e) = &journaled {
-            tracing::error!(error = %e, inputs = journal.len(), "journal append failed");
-        }
         for (reply, outcomes) in replies {
-            let _ = reply.send(match &journaled {
-                Ok(()) => Ok(outcomes),
-                Err(e) => Err(SubmitError::Journal(e.clone())),
-            });
+            let _ = reply.send(Ok(outcomes));
+        }
+        if journaled.is_ok() && !journal.is_empty() {
+            self.sink.after_batch(&self.core, now);
         }
         let next = self.core.next_seq();
         self.next_seq.send_if_modified(|seq| {
@@ -516,5 +545,62 @@ mod tests {
             result,
             Err(SubmitError::Journal(SinkError("disk full".into())))
         );
+        // Persist before apply: nothing of the refused batch took effect.
+        let (arrived, next_seq) = handle
+            .read(|v| (v.core.engine().counts().arrived, v.core.next_seq()))
+            .await
+            .unwrap();
+        assert_eq!((arrived, next_seq), (0, 1));
+    }
+
+    /// Fails until told otherwise; counts the batches offered.
+    #[derive(Clone, Default)]
+    struct FlakyJournal {
+        failing: Arc<Mutex<bool>>,
+        attempts: Arc<Mutex<Vec<(Millis, usize)>>>,
+    }
+
+    impl InputSink for FlakyJournal {
+        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+            self.attempts
+                .lock()
+                .unwrap()
+                .push((batch[0].at, batch.len()));
+            if *self.failing.lock().unwrap() {
+                Err(SinkError("disk full".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_due_timer_whose_journal_append_fails_is_retried_after_a_back_off() {
+        let clock = Clock::starting_at(T0);
+        let journal = FlakyJournal::default();
+        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        tokio::spawn(task.run(std::future::pending()));
+        handle.apply(events()).await.unwrap();
+        *journal.failing.lock().unwrap() = true;
+        // The offer expires at +15 s; its Advance cannot be journaled, so it does not fire…
+        tokio::time::advance(Duration::from_millis(15_000)).await;
+        tokio::task::yield_now().await;
+        let next = handle.read(|v| v.core.next_seq()).await.unwrap();
+        assert_eq!(next, 2, "the expiry must not apply unjournaled");
+        // …and is retried after the back-off, not in a busy loop.
+        let tries = journal.attempts.lock().unwrap().len();
+        assert!(tries <= 3, "{tries} attempts without time passing");
+        *journal.failing.lock().unwrap() = false;
+        tokio::time::advance(Duration::from_millis(JOURNAL_RETRY_MS)).await;
+        let mut seq = handle.next_seq_watch();
+        seq.wait_for(|next| *next == 3).await.unwrap();
+        let page = handle
+            .read(|v| v.core.decisions_after(Some(1), 10))
+            .await
+            .unwrap()
+            .unwrap();
+        let revoked: crate::engine::Decision =
+            serde_json::from_str(&page.decisions[0].json).unwrap();
+        assert_eq!(revoked.at, T0 + 15_000, "it fires at its own deadline");
     }
 }
