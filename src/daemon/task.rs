@@ -578,7 +578,10 @@ mod tests {
     async fn a_due_timer_whose_journal_append_fails_is_retried_after_a_back_off() {
         let clock = Clock::starting_at(T0);
         let journal = FlakyJournal::default();
-        let (task, handle) = EngineTask::new(core(), clock, 16, Box::new(journal.clone()), None);
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (task, handle) =
+            EngineTask::new(core, clock, 16, Box::new(journal.clone()), None, telemetry);
         tokio::spawn(task.run(std::future::pending()));
         handle.apply(events()).await.unwrap();
         *journal.failing.lock().unwrap() = true;
