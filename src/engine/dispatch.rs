@@ -273,16 +273,4 @@ impl Engine {
         }
         self.reindex_agent(ak);
     }
-
-    /// Whether the interaction is eligible for a class-tier pair (used by reload and checks).
-    #[allow(dead_code)]
-    pub(super) fn allows(&self, ik: IKey, tier: Tier) -> bool {
-        let i = self.ix(ik);
-        let Some(q) = i.queue else { return false };
-        let class = match i.min_tier {
-            Some(m) => Class::MinTier(m),
-            None => Class::Step(i.step.unwrap_or(0)),
-        };
-        self.queues[q as usize].class_allows(class, tier)
-    }
 }
