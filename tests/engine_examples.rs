@@ -1713,3 +1713,42 @@ fn next_deadline_is_the_earliest_pending_timer() {
     d.advance(secs(30));
     assert_eq!(d.engine.next_deadline(), None);
 }
+
+/// Cancelling is lazy (see `src/engine/timers.rs`): thousands of answered calls leave cancelled
+/// step and expiry timers behind a live one. None of them fires, the next deadline stays the live
+/// timer's, and compaction keeps the map bounded.
+#[test]
+fn cancelled_timers_never_fire_and_do_not_pile_up() {
+    let mut busy = queue("support", vec![step(0, &[1]), step(3_600, &[1, 2])]);
+    busy.wrap_up_ms = 0;
+    let unstaffed = queue("billing", vec![step(0, &[1]), step(1_000, &[1, 2])]);
+    let mut d = Driver::new(config(
+        vec![busy, unstaffed],
+        vec![agent("a", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, call("waits", "billing"));
+    for n in 0..6_000u64 {
+        let t = 1 + n * 100;
+        let id = format!("c{n}");
+        let ds = d.at(t, call(&id, "support"));
+        assert_eq!(offers(&ds), vec![(id.clone(), "a".into())]);
+        d.at(t, accept(&id, "a"));
+        d.at(t + 50, end(&id));
+    }
+    // 12,000 timers were cancelled (a step and an expiry per call); all but a bounded number
+    // were compacted away, and the live step timer of `waits` is still the next deadline.
+    assert!(
+        d.engine.timer_entries() < 2 * 4_096 + 16,
+        "{} timer entries",
+        d.engine.timer_entries()
+    );
+    assert_eq!(d.engine.next_deadline(), Some(secs(1_000)));
+    let fired = d.advance(secs(1_000));
+    assert_eq!(kinds(&fired), vec!["escalated"]);
+    assert_eq!(d.interaction("waits").step, Some(1));
+    // Every cancelled step timer of the answered calls (due up to an hour later) stays silent.
+    let later = d.advance(secs(5_000));
+    assert!(later.is_empty(), "cancelled timers fired: {later:?}");
+    assert_eq!(d.engine.next_deadline(), None);
+}

@@ -99,7 +99,7 @@ impl Engine {
             activity: activity_of(a),
             status_since: a.status_since,
             logged_in_since: a.logged_in_since,
-            tiers: a.tiers_by_name.clone(),
+            tiers: a.tiers_by_name.iter().cloned().collect(),
             skills: a
                 .skills
                 .iter()
