@@ -127,11 +127,7 @@ fn print_report(format: Format, table: &str, json: &str) {
 }
 
 /// `--replay DIR`: old and new side by side.
-fn replay_journal(
-    args: &SimulateArgs,
-    dir: &Path,
-    new: crate::config::RoutingConfig,
-) -> ExitCode {
+fn replay_journal(args: &SimulateArgs, dir: &Path, new: crate::config::RoutingConfig) -> ExitCode {
     let options = ReplayOptions {
         seed: args.seed.unwrap_or(1),
         agents: args.agents,

@@ -362,9 +362,9 @@ impl Playback {
             } => Event::AgentState {
                 agent: agent.clone(),
                 state: *state,
-                reason: reason.clone().or_else(|| {
-                    (*state != RequestedState::Available).then(|| "admin".to_string())
-                }),
+                reason: reason
+                    .clone()
+                    .or_else(|| (*state != RequestedState::Available).then(|| "admin".to_string())),
             },
             Input::Reconfigure { .. } => {
                 self.counts.reloads += 1;
@@ -600,17 +600,15 @@ impl Playback {
                     self.interactions[i].rejected = true;
                 }
             }
-            Fact::AgentStatusChanged { agent, .. } => {
-                if !self.tally.has_agent(agent) {
-                    let tiers = self
-                        .core
-                        .as_ref()
-                        .and_then(|c| c.engine().agent(agent))
-                        .map(|v| v.tiers.iter().map(|(q, t)| (q.to_string(), *t)).collect())
-                        .unwrap_or_default();
-                    let since = self.start_ms.unwrap_or(0);
-                    self.tally.add_agent(agent.clone(), tiers, since);
-                }
+            Fact::AgentStatusChanged { agent, .. } if !self.tally.has_agent(agent) => {
+                let tiers = self
+                    .core
+                    .as_ref()
+                    .and_then(|c| c.engine().agent(agent))
+                    .map(|v| v.tiers.iter().map(|(q, t)| (q.to_string(), *t)).collect())
+                    .unwrap_or_default();
+                let since = self.start_ms.unwrap_or(0);
+                self.tally.add_agent(agent.clone(), tiers, since);
             }
             _ => {}
         }

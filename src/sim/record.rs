@@ -106,10 +106,7 @@ pub fn record(
             .filter_map(Result::ok)
             .any(|e| {
                 let p = e.path();
-                matches!(
-                    p.extension().and_then(|x| x.to_str()),
-                    Some("seg" | "snap")
-                )
+                matches!(p.extension().and_then(|x| x.to_str()), Some("seg" | "snap"))
             });
         if has_journal {
             return Err(RecordError::NotEmpty(dir.to_path_buf()));

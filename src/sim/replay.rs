@@ -259,9 +259,7 @@ fn play_recording(dir: &Path, seed: u64) -> Result<(Played, RecordingSummary), R
             }
             playback.input(input);
             if check_at == Some(index) {
-                state_at_check = playback
-                    .core()
-                    .map(|c| (c.next_seq(), c.engine().counts()));
+                state_at_check = playback.core().map(|c| (c.next_seq(), c.engine().counts()));
             }
         })?;
         if let Some((k, snapshot)) = &candidate.check {
@@ -520,9 +518,7 @@ fn build_plan(
             .iter()
             .rev()
             .find_map(|(_, e)| match e {
-                Event::AgentLogin {
-                    tiers: Some(t), ..
-                } => Some(t.clone()),
+                Event::AgentLogin { tiers: Some(t), .. } => Some(t.clone()),
                 _ => None,
             })
             .or_else(|| in_new_roster.map(|r| r.tiers.clone()))
@@ -733,7 +729,11 @@ impl ReplayReport {
             "traffic: {} interactions ({} answered, {} abandoned, {} overflowed, {} rejected, {} unfinished) · {} agents · seed {}",
             t.interactions, t.answered, t.abandoned, t.overflowed, t.rejected, t.unfinished, t.agents, self.seed
         );
-        let _ = writeln!(out, "patience (exponential, censored fit): {}", patience.join(", "));
+        let _ = writeln!(
+            out,
+            "patience (exponential, censored fit): {}",
+            patience.join(", ")
+        );
         if !t.added_agents.is_empty() {
             let _ = writeln!(out, "added agents: {}", t.added_agents.join(", "));
         }
@@ -747,8 +747,17 @@ impl ReplayReport {
         let _ = writeln!(
             out,
             "\n{:<16} {:<4} {:>8} {:>8} {:>9} {:>7} {:>6} {:>8} {:>7} {:>7} {:>7}",
-            "queue", "", "offered", "answered", "abandoned", "overflw", "reject", "SL", "ASA s",
-            "p90 s", "aband%"
+            "queue",
+            "",
+            "offered",
+            "answered",
+            "abandoned",
+            "overflw",
+            "reject",
+            "SL",
+            "ASA s",
+            "p90 s",
+            "aband%"
         );
         let find = |r: &Report, q: &str| {
             r.queues
