@@ -835,7 +835,7 @@ fn an_unanswered_offer_expires_and_goes_to_the_next_agent() {
     assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"));
     assert!(ds.iter().all(|x| x.at == secs(22)));
     let a = d.agent("a");
-    assert_eq!(a.consecutive_no_answers, 1);
+    assert_eq!(a.consecutive_missed_offers, 1);
     assert_eq!(a.backoff_until, Some(secs(22) + secs(10)));
     assert!(a.slots.is_empty());
     assert_eq!(d.interaction("c1").entered_queue_at, secs(2));
@@ -882,8 +882,11 @@ fn decline_backs_off(reason: DeclineReason, delay: u64) {
         secs(2) + delay,
         "re-offered exactly when the back-off ends"
     );
-    let expected_no_answers = u32::from(reason == DeclineReason::NoAnswer);
-    assert_eq!(d.agent("a").consecutive_no_answers, expected_no_answers);
+    assert_eq!(
+        d.agent("a").consecutive_missed_offers,
+        1,
+        "{reason:?}: every decline is a missed offer by default"
+    );
 }
 
 #[test]
@@ -937,6 +940,59 @@ fn max_no_answer_makes_the_agent_not_ready() {
     assert_eq!(a.activity, Activity::NotReady);
 }
 
+/// A phone on do-not-disturb answers every offer with 486 at once: without counting declines the
+/// caller would bounce between it and the queue forever.
+#[test]
+fn consecutive_busy_declines_make_the_agent_not_ready_with_reason_declined() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 2;
+    q.busy_delay_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    let ds = d.at(secs(1), decline("c1", "a", DeclineReason::Busy));
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "a".into())],
+        "one miss: offered again"
+    );
+    let ds = d.at(secs(2), decline("c1", "a", DeclineReason::Busy));
+    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::AgentState {
+            agent: "a".into(),
+            state: AgentStatus::NotReady,
+            reason: Some("declined".into())
+        }
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    let ds = d.at(secs(3), login("b"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "b".into())]);
+}
+
+#[test]
+fn with_count_declines_off_only_no_answers_count() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 1;
+    q.count_declines = false;
+    q.reject_delay_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    for t in 1..=3 {
+        let ds = d.at(secs(t), decline("c1", "a", DeclineReason::Rejected));
+        assert_eq!(offers(&ds), vec![("c1".into(), "a".into())], "reject {t}");
+    }
+    assert_eq!(d.agent("a").consecutive_missed_offers, 0);
+    let ds = d.at(secs(4), decline("c1", "a", DeclineReason::NoAnswer));
+    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(d.agent("a").reason.as_deref(), Some("no_answer"));
+}
+
 #[test]
 fn an_accept_resets_the_no_answer_count() {
     let mut q = queue("support", vec![step(0, &[1])]);
@@ -946,11 +1002,11 @@ fn an_accept_resets_the_no_answer_count() {
     d.at(0, login("a"));
     d.at(0, call("c1", "support"));
     d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
-    assert_eq!(d.agent("a").consecutive_no_answers, 1);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 1);
     // No back-off: offered again at once, and this time answered.
     assert_eq!(d.interaction("c1").state, InteractionState::Offered);
     d.at(secs(2), accept("c1", "a"));
-    assert_eq!(d.agent("a").consecutive_no_answers, 0);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 0);
     assert_eq!(d.agent("a").accepted_since_login, 1);
 }
 

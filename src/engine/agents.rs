@@ -189,7 +189,7 @@ impl Engine {
             slots: Vec::new(),
             idle_since: now,
             accepted_since_login: 0,
-            consecutive_no_answers: 0,
+            consecutive_missed_offers: 0,
             backoff_until: None,
             backoff_timer: None,
             free_entries: Vec::new(),

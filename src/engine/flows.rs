@@ -531,7 +531,7 @@ impl Engine {
         if from == AgentStatus::Offline {
             a.logged_in_since = Some(now);
             a.accepted_since_login = 0;
-            a.consecutive_no_answers = 0;
+            a.consecutive_missed_offers = 0;
         }
         if to == AgentStatus::Offline {
             a.logged_in_since = None;

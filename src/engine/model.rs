@@ -96,7 +96,7 @@ pub struct Agent {
     pub slots: Vec<Slot>,
     pub idle_since: Millis,
     pub accepted_since_login: u64,
-    pub consecutive_no_answers: u32,
+    pub consecutive_missed_offers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
     /// Free-index entries this agent currently has: (queue, channel, tier). Derived.

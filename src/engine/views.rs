@@ -117,7 +117,7 @@ impl Engine {
             slots,
             idle_since: a.idle_since,
             accepted_since_login: a.accepted_since_login,
-            consecutive_no_answers: a.consecutive_no_answers,
+            consecutive_missed_offers: a.consecutive_missed_offers,
             backoff_until: a.backoff_until,
         }
     }
