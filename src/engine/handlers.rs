@@ -185,7 +185,7 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
                 .collect(),
-            history: Vec::with_capacity(4),
+            history: Vec::with_capacity(2),
             history_dropped: 0,
             rating: None,
             resolved: None,
