@@ -9,6 +9,13 @@
 //! seq on a watch channel for readers. Between wake-ups it sleeps on the channel and on the
 //! engine's next timer deadline: nothing polls. It never blocks on the network.
 //!
+//! Facts reach the tallies and `Telemetry` after every batch, but the gauges `Telemetry` derives
+//! from the engine's views (waiting per queue, agents per tier and activity: a walk over every
+//! queue's agents) are refreshed on demand: before a `read` (which sees up-to-date telemetry)
+//! and before a `/metrics` scrape (the daemon's scrape hook is such a read). Refreshing them
+//! after every batch cost more than everything else the daemon does per event. Reads that only
+//! look at the core (decision pages) use `read_core` and refresh nothing.
+//!
 //! It also records its own health: engine time per input (`tierline_decision_seconds`), how late
 //! a timer wake-up came (`tierline_timer_lateness_seconds`) and the commands still queued after
 //! each drain (`tierline_event_queue_depth`).
@@ -87,7 +94,10 @@ enum Command {
         inputs: Vec<Input>,
         reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
     },
+    /// A read that may look at the tallies and telemetry: they are brought up to date first.
     Read(ReadFn),
+    /// A read of the core alone (`ReadView::core`, `now`): tallies and telemetry may lag.
+    ReadCore(ReadFn),
 }
 
 /// Why a command did not get an answer.
@@ -119,7 +129,8 @@ impl EngineHandle {
         rx.await.map_err(|_| SubmitError::Stopped)?
     }
 
-    /// Run `f` on the engine task against the current state and return its result.
+    /// Run `f` on the engine task against the current state and return its result. The
+    /// tallies and telemetry it sees are up to date with every fact before it.
     pub async fn read<R, F>(&self, f: F) -> Result<R, SubmitError>
     where
         R: Send + 'static,
@@ -127,6 +138,21 @@ impl EngineHandle {
     {
         let (reply, rx) = oneshot::channel();
         self.submit(Command::Read(Box::new(move |view| {
+            let _ = reply.send(f(view));
+        })))?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Like `read`, for a closure that looks only at `view.core` and `view.now` (decision pages,
+    /// readiness): the telemetry's view-derived gauges are not refreshed for it, so frequent
+    /// readers such as long-polls cost no more than the read itself.
+    pub async fn read_core<R, F>(&self, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Command::ReadCore(Box::new(move |view| {
             let _ = reply.send(f(view));
         })))?;
         rx.await.map_err(|_| SubmitError::Stopped)
@@ -163,6 +189,8 @@ pub struct EngineTask {
     telemetry: Telemetry,
     /// After a failed journal append: no timer work before this engine time.
     journal_retry_at: Option<Millis>,
+    /// Facts arrived since the telemetry's view-derived gauges were last refreshed.
+    gauges_stale: bool,
 }
 
 impl EngineTask {
@@ -191,6 +219,7 @@ impl EngineTask {
             tally,
             telemetry,
             journal_retry_at: None,
+            gauges_stale: true,
         };
         let handle = EngineHandle {
             tx,
@@ -301,8 +330,9 @@ impl EngineTask {
                     replies.push((reply, outcomes));
                 }
                 Command::Read(f) => {
-                    // Facts so far must reach the tally before a read sees it.
+                    // Facts so far must reach the tally, and the gauges, before a read sees them.
                     self.observe(now, &mut reconfigured);
+                    self.refresh_gauges(now);
                     f(&ReadView {
                         core: &self.core,
                         tally: &self.tally,
@@ -310,6 +340,12 @@ impl EngineTask {
                         now,
                     });
                 }
+                Command::ReadCore(f) => f(&ReadView {
+                    core: &self.core,
+                    tally: &self.tally,
+                    telemetry: &self.telemetry,
+                    now,
+                }),
             }
         }
         self.observe(now, &mut reconfigured);
@@ -340,6 +376,13 @@ impl EngineTask {
         applied
     }
 
+    /// Bring the telemetry's view-derived gauges up to date, if facts arrived since last time.
+    fn refresh_gauges(&mut self, now: Millis) {
+        if std::mem::take(&mut self.gauges_stale) {
+            self.telemetry.refresh(self.core.engine(), now);
+        }
+    }
+
     fn observe(&mut self, now: Millis, reconfigured: &mut bool) {
         let reconfigured = std::mem::take(reconfigured);
         if reconfigured {
@@ -355,9 +398,9 @@ impl EngineTask {
             return;
         }
         self.tally.on_facts(&facts);
-        // Facts first (exact moments), then the gauges from the engine's views.
+        // Facts now (exact moments); the gauges from the engine's views when someone looks.
         self.telemetry.on_facts(&facts);
-        self.telemetry.refresh(self.core.engine(), now);
+        self.gauges_stale = true;
         if let Some(observer) = &mut self.observer {
             if !facts.is_empty() {
                 observer.on_batch(&facts, self.core.engine(), now);
