@@ -571,19 +571,22 @@ mod tests {
         }
     }
 
+    /// Whether `parse_body` answers `body` from the one-pass parse alone.
+    fn one_pass(body: &str) -> bool {
+        match serde_json::from_slice::<EventsBody>(body.as_bytes()) {
+            Ok(EventsBody::Single(_)) => true,
+            Ok(EventsBody::Batch(items)) => !items.is_empty(),
+            Err(_) => false,
+        }
+    }
+
     #[test]
     fn well_formed_bodies_take_the_one_pass_path() {
         for body in &BODIES[..5] {
-            assert!(
-                serde_json::from_slice::<EventsBody>(body.as_bytes()).is_ok(),
-                "{body}"
-            );
+            assert!(one_pass(body), "{body}");
         }
         for body in &BODIES[5..] {
-            assert!(
-                serde_json::from_slice::<EventsBody>(body.as_bytes()).is_err(),
-                "{body}"
-            );
+            assert!(!one_pass(body), "{body}");
         }
     }
 
