@@ -1752,3 +1752,42 @@ fn cancelled_timers_never_fire_and_do_not_pile_up() {
     assert!(later.is_empty(), "cancelled timers fired: {later:?}");
     assert_eq!(d.engine.next_deadline(), None);
 }
+
+/// `queues()` counts every queue's agents in one pass; it must agree with `queue(id)` for each.
+#[test]
+fn all_queue_views_at_once_equal_each_queue_view() {
+    let mut d = Driver::new(config(
+        vec![
+            queue("support", vec![step(0, &[1]), step(30, &[1, 2])]),
+            queue("billing", vec![step(0, &[1])]),
+            queue("vip", vec![step(0, &[2])]),
+        ],
+        vec![
+            agent("a", &[("support", 1), ("billing", 2)]),
+            agent("b", &[("support", 2), ("vip", 2)]),
+            agent("c", &[("billing", 1)]),
+            agent("d", &[("vip", 2), ("support", 1)]),
+        ],
+    ));
+    d.at(0, login("a"));
+    d.at(0, login("b"));
+    d.at(0, login("d"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), not_ready("b", "break"));
+    d.at(secs(3), call("c2", "billing"));
+    d.at(secs(4), call("c3", "billing"));
+    let all = d.engine.queues();
+    let one_by_one: Vec<_> = ["support", "billing", "vip"]
+        .iter()
+        .map(|id| d.engine.queue(id).expect("configured"))
+        .collect();
+    assert_eq!(all, one_by_one);
+    assert_eq!(
+        all[0]
+            .agents
+            .values()
+            .map(|m| m.values().sum::<usize>())
+            .sum::<usize>(),
+        3
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Channel;
 use crate::engine::decision::AgentStatus;
-use crate::engine::model::{Agent, Interaction};
+use crate::engine::model::{Agent, Interaction, QKey};
 use crate::engine::view::{
     Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
 };
@@ -136,7 +136,6 @@ impl Engine {
 
     pub fn queue(&self, id: &str) -> Option<QueueView> {
         let q = *self.queue_ids.get(id)?;
-        let queue = &self.queues[q as usize];
         let mut agents: BTreeMap<u8, BTreeMap<Activity, usize>> = BTreeMap::new();
         for a in &self.agents {
             if let Some(t) = a.tier_in(q) {
@@ -147,7 +146,16 @@ impl Engine {
                     .or_insert(0) += 1;
             }
         }
-        Some(QueueView {
+        Some(self.queue_view_with(q, agents))
+    }
+
+    fn queue_view_with(
+        &self,
+        q: QKey,
+        agents: BTreeMap<u8, BTreeMap<Activity, usize>>,
+    ) -> QueueView {
+        let queue = &self.queues[q as usize];
+        QueueView {
             id: queue.name.clone(),
             waiting: queue.waiting_count,
             waiting_by_channel: queue
@@ -164,14 +172,32 @@ impl Engine {
                 .schedule
                 .as_ref()
                 .is_none_or(|s| s.is_open(self.now)),
-        })
+        }
     }
 
-    /// All queues of the current config, in config order.
+    /// All queues of the current config, in config order. One pass over the agents for all
+    /// queues (O(agents × their queues)), not one per queue: metrics refresh every queue at once.
     pub fn queues(&self) -> Vec<QueueView> {
+        let mut per_queue: Vec<BTreeMap<u8, BTreeMap<Activity, usize>>> =
+            vec![BTreeMap::new(); self.queues.len()];
+        for a in &self.agents {
+            let activity = activity_of(a);
+            for &(q, t) in &a.tiers {
+                *per_queue[q as usize]
+                    .entry(t)
+                    .or_default()
+                    .entry(activity)
+                    .or_insert(0) += 1;
+            }
+        }
         self.queues
             .iter()
-            .filter_map(|q| self.queue(&q.name))
+            .enumerate()
+            .filter(|(q, rt)| self.queue_ids.get(&rt.name) == Some(&(*q as QKey)))
+            .map(|(q, _)| {
+                let agents = std::mem::take(&mut per_queue[q]);
+                self.queue_view_with(q as QKey, agents)
+            })
             .collect()
     }
 

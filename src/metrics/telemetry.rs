@@ -26,12 +26,17 @@ use crate::engine::{
 /// simulator or a test double can stand in.
 pub trait RoutingState {
     fn queue_view(&self, id: &str) -> Option<QueueView>;
+    /// Every current queue's view, computed together (cheaper than one `queue_view` per queue).
+    fn queue_views(&self) -> Vec<QueueView>;
     fn agent_view(&self, id: &str) -> Option<AgentView>;
 }
 
 impl RoutingState for Engine {
     fn queue_view(&self, id: &str) -> Option<QueueView> {
         self.queue(id)
+    }
+    fn queue_views(&self) -> Vec<QueueView> {
+        self.queues()
     }
     fn agent_view(&self, id: &str) -> Option<AgentView> {
         self.agent(id)
@@ -515,8 +520,13 @@ impl Telemetry {
     pub fn refresh(&mut self, state: &impl RoutingState, now: Millis) {
         self.seen(now);
         let mut updates = Vec::with_capacity(self.queue_order.len());
+        let mut views: HashMap<Arc<str>, QueueView> = state
+            .queue_views()
+            .into_iter()
+            .map(|v| (v.id.clone(), v))
+            .collect();
         for id in &self.queue_order {
-            let Some(view) = state.queue_view(id) else {
+            let Some(view) = views.remove(&**id) else {
                 continue;
             };
             let Some(q) = self.queues.get_mut(id) else {
