@@ -17,6 +17,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod tally;
 pub mod task;
+mod timed_input;
 pub mod watch;
 
 use std::future::IntoFuture;
