@@ -37,7 +37,7 @@ pub enum Input {
 }
 
 /// An input with the time it was applied at: the unit the journal records. Read back by a
-/// hand-written `Deserialize` (`super::timed_input`) that decodes this shape twice as fast.
+/// hand-written `Deserialize` (`super::timed_input`) that skips serde's flatten buffering.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimedInput {
     pub at: Millis,
