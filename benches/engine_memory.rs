@@ -123,8 +123,9 @@ fn main() {
     };
 
     // Per agent: an engine with the 15,000-agent roster, everyone logged in, minus the same
-    // engine without agents. Both include the config the engine keeps.
-    // The roster as configured (what `RoutingConfig` itself costs per agent, kept by the engine).
+    // engine without agents. Both include the config the engine keeps (without the roster: the
+    // engine turns roster entries into agent state and keeps no copy of them).
+    // The roster as configured (what a `RoutingConfig` costs per agent; for reference only).
     let config_mark = mark();
     let roster_config = {
         let with = config(true);
@@ -170,7 +171,7 @@ fn main() {
     );
     println!(
         "per agent (roster + logged in, {AGENTS} agents): {per_agent:.0} bytes, {:.1} allocations \
-         (of which the roster entry in the config: {roster_config:.0} bytes; logging in: \
+         (a roster entry in a RoutingConfig, not kept by the engine: {roster_config:.0} bytes; logging in: \
          {per_login:.0} bytes) — {}",
         agents_allocs / AGENTS as f64,
         verdict(per_agent)

@@ -26,12 +26,22 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 SUSTAIN_P99_MS=${SUSTAIN_P99_MS:-50} # a step is "sustained" if every event is answered, no 5xx, p99 under this
 SEARCH_RATES=${SEARCH_RATES:-"5000 10000 15000 20000 25000 30000 35000 40000 50000 60000 70000 80000 100000"}
 SYNC_MODES=${SYNC_MODES:-"batch none"}
+# Optional CPU pinning (taskset lists, e.g. SERVER_CPUS=0 LOADGEN_CPUS=1) to keep the generator
+# and the server off each other's core; empty = no pinning.
+SERVER_CPUS=${SERVER_CPUS:-}
+LOADGEN_CPUS=${LOADGEN_CPUS:-}
 API=127.0.0.1:18080
 METRICS=127.0.0.1:19464
 BASE=127.0.0.1:18090
-BIN=target/release/tierline
+BIN=${BIN:-target/release/tierline}          # the server binary (and the generator unless LOADGEN_BIN)
+LOADGEN_BIN=${LOADGEN_BIN:-$BIN}
 
 mkdir -p "$OUT"
+pin() {  # cpu-list command… — run under taskset when a list is given
+    local cpus=$1
+    shift
+    if [[ -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
 SERVER_PID=""
 WORKDIR=$(mktemp -d)
 cleanup() {
@@ -82,7 +92,7 @@ stop_server() {
 }
 
 start_baseline() {
-    "$BIN" baseline-server --listen "$BASE" >"$WORKDIR/baseline.log" 2>&1 &
+    pin "$SERVER_CPUS" "$BIN" baseline-server --listen "$BASE" >"$WORKDIR/baseline.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$BASE"
 }
@@ -92,7 +102,7 @@ start_tierline() {  # sync mode
     mkdir -p "$dir/data"
     sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
         config/bench.toml >"$dir/bench.toml"
-    "$BIN" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
+    pin "$SERVER_CPUS" "$BIN" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
         --data "$dir/data" >"$dir/daemon.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$API"
@@ -101,7 +111,7 @@ start_tierline() {  # sync mode
 loadgen() {  # mode url rate duration out [extra…]
     local mode=$1 url=$2 rate=$3 duration=$4 out=$5
     shift 5
-    "$BIN" loadgen --mode "$mode" --url "$url" --rate "$rate" --duration "$duration" \
+    pin "$LOADGEN_CPUS" "$LOADGEN_BIN" loadgen --mode "$mode" --url "$url" --rate "$rate" --duration "$duration" \
         --connections "$CONNECTIONS" --agents "$AGENTS" --queues "$QUEUES" \
         --threads "$LOADGEN_THREADS" --sustained-p99-ms "$SUSTAIN_P99_MS" --out "$out" "$@"
 }
@@ -176,8 +186,8 @@ def cpu_us_per_event(t, i, r):
         return ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
     except Exception:
         return None
-print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | server CPU µs/event | timer lateness p99 ms |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | server CPU µs/event | generator CPU µs/event | timer lateness p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 fixed = {}
 cpus = {}
 for t in targets:
@@ -189,7 +199,8 @@ for t in targets:
     lat = lambda k: med([r["latency_ms"][k] for r in rs])
     non200 = med([r["answered"] - r["statuses"].get("200", 0) for r in rs])
     tl = [r["timer_lateness"]["p99_ms"] for r in rs if r.get("timer_lateness")]
-    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):.0f} | {lat('p50'):.3f} | {lat('p99'):.3f} | {lat('p99_9'):.3f} | {lat('max'):.3f} | {non200:.0f} | {med([r['server_errors'] for r in rs]):.0f} | {('%.1f' % med(cpu)) if cpu else 'n/a'} | {('%.3f' % med(tl)) if tl else 'n/a'} |")
+    gen = [r["generator_cpu_us_per_event"] for r in rs if r.get("generator_cpu_us_per_event")]
+    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):.0f} | {lat('p50'):.3f} | {lat('p99'):.3f} | {lat('p99_9'):.3f} | {lat('max'):.3f} | {non200:.0f} | {med([r['server_errors'] for r in rs]):.0f} | {('%.1f' % med(cpu)) if cpu else 'n/a'} | {('%.1f' % med(gen)) if gen else 'n/a'} | {('%.3f' % med(tl)) if tl else 'n/a'} |")
 if "baseline" in fixed:
     print("\nratios to the baseline, per run then median (latency: lower is better for tierline when < 1):\n")
     for t in targets[1:]:
@@ -199,6 +210,13 @@ if "baseline" in fixed:
         p50 = med([b2["latency_ms"]["p50"] / b1["latency_ms"]["p50"] for b1, b2 in pairs if b1["latency_ms"]["p50"] > 0])
         cpu = med([c2 / c1 for c1, c2 in zip(cpus.get("baseline", []), cpus.get(t, [])) if c1])
         print(f"- {t}: p50 ×{p50:.2f}, p99 ×{p99:.2f}, server CPU per event ×{cpu:.2f} (throughput ceiling ≈ 1/that = ×{1 / cpu if cpu else float('nan'):.2f} of the baseline)")
+    print("\nCPU arithmetic (1 s / CPU per event = events/s one core can carry):\n")
+    for t in targets:
+        c = med(cpus.get(t, []))
+        gen = med([r["generator_cpu_us_per_event"] for r in fixed.get(t, []) if r.get("generator_cpu_us_per_event")])
+        if c == c and c > 0:
+            both = f"; with the generator on the same 2 cores: 2 s / ({c:.1f} + {gen:.1f}) µs ≈ {2e6 / (c + gen):,.0f} ev/s" if gen == gen else ""
+            print(f"- {t}: server alone {1e6 / c:,.0f} ev/s per core{both}")
 print("\n### max sustained rate (highest step sustained, median of %d searches)\n" % runs)
 print("| target | per search | median |")
 print("|---|---|---|")

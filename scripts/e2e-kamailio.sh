@@ -264,8 +264,10 @@ json.dump({"interactions": views, "agents": get("/v1/agents")["agents"]},
           open("tierline-state.json", "w"), indent=1)
 check(a4["status"] == "not_ready" and a4["reason"] == "no_answer",
       f"agent4 is {a4['status']} ({a4['reason']}) after max_no_answer = 1")
-check(a3["status"] == "available" and a3["consecutive_no_answers"] == 0,
-      f"agent3 stays {a3['status']} ({a3['reason']}): 486 is a busy decline (back-off), not a no-answer")
+check(declined_by["agent3"] == 1 and offers_to["agent3"] == 1,
+      f"agent3 declined once (486) and was never offered again ({offers_to['agent3']} offers)")
+check(a3["status"] == "not_ready" and a3["reason"] == "declined",
+      f"agent3 is {a3['status']} ({a3['reason']}) after max_no_answer = 1 (486 counts: count_declines)")
 for a in ("agent1", "agent2", "agent5"):
     v = get(f"/v1/agents/{a}")
     check(v["activity"] == "available", f"{a} is free again after its calls ({v['activity']})")

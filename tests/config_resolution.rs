@@ -150,6 +150,7 @@ fn a_queue_value_beats_defaults_which_beat_built_ins() {
 offer_timeout_s = 20
 wrap_up_s = 0
 max_no_answer = 0
+count_declines = false
 escalation_priority_boost = 4
 reject_delay_s = 1
 
@@ -157,6 +158,7 @@ reject_delay_s = 1
 id = "own"
 offer_timeout_s = 8
 max_no_answer = 2
+count_declines = true
 
 [[queue]]
 id = "inherits"
@@ -168,6 +170,8 @@ id = "inherits"
     assert_eq!(inherits.offer_timeout_ms, 20_000);
     assert_eq!(own.max_no_answer, 2);
     assert_eq!(inherits.max_no_answer, 0);
+    assert!(own.count_declines);
+    assert!(!inherits.count_declines);
     assert_eq!(inherits.wrap_up_ms, 0);
     assert_eq!(inherits.escalation_priority_boost, 4);
     assert_eq!(inherits.reject_delay_ms, 1_000);

@@ -835,7 +835,7 @@ fn an_unanswered_offer_expires_and_goes_to_the_next_agent() {
     assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"));
     assert!(ds.iter().all(|x| x.at == secs(22)));
     let a = d.agent("a");
-    assert_eq!(a.consecutive_no_answers, 1);
+    assert_eq!(a.consecutive_missed_offers, 1);
     assert_eq!(a.backoff_until, Some(secs(22) + secs(10)));
     assert!(a.slots.is_empty());
     assert_eq!(d.interaction("c1").entered_queue_at, secs(2));
@@ -882,8 +882,11 @@ fn decline_backs_off(reason: DeclineReason, delay: u64) {
         secs(2) + delay,
         "re-offered exactly when the back-off ends"
     );
-    let expected_no_answers = u32::from(reason == DeclineReason::NoAnswer);
-    assert_eq!(d.agent("a").consecutive_no_answers, expected_no_answers);
+    assert_eq!(
+        d.agent("a").consecutive_missed_offers,
+        1,
+        "{reason:?}: every decline is a missed offer by default"
+    );
 }
 
 #[test]
@@ -937,6 +940,59 @@ fn max_no_answer_makes_the_agent_not_ready() {
     assert_eq!(a.activity, Activity::NotReady);
 }
 
+/// A phone on do-not-disturb answers every offer with 486 at once: without counting declines the
+/// caller would bounce between it and the queue forever.
+#[test]
+fn consecutive_busy_declines_make_the_agent_not_ready_with_reason_declined() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 2;
+    q.busy_delay_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    let ds = d.at(secs(1), decline("c1", "a", DeclineReason::Busy));
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "a".into())],
+        "one miss: offered again"
+    );
+    let ds = d.at(secs(2), decline("c1", "a", DeclineReason::Busy));
+    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::AgentState {
+            agent: "a".into(),
+            state: AgentStatus::NotReady,
+            reason: Some("declined".into())
+        }
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    let ds = d.at(secs(3), login("b"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "b".into())]);
+}
+
+#[test]
+fn with_count_declines_off_only_no_answers_count() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 1;
+    q.count_declines = false;
+    q.reject_delay_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    for t in 1..=3 {
+        let ds = d.at(secs(t), decline("c1", "a", DeclineReason::Rejected));
+        assert_eq!(offers(&ds), vec![("c1".into(), "a".into())], "reject {t}");
+    }
+    assert_eq!(d.agent("a").consecutive_missed_offers, 0);
+    let ds = d.at(secs(4), decline("c1", "a", DeclineReason::NoAnswer));
+    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(d.agent("a").reason.as_deref(), Some("no_answer"));
+}
+
 #[test]
 fn an_accept_resets_the_no_answer_count() {
     let mut q = queue("support", vec![step(0, &[1])]);
@@ -946,11 +1002,11 @@ fn an_accept_resets_the_no_answer_count() {
     d.at(0, login("a"));
     d.at(0, call("c1", "support"));
     d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
-    assert_eq!(d.agent("a").consecutive_no_answers, 1);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 1);
     // No back-off: offered again at once, and this time answered.
     assert_eq!(d.interaction("c1").state, InteractionState::Offered);
     d.at(secs(2), accept("c1", "a"));
-    assert_eq!(d.agent("a").consecutive_no_answers, 0);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 0);
     assert_eq!(d.agent("a").accepted_since_login, 1);
 }
 
@@ -1655,5 +1711,44 @@ fn next_deadline_is_the_earliest_pending_timer() {
     d.at(secs(20), end("c1"));
     assert_eq!(d.engine.next_deadline(), Some(secs(30)), "wrap-up end");
     d.advance(secs(30));
+    assert_eq!(d.engine.next_deadline(), None);
+}
+
+/// Cancelling is lazy (see `src/engine/timers.rs`): thousands of answered calls leave cancelled
+/// step and expiry timers behind a live one. None of them fires, the next deadline stays the live
+/// timer's, and compaction keeps the map bounded.
+#[test]
+fn cancelled_timers_never_fire_and_do_not_pile_up() {
+    let mut busy = queue("support", vec![step(0, &[1]), step(3_600, &[1, 2])]);
+    busy.wrap_up_ms = 0;
+    let unstaffed = queue("billing", vec![step(0, &[1]), step(1_000, &[1, 2])]);
+    let mut d = Driver::new(config(
+        vec![busy, unstaffed],
+        vec![agent("a", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, call("waits", "billing"));
+    for n in 0..6_000u64 {
+        let t = 1 + n * 100;
+        let id = format!("c{n}");
+        let ds = d.at(t, call(&id, "support"));
+        assert_eq!(offers(&ds), vec![(id.clone(), "a".into())]);
+        d.at(t, accept(&id, "a"));
+        d.at(t + 50, end(&id));
+    }
+    // 12,000 timers were cancelled (a step and an expiry per call); all but a bounded number
+    // were compacted away, and the live step timer of `waits` is still the next deadline.
+    assert!(
+        d.engine.timer_entries() < 2 * 4_096 + 16,
+        "{} timer entries",
+        d.engine.timer_entries()
+    );
+    assert_eq!(d.engine.next_deadline(), Some(secs(1_000)));
+    let fired = d.advance(secs(1_000));
+    assert_eq!(kinds(&fired), vec!["escalated"]);
+    assert_eq!(d.interaction("waits").step, Some(1));
+    // Every cancelled step timer of the answered calls (due up to an hour later) stays silent.
+    let later = d.advance(secs(5_000));
+    assert!(later.is_empty(), "cancelled timers fired: {later:?}");
     assert_eq!(d.engine.next_deadline(), None);
 }

@@ -201,7 +201,11 @@ async fn a_declined_call_is_routed_to_the_next_agent_and_reports_are_idempotent(
         .await;
     assert_eq!(r["status"], "applied");
     let agent = h.get(&format!("/v1/agents/{first_agent}")).await;
-    assert_eq!(agent["status"], "available", "486 is busy, not a no-answer");
+    assert_eq!(
+        (agent["status"].as_str(), agent["reason"].as_str()),
+        (Some("not_ready"), Some("declined")),
+        "one 486 reaches max_no_answer = 1 (count_declines is on by default): {agent}"
+    );
     h.daemon.stop().await.unwrap();
 }
 

@@ -48,7 +48,7 @@ async fn page(
     limit: usize,
 ) -> Result<DecisionPage, ApiError> {
     engine
-        .read(move |v| v.core.decisions_after(after, limit))
+        .read_core(move |v| v.core.decisions_after(after, limit))
         .await?
         .map_err(|gone| ApiError::gone(&gone))
 }

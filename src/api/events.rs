@@ -5,16 +5,24 @@
 //! (409/422/503). A body is one event object or an array of them; an array is applied in order
 //! in one command, and each element gets its own result, so one bad element never blocks the
 //! others. A single rejected event answers with the error status itself.
+//!
+//! Parsing is one pass on the hot path: the body is deserialized straight into envelope ids and
+//! engine `Event`s (`EventsBody`), without a `serde_json::Value` tree in between. Only a body
+//! that pass refuses is parsed again, the slow way (`Value`, then each element on its own), and
+//! that second parse alone writes the error answer, so every message (what, where, why) and the
+//! per-element results of a batch are exactly what they would be without the fast path.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::daemon::core::{Input, Outcome};
+use crate::daemon::task::EngineHandle;
 use crate::engine::{Decision, Event};
 
 use super::auth::SIGNATURE_HEADER;
@@ -53,10 +61,97 @@ pub async fn post_events(
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     app.auth()
         .verify_signature(signature, &bytes, app.clock.now_s())?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let parsed = parse_body(&bytes)?;
+    Ok(Json(apply_parsed(&app.engine, parsed).await?).into_response())
+}
+
+/// Apply a parsed body through the engine task and build the answer (what `POST /v1/events`
+/// does after its checks; public so in-process benchmarks take the handlers' path without HTTP).
+/// A single event the engine refuses is the error itself; in a batch it is that element's result.
+pub async fn apply_parsed(
+    engine: &EngineHandle,
+    parsed: ParsedBody,
+) -> Result<EventsResponse, ApiError> {
+    match parsed {
+        ParsedBody::Single(id, event) => apply_single(engine, id, event).await,
+        ParsedBody::Batch(slots) => apply_batch(engine, slots).await,
+    }
+}
+
+/// A request body split into envelope ids and engine events.
+#[derive(Debug)]
+pub enum ParsedBody {
+    /// One event object.
+    Single(String, Event),
+    /// An array (never empty), element by element.
+    Batch(Vec<BatchItem>),
+}
+
+/// One element of an event array.
+#[derive(Debug)]
+pub enum BatchItem {
+    /// Its envelope id and event, ready for the engine.
+    Parsed(String, Event),
+    /// It could not be parsed: its `rejected` result, in its place in the answer.
+    Refused(EventResult),
+}
+
+/// Parse a `POST /v1/events` body (400 for JSON that is not one object or an array of them,
+/// 422 for a single bad event or an empty array; a bad element of an array becomes its result).
+///
+/// One pass straight into events when the body is well formed (the hot path); otherwise the
+/// slow path alone decides the error, so the answer does not depend on the fast path.
+pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
+    match serde_json::from_slice::<EventsBody>(bytes) {
+        Ok(EventsBody::Single(e)) => Ok(ParsedBody::Single(e.id, e.event)),
+        Ok(EventsBody::Batch(items)) if !items.is_empty() => Ok(ParsedBody::Batch(
+            items
+                .into_iter()
+                .map(|e| BatchItem::Parsed(e.id, e.event))
+                .collect(),
+        )),
+        Ok(EventsBody::Batch(_)) | Err(_) => parse_body_slowly(bytes),
+    }
+}
+
+/// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
+/// the one-pass parse refused, so that errors name exactly what, where and why.
+fn parse_body_slowly(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed_json(&e))?;
     match value {
-        Value::Array(items) => post_batch(&app, items).await,
-        Value::Object(map) => post_single(&app, map).await,
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::unprocessable(
+                    "empty_batch",
+                    "the event array is empty",
+                ));
+            }
+            let slots = items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let id_hint = item
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_default();
+                    match parse_envelope(item, Some(index)) {
+                        Ok((id, event)) => BatchItem::Parsed(id, event),
+                        Err(e) => BatchItem::Refused(EventResult {
+                            id: id_hint,
+                            status: "rejected",
+                            decisions: Vec::new(),
+                            error: Some(e.body),
+                        }),
+                    }
+                })
+                .collect();
+            Ok(ParsedBody::Batch(slots))
+        }
+        Value::Object(map) => {
+            let (id, event) = parse_envelope(Value::Object(map), None)?;
+            Ok(ParsedBody::Single(id, event))
+        }
         _ => Err(ApiError::bad_request(
             "invalid_body",
             "the body must be one event object or an array of event objects",
@@ -64,10 +159,12 @@ pub async fn post_events(
     }
 }
 
-async fn post_single(app: &AppState, map: Map<String, Value>) -> Result<Response, ApiError> {
-    let (id, event) = parse_envelope(Value::Object(map), None)?;
-    let mut outcomes = app
-        .engine
+async fn apply_single(
+    engine: &EngineHandle,
+    id: String,
+    event: Event,
+) -> Result<EventsResponse, ApiError> {
+    let mut outcomes = engine
         .apply(vec![Input::Event {
             id: id.clone(),
             event,
@@ -84,45 +181,31 @@ async fn post_single(app: &AppState, map: Map<String, Value>) -> Result<Response
         Outcome::Rejected(e) => return Err(ApiError::from_engine(&e, Some(&id))),
         other => result_of(id, other),
     };
-    Ok(Json(EventsResponse {
+    Ok(EventsResponse {
         results: vec![result],
     })
-    .into_response())
 }
 
-async fn post_batch(app: &AppState, items: Vec<Value>) -> Result<Response, ApiError> {
-    if items.is_empty() {
-        return Err(ApiError::unprocessable(
-            "empty_batch",
-            "the event array is empty",
-        ));
-    }
-    // Parse every element; send the valid ones in one command, keep the failures in place.
-    let mut slots: Vec<Result<String, EventResult>> = Vec::with_capacity(items.len());
-    let mut inputs = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let id_hint = item
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_default();
-        match parse_envelope(item, Some(index)) {
-            Ok((id, event)) => {
+/// Send the valid elements in one command; the failures keep their place in the answer.
+async fn apply_batch(
+    engine: &EngineHandle,
+    parsed: Vec<BatchItem>,
+) -> Result<EventsResponse, ApiError> {
+    let mut slots: Vec<Result<String, EventResult>> = Vec::with_capacity(parsed.len());
+    let mut inputs = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        match item {
+            BatchItem::Parsed(id, event) => {
                 slots.push(Ok(id.clone()));
                 inputs.push(Input::Event { id, event });
             }
-            Err(e) => slots.push(Err(EventResult {
-                id: id_hint,
-                status: "rejected",
-                decisions: Vec::new(),
-                error: Some(e.body),
-            })),
+            BatchItem::Refused(result) => slots.push(Err(result)),
         }
     }
     let mut outcomes = if inputs.is_empty() {
         Vec::new()
     } else {
-        app.engine.apply(inputs).await?
+        engine.apply(inputs).await?
     }
     .into_iter();
     let mut results = Vec::with_capacity(slots.len());
@@ -141,7 +224,7 @@ async fn post_batch(app: &AppState, items: Vec<Value>) -> Result<Response, ApiEr
             },
         }
     }
-    Ok(Json(EventsResponse { results }).into_response())
+    Ok(EventsResponse { results })
 }
 
 fn result_of(id: String, outcome: Outcome) -> EventResult {
@@ -221,6 +304,158 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
     Ok((id, event))
 }
 
+/// The one-pass form of a body: an event object or an array of them, each deserialized straight
+/// into its id and `Event`. Anything unusual (a missing, duplicate or non-string `id`, an id too
+/// long, any field the `Event` refuses) is an error here, and `parse_body` then asks the slow path.
+enum EventsBody {
+    Single(FastEnvelope),
+    Batch(Vec<FastEnvelope>),
+}
+
+/// An event object whose `id` was taken out on the way through.
+struct FastEnvelope {
+    id: String,
+    event: Event,
+}
+
+impl<'de> Deserialize<'de> for EventsBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> Visitor<'de> for BodyVisitor {
+            type Value = EventsBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event object or an array of event objects")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EventsBody, A::Error> {
+                envelope_from_map(map).map(EventsBody::Single)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventsBody, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(1024));
+                while let Some(item) = seq.next_element::<FastEnvelope>()? {
+                    items.push(item);
+                }
+                Ok(EventsBody::Batch(items))
+            }
+        }
+        deserializer.deserialize_any(BodyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for FastEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor;
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = FastEnvelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FastEnvelope, A::Error> {
+                envelope_from_map(map)
+            }
+        }
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+/// Hand every entry but `id` to `Event`'s own deserializer, keeping the `id` aside.
+fn envelope_from_map<'de, A: MapAccess<'de>>(map: A) -> Result<FastEnvelope, A::Error> {
+    let mut without_id = WithoutId {
+        map,
+        id: None,
+        duplicate_id: false,
+    };
+    let event = Event::deserialize(de::value::MapAccessDeserializer::new(&mut without_id))?;
+    if without_id.duplicate_id {
+        return Err(de::Error::custom("duplicate `id`"));
+    }
+    match without_id.id {
+        Some(id) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => {
+            Ok(FastEnvelope { id, event })
+        }
+        _ => Err(de::Error::custom("missing or unusable `id`")),
+    }
+}
+
+/// A map with its `id` entry taken out (into `id`) as `Event` reads it.
+struct WithoutId<A> {
+    map: A,
+    id: Option<String>,
+    duplicate_id: bool,
+}
+
+/// A key as the JSON parser gives it: borrowed from the body unless it had escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl<'de> Key<'de> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutId<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            if key.as_str() == "id" {
+                let id: String = self.map.next_value()?;
+                self.duplicate_id |= self.id.replace(id).is_some();
+                continue;
+            }
+            return match key {
+                Key::Borrowed(k) => seed
+                    .deserialize(de::value::BorrowedStrDeserializer::new(k))
+                    .map(Some),
+                Key::Owned(k) => seed
+                    .deserialize(de::value::StringDeserializer::new(k))
+                    .map(Some),
+            };
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +514,94 @@ mod tests {
         assert_eq!(err.body.code, "invalid_id");
         let err = parse_envelope(json!("agent.logout"), None).unwrap_err();
         assert_eq!(err.body.code, "invalid_event");
+    }
+
+    /// What a parse comes to, comparable across the two paths.
+    fn outcome(parsed: Result<ParsedBody, ApiError>) -> String {
+        match parsed {
+            Ok(ParsedBody::Single(id, event)) => format!("single {id} {event:?}"),
+            Ok(ParsedBody::Batch(slots)) => {
+                let slots: Vec<String> = slots
+                    .into_iter()
+                    .map(|slot| match slot {
+                        BatchItem::Parsed(id, event) => format!("ok {id} {event:?}"),
+                        BatchItem::Refused(result) => {
+                            format!("rejected {} {:?}", result.id, result.error)
+                        }
+                    })
+                    .collect();
+                format!("batch {slots:?}")
+            }
+            Err(e) => format!("error {} {:?}", e.status, e.body),
+        }
+    }
+
+    const BODIES: &[&str] = &[
+        r#"{"id":"e1","type":"agent.logout","agent":"a1"}"#,
+        r#"{"type":"agent.logout","agent":"a1","id":"e1"}"#,
+        r#"{"type":"interaction.arrived","interaction":"c1","channel":"voice","queue":"q0","priority":3,"skills":["en"],"attributes":{"k":"v","k":"w"},"id":"e\u0032"}"#,
+        r#"{"id":"e1","type":"agent.login","agent":"a1","tiers":{"q0":1,"q1":2},"capacity":{"chat":2}}"#,
+        r#"[{"id":"e1","type":"agent.logout","agent":"a1"},{"id":"e2","type":"agent.wrapup_done","agent":"a1"}]"#,
+        // Everything below is refused by the one-pass parse and answered by the slow path.
+        r#"{"id":"e1","type":"agent.logout","agent":"a1","agent":"a2"}"#,
+        r#"{"id":"e1","id":"e2","type":"agent.logout","agent":"a1"}"#,
+        r#"{"agent":"a1","type":"agent.dance","id":"e1"}"#,
+        r#"{"type":"agent.logout","agnet":"a1","id":"e1"}"#,
+        r#"{"type":"agent.logout","id":"e1"}"#,
+        r#"{"type":"agent.logout","agent":"a1"}"#,
+        r#"{"id":"","type":"agent.logout","agent":"a1"}"#,
+        r#"{"id":7,"type":"agent.logout","agent":"a1"}"#,
+        r#"{"id":null,"type":"agent.logout","agent":"a1"}"#,
+        r#"{"id":"e1","type":"interaction.rated","interaction":"c","score":"five"}"#,
+        r#"[{"id":"e1","type":"agent.logout","agent":"a1"},{"type":"agent.logout","agent":"a2"},"x",{"id":"e3","type":"agent.logout","agnet":"a3"}]"#,
+        r#"[]"#,
+        r#""agent.logout""#,
+        r#"{"id":"e1","type":"agent.logout","agent":"a1"} x"#,
+        "{\n  \"id\": ,\n}",
+    ];
+
+    #[test]
+    fn the_one_pass_parse_answers_exactly_like_the_reference_parse() {
+        for body in BODIES {
+            assert_eq!(
+                outcome(parse_body(body.as_bytes())),
+                outcome(parse_body_slowly(body.as_bytes())),
+                "{body}"
+            );
+        }
+    }
+
+    /// Whether `parse_body` answers `body` from the one-pass parse alone.
+    fn one_pass(body: &str) -> bool {
+        match serde_json::from_slice::<EventsBody>(body.as_bytes()) {
+            Ok(EventsBody::Single(_)) => true,
+            Ok(EventsBody::Batch(items)) => !items.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn well_formed_bodies_take_the_one_pass_path() {
+        for body in &BODIES[..5] {
+            assert!(one_pass(body), "{body}");
+        }
+        for body in &BODIES[5..] {
+            assert!(!one_pass(body), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_id_is_taken_out_wherever_it_is_and_a_long_one_is_refused() {
+        let Ok(ParsedBody::Single(id, event)) =
+            parse_body(br#"{"type":"agent.logout","id":"e9","agent":"a1"}"#)
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(id, "e9");
+        assert_eq!(event, Event::AgentLogout { agent: "a1".into() });
+        let long = "x".repeat(MAX_EVENT_ID_LEN + 1);
+        let body = format!(r#"{{"id":"{long}","type":"agent.logout","agent":"a1"}}"#);
+        let err = parse_body(body.as_bytes()).unwrap_err();
+        assert_eq!(err.body.code, "invalid_id");
     }
 }

@@ -164,7 +164,7 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
     }
     let (queues, next_seq) = app
         .engine
-        .read(|v| (v.core.config().routing.queues.len(), v.core.next_seq()))
+        .read_core(|v| (v.core.config().routing.queues.len(), v.core.next_seq()))
         .await?;
     Ok(Json(serde_json::json!({
         "status": "ready",

@@ -110,7 +110,7 @@ pub struct AgentJson {
     pub interactions: Vec<SlotJson>,
     pub idle_since: String,
     pub accepted_since_login: u64,
-    pub consecutive_no_answers: u32,
+    pub consecutive_missed_offers: u32,
     pub backoff_until: Option<String>,
 }
 
@@ -131,7 +131,7 @@ impl From<AgentView> for AgentJson {
             interactions: a.slots.into_iter().map(SlotJson::from).collect(),
             idle_since: rfc3339_ms::format(a.idle_since),
             accepted_since_login: a.accepted_since_login,
-            consecutive_no_answers: a.consecutive_no_answers,
+            consecutive_missed_offers: a.consecutive_missed_offers,
             backoff_until: a.backoff_until.map(rfc3339_ms::format),
         }
     }

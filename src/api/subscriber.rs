@@ -208,7 +208,7 @@ async fn deliver(
         }
         let limit = sub.batch_max;
         let page = match engine
-            .read(move |v| v.core.decisions_after(cursor, limit))
+            .read_core(move |v| v.core.decisions_after(cursor, limit))
             .await
         {
             Ok(Ok(page)) => page,

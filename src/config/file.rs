@@ -53,6 +53,7 @@ pub(crate) struct RawDefaults {
     pub wrap_up_s: Option<Seconds>,
     pub sla_s: Option<Seconds>,
     pub max_no_answer: Option<i64>,
+    pub count_declines: Option<bool>,
     pub short_abandon_s: Option<Seconds>,
     pub reject_delay_s: Option<Seconds>,
     pub busy_delay_s: Option<Seconds>,
@@ -137,6 +138,7 @@ pub(crate) struct RawQueue {
     pub busy_delay_s: Option<Seconds>,
     pub no_answer_delay_s: Option<Seconds>,
     pub max_no_answer: Option<i64>,
+    pub count_declines: Option<bool>,
     pub drain_to: Option<String>,
 }
 

@@ -219,8 +219,12 @@ pub struct QueueConfig {
     pub busy_delay_ms: Millis,
     /// Back-off after a no-answer (decline `no_answer` or offer expiry).
     pub no_answer_delay_ms: Millis,
-    /// Consecutive no-answers after which the agent is made not_ready (`no_answer`); 0 = never.
+    /// Consecutive missed offers after which the agent is made not_ready; 0 = never. A miss is a
+    /// no-answer (decline `no_answer` or expiry) and, when `count_declines`, any other decline.
     pub max_no_answer: u32,
+    /// Whether declines with reason `busy` or `rejected` count towards `max_no_answer` (a phone on
+    /// do-not-disturb answers every offer with 486 at once). Default true.
+    pub count_declines: bool,
     /// On a live reload that removes this queue, its waiting interactions move here.
     pub drain_to: Option<String>,
 }
@@ -333,6 +337,7 @@ impl QueueConfig {
             busy_delay_ms: 10_000,
             no_answer_delay_ms: 10_000,
             max_no_answer: 3,
+            count_declines: true,
             drain_to: None,
         }
     }

@@ -146,6 +146,7 @@ struct Defaults {
     busy_delay_ms: Millis,
     no_answer_delay_ms: Millis,
     max_no_answer: u32,
+    count_declines: bool,
     escalation_priority_boost: i32,
 }
 

@@ -315,12 +315,14 @@ impl Core {
         }
         let engine = Engine::read_snapshot(&mut engine_bytes)
             .map_err(|e| format!("cannot read the engine snapshot: {e}"))?;
-        // The engine's routing config is authoritative; the text gives the daemon settings.
-        let daemon = config::parse(&header.source, SNAPSHOT_ORIGIN)
-            .map(|c| c.daemon)
-            .unwrap_or_default();
+        // The text is what the engine's config was parsed from (it keeps no roster, so the
+        // daemon's copy comes from the text); if it no longer parses, the engine's config stands.
+        let (routing, daemon) = match config::parse(&header.source, SNAPSHOT_ORIGIN) {
+            Ok(c) => (c.routing, c.daemon),
+            Err(_) => (engine.config().clone(), Default::default()),
+        };
         let config = LoadedConfig {
-            routing: engine.config().clone(),
+            routing,
             daemon,
             source: header.source,
         };

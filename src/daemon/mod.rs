@@ -223,6 +223,16 @@ impl Daemon {
             observer,
             telemetry,
         );
+        // Scrapes get gauges as of the latest batch: the engine task refreshes them on demand.
+        metrics.set_before_scrape({
+            let engine = engine.clone();
+            Box::new(move || {
+                let engine = engine.clone();
+                Box::pin(async move {
+                    let _ = engine.read(|_| ()).await;
+                })
+            })
+        });
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task = tokio::spawn(task.run(async move {
             let _ = engine_stop.await;

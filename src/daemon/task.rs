@@ -9,6 +9,16 @@
 //! seq on a watch channel for readers. Between wake-ups it sleeps on the channel and on the
 //! engine's next timer deadline: nothing polls. It never blocks on the network.
 //!
+//! Facts reach the tallies and `Telemetry` after every batch, but the gauges `Telemetry` derives
+//! from the engine's views (waiting per queue, agents per tier and activity: a walk over every
+//! queue's agents) are refreshed before a `read` (which sees up-to-date telemetry), before a
+//! `/metrics` scrape (the daemon's scrape hook is such a read), and otherwise at most
+//! `GAUGE_REFRESH_MS` after the first batch that changed anything (a deadline like the engine's
+//! timers, not a poll). Refreshing them after every batch cost more than everything else the
+//! daemon does per event. The agent-seconds per state integrate the counts seen at refreshes, so
+//! a state change is credited to the old state for at most that long. Reads that only look at
+//! the core (decision pages) use `read_core` and refresh nothing.
+//!
 //! It also records its own health: engine time per input (`tierline_decision_seconds`), how late
 //! a timer wake-up came (`tierline_timer_lateness_seconds`) and the commands still queued after
 //! each drain (`tierline_event_queue_depth`).
@@ -43,6 +53,9 @@ pub trait InputSink: Send {
     /// The engine task is stopping with this final state (e.g. a final snapshot).
     fn on_stop(&mut self, _core: &Core, _now: Millis) {}
 }
+
+/// Longest the view-derived telemetry gauges lag behind the engine when nobody reads them.
+pub const GAUGE_REFRESH_MS: Millis = 100;
 
 /// How long the engine task waits before retrying due timers after a failed journal append.
 pub const JOURNAL_RETRY_MS: Millis = 200;
@@ -87,7 +100,10 @@ enum Command {
         inputs: Vec<Input>,
         reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
     },
+    /// A read that may look at the tallies and telemetry: they are brought up to date first.
     Read(ReadFn),
+    /// A read of the core alone (`ReadView::core`, `now`): tallies and telemetry may lag.
+    ReadCore(ReadFn),
 }
 
 /// Why a command did not get an answer.
@@ -119,7 +135,8 @@ impl EngineHandle {
         rx.await.map_err(|_| SubmitError::Stopped)?
     }
 
-    /// Run `f` on the engine task against the current state and return its result.
+    /// Run `f` on the engine task against the current state and return its result. The
+    /// tallies and telemetry it sees are up to date with every fact before it.
     pub async fn read<R, F>(&self, f: F) -> Result<R, SubmitError>
     where
         R: Send + 'static,
@@ -127,6 +144,21 @@ impl EngineHandle {
     {
         let (reply, rx) = oneshot::channel();
         self.submit(Command::Read(Box::new(move |view| {
+            let _ = reply.send(f(view));
+        })))?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Like `read`, for a closure that looks only at `view.core` and `view.now` (decision pages,
+    /// readiness): the telemetry's view-derived gauges are not refreshed for it, so frequent
+    /// readers such as long-polls cost no more than the read itself.
+    pub async fn read_core<R, F>(&self, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Command::ReadCore(Box::new(move |view| {
             let _ = reply.send(f(view));
         })))?;
         rx.await.map_err(|_| SubmitError::Stopped)
@@ -163,6 +195,10 @@ pub struct EngineTask {
     telemetry: Telemetry,
     /// After a failed journal append: no timer work before this engine time.
     journal_retry_at: Option<Millis>,
+    /// Facts arrived since the telemetry's view-derived gauges were last refreshed.
+    gauges_stale: bool,
+    /// When the stale gauges are refreshed at the latest (`GAUGE_REFRESH_MS` after they went stale).
+    gauges_due: Option<Millis>,
 }
 
 impl EngineTask {
@@ -191,6 +227,8 @@ impl EngineTask {
             tally,
             telemetry,
             journal_retry_at: None,
+            gauges_stale: true,
+            gauges_due: None,
         };
         let handle = EngineHandle {
             tx,
@@ -211,7 +249,11 @@ impl EngineTask {
                 (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
                 (deadline, _) => deadline,
             };
-            let timer = self.sleep_until(deadline);
+            let wake = match (deadline, self.gauges_due) {
+                (Some(timer), Some(gauges)) => Some(timer.min(gauges)),
+                (timer, gauges) => timer.or(gauges),
+            };
+            let timer = self.sleep_until(wake);
             tokio::select! {
                 n = self.rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
@@ -219,7 +261,8 @@ impl EngineTask {
                     }
                 }
                 () = timer => {
-                    if let Some(deadline) = deadline {
+                    // Lateness is the engine's timers' only (not the gauge refresh's).
+                    if let Some(deadline) = deadline.filter(|d| Some(*d) == wake) {
                         let late = tokio::time::Instant::now()
                             .saturating_duration_since(self.clock.instant_at(deadline));
                         self.metrics().timer_lateness(late);
@@ -301,8 +344,9 @@ impl EngineTask {
                     replies.push((reply, outcomes));
                 }
                 Command::Read(f) => {
-                    // Facts so far must reach the tally before a read sees it.
+                    // Facts so far must reach the tally, and the gauges, before a read sees them.
                     self.observe(now, &mut reconfigured);
+                    self.refresh_gauges(now);
                     f(&ReadView {
                         core: &self.core,
                         tally: &self.tally,
@@ -310,9 +354,18 @@ impl EngineTask {
                         now,
                     });
                 }
+                Command::ReadCore(f) => f(&ReadView {
+                    core: &self.core,
+                    tally: &self.tally,
+                    telemetry: &self.telemetry,
+                    now,
+                }),
             }
         }
         self.observe(now, &mut reconfigured);
+        if self.gauges_due.is_some_and(|due| due <= now) {
+            self.refresh_gauges(now);
+        }
         self.metrics().event_queue_depth(self.rx.len());
         for (reply, outcomes) in replies {
             let _ = reply.send(Ok(outcomes));
@@ -340,6 +393,14 @@ impl EngineTask {
         applied
     }
 
+    /// Bring the telemetry's view-derived gauges up to date, if facts arrived since last time.
+    fn refresh_gauges(&mut self, now: Millis) {
+        self.gauges_due = None;
+        if std::mem::take(&mut self.gauges_stale) {
+            self.telemetry.refresh(self.core.engine(), now);
+        }
+    }
+
     fn observe(&mut self, now: Millis, reconfigured: &mut bool) {
         let reconfigured = std::mem::take(reconfigured);
         if reconfigured {
@@ -355,9 +416,12 @@ impl EngineTask {
             return;
         }
         self.tally.on_facts(&facts);
-        // Facts first (exact moments), then the gauges from the engine's views.
+        // Facts now (exact moments); the gauges from the engine's views when someone looks.
         self.telemetry.on_facts(&facts);
-        self.telemetry.refresh(self.core.engine(), now);
+        self.gauges_stale = true;
+        if self.gauges_due.is_none() {
+            self.gauges_due = Some(now.saturating_add(GAUGE_REFRESH_MS));
+        }
         if let Some(observer) = &mut self.observer {
             if !facts.is_empty() {
                 observer.on_batch(&facts, self.core.engine(), now);
@@ -605,5 +669,62 @@ mod tests {
         let revoked: crate::engine::Decision =
             serde_json::from_str(&page.decisions[0].json).unwrap();
         assert_eq!(revoked.at, T0 + 15_000, "it fires at its own deadline");
+    }
+
+    /// The `tierline_queue_waiting` sample for `support`/`voice` in a rendered page.
+    fn waiting_on_support(metrics: &Metrics) -> Option<f64> {
+        metrics.render().lines().find_map(|line| {
+            let rest = line.strip_prefix("tierline_queue_waiting{")?;
+            (rest.contains("queue=\"support\"") && rest.contains("channel=\"voice\""))
+                .then(|| line.rsplit_once(' ')?.1.parse().ok())?
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gauges_follow_the_engine_within_the_refresh_deadline_or_at_once_for_a_read() {
+        let core = core();
+        let telemetry = telemetry(&core);
+        let metrics = telemetry.metrics().clone();
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            16,
+            Box::new(NoJournal),
+            None,
+            telemetry,
+        );
+        tokio::spawn(task.run(std::future::pending()));
+        // Nobody is logged in: the call waits.
+        let arrival = events().pop().unwrap();
+        assert!(handle.apply(vec![arrival]).await.unwrap()[0].is_applied());
+        assert_eq!(
+            waiting_on_support(&metrics),
+            Some(0.0),
+            "not refreshed after the batch itself"
+        );
+        // A core-only read does not refresh them either…
+        handle.read_core(|v| v.core.next_seq()).await.unwrap();
+        assert_eq!(waiting_on_support(&metrics), Some(0.0));
+        // …but the deadline does, without any other command.
+        tokio::time::advance(Duration::from_millis(GAUGE_REFRESH_MS)).await;
+        tokio::task::yield_now().await;
+        let mut waited = 0;
+        while waiting_on_support(&metrics) != Some(1.0) && waited < 100 {
+            tokio::task::yield_now().await;
+            waited += 1;
+        }
+        assert_eq!(waiting_on_support(&metrics), Some(1.0));
+
+        // A full read refreshes at once, before the deadline.
+        let abandon = Input::Event {
+            id: "e3".into(),
+            event: Event::InteractionAbandoned {
+                interaction: "c1".into(),
+            },
+        };
+        assert!(handle.apply(vec![abandon]).await.unwrap()[0].is_applied());
+        assert_eq!(waiting_on_support(&metrics), Some(1.0));
+        handle.read(|_| ()).await.unwrap();
+        assert_eq!(waiting_on_support(&metrics), Some(0.0));
     }
 }

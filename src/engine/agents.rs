@@ -64,16 +64,14 @@ impl Engine {
         };
         // Tier changes move logged-in counts: count the agent out, change, count it back in.
         self.count_logged_in(ak, -1);
+        let tiers = tiers.map(|t| self.named_tiers(t));
         {
             let a = &mut self.agents[ak as usize];
             if let Some(addr) = address {
                 a.address = Arc::from(addr);
             }
             if let Some(tiers) = tiers {
-                a.tiers_by_name = tiers
-                    .iter()
-                    .map(|(q, t)| (Arc::from(q.as_str()), *t))
-                    .collect();
+                a.tiers_by_name = tiers;
             }
             if let Some(capacity) = capacity {
                 a.capacity_overrides = capacity.clone();
@@ -179,7 +177,7 @@ impl Engine {
             reason: None,
             status_since: now,
             logged_in_since: None,
-            tiers_by_name: BTreeMap::new(),
+            tiers_by_name: Box::default(),
             tiers: Vec::new(),
             skills: Vec::new(),
             capacity: [1; 4],
@@ -189,7 +187,7 @@ impl Engine {
             slots: Vec::new(),
             idle_since: now,
             accepted_since_login: 0,
-            consecutive_no_answers: 0,
+            consecutive_missed_offers: 0,
             backoff_until: None,
             backoff_timer: None,
             free_entries: Vec::new(),
@@ -198,6 +196,21 @@ impl Engine {
         self.agent_ids.insert(id, ak);
         self.resolve_agent(ak);
         ak
+    }
+
+    /// Tiers by queue name, in name order, sharing the queue table's name `Arc`s where the queue
+    /// exists (an agent serving three queues then costs no name copies).
+    pub(super) fn named_tiers(&self, tiers: &BTreeMap<String, Tier>) -> Box<[(Arc<str>, Tier)]> {
+        tiers
+            .iter()
+            .map(|(q, t)| {
+                let name = match self.queue_ids.get_key_value(q.as_str()) {
+                    Some((name, _)) => name.clone(),
+                    None => Arc::from(q.as_str()),
+                };
+                (name, *t)
+            })
+            .collect()
     }
 
     /// Resolve an agent's queue tiers and capacities against the current config.

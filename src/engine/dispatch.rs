@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rand::Rng;
+use smallvec::SmallVec;
 
 use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::{DecisionKind, Fact};
@@ -37,7 +38,7 @@ impl Engine {
         let strategy = queue.cfg.strategy;
         let free = &queue.free[channel.index()];
         // The best skilled agent of each allowed tier (each tier's range is in strategy order).
-        let mut heads: Vec<(Tier, &FreeKey)> = Vec::new();
+        let mut heads: SmallVec<[(Tier, &FreeKey); 4]> = SmallVec::new();
         for (tier, mut set) in free_by_tier(free) {
             if !queue.class_allows(class, tier) {
                 continue;
@@ -169,7 +170,7 @@ impl Engine {
             self.unindex_waiting(ik);
         }
         let now = self.now;
-        let offer: Arc<str> = Arc::from(format!("o{}", self.next_offer));
+        let offer = offer_id(self.next_offer);
         self.next_offer += 1;
         let slot_id = self.next_slot;
         self.next_slot += 1;
@@ -272,5 +273,30 @@ impl Engine {
             self.make_offer(ik, ak, true, false);
         }
         self.reindex_agent(ak);
+    }
+}
+
+/// `o<n>` without a temporary `String`: one allocation (the `Arc`) per offer.
+fn offer_id(n: u64) -> Arc<str> {
+    let mut buf = [0u8; 21];
+    buf[0] = b'o';
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let end = 1 + digits.len();
+    buf[1..end].copy_from_slice(digits.as_bytes());
+    // 'o' and ASCII digits only.
+    Arc::from(std::str::from_utf8(&buf[..end]).unwrap_or("o"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offer_id;
+
+    #[test]
+    fn offer_ids_are_o_then_the_number() {
+        assert_eq!(&*offer_id(0), "o0");
+        assert_eq!(&*offer_id(7), "o7");
+        assert_eq!(&*offer_id(1234567890), "o1234567890");
+        assert_eq!(&*offer_id(u64::MAX), format!("o{}", u64::MAX));
     }
 }

@@ -230,10 +230,17 @@ impl Engine {
         let Some(k) = step else { return };
         match state {
             InteractionState::Waiting => {
-                self.unindex_waiting(ik);
+                // Only its class (and maybe priority) changes: it keeps its queue membership.
+                self.unindex_class(ik);
                 self.enter_step(ik, k + 1);
                 self.settle_steps(ik);
-                self.place_or_index(ik);
+                match self.find_agent_for(ik) {
+                    Some(ak) => {
+                        self.unindex_membership(ik);
+                        self.make_offer(ik, ak, false, true);
+                    }
+                    None => self.index_class(ik),
+                }
             }
             InteractionState::Offered => {
                 self.enter_step(ik, k + 1);
@@ -531,7 +538,7 @@ impl Engine {
         if from == AgentStatus::Offline {
             a.logged_in_since = Some(now);
             a.accepted_since_login = 0;
-            a.consecutive_no_answers = 0;
+            a.consecutive_missed_offers = 0;
         }
         if to == AgentStatus::Offline {
             a.logged_in_since = None;

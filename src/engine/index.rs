@@ -126,18 +126,48 @@ impl Engine {
 
     /// Put a waiting interaction into its queue's indexes.
     pub(super) fn index_waiting(&mut self, ik: IKey) {
+        self.index_class(ik);
+        let i = self.ix(ik);
+        debug_assert_eq!(i.state, InteractionState::Waiting);
+        let (Some(q), c, entered, order) =
+            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
+        else {
+            return;
+        };
+        let queue = &mut self.queues[q as usize];
+        queue.waiting_count += 1;
+        queue.waiting_by_channel[c] += 1;
+        queue.by_entered.insert((entered, order, ik));
+    }
+
+    /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
+    pub(super) fn unindex_waiting(&mut self, ik: IKey) {
+        self.unindex_class(ik);
+        self.unindex_membership(ik);
+    }
+
+    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's counts
+    /// and its entry-time order.
+    pub(super) fn unindex_membership(&mut self, ik: IKey) {
+        let i = self.ix(ik);
+        let (Some(q), c, entered, order) =
+            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
+        else {
+            return;
+        };
+        let queue = &mut self.queues[q as usize];
+        queue.waiting_count -= 1;
+        queue.waiting_by_channel[c] -= 1;
+        queue.by_entered.remove(&(entered, order, ik));
+    }
+
+    /// Insert into the (class, skills) set and the per-priority count: the part of the index a
+    /// ladder step changes. Waiting count and entry order stay as they are.
+    pub(super) fn index_class(&mut self, ik: IKey) {
         let class = self.class_of(ik);
         let key = self.wait_key(ik);
         let i = self.ix(ik);
-        debug_assert_eq!(i.state, InteractionState::Waiting);
-        let (Some(q), c, skills, prio, entered, order) = (
-            i.queue,
-            i.channel.index(),
-            i.skills,
-            i.priority,
-            i.entered_queue_at,
-            i.order,
-        ) else {
+        let (Some(q), c, skills, prio) = (i.queue, i.channel.index(), i.skills, i.priority) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
@@ -145,42 +175,28 @@ impl Engine {
             .entry((class, skills))
             .or_default()
             .insert(key);
-        queue.waiting_count += 1;
-        queue.waiting_by_channel[c] += 1;
         *queue.by_priority.entry(prio).or_insert(0) += 1;
-        queue.by_entered.insert((entered, order, ik));
     }
 
-    /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
-    pub(super) fn unindex_waiting(&mut self, ik: IKey) {
+    /// The reverse of `index_class` (before class or priority change).
+    pub(super) fn unindex_class(&mut self, ik: IKey) {
         let class = self.class_of(ik);
         let key = self.wait_key(ik);
         let i = self.ix(ik);
-        let (Some(q), c, skills, prio, entered, order) = (
-            i.queue,
-            i.channel.index(),
-            i.skills,
-            i.priority,
-            i.entered_queue_at,
-            i.order,
-        ) else {
+        let (Some(q), c, skills, prio) = (i.queue, i.channel.index(), i.skills, i.priority) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        let map = &mut queue.waiting[c];
         // Empty sets stay (bounded by steps × skill sets) so the next entry allocates nothing.
-        if let Some(set) = map.get_mut(&(class, skills)) {
+        if let Some(set) = queue.waiting[c].get_mut(&(class, skills)) {
             set.remove(&key);
         }
-        queue.waiting_count -= 1;
-        queue.waiting_by_channel[c] -= 1;
         if let Some(n) = queue.by_priority.get_mut(&prio) {
             *n -= 1;
             if *n == 0 {
                 queue.by_priority.remove(&prio);
             }
         }
-        queue.by_entered.remove(&(entered, order, ik));
     }
 
     /// 1-based position of a just-queued interaction: those with higher priority, plus those with

@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Millis, RoutingConfig};
 use model::{Agent, Interaction, QKey, QueueRt, SkillSetId};
-use timers::{AKey, IKey, Timer, Timers};
+use timers::{AKey, IKey, Timer, TimerKey, Timers};
 
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
@@ -113,7 +113,8 @@ impl Engine {
         engine
     }
 
-    /// The routing config in force.
+    /// The routing config in force, without its agent roster: the engine keeps agents as state
+    /// (`agents()`), not a second copy of the roster (the daemon keeps the config it loaded).
     pub fn config(&self) -> &RoutingConfig {
         &self.config
     }
@@ -132,11 +133,16 @@ impl Engine {
     /// A `now` earlier than engine time is treated as engine time.
     pub fn advance(&mut self, now: Millis) -> Vec<Decision> {
         let now = now.max(self.now);
-        while let Some(((deadline, _), timer)) = self.timers.pop_due(now) {
-            self.now = deadline.max(self.now);
+        while let Some((key, timer)) = self.timers.pop_due(now) {
+            if !self.timer_is_live(key, timer) {
+                self.timers.dropped_cancelled();
+                continue;
+            }
+            self.now = key.0.max(self.now);
             self.fire(timer);
         }
         self.now = now;
+        self.tidy_timers();
         std::mem::take(&mut self.out)
     }
 
@@ -152,7 +158,10 @@ impl Engine {
         let facts_before = self.facts.len();
         self.now = now;
         match self.apply(event) {
-            Ok(()) => Ok(std::mem::take(&mut self.out)),
+            Ok(()) => {
+                self.tidy_timers();
+                Ok(std::mem::take(&mut self.out))
+            }
             Err(e) => {
                 debug_assert!(
                     self.out.is_empty(),
@@ -179,6 +188,11 @@ impl Engine {
     /// When the engine next needs `advance` (the earliest pending timer).
     pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.next_deadline()
+    }
+
+    /// Entries in the timer map, cancelled ones not yet dropped included (memory accounting).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     /// Turn fact recording on or off (off by default; metrics and the simulator turn it on).
@@ -304,6 +318,47 @@ impl Engine {
             return false;
         }
         true
+    }
+
+    /// Whether an entity still owns this timer (cancelling is lazy, see `timers.rs`).
+    fn timer_is_live(&self, key: TimerKey, timer: Timer) -> bool {
+        let ix = |ik: IKey| match self.interactions.get(ik as usize) {
+            Some(Some(i)) => Some(i),
+            _ => None,
+        };
+        let slot_has = |ak: AKey, slot: u64| {
+            self.agents
+                .get(ak as usize)
+                .is_some_and(|a| a.slots.iter().any(|s| s.id == slot && s.timer == Some(key)))
+        };
+        match timer {
+            Timer::Step(ik) => ix(ik).is_some_and(|i| i.step_timer == Some(key)),
+            Timer::MaxWait(ik) => ix(ik).is_some_and(|i| i.wait_timer == Some(key)),
+            Timer::OfferExpiry(ik) => ix(ik)
+                .and_then(|i| Some((i.agent?, i.slot?)))
+                .is_some_and(|(ak, slot)| slot_has(ak, slot)),
+            Timer::WrapUp(ak, slot) => slot_has(ak, slot),
+            Timer::Backoff(ak) => self
+                .agents
+                .get(ak as usize)
+                .is_some_and(|a| a.backoff_timer == Some(key)),
+        }
+    }
+
+    /// Drop cancelled entries from the front of the timer map (so `next_deadline` is exact) and
+    /// compact it when cancelled entries dominate. Called before returning to the caller.
+    fn tidy_timers(&mut self) {
+        while let Some((key, timer)) = self.timers.first() {
+            if self.timer_is_live(key, timer) {
+                break;
+            }
+            self.timers.drop_first_cancelled();
+        }
+        if self.timers.wants_compaction() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.compact(|key, timer| self.timer_is_live(key, timer));
+            self.timers = timers;
+        }
     }
 
     fn fire(&mut self, timer: Timer) {

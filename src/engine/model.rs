@@ -82,8 +82,9 @@ pub struct Agent {
     pub reason: Option<Arc<str>>,
     pub status_since: Millis,
     pub logged_in_since: Option<Millis>,
-    /// Tier per queue id, as configured or given at login (queue ids may not exist any more).
-    pub tiers_by_name: BTreeMap<Arc<str>, Tier>,
+    /// Tier per queue id, as configured or given at login (queue ids may not exist any more),
+    /// sorted by id. The names share the queue table's `Arc`s.
+    pub tiers_by_name: Box<[(Arc<str>, Tier)]>,
     /// The same, resolved against the current queue table.
     pub tiers: Vec<(QKey, Tier)>,
     /// Sorted, deduplicated skill ids.
@@ -96,7 +97,7 @@ pub struct Agent {
     pub slots: Vec<Slot>,
     pub idle_since: Millis,
     pub accepted_since_login: u64,
-    pub consecutive_no_answers: u32,
+    pub consecutive_missed_offers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
     /// Free-index entries this agent currently has: (queue, channel, tier). Derived.

@@ -51,7 +51,7 @@ impl Engine {
         {
             let q = self.ix(ik).queue.unwrap_or(0);
             let a = &mut self.agents[ak as usize];
-            a.consecutive_no_answers = 0;
+            a.consecutive_missed_offers = 0;
             a.accepted_since_login += 1;
             tier = a.tier_in(q);
         }
@@ -140,11 +140,12 @@ impl Engine {
             return;
         };
         let cfg = &self.queues[slot.queue as usize].cfg;
-        let (reject_delay, busy_delay, no_answer_delay, max_no_answer) = (
+        let (reject_delay, busy_delay, no_answer_delay, max_no_answer, count_declines) = (
             cfg.reject_delay_ms,
             cfg.busy_delay_ms,
             cfg.no_answer_delay_ms,
             cfg.max_no_answer,
+            cfg.count_declines,
         );
         let queue = self.queues[slot.queue as usize].name.clone();
         if let (Some(revoke), Some(offer)) = (revoke, slot.offer.clone()) {
@@ -173,14 +174,17 @@ impl Engine {
             DeclineReason::NoAnswer => no_answer_delay,
         };
         self.back_off(ak, delay);
-        if reason == DeclineReason::NoAnswer {
+        if reason == DeclineReason::NoAnswer || count_declines {
             let a = &mut self.agents[ak as usize];
-            a.consecutive_no_answers += 1;
+            a.consecutive_missed_offers += 1;
             if max_no_answer > 0
-                && a.consecutive_no_answers >= max_no_answer
+                && a.consecutive_missed_offers >= max_no_answer
                 && a.status == AgentStatus::Available
             {
-                let why: Arc<str> = Arc::from("no_answer");
+                let why: Arc<str> = Arc::from(match reason {
+                    DeclineReason::NoAnswer => "no_answer",
+                    DeclineReason::Busy | DeclineReason::Rejected => "declined",
+                });
                 self.set_status(ak, AgentStatus::NotReady, Some(why.clone()));
                 self.emit(DecisionKind::AgentState {
                     agent: agent_id.clone(),

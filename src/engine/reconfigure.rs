@@ -44,6 +44,7 @@ impl Engine {
         }
         self.now = now;
         self.install_config(config);
+        self.tidy_timers();
         Ok(std::mem::take(&mut self.out))
     }
 
@@ -146,7 +147,9 @@ impl Engine {
             rt.free = Default::default();
             rt.logged_in_by_tier.clear();
         }
-        let roster = config.agents.clone();
+        // The roster becomes agent state below; the engine keeps no second copy of it as config.
+        let mut config = config;
+        let roster = std::mem::take(&mut config.agents);
         self.config = config;
 
         // Agents: roster entries add or update; everyone is re-resolved and re-counted.
@@ -156,13 +159,10 @@ impl Engine {
                 None => self.add_agent(&ac.id, &ac.address),
             };
             let skills = self.skill_ids_of(&ac.skills);
+            let tiers = self.named_tiers(&ac.tiers);
             let a = &mut self.agents[ak as usize];
             a.address = Arc::from(ac.address.as_str());
-            a.tiers_by_name = ac
-                .tiers
-                .iter()
-                .map(|(q, t)| (Arc::from(q.as_str()), *t))
-                .collect();
+            a.tiers_by_name = tiers;
             a.skills = skills;
             a.capacity_overrides = ac.capacity.clone();
         }

@@ -1,9 +1,13 @@
 //! The engine's timers: escalation steps, max-wait overflow, offer expiry, wrap-up end, back-off end.
 //!
 //! A timer is a key `(deadline, creation number)` in an ordered map, so firing order is total and
-//! deterministic (deadline, then creation order) and cancelling is O(log n). Entities keep the key
-//! of each timer they own and cancel it when they change state; a timer therefore never fires for
-//! an entity that moved on. Nothing here reads a clock: the engine's caller says what time it is.
+//! deterministic (deadline, then creation order). Entities keep the key of each timer they own;
+//! that field is the truth. Cancelling is lazy: the entity forgets the key and the map entry stays
+//! until it reaches the front, where the engine sees that no entity owns it any more and drops it
+//! unfired (`Engine::timer_is_live`). So cancelling costs nothing on the hot path (an offer
+//! cancels the step timer of an interaction anywhere in a map of a million timers), and stale
+//! entries are bounded: when they are more than half the map, the engine compacts it. Nothing
+//! here reads a clock: the engine's caller says what time it is.
 
 use std::collections::BTreeMap;
 
@@ -32,11 +36,14 @@ pub enum Timer {
     Backoff(AKey),
 }
 
-/// Pending timers in firing order.
+/// Pending timers in firing order, including cancelled ones not yet dropped.
 #[derive(Debug, Default, Clone)]
 pub struct Timers {
     pending: BTreeMap<TimerKey, Timer>,
     next_id: u64,
+    /// Cancelled entries still in `pending` (an estimate: cancelling a timer that already fired
+    /// counts too; compaction recounts exactly).
+    cancelled: usize,
 }
 
 impl Timers {
@@ -61,23 +68,58 @@ impl Timers {
         self.next_id = id;
     }
 
-    /// Cancel a timer; cancelling one that already fired is harmless.
+    /// Note that the owner forgot this timer (it will be dropped unfired when it comes up).
     pub fn cancel(&mut self, key: Option<TimerKey>) {
-        if let Some(key) = key {
-            self.pending.remove(&key);
+        if key.is_some() {
+            self.cancelled += 1;
         }
     }
 
+    /// The earliest entry's deadline. Exact only after `Engine::tidy_timers`, which drops
+    /// cancelled entries from the front; the engine does that before returning to its caller.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.pending.keys().next().map(|k| k.0)
     }
 
-    /// Remove and return the earliest timer due at or before `now`.
+    /// The earliest entry, live or cancelled.
+    pub fn first(&self) -> Option<(TimerKey, Timer)> {
+        self.pending.iter().next().map(|(k, t)| (*k, *t))
+    }
+
+    /// Remove the earliest entry, which the engine found cancelled.
+    pub fn drop_first_cancelled(&mut self) {
+        if self.pending.pop_first().is_some() {
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+    }
+
+    /// An entry that came up cancelled was removed by `pop_due`.
+    pub fn dropped_cancelled(&mut self) {
+        self.cancelled = self.cancelled.saturating_sub(1);
+    }
+
+    /// Remove and return the earliest entry due at or before `now` (it may be cancelled).
     pub fn pop_due(&mut self, now: Millis) -> Option<(TimerKey, Timer)> {
         let (&key, _) = self.pending.iter().next()?;
         if key.0 > now {
             return None;
         }
         self.pending.remove(&key).map(|t| (key, t))
+    }
+
+    /// Whether cancelled entries are so many that the map should be rebuilt without them.
+    pub fn wants_compaction(&self) -> bool {
+        self.cancelled > 4096 && self.cancelled > self.pending.len() / 2
+    }
+
+    /// Entries in the map, cancelled ones included.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Keep only the entries `live` says are owned; the count of cancelled ones becomes exact.
+    pub fn compact(&mut self, mut live: impl FnMut(TimerKey, Timer) -> bool) {
+        self.pending.retain(|k, t| live(*k, *t));
+        self.cancelled = 0;
     }
 }

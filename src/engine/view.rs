@@ -230,7 +230,7 @@ pub struct AgentView {
     /// Last moment the agent became free (login/available, or a wrap-up ended).
     pub idle_since: Millis,
     pub accepted_since_login: u64,
-    pub consecutive_no_answers: u32,
+    pub consecutive_missed_offers: u32,
     /// No offers before this time (decline / no-answer / busy back-off).
     pub backoff_until: Option<Millis>,
 }

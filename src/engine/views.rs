@@ -99,7 +99,7 @@ impl Engine {
             activity: activity_of(a),
             status_since: a.status_since,
             logged_in_since: a.logged_in_since,
-            tiers: a.tiers_by_name.clone(),
+            tiers: a.tiers_by_name.iter().cloned().collect(),
             skills: a
                 .skills
                 .iter()
@@ -117,7 +117,7 @@ impl Engine {
             slots,
             idle_since: a.idle_since,
             accepted_since_login: a.accepted_since_login,
-            consecutive_no_answers: a.consecutive_no_answers,
+            consecutive_missed_offers: a.consecutive_missed_offers,
             backoff_until: a.backoff_until,
         }
     }

@@ -260,7 +260,7 @@ async fn sender(
             recorder.failed(Failure::Unsent);
             continue;
         }
-        let planned = match run.workload.lock() {
+        let mut planned = match run.workload.lock() {
             Ok(mut w) => w.next_event(slot.intended),
             Err(_) => {
                 recorder.failed(Failure::Unsent);
@@ -284,7 +284,7 @@ async fn sender(
         };
         let sent = run.start.elapsed();
         recorder.sent(planned.kind, slot.intended, sent);
-        let body = Bytes::from(planned.body.clone());
+        let body = Bytes::from(std::mem::take(&mut planned.body));
         let outcome = tokio::time::timeout(run.timeout, conn.post_json("/v1/events", body)).await;
         let answered = run.start.elapsed();
         match outcome {
@@ -398,6 +398,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         );
     }
 
+    let cpu_before = process_cpu_s();
     let start = Instant::now();
     let run = Arc::new(Run {
         target: target.clone(),
@@ -441,6 +442,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     if let Some(feed) = feed {
         let _ = feed.await;
     }
+    let generator_cpu_s = match (cpu_before, process_cpu_s()) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
 
     let timer_lateness = match &args.metrics_url {
         Some(url) => scrape_timer_lateness(url).await,
@@ -461,6 +466,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         results,
         decisions_seen,
         timer_lateness,
+        generator_cpu_s,
     };
     let settings = RunSettings {
         mode: args.mode.as_str(),
@@ -483,6 +489,20 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         })?;
     }
     Ok(report)
+}
+
+/// CPU seconds (user + system) this process has used so far, all threads.
+fn process_cpu_s() -> Option<f64> {
+    // SAFETY: `getrusage` only writes the struct it is given, which is zero-initialised plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return None;
+        }
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
 /// Fetch a Prometheus page and read timer lateness from it; `None` if unreachable or absent.

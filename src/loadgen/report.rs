@@ -275,6 +275,11 @@ pub struct Report {
     /// Slots the pacer released more than 1 ms late (the generator itself was held up).
     pub released_late: u64,
     pub timer_lateness: Option<TimerLateness>,
+    /// The generator's own CPU time (user + system, all its threads) during the measured phase,
+    /// so its cost per event can be set beside the server's.
+    pub generator_cpu_s: Option<f64>,
+    /// `generator_cpu_s` per answered event, in microseconds.
+    pub generator_cpu_us_per_event: Option<f64>,
     /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
     pub sustained: bool,
 }
@@ -288,6 +293,8 @@ pub struct RunTotals {
     pub results: BTreeMap<String, u64>,
     pub decisions_seen: BTreeMap<String, u64>,
     pub timer_lateness: Option<TimerLateness>,
+    /// The generator's CPU seconds during the measured phase (`None` if it could not be read).
+    pub generator_cpu_s: Option<f64>,
 }
 
 impl Report {
@@ -344,6 +351,13 @@ impl Report {
             clamped_samples: recorder.clamped,
             released_late: totals.released_late,
             timer_lateness: totals.timer_lateness,
+            generator_cpu_s: totals
+                .generator_cpu_s
+                .map(|s| (s * 1000.0).round() / 1000.0),
+            generator_cpu_us_per_event: totals
+                .generator_cpu_s
+                .filter(|_| answered > 0)
+                .map(|s| (s * 1e6 / answered as f64 * 10.0).round() / 10.0),
             sustained,
         }
     }

@@ -113,7 +113,14 @@ struct Shared {
     event_queue_depth: Gauge,
     decision: Histogram,
     timer_lateness: Histogram,
+    /// Brings the view-derived gauges up to date before a scrape (set by the daemon: the engine
+    /// task refreshes them on demand instead of after every batch).
+    before_scrape: OnceLock<BeforeScrape>,
 }
+
+/// What a scrape awaits first (see [`Metrics::set_before_scrape`]).
+pub type BeforeScrape =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Drop for Shared {
     fn drop(&mut self) {
@@ -196,6 +203,7 @@ impl Metrics {
                 per_agent,
                 is_global,
                 board: Mutex::new(Board::default()),
+                before_scrape: OnceLock::new(),
                 samples_since_upkeep: AtomicU64::new(0),
                 local_addr,
                 server: OnceLock::new(),
@@ -266,6 +274,13 @@ impl Metrics {
         )
         .record(elapsed.as_secs_f64());
         self.note_samples(1);
+    }
+
+    /// Run `hook` (and wait for it) before every `GET /metrics` renders: the daemon uses it to
+    /// have the engine task refresh the gauges derived from its views, which it no longer does
+    /// after every batch. Only the first hook set counts. `render` itself never runs it.
+    pub fn set_before_scrape(&self, hook: BeforeScrape) {
+        let _ = self.shared.before_scrape.set(hook);
     }
 
     /// `tierline_event_queue_depth`: commands waiting for the engine task.
@@ -391,6 +406,9 @@ async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
     ) -> axum::response::Response {
         match shared.upgrade() {
             Some(shared) => {
+                if let Some(hook) = shared.before_scrape.get() {
+                    hook().await;
+                }
                 let text = Metrics { shared }.render();
                 (
                     [(

@@ -1,11 +1,13 @@
 //! `tierline simulate`: arguments, loading, printing. Kept here so `main.rs` stays thin.
 //!
-//! Exit codes: 0 report printed, 2 the config or scenario is invalid (every problem printed),
-//! 1 the simulation itself failed.
+//! Exit codes: 0 report printed, 2 the config, scenario or journal is invalid or unreadable (every
+//! problem printed), 1 the simulation itself failed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::sim::record::{self, RecordError};
+use crate::sim::replay::{self, ReplayError, ReplayOptions};
 use crate::sim::{scenario, simulate as run_simulation, Options};
 
 /// Output format of the report.
@@ -21,9 +23,21 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// The traffic scenario (TOML, see docs/SIMULATOR.md).
-    #[arg(long)]
-    pub scenario: PathBuf,
-    /// Overrides the scenario's seed.
+    #[arg(long, required_unless_present = "replay", conflicts_with = "replay")]
+    pub scenario: Option<PathBuf>,
+    /// What-if on recorded traffic: replay this daemon journal directory (read-only) with its
+    /// own config and with `--config`, side by side.
+    #[arg(long, value_name = "JOURNAL_DIR")]
+    pub replay: Option<PathBuf>,
+    /// With `--replay`: log in the new config's roster agents that never appear in the
+    /// recording, for the whole replay.
+    #[arg(long, requires = "replay")]
+    pub add_roster_agents: bool,
+    /// With `--scenario`: also write the run's inputs as a daemon journal into this new
+    /// directory (something to try `--replay` on).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    pub record_journal: Option<PathBuf>,
+    /// Overrides the scenario's seed (replay: default 1).
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -35,14 +49,22 @@ pub struct SimulateArgs {
 
 /// Run the subcommand.
 pub fn simulate(args: &SimulateArgs) -> ExitCode {
-    let config = match crate::config::load(&args.config) {
-        Ok(c) => c.routing,
+    let loaded = match crate::config::load(&args.config) {
+        Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(2);
         }
     };
-    let plan = match scenario::load(&args.scenario, &config) {
+    if let Some(dir) = &args.replay {
+        return replay_journal(args, dir, loaded.routing);
+    }
+    let Some(scenario_path) = &args.scenario else {
+        eprintln!("error: give --scenario or --replay");
+        return ExitCode::from(2);
+    };
+    let config = loaded.routing.clone();
+    let plan = match scenario::load(scenario_path, &config) {
         Ok(p) => p,
         Err(errors) => {
             eprintln!("{errors}");
@@ -54,6 +76,29 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
         agents: args.agents,
     };
     let started = std::time::Instant::now();
+    if let Some(dir) = &args.record_journal {
+        let seed = args.seed.unwrap_or(plan.seed);
+        let journal = crate::journal::JournalOptions::from_config(&loaded.daemon.journal);
+        return match record::record(loaded, &plan, seed, dir, journal) {
+            Ok(report) => {
+                print_report(args.format, &report.to_table(), &report.to_json());
+                eprintln!(
+                    "journal written to {} in {:.2} s",
+                    dir.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e @ RecordError::Sim(_)) => {
+                eprintln!("simulation failed: {e}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run_simulation(config, &plan, &options) {
         Ok(report) => {
             match args.format {
@@ -70,6 +115,49 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
         Err(e) => {
             eprintln!("simulation failed: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn print_report(format: Format, table: &str, json: &str) {
+    match format {
+        Format::Table => print!("{table}"),
+        Format::Json => println!("{json}"),
+    }
+}
+
+/// `--replay DIR`: old and new side by side.
+fn replay_journal(args: &SimulateArgs, dir: &Path, new: crate::config::RoutingConfig) -> ExitCode {
+    let options = ReplayOptions {
+        seed: args.seed.unwrap_or(1),
+        agents: args.agents,
+        add_roster_agents: args.add_roster_agents,
+    };
+    let started = std::time::Instant::now();
+    match replay::replay(dir, new, &options) {
+        Ok(report) => {
+            print_report(args.format, &report.to_table(), &report.to_json());
+            if report.recording.history_incomplete {
+                eprintln!(
+                    "warning: replayed from {}; older history is not in the figures",
+                    report.recording.start_from
+                );
+            }
+            eprintln!(
+                "replayed {} records ({:.0} s of recorded time) in {:.2} s",
+                report.recording.records,
+                report.recording.duration_s,
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ ReplayError::Sim(_)) => {
+            eprintln!("replay failed: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -22,6 +22,10 @@ pub enum Dist {
     Exponential { mean_s: f64 },
     /// Lognormal with the given mean and standard deviation (seconds) of the duration itself.
     Lognormal { mean_s: f64, sd_s: f64 },
+    /// One of these observed durations (ms), each equally likely. Built by the replay from a
+    /// journal (answer delays actually seen); never written in a scenario file.
+    #[serde(skip)]
+    Empirical { samples_ms: Vec<Millis> },
 }
 
 impl Dist {
@@ -44,6 +48,8 @@ impl Dist {
             Dist::Lognormal { mean_s, sd_s } => Err(format!(
                 "mean_s must be > 0 and sd_s ≥ 0, got mean_s {mean_s}, sd_s {sd_s}"
             )),
+            Dist::Empirical { ref samples_ms } if !samples_ms.is_empty() => Ok(()),
+            Dist::Empirical { .. } => Err("no observed samples".into()),
         }
     }
 
@@ -53,6 +59,11 @@ impl Dist {
             Dist::Never => None,
             Dist::Fixed { s } => Some(s),
             Dist::Exponential { mean_s } | Dist::Lognormal { mean_s, .. } => Some(mean_s),
+            Dist::Empirical { ref samples_ms } => (!samples_ms.is_empty()).then(|| {
+                samples_ms.iter().map(|&ms| ms as f64).sum::<f64>()
+                    / samples_ms.len() as f64
+                    / 1000.0
+            }),
         }
     }
 
@@ -60,6 +71,12 @@ impl Dist {
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<Millis> {
         let secs = match *self {
             Dist::Never => return None,
+            Dist::Empirical { ref samples_ms } => {
+                if samples_ms.is_empty() {
+                    return Some(0);
+                }
+                return Some(samples_ms[rng.gen_range(0..samples_ms.len())]);
+            }
             Dist::Fixed { s } => s,
             Dist::Exponential { mean_s } => match Exp::new(1.0 / mean_s) {
                 Ok(d) => d.sample(rng),
@@ -120,6 +137,20 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         assert_eq!(Dist::Never.sample(&mut rng), None);
         assert_eq!(Dist::Fixed { s: 2.5 }.sample(&mut rng), Some(2_500));
+    }
+
+    #[test]
+    fn an_empirical_distribution_only_gives_the_observed_values_in_their_proportions() {
+        let d = Dist::Empirical {
+            samples_ms: vec![1_000, 1_000, 1_000, 4_000],
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let draws: Vec<Millis> = (0..40_000).filter_map(|_| d.sample(&mut rng)).collect();
+        assert!(draws.iter().all(|&ms| ms == 1_000 || ms == 4_000));
+        let long = draws.iter().filter(|&&ms| ms == 4_000).count() as f64 / 40_000.0;
+        assert!((long - 0.25).abs() < 0.01, "share of 4 s draws {long}");
+        assert_eq!(d.mean_s(), Some(1.75));
+        assert!(Dist::Empirical { samples_ms: vec![] }.check(false).is_err());
     }
 
     #[test]

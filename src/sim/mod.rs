@@ -7,10 +7,17 @@
 //! reads a clock and never uses unseeded randomness: the same routing config, scenario and seed
 //! give the same report, byte for byte.
 //!
-//! Recorded traffic (`--replay`, issue 6) plugs in as another [`traffic::Traffic`] source.
+//! Recorded traffic plugs in as another [`traffic::Traffic`] source: `recording` reads a daemon's
+//! journal directory, `playback` replays it with its own config (the "old" figures) and extracts
+//! the traffic, `replay` fits what is only partly observed and runs it through a new config
+//! (`--replay`). `record` writes a simulated run as a daemon journal (demos and tests).
 
 pub mod cli;
 pub mod dist;
+pub mod playback;
+pub mod record;
+pub mod recording;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -6,6 +6,10 @@
 //! sleeps and never reads a clock; it plays the PBX and the people on both ends, reacting to the
 //! engine's decisions exactly as the daemon's peers would, and counts outcomes from the engine's
 //! facts. It never reaches into engine internals: only the public API.
+//!
+//! An [`Observer`] can watch every input the loop gives the engine (the journal writer of
+//! `sim::record` does); agents of a replay bring their recorded presence events, which are sent
+//! as recorded and counted, not fatal, when the engine refuses them in the new situation.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -20,7 +24,7 @@ use crate::engine::{Decision, DecisionKind, DeclineReason, Engine, Event, Fact, 
 use crate::sim::report::{self, Report, RunFigures, RunInfo};
 use crate::sim::scenario::Plan;
 use crate::sim::tally::Tally;
-use crate::sim::traffic::{Arrival, Traffic};
+use crate::sim::traffic::{Answer, Arrival, RecordedResponse, Traffic};
 use crate::sim::SimError;
 
 /// What the simulator will do next, at `at`.
@@ -42,6 +46,7 @@ enum Kind {
     Decline {
         ix: u64,
         offer: Arc<str>,
+        reason: DeclineReason,
     },
     /// The customer and agent finish talking.
     End {
@@ -67,6 +72,36 @@ enum Kind {
     BreakEnd {
         agent: usize,
     },
+    /// The agent's recorded presence event number `index` (a replay).
+    Recorded {
+        agent: usize,
+        index: usize,
+    },
+}
+
+/// Sees every input the runner gives the engine, in the order given (e.g. to journal a run).
+pub trait Observer {
+    /// The timers due by `at` fire now (`engine.advance(at)`).
+    fn advance(&mut self, at: Millis);
+    /// `event` is handled at `at` (whether or not the engine accepts it).
+    fn event(&mut self, at: Millis, event: &Event);
+}
+
+/// How to run a plan, beside the config and the traffic.
+pub struct RunOptions<'o> {
+    /// Seeds the agents' behaviour stream.
+    pub seed: u64,
+    /// Include per-agent figures in the report.
+    pub agents: bool,
+    pub observer: Option<&'o mut dyn Observer>,
+}
+
+/// A report plus what only a replay needs to know.
+pub struct RunOutcome {
+    pub report: Report,
+    /// Recorded presence events the engine refused in the new run (e.g. a logout of an agent
+    /// that a different routing left in a state where the engine refuses it).
+    pub refused_recorded: u64,
 }
 
 impl PartialEq for Scheduled {
@@ -97,6 +132,8 @@ struct Live {
     agent: Option<usize>,
     /// The queue it was last counted as `queued` in (counted once per queue entered).
     queued_in: Option<Arc<str>>,
+    /// Recorded answers still unused (a replay).
+    responses: Vec<RecordedResponse>,
 }
 
 /// The pending offer of an interaction.
@@ -114,6 +151,8 @@ struct AgentState {
 
 struct Runner<'p, T: Traffic> {
     engine: Engine,
+    observer: Option<&'p mut dyn Observer>,
+    refused_recorded: u64,
     plan: &'p Plan,
     traffic: T,
     next_arrival: Option<Arrival>,
@@ -139,6 +178,26 @@ pub fn run<T: Traffic>(
     seed: u64,
     with_agents: bool,
 ) -> Result<Report, SimError> {
+    let options = RunOptions {
+        seed,
+        agents: with_agents,
+        observer: None,
+    };
+    run_with(config, plan, traffic, options).map(|o| o.report)
+}
+
+/// [`run`] with an observer, returning what a replay needs beside the report.
+pub fn run_with<'a, T: Traffic>(
+    config: RoutingConfig,
+    plan: &'a Plan,
+    traffic: T,
+    options: RunOptions<'a>,
+) -> Result<RunOutcome, SimError> {
+    let RunOptions {
+        seed,
+        agents: with_agents,
+        observer,
+    } = options;
     let start = plan.start_ms;
     let window = (start + plan.warm_up_ms, start + plan.duration_ms);
     let mut tally = Tally::new(&config, window);
@@ -149,6 +208,8 @@ pub fn run<T: Traffic>(
     behaviour_rng.set_stream(0);
     let mut runner = Runner {
         engine,
+        observer,
+        refused_recorded: 0,
         plan,
         traffic,
         next_arrival: None,
@@ -191,6 +252,9 @@ pub fn run<T: Traffic>(
             runner.schedule(start + from, Kind::BreakStart { agent: i });
             runner.schedule(start + to, Kind::BreakEnd { agent: i });
         }
+        for (index, (at, _)) in a.recorded.iter().enumerate() {
+            runner.schedule(start + at, Kind::Recorded { agent: i, index });
+        }
     }
     runner.tally = tally;
     runner.pull_arrival();
@@ -206,7 +270,10 @@ pub fn run<T: Traffic>(
         warm_up_ms: plan.warm_up_ms,
         run: runner.run.clone(),
     };
-    Ok(report::build(&runner.tally, info, with_agents))
+    Ok(RunOutcome {
+        report: report::build(&runner.tally, info, with_agents),
+        refused_recorded: runner.refused_recorded,
+    })
 }
 
 impl<T: Traffic> Runner<'_, T> {
@@ -248,6 +315,9 @@ impl<T: Traffic> Runner<'_, T> {
             }
             self.last_at = now;
             if timer_first {
+                if let Some(o) = self.observer.as_mut() {
+                    o.advance(now);
+                }
                 let decisions = self.engine.advance(now);
                 self.run.timer_firings += 1;
                 self.react(decisions);
@@ -260,6 +330,9 @@ impl<T: Traffic> Runner<'_, T> {
 
     /// Send one event to the engine and react to what it says.
     fn send(&mut self, now: Millis, event: Event, subject: &str) -> Result<(), SimError> {
+        if let Some(o) = self.observer.as_mut() {
+            o.event(now, &event);
+        }
         match self.engine.handle(now, &event) {
             Ok(decisions) => {
                 self.react(decisions);
@@ -303,7 +376,7 @@ impl<T: Traffic> Runner<'_, T> {
                     }
                 }
             }
-            Kind::Decline { ix, offer } => {
+            Kind::Decline { ix, offer, reason } => {
                 if let Some(p) = self.take_offer(ix, &offer) {
                     let agent = self.agents[p.agent].id.to_string();
                     self.send(
@@ -311,7 +384,7 @@ impl<T: Traffic> Runner<'_, T> {
                         Event::OfferDeclined {
                             interaction: ix.to_string(),
                             agent,
-                            reason: DeclineReason::Rejected,
+                            reason,
                         },
                         &ix.to_string(),
                     )?;
@@ -381,6 +454,20 @@ impl<T: Traffic> Runner<'_, T> {
                     self.set_state(now, agent, RequestedState::Available)?;
                 }
             }
+            Kind::Recorded { agent, index } => {
+                let Some((_, event)) = self.plan.agents[agent].recorded.get(index) else {
+                    return Ok(());
+                };
+                let event = event.clone();
+                if let Some(o) = self.observer.as_mut() {
+                    o.event(now, &event);
+                }
+                match self.engine.handle(now, &event) {
+                    Ok(decisions) => self.react(decisions),
+                    // What was valid in the recording may not be in the new run: count it.
+                    Err(_) => self.refused_recorded += 1,
+                }
+            }
         }
         Ok(())
     }
@@ -417,6 +504,7 @@ impl<T: Traffic> Runner<'_, T> {
                 wrap_up_ms: a.wrap_up_ms,
                 agent: None,
                 queued_in: None,
+                responses: a.responses,
             },
         );
         if let Some(p) = a.patience_ms {
@@ -446,14 +534,6 @@ impl<T: Traffic> Runner<'_, T> {
         }
     }
 
-    fn counted(&self, interaction: &str) -> bool {
-        interaction
-            .parse::<u64>()
-            .ok()
-            .and_then(|ix| self.live.get(&ix))
-            .is_some_and(|l| l.counted)
-    }
-
     /// Count the facts, then act on the decisions (facts first: they still find the interaction).
     fn react(&mut self, decisions: Vec<Decision>) {
         self.run.decisions += decisions.len() as u64;
@@ -466,72 +546,16 @@ impl<T: Traffic> Runner<'_, T> {
     }
 
     fn count(&mut self, fact: Fact) {
-        match fact {
-            Fact::Arrived {
-                interaction, queue, ..
-            } => {
-                if self.counted(&interaction) {
-                    self.tally.arrived(queue.as_deref());
-                }
-            }
-            Fact::Answered {
-                interaction,
-                queue,
-                agent,
-                tier,
-                wait_ms,
-                at,
-                ..
-            } => {
-                let counted = self.counted(&interaction);
-                if counted {
-                    self.tally.answered(&queue, tier, wait_ms);
-                }
-                self.tally.agent_took(&agent, at, counted);
-            }
-            Fact::Abandoned {
-                interaction,
-                queue,
-                short,
-                ..
-            } => {
-                if self.counted(&interaction) {
-                    self.tally.abandoned(&queue, short);
-                }
-                self.forget(&interaction);
-            }
-            Fact::Overflowed {
-                interaction,
-                queue,
-                to_queue,
-                ..
-            } => {
-                if self.counted(&interaction) {
-                    self.tally.overflowed(&queue, to_queue.as_deref());
-                }
-                if to_queue.is_none() {
-                    self.forget(&interaction);
-                }
-            }
-            Fact::Rejected {
-                interaction, queue, ..
-            } => {
-                if self.counted(&interaction) {
-                    self.tally.rejected(queue.as_deref());
-                }
-                self.forget(&interaction);
-            }
-            Fact::StepReached { queue, step, at } => self.tally.step_reached(&queue, step, at),
-            Fact::WrapUpEnded { agent, at, .. } => self.tally.agent_freed(&agent, at),
-            Fact::AgentStatusChanged { agent, to, at, .. } => {
-                self.tally.agent_status(&agent, to, at)
-            }
-            Fact::Offered { .. }
-            | Fact::OfferEnded { .. }
-            | Fact::EscalatedByAgent { .. }
-            | Fact::Transferred { .. }
-            | Fact::Ended { .. }
-            | Fact::Rated { .. } => {}
+        let live = &self.live;
+        let counted = |interaction: &str| {
+            interaction
+                .parse::<u64>()
+                .ok()
+                .and_then(|ix| live.get(&ix))
+                .is_some_and(|l| l.counted)
+        };
+        if let Some(finished) = self.tally.count_fact(fact, counted) {
+            self.forget(&finished);
         }
     }
 
@@ -553,9 +577,30 @@ impl<T: Traffic> Runner<'_, T> {
                 let Ok(ix) = interaction.parse::<u64>() else {
                     return;
                 };
+                let recorded = self.live.get_mut(&ix).and_then(|l| {
+                    let k = l.responses.iter().position(|r| r.agent == agent)?;
+                    Some(l.responses.remove(k))
+                });
                 let agent = self.agent_index.get(&*agent).copied();
                 let behaviour = agent.map_or(0, |a| self.plan.agents[a].behaviour);
                 let Some(agent) = agent else { return };
+                if let Some(r) = recorded {
+                    // This agent answered this interaction in the recording: do it again.
+                    self.offers.insert(
+                        ix,
+                        Pending {
+                            offer: offer.clone(),
+                            agent,
+                        },
+                    );
+                    let kind = match r.answer {
+                        Answer::Accept => Kind::Accept { ix, offer },
+                        Answer::Decline(reason) => Kind::Decline { ix, offer, reason },
+                        Answer::Ring => return,
+                    };
+                    self.schedule(d.at + r.delay_ms, kind);
+                    return;
+                }
                 let b = &self.plan.behaviours[behaviour];
                 let u: f64 = if b.no_answer_prob > 0.0 || b.decline_prob > 0.0 {
                     self.behaviour_rng.gen()
@@ -575,7 +620,11 @@ impl<T: Traffic> Runner<'_, T> {
                 }
                 let delay = b.answer_delay.sample(&mut self.behaviour_rng).unwrap_or(0);
                 let kind = if u < b.no_answer_prob + b.decline_prob {
-                    Kind::Decline { ix, offer }
+                    Kind::Decline {
+                        ix,
+                        offer,
+                        reason: DeclineReason::Rejected,
+                    }
                 } else {
                     Kind::Accept { ix, offer }
                 };

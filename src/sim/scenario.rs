@@ -211,6 +211,9 @@ pub struct PlannedAgent {
     /// `(start, end)` offsets of not-ready breaks, sorted.
     pub breaks: Vec<(Millis, Millis)>,
     pub behaviour: usize,
+    /// Presence events sent as they are at these offsets (a replay's recorded logins, logouts
+    /// and state changes); empty for scenario agents.
+    pub recorded: Vec<(Millis, crate::engine::Event)>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,6 +381,7 @@ fn resolve(
                 shifts: vec![(0, None)],
                 breaks: Vec::new(),
                 behaviour: 0,
+                recorded: Vec::new(),
             });
         }
     }
@@ -658,6 +662,7 @@ fn resolve_agents(
             shifts: shifts.clone(),
             breaks: breaks.clone(),
             behaviour,
+            recorded: Vec::new(),
         });
     };
     match (&spec.id, spec.count) {

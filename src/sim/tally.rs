@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 
 use crate::config::{Millis, RoutingConfig, Tier};
-use crate::engine::AgentStatus;
+use crate::engine::{AgentStatus, Fact};
 
 /// Outcome counts and waits of one queue.
 #[derive(Debug, Clone)]
@@ -160,6 +160,101 @@ impl Tally {
             staffed_ms: 0,
             answered: 0,
         });
+    }
+
+    /// Count a queue that appears after the start (a live reload added it while replaying a
+    /// journal); a queue already counted keeps its figures.
+    pub fn ensure_queue(&mut self, id: &str, sla_ms: Millis) {
+        if !self.queue_index.contains_key(id) {
+            let id: Arc<str> = Arc::from(id);
+            self.queue_index.insert(id.clone(), self.queues.len());
+            self.queues.push(QueueTally::new(id, sla_ms));
+        }
+    }
+
+    /// Whether the agent is registered.
+    pub fn has_agent(&self, id: &str) -> bool {
+        self.agent_index.contains_key(id)
+    }
+
+    /// Count one engine fact. `counted` says whether an interaction arrived inside the window.
+    /// Returns the interaction the fact finished for good (it will never be routed again), so
+    /// the caller can forget it.
+    pub fn count_fact(&mut self, fact: Fact, counted: impl Fn(&str) -> bool) -> Option<Arc<str>> {
+        match fact {
+            Fact::Arrived {
+                interaction, queue, ..
+            } => {
+                if counted(&interaction) {
+                    self.arrived(queue.as_deref());
+                }
+                None
+            }
+            Fact::Answered {
+                interaction,
+                queue,
+                agent,
+                tier,
+                wait_ms,
+                at,
+                ..
+            } => {
+                let counted = counted(&interaction);
+                if counted {
+                    self.answered(&queue, tier, wait_ms);
+                }
+                self.agent_took(&agent, at, counted);
+                None
+            }
+            Fact::Abandoned {
+                interaction,
+                queue,
+                short,
+                ..
+            } => {
+                if counted(&interaction) {
+                    self.abandoned(&queue, short);
+                }
+                Some(interaction)
+            }
+            Fact::Overflowed {
+                interaction,
+                queue,
+                to_queue,
+                ..
+            } => {
+                if counted(&interaction) {
+                    self.overflowed(&queue, to_queue.as_deref());
+                }
+                to_queue.is_none().then_some(interaction)
+            }
+            Fact::Rejected {
+                interaction, queue, ..
+            } => {
+                if counted(&interaction) {
+                    self.rejected(queue.as_deref());
+                }
+                Some(interaction)
+            }
+            Fact::StepReached { queue, step, at } => {
+                self.step_reached(&queue, step, at);
+                None
+            }
+            Fact::WrapUpEnded { agent, at, .. } => {
+                self.agent_freed(&agent, at);
+                None
+            }
+            Fact::AgentStatusChanged { agent, to, at, .. } => {
+                self.agent_status(&agent, to, at);
+                None
+            }
+            Fact::Offered { .. }
+            | Fact::OfferEnded { .. }
+            | Fact::EscalatedByAgent { .. }
+            | Fact::Transferred { .. }
+            | Fact::Ended { .. }
+            | Fact::Rated { .. } => None,
+        }
     }
 
     fn queue(&mut self, id: &str) -> Option<&mut QueueTally> {

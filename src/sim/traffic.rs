@@ -30,6 +30,49 @@ pub struct Arrival {
     pub wrap_up_ms: Option<Millis>,
     /// The customer hangs up this long after arriving unless answered (`None`: never).
     pub patience_ms: Option<Millis>,
+    /// How named agents answered this interaction's offers in a recording, oldest first; an
+    /// offer to one of them uses (and uses up) that agent's first response. Empty for synthetic
+    /// traffic: the agents' behaviour applies.
+    pub responses: Vec<RecordedResponse>,
+}
+
+/// One recorded answer to an offer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedResponse {
+    pub agent: std::sync::Arc<str>,
+    /// Offer → the answer.
+    pub delay_ms: Millis,
+    pub answer: Answer,
+}
+
+/// What the agent did with an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Decline(crate::engine::DeclineReason),
+    /// Nothing: the phone rang until the offer expired or was taken back.
+    Ring,
+}
+
+/// Recorded arrivals, already in time order (a replay builds them from a journal).
+pub struct Recorded {
+    arrivals: std::vec::IntoIter<Arrival>,
+}
+
+impl Recorded {
+    /// `arrivals` are sorted by `at` here (stable: equal times keep their recorded order).
+    pub fn new(mut arrivals: Vec<Arrival>) -> Recorded {
+        arrivals.sort_by_key(|a| a.at);
+        Recorded {
+            arrivals: arrivals.into_iter(),
+        }
+    }
+}
+
+impl Traffic for Recorded {
+    fn next_arrival(&mut self) -> Option<Arrival> {
+        self.arrivals.next()
+    }
 }
 
 /// A time-ordered source of arrivals.
@@ -98,6 +141,7 @@ impl Traffic for Synthetic<'_> {
             handle_ms,
             wrap_up_ms,
             patience_ms,
+            responses: Vec::new(),
         })
     }
 }

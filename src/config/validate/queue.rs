@@ -55,6 +55,7 @@ impl Checker<'_, '_> {
                 .max_no_answer
                 .and_then(|n| self.max_no_answer(n, &p.key("max_no_answer")))
                 .unwrap_or(builtin.max_no_answer),
+            count_declines: d.count_declines.unwrap_or(builtin.count_declines),
             escalation_priority_boost: d
                 .escalation_priority_boost
                 .unwrap_or(builtin.escalation_priority_boost),
@@ -212,6 +213,7 @@ impl Checker<'_, '_> {
                 .max_no_answer
                 .and_then(|n| self.max_no_answer(n, &path.key("max_no_answer")))
                 .unwrap_or(d.max_no_answer),
+            count_declines: q.count_declines.unwrap_or(d.count_declines),
             drain_to: q.drain_to.clone(),
         }
     }
