@@ -272,3 +272,221 @@ fn snapshot_of_half_a_million_waiting_interactions() {
         bytes as f64 / (1 << 20) as f64
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The daemon's own state (`Core`: engine + idempotency window + decision log), as `tierline
+// serve` recovers it.
+
+use tierline::config::{DaemonConfig, LoadedConfig};
+use tierline::daemon::core::{Core, Input, Outcome, TimedInput};
+
+fn core(agents: usize) -> Core {
+    Core::new(
+        LoadedConfig {
+            routing: config(agents),
+            daemon: DaemonConfig::default(),
+            source: String::new(),
+        },
+        0,
+    )
+}
+
+fn event(id: u64, at: u64, event: Event) -> TimedInput {
+    TimedInput {
+        at,
+        input: Input::Event {
+            id: format!("evt-{id:09}"),
+            event,
+        },
+    }
+}
+
+/// Journal `batch`, apply it to `live`, and return the offers it made.
+fn apply_core(
+    journal: &mut Journal,
+    live: &mut Core,
+    batch: &[TimedInput],
+) -> Vec<(String, String)> {
+    journal.append(batch).unwrap();
+    let mut offers = Vec::new();
+    for input in batch {
+        let applied = live.apply(&input.input, input.at);
+        let made = match &applied.outcome {
+            Outcome::Applied(d) => d.as_slice(),
+            _ => &[],
+        };
+        for d in applied.fired.iter().chain(made) {
+            if let DecisionKind::Offer {
+                interaction, agent, ..
+            } = &d.kind
+            {
+                offers.push((interaction.to_string(), agent.to_string()));
+            }
+        }
+    }
+    offers
+}
+
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn recovery_of_a_daemon_journal_of_one_million_events() {
+    const EVENTS: u64 = 1_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(SyncMode::None);
+    let (mut journal, mut live, _) = Journal::recover(tmp.path(), opts, 0, || core(200)).unwrap();
+    let mut id = 0u64;
+    let mut next_id = || {
+        id += 1;
+        id
+    };
+    let logins: Vec<TimedInput> = (0..200)
+        .map(|n| {
+            event(
+                next_id(),
+                0,
+                Event::AgentLogin {
+                    agent: format!("agent-{n}"),
+                    address: None,
+                    tiers: None,
+                    skills: None,
+                    capacity: None,
+                },
+            )
+        })
+        .collect();
+    apply_core(&mut journal, &mut live, &logins);
+    let mut n = 0u64;
+    while journal.last_index() < EVENTS {
+        let at = n * 100;
+        let mut batch = vec![event(next_id(), at, arrival(n, at).event)];
+        if n >= 30 {
+            batch.push(event(
+                next_id(),
+                at,
+                Event::InteractionEnded {
+                    interaction: format!("call-{}", n - 30),
+                    resolved: Some(true),
+                },
+            ));
+        }
+        let offers = apply_core(&mut journal, &mut live, &batch);
+        let accepts: Vec<TimedInput> = offers
+            .into_iter()
+            .map(|(interaction, agent)| {
+                event(next_id(), at, Event::OfferAccepted { interaction, agent })
+            })
+            .collect();
+        if !accepts.is_empty() {
+            apply_core(&mut journal, &mut live, &accepts);
+        }
+        n += 1;
+    }
+    let records = journal.last_index();
+    let mut expected = Vec::new();
+    live.save(&mut expected).unwrap();
+    let decisions = live.next_seq() - 1;
+    drop(live);
+    drop(journal);
+    let bytes = dir_bytes(tmp.path());
+
+    // The split: reading + checking frames, JSON decoding, then applying (engine + window + log).
+    let (_, _, scan_cpu) = timed(|| Log::open(tmp.path(), opts.log, 1, |_, _| Ok(())).unwrap());
+    let mut inputs = Vec::with_capacity(records as usize);
+    let (_, _, decode_cpu) = timed(|| {
+        Log::open(tmp.path(), opts.log, 1, |_, p| {
+            inputs.push(serde_json::from_slice::<TimedInput>(p).unwrap());
+            Ok(())
+        })
+        .unwrap()
+    });
+    // Applying as the live path does (every decision serialized for the log)…
+    let replayed = inputs.clone();
+    let mut fresh = core(200);
+    let (_, _, apply_cpu) = timed(|| {
+        for i in &replayed {
+            fresh.apply(&i.input, i.at);
+        }
+    });
+    drop(fresh);
+    drop(replayed);
+    // …and as replay does (only the decisions the log still holds at the end are serialized).
+    let mut fresh = core(200);
+    let (_, _, replay_cpu) = timed(|| {
+        for i in inputs {
+            fresh.replay(i);
+        }
+        fresh.replay_finished();
+    });
+    drop(fresh);
+
+    let ((journal, recovered, report), took, took_cpu) =
+        timed(|| Journal::recover(tmp.path(), opts, 0, || core(200)).unwrap());
+    let mut got = Vec::new();
+    recovered.save(&mut got).unwrap();
+    assert!(got == expected, "recovery must rebuild the live state");
+    assert_eq!(journal.last_index(), records);
+    println!(
+        "daemon journal of {records} records, {decisions} decisions ({:.1} MiB on disk): \
+         recovered in {took:.2?} wall / {took_cpu:.2?} CPU on the replaying thread; split (CPU, one thread each): \
+         read + CRC {scan_cpu:.2?}, + JSON decode {decode_cpu:.2?}, apply as live {apply_cpu:.2?}, \
+         replay with deferred decision JSON {replay_cpu:.2?}; {report}",
+        bytes as f64 / (1 << 20) as f64,
+    );
+}
+
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn a_snapshot_of_half_a_million_waiting_blocks_the_engine_task_only_for_its_capture() {
+    const WAITING: u64 = 500_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (mut sink, mut live, _) =
+        tierline::daemon::durable::recover(&dir, options(SyncMode::Batch), 0, || core(200))
+            .unwrap();
+    // Nobody is logged in: every arrival waits (with its step timer pending).
+    for n in 0..WAITING {
+        let input = event(n, n / 10, arrival(n, n / 10).event);
+        let applied = live.apply(&input.input, input.at);
+        assert!(applied.outcome.is_applied(), "{:?}", applied.outcome);
+    }
+    assert_eq!(live.engine().counts().waiting, WAITING);
+    let now = live.engine().now();
+    let mut runs = Vec::new();
+    for round in 0..3 {
+        // Before: capture, encode, write, fsync and prune, all on the engine task.
+        let journal_dir = tmp.path().join(format!("inline-{round}"));
+        let (mut inline, _, _) =
+            Journal::recover(&journal_dir, options(SyncMode::Batch), 0, || core(0)).unwrap();
+        let (_, inline_wall, inline_cpu) = timed(|| inline.snapshot(&live, now).unwrap());
+        drop(inline);
+        std::fs::remove_dir_all(&journal_dir).unwrap();
+        // After: only the capture on the engine task; the rest on the snapshot thread.
+        let wall = Instant::now();
+        let (captured, capture_wall, capture_cpu) =
+            timed(|| sink.start_snapshot(&live, now + round));
+        assert!(captured.is_some());
+        sink.wait_for_snapshot();
+        let durable = wall.elapsed();
+        runs.push((inline_wall, inline_cpu, capture_wall, capture_cpu, durable));
+    }
+    let bytes = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "snap"))
+        .map(|e| e.metadata().unwrap().len())
+        .max()
+        .unwrap_or(0);
+    for (inline_wall, inline_cpu, capture_wall, capture_cpu, durable) in &runs {
+        println!(
+            "snapshot of {WAITING} waiting ({:.1} MiB): engine task blocked {inline_wall:.2?} wall / {inline_cpu:.2?} CPU \
+             when written inline; {capture_wall:.2?} wall / {capture_cpu:.2?} CPU for the capture alone \
+             (durable {durable:.2?} after it started, on the snapshot thread)",
+            bytes as f64 / (1 << 20) as f64
+        );
+    }
+    drop(sink);
+    let ((_, recovered, _), took, took_cpu) =
+        timed(|| Journal::recover(&dir, options(SyncMode::Batch), 0, || core(0)).unwrap());
+    assert_eq!(recovered.engine().counts().waiting, WAITING);
+    println!("recovered the daemon snapshot of {WAITING} waiting in {took:.2?} wall / {took_cpu:.2?} CPU");
+}

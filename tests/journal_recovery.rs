@@ -461,3 +461,68 @@ fn dump_prints_one_json_line_per_input_in_order() {
         assert_eq!(&back, input);
     }
 }
+
+#[test]
+fn a_crash_while_a_snapshot_is_written_leaves_the_previous_snapshot_and_the_journal_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut live = start(tmp.path(), options(50));
+    drive(&mut live, 0, 200);
+    let previous = files(tmp.path(), "snap");
+    assert_eq!(previous.len(), 2, "{previous:?}");
+    drive(&mut live, 200, 210);
+    let expected = state_bytes(&live.state.engine);
+    let last = live.journal.last_index();
+
+    // The snapshot is captured (on the engine task) and the process dies while the snapshot
+    // thread is writing it: its temp file is half written and nothing was renamed or pruned.
+    let now = live.state.engine.now();
+    let pending = live.journal.prepare_snapshot(&live.state, now).unwrap();
+    assert_eq!(pending.index, last);
+    let tmp_file = tmp.path().join(format!("{last:020}.snap.tmp"));
+    std::fs::write(&tmp_file, &expected[..expected.len() / 2]).unwrap();
+    drop(pending);
+    drop(live.journal);
+
+    let (journal, recovered) = recover(tmp.path(), options(50)).unwrap();
+    assert_eq!(state_bytes(&recovered.engine), expected);
+    assert_eq!(journal.last_index(), last);
+    assert!(!tmp_file.exists(), "the half-written temp file is removed");
+    assert_eq!(
+        files(tmp.path(), "snap"),
+        previous,
+        "the older snapshots are intact"
+    );
+    drop(journal);
+
+    // Same, but the process dies after the rename and before any pruning: the new snapshot is
+    // used and the older files are harmless.
+    let (mut journal, state) = recover(tmp.path(), options(50)).unwrap();
+    let pending = journal.prepare_snapshot(&state, now).unwrap();
+    let mut payload = Vec::new();
+    state.save(&mut payload).unwrap();
+    tierline::journal::snapshot::write_snapshot(tmp.path(), pending.index, &payload, true).unwrap();
+    drop(pending);
+    drop(journal);
+    assert_eq!(files(tmp.path(), "snap").len(), 3);
+    let (journal, recovered) = recover(tmp.path(), options(50)).unwrap();
+    assert_eq!(state_bytes(&recovered.engine), expected);
+    assert_eq!(journal.snapshot_index(), last);
+
+    // And a snapshot written by another thread prunes exactly as one written inline.
+    let (mut journal, state) = (journal, recovered);
+    let pending = journal.prepare_snapshot(&state, now).unwrap();
+    let written = std::thread::spawn(move || pending.write()).join().unwrap();
+    journal.snapshot_written(last, &written);
+    let written = written.unwrap();
+    assert_eq!(written.removed_snapshots, 1);
+    assert_eq!(files(tmp.path(), "snap").len(), 2);
+    let on_disk: Vec<u64> = files(tmp.path(), "seg")
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .collect();
+    let listed: Vec<u64> = journal.log().segments().iter().map(|s| s.base).collect();
+    assert_eq!(
+        listed, on_disk,
+        "the writer forgets the segments the thread removed"
+    );
+}

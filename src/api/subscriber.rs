@@ -8,6 +8,13 @@
 //! many were lost, skips to the oldest still held and carries on. Jitter (randomness) lives here,
 //! never in the engine.
 //!
+//! With a journal, the cursor is durable (`journal::AckFile`): after every 2xx the subscriber's
+//! task records the last seq it covered, off the engine task, and after a restart delivery
+//! resumes right after it. Replay re-creates the decisions with the same seqs and keeps them in
+//! the decision log, so what was made but not acknowledged before a crash is sent again
+//! (at-least-once: a receiver de-duplicates by seq). A subscriber seen for the first time starts
+//! with the decisions made from then on, and records that starting point before its first POST.
+//!
 //! Each POST counts in `tierline_subscriber_deliveries_total{subscriber,result}`: `ok` when
 //! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
 //! lost because the subscriber fell behind the decision log.
@@ -21,6 +28,7 @@ use crate::config::daemon::SubscriberConfig;
 use crate::daemon::clock::Clock;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
+use crate::journal::AckFile;
 use crate::metrics::{DeliveryResult, Metrics};
 
 use super::auth::{sign, SIGNATURE_HEADER};
@@ -89,30 +97,98 @@ impl Subscriber {
     }
 }
 
-/// Start delivering decisions made from now on. The task ends on shutdown.
+/// Where a subscriber starts and where it records its progress.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    /// Without an ack file (or when it holds nothing yet): deliver decisions with seq > this
+    /// (`None`: from the oldest decision held).
+    pub start_after: Option<u64>,
+    /// The durable cursor (with a journal): read at start, written after every acknowledged batch.
+    pub acks: Option<AckFile>,
+}
+
+/// Start delivering decisions after the cursor. The task ends on shutdown.
 pub fn spawn(
     subscriber: Subscriber,
     engine: EngineHandle,
     clock: Clock,
     shutdown: Shutdown,
-    start_after: Option<u64>,
+    cursor: Cursor,
     metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::select! {
-            () = deliver(&subscriber, &engine, clock, start_after, &metrics) => {}
+            () = deliver(&subscriber, &engine, clock, cursor, &metrics) => {}
             () = shutdown.wait() => {}
         }
         tracing::debug!(subscriber = %subscriber.name, "subscriber stopped");
     })
 }
 
-/// Deliver decisions with seq > `start_after` (`None`: from the first decision ever made).
+/// Run blocking ack-file I/O off the runtime's worker threads.
+async fn on_blocking_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::journal::JournalError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the ack file task failed: {e}")),
+    }
+}
+
+/// Where delivery starts: after the durable ack if there is one (clamped to the decisions that
+/// exist), else after `cursor.start_after`, which is then recorded as the starting point.
+async fn starting_point(sub: &Subscriber, cursor: &Cursor, next_seq: u64) -> Option<u64> {
+    let Some(acks) = cursor.acks.clone() else {
+        return cursor.start_after;
+    };
+    let path = acks.path().to_path_buf();
+    let loaded = {
+        let acks = acks.clone();
+        on_blocking_thread(move || acks.load()).await
+    };
+    match loaded {
+        Ok(Some(acked)) if acked < next_seq => {
+            tracing::info!(subscriber = %sub.name, acked, "subscriber resumes after its last acknowledged decision");
+            Some(acked)
+        }
+        Ok(Some(acked)) => {
+            // Only possible if the journal lost its tail (sync = "none" and an OS crash): the
+            // seqs after the newest decision will be reused, so start right after it.
+            tracing::warn!(
+                subscriber = %sub.name,
+                acked,
+                newest = next_seq.saturating_sub(1),
+                "subscriber acknowledged decisions the journal does not hold; resuming after the newest"
+            );
+            next_seq.checked_sub(1)
+        }
+        Ok(None) => {
+            let start = cursor.start_after;
+            let acked = start.unwrap_or(0);
+            if let Err(e) = on_blocking_thread(move || acks.store(acked)).await {
+                tracing::warn!(subscriber = %sub.name, error = %e, "cannot record the subscriber's starting point");
+            }
+            start
+        }
+        Err(e) => {
+            // At-least-once: with the ack unknown, send everything still held.
+            tracing::error!(
+                subscriber = %sub.name,
+                file = %path.display(),
+                error = %e,
+                "cannot read the subscriber's ack file; delivering from the oldest decision held"
+            );
+            None
+        }
+    }
+}
+
+/// Deliver decisions after the cursor, recording each acknowledged batch in the ack file.
 async fn deliver(
     sub: &Subscriber,
     engine: &EngineHandle,
     clock: Clock,
-    start_after: Option<u64>,
+    start: Cursor,
     metrics: &Metrics,
 ) {
     let client = match reqwest::Client::builder().timeout(sub.timeout).build() {
@@ -123,7 +199,8 @@ async fn deliver(
         }
     };
     let mut seq: watch::Receiver<u64> = engine.next_seq_watch();
-    let mut cursor = start_after;
+    let next_seq = *seq.borrow_and_update();
+    let mut cursor = starting_point(sub, &start, next_seq).await;
     loop {
         let threshold = cursor.map_or(0, |c| c + 1);
         if seq.wait_for(|next| *next > threshold).await.is_err() {
@@ -163,6 +240,13 @@ async fn deliver(
         }
         if let Some(last) = page.decisions.last() {
             cursor = Some(last.seq);
+            if let Some(acks) = start.acks.clone() {
+                let acked = last.seq;
+                // A lost ack only costs redelivery, so a failed write is logged, not retried.
+                if let Err(e) = on_blocking_thread(move || acks.store(acked)).await {
+                    tracing::warn!(subscriber = %sub.name, acked, error = %e, "cannot record the subscriber's acknowledged seq");
+                }
+            }
         }
     }
 }

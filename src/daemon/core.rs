@@ -5,12 +5,16 @@
 //! the `Input`s and replay them through this same code to rebuild it exactly. It must never do I/O,
 //! read a clock, spawn or await: the engine task (`super::task`) does all of that around it.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ConfigError, LoadedConfig, Millis};
 use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 
-use super::decision_log::{DecisionLog, DecisionPage, DecisionsGone, DEFAULT_DECISION_LOG};
+use super::decision_log::{
+    DecisionLog, DecisionPage, DecisionsGone, LoggedDecision, DEFAULT_DECISION_LOG,
+};
 use super::idempotency::IdempotencyWindow;
 
 /// One thing that happened to the core, as journaled and replayed.
@@ -32,8 +36,9 @@ pub enum Input {
     },
 }
 
-/// An input with the time it was applied at: the unit the journal records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An input with the time it was applied at: the unit the journal records. Read back by a
+/// hand-written `Deserialize` (`super::timed_input`) that skips serde's flatten buffering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimedInput {
     pub at: Millis,
     #[serde(flatten)]
@@ -96,9 +101,19 @@ impl Core {
     }
 
     /// Apply one input at `now`: first fire every timer due by `now`, then the input itself.
+    /// Every decision made is added to the decision log.
     pub fn apply(&mut self, input: &Input, now: Millis) -> Applied {
+        let applied = self.decide(input, now);
+        self.log.push(&applied.fired);
+        if let Outcome::Applied(decisions) = &applied.outcome {
+            self.log.push(decisions);
+        }
+        applied
+    }
+
+    /// `apply` without logging the decisions (the caller does).
+    fn decide(&mut self, input: &Input, now: Millis) -> Applied {
         let fired = self.engine.advance(now);
-        self.log.push(&fired);
         let outcome = match input {
             Input::Advance => Outcome::Applied(Vec::new()),
             Input::Event { id, event } => self.apply_event(id, event, now),
@@ -119,7 +134,7 @@ impl Core {
                     reason,
                 };
                 match self.engine.handle(now, &event) {
-                    Ok(decisions) => self.applied(decisions),
+                    Ok(decisions) => Outcome::Applied(decisions),
                     Err(e) => Outcome::Rejected(e),
                 }
             }
@@ -134,7 +149,7 @@ impl Core {
         match self.engine.handle(now, event) {
             Ok(decisions) => {
                 self.window.insert(id);
-                self.applied(decisions)
+                Outcome::Applied(decisions)
             }
             Err(e) => Outcome::Rejected(e),
         }
@@ -150,7 +165,7 @@ impl Core {
                 self.window
                     .set_capacity(loaded.daemon.server.idempotency_ids);
                 self.config = loaded;
-                self.applied(decisions)
+                Outcome::Applied(decisions)
             }
             Err(refused) => Outcome::ConfigRefused(
                 refused
@@ -166,11 +181,6 @@ impl Core {
                     .collect(),
             ),
         }
-    }
-
-    fn applied(&mut self, decisions: Vec<Decision>) -> Outcome {
-        self.log.push(&decisions);
-        Outcome::Applied(decisions)
     }
 
     /// When `apply(Input::Advance, …)` is next needed.
@@ -224,34 +234,62 @@ struct CoreSnapshot {
     source: String,
     window_capacity: usize,
     /// Idempotency ids, oldest first.
-    window_ids: Vec<String>,
+    window_ids: Vec<Arc<str>>,
     log_capacity: usize,
     log_next_seq: u64,
     /// The decision ring, oldest first, as the JSON readers were sent.
-    decisions: Vec<String>,
+    decisions: Vec<Arc<str>>,
 }
 
-impl Core {
-    /// The whole replayable state: `[u32 LE header length][header (MessagePack)][engine snapshot]`.
-    pub fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        let header = CoreSnapshot {
-            version: CORE_SNAPSHOT_VERSION,
-            source: self.config.source.clone(),
-            window_capacity: self.window.capacity(),
-            window_ids: self.window.ids().map(str::to_string).collect(),
-            log_capacity: self.log.capacity(),
-            log_next_seq: self.log.next_seq(),
-            decisions: self.log.iter().map(|d| d.json.to_string()).collect(),
-        };
-        let header = rmp_serde::to_vec_named(&header)
+impl CoreSnapshot {
+    /// `[u32 LE length][MessagePack]`, the head of a `Core` snapshot.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let header = rmp_serde::to_vec_named(self)
             .map_err(|e| format!("cannot encode the daemon state: {e}"))?;
         let len = u32::try_from(header.len())
             .map_err(|_| format!("daemon state of {} bytes is too large", header.len()))?;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&header);
+        Ok(())
+    }
+}
+
+impl Core {
+    /// The daemon's part of a snapshot, sharing (not copying) ids and logged decisions.
+    fn snapshot_header(&self) -> CoreSnapshot {
+        CoreSnapshot {
+            version: CORE_SNAPSHOT_VERSION,
+            source: self.config.source.clone(),
+            window_capacity: self.window.capacity(),
+            window_ids: self.window.shared_ids().cloned().collect(),
+            log_capacity: self.log.capacity(),
+            log_next_seq: self.log.next_seq(),
+            decisions: self.log.iter().map(|d| d.json.clone()).collect(),
+        }
+    }
+
+    /// The whole replayable state: `[u32 LE header length][header (MessagePack)][engine snapshot]`.
+    pub fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        self.snapshot_header().encode(out)?;
         self.engine
             .write_snapshot(out)
             .map_err(|e| format!("cannot write the engine snapshot: {e}"))
+    }
+
+    /// `save`, split so that only what must see this exact state runs now: the engine's encoding
+    /// and shared references to the ids and decisions. The header is encoded later, off the
+    /// engine task.
+    pub fn capture(&self) -> Result<crate::journal::Capture, String> {
+        let header = self.snapshot_header();
+        let mut engine = Vec::new();
+        self.engine
+            .write_snapshot(&mut engine)
+            .map_err(|e| format!("cannot write the engine snapshot: {e}"))?;
+        Ok(crate::journal::Capture::deferred(move || {
+            let mut head = Vec::new();
+            header.encode(&mut head)?;
+            Ok(vec![head, engine])
+        }))
     }
 
     /// Rebuild a core from `save` output.
@@ -296,7 +334,12 @@ impl Core {
         for (i, json) in header.decisions.iter().enumerate() {
             let decision: Decision = serde_json::from_str(json)
                 .map_err(|e| format!("logged decision {i} cannot be read back: {e}"))?;
-            log.push(std::slice::from_ref(&decision));
+            // Keep the JSON exactly as readers were sent it (no second serialization).
+            log.push_logged(LoggedDecision {
+                seq: decision.seq,
+                kind: decision.kind.type_name(),
+                json: json.clone(),
+            });
         }
         if log.next_seq() != header.log_next_seq {
             return Err(format!(
@@ -317,12 +360,26 @@ impl Core {
 impl crate::journal::Replay for Core {
     type Input = TimedInput;
 
+    /// `apply`, except that the decisions are kept unserialized until `replay_finished`: most of
+    /// a long journal's decisions leave the bounded log before recovery ends.
     fn replay(&mut self, input: TimedInput) {
-        self.apply(&input.input, input.at);
+        let Applied { fired, outcome } = self.decide(&input.input, input.at);
+        self.log.push_replayed(fired);
+        if let Outcome::Applied(decisions) = outcome {
+            self.log.push_replayed(decisions);
+        }
+    }
+
+    fn replay_finished(&mut self) {
+        self.log.finish_replay();
     }
 
     fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
         Core::save(self, out)
+    }
+
+    fn capture(&self) -> Result<crate::journal::Capture, String> {
+        Core::capture(self)
     }
 
     fn load(bytes: &[u8]) -> Result<Core, String> {

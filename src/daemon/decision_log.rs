@@ -49,6 +49,9 @@ pub struct DecisionsGone {
 pub struct DecisionLog {
     capacity: usize,
     ring: VecDeque<LoggedDecision>,
+    /// Decisions re-made by journal replay, newer than `ring`, not serialized yet: recovery only
+    /// serializes the ones still held when it ends (`finish_replay`), not every one it re-makes.
+    replayed: VecDeque<Decision>,
     /// The seq the next decision will carry (when the ring is empty, the oldest a reader may ask for).
     next_seq: u64,
 }
@@ -59,29 +62,71 @@ impl DecisionLog {
         DecisionLog {
             capacity: capacity.max(1),
             ring: VecDeque::new(),
+            replayed: VecDeque::new(),
             next_seq,
+        }
+    }
+
+    /// Append decisions re-made by journal replay (in seq order), evicting the oldest beyond
+    /// capacity. They are serialized by `finish_replay`, which must run before any read.
+    pub fn push_replayed(&mut self, decisions: Vec<Decision>) {
+        for d in decisions {
+            self.next_seq = d.seq + 1;
+            self.replayed.push_back(d);
+            if self.ring.len() + self.replayed.len() > self.capacity
+                && self.ring.pop_front().is_none()
+            {
+                self.replayed.pop_front();
+            }
+        }
+    }
+
+    /// Serialize what replay kept, so readers (and subscribers resuming after a restart) get it.
+    pub fn finish_replay(&mut self) {
+        let replayed = std::mem::take(&mut self.replayed);
+        for d in replayed {
+            self.push_one(&d);
         }
     }
 
     /// Append decisions (in seq order), evicting the oldest beyond capacity.
     pub fn push(&mut self, decisions: &[Decision]) {
+        if !self.replayed.is_empty() {
+            self.finish_replay();
+        }
         for d in decisions {
-            let json = serde_json::to_string(d).unwrap_or_else(|e| {
-                // A Decision is plain data; serialization cannot fail. Keep the seq regardless.
-                format!(
-                    r#"{{"seq":{},"error":"unserializable decision: {e}"}}"#,
-                    d.seq
-                )
-            });
-            self.ring.push_back(LoggedDecision {
-                seq: d.seq,
-                kind: d.kind.type_name(),
-                json: Arc::from(json),
-            });
-            self.next_seq = d.seq + 1;
-            if self.ring.len() > self.capacity {
-                self.ring.pop_front();
-            }
+            self.push_one(d);
+        }
+    }
+
+    /// Append one decision already serialized (a snapshot's log being restored).
+    pub fn push_logged(&mut self, d: LoggedDecision) {
+        if !self.replayed.is_empty() {
+            self.finish_replay();
+        }
+        self.next_seq = d.seq + 1;
+        self.ring.push_back(d);
+        if self.ring.len() > self.capacity {
+            self.ring.pop_front();
+        }
+    }
+
+    fn push_one(&mut self, d: &Decision) {
+        let json = serde_json::to_string(d).unwrap_or_else(|e| {
+            // A Decision is plain data; serialization cannot fail. Keep the seq regardless.
+            format!(
+                r#"{{"seq":{},"error":"unserializable decision: {e}"}}"#,
+                d.seq
+            )
+        });
+        self.ring.push_back(LoggedDecision {
+            seq: d.seq,
+            kind: d.kind.type_name(),
+            json: Arc::from(json),
+        });
+        self.next_seq = d.seq + 1;
+        if self.ring.len() > self.capacity {
+            self.ring.pop_front();
         }
     }
 
@@ -97,6 +142,7 @@ impl DecisionLog {
 
     /// Up to `limit` decisions with seq > `after` (`None` = from the oldest held).
     pub fn after(&self, after: Option<u64>, limit: usize) -> Result<DecisionPage, DecisionsGone> {
+        debug_assert!(self.replayed.is_empty(), "finish_replay before reading");
         let oldest = self.oldest();
         let start = match after {
             Some(a) => a.saturating_add(1),
@@ -132,15 +178,16 @@ impl DecisionLog {
 
     /// The decisions held, oldest first (what a snapshot saves).
     pub fn iter(&self) -> impl Iterator<Item = &LoggedDecision> {
+        debug_assert!(self.replayed.is_empty(), "finish_replay before reading");
         self.ring.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.ring.len() + self.replayed.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.ring.is_empty() && self.replayed.is_empty()
     }
 }
 
@@ -209,6 +256,25 @@ mod tests {
         assert!(gone.to_string().contains("oldest kept is seq 4"));
         // Exactly at the edge is fine.
         assert_eq!(seqs(&log.after(Some(3), 100).unwrap()), vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn replayed_decisions_are_kept_up_to_capacity_and_read_like_live_ones() {
+        let mut live = DecisionLog::new(4, 1);
+        live.push(&(1..=6).map(decision).collect::<Vec<_>>());
+        let mut replayed = DecisionLog::new(4, 1);
+        replayed.push(&[decision(1), decision(2)]);
+        replayed.push_replayed((3..=6).map(decision).collect());
+        assert_eq!(replayed.len(), 4);
+        replayed.finish_replay();
+        assert_eq!(replayed.after(None, 100), live.after(None, 100));
+        assert_eq!(replayed.oldest(), 3);
+        assert_eq!(replayed.next_seq(), 7);
+        // A live push after replay keeps the order.
+        let mut mixed = DecisionLog::new(10, 1);
+        mixed.push_replayed(vec![decision(1)]);
+        mixed.push(&[decision(2)]);
+        assert_eq!(seqs(&mixed.after(None, 100).unwrap()), vec![1, 2]);
     }
 
     #[test]

@@ -5,11 +5,22 @@
 //! It never decides anything about routing and never applies an input itself: the engine task
 //! applies exactly what this accepted. The fsync blocks the engine task (that is the point: no
 //! reply before the data is durable), so on a multi-thread runtime it runs in `block_in_place`.
-
+//!
+//! Snapshots must not stall routing. Only the capture runs on the engine task (it has to happen
+//! at one journal position: the engine's own encoding, plus cheap reference-counted copies of the
+//! idempotency ids and decision log); the rest of the encoding, the write, the fsyncs and the
+//! removal of old snapshots and segments run on one dedicated `tierline-snapshot` thread, fed
+//! through a channel of depth 1. At most one snapshot is in flight (`Journal` schedules no other
+//! until the result is back); results are collected after each batch and at stop.
 use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::config::Millis;
-use crate::journal::{Journal, JournalError, JournalOptions, RecoveryReport};
+use crate::journal::{
+    Journal, JournalError, JournalOptions, PendingSnapshot, RecoveryReport, WrittenSnapshot,
+};
 
 use super::core::{Core, TimedInput};
 use super::task::{InputSink, SinkError};
@@ -32,17 +43,144 @@ pub fn recover(
     fresh: impl FnOnce() -> Core,
 ) -> Result<(JournalSink, Core, RecoveryReport), JournalError> {
     let (journal, core, report) = blocking(|| Journal::recover(dir, opts, now, fresh))?;
-    Ok((JournalSink { journal }, core, report))
+    let writer = SnapshotWriter::start().map_err(|e| JournalError::Io {
+        op: "start the snapshot thread for",
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    Ok((
+        JournalSink {
+            journal,
+            writer: Some(writer),
+        },
+        core,
+        report,
+    ))
 }
 
+type Written = (u64, Result<WrittenSnapshot, JournalError>);
+
+/// The dedicated thread that encodes, writes and prunes snapshots.
+struct SnapshotWriter {
+    jobs: mpsc::SyncSender<PendingSnapshot>,
+    done: mpsc::Receiver<Written>,
+    thread: JoinHandle<()>,
+}
+
+impl SnapshotWriter {
+    fn start() -> std::io::Result<SnapshotWriter> {
+        // Depth 1: the journal never prepares a second snapshot before the first is reported.
+        let (jobs, inbox) = mpsc::sync_channel::<PendingSnapshot>(1);
+        let (report, done) = mpsc::channel::<Written>();
+        let thread = std::thread::Builder::new()
+            .name("tierline-snapshot".into())
+            .spawn(move || {
+                for pending in inbox {
+                    let index = pending.index;
+                    let started = Instant::now();
+                    let written = pending.write();
+                    match &written {
+                        Ok(w) => tracing::info!(
+                            index,
+                            bytes = w.bytes,
+                            removed_segments = w.removed_segments.len(),
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "journal snapshot written"
+                        ),
+                        // Not fatal: the records stay on disk; the next interval tries again.
+                        Err(e) => {
+                            tracing::warn!(index, error = %e, "journal snapshot failed; will retry")
+                        }
+                    }
+                    if report.send((index, written)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(SnapshotWriter { jobs, done, thread })
+    }
+}
 /// The `InputSink` that writes to the journal. See the module docs.
 pub struct JournalSink {
     journal: Journal,
+    /// `None` once stopped (or if the thread died: snapshots are then written inline).
+    writer: Option<SnapshotWriter>,
 }
 
 impl JournalSink {
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Note every snapshot the writer has finished.
+    fn collect_written(&mut self) {
+        let Some(writer) = &self.writer else { return };
+        while let Ok((index, written)) = writer.done.try_recv() {
+            self.journal.snapshot_written(index, &written);
+        }
+    }
+
+    /// Stop the writer thread after the snapshot in flight (if any) and note its result.
+    fn stop_writer(&mut self) {
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        let SnapshotWriter { jobs, done, thread } = writer;
+        drop(jobs);
+        if blocking(|| thread.join()).is_err() {
+            tracing::error!("the snapshot thread panicked");
+        }
+        while let Ok((index, written)) = done.try_recv() {
+            self.journal.snapshot_written(index, &written);
+        }
+    }
+
+    /// Capture a snapshot on this (the engine) task and hand it to the writer thread. Returns
+    /// how long the capture blocked the task.
+    pub fn start_snapshot(&mut self, core: &Core, now: Millis) -> Option<std::time::Duration> {
+        let started = Instant::now();
+        let pending = match self.journal.prepare_snapshot(core, now) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot capture a journal snapshot; will retry");
+                return None;
+            }
+        };
+        let captured = started.elapsed();
+        let index = pending.index;
+        let unsent = match &self.writer {
+            Some(writer) => match writer.jobs.try_send(pending) {
+                Ok(()) => None,
+                Err(mpsc::TrySendError::Full(p) | mpsc::TrySendError::Disconnected(p)) => Some(p),
+            },
+            None => Some(pending),
+        };
+        if let Some(pending) = unsent {
+            // The writer is gone (it panicked) or busy, which the schedule rules out: write here.
+            tracing::warn!(
+                index,
+                "snapshot thread unavailable; writing the snapshot inline"
+            );
+            let written = blocking(|| pending.write());
+            self.journal.snapshot_written(index, &written);
+        }
+        tracing::debug!(
+            index,
+            capture_ms = captured.as_millis() as u64,
+            "journal snapshot captured"
+        );
+        Some(captured)
+    }
+
+    /// Wait for the snapshot in flight, if any (tests and benchmarks).
+    pub fn wait_for_snapshot(&mut self) {
+        while self.journal.snapshot_pending() {
+            let Some(writer) = &self.writer else { return };
+            match blocking(|| writer.done.recv()) {
+                Ok((index, written)) => self.journal.snapshot_written(index, &written),
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -55,18 +193,14 @@ impl InputSink for JournalSink {
     }
 
     fn after_batch(&mut self, core: &Core, now: Millis) {
-        if !self.journal.snapshot_due(now) {
-            return;
-        }
-        let journal = &mut self.journal;
-        match blocking(|| journal.snapshot(core, now)) {
-            Ok(index) => tracing::info!(index, "journal snapshot written"),
-            // Not fatal: the records stay on disk and the next batch tries again.
-            Err(e) => tracing::warn!(error = %e, "journal snapshot failed; will retry"),
+        self.collect_written();
+        if self.journal.snapshot_due(now) {
+            self.start_snapshot(core, now);
         }
     }
 
     fn on_stop(&mut self, core: &Core, now: Millis) {
+        self.stop_writer();
         if self.journal.last_index() == self.journal.snapshot_index() {
             return;
         }

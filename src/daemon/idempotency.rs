@@ -66,6 +66,11 @@ impl IdempotencyWindow {
         self.order.iter().map(|id| &**id)
     }
 
+    /// The ids, oldest first, shared rather than copied (a snapshot captures them cheaply).
+    pub fn shared_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.order.iter()
+    }
+
     fn evict_to(&mut self, capacity: usize) {
         while self.order.len() > capacity {
             if let Some(old) = self.order.pop_front() {

@@ -17,6 +17,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod tally;
 pub mod task;
+mod timed_input;
 pub mod watch;
 
 use std::future::IntoFuture;
@@ -192,6 +193,8 @@ impl Daemon {
         let daemon_config = config.daemon.clone();
         // --- durability: recover the core from the journal (begin) ---
         let now = clock.now_ms();
+        let sync_acks = config.daemon.journal.sync != crate::config::daemon::SyncMode::None;
+        let acks_dir = journal_dir.clone();
         let (core, sink, startup_reconfigure) = match journal_dir {
             None => (
                 Core::with_decision_log(config, now, decision_log),
@@ -290,12 +293,18 @@ impl Daemon {
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
             .into_iter()
             .map(|s| {
+                let cursor = subscriber::Cursor {
+                    start_after,
+                    acks: acks_dir.as_deref().map(|dir| {
+                        crate::journal::AckFile::for_subscriber(dir, &s.name, sync_acks)
+                    }),
+                };
                 subscriber::spawn(
                     s,
                     engine.clone(),
                     clock,
                     shutdown.clone(),
-                    start_after,
+                    cursor,
                     metrics.clone(),
                 )
             })

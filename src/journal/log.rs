@@ -297,21 +297,41 @@ impl Log {
         Ok(())
     }
 
-    /// Delete the segments whose every record is at or below `covered` (a durable snapshot holds
-    /// them). The segment being appended to always stays. Returns how many went.
-    pub fn remove_covered(&mut self, covered: u64) -> Result<usize, JournalError> {
-        let mut removed = 0;
-        while self.segments.len() > 1 && self.segments[1].base <= covered + 1 {
-            let seg = self.segments.remove(0);
-            std::fs::remove_file(&seg.path)
-                .map_err(|e| JournalError::io("remove", &seg.path, e))?;
-            removed += 1;
-        }
-        if removed > 0 && self.opts.sync != SyncMode::None {
-            sync_dir(&self.dir)?;
-        }
-        Ok(removed)
+    /// Forget segments another thread removed (`remove_covered_segments`). The segment being
+    /// appended to is never among them.
+    pub fn forget_segments(&mut self, removed: &[u64]) {
+        let active = self.segments.len() - 1;
+        let active_base = self.segments[active].base;
+        self.segments
+            .retain(|s| s.base == active_base || !removed.contains(&s.base));
     }
+}
+
+/// Delete the segments in `dir` whose every record is at or below `covered` (a durable snapshot
+/// holds them); the newest segment always stays. Returns the first indexes of those removed.
+///
+/// Safe beside a `Log` appending in another thread: `covered` is at most the index of a snapshot
+/// taken earlier, so the segment being appended to, and any the writer creates or rolls back
+/// later, start after it and are never candidates. The writer then calls `forget_segments`.
+pub fn remove_covered_segments(
+    dir: &Path,
+    covered: u64,
+    sync: SyncMode,
+) -> Result<Vec<u64>, JournalError> {
+    let segments = super::segment::list_segments(dir)?;
+    let mut removed = Vec::new();
+    for pair in segments.windows(2) {
+        if pair[1].base > covered + 1 {
+            break;
+        }
+        std::fs::remove_file(&pair[0].path)
+            .map_err(|e| JournalError::io("remove", &pair[0].path, e))?;
+        removed.push(pair[0].base);
+    }
+    if !removed.is_empty() && sync != SyncMode::None {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
 }
 
 /// How many of `payloads` (at least one) fit in one frame.

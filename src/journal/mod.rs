@@ -8,12 +8,17 @@
 //! - `<index>.snap`: snapshots of the whole replayable state (`snapshot`); recovery restores the
 //!   newest good one and replays the records after it through the same code (`recovery`).
 //! - `LOCK`: held (`flock`) while a daemon has the journal open, so two never write it at once.
+//! - `subscribers/<name>.ack`: each outbound subscriber's last acknowledged decision seq (`acks`).
 //!
 //! It never decides anything about routing, never reads a clock (callers pass engine time for the
 //! snapshot schedule) and spawns nothing on the write path: the engine task calls it and waits
 //! for the sync (recovery alone decodes on a scoped helper thread, before the daemon serves).
+//! A snapshot is captured by the caller at one journal position (`Journal::prepare_snapshot`)
+//! and encoded, written and pruned by `PendingSnapshot::write` on whatever thread the caller
+//! chooses (the daemon uses a dedicated one, `daemon::durable`).
 //! See docs/DURABILITY.md for the storage choice and its failure modes.
 
+pub mod acks;
 pub mod frame;
 pub mod inspect;
 pub mod log;
@@ -25,9 +30,12 @@ use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+pub use acks::AckFile;
 pub use inspect::{dump, verify, VerifyReport};
 pub use log::{Log, LogOptions, OpenReport};
-pub use recovery::{Journal, JournalOptions, PendingSnapshot, RecoveryReport, Replay};
+pub use recovery::{
+    Capture, Journal, JournalOptions, PendingSnapshot, RecoveryReport, Replay, WrittenSnapshot,
+};
 pub use segment::{SegmentFile, TornTail};
 pub use snapshot::SnapshotFile;
 
@@ -69,6 +77,8 @@ pub enum JournalError {
     Decode { index: u64, reason: String },
     #[error("snapshot {}: {reason}", .path.display())]
     Snapshot { path: PathBuf, reason: String },
+    #[error("subscriber ack file {}: {reason}", .path.display())]
+    Ack { path: PathBuf, reason: String },
     #[error("cannot take a snapshot: {reason}")]
     SnapshotState { reason: String },
     #[error("{} holds journal records but no usable snapshot to replay them onto{}", .dir.display(), .why)]

@@ -16,9 +16,9 @@ use serde::Serialize;
 use crate::config::daemon::{JournalConfig, SyncMode};
 use crate::config::Millis;
 
-use super::log::{Log, LogOptions};
+use super::log::{remove_covered_segments, Log, LogOptions};
 use super::segment::{list_segments, TornTail};
-use super::snapshot::{list_snapshots, prune_snapshots, read_snapshot, write_snapshot};
+use super::snapshot::{list_snapshots, prune_snapshots, read_snapshot, write_snapshot_parts};
 use super::JournalError;
 
 /// State that can be rebuilt from a snapshot plus the inputs journaled after it.
@@ -35,6 +35,49 @@ pub trait Replay: Sized {
     fn save(&self, out: &mut Vec<u8>) -> Result<(), String>;
     /// Rebuild from `save` output.
     fn load(bytes: &[u8]) -> Result<Self, String>;
+    /// Capture the state for a snapshot: this runs on the state owner's thread at one journal
+    /// position (so it must see exactly the inputs applied so far); what it returns finishes the
+    /// encoding wherever blocking is fine, and must produce `save`'s bytes. The default encodes
+    /// everything here.
+    fn capture(&self) -> Result<Capture, String> {
+        let mut out = Vec::new();
+        self.save(&mut out)?;
+        Ok(Capture::encoded(out))
+    }
+    /// Every record after the snapshot has been replayed (e.g. finish work deferred during
+    /// replay). Called once per recovery, before the state is used.
+    fn replay_finished(&mut self) {}
+}
+
+type Encode = Box<dyn FnOnce() -> Result<Vec<Vec<u8>>, String> + Send>;
+
+/// A state captured for a snapshot (see `Replay::capture`): the rest of its encoding, to run on
+/// any thread. The parts it returns are concatenated to form the snapshot payload.
+pub struct Capture(Encode);
+
+impl Capture {
+    /// Finish encoding later with `encode`.
+    pub fn deferred(
+        encode: impl FnOnce() -> Result<Vec<Vec<u8>>, String> + Send + 'static,
+    ) -> Capture {
+        Capture(Box::new(encode))
+    }
+
+    /// Already fully encoded.
+    pub fn encoded(bytes: Vec<u8>) -> Capture {
+        Capture(Box::new(move || Ok(vec![bytes])))
+    }
+
+    /// Finish the encoding: the payload's parts, in order.
+    pub fn encode(self) -> Result<Vec<Vec<u8>>, String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Capture(..)")
+    }
 }
 
 /// Journal settings (from `[journal]`).
@@ -110,19 +153,56 @@ impl std::fmt::Display for RecoveryReport {
     }
 }
 
-/// A snapshot serialized on the engine task, to be written wherever blocking is fine.
+/// A snapshot captured on the engine task, to be encoded, written and pruned wherever blocking
+/// is fine (`write`). Report the result with `Journal::snapshot_written`.
 #[derive(Debug)]
 pub struct PendingSnapshot {
     pub dir: PathBuf,
+    /// The last record the captured state includes.
     pub index: u64,
-    pub bytes: Vec<u8>,
-    pub sync: bool,
+    capture: Capture,
+    sync: SyncMode,
+    keep: usize,
+}
+
+/// A snapshot that is durable, and what its pruning removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSnapshot {
+    pub index: u64,
+    pub path: PathBuf,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Older snapshots deleted (all but the newest `keep_snapshots`).
+    pub removed_snapshots: usize,
+    /// First indexes of the segments deleted because the oldest kept snapshot covers them.
+    pub removed_segments: Vec<u64>,
 }
 
 impl PendingSnapshot {
-    /// Write it durably (temp file, sync, rename, sync directory).
-    pub fn write(&self) -> Result<PathBuf, JournalError> {
-        write_snapshot(&self.dir, self.index, &self.bytes, self.sync)
+    /// Finish encoding, write durably (temp file, sync, rename, sync directory), then delete the
+    /// snapshots beyond the newest `keep_snapshots` and the segments the oldest kept one covers.
+    /// A crash at any point leaves the previous snapshots and every record they do not cover.
+    pub fn write(self) -> Result<WrittenSnapshot, JournalError> {
+        let parts = self
+            .capture
+            .encode()
+            .map_err(|reason| JournalError::SnapshotState { reason })?;
+        let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let path =
+            write_snapshot_parts(&self.dir, self.index, &slices, self.sync != SyncMode::None)?;
+        let before = list_snapshots(&self.dir)?.len();
+        let oldest_kept = prune_snapshots(&self.dir, self.keep)?;
+        let removed_segments = match oldest_kept {
+            Some(covered) => remove_covered_segments(&self.dir, covered, self.sync)?,
+            None => Vec::new(),
+        };
+        Ok(WrittenSnapshot {
+            index: self.index,
+            path,
+            bytes: parts.iter().map(|p| p.len() as u64).sum(),
+            removed_snapshots: before.saturating_sub(self.keep.max(1)),
+            removed_segments,
+        })
     }
 }
 
@@ -185,7 +265,10 @@ pub struct Journal {
     opts: JournalOptions,
     /// Index covered by the newest durable snapshot.
     snapshot_index: u64,
-    /// Engine time of the newest snapshot (or of recovery).
+    /// Where the snapshot schedule counts from: the last snapshot attempted, written or not (a
+    /// failed one waits for a full interval again instead of retrying on every batch).
+    scheduled_from: u64,
+    /// Engine time of the newest snapshot attempt (or of recovery).
     snapshot_at: Millis,
     /// A snapshot handed out by `prepare_snapshot` and not yet reported written.
     pending: Option<u64>,
@@ -258,10 +341,12 @@ impl Journal {
         };
         let resume_at = snapshot.as_ref().map_or(1, |(index, _)| index + 1);
         let (log, report) = replay_after(dir, opts.log, resume_at, &mut state)?;
+        state.replay_finished();
         let mut journal = Journal {
             log,
             opts,
             snapshot_index: resume_at - 1,
+            scheduled_from: resume_at - 1,
             snapshot_at: now,
             pending: None,
             encoded: Vec::new(),
@@ -304,10 +389,10 @@ impl Journal {
         if self.pending.is_some() {
             return false;
         }
-        let new_records = self.last_index().saturating_sub(self.snapshot_index);
-        if new_records == 0 {
+        if self.last_index() == self.snapshot_index {
             return false;
         }
+        let new_records = self.last_index().saturating_sub(self.scheduled_from);
         let by_count =
             self.opts.snapshot_every_records > 0 && new_records >= self.opts.snapshot_every_records;
         let by_time = self.opts.snapshot_every_ms > 0
@@ -315,53 +400,58 @@ impl Journal {
         by_count || by_time
     }
 
-    /// Serialize `state` (which must include every record appended so far) for a snapshot that
-    /// can be written off the engine task. Report it with `snapshot_written`.
+    /// Capture `state` (which must include every record appended so far) for a snapshot that is
+    /// encoded and written off the engine task (`PendingSnapshot::write`). Report the result with
+    /// `snapshot_written`; until then no other snapshot is due.
     pub fn prepare_snapshot<S: Replay>(
         &mut self,
         state: &S,
         now: Millis,
     ) -> Result<PendingSnapshot, JournalError> {
-        let mut bytes = Vec::new();
-        state
-            .save(&mut bytes)
+        let capture = state
+            .capture()
             .map_err(|reason| JournalError::SnapshotState { reason })?;
         let index = self.last_index();
         self.pending = Some(index);
+        self.scheduled_from = index;
         self.snapshot_at = now;
         Ok(PendingSnapshot {
             dir: self.log.dir().to_path_buf(),
             index,
-            bytes,
-            sync: self.opts.log.sync != SyncMode::None,
+            capture,
+            sync: self.opts.log.sync,
+            keep: self.opts.keep_snapshots,
         })
     }
 
-    /// A prepared snapshot is durable (or failed): prune older snapshots and the segments that
-    /// the oldest kept snapshot covers. Returns how many segments were removed.
+    /// The snapshot prepared at `index` was written (or failed): note it durable and forget the
+    /// segments its pruning removed.
     pub fn snapshot_written(
         &mut self,
         index: u64,
-        written: Result<(), JournalError>,
-    ) -> Result<usize, JournalError> {
+        written: &Result<WrittenSnapshot, JournalError>,
+    ) {
         if self.pending == Some(index) {
             self.pending = None;
         }
-        written?;
-        self.snapshot_index = self.snapshot_index.max(index);
-        let oldest_kept = prune_snapshots(self.log.dir(), self.opts.keep_snapshots)?;
-        match oldest_kept {
-            Some(covered) => self.log.remove_covered(covered),
-            None => Ok(0),
+        if let Ok(w) = written {
+            self.snapshot_index = self.snapshot_index.max(w.index);
+            self.log.forget_segments(&w.removed_segments);
         }
     }
 
-    /// Take a snapshot now, on this thread (prepare, write, prune).
+    /// Whether a prepared snapshot has not been reported written yet.
+    pub fn snapshot_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Take a snapshot now, on this thread (capture, encode, write, prune). Returns its index.
     pub fn snapshot<S: Replay>(&mut self, state: &S, now: Millis) -> Result<u64, JournalError> {
         let pending = self.prepare_snapshot(state, now)?;
-        let written = pending.write().map(|_| ());
-        self.snapshot_written(pending.index, written)?;
-        Ok(pending.index)
+        let index = pending.index;
+        let written = pending.write();
+        self.snapshot_written(index, &written);
+        written.map(|w| w.index)
     }
 
     /// Index of the last record appended (0 if none yet).

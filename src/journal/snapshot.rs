@@ -47,20 +47,40 @@ pub fn write_snapshot(
     payload: &[u8],
     sync: bool,
 ) -> Result<PathBuf, JournalError> {
+    write_snapshot_parts(dir, index, &[payload], sync)
+}
+
+/// `write_snapshot` with the payload given as consecutive parts (so a state encoded in pieces is
+/// never copied into one buffer first).
+pub fn write_snapshot_parts(
+    dir: &Path,
+    index: u64,
+    parts: &[&[u8]],
+    sync: bool,
+) -> Result<PathBuf, JournalError> {
     let path = snapshot_path(dir, index);
     let tmp = path.with_extension(format!("{SNAPSHOT_EXT}.{TEMP_EXT}"));
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
     let mut header = Vec::with_capacity(HEADER_BYTES);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&index.to_le_bytes());
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[8..]), payload);
+    header.extend_from_slice(&(payload_len as u64).to_le_bytes());
+    let crc = parts
+        .iter()
+        .fold(crc32c::crc32c(&header[8..]), |crc, part| {
+            crc32c::crc32c_append(crc, part)
+        });
     header.extend_from_slice(&crc.to_le_bytes());
     let result = (|| {
-        let mut file =
-            std::fs::File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
-        file.write_all(&header)
-            .and_then(|()| file.write_all(payload))
+        let file = std::fs::File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+        // Big sequential writes: the payload can be hundreds of MiB.
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header)
+            .and_then(|()| parts.iter().try_for_each(|part| out.write_all(part)))
             .map_err(|e| JournalError::io("write", &tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| JournalError::io("write", &tmp, e.into_error()))?;
         if sync {
             file.sync_all()
                 .map_err(|e| JournalError::io("sync", &tmp, e))?;
