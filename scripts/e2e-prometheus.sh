@@ -131,6 +131,9 @@ PIDS+=("$!")
 
 "$DRIVER" config "$UNIT_MS" "$SUPPORT_MAX_WAIT_UNITS" "127.0.0.1:$API_PORT" \
   "127.0.0.1:$METRICS_PORT" "$RECEIVER/decisions" >"$WORK/tierline.toml"
+# The journal goes to the work directory: never the repository's ./data (a previous run's journal
+# there would be replayed into this one).
+printf '\n[journal]\ndir = "%s"\n' "$WORK/journal" >>"$WORK/tierline.toml"
 "$TIERLINE" check-config "$WORK/tierline.toml" >/dev/null || fail "the day's config does not validate"
 RUST_LOG=warn "$TIERLINE" serve --config "$WORK/tierline.toml" >"$WORK/tierline.log" 2>&1 &
 PIDS+=("$!")

@@ -18,7 +18,8 @@ use crate::engine::view::{Counts, SlotPhase};
 use crate::engine::{Engine, Map};
 
 /// Format version; bump when the layout changes.
-const VERSION: u32 = 1;
+/// 2: queues carry `count_declines`; agent tiers are a sorted list; no roster in the config.
+const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
