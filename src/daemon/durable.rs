@@ -51,6 +51,7 @@ pub fn recover(
     Ok((
         JournalSink {
             journal,
+            group_commit: None,
             writer: Some(writer),
         },
         core,
@@ -103,6 +104,8 @@ impl SnapshotWriter {
 /// The `InputSink` that writes to the journal. See the module docs.
 pub struct JournalSink {
     journal: Journal,
+    /// `journal.max_batch_delay_ms` when `sync = "batch"` (see `InputSink::group_commit_window`).
+    group_commit: Option<std::time::Duration>,
     /// `None` once stopped (or if the thread died: snapshots are then written inline).
     writer: Option<SnapshotWriter>,
 }
@@ -110,6 +113,12 @@ pub struct JournalSink {
 impl JournalSink {
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Set the group-commit window (`None` or zero: sync every batch as soon as it is taken).
+    pub fn with_group_commit(mut self, window: Option<std::time::Duration>) -> JournalSink {
+        self.group_commit = window.filter(|w| !w.is_zero());
+        self
     }
 
     /// Note every snapshot the writer has finished.
@@ -190,6 +199,10 @@ impl InputSink for JournalSink {
         blocking(|| journal.append(batch))
             .map(|_| ())
             .map_err(|e| SinkError(e.to_string()))
+    }
+
+    fn group_commit_window(&self) -> Option<std::time::Duration> {
+        self.group_commit
     }
 
     fn after_batch(&mut self, core: &Core, now: Millis) {

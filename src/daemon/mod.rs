@@ -203,12 +203,16 @@ impl Daemon {
             ),
             Some(dir) => {
                 let opts = crate::journal::JournalOptions::from_config(&config.daemon.journal);
+                let group_commit = (config.daemon.journal.sync
+                    == crate::config::daemon::SyncMode::Batch)
+                    .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
                 let source = config.source.clone();
                 let (journal, core, report) = durable::recover(&dir, opts, now, || {
                     Core::with_decision_log(config, now, decision_log)
                 })?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
                 let changed = (core.config().source != source).then_some(source);
+                let journal = journal.with_group_commit(group_commit);
                 (core, Box::new(journal) as Box<dyn InputSink>, changed)
             }
         };

@@ -52,6 +52,12 @@ pub trait InputSink: Send {
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
     fn on_stop(&mut self, _core: &Core, _now: Millis) {}
+    /// Group commit: when the previous append was less than this long ago, the engine task keeps
+    /// collecting inputs until this long after it, so under load one sync covers many requests
+    /// (at most one sync per window) while a lone request at low load is synced at once.
+    fn group_commit_window(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Longest the view-derived telemetry gauges lag behind the engine when nobody reads them.
@@ -199,6 +205,8 @@ pub struct EngineTask {
     gauges_stale: bool,
     /// When the stale gauges are refreshed at the latest (`GAUGE_REFRESH_MS` after they went stale).
     gauges_due: Option<Millis>,
+    /// When the last batch was committed (for the group-commit window).
+    last_commit: Option<tokio::time::Instant>,
 }
 
 impl EngineTask {
@@ -227,6 +235,7 @@ impl EngineTask {
             tally,
             telemetry,
             journal_retry_at: None,
+            last_commit: None,
             gauges_stale: true,
             gauges_due: None,
         };
@@ -259,6 +268,7 @@ impl EngineTask {
                     if n == 0 {
                         break;
                     }
+                    self.fill_group_commit(&mut batch).await;
                 }
                 () = timer => {
                     // Lateness is the engine's timers' only (not the gauge refresh's).
@@ -279,10 +289,31 @@ impl EngineTask {
             }
             let now = self.clock.now_ms();
             self.process(&mut batch, now);
+            self.last_commit = Some(tokio::time::Instant::now());
         }
         let now = self.clock.now_ms();
         self.sink.on_stop(&self.core, now);
         self.core
+    }
+
+    /// Within the sink's group-commit window after the last commit, keep collecting commands
+    /// until the window closes or the batch is full (see `InputSink::group_commit_window`).
+    async fn fill_group_commit(&mut self, batch: &mut Vec<Command>) {
+        let (Some(window), Some(last)) = (self.sink.group_commit_window(), self.last_commit) else {
+            return;
+        };
+        let until = last + window;
+        while batch.len() < MAX_BATCH && tokio::time::Instant::now() < until {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = self.rx.recv_many(batch, room) => {
+                    if n == 0 {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
     }
 
     fn sleep_until(&self, deadline: Option<Millis>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -504,6 +535,81 @@ mod tests {
             self.0.lock().unwrap().extend_from_slice(batch);
             Ok(())
         }
+    }
+
+    /// Records the size of each append, with a group-commit window.
+    #[derive(Clone, Default)]
+    struct Batches(Arc<Mutex<Vec<usize>>>, Option<Duration>);
+
+    impl InputSink for Batches {
+        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+            self.0.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+        fn group_commit_window(&self) -> Option<Duration> {
+            self.1
+        }
+    }
+
+    fn arrival(id: &str) -> Vec<Input> {
+        vec![Input::Event {
+            id: format!("e-{id}"),
+            event: Event::InteractionArrived {
+                interaction: id.into(),
+                channel: Channel::Voice,
+                queue: Some("support".into()),
+                priority: None,
+                skills: vec![],
+                customer: None,
+                attributes: Default::default(),
+            },
+        }]
+    }
+
+    /// Two requests 1 ms apart, right after a commit: with a 2 ms window they share one append
+    /// (one sync); without it each gets its own. A request long after the last commit is
+    /// committed at once, without waiting for the window.
+    async fn appends_with_window(window: Option<Duration>) -> (Vec<usize>, Duration) {
+        let sink = Batches(Arc::default(), window);
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            16,
+            Box::new(sink.clone()),
+            None,
+            telemetry,
+        );
+        let running = tokio::spawn(task.run(std::future::pending()));
+        handle.apply(arrival("c0")).await.unwrap();
+        let first = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.apply(arrival("c1")).await }
+        });
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let second = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.apply(arrival("c2")).await }
+        });
+        assert!(first.await.unwrap().unwrap()[0].is_applied());
+        assert!(second.await.unwrap().unwrap()[0].is_applied());
+        tokio::time::advance(Duration::from_millis(50)).await;
+        let before = tokio::time::Instant::now();
+        handle.apply(arrival("c3")).await.unwrap();
+        let lone_wait = before.elapsed();
+        running.abort();
+        let sizes = sink.0.lock().unwrap().clone();
+        (sizes, lone_wait)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn group_commit_gathers_requests_within_the_window_into_one_append() {
+        let (with, lone_wait) = appends_with_window(Some(Duration::from_millis(2))).await;
+        assert_eq!(with, vec![1, 2, 1], "c1 and c2 share one append");
+        assert_eq!(lone_wait, Duration::ZERO, "a lone request does not wait");
+        let (without, _) = appends_with_window(None).await;
+        assert_eq!(without, vec![1, 1, 1, 1], "no window: one append each");
     }
 
     #[tokio::test(start_paused = true)]
