@@ -276,19 +276,20 @@ impl Core {
             .map_err(|e| format!("cannot write the engine snapshot: {e}"))
     }
 
-    /// `save`, split so that only what must see this exact state runs now: the engine's encoding
-    /// and shared references to the ids and decisions. The header is encoded later, off the
-    /// engine task.
+    /// `save`, split so that only what must see this exact state runs now: a copy of the engine
+    /// (cheaper than encoding it) and shared references to the ids and decisions. Both are
+    /// encoded later, off the engine task.
     pub fn capture(&self) -> Result<crate::journal::Capture, String> {
         let header = self.snapshot_header();
-        let mut engine = Vec::new();
-        self.engine
-            .write_snapshot(&mut engine)
-            .map_err(|e| format!("cannot write the engine snapshot: {e}"))?;
+        let engine = self.engine.clone();
         Ok(crate::journal::Capture::deferred(move || {
             let mut head = Vec::new();
             header.encode(&mut head)?;
-            Ok(vec![head, engine])
+            let mut body = Vec::new();
+            engine
+                .write_snapshot(&mut body)
+                .map_err(|e| format!("cannot write the engine snapshot: {e}"))?;
+            Ok(vec![head, body])
         }))
     }
 

@@ -46,7 +46,9 @@ use timers::{AKey, IKey, Timer, TimerKey, Timers};
 
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
-/// The routing engine. See the module docs.
+/// The routing engine. See the module docs. `Clone` lets the daemon take a consistent copy for a
+/// snapshot and encode it off the engine task.
+#[derive(Clone)]
 pub struct Engine {
     config: RoutingConfig,
     now: Millis,
