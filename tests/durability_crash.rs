@@ -4,11 +4,12 @@
 //! for an interaction that no longer exists, and the decision seq is gap-free. At the end the
 //! daemon's decisions equal those of a fresh core (snapshot 0) fed the journal's dumped inputs.
 
+mod daemon_process;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use daemon_process::{free_port, spawn, wait_ready};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
@@ -17,8 +18,6 @@ use tierline::daemon::core::{Core, TimedInput};
 
 const AGENTS: usize = 6;
 const ITERATIONS: u64 = 20;
-/// Safety net so a broken test fails instead of hanging (never a timing assertion).
-const GIVE_UP: Duration = Duration::from_secs(20);
 
 fn config_text() -> String {
     let mut text = String::from(
@@ -31,42 +30,6 @@ fn config_text() -> String {
     }
     text.push_str("[journal]\nsync = \"batch\"\n");
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(config: &Path, data: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tierline"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts")
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let give_up = tokio::time::Instant::now() + GIVE_UP;
-    loop {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(tokio::time::Instant::now() < give_up, "daemon never ready");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// What the client knows for sure: acknowledged arrivals and each agent's last acknowledged

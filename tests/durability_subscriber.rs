@@ -8,15 +8,16 @@
 
 #[path = "api_common/mod.rs"]
 mod api_common;
+mod daemon_process;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_common::{call, loaded, login, TestDaemon, GIVE_UP};
 use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
+use daemon_process::{free_port, spawn, wait_ready};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -254,42 +255,6 @@ fn config_text(hook: &str) -> String {
          [journal]\nsync = \"batch\"\n\n\
          [[subscriber]]\nname = \"pbx\"\nurl = \"{hook}\"\nretry_initial_ms = 10\nretry_max_ms = 50\nbatch_max = 3\n"
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(config: &Path, data: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tierline"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts")
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let give_up = tokio::time::Instant::now() + GIVE_UP;
-    loop {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(tokio::time::Instant::now() < give_up, "daemon never ready");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// POST one event and insist it was applied.

@@ -1,41 +1,15 @@
 //! A restored snapshot makes byte-identical decisions to the engine it was taken from.
 
+mod replayable;
+
 use std::collections::BTreeMap;
 
-use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step, Strategy};
+use replayable::mixed_desk;
+use tierline::config::{Channel, RoutingConfig};
 use tierline::engine::{DecisionKind, DeclineReason, Engine, Event};
 
 fn config() -> RoutingConfig {
-    let mut support = QueueConfig::with_defaults("support");
-    support.channels = vec![Channel::Voice, Channel::Chat];
-    support.strategy = Strategy::Random;
-    support.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 20_000,
-            tiers: vec![1, 2],
-            priority_boost: 3,
-            skip_if_no_agents: false,
-        },
-    ];
-    let mut cfg = RoutingConfig::empty();
-    cfg.seed = 7;
-    cfg.queues.push(support);
-    cfg.agents = (0..6)
-        .map(|n| AgentConfig {
-            id: format!("a{n}"),
-            address: format!("sip:{n}@pbx"),
-            tiers: BTreeMap::from([("support".to_string(), 1 + (n % 2) as u8)]),
-            skills: vec![],
-            capacity: BTreeMap::new(),
-        })
-        .collect();
-    cfg
+    mixed_desk(7, 6)
 }
 
 /// A deterministic mixed workload: arrivals on two channels, accepts, declines, ends.

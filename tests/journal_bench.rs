@@ -4,39 +4,16 @@
 //! cargo test --release --test journal_bench -- --ignored --nocapture --test-threads 1
 //! ```
 
+mod replayable;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use replayable::{Routing, Timed};
 use tierline::config::daemon::SyncMode;
 use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step};
 use tierline::engine::{DecisionKind, Engine, Event};
 use tierline::journal::{Journal, JournalOptions, Log, LogOptions, Replay};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Timed {
-    at: u64,
-    event: Event,
-}
-
-struct Routing {
-    engine: Engine,
-}
-
-impl Replay for Routing {
-    type Input = Timed;
-    fn replay(&mut self, input: Timed) {
-        let _ = self.engine.step(input.at, &input.event);
-    }
-    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        self.engine.write_snapshot(out).map_err(|e| e.to_string())
-    }
-    fn load(bytes: &[u8]) -> Result<Self, String> {
-        Engine::read_snapshot(&mut &bytes[..])
-            .map(|engine| Routing { engine })
-            .map_err(|e| e.to_string())
-    }
-}
 
 fn config(agents: usize) -> RoutingConfig {
     let mut q = QueueConfig::with_defaults("support");

@@ -1,74 +1,20 @@
 //! Recovery rebuilds the routing state exactly: snapshot + replay equals a straight replay equals
 //! the live engine; torn tails are cut off, damage in the middle refuses to start, old segments go.
 
+mod replayable;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use replayable::{mixed_desk, Routing, Timed};
 use tierline::config::daemon::SyncMode;
-use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step, Strategy};
+use tierline::config::{Channel, RoutingConfig};
 use tierline::engine::{DecisionKind, DeclineReason, Engine, Event};
 use tierline::journal::inspect::Checks;
 use tierline::journal::{Journal, JournalError, JournalOptions, LogOptions, Replay};
 
-/// One journaled input: an event at a time (the daemon's `TimedInput` plays this part).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Timed {
-    at: u64,
-    event: Event,
-}
-
-/// The engine as replayable state.
-struct Routing {
-    engine: Engine,
-}
-
-impl Replay for Routing {
-    type Input = Timed;
-    fn replay(&mut self, input: Timed) {
-        let _ = self.engine.step(input.at, &input.event);
-    }
-    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        self.engine.write_snapshot(out).map_err(|e| e.to_string())
-    }
-    fn load(bytes: &[u8]) -> Result<Self, String> {
-        Engine::read_snapshot(&mut &bytes[..])
-            .map(|engine| Routing { engine })
-            .map_err(|e| e.to_string())
-    }
-}
-
 fn config() -> RoutingConfig {
-    let mut support = QueueConfig::with_defaults("support");
-    support.channels = vec![Channel::Voice, Channel::Chat];
-    support.strategy = Strategy::Random;
-    support.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 20_000,
-            tiers: vec![1, 2],
-            priority_boost: 3,
-            skip_if_no_agents: false,
-        },
-    ];
-    let mut cfg = RoutingConfig::empty();
-    cfg.seed = 11;
-    cfg.queues.push(support);
-    cfg.agents = (0..5)
-        .map(|n| AgentConfig {
-            id: format!("a{n}"),
-            address: format!("sip:{n}@pbx"),
-            tiers: BTreeMap::from([("support".to_string(), 1 + (n % 2) as u8)]),
-            skills: vec![],
-            capacity: BTreeMap::new(),
-        })
-        .collect();
-    cfg
+    mixed_desk(11, 5)
 }
 
 fn options(every: u64) -> JournalOptions {

@@ -148,11 +148,7 @@ impl EngineHandle {
         R: Send + 'static,
         F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Command::Read(Box::new(move |view| {
-            let _ = reply.send(f(view));
-        })))?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        self.ask(Command::Read, f).await
     }
 
     /// Like `read`, for a closure that looks only at `view.core` and `view.now` (decision pages,
@@ -163,8 +159,17 @@ impl EngineHandle {
         R: Send + 'static,
         F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
     {
+        self.ask(Command::ReadCore, f).await
+    }
+
+    /// Send `f` as the read command `kind` and wait for its result.
+    async fn ask<R, F>(&self, kind: fn(ReadFn) -> Command, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
-        self.submit(Command::ReadCore(Box::new(move |view| {
+        self.submit(kind(Box::new(move |view| {
             let _ = reply.send(f(view));
         })))?;
         rx.await.map_err(|_| SubmitError::Stopped)
