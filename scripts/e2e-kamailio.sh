@@ -33,6 +33,19 @@ cleanup() {
     for p in "${PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
+    if [[ $OK != 1 ]]; then
+        # CI keeps nothing but the output: show what went wrong there.
+        local f
+        for f in "$WORK"/*.errors.log; do
+            [[ -s $f ]] || continue
+            echo "---- $(basename "$f") (last 40 lines)"
+            tail -n 40 "$f"
+        done
+        echo "---- kamailio.log (warnings and errors)"
+        grep -E "WARN|ERROR|CRITICAL" "$WORK/kamailio.log" 2>/dev/null | tail -n 40 || true
+        echo "---- tierline.log (last 40 lines)"
+        tail -n 40 "$WORK/tierline.log" 2>/dev/null || true
+    fi
     if [[ $OK == 1 && -z ${KEEP:-} ]]; then
         rm -rf "$WORK"
     else
