@@ -4,6 +4,8 @@
 #   scripts/bench.sh              # everything
 #   scripts/bench.sh http         # only the HTTP load part
 #   RUNS=5 DURATION=20s scripts/bench.sh http
+#   BINS="main=/tmp/tierline-main new=target/release/tierline" scripts/bench.sh ab
+#                                 # daemons side by side with the baseline, interleaved run by run
 #
 # Results (one JSON file per run, written by `tierline loadgen --out`) and a summary table land in
 # $OUT (default target/bench). Each tierline run starts a fresh daemon on config/bench.toml with
@@ -97,12 +99,12 @@ start_baseline() {
     wait_port "$BASE"
 }
 
-start_tierline() {  # sync mode
-    local dir="$WORKDIR/tierline-$1-$RANDOM"
+start_tierline() {  # sync mode [binary]
+    local dir="$WORKDIR/tierline-$1-$RANDOM" bin=${2:-$BIN}
     mkdir -p "$dir/data"
     sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
         config/bench.toml >"$dir/bench.toml"
-    pin "$SERVER_CPUS" "$BIN" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
+    pin "$SERVER_CPUS" "$bin" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
         --data "$dir/data" >"$dir/daemon.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$API"
@@ -123,9 +125,15 @@ cpu_ticks() {  # user + system CPU ticks of the server so far
 # Besides the generator's JSON, each run writes OUT.cpu: the server's CPU seconds during the
 # measured phase (setup included). CPU per event is the figure least disturbed by other work on
 # a shared machine: contention delays a process but does not make it do more work.
-run_one() {  # target(baseline|tierline-SYNC) rate duration out
+run_one() {  # target(baseline|tierline-SYNC|bin:LABEL) rate duration out
     local target=$1 rate=$2 duration=$3 out=$4 before after
     case $target in
+        bin:*)
+            start_tierline "${SYNC_MODES%% *}" "$(bin_of "${target#bin:}")"
+            before=$(cpu_ticks)
+            loadgen tierline "http://$API" "$rate" "$duration" "$out" \
+                --metrics-url "http://$METRICS/metrics" || true
+            ;;
         baseline)
             start_baseline
             before=$(cpu_ticks)
@@ -168,6 +176,60 @@ http_part() {
         done
     done
     summarize
+}
+
+# Part 3 (on demand): daemons side by side. BINS="label=path …" names the daemons; each run
+# starts every one of them fresh (journal sync = the first of SYNC_MODES) and the bare-hyper
+# baseline, interleaved, all driven by LOADGEN_BIN at RATE for DURATION.
+BINS=${BINS:-"current=$BIN"}
+bin_of() {  # label → path
+    local pair
+    for pair in $BINS; do
+        if [[ ${pair%%=*} == "$1" ]]; then echo "${pair#*=}"; return; fi
+    done
+    echo "no binary labelled $1 in BINS" >&2
+    return 1
+}
+
+ab_part() {
+    local labels="" pair
+    for pair in $BINS; do labels="$labels ${pair%%=*}"; done
+    echo "## side by side: baseline$labels; $RATE events/s, $RUNS runs of $DURATION, sync = ${SYNC_MODES%% *}"
+    for run in $(seq "$RUNS"); do
+        run_one baseline "$RATE" "$DURATION" "$OUT/ab-baseline-$run.json"
+        for label in $labels; do
+            run_one "bin:$label" "$RATE" "$DURATION" "$OUT/ab-$label-$run.json"
+        done
+    done
+    ab_summary $labels
+}
+
+ab_summary() {  # labels…
+    python3 - "$OUT" "$RUNS" baseline "$@" <<'PY'
+import json, statistics, sys, pathlib
+out, runs, targets = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+def load(t, i):
+    try:
+        r = json.loads((out / f"ab-{t}-{i}.json").read_text())
+        ticks, hz = map(int, (out / f"ab-{t}-{i}.json.cpu").read_text().split())
+        r["cpu_us"] = ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
+        return r
+    except Exception:
+        return None
+runs_of = {t: [load(t, i) for i in range(1, runs + 1)] for t in targets}
+print("| server | achieved ev/s | p50 ms | p99 ms | answered / scheduled | server CPU µs/event (runs) | × baseline CPU | timer lateness p99 ms |")
+print("|---|---|---|---|---|---|---|---|")
+for t in targets:
+    rs = [r for r in runs_of[t] if r]
+    if not rs: continue
+    cpu = [r["cpu_us"] for r in rs]
+    base = [b["cpu_us"] / r["cpu_us"] for b, r in zip(runs_of["baseline"], runs_of[t]) if b and r]
+    tl = [r["timer_lateness"]["p99_ms"] for r in rs if r.get("timer_lateness")]
+    print(f"| {t} | {med([r['achieved_rate'] for r in rs]):,.0f} | {med([r['latency_ms']['p50'] for r in rs]):.2f} "
+          f"| {med([r['latency_ms']['p99'] for r in rs]):.2f} | {med([r['answered'] for r in rs]):,.0f} / {med([r['scheduled'] for r in rs]):,.0f} "
+          f"| **{med(cpu):.1f}** ({', '.join('%.1f' % c for c in cpu)}) | {med(base):.2f} | {('%.2f' % med(tl)) if tl else '–'} |")
+PY
 }
 
 summarize() {
@@ -239,5 +301,6 @@ case $PART in
     all) machine; engine_part; http_part ;;
     http) machine; http_part ;;
     summary) summarize ;;
-    *) echo "usage: $0 [all|http|summary]" >&2; exit 2 ;;
+    ab) machine; ab_part ;;
+    *) echo "usage: $0 [all|http|summary|ab]" >&2; exit 2 ;;
 esac

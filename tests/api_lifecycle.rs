@@ -235,3 +235,36 @@ async fn a_transfer_moves_the_call_and_an_explicit_escalation_reaches_l2() {
         .any(|h| h["why"]["kind"] == "escalated_by_agent" && h["why"]["by"] == "a2"));
     t.stop().await;
 }
+
+/// The engine task has a thread of its own, so its timers never wait behind HTTP connection
+/// tasks on the API runtime's workers; it still answers through the same handle, and a graceful
+/// stop still hands its final state back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_task_runs_on_its_own_thread_beside_the_http_workers() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let engine_thread = t
+        .daemon()
+        .engine()
+        .read_core(|_| std::thread::current().name().map(str::to_string))
+        .await
+        .unwrap();
+    assert_eq!(engine_thread.as_deref(), Some("tierline-engine"));
+    assert_ne!(
+        std::thread::current().name(),
+        Some("tierline-engine"),
+        "the test itself runs on the API runtime"
+    );
+    // Events still go through it, and its timers still fire: the 300 ms offer expires.
+    t.apply(login("e1", "a1")).await;
+    let offer = t.apply(call("e2", "c1")).await;
+    assert_eq!(offer[0]["type"], "offer");
+    let mut seq = t.daemon().engine().next_seq_watch();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        seq.wait_for(|next| *next > 2),
+    )
+    .await
+    .expect("the offer's expiry fires on the engine thread")
+    .unwrap();
+    t.stop().await;
+}

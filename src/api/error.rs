@@ -6,9 +6,7 @@
 
 use std::borrow::Cow;
 
-use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -194,10 +192,10 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: turn any error answer that is not already our JSON error body (an axum
-/// rejection, a timeout, a 404/405 from the router) into one, so clients parse one shape.
-pub async fn json_errors(request: Request<Body>, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Turn an error answer that is not already our JSON error body (an axum rejection, a timeout,
+/// a 404/405 from the router) into one, so clients parse one shape; any other answer is returned
+/// as it is. Called by the edge layer (`super::edge`) for every 4xx/5xx.
+pub async fn into_json_error(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod auth;
 pub mod decisions;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod kamailio;
@@ -21,17 +22,16 @@ pub mod tls;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::daemon::clock::Clock;
 use crate::daemon::reload::Reloader;
@@ -110,31 +110,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(middleware::from_fn(error::json_errors))
-        .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn_with_state(metrics, count_requests))
+        .layer(edge::EdgeLayer::new(metrics))
 }
 
 /// The `route` label of requests no route matched (404s of the fallback).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// Count every answer by route template and status, with its latency (time to the response
-/// head: a long-poll counts its wait, an SSE stream only its start). Outermost, so it sees the
-/// status the client gets (after the JSON error and timeout layers).
-async fn count_requests(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics.http_request(
-        route.as_deref().unwrap_or(UNMATCHED_ROUTE),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
 
 async fn require_read(State(app): State<AppState>, request: Request, next: Next) -> Response {
     match app.auth().authorize(request.headers(), Role::Read) {

@@ -22,8 +22,8 @@ use crate::journal::{
     Journal, JournalError, JournalOptions, PendingSnapshot, RecoveryReport, WrittenSnapshot,
 };
 
-use super::core::{Core, TimedInput};
-use super::task::{InputSink, SinkError};
+use super::core::Core;
+use super::task::{InputSink, JournalEntry, SinkError};
 
 /// Run blocking file work from inside the runtime: `block_in_place` on a multi-thread runtime
 /// (other tasks keep running), directly on a current-thread one (where it is not allowed).
@@ -194,7 +194,7 @@ impl JournalSink {
 }
 
 impl InputSink for JournalSink {
-    fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
         let journal = &mut self.journal;
         blocking(|| journal.append(batch))
             .map(|_| ())

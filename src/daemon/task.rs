@@ -27,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
+use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -47,7 +48,7 @@ pub trait InputSink: Send {
     /// (refused or duplicate ones too, they replay harmlessly) plus the `Advance` when timers
     /// are due. Called *before* any of them is applied. An error applies none of them and fails
     /// every reply of the batch with 503 `journal_unavailable`.
-    fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError>;
+    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError>;
     /// The batch has been applied (e.g. take a snapshot when one is due).
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
@@ -57,6 +58,35 @@ pub trait InputSink: Send {
     /// (at most one sync per window) while a lone request at low load is synced at once.
     fn group_commit_window(&self) -> Option<std::time::Duration> {
         None
+    }
+}
+
+/// One input as the journal records it, borrowed from the command that carries it, so a batch
+/// is journaled without copying its events. Serializes exactly like [`TimedInput`] (the form
+/// replay reads back).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct JournalEntry<'a> {
+    pub at: Millis,
+    #[serde(flatten)]
+    pub input: &'a Input,
+}
+
+impl JournalEntry<'_> {
+    /// An owned copy (tests and sinks that keep what they were given).
+    pub fn to_timed(&self) -> TimedInput {
+        TimedInput {
+            at: self.at,
+            input: self.input.clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a TimedInput> for JournalEntry<'a> {
+    fn from(timed: &'a TimedInput) -> JournalEntry<'a> {
+        JournalEntry {
+            at: timed.at,
+            input: &timed.input,
+        }
     }
 }
 
@@ -75,7 +105,7 @@ pub struct SinkError(pub String);
 pub struct NoJournal;
 
 impl InputSink for NoJournal {
-    fn append(&mut self, _batch: &[TimedInput]) -> Result<(), SinkError> {
+    fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -331,19 +361,16 @@ impl EngineTask {
     fn process(&mut self, batch: &mut Vec<Command>, now: Millis) {
         // Persist, then apply, then reply: the journal gets every input of the batch first.
         let timers_due = self.core.next_deadline().is_some_and(|d| d <= now);
-        let mut journal: Vec<TimedInput> = Vec::new();
+        let mut journal: Vec<JournalEntry<'_>> = Vec::new();
         if timers_due {
-            journal.push(TimedInput {
+            journal.push(JournalEntry {
                 at: now,
-                input: Input::Advance,
+                input: &Input::Advance,
             });
         }
         for command in batch.iter() {
             if let Command::Apply { inputs, .. } = command {
-                journal.extend(inputs.iter().map(|input| TimedInput {
-                    at: now,
-                    input: input.clone(),
-                }));
+                journal.extend(inputs.iter().map(|input| JournalEntry { at: now, input }));
             }
         }
         let journaled = if journal.is_empty() {
@@ -351,8 +378,10 @@ impl EngineTask {
         } else {
             self.sink.append(&journal)
         };
+        let journal_len = journal.len();
+        drop(journal);
         if let Err(e) = &journaled {
-            tracing::error!(error = %e, inputs = journal.len(), "journal append failed; nothing of the batch applied");
+            tracing::error!(error = %e, inputs = journal_len, "journal append failed; nothing of the batch applied");
             self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
         } else {
             self.journal_retry_at = None;
@@ -406,7 +435,7 @@ impl EngineTask {
         for (reply, outcomes) in replies {
             let _ = reply.send(Ok(outcomes));
         }
-        if journaled.is_ok() && !journal.is_empty() {
+        if journaled.is_ok() && journal_len > 0 {
             self.sink.after_batch(&self.core, now);
         }
         let next = self.core.next_seq();
@@ -532,12 +561,35 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn a_journal_entry_is_written_exactly_like_the_timed_input_replay_reads() {
+        let mut inputs = events();
+        inputs.push(Input::Advance);
+        inputs.push(Input::AgentState {
+            agent: "a1".into(),
+            state: crate::engine::RequestedState::NotReady,
+            reason: Some("lunch".into()),
+        });
+        for input in inputs {
+            let timed = TimedInput { at: T0, input };
+            let entry = JournalEntry::from(&timed);
+            assert_eq!(
+                serde_json::to_string(&entry).unwrap(),
+                serde_json::to_string(&timed).unwrap()
+            );
+            assert_eq!(entry.to_timed(), timed);
+        }
+    }
+
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<TimedInput>>>);
 
     impl InputSink for Recorder {
-        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
-            self.0.lock().unwrap().extend_from_slice(batch);
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(JournalEntry::to_timed));
             Ok(())
         }
     }
@@ -547,7 +599,7 @@ mod tests {
     struct Batches(Arc<Mutex<Vec<usize>>>, Option<Duration>);
 
     impl InputSink for Batches {
-        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
             self.0.lock().unwrap().push(batch.len());
             Ok(())
         }
@@ -697,7 +749,7 @@ mod tests {
     struct FailingJournal;
 
     impl InputSink for FailingJournal {
-        fn append(&mut self, _batch: &[TimedInput]) -> Result<(), SinkError> {
+        fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
             Err(SinkError("disk full".into()))
         }
     }
@@ -736,7 +788,7 @@ mod tests {
     }
 
     impl InputSink for FlakyJournal {
-        fn append(&mut self, batch: &[TimedInput]) -> Result<(), SinkError> {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
             self.attempts
                 .lock()
                 .unwrap()

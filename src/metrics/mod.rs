@@ -21,9 +21,10 @@ mod series;
 pub mod stats;
 mod telemetry;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
@@ -116,6 +117,17 @@ struct Shared {
     /// Brings the view-derived gauges up to date before a scrape (set by the daemon: the engine
     /// task refreshes them on demand instead of after every batch).
     before_scrape: OnceLock<BeforeScrape>,
+    /// The HTTP series' handles by route template, so an answer costs a map lookup instead of
+    /// building labels and looking the series up in the registry. Bounded: the keys are the
+    /// router's templates (plus `unmatched`), each with the statuses it answered.
+    http: RwLock<HashMap<Box<str>, RouteSeries>>,
+}
+
+/// `tierline_http_request_seconds{route}` and `tierline_http_requests_total{route,status}` of
+/// one route template.
+struct RouteSeries {
+    seconds: Histogram,
+    by_status: Vec<(u16, Counter)>,
 }
 
 /// What a scrape awaits first (see [`Metrics::set_before_scrape`]).
@@ -210,6 +222,7 @@ impl Metrics {
                 event_queue_depth,
                 decision,
                 timer_lateness,
+                http: RwLock::default(),
             }),
         };
         metrics
@@ -259,20 +272,52 @@ impl Metrics {
     /// `route` must be the route template (axum's `MatchedPath`, e.g. `/v1/agents/{id}/stats`),
     /// never the raw path: ids in labels would make cardinality unbounded.
     pub fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
-        self.counter_owned(
-            catalog::HTTP_REQUESTS,
-            vec![
-                Label::new("route", route.to_string()),
-                Label::new("status", status),
-            ],
-        )
-        .increment(1);
-        self.histogram_owned(
-            catalog::HTTP_REQUEST_SECONDS,
-            vec![Label::new("route", route.to_string())],
-        )
-        .record(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        {
+            let routes = self
+                .shared
+                .http
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = routes.get(route) {
+                if let Some((_, counter)) = series.by_status.iter().find(|(s, _)| *s == status) {
+                    counter.increment(1);
+                    series.seconds.record(seconds);
+                    self.note_samples(1);
+                    return;
+                }
+            }
+        }
+        // First answer of this route with this status: register the series once.
+        let mut routes = self
+            .shared
+            .http
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let series = routes.entry(route.into()).or_insert_with(|| RouteSeries {
+            seconds: self.histogram_owned(
+                catalog::HTTP_REQUEST_SECONDS,
+                vec![Label::new("route", route.to_string())],
+            ),
+            by_status: Vec::new(),
+        });
+        let counter = match series.by_status.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = self.counter_owned(
+                    catalog::HTTP_REQUESTS,
+                    vec![
+                        Label::new("route", route.to_string()),
+                        Label::new("status", status.to_string()),
+                    ],
+                );
+                series.by_status.push((status, counter.clone()));
+                counter
+            }
+        };
+        counter.increment(1);
+        series.seconds.record(seconds);
+        drop(routes);
         self.note_samples(1);
     }
 
@@ -449,5 +494,47 @@ async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the /metrics listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line that starts with `series` in a rendered page.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn http_answers_count_per_route_and_status_from_the_cached_handles() {
+        let metrics = Metrics::unserved(&Default::default(), &RoutingConfig::empty()).unwrap();
+        for _ in 0..3 {
+            metrics.http_request("/v1/events", 200, Duration::from_micros(300));
+        }
+        metrics.http_request("/v1/events", 422, Duration::from_micros(100));
+        metrics.http_request("/v1/queues/{id}", 200, Duration::from_millis(2));
+        metrics.http_request("/v1/events", 200, Duration::from_micros(300));
+        let text = metrics.render();
+        let total = |route: &str, status: &str| {
+            value(
+                &text,
+                &format!("tierline_http_requests_total{{route=\"{route}\",status=\"{status}\"}}"),
+            )
+        };
+        assert_eq!(total("/v1/events", "200"), Some(4.0), "{text}");
+        assert_eq!(total("/v1/events", "422"), Some(1.0));
+        assert_eq!(total("/v1/queues/{id}", "200"), Some(1.0));
+        assert_eq!(total("/v1/queues/{id}", "422"), None);
+        assert_eq!(
+            value(
+                &text,
+                "tierline_http_request_seconds_count{route=\"/v1/events\"}"
+            ),
+            Some(5.0)
+        );
+        // One series per route template, not one per answer.
+        assert_eq!(metrics.shared.http.read().unwrap().len(), 2);
     }
 }

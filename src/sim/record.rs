@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::config::{LoadedConfig, Millis};
 use crate::daemon::core::{Core, Input, TimedInput};
 use crate::daemon::durable::{self, JournalSink};
-use crate::daemon::task::{InputSink, MAX_BATCH};
+use crate::daemon::task::{InputSink, JournalEntry, MAX_BATCH};
 use crate::engine::Event;
 use crate::journal::{JournalError, JournalOptions};
 use crate::sim::run::{self, Observer, RunOptions};
@@ -55,7 +55,8 @@ impl Recorder {
             self.batch.clear();
             return;
         }
-        if let Err(e) = self.sink.append(&self.batch) {
+        let entries: Vec<JournalEntry<'_>> = self.batch.iter().map(JournalEntry::from).collect();
+        if let Err(e) = self.sink.append(&entries) {
             self.failed = Some(e.to_string());
             self.batch.clear();
             return;
