@@ -44,6 +44,18 @@ pin() {  # cpu-list command… — run under taskset when a list is given
     shift
     if [[ -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
 }
+# Start a server in the background with SERVER_PID = its own pid (not a subshell's: the CPU
+# ticks read from /proc/$SERVER_PID/stat and the TERM on stop must reach the server itself).
+start_server() {  # log cpu-list command…
+    local log=$1 cpus=$2
+    shift 2
+    if [[ -n "$cpus" ]]; then
+        taskset -c "$cpus" "$@" >"$log" 2>&1 &
+    else
+        "$@" >"$log" 2>&1 &
+    fi
+    SERVER_PID=$!
+}
 SERVER_PID=""
 WORKDIR=$(mktemp -d)
 cleanup() {
@@ -94,8 +106,7 @@ stop_server() {
 }
 
 start_baseline() {
-    pin "$SERVER_CPUS" "$BIN" baseline-server --listen "$BASE" >"$WORKDIR/baseline.log" 2>&1 &
-    SERVER_PID=$!
+    start_server "$WORKDIR/baseline.log" "$SERVER_CPUS" "$BIN" baseline-server --listen "$BASE"
     wait_port "$BASE"
 }
 
@@ -104,9 +115,8 @@ start_tierline() {  # sync mode [binary]
     mkdir -p "$dir/data"
     sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
         config/bench.toml >"$dir/bench.toml"
-    pin "$SERVER_CPUS" "$bin" serve --config "$dir/bench.toml" --listen "$API" --metrics-listen "$METRICS" \
-        --data "$dir/data" >"$dir/daemon.log" 2>&1 &
-    SERVER_PID=$!
+    start_server "$dir/daemon.log" "$SERVER_CPUS" "$bin" serve --config "$dir/bench.toml" \
+        --listen "$API" --metrics-listen "$METRICS" --data "$dir/data"
     wait_port "$API"
 }
 

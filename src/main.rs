@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tierline::daemon::{LogFormat, ServeArgs};
 
+/// mimalloc instead of glibc's malloc: a request allocates many small, short-lived objects on one
+/// thread and frees some on another (the engine thread), where glibc spent ≈ 10 % of the daemon's
+/// CPU under HTTP load (docs/BENCHMARKS_HTTP.md). The library leaves the choice to the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The default config file.
 const DEFAULT_CONFIG: &str = "config/tierline.toml";
 
