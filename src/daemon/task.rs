@@ -1,4 +1,6 @@
-//! The engine task: the one task that owns the `Core` (and so the engine).
+//! The engine task: the one task that owns the `Core` (and so the engine). The daemon runs it on
+//! a thread of its own (`daemon::spawn_engine_thread`), so its timers never wait behind HTTP
+//! connection tasks; tests may run it on any runtime.
 //!
 //! HTTP handlers, subscribers and the reloader talk to it only through `EngineHandle`: a bounded
 //! command channel (depth `[server] event_queue_depth`; full ⇒ `SubmitError::Busy`, which the API
