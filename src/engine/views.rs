@@ -1,7 +1,7 @@
 //! Building read-only views, and the consistency check that rebuilds every index from the primary
 //! state and compares (tests call it after every step).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Channel;
@@ -10,6 +10,7 @@ use crate::engine::model::{Agent, Interaction, QKey};
 use crate::engine::view::{
     Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
 };
+use crate::engine::waitset::WaitSet;
 use crate::engine::Engine;
 
 pub(super) fn activity_of(a: &Agent) -> Activity {
@@ -164,7 +165,7 @@ impl Engine {
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()]))
                 .collect(),
-            oldest_entered_at: queue.by_entered.first().map(|(t, _, _)| *t),
+            oldest_entered_at: queue.by_entered.first().map(|p| p.entered),
             agents,
             sla_ms: queue.cfg.sla_ms,
             open: queue
@@ -209,7 +210,7 @@ impl Engine {
         let mut keys: Vec<_> = self.queues[q as usize]
             .waiting
             .iter()
-            .flat_map(|m| m.values().flat_map(|s| s.iter().copied()))
+            .flat_map(|m| m.values().flat_map(|s| s.iter()))
             .collect();
         keys.sort();
         keys.into_iter()
@@ -296,7 +297,7 @@ impl Engine {
             let n: usize = queue
                 .waiting
                 .iter()
-                .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
+                .map(|m| m.values().map(WaitSet::len).sum::<usize>())
                 .sum();
             if n != queue.waiting_count || n != queue.by_entered.len() {
                 return Err(format!(
