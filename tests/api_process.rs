@@ -37,7 +37,7 @@ fn spawn(config: &std::path::Path, port: u16) -> (Child, mpsc::Receiver<String>)
         .arg(config.with_file_name("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
-        .env("RUST_LOG", "info,tower_http=debug")
+        .env("RUST_LOG", "info,tierline::api::edge=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -168,7 +168,7 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
             r.json::<serde_json::Value>().await.expect("JSON"),
         )
     });
-    // The request has reached the server once tower-http logs it.
+    // The request has reached the server once the edge layer logs it.
     wait_log(&logs, "started processing request");
     signal(&child, "INT");
     let (status, body) = tokio::time::timeout(GIVE_UP, poll).await.unwrap().unwrap();

@@ -6,7 +6,8 @@
 //! `TraceLayer` built a span and wrapped the body of every answer. Together they were ≈ 15 % of
 //! the daemon's CPU under load. A request now costs one clock read, a lookup of cached metric
 //! handles (`Metrics::http_request`) and one boxed future; only error answers take the slow path
-//! (`error::into_json_error`). Every answer is logged at DEBUG, server errors at ERROR.
+//! (`error::into_json_error`). Every request is logged at DEBUG when it arrives and when it is
+//! answered (`RUST_LOG=tierline::api::edge=debug`), server errors at ERROR.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -69,6 +70,7 @@ where
         // The route template, never the raw path (ids in labels would grow the series count).
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
+        tracing::debug!(%method, path = request.uri().path(), "started processing request");
         let started = Instant::now();
         let answer = self.inner.call(request);
         let metrics = self.metrics.clone();
