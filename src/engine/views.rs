@@ -165,7 +165,7 @@ impl Engine {
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()]))
                 .collect(),
-            oldest_entered_at: queue.by_entered.first().map(|p| p.entered),
+            oldest_entered_at: queue.oldest_entered_at(),
             agents,
             sla_ms: queue.cfg.sla_ms,
             open: queue
@@ -223,8 +223,14 @@ impl Engine {
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut counts = crate::engine::view::Counts::default();
         let mut live = 0usize;
+        // Brute force: the earliest entry time of each queue's waiting interactions.
+        let mut oldest: BTreeMap<u32, u64> = BTreeMap::new();
         for (ik, slot) in self.interactions.iter().enumerate() {
             let Some(i) = slot else { continue };
+            if let (InteractionState::Waiting, Some(q)) = (i.state, i.queue) {
+                let t = oldest.entry(q).or_insert(i.entered_queue_at);
+                *t = (*t).min(i.entered_queue_at);
+            }
             if self.interaction_ids.get(&i.id) != Some(&(ik as u32)) {
                 return Err(format!("interaction {} not in the id map", i.id));
             }
@@ -299,12 +305,18 @@ impl Engine {
                 .iter()
                 .map(|m| m.values().map(WaitSet::len).sum::<usize>())
                 .sum();
-            if n != queue.waiting_count || n != queue.by_entered.len() {
+            if queue.oldest_entered_at() != oldest.get(&(q as u32)).copied() {
                 return Err(format!(
-                    "queue {} waiting_count {} index {n} by_entered {}",
+                    "queue {} oldest entry {:?}, but its waiting interactions say {:?}",
                     queue.name,
-                    queue.waiting_count,
-                    queue.by_entered.len()
+                    queue.oldest_entered_at(),
+                    oldest.get(&(q as u32))
+                ));
+            }
+            if n != queue.waiting_count {
+                return Err(format!(
+                    "queue {} waiting_count {} index {n}",
+                    queue.name, queue.waiting_count
                 ));
             }
             let prio: u32 = queue.by_priority.values().sum();

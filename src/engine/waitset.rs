@@ -51,11 +51,6 @@ pub struct Fifo {
 }
 
 impl Fifo {
-    /// Number of live entries.
-    pub fn len(&self) -> usize {
-        self.live
-    }
-
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }
@@ -127,11 +122,6 @@ impl Fifo {
     pub fn iter(&self) -> impl Iterator<Item = Place> + '_ {
         self.places.iter().copied().filter(|p| p.ikey != GONE)
     }
-
-    pub fn clear(&mut self) {
-        self.places.clear();
-        self.live = 0;
-    }
 }
 
 /// Empty priority buckets kept for reuse (so a queue whose priorities come and go allocates
@@ -142,6 +132,9 @@ const KEEP_BUCKETS: usize = 16;
 /// [`Fifo`] per priority, most urgent priority first.
 #[derive(Debug, Clone, Default)]
 pub struct WaitSet {
+    /// The most urgent entry, kept here so that a free agent comparing the heads of every set
+    /// it may serve reads the set's own record (inside its map node), not its buckets.
+    head: Option<WaitKey>,
     /// Sorted by `neg_priority` (highest priority first).
     buckets: Vec<(i64, Fifo)>,
     live: usize,
@@ -166,6 +159,9 @@ impl WaitSet {
         };
         self.buckets[i].1.insert(place_of(&key));
         self.live += 1;
+        if self.head.is_none_or(|head| key < head) {
+            self.head = Some(key);
+        }
     }
 
     /// Remove an entry; false if it is not there.
@@ -180,11 +176,26 @@ impl WaitSet {
         if self.buckets[i].1.is_empty() && self.buckets.len() > KEEP_BUCKETS {
             self.buckets.remove(i);
         }
+        if self.head == Some(*key) {
+            self.head = self.scan_first();
+        }
         true
     }
 
     /// The most urgent entry.
     pub fn first(&self) -> Option<WaitKey> {
+        self.head
+    }
+
+    /// When the longest-waiting entry entered (each FIFO is in entry order).
+    pub fn oldest_entered_at(&self) -> Option<Millis> {
+        self.buckets
+            .iter()
+            .filter_map(|(_, fifo)| fifo.first().map(|p| p.entered))
+            .min()
+    }
+
+    fn scan_first(&self) -> Option<WaitKey> {
         self.buckets.iter().find_map(|(neg_priority, fifo)| {
             fifo.first().map(|p| WaitKey {
                 neg_priority: *neg_priority,
@@ -299,6 +310,7 @@ mod tests {
                 }
                 prop_assert_eq!(set.len(), oracle.len());
                 prop_assert_eq!(set.first(), oracle.first().copied());
+                prop_assert_eq!(set.oldest_entered_at(), oracle.iter().map(|k| k.entered).min());
             }
             prop_assert!(set.iter().eq(oracle.iter().copied()));
             for key in &oracle {
@@ -324,7 +336,7 @@ mod tests {
         for n in (1..99).filter(|n| n % 3 != 0) {
             assert!(fifo.remove(place(n)));
         }
-        assert_eq!(fifo.len(), 100 - 66);
+        assert_eq!(fifo.live, 100 - 66);
         // The 51st gone place outnumbered the 49 live ones: compacted to 49; the 15 removed
         // after that are still held as gone places (15 <= 32).
         assert_eq!(fifo.places.len(), 34 + 15);
