@@ -147,7 +147,7 @@ impl Engine {
                 {
                     continue;
                 }
-                for (&(class, skills), set) in &queue.waiting[channel.index()] {
+                for (&(class, skills), set) in queue.waiting[channel.index()].iter() {
                     if !queue.class_allows(class, tier) || !self.has_skills(&a.skills, skills) {
                         continue;
                     }

@@ -165,10 +165,7 @@ impl Engine {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        queue.waiting[c]
-            .entry((class, skills))
-            .or_default()
-            .insert(key);
+        queue.waiting[c].entry((class, skills)).insert(key);
         *queue.by_priority.entry(prio).or_insert(0) += 1;
     }
 

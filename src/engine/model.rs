@@ -12,7 +12,7 @@ use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
 use crate::engine::view::{InteractionState, SlotPhase, Transition};
-use crate::engine::waitset::WaitSet;
+use crate::engine::waitset::{ClassSets, WaitSet};
 
 /// Index of a queue in the current config's queue table.
 pub type QKey = u32;
@@ -167,7 +167,7 @@ pub struct QueueRt {
     pub cfg: QueueConfig,
     pub serves: [bool; 4],
     /// Per channel: waiting interactions by (class, required skill set), in urgency order.
-    pub waiting: [BTreeMap<(Class, SkillSetId), WaitSet>; 4],
+    pub waiting: [ClassSets; 4],
     pub waiting_count: usize,
     pub waiting_by_channel: [usize; 4],
     /// Waiting count per current priority, for `queued` positions.

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use smallvec::SmallVec;
 
 use crate::config::Millis;
-use crate::engine::model::WaitKey;
+use crate::engine::model::{Class, SkillSetId, WaitKey};
 use crate::engine::timers::IKey;
 
 /// A place in a [`Fifo`].
@@ -130,7 +130,7 @@ const KEEP_BUCKETS: usize = 16;
 /// [`Fifo`] per priority, most urgent priority first.
 ///
 /// The set's own record (which sits inside its queue's map node) holds the head and, inline for
-/// up to eight priorities, each bucket's priority and live count. So finding a bucket, skipping
+/// up to four priorities, each bucket's priority and live count. So finding a bucket, skipping
 /// empty ones and reading the head touch only that record; the deques behind it are read only
 /// for the entry being added or taken.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +138,7 @@ pub struct WaitSet {
     /// The most urgent entry.
     head: Option<WaitKey>,
     /// (priority, live entries) per bucket, highest priority first; parallel to `fifos`.
-    prios: SmallVec<[(i32, u32); 8]>,
+    prios: SmallVec<[(i32, u32); 4]>,
     fifos: Vec<Fifo>,
     live: usize,
 }
@@ -246,6 +246,47 @@ impl WaitSet {
                     ikey: p.ikey,
                 })
             })
+    }
+}
+
+/// A queue's waiting sets on one channel, by (class, skill set). A queue has a handful, so they
+/// sit in one sorted vector (contiguous, sized to what is used) rather than in a map whose nodes
+/// reserve room for eleven. Empty sets stay, so the next entry allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ClassSets(Vec<((Class, SkillSetId), WaitSet)>);
+
+impl ClassSets {
+    fn find(&self, key: &(Class, SkillSetId)) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key))
+    }
+
+    pub fn get(&self, key: &(Class, SkillSetId)) -> Option<&WaitSet> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &(Class, SkillSetId)) -> Option<&mut WaitSet> {
+        self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// The set for `key`, created empty if there is none yet.
+    pub fn entry(&mut self, key: (Class, SkillSetId)) -> &mut WaitSet {
+        let i = match self.find(&key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (key, WaitSet::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Every set with its (class, skill set), in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&(Class, SkillSetId), &WaitSet)> {
+        self.0.iter().map(|(k, s)| (k, s))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &WaitSet> {
+        self.0.iter().map(|(_, s)| s)
     }
 }
 
