@@ -147,13 +147,13 @@ impl Engine {
                 {
                     continue;
                 }
-                for (&(class, skills), set) in queue.waiting[channel.index()].iter() {
+                for (&(class, skills), set) in &queue.waiting[channel.index()] {
                     if !queue.class_allows(class, tier) || !self.has_skills(&a.skills, skills) {
                         continue;
                     }
                     if let Some(head) = set.first() {
-                        if best.is_none_or(|b| head < b) {
-                            best = Some(head);
+                        if best.is_none_or(|b| *head < b) {
+                            best = Some(*head);
                         }
                     }
                 }

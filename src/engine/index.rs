@@ -129,12 +129,15 @@ impl Engine {
         self.index_class(ik);
         let i = self.ix(ik);
         debug_assert_eq!(i.state, InteractionState::Waiting);
-        let (Some(q), c) = (i.queue, i.channel.index()) else {
+        let (Some(q), c, entered, order) =
+            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
+        else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count += 1;
         queue.waiting_by_channel[c] += 1;
+        queue.by_entered.insert((entered, order, ik));
     }
 
     /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
@@ -143,20 +146,23 @@ impl Engine {
         self.unindex_membership(ik);
     }
 
-    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's
-    /// counts.
+    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's counts
+    /// and its entry-time order.
     pub(super) fn unindex_membership(&mut self, ik: IKey) {
         let i = self.ix(ik);
-        let (Some(q), c) = (i.queue, i.channel.index()) else {
+        let (Some(q), c, entered, order) =
+            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
+        else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
+        queue.by_entered.remove(&(entered, order, ik));
     }
 
     /// Insert into the (class, skills) set and the per-priority count: the part of the index a
-    /// ladder step changes. The waiting counts stay as they are.
+    /// ladder step changes. Waiting count and entry order stay as they are.
     pub(super) fn index_class(&mut self, ik: IKey) {
         let class = self.class_of(ik);
         let key = self.wait_key(ik);
@@ -165,7 +171,10 @@ impl Engine {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        queue.waiting[c].entry((class, skills)).insert(key);
+        queue.waiting[c]
+            .entry((class, skills))
+            .or_default()
+            .insert(key);
         *queue.by_priority.entry(prio).or_insert(0) += 1;
     }
 
