@@ -129,15 +129,12 @@ impl Engine {
         self.index_class(ik);
         let i = self.ix(ik);
         debug_assert_eq!(i.state, InteractionState::Waiting);
-        let (Some(q), c, entered, order) =
-            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
-        else {
+        let (Some(q), c) = (i.queue, i.channel.index()) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count += 1;
         queue.waiting_by_channel[c] += 1;
-        queue.by_entered.insert((entered, order, ik));
     }
 
     /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
@@ -146,23 +143,20 @@ impl Engine {
         self.unindex_membership(ik);
     }
 
-    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's counts
-    /// and its entry-time order.
+    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's
+    /// counts.
     pub(super) fn unindex_membership(&mut self, ik: IKey) {
         let i = self.ix(ik);
-        let (Some(q), c, entered, order) =
-            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
-        else {
+        let (Some(q), c) = (i.queue, i.channel.index()) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
-        queue.by_entered.remove(&(entered, order, ik));
     }
 
     /// Insert into the (class, skills) set and the per-priority count: the part of the index a
-    /// ladder step changes. Waiting count and entry order stay as they are.
+    /// ladder step changes. The waiting counts stay as they are.
     pub(super) fn index_class(&mut self, ik: IKey) {
         let class = self.class_of(ik);
         let key = self.wait_key(ik);

@@ -12,6 +12,7 @@ use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
 use crate::engine::view::{InteractionState, SlotPhase, Transition};
+use crate::engine::waitset::WaitSet;
 
 /// Index of a queue in the current config's queue table.
 pub type QKey = u32;
@@ -165,14 +166,12 @@ pub struct QueueRt {
     pub name: Arc<str>,
     pub cfg: QueueConfig,
     pub serves: [bool; 4],
-    /// Per channel: waiting interactions by (class, required skill set).
-    pub waiting: [BTreeMap<(Class, SkillSetId), BTreeSet<WaitKey>>; 4],
+    /// Per channel: waiting interactions by (class, required skill set), in urgency order.
+    pub waiting: [BTreeMap<(Class, SkillSetId), WaitSet>; 4],
     pub waiting_count: usize,
     pub waiting_by_channel: [usize; 4],
     /// Waiting count per current priority, for `queued` positions.
     pub by_priority: BTreeMap<i32, u32>,
-    /// Waiting interactions by entry time, for the oldest wait.
-    pub by_entered: BTreeSet<(Millis, u64, IKey)>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
@@ -198,12 +197,22 @@ impl QueueRt {
             waiting_count: 0,
             waiting_by_channel: [0; 4],
             by_priority: BTreeMap::new(),
-            by_entered: BTreeSet::new(),
             free: Default::default(),
             logged_in_by_tier: BTreeMap::new(),
             rr_last: None,
             retired: false,
         }
+    }
+
+    /// When the longest-waiting interaction entered this queue. Every priority FIFO is in entry
+    /// order, so it is the earliest of their fronts: a read for views, cheaper than keeping a
+    /// queue-wide entry order up to date on every arrival and offer.
+    pub fn oldest_entered_at(&self) -> Option<Millis> {
+        self.waiting
+            .iter()
+            .flat_map(|m| m.values())
+            .filter_map(WaitSet::oldest_entered_at)
+            .min()
     }
 
     /// Tiers allowed by a class.

@@ -1,7 +1,7 @@
 //! Building read-only views, and the consistency check that rebuilds every index from the primary
 //! state and compares (tests call it after every step).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Channel;
@@ -10,6 +10,7 @@ use crate::engine::model::{Agent, Interaction, QKey};
 use crate::engine::view::{
     Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
 };
+use crate::engine::waitset::WaitSet;
 use crate::engine::Engine;
 
 pub(super) fn activity_of(a: &Agent) -> Activity {
@@ -164,7 +165,7 @@ impl Engine {
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()]))
                 .collect(),
-            oldest_entered_at: queue.by_entered.first().map(|(t, _, _)| *t),
+            oldest_entered_at: queue.oldest_entered_at(),
             agents,
             sla_ms: queue.cfg.sla_ms,
             open: queue
@@ -209,7 +210,7 @@ impl Engine {
         let mut keys: Vec<_> = self.queues[q as usize]
             .waiting
             .iter()
-            .flat_map(|m| m.values().flat_map(|s| s.iter().copied()))
+            .flat_map(|m| m.values().flat_map(|s| s.iter()))
             .collect();
         keys.sort();
         keys.into_iter()
@@ -222,8 +223,14 @@ impl Engine {
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut counts = crate::engine::view::Counts::default();
         let mut live = 0usize;
+        // Brute force: the earliest entry time of each queue's waiting interactions.
+        let mut oldest: BTreeMap<u32, u64> = BTreeMap::new();
         for (ik, slot) in self.interactions.iter().enumerate() {
             let Some(i) = slot else { continue };
+            if let (InteractionState::Waiting, Some(q)) = (i.state, i.queue) {
+                let t = oldest.entry(q).or_insert(i.entered_queue_at);
+                *t = (*t).min(i.entered_queue_at);
+            }
             if self.interaction_ids.get(&i.id) != Some(&(ik as u32)) {
                 return Err(format!("interaction {} not in the id map", i.id));
             }
@@ -296,14 +303,20 @@ impl Engine {
             let n: usize = queue
                 .waiting
                 .iter()
-                .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
+                .map(|m| m.values().map(WaitSet::len).sum::<usize>())
                 .sum();
-            if n != queue.waiting_count || n != queue.by_entered.len() {
+            if queue.oldest_entered_at() != oldest.get(&(q as u32)).copied() {
                 return Err(format!(
-                    "queue {} waiting_count {} index {n} by_entered {}",
+                    "queue {} oldest entry {:?}, but its waiting interactions say {:?}",
                     queue.name,
-                    queue.waiting_count,
-                    queue.by_entered.len()
+                    queue.oldest_entered_at(),
+                    oldest.get(&(q as u32))
+                ));
+            }
+            if n != queue.waiting_count {
+                return Err(format!(
+                    "queue {} waiting_count {} index {n}",
+                    queue.name, queue.waiting_count
                 ));
             }
             let prio: u32 = queue.by_priority.values().sum();
