@@ -279,7 +279,8 @@ fn replay_after<S: Replay>(
             for input in &chunk {
                 state.replay(input);
             }
-            // If the reader is gone (an error ended its scan), drop the chunk here instead.
+            // The reader drains this channel until it closes; a failed send means the reader
+            // panicked (the join below re-raises it), and the chunk is dropped here instead.
             let _ = spent_tx.send(chunk);
         }
         drop(spent_tx);
