@@ -17,6 +17,8 @@
 
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use crate::config::Millis;
 use crate::engine::model::WaitKey;
 use crate::engine::timers::IKey;
@@ -51,10 +53,6 @@ pub struct Fifo {
 }
 
 impl Fifo {
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
     /// The earliest live entry.
     pub fn first(&self) -> Option<Place> {
         self.places.front().copied()
@@ -130,13 +128,18 @@ const KEEP_BUCKETS: usize = 16;
 
 /// Waiting interactions of one (class, skill set) in urgency order ([`WaitKey`] order): one
 /// [`Fifo`] per priority, most urgent priority first.
+///
+/// The set's own record (which sits inside its queue's map node) holds the head and, inline for
+/// up to eight priorities, each bucket's priority and live count. So finding a bucket, skipping
+/// empty ones and reading the head touch only that record; the deques behind it are read only
+/// for the entry being added or taken.
 #[derive(Debug, Clone, Default)]
 pub struct WaitSet {
-    /// The most urgent entry, kept here so that a free agent comparing the heads of every set
-    /// it may serve reads the set's own record (inside its map node), not its buckets.
+    /// The most urgent entry.
     head: Option<WaitKey>,
-    /// Sorted by `neg_priority` (highest priority first).
-    buckets: Vec<(i64, Fifo)>,
+    /// (priority, live entries) per bucket, highest priority first; parallel to `fifos`.
+    prios: SmallVec<[(i32, u32); 8]>,
+    fifos: Vec<Fifo>,
     live: usize,
 }
 
@@ -145,19 +148,36 @@ impl WaitSet {
         self.live
     }
 
+    /// Where the bucket of `neg_priority` is (`Ok`) or would go (`Err`).
     fn bucket(&self, neg_priority: i64) -> Result<usize, usize> {
-        self.buckets.binary_search_by(|(p, _)| p.cmp(&neg_priority))
+        // A WaitKey's neg_priority is an i32 priority negated, so this is exact.
+        let priority = (-neg_priority) as i32;
+        if self.prios.len() > 16 {
+            // Many distinct priorities: binary search (highest first).
+            return self.prios.binary_search_by(|&(p, _)| priority.cmp(&p));
+        }
+        for (i, &(p, _)) in self.prios.iter().enumerate() {
+            if p == priority {
+                return Ok(i);
+            }
+            if p < priority {
+                return Err(i);
+            }
+        }
+        Err(self.prios.len())
     }
 
     pub fn insert(&mut self, key: WaitKey) {
         let i = match self.bucket(key.neg_priority) {
             Ok(i) => i,
             Err(i) => {
-                self.buckets.insert(i, (key.neg_priority, Fifo::default()));
+                self.prios.insert(i, ((-key.neg_priority) as i32, 0));
+                self.fifos.insert(i, Fifo::default());
                 i
             }
         };
-        self.buckets[i].1.insert(place_of(&key));
+        self.fifos[i].insert(place_of(&key));
+        self.prios[i].1 += 1;
         self.live += 1;
         if self.head.is_none_or(|head| key < head) {
             self.head = Some(key);
@@ -169,12 +189,14 @@ impl WaitSet {
         let Ok(i) = self.bucket(key.neg_priority) else {
             return false;
         };
-        if !self.buckets[i].1.remove(place_of(key)) {
+        if !self.fifos[i].remove(place_of(key)) {
             return false;
         }
+        self.prios[i].1 -= 1;
         self.live -= 1;
-        if self.buckets[i].1.is_empty() && self.buckets.len() > KEEP_BUCKETS {
-            self.buckets.remove(i);
+        if self.prios[i].1 == 0 && self.prios.len() > KEEP_BUCKETS {
+            self.prios.remove(i);
+            self.fifos.remove(i);
         }
         if self.head == Some(*key) {
             self.head = self.scan_first();
@@ -189,38 +211,41 @@ impl WaitSet {
 
     /// When the longest-waiting entry entered (each FIFO is in entry order).
     pub fn oldest_entered_at(&self) -> Option<Millis> {
-        self.buckets
+        self.fifos
             .iter()
-            .filter_map(|(_, fifo)| fifo.first().map(|p| p.entered))
+            .filter_map(|fifo| fifo.first().map(|p| p.entered))
             .min()
     }
 
     fn scan_first(&self) -> Option<WaitKey> {
-        self.buckets.iter().find_map(|(neg_priority, fifo)| {
-            fifo.first().map(|p| WaitKey {
-                neg_priority: *neg_priority,
-                entered: p.entered,
-                order: p.order,
-                ikey: p.ikey,
-            })
+        let i = self.prios.iter().position(|&(_, live)| live > 0)?;
+        let p = self.fifos[i].first()?;
+        Some(WaitKey {
+            neg_priority: -(self.prios[i].0 as i64),
+            entered: p.entered,
+            order: p.order,
+            ikey: p.ikey,
         })
     }
 
     pub fn contains(&self, key: &WaitKey) -> bool {
         self.bucket(key.neg_priority)
-            .is_ok_and(|i| self.buckets[i].1.contains(place_of(key)))
+            .is_ok_and(|i| self.fifos[i].contains(place_of(key)))
     }
 
     /// Every entry in urgency order.
     pub fn iter(&self) -> impl Iterator<Item = WaitKey> + '_ {
-        self.buckets.iter().flat_map(|(neg_priority, fifo)| {
-            fifo.iter().map(move |p| WaitKey {
-                neg_priority: *neg_priority,
-                entered: p.entered,
-                order: p.order,
-                ikey: p.ikey,
+        self.prios
+            .iter()
+            .zip(&self.fifos)
+            .flat_map(|(&(priority, _), fifo)| {
+                fifo.iter().map(move |p| WaitKey {
+                    neg_priority: -(priority as i64),
+                    entered: p.entered,
+                    order: p.order,
+                    ikey: p.ikey,
+                })
             })
-        })
     }
 }
 
@@ -254,7 +279,10 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0i64..6, 0u64..3).prop_map(|(priority, late)| Op::Join { priority, late }),
+            // Mostly a handful of priorities (inline buckets); sometimes more than 16 (binary
+            // search, emptied buckets dropped).
+            4 => (prop_oneof![3 => 0i64..6, 1 => -15i64..30], 0u64..3)
+                .prop_map(|(priority, late)| Op::Join { priority, late }),
             1 => any::<usize>().prop_map(Op::Rejoin),
             2 => any::<usize>().prop_map(Op::Leave),
             2 => Just(Op::TakeFirst),
@@ -365,7 +393,7 @@ mod tests {
         // 3 was gone in the middle: it went with the back.
         assert_eq!(fifo.places.len(), 1);
         assert!(fifo.remove(place(2)));
-        assert!(fifo.is_empty() && fifo.places.is_empty());
+        assert!(fifo.live == 0 && fifo.places.is_empty());
         assert!(!fifo.remove(place(2)));
     }
 }
