@@ -209,7 +209,7 @@ fn snapshot_plus_replay_equals_straight_replay_equals_the_live_engine() {
     let mut straight = Routing {
         engine: Engine::new(config(), 0),
     };
-    for input in inputs {
+    for input in &inputs {
         straight.replay(input);
     }
     assert_eq!(state_bytes(&straight.engine), expected);

@@ -15,7 +15,9 @@ use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 use super::decision_log::{
     DecisionLog, DecisionPage, DecisionsGone, LoggedDecision, DEFAULT_DECISION_LOG,
 };
-use super::idempotency::IdempotencyWindow;
+use super::idempotency::{HashedId, IdempotencyWindow};
+use super::timed_input::decode_replay;
+pub use super::timed_input::ReplayInput;
 
 /// One thing that happened to the core, as journaled and replayed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +151,20 @@ impl Core {
         match self.engine.handle(now, event) {
             Ok(decisions) => {
                 self.window.insert(id);
+                Outcome::Applied(decisions)
+            }
+            Err(e) => Outcome::Rejected(e),
+        }
+    }
+
+    /// `apply_event` for replay: the id comes hashed from the decoding thread.
+    fn replay_event(&mut self, id: &HashedId, event: &Event, now: Millis) -> Outcome {
+        if self.window.contains_hashed(id) {
+            return Outcome::Duplicate;
+        }
+        match self.engine.handle(now, event) {
+            Ok(decisions) => {
+                self.window.insert_hashed(id);
                 Outcome::Applied(decisions)
             }
             Err(e) => Outcome::Rejected(e),
@@ -359,12 +375,24 @@ impl Core {
 }
 
 impl crate::journal::Replay for Core {
-    type Input = TimedInput;
+    type Input = ReplayInput;
+
+    /// The fast reader of `super::timed_input`, which also hashes an event's id for the window.
+    fn decode(payload: &[u8]) -> Result<ReplayInput, String> {
+        decode_replay(payload).map_err(|e| e.to_string())
+    }
 
     /// `apply`, except that the decisions are kept unserialized until `replay_finished`: most of
     /// a long journal's decisions leave the bounded log before recovery ends.
-    fn replay(&mut self, input: TimedInput) {
-        let Applied { fired, outcome } = self.decide(&input.input, input.at);
+    fn replay(&mut self, input: &ReplayInput) {
+        let Applied { fired, outcome } = match input {
+            ReplayInput::Event { at, id, event } => {
+                let fired = self.engine.advance(*at);
+                let outcome = self.replay_event(id, event, *at);
+                Applied { fired, outcome }
+            }
+            ReplayInput::Other(timed) => self.decide(&timed.input, timed.at),
+        };
         self.log.push_replayed(fired);
         if let Outcome::Applied(decisions) = outcome {
             self.log.push_replayed(decisions);

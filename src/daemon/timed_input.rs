@@ -7,13 +7,27 @@
 //! each field straight from the JSON instead (a quarter less decoding CPU in recovery). It
 //! accepts exactly what the derived reader accepted: fields in any order, unknown fields ignored,
 //! `reason` optional; a missing or repeated field is an error naming it.
+//!
+//! Recovery goes one step further (`decode_replay`): the event inside is internally tagged
+//! (`{"type": "interaction.arrived", …}`), for which serde's derived reader buffers the whole
+//! object into a generic tree before reading the variant. The journal always writes `type` first,
+//! so the fast path reads the tag and then the variant's fields straight from the JSON
+//! (`FastEvent`, one plain struct per variant). Anything the fast path does not take (`type` not
+//! first, an escaped key, any error) is read again by the derived readers, so what is accepted and
+//! every error message are exactly theirs. It also hashes the event id for the idempotency window
+//! there, on the decoding thread, so the replaying thread does not.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::collections::BTreeMap;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::engine::{Event, RequestedState};
+use crate::config::{Channel, Millis, Tier};
+use crate::engine::{DeclineReason, Event, RequestedState};
 
 use super::core::{Input, TimedInput};
+use super::idempotency::HashedId;
 
 /// Every field any input kind has.
 #[derive(Deserialize)]
@@ -44,11 +58,17 @@ enum Kind {
 
 impl<'de> Deserialize<'de> for TimedInput {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TimedInput, D::Error> {
-        deserializer.deserialize_map(TimedInputVisitor)
+        let (timed, _) = deserializer.deserialize_map(TimedInputVisitor { fast: false })?;
+        Ok(timed)
     }
 }
 
-struct TimedInputVisitor;
+/// Reads a `TimedInput`. With `fast`, its event goes through `FastEvent` and an event's id is
+/// read borrowed and hashed straight into the returned `HashedId` (one allocation instead of
+/// two); the `TimedInput`'s own `id` is then left empty.
+struct TimedInputVisitor {
+    fast: bool,
+}
 
 /// Set a field once; a second occurrence is an error, as with the derived reader.
 fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
@@ -60,13 +80,14 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> 
 }
 
 impl<'de> Visitor<'de> for TimedInputVisitor {
-    type Value = TimedInput;
+    type Value = (TimedInput, Option<HashedId>);
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a journaled input ({\"at\": …, \"input\": …})")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TimedInput, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut hashed: Option<HashedId> = None;
         let mut at: Option<u64> = None;
         let mut kind: Option<Kind> = None;
         let mut id: Option<String> = None;
@@ -80,8 +101,19 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
             match field {
                 Field::At => once(&mut at, map.next_value()?, "at")?,
                 Field::Input => once(&mut kind, map.next_value()?, "input")?,
+                Field::Id if self.fast => {
+                    let value = HashedId::new(map.next_value::<&'de str>()?);
+                    once(&mut hashed, value, "id")?
+                }
                 Field::Id => once(&mut id, map.next_value()?, "id")?,
-                Field::Event => once(&mut event, map.next_value()?, "event")?,
+                Field::Event => {
+                    let value = if self.fast {
+                        map.next_value_seed(FastEvent)?
+                    } else {
+                        map.next_value()?
+                    };
+                    once(&mut event, value, "event")?
+                }
                 Field::Source => once(&mut source, map.next_value()?, "source")?,
                 Field::Origin => once(&mut origin, map.next_value()?, "origin")?,
                 Field::Agent => once(&mut agent, map.next_value()?, "agent")?,
@@ -97,7 +129,10 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
             |v: Option<String>, name: &'static str| v.ok_or_else(|| de::Error::missing_field(name));
         let input = match kind.ok_or_else(|| de::Error::missing_field("input"))? {
             Kind::Event => Input::Event {
-                id: need(id, "id")?,
+                id: match &hashed {
+                    Some(_) => String::new(),
+                    None => need(id, "id")?,
+                },
                 event: event.ok_or_else(|| de::Error::missing_field("event"))?,
             },
             Kind::Advance => Input::Advance,
@@ -111,8 +146,277 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
                 reason: reason.flatten(),
             },
         };
-        Ok(TimedInput { at, input })
+        Ok((TimedInput { at, input }, hashed))
     }
+}
+
+/// A journaled input as recovery hands it to `Core::replay`: an event's id comes hashed for the
+/// idempotency window (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayInput {
+    Event {
+        at: Millis,
+        id: HashedId,
+        event: Event,
+    },
+    /// Every other input, as journaled.
+    Other(TimedInput),
+}
+
+impl From<TimedInput> for ReplayInput {
+    fn from(timed: TimedInput) -> ReplayInput {
+        match timed.input {
+            Input::Event { id, event } => ReplayInput::Event {
+                at: timed.at,
+                id: HashedId::new(&id),
+                event,
+            },
+            input => ReplayInput::Other(TimedInput {
+                at: timed.at,
+                input,
+            }),
+        }
+    }
+}
+
+/// Decode one journal record for replay: the fast path, else the derived readers (whose error
+/// is the one returned).
+pub fn decode_replay(payload: &[u8]) -> Result<ReplayInput, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let fast = de
+        .deserialize_map(TimedInputVisitor { fast: true })
+        .and_then(|read| de.end().map(|()| read));
+    match fast {
+        Ok((
+            TimedInput {
+                at,
+                input: Input::Event { event, .. },
+            },
+            Some(id),
+        )) => Ok(ReplayInput::Event { at, id, event }),
+        Ok((timed, None)) if !matches!(timed.input, Input::Event { .. }) => {
+            Ok(ReplayInput::Other(timed))
+        }
+        // An id on an input that is not an event (ignored, as the derived reader does), or the
+        // fast path declined: read it again the derived way.
+        _ => serde_json::from_slice::<TimedInput>(payload).map(ReplayInput::from),
+    }
+}
+
+/// Reads an `Event` whose `type` is its first field without buffering it. Fails (for the caller
+/// to fall back to `Event`'s derived reader) on anything else.
+struct FastEvent;
+
+impl<'de> DeserializeSeed<'de> for FastEvent {
+    type Value = Event;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Event, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FastEvent {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event object whose first field is `type`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        if map.next_key::<&str>()? != Some("type") {
+            return Err(de::Error::custom("`type` is not the first field"));
+        }
+        let tag = map.next_value::<&str>()?;
+        let rest = MapAccessDeserializer::new(map);
+        Ok(match tag {
+            "interaction.arrived" => {
+                let v = Arrived::deserialize(rest)?;
+                Event::InteractionArrived {
+                    interaction: v.interaction,
+                    channel: v.channel,
+                    queue: v.queue,
+                    priority: v.priority,
+                    skills: v.skills,
+                    customer: v.customer,
+                    attributes: v.attributes,
+                }
+            }
+            "interaction.abandoned" => {
+                let v = InteractionOnly::deserialize(rest)?;
+                Event::InteractionAbandoned {
+                    interaction: v.interaction,
+                }
+            }
+            "interaction.ended" => {
+                let v = Ended::deserialize(rest)?;
+                Event::InteractionEnded {
+                    interaction: v.interaction,
+                    resolved: v.resolved,
+                }
+            }
+            "interaction.rated" => {
+                let v = Rated::deserialize(rest)?;
+                Event::InteractionRated {
+                    interaction: v.interaction,
+                    score: v.score,
+                }
+            }
+            "interaction.transferred" => {
+                let v = Transferred::deserialize(rest)?;
+                Event::InteractionTransferred {
+                    interaction: v.interaction,
+                    queue: v.queue,
+                }
+            }
+            "interaction.escalated" => {
+                let v = Escalated::deserialize(rest)?;
+                Event::InteractionEscalated {
+                    interaction: v.interaction,
+                    min_tier: v.min_tier,
+                }
+            }
+            "offer.accepted" => {
+                let v = Accepted::deserialize(rest)?;
+                Event::OfferAccepted {
+                    interaction: v.interaction,
+                    agent: v.agent,
+                }
+            }
+            "offer.declined" => {
+                let v = Declined::deserialize(rest)?;
+                Event::OfferDeclined {
+                    interaction: v.interaction,
+                    agent: v.agent,
+                    reason: v.reason,
+                }
+            }
+            "agent.login" => {
+                let v = Login::deserialize(rest)?;
+                Event::AgentLogin {
+                    agent: v.agent,
+                    address: v.address,
+                    tiers: v.tiers,
+                    skills: v.skills,
+                    capacity: v.capacity,
+                }
+            }
+            "agent.state" => {
+                let v = AgentStateFields::deserialize(rest)?;
+                Event::AgentState {
+                    agent: v.agent,
+                    state: v.state,
+                    reason: v.reason,
+                }
+            }
+            "agent.logout" => Event::AgentLogout {
+                agent: AgentOnly::deserialize(rest)?.agent,
+            },
+            "agent.wrapup_done" => Event::AgentWrapupDone {
+                agent: AgentOnly::deserialize(rest)?.agent,
+            },
+            _ => return Err(de::Error::custom("unknown event type")),
+        })
+    }
+}
+
+// The fields of each `Event` variant, with the same serde attributes as `crate::engine::Event`.
+// A field added there fails to compile in `FastEvent`; a changed attribute or tag is caught by
+// `every_event_kind_takes_the_fast_path_and_reads_back_what_was_written`.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Arrived {
+    interaction: String,
+    channel: Channel,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    skills: Vec<String>,
+    #[serde(default)]
+    customer: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InteractionOnly {
+    interaction: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ended {
+    interaction: String,
+    #[serde(default)]
+    resolved: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rated {
+    interaction: String,
+    score: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Transferred {
+    interaction: String,
+    queue: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Escalated {
+    interaction: String,
+    min_tier: Tier,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Accepted {
+    interaction: String,
+    agent: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declined {
+    interaction: String,
+    agent: String,
+    reason: DeclineReason,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    agent: String,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    tiers: Option<BTreeMap<String, Tier>>,
+    #[serde(default)]
+    skills: Option<Vec<String>>,
+    #[serde(default)]
+    capacity: Option<BTreeMap<Channel, u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentStateFields {
+    agent: String,
+    state: RequestedState,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentOnly {
+    agent: String,
 }
 
 #[cfg(test)]
@@ -189,5 +493,167 @@ mod tests {
         assert!(err.contains("duplicate field `at`"), "{err}");
         let err = read(json!({"at": 1, "input": "teleport"})).unwrap_err();
         assert!(err.contains("unknown variant `teleport`"), "{err}");
+    }
+
+    fn fast(payload: &str) -> Result<TimedInput, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(payload);
+        let (mut timed, hashed) = de.deserialize_map(TimedInputVisitor { fast: true })?;
+        de.end()?;
+        if let (Input::Event { id, .. }, Some(hashed)) = (&mut timed.input, hashed) {
+            *id = hashed.as_str().to_string();
+        }
+        Ok(timed)
+    }
+
+    fn every_event_kind() -> Vec<Event> {
+        let arrived = |full: bool| Event::InteractionArrived {
+            interaction: "c1".into(),
+            channel: crate::config::Channel::Chat,
+            queue: full.then(|| "support".into()),
+            priority: full.then_some(-3),
+            skills: if full { vec!["de".into()] } else { vec![] },
+            customer: full.then(|| "+49 30 1234".into()),
+            attributes: if full {
+                [("vip".to_string(), "yes \"really\"".to_string())].into()
+            } else {
+                Default::default()
+            },
+        };
+        let login = |full: bool| Event::AgentLogin {
+            agent: "a1".into(),
+            address: full.then(|| "sip:a1@pbx".into()),
+            tiers: full.then(|| [("support".to_string(), 2)].into()),
+            skills: full.then(|| vec!["fr".into()]),
+            capacity: full.then(|| [(crate::config::Channel::Voice, 1)].into()),
+        };
+        vec![
+            arrived(true),
+            arrived(false),
+            Event::InteractionAbandoned {
+                interaction: "c1".into(),
+            },
+            Event::InteractionEnded {
+                interaction: "c1".into(),
+                resolved: Some(false),
+            },
+            Event::InteractionEnded {
+                interaction: "c1".into(),
+                resolved: None,
+            },
+            Event::InteractionRated {
+                interaction: "c1".into(),
+                score: 4,
+            },
+            Event::InteractionTransferred {
+                interaction: "c1".into(),
+                queue: "billing".into(),
+            },
+            Event::InteractionEscalated {
+                interaction: "c1".into(),
+                min_tier: 2,
+            },
+            Event::OfferAccepted {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+            },
+            Event::OfferDeclined {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+                reason: DeclineReason::NoAnswer,
+            },
+            login(true),
+            login(false),
+            Event::AgentState {
+                agent: "a1".into(),
+                state: RequestedState::NotReady,
+                reason: Some("lunch".into()),
+            },
+            Event::AgentState {
+                agent: "a1".into(),
+                state: RequestedState::Offline,
+                reason: None,
+            },
+            Event::AgentLogout { agent: "a1".into() },
+            Event::AgentWrapupDone { agent: "a1".into() },
+        ]
+    }
+
+    #[test]
+    fn every_event_kind_takes_the_fast_path_and_reads_back_what_was_written() {
+        let kinds = every_event_kind();
+        let mut names: Vec<&str> = kinds.iter().map(|e| e.type_name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), 12, "a new Event kind needs a FastEvent arm");
+        for (n, event) in kinds.into_iter().enumerate() {
+            let timed = TimedInput {
+                at: n as u64,
+                input: Input::Event {
+                    id: format!("e{n}"),
+                    event,
+                },
+            };
+            let text = serde_json::to_string(&timed).unwrap();
+            // Not just decodable: decoded by the fast path itself, to the same value.
+            assert_eq!(fast(&text).unwrap(), timed, "{text}");
+            match decode_replay(text.as_bytes()).unwrap() {
+                ReplayInput::Event { at, id, event } => {
+                    assert_eq!(
+                        TimedInput {
+                            at,
+                            input: Input::Event {
+                                id: id.as_str().to_string(),
+                                event
+                            }
+                        },
+                        timed
+                    );
+                    assert_eq!(id, HashedId::new(&format!("e{n}")));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_the_fast_path_does_not_take_is_read_by_the_derived_reader() {
+        // `type` not first: the fast path declines, the derived reader accepts.
+        let late_tag =
+            r#"{"at":7,"input":"event","id":"e1","event":{"agent":"a1","type":"agent.logout"}}"#;
+        assert!(fast(late_tag).is_err());
+        let expected = ReplayInput::Event {
+            at: 7,
+            id: HashedId::new("e1"),
+            event: Event::AgentLogout { agent: "a1".into() },
+        };
+        assert_eq!(decode_replay(late_tag.as_bytes()).unwrap(), expected);
+        // An escaped key: same.
+        let escaped = r#"{"at":7,"input":"event","id":"e1","event":{"\u0074ype":"agent.logout","agent":"a1"}}"#;
+        assert_eq!(decode_replay(escaped.as_bytes()).unwrap(), expected);
+        // Inputs that are not events pass through unchanged.
+        let advance = r#"{"at":9,"input":"advance"}"#;
+        assert_eq!(
+            decode_replay(advance.as_bytes()).unwrap(),
+            ReplayInput::Other(TimedInput {
+                at: 9,
+                input: Input::Advance
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_record_gets_the_derived_readers_error() {
+        for bad in [
+            r#"{"at":1,"input":"event","id":"e1","event":{"type":"agent.logout","agent":"a1","x":1}}"#,
+            r#"{"at":1,"input":"event","id":"e1","event":{"type":"agent.teleport","agent":"a1"}}"#,
+            r#"{"at":1,"input":"event","id":"e1","event":{"type":"offer.declined","interaction":"c","agent":"a"}}"#,
+            r#"{"at":1,"input":"event","id":"e1","event":{"type":"agent.logout","agent":"a1"}} trailing"#,
+            r#"{"at":1,"input":"event","id":"e1","event":{"type":"agent.logout","agent":"a1"}"#,
+        ] {
+            let derived = serde_json::from_str::<TimedInput>(bad)
+                .unwrap_err()
+                .to_string();
+            let got = decode_replay(bad.as_bytes()).unwrap_err().to_string();
+            assert_eq!(got, derived, "{bad}");
+        }
     }
 }

@@ -152,8 +152,8 @@ impl Engine {
                         continue;
                     }
                     if let Some(head) = set.first() {
-                        if best.is_none_or(|b| head < b) {
-                            best = Some(head);
+                        if best.is_none_or(|b| *head < b) {
+                            best = Some(*head);
                         }
                     }
                 }

@@ -14,7 +14,6 @@ use crate::engine::decision::AgentStatus;
 use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
-use crate::engine::waitset::Place;
 use crate::engine::Engine;
 
 impl Engine {
@@ -138,11 +137,7 @@ impl Engine {
         let queue = &mut self.queues[q as usize];
         queue.waiting_count += 1;
         queue.waiting_by_channel[c] += 1;
-        queue.by_entered.insert(Place {
-            entered,
-            order,
-            ikey: ik,
-        });
+        queue.by_entered.insert((entered, order, ik));
     }
 
     /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
@@ -163,11 +158,7 @@ impl Engine {
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
-        queue.by_entered.remove(Place {
-            entered,
-            order,
-            ikey: ik,
-        });
+        queue.by_entered.remove(&(entered, order, ik));
     }
 
     /// Insert into the (class, skills) set and the per-priority count: the part of the index a

@@ -22,7 +22,6 @@ mod snapshot;
 mod timers;
 pub mod view;
 mod views;
-mod waitset;
 
 pub use decision::{
     AgentStatus, Decision, DecisionKind, Fact, OfferResult, RejectReason, RevokeReason,

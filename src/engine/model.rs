@@ -12,7 +12,6 @@ use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
 use crate::engine::view::{InteractionState, SlotPhase, Transition};
-use crate::engine::waitset::{Fifo, WaitSet};
 
 /// Index of a queue in the current config's queue table.
 pub type QKey = u32;
@@ -166,14 +165,14 @@ pub struct QueueRt {
     pub name: Arc<str>,
     pub cfg: QueueConfig,
     pub serves: [bool; 4],
-    /// Per channel: waiting interactions by (class, required skill set), in urgency order.
-    pub waiting: [BTreeMap<(Class, SkillSetId), WaitSet>; 4],
+    /// Per channel: waiting interactions by (class, required skill set).
+    pub waiting: [BTreeMap<(Class, SkillSetId), BTreeSet<WaitKey>>; 4],
     pub waiting_count: usize,
     pub waiting_by_channel: [usize; 4],
     /// Waiting count per current priority, for `queued` positions.
     pub by_priority: BTreeMap<i32, u32>,
     /// Waiting interactions by entry time, for the oldest wait.
-    pub by_entered: Fifo,
+    pub by_entered: BTreeSet<(Millis, u64, IKey)>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
@@ -199,7 +198,7 @@ impl QueueRt {
             waiting_count: 0,
             waiting_by_channel: [0; 4],
             by_priority: BTreeMap::new(),
-            by_entered: Fifo::default(),
+            by_entered: BTreeSet::new(),
             free: Default::default(),
             logged_in_by_tier: BTreeMap::new(),
             rr_last: None,

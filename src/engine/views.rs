@@ -1,7 +1,7 @@
 //! Building read-only views, and the consistency check that rebuilds every index from the primary
 //! state and compares (tests call it after every step).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::config::Channel;
@@ -10,7 +10,6 @@ use crate::engine::model::{Agent, Interaction, QKey};
 use crate::engine::view::{
     Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
 };
-use crate::engine::waitset::WaitSet;
 use crate::engine::Engine;
 
 pub(super) fn activity_of(a: &Agent) -> Activity {
@@ -165,7 +164,7 @@ impl Engine {
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()]))
                 .collect(),
-            oldest_entered_at: queue.by_entered.first().map(|p| p.entered),
+            oldest_entered_at: queue.by_entered.first().map(|(t, _, _)| *t),
             agents,
             sla_ms: queue.cfg.sla_ms,
             open: queue
@@ -210,7 +209,7 @@ impl Engine {
         let mut keys: Vec<_> = self.queues[q as usize]
             .waiting
             .iter()
-            .flat_map(|m| m.values().flat_map(|s| s.iter()))
+            .flat_map(|m| m.values().flat_map(|s| s.iter().copied()))
             .collect();
         keys.sort();
         keys.into_iter()
@@ -297,7 +296,7 @@ impl Engine {
             let n: usize = queue
                 .waiting
                 .iter()
-                .map(|m| m.values().map(WaitSet::len).sum::<usize>())
+                .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
                 .sum();
             if n != queue.waiting_count || n != queue.by_entered.len() {
                 return Err(format!(

@@ -4,13 +4,13 @@
 //! `Journal` knows nothing about routing: the state it rebuilds is any `Replay` (the daemon's
 //! `Core`, or a bare engine in tests). Inputs are stored as JSON, one record each, so
 //! `tierline journal dump` prints them exactly as stored. It never reads a clock: the snapshot
-//! schedule runs on the times the caller passes in. Recovery decodes on one scoped helper thread
-//! while the caller's thread replays; nothing else here spawns.
+//! schedule runs on the times the caller passes in. Recovery reads and decodes on one scoped
+//! helper thread while the caller's thread replays (and hands the spent inputs back to the helper
+//! to be dropped there); nothing else here spawns.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::daemon::{JournalConfig, SyncMode};
@@ -26,11 +26,15 @@ use super::JournalError;
 /// `replay` must be the very code the live path runs for an input, and must be deterministic:
 /// the same snapshot and the same inputs must give the same state (and so the same decisions).
 pub trait Replay: Sized {
-    /// One journaled input, including the time it was applied at.
-    type Input: Serialize + DeserializeOwned;
+    /// One journaled input as replay takes it (including the time it was applied at).
+    type Input: Send;
+    /// Read one record's payload back. Runs on recovery's helper thread, so work done here
+    /// (beyond decoding) is off the replaying thread. The error says why the record is unusable.
+    fn decode(payload: &[u8]) -> Result<Self::Input, String>;
     /// Apply one input exactly as the live path did. Inputs the live path refused are journaled
-    /// too (they are refused again, harmlessly), so this cannot fail.
-    fn replay(&mut self, input: Self::Input);
+    /// too (they are refused again, harmlessly), so this cannot fail. The input is borrowed so
+    /// that recovery can drop it on the helper thread.
+    fn replay(&mut self, input: &Self::Input);
     /// The whole state, in a format of the state's choosing.
     fn save(&self, out: &mut Vec<u8>) -> Result<(), String>;
     /// Rebuild from `save` output.
@@ -208,50 +212,78 @@ impl PendingSnapshot {
 
 /// Records decoded per hand-over from the reading thread to the replaying one.
 const REPLAY_CHUNK: usize = 1024;
-/// Chunks in flight between them (bounds recovery's extra memory).
-const REPLAY_CHUNKS_IN_FLIGHT: usize = 8;
+/// Chunks in circulation between them: decoded and waiting, being replayed, or handed back to be
+/// dropped and reused. Bounds recovery's extra memory to this many chunks of inputs.
+const REPLAY_CHUNKS: usize = 8;
 
 /// Open the log and replay every record from `resume_at` into `state`. Reading, checking and
 /// decoding run on a scoped helper thread while this one replays, so a long journal costs about
-/// max(decode, replay) rather than their sum. Recovery runs before the daemon serves anything.
+/// max(decode, replay) rather than their sum. Replayed chunks go back to the helper, which drops
+/// their inputs (freeing is part of decoding's cost, not replay's) and refills them. Recovery runs
+/// before the daemon serves anything.
 fn replay_after<S: Replay>(
     dir: &Path,
     opts: LogOptions,
     resume_at: u64,
     state: &mut S,
-) -> Result<(Log, super::OpenReport), JournalError>
-where
-    S::Input: Send,
-{
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<S::Input>>(REPLAY_CHUNKS_IN_FLIGHT);
+) -> Result<(Log, super::OpenReport), JournalError> {
+    use std::sync::mpsc::sync_channel;
+    // Both channels can hold every chunk in circulation, so neither side ever blocks on a send.
+    let (full_tx, full_rx) = sync_channel::<Vec<S::Input>>(REPLAY_CHUNKS);
+    let (spent_tx, spent_rx) = sync_channel::<Vec<S::Input>>(REPLAY_CHUNKS);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+            let mut made = 1;
+            let mut chunk: Vec<S::Input> = Vec::with_capacity(REPLAY_CHUNK);
+            let mut replayer_gone = false;
             let opened = Log::open(dir, opts, resume_at, |index, payload| {
-                let input = serde_json::from_slice::<S::Input>(payload).map_err(|e| {
-                    JournalError::Decode {
-                        index,
-                        reason: e.to_string(),
-                    }
-                })?;
+                if replayer_gone {
+                    // The replayer panicked; the scope re-raises that. Just finish the scan.
+                    return Ok(());
+                }
+                let input =
+                    S::decode(payload).map_err(|reason| JournalError::Decode { index, reason })?;
                 chunk.push(input);
                 if chunk.len() == REPLAY_CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(REPLAY_CHUNK));
-                    // A closed channel means the replayer is gone (it panicked); stop reading.
-                    let _ = tx.send(full);
+                    let next = if made < REPLAY_CHUNKS {
+                        made += 1;
+                        Ok(Vec::with_capacity(REPLAY_CHUNK))
+                    } else {
+                        // Every chunk is out: wait for a replayed one, drop its inputs, refill it.
+                        spent_rx.recv().map(|mut spent| {
+                            spent.clear();
+                            spent
+                        })
+                    };
+                    match next {
+                        Ok(next) => {
+                            let full = std::mem::replace(&mut chunk, next);
+                            replayer_gone = full_tx.send(full).is_err();
+                        }
+                        Err(_) => replayer_gone = true,
+                    }
                 }
                 Ok(())
             });
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+            if !chunk.is_empty() && !replayer_gone {
+                let _ = full_tx.send(chunk);
+            }
+            drop(full_tx);
+            // Drop what the replayer hands back until it is done (it closes the channel).
+            for spent in spent_rx {
+                drop(spent);
             }
             opened
         });
-        for chunk in rx {
-            for input in chunk {
+        for chunk in full_rx {
+            for input in &chunk {
                 state.replay(input);
             }
+            // The reader drains this channel until it closes; a failed send means the reader
+            // panicked (the join below re-raises it), and the chunk is dropped here instead.
+            let _ = spent_tx.send(chunk);
         }
+        drop(spent_tx);
         match reader.join() {
             Ok(opened) => opened,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -284,10 +316,7 @@ impl Journal {
         opts: JournalOptions,
         now: Millis,
         fresh: impl FnOnce() -> S,
-    ) -> Result<(Journal, S, RecoveryReport), JournalError>
-    where
-        S::Input: Send,
-    {
+    ) -> Result<(Journal, S, RecoveryReport), JournalError> {
         if opts.log.sync == SyncMode::None {
             tracing::warn!(
                 dir = %dir.display(),

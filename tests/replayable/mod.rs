@@ -24,7 +24,10 @@ pub struct Routing {
 
 impl Replay for Routing {
     type Input = Timed;
-    fn replay(&mut self, input: Timed) {
+    fn decode(payload: &[u8]) -> Result<Timed, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+    fn replay(&mut self, input: &Timed) {
         let _ = self.engine.step(input.at, &input.event);
     }
     fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
