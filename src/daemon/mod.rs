@@ -584,6 +584,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     options.journal_dir = Some(journal_dir);
     options.config_path = Some(args.config.clone());
     options.watch_config = true;
+    // Signal handlers go in before the daemon starts listening: a SIGHUP or SIGTERM sent as soon
+    // as "tierline listening" is logged must reach them, not the default action (terminate).
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            eprintln!("tierline: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let daemon = match Daemon::start(options).await {
         Ok(d) => d,
         Err(e) => {
@@ -592,15 +602,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let signals = match spawn_signal_handler(&daemon) {
-        Ok(task) => task,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            daemon.shutdown_signal().trigger();
-            let _ = daemon.wait().await;
-            return ExitCode::FAILURE;
-        }
-    };
+    let signals = signals.spawn_handler(&daemon);
     let result = daemon.wait().await;
     signals.abort();
     match result {
@@ -612,15 +614,39 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// SIGTERM/SIGINT → graceful shutdown; SIGHUP → reload config and TLS certificate.
-fn spawn_signal_handler(daemon: &Daemon) -> std::io::Result<JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+/// The daemon's signal streams, installed (so the default actions no longer apply) before it
+/// starts listening.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// SIGTERM/SIGINT → graceful shutdown; SIGHUP → reload config and TLS certificate.
+    fn spawn_handler(self, daemon: &Daemon) -> JoinHandle<()> {
+        spawn_signal_handler(self, daemon)
+    }
+}
+
+fn spawn_signal_handler(signals: Signals, daemon: &Daemon) -> JoinHandle<()> {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let shutdown = daemon.shutdown_signal();
     let reloader = daemon.reloader().clone();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM"); shutdown.trigger(); }
@@ -635,5 +661,5 @@ fn spawn_signal_handler(daemon: &Daemon) -> std::io::Result<JoinHandle<()>> {
                 }
             }
         }
-    }))
+    })
 }
