@@ -273,6 +273,14 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
         i = end;
     }
     let full = point("waiting interactions queued", started);
+    // A journal snapshot may be in flight: its capture is a copy of the engine, encoded and
+    // written on the snapshot thread, so until it is written the process holds the engine
+    // twice. Give it time to finish (a bench, not a test: nothing asserts on this) and measure
+    // the steady state too.
+    if journal {
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    }
+    let settled = point("20 s later (snapshot in flight written)", started);
 
     let (counts, window, next_seq) = engine
         .read(|v| {
@@ -307,9 +315,22 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
         full.hwm as f64 / GIB,
         (full.rss - base.rss) as f64 / GIB
     );
+    println!(
+        "after any snapshot in flight is written: VmRSS {:.3} GiB, VmHWM {:.3} GiB",
+        settled.rss as f64 / GIB,
+        settled.hwm as f64 / GIB
+    );
     println!("idempotency window holds {window} ids; decision ring holds {ring} decisions");
 
-    // The side tables on their own, at the sizes they have now, measured the same way.
+    // The side tables on their own, at the sizes they have now, measured the same way once the
+    // daemon has stopped (the live-byte counter is process-wide: the engine and snapshot threads
+    // must not allocate or free meanwhile).
+    let sample = engine
+        .read(|v| v.core.decisions_after(None, 1).map(|p| p.decisions))
+        .await
+        .expect("the engine task answers")
+        .unwrap_or_default();
+    daemon.stop().await.expect("a clean stop");
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut ids = IdempotencyWindow::new(window.max(1));
     for n in 0..window {
@@ -317,11 +338,6 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
     }
     let window_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     drop(ids);
-    let sample = engine
-        .read(|v| v.core.decisions_after(None, 1).map(|p| p.decisions))
-        .await
-        .expect("the engine task answers")
-        .unwrap_or_default();
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut log = DecisionLog::new(ring.max(1), 1);
     if let Some(d) = sample.first() {
@@ -342,7 +358,6 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
         log_bytes as f64 / MIB,
         log_bytes as f64 / ring.max(1) as f64
     );
-    daemon.stop().await.expect("a clean stop");
 }
 
 fn main() {

@@ -185,9 +185,7 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
                 .collect(),
-            // Room for arrival, two ladder steps and the offer without a reallocation (each
-            // one costs a cold malloc + copy + free at scale); 224 bytes.
-            history: Vec::with_capacity(4),
+            history: Vec::with_capacity(2),
             history_dropped: 0,
             rating: None,
             resolved: None,
