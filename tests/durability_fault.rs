@@ -9,7 +9,6 @@ mod api_common;
 
 use api_common::{call, loaded, login, TestDaemon};
 use reqwest::StatusCode;
-use tierline::config::{QueueConfig, RoutingConfig};
 use tierline::daemon::DaemonOptions;
 
 fn set_file_size_limit(bytes: libc::rlim_t) {
@@ -25,17 +24,8 @@ fn set_file_size_limit(bytes: libc::rlim_t) {
     }
 }
 
-fn routing() -> RoutingConfig {
-    let mut r = RoutingConfig::empty();
-    let mut support = QueueConfig::with_defaults("support");
-    support.offer_timeout_ms = 3_600_000;
-    r.queues.push(support);
-    r.agents = vec![api_common::agent("a1", &[("support", 1)])];
-    r
-}
-
 async fn start(dir: &std::path::Path) -> TestDaemon {
-    let mut options = DaemonOptions::new(loaded(routing()));
+    let mut options = DaemonOptions::new(loaded(api_common::one_agent_desk()));
     options.journal_dir = Some(dir.to_path_buf());
     TestDaemon::start(options).await
 }

@@ -22,7 +22,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use tierline::config::daemon::SubscriberConfig;
-use tierline::config::{QueueConfig, RoutingConfig};
 use tierline::daemon::DaemonOptions;
 use tierline::journal::AckFile;
 
@@ -142,17 +141,6 @@ fn assert_exactly_once_in_order(received: &Received, last_seq: u64) {
     );
 }
 
-/// One queue whose offers never expire during the test, one agent: after the login, every call
-/// makes exactly one decision (an offer for the first, `queued` for the rest).
-fn routing() -> RoutingConfig {
-    let mut r = RoutingConfig::empty();
-    let mut support = QueueConfig::with_defaults("support");
-    support.offer_timeout_ms = 3_600_000;
-    r.queues.push(support);
-    r.agents = vec![api_common::agent("a1", &[("support", 1)])];
-    r
-}
-
 fn subscriber(url: &str) -> SubscriberConfig {
     let mut sub = SubscriberConfig::new(url);
     sub.name = Some("pbx".into());
@@ -163,7 +151,7 @@ fn subscriber(url: &str) -> SubscriberConfig {
 }
 
 async fn start_in_process(dir: &Path, hook: &str) -> TestDaemon {
-    let mut config = loaded(routing());
+    let mut config = loaded(api_common::one_agent_desk());
     config.daemon.subscribers.push(subscriber(hook));
     let mut options = DaemonOptions::new(config);
     options.journal_dir = Some(dir.to_path_buf());
@@ -225,7 +213,7 @@ async fn after_a_restart_a_subscriber_gets_every_decision_after_its_last_ack_in_
 async fn a_new_subscriber_starts_with_the_decisions_made_after_it_was_configured() {
     let dir = tempfile::tempdir().unwrap();
     // Decisions 1..=3 are made before any subscriber exists.
-    let mut options = DaemonOptions::new(loaded(routing()));
+    let mut options = DaemonOptions::new(loaded(api_common::one_agent_desk()));
     options.journal_dir = Some(dir.path().to_path_buf());
     let before = TestDaemon::start(options).await;
     before.apply(login("e0", "a1")).await;

@@ -15,6 +15,17 @@ use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step};
 use tierline::engine::{DecisionKind, Engine, Event};
 use tierline::journal::{Journal, JournalOptions, Log, LogOptions, Replay};
 
+/// Agent `agent-{n}` of `config` logs in with its configured tiers.
+fn login(n: usize) -> Event {
+    Event::AgentLogin {
+        agent: format!("agent-{n}"),
+        address: None,
+        tiers: None,
+        skills: None,
+        capacity: None,
+    }
+}
+
 fn config(agents: usize) -> RoutingConfig {
     let mut q = QueueConfig::with_defaults("support");
     q.steps = vec![
@@ -126,13 +137,7 @@ fn recovery_of_a_journal_of_one_million_events() {
     let logins = (0..200)
         .map(|n| Timed {
             at: 0,
-            event: Event::AgentLogin {
-                agent: format!("agent-{n}"),
-                address: None,
-                tiers: None,
-                skills: None,
-                capacity: None,
-            },
+            event: login(n),
         })
         .collect();
     apply(&mut journal, &mut live, logins);
@@ -316,21 +321,7 @@ fn recovery_of_a_daemon_journal_of_one_million_events() {
         id += 1;
         id
     };
-    let logins: Vec<TimedInput> = (0..200)
-        .map(|n| {
-            event(
-                next_id(),
-                0,
-                Event::AgentLogin {
-                    agent: format!("agent-{n}"),
-                    address: None,
-                    tiers: None,
-                    skills: None,
-                    capacity: None,
-                },
-            )
-        })
-        .collect();
+    let logins: Vec<TimedInput> = (0..200).map(|n| event(next_id(), 0, login(n))).collect();
     apply_core(&mut journal, &mut live, &logins);
     let mut n = 0u64;
     while journal.last_index() < EVENTS {

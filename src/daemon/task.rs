@@ -536,31 +536,20 @@ mod tests {
         Telemetry::new(metrics, routing, T0)
     }
 
+    /// Agent a1 logs in (`e1`), then call c1 arrives.
     fn events() -> Vec<Input> {
-        vec![
-            Input::Event {
-                id: "e1".into(),
-                event: Event::AgentLogin {
-                    agent: "a1".into(),
-                    address: None,
-                    tiers: None,
-                    skills: None,
-                    capacity: None,
-                },
+        let mut inputs = vec![Input::Event {
+            id: "e1".into(),
+            event: Event::AgentLogin {
+                agent: "a1".into(),
+                address: None,
+                tiers: None,
+                skills: None,
+                capacity: None,
             },
-            Input::Event {
-                id: "e2".into(),
-                event: Event::InteractionArrived {
-                    interaction: "c1".into(),
-                    channel: Channel::Voice,
-                    queue: Some("support".into()),
-                    priority: None,
-                    skills: vec![],
-                    customer: None,
-                    attributes: Default::default(),
-                },
-            },
-        ]
+        }];
+        inputs.extend(arrival("c1"));
+        inputs
     }
 
     #[test]

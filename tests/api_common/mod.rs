@@ -61,6 +61,17 @@ pub fn routing() -> RoutingConfig {
     r
 }
 
+/// One `support` queue whose offers never expire during a test, and one L1 agent `a1`: after the
+/// login, every call makes exactly one decision (an offer for the first, `queued` for the rest).
+pub fn one_agent_desk() -> RoutingConfig {
+    let mut r = RoutingConfig::empty();
+    let mut support = QueueConfig::with_defaults("support");
+    support.offer_timeout_ms = 3_600_000;
+    r.queues.push(support);
+    r.agents = vec![agent("a1", &[("support", 1)])];
+    r
+}
+
 pub fn loaded(routing: RoutingConfig) -> LoadedConfig {
     let mut daemon = DaemonConfig::default();
     daemon.server.listen = "127.0.0.1:0".into();
