@@ -634,32 +634,28 @@ impl Signals {
 
     /// SIGTERM/SIGINT → graceful shutdown; SIGHUP → reload config and TLS certificate.
     fn spawn_handler(self, daemon: &Daemon) -> JoinHandle<()> {
-        spawn_signal_handler(self, daemon)
-    }
-}
-
-fn spawn_signal_handler(signals: Signals, daemon: &Daemon) -> JoinHandle<()> {
-    let Signals {
-        mut term,
-        mut int,
-        mut hup,
-    } = signals;
-    let shutdown = daemon.shutdown_signal();
-    let reloader = daemon.reloader().clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM"); shutdown.trigger(); }
-                _ = int.recv() => { tracing::info!("SIGINT"); shutdown.trigger(); }
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading");
-                    match reloader.on_sighup().await {
-                        Ok(r) if r.applied => tracing::info!(decisions = r.decisions.len(), "config reloaded"),
-                        Ok(_) => tracing::info!("config file unchanged"),
-                        Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = self;
+        let shutdown = daemon.shutdown_signal();
+        let reloader = daemon.reloader().clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { tracing::info!("SIGTERM"); shutdown.trigger(); }
+                    _ = int.recv() => { tracing::info!("SIGINT"); shutdown.trigger(); }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading");
+                        match reloader.on_sighup().await {
+                            Ok(r) if r.applied => tracing::info!(decisions = r.decisions.len(), "config reloaded"),
+                            Ok(_) => tracing::info!("config file unchanged"),
+                            Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
+                        }
                     }
                 }
             }
-        }
-    })
+        })
+    }
 }
