@@ -24,6 +24,10 @@
 #[allow(dead_code)]
 mod support;
 
+/// The daemon's allocator (see `src/main.rs`), so these figures are what `tierline` itself gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

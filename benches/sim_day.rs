@@ -11,6 +11,10 @@ use std::time::Instant;
 
 use tierline::sim::{scenario, simulate, Options};
 
+/// The daemon's allocator (see `src/main.rs`), so these figures are what `tierline` itself gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU time of this thread so far (Linux `schedstat`), to tell the engine's speed from a busy
 /// machine's; `None` elsewhere.
 fn thread_cpu_s() -> Option<f64> {

@@ -15,6 +15,10 @@ use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step};
 use tierline::engine::{DecisionKind, Engine, Event};
 use tierline::journal::{Journal, JournalOptions, Log, LogOptions, Replay};
 
+/// The daemon's allocator (see `src/main.rs`), so these figures are what `tierline` itself gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Agent `agent-{n}` of `config` logs in with its configured tiers.
 fn login(n: usize) -> Event {
     Event::AgentLogin {
