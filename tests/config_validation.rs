@@ -725,3 +725,73 @@ channels = ["voice"]
         errors[0].message
     );
 }
+
+#[test]
+fn a_secret_from_both_an_env_var_and_a_file_is_refused_on_the_file_line() {
+    let all = errors(&file(&[
+        /* 1 */ "[auth]",
+        /* 2 */ r#"read_tokens_env = "TIERLINE_READ_TOKENS""#,
+        /* 3 */ r#"admin_tokens_file = "/run/secrets/admin""#,
+        /* 4 */ r#"read_tokens_file = "/run/secrets/read""#,
+        /* 5 */ "[[subscriber]]",
+        /* 6 */ r#"url = "http://pbx/hook""#,
+        /* 7 */ r#"secret_file = "pbx.secret""#,
+        /* 8 */ r#"secret_env = "PBX_SECRET""#,
+        /* 9 */ "[[subscriber]]",
+        /* 10 */ r#"url = "http://crm/hook""#,
+        /* 11 */ r#"secret_file = """#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "auth.read_tokens_file",
+        "auth.read_tokens_env and auth.read_tokens_file are both set",
+    );
+    assert_eq!(
+        all[0].to_string(),
+        "test.toml:4:1: auth.read_tokens_file: auth.read_tokens_env and auth.read_tokens_file \
+         are both set; a secret comes from an environment variable or a file, not both"
+    );
+    assert_error(
+        &all[1],
+        7,
+        "subscriber[0].secret_file",
+        "subscriber[0].secret_env and subscriber[0].secret_file are both set",
+    );
+    assert_error(
+        &all[2],
+        11,
+        "subscriber[1].secret_file",
+        "must be the path of a file holding the secret (it is empty)",
+    );
+}
+
+#[test]
+fn secret_files_alone_are_valid_and_kept_as_written() {
+    let loaded = parse(
+        &file(&[
+            "[auth]",
+            r#"webhook_secrets_file = "/run/secrets/webhook""#,
+            r#"admin_tokens_env = "TIERLINE_ADMIN_TOKENS""#,
+            "[[subscriber]]",
+            r#"url = "http://pbx/hook""#,
+            r#"secret_file = "secrets/pbx""#,
+        ]),
+        "test.toml",
+    )
+    .expect("valid");
+    let auth = &loaded.daemon.auth;
+    assert_eq!(
+        auth.webhook_secrets_file.as_deref(),
+        Some(std::path::Path::new("/run/secrets/webhook"))
+    );
+    assert_eq!(
+        auth.admin_tokens_env.as_deref(),
+        Some("TIERLINE_ADMIN_TOKENS")
+    );
+    assert_eq!(
+        loaded.daemon.subscribers[0].secret_file.as_deref(),
+        Some(std::path::Path::new("secrets/pbx"))
+    );
+}

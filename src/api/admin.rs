@@ -93,6 +93,9 @@ pub async fn put_config(
         Err(e @ ReloadError::Read { .. }) => {
             Err(ApiError::unprocessable("invalid_config", e.to_string()))
         }
+        Err(e @ ReloadError::Secret(_)) => {
+            Err(ApiError::unprocessable("secret_unavailable", e.to_string()))
+        }
     }
 }
 

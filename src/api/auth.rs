@@ -1,10 +1,11 @@
 //! Who may call what: HMAC-SHA256 signatures on inbound webhooks, bearer tokens with `read` and
 //! `admin` roles on everything else, and the signer used for outbound webhooks.
 //!
-//! Secrets and tokens come only from the environment variables that `[auth]` names (comma-
-//! separated values, so secrets can rotate: several are accepted at once). They are never logged
-//! and error messages never say which secret or which byte failed. Comparisons are constant-time
-//! (`Mac::verify_slice` for signatures, `subtle` over SHA-256 digests for tokens).
+//! Secrets and tokens come from the environment variables or files that `[auth]` names
+//! (`super::secret`; comma-separated values, so secrets can rotate: several are accepted at
+//! once). They are never logged and error messages never say which secret or which byte failed.
+//! Comparisons are constant-time (`Mac::verify_slice` for signatures, `subtle` over SHA-256
+//! digests for tokens).
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +18,7 @@ use thiserror::Error;
 use crate::config::daemon::AuthConfig;
 
 use super::error::ApiError;
+use super::secret::{EnvLookup, SecretError, SecretSetting};
 
 /// The signature header on inbound and outbound webhooks.
 pub const SIGNATURE_HEADER: &str = "tierline-signature";
@@ -33,13 +35,6 @@ pub enum Role {
     Read,
     /// Everything `read` may, plus config changes and forced agent state.
     Admin,
-}
-
-/// Why the configured auth could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AuthConfigError {
-    #[error("auth.{field} names environment variable `{var}`, which is not set or is empty")]
-    MissingVar { field: &'static str, var: String },
 }
 
 /// Why a webhook signature was refused (the 401 reason; deliberately coarse).
@@ -74,8 +69,9 @@ impl From<SignatureError> for ApiError {
     }
 }
 
-/// The secrets and tokens in force.
-#[derive(Default)]
+/// The secrets and tokens in force. (`PartialEq` tells a reload whether a rotation changed
+/// anything; it is never used to check a presented credential.)
+#[derive(Default, PartialEq, Eq)]
 pub struct AuthKeys {
     webhook_secrets: Vec<Vec<u8>>,
     read_tokens: Vec<[u8; 32]>,
@@ -95,47 +91,44 @@ impl std::fmt::Debug for AuthKeys {
 /// Auth keys shared by the handlers and swapped by reloads.
 pub type AuthCell = Arc<RwLock<Arc<AuthKeys>>>;
 
-fn split_values(raw: &str) -> impl Iterator<Item = &str> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
 fn digest(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
 }
 
 impl AuthKeys {
-    /// Read the env vars `cfg` names through `env` (`std::env::var` in the daemon).
-    pub fn from_config(
-        cfg: &AuthConfig,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<AuthKeys, AuthConfigError> {
-        let read = |field: &'static str, var: &Option<String>| -> Result<Vec<String>, _> {
-            let Some(var) = var else {
-                return Ok(Vec::new());
-            };
-            let raw = env(var).unwrap_or_default();
-            let values: Vec<String> = split_values(&raw).map(str::to_string).collect();
-            if values.is_empty() {
-                return Err(AuthConfigError::MissingVar {
-                    field,
-                    var: var.clone(),
-                });
+    /// Read the env vars and files `cfg` names (`env` is `std::env::var` in the daemon). Every
+    /// named source must give at least one value (fail closed).
+    pub fn from_config(cfg: &AuthConfig, env: EnvLookup<'_>) -> Result<AuthKeys, SecretError> {
+        let read = |name: &str,
+                    var: &Option<String>,
+                    file: &Option<std::path::PathBuf>|
+         -> Result<Vec<String>, SecretError> {
+            match SecretSetting::from_pair("auth", name, var.as_deref(), file.as_deref())? {
+                None => Ok(Vec::new()),
+                Some(setting) => setting.read_list(env),
             }
-            Ok(values)
         };
         Ok(AuthKeys {
-            webhook_secrets: read("webhook_secrets_env", &cfg.webhook_secrets_env)?
-                .into_iter()
-                .map(String::into_bytes)
-                .collect(),
-            read_tokens: read("read_tokens_env", &cfg.read_tokens_env)?
+            webhook_secrets: read(
+                "webhook_secrets",
+                &cfg.webhook_secrets_env,
+                &cfg.webhook_secrets_file,
+            )?
+            .into_iter()
+            .map(String::into_bytes)
+            .collect(),
+            read_tokens: read("read_tokens", &cfg.read_tokens_env, &cfg.read_tokens_file)?
                 .iter()
                 .map(|t| digest(t.as_bytes()))
                 .collect(),
-            admin_tokens: read("admin_tokens_env", &cfg.admin_tokens_env)?
-                .iter()
-                .map(|t| digest(t.as_bytes()))
-                .collect(),
+            admin_tokens: read(
+                "admin_tokens",
+                &cfg.admin_tokens_env,
+                &cfg.admin_tokens_file,
+            )?
+            .iter()
+            .map(|t| digest(t.as_bytes()))
+            .collect(),
         })
     }
 
@@ -418,21 +411,67 @@ mod tests {
     fn env_vars_named_in_auth_must_be_set() {
         let cfg = AuthConfig {
             webhook_secrets_env: Some("HOOK".into()),
-            read_tokens_env: None,
             admin_tokens_env: Some("ADMIN".into()),
+            ..AuthConfig::default()
         };
         let env = |name: &str| match name {
             "HOOK" => Some(" a , b ".to_string()),
             _ => None,
         };
-        let err = AuthKeys::from_config(&cfg, env).unwrap_err();
+        let err = AuthKeys::from_config(&cfg, &env).unwrap_err();
         assert_eq!(
             err.to_string(),
             "auth.admin_tokens_env names environment variable `ADMIN`, which is not set or is empty"
         );
         let env = |name: &str| Some(format!("{name}-1,{name}-2"));
-        let keys = AuthKeys::from_config(&cfg, env).unwrap();
+        let keys = AuthKeys::from_config(&cfg, &env).unwrap();
         assert_eq!(keys.webhook_secrets.len(), 2);
         assert!(keys.authorize(&bearer("ADMIN-2"), Role::Admin).is_ok());
+    }
+
+    #[test]
+    fn tokens_from_a_file_work_like_tokens_from_the_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-tokens");
+        std::fs::write(&path, "old-admin, new-admin\n").unwrap();
+        let cfg = AuthConfig {
+            read_tokens_env: Some("READ".into()),
+            admin_tokens_file: Some(path),
+            ..AuthConfig::default()
+        };
+        let env = |_: &str| Some("wallboard".to_string());
+        let keys = AuthKeys::from_config(&cfg, &env).unwrap();
+        assert!(keys.authorize(&bearer("new-admin"), Role::Admin).is_ok());
+        assert!(keys.authorize(&bearer("old-admin"), Role::Admin).is_ok());
+        assert!(keys.authorize(&bearer("wallboard"), Role::Read).is_ok());
+        assert_eq!(
+            keys.authorize(&bearer("new"), Role::Read)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn a_missing_token_file_fails_closed_and_both_sources_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone");
+        let cfg = AuthConfig {
+            read_tokens_file: Some(path.clone()),
+            ..AuthConfig::default()
+        };
+        let err = AuthKeys::from_config(&cfg, &|_: &str| None).unwrap_err();
+        assert!(
+            matches!(&err, SecretError::Unreadable { field, path: p, .. }
+                if field == "auth.read_tokens_file" && p == &path.display().to_string()),
+            "{err}"
+        );
+        let cfg = AuthConfig {
+            read_tokens_env: Some("READ".into()),
+            read_tokens_file: Some(path),
+            ..AuthConfig::default()
+        };
+        let err = AuthKeys::from_config(&cfg, &|_: &str| Some("t".into())).unwrap_err();
+        assert!(matches!(err, SecretError::BothSet { .. }), "{err}");
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod kamailio;
 pub mod read;
+pub mod secret;
 pub mod stats;
 pub mod subscriber;
 pub mod tls;

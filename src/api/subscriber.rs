@@ -32,6 +32,7 @@ use crate::journal::AckFile;
 use crate::metrics::{DeliveryResult, Metrics};
 
 use super::auth::{sign, SIGNATURE_HEADER};
+use super::secret::{EnvLookup, RotatingSecret, SecretError, SecretSetting};
 
 /// How one subscriber is delivered to.
 #[derive(Debug, Clone)]
@@ -39,7 +40,8 @@ pub struct Subscriber {
     /// For logs: the configured name, else the URL.
     pub name: String,
     pub url: String,
-    pub secret: Option<Vec<u8>>,
+    /// The signing secret; a reload may rotate it (read from its file or env var again).
+    pub secret: Option<RotatingSecret>,
     /// Decision types delivered (empty = all).
     pub types: Vec<String>,
     /// First retry delay; doubles per failure up to `retry_max`.
@@ -52,22 +54,22 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// From config, reading the secret from the env var it names (`env` = `std::env::var`).
+    /// From config entry number `index`, reading the secret from the env var or file it names
+    /// (`env` = `std::env::var`).
     pub fn from_config(
+        index: usize,
         cfg: &SubscriberConfig,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Subscriber, String> {
-        let secret = match &cfg.secret_env {
+        env: EnvLookup<'_>,
+    ) -> Result<Subscriber, SecretError> {
+        let setting = SecretSetting::from_pair(
+            &format!("subscriber[{index}]"),
+            "secret",
+            cfg.secret_env.as_deref(),
+            cfg.secret_file.as_deref(),
+        )?;
+        let secret = match setting {
             None => None,
-            Some(var) => match env(var).filter(|s| !s.trim().is_empty()) {
-                Some(s) => Some(s.trim().as_bytes().to_vec()),
-                None => {
-                    return Err(format!(
-                        "subscriber {}: secret_env names `{var}`, which is not set or is empty",
-                        cfg.url
-                    ))
-                }
-            },
+            Some(setting) => Some(RotatingSecret::load(setting, env)?),
         };
         Ok(Subscriber {
             name: cfg.name.clone().unwrap_or_else(|| cfg.url.clone()),
@@ -267,7 +269,7 @@ async fn post_until_accepted(
         if let Some(secret) = &sub.secret {
             request = request.header(
                 SIGNATURE_HEADER,
-                sign(secret, clock.now_s(), body.as_bytes()),
+                sign(secret.get().expose(), clock.now_s(), body.as_bytes()),
             );
         }
         let failure = match request.send().await {

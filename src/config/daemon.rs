@@ -103,10 +103,16 @@ impl Default for JournalConfig {
 pub struct AuthConfig {
     /// Env var holding comma-separated HMAC secrets for inbound webhooks.
     pub webhook_secrets_env: Option<String>,
+    /// File holding the same (the platform's secret mount); at most one of `_env`/`_file`.
+    pub webhook_secrets_file: Option<PathBuf>,
     /// Env var holding comma-separated bearer tokens with the `read` role.
     pub read_tokens_env: Option<String>,
+    /// File holding the same.
+    pub read_tokens_file: Option<PathBuf>,
     /// Env var holding comma-separated bearer tokens with the `admin` role.
     pub admin_tokens_env: Option<String>,
+    /// File holding the same.
+    pub admin_tokens_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +125,9 @@ pub struct SubscriberConfig {
     /// Env var holding the signing secret.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// File holding the signing secret (at most one of `secret_env`/`secret_file`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
     /// Decision types to deliver (empty = all).
     #[serde(default)]
     pub types: Vec<String>,
@@ -156,6 +165,7 @@ impl SubscriberConfig {
             name: None,
             url: url.to_string(),
             secret_env: None,
+            secret_file: None,
             types: Vec::new(),
             retry_initial_ms: Self::default_retry_initial_ms(),
             retry_max_ms: Self::default_retry_max_ms(),

@@ -375,6 +375,35 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A secret comes from `<name>_env` or `<name>_file` under `table`, never both; a file path
+    /// must not be empty. (Whether the file can be read is checked when the daemon reads it: at
+    /// start, and again on every reload.)
+    fn secret_source(
+        &mut self,
+        table: &FieldPath,
+        name: &str,
+        env: &Option<String>,
+        file: &Option<std::path::PathBuf>,
+    ) {
+        let env_field = format!("{name}_env");
+        let file_field = format!("{name}_file");
+        if env.is_some() && file.is_some() {
+            self.err(
+                &table.key(&file_field),
+                format!(
+                    "{table}.{env_field} and {table}.{file_field} are both set; \
+                     a secret comes from an environment variable or a file, not both"
+                ),
+            );
+        }
+        if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            self.err(
+                &table.key(&file_field),
+                "must be the path of a file holding the secret (it is empty)",
+            );
+        }
+    }
+
     fn daemon(&mut self, raw: &RawConfig) -> DaemonConfig {
         let root = FieldPath::root();
         let server = root.key("server");
@@ -408,9 +437,28 @@ impl Checker<'_, '_> {
                 self.err(&server.key(name), "must be at least 1");
             }
         }
+        let auth = root.key("auth");
+        let a = &raw.auth;
+        for (name, env, file) in [
+            (
+                "webhook_secrets",
+                &a.webhook_secrets_env,
+                &a.webhook_secrets_file,
+            ),
+            ("read_tokens", &a.read_tokens_env, &a.read_tokens_file),
+            ("admin_tokens", &a.admin_tokens_env, &a.admin_tokens_file),
+        ] {
+            self.secret_source(&auth, name, env, file);
+        }
         let mut subscribers = Vec::new();
         for (i, entry) in raw.subscribers.iter().enumerate() {
             let Some(s) = &entry.value else { continue };
+            self.secret_source(
+                &root.key("subscriber").index(i),
+                "secret",
+                &s.secret_env,
+                &s.secret_file,
+            );
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 self.err(
                     &root.key("subscriber").index(i).key("url"),

@@ -32,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::auth::{AuthConfigError, AuthKeys};
+use crate::api::auth::AuthKeys;
+use crate::api::secret::SecretError;
 use crate::api::subscriber::{self, Subscriber};
 use crate::api::tls::{TlsCell, TlsError, TlsListener};
 use crate::api::{self, AppState, Shared};
@@ -100,9 +101,7 @@ impl DaemonOptions {
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Auth(#[from] AuthConfigError),
-    #[error("{0}")]
-    Subscriber(String),
+    Secret(#[from] SecretError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("server.tls_cert and server.tls_key must be set together (only one is set)")]
@@ -151,25 +150,30 @@ impl Daemon {
             journal_dir,
         } = opts;
         let server = config.daemon.server.clone();
-        let keys = AuthKeys::from_config(&config.daemon.auth, |v| env(v))?;
+        let lookup = |var: &str| env(var);
+        let keys = AuthKeys::from_config(&config.daemon.auth, &lookup)?;
         if !keys.signatures_required() {
             tracing::warn!(
-                "no webhook secret configured (auth.webhook_secrets_env): POST /v1/events accepts unsigned events"
+                "no webhook secret configured (auth.webhook_secrets_env or _file): POST /v1/events accepts unsigned events"
             );
         }
         if !keys.tokens_required() {
             tracing::warn!(
                 listen = %server.listen,
-                "no bearer tokens configured (auth.read_tokens_env / auth.admin_tokens_env): the read and admin API are open"
+                "no bearer tokens configured (auth.read_tokens_env/_file, auth.admin_tokens_env/_file): the read and admin API are open"
             );
         }
         let subscribers = config
             .daemon
             .subscribers
             .iter()
-            .map(|s| Subscriber::from_config(s, |v| env(v)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DaemonError::Subscriber)?;
+            .enumerate()
+            .map(|(i, s)| Subscriber::from_config(i, s, &lookup))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subscriber_secrets = subscribers
+            .iter()
+            .filter_map(|s| s.secret.clone())
+            .collect();
         let tls = match (&server.tls_cert, &server.tls_key) {
             (Some(cert), Some(key)) => Some(TlsCell::load(cert, key)?),
             (None, None) => None,
@@ -259,6 +263,7 @@ impl Daemon {
             auth.clone(),
             tls.clone(),
             daemon_config,
+            subscriber_secrets,
             env,
             metrics.clone(),
         ));
@@ -650,6 +655,7 @@ impl Signals {
                         tracing::info!("SIGHUP: reloading");
                         match reloader.on_sighup().await {
                             Ok(r) if r.applied => tracing::info!(decisions = r.decisions.len(), "config reloaded"),
+                            Ok(r) if r.secrets_changed => tracing::info!("config file unchanged; secrets reloaded"),
                             Ok(_) => tracing::info!("config file unchanged"),
                             Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
                         }

@@ -3,21 +3,28 @@
 //! atomically on the engine task (`Input::Reconfigure`). A bad config never replaces a good one:
 //! every problem is reported and the old config stays in force.
 //!
-//! After a routing change the auth keys are re-read from the env vars the new `[auth]` names.
-//! SIGHUP also reloads the TLS certificate. Settings that only take effect at start (listen
-//! addresses, body limit, queue depth, subscribers, journal) are reported as "restart needed".
+//! Every reload also reads the secrets again (`api::secret`): the auth keys from the env vars or
+//! files the new `[auth]` names, and each subscriber's signing secret from the source it started
+//! with, so a rotated secret file takes effect on SIGHUP even when the config file is unchanged.
+//! Secrets are read before anything changes: if one cannot be read, the reload is refused and
+//! the old config and every old secret stay in force. SIGHUP also reloads the TLS certificate.
+//! Settings that only take effect at start (listen addresses, body limit, queue depth,
+//! subscribers, journal) are reported as "restart needed".
 //!
 //! Every attempt to change the config counts in `tierline_config_reloads_total{result}`: `ok`
-//! when the new config is in force, `rejected` when the file could not be read or the config was
-//! refused. An unchanged file is not a reload; `POST /v1/config/validate` is not either.
+//! when the new config is in force, `rejected` when the file or a secret could not be read or the
+//! config was refused. An unchanged file is not a reload unless a secret changed (`ok`) or could
+//! not be read (`rejected`); `POST /v1/config/validate` is not a reload either.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
 use crate::api::auth::{AuthCell, AuthKeys};
+use crate::api::secret::{RotatingSecret, Secret, SecretError};
 use crate::api::tls::TlsCell;
+use crate::config::daemon::AuthConfig;
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::engine::Decision;
 use crate::metrics::Metrics;
@@ -33,6 +40,8 @@ pub enum ReloadError {
     Read { path: String, message: String },
     #[error("config refused ({} problems), old config kept: {}", .0.len(), first_problem(.0))]
     Invalid(Vec<ConfigError>),
+    #[error("{0}; the old config and secrets stay in force")]
+    Secret(SecretError),
     #[error(transparent)]
     Engine(#[from] SubmitError),
 }
@@ -50,6 +59,14 @@ pub struct ReloadReport {
     pub decisions: Vec<Decision>,
     /// Changed daemon settings that need a restart.
     pub restart_needed: Vec<String>,
+    /// Whether a secret read again differs from the one it replaced (a rotation).
+    pub secrets_changed: bool,
+}
+
+/// Every secret read again by a reload, not yet in force.
+struct FreshSecrets {
+    auth: AuthKeys,
+    subscribers: Vec<Secret>,
 }
 
 /// Applies config changes; shared by the signal handler, the file watch and the admin API.
@@ -59,6 +76,10 @@ pub struct Reloader {
     auth: AuthCell,
     tls: Option<TlsCell>,
     started_with: DaemonConfig,
+    /// The `[auth]` of the config in force (where the auth keys are read from).
+    auth_config: Mutex<AuthConfig>,
+    /// Subscribers' signing secrets (subscribers are fixed at start; their secrets rotate).
+    subscriber_secrets: Vec<RotatingSecret>,
     env: EnvFn,
     metrics: Metrics,
     /// Serializes reloads so two never interleave their check-then-apply.
@@ -66,12 +87,14 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: EngineHandle,
         path: Option<PathBuf>,
         auth: AuthCell,
         tls: Option<TlsCell>,
         started_with: DaemonConfig,
+        subscriber_secrets: Vec<RotatingSecret>,
         env: EnvFn,
         metrics: Metrics,
     ) -> Reloader {
@@ -80,7 +103,9 @@ impl Reloader {
             path,
             auth,
             tls,
+            auth_config: Mutex::new(started_with.auth.clone()),
             started_with,
+            subscriber_secrets,
             env,
             metrics,
             gate: tokio::sync::Mutex::new(()),
@@ -105,7 +130,8 @@ impl Reloader {
         self.reload_file().await
     }
 
-    /// Re-read the config file and apply it if its text changed.
+    /// Re-read the config file and apply it if its text changed; if it did not, read the
+    /// secrets again (a rotated secret file takes effect).
     pub async fn reload_file(&self) -> Result<ReloadReport, ReloadError> {
         let Some(path) = &self.path else {
             return Ok(ReloadReport::default());
@@ -124,9 +150,83 @@ impl Reloader {
         let current = self.engine.read(|v| v.core.config().source.clone()).await?;
         if current == text {
             tracing::debug!(file = %origin, "config file unchanged");
-            return Ok(ReloadReport::default());
+            return self.reload_secrets().await;
         }
         self.apply_source(text, &origin).await
+    }
+
+    /// Read every secret again and put them in force if all could be read.
+    async fn reload_secrets(&self) -> Result<ReloadReport, ReloadError> {
+        let _gate = self.gate.lock().await;
+        let auth = self.current_auth_config();
+        let fresh = match self.read_secrets(auth).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                self.metrics.config_reload(false);
+                return Err(e);
+            }
+        };
+        let secrets_changed = self.install(fresh);
+        if secrets_changed {
+            self.metrics.config_reload(true);
+            tracing::info!("secrets reloaded: a rotated secret is in force");
+        }
+        Ok(ReloadReport {
+            secrets_changed,
+            ..ReloadReport::default()
+        })
+    }
+
+    fn current_auth_config(&self) -> AuthConfig {
+        match self.auth_config.lock() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Read the auth keys `auth` names and every subscriber's secret, off the runtime's worker
+    /// threads (files), without changing anything.
+    async fn read_secrets(&self, auth: AuthConfig) -> Result<FreshSecrets, ReloadError> {
+        let env = self.env.clone();
+        let subscribers = self.subscriber_secrets.clone();
+        let read = move || -> Result<FreshSecrets, SecretError> {
+            let lookup = |var: &str| env(var);
+            Ok(FreshSecrets {
+                auth: AuthKeys::from_config(&auth, &lookup)?,
+                subscribers: subscribers
+                    .iter()
+                    .map(|s| s.read_again(&lookup))
+                    .collect::<Result<_, _>>()?,
+            })
+        };
+        match tokio::task::spawn_blocking(read).await {
+            Ok(result) => result.map_err(ReloadError::Secret),
+            Err(e) => Err(ReloadError::Read {
+                path: "secrets".into(),
+                message: format!("the task reading them failed: {e}"),
+            }),
+        }
+    }
+
+    /// Put `fresh` in force; whether anything differs from before.
+    fn install(&self, fresh: FreshSecrets) -> bool {
+        let mut changed = false;
+        let auth = Arc::new(fresh.auth);
+        match self.auth.write() {
+            Ok(mut cell) => {
+                changed |= **cell != *auth;
+                *cell = auth;
+            }
+            Err(poisoned) => {
+                let mut cell = poisoned.into_inner();
+                changed |= **cell != *auth;
+                *cell = auth;
+            }
+        }
+        for (cell, secret) in self.subscriber_secrets.iter().zip(fresh.subscribers) {
+            changed |= cell.replace(secret);
+        }
+        changed
     }
 
     /// Parse, validate and apply `source` (the TOML text); `origin` names it in errors.
@@ -138,7 +238,7 @@ impl Reloader {
         let result = self.apply_source_once(source, origin).await;
         match &result {
             Ok(_) => self.metrics.config_reload(true),
-            Err(ReloadError::Invalid(_) | ReloadError::Read { .. }) => {
+            Err(ReloadError::Invalid(_) | ReloadError::Read { .. } | ReloadError::Secret(_)) => {
                 self.metrics.config_reload(false)
             }
             // Not a verdict on the config: the engine was busy or stopping.
@@ -154,6 +254,9 @@ impl Reloader {
     ) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
         let loaded = config::parse(&source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
+        // Every secret is read before anything changes: one that cannot be read refuses the
+        // whole reload.
+        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
         let outcome = self
             .engine
             .apply(vec![Input::Reconfigure {
@@ -170,12 +273,10 @@ impl Reloader {
             }
             _ => return Err(ReloadError::Engine(SubmitError::Stopped)),
         };
-        match AuthKeys::from_config(&loaded.daemon.auth, |var| (self.env)(var)) {
-            Ok(keys) => match self.auth.write() {
-                Ok(mut cell) => *cell = Arc::new(keys),
-                Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
-            },
-            Err(e) => tracing::error!(error = %e, "auth keys not reloaded; keeping the old ones"),
+        let secrets_changed = self.install(fresh);
+        match self.auth_config.lock() {
+            Ok(mut a) => *a = loaded.daemon.auth.clone(),
+            Err(poisoned) => *poisoned.into_inner() = loaded.daemon.auth.clone(),
         }
         let restart_needed = restart_needed(&self.started_with, &loaded.daemon);
         for setting in &restart_needed {
@@ -195,6 +296,7 @@ impl Reloader {
             applied: true,
             decisions,
             restart_needed,
+            secrets_changed,
         })
     }
 }
