@@ -291,9 +291,29 @@ impl Fixture {
         }
     }
 
-    /// The whole fixture: staffed, `waiting` interactions waiting, timers settled.
+    /// Finish as many interactions as the engine retains for reads (`limits.retain_finished`,
+    /// 100,000 by default): each arrives in the backlog queue (all its agents are busy) and
+    /// abandons. A daemon is in this state after its first 100,000 interactions; without it the
+    /// timed calls would pay for growing the interaction slab and id map (a one-off copy of
+    /// hundreds of MB) instead of the steady state's eviction of the oldest finished interaction.
+    pub fn fill_finished(&mut self) {
+        for k in 0..self.engine.config().limits.retain_finished {
+            let id = format!("f{k:06}");
+            let queued = must(
+                &mut self.engine,
+                self.now,
+                &arrival(id.clone(), BACKLOG.to_string(), 0),
+            );
+            assert_queued(&queued, "filling the finished retention");
+            must(&mut self.engine, self.now, &abandon(id));
+        }
+    }
+
+    /// The whole fixture: staffed, the finished retention full, `waiting` interactions waiting,
+    /// timers settled.
     pub fn build(waiting: usize) -> Fixture {
         let mut f = Fixture::staffed();
+        f.fill_finished();
         f.add_waiting(waiting);
         f.settle();
         let counts = f.engine.counts();

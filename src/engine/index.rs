@@ -9,7 +9,7 @@ use std::collections::btree_set;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use crate::config::{Channel, Strategy, Tier};
+use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
@@ -129,15 +129,12 @@ impl Engine {
         self.index_class(ik);
         let i = self.ix(ik);
         debug_assert_eq!(i.state, InteractionState::Waiting);
-        let (Some(q), c, entered, order) =
-            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
-        else {
+        let (Some(q), c) = (i.queue, i.channel.index()) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count += 1;
         queue.waiting_by_channel[c] += 1;
-        queue.by_entered.insert((entered, order, ik));
     }
 
     /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
@@ -146,19 +143,45 @@ impl Engine {
         self.unindex_membership(ik);
     }
 
-    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's counts
-    /// and its entry-time order.
+    /// The part of `unindex_waiting` that does not depend on class or priority: the queue's counts.
     pub(super) fn unindex_membership(&mut self, ik: IKey) {
         let i = self.ix(ik);
-        let (Some(q), c, entered, order) =
-            (i.queue, i.channel.index(), i.entered_queue_at, i.order)
-        else {
+        let (Some(q), c) = (i.queue, i.channel.index()) else {
             return;
         };
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
-        queue.by_entered.remove(&(entered, order, ik));
+    }
+
+    /// When the longest-waiting interaction of queue `q` entered it. Each (class, skills) set is
+    /// ordered by priority, then entry: the first key at each priority present is that priority's
+    /// oldest, so this costs one range lookup per (set, priority), never a scan. It is asked for
+    /// by views (wallboards, metrics), not on the routing path, which therefore keeps no
+    /// entry-time index of its own.
+    pub(super) fn oldest_entered(&self, q: QKey) -> Option<Millis> {
+        let queue = &self.queues[q as usize];
+        if queue.waiting_count == 0 {
+            return None;
+        }
+        let mut oldest: Option<Millis> = None;
+        for set in queue.waiting.iter().flat_map(|m| m.values()) {
+            for &priority in queue.by_priority.keys() {
+                let floor = WaitKey {
+                    neg_priority: -(priority as i64),
+                    entered: 0,
+                    order: 0,
+                    ikey: 0,
+                };
+                if let Some(k) = set.range(floor..).next() {
+                    if k.neg_priority == floor.neg_priority && oldest.is_none_or(|o| k.entered < o)
+                    {
+                        oldest = Some(k.entered);
+                    }
+                }
+            }
+        }
+        oldest
     }
 
     /// Insert into the (class, skills) set and the per-priority count: the part of the index a

@@ -171,8 +171,6 @@ pub struct QueueRt {
     pub waiting_by_channel: [usize; 4],
     /// Waiting count per current priority, for `queued` positions.
     pub by_priority: BTreeMap<i32, u32>,
-    /// Waiting interactions by entry time, for the oldest wait.
-    pub by_entered: BTreeSet<(Millis, u64, IKey)>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
@@ -198,7 +196,6 @@ impl QueueRt {
             waiting_count: 0,
             waiting_by_channel: [0; 4],
             by_priority: BTreeMap::new(),
-            by_entered: BTreeSet::new(),
             free: Default::default(),
             logged_in_by_tier: BTreeMap::new(),
             rr_last: None,

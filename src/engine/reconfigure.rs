@@ -143,7 +143,6 @@ impl Engine {
             rt.waiting_count = 0;
             rt.waiting_by_channel = [0; 4];
             rt.by_priority.clear();
-            rt.by_entered.clear();
             rt.free = Default::default();
             rt.logged_in_by_tier.clear();
         }

@@ -164,7 +164,7 @@ impl Engine {
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()]))
                 .collect(),
-            oldest_entered_at: queue.by_entered.first().map(|(t, _, _)| *t),
+            oldest_entered_at: self.oldest_entered(q),
             agents,
             sla_ms: queue.cfg.sla_ms,
             open: queue
@@ -298,12 +298,23 @@ impl Engine {
                 .iter()
                 .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
                 .sum();
-            if n != queue.waiting_count || n != queue.by_entered.len() {
+            if n != queue.waiting_count {
                 return Err(format!(
-                    "queue {} waiting_count {} index {n} by_entered {}",
+                    "queue {} waiting_count {} index {n}",
+                    queue.name, queue.waiting_count,
+                ));
+            }
+            let oldest = queue
+                .waiting
+                .iter()
+                .flat_map(|m| m.values().flatten())
+                .map(|k| k.entered)
+                .min();
+            if oldest != self.oldest_entered(q as QKey) {
+                return Err(format!(
+                    "queue {} oldest entry {oldest:?} but the index says {:?}",
                     queue.name,
-                    queue.waiting_count,
-                    queue.by_entered.len()
+                    self.oldest_entered(q as QKey)
                 ));
             }
             let prio: u32 = queue.by_priority.values().sum();
