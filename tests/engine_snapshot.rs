@@ -107,3 +107,43 @@ fn a_restored_snapshot_decides_exactly_like_the_original() {
     );
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_capture_writes_the_state_of_its_moment_even_after_the_engine_moved_on() {
+    let mut engine = Engine::new(config(), 0);
+    for n in 0..6 {
+        engine
+            .handle(
+                0,
+                &Event::AgentLogin {
+                    agent: format!("a{n}"),
+                    address: None,
+                    tiers: None,
+                    skills: None,
+                    capacity: None,
+                },
+            )
+            .unwrap();
+    }
+    drive(&mut engine, 0, 40);
+    let mut then = Vec::new();
+    engine.write_snapshot(&mut then).unwrap();
+    let capture = engine.capture();
+    let later = drive(&mut engine, 40, 80);
+    assert!(
+        !later.is_empty(),
+        "the engine must change after the capture"
+    );
+    let mut now = Vec::new();
+    engine.write_snapshot(&mut now).unwrap();
+    let mut captured = Vec::new();
+    capture.write_snapshot(&mut captured).unwrap();
+    assert_eq!(
+        captured, then,
+        "the capture must encode the state at its moment"
+    );
+    assert_ne!(captured, now);
+    let mut restored = Engine::read_snapshot(&mut captured.as_slice()).unwrap();
+    restored.check_consistency().unwrap();
+    assert_eq!(drive(&mut restored, 40, 80), later);
+}

@@ -292,20 +292,25 @@ impl Core {
             .map_err(|e| format!("cannot write the engine snapshot: {e}"))
     }
 
-    /// `save`, split so that only what must see this exact state runs now: a copy of the engine
-    /// (cheaper than encoding it) and shared references to the ids and decisions. Both are
-    /// encoded later, off the engine task.
+    /// `save`, split so that only what must see this exact state runs now: a copy of the
+    /// engine's primary state (cheaper than encoding it, and smaller than a clone: no indexes)
+    /// and shared references to the ids and decisions. Both are encoded later, off the engine
+    /// task, straight into the snapshot file.
     pub fn capture(&self) -> Result<crate::journal::Capture, String> {
         let header = self.snapshot_header();
-        let engine = self.engine.clone();
-        Ok(crate::journal::Capture::deferred(move || {
+        let engine = self.engine.capture();
+        Ok(crate::journal::Capture::deferred(move |mut out| {
+            // The head (ids, decisions) is small next to the engine: encode it, write it, drop
+            // it; the engine is encoded straight into the file.
             let mut head = Vec::new();
             header.encode(&mut head)?;
-            let mut body = Vec::new();
+            out.write_all(&head)
+                .map_err(|e| format!("cannot write the daemon state: {e}"))?;
+            drop(head);
+            drop(header);
             engine
-                .write_snapshot(&mut body)
-                .map_err(|e| format!("cannot write the engine snapshot: {e}"))?;
-            Ok(vec![head, body])
+                .write_snapshot(&mut out)
+                .map_err(|e| format!("cannot write the engine snapshot: {e}"))
         }))
     }
 

@@ -28,7 +28,7 @@ pub use decision::{
 };
 pub use error::{EngineError, ErrorClass, ReconfigureError};
 pub use event::{DeclineReason, Event, RequestedState};
-pub use snapshot::SnapshotError;
+pub use snapshot::{EngineCapture, SnapshotError};
 pub use view::{
     Activity, AgentView, Counts, InteractionState, InteractionView, Owner, QueueView, SlotPhase,
     SlotView, Transition, Why,

@@ -4,6 +4,7 @@
 //! RNG, timer keys); the indexes are rebuilt on load by the same code a live reload uses, so a
 //! restored engine makes exactly the decisions the original would have made.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -40,26 +41,58 @@ struct QueueState {
     rr_last: Option<Arc<str>>,
 }
 
+/// The primary state as written: borrowed from a live engine (`Engine::write_snapshot`), or
+/// owned by an [`EngineCapture`] (the same fields, copied).
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
     version: u32,
-    config: &'a RoutingConfig,
+    config: Cow<'a, RoutingConfig>,
     now: Millis,
     seq: u64,
     next_order: u64,
     next_offer: u64,
     next_slot: u64,
     next_timer: u64,
-    counts: &'a Counts,
+    counts: Cow<'a, Counts>,
     live: usize,
-    rng: &'a ChaCha8Rng,
+    rng: Cow<'a, ChaCha8Rng>,
     queues: Vec<QueueState>,
-    agents: &'a [Agent],
-    interactions: &'a [Option<Interaction>],
-    free_ikeys: &'a [IKey],
-    finished: &'a VecDeque<IKey>,
-    skill_names: &'a [Arc<str>],
-    skill_sets: &'a [Vec<u32>],
+    agents: Cow<'a, [Agent]>,
+    interactions: Cow<'a, [Option<Interaction>]>,
+    free_ikeys: Cow<'a, [IKey]>,
+    finished: Cow<'a, VecDeque<IKey>>,
+    skill_names: Cow<'a, [Arc<str>]>,
+    skill_sets: Cow<'a, [Vec<u32>]>,
+}
+
+impl SnapshotRef<'_> {
+    fn into_owned(self) -> SnapshotRef<'static> {
+        SnapshotRef {
+            config: Cow::Owned(self.config.into_owned()),
+            counts: Cow::Owned(self.counts.into_owned()),
+            rng: Cow::Owned(self.rng.into_owned()),
+            agents: Cow::Owned(self.agents.into_owned()),
+            interactions: Cow::Owned(self.interactions.into_owned()),
+            free_ikeys: Cow::Owned(self.free_ikeys.into_owned()),
+            finished: Cow::Owned(self.finished.into_owned()),
+            skill_names: Cow::Owned(self.skill_names.into_owned()),
+            skill_sets: Cow::Owned(self.skill_sets.into_owned()),
+            ..self
+        }
+    }
+}
+
+/// A copy of an engine's primary state, taken at one moment, to be written as a snapshot later
+/// (on another thread). It leaves out every index (waiting sets, free-agent sets, timers, id
+/// maps), which `read_snapshot` rebuilds, so it costs less memory than a clone of the engine.
+pub struct EngineCapture(SnapshotRef<'static>);
+
+impl EngineCapture {
+    /// Write it exactly as `Engine::write_snapshot` would have at the moment of the capture.
+    pub fn write_snapshot(&self, out: &mut impl Write) -> Result<(), SnapshotError> {
+        rmp_serde::encode::write(out, &self.0)?;
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,18 +120,28 @@ struct SnapshotOwned {
 impl Engine {
     /// Write the whole engine state. Facts not yet taken are not part of it.
     pub fn write_snapshot(&self, out: &mut impl Write) -> Result<(), SnapshotError> {
-        let snap = SnapshotRef {
+        rmp_serde::encode::write(out, &self.primary_state())?;
+        Ok(())
+    }
+
+    /// Copy the primary state for a snapshot written later (see [`EngineCapture`]).
+    pub fn capture(&self) -> EngineCapture {
+        EngineCapture(self.primary_state().into_owned())
+    }
+
+    fn primary_state(&self) -> SnapshotRef<'_> {
+        SnapshotRef {
             version: VERSION,
-            config: &self.config,
+            config: Cow::Borrowed(&self.config),
             now: self.now,
             seq: self.seq,
             next_order: self.next_order,
             next_offer: self.next_offer,
             next_slot: self.next_slot,
             next_timer: self.timers.next_id(),
-            counts: &self.counts,
+            counts: Cow::Borrowed(&self.counts),
             live: self.live,
-            rng: &self.rng,
+            rng: Cow::Borrowed(&self.rng),
             queues: self
                 .queues
                 .iter()
@@ -108,15 +151,13 @@ impl Engine {
                     rr_last: q.rr_last.clone(),
                 })
                 .collect(),
-            agents: &self.agents,
-            interactions: &self.interactions,
-            free_ikeys: &self.free_ikeys,
-            finished: &self.finished,
-            skill_names: &self.skill_names,
-            skill_sets: &self.skill_sets,
-        };
-        rmp_serde::encode::write(out, &snap)?;
-        Ok(())
+            agents: Cow::Borrowed(&self.agents),
+            interactions: Cow::Borrowed(&self.interactions),
+            free_ikeys: Cow::Borrowed(&self.free_ikeys),
+            finished: Cow::Borrowed(&self.finished),
+            skill_names: Cow::Borrowed(&self.skill_names),
+            skill_sets: Cow::Borrowed(&self.skill_sets),
+        }
     }
 
     /// Rebuild an engine from `write_snapshot` output.

@@ -18,7 +18,7 @@ use crate::config::Millis;
 
 use super::log::{remove_covered_segments, Log, LogOptions};
 use super::segment::{list_segments, TornTail};
-use super::snapshot::{list_snapshots, prune_snapshots, read_snapshot, write_snapshot_parts};
+use super::snapshot::{list_snapshots, prune_snapshots, read_snapshot, write_snapshot_streamed};
 use super::JournalError;
 
 /// State that can be rebuilt from a snapshot plus the inputs journaled after it.
@@ -53,28 +53,38 @@ pub trait Replay: Sized {
     fn replay_finished(&mut self) {}
 }
 
-type Encode = Box<dyn FnOnce() -> Result<Vec<Vec<u8>>, String> + Send>;
+type Encode = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send>;
 
 /// A state captured for a snapshot (see `Replay::capture`): the rest of its encoding, to run on
-/// any thread. The parts it returns are concatenated to form the snapshot payload.
+/// any thread, writing the payload straight into the snapshot file (so it is never held in
+/// memory whole).
 pub struct Capture(Encode);
 
 impl Capture {
-    /// Finish encoding later with `encode`.
+    /// Finish encoding later with `encode`, which writes the payload to the writer it is given.
     pub fn deferred(
-        encode: impl FnOnce() -> Result<Vec<Vec<u8>>, String> + Send + 'static,
+        encode: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
     ) -> Capture {
         Capture(Box::new(encode))
     }
 
     /// Already fully encoded.
     pub fn encoded(bytes: Vec<u8>) -> Capture {
-        Capture(Box::new(move || Ok(vec![bytes])))
+        Capture(Box::new(move |out| {
+            out.write_all(&bytes).map_err(|e| e.to_string())
+        }))
     }
 
-    /// Finish the encoding: the payload's parts, in order.
-    pub fn encode(self) -> Result<Vec<Vec<u8>>, String> {
-        (self.0)()
+    /// Finish the encoding into `out`.
+    pub fn write_to(self, out: &mut dyn std::io::Write) -> Result<(), String> {
+        (self.0)(out)
+    }
+
+    /// Finish the encoding into memory (tests, tools).
+    pub fn encode(self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)?;
+        Ok(out)
     }
 }
 
@@ -187,13 +197,11 @@ impl PendingSnapshot {
     /// snapshots beyond the newest `keep_snapshots` and the segments the oldest kept one covers.
     /// A crash at any point leaves the previous snapshots and every record they do not cover.
     pub fn write(self) -> Result<WrittenSnapshot, JournalError> {
-        let parts = self
-            .capture
-            .encode()
-            .map_err(|reason| JournalError::SnapshotState { reason })?;
-        let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        let path =
-            write_snapshot_parts(&self.dir, self.index, &slices, self.sync != SyncMode::None)?;
+        let capture = self.capture;
+        let (path, bytes) =
+            write_snapshot_streamed(&self.dir, self.index, self.sync != SyncMode::None, |out| {
+                capture.write_to(out)
+            })?;
         let before = list_snapshots(&self.dir)?.len();
         let oldest_kept = prune_snapshots(&self.dir, self.keep)?;
         let removed_segments = match oldest_kept {
@@ -203,7 +211,7 @@ impl PendingSnapshot {
         Ok(WrittenSnapshot {
             index: self.index,
             path,
-            bytes: parts.iter().map(|p| p.len() as u64).sum(),
+            bytes,
             removed_snapshots: before.saturating_sub(self.keep.max(1)),
             removed_segments,
         })

@@ -11,7 +11,7 @@
 //! a crash leaves either the old set of snapshots or the new one, never a half file under a real
 //! name. The payload's format belongs to the state (`Replay`); this module never looks inside it.
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::segment::{list_numbered, SNAPSHOT_EXT, TEMP_EXT};
@@ -58,29 +58,64 @@ pub fn write_snapshot_parts(
     parts: &[&[u8]],
     sync: bool,
 ) -> Result<PathBuf, JournalError> {
+    write_snapshot_streamed(dir, index, sync, |out| {
+        parts
+            .iter()
+            .try_for_each(|part| out.write_all(part))
+            .map_err(|e| e.to_string())
+    })
+    .map(|(path, _)| path)
+}
+
+/// Write the snapshot as of `index` with its payload produced by `encode` straight into the file
+/// (through a 1 MiB buffer), so a payload of hundreds of MiB is never held in memory: the header
+/// goes in as a placeholder and is filled in (length and checksum) once the payload is written.
+/// Returns the path and the payload's length. An error from `encode` that came from the file
+/// (disk full, I/O error) is reported as that I/O error; any other as `SnapshotState`.
+pub fn write_snapshot_streamed(
+    dir: &Path,
+    index: u64,
+    sync: bool,
+    encode: impl FnOnce(&mut dyn Write) -> Result<(), String>,
+) -> Result<(PathBuf, u64), JournalError> {
     let path = snapshot_path(dir, index);
     let tmp = path.with_extension(format!("{SNAPSHOT_EXT}.{TEMP_EXT}"));
-    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut header = Vec::with_capacity(HEADER_BYTES);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&index.to_le_bytes());
-    header.extend_from_slice(&(payload_len as u64).to_le_bytes());
-    let crc = parts
-        .iter()
-        .fold(crc32c::crc32c(&header[8..]), |crc, part| {
-            crc32c::crc32c_append(crc, part)
-        });
-    header.extend_from_slice(&crc.to_le_bytes());
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
         // Big sequential writes: the payload can be hundreds of MiB.
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header)
-            .and_then(|()| parts.iter().try_for_each(|part| out.write_all(part)))
+        let mut out = ChecksumWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            crc: 0,
+            len: 0,
+            failed: None,
+        };
+        out.inner
+            .write_all(&[0; HEADER_BYTES])
             .map_err(|e| JournalError::io("write", &tmp, e))?;
-        let file = out
+        if let Err(reason) = encode(&mut out) {
+            return Err(match out.failed.take() {
+                Some(e) => JournalError::io("write", &tmp, e),
+                None => JournalError::SnapshotState { reason },
+            });
+        }
+        let (payload_crc, payload_len) = (out.crc, out.len);
+        let mut file = out
+            .inner
             .into_inner()
             .map_err(|e| JournalError::io("write", &tmp, e.into_error()))?;
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&index.to_le_bytes());
+        header.extend_from_slice(&payload_len.to_le_bytes());
+        let crc = crc32c::crc32c_combine(
+            crc32c::crc32c(&header[8..]),
+            payload_crc,
+            payload_len as usize,
+        );
+        header.extend_from_slice(&crc.to_le_bytes());
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&header))
+            .map_err(|e| JournalError::io("write", &tmp, e))?;
         if sync {
             file.sync_all()
                 .map_err(|e| JournalError::io("sync", &tmp, e))?;
@@ -89,7 +124,7 @@ pub fn write_snapshot_parts(
         if sync {
             sync_dir(dir)?;
         }
-        Ok(path.clone())
+        Ok((path.clone(), payload_len))
     })();
     if result.is_err() {
         // Best effort: a half-written temp file is harmless (ignored and removed at open) but
@@ -97,6 +132,37 @@ pub fn write_snapshot_parts(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Counts and checksums the payload on its way to the file, and keeps the first I/O error so
+/// that an encoder's error message (which wraps it) can be reported as what it is.
+struct ChecksumWriter<W: Write> {
+    inner: W,
+    crc: u32,
+    len: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Read and check one snapshot: its index and payload.
@@ -146,4 +212,50 @@ pub fn prune_snapshots(dir: &Path, keep: usize) -> Result<Option<u64>, JournalEr
         std::fs::remove_file(&s.path).map_err(|e| JournalError::io("remove", &s.path, e))?;
     }
     Ok(snaps.get(cut).map(|s| s.index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_payload_reads_back_with_a_valid_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
+        let (path, len) = write_snapshot_streamed(dir.path(), 42, true, |out| {
+            // Uneven pieces, larger and smaller than the writer's buffer.
+            for piece in payload.chunks(1_234_567) {
+                out.write_all(piece).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(len, payload.len() as u64);
+        assert_eq!(path, snapshot_path(dir.path(), 42));
+        let (index, read) = read_snapshot(&path).unwrap();
+        assert_eq!(index, 42);
+        assert_eq!(read, payload);
+        // Same bytes as the one-buffer writer gives.
+        let other = tempfile::tempdir().unwrap();
+        let whole = write_snapshot(other.path(), 42, &payload, false).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&whole).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failed_encoding_leaves_no_snapshot_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_snapshot_streamed(dir.path(), 7, false, |out| {
+            out.write_all(b"half a state").map_err(|e| e.to_string())?;
+            Err("the state refused".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, JournalError::SnapshotState { reason } if reason == "the state refused"),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }
