@@ -7,8 +7,9 @@
 //! reply before the data is durable), so on a multi-thread runtime it runs in `block_in_place`.
 //!
 //! Snapshots must not stall routing. Only the capture runs on the engine task (it has to happen
-//! at one journal position: a clone of the engine, plus cheap reference-counted copies of the
-//! idempotency ids and decision log); the encoding, the write, the fsyncs and the
+//! at one journal position: a copy of the engine's primary state (`Engine::capture`, no indexes),
+//! plus cheap reference-counted copies of the idempotency ids and decision log); the encoding
+//! (streamed straight into the file, never held whole in memory), the write, the fsyncs and the
 //! removal of old snapshots and segments run on one dedicated `tierline-snapshot` thread, fed
 //! through a channel of depth 1. At most one snapshot is in flight (`Journal` schedules no other
 //! until the result is back); results are collected after each batch and at stop.
