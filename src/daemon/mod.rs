@@ -15,7 +15,6 @@ pub mod durable;
 pub mod idempotency;
 pub mod reload;
 pub mod shutdown;
-pub mod tally;
 pub mod task;
 mod timed_input;
 pub mod watch;

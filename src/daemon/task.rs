@@ -39,7 +39,6 @@ use crate::metrics::{Metrics, Telemetry};
 
 use super::clock::Clock;
 use super::core::{Applied, Core, Input, Outcome, TimedInput};
-use super::tally::SlaTally;
 
 /// Commands drained per wake-up.
 pub const MAX_BATCH: usize = 500;
@@ -120,12 +119,11 @@ pub trait FactObserver: Send {
     fn on_config(&mut self, _config: &RoutingConfig) {}
 }
 
-/// What a read closure sees: the core, the running tallies, the KPI windows and the batch's
-/// clock reading.
+/// What a read closure sees: the core, the telemetry (series, KPI windows, figures since start)
+/// and the batch's clock reading.
 pub struct ReadView<'a> {
     pub core: &'a Core,
-    pub tally: &'a SlaTally,
-    /// Series and KPI windows, up to date with every fact before this read.
+    /// Series, KPI windows and figures since start, up to date with every fact before this read.
     pub telemetry: &'a Telemetry,
     pub now: Millis,
 }
@@ -138,9 +136,9 @@ enum Command {
         inputs: Vec<Input>,
         reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
     },
-    /// A read that may look at the tallies and telemetry: they are brought up to date first.
+    /// A read that may look at the telemetry: it is brought up to date first.
     Read(ReadFn),
-    /// A read of the core alone (`ReadView::core`, `now`): tallies and telemetry may lag.
+    /// A read of the core alone (`ReadView::core`, `now`): the telemetry may lag.
     ReadCore(ReadFn),
 }
 
@@ -174,7 +172,7 @@ impl EngineHandle {
     }
 
     /// Run `f` on the engine task against the current state and return its result. The
-    /// tallies and telemetry it sees are up to date with every fact before it.
+    /// telemetry it sees is up to date with every fact before it.
     pub async fn read<R, F>(&self, f: F) -> Result<R, SubmitError>
     where
         R: Send + 'static,
@@ -234,7 +232,6 @@ pub struct EngineTask {
     next_seq: watch::Sender<u64>,
     sink: Box<dyn InputSink>,
     observer: Option<Box<dyn FactObserver>>,
-    tally: SlaTally,
     telemetry: Telemetry,
     /// After a failed journal append: no timer work before this engine time.
     journal_retry_at: Option<Millis>,
@@ -261,7 +258,6 @@ impl EngineTask {
         let (tx, rx) = mpsc::channel(depth);
         let (seq_tx, seq_rx) = watch::channel(core.next_seq());
         core.engine_mut().set_record_facts(true);
-        let tally = SlaTally::new(&core.config().routing);
         let task = EngineTask {
             core,
             clock,
@@ -269,7 +265,6 @@ impl EngineTask {
             next_seq: seq_tx,
             sink,
             observer,
-            tally,
             telemetry,
             journal_retry_at: None,
             last_commit: None,
@@ -411,19 +406,17 @@ impl EngineTask {
                     replies.push((reply, outcomes));
                 }
                 Command::Read(f) => {
-                    // Facts so far must reach the tally, and the gauges, before a read sees them.
+                    // Facts so far must reach the telemetry, and the gauges, before a read sees them.
                     self.observe(now, &mut reconfigured);
                     self.refresh_gauges(now);
                     f(&ReadView {
                         core: &self.core,
-                        tally: &self.tally,
                         telemetry: &self.telemetry,
                         now,
                     });
                 }
                 Command::ReadCore(f) => f(&ReadView {
                     core: &self.core,
-                    tally: &self.tally,
                     telemetry: &self.telemetry,
                     now,
                 }),
@@ -464,7 +457,7 @@ impl EngineTask {
     fn refresh_gauges(&mut self, now: Millis) {
         self.gauges_due = None;
         if std::mem::take(&mut self.gauges_stale) {
-            self.telemetry.refresh(self.core.engine(), now);
+            self.telemetry.refresh(self.core.engine_mut(), now);
         }
     }
 
@@ -472,7 +465,6 @@ impl EngineTask {
         let reconfigured = std::mem::take(reconfigured);
         if reconfigured {
             let routing = &self.core.config().routing;
-            self.tally.on_config(routing);
             self.telemetry.on_config(routing);
             if let Some(observer) = &mut self.observer {
                 observer.on_config(routing);
@@ -482,7 +474,6 @@ impl EngineTask {
         if facts.is_empty() && !reconfigured {
             return;
         }
-        self.tally.on_facts(&facts);
         // Facts now (exact moments); the gauges from the engine's views when someone looks.
         self.telemetry.on_facts(&facts);
         self.gauges_stale = true;

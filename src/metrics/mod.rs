@@ -18,6 +18,7 @@
 pub mod catalog;
 mod live;
 mod series;
+pub mod since_start;
 pub mod stats;
 mod telemetry;
 
@@ -37,6 +38,7 @@ use crate::config::daemon::MetricsConfig;
 use crate::config::{Millis, RoutingConfig};
 
 pub use live::Board;
+pub use since_start::QueueTally;
 pub use stats::{AgentStats, QueueStats, StatsError};
 pub use telemetry::{RoutingState, Telemetry};
 
