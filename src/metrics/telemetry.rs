@@ -1,10 +1,13 @@
 //! The engine task's side of metrics: engine facts and views in, series and KPI windows out.
 //!
 //! Owned by the engine task alone (`&mut self`, no locks); the only shared state it touches is
-//! the `Metrics` handle (atomic series, and the clock-dependent board once per batch). Work per
-//! batch is O(facts) + O(configured queues × tiers) + O(agents the batch touched), never
-//! O(interactions). Must never call the engine's mutating methods other than `take_facts`
-//! (through [`Telemetry::observe`]) and never read a clock.
+//! the `Metrics` handle (atomic series, and the clock-dependent board once per batch that changed
+//! a queue). Work per batch is O(facts) + O(queues the batch changed × their tiers) + O(agents the
+//! batch touched), never O(interactions) nor a walk over every queue's agents: the engine keeps
+//! each queue's agent census incrementally and lists the queues whose load changed
+//! ([`Engine::take_changed_queues`], [`Engine::queue_load`]). Must never call the engine's
+//! mutating methods other than `take_facts` and `take_changed_queues` (through
+//! [`Telemetry::observe`] / [`Telemetry::refresh`]) and never read a clock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
