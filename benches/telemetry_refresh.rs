@@ -27,20 +27,9 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use tierline::config::daemon::MetricsConfig;
 use tierline::metrics::{Metrics, Telemetry};
 
-use support::{abandon, arrival, assert_queued, must, Fixture, T0};
+use support::{abandon, arrival, assert_queued, must, thread_cpu_time, Fixture, T0};
 
 const WAITING: usize = 1_000;
-
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// The fixture plus a telemetry that has seen everything so far.
 struct Rig {

@@ -418,10 +418,7 @@ fn parse(text: &str) -> BTreeMap<Key, f64> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64)
+    proptest_cases(64)
 }
 
 proptest! {
