@@ -36,7 +36,7 @@ use tierline::engine::{Decision, DecisionKind, EngineError, Event, RevokeReason}
 
 use support::{
     abandon, accept, arrival, assert_queued, busy_agent, ended, idle_queue, must, the_offer,
-    Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
+    thread_cpu_time, Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
 };
 
 /// What the benchmarks time with.
@@ -76,17 +76,6 @@ impl Stopwatch {
             Clock::Wall => self.wall.elapsed(),
         }
     }
-}
-
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Operations per clock read. Small enough that the waiting population barely moves.

@@ -268,3 +268,57 @@ async fn the_engine_task_runs_on_its_own_thread_beside_the_http_workers() {
     .unwrap();
     t.stop().await;
 }
+
+/// `sla` on `GET /v1/queues` is since start, counted from the same facts as the metrics: after a
+/// known sequence every field has its documented value (docs/API.md, "Queues").
+#[tokio::test]
+async fn the_queue_sla_object_counts_every_outcome_since_start() {
+    let mut r = routing();
+    r.queues[0].max_waiting = Some(1);
+    r.queues[1].short_abandon_ms = 0;
+    r.queues[1].max_wait_ms = Some(200);
+    r.queues[1].overflow = Some(tierline::config::Overflow::Target(
+        "sip:voicemail@pbx".into(),
+    ));
+    let t = TestDaemon::with_routing(r).await;
+    let abandon =
+        |id: &str, c: &str| json!({"id": id, "type": "interaction.abandoned", "interaction": c});
+    // support: answered within the SLA, two short abandons, one rejected (queue full).
+    t.apply(login("e1", "a1")).await;
+    let offer = t.apply(call("e2", "c1")).await;
+    assert_eq!(offer[0]["type"], "offer");
+    t.apply(accept("e3", "c1", "a1")).await;
+    t.apply(call("e4", "c2")).await;
+    let full = t.apply(call("e5", "c3")).await;
+    assert_eq!(full[0]["type"], "rejected", "{full:?}");
+    t.apply(abandon("e6", "c2")).await;
+    t.apply(call("e7", "c4")).await;
+    t.apply(abandon("e8", "c4")).await;
+    // sales (nobody logged in): one overflow after max_wait, one abandon (no short abandons).
+    let sales = |id: &str, c: &str| {
+        json!({"id": id, "type": "interaction.arrived", "interaction": c, "channel": "voice",
+               "queue": "sales"})
+    };
+    let queued = t.apply(sales("e9", "c5")).await;
+    let mut after = queued[0]["seq"].as_u64().expect("seq");
+    t.wait_for(&mut after, |d| is(d, "overflow")).await;
+    t.apply(sales("e10", "c6")).await;
+    t.apply(abandon("e11", "c6")).await;
+
+    let expected = [
+        json!({"arrived": 4, "answered": 1, "answered_within_sla": 1, "abandoned": 0,
+               "short_abandoned": 2, "overflowed": 0, "rejected": 1,
+               "service_level": 1.0, "abandon_rate": 0.0}),
+        json!({"arrived": 2, "answered": 0, "answered_within_sla": 0, "abandoned": 1,
+               "short_abandoned": 0, "overflowed": 1, "rejected": 0,
+               "service_level": 0.0, "abandon_rate": 1.0}),
+    ];
+    let (_, all) = t.get("/v1/queues").await;
+    for (n, (id, want)) in ["support", "sales"].iter().zip(expected).enumerate() {
+        let (status, one) = t.get(&format!("/v1/queues/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["sla"], want, "{one}");
+        assert_eq!(all["queues"][n]["sla"], want, "{all}");
+    }
+    t.stop().await;
+}

@@ -1437,10 +1437,7 @@ fn replay_in_big_jumps(cfg: &RoutingConfig, script: &[(Millis, Option<Event>)]) 
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(128)
+    proptest_cases(128)
 }
 
 proptest! {

@@ -23,6 +23,7 @@
 //! next-step timers (one hour out) stay pending in the engine's timer index throughout.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -373,4 +374,17 @@ fn login(engine: &mut Engine, agent: String) {
 fn l1_home(agent: &str) -> Option<usize> {
     let i: usize = agent.strip_prefix("ab")?.parse().ok()?;
     (i < BUSY_QUEUES).then_some(i)
+}
+
+/// CPU time consumed by the calling thread so far (immune to being descheduled; the machines
+/// here are shared).
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

@@ -11,9 +11,9 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::config::{Channel, Millis, Tier};
-use crate::daemon::tally::QueueTally;
 use crate::engine::decision::rfc3339_ms;
 use crate::engine::{Activity, AgentStatus, AgentView, InteractionView, QueueView, SlotView};
+use crate::metrics::QueueTally;
 
 use super::error::ApiError;
 use super::AppState;
@@ -157,7 +157,7 @@ pub async fn queues(State(app): State<AppState>) -> Result<Json<QueuesJson>, Api
                 .queues()
                 .into_iter()
                 .map(|q| {
-                    let tally = v.tally.queue(&q.id);
+                    let tally = v.telemetry.queue_tally(&q.id);
                     QueueJson::new(q, tally, v.now)
                 })
                 .collect()
@@ -175,7 +175,7 @@ pub async fn queue(
     app.engine
         .read(move |v| {
             v.core.engine().queue(&wanted).map(|q| {
-                let tally = v.tally.queue(&q.id);
+                let tally = v.telemetry.queue_tally(&q.id);
                 QueueJson::new(q, tally, v.now)
             })
         })

@@ -15,7 +15,6 @@ pub mod durable;
 pub mod idempotency;
 pub mod reload;
 pub mod shutdown;
-pub mod tally;
 pub mod task;
 mod timed_input;
 pub mod watch;
@@ -233,16 +232,6 @@ impl Daemon {
             observer,
             telemetry,
         );
-        // Scrapes get gauges as of the latest batch: the engine task refreshes them on demand.
-        metrics.set_before_scrape({
-            let engine = engine.clone();
-            Box::new(move || {
-                let engine = engine.clone();
-                Box::pin(async move {
-                    let _ = engine.read(|_| ()).await;
-                })
-            })
-        });
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task =
             spawn_engine_thread(task, engine_stop).map_err(DaemonError::EngineThread)?;

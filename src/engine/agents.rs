@@ -64,6 +64,7 @@ impl Engine {
         };
         // Tier changes move logged-in counts: count the agent out, change, count it back in.
         self.count_logged_in(ak, -1);
+        self.census_out(ak);
         let tiers = tiers.map(|t| self.named_tiers(t));
         {
             let a = &mut self.agents[ak as usize];
@@ -83,6 +84,7 @@ impl Engine {
         }
         self.resolve_agent(ak);
         self.count_logged_in(ak, 1);
+        self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
         self.agent_take_work(ak);
         Ok(())
@@ -192,6 +194,7 @@ impl Engine {
             backoff_timer: None,
             free_entries: Vec::new(),
             indexed_as: Default::default(),
+            census_as: None,
         });
         self.agent_ids.insert(id, ak);
         self.resolve_agent(ak);

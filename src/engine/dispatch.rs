@@ -201,6 +201,7 @@ impl Engine {
                 a.exclusive_held += 1;
             }
         }
+        self.census_touch(ak);
         if reindex {
             self.reindex_agent(ak);
         }

@@ -394,6 +394,7 @@ impl Engine {
             a.exclusive_held -= 1;
         }
         self.timers.cancel(slot.timer);
+        self.census_touch(ak);
         Some(slot)
     }
 
@@ -425,6 +426,7 @@ impl Engine {
         if !keep_interaction {
             slot.interaction = None;
         }
+        self.census_touch(ak);
         false
     }
 
@@ -550,6 +552,7 @@ impl Engine {
         a.reason = reason.clone();
         a.status_since = now;
         let agent = a.id.clone();
+        self.census_touch(ak);
         self.fact(|| Fact::AgentStatusChanged {
             agent,
             from,

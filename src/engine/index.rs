@@ -135,6 +135,7 @@ impl Engine {
         let queue = &mut self.queues[q as usize];
         queue.waiting_count += 1;
         queue.waiting_by_channel[c] += 1;
+        self.mark_changed(q);
     }
 
     /// Take a waiting interaction out of its queue's indexes (before any field of it changes).
@@ -152,6 +153,7 @@ impl Engine {
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
+        self.mark_changed(q);
     }
 
     /// When the longest-waiting interaction of queue `q` entered it. Each (class, skills) set is

@@ -8,6 +8,7 @@
 //! sleep until `next_deadline()` (or the next event) and call `advance` again.
 
 mod agents;
+mod census;
 pub mod decision;
 mod dispatch;
 pub mod error;
@@ -23,6 +24,7 @@ mod timers;
 pub mod view;
 mod views;
 
+pub use census::{Census, QueueLoad};
 pub use decision::{
     AgentStatus, Decision, DecisionKind, Fact, OfferResult, RejectReason, RevokeReason,
 };
@@ -56,6 +58,8 @@ pub struct Engine {
     seq: u64,
     queues: Vec<QueueRt>,
     queue_ids: Map<Arc<str>, QKey>,
+    /// Queues whose load changed since `take_changed_queues` (each flagged `QueueRt::changed`).
+    changed_queues: Vec<QKey>,
     agents: Vec<Agent>,
     agent_ids: Map<Arc<str>, AKey>,
     /// Slab of interactions; `None` marks a free slot (listed in `free_ikeys`).
@@ -91,6 +95,7 @@ impl Engine {
             seq: 1,
             queues: Vec::new(),
             queue_ids: Map::default(),
+            changed_queues: Vec::new(),
             agents: Vec::new(),
             agent_ids: Map::default(),
             interactions: Vec::new(),

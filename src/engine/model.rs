@@ -9,9 +9,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Channel, Millis, QueueConfig, Tier};
+use crate::engine::census::Census;
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
-use crate::engine::view::{InteractionState, SlotPhase, Transition};
+use crate::engine::view::{Activity, InteractionState, SlotPhase, Transition};
 
 /// Index of a queue in the current config's queue table.
 pub type QKey = u32;
@@ -107,6 +108,10 @@ pub struct Agent {
     /// for removal without storing a copy of each. Derived.
     #[serde(skip)]
     pub indexed_as: KeyState,
+    /// The activity the agent is counted under in its queues' census (`None`: not counted).
+    /// Derived.
+    #[serde(skip)]
+    pub census_as: Option<Activity>,
 }
 
 /// The agent fields a free-set key depends on.
@@ -175,6 +180,10 @@ pub struct QueueRt {
     pub free: [BTreeSet<FreeKey>; 4],
     /// Agents not offline, per tier (for `skip_if_no_agents`).
     pub logged_in_by_tier: BTreeMap<Tier, u32>,
+    /// Its agents by tier and activity (`census.rs`).
+    pub census: Census,
+    /// Listed in `Engine::changed_queues` since its load last changed.
+    pub changed: bool,
     /// Last agent this queue offered to (round-robin).
     pub rr_last: Option<Arc<str>>,
     /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
@@ -198,6 +207,8 @@ impl QueueRt {
             by_priority: BTreeMap::new(),
             free: Default::default(),
             logged_in_by_tier: BTreeMap::new(),
+            census: Census::default(),
+            changed: false,
             rr_last: None,
             retired: false,
         }

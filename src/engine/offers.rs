@@ -40,6 +40,7 @@ impl Engine {
             slot.until = None;
             expiry = slot.timer.take();
         }
+        self.census_touch(ak);
         self.timers.cancel(expiry);
         let (a, b) = {
             let i = self.ix_mut(ik);

@@ -374,6 +374,6 @@ impl Engine {
                 return Err(format!("agent {} back-off without timer", a.id));
             }
         }
-        Ok(())
+        self.check_census()
     }
 }

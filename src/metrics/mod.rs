@@ -1,10 +1,12 @@
 //! Prometheus metrics and KPI statistics.
 //!
 //! Owns: the Prometheus recorder and its `/metrics` listener ([`Metrics`], made by [`install`]),
-//! the engine-side [`Telemetry`] that turns engine facts and views into series and KPI windows,
-//! and the KPI reports ([`QueueStats`], [`AgentStats`]).
+//! the engine-side [`Telemetry`] that turns engine facts and views into series, KPI windows and
+//! the per-queue figures since start ([`QueueTally`], `GET /v1/queues`), and the KPI reports
+//! ([`QueueStats`], [`AgentStats`]).
 //!
-//! Must never: read the engine's state other than through its views, hold a lock across I/O,
+//! Must never: read the engine's state other than through its views and per-queue loads
+//! (`Engine::queue_load`, for the queues `Engine::take_changed_queues` lists), hold a lock across I/O,
 //! create a series per interaction, or let memory grow with traffic (every window is a bounded
 //! ring). Per-agent series exist only with `[metrics] per_agent = true`.
 //!
@@ -18,6 +20,7 @@
 pub mod catalog;
 mod live;
 mod series;
+pub mod since_start;
 pub mod stats;
 mod telemetry;
 
@@ -37,6 +40,7 @@ use crate::config::daemon::MetricsConfig;
 use crate::config::{Millis, RoutingConfig};
 
 pub use live::Board;
+pub use since_start::QueueTally;
 pub use stats::{AgentStats, QueueStats, StatsError};
 pub use telemetry::{RoutingState, Telemetry};
 
@@ -114,9 +118,6 @@ struct Shared {
     event_queue_depth: Gauge,
     decision: Histogram,
     timer_lateness: Histogram,
-    /// Brings the view-derived gauges up to date before a scrape (set by the daemon: the engine
-    /// task refreshes them on demand instead of after every batch).
-    before_scrape: OnceLock<BeforeScrape>,
     /// The HTTP series' handles by route template, so an answer costs a map lookup instead of
     /// building labels and looking the series up in the registry. Bounded: the keys are the
     /// router's templates (plus `unmatched`), each with the statuses it answered.
@@ -129,10 +130,6 @@ struct RouteSeries {
     seconds: Histogram,
     by_status: Vec<(u16, Counter)>,
 }
-
-/// What a scrape awaits first (see [`Metrics::set_before_scrape`]).
-pub type BeforeScrape =
-    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Drop for Shared {
     fn drop(&mut self) {
@@ -215,7 +212,6 @@ impl Metrics {
                 per_agent,
                 is_global,
                 board: Mutex::new(Board::default()),
-                before_scrape: OnceLock::new(),
                 samples_since_upkeep: AtomicU64::new(0),
                 local_addr,
                 server: OnceLock::new(),
@@ -319,13 +315,6 @@ impl Metrics {
         series.seconds.record(seconds);
         drop(routes);
         self.note_samples(1);
-    }
-
-    /// Run `hook` (and wait for it) before every `GET /metrics` renders: the daemon uses it to
-    /// have the engine task refresh the gauges derived from its views, which it no longer does
-    /// after every batch. Only the first hook set counts. `render` itself never runs it.
-    pub fn set_before_scrape(&self, hook: BeforeScrape) {
-        let _ = self.shared.before_scrape.set(hook);
     }
 
     /// `tierline_event_queue_depth`: commands waiting for the engine task.
@@ -451,9 +440,6 @@ async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
     ) -> axum::response::Response {
         match shared.upgrade() {
             Some(shared) => {
-                if let Some(hook) = shared.before_scrape.get() {
-                    hook().await;
-                }
                 let text = Metrics { shared }.render();
                 (
                     [(

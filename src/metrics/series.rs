@@ -7,6 +7,7 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge, Histogram};
 
 use super::catalog as c;
+use super::since_start::QueueTally;
 use super::stats::QueueWindow;
 use super::Metrics;
 use crate::config::{Channel, Millis, Tier};
@@ -44,6 +45,8 @@ pub(crate) struct QueueSeries {
     pub(crate) window: QueueWindow,
     pub(crate) waiting: u64,
     pub(crate) oldest_entered_at: Option<Millis>,
+    /// Service figures since start (`GET /v1/queues`); reset when a reload removes the queue.
+    pub(crate) since_start: QueueTally,
 }
 
 pub(crate) struct AgentSeries {
@@ -79,6 +82,7 @@ impl QueueSeries {
             window: QueueWindow::default(),
             waiting: 0,
             oldest_entered_at: None,
+            since_start: QueueTally::default(),
             id,
         }
     }

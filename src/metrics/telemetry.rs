@@ -1,10 +1,13 @@
 //! The engine task's side of metrics: engine facts and views in, series and KPI windows out.
 //!
 //! Owned by the engine task alone (`&mut self`, no locks); the only shared state it touches is
-//! the `Metrics` handle (atomic series, and the clock-dependent board once per batch). Work per
-//! batch is O(facts) + O(configured queues × tiers) + O(agents the batch touched), never
-//! O(interactions). Must never call the engine's mutating methods other than `take_facts`
-//! (through [`Telemetry::observe`]) and never read a clock.
+//! the `Metrics` handle (atomic series, and the clock-dependent board once per batch that changed
+//! a queue). Work per batch is O(facts) + O(queues the batch changed × their tiers) + O(agents the
+//! batch touched), never O(interactions) nor a walk over every queue's agents: the engine keeps
+//! each queue's agent census incrementally and lists the queues whose load changed
+//! ([`Engine::take_changed_queues`], [`Engine::queue_load`]). Must never call the engine's
+//! mutating methods other than `take_facts` and `take_changed_queues` (through
+//! [`Telemetry::observe`] / [`Telemetry::refresh`]) and never read a clock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,29 +17,32 @@ use metrics::Counter;
 use super::catalog::{self as c, seconds};
 use super::live::LiveSeries;
 use super::series::{activity_index, AgentSeries, QueueSeries};
+use super::since_start::QueueTally;
 use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
 use super::Metrics;
 use crate::config::{Channel, Millis, QueueConfig, RoutingConfig, Tier};
 use crate::engine::{
-    Activity, AgentStatus, AgentView, DeclineReason, Engine, Fact, OfferResult, QueueView,
+    Activity, AgentStatus, AgentView, DeclineReason, Engine, Fact, OfferResult, QueueLoad,
     SlotPhase,
 };
 
 /// What telemetry reads from the engine after a batch. Implemented by [`Engine`]; a trait so the
 /// simulator or a test double can stand in.
 pub trait RoutingState {
-    fn queue_view(&self, id: &str) -> Option<QueueView>;
-    /// Every current queue's view, computed together (cheaper than one `queue_view` per queue).
-    fn queue_views(&self) -> Vec<QueueView>;
+    /// The queues whose load (waiting, oldest wait, agents by tier and activity) changed since
+    /// the last call.
+    fn take_changed_queues(&mut self) -> Vec<Arc<str>>;
+    /// One queue's load now, without a walk over its agents.
+    fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>>;
     fn agent_view(&self, id: &str) -> Option<AgentView>;
 }
 
 impl RoutingState for Engine {
-    fn queue_view(&self, id: &str) -> Option<QueueView> {
-        self.queue(id)
+    fn take_changed_queues(&mut self) -> Vec<Arc<str>> {
+        Engine::take_changed_queues(self)
     }
-    fn queue_views(&self) -> Vec<QueueView> {
-        self.queues()
+    fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>> {
+        Engine::queue_load(self, id)
     }
     fn agent_view(&self, id: &str) -> Option<AgentView> {
         self.agent(id)
@@ -56,6 +62,9 @@ pub struct Telemetry {
     roster: HashSet<Arc<str>>,
     touched: Vec<Arc<str>>,
     unrouted_rejects: [Option<Counter>; 4],
+    /// The next refresh reads every configured queue, not only the changed ones (at start, when
+    /// the engine may already have state, and after a new config).
+    refresh_all: bool,
 }
 
 struct AgentTrack {
@@ -84,6 +93,7 @@ impl Telemetry {
             roster: HashSet::new(),
             touched: Vec::new(),
             unrouted_rejects: Default::default(),
+            refresh_all: true,
         };
         t.on_config(routing);
         t
@@ -103,8 +113,9 @@ impl Telemetry {
     }
 
     /// A new routing config is in force (after a successful reload). Series of removed queues
-    /// stay (counters keep their totals; gauges drop to 0 at the next refresh).
+    /// stay (counters keep their totals; gauges drop to 0); their figures since start are reset.
     pub fn on_config(&mut self, routing: &RoutingConfig) {
+        self.refresh_all = true;
         let wait_bounds = c::histogram_buckets(routing);
         let removed: Vec<Arc<str>> = self
             .queue_order
@@ -149,6 +160,7 @@ impl Telemetry {
             if let Some(q) = self.queues.get_mut(&id) {
                 q.waiting = 0;
                 q.oldest_entered_at = None;
+                q.since_start = QueueTally::default();
                 for ch in q.channels.iter().flatten() {
                     ch.waiting.set(0.0);
                 }
@@ -262,6 +274,7 @@ impl Telemetry {
                 match queue {
                     Some(queue) => {
                         let q = self.queue(queue);
+                        q.since_start.arrived += 1;
                         let ch = q.channel(&m, *channel);
                         ch.arrived.increment(1);
                         if complaint {
@@ -284,6 +297,7 @@ impl Telemetry {
                 match queue {
                     Some(queue) => {
                         let q = self.queue(queue);
+                        q.since_start.rejected += 1;
                         q.channel(&m, *channel).rejected.increment(1);
                         q.window.at(*at).rejected += 1;
                     }
@@ -338,6 +352,8 @@ impl Telemetry {
                 self.seen(*at);
                 let q = self.queue(queue);
                 let within = *wait_ms <= q.sla_ms;
+                q.since_start.answered += 1;
+                q.since_start.answered_within_sla += u64::from(within);
                 let ch = q.channel(&m, *channel);
                 ch.answered.increment(1);
                 if within {
@@ -361,12 +377,13 @@ impl Telemetry {
             } => {
                 self.seen(*at);
                 let q = self.queue(queue);
-                let ch = q.channel(&m, *channel);
                 if *short {
-                    ch.short_abandoned.increment(1);
+                    q.since_start.short_abandoned += 1;
+                    q.channel(&m, *channel).short_abandoned.increment(1);
                     q.window.at(*at).short_abandoned += 1;
                 } else {
-                    ch.abandoned.increment(1);
+                    q.since_start.abandoned += 1;
+                    q.channel(&m, *channel).abandoned.increment(1);
                     q.wait_abandoned.record(seconds(*wait_ms));
                     q.window.at(*at).abandoned += 1;
                     m.note_samples(1);
@@ -381,6 +398,7 @@ impl Telemetry {
             } => {
                 self.seen(*at);
                 let q = self.queue(queue);
+                q.since_start.overflowed += 1;
                 q.channel(&m, *channel).overflowed.increment(1);
                 q.window.at(*at).overflowed += 1;
                 if let Some(to) = to_queue {
@@ -515,57 +533,52 @@ impl Telemetry {
     }
 
     /// Bring the gauges up to the engine's state at `now`: waiting per queue and channel, oldest
-    /// wait, agents per queue, tier and state; and reconcile the agents the batch touched with the
-    /// engine's own view of them.
-    pub fn refresh(&mut self, state: &impl RoutingState, now: Millis) {
+    /// wait, agents per queue, tier and state, for the queues whose load changed since the last
+    /// refresh (every configured queue at the first refresh and after `on_config`); and reconcile
+    /// the agents the batch touched with the engine's own view of them. O(changed queues × their
+    /// tiers + touched agents), never a walk over every queue's agents.
+    pub fn refresh(&mut self, state: &mut impl RoutingState, now: Millis) {
         self.seen(now);
-        let mut updates = Vec::with_capacity(self.queue_order.len());
-        let mut views: HashMap<Arc<str>, QueueView> = state
-            .queue_views()
-            .into_iter()
-            .map(|v| (v.id.clone(), v))
-            .collect();
-        for id in &self.queue_order {
-            let Some(view) = views.remove(&**id) else {
-                continue;
-            };
-            let Some(q) = self.queues.get_mut(id) else {
+        let changed = state.take_changed_queues();
+        let ids = if std::mem::take(&mut self.refresh_all) {
+            self.queue_order.clone()
+        } else {
+            changed
+        };
+        let mut updates = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (Some(load), Some(q)) = (state.queue_load(&id), self.queues.get_mut(&id)) else {
                 continue;
             };
             for (i, ch) in q.channels.iter().enumerate() {
                 if let Some(ch) = ch {
-                    let waiting = view
-                        .waiting_by_channel
-                        .get(&Channel::ALL[i])
-                        .copied()
-                        .unwrap_or(0);
-                    ch.waiting.set(waiting as f64);
+                    ch.waiting.set(load.waiting_by_channel[i] as f64);
                 }
             }
-            for (channel, waiting) in &view.waiting_by_channel {
-                if q.channels[channel.index()].is_none() && *waiting > 0 {
-                    q.channel(&self.metrics, *channel)
+            for channel in Channel::ALL {
+                let waiting = load.waiting_on(channel);
+                if q.channels[channel.index()].is_none() && waiting > 0 {
+                    q.channel(&self.metrics, channel)
                         .waiting
-                        .set(*waiting as f64);
+                        .set(waiting as f64);
                 }
             }
             let mut counts = [0u64; 6];
-            for tier in view.agents.keys() {
-                q.tier(&self.metrics, *tier);
+            for (tier, _) in load.agents.tiers() {
+                q.tier(&self.metrics, tier);
             }
             for (tier, gauges) in &q.tiers {
-                let by_state = view.agents.get(tier);
                 for (i, activity) in Activity::ALL.iter().enumerate() {
-                    let n = by_state.and_then(|s| s.get(activity)).copied().unwrap_or(0);
-                    gauges[i].set(n as f64);
-                    counts[i] += n as u64;
+                    let n = load.agents.count(*tier, *activity);
+                    gauges[i].set(f64::from(n));
+                    counts[i] += u64::from(n);
                 }
             }
-            q.waiting = view.waiting as u64;
-            q.oldest_entered_at = view.oldest_entered_at;
-            updates.push((id.clone(), view.oldest_entered_at, counts));
+            q.waiting = load.waiting as u64;
+            q.oldest_entered_at = load.oldest_entered_at;
+            updates.push((id, load.oldest_entered_at, counts));
         }
-        {
+        if !updates.is_empty() {
             let mut board = self.metrics.board();
             for (id, oldest, counts) in updates {
                 board.update(&id, now, oldest, counts);
@@ -580,6 +593,15 @@ impl Telemetry {
                 }
             }
         }
+    }
+
+    /// The service figures of `queue` since start (zero for a queue with no traffic yet, or one
+    /// a reload removed).
+    pub fn queue_tally(&self, queue: &str) -> QueueTally {
+        self.queues
+            .get(queue)
+            .map(|q| q.since_start)
+            .unwrap_or_default()
     }
 
     /// KPIs of `queue` over the last `window_ms` (whole minutes, 1 m to 24 h) up to `now`.

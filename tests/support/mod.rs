@@ -29,6 +29,14 @@ use tierline::engine::{
     RequestedState, RevokeReason,
 };
 
+/// Proptest cases per property: `PROPTEST_CASES` from the environment, else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Seconds to engine milliseconds.
 pub const fn secs(s: u64) -> Millis {
     s * 1000

@@ -1,0 +1,207 @@
+//! The agent census: per queue, how many of its agents are in each tier and activity, kept up to
+//! date on every agent change instead of being recounted from every agent when someone asks; and
+//! the set of queues whose load (census, waiting count, oldest wait) changed since metrics last
+//! looked.
+//!
+//! Each agent remembers the activity it is counted under (`Agent::census_as`). Wherever the
+//! inputs of its activity change (status, a slot added, removed or changing phase) the engine
+//! calls `census_touch`, which moves the agent between activities in each of its queues when the
+//! activity changed: O(slots + queues the agent serves). A change of the agent's tiers is wrapped
+//! in `census_out` / `census_in`, like the logged-in counts. `check_consistency` recounts
+//! everything from the agents and compares.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Channel, Millis, Tier};
+use crate::engine::model::QKey;
+use crate::engine::timers::AKey;
+use crate::engine::view::Activity;
+use crate::engine::views::activity_of;
+use crate::engine::Engine;
+
+/// Agents of one queue by tier and activity (indexed like `Activity::ALL`). Tiers with no agent
+/// are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    by_tier: BTreeMap<Tier, [u32; 6]>,
+}
+
+impl Census {
+    /// Every tier with at least one agent, in tier order, with its counts per activity.
+    pub fn tiers(&self) -> impl Iterator<Item = (Tier, &[u32; 6])> + '_ {
+        self.by_tier.iter().map(|(t, n)| (*t, n))
+    }
+
+    /// Agents of `tier` in `activity`.
+    pub fn count(&self, tier: Tier, activity: Activity) -> u32 {
+        self.by_tier
+            .get(&tier)
+            .map_or(0, |n| n[activity_index(activity)])
+    }
+
+    /// The same counts in the shape of `QueueView::agents` (non-zero counts only).
+    pub fn to_map(&self) -> BTreeMap<Tier, BTreeMap<Activity, usize>> {
+        self.by_tier
+            .iter()
+            .map(|(t, n)| {
+                let by_activity = Activity::ALL
+                    .iter()
+                    .zip(n)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(a, n)| (*a, *n as usize))
+                    .collect();
+                (*t, by_activity)
+            })
+            .collect()
+    }
+
+    fn add(&mut self, tier: Tier, activity: Activity, delta: i32) {
+        let counts = self.by_tier.entry(tier).or_insert([0; 6]);
+        let n = &mut counts[activity_index(activity)];
+        *n = n.saturating_add_signed(delta);
+        if counts.iter().all(|n| *n == 0) {
+            self.by_tier.remove(&tier);
+        }
+    }
+}
+
+fn activity_index(a: Activity) -> usize {
+    Activity::ALL.iter().position(|x| *x == a).unwrap_or(0)
+}
+
+/// What metrics need of one queue after a change: cheap, no walk over its agents.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLoad<'a> {
+    pub waiting: usize,
+    /// Indexed like `Channel::ALL`.
+    pub waiting_by_channel: [usize; 4],
+    pub oldest_entered_at: Option<Millis>,
+    pub agents: &'a Census,
+}
+
+impl QueueLoad<'_> {
+    pub fn waiting_on(&self, channel: Channel) -> usize {
+        self.waiting_by_channel[channel.index()]
+    }
+}
+
+impl Engine {
+    /// The load of queue `id` now (`None` for a queue the current config does not have).
+    pub fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>> {
+        let q = *self.queue_ids.get(id)?;
+        let queue = &self.queues[q as usize];
+        Some(QueueLoad {
+            waiting: queue.waiting_count,
+            waiting_by_channel: queue.waiting_by_channel,
+            oldest_entered_at: self.oldest_entered(q),
+            agents: &queue.census,
+        })
+    }
+
+    /// The queues of the current config whose load changed since the last call (each once, in the
+    /// order they first changed). After a reconfiguration every queue is listed.
+    pub fn take_changed_queues(&mut self) -> Vec<Arc<str>> {
+        let changed = std::mem::take(&mut self.changed_queues);
+        let mut ids = Vec::with_capacity(changed.len());
+        for q in changed {
+            let queue = &mut self.queues[q as usize];
+            queue.changed = false;
+            if !queue.retired {
+                ids.push(queue.name.clone());
+            }
+        }
+        ids
+    }
+
+    pub(super) fn mark_changed(&mut self, q: QKey) {
+        let queue = &mut self.queues[q as usize];
+        if !queue.changed {
+            queue.changed = true;
+            self.changed_queues.push(q);
+        }
+    }
+
+    pub(super) fn mark_all_changed(&mut self) {
+        for q in 0..self.queues.len() {
+            self.mark_changed(q as QKey);
+        }
+    }
+
+    /// Count the agent into its queues under its current activity.
+    pub(super) fn census_in(&mut self, ak: AKey) {
+        let activity = activity_of(&self.agents[ak as usize]);
+        self.agents[ak as usize].census_as = Some(activity);
+        self.census_move(ak, None, Some(activity));
+    }
+
+    /// Count the agent out of its queues (before its tiers change).
+    pub(super) fn census_out(&mut self, ak: AKey) {
+        let counted = self.agents[ak as usize].census_as.take();
+        if counted.is_some() {
+            self.census_move(ak, counted, None);
+        }
+    }
+
+    /// After the agent's status or slots changed: move it to its new activity, if it has one.
+    pub(super) fn census_touch(&mut self, ak: AKey) {
+        let a = &self.agents[ak as usize];
+        let Some(counted) = a.census_as else {
+            return;
+        };
+        let now = activity_of(a);
+        if now != counted {
+            self.agents[ak as usize].census_as = Some(now);
+            self.census_move(ak, Some(counted), Some(now));
+        }
+    }
+
+    fn census_move(&mut self, ak: AKey, from: Option<Activity>, to: Option<Activity>) {
+        for i in 0..self.agents[ak as usize].tiers.len() {
+            let (q, tier) = self.agents[ak as usize].tiers[i];
+            let census = &mut self.queues[q as usize].census;
+            if let Some(from) = from {
+                census.add(tier, from, -1);
+            }
+            if let Some(to) = to {
+                census.add(tier, to, 1);
+            }
+            self.mark_changed(q);
+        }
+    }
+
+    /// Recount every queue's census from the agents and compare (for `check_consistency`).
+    pub(super) fn check_census(&self) -> Result<(), String> {
+        let mut recount = vec![Census::default(); self.queues.len()];
+        for a in &self.agents {
+            let activity = activity_of(a);
+            if a.census_as != Some(activity) {
+                return Err(format!(
+                    "agent {} is {activity:?} but counted as {:?}",
+                    a.id, a.census_as
+                ));
+            }
+            for &(q, tier) in &a.tiers {
+                recount[q as usize].add(tier, activity, 1);
+            }
+        }
+        for (queue, expected) in self.queues.iter().zip(recount) {
+            if queue.census != expected {
+                return Err(format!(
+                    "queue {} census {:?} but the agents say {:?}",
+                    queue.name,
+                    queue.census.to_map(),
+                    expected.to_map()
+                ));
+            }
+        }
+        let listed = self.changed_queues.len();
+        let flagged = self.queues.iter().filter(|q| q.changed).count();
+        if listed != flagged {
+            return Err(format!(
+                "{listed} queues listed as changed but {flagged} flagged"
+            ));
+        }
+        Ok(())
+    }
+}
