@@ -99,6 +99,13 @@ impl JournalError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, JournalError::Io { .. })
     }
+
+    /// Whether this is a failed fsync/fdatasync (of a segment or the directory). The kernel may
+    /// have dropped the dirty pages it could not write and a retried sync can then succeed
+    /// without them ("fsyncgate"), so the daemon treats it as fatal, never as retryable.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, JournalError::Io { op, .. } if *op == "sync" || *op == "sync directory")
+    }
 }
 
 /// Make a directory's entries (new, renamed or removed files) durable.
