@@ -5,11 +5,23 @@
 //! HTTP handlers, subscribers and the reloader talk to it only through `EngineHandle`: a bounded
 //! command channel (depth `[server] event_queue_depth`; full ⇒ `SubmitError::Busy`, which the API
 //! answers with 503 + `Retry-After`) and a oneshot reply per command. Each wake-up drains up to
-//! `MAX_BATCH` commands (rumqttd's router does the same), applies them at one clock reading,
-//! hands the journalable inputs to the `InputSink` *before* any reply is sent, feeds the batch's
-//! facts to the metrics `Telemetry` it owns and to the observers, then publishes the next decision
-//! seq on a watch channel for readers. Between wake-ups it sleeps on the channel and on the
-//! engine's next timer deadline: nothing polls. It never blocks on the network.
+//! `MAX_BATCH` commands (rumqttd's router does the same), hands the journalable inputs to the
+//! `InputSink` *before* applying any of them, applies them at one clock reading, and feeds the
+//! batch's facts to the metrics `Telemetry` it owns and to the observers.
+//!
+//! Durability is reported, not waited for: the daemon's sink only writes the batch and answers
+//! `Appended::Pending(index)`; the `tierline-sync` thread (`commit`) fdatasyncs and sends
+//! `SyncReport::Synced(index)` on a channel this task `select!`s on beside its commands and
+//! timers. Until a report covers a batch, everything through which its effects could be seen is
+//! held in `held` (in batch order): the replies, the answers of reads that ran after it (a read
+//! runs at its place in the command order but answers once the newest batch before it is
+//! synced), and the decision seq published on the watch channel (which is what wakes long-polls,
+//! SSE and subscribers). At most `MAX_IN_FLIGHT` batches are held; at that bound the task takes
+//! no commands and fires no timers until a report arrives. A `SyncReport::Failed` fails every
+//! held reply with 503 and ends `run` with `JournalSyncFailed` (the daemon then exits 1).
+//! Between wake-ups it sleeps on the channel, the sync reports and the engine's next timer
+//! deadline: nothing polls. It never blocks on the network, nor on the disk except for the
+//! write(2) (and a segment roll's sync).
 //!
 //! Facts reach the tallies and `Telemetry` after every batch, but the gauges `Telemetry` derives
 //! from the engine's views (waiting per queue, agents per tier and activity: a walk over every
