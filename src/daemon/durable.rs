@@ -303,6 +303,11 @@ impl InputSink for JournalSink {
     }
 
     fn group_commit_window(&self) -> Option<std::time::Duration> {
+        // With the sync thread, one fdatasync already covers every batch written while the
+        // previous one ran: holding the engine task to gather more would only delay routing.
+        if self.sync.is_some() {
+            return None;
+        }
         self.group_commit
     }
 

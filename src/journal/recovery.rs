@@ -291,6 +291,9 @@ fn replay_after<S: Replay>(
     })
 }
 
+/// `Log::append_batch` or `Log::write_batch`.
+type PutBatch = fn(&mut Log, &[&[u8]]) -> Result<Range<u64>, JournalError>;
+
 /// The typed, snapshotting journal. See the module docs.
 pub struct Journal {
     log: Log,
@@ -410,7 +413,7 @@ impl Journal {
     fn encode_then<T: Serialize>(
         &mut self,
         inputs: &[T],
-        put: fn(&mut Log, &[&[u8]]) -> Result<Range<u64>, JournalError>,
+        put: PutBatch,
     ) -> Result<Range<u64>, JournalError> {
         self.encoded
             .resize_with(inputs.len().max(self.encoded.len()), Vec::new);
