@@ -79,22 +79,26 @@ pub fn recover(
 }
 
 /// `recover`, with the daemon's commit path: unless `sync = "none"`, a `tierline-sync` thread
-/// syncing through `syncer` (`commit::Fdatasync` in production). The sink must then run in an
-/// engine task, which takes its sync reports.
+/// syncing through `syncer` (`commit::Fdatasync` in production) with the group-commit `window`
+/// (`sync = "batch"`: `max_batch_delay_ms`). The sink must then run in an engine task, which
+/// takes its sync reports.
 pub fn recover_with_sync_thread(
     dir: &Path,
     opts: JournalOptions,
     now: Millis,
     fresh: impl FnOnce() -> Core,
     syncer: Box<dyn FileSync>,
+    window: Option<std::time::Duration>,
 ) -> Result<(JournalSink, Core, RecoveryReport), JournalError> {
     let (mut sink, core, report) = recover(dir, opts, now, fresh)?;
     if opts.log.sync != SyncMode::None {
-        let (thread, reports) = SyncThread::start(syncer).map_err(|e| JournalError::Io {
-            op: "start the sync thread for",
-            path: dir.to_path_buf(),
-            source: e,
-        })?;
+        let window = window.filter(|w| !w.is_zero());
+        let (thread, reports) =
+            SyncThread::start(syncer, window).map_err(|e| JournalError::Io {
+                op: "start the sync thread for",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
         sink.sync = Some(thread);
         sink.reports = Some(reports);
         sink.synced = sink.journal.last_index();
@@ -303,8 +307,8 @@ impl InputSink for JournalSink {
     }
 
     fn group_commit_window(&self) -> Option<std::time::Duration> {
-        // With the sync thread, one fdatasync already covers every batch written while the
-        // previous one ran: holding the engine task to gather more would only delay routing.
+        // With the sync thread the window is applied there (`SyncThread::start`): holding the
+        // engine task to gather more commands would only delay routing and timers.
         if self.sync.is_some() {
             return None;
         }

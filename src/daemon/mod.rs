@@ -239,6 +239,7 @@ impl Daemon {
                     now,
                     || Core::with_decision_log(config, now, decision_log),
                     syncer,
+                    group_commit,
                 )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
                 let changed = (core.config().source != source).then_some(source);

@@ -137,28 +137,19 @@ pub(crate) fn scan(
                         format!("{damage} in a segment that is not the newest"),
                     ));
                 }
-                if let Some(next) = frame::valid_frame_after(rest) {
-                    if zero_hole(&rest[..next], at as u64) {
-                        return Ok(Scanned {
-                            next_index,
-                            valid_len: at as u64,
-                            frames,
-                            torn: Some(TornTail {
-                                path: seg.path.clone(),
-                                offset: at as u64,
-                                bytes: rest.len() as u64,
-                                damage: format!(
-                                    "{damage}: a zero-filled hole (unsynced pages lost), valid frames after it at byte {} were never synced",
-                                    at + next
-                                ),
-                            }),
-                        });
+                let damage = match frame::valid_frame_after(rest) {
+                    None => damage.to_string(),
+                    Some(next) if zero_hole(&rest[..next], at as u64) => format!(
+                        "{damage}: a zero-filled hole (unsynced pages lost), valid frames after it at byte {} were never synced",
+                        at + next
+                    ),
+                    Some(next) => {
+                        return Err(corrupt(
+                            at,
+                            format!("{damage}, and a valid frame follows at byte {}", at + next),
+                        ))
                     }
-                    return Err(corrupt(
-                        at,
-                        format!("{damage}, and a valid frame follows at byte {}", at + next),
-                    ));
-                }
+                };
                 return Ok(Scanned {
                     next_index,
                     valid_len: at as u64,
@@ -167,7 +158,7 @@ pub(crate) fn scan(
                         path: seg.path.clone(),
                         offset: at as u64,
                         bytes: rest.len() as u64,
-                        damage: damage.to_string(),
+                        damage,
                     }),
                 });
             }
