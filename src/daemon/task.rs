@@ -93,9 +93,11 @@ pub trait InputSink: Send {
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
     fn on_stop(&mut self, _core: &Core, _now: Millis) {}
-    /// Group commit: when the previous append was less than this long ago, the engine task keeps
-    /// collecting inputs until this long after it, so under load one sync covers many requests
-    /// (at most one sync per window) while a lone request at low load is synced at once.
+    /// Group commit for a sink that syncs inside `append`: when the previous append was less
+    /// than this long ago, the engine task keeps collecting inputs until this long after it, so
+    /// under load one sync covers many requests (at most one sync per window) while a lone
+    /// request at low load is synced at once. The daemon's sink syncs on the `tierline-sync`
+    /// thread and applies its window there instead (`None` here): routing and timers do not wait.
     fn group_commit_window(&self) -> Option<std::time::Duration> {
         None
     }
