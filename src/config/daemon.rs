@@ -64,7 +64,9 @@ impl Default for MetricsConfig {
 pub enum SyncMode {
     /// fsync every append before answering.
     Always,
-    /// Group commit: one fsync per batch, bounded by `max_batch_delay_ms`.
+    /// Group commit: batches are written and applied at once, and synced on the sync thread
+    /// (one fsync for every batch written so far, at most one per `max_batch_delay_ms`);
+    /// answers wait for the sync.
     #[default]
     Batch,
     /// No fsync (tests and simulations only; warns at startup).

@@ -1,10 +1,22 @@
-//! The journal plugged into the engine task: every batch of inputs is made durable before any of
-//! it is applied, snapshots are taken on the journal's schedule, and a final one on shutdown.
+//! The journal plugged into the engine task: every batch of inputs is written to the journal
+//! before any of it is applied, snapshots are taken on the journal's schedule, and a final one on
+//! shutdown.
 //!
 //! It owns the open `Journal` (and so the journal directory's lock) for the daemon's lifetime.
 //! It never decides anything about routing and never applies an input itself: the engine task
-//! applies exactly what this accepted. The fsync blocks the engine task (that is the point: no
-//! reply before the data is durable), so on a multi-thread runtime it runs in `block_in_place`.
+//! applies exactly what this accepted.
+//!
+//! The daemon's sink (`recover_with_sync_thread`, `sync = "batch"`) only writes (write(2)) on the
+//! engine task and answers `Appended::Pending`: the `tierline-sync` thread (`commit`) fdatasyncs
+//! and reports the durable index, and the engine task holds the batch's effects until then. With
+//! `sync = "always"` each input is its own frame and is synced on the engine task before it is
+//! applied (`Appended::Durable`); with `"none"` nothing is synced. Any fsync failure, on either
+//! thread, is reported as `SyncReport::Failed`: fatal, never retried. A sink from plain `recover`
+//! (the simulator's recorder, benchmarks) has no sync thread and syncs inline, as before. Inline
+//! file work runs in `block_in_place` on a multi-thread runtime.
+//!
+//! A snapshot must cover only durable records: one captured while batches are unsynced is held
+//! here until the sync reports reach its index, then handed to the snapshot thread.
 //!
 //! Snapshots must not stall routing. Only the capture runs on the engine task (it has to happen
 //! at one journal position: a copy of the engine's primary state (`Engine::capture`, no indexes),
@@ -23,8 +35,11 @@ use crate::journal::{
     Journal, JournalError, JournalOptions, PendingSnapshot, RecoveryReport, WrittenSnapshot,
 };
 
+use crate::config::daemon::SyncMode;
+
+use super::commit::{FileSync, SyncReports, SyncThread};
 use super::core::Core;
-use super::task::{InputSink, JournalEntry, SinkError};
+use super::task::{Appended, InputSink, JournalEntry, SinkError};
 
 /// Run blocking file work from inside the runtime: `block_in_place` on a multi-thread runtime
 /// (other tasks keep running), directly on a current-thread one (where it is not allowed).
@@ -54,10 +69,42 @@ pub fn recover(
             journal,
             group_commit: None,
             writer: Some(writer),
+            sync: None,
+            reports: None,
+            held_snapshot: None,
+            synced: 0,
         },
         core,
         report,
     ))
+}
+
+/// `recover`, with the daemon's commit path: unless `sync = "none"`, a `tierline-sync` thread
+/// syncing through `syncer` (`commit::Fdatasync` in production) with the group-commit `window`
+/// (`sync = "batch"`: `max_batch_delay_ms`). The sink must then run in an engine task, which
+/// takes its sync reports.
+pub fn recover_with_sync_thread(
+    dir: &Path,
+    opts: JournalOptions,
+    now: Millis,
+    fresh: impl FnOnce() -> Core,
+    syncer: Box<dyn FileSync>,
+    window: Option<std::time::Duration>,
+) -> Result<(JournalSink, Core, RecoveryReport), JournalError> {
+    let (mut sink, core, report) = recover(dir, opts, now, fresh)?;
+    if opts.log.sync != SyncMode::None {
+        let window = window.filter(|w| !w.is_zero());
+        let (thread, reports) =
+            SyncThread::start(syncer, window).map_err(|e| JournalError::Io {
+                op: "start the sync thread for",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        sink.sync = Some(thread);
+        sink.reports = Some(reports);
+        sink.synced = sink.journal.last_index();
+    }
+    Ok((sink, core, report))
 }
 
 type Written = (u64, Result<WrittenSnapshot, JournalError>);
@@ -109,6 +156,14 @@ pub struct JournalSink {
     group_commit: Option<std::time::Duration>,
     /// `None` once stopped (or if the thread died: snapshots are then written inline).
     writer: Option<SnapshotWriter>,
+    /// The `tierline-sync` thread (`recover_with_sync_thread`); `None`: sync inline.
+    sync: Option<SyncThread>,
+    /// Its reports, until the engine task takes them.
+    reports: Option<SyncReports>,
+    /// A captured snapshot waiting for the sync to reach its index.
+    held_snapshot: Option<PendingSnapshot>,
+    /// Every record up to here is durable (with a sync thread).
+    synced: u64,
 }
 
 impl JournalSink {
@@ -158,6 +213,23 @@ impl JournalSink {
         };
         let captured = started.elapsed();
         let index = pending.index;
+        if self.sync.is_some() && index > self.synced {
+            // Records up to `index` are written but not yet durable: the snapshot waits for them.
+            self.held_snapshot = Some(pending);
+        } else {
+            self.dispatch_snapshot(pending);
+        }
+        tracing::debug!(
+            index,
+            capture_ms = captured.as_millis() as u64,
+            "journal snapshot captured"
+        );
+        Some(captured)
+    }
+
+    /// Hand a captured snapshot to the writer thread (or write it here if the thread is gone).
+    fn dispatch_snapshot(&mut self, pending: PendingSnapshot) {
+        let index = pending.index;
         let unsent = match &self.writer {
             Some(writer) => match writer.jobs.try_send(pending) {
                 Ok(()) => None,
@@ -174,16 +246,13 @@ impl JournalSink {
             let written = blocking(|| pending.write());
             self.journal.snapshot_written(index, &written);
         }
-        tracing::debug!(
-            index,
-            capture_ms = captured.as_millis() as u64,
-            "journal snapshot captured"
-        );
-        Some(captured)
     }
 
     /// Wait for the snapshot in flight, if any (tests and benchmarks).
     pub fn wait_for_snapshot(&mut self) {
+        if self.held_snapshot.is_some() {
+            return;
+        }
         while self.journal.snapshot_pending() {
             let Some(writer) = &self.writer else { return };
             match blocking(|| writer.done.recv()) {
@@ -195,14 +264,55 @@ impl JournalSink {
 }
 
 impl InputSink for JournalSink {
-    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
         let journal = &mut self.journal;
-        blocking(|| journal.append(batch))
-            .map(|_| ())
-            .map_err(|e| SinkError(e.to_string()))
+        let deferred = self.sync.is_some() && journal.options().log.sync == SyncMode::Batch;
+        let appended = if deferred {
+            blocking(|| journal.write(batch)).map(|range| Appended::Pending(range.end - 1))
+        } else {
+            blocking(|| journal.append(batch)).map(|_| Appended::Durable)
+        };
+        match (appended, &self.sync) {
+            (Ok(Appended::Pending(index)), Some(thread)) => {
+                let (file, path) = self.journal.log().active_file();
+                thread.submit(index, file, path.to_path_buf());
+                Ok(Appended::Pending(index))
+            }
+            (Ok(appended), _) => Ok(appended),
+            (Err(e), sync) => {
+                // A failed sync on this thread (segment roll, rollback, `always`) is as fatal as
+                // one on the sync thread; a failed write is not (503 and retry).
+                if let (true, Some(thread)) = (e.is_sync_failure(), sync) {
+                    thread.fail(e.to_string());
+                }
+                Err(SinkError(e.to_string()))
+            }
+        }
+    }
+
+    fn sync_reports(&mut self) -> Option<SyncReports> {
+        self.reports.take()
+    }
+
+    fn synced(&mut self, index: u64) {
+        self.synced = self.synced.max(index);
+        if self
+            .held_snapshot
+            .as_ref()
+            .is_some_and(|p| p.index <= self.synced)
+        {
+            if let Some(pending) = self.held_snapshot.take() {
+                self.dispatch_snapshot(pending);
+            }
+        }
     }
 
     fn group_commit_window(&self) -> Option<std::time::Duration> {
+        // With the sync thread the window is applied there (`SyncThread::start`): holding the
+        // engine task to gather more commands would only delay routing and timers.
+        if self.sync.is_some() {
+            return None;
+        }
         self.group_commit
     }
 
@@ -214,6 +324,13 @@ impl InputSink for JournalSink {
     }
 
     fn on_stop(&mut self, core: &Core, now: Millis) {
+        // The engine task has seen every batch reported durable; the thread has nothing left.
+        if let Some(thread) = &mut self.sync {
+            thread.stop();
+        }
+        if let Some(pending) = self.held_snapshot.take() {
+            self.dispatch_snapshot(pending);
+        }
         self.stop_writer();
         if self.journal.last_index() == self.journal.snapshot_index() {
             return;

@@ -9,6 +9,7 @@
 //! routing decision itself.
 
 pub mod clock;
+pub mod commit;
 pub mod core;
 pub mod decision_log;
 pub mod durable;
@@ -75,6 +76,9 @@ pub struct DaemonOptions {
     /// Journal directory: recover the state from it and journal every input before applying
     /// it (`sink` is then unused). `None`: no durability (tests, simulations).
     pub journal_dir: Option<PathBuf>,
+    /// How the `tierline-sync` thread makes the journal durable: `None` is fdatasync(2). Not a
+    /// config setting: tests inject a failing one here to exercise the fatal sync path.
+    pub journal_sync: Option<Box<dyn commit::FileSync>>,
 }
 
 impl DaemonOptions {
@@ -92,6 +96,7 @@ impl DaemonOptions {
             metrics: None,
             decision_log: decision_log::DEFAULT_DECISION_LOG,
             journal_dir: None,
+            journal_sync: None,
         }
     }
 }
@@ -120,6 +125,19 @@ pub enum DaemonError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot start the engine thread: {0}")]
     EngineThread(std::io::Error),
+    /// The journal could not be synced: the daemon stopped (see `commit`). Not retried: after a
+    /// failed fsync the kernel may have dropped the data, so only a restart's replay from what
+    /// is really on disk is trustworthy.
+    #[error("the journal could not be made durable; stopping: {0}")]
+    JournalSync(String),
+}
+
+impl DaemonError {
+    /// The process exit code for this error (`tierline serve`): 1 for all of them; 2 is kept for
+    /// an invalid config, which never gets as far as a `DaemonError`.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
 }
 
 /// A running daemon.
@@ -147,6 +165,7 @@ impl Daemon {
             metrics,
             decision_log,
             journal_dir,
+            journal_sync,
         } = opts;
         let server = config.daemon.server.clone();
         let lookup = |var: &str| env(var);
@@ -212,9 +231,15 @@ impl Daemon {
                     == crate::config::daemon::SyncMode::Batch)
                     .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
                 let source = config.source.clone();
-                let (journal, core, report) = durable::recover(&dir, opts, now, || {
-                    Core::with_decision_log(config, now, decision_log)
-                })?;
+                let syncer = journal_sync.unwrap_or_else(|| Box::new(commit::Fdatasync));
+                let (journal, core, report) = durable::recover_with_sync_thread(
+                    &dir,
+                    opts,
+                    now,
+                    || Core::with_decision_log(config, now, decision_log),
+                    syncer,
+                    group_commit,
+                )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
                 let changed = (core.config().source != source).then_some(source);
                 let journal = journal.with_group_commit(group_commit);
@@ -405,29 +430,36 @@ async fn supervise(
     shutdown: Shutdown,
     grace: Duration,
     stop_engine: oneshot::Sender<()>,
-    engine_task: oneshot::Receiver<Core>,
+    mut engine_task: oneshot::Receiver<EngineResult>,
     subscribers: Vec<JoinHandle<()>>,
     watch_task: Option<JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
+    let mut stopped_early = None;
     let served = tokio::select! {
         r = &mut http => r,
-        () = shutdown.wait() => {
-            tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests");
-            match tokio::time::timeout(grace, &mut http).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!("shutdown grace period over; closing the remaining connections");
-                    http.abort();
-                    Ok(Ok(()))
-                }
-            }
+        () = shutdown.wait() => drain(&mut http, grace).await,
+        ended = &mut engine_task => {
+            // The engine task stopped by itself: a journal sync failure (it has already failed
+            // the held replies) or a panic. Nothing more can be answered: stop serving.
+            stopped_early = Some(ended);
+            shutdown.trigger();
+            drain(&mut http, grace).await
         }
     };
     shutdown.trigger();
     let _ = stop_engine.send(());
-    if engine_task.await.is_err() {
-        tracing::error!("the engine thread panicked");
-    }
+    let ended = match stopped_early {
+        Some(ended) => ended,
+        None => engine_task.await,
+    };
+    let sync_failure = match ended {
+        Ok(Ok(_core)) => None,
+        Ok(Err(failed)) => Some(failed.0),
+        Err(_) => {
+            tracing::error!("the engine thread panicked");
+            None
+        }
+    };
     for s in subscribers {
         let _ = s.await;
     }
@@ -435,6 +467,9 @@ async fn supervise(
         let _ = w.await;
     }
     tracing::info!("stopped");
+    if let Some(message) = sync_failure {
+        return Err(DaemonError::JournalSync(message));
+    }
     match served {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(DaemonError::Serve(e)),
@@ -442,6 +477,29 @@ async fn supervise(
         Err(e) => Err(DaemonError::Serve(std::io::Error::other(e))),
     }
 }
+
+/// Let the HTTP server finish its in-flight requests (it stops accepting once `shutdown` is
+/// triggered) for at most `grace`, then close what is left.
+async fn drain(
+    http: &mut JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+) -> Result<std::io::Result<()>, tokio::task::JoinError> {
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing in-flight requests"
+    );
+    match tokio::time::timeout(grace, &mut *http).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("shutdown grace period over; closing the remaining connections");
+            http.abort();
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// How the engine task ended: its final core, or the sync failure that stopped it.
+type EngineResult = Result<Core, task::JournalSyncFailed>;
 
 /// Run the engine task on a thread of its own (`tierline-engine`), in a current-thread tokio
 /// runtime that runs nothing else, and return where its final `Core` will arrive.
@@ -458,7 +516,7 @@ async fn supervise(
 fn spawn_engine_thread(
     task: EngineTask,
     stop: oneshot::Receiver<()>,
-) -> std::io::Result<oneshot::Receiver<Core>> {
+) -> std::io::Result<oneshot::Receiver<EngineResult>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
@@ -603,7 +661,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "stopped with an error");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -5,25 +5,38 @@
 //! HTTP handlers, subscribers and the reloader talk to it only through `EngineHandle`: a bounded
 //! command channel (depth `[server] event_queue_depth`; full ⇒ `SubmitError::Busy`, which the API
 //! answers with 503 + `Retry-After`) and a oneshot reply per command. Each wake-up drains up to
-//! `MAX_BATCH` commands (rumqttd's router does the same), applies them at one clock reading,
-//! hands the journalable inputs to the `InputSink` *before* any reply is sent, feeds the batch's
-//! facts to the metrics `Telemetry` it owns and to the observers, then publishes the next decision
-//! seq on a watch channel for readers. Between wake-ups it sleeps on the channel and on the
-//! engine's next timer deadline: nothing polls. It never blocks on the network.
+//! `MAX_BATCH` commands (rumqttd's router does the same), hands the journalable inputs to the
+//! `InputSink` *before* applying any of them, applies them at one clock reading, and feeds the
+//! batch's facts to the metrics `Telemetry` it owns and to the observers.
+//!
+//! Durability is reported, not waited for: the daemon's sink only writes the batch and answers
+//! `Appended::Pending(index)`; the `tierline-sync` thread (`commit`) fdatasyncs and sends
+//! `SyncReport::Synced(index)` on a channel this task `select!`s on beside its commands and
+//! timers. Until a report covers a batch, everything through which its effects could be seen is
+//! held in `held` (in batch order): the replies, the answers of reads that ran after it (a read
+//! runs at its place in the command order but answers once the newest batch before it is
+//! synced), and the decision seq published on the watch channel (which is what wakes long-polls,
+//! SSE and subscribers). At most `MAX_IN_FLIGHT` batches are held; at that bound the task takes
+//! no commands and fires no timers until a report arrives. A `SyncReport::Failed` fails every
+//! held reply with 503 and ends `run` with `JournalSyncFailed` (the daemon then exits 1).
+//! Between wake-ups it sleeps on the channel, the sync reports and the engine's next timer
+//! deadline: nothing polls. It never blocks on the network, nor on the disk except for the
+//! write(2) (and a segment roll's sync).
 //!
 //! Facts reach `Telemetry` after every batch, and so do its gauges (waiting per queue, oldest
 //! wait, agents per tier and activity): the engine keeps the per-queue agent census
 //! incrementally and lists the queues whose load changed, so a refresh costs O(queues the batch
 //! changed), about 2 µs after one arrival at 15,000 agents / 5,000 queues (`benches/
 //! telemetry_refresh.rs`; the walk over every queue's agents it replaces cost ≈ 11 ms, which is
-//! why gauges used to be refreshed at most every 100 ms). The agent-seconds per state therefore
-//! change state at the batch that changed it. Reads that only look at the core (decision pages)
+//! why gauges used to be refreshed at most every 100 ms). So the agent-seconds per state are
+//! credited to the new state from the batch that changed it. Reads that only look at the core (decision pages)
 //! use `read_core`.
 //!
 //! It also records its own health: engine time per input (`tierline_decision_seconds`), how late
 //! a timer wake-up came (`tierline_timer_lateness_seconds`) and the commands still queued after
 //! each drain (`tierline_event_queue_depth`).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -37,25 +50,52 @@ use crate::engine::{Engine, Fact};
 use crate::metrics::{Metrics, Telemetry};
 
 use super::clock::Clock;
+use super::commit::{SyncReport, SyncReports};
 use super::core::{Applied, Core, Input, Outcome, TimedInput};
 
 /// Commands drained per wake-up.
 pub const MAX_BATCH: usize = 500;
+
+/// Batches written but not yet reported durable, at most. At the bound the engine task takes no
+/// new commands and fires no timers until a sync report arrives (the command channel then fills
+/// and the API answers 503 `overloaded`): a disk that cannot keep up pushes back instead of
+/// letting held replies and memory grow without limit.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// What `InputSink::append` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Durable already (or durability is off): its effects may be released at once.
+    Durable,
+    /// Written, durable once a `SyncReport::Synced` at or past this journal index arrives.
+    Pending(u64),
+}
 
 /// Where inputs go before they are applied (the durability journal plugs in here).
 pub trait InputSink: Send {
     /// Record a batch of inputs, in the order they will be applied: every input of the batch
     /// (refused or duplicate ones too, they replay harmlessly) plus the `Advance` when timers
     /// are due. Called *before* any of them is applied. An error applies none of them and fails
-    /// every reply of the batch with 503 `journal_unavailable`.
-    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError>;
+    /// every reply of the batch with 503 `journal_unavailable`. `Appended::Pending` applies the
+    /// batch now and holds its replies (and everything else that shows its effects) until the
+    /// sink's sync reports cover it.
+    fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError>;
+    /// Where this sink reports which journal index is durable; taken once by the engine task.
+    /// Required by any sink that answers `Appended::Pending`.
+    fn sync_reports(&mut self) -> Option<SyncReports> {
+        None
+    }
+    /// Every record up to `index` is durable (e.g. a held snapshot may now be written).
+    fn synced(&mut self, _index: u64) {}
     /// The batch has been applied (e.g. take a snapshot when one is due).
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
     fn on_stop(&mut self, _core: &Core, _now: Millis) {}
-    /// Group commit: when the previous append was less than this long ago, the engine task keeps
-    /// collecting inputs until this long after it, so under load one sync covers many requests
-    /// (at most one sync per window) while a lone request at low load is synced at once.
+    /// Group commit for a sink that syncs inside `append`: when the previous append was less
+    /// than this long ago, the engine task keeps collecting inputs until this long after it, so
+    /// under load one sync covers many requests (at most one sync per window) while a lone
+    /// request at low load is synced at once. The daemon's sink syncs on the `tierline-sync`
+    /// thread and applies its window there instead (`None` here): routing and timers do not wait.
     fn group_commit_window(&self) -> Option<std::time::Duration> {
         None
     }
@@ -102,8 +142,8 @@ pub struct SinkError(pub String);
 pub struct NoJournal;
 
 impl InputSink for NoJournal {
-    fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
-        Ok(())
+    fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
+        Ok(Appended::Durable)
     }
 }
 
@@ -124,13 +164,33 @@ pub struct ReadView<'a> {
     pub now: Millis,
 }
 
-type ReadFn = Box<dyn FnOnce(&ReadView<'_>) + Send>;
+/// A read: runs on the engine task against the state at its place in the command order and
+/// returns how to send its answer, which the task calls once everything it saw is durable.
+type ReadFn = Box<dyn FnOnce(&ReadView<'_>) -> Release + Send>;
+/// Sends a read's answer.
+type Release = Box<dyn FnOnce() + Send>;
+type Reply = oneshot::Sender<Result<Vec<Outcome>, SubmitError>>;
+
+/// Effects of applied batches waiting for the journal to report them durable.
+struct Held {
+    /// Journal index the sync must reach.
+    index: u64,
+    replies: Vec<(Reply, Vec<Outcome>)>,
+    reads: Vec<Release>,
+    /// The decision seq to publish once durable.
+    next_seq: u64,
+}
+
+/// The journal could not be made durable: the engine task stopped (see `commit`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("journal sync failed: {0}")]
+pub struct JournalSyncFailed(pub String);
 
 /// A request to the engine task.
 enum Command {
     Apply {
         inputs: Vec<Input>,
-        reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
+        reply: Reply,
     },
     /// A read that may look at the telemetry: it is brought up to date first.
     Read(ReadFn),
@@ -196,7 +256,10 @@ impl EngineHandle {
     {
         let (reply, rx) = oneshot::channel();
         self.submit(kind(Box::new(move |view| {
-            let _ = reply.send(f(view));
+            let answer = f(view);
+            Box::new(move || {
+                let _ = reply.send(answer);
+            })
         })))?;
         rx.await.map_err(|_| SubmitError::Stopped)
     }
@@ -233,6 +296,10 @@ pub struct EngineTask {
     journal_retry_at: Option<Millis>,
     /// When the last batch was committed (for the group-commit window).
     last_commit: Option<tokio::time::Instant>,
+    /// Applied batches whose effects wait for durability, oldest first.
+    held: VecDeque<Held>,
+    /// At most this many batches held (`MAX_IN_FLIGHT`).
+    max_in_flight: usize,
 }
 
 impl EngineTask {
@@ -260,6 +327,8 @@ impl EngineTask {
             telemetry,
             journal_retry_at: None,
             last_commit: None,
+            held: VecDeque::new(),
+            max_in_flight: MAX_IN_FLIGHT,
         };
         let handle = EngineHandle {
             tx,
@@ -269,11 +338,22 @@ impl EngineTask {
         (task, handle)
     }
 
-    /// Run until `stop` resolves (then finish the commands already queued) or every handle is
-    /// dropped. Returns the core, e.g. for a final snapshot.
-    pub async fn run(mut self, stop: impl Future<Output = ()> + Send) -> Core {
+    /// Hold at most `limit` batches unsynced instead of `MAX_IN_FLIGHT` (tests).
+    pub fn with_in_flight_limit(mut self, limit: usize) -> EngineTask {
+        self.max_in_flight = limit.max(1);
+        self
+    }
+
+    /// Run until `stop` resolves (then finish the commands already queued and wait for their
+    /// sync) or every handle is dropped. Returns the core, e.g. for a final snapshot; or the
+    /// sync failure that stopped it, after failing every held reply (no final snapshot then).
+    pub async fn run(
+        mut self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<Core, JournalSyncFailed> {
         let mut stop = std::pin::pin!(stop);
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+        let mut reports = self.sink.sync_reports();
         loop {
             // After a failed journal append, timer work waits for the retry time.
             let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
@@ -281,14 +361,20 @@ impl EngineTask {
                 (deadline, _) => deadline,
             };
             let timer = self.sleep_until(deadline);
+            // At the in-flight bound, nothing new is taken until a sync report arrives.
+            let intake = self.held.len() < self.max_in_flight;
             tokio::select! {
-                n = self.rx.recv_many(&mut batch, MAX_BATCH) => {
+                report = next_report(&mut reports) => {
+                    self.on_report(report)?;
+                    continue;
+                }
+                n = self.rx.recv_many(&mut batch, MAX_BATCH), if intake => {
                     if n == 0 {
                         break;
                     }
                     self.fill_group_commit(&mut batch).await;
                 }
-                () = timer => {
+                () = timer, if intake => {
                     if let Some(deadline) = deadline {
                         let late = tokio::time::Instant::now()
                             .saturating_duration_since(self.clock.instant_at(deadline));
@@ -298,6 +384,9 @@ impl EngineTask {
                 () = &mut stop => {
                     self.rx.close();
                     while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                        while self.held.len() >= self.max_in_flight {
+                            self.await_report(&mut reports).await?;
+                        }
                         let now = self.clock.now_ms();
                         self.process(&mut batch, now);
                     }
@@ -308,9 +397,76 @@ impl EngineTask {
             self.process(&mut batch, now);
             self.last_commit = Some(tokio::time::Instant::now());
         }
+        while !self.held.is_empty() {
+            self.await_report(&mut reports).await?;
+        }
         let now = self.clock.now_ms();
         self.sink.on_stop(&self.core, now);
-        self.core
+        Ok(self.core)
+    }
+
+    /// Wait for one sync report and act on it. Without a report source (a sink that never
+    /// answers `Pending`), whatever is held is released.
+    async fn await_report(
+        &mut self,
+        reports: &mut Option<SyncReports>,
+    ) -> Result<(), JournalSyncFailed> {
+        if reports.is_none() {
+            self.release_through(u64::MAX);
+            return Ok(());
+        }
+        let report = next_report(reports).await;
+        self.on_report(report)
+    }
+
+    /// Release what a sync made durable, or fail everything held on a sync failure.
+    fn on_report(&mut self, report: SyncReport) -> Result<(), JournalSyncFailed> {
+        match report {
+            SyncReport::Synced(index) => {
+                self.sink.synced(index);
+                self.release_through(index);
+                Ok(())
+            }
+            SyncReport::Failed(message) => {
+                tracing::error!(
+                    error = %message,
+                    held_batches = self.held.len(),
+                    "journal sync failed; failing the unsynced replies and stopping (the kernel may have dropped the unwritten data, so a retry cannot be trusted)"
+                );
+                let error = SubmitError::Journal(SinkError(message.clone()));
+                for held in self.held.drain(..) {
+                    for (reply, _) in held.replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    // Reads are dropped unanswered: their callers see the engine stopping.
+                }
+                Err(JournalSyncFailed(message))
+            }
+        }
+    }
+
+    /// Send the replies and read answers, and publish the decision seq, of every held batch
+    /// durable up to `index`, oldest first.
+    fn release_through(&mut self, index: u64) {
+        while self.held.front().is_some_and(|h| h.index <= index) {
+            if let Some(held) = self.held.pop_front() {
+                self.release(held.replies, held.reads, held.next_seq);
+            }
+        }
+    }
+
+    fn release(&self, replies: Vec<(Reply, Vec<Outcome>)>, reads: Vec<Release>, next: u64) {
+        for (reply, outcomes) in replies {
+            let _ = reply.send(Ok(outcomes));
+        }
+        for read in reads {
+            read();
+        }
+        self.next_seq.send_if_modified(|seq| {
+            let changed = *seq != next;
+            *seq = next;
+            changed
+        });
     }
 
     /// Within the sink's group-commit window after the last commit, keep collecting commands
@@ -355,11 +511,12 @@ impl EngineTask {
                 journal.extend(inputs.iter().map(|input| JournalEntry { at: now, input }));
             }
         }
-        let journaled = if journal.is_empty() {
-            Ok(())
+        let appended = if journal.is_empty() {
+            Ok(Appended::Durable)
         } else {
             self.sink.append(&journal)
         };
+        let journaled = appended.as_ref().map(|_| ()).map_err(Clone::clone);
         let journal_len = journal.len();
         drop(journal);
         if let Err(e) = &journaled {
@@ -369,6 +526,7 @@ impl EngineTask {
             self.journal_retry_at = None;
         }
         let mut replies = Vec::new();
+        let mut reads: Vec<Release> = Vec::new();
         let mut reconfigured = false;
         if timers_due && journaled.is_ok() {
             let _ = self.timed_apply(&Input::Advance, now);
@@ -393,33 +551,40 @@ impl EngineTask {
                 Command::Read(f) => {
                     // Facts so far must reach the telemetry before a read sees them.
                     self.observe(now, &mut reconfigured);
-                    f(&ReadView {
+                    reads.push(f(&ReadView {
                         core: &self.core,
                         telemetry: &self.telemetry,
                         now,
-                    });
+                    }));
                 }
-                Command::ReadCore(f) => f(&ReadView {
+                Command::ReadCore(f) => reads.push(f(&ReadView {
                     core: &self.core,
                     telemetry: &self.telemetry,
                     now,
-                }),
+                })),
             }
         }
         self.observe(now, &mut reconfigured);
         self.metrics().event_queue_depth(self.rx.len());
-        for (reply, outcomes) in replies {
-            let _ = reply.send(Ok(outcomes));
-        }
         if journaled.is_ok() && journal_len > 0 {
             self.sink.after_batch(&self.core, now);
         }
+        // Release now only what nothing unsynced precedes; otherwise hold it, in order.
         let next = self.core.next_seq();
-        self.next_seq.send_if_modified(|seq| {
-            let changed = *seq != next;
-            *seq = next;
-            changed
-        });
+        match (appended, self.held.back_mut()) {
+            (Ok(Appended::Pending(index)), _) => self.held.push_back(Held {
+                index,
+                replies,
+                reads,
+                next_seq: next,
+            }),
+            (_, Some(last)) => {
+                last.replies.extend(replies);
+                last.reads.extend(reads);
+                last.next_seq = next;
+            }
+            (_, None) => self.release(replies, reads, next),
+        }
     }
 
     fn metrics(&self) -> &Metrics {
@@ -452,6 +617,17 @@ impl EngineTask {
                 observer.on_batch(&facts, self.core.engine(), now);
             }
         }
+    }
+}
+
+/// The next sync report; never, without a report source (or once every sender is gone).
+async fn next_report(reports: &mut Option<SyncReports>) -> SyncReport {
+    match reports {
+        Some(rx) => match rx.recv().await {
+            Some(report) => report,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -534,12 +710,12 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<TimedInput>>>);
 
     impl InputSink for Recorder {
-        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
             self.0
                 .lock()
                 .unwrap()
                 .extend(batch.iter().map(JournalEntry::to_timed));
-            Ok(())
+            Ok(Appended::Durable)
         }
     }
 
@@ -548,9 +724,9 @@ mod tests {
     struct Batches(Arc<Mutex<Vec<usize>>>, Option<Duration>);
 
     impl InputSink for Batches {
-        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
             self.0.lock().unwrap().push(batch.len());
-            Ok(())
+            Ok(Appended::Durable)
         }
         fn group_commit_window(&self) -> Option<Duration> {
             self.1
@@ -662,7 +838,7 @@ mod tests {
         assert_eq!(recorded[2].at, T0 + 15_000);
 
         stop.send(()).unwrap();
-        let core = running.await.unwrap();
+        let core = running.await.unwrap().unwrap();
         assert_eq!(core.next_seq(), 3);
     }
 
@@ -698,7 +874,7 @@ mod tests {
     struct FailingJournal;
 
     impl InputSink for FailingJournal {
-        fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+        fn append(&mut self, _batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
             Err(SinkError("disk full".into()))
         }
     }
@@ -737,7 +913,7 @@ mod tests {
     }
 
     impl InputSink for FlakyJournal {
-        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<(), SinkError> {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
             self.attempts
                 .lock()
                 .unwrap()
@@ -745,7 +921,7 @@ mod tests {
             if *self.failing.lock().unwrap() {
                 Err(SinkError("disk full".into()))
             } else {
-                Ok(())
+                Ok(Appended::Durable)
             }
         }
     }
@@ -819,5 +995,228 @@ mod tests {
         };
         assert!(handle.apply(vec![abandon]).await.unwrap()[0].is_applied());
         assert_eq!(waiting_on_support(&metrics), Some(0.0));
+    }
+
+    /// Answers `Pending` for every batch (journal index = batches so far) and records them; the
+    /// test decides when (and whether) they become durable by sending `SyncReport`s.
+    struct Gated {
+        appended: Arc<Mutex<Vec<Vec<TimedInput>>>>,
+        reports: Option<SyncReports>,
+        synced: Arc<Mutex<Vec<u64>>>,
+    }
+
+    struct Gate {
+        appended: Arc<Mutex<Vec<Vec<TimedInput>>>>,
+        synced: Arc<Mutex<Vec<u64>>>,
+        sync: tokio::sync::mpsc::UnboundedSender<SyncReport>,
+    }
+
+    impl Gate {
+        fn batches(&self) -> usize {
+            self.appended.lock().unwrap().len()
+        }
+        fn sync_through(&self, index: u64) {
+            self.sync.send(SyncReport::Synced(index)).unwrap();
+        }
+    }
+
+    impl InputSink for Gated {
+        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
+            let mut appended = self.appended.lock().unwrap();
+            appended.push(batch.iter().map(JournalEntry::to_timed).collect());
+            Ok(Appended::Pending(appended.len() as u64))
+        }
+        fn sync_reports(&mut self) -> Option<SyncReports> {
+            self.reports.take()
+        }
+        fn synced(&mut self, index: u64) {
+            self.synced.lock().unwrap().push(index);
+        }
+    }
+
+    type Running = tokio::task::JoinHandle<Result<Core, JournalSyncFailed>>;
+
+    fn gated(limit: usize) -> (EngineHandle, Gate, Running) {
+        let (sync, reports) = tokio::sync::mpsc::unbounded_channel();
+        let appended = Arc::default();
+        let synced = Arc::default();
+        let sink = Gated {
+            appended: Arc::clone(&appended),
+            reports: Some(reports),
+            synced: Arc::clone(&synced),
+        };
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            64,
+            Box::new(sink),
+            None,
+            telemetry,
+        );
+        let running = tokio::spawn(task.with_in_flight_limit(limit).run(std::future::pending()));
+        (
+            handle,
+            Gate {
+                appended,
+                synced,
+                sync,
+            },
+            running,
+        )
+    }
+
+    /// Let every spawned task run until it waits on something only the test can provide.
+    async fn settle() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn spawn_apply(
+        handle: &EngineHandle,
+        inputs: Vec<Input>,
+    ) -> tokio::task::JoinHandle<Result<Vec<Outcome>, SubmitError>> {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.apply(inputs).await })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_a_read_and_the_decision_seq_wait_until_their_batch_is_synced() {
+        let (handle, gate, _running) = gated(MAX_IN_FLIGHT);
+        let seq = handle.next_seq_watch();
+        let reply = spawn_apply(&handle, events());
+        settle().await;
+        assert_eq!(gate.batches(), 1, "written and applied at once");
+        let read = {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.read_core(|v| v.core.next_seq()).await })
+        };
+        settle().await;
+        tokio::time::advance(Duration::from_millis(5)).await;
+        settle().await;
+        assert!(!reply.is_finished(), "no reply before the sync");
+        assert!(!read.is_finished(), "a read could see the unsynced offer");
+        assert_eq!(
+            *seq.borrow(),
+            1,
+            "the offer's seq is not published before the sync"
+        );
+
+        gate.sync_through(1);
+        let outcomes = reply.await.unwrap().unwrap();
+        assert!(outcomes.iter().all(Outcome::is_applied));
+        assert_eq!(
+            read.await.unwrap().unwrap(),
+            2,
+            "the read saw the applied batch"
+        );
+        assert_eq!(*seq.borrow(), 2);
+        assert_eq!(
+            *gate.synced.lock().unwrap(),
+            vec![1],
+            "the sink heard of it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_are_released_in_batch_order_as_syncs_cover_them() {
+        let (handle, gate, _running) = gated(MAX_IN_FLIGHT);
+        let first = spawn_apply(&handle, arrival("c1"));
+        settle().await;
+        let second = spawn_apply(&handle, arrival("c2"));
+        settle().await;
+        let third = spawn_apply(&handle, arrival("c3"));
+        settle().await;
+        assert_eq!(gate.batches(), 3);
+        gate.sync_through(1);
+        settle().await;
+        assert!(first.is_finished());
+        assert!(!second.is_finished() && !third.is_finished());
+        // One sync covering everything written releases the rest together.
+        gate.sync_through(3);
+        assert!(second.await.unwrap().unwrap()[0].is_applied());
+        assert!(third.await.unwrap().unwrap()[0].is_applied());
+        assert!(first.await.unwrap().unwrap()[0].is_applied());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_keep_firing_on_time_while_a_sync_is_blocked() {
+        let (handle, gate, _running) = gated(MAX_IN_FLIGHT);
+        let reply = spawn_apply(&handle, events());
+        settle().await;
+        // The offer to a1 expires at +15 s; its batch is never synced here.
+        tokio::time::advance(Duration::from_millis(15_000)).await;
+        settle().await;
+        let appended = gate.appended.lock().unwrap().clone();
+        assert_eq!(
+            appended.len(),
+            2,
+            "the expiry was journaled and applied: {appended:?}"
+        );
+        assert_eq!(appended[1][0].input, Input::Advance);
+        assert_eq!(
+            appended[1][0].at,
+            T0 + 15_000,
+            "at its deadline, not after the sync"
+        );
+        // New requests keep being applied too.
+        let more = spawn_apply(&handle, arrival("c2"));
+        settle().await;
+        assert_eq!(gate.batches(), 3);
+        assert!(!reply.is_finished() && !more.is_finished());
+        gate.sync_through(3);
+        assert!(reply.await.unwrap().is_ok());
+        assert!(more.await.unwrap().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_in_flight_bound_the_engine_takes_nothing_until_a_sync_reports() {
+        let (handle, gate, _running) = gated(2);
+        let first = spawn_apply(&handle, arrival("c1"));
+        settle().await;
+        let second = spawn_apply(&handle, arrival("c2"));
+        settle().await;
+        assert_eq!(gate.batches(), 2);
+        let third = spawn_apply(&handle, arrival("c3"));
+        settle().await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+        settle().await;
+        assert_eq!(gate.batches(), 2, "the third command waits in the channel");
+        assert_eq!(handle.queued(), 1);
+        gate.sync_through(1);
+        settle().await;
+        assert_eq!(gate.batches(), 3, "one slot freed: the third is taken");
+        assert!(first.is_finished() && !second.is_finished() && !third.is_finished());
+        gate.sync_through(3);
+        assert!(second.await.unwrap().is_ok());
+        assert!(third.await.unwrap().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sync_failure_fails_every_held_reply_and_stops_the_task() {
+        let (handle, gate, running) = gated(MAX_IN_FLIGHT);
+        let first = spawn_apply(&handle, arrival("c1"));
+        settle().await;
+        let second = spawn_apply(&handle, arrival("c2"));
+        settle().await;
+        gate.sync_through(1);
+        gate.sync
+            .send(SyncReport::Failed("cannot sync 1.seg: EIO".into()))
+            .unwrap();
+        assert!(first.await.unwrap().is_ok(), "synced before the failure");
+        assert_eq!(
+            second.await.unwrap(),
+            Err(SubmitError::Journal(SinkError(
+                "cannot sync 1.seg: EIO".into()
+            )))
+        );
+        let ended = running.await.unwrap();
+        assert_eq!(
+            ended.err(),
+            Some(JournalSyncFailed("cannot sync 1.seg: EIO".into()))
+        );
+        assert_eq!(handle.apply(arrival("c3")).await, Err(SubmitError::Stopped));
     }
 }

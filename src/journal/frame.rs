@@ -8,9 +8,12 @@
 //! crc32c covers body_len and the whole body.
 //! ```
 //!
-//! Because a frame is synced before the next one is written, a crash can only damage the last
-//! frame of the journal. That is what lets recovery tell a torn tail (truncate it, warn) from
-//! damage to acknowledged data (a bad frame with a good one after it: refuse to start).
+//! A frame is answered only once a sync covers it, and one sync covers every byte written before
+//! it, so a crash can only damage the unsynced end of the newest segment. That is what lets
+//! recovery tell a torn tail (truncate it, warn) from damage to acknowledged data (a bad frame
+//! with a good one after it: refuse to start). With several frames written and unsynced, the end
+//! can also hold a zero-filled hole (a lost page) with valid frames after it: a torn tail too
+//! (`segment::zero_hole`).
 //! This module only encodes and decodes bytes; it never touches a file.
 
 /// Bytes before the body: length and checksum.

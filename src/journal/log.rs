@@ -1,4 +1,6 @@
-//! The writer: appends batches of records to the newest segment, one frame and one sync per batch.
+//! The writer: appends batches of records to the newest segment, one frame and one sync per batch
+//! (`append_batch`), or writes them without the sync (`write_batch`) for a caller that syncs the
+//! active segment on another thread (`active_file`; the daemon's `tierline-sync` thread).
 //!
 //! It owns the open segment and the directory lock. After any write or sync error it rolls the
 //! segment back to the last good frame before accepting anything else, so a failed batch never
@@ -9,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::daemon::SyncMode;
 
@@ -60,7 +63,8 @@ pub struct Log {
     dir: PathBuf,
     opts: LogOptions,
     segments: Vec<SegmentFile>,
-    active: File,
+    /// Shared with whoever syncs it off this thread (`active_file`).
+    active: Arc<File>,
     /// Bytes of whole, written frames in the active segment.
     active_len: u64,
     next_index: u64,
@@ -137,11 +141,18 @@ impl Log {
             .write(true)
             .open(active_path)
             .map_err(|e| JournalError::io("open", active_path, e))?;
+        if opts.sync != SyncMode::None {
+            // A crashed process may have left written but unsynced records that were just
+            // replayed: make them durable before anything built on them is answered.
+            active
+                .sync_data()
+                .map_err(|e| JournalError::io("sync", active_path, e))?;
+        }
         let log = Log {
             dir: dir.to_path_buf(),
             opts,
             segments,
-            active,
+            active: Arc::new(active),
             active_len,
             next_index,
             rollback: None,
@@ -180,6 +191,27 @@ impl Log {
     /// returning their index range. On error nothing of the batch counts: the bytes are cut off
     /// (now, or before the next append if even that fails) and the indexes are handed out again.
     pub fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<u64>, JournalError> {
+        let sync = self.opts.sync != SyncMode::None;
+        self.put_batch(payloads, sync)
+    }
+
+    /// Like `append_batch`, but write(2) only: the records are on disk once the caller syncs
+    /// `active_file` (every byte written before that sync is covered by it). A roll to a new
+    /// segment still syncs the old one here first, so syncing the newest segment always covers
+    /// every record written so far. A write error rolls back exactly like `append_batch`.
+    pub fn write_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<u64>, JournalError> {
+        self.put_batch(payloads, false)
+    }
+
+    /// The segment being appended to, for a sync on another thread, and its path.
+    pub fn active_file(&self) -> (Arc<File>, &Path) {
+        (
+            Arc::clone(&self.active),
+            &self.segments[self.segments.len() - 1].path,
+        )
+    }
+
+    fn put_batch(&mut self, payloads: &[&[u8]], sync: bool) -> Result<Range<u64>, JournalError> {
         for p in payloads {
             if p.is_empty() {
                 return Err(JournalError::EmptyRecord);
@@ -198,7 +230,7 @@ impl Log {
             next_index: self.next_index,
         };
         let start = self.next_index;
-        match self.write_frames(payloads) {
+        match self.write_frames(payloads, sync) {
             Ok(()) => Ok(start..self.next_index),
             Err(e) => {
                 self.rollback = Some(mark);
@@ -210,7 +242,7 @@ impl Log {
         }
     }
 
-    fn write_frames(&mut self, payloads: &[&[u8]]) -> Result<(), JournalError> {
+    fn write_frames(&mut self, payloads: &[&[u8]], sync: bool) -> Result<(), JournalError> {
         let mut rest = payloads;
         while !rest.is_empty() {
             let take = match self.opts.sync {
@@ -229,7 +261,7 @@ impl Log {
             self.active
                 .write_all_at(&self.buf, self.active_len)
                 .map_err(|e| JournalError::io("append to", path, e))?;
-            if self.opts.sync != SyncMode::None {
+            if sync {
                 self.active
                     .sync_data()
                     .map_err(|e| JournalError::io("sync", path, e))?;
@@ -259,7 +291,7 @@ impl Log {
             base,
             path: segment_path(&self.dir, base),
         });
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_len = 0;
         Ok(())
     }
@@ -290,7 +322,7 @@ impl Log {
             file.sync_all()
                 .map_err(|e| JournalError::io("sync", &path, e))?;
         }
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_len = mark.len;
         self.next_index = mark.next_index;
         self.rollback = None;

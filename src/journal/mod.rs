@@ -4,15 +4,18 @@
 //! module owns everything on disk in the journal directory:
 //!
 //! - `<first index>.seg`: segments of an append-only log of frames (`frame`, `segment`, `log`).
-//!   One batch of inputs is one frame and one sync, written before any input of it is applied.
+//!   One batch of inputs is one frame, written before any input of it is applied and synced
+//!   (here, or by the caller on another thread: `Journal::write`) before any effect is answered.
 //! - `<index>.snap`: snapshots of the whole replayable state (`snapshot`); recovery restores the
 //!   newest good one and replays the records after it through the same code (`recovery`).
 //! - `LOCK`: held (`flock`) while a daemon has the journal open, so two never write it at once.
 //! - `subscribers/<name>.ack`: each outbound subscriber's last acknowledged decision seq (`acks`).
 //!
 //! It never decides anything about routing, never reads a clock (callers pass engine time for the
-//! snapshot schedule) and spawns nothing on the write path: the engine task calls it and waits
-//! for the sync (recovery alone decodes on a scoped helper thread, before the daemon serves).
+//! snapshot schedule) and spawns nothing on the write path: the caller either waits for the sync
+//! (`Journal::append`) or writes (`Journal::write`) and syncs `Log::active_file` on a thread of
+//! its own (the daemon's `tierline-sync`, `daemon::commit`). Recovery alone decodes on a scoped
+//! helper thread, before the daemon serves.
 //! A snapshot is captured by the caller at one journal position (`Journal::prepare_snapshot`)
 //! and encoded, written and pruned by `PendingSnapshot::write` on whatever thread the caller
 //! chooses (the daemon uses a dedicated one, `daemon::durable`).
@@ -98,6 +101,13 @@ impl JournalError {
     /// than damaged data: the daemon answers 503 and keeps going.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, JournalError::Io { .. })
+    }
+
+    /// Whether this is a failed fsync/fdatasync (of a segment or the directory). The kernel may
+    /// have dropped the dirty pages it could not write and a retried sync can then succeed
+    /// without them ("fsyncgate"), so the daemon treats it as fatal, never as retryable.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, JournalError::Io { op, .. } if *op == "sync" || *op == "sync directory")
     }
 }
 

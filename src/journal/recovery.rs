@@ -299,6 +299,9 @@ fn replay_after<S: Replay>(
     })
 }
 
+/// `Log::append_batch` or `Log::write_batch`.
+type PutBatch = fn(&mut Log, &[&[u8]]) -> Result<Range<u64>, JournalError>;
+
 /// The typed, snapshotting journal. See the module docs.
 pub struct Journal {
     log: Log,
@@ -405,6 +408,21 @@ impl Journal {
     /// Journal a batch of inputs (in the order they will be applied) and make it durable per the
     /// sync mode. Call it before applying any of them; on error apply none of them.
     pub fn append<T: Serialize>(&mut self, inputs: &[T]) -> Result<Range<u64>, JournalError> {
+        self.encode_then(inputs, Log::append_batch)
+    }
+
+    /// Journal a batch like `append`, but write(2) only (`Log::write_batch`): durable once the
+    /// caller syncs `log().active_file()`. Snapshots prepared meanwhile must not be written
+    /// before that sync covers their index.
+    pub fn write<T: Serialize>(&mut self, inputs: &[T]) -> Result<Range<u64>, JournalError> {
+        self.encode_then(inputs, Log::write_batch)
+    }
+
+    fn encode_then<T: Serialize>(
+        &mut self,
+        inputs: &[T],
+        put: PutBatch,
+    ) -> Result<Range<u64>, JournalError> {
         self.encoded
             .resize_with(inputs.len().max(self.encoded.len()), Vec::new);
         for (position, (input, buf)) in inputs.iter().zip(self.encoded.iter_mut()).enumerate() {
@@ -418,7 +436,7 @@ impl Journal {
             .iter()
             .map(Vec::as_slice)
             .collect();
-        self.log.append_batch(&payloads)
+        put(&mut self.log, &payloads)
     }
 
     /// Whether a snapshot is due at engine time `now`.

@@ -103,6 +103,11 @@ pub struct Scanned {
 /// Damage in a segment that is not the last one, or damage followed by any valid frame, is
 /// `JournalError::Corrupt` (acknowledged data is damaged). Damage with nothing valid after it in the
 /// last segment is a torn tail, reported in `Scanned::torn` for the caller to deal with.
+///
+/// One exception in the last segment: damage that is a zero-filled hole (`zero_hole`) is the
+/// start of a torn tail even when valid frames follow it. With several batches written but not
+/// yet synced, a power loss can persist a later extent of the file but not an earlier one; every
+/// frame after the hole was written after it, so no sync covered it and it was never answered.
 pub(crate) fn scan(
     seg: &SegmentFile,
     is_last: bool,
@@ -132,12 +137,19 @@ pub(crate) fn scan(
                         format!("{damage} in a segment that is not the newest"),
                     ));
                 }
-                if let Some(next) = frame::valid_frame_after(rest) {
-                    return Err(corrupt(
-                        at,
-                        format!("{damage}, and a valid frame follows at byte {}", at + next),
-                    ));
-                }
+                let damage = match frame::valid_frame_after(rest) {
+                    None => damage.to_string(),
+                    Some(next) if zero_hole(&rest[..next], at as u64) => format!(
+                        "{damage}: a zero-filled hole (unsynced pages lost), valid frames after it at byte {} were never synced",
+                        at + next
+                    ),
+                    Some(next) => {
+                        return Err(corrupt(
+                            at,
+                            format!("{damage}, and a valid frame follows at byte {}", at + next),
+                        ))
+                    }
+                };
                 return Ok(Scanned {
                     next_index,
                     valid_len: at as u64,
@@ -146,7 +158,7 @@ pub(crate) fn scan(
                         path: seg.path.clone(),
                         offset: at as u64,
                         bytes: rest.len() as u64,
-                        damage: damage.to_string(),
+                        damage,
                     }),
                 });
             }
@@ -175,6 +187,29 @@ pub(crate) fn scan(
         valid_len: at as u64,
         frames,
         torn: None,
+    })
+}
+
+/// The page size holes are looked for at: the smallest unit a filesystem persists or loses.
+pub(crate) const HOLE_PAGE_BYTES: u64 = 4096;
+
+/// Whether the damaged bytes `region` (from file offset `offset` up to the next valid frame) hold
+/// a hole left by pages that never reached the disk: a run of zero bytes, at least a frame header
+/// long, that starts where the damaged frame starts or at a page boundary inside it and reaches
+/// the next page boundary (or the end of the region). A writer never writes a zero header, and a
+/// lost page reads back as zeros, so that is what an unsynced page looks like after a power loss;
+/// bit rot or a bad checksum with non-zero bytes is not.
+pub(crate) fn zero_hole(region: &[u8], offset: u64) -> bool {
+    let len = region.len() as u64;
+    let first_boundary = offset.next_multiple_of(HOLE_PAGE_BYTES) - offset;
+    let starts = std::iter::once(0)
+        .chain((first_boundary..len).step_by(HOLE_PAGE_BYTES as usize))
+        .filter(|&s| s < len);
+    starts.into_iter().any(|start| {
+        let page_end = (offset + start + 1).next_multiple_of(HOLE_PAGE_BYTES) - offset;
+        let end = page_end.min(len);
+        end - start >= frame::HEADER_BYTES as u64
+            && region[start as usize..end as usize].iter().all(|&b| b == 0)
     })
 }
 
@@ -221,4 +256,135 @@ pub(crate) fn scan_all(
     }
     report.segments = segments;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Frames of one record each, numbered from `base`: the bytes and each frame's offset.
+    fn frames(base: u64, payloads: &[Vec<u8>]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let mut offsets = Vec::new();
+        for (k, p) in payloads.iter().enumerate() {
+            offsets.push(bytes.len());
+            frame::encode(&mut bytes, base + k as u64, &[p.as_slice()]);
+        }
+        (bytes, offsets)
+    }
+
+    fn payloads(n: usize, len: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|k| vec![b'a' + (k % 26) as u8; len]).collect()
+    }
+
+    fn scan_file(
+        dir: &Path,
+        base: u64,
+        bytes: &[u8],
+        is_last: bool,
+    ) -> Result<Scanned, JournalError> {
+        let seg = SegmentFile {
+            base,
+            path: segment_path(dir, base),
+        };
+        std::fs::write(&seg.path, bytes).unwrap();
+        scan(&seg, is_last, base, &mut |_, _| Ok(()))
+    }
+
+    #[test]
+    fn a_zero_hole_with_valid_frames_after_it_is_a_torn_tail_in_the_newest_segment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40 frames of ~1 KiB (not page-aligned): the third page is lost, later pages made it.
+        let (mut bytes, offsets) = frames(1, &payloads(40, 900));
+        let hole = 2 * HOLE_PAGE_BYTES as usize..3 * HOLE_PAGE_BYTES as usize;
+        bytes[hole.clone()].fill(0);
+        let frame_len = frame::frame_len([900]);
+        let damaged = offsets
+            .iter()
+            .position(|&o| o + frame_len > hole.start)
+            .unwrap();
+        assert!(
+            offsets[damaged] < hole.start,
+            "the damaged frame starts before the hole"
+        );
+
+        let scanned = scan_file(dir.path(), 1, &bytes, true).unwrap();
+        let torn = scanned.torn.expect("a torn tail");
+        assert_eq!(
+            torn.offset, offsets[damaged] as u64,
+            "cut where the damaged frame starts"
+        );
+        assert_eq!(scanned.valid_len, offsets[damaged] as u64);
+        assert_eq!(scanned.next_index, 1 + damaged as u64);
+        assert!(torn.damage.contains("zero-filled hole"), "{}", torn.damage);
+
+        // The same hole in an older segment is damage to synced data: refuse, naming the offset.
+        match scan_file(dir.path(), 1, &bytes, false) {
+            Err(JournalError::Corrupt { offset, .. }) => {
+                assert_eq!(offset, offsets[damaged] as u64)
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_checksum_without_zeros_before_a_valid_frame_still_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut bytes, offsets) = frames(1, &payloads(10, 300));
+        // Scribble (not zeros) over the middle of frame 3.
+        for b in &mut bytes[offsets[3] + 20..offsets[3] + 120] {
+            *b = 0x5A;
+        }
+        match scan_file(dir.path(), 1, &bytes, true) {
+            Err(JournalError::Corrupt { offset, damage, .. }) => {
+                assert_eq!(offset, offsets[3] as u64);
+                assert!(damage.contains("valid frame follows"), "{damage}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_hole_needs_a_zero_run_at_the_frame_start_or_a_page_boundary() {
+        // A zero header at the damaged frame's start.
+        assert!(zero_hole(&[0u8; 8], 100));
+        // Too short to be a header.
+        assert!(!zero_hole(&[0u8; 7], 100));
+        // Zeros in the middle of a page, not at the frame start: not a lost page.
+        let mut region = vec![1u8; 200];
+        region[50..150].fill(0);
+        assert!(!zero_hole(&region, 0));
+        // Zeros from a page boundary (file offset 4096) to the end of the region.
+        let mut region = vec![1u8; 200];
+        region[96..].fill(0);
+        assert!(zero_hole(&region, 4000));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Losing any run of whole pages of the newest segment never refuses to start: the scan
+        /// keeps exactly the frames before the first one the hole touches.
+        #[test]
+        fn a_lost_page_run_in_the_newest_segment_keeps_the_frames_before_it(
+            n in 2usize..60,
+            len in 1usize..1500,
+            first_page in 0u64..20,
+            pages in 1u64..4,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut bytes, offsets) = frames(7, &payloads(n, len));
+            let start = (first_page * HOLE_PAGE_BYTES) as usize;
+            prop_assume!(start < bytes.len());
+            let end = (start + (pages * HOLE_PAGE_BYTES) as usize).min(bytes.len());
+            bytes[start..end].fill(0);
+            let scanned = scan_file(dir.path(), 7, &bytes, true).unwrap();
+            let kept = offsets.iter().filter(|&&o| o + frame::frame_len([len]) <= start).count();
+            prop_assert_eq!(scanned.next_index, 7 + kept as u64);
+            prop_assert_eq!(scanned.valid_len, offsets.get(kept).map_or(bytes.len(), |&o| o) as u64);
+            prop_assert!(scanned.torn.is_some());
+        }
+    }
 }

@@ -1,0 +1,226 @@
+//! The sync thread (`tierline-sync`): makes written journal batches durable off the engine task.
+//!
+//! The engine task writes each batch to the newest segment with write(2) only, applies it at
+//! once, and hands this thread a job naming the batch's last journal index and the segment file.
+//! The thread takes every job queued so far, fdatasyncs the file once for all of them (one sync
+//! covers every byte written before it: group commit without delaying anything), and reports
+//! the highest index now durable back to the engine task on a tokio channel the task `select!`s
+//! on. The engine task holds each batch's replies, decision-seq publication and reads until the
+//! report covers it (see `task`).
+//!
+//! With `max_batch_delay_ms` (the group-commit window) the thread also waits, after a sync, until
+//! that long after it before the next one, gathering jobs meanwhile: fewer fsyncs under load
+//! (less CPU), at the price of up to one window on the replies; routing and timers do not wait.
+//!
+//! Segment rolls sync the old segment on the engine task before the new one is written (rare:
+//! once per `segment_bytes`), so syncing the newest file named in the queue covers everything.
+//!
+//! An fsync failure is fatal: after a failed fsync the kernel may have dropped the dirty pages it
+//! could not write, and a retried fsync can report success without them (PostgreSQL's
+//! "fsyncgate", 2018). The thread reports `SyncReport::Failed` and stops; the engine task fails
+//! every held reply with 503 and stops, and the daemon exits with code 1
+//! (`DaemonError::JournalSync`). Restarting replays the journal from what really is on disk.
+//!
+//! How the file is synced is a trait object (`FileSync`) so a test can inject a failure through
+//! the library API (`DaemonOptions::journal_sync`); the daemon uses `Fdatasync`.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc as tokio_mpsc;
+
+/// How a segment file is made durable.
+pub trait FileSync: Send + 'static {
+    fn sync(&mut self, file: &File) -> std::io::Result<()>;
+}
+
+/// fdatasync(2): the data and the metadata needed to read it back (the file size).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fdatasync;
+
+impl FileSync for Fdatasync {
+    fn sync(&mut self, file: &File) -> std::io::Result<()> {
+        file.sync_data()
+    }
+}
+
+/// What the sync thread tells the engine task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncReport {
+    /// Every journal record up to and including this index is durable.
+    Synced(u64),
+    /// A sync failed (the message names the file). Nothing after the last `Synced` is known to be
+    /// durable, and nothing ever will be: the daemon must stop.
+    Failed(String),
+}
+
+/// Where the engine task receives `SyncReport`s.
+pub type SyncReports = tokio_mpsc::UnboundedReceiver<SyncReport>;
+
+/// One written batch to make durable.
+struct Job {
+    /// Last journal index of the batch.
+    index: u64,
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+/// The running sync thread. Dropping the last job sender (`stop`) lets it finish the queued jobs
+/// and exit.
+pub struct SyncThread {
+    jobs: Option<mpsc::Sender<Job>>,
+    reports: tokio_mpsc::UnboundedSender<SyncReport>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncThread {
+    /// Start the thread; the receiver is the engine task's end. `window` (`max_batch_delay_ms`):
+    /// when the previous sync was less than this long ago, the thread gathers jobs until this
+    /// long after it, so there is at most one sync per window under load while a batch after a
+    /// quiet spell is synced at once. Only replies wait for it; the engine task never does.
+    pub fn start(
+        mut syncer: Box<dyn FileSync>,
+        window: Option<Duration>,
+    ) -> std::io::Result<(SyncThread, SyncReports)> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (reports, receiver) = tokio_mpsc::unbounded_channel();
+        let report = reports.clone();
+        let thread = std::thread::Builder::new()
+            .name("tierline-sync".into())
+            .spawn(move || {
+                let mut last_sync: Option<Instant> = None;
+                while let Ok(mut job) = inbox.recv() {
+                    if let (Some(window), Some(last)) = (window, last_sync) {
+                        let until = last + window;
+                        while let Some(left) = until.checked_duration_since(Instant::now()) {
+                            match inbox.recv_timeout(left) {
+                                Ok(next) => job = next,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // Coalesce: one sync of the newest file covers every job queued before it.
+                    while let Ok(next) = inbox.try_recv() {
+                        job = next;
+                    }
+                    let outcome = match syncer.sync(&job.file) {
+                        Ok(()) => SyncReport::Synced(job.index),
+                        Err(e) => {
+                            SyncReport::Failed(format!("cannot sync {}: {e}", job.path.display()))
+                        }
+                    };
+                    last_sync = Some(Instant::now());
+                    let failed = matches!(outcome, SyncReport::Failed(_));
+                    if report.send(outcome).is_err() || failed {
+                        return;
+                    }
+                }
+            })?;
+        Ok((
+            SyncThread {
+                jobs: Some(jobs),
+                reports,
+                thread: Some(thread),
+            },
+            receiver,
+        ))
+    }
+
+    /// Queue the batch ending at journal `index`, written to `file`, for a sync.
+    pub fn submit(&self, index: u64, file: Arc<File>, path: PathBuf) {
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job { index, file, path }).is_ok());
+        if !sent {
+            // The thread is gone (it reported a failure, or panicked): nothing more is durable.
+            self.fail(format!(
+                "the sync thread is not running; journal record {index} cannot be made durable"
+            ));
+        }
+    }
+
+    /// Report a sync failure seen outside the thread (a sync on the engine task during a segment
+    /// roll or a rollback): it is as fatal as one on the thread.
+    pub fn fail(&self, message: String) {
+        let _ = self.reports.send(SyncReport::Failed(message));
+    }
+
+    /// Let the thread finish the queued jobs and wait for it.
+    pub fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            if super::durable::blocking(|| thread.join()).is_err() {
+                tracing::error!("the sync thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        // Do not join here: a dropped daemon (as in a crash test) must not wait on the disk.
+        self.jobs = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Gate(mpsc::Receiver<std::io::Result<()>>);
+
+    impl FileSync for Gate {
+        fn sync(&mut self, _file: &File) -> std::io::Result<()> {
+            self.0.recv().unwrap_or(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_rise_to_the_last_job_and_a_failure_is_reported_once() {
+        let (open, gate) = mpsc::channel();
+        let (mut thread, mut reports) = SyncThread::start(Box::new(Gate(gate)), None).unwrap();
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        open.send(Ok(())).unwrap();
+        thread.submit(1, Arc::clone(&file), "seg".into());
+        assert_eq!(reports.recv().await, Some(SyncReport::Synced(1)));
+        // Jobs queued while the thread waits are coalesced: reports only rise, ending at 4.
+        for index in 2..=4 {
+            thread.submit(index, Arc::clone(&file), "seg".into());
+        }
+        for _ in 0..3 {
+            open.send(Ok(())).unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.last() != Some(&SyncReport::Synced(4)) {
+            seen.push(reports.recv().await.unwrap());
+        }
+        assert!(
+            seen.len() <= 3
+                && seen.windows(2).all(|w| match (&w[0], &w[1]) {
+                    (SyncReport::Synced(a), SyncReport::Synced(b)) => a < b,
+                    _ => false,
+                }),
+            "{seen:?}"
+        );
+        // The gate may still hold spare permits from the coalesced syncs: submit until the
+        // failure queued after them is reached.
+        open.send(Err(std::io::Error::other("EIO"))).unwrap();
+        let path = PathBuf::from("00000000000000000001.seg");
+        thread.submit(5, Arc::clone(&file), path.clone());
+        let failed = loop {
+            match reports.recv().await.unwrap() {
+                SyncReport::Synced(i) => thread.submit(i + 1, Arc::clone(&file), path.clone()),
+                SyncReport::Failed(m) => break m,
+            }
+        };
+        assert!(
+            failed.contains("EIO") && failed.contains(".seg"),
+            "{failed}"
+        );
+        thread.stop();
+    }
+}
