@@ -73,11 +73,11 @@ fn drive(e: &mut Engine, from: u64, to: u64) -> Vec<String> {
     log
 }
 
-#[test]
-fn a_restored_snapshot_decides_exactly_like_the_original() {
-    let mut original = Engine::new(config(), 0);
+/// The roster logged in and the workload driven for its first 40 steps.
+fn staffed_and_driven() -> Engine {
+    let mut engine = Engine::new(config(), 0);
     for n in 0..6 {
-        original
+        engine
             .handle(
                 0,
                 &Event::AgentLogin {
@@ -90,7 +90,13 @@ fn a_restored_snapshot_decides_exactly_like_the_original() {
             )
             .unwrap();
     }
-    drive(&mut original, 0, 40);
+    drive(&mut engine, 0, 40);
+    engine
+}
+
+#[test]
+fn a_restored_snapshot_decides_exactly_like_the_original() {
+    let mut original = staffed_and_driven();
     let mut bytes = Vec::new();
     original.write_snapshot(&mut bytes).unwrap();
     let mut restored = Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
@@ -110,22 +116,7 @@ fn a_restored_snapshot_decides_exactly_like_the_original() {
 
 #[test]
 fn a_capture_writes_the_state_of_its_moment_even_after_the_engine_moved_on() {
-    let mut engine = Engine::new(config(), 0);
-    for n in 0..6 {
-        engine
-            .handle(
-                0,
-                &Event::AgentLogin {
-                    agent: format!("a{n}"),
-                    address: None,
-                    tiers: None,
-                    skills: None,
-                    capacity: None,
-                },
-            )
-            .unwrap();
-    }
-    drive(&mut engine, 0, 40);
+    let mut engine = staffed_and_driven();
     let mut then = Vec::new();
     engine.write_snapshot(&mut then).unwrap();
     let capture = engine.capture();
