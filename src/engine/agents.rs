@@ -62,8 +62,7 @@ impl Engine {
             Some(ak) => ak,
             None => self.add_agent(id, address.unwrap_or_default()),
         };
-        // Tier changes move logged-in counts: count the agent out, change, count it back in.
-        self.count_logged_in(ak, -1);
+        // Tier changes move the census: count the agent out, change, count it back in.
         self.census_out(ak);
         let tiers = tiers.map(|t| self.named_tiers(t));
         {
@@ -83,7 +82,6 @@ impl Engine {
             self.agents[ak as usize].skills = ids;
         }
         self.resolve_agent(ak);
-        self.count_logged_in(ak, 1);
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
         self.agent_take_work(ak);

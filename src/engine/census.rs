@@ -7,8 +7,8 @@
 //! inputs of its activity change (status, a slot added, removed or changing phase) the engine
 //! calls `census_touch`, which moves the agent between activities in each of its queues when the
 //! activity changed: O(slots + queues the agent serves). A change of the agent's tiers is wrapped
-//! in `census_out` / `census_in`, like the logged-in counts. `check_consistency` recounts
-//! everything from the agents and compares.
+//! in `census_out` / `census_in`. `skip_if_no_agents` reads its logged-in counts (`logged_in`).
+//! `check_consistency` recounts everything from the agents and compares.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +31,18 @@ impl Census {
     /// Every tier with at least one agent, in tier order, with its counts per activity.
     pub fn tiers(&self) -> impl Iterator<Item = (Tier, &[u32; 6])> + '_ {
         self.by_tier.iter().map(|(t, n)| (*t, n))
+    }
+
+    /// Agents of `tier` that are logged in (in any activity but `Offline`).
+    pub fn logged_in(&self, tier: Tier) -> u32 {
+        self.by_tier.get(&tier).map_or(0, |n| {
+            Activity::ALL
+                .iter()
+                .zip(n)
+                .filter(|(a, _)| **a != Activity::Offline)
+                .map(|(_, n)| *n)
+                .sum()
+        })
     }
 
     /// Agents of `tier` in `activity`.

@@ -60,10 +60,8 @@ impl Engine {
 
     /// Whether any agent of one of `tiers` is logged in (not offline) for queue `q`.
     pub(super) fn any_logged_in(&self, q: QKey, tiers: &[u8]) -> bool {
-        let queue = &self.queues[q as usize];
-        tiers
-            .iter()
-            .any(|t| queue.logged_in_by_tier.get(t).copied().unwrap_or(0) > 0)
+        let census = &self.queues[q as usize].census;
+        tiers.iter().any(|t| census.logged_in(*t) > 0)
     }
 
     /// The ladder step a new entry into `q` at `now` starts on, after `skip_if_no_agents`.
@@ -502,24 +500,8 @@ impl Engine {
         a.backoff_timer = Some(key);
     }
 
-    /// Add (+1) or remove (-1) a logged-in agent from its queues' per-tier counts. No-op for an
-    /// offline agent.
-    pub(super) fn count_logged_in(&mut self, ak: AKey, delta: i32) {
-        if self.agents[ak as usize].status == AgentStatus::Offline {
-            return;
-        }
-        for i in 0..self.agents[ak as usize].tiers.len() {
-            let (q, t) = self.agents[ak as usize].tiers[i];
-            let counts = &mut self.queues[q as usize].logged_in_by_tier;
-            let n = counts.entry(t).or_insert(0);
-            *n = n.saturating_add_signed(delta);
-            if *n == 0 {
-                counts.remove(&t);
-            }
-        }
-    }
-
-    /// Change an agent's status, keeping logged-in counts, login resets and facts in step.
+    /// Change an agent's status, keeping the census (and so the logged-in counts), login resets
+    /// and facts in step.
     /// The caller reindexes and handles offers.
     pub(super) fn set_status(&mut self, ak: AKey, to: AgentStatus, reason: Option<Arc<str>>) {
         let now = self.now;
@@ -527,14 +509,6 @@ impl Engine {
         if from == to {
             self.agents[ak as usize].reason = reason;
             return;
-        }
-        // Counted while not offline: count out before going offline, in after coming back.
-        if to == AgentStatus::Offline {
-            self.count_logged_in(ak, -1);
-        }
-        self.agents[ak as usize].status = to;
-        if from == AgentStatus::Offline {
-            self.count_logged_in(ak, 1);
         }
         let a = &mut self.agents[ak as usize];
         if from == AgentStatus::Offline {

@@ -178,9 +178,8 @@ pub struct QueueRt {
     pub by_priority: BTreeMap<i32, u32>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
-    /// Agents not offline, per tier (for `skip_if_no_agents`).
-    pub logged_in_by_tier: BTreeMap<Tier, u32>,
-    /// Its agents by tier and activity (`census.rs`).
+    /// Its agents by tier and activity (`census.rs`); also answers `skip_if_no_agents` (agents
+    /// not offline, per tier).
     pub census: Census,
     /// Listed in `Engine::changed_queues` since its load last changed.
     pub changed: bool,
@@ -206,7 +205,6 @@ impl QueueRt {
             waiting_by_channel: [0; 4],
             by_priority: BTreeMap::new(),
             free: Default::default(),
-            logged_in_by_tier: BTreeMap::new(),
             census: Census::default(),
             changed: false,
             rr_last: None,

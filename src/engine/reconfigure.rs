@@ -144,7 +144,6 @@ impl Engine {
             rt.waiting_by_channel = [0; 4];
             rt.by_priority.clear();
             rt.free = Default::default();
-            rt.logged_in_by_tier.clear();
             rt.census = Default::default();
         }
         // The roster becomes agent state below; the engine keeps no second copy of it as config.
@@ -221,13 +220,12 @@ impl Engine {
         }
     }
 
-    /// Re-resolve every agent against the queue table and rebuild the free sets and logged-in
-    /// counts and the census (which must be empty when this is called).
+    /// Re-resolve every agent against the queue table and rebuild the free sets and the census
+    /// (which must be empty when this is called).
     pub(super) fn rebuild_agent_indexes(&mut self) {
         for ak in 0..self.agents.len() {
             self.agents[ak].free_entries.clear();
             self.resolve_agent(ak as u32);
-            self.count_logged_in(ak as u32, 1);
             self.census_in(ak as u32);
         }
         self.mark_all_changed();
