@@ -67,7 +67,6 @@ pub fn recover(
     Ok((
         JournalSink {
             journal,
-            group_commit: None,
             writer: Some(writer),
             sync: None,
             reports: None,
@@ -152,8 +151,6 @@ impl SnapshotWriter {
 /// The `InputSink` that writes to the journal. See the module docs.
 pub struct JournalSink {
     journal: Journal,
-    /// `journal.max_batch_delay_ms` when `sync = "batch"` (see `InputSink::group_commit_window`).
-    group_commit: Option<std::time::Duration>,
     /// `None` once stopped (or if the thread died: snapshots are then written inline).
     writer: Option<SnapshotWriter>,
     /// The `tierline-sync` thread (`recover_with_sync_thread`); `None`: sync inline.
@@ -169,12 +166,6 @@ pub struct JournalSink {
 impl JournalSink {
     pub fn journal(&self) -> &Journal {
         &self.journal
-    }
-
-    /// Set the group-commit window (`None` or zero: sync every batch as soon as it is taken).
-    pub fn with_group_commit(mut self, window: Option<std::time::Duration>) -> JournalSink {
-        self.group_commit = window.filter(|w| !w.is_zero());
-        self
     }
 
     /// Note every snapshot the writer has finished.
@@ -305,15 +296,6 @@ impl InputSink for JournalSink {
                 self.dispatch_snapshot(pending);
             }
         }
-    }
-
-    fn group_commit_window(&self) -> Option<std::time::Duration> {
-        // With the sync thread the window is applied there (`SyncThread::start`): holding the
-        // engine task to gather more commands would only delay routing and timers.
-        if self.sync.is_some() {
-            return None;
-        }
-        self.group_commit
     }
 
     fn after_batch(&mut self, core: &Core, now: Millis) {

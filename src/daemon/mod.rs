@@ -242,7 +242,6 @@ impl Daemon {
                 )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
                 let changed = (core.config().source != source).then_some(source);
-                let journal = journal.with_group_commit(group_commit);
                 (core, Box::new(journal) as Box<dyn InputSink>, changed)
             }
         };

@@ -91,14 +91,6 @@ pub trait InputSink: Send {
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
     fn on_stop(&mut self, _core: &Core, _now: Millis) {}
-    /// Group commit for a sink that syncs inside `append`: when the previous append was less
-    /// than this long ago, the engine task keeps collecting inputs until this long after it, so
-    /// under load one sync covers many requests (at most one sync per window) while a lone
-    /// request at low load is synced at once. The daemon's sink syncs on the `tierline-sync`
-    /// thread and applies its window there instead (`None` here): routing and timers do not wait.
-    fn group_commit_window(&self) -> Option<std::time::Duration> {
-        None
-    }
 }
 
 /// One input as the journal records it, borrowed from the command that carries it, so a batch
@@ -294,8 +286,6 @@ pub struct EngineTask {
     telemetry: Telemetry,
     /// After a failed journal append: no timer work before this engine time.
     journal_retry_at: Option<Millis>,
-    /// When the last batch was committed (for the group-commit window).
-    last_commit: Option<tokio::time::Instant>,
     /// Applied batches whose effects wait for durability, oldest first.
     held: VecDeque<Held>,
     /// At most this many batches held (`MAX_IN_FLIGHT`).
@@ -326,7 +316,6 @@ impl EngineTask {
             observer,
             telemetry,
             journal_retry_at: None,
-            last_commit: None,
             held: VecDeque::new(),
             max_in_flight: MAX_IN_FLIGHT,
         };
@@ -372,7 +361,6 @@ impl EngineTask {
                     if n == 0 {
                         break;
                     }
-                    self.fill_group_commit(&mut batch).await;
                 }
                 () = timer, if intake => {
                     if let Some(deadline) = deadline {
@@ -395,7 +383,6 @@ impl EngineTask {
             }
             let now = self.clock.now_ms();
             self.process(&mut batch, now);
-            self.last_commit = Some(tokio::time::Instant::now());
         }
         while !self.held.is_empty() {
             self.await_report(&mut reports).await?;
@@ -467,26 +454,6 @@ impl EngineTask {
             *seq = next;
             changed
         });
-    }
-
-    /// Within the sink's group-commit window after the last commit, keep collecting commands
-    /// until the window closes or the batch is full (see `InputSink::group_commit_window`).
-    async fn fill_group_commit(&mut self, batch: &mut Vec<Command>) {
-        let (Some(window), Some(last)) = (self.sink.group_commit_window(), self.last_commit) else {
-            return;
-        };
-        let until = last + window;
-        while batch.len() < MAX_BATCH && tokio::time::Instant::now() < until {
-            let room = MAX_BATCH - batch.len();
-            tokio::select! {
-                n = self.rx.recv_many(batch, room) => {
-                    if n == 0 {
-                        return;
-                    }
-                }
-                () = tokio::time::sleep_until(until) => return,
-            }
-        }
     }
 
     fn sleep_until(&self, deadline: Option<Millis>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -719,20 +686,6 @@ mod tests {
         }
     }
 
-    /// Records the size of each append, with a group-commit window.
-    #[derive(Clone, Default)]
-    struct Batches(Arc<Mutex<Vec<usize>>>, Option<Duration>);
-
-    impl InputSink for Batches {
-        fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
-            self.0.lock().unwrap().push(batch.len());
-            Ok(Appended::Durable)
-        }
-        fn group_commit_window(&self) -> Option<Duration> {
-            self.1
-        }
-    }
-
     fn arrival(id: &str) -> Vec<Input> {
         vec![Input::Event {
             id: format!("e-{id}"),
@@ -746,52 +699,6 @@ mod tests {
                 attributes: Default::default(),
             },
         }]
-    }
-
-    /// Two requests 1 ms apart, right after a commit: with a 2 ms window they share one append
-    /// (one sync); without it each gets its own. A request long after the last commit is
-    /// committed at once, without waiting for the window.
-    async fn appends_with_window(window: Option<Duration>) -> (Vec<usize>, Duration) {
-        let sink = Batches(Arc::default(), window);
-        let core = core();
-        let telemetry = telemetry(&core);
-        let (task, handle) = EngineTask::new(
-            core,
-            Clock::starting_at(T0),
-            16,
-            Box::new(sink.clone()),
-            None,
-            telemetry,
-        );
-        let running = tokio::spawn(task.run(std::future::pending()));
-        handle.apply(arrival("c0")).await.unwrap();
-        let first = tokio::spawn({
-            let handle = handle.clone();
-            async move { handle.apply(arrival("c1")).await }
-        });
-        tokio::time::advance(Duration::from_millis(1)).await;
-        let second = tokio::spawn({
-            let handle = handle.clone();
-            async move { handle.apply(arrival("c2")).await }
-        });
-        assert!(first.await.unwrap().unwrap()[0].is_applied());
-        assert!(second.await.unwrap().unwrap()[0].is_applied());
-        tokio::time::advance(Duration::from_millis(50)).await;
-        let before = tokio::time::Instant::now();
-        handle.apply(arrival("c3")).await.unwrap();
-        let lone_wait = before.elapsed();
-        running.abort();
-        let sizes = sink.0.lock().unwrap().clone();
-        (sizes, lone_wait)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn group_commit_gathers_requests_within_the_window_into_one_append() {
-        let (with, lone_wait) = appends_with_window(Some(Duration::from_millis(2))).await;
-        assert_eq!(with, vec![1, 2, 1], "c1 and c2 share one append");
-        assert_eq!(lone_wait, Duration::ZERO, "a lone request does not wait");
-        let (without, _) = appends_with_window(None).await;
-        assert_eq!(without, vec![1, 1, 1, 1], "no window: one append each");
     }
 
     #[tokio::test(start_paused = true)]
