@@ -29,8 +29,8 @@
 //! changed), about 2 µs after one arrival at 15,000 agents / 5,000 queues (`benches/
 //! telemetry_refresh.rs`; the walk over every queue's agents it replaces cost ≈ 11 ms, which is
 //! why gauges used to be refreshed at most every 100 ms). So the agent-seconds per state are
-//! credited to the new state from the batch that changed it. Reads that only look at the core (decision pages)
-//! use `read_core`.
+//! credited to the new state from the batch that changed it. Reads that only look at the core
+//! (decision pages) use `read_core`.
 //!
 //! It also records its own health: engine time per input (`tierline_decision_seconds`), how late
 //! a timer wake-up came (`tierline_timer_lateness_seconds`) and the commands still queued after
