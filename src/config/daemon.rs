@@ -24,6 +24,22 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Idempotency ids remembered (a repeated id within this window is a `duplicate`).
     pub idempotency_ids: usize,
+    /// HTTP worker threads; 0 = one fewer than the CPUs (at least 1): the engine has a thread
+    /// of its own (`ServerConfig::http_workers`).
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// The HTTP runtime's worker threads: `workers`, or with 0 one fewer than `cpus`, at least 1.
+    /// The engine task runs on a thread of its own (plus the sync thread beside it), so on a
+    /// 2-core machine one HTTP worker leaves it a core instead of three busy threads taking
+    /// turns on two (measured in docs/BENCHMARKS.md, "HTTP workers").
+    pub fn http_workers(&self, cpus: usize) -> usize {
+        match self.workers {
+            0 => cpus.saturating_sub(1).max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -37,6 +53,7 @@ impl Default for ServerConfig {
             event_queue_depth: 4096,
             shutdown_grace_ms: 10_000,
             idempotency_ids: 1_000_000,
+            workers: 0,
         }
     }
 }
@@ -185,4 +202,24 @@ pub struct DaemonConfig {
     pub journal: JournalConfig,
     pub auth: AuthConfig,
     pub subscribers: Vec<SubscriberConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_workers_leave_the_engine_a_core_unless_set() {
+        let auto = ServerConfig::default();
+        assert_eq!(auto.workers, 0);
+        assert_eq!(auto.http_workers(1), 1);
+        assert_eq!(auto.http_workers(2), 1);
+        assert_eq!(auto.http_workers(8), 7);
+        let set = ServerConfig {
+            workers: 3,
+            ..ServerConfig::default()
+        };
+        assert_eq!(set.http_workers(2), 3);
+        assert_eq!(set.http_workers(16), 3);
+    }
 }

@@ -584,20 +584,6 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(serve(args))
-}
-
-async fn serve(args: ServeArgs) -> ExitCode {
     let mut config = match crate::config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -617,6 +603,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(data) = args.data {
         config.daemon.journal.dir = data;
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = config.daemon.server.http_workers(cpus);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(workers, cpus, "HTTP runtime");
+    runtime.block_on(serve(args.config, config))
+}
+
+async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
     let metrics = match crate::metrics::install(&config.daemon.metrics, &config.routing) {
         Ok(m) => m,
         Err(e) => {
@@ -633,7 +637,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let mut options = DaemonOptions::new(config);
     options.metrics = Some(metrics);
     options.journal_dir = Some(journal_dir);
-    options.config_path = Some(args.config.clone());
+    options.config_path = Some(config_path);
     options.watch_config = true;
     // Signal handlers go in before the daemon starts listening: a SIGHUP or SIGTERM sent as soon
     // as "tierline listening" is logged must reach them, not the default action (terminate).

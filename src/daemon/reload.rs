@@ -326,6 +326,7 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
         "server.event_queue_depth",
         old.server.event_queue_depth != new.server.event_queue_depth,
     );
+    check("server.workers", old.server.workers != new.server.workers);
     check(
         "server.shutdown_grace_ms",
         old.server.shutdown_grace_ms != new.server.shutdown_grace_ms,
