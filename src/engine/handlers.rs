@@ -198,11 +198,11 @@ impl Engine {
         };
         let ik = match self.free_ikeys.pop() {
             Some(k) => {
-                self.interactions[k as usize] = Some(interaction);
+                self.interactions[k as usize] = Some(Arc::new(interaction));
                 k
             }
             None => {
-                self.interactions.push(Some(interaction));
+                self.interactions.push(Some(Arc::new(interaction)));
                 (self.interactions.len() - 1) as IKey
             }
         };

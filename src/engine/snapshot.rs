@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Millis, QueueConfig, RoutingConfig};
 use crate::engine::model::{Agent, Interaction, QKey, QueueRt};
+use crate::engine::shared::SharedVec;
 use crate::engine::timers::{AKey, IKey, Timer, Timers};
 use crate::engine::view::{Counts, SlotPhase};
 use crate::engine::{Engine, Map};
@@ -57,8 +58,8 @@ struct SnapshotRef<'a> {
     live: usize,
     rng: Cow<'a, ChaCha8Rng>,
     queues: Vec<QueueState>,
-    agents: Cow<'a, [Agent]>,
-    interactions: Cow<'a, [Option<Interaction>]>,
+    agents: Cow<'a, SharedVec<Agent>>,
+    interactions: Cow<'a, [Option<Arc<Interaction>>]>,
     free_ikeys: Cow<'a, [IKey]>,
     finished: Cow<'a, VecDeque<IKey>>,
     skill_names: Cow<'a, [Arc<str>]>,
@@ -109,8 +110,8 @@ struct SnapshotOwned {
     live: usize,
     rng: ChaCha8Rng,
     queues: Vec<QueueState>,
-    agents: Vec<Agent>,
-    interactions: Vec<Option<Interaction>>,
+    agents: SharedVec<Agent>,
+    interactions: Vec<Option<Arc<Interaction>>>,
     free_ikeys: Vec<IKey>,
     finished: VecDeque<IKey>,
     skill_names: Vec<Arc<str>>,
