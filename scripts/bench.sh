@@ -105,8 +105,9 @@ stop_server() {
     fi
 }
 
-start_baseline() {
-    start_server "$WORKDIR/baseline.log" "$SERVER_CPUS" "$BIN" baseline-server --listen "$BASE"
+start_baseline() {  # [workers] (0 = tokio's default, one per CPU)
+    start_server "$WORKDIR/baseline.log" "$SERVER_CPUS" "$BIN" baseline-server --listen "$BASE" \
+        --workers "${1:-0}"
     wait_port "$BASE"
 }
 
@@ -144,8 +145,8 @@ run_one() {  # target(baseline|tierline-SYNC|bin:LABEL) rate duration out
             loadgen tierline "http://$API" "$rate" "$duration" "$out" \
                 --metrics-url "http://$METRICS/metrics" || true
             ;;
-        baseline)
-            start_baseline
+        baseline | baseline:*)
+            if [[ $target == baseline:* ]]; then start_baseline "${target#baseline:}"; else start_baseline 0; fi
             before=$(cpu_ticks)
             loadgen baseline "http://$BASE" "$rate" "$duration" "$out" || true
             ;;
@@ -201,13 +202,22 @@ bin_of() {  # label → path
     return 1
 }
 
+# BASELINE_WORKERS="1 …" adds the baseline on that many worker threads too (label baseline-wN),
+# e.g. at the daemon's own default (one fewer than the CPUs); the ratio column stays relative to
+# the baseline on tokio's default.
+BASELINE_WORKERS=${BASELINE_WORKERS:-}
 ab_part() {
-    local labels="" pair
-    for pair in $BINS; do labels="$labels ${pair%%=*}"; done
+    local labels="" bins="" pair w
+    for w in $BASELINE_WORKERS; do labels="$labels baseline-w$w"; done
+    for pair in $BINS; do bins="$bins ${pair%%=*}"; done
+    labels="$labels$bins"
     echo "## side by side: baseline$labels; $RATE events/s, $RUNS runs of $DURATION, sync = ${SYNC_MODES%% *}"
     for run in $(seq "$RUNS"); do
         run_one baseline "$RATE" "$DURATION" "$OUT/ab-baseline-$run.json"
-        for label in $labels; do
+        for w in $BASELINE_WORKERS; do
+            run_one "baseline:$w" "$RATE" "$DURATION" "$OUT/ab-baseline-w$w-$run.json"
+        done
+        for label in $bins; do
             run_one "bin:$label" "$RATE" "$DURATION" "$OUT/ab-$label-$run.json"
         done
     done

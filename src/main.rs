@@ -56,6 +56,10 @@ enum Command {
         /// Listen address, host:port.
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
+        /// Worker threads; 0 = tokio's default (one per CPU). `scripts/bench.sh` measures it at
+        /// the daemon's own default too (`BASELINE_WORKERS`).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
     },
     /// Inspect a journal directory offline (never modifies it).
     Journal {
@@ -85,7 +89,9 @@ fn main() -> ExitCode {
         Some(Command::Journal { command }) => journal(command),
         Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
         Some(Command::Loadgen(args)) => tierline::loadgen::main(args),
-        Some(Command::BaselineServer { listen }) => tierline::loadgen::baseline::main(&listen),
+        Some(Command::BaselineServer { listen, workers }) => {
+            tierline::loadgen::baseline::main(&listen, workers)
+        }
         Some(Command::Serve {
             config,
             listen,

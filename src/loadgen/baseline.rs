@@ -1,7 +1,8 @@
 //! The bare-hyper baseline: the cheapest possible answer to `POST /v1/events` on this machine.
 //!
 //! Same stack as the daemon minus everything tierline does (hyper 1.x through hyper-util's
-//! HTTP/1+2 connection builder, a multi-thread tokio runtime with the default worker count, no
+//! HTTP/1+2 connection builder, a multi-thread tokio runtime (tokio's default worker count unless
+//! `--workers`), no
 //! TCP_NODELAY on accepted sockets, as `axum::serve` does by default). It reads each request body
 //! in full (so the bytes cost the same to receive) and answers a fixed small JSON body. Its
 //! throughput and latency are the denominator of the ratios we publish, because absolute numbers
@@ -75,12 +76,14 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     }
 }
 
-/// The `baseline-server` command: serve on `listen` until Ctrl-C or SIGTERM.
-pub fn main(listen: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+/// The `baseline-server` command: serve on `listen` until Ctrl-C or SIGTERM, on `workers`
+/// worker threads (0 = tokio's default, one per CPU).
+pub fn main(listen: &str, workers: usize) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
