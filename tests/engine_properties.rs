@@ -32,8 +32,8 @@ use tierline::config::{
     Tier,
 };
 use tierline::engine::{
-    AgentView, Decision, DecisionKind, DeclineReason, Engine, Event, InteractionState, Owner,
-    RequestedState, RevokeReason, SlotPhase, Why,
+    AgentPresence, AgentView, Decision, DecisionKind, DeclineReason, Engine, Event,
+    InteractionState, Owner, RequestedState, RevokeReason, SlotPhase, Why,
 };
 
 use support::oracle::*;
@@ -680,7 +680,31 @@ impl Run {
             .map_err(|m| format!("check_consistency: {m}"))?;
         check_history_kept(pre, post)?;
         check_state(&self.cfg, post, self.arrivals)?;
+        self.check_presence()?;
         self.check_priorities(post)
+    }
+
+    /// `agent_presence` (what telemetry reads after a batch) says what the full agent view says.
+    fn check_presence(&self) -> Result<(), String> {
+        for a in self.engine.agents() {
+            let count = |phase| a.slots.iter().filter(|s| s.phase == phase).count() as u32;
+            let expected = AgentPresence {
+                status: a.status,
+                reason: a.reason.clone(),
+                activity: a.activity,
+                offered: count(SlotPhase::Offered),
+                connected: count(SlotPhase::Connected),
+                wrap_up: count(SlotPhase::WrapUp),
+            };
+            let got = self.engine.agent_presence(&a.id);
+            if got.as_ref() != Some(&expected) {
+                return Err(format!(
+                    "agent_presence({}) = {got:?}, the agent view says {expected:?}",
+                    a.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// docs/ROUTING.md "Priority": the priority on entering the current queue plus the boost of

@@ -33,8 +33,8 @@ pub use error::{EngineError, ErrorClass, ReconfigureError};
 pub use event::{DeclineReason, Event, RequestedState};
 pub use snapshot::{EngineCapture, SnapshotError};
 pub use view::{
-    Activity, AgentView, Counts, InteractionState, InteractionView, Owner, QueueView, SlotPhase,
-    SlotView, Transition, Why,
+    Activity, AgentPresence, AgentView, Counts, InteractionState, InteractionView, Owner,
+    QueueView, SlotPhase, SlotView, Transition, Why,
 };
 
 use std::collections::{HashMap, VecDeque};

@@ -235,6 +235,19 @@ pub struct AgentView {
     pub backoff_until: Option<Millis>,
 }
 
+/// An agent's status and how many of its slots are in each phase: what telemetry reconciles
+/// after a batch (`Engine::agent_presence`), without building a whole `AgentView` (its maps of
+/// tiers, capacity and load, and a view of every slot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPresence {
+    pub status: AgentStatus,
+    pub reason: Option<Arc<str>>,
+    pub activity: Activity,
+    pub offered: u32,
+    pub connected: u32,
+    pub wrap_up: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueView {
     pub id: Arc<str>,

@@ -8,7 +8,8 @@ use crate::config::Channel;
 use crate::engine::decision::AgentStatus;
 use crate::engine::model::{Agent, Interaction, QKey};
 use crate::engine::view::{
-    Activity, AgentView, InteractionState, InteractionView, Owner, QueueView, SlotPhase, SlotView,
+    Activity, AgentPresence, AgentView, InteractionState, InteractionView, Owner, QueueView,
+    SlotPhase, SlotView,
 };
 use crate::engine::Engine;
 
@@ -120,6 +121,20 @@ impl Engine {
             consecutive_missed_offers: a.consecutive_missed_offers,
             backoff_until: a.backoff_until,
         }
+    }
+
+    /// `id`'s status and slot phases (the part of `agent` that telemetry needs).
+    pub fn agent_presence(&self, id: &str) -> Option<AgentPresence> {
+        let a = &self.agents[*self.agent_ids.get(id)? as usize];
+        let count = |phase| a.slots.iter().filter(|s| s.phase == phase).count() as u32;
+        Some(AgentPresence {
+            status: a.status,
+            reason: a.reason.clone(),
+            activity: activity_of(a),
+            offered: count(SlotPhase::Offered),
+            connected: count(SlotPhase::Connected),
+            wrap_up: count(SlotPhase::WrapUp),
+        })
     }
 
     pub fn agent(&self, id: &str) -> Option<AgentView> {

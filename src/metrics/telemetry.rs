@@ -22,8 +22,7 @@ use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, St
 use super::Metrics;
 use crate::config::{Channel, Millis, QueueConfig, RoutingConfig, Tier};
 use crate::engine::{
-    Activity, AgentStatus, AgentView, DeclineReason, Engine, Fact, OfferResult, QueueLoad,
-    SlotPhase,
+    Activity, AgentPresence, AgentStatus, DeclineReason, Engine, Fact, OfferResult, QueueLoad,
 };
 
 /// What telemetry reads from the engine after a batch. Implemented by [`Engine`]; a trait so the
@@ -34,7 +33,7 @@ pub trait RoutingState {
     fn take_changed_queues(&mut self) -> Vec<Arc<str>>;
     /// One queue's load now, without a walk over its agents.
     fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>>;
-    fn agent_view(&self, id: &str) -> Option<AgentView>;
+    fn agent_presence(&self, id: &str) -> Option<AgentPresence>;
 }
 
 impl RoutingState for Engine {
@@ -44,8 +43,8 @@ impl RoutingState for Engine {
     fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>> {
         Engine::queue_load(self, id)
     }
-    fn agent_view(&self, id: &str) -> Option<AgentView> {
-        self.agent(id)
+    fn agent_presence(&self, id: &str) -> Option<AgentPresence> {
+        Engine::agent_presence(self, id)
     }
 }
 
@@ -585,7 +584,7 @@ impl Telemetry {
             }
         }
         for id in std::mem::take(&mut self.touched) {
-            let view = state.agent_view(&id);
+            let view = state.agent_presence(&id);
             if let Some(a) = self.agents.get_mut(&id) {
                 a.touched = false;
                 if let Some(view) = view {
@@ -686,13 +685,12 @@ impl AgentTrack {
     /// Align with the engine's view after a batch: the engine is the authority on slots and
     /// state; facts only give the exact moments. A difference is applied from the agent's last
     /// fact of the batch.
-    fn reconcile(&mut self, view: &AgentView) {
+    fn reconcile(&mut self, view: &AgentPresence) {
         self.status = view.status;
         self.reason = view.reason.clone();
-        let count = |phase| view.slots.iter().filter(|s| s.phase == phase).count() as u32;
-        self.offered = count(SlotPhase::Offered);
-        self.connected = count(SlotPhase::Connected);
-        self.wrap_up = count(SlotPhase::WrapUp);
+        self.offered = view.offered;
+        self.connected = view.connected;
+        self.wrap_up = view.wrap_up;
         let at = self.last_fact_at;
         self.enter(at, view.activity);
     }
