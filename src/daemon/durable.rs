@@ -19,7 +19,8 @@
 //! here until the sync reports reach its index, then handed to the snapshot thread.
 //!
 //! Snapshots must not stall routing. Only the capture runs on the engine task (it has to happen
-//! at one journal position: a copy of the engine's primary state (`Engine::capture`, no indexes),
+//! at one journal position: a copy of the engine's primary state (`Engine::capture`, no indexes;
+//! interactions and agents shared copy-on-write, not copied),
 //! plus cheap reference-counted copies of the idempotency ids and decision log); the encoding
 //! (streamed straight into the file, never held whole in memory), the write, the fsyncs and the
 //! removal of old snapshots and segments run on one dedicated `tierline-snapshot` thread, fed

@@ -125,7 +125,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Copy the primary state for a snapshot written later (see [`EngineCapture`]).
+    /// Copy the primary state for a snapshot written later (see [`EngineCapture`]). Interactions
+    /// and agents are shared, not copied (one `Arc` each, copied on the engine's next write to
+    /// that one only), so this costs a pointer per record, not the state's size in fresh memory.
     pub fn capture(&self) -> EngineCapture {
         EngineCapture(self.primary_state().into_owned())
     }
