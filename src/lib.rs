@@ -17,3 +17,19 @@ pub mod journal;
 pub mod loadgen;
 pub mod metrics;
 pub mod sim;
+
+/// The multi-thread tokio runtime of the commands that serve or drive HTTP (`serve`,
+/// `loadgen`, `baseline-server`), with `workers` worker threads (0 = tokio's default, one per
+/// CPU). On failure the error is printed and the command's exit code is returned.
+pub fn multi_thread_runtime(
+    workers: usize,
+) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("cannot start the async runtime: {e}");
+        std::process::ExitCode::FAILURE
+    })
+}

@@ -605,16 +605,9 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = config.daemon.server.http_workers(cpus);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::multi_thread_runtime(workers) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     tracing::info!(workers, cpus, "HTTP runtime");
     runtime.block_on(serve(args.config, config))

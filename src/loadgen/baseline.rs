@@ -79,16 +79,9 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
 /// The `baseline-server` command: serve on `listen` until Ctrl-C or SIGTERM, on `workers`
 /// worker threads (0 = tokio's default, one per CPU).
 pub fn main(listen: &str, workers: usize) -> ExitCode {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if workers > 0 {
-        builder.worker_threads(workers);
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match crate::multi_thread_runtime(workers) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let addr: SocketAddr = match listen.parse() {

@@ -520,16 +520,9 @@ async fn scrape_timer_lateness(url: &str) -> Option<report::TimerLateness> {
 
 /// The `loadgen` command: run, print one summary line, exit 1 if the run could not happen.
 pub fn main(args: LoadgenArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::multi_thread_runtime(args.threads.max(1)) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(&args)) {
         Ok(report) => {
