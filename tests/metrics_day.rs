@@ -302,10 +302,10 @@ fn queue_stats_follow_the_kpi_definitions() {
     assert_eq!(
         (
             b.offered,
-            b.arrived,
-            b.answered,
-            b.abandoned,
-            b.short_abandoned
+            b.counts.arrived,
+            b.counts.answered,
+            b.counts.abandoned,
+            b.counts.short_abandoned
         ),
         (5, 5, 3, 1, 1)
     );
@@ -324,7 +324,10 @@ fn queue_stats_follow_the_kpi_definitions() {
         .telemetry
         .queue_stats("support", 15 * 60 * S, now)
         .unwrap();
-    assert_eq!((s.offered, s.answered, s.abandoned), (5, 3, 1));
+    assert_eq!(
+        (s.offered, s.counts.answered, s.counts.abandoned),
+        (5, 3, 1)
+    );
     assert_eq!(s.service_level, Some(0.75));
     assert!(approx(s.asa_s.unwrap(), 28.0 / 3.0));
     assert_eq!(
@@ -336,7 +339,7 @@ fn queue_stats_follow_the_kpi_definitions() {
     assert_eq!((s.waiting, s.longest_wait_s), (1, 60.0));
     // The last minute only ([360 s, 420 s)): s5's abandon at 380 s, nothing answered.
     let last = day.telemetry.queue_stats("support", 60 * S, now).unwrap();
-    assert_eq!((last.answered, last.abandoned), (0, 1));
+    assert_eq!((last.counts.answered, last.counts.abandoned), (0, 1));
     assert_eq!(last.service_level, Some(0.0));
     assert_eq!(last.asa_s, None, "no answer, no ASA");
     assert_eq!(last.from, START + 360 * S);

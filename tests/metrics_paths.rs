@@ -123,7 +123,7 @@ fn an_interaction_that_waits_max_wait_overflows_and_is_counted_once() {
         .telemetry
         .queue_stats("sales", 60 * 60 * S, 65 * S)
         .unwrap();
-    assert_eq!((stats.overflowed, stats.offered), (1, 3));
+    assert_eq!((stats.counts.overflowed, stats.offered), (1, 3));
     assert_eq!(
         stats.service_level, None,
         "nothing answered or abandoned yet"
@@ -159,7 +159,10 @@ fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
         1.0
     );
     let stats = rig.telemetry.queue_stats("sales", 60 * S, 2 * S).unwrap();
-    assert_eq!((stats.arrived, stats.rejected, stats.offered), (2, 1, 1));
+    assert_eq!(
+        (stats.counts.arrived, stats.counts.rejected, stats.offered),
+        (2, 1, 1)
+    );
 }
 
 #[test]
@@ -209,7 +212,7 @@ fn an_agent_escalation_counts_for_the_queue_and_the_agent() {
     assert_eq!(l1.aht_s, Some(28.0));
     let stats = rig.telemetry.queue_stats("tech", 60 * S, 40 * S).unwrap();
     assert_eq!(
-        (stats.offered, stats.answered),
+        (stats.offered, stats.counts.answered),
         (2, 2),
         "the escalation re-entered the queue"
     );

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use thiserror::Error;
 
+use super::since_start::QueueTally;
 use crate::config::{Channel, Millis};
 use crate::engine::{Activity, AgentStatus};
 
@@ -186,7 +187,15 @@ impl QueueWindow {
         })?;
         let t = self.sum(window_ms, now);
         let offered = (t.arrived + t.entered_again).saturating_sub(t.rejected);
-        let sl_base = t.answered + t.abandoned;
+        let counts = QueueTally {
+            arrived: t.arrived.into(),
+            answered: t.answered.into(),
+            answered_within_sla: t.answered_within_sla.into(),
+            abandoned: t.abandoned.into(),
+            short_abandoned: t.short_abandoned.into(),
+            overflowed: t.overflowed.into(),
+            rejected: t.rejected.into(),
+        };
         let first_minute = ((now / MINUTE_MS) + 1).saturating_sub(window_ms / MINUTE_MS);
         Ok(QueueStats {
             queue: q.id.to_string(),
@@ -195,16 +204,10 @@ impl QueueWindow {
             window_s: window_ms / 1000,
             sla_s: q.sla_ms as f64 / 1000.0,
             offered: u64::from(offered),
-            arrived: u64::from(t.arrived),
-            answered: u64::from(t.answered),
-            answered_within_sla: u64::from(t.answered_within_sla),
-            abandoned: u64::from(t.abandoned),
-            short_abandoned: u64::from(t.short_abandoned),
-            overflowed: u64::from(t.overflowed),
-            rejected: u64::from(t.rejected),
-            service_level: ratio(t.answered_within_sla.into(), sl_base.into()),
+            service_level: counts.service_level(),
             asa_s: ratio(t.answered_wait_ms as f64 / 1000.0, t.answered.into()),
-            abandon_rate: ratio(t.abandoned.into(), sl_base.into()),
+            abandon_rate: counts.abandon_rate(),
+            counts,
             waiting: q.waiting,
             longest_wait_s: q
                 .oldest_entered_at
@@ -244,14 +247,10 @@ pub struct QueueStats {
     /// Entered the queue to wait: arrivals not rejected, plus overflows, transfers and agent
     /// escalations into it.
     pub offered: u64,
-    pub arrived: u64,
-    pub answered: u64,
-    pub answered_within_sla: u64,
-    /// Abandoned after the short-abandon threshold.
-    pub abandoned: u64,
-    pub short_abandoned: u64,
-    pub overflowed: u64,
-    pub rejected: u64,
+    /// `arrived` … `rejected` in the window: the same counts as the since-start `sla` of
+    /// `GET /v1/queues`, and the same JSON fields.
+    #[serde(flatten)]
+    pub counts: QueueTally,
     /// answered within sla_s / (answered + abandoned); short abandons excluded.
     pub service_level: Option<f64>,
     /// Mean wait of answered interactions, queue entry to accept.
