@@ -33,7 +33,7 @@ impl ServerConfig {
     /// The HTTP runtime's worker threads: `workers`, or with 0 one fewer than `cpus`, at least 1.
     /// The engine task runs on a thread of its own (plus the sync thread beside it), so on a
     /// 2-core machine one HTTP worker leaves it a core instead of three busy threads taking
-    /// turns on two (measured in docs/BENCHMARKS.md, "HTTP workers").
+    /// turns on two (measured in docs/BENCHMARKS.md, "HTTP, second pass").
     pub fn http_workers(&self, cpus: usize) -> usize {
         match self.workers {
             0 => cpus.saturating_sub(1).max(1),

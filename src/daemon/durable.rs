@@ -288,14 +288,9 @@ impl InputSink for JournalSink {
 
     fn synced(&mut self, index: u64) {
         self.synced = self.synced.max(index);
-        if self
-            .held_snapshot
-            .as_ref()
-            .is_some_and(|p| p.index <= self.synced)
-        {
-            if let Some(pending) = self.held_snapshot.take() {
-                self.dispatch_snapshot(pending);
-            }
+        let synced = self.synced;
+        if let Some(pending) = self.held_snapshot.take_if(|p| p.index <= synced) {
+            self.dispatch_snapshot(pending);
         }
     }
 

@@ -50,9 +50,8 @@ use timers::{AKey, IKey, Timer, TimerKey, Timers};
 
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
-/// The routing engine. See the module docs. `Clone` lets the daemon take a consistent copy for a
-/// snapshot and encode it off the engine task.
-#[derive(Clone)]
+/// The routing engine. See the module docs. A snapshot is taken with `capture` (the primary
+/// state, interactions and agents shared), not by cloning it.
 pub struct Engine {
     config: RoutingConfig,
     now: Millis,

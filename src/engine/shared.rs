@@ -4,7 +4,7 @@
 //! pointer per element; writing through `IndexMut` copies that one element first only
 //! if a capture still holds it (`Arc::make_mut`), and otherwise costs a reference-count check.
 //! A deep copy of the agents was a fresh allocation the size of the whole roster, which the kernel
-//! faults in page by page on the engine task (docs/BENCHMARKS.md, "Snapshot capture").
+//! faults in page by page on the engine task (docs/BENCHMARKS.md, "HTTP, second pass").
 //!
 //! Serialized exactly like `Vec<T>` (serde's `rc` feature), so the snapshot format is unchanged.
 

@@ -43,7 +43,7 @@ struct QueueState {
 }
 
 /// The primary state as written: borrowed from a live engine (`Engine::write_snapshot`), or
-/// owned by an [`EngineCapture`] (the same fields, copied).
+/// owned by an [`EngineCapture`] (the same fields, copied; interactions and agents shared).
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
     version: u32,

@@ -202,10 +202,10 @@ pub(crate) const HOLE_PAGE_BYTES: u64 = 4096;
 pub(crate) fn zero_hole(region: &[u8], offset: u64) -> bool {
     let len = region.len() as u64;
     let first_boundary = offset.next_multiple_of(HOLE_PAGE_BYTES) - offset;
-    let starts = std::iter::once(0)
+    let mut starts = std::iter::once(0)
         .chain((first_boundary..len).step_by(HOLE_PAGE_BYTES as usize))
         .filter(|&s| s < len);
-    starts.into_iter().any(|start| {
+    starts.any(|start| {
         let page_end = (offset + start + 1).next_multiple_of(HOLE_PAGE_BYTES) - offset;
         let end = page_end.min(len);
         end - start >= frame::HEADER_BYTES as u64

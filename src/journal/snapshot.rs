@@ -47,22 +47,8 @@ pub fn write_snapshot(
     payload: &[u8],
     sync: bool,
 ) -> Result<PathBuf, JournalError> {
-    write_snapshot_parts(dir, index, &[payload], sync)
-}
-
-/// `write_snapshot` with the payload given as consecutive parts (so a state encoded in pieces is
-/// never copied into one buffer first).
-pub fn write_snapshot_parts(
-    dir: &Path,
-    index: u64,
-    parts: &[&[u8]],
-    sync: bool,
-) -> Result<PathBuf, JournalError> {
     write_snapshot_streamed(dir, index, sync, |out| {
-        parts
-            .iter()
-            .try_for_each(|part| out.write_all(part))
-            .map_err(|e| e.to_string())
+        out.write_all(payload).map_err(|e| e.to_string())
     })
     .map(|(path, _)| path)
 }

@@ -549,17 +549,13 @@ impl Telemetry {
             let (Some(load), Some(q)) = (state.queue_load(&id), self.queues.get_mut(&id)) else {
                 continue;
             };
-            for (i, ch) in q.channels.iter().enumerate() {
-                if let Some(ch) = ch {
-                    ch.waiting.set(load.waiting_by_channel[i] as f64);
-                }
-            }
+            // A channel's series is created when something first waits on it.
             for channel in Channel::ALL {
-                let waiting = load.waiting_on(channel);
-                if q.channels[channel.index()].is_none() && waiting > 0 {
-                    q.channel(&self.metrics, channel)
-                        .waiting
-                        .set(waiting as f64);
+                let waiting = load.waiting_on(channel) as f64;
+                match &q.channels[channel.index()] {
+                    Some(ch) => ch.waiting.set(waiting),
+                    None if waiting > 0.0 => q.channel(&self.metrics, channel).waiting.set(waiting),
+                    None => {}
                 }
             }
             let mut counts = [0u64; 6];
