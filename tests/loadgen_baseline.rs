@@ -28,6 +28,7 @@ fn args(url: String, out: std::path::PathBuf) -> LoadgenArgs {
         drain: Duration::from_secs(60),
         sustained_p99_ms: 60_000.0,
         threads: 1,
+        pace_quantum: std::time::Duration::ZERO,
     }
 }
 

@@ -35,6 +35,7 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
         drain: Duration::from_secs(60),
         sustained_p99_ms: 60_000.0,
         threads: 1,
+        pace_quantum: std::time::Duration::ZERO,
     };
     let report = run(&args).await.unwrap();
 

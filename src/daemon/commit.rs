@@ -10,7 +10,13 @@
 //!
 //! With `max_batch_delay_ms` (the group-commit window) the thread also waits, after a sync, until
 //! that long after it before the next one, gathering jobs meanwhile: fewer fsyncs under load
-//! (less CPU), at the price of up to one window on the replies; routing and timers do not wait.
+//! (less CPU), at the price of up to one window on the replies. When it did wait, it then asks
+//! the engine task to *gather* (`SyncReport::Gather`): take every command queued since its last
+//! batch, write them, and answer `SyncThread::gathered`; the sync that follows covers them too.
+//! The engine task takes no commands while a written batch awaits its sync (see `task`), so
+//! under load it wakes about twice per window (the gather and the report) instead of once per
+//! request: the HTTP workers' sends find no waiting receiver and wake nobody. A request waits
+//! for the same sync either way; timers still fire at their deadlines.
 //!
 //! Segment rolls sync the old segment on the engine task before the new one is written (rare:
 //! once per `segment_bytes`), so syncing the newest file named in the queue covers everything.
@@ -55,7 +61,15 @@ pub enum SyncReport {
     /// A sync failed (the message names the file). Nothing after the last `Synced` is known to be
     /// durable, and nothing ever will be: the daemon must stop.
     Failed(String),
+    /// The window is over and a sync is next: take the commands queued so far, write them, then
+    /// call `SyncThread::gathered`. The thread waits for that (at most `GATHER_WAIT`).
+    Gather,
 }
+
+/// How long the sync thread waits for `gathered` after a `Gather` before it syncs what it has.
+/// Only a busy engine task (a snapshot capture, a long batch) answers late; what it writes after
+/// the wait is covered by the next sync.
+pub const GATHER_WAIT: Duration = Duration::from_millis(100);
 
 /// Where the engine task receives `SyncReport`s.
 pub type SyncReports = tokio_mpsc::UnboundedReceiver<SyncReport>;
@@ -68,12 +82,21 @@ struct Job {
     path: PathBuf,
 }
 
+/// What the engine task sends the sync thread, in the order it wrote.
+enum Msg {
+    Job(Job),
+    /// Answer to `SyncReport::Gather`: every job of the gather is queued before this.
+    Gathered,
+}
+
 /// The running sync thread. Dropping the last job sender (`stop`) lets it finish the queued jobs
 /// and exit.
 pub struct SyncThread {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Msg>>,
     reports: tokio_mpsc::UnboundedSender<SyncReport>,
     thread: Option<JoinHandle<()>>,
+    /// Whether it has a window, and so sends `SyncReport::Gather`.
+    window: bool,
 }
 
 impl SyncThread {
@@ -85,25 +108,48 @@ impl SyncThread {
         mut syncer: Box<dyn FileSync>,
         window: Option<Duration>,
     ) -> std::io::Result<(SyncThread, SyncReports)> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (jobs, inbox) = mpsc::channel::<Msg>();
         let (reports, receiver) = tokio_mpsc::unbounded_channel();
         let report = reports.clone();
         let thread = std::thread::Builder::new()
             .name("tierline-sync".into())
             .spawn(move || {
                 let mut last_sync: Option<Instant> = None;
-                while let Ok(mut job) = inbox.recv() {
+                // How long the last gather took the engine task (ask that much before the
+                // window ends, so the sync itself still starts on time).
+                let mut lead = Duration::ZERO;
+                while let Ok(msg) = inbox.recv() {
+                    // A `Gathered` that came after its wait timed out: nothing to do.
+                    let Msg::Job(mut job) = msg else { continue };
                     if let (Some(window), Some(last)) = (window, last_sync) {
                         // Sleep out the window rather than wait on the channel: jobs queue
                         // without waking this thread (a wake per batch cost more CPU than the
                         // fsyncs the window saves), and the drain below takes them all.
-                        if let Some(left) = (last + window).checked_duration_since(Instant::now()) {
+                        let gather_at = last + window - lead.min(window / 2);
+                        if let Some(left) = gather_at.checked_duration_since(Instant::now()) {
                             std::thread::sleep(left);
+                            let asked = Instant::now();
+                            if report.send(SyncReport::Gather).is_err() {
+                                return;
+                            }
+                            let until = asked + GATHER_WAIT;
+                            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                                match inbox.recv_timeout(left) {
+                                    Ok(Msg::Job(next)) => job = next,
+                                    Ok(Msg::Gathered) => break,
+                                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                                    // Stopping: sync what was written.
+                                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                                }
+                            }
+                            lead = asked.elapsed();
                         }
                     }
                     // Coalesce: one sync of the newest file covers every job queued before it.
                     while let Ok(next) = inbox.try_recv() {
-                        job = next;
+                        if let Msg::Job(next) = next {
+                            job = next;
+                        }
                     }
                     let outcome = match syncer.sync(&job.file) {
                         Ok(()) => SyncReport::Synced(job.index),
@@ -123,6 +169,7 @@ impl SyncThread {
                 jobs: Some(jobs),
                 reports,
                 thread: Some(thread),
+                window: window.is_some(),
             },
             receiver,
         ))
@@ -133,12 +180,25 @@ impl SyncThread {
         let sent = self
             .jobs
             .as_ref()
-            .is_some_and(|jobs| jobs.send(Job { index, file, path }).is_ok());
+            .is_some_and(|jobs| jobs.send(Msg::Job(Job { index, file, path })).is_ok());
         if !sent {
             // The thread is gone (it reported a failure, or panicked): nothing more is durable.
             self.fail(format!(
                 "the sync thread is not running; journal record {index} cannot be made durable"
             ));
+        }
+    }
+
+    /// Whether this thread asks the engine task to gather before its syncs (it has a window).
+    pub fn gathers(&self) -> bool {
+        self.window
+    }
+
+    /// The engine task has written what it gathered after a `SyncReport::Gather`.
+    pub fn gathered(&self) {
+        if let Some(jobs) = &self.jobs {
+            // A thread that is gone has reported why (or will be noticed at the next submit).
+            let _ = jobs.send(Msg::Gathered);
         }
     }
 
@@ -214,12 +274,61 @@ mod tests {
             match reports.recv().await.unwrap() {
                 SyncReport::Synced(i) => thread.submit(i + 1, Arc::clone(&file), path.clone()),
                 SyncReport::Failed(m) => break m,
+                SyncReport::Gather => unreachable!("no window, no gather"),
             }
         };
         assert!(
             failed.contains("EIO") && failed.contains(".seg"),
             "{failed}"
         );
+        thread.stop();
+    }
+
+    #[derive(Clone, Default)]
+    struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl FileSync for Count {
+        fn sync(&mut self, _file: &File) -> std::io::Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_window_the_thread_asks_for_a_gather_and_its_sync_covers_the_gathered_batch() {
+        let syncs = Count::default();
+        let (mut thread, mut reports) =
+            SyncThread::start(Box::new(syncs.clone()), Some(Duration::from_millis(30))).unwrap();
+        assert!(thread.gathers());
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        // After a quiet spell the first batch is synced at once, with no gather.
+        thread.submit(1, Arc::clone(&file), "seg".into());
+        assert_eq!(reports.recv().await, Some(SyncReport::Synced(1)));
+        // The next one falls inside the window: the thread sleeps it out, then asks.
+        thread.submit(2, Arc::clone(&file), "seg".into());
+        assert_eq!(reports.recv().await, Some(SyncReport::Gather));
+        // What the engine task writes for the gather is covered by the same sync.
+        thread.submit(3, Arc::clone(&file), "seg".into());
+        thread.gathered();
+        assert_eq!(reports.recv().await, Some(SyncReport::Synced(3)));
+        assert_eq!(syncs.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A gather nobody answers does not hold the sync back for longer than `GATHER_WAIT`.
+        thread.submit(4, Arc::clone(&file), "seg".into());
+        assert_eq!(reports.recv().await, Some(SyncReport::Gather));
+        assert_eq!(reports.recv().await, Some(SyncReport::Synced(4)));
+        thread.stop();
+    }
+
+    #[tokio::test]
+    async fn without_a_window_the_thread_never_asks_for_a_gather() {
+        let (mut thread, mut reports) =
+            SyncThread::start(Box::new(Count::default()), None).unwrap();
+        assert!(!thread.gathers());
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        for index in 1..=3 {
+            thread.submit(index, Arc::clone(&file), "seg".into());
+            assert_eq!(reports.recv().await, Some(SyncReport::Synced(index)));
+        }
         thread.stop();
     }
 }

@@ -286,6 +286,16 @@ impl InputSink for JournalSink {
         self.reports.take()
     }
 
+    fn gathers(&self) -> bool {
+        self.sync.as_ref().is_some_and(SyncThread::gathers)
+    }
+
+    fn gathered(&mut self) {
+        if let Some(thread) = &self.sync {
+            thread.gathered();
+        }
+    }
+
     fn synced(&mut self, index: u64) {
         self.synced = self.synced.max(index);
         let synced = self.synced;

@@ -16,7 +16,11 @@
 //! held in `held` (in batch order): the replies, the answers of reads that ran after it (a read
 //! runs at its place in the command order but answers once the newest batch before it is
 //! synced), and the decision seq published on the watch channel (which is what wakes long-polls,
-//! SSE and subscribers). At most `MAX_IN_FLIGHT` batches are held; at that bound the task takes
+//! SSE and subscribers). With a group-commit window (`InputSink::gathers`) the task takes no
+//! commands while a batch is held: they wait in the channel until the sync thread, at the end of
+//! its window, asks for them (`SyncReport::Gather`, answered by `InputSink::gathered` once they
+//! are written), so under load it wakes once per window, not once per request; timers still fire
+//! at their deadlines. At most `MAX_IN_FLIGHT` batches are held; at that bound the task takes
 //! no commands and fires no timers until a report arrives. A `SyncReport::Failed` fails every
 //! held reply with 503 and ends `run` with `JournalSyncFailed` (the daemon then exits 1).
 //! Between wake-ups it sleeps on the channel, the sync reports and the engine's next timer
@@ -87,6 +91,14 @@ pub trait InputSink: Send {
     }
     /// Every record up to `index` is durable (e.g. a held snapshot may now be written).
     fn synced(&mut self, _index: u64) {}
+    /// Whether this sink's sync reports include `SyncReport::Gather`. If so, the engine task
+    /// takes no commands while a written batch awaits its sync, until the sink asks it to gather
+    /// (see `commit`).
+    fn gathers(&self) -> bool {
+        false
+    }
+    /// The engine task has written the commands it took for a `SyncReport::Gather`.
+    fn gathered(&mut self) {}
     /// The batch has been applied (e.g. take a snapshot when one is due).
     fn after_batch(&mut self, _core: &Core, _now: Millis) {}
     /// The engine task is stopping with this final state (e.g. a final snapshot).
@@ -343,6 +355,7 @@ impl EngineTask {
         let mut stop = std::pin::pin!(stop);
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
         let mut reports = self.sink.sync_reports();
+        let gathers = reports.is_some() && self.sink.gathers();
         loop {
             // After a failed journal append, timer work waits for the retry time.
             let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
@@ -352,12 +365,18 @@ impl EngineTask {
             let timer = self.sleep_until(deadline);
             // At the in-flight bound, nothing new is taken until a sync report arrives.
             let intake = self.held.len() < self.max_in_flight;
+            // With a gathering sink, commands wait in the channel while a batch awaits its sync:
+            // the sync thread asks for them just before it syncs (`SyncReport::Gather`).
+            let take = intake && (!gathers || self.held.is_empty());
             tokio::select! {
                 report = next_report(&mut reports) => {
-                    self.on_report(report)?;
+                    match report {
+                        SyncReport::Gather => self.gather(&mut batch),
+                        report => self.on_report(report)?,
+                    }
                     continue;
                 }
-                n = self.rx.recv_many(&mut batch, MAX_BATCH), if intake => {
+                n = self.rx.recv_many(&mut batch, MAX_BATCH), if take => {
                     if n == 0 {
                         break;
                     }
@@ -406,9 +425,35 @@ impl EngineTask {
         self.on_report(report)
     }
 
-    /// Release what a sync made durable, or fail everything held on a sync failure.
+    /// Take the commands queued now (not those that arrive meanwhile: the gather must end), up
+    /// to the in-flight bound, apply and write them, and tell the sink they are written.
+    fn gather(&mut self, batch: &mut Vec<Command>) {
+        let mut left = self.rx.len();
+        while left > 0 && self.held.len() < self.max_in_flight {
+            while batch.len() < MAX_BATCH.min(left) {
+                match self.rx.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            left -= batch.len();
+            let now = self.clock.now_ms();
+            self.process(batch, now);
+        }
+        self.sink.gathered();
+    }
+
+    /// Release what a sync made durable, or fail everything held on a sync failure. A `Gather`
+    /// here (the task is stopping and drains the channel itself) is answered at once.
     fn on_report(&mut self, report: SyncReport) -> Result<(), JournalSyncFailed> {
         match report {
+            SyncReport::Gather => {
+                self.sink.gathered();
+                Ok(())
+            }
             SyncReport::Synced(index) => {
                 self.sink.synced(index);
                 self.release_through(index);
@@ -910,11 +955,16 @@ mod tests {
         appended: Arc<Mutex<Vec<Vec<TimedInput>>>>,
         reports: Option<SyncReports>,
         synced: Arc<Mutex<Vec<u64>>>,
+        /// Whether it plays a sync thread with a window (`SyncReport::Gather`).
+        gathers: bool,
+        /// Batches written when each `gathered` came.
+        gathered: Arc<Mutex<Vec<usize>>>,
     }
 
     struct Gate {
         appended: Arc<Mutex<Vec<Vec<TimedInput>>>>,
         synced: Arc<Mutex<Vec<u64>>>,
+        gathered: Arc<Mutex<Vec<usize>>>,
         sync: tokio::sync::mpsc::UnboundedSender<SyncReport>,
     }
 
@@ -939,18 +989,32 @@ mod tests {
         fn synced(&mut self, index: u64) {
             self.synced.lock().unwrap().push(index);
         }
+        fn gathers(&self) -> bool {
+            self.gathers
+        }
+        fn gathered(&mut self) {
+            let written = self.appended.lock().unwrap().len();
+            self.gathered.lock().unwrap().push(written);
+        }
     }
 
     type Running = tokio::task::JoinHandle<Result<Core, JournalSyncFailed>>;
 
     fn gated(limit: usize) -> (EngineHandle, Gate, Running) {
+        gated_sink(limit, false)
+    }
+
+    fn gated_sink(limit: usize, gathers: bool) -> (EngineHandle, Gate, Running) {
         let (sync, reports) = tokio::sync::mpsc::unbounded_channel();
         let appended = Arc::default();
         let synced = Arc::default();
+        let gathered = Arc::default();
         let sink = Gated {
             appended: Arc::clone(&appended),
             reports: Some(reports),
             synced: Arc::clone(&synced),
+            gathers,
+            gathered: Arc::clone(&gathered),
         };
         let core = core();
         let telemetry = telemetry(&core);
@@ -968,6 +1032,7 @@ mod tests {
             Gate {
                 appended,
                 synced,
+                gathered,
                 sync,
             },
             running,
@@ -1125,5 +1190,88 @@ mod tests {
             Some(JournalSyncFailed("cannot sync 1.seg: EIO".into()))
         );
         assert_eq!(handle.apply(arrival("c3")).await, Err(SubmitError::Stopped));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_window_commands_wait_for_the_gather_while_a_batch_awaits_its_sync() {
+        let (handle, gate, _running) = gated_sink(MAX_IN_FLIGHT, true);
+        // Nothing unsynced: the first command is taken and written at once.
+        let first = spawn_apply(&handle, events());
+        settle().await;
+        assert_eq!(gate.batches(), 1);
+        // Its batch awaits the sync: the next ones stay in the channel, the engine untouched.
+        let second = spawn_apply(&handle, arrival("c2"));
+        let third = spawn_apply(&handle, arrival("c3"));
+        let read = {
+            let handle = handle.clone();
+            tokio::spawn(
+                async move { handle.read_core(|v| v.core.engine().counts().arrived).await },
+            )
+        };
+        settle().await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(gate.batches(), 1, "taken before the gather");
+        assert_eq!(handle.queued(), 3, "two applies and a read wait in line");
+        assert!(!read.is_finished());
+
+        // Timers do not wait for the gather: the offer to a1 expires at +15 s on the dot.
+        tokio::time::advance(Duration::from_millis(14_999)).await;
+        settle().await;
+        {
+            let appended = gate.appended.lock().unwrap();
+            assert_eq!(appended.len(), 2, "{appended:?}");
+            assert_eq!(appended[1][0].input, Input::Advance);
+            assert_eq!(appended[1][0].at, T0 + 15_000);
+        }
+        assert_eq!(handle.queued(), 3, "still waiting for the gather");
+
+        // The gather takes both queued commands in one batch, then says so.
+        gate.sync.send(SyncReport::Gather).unwrap();
+        settle().await;
+        assert_eq!(handle.queued(), 0);
+        let appended = gate.appended.lock().unwrap().clone();
+        assert_eq!(appended.len(), 3, "{appended:?}");
+        assert_eq!(
+            appended[2].len(),
+            2,
+            "one batch for the gather: {appended:?}"
+        );
+        assert_eq!(
+            *gate.gathered.lock().unwrap(),
+            vec![3],
+            "`gathered` comes after the gather's batch is written"
+        );
+        assert!(!first.is_finished() && !second.is_finished());
+
+        // The sync covering all of it releases every reply; nothing is held, so the next
+        // command is taken at once again.
+        gate.sync_through(3);
+        assert!(first.await.unwrap().is_ok());
+        assert!(second.await.unwrap().unwrap()[0].is_applied());
+        assert!(third.await.unwrap().unwrap()[0].is_applied());
+        assert_eq!(
+            read.await.unwrap().unwrap(),
+            3,
+            "the read ran after c2 and c3"
+        );
+        let fourth = spawn_apply(&handle, arrival("c4"));
+        settle().await;
+        assert_eq!(gate.batches(), 4);
+        gate.sync_through(4);
+        assert!(fourth.await.unwrap().unwrap()[0].is_applied());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gather_with_nothing_queued_is_answered_at_once() {
+        let (handle, gate, _running) = gated_sink(MAX_IN_FLIGHT, true);
+        let first = spawn_apply(&handle, arrival("c1"));
+        settle().await;
+        gate.sync.send(SyncReport::Gather).unwrap();
+        settle().await;
+        assert_eq!(*gate.gathered.lock().unwrap(), vec![1]);
+        assert_eq!(gate.batches(), 1, "nothing new written");
+        gate.sync_through(1);
+        assert!(first.await.unwrap().unwrap()[0].is_applied());
     }
 }

@@ -134,6 +134,11 @@ pub struct LoadgenArgs {
     /// Runtime worker threads of the generator (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// The pacer wakes at most once per this long and releases every slot already due, so a
+    /// slot may go out up to this late (counted in its latency, which runs from its intended
+    /// time). `0s` wakes for every slot.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub pace_quantum: Duration,
 }
 
 /// A run that could not happen or could not be reported.
@@ -424,9 +429,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     }
     drop(slot_rx);
     let scheduled = schedule.expected_slots();
+    let quantum = args.pace_quantum;
     let pacer = tokio::task::spawn_blocking(move || {
         let mut clock = ThreadClock { start };
-        pace(schedule, &mut clock, |slot| {
+        pace(schedule, &mut clock, quantum, |slot| {
             slot_tx.send_blocking(slot).is_ok()
         })
     });
