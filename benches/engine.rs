@@ -35,8 +35,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use tierline::engine::{Decision, DecisionKind, EngineError, Event, RevokeReason};
 
 use support::{
-    abandon, accept, arrival, assert_queued, busy_agent, ended, idle_queue, must, the_offer,
-    thread_cpu_time, Fixture, BUSY_QUEUES, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
+    abandon, accept, arrival, assert_queued, busy_agent, busy_queues, ended, idle_queue, must,
+    the_offer, thread_cpu_time, Fixture, IDLE_QUEUES, LAST_STEP_AFTER_MS, T0,
 };
 
 /// What the benchmarks time with.
@@ -144,7 +144,7 @@ fn arrival_offered(f: &mut Fixture, iters: u64) -> Duration {
 /// of its two busy queues. Agents are taken from every other home queue so that the agents of one
 /// batch never compete for the same queue (each pair of queues has work even at 1,000 waiting).
 fn agent_frees(f: &mut Fixture, iters: u64) -> Duration {
-    let homes: Vec<usize> = (0..f.nonempty.min(BUSY_QUEUES - 1)).step_by(2).collect();
+    let homes: Vec<usize> = (0..f.nonempty.min(busy_queues() - 1)).step_by(2).collect();
     assert!(!homes.is_empty(), "agent_frees needs interactions waiting");
     let mut timed = Duration::ZERO;
     for k in batches(iters, BATCH.min(homes.len() as u64)) {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tierline::engine::Engine;
 
-use support::{config, log_everyone_in, Fixture, AGENTS, QUEUES, T0};
+use support::{agents, config, log_everyone_in, queues, Fixture, T0};
 
 /// The system allocator, counting live bytes and allocations.
 struct Counting;
@@ -136,7 +136,7 @@ fn main() {
             mark().bytes as f64 - with_mark.bytes as f64,
         );
         drop((with, without));
-        (w - config_mark.bytes as f64 - wo) / AGENTS as f64
+        (w - config_mark.bytes as f64 - wo) / agents() as f64
     };
     let before = mark();
     let queues_only = {
@@ -161,19 +161,21 @@ fn main() {
     let (staffed_bytes, staffed_allocs) = delta(before_staff, logged_in);
     let agents_bytes = staffed_bytes - queues_bytes;
     let agents_allocs = staffed_allocs - queues_allocs;
-    let per_agent = agents_bytes / AGENTS as f64;
-    let (per_login, _) = per(roster, logged_in, AGENTS);
+    let per_agent = agents_bytes / agents() as f64;
+    let (per_login, _) = per(roster, logged_in, agents());
     println!("## engine memory (counting allocator: live requested bytes)");
     println!();
     println!(
-        "engine with {QUEUES} queues, no agents: {:.1} MiB",
+        "engine with {} queues, no agents: {:.1} MiB",
+        queues(),
         queues_bytes / 1048576.0
     );
     println!(
-        "per agent (roster + logged in, {AGENTS} agents): {per_agent:.0} bytes, {:.1} allocations \
+        "per agent (roster + logged in, {} agents): {per_agent:.0} bytes, {:.1} allocations \
          (a roster entry in a RoutingConfig, not kept by the engine: {roster_config:.0} bytes; logging in: \
          {per_login:.0} bytes) — {}",
-        agents_allocs / AGENTS as f64,
+        agents(),
+        agents_allocs / agents() as f64,
         verdict(per_agent)
     );
 

@@ -32,13 +32,44 @@ use tierline::engine::{Decision, DecisionKind, Engine, Event};
 
 /// Engine time when the fixture is built (an arbitrary Unix millisecond, 2023-11-14).
 pub const T0: Millis = 1_700_000_000_000;
-pub const BUSY_QUEUES: usize = 4_000;
 pub const IDLE_QUEUES: usize = 999;
-/// Busy + idle + the backlog queue.
-pub const QUEUES: usize = BUSY_QUEUES + IDLE_QUEUES + 1;
-pub const BUSY_AGENTS: usize = 3 * BUSY_QUEUES;
 pub const IDLE_AGENTS: usize = 3_000;
-pub const AGENTS: usize = BUSY_AGENTS + IDLE_AGENTS;
+
+/// Busy queues: 4,000, for 15,000 agents in all; `TIERLINE_BENCH_AGENTS=N` scales the busy part
+/// (3 agents per busy queue) to about N agents in all, e.g. 100,000 for issue 8's "dispatch cost
+/// at 100,000 agents and 1,000,000 waiting".
+pub fn busy_queues() -> usize {
+    static BUSY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUSY.get_or_init(|| {
+        std::env::var("TIERLINE_BENCH_AGENTS")
+            .ok()
+            .map(|v| {
+                let agents: usize = v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("TIERLINE_BENCH_AGENTS=`{v}` is not a number"));
+                assert!(
+                    agents >= IDLE_AGENTS + 3,
+                    "TIERLINE_BENCH_AGENTS must be at least {}",
+                    IDLE_AGENTS + 3
+                );
+                (agents - IDLE_AGENTS) / 3
+            })
+            .unwrap_or(4_000)
+    })
+}
+
+/// Busy + idle + the backlog queue.
+pub fn queues() -> usize {
+    busy_queues() + IDLE_QUEUES + 1
+}
+
+pub fn busy_agents() -> usize {
+    3 * busy_queues()
+}
+
+pub fn agents() -> usize {
+    busy_agents() + IDLE_AGENTS
+}
 /// When the waiting population's next ladder step is due (the timer benchmark must stay below).
 pub const LAST_STEP_AFTER_MS: Millis = 3_600_000;
 pub const BACKLOG: &str = "backlog";
@@ -51,8 +82,8 @@ pub fn idle_queue(i: usize) -> String {
     format!("i{i:03}")
 }
 
-/// Busy agent `i`: home queue `i % 4000`, tier `i / 4000 + 1`. So agent `h < 4000` is the L1
-/// agent of busy queue `h` (and of `h + 1`).
+/// Busy agent `i`: home queue `i % busy_queues()`, tier `i / busy_queues() + 1`. So agent
+/// `h < busy_queues()` is the L1 agent of busy queue `h` (and of `h + 1`).
 pub fn busy_agent(i: usize) -> String {
     format!("ab{i:05}")
 }
@@ -97,7 +128,7 @@ fn queue(id: String, steps: Vec<Step>) -> QueueConfig {
 pub fn config(with_agents: bool) -> RoutingConfig {
     let mut config = RoutingConfig::empty();
     config.seed = 7;
-    for i in 0..BUSY_QUEUES {
+    for i in 0..busy_queues() {
         config.queues.push(queue(busy_queue(i), ladder()));
     }
     for i in 0..IDLE_QUEUES {
@@ -107,12 +138,12 @@ pub fn config(with_agents: bool) -> RoutingConfig {
     backlog.steps.truncate(1);
     config.queues.push(backlog);
     if with_agents {
-        for i in 0..BUSY_AGENTS {
-            let home = i % BUSY_QUEUES;
-            let tier = (i / BUSY_QUEUES + 1) as u8;
+        for i in 0..busy_agents() {
+            let home = i % busy_queues();
+            let tier = (i / busy_queues() + 1) as u8;
             let tiers = BTreeMap::from([
                 (busy_queue(home), tier),
-                (busy_queue((home + 1) % BUSY_QUEUES), tier),
+                (busy_queue((home + 1) % busy_queues()), tier),
                 (BACKLOG.to_string(), 1),
             ]);
             config.agents.push(agent(busy_agent(i), tiers));
@@ -235,8 +266,8 @@ impl Fixture {
     pub fn staffed() -> Fixture {
         let mut engine = Engine::new(config(true), T0);
         log_everyone_in(&mut engine);
-        let mut l1_call = vec![String::new(); BUSY_QUEUES];
-        for s in 0..BUSY_AGENTS {
+        let mut l1_call = vec![String::new(); busy_queues()];
+        for s in 0..busy_agents() {
             let id = format!("s{s:05}");
             let offered = must(&mut engine, T0, &arrival(id, BACKLOG.to_string(), 0));
             let (interaction, agent, _) = the_offer(&offered, "seeding the busy agents");
@@ -270,12 +301,12 @@ impl Fixture {
     pub fn add_waiting(&mut self, n: usize) {
         for k in self.waiting..self.waiting + n {
             let priority = self.rng.gen_range(0..10);
-            let event = arrival(format!("w{k:06}"), busy_queue(k % BUSY_QUEUES), priority);
+            let event = arrival(format!("w{k:06}"), busy_queue(k % busy_queues()), priority);
             let decisions = must(&mut self.engine, self.now, &event);
             assert_queued(&decisions, "adding the waiting population");
         }
         self.waiting += n;
-        self.nonempty = self.waiting.min(BUSY_QUEUES);
+        self.nonempty = self.waiting.min(busy_queues());
     }
 
     /// Fire the 1 ms ladder step of everything that is due, so no timer is pending before the
@@ -320,7 +351,7 @@ impl Fixture {
         let counts = f.engine.counts();
         assert_eq!(
             (counts.waiting, counts.connected),
-            (waiting as u64, BUSY_AGENTS as u64),
+            (waiting as u64, busy_agents() as u64),
             "bench setup: unexpected engine counts {counts:?}"
         );
         f
@@ -344,7 +375,7 @@ impl Fixture {
 
 /// Log in all 15,000 roster agents at `T0` (nothing is waiting, so nothing is offered).
 pub fn log_everyone_in(engine: &mut Engine) {
-    for i in 0..BUSY_AGENTS {
+    for i in 0..busy_agents() {
         login(engine, busy_agent(i));
     }
     for j in 0..IDLE_AGENTS {
@@ -373,7 +404,7 @@ fn login(engine: &mut Engine, agent: String) {
 /// `Some(h)` if `agent` is the L1 agent whose home is busy queue `h`.
 fn l1_home(agent: &str) -> Option<usize> {
     let i: usize = agent.strip_prefix("ab")?.parse().ok()?;
-    (i < BUSY_QUEUES).then_some(i)
+    (i < busy_queues()).then_some(i)
 }
 
 /// CPU time consumed by the calling thread so far (immune to being descheduled; the machines
