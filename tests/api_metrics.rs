@@ -307,6 +307,11 @@ async fn the_daemons_metrics_show_waiting_answers_sla_and_its_own_requests() {
         sample(&text, "tierline_timer_lateness_seconds_count", &[]) >= 1.0,
         "billing's ladder step woke the engine task"
     );
+    // No journal here: nothing was synced, and the series says so rather than being absent.
+    assert_eq!(
+        sample(&text, "tierline_journal_sync_seconds_count", &[]),
+        0.0
+    );
     assert_eq!(
         sample(
             &text,
@@ -315,6 +320,36 @@ async fn the_daemons_metrics_show_waiting_answers_sla_and_its_own_requests() {
         ),
         1.0
     );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_journal_every_answered_event_was_behind_a_timed_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = loaded(routing());
+    config.daemon.metrics.listen = "127.0.0.1:0".into();
+    let metrics = metrics::install(&config.daemon.metrics, &config.routing).expect("listener");
+    let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
+    let mut options = DaemonOptions::new(config);
+    options.metrics = Some(metrics);
+    options.journal_dir = Some(dir.path().to_path_buf());
+    let d = TestDaemon::start(options).await;
+    for k in 0..3 {
+        let (status, body) = d
+            .events(json!([arrive(
+                &format!("e{k}"),
+                &format!("c{k}"),
+                "support"
+            )]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let text = scrape(&d, &url).await;
+    // `sync = batch` (the default) answers only after a sync covers the event: at least one
+    // sync, at most one per answered request (group commit may cover several).
+    let syncs = sample(&text, "tierline_journal_sync_seconds_count", &[]);
+    assert!((1.0..=3.0).contains(&syncs), "{syncs} syncs");
+    assert!(sample(&text, "tierline_journal_sync_seconds_sum", &[]) > 0.0);
     d.stop().await;
 }
 

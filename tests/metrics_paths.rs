@@ -292,6 +292,8 @@ fn the_daemon_helpers_record_requests_deliveries_and_build_info() {
     m.subscriber_delivery("pbx", DeliveryResult::Delivered);
     m.subscriber_delivery("pbx", DeliveryResult::Failed);
     m.timer_lateness(Duration::from_millis(3));
+    m.journal_sync(Duration::from_micros(800));
+    m.journal_sync(Duration::from_millis(30));
     let text = m.render_at(0);
     let req = |s| {
         sample(
@@ -333,6 +335,18 @@ fn the_daemon_helpers_record_requests_deliveries_and_build_info() {
             &[("le", "0.005")]
         ),
         1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_journal_sync_seconds_bucket",
+            &[("le", "0.001")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "tierline_journal_sync_seconds_count", &[]),
+        2.0
     );
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(

@@ -53,6 +53,34 @@ impl FileSync for Fdatasync {
     }
 }
 
+/// A `FileSync` that reports how long each sync took (the daemon records it as
+/// `tierline_journal_sync_seconds`), failed ones included.
+pub struct Timed<S, F> {
+    inner: S,
+    record: F,
+}
+
+impl<S: FileSync, F: FnMut(Duration) + Send + 'static> Timed<S, F> {
+    pub fn new(inner: S, record: F) -> Timed<S, F> {
+        Timed { inner, record }
+    }
+}
+
+impl<S: FileSync, F: FnMut(Duration) + Send + 'static> FileSync for Timed<S, F> {
+    fn sync(&mut self, file: &File) -> std::io::Result<()> {
+        let started = Instant::now();
+        let outcome = self.inner.sync(file);
+        (self.record)(started.elapsed());
+        outcome
+    }
+}
+
+impl FileSync for Box<dyn FileSync> {
+    fn sync(&mut self, file: &File) -> std::io::Result<()> {
+        (**self).sync(file)
+    }
+}
+
 /// What the sync thread tells the engine task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncReport {
@@ -330,5 +358,24 @@ mod tests {
             assert_eq!(reports.recv().await, Some(SyncReport::Synced(index)));
         }
         thread.stop();
+    }
+
+    #[test]
+    fn a_timed_sync_reports_each_sync_and_passes_failures_through() {
+        let took = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&took);
+        let (open, gate) = mpsc::channel();
+        let mut timed = Timed::new(Gate(gate), move |d| seen.lock().unwrap().push(d));
+        let file = tempfile::tempfile().unwrap();
+        open.send(Ok(())).unwrap();
+        assert!(timed.sync(&file).is_ok());
+        open.send(Err(std::io::Error::other("EIO"))).unwrap();
+        let failed = timed.sync(&file).unwrap_err();
+        assert_eq!(failed.to_string(), "EIO");
+        assert_eq!(
+            took.lock().unwrap().len(),
+            2,
+            "the failed sync is timed too"
+        );
     }
 }

@@ -232,6 +232,10 @@ impl Daemon {
                     .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
                 let source = config.source.clone();
                 let syncer = journal_sync.unwrap_or_else(|| Box::new(commit::Fdatasync));
+                let sync_metrics = metrics.clone();
+                let syncer = Box::new(commit::Timed::new(syncer, move |took| {
+                    sync_metrics.journal_sync(took)
+                }));
                 let (journal, core, report) = durable::recover_with_sync_thread(
                     &dir,
                     opts,

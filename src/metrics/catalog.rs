@@ -43,6 +43,7 @@ pub const HANDLE: &str = "tierline_handle_seconds";
 
 pub const DECISION: &str = "tierline_decision_seconds";
 pub const TIMER_LATENESS: &str = "tierline_timer_lateness_seconds";
+pub const JOURNAL_SYNC: &str = "tierline_journal_sync_seconds";
 pub const HTTP_REQUESTS: &str = "tierline_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "tierline_http_request_seconds";
 pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
@@ -135,6 +136,10 @@ pub const HELP: &[(&str, &str)] = &[
         "How late the engine task fired a timer after its deadline.",
     ),
     (
+        JOURNAL_SYNC,
+        "How long one fdatasync of the journal took on the sync thread (sync = batch).",
+    ),
+    (
         HTTP_REQUESTS,
         "HTTP requests served, by route template and status code.",
     ),
@@ -217,6 +222,7 @@ pub fn histogram_buckets(routing: &RoutingConfig) -> Vec<(&'static str, Vec<f64>
         (HANDLE, sorted(HANDLE_BUCKETS.to_vec())),
         (DECISION, sorted(DECISION_BUCKETS.to_vec())),
         (TIMER_LATENESS, sorted(TIMER_LATENESS_BUCKETS.to_vec())),
+        (JOURNAL_SYNC, sorted(TIMER_LATENESS_BUCKETS.to_vec())),
         (HTTP_REQUEST_SECONDS, sorted(HTTP_BUCKETS.to_vec())),
     ]
 }

@@ -118,6 +118,7 @@ struct Shared {
     event_queue_depth: Gauge,
     decision: Histogram,
     timer_lateness: Histogram,
+    journal_sync: Histogram,
     /// The HTTP series' handles by route template, so an answer costs a map lookup instead of
     /// building labels and looking the series up in the registry. Bounded: the keys are the
     /// router's templates (plus `unmatched`), each with the statuses it answered.
@@ -204,6 +205,7 @@ impl Metrics {
             recorder.register_gauge(&reg(catalog::EVENT_QUEUE_DEPTH), &METADATA);
         let decision = recorder.register_histogram(&reg(catalog::DECISION), &METADATA);
         let timer_lateness = recorder.register_histogram(&reg(catalog::TIMER_LATENESS), &METADATA);
+        let journal_sync = recorder.register_histogram(&reg(catalog::JOURNAL_SYNC), &METADATA);
         let prometheus = recorder.handle();
         let metrics = Metrics {
             shared: Arc::new(Shared {
@@ -218,6 +220,7 @@ impl Metrics {
                 event_queue_depth,
                 decision,
                 timer_lateness,
+                journal_sync,
                 http: RwLock::default(),
             }),
         };
@@ -331,6 +334,12 @@ impl Metrics {
     /// `tierline_timer_lateness_seconds`: how long after its deadline a timer fired.
     pub fn timer_lateness(&self, late: Duration) {
         self.shared.timer_lateness.record(late.as_secs_f64());
+        self.note_samples(1);
+    }
+
+    /// `tierline_journal_sync_seconds`: one fdatasync on the sync thread.
+    pub fn journal_sync(&self, elapsed: Duration) {
+        self.shared.journal_sync.record(elapsed.as_secs_f64());
         self.note_samples(1);
     }
 
