@@ -61,12 +61,20 @@ fn routing() -> RoutingConfig {
 
 /// A daemon whose `/metrics` is served on its own ephemeral port; returns it and the scrape URL.
 async fn daemon_with_metrics() -> (TestDaemon, String) {
+    daemon_with_metrics_and_journal(None).await
+}
+
+/// The same, journaling to `journal` when given.
+async fn daemon_with_metrics_and_journal(
+    journal: Option<std::path::PathBuf>,
+) -> (TestDaemon, String) {
     let mut config = loaded(routing());
     config.daemon.metrics.listen = "127.0.0.1:0".into();
     let metrics = metrics::install(&config.daemon.metrics, &config.routing).expect("listener");
     let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
     let mut options = DaemonOptions::new(config);
     options.metrics = Some(metrics);
+    options.journal_dir = journal;
     (TestDaemon::start(options).await, url)
 }
 
@@ -326,14 +334,7 @@ async fn the_daemons_metrics_show_waiting_answers_sla_and_its_own_requests() {
 #[tokio::test]
 async fn with_a_journal_every_answered_event_was_behind_a_timed_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = loaded(routing());
-    config.daemon.metrics.listen = "127.0.0.1:0".into();
-    let metrics = metrics::install(&config.daemon.metrics, &config.routing).expect("listener");
-    let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
-    let mut options = DaemonOptions::new(config);
-    options.metrics = Some(metrics);
-    options.journal_dir = Some(dir.path().to_path_buf());
-    let d = TestDaemon::start(options).await;
+    let (d, url) = daemon_with_metrics_and_journal(Some(dir.path().to_path_buf())).await;
     for k in 0..3 {
         let (status, body) = d
             .events(json!([arrive(
