@@ -55,29 +55,23 @@ impl FileSync for Fdatasync {
 
 /// A `FileSync` that reports how long each sync took (the daemon records it as
 /// `tierline_journal_sync_seconds`), failed ones included.
-pub struct Timed<S, F> {
-    inner: S,
+pub struct Timed<F> {
+    inner: Box<dyn FileSync>,
     record: F,
 }
 
-impl<S: FileSync, F: FnMut(Duration) + Send + 'static> Timed<S, F> {
-    pub fn new(inner: S, record: F) -> Timed<S, F> {
+impl<F: FnMut(Duration) + Send + 'static> Timed<F> {
+    pub fn new(inner: Box<dyn FileSync>, record: F) -> Timed<F> {
         Timed { inner, record }
     }
 }
 
-impl<S: FileSync, F: FnMut(Duration) + Send + 'static> FileSync for Timed<S, F> {
+impl<F: FnMut(Duration) + Send + 'static> FileSync for Timed<F> {
     fn sync(&mut self, file: &File) -> std::io::Result<()> {
         let started = Instant::now();
         let outcome = self.inner.sync(file);
         (self.record)(started.elapsed());
         outcome
-    }
-}
-
-impl FileSync for Box<dyn FileSync> {
-    fn sync(&mut self, file: &File) -> std::io::Result<()> {
-        (**self).sync(file)
     }
 }
 
@@ -123,8 +117,8 @@ pub struct SyncThread {
     jobs: Option<mpsc::Sender<Msg>>,
     reports: tokio_mpsc::UnboundedSender<SyncReport>,
     thread: Option<JoinHandle<()>>,
-    /// Whether it has a window, and so sends `SyncReport::Gather`.
-    window: bool,
+    /// It has a window, and so sends `SyncReport::Gather`.
+    gathers: bool,
 }
 
 impl SyncThread {
@@ -164,10 +158,9 @@ impl SyncThread {
                             while let Some(left) = until.checked_duration_since(Instant::now()) {
                                 match inbox.recv_timeout(left) {
                                     Ok(Msg::Job(next)) => job = next,
-                                    Ok(Msg::Gathered) => break,
-                                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                                    // Stopping: sync what was written.
-                                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                                    // Answered; or no answer in time, or stopping: sync what
+                                    // was written.
+                                    Ok(Msg::Gathered) | Err(_) => break,
                                 }
                             }
                             lead = asked.elapsed();
@@ -197,7 +190,7 @@ impl SyncThread {
                 jobs: Some(jobs),
                 reports,
                 thread: Some(thread),
-                window: window.is_some(),
+                gathers: window.is_some(),
             },
             receiver,
         ))
@@ -219,7 +212,7 @@ impl SyncThread {
 
     /// Whether this thread asks the engine task to gather before its syncs (it has a window).
     pub fn gathers(&self) -> bool {
-        self.window
+        self.gathers
     }
 
     /// The engine task has written what it gathered after a `SyncReport::Gather`.
@@ -365,7 +358,7 @@ mod tests {
         let took = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = Arc::clone(&took);
         let (open, gate) = mpsc::channel();
-        let mut timed = Timed::new(Gate(gate), move |d| seen.lock().unwrap().push(d));
+        let mut timed = Timed::new(Box::new(Gate(gate)), move |d| seen.lock().unwrap().push(d));
         let file = tempfile::tempfile().unwrap();
         open.send(Ok(())).unwrap();
         assert!(timed.sync(&file).is_ok());

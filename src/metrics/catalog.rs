@@ -198,7 +198,8 @@ const DECISION_BUCKETS: &[f64] = &[
     0.1,
 ];
 
-const TIMER_LATENESS_BUCKETS: &[f64] = &[
+/// Timer lateness and journal syncs: 0.1 ms to 5 s (both should sit in the low milliseconds).
+const SHORT_DELAY_BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
@@ -221,8 +222,8 @@ pub fn histogram_buckets(routing: &RoutingConfig) -> Vec<(&'static str, Vec<f64>
         (WAIT, sorted(wait)),
         (HANDLE, sorted(HANDLE_BUCKETS.to_vec())),
         (DECISION, sorted(DECISION_BUCKETS.to_vec())),
-        (TIMER_LATENESS, sorted(TIMER_LATENESS_BUCKETS.to_vec())),
-        (JOURNAL_SYNC, sorted(TIMER_LATENESS_BUCKETS.to_vec())),
+        (TIMER_LATENESS, sorted(SHORT_DELAY_BUCKETS.to_vec())),
+        (JOURNAL_SYNC, sorted(SHORT_DELAY_BUCKETS.to_vec())),
         (HTTP_REQUEST_SECONDS, sorted(HTTP_BUCKETS.to_vec())),
     ]
 }
