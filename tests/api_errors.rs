@@ -109,6 +109,60 @@ async fn an_unknown_field_is_a_422_that_names_it() {
 }
 
 #[tokio::test]
+async fn a_bad_value_is_a_422_that_names_its_field_and_changes_nothing() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, body) = t
+        .events(
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c1",
+                       "channel": "fax", "queue": "support"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&body), "invalid_field", "{body}");
+    assert!(
+        message(&body).starts_with("event `e1`: field `channel`: unknown variant `fax`"),
+        "{body}"
+    );
+    let (status, _) = t.get("/v1/interactions/c1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Refused, so not remembered: the corrected event under the same id is applied.
+    let (status, body) = t
+        .events(
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c1",
+                       "channel": "voice", "queue": "support"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied");
+
+    let r = t
+        .http
+        .put(t.url("/v1/agents/a1/state"))
+        .json(&json!({"state": "asleep"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "invalid_field");
+    assert!(
+        message(&body).starts_with("field `state`: unknown variant `asleep`"),
+        "{body}"
+    );
+    let r = t
+        .http
+        .put(t.url("/v1/agents/a1/state"))
+        .json(&json!(["available"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "invalid_body");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_ids_are_422_and_invalid_transitions_are_409() {
     let t = TestDaemon::with_routing(routing()).await;
     let (status, body) = t
@@ -229,8 +283,14 @@ async fn unknown_routes_methods_and_ids_are_json_404_and_405() {
     assert_eq!(code(&body), "unknown_agent");
     let r = t.http.delete(t.url("/v1/events")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
     let body: Value = r.json().await.unwrap();
     assert_eq!(code(&body), "method_not_allowed");
+    assert_eq!(
+        message(&body),
+        "DELETE is not allowed on /v1/events; the `Allow` header lists the methods it takes",
+        "{body}"
+    );
     t.stop().await;
 }
 

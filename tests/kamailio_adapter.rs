@@ -263,3 +263,28 @@ async fn a_report_without_the_agent_is_refused_with_the_field_named() {
     assert_eq!(r["error"]["code"], "missing_agent");
     assert!(r["error"]["message"].as_str().unwrap().contains("agent"));
 }
+
+#[tokio::test]
+async fn a_report_with_a_bad_value_is_refused_with_the_field_named() {
+    let h = Harness::start().await;
+    let (status, r) = h
+        .report(json!({"call_id": "c7@pbx", "event": "picked_up", "agent": "a1"}))
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "invalid_field");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("field `event`: unknown variant `picked_up`"),
+        "{r}"
+    );
+    let (status, r) = h.route(json!({"call_id": 7})).await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "invalid_field");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("field `call_id`: invalid type: integer `7`"),
+        "{r}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::daemon::core::{Input, Outcome};
 use crate::daemon::reload::ReloadError;
 use crate::engine::{Decision, RequestedState};
 
-use super::error::ApiError;
+use super::error::{from_object, ApiError};
 use super::read::AgentJson;
 use super::{read_body, require_content_type, AppState};
 
@@ -124,15 +124,13 @@ pub async fn force_agent_state(
     let bytes = read_body(body, &headers, app.body_limit).await?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
-    let request: StateRequest = serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
-        let code = if message.starts_with("unknown field") {
-            "unknown_field"
-        } else {
-            "invalid_field"
-        };
-        ApiError::unprocessable(code, message)
-    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object: {\"state\":\"…\",\"reason\":\"…\"}",
+        ));
+    };
+    let request: StateRequest = from_object(&map, None, "")?;
     let mut outcomes = app
         .engine
         .apply(vec![Input::AgentState {

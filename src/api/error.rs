@@ -6,9 +6,11 @@
 
 use std::borrow::Cow;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
 use crate::daemon::decision_log::DecisionsGone;
@@ -166,6 +168,52 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Read a JSON object as `T`, or a 422 whose message names the field at fault. serde names the
+/// field itself for an unknown field (`unknown_field`) and a missing one (`missing_field`); for
+/// a value of the wrong type or out of range (`invalid_field`) it does not, so the field is found
+/// here. `tag` is the field that selects the variant of an internally tagged enum: a bad value
+/// there is `unknown_type`. `context` starts the message (e.g. "event `e1`: ").
+pub fn from_object<T: DeserializeOwned>(
+    map: &Map<String, Value>,
+    tag: Option<&str>,
+    context: &str,
+) -> Result<T, ApiError> {
+    let err = match T::deserialize(map) {
+        Ok(v) => return Ok(v),
+        Err(e) => e.to_string(),
+    };
+    let (code, field) = if err.starts_with("unknown field") {
+        ("unknown_field", None)
+    } else if err.starts_with("missing field") {
+        ("missing_field", None)
+    } else {
+        match culprit::<T>(map, &err) {
+            Some(f) if Some(f) == tag => ("unknown_type", None),
+            Some(f) => ("invalid_field", Some(f)),
+            None => ("invalid_field", None),
+        }
+    };
+    let message = match field {
+        Some(f) => format!("{context}field `{f}`: {err}"),
+        None => format!("{context}{err}"),
+    };
+    Err(ApiError::unprocessable(code, message))
+}
+
+/// The field whose value makes reading `map` as `T` fail with `err`: the first whose removal
+/// changes the error (to none, to "missing field" for it, or to the next bad field's error).
+/// Only on the error path, one trial per field.
+fn culprit<'m, T: DeserializeOwned>(map: &'m Map<String, Value>, err: &str) -> Option<&'m str> {
+    map.keys().map(String::as_str).find(|key| {
+        let mut trial = map.clone();
+        trial.remove(*key);
+        match T::deserialize(&trial) {
+            Ok(_) => true,
+            Err(e) => e.to_string() != err,
+        }
+    })
+}
+
 /// serde_json appends " at line L column C"; the message already says where.
 fn strip_position(message: &str) -> &str {
     match message.rfind(" at line ") {
@@ -195,7 +243,8 @@ fn code_for(status: StatusCode) -> &'static str {
 /// Turn an error answer that is not already our JSON error body (an axum rejection, a timeout,
 /// a 404/405 from the router) into one, so clients parse one shape; any other answer is returned
 /// as it is. Called by the edge layer (`super::edge`) for every 4xx/5xx.
-pub async fn into_json_error(response: Response) -> Response {
+/// A 405 names the method and the path.
+pub async fn into_json_error(response: Response, method: &Method, path: &str) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -213,7 +262,10 @@ pub async fn into_json_error(response: Response) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let message = if text.is_empty() {
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        // The router adds `Allow` after this layer has run, so it is named, not copied.
+        format!("{method} is not allowed on {path}; the `Allow` header lists the methods it takes")
+    } else if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("request failed")

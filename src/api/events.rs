@@ -26,7 +26,7 @@ use crate::daemon::task::EngineHandle;
 use crate::engine::{Decision, Event};
 
 use super::auth::SIGNATURE_HEADER;
-use super::error::{ApiError, ErrorBody};
+use super::error::{from_object, ApiError, ErrorBody};
 use super::{read_body, require_content_type, AppState};
 
 /// Longest accepted event id.
@@ -288,19 +288,7 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
             ))
         }
     };
-    let event: Event = serde_json::from_value(Value::Object(map)).map_err(|e| {
-        let message = e.to_string();
-        let code = if message.starts_with("unknown field") {
-            "unknown_field"
-        } else if message.starts_with("unknown variant") {
-            "unknown_type"
-        } else if message.starts_with("missing field") {
-            "missing_field"
-        } else {
-            "invalid_field"
-        };
-        ApiError::unprocessable(code, format!("event `{id}`: {message}"))
-    })?;
+    let event: Event = from_object(&map, Some("type"), &format!("event `{id}`: "))?;
     Ok((id, event))
 }
 
@@ -498,6 +486,75 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.body.code, "invalid_field");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_field_and_only_a_bad_type_is_unknown_type() {
+        let cases = [
+            (
+                json!({"id": "e1", "type": "interaction.arrived", "interaction": "c",
+                       "channel": "voice", "priority": 9_223_372_036_854_775_807_i64}),
+                "invalid_field",
+                "event `e1`: field `priority`: invalid value: integer `9223372036854775807`, expected i32",
+            ),
+            (
+                json!({"id": "e2", "type": "interaction.arrived", "interaction": "c", "channel": "fax"}),
+                "invalid_field",
+                "event `e2`: field `channel`: unknown variant `fax`",
+            ),
+            (
+                json!({"id": "e3", "type": "offer.declined", "interaction": "c", "agent": "a",
+                       "reason": "bored"}),
+                "invalid_field",
+                "event `e3`: field `reason`: unknown variant `bored`",
+            ),
+            (
+                json!({"id": "e4", "type": "agent.login", "agent": "a", "capacity": {"voice": -1}}),
+                "invalid_field",
+                "event `e4`: field `capacity`: invalid value: integer `-1`",
+            ),
+            (
+                json!({"id": "e5", "type": "interaction.arrived", "interaction": "c",
+                       "channel": "voice", "attributes": {"lang": 1}}),
+                "invalid_field",
+                "event `e5`: field `attributes`: invalid type: integer `1`, expected a string",
+            ),
+            (
+                json!({"id": "e6", "type": "agent.dance", "agent": "a"}),
+                "unknown_type",
+                "event `e6`: unknown variant `agent.dance`",
+            ),
+            (
+                json!({"id": "e7", "type": 7, "agent": "a"}),
+                "unknown_type",
+                "event `e7`: invalid type: integer `7`",
+            ),
+        ];
+        for (event, code, start) in cases {
+            let err = parse_envelope(event.clone(), None).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{event}");
+            assert_eq!(err.body.code, code, "{event}: {}", err.body.message);
+            assert!(
+                err.body.message.starts_with(start),
+                "{event}: {}",
+                err.body.message
+            );
+        }
+    }
+
+    #[test]
+    fn with_two_bad_fields_the_one_named_is_the_one_described() {
+        let err = parse_envelope(
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c",
+                   "channel": "fax", "priority": "high"}),
+            None,
+        )
+        .unwrap_err();
+        let m = &err.body.message;
+        assert_eq!(err.body.code, "invalid_field");
+        let named_channel = m.starts_with("event `e1`: field `channel`: unknown variant `fax`");
+        let named_priority = m.starts_with("event `e1`: field `priority`: invalid type: string");
+        assert!(named_channel || named_priority, "{m}");
     }
 
     #[test]

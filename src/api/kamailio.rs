@@ -44,7 +44,7 @@ use crate::engine::{
 };
 
 use super::auth::Role;
-use super::error::ApiError;
+use super::error::{from_object, ApiError};
 use super::{read_body, require_content_type, AppState};
 
 /// How long `/route` holds a request when the URL gives no `hold_ms`.
@@ -510,13 +510,15 @@ async fn parse_json<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, ApiError> {
     require_content_type(headers, &["application/json"])?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::unprocessable("invalid_request", e.to_string())
-        } else {
-            ApiError::malformed_json(&e)
-        }
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    };
+    from_object(&map, None, "")
 }
 
 fn invalid(e: AdapterError) -> ApiError {
