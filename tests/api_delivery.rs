@@ -1,5 +1,6 @@
 //! Decisions reaching the PBX after the fact: long-poll, SSE with `Last-Event-ID` resume, and an
-//! outbound webhook subscriber that fails twice and then succeeds. In every case each decision
+//! outbound webhook subscriber that fails twice and then succeeds; readers behind (410) or past
+//! (409) the feed. In every case each decision
 //! must arrive exactly once and in seq order.
 
 mod api_common;
@@ -57,6 +58,16 @@ async fn a_bad_long_poll_query_is_a_400() {
     let (status, body) = t.get("/v1/decisions?after=minus-one").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_query");
+    let (status, body) = t.get("/v1/decisions?after=0&limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_query");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("limit=0"),
+        "{body}"
+    );
     t.stop().await;
 }
 
@@ -93,6 +104,34 @@ async fn a_reader_behind_the_decision_log_gets_410_gone() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::GONE);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_reader_past_the_newest_decision_gets_409_ahead_not_a_silent_wait() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    t.apply(call("e2", "c1")).await; // seq 1
+    let (status, body) = t.get("/v1/decisions?after=5&wait_ms=10000").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "decisions_ahead");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("newest decision is seq 1") && message.contains("resume from after=1"),
+        "{body}"
+    );
+    let r = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Up to date is not ahead: an empty page, cursor kept.
+    let (decisions, next) = t.poll(1, 0).await;
+    assert!(decisions.is_empty());
+    assert_eq!(next, 1);
     t.stop().await;
 }
 

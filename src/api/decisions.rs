@@ -3,7 +3,8 @@
 //!
 //! Both read the engine task's decision log (bounded ring) and wait on the engine's "next seq"
 //! watch channel between reads, so a waiting client costs nothing until a decision exists.
-//! Both end early on shutdown. A reader behind the ring gets 410 `decisions_gone`.
+//! Both end early on shutdown. A reader behind the ring gets 410 `decisions_gone`, one past the
+//! newest decision 409 `decisions_ahead`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -50,7 +51,7 @@ async fn page(
     engine
         .read_core(move |v| v.core.decisions_after(after, limit))
         .await?
-        .map_err(|gone| ApiError::gone(&gone))
+        .map_err(|e| ApiError::feed(&e))
 }
 
 /// Wait until a decision with seq > `after` exists; false on shutdown or when the engine stops.
@@ -88,7 +89,15 @@ pub async fn long_poll(
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    if q.limit == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "limit=0 would never return a decision: give 1–{MAX_PAGE} (default {DEFAULT_PAGE})"
+            ),
+        ));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(app.long_poll_max);
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = app.engine.next_seq_watch();

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
-use crate::daemon::decision_log::DecisionsGone;
+use crate::daemon::decision_log::FeedError;
 use crate::daemon::task::SubmitError;
 use crate::engine::{EngineError, ErrorClass};
 
@@ -124,8 +124,14 @@ impl ApiError {
         }
     }
 
-    pub fn gone(e: &DecisionsGone) -> ApiError {
-        ApiError::new(StatusCode::GONE, "decisions_gone", e.to_string())
+    /// 410 `decisions_gone` (behind the kept decisions) or 409 `decisions_ahead` (past the newest).
+    pub fn feed(e: &FeedError) -> ApiError {
+        match e {
+            FeedError::Gone(_) => ApiError::new(StatusCode::GONE, "decisions_gone", e.to_string()),
+            FeedError::Ahead(_) => {
+                ApiError::new(StatusCode::CONFLICT, "decisions_ahead", e.to_string())
+            }
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::config::daemon::SubscriberConfig;
 use crate::daemon::clock::Clock;
+use crate::daemon::decision_log::FeedError;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
 use crate::journal::AckFile;
@@ -214,7 +215,7 @@ async fn deliver(
             .await
         {
             Ok(Ok(page)) => page,
-            Ok(Err(gone)) => {
+            Ok(Err(FeedError::Gone(gone))) => {
                 tracing::error!(
                     subscriber = %sub.name,
                     lost = gone.oldest.saturating_sub(cursor.map_or(0, |c| c + 1)),
@@ -222,6 +223,14 @@ async fn deliver(
                 );
                 metrics.subscriber_delivery(&sub.name, DeliveryResult::Dropped);
                 cursor = gone.oldest.checked_sub(1);
+                continue;
+            }
+            // `starting_point` never starts past the newest decision and the cursor only moves
+            // to seqs read; should it happen anyway, resume after the newest, as at start.
+            Ok(Err(FeedError::Ahead(ahead))) => {
+                tracing::warn!(subscriber = %sub.name, after = ahead.after, newest = ahead.newest,
+                    "subscriber cursor is past the newest decision; resuming after the newest");
+                cursor = Some(ahead.newest);
                 continue;
             }
             Err(SubmitError::Stopped) => return,

@@ -13,7 +13,7 @@ use crate::config::{self, ConfigError, LoadedConfig, Millis};
 use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 
 use super::decision_log::{
-    DecisionLog, DecisionPage, DecisionsGone, LoggedDecision, DEFAULT_DECISION_LOG,
+    DecisionLog, DecisionPage, FeedError, LoggedDecision, DEFAULT_DECISION_LOG,
 };
 use super::idempotency::{HashedId, IdempotencyWindow};
 use super::timed_input::decode_replay;
@@ -209,7 +209,7 @@ impl Core {
         &self,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<DecisionPage, DecisionsGone> {
+    ) -> Result<DecisionPage, FeedError> {
         self.log.after(after, limit)
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Decisions carry a gap-free `seq`, so the log is a ring indexed by `seq - oldest`. It is
 //! bounded (default 100,000); a reader asking for decisions that have already left the ring gets
-//! `DecisionsGone` naming the oldest seq still held, never a silent gap.
+//! `DecisionsGone` naming the oldest seq still held, and one whose cursor is past the newest
+//! decision ever made gets `DecisionsAhead`: never a silent gap.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,6 +43,30 @@ pub struct DecisionsGone {
     pub after: u64,
     pub oldest: u64,
     pub resume_after: u64,
+}
+
+/// The reader's cursor is past the newest decision this feed made: it saw seqs the journal no
+/// longer holds (`sync = "none"` and a crash lost the tail; those seqs will be made again, for
+/// other decisions) or it comes from another deployment. Waiting would skip the decisions made
+/// until the feed caught up with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error(
+    "after={after} is ahead of the decision feed, whose newest decision is seq {newest}: the \
+     reader saw decisions the journal no longer holds, or its cursor is from another deployment; \
+     resume from after={newest} and reconcile state with the read API"
+)]
+pub struct DecisionsAhead {
+    pub after: u64,
+    pub newest: u64,
+}
+
+/// Why a page of decisions cannot be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Gone(#[from] DecisionsGone),
+    #[error(transparent)]
+    Ahead(#[from] DecisionsAhead),
 }
 
 /// The ring of recent decisions.
@@ -141,8 +166,12 @@ impl DecisionLog {
     }
 
     /// Up to `limit` decisions with seq > `after` (`None` = from the oldest held).
-    pub fn after(&self, after: Option<u64>, limit: usize) -> Result<DecisionPage, DecisionsGone> {
+    pub fn after(&self, after: Option<u64>, limit: usize) -> Result<DecisionPage, FeedError> {
         debug_assert!(self.replayed.is_empty(), "finish_replay before reading");
+        let newest = self.next_seq.saturating_sub(1);
+        if let Some(after) = after.filter(|a| *a > newest) {
+            return Err(DecisionsAhead { after, newest }.into());
+        }
         let oldest = self.oldest();
         let start = match after {
             Some(a) => a.saturating_add(1),
@@ -157,7 +186,8 @@ impl DecisionLog {
                     after,
                     oldest,
                     resume_after: oldest.saturating_sub(1),
-                });
+                }
+                .into());
             }
         }
         let from = start.max(oldest);
@@ -239,10 +269,31 @@ mod tests {
         let page = log.after(Some(2), 100).unwrap();
         assert!(page.decisions.is_empty());
         assert_eq!(page.next, 2);
-        // A reader ahead of the log (e.g. from before a restart) waits too.
-        let page = log.after(Some(50), 100).unwrap();
-        assert!(page.decisions.is_empty());
-        assert_eq!(page.next, 50);
+    }
+
+    #[test]
+    fn a_reader_past_the_newest_decision_is_told_so_instead_of_waiting() {
+        let mut log = DecisionLog::new(10, 1);
+        // Nothing made yet: only after=0 (or none) is a real cursor.
+        assert!(log.after(Some(0), 100).is_ok());
+        assert_eq!(
+            log.after(Some(1), 100),
+            Err(FeedError::Ahead(DecisionsAhead {
+                after: 1,
+                newest: 0
+            }))
+        );
+        log.push(&[decision(1), decision(2)]);
+        assert!(log.after(Some(2), 100).is_ok());
+        let ahead = log.after(Some(50), 100).unwrap_err();
+        assert_eq!(
+            ahead,
+            FeedError::Ahead(DecisionsAhead {
+                after: 50,
+                newest: 2
+            })
+        );
+        assert!(ahead.to_string().contains("resume from after=2"), "{ahead}");
     }
 
     #[test]
@@ -250,7 +301,9 @@ mod tests {
         let mut log = DecisionLog::new(3, 1);
         log.push(&(1..=6).map(decision).collect::<Vec<_>>());
         assert_eq!(log.oldest(), 4);
-        let gone = log.after(Some(1), 100).unwrap_err();
+        let Err(FeedError::Gone(gone)) = log.after(Some(1), 100) else {
+            panic!("seq 2 and 3 left the ring");
+        };
         assert_eq!(gone.oldest, 4);
         assert_eq!(gone.resume_after, 3);
         assert!(gone.to_string().contains("oldest kept is seq 4"));
