@@ -1086,9 +1086,13 @@ fn a_call_ends_then_wraps_up_then_is_done() {
     let mut d = simple_desk();
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
+    assert_eq!(d.agent("l1").slots[0].phase, SlotPhase::Offered);
+    assert_eq!(d.agent("l1").slots[0].since, 0);
     d.at(secs(2), accept("c1", "l1"));
     assert_eq!(d.interaction("c1").state, InteractionState::Connected);
     assert_eq!(d.agent("l1").activity, Activity::Busy);
+    // Each phase's `since` is when the slot entered it.
+    assert_eq!(d.agent("l1").slots[0].since, secs(2));
     d.at(secs(3), call("c2", "support"));
     d.at(
         secs(60),
@@ -1104,6 +1108,7 @@ fn a_call_ends_then_wraps_up_then_is_done() {
     assert_eq!(l1.activity, Activity::WrapUp);
     assert_eq!(l1.slots.len(), 1);
     assert_eq!(l1.slots[0].phase, SlotPhase::WrapUp);
+    assert_eq!(l1.slots[0].since, secs(60));
     assert_eq!(l1.slots[0].until, Some(secs(70)));
     assert!(d.advance(secs(70) - 1).is_empty());
     let ds = d.advance(secs(70));

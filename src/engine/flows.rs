@@ -419,6 +419,7 @@ impl Engine {
         let timer = self.timers.schedule(until, Timer::WrapUp(ak, slot_id));
         let slot = &mut self.agents[ak as usize].slots[pos];
         slot.phase = crate::engine::view::SlotPhase::WrapUp;
+        slot.since = now;
         slot.until = Some(until);
         slot.timer = Some(timer);
         if !keep_interaction {

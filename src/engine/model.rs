@@ -67,6 +67,7 @@ pub struct Slot {
     pub interaction: Option<IKey>,
     pub queue: QKey,
     pub offer: Option<Arc<str>>,
+    /// When the slot entered its current phase (offered, connected, wrap-up).
     pub since: Millis,
     /// When the slot became connected (for handle time).
     pub connected_at: Option<Millis>,

@@ -173,6 +173,7 @@ pub struct SlotView {
     pub interaction: Option<Arc<str>>,
     pub queue: Arc<str>,
     pub offer: Option<Arc<str>>,
+    /// When the slot entered its current phase.
     #[serde(with = "crate::engine::decision::rfc3339_ms")]
     pub since: Millis,
     /// Offer expiry or wrap-up end.
