@@ -16,9 +16,9 @@ use crate::daemon::core::{Input, Outcome};
 use crate::daemon::reload::ReloadError;
 use crate::engine::{Decision, RequestedState};
 
-use super::error::{from_object, ApiError};
+use super::error::ApiError;
 use super::read::AgentJson;
-use super::{read_body, require_content_type, AppState};
+use super::{read_body, read_json_object, require_content_type, AppState};
 
 /// Content types accepted for a TOML body.
 const TOML_TYPES: &[&str] = &["application/toml", "text/plain", "text/x-toml"];
@@ -120,17 +120,7 @@ pub async fn force_agent_state(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<StateJson>, ApiError> {
-    require_content_type(&headers, &["application/json"])?;
-    let bytes = read_body(body, &headers, app.body_limit).await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object: {\"state\":\"…\",\"reason\":\"…\"}",
-        ));
-    };
-    let request: StateRequest = from_object(&map, None, "")?;
+    let request: StateRequest = read_json_object(&app, &headers, body).await?;
     let mut outcomes = app
         .engine
         .apply(vec![Input::AgentState {

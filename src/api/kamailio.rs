@@ -44,8 +44,8 @@ use crate::engine::{
 };
 
 use super::auth::Role;
-use super::error::{from_object, ApiError};
-use super::{read_body, require_content_type, AppState};
+use super::error::ApiError;
+use super::{read_json_object, AppState};
 
 /// How long `/route` holds a request when the URL gives no `hold_ms`.
 pub const DEFAULT_HOLD_MS: Millis = 20_000;
@@ -503,24 +503,6 @@ fn json_line(status: StatusCode, body: String) -> Response {
     response
 }
 
-async fn parse_json<T: for<'de> Deserialize<'de>>(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<T, ApiError> {
-    require_content_type(headers, &["application/json"])?;
-    let bytes = read_body(body, headers, app.body_limit).await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object",
-        ));
-    };
-    from_object(&map, None, "")
-}
-
 fn invalid(e: AdapterError) -> ApiError {
     ApiError::unprocessable(e.code(), e.to_string())
 }
@@ -534,7 +516,7 @@ pub async fn route(
     body: Body,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let req: RouteRequest = parse_json(&app, &headers, body).await?;
+    let req: RouteRequest = read_json_object(&app, &headers, body).await?;
     let hold = Duration::from_millis(q.hold_ms.unwrap_or(DEFAULT_HOLD_MS)).min(app.long_poll_max);
     let deadline = tokio::time::Instant::now() + hold;
     let mut seq = app.engine.next_seq_watch();
@@ -645,7 +627,7 @@ pub async fn report(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: ReportRequest = parse_json(&app, &headers, body).await?;
+    let req: ReportRequest = read_json_object(&app, &headers, body).await?;
     let event = req.event().map_err(invalid)?;
     let id = req.event_id().map_err(invalid)?;
     let outcome = app

@@ -200,6 +200,26 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     }
 }
 
+/// A JSON object body read as `T`: 415 unless JSON, 413 over the body limit, 400 unless JSON
+/// syntax and an object, 422 naming the field `T` refuses (`error::from_object`).
+pub async fn read_json_object<T: serde::de::DeserializeOwned>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    require_content_type(headers, &["application/json"])?;
+    let bytes = read_body(body, headers, app.body_limit).await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    };
+    error::from_object(&map, None, "")
+}
+
 /// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed).
 pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
     let given = headers
