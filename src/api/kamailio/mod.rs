@@ -1,0 +1,295 @@
+//! The Kamailio adapter: `POST /v1/adapters/kamailio/route` and `POST /v1/adapters/kamailio/report`.
+//!
+//! Kamailio cannot speak tierline's event API comfortably (no HMAC, no decision stream), so this
+//! adapter meets it where it is: `/route` takes what `kamailio.cfg` sends for an INVITE (call id,
+//! From, the request-URI user) and answers one line of rtjson naming where to ring, holding the
+//! request open while the call waits for an agent; `/report` turns SIP outcomes into the normal
+//! events. See `integrations/kamailio/kamailio.cfg` and `docs/integrations.md`.
+//!
+//! It owns no routing state: the interaction id is the SIP Call-ID, every answer is computed from
+//! the engine's interaction view at that moment, and what Kamailio already rang travels back in
+//! the request (`previous_offer`), so a daemon restart or a second Kamailio loses nothing. It must
+//! never hold a request beyond its hold time (Kamailio's HTTP timeout must exceed it) and never
+//! report a SIP outcome the engine no longer expects as an error (retransmissions and late
+//! reports are normal in SIP).
+//!
+//! `/route` answers, by HTTP status (the status *is* the SIP status Kamailio replies with, except
+//! 200/202/410):
+//! - 200 + rtjson: ring `routes[0].uri` — an agent (with `agent`, `offer`, and `fr_inv_timer` =
+//!   the rest of the offer's time minus a guard) or an overflow / closed-hours target (no `agent`).
+//! - 202 `{"status":"waiting"}`: still no agent after the hold time; ask again.
+//! - 410 `call_gone`: the call ended in tierline (abandoned); Kamailio replies 487.
+//! - 486 `queue_full`, 480 `closed` (no closed target), 404 `no_route` / `channel_not_served`,
+//!   409 `already_connected`, 503 when the engine is busy, at capacity or stopping.
+
+mod decide;
+mod wire;
+
+pub use decide::*;
+pub use wire::*;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use base64::Engine as _;
+use tokio::sync::Notify;
+
+use crate::config::Millis;
+use crate::daemon::core::{Input, Outcome};
+use crate::engine::EngineError;
+
+use super::auth::Role;
+use super::error::ApiError;
+use super::{read_json_object, AppState};
+
+/// How long `/route` holds a request when the URL gives no `hold_ms`.
+pub const DEFAULT_HOLD_MS: Millis = 20_000;
+/// Kamailio gives up ringing this long before the engine's offer expires, so its no-answer report
+/// always reaches the engine while the offer is still the agent's (an accept can never race the
+/// engine's own expiry and re-offer).
+pub const RING_GUARD_MS: Millis = 500;
+/// Less ring time than this left on an offer is not worth ringing: wait for the engine's expiry
+/// and re-offer instead.
+pub const MIN_RING_MS: Millis = 250;
+/// Longest accepted Call-ID, agent id or offer id (they become parts of event ids).
+pub const MAX_ID_LEN: usize = 200;
+
+/// The routes, with the auth check (merged into the API router by `api::router`).
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/adapters/kamailio/route", post(route))
+        .route("/v1/adapters/kamailio/report", post(report))
+        .route_layer(middleware::from_fn_with_state(state, require_adapter_auth))
+        .layer(Extension(Reported::default()))
+}
+
+/// Wakes held `/route` requests after a report was applied. Decisions wake them too, but one
+/// change `/route` cares about makes no decision: a caller abandoning while waiting.
+#[derive(Clone, Default)]
+pub struct Reported(Arc<Notify>);
+
+fn json_line(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn invalid(e: AdapterError) -> ApiError {
+    ApiError::unprocessable(e.code(), e.to_string())
+}
+
+/// `POST /v1/adapters/kamailio/route[?hold_ms=N]`.
+pub async fn route(
+    State(app): State<AppState>,
+    Extension(reported): Extension<Reported>,
+    query: Result<Query<RouteQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let req: RouteRequest = read_json_object(&app, &headers, body).await?;
+    let hold = Duration::from_millis(q.hold_ms.unwrap_or(DEFAULT_HOLD_MS)).min(app.long_poll_max);
+    let deadline = tokio::time::Instant::now() + hold;
+    let mut seq = app.engine.next_seq_watch();
+
+    // A new call enters tierline; a repeated /route (after a failed agent, or a retransmission)
+    // finds it there. The event id makes a racing duplicate harmless.
+    let call = req.call_id.clone();
+    seq.borrow_and_update();
+    let known = app
+        .engine
+        .read(move |v| v.core.engine().interaction(&call).is_some())
+        .await?;
+    if !known {
+        let arrival = {
+            let names: Vec<String> = app
+                .engine
+                .read(|v| {
+                    v.core
+                        .config()
+                        .routing
+                        .queues
+                        .iter()
+                        .map(|q| q.id.clone())
+                        .collect()
+                })
+                .await?;
+            req.arrival(|q| names.iter().any(|n| n == q))
+                .map_err(invalid)?
+        };
+        let id = format!("kamailio:{}:arrived", req.call_id);
+        let outcome = app
+            .engine
+            .apply(vec![Input::Event { id, event: arrival }])
+            .await?
+            .pop();
+        if let Some(Outcome::Rejected(e)) = outcome {
+            if !matches!(e, EngineError::DuplicateInteraction { .. }) {
+                return Err(arrival_refusal(&e));
+            }
+        }
+    } else {
+        check_id("call_id", &req.call_id).map_err(invalid)?;
+    }
+
+    loop {
+        let call = req.call_id.clone();
+        // Listen before reading, so a change between the read and the wait is not missed.
+        let report_applied = reported.0.notified();
+        tokio::pin!(report_applied);
+        report_applied.as_mut().enable();
+        seq.borrow_and_update();
+        let (snap, now) = app
+            .engine
+            .read(move |v| (CallSnapshot::read(v.core.engine(), &call), v.now))
+            .await?;
+        let Some(snap) = snap else {
+            // Finished and no longer retained: nothing to ring.
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "call_gone",
+                format!("call `{}` is no longer known", req.call_id),
+            ));
+        };
+        match decide(&req.call_id, &snap, req.previous_offer.as_deref(), now) {
+            RouteAnswer::Ring(doc) => {
+                let line = serde_json::to_string(&doc).map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                })?;
+                return Ok(json_line(StatusCode::OK, line));
+            }
+            RouteAnswer::Refuse {
+                status,
+                code,
+                message,
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
+                return Err(ApiError::new(status, code, message));
+            }
+            RouteAnswer::Wait => {}
+        }
+        // Sleep until the engine decides anything, a report lands, or the hold ends; nothing polls.
+        tokio::select! {
+            () = &mut report_applied => continue,
+            changed = tokio::time::timeout_at(deadline, seq.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "the engine is stopping")),
+                Err(_) => {
+                    return Ok(json_line(
+                        StatusCode::ACCEPTED,
+                        format!(
+                            "{{\"status\":\"waiting\",\"interaction\":{}}}",
+                            serde_json::Value::String(req.call_id.clone())
+                        ),
+                    ))
+                }
+            },
+            () = app.shutdown.wait() => {
+                return Err(ApiError::unavailable("shutting_down", "the daemon is shutting down"));
+            }
+        }
+    }
+}
+
+/// `POST /v1/adapters/kamailio/report`.
+pub async fn report(
+    State(app): State<AppState>,
+    Extension(reported): Extension<Reported>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: ReportRequest = read_json_object(&app, &headers, body).await?;
+    let event = req.event().map_err(invalid)?;
+    let id = req.event_id().map_err(invalid)?;
+    let outcome = app
+        .engine
+        .apply(vec![Input::Event {
+            id: id.clone(),
+            event,
+        }])
+        .await?
+        .pop();
+    let (status, reason) = match outcome {
+        Some(Outcome::Applied(_)) => {
+            reported.0.notify_waiters();
+            ("applied", None)
+        }
+        Some(Outcome::Duplicate) => ("duplicate", None),
+        Some(Outcome::Rejected(e)) if is_late_report(&e) => ("ignored", Some(e)),
+        Some(Outcome::Rejected(e)) => return Err(ApiError::from_engine(&e, Some(&id))),
+        Some(Outcome::ConfigRefused(p)) => return Err(ApiError::invalid_config(p)),
+        None => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the engine returned no outcome",
+            ))
+        }
+    };
+    let body = match reason {
+        None => serde_json::json!({ "id": id, "status": status }),
+        Some(e) => serde_json::json!({
+            "id": id, "status": status, "reason": e.code(), "message": e.to_string()
+        }),
+    };
+    Ok(json_line(StatusCode::OK, body.to_string()))
+}
+
+/// Kamailio's http_client cannot add an `Authorization: Bearer` header to `http_connect`, but it
+/// can send Basic credentials from the connection URL (`http://kamailio:TOKEN@host/...`). Accept
+/// either; the token needs the admin role (routing calls changes state) when tokens are configured.
+async fn require_adapter_auth(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut headers = request.headers().clone();
+    if let Some(token) = basic_password(&headers) {
+        if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+    }
+    match app.auth().authorize(&headers, Role::Admin) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The password of `Authorization: Basic base64(user:password)`.
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_carry_the_token_as_the_password() {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("kamailio:s3cret");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        assert_eq!(basic_password(&headers).as_deref(), Some("s3cret"));
+    }
+}
