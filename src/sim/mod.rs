@@ -18,6 +18,7 @@ pub mod playback;
 pub mod record;
 pub mod recording;
 pub mod replay;
+pub mod replay_report;
 pub mod report;
 pub mod run;
 pub mod scenario;
