@@ -542,6 +542,59 @@ mod tests {
         }
     }
 
+    /// One valid event of every type, every optional field present.
+    fn every_type() -> Vec<Value> {
+        vec![
+            json!({"type": "interaction.arrived", "interaction": "c1", "channel": "voice",
+                   "queue": "support", "priority": 3, "skills": ["en"], "customer": "k9",
+                   "attributes": {"lang": "en"}}),
+            json!({"type": "interaction.abandoned", "interaction": "c1"}),
+            json!({"type": "interaction.ended", "interaction": "c1", "resolved": true}),
+            json!({"type": "interaction.rated", "interaction": "c1", "score": 4}),
+            json!({"type": "interaction.transferred", "interaction": "c1", "queue": "sales"}),
+            json!({"type": "interaction.escalated", "interaction": "c1", "min_tier": 2}),
+            json!({"type": "offer.accepted", "interaction": "c1", "agent": "a1"}),
+            json!({"type": "offer.declined", "interaction": "c1", "agent": "a1",
+                   "reason": "busy"}),
+            json!({"type": "agent.login", "agent": "a1", "address": "sip:a1@pbx",
+                   "tiers": {"support": 1}, "skills": ["en"], "capacity": {"chat": 2}}),
+            json!({"type": "agent.state", "agent": "a1", "state": "not_ready",
+                   "reason": "lunch"}),
+            json!({"type": "agent.logout", "agent": "a1"}),
+            json!({"type": "agent.wrapup_done", "agent": "a1"}),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Oracle: spoil one field of a valid event with a value no field accepts; the 422 names
+        /// exactly that field (`unknown_type` when it is `type`).
+        #[test]
+        fn the_field_named_is_the_field_spoiled(pick in 0usize..1_000, field in 0usize..1_000) {
+            let events = every_type();
+            let event = &events[pick % events.len()];
+            proptest::prop_assert!(parse_envelope(with_id(event), None).is_ok(), "{}", event);
+            let Value::Object(map) = event else { unreachable!("every_type gives objects") };
+            let names: Vec<&String> = map.keys().collect();
+            let spoiled = names[field % names.len()].clone();
+            let mut bad = map.clone();
+            bad.insert(spoiled.clone(), json!({"spoiled": true}));
+            let err = parse_envelope(with_id(&Value::Object(bad)), None).unwrap_err();
+            if spoiled == "type" {
+                proptest::prop_assert_eq!(&*err.body.code, "unknown_type", "{}", err.body.message);
+            } else {
+                proptest::prop_assert_eq!(&*err.body.code, "invalid_field", "{}", err.body.message);
+                let named = format!("event `e1`: field `{spoiled}`: ");
+                proptest::prop_assert!(err.body.message.starts_with(&named), "{}", err.body.message);
+            }
+        }
+    }
+
+    fn with_id(event: &Value) -> Value {
+        let mut e = event.clone();
+        e["id"] = json!("e1");
+        e
+    }
+
     #[test]
     fn with_two_bad_fields_the_one_named_is_the_one_described() {
         let err = parse_envelope(
