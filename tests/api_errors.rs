@@ -318,3 +318,59 @@ async fn health_and_readiness_answer_and_queues_list_in_config_order() {
     assert_eq!(body["agents"].as_array().unwrap().len(), 4);
     t.stop().await;
 }
+
+/// One keep-alive HTTP/1.1 GET on a raw connection; the whole answer head and body.
+async fn get_on(conn: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tierline\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    // /healthz answers a small body with Content-Length; read until the body is complete.
+    loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before the answer");
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if text.contains("\r\n\r\n") && text.ends_with('}') {
+            return text.into_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn past_max_connections_a_client_waits_until_a_connection_closes() {
+    let mut config = loaded(routing());
+    config.daemon.server.max_connections = 2;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let addr = t.daemon.as_ref().unwrap().addr();
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(get_on(&mut first, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(get_on(&mut second, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    // The third connects (the kernel's backlog) but is not served while two are open.
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let answer = get_on(&mut third, "/healthz").await;
+        (third, answer)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a third connection was served");
+    // The open ones are still served.
+    assert!(get_on(&mut second, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    drop(first);
+    let (_third, answer) = tokio::time::timeout(GIVE_UP, waiting)
+        .await
+        .expect("the third connection is served once one closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    t.stop().await;
+}

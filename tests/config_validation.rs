@@ -676,6 +676,18 @@ fn limits_must_leave_room_for_work() {
 }
 
 #[test]
+fn server_limits_must_leave_room_for_work() {
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ "event_queue_depth = 0",
+        /* 3 */ "max_connections = 0",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 2, "server.event_queue_depth", "must be at least 1");
+    assert_error(&all[1], 3, "server.max_connections", "must be at least 1");
+}
+
+#[test]
 fn daemon_sections_refuse_typos_and_half_tls() {
     let all = errors(&file(&[
         /* 1 */ "[server]",

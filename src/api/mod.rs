@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod connections;
 pub mod decisions;
 pub mod edge;
 pub mod error;

@@ -27,6 +27,10 @@ pub struct ServerConfig {
     /// HTTP worker threads; 0 = one fewer than the CPUs (at least 1): the engine has a thread
     /// of its own (`ServerConfig::http_workers`).
     pub workers: usize,
+    /// Open API connections at most. At the limit the listener stops accepting until one closes
+    /// (further clients wait in the kernel's listen backlog), so sockets, tasks and buffers stay
+    /// bounded (`api::connections`).
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -51,6 +55,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1 << 20,
             request_timeout_ms: 60_000,
             event_queue_depth: 4096,
+            max_connections: 10_000,
             shutdown_grace_ms: 10_000,
             idempotency_ids: 1_000_000,
             workers: 0,

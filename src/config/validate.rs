@@ -432,6 +432,7 @@ impl Checker<'_, '_> {
             ("body_limit_bytes", raw.server.body_limit_bytes as u64),
             ("request_timeout_ms", raw.server.request_timeout_ms),
             ("event_queue_depth", raw.server.event_queue_depth as u64),
+            ("max_connections", raw.server.max_connections as u64),
         ] {
             if value == 0 {
                 self.err(&server.key(name), "must be at least 1");

@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::auth::AuthKeys;
+use crate::api::connections::Limited;
 use crate::api::secret::SecretError;
 use crate::api::subscriber::{self, Subscriber};
 use crate::api::tls::{TlsCell, TlsError, TlsListener};
@@ -297,6 +298,7 @@ impl Daemon {
         }));
         let app = api::router(state, request_timeout);
         let is_tls = tls.is_some();
+        let max_connections = server.max_connections;
         let http: JoinHandle<std::io::Result<()>> = match tls {
             Some(cell) => {
                 let listener =
@@ -304,17 +306,21 @@ impl Daemon {
                         addr: server.listen.clone(),
                         source,
                     })?;
+                let listener = Limited::new(listener, max_connections, metrics.clone());
                 tokio::spawn(
                     axum::serve(listener, app)
                         .with_graceful_shutdown(shutdown.wait())
                         .into_future(),
                 )
             }
-            None => tokio::spawn(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown.wait())
-                    .into_future(),
-            ),
+            None => {
+                let listener = Limited::new(listener, max_connections, metrics.clone());
+                tokio::spawn(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown.wait())
+                        .into_future(),
+                )
+            }
         };
 
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
@@ -607,6 +613,7 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     if let Some(data) = args.data {
         config.daemon.journal.dir = data;
     }
+    raise_open_file_limit(config.daemon.server.max_connections);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = config.daemon.server.http_workers(cpus);
     let runtime = match crate::multi_thread_runtime(workers) {
@@ -615,6 +622,67 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     };
     tracing::info!(workers, cpus, "HTTP runtime");
     runtime.block_on(serve(args.config, config))
+}
+
+/// Files the daemon keeps open besides API connections: journal segments and snapshots, the
+/// listeners, subscriber and metrics connections, config and secret files.
+const FILES_BESIDE_CONNECTIONS: u64 = 256;
+
+/// Raise the soft open-file limit so `max_connections` connections fit (many systems start
+/// processes at 1,024), up to the hard limit; warn if even that is too low, since past it an
+/// accept fails with EMFILE before `max_connections` is reached.
+fn raise_open_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; no other precondition.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let need = (max_connections as u64).saturating_add(FILES_BESIDE_CONNECTIONS);
+    let plan = open_file_plan(limit.rlim_cur, limit.rlim_max, need);
+    if let Some(soft) = plan.raise_to {
+        let raised = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard one
+        // needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = limit.rlim_cur,
+                to = soft,
+                "raised the open-file limit"
+            );
+        }
+    }
+    if plan.short {
+        tracing::warn!(
+            max_connections,
+            hard_limit = limit.rlim_max,
+            "the open-file hard limit is below max_connections + {FILES_BESIDE_CONNECTIONS}: \
+             accepting fails before max_connections is reached (raise LimitNOFILE / ulimit -Hn, \
+             or lower [server] max_connections)"
+        );
+    }
+}
+
+/// What to do about the open-file limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenFilePlan {
+    /// The soft limit to set, when it must rise.
+    raise_to: Option<u64>,
+    /// Even the hard limit is below what is needed.
+    short: bool,
+}
+
+fn open_file_plan(soft: u64, hard: u64, need: u64) -> OpenFilePlan {
+    let target = need.min(hard);
+    OpenFilePlan {
+        raise_to: (target > soft).then_some(target),
+        short: hard < need,
+    }
 }
 
 async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
@@ -710,5 +778,46 @@ impl Signals {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{open_file_plan, OpenFilePlan};
+
+    #[test]
+    fn the_soft_open_file_limit_rises_to_fit_max_connections_up_to_the_hard_limit() {
+        // 1,024 soft, generous hard: raise to exactly what is needed.
+        assert_eq!(
+            open_file_plan(1_024, 1_048_576, 10_256),
+            OpenFilePlan {
+                raise_to: Some(10_256),
+                short: false
+            }
+        );
+        // Already enough: leave it.
+        assert_eq!(
+            open_file_plan(65_536, 1_048_576, 10_256),
+            OpenFilePlan {
+                raise_to: None,
+                short: false
+            }
+        );
+        // Hard limit too low: raise as far as allowed and say so.
+        assert_eq!(
+            open_file_plan(1_024, 4_096, 10_256),
+            OpenFilePlan {
+                raise_to: Some(4_096),
+                short: true
+            }
+        );
+        // Unlimited hard limit (RLIM_INFINITY).
+        assert_eq!(
+            open_file_plan(1_024, u64::MAX, 10_256),
+            OpenFilePlan {
+                raise_to: Some(10_256),
+                short: false
+            }
+        );
     }
 }

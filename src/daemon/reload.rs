@@ -328,6 +328,10 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
     );
     check("server.workers", old.server.workers != new.server.workers);
     check(
+        "server.max_connections",
+        old.server.max_connections != new.server.max_connections,
+    );
+    check(
         "server.shutdown_grace_ms",
         old.server.shutdown_grace_ms != new.server.shutdown_grace_ms,
     );

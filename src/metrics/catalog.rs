@@ -47,6 +47,7 @@ pub const JOURNAL_SYNC: &str = "tierline_journal_sync_seconds";
 pub const HTTP_REQUESTS: &str = "tierline_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "tierline_http_request_seconds";
 pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
+pub const HTTP_CONNECTIONS: &str = "tierline_http_connections";
 pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
 pub const CONFIG_RELOADS: &str = "tierline_config_reloads_total";
 pub const BUILD_INFO: &str = "tierline_build_info";
@@ -150,6 +151,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         EVENT_QUEUE_DEPTH,
         "Commands waiting in the channel into the engine task.",
+    ),
+    (
+        HTTP_CONNECTIONS,
+        "Open API connections (at most [server] max_connections).",
     ),
     (
         SUBSCRIBER_DELIVERIES,

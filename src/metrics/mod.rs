@@ -116,6 +116,7 @@ struct Shared {
     local_addr: Option<SocketAddr>,
     server: OnceLock<tokio::task::AbortHandle>,
     event_queue_depth: Gauge,
+    http_connections: Gauge,
     decision: Histogram,
     timer_lateness: Histogram,
     journal_sync: Histogram,
@@ -203,6 +204,7 @@ impl Metrics {
         let reg = |name: &'static str| Key::from_name(name);
         let event_queue_depth =
             recorder.register_gauge(&reg(catalog::EVENT_QUEUE_DEPTH), &METADATA);
+        let http_connections = recorder.register_gauge(&reg(catalog::HTTP_CONNECTIONS), &METADATA);
         let decision = recorder.register_histogram(&reg(catalog::DECISION), &METADATA);
         let timer_lateness = recorder.register_histogram(&reg(catalog::TIMER_LATENESS), &METADATA);
         let journal_sync = recorder.register_histogram(&reg(catalog::JOURNAL_SYNC), &METADATA);
@@ -218,6 +220,7 @@ impl Metrics {
                 local_addr,
                 server: OnceLock::new(),
                 event_queue_depth,
+                http_connections,
                 decision,
                 timer_lateness,
                 journal_sync,
@@ -231,6 +234,7 @@ impl Metrics {
             )
             .set(1.0);
         metrics.shared.event_queue_depth.set(0.0);
+        metrics.shared.http_connections.set(0.0);
         for result in ["ok", "rejected"] {
             metrics
                 .counter(catalog::CONFIG_RELOADS, &[("result", result)])
@@ -335,6 +339,11 @@ impl Metrics {
     pub fn timer_lateness(&self, late: Duration) {
         self.shared.timer_lateness.record(late.as_secs_f64());
         self.note_samples(1);
+    }
+
+    /// `tierline_http_connections`: open API connections.
+    pub fn http_connections(&self, open: usize) {
+        self.shared.http_connections.set(open as f64);
     }
 
     /// `tierline_journal_sync_seconds`: one fdatasync on the sync thread.
