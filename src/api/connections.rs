@@ -10,7 +10,9 @@
 //! logged once per episode.
 //!
 //! It never refuses or closes a connection itself, and never counts one twice: the permit travels
-//! with the connection's stream and is returned when the stream is dropped.
+//! with the connection's stream and is returned when the stream is dropped. With TLS the limit
+//! counts connections whose handshake is done; the TLS listener's own bounds (handshakes in
+//! progress, handshaken connections queued for accepting) hold at most a few hundred more.
 
 use std::io;
 use std::pin::Pin;
