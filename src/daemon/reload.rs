@@ -351,13 +351,18 @@ mod tests {
         let mut new = old.clone();
         new.server.listen = "0.0.0.0:8080".into();
         new.server.idempotency_ids = 10;
+        new.server.max_connections = 5;
         new.subscribers
             .push(crate::config::daemon::SubscriberConfig::new(
                 "http://pbx/hook",
             ));
         assert_eq!(
             restart_needed(&old, &new),
-            vec!["server.listen".to_string(), "subscriber".to_string()]
+            vec![
+                "server.listen".to_string(),
+                "server.max_connections".to_string(),
+                "subscriber".to_string()
+            ]
         );
         assert!(restart_needed(&old, &old).is_empty());
     }
