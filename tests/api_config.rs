@@ -198,6 +198,11 @@ async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
         message.contains("billing") && message.contains("drain_to"),
         "{message}"
     );
+    // It says how: the two steps below.
+    assert!(
+        message.contains("first apply a config in which queue `billing` has `drain_to"),
+        "{message}"
+    );
     let (_, q) = t.get("/v1/queues/billing").await;
     assert_eq!(q["waiting"], 1);
 

@@ -74,9 +74,11 @@ impl Engine {
                 None => match &queue.cfg.drain_to {
                     None => {
                         problems.push(format!(
-                            "queue `{}` is removed but {total} interaction(s) wait in it and it \
-                             names no drain_to",
-                            queue.cfg.id
+                            "queue `{id}` is removed but {total} interaction(s) wait in it and it \
+                             names no drain_to: first apply a config in which queue `{id}` has \
+                             `drain_to = \"<another queue>\"`, then remove it (its waiting \
+                             interactions move there, keeping their place and waiting time)",
+                            id = queue.cfg.id
                         ));
                         None
                     }
