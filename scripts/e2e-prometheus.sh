@@ -305,7 +305,7 @@ promtool check rules "$ROOT/config/prometheus-rules.yml" >"$WORK/rules.txt" 2>&1
 log "promtool check rules: clean"
 (cd "$ROOT/config" && promtool test rules prometheus-rules.test.yml) >"$WORK/rules-test.txt" 2>&1 ||
   { cat "$WORK/rules-test.txt" >&2; fail "promtool test rules (alert and recording rule unit tests)"; }
-log "promtool test rules: recording rules and all four alerts behave as specified"
+log "promtool test rules: recording rules and all five alerts behave as specified"
 
 # --- 6. the checker must catch a renamed metric and a broken query -----------------------------
 python3 - "$ROOT/grafana/dashboards/tierline-wallboard.json" "$WORK/broken.json" <<'PY'

@@ -60,6 +60,7 @@ impl<L: Listener> Limited<L> {
     /// `max` is at least 1 (the config validation refuses 0).
     pub fn new(inner: L, max: usize, metrics: Metrics) -> Limited<L> {
         let max = max.max(1);
+        metrics.http_connections_max(max);
         Limited {
             inner,
             count: Arc::new(Count {
@@ -187,6 +188,13 @@ mod tests {
         let addr = tcp.local_addr().expect("addr");
         let mut listener = Limited::new(tcp, 2, metrics.clone());
         assert_eq!(open_gauge(&metrics), Some(0.0));
+        let max = metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("tierline_http_connections_max "))
+            .map(str::trim)
+            .map(str::to_string);
+        assert_eq!(max.as_deref(), Some("2"));
 
         let _c1 = TcpStream::connect(addr).await.expect("connect 1");
         let (first, _) = listener.accept().await;

@@ -48,6 +48,7 @@ pub const HTTP_REQUESTS: &str = "tierline_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "tierline_http_request_seconds";
 pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
 pub const HTTP_CONNECTIONS: &str = "tierline_http_connections";
+pub const HTTP_CONNECTIONS_MAX: &str = "tierline_http_connections_max";
 pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
 pub const CONFIG_RELOADS: &str = "tierline_config_reloads_total";
 pub const BUILD_INFO: &str = "tierline_build_info";
@@ -155,6 +156,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         HTTP_CONNECTIONS,
         "Open API connections (at most [server] max_connections).",
+    ),
+    (
+        HTTP_CONNECTIONS_MAX,
+        "[server] max_connections: at this many open connections new ones wait to be accepted.",
     ),
     (
         SUBSCRIBER_DELIVERIES,

@@ -346,6 +346,12 @@ impl Metrics {
         self.shared.http_connections.set(open as f64);
     }
 
+    /// `tierline_http_connections_max`: the connection limit in force.
+    pub fn http_connections_max(&self, max: usize) {
+        self.gauge(catalog::HTTP_CONNECTIONS_MAX, &[])
+            .set(max as f64);
+    }
+
     /// `tierline_journal_sync_seconds`: one fdatasync on the sync thread.
     pub fn journal_sync(&self, elapsed: Duration) {
         self.shared.journal_sync.record(elapsed.as_secs_f64());
