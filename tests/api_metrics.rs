@@ -401,6 +401,23 @@ async fn stats_requests_are_counted_under_their_route_template_never_the_raw_pat
 async fn the_queue_stats_report_the_windows_kpis() {
     let (d, _) = daemon_with_metrics().await;
     drive(&d).await;
+    // c1's rating delivered again under another event id, then a different score: each
+    // interaction counts once, so neither changes the figures below.
+    let (status, body) = d
+        .events(
+            json!({"id": "e6-again", "type": "interaction.rated", "interaction": "c1",
+                       "score": 5}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = d
+        .events(
+            json!({"id": "e6-other", "type": "interaction.rated", "interaction": "c1",
+                       "score": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "already_rated");
 
     let (status, s) = d.get("/v1/queues/support/stats?window=15m").await;
     assert_eq!(status, StatusCode::OK, "{s}");

@@ -1418,7 +1418,7 @@ fn a_login_creates_an_agent_not_in_the_roster() {
 }
 
 #[test]
-fn a_rating_is_taken_once_connected_and_the_last_one_counts() {
+fn a_rating_is_taken_once_connected_and_counts_once() {
     let mut d = support_desk();
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
@@ -1429,8 +1429,22 @@ fn a_rating_is_taken_once_connected_and_the_last_one_counts() {
     );
     d.at(2, accept("c1", "l1"));
     d.at(3, rate("c1", 2));
-    d.at(4, rate("c1", 4));
-    assert_eq!(d.interaction("c1").rating, Some(4));
+    assert_eq!(d.interaction("c1").rating, Some(2));
+    // The same score again (a webhook delivered twice under two event ids): nothing changes.
+    d.advance(4);
+    let before = d.snapshot(&["c1"]);
+    assert!(d.try_at(4, rate("c1", 2)).expect("same score").is_empty());
+    assert_eq!(d.snapshot(&["c1"]), before);
+    // A different score: refused, naming the first, and nothing changes.
+    let err = d.try_at(4, rate("c1", 4)).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::AlreadyRated {
+            interaction: "c1".into(),
+            score: 2
+        }
+    );
+    assert_eq!(d.snapshot(&["c1"]), before);
     let err = d.try_at(5, rate("c1", 6)).unwrap_err();
     assert!(matches!(err, EngineError::InvalidValue { .. }), "{err:?}");
 }

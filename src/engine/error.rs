@@ -56,6 +56,11 @@ pub enum EngineError {
     AtCapacity { interaction: String, limit: usize },
     #[error("timers due at {due_at} must fire first: call advance({now}) before handle()")]
     TimersPending { due_at: Millis, now: Millis },
+    #[error(
+        "interaction `{interaction}` was already rated {score}: each interaction counts once in \
+         satisfaction, so a different score is refused (the same score again changes nothing)"
+    )]
+    AlreadyRated { interaction: String, score: u8 },
 }
 
 impl EngineError {
@@ -75,6 +80,7 @@ impl EngineError {
             EngineError::QueueFull { .. } => "queue_full",
             EngineError::AtCapacity { .. } => "at_capacity",
             EngineError::TimersPending { .. } => "timers_pending",
+            EngineError::AlreadyRated { .. } => "already_rated",
         }
     }
 
@@ -91,7 +97,8 @@ impl EngineError {
             | EngineError::NoSuchOffer { .. }
             | EngineError::InvalidTransition { .. }
             | EngineError::QueueFull { .. }
-            | EngineError::TimersPending { .. } => ErrorClass::Conflict,
+            | EngineError::TimersPending { .. }
+            | EngineError::AlreadyRated { .. } => ErrorClass::Conflict,
             EngineError::AtCapacity { .. } => ErrorClass::Limit,
         }
     }

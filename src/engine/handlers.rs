@@ -405,6 +405,17 @@ impl Engine {
             });
         }
         let i = self.ix(ik);
+        match i.rating {
+            // A repeated delivery (under another event id): already counted, nothing changes.
+            Some(first) if first == score => return Ok(()),
+            Some(first) => {
+                return Err(EngineError::AlreadyRated {
+                    interaction: id.to_string(),
+                    score: first,
+                })
+            }
+            None => {}
+        }
         let was_connected = matches!(
             i.state,
             InteractionState::Connected | InteractionState::WrapUp | InteractionState::Done
