@@ -16,7 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -32,28 +32,14 @@ pub struct Limited<L> {
     count: Arc<Count>,
 }
 
-/// The open connections, shared by the listener and every stream it handed out.
+/// The connection limit, shared by the listener and every stream it handed out.
 struct Count {
-    /// One per connection allowed; the listener's pending accept may hold one before its
-    /// connection exists, so `open` is counted apart.
+    /// One per connection allowed.
     permits: Arc<Semaphore>,
-    open: AtomicUsize,
     max: usize,
     metrics: Metrics,
     /// Set while at the limit, so the warning is logged once per episode.
     full: AtomicBool,
-}
-
-impl Count {
-    fn opened(&self) {
-        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        self.metrics.http_connections(open);
-    }
-
-    fn closed(&self) {
-        let open = self.open.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        self.metrics.http_connections(open);
-    }
 }
 
 impl<L: Listener> Limited<L> {
@@ -65,7 +51,6 @@ impl<L: Listener> Limited<L> {
             inner,
             count: Arc::new(Count {
                 permits: Arc::new(Semaphore::new(max)),
-                open: AtomicUsize::new(0),
                 max,
                 metrics,
                 full: AtomicBool::new(false),
@@ -96,7 +81,7 @@ impl<L: Listener> Listener for Limited<L> {
             }
         };
         let (io, addr) = self.inner.accept().await;
-        self.count.opened();
+        self.count.metrics.http_connection(true);
         let stream = Counted {
             io,
             permit: Some(permit),
@@ -121,7 +106,7 @@ impl<Io> Drop for Counted<Io> {
     fn drop(&mut self) {
         drop(self.permit.take());
         self.count.full.store(false, Ordering::Relaxed);
-        self.count.closed();
+        self.count.metrics.http_connection(false);
     }
 }
 

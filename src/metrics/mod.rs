@@ -341,9 +341,14 @@ impl Metrics {
         self.note_samples(1);
     }
 
-    /// `tierline_http_connections`: open API connections.
-    pub fn http_connections(&self, open: usize) {
-        self.shared.http_connections.set(open as f64);
+    /// `tierline_http_connections`: one API connection opened (`true`) or closed. An atomic
+    /// add, so connections opening and closing on different threads never leave a stale count.
+    pub fn http_connection(&self, opened: bool) {
+        if opened {
+            self.shared.http_connections.increment(1.0);
+        } else {
+            self.shared.http_connections.decrement(1.0);
+        }
     }
 
     /// `tierline_http_connections_max`: the connection limit in force.
