@@ -1528,6 +1528,19 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
         (
             tierline::engine::Event::AgentLogin {
                 agent: "l2".into(),
+                address: Some(" ".into()),
+                tiers: None,
+                skills: None,
+                capacity: None,
+            },
+            EngineError::InvalidValue {
+                field: "address",
+                message: "an agent's address must not be empty (agent `l2`)".into(),
+            },
+        ),
+        (
+            tierline::engine::Event::AgentLogin {
+                agent: "l2".into(),
                 address: None,
                 tiers: Some([("nowhere".to_string(), 1)].into_iter().collect()),
                 skills: None,

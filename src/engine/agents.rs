@@ -29,6 +29,13 @@ impl Engine {
                 message: "an agent id must not be empty".into(),
             });
         }
+        if address.is_some_and(|a| a.trim().is_empty()) {
+            // The PBX would dial nothing; the config refuses an empty roster address too.
+            return Err(EngineError::InvalidValue {
+                field: "address",
+                message: format!("an agent's address must not be empty (agent `{id}`)"),
+            });
+        }
         if existing.is_none() && address.is_none() {
             return Err(EngineError::AgentNeedsAddress {
                 agent: id.to_string(),
