@@ -84,7 +84,7 @@ impl<L: Listener> Listener for Limited<L> {
         self.count.metrics.http_connection(true);
         let stream = Counted {
             io,
-            permit: Some(permit),
+            _permit: permit,
             count: Arc::clone(&self.count),
         };
         (stream, addr)
@@ -98,13 +98,13 @@ impl<L: Listener> Listener for Limited<L> {
 /// An accepted connection's stream, holding its place under the limit until dropped.
 pub struct Counted<Io> {
     io: Io,
-    permit: Option<OwnedSemaphorePermit>,
+    /// Returned to the listener when the stream is dropped (after `drop` below has run).
+    _permit: OwnedSemaphorePermit,
     count: Arc<Count>,
 }
 
 impl<Io> Drop for Counted<Io> {
     fn drop(&mut self) {
-        drop(self.permit.take());
         self.count.full.store(false, Ordering::Relaxed);
         self.count.metrics.http_connection(false);
     }

@@ -70,9 +70,7 @@ where
         // The route template, never the raw path (ids in labels would grow the series count).
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
-        // A `Uri` clone shares its bytes; kept so an error answer can name what was asked.
-        let uri = request.uri().clone();
-        tracing::debug!(%method, path = uri.path(), "started processing request");
+        tracing::debug!(%method, path = request.uri().path(), "started processing request");
         let started = Instant::now();
         let answer = self.inner.call(request);
         let metrics = self.metrics.clone();
@@ -80,7 +78,7 @@ where
             let Ok(mut response) = answer.await;
             let status = response.status();
             if status.is_client_error() || status.is_server_error() {
-                response = into_json_error(response, &method, uri.path()).await;
+                response = into_json_error(response).await;
             }
             let elapsed = started.elapsed();
             let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);

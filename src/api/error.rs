@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -249,8 +249,7 @@ fn code_for(status: StatusCode) -> &'static str {
 /// Turn an error answer that is not already our JSON error body (an axum rejection, a timeout,
 /// a 404/405 from the router) into one, so clients parse one shape; any other answer is returned
 /// as it is. Called by the edge layer (`super::edge`) for every 4xx/5xx.
-/// A 405 names the method and the path.
-pub async fn into_json_error(response: Response, method: &Method, path: &str) -> Response {
+pub async fn into_json_error(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -268,10 +267,7 @@ pub async fn into_json_error(response: Response, method: &Method, path: &str) ->
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
-        // The router adds `Allow` after this layer has run, so it is named, not copied.
-        format!("{method} is not allowed on {path}; the `Allow` header lists the methods it takes")
-    } else if text.is_empty() {
+    let message = if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("request failed")

@@ -106,6 +106,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(read)
         .merge(admin)
         .merge(kamailio::router(state.clone()))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
@@ -160,6 +161,19 @@ async fn not_found(request: Request) -> ApiError {
         "not_found",
         format!(
             "no endpoint {} {} (see docs/API.md)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// A known path asked with a method it does not take. The router adds the `Allow` header.
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; the `Allow` header lists the methods it takes",
             request.method(),
             request.uri().path()
         ),

@@ -298,29 +298,17 @@ impl Daemon {
         }));
         let app = api::router(state, request_timeout);
         let is_tls = tls.is_some();
-        let max_connections = server.max_connections;
-        let http: JoinHandle<std::io::Result<()>> = match tls {
+        let (max, conns) = (server.max_connections, metrics.clone());
+        let http = match tls {
             Some(cell) => {
                 let listener =
                     TlsListener::new(listener, cell).map_err(|source| DaemonError::Bind {
                         addr: server.listen.clone(),
                         source,
                     })?;
-                let listener = Limited::new(listener, max_connections, metrics.clone());
-                tokio::spawn(
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown.wait())
-                        .into_future(),
-                )
+                spawn_http(Limited::new(listener, max, conns), app, &shutdown)
             }
-            None => {
-                let listener = Limited::new(listener, max_connections, metrics.clone());
-                tokio::spawn(
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown.wait())
-                        .into_future(),
-                )
-            }
+            None => spawn_http(Limited::new(listener, max, conns), app, &shutdown),
         };
 
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
@@ -622,6 +610,23 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     };
     tracing::info!(workers, cpus, "HTTP runtime");
     runtime.block_on(serve(args.config, config))
+}
+
+/// Serve the API on `listener` until shutdown.
+fn spawn_http<L>(
+    listener: L,
+    app: axum::Router,
+    shutdown: &Shutdown,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.wait())
+            .into_future(),
+    )
 }
 
 /// Files the daemon keeps open besides API connections: journal segments and snapshots, the

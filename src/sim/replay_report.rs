@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::sim::report::{Figures, Report};
+use crate::sim::report::{pretty_json, Figures, Report};
 
 /// The replay's answer: old and new side by side. Schema in `docs/SIMULATOR.md`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -165,9 +165,7 @@ pub(crate) fn differences(old: &Report, new: &Report) -> Differences {
 impl ReplayReport {
     /// Pretty JSON (the documented schema).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| {
-            format!("{{\"error\":{{\"code\":\"serialize\",\"message\":\"{e}\"}}}}")
-        })
+        pretty_json(self)
     }
 
     /// Old, new and the difference per queue and overall, for a terminal.

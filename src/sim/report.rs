@@ -218,10 +218,7 @@ pub fn build(tally: &Tally, info: RunInfo, with_agents: bool) -> Report {
 impl Report {
     /// Pretty JSON (the documented schema).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| {
-            // Only maps with non-string keys could fail; every key here is a string or integer.
-            format!("{{\"error\":{{\"code\":\"serialize\",\"message\":\"{e}\"}}}}")
-        })
+        pretty_json(self)
     }
 
     /// A fixed-width table for a terminal.
@@ -360,4 +357,11 @@ fn truncate(s: &str, n: usize) -> String {
 fn hms(s: f64) -> String {
     let s = s.round() as u64;
     format!("{}h{:02}m{:02}s", s / 3600, s % 3600 / 60, s % 60)
+}
+
+/// Pretty JSON of a report, or an error object in its place. Only maps with non-string keys could
+/// fail; every key in the reports is a string or an integer.
+pub(crate) fn pretty_json(report: &impl Serialize) -> String {
+    serde_json::to_string_pretty(report)
+        .unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"serialize\",\"message\":\"{e}\"}}}}"))
 }
