@@ -35,20 +35,7 @@ fn routing() -> RoutingConfig {
     let mut billing = QueueConfig::with_defaults("billing");
     billing.sla_ms = 100;
     billing.offer_timeout_ms = 60_000;
-    billing.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 200,
-            tiers: vec![1, 2],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-    ];
+    billing.steps = vec![Step::new(0, &[1]), Step::new(200, &[1, 2])];
 
     let mut r = RoutingConfig::empty();
     r.queues = vec![support, billing];

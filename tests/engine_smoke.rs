@@ -40,20 +40,7 @@ fn arrive(id: &str) -> Event {
 #[test]
 fn l1_first_then_l2_after_the_step_then_wrap_up_frees_the_agent() {
     let mut q = QueueConfig::with_defaults("support");
-    q.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 30_000,
-            tiers: vec![1, 2],
-            priority_boost: 5,
-            skip_if_no_agents: false,
-        },
-    ];
+    q.steps = vec![Step::new(0, &[1]), Step::new(30_000, &[1, 2]).boosted(5)];
     let mut cfg = RoutingConfig::empty();
     cfg.queues.push(q);
     cfg.agents = vec![agent("a1", 1), agent("a2", 2)];
@@ -122,12 +109,7 @@ fn skip_if_no_agents_counts_logins_and_logouts() {
             priority_boost: 0,
             skip_if_no_agents: true,
         },
-        Step {
-            after_ms: 30_000,
-            tiers: vec![1, 2],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
+        Step::new(30_000, &[1, 2]),
     ];
     let mut cfg = RoutingConfig::empty();
     cfg.queues.push(q);

@@ -32,20 +32,7 @@ fn login(n: usize) -> Event {
 
 fn config(agents: usize) -> RoutingConfig {
     let mut q = QueueConfig::with_defaults("support");
-    q.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 20_000,
-            tiers: vec![1, 2],
-            priority_boost: 2,
-            skip_if_no_agents: false,
-        },
-    ];
+    q.steps = vec![Step::new(0, &[1]), Step::new(20_000, &[1, 2]).boosted(2)];
     let mut cfg = RoutingConfig::empty();
     cfg.queues.push(q);
     cfg.agents = (0..agents)

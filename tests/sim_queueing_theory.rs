@@ -317,20 +317,7 @@ fn a_busy_team_with_patient_callers_abandons_as_erlang_a_says() {
 /// Erlangs, more than it can carry.
 fn l2_share(step_s: u64) -> f64 {
     let mut config = one_queue(30);
-    config.queues[0].steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: step_s * 1000,
-            tiers: vec![1, 2],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-    ];
+    config.queues[0].steps = vec![Step::new(0, &[1]), Step::new(step_s * 1000, &[1, 2])];
     let rate_per_hour = 6.0 / AHT_S * 3600.0;
     let text = format!(
         r#"
@@ -376,7 +363,7 @@ fn with_l1_saturated_l2_answers_more_when_the_step_comes_sooner() {
 /// Not a check: measures the spread of the estimates over 20 seeds at the run lengths above, to
 /// set the tolerances. `cargo test --release --test sim_queueing_theory -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "measurement, not a check: run with --release -- --ignored --nocapture"]
 fn measure_the_spread_of_the_estimates_over_seeds() {
     fn spread(name: &str, xs: &[f64]) {
         let n = xs.len() as f64;

@@ -95,24 +95,9 @@ pub fn idle_agent(j: usize) -> String {
 
 fn ladder() -> Vec<Step> {
     vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 1,
-            tiers: vec![1, 2],
-            priority_boost: 1,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: LAST_STEP_AFTER_MS,
-            tiers: vec![1, 2, 3],
-            priority_boost: 5,
-            skip_if_no_agents: false,
-        },
+        Step::new(0, &[1]),
+        Step::new(1, &[1, 2]).boosted(1),
+        Step::new(LAST_STEP_AFTER_MS, &[1, 2, 3]).boosted(5),
     ]
 }
 

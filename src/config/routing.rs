@@ -167,6 +167,27 @@ pub struct Step {
     pub skip_if_no_agents: bool,
 }
 
+impl Step {
+    /// A step entered `after_ms` after the interaction entered the queue, allowing `tiers`, with
+    /// no priority boost and no skipping.
+    pub fn new(after_ms: Millis, tiers: &[Tier]) -> Step {
+        Step {
+            after_ms,
+            tiers: tiers.to_vec(),
+            priority_boost: 0,
+            skip_if_no_agents: false,
+        }
+    }
+
+    /// The same step, adding `boost` to the interaction's priority when it is reached.
+    pub fn boosted(self, boost: i32) -> Step {
+        Step {
+            priority_boost: boost,
+            ..self
+        }
+    }
+}
+
 /// Where an interaction goes when it has waited `max_wait`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -326,12 +347,7 @@ impl QueueConfig {
             max_waiting: None,
             schedule: None,
             closed_target: None,
-            steps: vec![Step {
-                after_ms: 0,
-                tiers: vec![1],
-                priority_boost: 0,
-                skip_if_no_agents: false,
-            }],
+            steps: vec![Step::new(0, &[1])],
             escalation_priority_boost: 0,
             reject_delay_ms: 5_000,
             busy_delay_ms: 10_000,

@@ -104,12 +104,7 @@ mod tests {
     use crate::config::routing::Channel;
 
     fn step(after_ms: Millis, tiers: &[Tier], boost: i32) -> Step {
-        Step {
-            after_ms,
-            tiers: tiers.to_vec(),
-            priority_boost: boost,
-            skip_if_no_agents: false,
-        }
+        Step::new(after_ms, tiers).boosted(boost)
     }
 
     fn agent(id: &str, tier: Tier) -> AgentConfig {

@@ -36,20 +36,7 @@ pub fn routing() -> RoutingConfig {
     support.wrap_up_ms = 60_000;
     support.no_answer_delay_ms = 50;
     support.max_no_answer = 2;
-    support.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 300,
-            tiers: vec![1, 2],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-    ];
+    support.steps = vec![Step::new(0, &[1]), Step::new(300, &[1, 2])];
     r.queues.push(support);
     r.queues.push(QueueConfig::with_defaults("sales"));
     r.agents = vec![

@@ -39,12 +39,7 @@ use tierline::metrics::{Metrics, Telemetry};
 pub const DAY_END: u64 = 400;
 
 fn step(after: u64, tiers: &[u8], unit: Millis) -> Step {
-    Step {
-        after_ms: after * unit,
-        tiers: tiers.to_vec(),
-        priority_boost: 0,
-        skip_if_no_agents: false,
-    }
+    Step::new(after * unit, tiers)
 }
 
 fn agent(id: &str, tiers: &[(&str, u8)]) -> AgentConfig {

@@ -46,20 +46,7 @@ pub fn mixed_desk(seed: u64, agents: usize) -> RoutingConfig {
     let mut support = QueueConfig::with_defaults("support");
     support.channels = vec![Channel::Voice, Channel::Chat];
     support.strategy = Strategy::Random;
-    support.steps = vec![
-        Step {
-            after_ms: 0,
-            tiers: vec![1],
-            priority_boost: 0,
-            skip_if_no_agents: false,
-        },
-        Step {
-            after_ms: 20_000,
-            tiers: vec![1, 2],
-            priority_boost: 3,
-            skip_if_no_agents: false,
-        },
-    ];
+    support.steps = vec![Step::new(0, &[1]), Step::new(20_000, &[1, 2]).boosted(3)];
     let mut cfg = RoutingConfig::empty();
     cfg.seed = seed;
     cfg.queues.push(support);

@@ -48,12 +48,7 @@ pub const fn secs(s: u64) -> Millis {
 
 /// A ladder step: `after_s` seconds, these tiers.
 pub fn step(after_s: u64, tiers: &[Tier]) -> Step {
-    Step {
-        after_ms: secs(after_s),
-        tiers: tiers.to_vec(),
-        priority_boost: 0,
-        skip_if_no_agents: false,
-    }
+    Step::new(secs(after_s), tiers)
 }
 
 /// A queue with the documented defaults (voice, longest-idle, 15 s offers, 10 s wrap-up) and
