@@ -7,7 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use toml_edit::{ImDocument, Item, Table, Value};
+use toml_edit::{ImDocument, Item, Table, TableLike, Value};
 
 use super::ConfigError;
 
@@ -164,7 +164,8 @@ fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
     span.is_some_and(|s| s.contains(&offset) || (s.is_empty() && s.start == offset))
 }
 
-fn find_in_table(t: &Table, offset: usize, path: &mut FieldPath) -> bool {
+/// A table or an inline table: a key's span, or a place inside its value.
+fn find_in_table(t: &dyn TableLike, offset: usize, path: &mut FieldPath) -> bool {
     for (name, _) in t.iter() {
         let Some((key, item)) = t.get_key_value(name) else {
             continue;
@@ -213,24 +214,7 @@ fn find_in_value(v: &Value, offset: usize, path: &mut FieldPath) -> bool {
             }
             contains(v.span(), offset)
         }
-        Value::InlineTable(t) => {
-            for (name, _) in t.iter() {
-                let Some((key, item)) = t.get_key_value(name) else {
-                    continue;
-                };
-                let here = path.key(name);
-                if contains(key.span(), offset) {
-                    *path = here;
-                    return true;
-                }
-                let mut inner = here.clone();
-                if find_in_item(item, offset, &mut inner) {
-                    *path = inner;
-                    return true;
-                }
-            }
-            contains(v.span(), offset)
-        }
+        Value::InlineTable(t) => find_in_table(t, offset, path) || contains(v.span(), offset),
         _ => contains(v.span(), offset),
     }
 }
