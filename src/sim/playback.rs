@@ -188,14 +188,7 @@ impl Playback {
             offers: HashMap::new(),
             wrapping: HashMap::new(),
             counts: InputCounts::default(),
-            run: RunFigures {
-                arrivals: 0,
-                events: 0,
-                timer_firings: 0,
-                decisions: 0,
-                unfinished: 0,
-                ended_at_s: 0.0,
-            },
+            run: RunFigures::default(),
         }
     }
 

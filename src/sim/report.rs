@@ -31,7 +31,7 @@ pub struct Report {
 }
 
 /// About the run itself.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct RunFigures {
     /// Interactions sent to the engine (warm-up included).
     pub arrivals: u64,

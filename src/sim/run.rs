@@ -222,14 +222,7 @@ pub fn run_with<'a, T: Traffic>(
         agent_index: AHashMap::with_capacity(plan.agents.len()),
         behaviour_rng,
         tally: Tally::new(&RoutingConfig::empty(), window),
-        run: RunFigures {
-            arrivals: 0,
-            events: 0,
-            timer_firings: 0,
-            decisions: 0,
-            unfinished: 0,
-            ended_at_s: 0.0,
-        },
+        run: RunFigures::default(),
         last_at: start,
     };
 
