@@ -427,6 +427,14 @@ async fn the_queue_stats_report_the_windows_kpis() {
     assert_eq!(s["complaints"], 0);
     assert_eq!(s["complaint_share"], 0.0);
     assert!(s["longest_wait_s"].as_f64().expect("number") >= 0.0);
+    // The window is 15 whole minutes, RFC 3339 like every time in the API.
+    let time = |field: &str| {
+        let text = s[field].as_str().unwrap_or_else(|| panic!("{field}: {s}"));
+        rfc3339_ms::parse(text).unwrap_or_else(|e| panic!("{field}: {e}"))
+    };
+    let (from, to) = (time("from"), time("to"));
+    assert_eq!(from % 60_000, 0, "{s}");
+    assert!(to > from + 14 * 60_000 && to <= from + 15 * 60_000, "{s}");
 
     // No window: the last 15 minutes.
     let (status, billing) = d.get("/v1/queues/billing/stats").await;
@@ -455,8 +463,11 @@ async fn the_agent_stats_report_attendance_and_outcomes_since_a_time() {
     let (status, a) = d.get(&format!("/v1/agents/a1/stats?since={since}")).await;
     assert_eq!(status, StatusCode::OK, "{a}");
     assert_eq!(a["agent"], "a1");
-    let from = a["from"].as_u64().expect("from");
-    let to = a["to"].as_u64().expect("to");
+    let time = |field: &str| {
+        let text = a[field].as_str().unwrap_or_else(|| panic!("{field}: {a}"));
+        rfc3339_ms::parse(text).unwrap_or_else(|e| panic!("{field}: {e}"))
+    };
+    let (from, to) = (time("from"), time("to"));
     assert!(from >= before && from <= to, "{a}");
     assert_eq!(a["offers"], 2);
     assert_eq!(a["answered"], 1);

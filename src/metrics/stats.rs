@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use super::since_start::QueueTally;
 use crate::config::{Channel, Millis};
+use crate::engine::decision::rfc3339_ms;
 use crate::engine::{Activity, AgentStatus};
 
 /// How far back statistics reach.
@@ -239,8 +240,11 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
     pub queue: String,
-    /// Start of the first minute counted (Unix ms); minutes are whole.
+    /// Start of the first minute counted; minutes are whole. RFC 3339 on the wire, like every
+    /// other time in the API.
+    #[serde(serialize_with = "rfc3339_ms::serialize")]
     pub from: Millis,
+    #[serde(serialize_with = "rfc3339_ms::serialize")]
     pub to: Millis,
     pub window_s: u64,
     pub sla_s: f64,
@@ -478,9 +482,11 @@ impl AgentLedger {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentStats {
     pub agent: String,
-    /// Effective start (Unix ms): `since`, unless the record starts later (telemetry started,
-    /// or older than 24 h / beyond the ledger's bounds).
+    /// Effective start: `since`, unless the record starts later (telemetry started, or older
+    /// than 24 h / beyond the ledger's bounds). RFC 3339 on the wire.
+    #[serde(serialize_with = "rfc3339_ms::serialize")]
     pub from: Millis,
+    #[serde(serialize_with = "rfc3339_ms::serialize")]
     pub to: Millis,
     /// Time with status available or not_ready.
     pub logged_in_s: f64,
