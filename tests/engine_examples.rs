@@ -808,6 +808,25 @@ fn a_declined_call_keeps_its_place_in_the_queue() {
     assert_eq!(d.interaction("c1").entered_queue_at, secs(1));
 }
 
+/// With no reject delay the declining agent is free again at once: it takes the most urgent
+/// call waiting (here a priority-10 call), and the declined one goes back to its place.
+#[test]
+fn with_no_reject_delay_the_declining_agent_takes_the_most_urgent_call() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.reject_delay_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a1", &[("support", 1)])]));
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(
+        secs(2),
+        Arrival::new("vip").queue("support").priority(10).event(),
+    );
+    let ds = d.at(secs(3), decline("c1", "a1", DeclineReason::Rejected));
+    assert_eq!(offers(&ds), vec![("vip".into(), "a1".into())]);
+    assert_eq!(d.waiting("support"), vec!["c1"]);
+    assert_eq!(d.interaction("c1").entered_queue_at, secs(1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offers: expiry, declines, no-answers
 // ---------------------------------------------------------------------------------------------
@@ -1221,6 +1240,130 @@ fn a_transfer_into_a_full_queue_is_refused() {
 }
 
 #[test]
+fn an_escalation_into_a_full_queue_is_refused_like_a_transfer() {
+    let mut q = queue("support", vec![step(0, &[1, 2])]);
+    q.max_waiting = Some(1);
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "l1"));
+    d.at(secs(3), call("waiting", "support"));
+    d.advance(secs(4));
+    let before = d.snapshot(&["c1", "waiting"]);
+    let err = d.try_at(secs(4), escalate("c1", 2)).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::QueueFull {
+            queue: "support".into(),
+            max_waiting: 1
+        }
+    );
+    assert_eq!(d.snapshot(&["c1", "waiting"]), before);
+    // Once there is room (an L2 logs in and takes the waiting call) it goes through.
+    let ds = d.at(secs(5), login("l2"));
+    assert_eq!(offers(&ds), vec![("waiting".into(), "l2".into())]);
+    let ds = d.at(secs(6), escalate("c1", 2));
+    assert_eq!(kinds(&ds), vec!["escalated", "queued"]);
+}
+
+#[test]
+fn a_transfer_into_a_closed_queue_is_refused_naming_its_closed_target() {
+    let mut night = queue("night", vec![step(0, &[1])]);
+    night.schedule = Some(never_open());
+    night.closed_target = Some("sip:voicemail@pbx".into());
+    let mut d = Driver::new(config(
+        vec![queue("support", vec![step(0, &[1])]), night],
+        vec![agent("a1", &[("support", 1), ("night", 1)])],
+    ));
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    d.advance(secs(3));
+    let before = d.snapshot(&["c1"]);
+    let err = d.try_at(secs(3), transfer("c1", "night")).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::QueueClosed {
+            queue: "night".into(),
+            closed_target: Some("sip:voicemail@pbx".into()),
+        }
+    );
+    assert_eq!(err.code(), "queue_closed");
+    assert!(err.to_string().contains("sip:voicemail@pbx"), "{err}");
+    assert_eq!(d.snapshot(&["c1"]), before);
+}
+
+/// With no wrap-up the agent who hands a call back is free in the same instant: like any freed
+/// agent it takes the most urgent waiting call, not the one it just handed over.
+#[test]
+fn an_agent_freed_by_its_own_transfer_takes_the_most_urgent_call_first() {
+    let mut support = queue("support", vec![step(0, &[1])]);
+    support.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![support, queue("sales", vec![step(0, &[1])])],
+        vec![
+            agent("a1", &[("support", 1), ("sales", 1)]),
+            agent("a2", &[("sales", 1)]),
+        ],
+    ));
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    d.at(
+        secs(3),
+        Arrival::new("vip").queue("sales").priority(10).event(),
+    );
+    let ds = d.at(secs(10), transfer("c1", "sales"));
+    assert_eq!(offers(&ds), vec![("vip".into(), "a1".into())]);
+    assert_eq!(kinds(&ds), vec!["offer", "queued"]);
+    assert_eq!(d.waiting("sales"), vec!["c1"]);
+    // The transferred call then goes to the next free agent.
+    let ds = d.at(secs(11), login("a2"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a2".into())]);
+}
+
+#[test]
+fn an_agent_freed_by_its_own_escalation_takes_the_most_urgent_call_first() {
+    let mut support = queue("support", vec![step(0, &[1, 2])]);
+    support.wrap_up_ms = 0;
+    let mut d = Driver::new(config(vec![support], vec![agent("a1", &[("support", 2)])]));
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    d.at(
+        secs(3),
+        Arrival::new("vip").queue("support").priority(10).event(),
+    );
+    let ds = d.at(secs(10), escalate("c1", 1));
+    assert_eq!(offers(&ds), vec![("vip".into(), "a1".into())]);
+    assert_eq!(d.waiting("support"), vec!["c1"]);
+}
+
+/// When nothing more urgent waits, the freed agent may get the call straight back: with no
+/// wrap-up and no back-off that is the configured behaviour.
+#[test]
+fn an_agent_freed_by_its_own_transfer_gets_it_back_when_nothing_else_waits() {
+    let mut support = queue("support", vec![step(0, &[1])]);
+    support.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![support, queue("sales", vec![step(0, &[1])])],
+        vec![agent("a1", &[("support", 1), ("sales", 1)])],
+    ));
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    let ds = d.at(secs(10), transfer("c1", "sales"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a1".into())]);
+    assert_eq!(kinds(&ds), vec!["offer"]);
+}
+
+#[test]
 fn an_agent_escalates_a_call_to_l2_with_a_priority_boost() {
     let mut q = queue("support", support_ladder());
     q.escalation_priority_boost = 3;
@@ -1447,6 +1590,35 @@ fn a_rating_is_taken_once_connected_and_counts_once() {
     assert_eq!(d.snapshot(&["c1"]), before);
     let err = d.try_at(5, rate("c1", 6)).unwrap_err();
     assert!(matches!(err, EngineError::InvalidValue { .. }), "{err:?}");
+}
+
+/// Whether a call was ever answered does not depend on how much history is kept: a call
+/// answered, then transferred (waiting again) may be rated with a two-entry history too.
+#[test]
+fn a_transferred_call_may_be_rated_however_short_the_kept_history() {
+    for max_history in [2usize, 100] {
+        let mut cfg = config(
+            vec![
+                queue("support", vec![step(0, &[1])]),
+                queue("sales", vec![step(0, &[1])]),
+            ],
+            vec![agent("a1", &[("support", 1)])],
+        );
+        cfg.limits.max_history = max_history;
+        let mut d = Driver::new(cfg);
+        d.at(0, login("a1"));
+        d.at(secs(1), call("c1", "support"));
+        d.at(secs(2), accept("c1", "a1"));
+        d.at(secs(3), transfer("c1", "sales"));
+        let c1 = d.interaction("c1");
+        assert_eq!(c1.state, InteractionState::Waiting);
+        assert!(c1.history.len() <= max_history, "{max_history}");
+        assert!(
+            d.try_at(secs(4), rate("c1", 5)).is_ok(),
+            "max_history {max_history}"
+        );
+        assert_eq!(d.interaction("c1").rating, Some(5));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

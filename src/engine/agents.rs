@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Channel, Tier};
-use crate::engine::decision::{AgentStatus, DecisionKind, Fact, OfferResult, RevokeReason};
+use crate::engine::decision::{AgentStatus, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::RequestedState;
 use crate::engine::model::{Agent, QKey};
 use crate::engine::timers::{AKey, IKey};
-use crate::engine::view::{SlotPhase, Why};
+use crate::engine::view::SlotPhase;
 use crate::engine::Engine;
 
 impl Engine {
@@ -115,41 +115,15 @@ impl Engine {
             RequestedState::Offline => {
                 self.set_status(ak, AgentStatus::Offline, reason);
                 self.reindex_agent(ak);
-                let offered: Vec<(u64, IKey, Option<Arc<str>>)> = self.agents[ak as usize]
+                let offered: Vec<(u64, IKey)> = self.agents[ak as usize]
                     .slots
                     .iter()
                     .filter(|s| s.phase == SlotPhase::Offered)
-                    .filter_map(|s| s.interaction.map(|ik| (s.id, ik, s.offer.clone())))
+                    .filter_map(|s| s.interaction.map(|ik| (s.id, ik)))
                     .collect();
-                let agent_id = self.agents[ak as usize].id.clone();
-                let now = self.now;
-                for (slot_id, ik, offer) in offered {
-                    self.remove_slot(ak, slot_id);
-                    let interaction = self.ix(ik).id.clone();
-                    let queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
-                        .name
-                        .clone();
-                    if let Some(offer) = offer {
-                        self.emit(DecisionKind::OfferRevoked {
-                            interaction,
-                            agent: agent_id.clone(),
-                            offer,
-                            reason: RevokeReason::AgentOffline,
-                        });
-                    }
-                    self.fact(|| Fact::OfferEnded {
-                        queue,
-                        agent: agent_id.clone(),
-                        result: OfferResult::Revoked,
-                        at: now,
-                    });
-                    self.requeue(
-                        ik,
-                        Why::Revoked {
-                            agent: agent_id.clone(),
-                            reason: RevokeReason::AgentOffline,
-                        },
-                    );
+                for (slot_id, ik) in offered {
+                    self.withdraw_offer(ak, slot_id, ik, RevokeReason::AgentOffline);
+                    self.route_returned(ik, None);
                 }
                 self.reindex_agent(ak);
             }

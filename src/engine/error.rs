@@ -48,8 +48,21 @@ pub enum EngineError {
         field: &'static str,
         message: String,
     },
-    #[error("queue `{queue}` is full ({max_waiting} waiting); transfer refused")]
+    #[error("queue `{queue}` is full ({max_waiting} waiting): nothing more may enter it now")]
     QueueFull { queue: String, max_waiting: usize },
+    #[error(
+        "queue `{queue}` is closed by its schedule{}",
+        closed_target.as_deref().map(|t| format!(": send the interaction to its closed_target `{t}` instead")).unwrap_or_default()
+    )]
+    QueueClosed {
+        queue: String,
+        closed_target: Option<String>,
+    },
+    #[error(
+        "queue `{queue}` was removed by a config change: interaction `{interaction}` cannot go \
+         back into it; transfer it to a queue that exists"
+    )]
+    QueueRemoved { queue: String, interaction: String },
     #[error(
         "the engine holds {limit} live interactions, its limit; arrival `{interaction}` refused"
     )]
@@ -78,6 +91,8 @@ impl EngineError {
             EngineError::AgentUnknownQueue { .. } => "unknown_queue",
             EngineError::InvalidValue { .. } => "invalid_value",
             EngineError::QueueFull { .. } => "queue_full",
+            EngineError::QueueClosed { .. } => "queue_closed",
+            EngineError::QueueRemoved { .. } => "queue_removed",
             EngineError::AtCapacity { .. } => "at_capacity",
             EngineError::TimersPending { .. } => "timers_pending",
             EngineError::AlreadyRated { .. } => "already_rated",
@@ -97,6 +112,8 @@ impl EngineError {
             | EngineError::NoSuchOffer { .. }
             | EngineError::InvalidTransition { .. }
             | EngineError::QueueFull { .. }
+            | EngineError::QueueClosed { .. }
+            | EngineError::QueueRemoved { .. }
             | EngineError::TimersPending { .. }
             | EngineError::AlreadyRated { .. } => ErrorClass::Conflict,
             EngineError::AtCapacity { .. } => ErrorClass::Limit,

@@ -99,7 +99,19 @@ impl Engine {
     /// Enter queue `q` as a new entry (arrival, overflow, transfer, explicit escalation):
     /// `entered_queue_at = now`, a new place at the back of its priority, ladder step 0 (or
     /// `min_tier` for an explicit escalation). Then offer it or announce `queued`.
-    pub(super) fn enter_queue(&mut self, ik: IKey, q: QKey, min_tier: Option<u8>, why: Why) {
+    ///
+    /// `freed`: the agent that handed it over and is free again in this same instant (wrap-up
+    /// 0). That agent takes the most urgent waiting work first, this interaction included,
+    /// as any freed agent does; only then does this interaction, if still waiting, go to the
+    /// agent its queue's strategy picks.
+    pub(super) fn enter_queue(
+        &mut self,
+        ik: IKey,
+        q: QKey,
+        min_tier: Option<u8>,
+        why: Why,
+        freed: Option<AKey>,
+    ) {
         let now = self.now;
         let order = self.next_order;
         self.next_order += 1;
@@ -137,7 +149,15 @@ impl Engine {
             i.priority = i.priority.saturating_add(boost);
             self.settle_steps(ik);
         }
-        if !self.place_or_index(ik) {
+        let placed = match freed {
+            None => self.place_or_index(ik),
+            Some(ak) => {
+                self.index_waiting(ik);
+                self.agent_take_work(ak);
+                self.ix(ik).state != InteractionState::Waiting || self.try_place(ik)
+            }
+        };
+        if !placed {
             let position = self.position_of_newest(ik);
             let interaction = self.ix(ik).id.clone();
             let queue = self.queues[q as usize].name.clone();
@@ -256,17 +276,24 @@ impl Engine {
         let state = i.state;
         self.ix_mut(ik).wait_timer = None;
         match state {
-            InteractionState::Waiting => self.overflow(ik),
+            // Waiting means no eligible agent is free: if it cannot overflow, it just waits on.
+            InteractionState::Waiting => {
+                self.overflow(ik);
+            }
             InteractionState::Offered => self.ix_mut(ik).overflow_due = true,
             _ => {}
         }
     }
 
-    /// Overflow a waiting (indexed) interaction per its queue's `overflow`.
-    pub(super) fn overflow(&mut self, ik: IKey) {
-        let Some(q) = self.ix(ik).queue else { return };
+    /// Overflow a waiting (indexed) interaction per its queue's `overflow`. Returns whether it
+    /// left the queue; when it did not (no overflow configured), it is still indexed there and
+    /// the caller routes it as any waiting interaction.
+    pub(super) fn overflow(&mut self, ik: IKey) -> bool {
+        let Some(q) = self.ix(ik).queue else {
+            return false;
+        };
         let Some(target) = self.queues[q as usize].cfg.overflow.clone() else {
-            return;
+            return false;
         };
         let now = self.now;
         self.unindex_waiting(ik);
@@ -287,7 +314,7 @@ impl Engine {
                     Ok(q2) if self.queues[q2 as usize].serves[channel.index()] => q2,
                     _ => {
                         self.index_waiting(ik);
-                        return;
+                        return false;
                     }
                 };
                 let to: Arc<str> = self.queues[q2 as usize].name.clone();
@@ -312,7 +339,9 @@ impl Engine {
                         queue: Some(to),
                         target: None,
                     },
+                    None,
                 );
+                true
             }
             Overflow::Target(t) => {
                 let target: Arc<str> = Arc::from(t.as_str());
@@ -337,12 +366,21 @@ impl Engine {
                         target: Some(target),
                     },
                 );
+                true
             }
         }
     }
 
-    /// Return an interaction whose offer failed to its original place, then route it again.
-    pub(super) fn requeue(&mut self, ik: IKey, why: Why) {
+    /// Return an interaction whose offer failed to its original place, then route it again
+    /// (`route_returned`).
+    pub(super) fn requeue(&mut self, ik: IKey, why: Why, freed: Option<AKey>) {
+        self.return_to_queue(ik, why);
+        self.route_returned(ik, freed);
+    }
+
+    /// An offered interaction is waiting again, in its original place (same entry time and
+    /// order). Not indexed yet: the caller routes it.
+    pub(super) fn return_to_queue(&mut self, ik: IKey, why: Why) {
         {
             let i = self.ix_mut(ik);
             i.agent = None;
@@ -350,11 +388,23 @@ impl Engine {
             i.offer = None;
         }
         self.transition(ik, InteractionState::Waiting, why);
-        if self.ix(ik).overflow_due {
-            self.index_waiting(ik);
-            self.overflow(ik);
-        } else {
-            self.place_or_index(ik);
+    }
+
+    /// Index a returned interaction and route it: overflow it if its max wait passed while it
+    /// was offered, else offer it to an eligible free agent.
+    ///
+    /// `freed`: the agent whose offer failed, when it may take work again at once (the caller
+    /// has applied its back-off). It takes the most urgent waiting work first, as any freed
+    /// agent does (with no back-off that may be this interaction again); then this interaction,
+    /// if still waiting, goes to the agent its queue's strategy picks.
+    pub(super) fn route_returned(&mut self, ik: IKey, freed: Option<AKey>) {
+        self.index_waiting(ik);
+        let moved = self.ix(ik).overflow_due && self.overflow(ik);
+        if let Some(ak) = freed {
+            self.agent_take_work(ak);
+        }
+        if !moved && self.ix(ik).state == InteractionState::Waiting {
+            self.try_place(ik);
         }
     }
 

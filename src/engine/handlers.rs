@@ -8,7 +8,7 @@ use crate::config::{Channel, Tier};
 use crate::engine::decision::{DecisionKind, Fact, OfferResult, RejectReason, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::{Event, RequestedState};
-use crate::engine::model::{Class, Interaction, QKey};
+use crate::engine::model::{Class, Interaction, QKey, SkillSetId};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::{InteractionState, Why};
 use crate::engine::Engine;
@@ -195,6 +195,7 @@ impl Engine {
             step_timer: None,
             wait_timer: None,
             overflow_due: false,
+            answered_by: None,
         };
         let ik = match self.free_ikeys.pop() {
             Some(k) => {
@@ -264,7 +265,7 @@ impl Engine {
                 // Counted as arrived; enter_queue records none → waiting.
                 self.counts.arrived += 1;
                 self.counts.waiting += 1;
-                self.enter_queue(ik, q, None, why);
+                self.enter_queue(ik, q, None, why, None);
             }
             (None, Route::NoRoute) => {}
         }
@@ -416,14 +417,7 @@ impl Engine {
             }
             None => {}
         }
-        let was_connected = matches!(
-            i.state,
-            InteractionState::Connected | InteractionState::WrapUp | InteractionState::Done
-        ) || i
-            .history
-            .iter()
-            .any(|t| t.to == InteractionState::Connected);
-        if !was_connected {
+        if i.answered_by.is_none() {
             return Err(EngineError::InvalidTransition {
                 interaction: id.to_string(),
                 event: "interaction.rated",
@@ -433,15 +427,7 @@ impl Engine {
         }
         let now = self.now;
         let queue = self.queues[i.queue.unwrap_or(0) as usize].name.clone();
-        let agent = i
-            .agent
-            .map(|a| self.agents[a as usize].id.clone())
-            .or_else(|| {
-                i.history.iter().rev().find_map(|t| match &t.why {
-                    Why::Accepted { agent } => Some(agent.clone()),
-                    _ => None,
-                })
-            });
+        let agent = i.answered_by.map(|a| self.agents[a as usize].id.clone());
         let interaction = i.id.clone();
         self.ix_mut(ik).rating = Some(score);
         self.fact(|| Fact::Rated {
@@ -468,13 +454,14 @@ impl Engine {
                 channel,
             });
         }
-        let class = Class::Step(self.entry_step(q2));
-        if self.would_be_full(q2, channel, class, skills) {
-            return Err(EngineError::QueueFull {
+        let cfg = &target.cfg;
+        if cfg.schedule.as_ref().is_some_and(|s| !s.is_open(self.now)) {
+            return Err(EngineError::QueueClosed {
                 queue: queue.to_string(),
-                max_waiting: self.queues[q2 as usize].cfg.max_waiting.unwrap_or(0),
+                closed_target: cfg.closed_target.clone(),
             });
         }
+        self.refuse_if_full(q2, channel, Class::Step(self.entry_step(q2)), skills)?;
         let now = self.now;
         let by = self.agents[ak as usize].id.clone();
         let from_queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
@@ -487,17 +474,17 @@ impl Engine {
             agent: by.clone(),
             at: now,
         });
-        self.release_connected(ik, ak, slot_id, |e| {
-            e.enter_queue(
-                ik,
-                q2,
-                None,
-                Why::Transferred {
-                    by,
-                    queue: to_queue,
-                },
-            )
-        });
+        self.release_connected(
+            ik,
+            ak,
+            slot_id,
+            q2,
+            None,
+            Why::Transferred {
+                by,
+                queue: to_queue,
+            },
+        );
         Ok(())
     }
 
@@ -510,7 +497,26 @@ impl Engine {
             });
         }
         let now = self.now;
-        let q = self.ix(ik).queue.unwrap_or(0);
+        let (q, channel, skills) = {
+            let i = self.ix(ik);
+            (i.queue.unwrap_or(0), i.channel, i.skills)
+        };
+        // It goes back into the queue it was connected from, which a live change may have
+        // removed or stopped serving its channel: refused as a transfer there would be.
+        let queue = &self.queues[q as usize];
+        if queue.retired {
+            return Err(EngineError::QueueRemoved {
+                queue: queue.name.to_string(),
+                interaction: id.to_string(),
+            });
+        }
+        if !queue.serves[channel.index()] {
+            return Err(EngineError::ChannelNotServed {
+                queue: queue.name.to_string(),
+                channel,
+            });
+        }
+        self.refuse_if_full(q, channel, Class::MinTier(min_tier), skills)?;
         let boost = self.queues[q as usize].cfg.escalation_priority_boost;
         let by = self.agents[ak as usize].id.clone();
         let queue = self.queues[q as usize].name.clone();
@@ -532,25 +538,47 @@ impl Engine {
             min_tier,
             at: now,
         });
-        self.release_connected(ik, ak, slot_id, |e| {
-            e.enter_queue(
-                ik,
-                q,
-                Some(min_tier),
-                Why::EscalatedByAgent { by, min_tier },
-            )
-        });
+        self.release_connected(
+            ik,
+            ak,
+            slot_id,
+            q,
+            Some(min_tier),
+            Why::EscalatedByAgent { by, min_tier },
+        );
+        Ok(())
+    }
+
+    /// A transfer or escalation into `q` is refused when `q` is at `max_waiting` and no agent
+    /// could take the interaction at once (an arrival there would be rejected `queue_full`).
+    fn refuse_if_full(
+        &mut self,
+        q: QKey,
+        channel: Channel,
+        class: Class,
+        skills: SkillSetId,
+    ) -> Result<(), EngineError> {
+        if self.would_be_full(q, channel, class, skills) {
+            let queue = &self.queues[q as usize];
+            return Err(EngineError::QueueFull {
+                queue: queue.name.to_string(),
+                max_waiting: queue.cfg.max_waiting.unwrap_or(0),
+            });
+        }
         Ok(())
     }
 
     /// The agent hands a connected interaction back (transfer, escalation): the slot goes to
-    /// wrap-up without it, `requeue_it` puts it in its new queue, then the agent may take work.
+    /// wrap-up without it and the interaction enters queue `q`. With no wrap-up the agent is
+    /// free in the same instant and takes the most urgent work first (`enter_queue`).
     fn release_connected(
         &mut self,
         ik: IKey,
         ak: AKey,
         slot_id: u64,
-        requeue_it: impl FnOnce(&mut Engine),
+        q: QKey,
+        min_tier: Option<Tier>,
+        why: Why,
     ) {
         let freed = self.start_wrap_up(ak, slot_id, false);
         {
@@ -560,9 +588,6 @@ impl Engine {
             i.offer = None;
         }
         self.reindex_agent(ak);
-        requeue_it(self);
-        if freed {
-            self.agent_take_work(ak);
-        }
+        self.enter_queue(ik, q, min_tier, why, freed.then_some(ak));
     }
 }

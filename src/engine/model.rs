@@ -55,6 +55,10 @@ pub struct Interaction {
     pub wait_timer: Option<TimerKey>,
     /// `max_wait` passed while it was offered: overflow as soon as it is back in the queue.
     pub overflow_due: bool,
+    /// The agent who last accepted it: whether it was ever connected, and whom a rating
+    /// credits, without depending on how much history is kept.
+    #[serde(default)]
+    pub answered_by: Option<AKey>,
 }
 
 /// One unit of an agent's capacity in use.

@@ -48,6 +48,7 @@ impl Engine {
         };
         self.timers.cancel(a);
         self.timers.cancel(b);
+        self.ix_mut(ik).answered_by = Some(ak);
         let tier;
         {
             let q = self.ix(ik).queue.unwrap_or(0);
@@ -205,7 +206,49 @@ impl Engine {
                 reason,
             },
         };
-        self.requeue(ik, why);
-        self.agent_take_work(ak);
+        self.requeue(ik, why, Some(ak));
+    }
+
+    /// Take back a pending offer the agent did not answer (it went offline, or a live change
+    /// took it out of the queue): free the slot, tell the PBX (`offer_revoked`), and return the
+    /// interaction to its place as waiting, not indexed yet (`route_returned` routes it).
+    /// The agent's free-set entries are left to the caller.
+    pub(super) fn withdraw_offer(
+        &mut self,
+        ak: AKey,
+        slot_id: u64,
+        ik: IKey,
+        reason: RevokeReason,
+    ) {
+        let Some(slot) = self.remove_slot(ak, slot_id) else {
+            return;
+        };
+        let now = self.now;
+        let agent_id = self.agents[ak as usize].id.clone();
+        let interaction = self.ix(ik).id.clone();
+        let queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
+            .name
+            .clone();
+        if let Some(offer) = slot.offer {
+            self.emit(DecisionKind::OfferRevoked {
+                interaction,
+                agent: agent_id.clone(),
+                offer,
+                reason,
+            });
+        }
+        self.fact(|| Fact::OfferEnded {
+            queue,
+            agent: agent_id.clone(),
+            result: OfferResult::Revoked,
+            at: now,
+        });
+        self.return_to_queue(
+            ik,
+            Why::Revoked {
+                agent: agent_id,
+                reason,
+            },
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Channel, RoutingConfig};
-use crate::engine::decision::Decision;
+use crate::engine::decision::{Decision, RevokeReason};
 use crate::engine::error::ReconfigureError;
 use crate::engine::model::{QKey, QueueRt, WaitKey};
 use crate::engine::timers::{IKey, Timer};
@@ -114,6 +114,9 @@ impl Engine {
         let now = self.now;
         // Queues: update in place by id, add new ones, retire removed ones.
         let mut seen = vec![false; self.queues.len()];
+        // Queues whose ladder this change leaves as it was: their interactions keep the step
+        // they reached, even one reached early through `skip_if_no_agents`.
+        let mut same_ladder = vec![false; self.queues.len()];
         for qc in &config.queues {
             let existing = self
                 .queues
@@ -123,6 +126,7 @@ impl Engine {
             match existing {
                 Some(q) => {
                     let rt = &mut self.queues[q as usize];
+                    same_ladder[q as usize] = !rt.retired && rt.cfg.steps == qc.steps;
                     let fresh = QueueRt::new(qc.clone());
                     rt.cfg = fresh.cfg;
                     rt.serves = fresh.serves;
@@ -181,7 +185,9 @@ impl Engine {
             .collect();
         for &ik in &live {
             let Some(q) = self.ix(ik).queue else { continue };
+            let mut keep_step = same_ladder.get(q as usize).copied().unwrap_or(false);
             if self.queues[q as usize].retired {
+                keep_step = false;
                 let target = self.queues[q as usize]
                     .cfg
                     .drain_to
@@ -196,7 +202,18 @@ impl Engine {
             }
             let state = self.ix(ik).state;
             if matches!(state, InteractionState::Waiting | InteractionState::Offered) {
-                self.rederive_ladder(ik);
+                self.rederive_ladder(ik, keep_step);
+            }
+            // An offer ringing an agent who no longer serves the queue it is in (its tier there
+            // was removed, or the queue drained into one it has no tier in) is taken back.
+            let i = self.ix(ik);
+            if let (InteractionState::Offered, Some(ak), Some(slot), Some(q)) =
+                (i.state, i.agent, i.slot, i.queue)
+            {
+                if self.agents[ak as usize].tier_in(q).is_none() {
+                    self.withdraw_offer(ak, slot, ik, RevokeReason::Reconfigured);
+                    self.reindex_agent(ak);
+                }
             }
         }
         let mut waiting: Vec<WaitKey> = live
@@ -214,9 +231,7 @@ impl Engine {
             if i.state != InteractionState::Waiting {
                 continue;
             }
-            if i.overflow_due {
-                self.overflow(k.ikey);
-            } else {
+            if !(i.overflow_due && self.overflow(k.ikey)) {
                 self.try_place(k.ikey);
             }
         }
@@ -225,8 +240,17 @@ impl Engine {
     /// Re-resolve every agent against the queue table and rebuild the free sets and the census
     /// (which must be empty when this is called).
     pub(super) fn rebuild_agent_indexes(&mut self) {
+        let exclusive = self.config.channels.map(|c| c.exclusive);
         for ak in 0..self.agents.len() {
-            self.agents[ak].free_entries.clear();
+            let a = &mut self.agents[ak];
+            a.free_entries.clear();
+            // A live change may have turned a channel's `exclusive` on or off under slots held
+            // now: count them by the rule in force, which is the one `remove_slot` will apply.
+            a.exclusive_held = a
+                .slots
+                .iter()
+                .filter(|s| exclusive[s.channel.index()])
+                .count() as u32;
             self.resolve_agent(ak as u32);
             self.census_in(ak as u32);
         }
@@ -237,8 +261,10 @@ impl Engine {
     }
 
     /// Recompute ladder step, priority and timers of a waiting/offered interaction from its
-    /// `entered_queue_at` under the current config.
-    fn rederive_ladder(&mut self, ik: IKey) {
+    /// `entered_queue_at` under the current config. `keep_step`: its queue's ladder did not
+    /// change, so the step it reached stands (a step is reached once: never lower, and never
+    /// entered, announced or boosted twice).
+    fn rederive_ladder(&mut self, ik: IKey, keep_step: bool) {
         let now = self.now;
         let (q, old_step, entered, step_timer, wait_timer, escalated) = {
             let i = self.ix_mut(ik);
@@ -259,12 +285,17 @@ impl Engine {
             i.priority = i.base_priority;
         }
         if !escalated {
-            let reached = cfg
+            let old = old_step.map_or(0, usize::from);
+            let by_time = cfg
                 .steps
                 .iter()
                 .rposition(|s| entered.saturating_add(s.after_ms) <= now)
                 .unwrap_or(0);
-            let old = old_step.map_or(0, usize::from);
+            let reached = if keep_step {
+                by_time.max(old.min(cfg.steps.len() - 1))
+            } else {
+                by_time
+            };
             {
                 let i = self.ix_mut(ik);
                 i.step = Some(0);
@@ -281,15 +312,16 @@ impl Engine {
             }
             self.settle_steps(ik);
         }
+        // Due or not is judged again under the new config: a queue that lost its overflow (or
+        // whose max_wait grew) no longer sends away an interaction that was due under the old.
+        self.ix_mut(ik).overflow_due = false;
         if let (Some(_), Some(ms)) = (&cfg.overflow, cfg.max_wait_ms) {
             let deadline = entered.saturating_add(ms);
             if deadline <= now {
                 self.ix_mut(ik).overflow_due = true;
             } else {
                 let key = self.timers.schedule(deadline, Timer::MaxWait(ik));
-                let i = self.ix_mut(ik);
-                i.wait_timer = Some(key);
-                i.overflow_due = false;
+                self.ix_mut(ik).wait_timer = Some(key);
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::config::{Millis, QueueConfig, RoutingConfig};
 use crate::engine::model::{Agent, Interaction, QKey, QueueRt};
 use crate::engine::shared::SharedVec;
 use crate::engine::timers::{AKey, IKey, Timer, Timers};
-use crate::engine::view::{Counts, SlotPhase};
+use crate::engine::view::{Counts, SlotPhase, Why};
 use crate::engine::{Engine, Map};
 
 /// Format version; bump when the layout changes.
@@ -225,6 +225,21 @@ impl Engine {
             .collect();
         e.skill_sets = s.skill_sets;
 
+        // Snapshots written before interactions kept `answered_by`: their history, as far as it
+        // was kept, says who last accepted each one.
+        for i in e.interactions.iter_mut().flatten() {
+            if i.answered_by.is_some() {
+                continue;
+            }
+            let answered = i.history.iter().rev().find_map(|t| match &t.why {
+                Why::Accepted { agent } => e.agent_ids.get(agent).copied(),
+                _ => None,
+            });
+            if answered.is_some() {
+                Arc::make_mut(i).answered_by = answered;
+            }
+        }
+
         // Timers come back under their original keys, so firing order is unchanged.
         let mut timers = Timers::default();
         for (k, i) in e.interactions.iter().enumerate() {
@@ -277,5 +292,64 @@ impl Engine {
             e.check_consistency().map_err(SnapshotError::Inconsistent)?;
         }
         Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{AgentConfig, Channel, QueueConfig};
+    use crate::engine::Event;
+
+    #[test]
+    fn a_snapshot_from_before_answered_by_gets_it_from_the_history() {
+        let mut config = RoutingConfig::empty();
+        config.queues.push(QueueConfig::with_defaults("support"));
+        config.agents.push(AgentConfig {
+            id: "a1".into(),
+            address: "sip:a1@pbx".into(),
+            tiers: [("support".to_string(), 1)].into(),
+            skills: vec![],
+            capacity: BTreeMap::new(),
+        });
+        let mut e = Engine::new(config, 0);
+        let events = [
+            Event::AgentLogin {
+                agent: "a1".into(),
+                address: None,
+                tiers: None,
+                skills: None,
+                capacity: None,
+            },
+            Event::InteractionArrived {
+                interaction: "c1".into(),
+                channel: Channel::Voice,
+                queue: Some("support".into()),
+                priority: None,
+                skills: vec![],
+                customer: None,
+                attributes: BTreeMap::new(),
+            },
+            Event::OfferAccepted {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+            },
+        ];
+        for (t, event) in events.iter().enumerate() {
+            e.handle(t as Millis, event).unwrap();
+        }
+        let ik = e.interaction_ids["c1"];
+        assert_eq!(e.ix(ik).answered_by, Some(0));
+        // As an older build wrote it: no `answered_by`.
+        e.ix_mut(ik).answered_by = None;
+        let mut bytes = Vec::new();
+        e.write_snapshot(&mut bytes).unwrap();
+        let restored = Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
+        assert_eq!(
+            restored.ix(restored.interaction_ids["c1"]).answered_by,
+            Some(0)
+        );
     }
 }

@@ -353,6 +353,19 @@ impl Driver {
         }
     }
 
+    /// `advance(t)` then a live config change at `t`; returns its decisions. Panics if the
+    /// engine refuses the change.
+    pub fn reload(&mut self, t: Millis, config: RoutingConfig) -> Vec<Decision> {
+        self.advance(t);
+        match self.engine.reconfigure(t, config) {
+            Ok(ds) => {
+                self.log.extend(ds.iter().cloned());
+                ds
+            }
+            Err(e) => panic!("engine refused the config change at {t}: {e}"),
+        }
+    }
+
     /// `advance(t)` then `handle(t, event)`, returning the event's result (timer decisions are
     /// logged but not returned).
     pub fn try_at(&mut self, t: Millis, event: Event) -> Result<Vec<Decision>, EngineError> {

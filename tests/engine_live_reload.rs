@@ -1,0 +1,277 @@
+//! Live config changes (`Engine::reconfigure`) while calls are offered, connected and waiting:
+//! a change keeps every interaction's place, re-evaluates eligibility at once, and never leaves
+//! an interaction where no agent can reach it. Each test ends with the engine's own
+//! consistency check (indexes and counters rebuilt from scratch and compared).
+
+mod support;
+
+use tierline::config::{Channel, RoutingConfig};
+use tierline::engine::{
+    DeclineReason, EngineError, InteractionState, Owner, RevokeReason, SlotPhase, Why,
+};
+
+use support::*;
+
+fn one_queue(agents: &[(&str, u8)]) -> RoutingConfig {
+    config(
+        vec![queue("support", vec![step(0, &[1, 2])])],
+        agents
+            .iter()
+            .map(|(id, tier)| agent(id, &[("support", *tier)]))
+            .collect(),
+    )
+}
+
+fn consistent(d: &Driver) {
+    if let Err(e) = d.engine.check_consistency() {
+        panic!("inconsistent after the change: {e}");
+    }
+}
+
+#[test]
+fn voice_made_non_exclusive_during_a_call_frees_the_agent_for_the_next_call() {
+    let cfg = one_queue(&[("a1", 1)]);
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    let mut relaxed = cfg.clone();
+    relaxed.channels[Channel::Voice.index()].exclusive = false;
+    d.reload(secs(3), relaxed);
+    consistent(&d);
+    d.at(secs(4), end("c1"));
+    d.at(secs(5), wrapup_done("a1"));
+    let ds = d.at(secs(6), call("c2", "support"));
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("a1"));
+    consistent(&d);
+}
+
+#[test]
+fn voice_made_exclusive_during_a_call_holds_the_agent_until_it_ends() {
+    let mut cfg = config(
+        vec![with_channels(
+            queue("support", vec![step(0, &[1])]),
+            &[Channel::Voice, Channel::Chat],
+        )],
+        vec![agent("a1", &[("support", 1)])],
+    );
+    cfg.channels[Channel::Voice.index()].exclusive = false;
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), chat("k1", "support"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    let mut strict = cfg.clone();
+    strict.channels[Channel::Voice.index()].exclusive = true;
+    d.reload(secs(3), strict);
+    consistent(&d);
+    // The held call is exclusive now: no chat for a1 while it lasts.
+    let ds = d.at(secs(4), chat("k2", "support"));
+    assert_eq!(kinds(&ds), vec!["queued"]);
+    d.at(secs(5), end("c1"));
+    let ds = d.at(secs(6), wrapup_done("a1"));
+    assert_eq!(offered_to(&ds, "k2").as_deref(), Some("a1"), "{ds:?}");
+    consistent(&d);
+}
+
+#[test]
+fn escalating_a_call_whose_queue_was_removed_is_refused_and_the_agent_keeps_it() {
+    let cfg = config(
+        vec![
+            queue("old", vec![step(0, &[1, 2])]),
+            queue("other", vec![step(0, &[1])]),
+        ],
+        vec![agent("a1", &[("old", 1)]), agent("a2", &[("old", 2)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "old"));
+    d.at(secs(2), accept("c1", "a1"));
+    let mut without_old = cfg.clone();
+    without_old.queues.retain(|q| q.id != "old");
+    without_old.agents = vec![agent("a1", &[("other", 1)]), agent("a2", &[("other", 2)])];
+    // Allowed: nothing waits in `old`, its only call is connected.
+    d.reload(secs(3), without_old);
+    let refused = d.try_at(secs(4), escalate("c1", 2));
+    assert!(
+        matches!(&refused, Err(EngineError::QueueRemoved { queue, interaction }) if queue == "old" && interaction == "c1"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.unwrap_err().code(), "queue_removed");
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Connected);
+    assert_eq!(c1.owner, Owner::Agent("a1".into()));
+    // A transfer to a queue that exists still works.
+    let ds = d.at(secs(5), transfer("c1", "other"));
+    assert_eq!(kinds(&ds), vec!["queued"]);
+    consistent(&d);
+}
+
+#[test]
+fn escalating_a_voice_call_in_a_queue_that_stopped_serving_voice_is_refused() {
+    let cfg = one_queue(&[("a1", 1), ("a2", 2)]);
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "a1"));
+    let mut chat_only = cfg.clone();
+    chat_only.queues[0].channels = vec![Channel::Chat];
+    d.reload(secs(3), chat_only);
+    let refused = d.try_at(secs(4), escalate("c1", 2));
+    assert!(
+        matches!(&refused, Err(EngineError::ChannelNotServed { queue, channel: Channel::Voice }) if queue == "support"),
+        "{refused:?}"
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Connected);
+    consistent(&d);
+}
+
+#[test]
+fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2]).boosted(5)];
+    ladder[0].skip_if_no_agents = true;
+    let cfg = config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    );
+    let mut d = Driver::new(cfg.clone());
+    // No L1 logged in: straight to step 1 (+5).
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(1))]);
+    d.at(secs(2), login("l1"));
+    d.at(secs(3), not_ready("l1", "break"));
+    let ds = d.reload(secs(4), cfg.clone());
+    assert!(steps_reached(&ds).is_empty(), "{ds:?}");
+    let c1 = d.interaction("c1");
+    assert_eq!((c1.step, c1.priority), (Some(1), 5));
+    // Step 1's own deadline passes without it being entered (or boosted) a second time.
+    let later = d.advance(secs(40));
+    assert!(steps_reached(&later).is_empty(), "{later:?}");
+    assert_eq!(d.interaction("c1").priority, 5);
+    consistent(&d);
+}
+
+#[test]
+fn a_changed_ladder_is_rederived_from_the_time_waited() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2]).boosted(5)];
+    ladder[0].skip_if_no_agents = true;
+    let cfg = config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), login("l1"));
+    d.at(secs(3), not_ready("l1", "break"));
+    // The same steps at new times: the change says where c1 stands after 3 s of waiting.
+    let mut slower = cfg.clone();
+    slower.queues[0].steps[1].after_ms = secs(60);
+    d.reload(secs(4), slower);
+    let c1 = d.interaction("c1");
+    assert_eq!((c1.step, c1.priority), (Some(0), 0));
+    let later = d.advance(secs(61));
+    assert_eq!(steps_reached(&later), vec![("c1".into(), 1, secs(61))]);
+    consistent(&d);
+}
+
+#[test]
+fn an_overflow_removed_while_the_call_rang_past_its_max_wait_no_longer_applies() {
+    let mut q = overflow_to_target(queue("support", vec![step(0, &[1])]), 10, "sip:vm@pbx");
+    q.offer_timeout_ms = secs(60);
+    let cfg = config(
+        vec![q],
+        vec![
+            agent("a1", &[("support", 1)]),
+            agent("a2", &[("support", 1)]),
+        ],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    // Max wait passes while a1's phone rings: c1 would overflow once back in the queue...
+    d.advance(secs(11));
+    let mut no_overflow = cfg.clone();
+    no_overflow.queues[0].overflow = None;
+    no_overflow.queues[0].max_wait_ms = None;
+    d.reload(secs(12), no_overflow);
+    d.at(secs(13), login("a2"));
+    // ... but the queue has no overflow any more: declined, it goes to the free agent.
+    let ds = d.at(secs(14), decline("c1", "a1", DeclineReason::Rejected));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("a2"), "{ds:?}");
+    consistent(&d);
+}
+
+#[test]
+fn an_overflow_still_due_after_a_change_overflows_when_the_offer_fails() {
+    let mut q = overflow_to_target(queue("support", vec![step(0, &[1])]), 10, "sip:vm@pbx");
+    q.offer_timeout_ms = secs(60);
+    let cfg = config(vec![q], vec![agent("a1", &[("support", 1)])]);
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.advance(secs(11));
+    // An unrelated change keeps the overflow: still due.
+    let mut other = cfg.clone();
+    other.queues[0].sla_ms = secs(20);
+    d.reload(secs(12), other);
+    let ds = d.at(secs(14), decline("c1", "a1", DeclineReason::Rejected));
+    assert_eq!(kinds(&ds), vec!["overflow"], "{ds:?}");
+    assert_eq!(d.interaction("c1").state, InteractionState::Overflowed);
+    consistent(&d);
+}
+
+#[test]
+fn an_offer_to_an_agent_taken_out_of_the_queue_is_revoked_and_goes_to_another() {
+    let cfg = config(
+        vec![
+            queue("support", vec![step(0, &[1])]),
+            queue("other", vec![step(0, &[1])]),
+        ],
+        vec![
+            agent("a1", &[("support", 1)]),
+            agent("a2", &[("support", 1)]),
+        ],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), login("a2"));
+    d.at(secs(2), call("c1", "support"));
+    assert_eq!(d.agent("a1").slots[0].phase, SlotPhase::Offered);
+    let mut moved = cfg.clone();
+    moved.agents = vec![agent("a1", &[("other", 1)]), agent("a2", &[("support", 1)])];
+    let ds = d.reload(secs(3), moved);
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "a1".into(), RevokeReason::Reconfigured)]
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("a2"), "{ds:?}");
+    assert!(d.agent("a1").slots.is_empty());
+    let c1 = d.interaction("c1");
+    assert!(c1.history.iter().any(|t| matches!(
+        &t.why,
+        Why::Revoked { agent, reason: RevokeReason::Reconfigured } if &**agent == "a1"
+    )));
+    // Its place is kept: it entered the queue at 2 s.
+    assert_eq!(c1.entered_queue_at, secs(2));
+    consistent(&d);
+}
+
+#[test]
+fn an_offer_to_an_agent_still_in_the_queue_keeps_ringing() {
+    let cfg = one_queue(&[("a1", 1)]);
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    let mut retiered = cfg.clone();
+    retiered.agents = vec![agent("a1", &[("support", 2)])];
+    let ds = d.reload(secs(2), retiered);
+    assert!(revocations(&ds).is_empty(), "{ds:?}");
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    consistent(&d);
+}
