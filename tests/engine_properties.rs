@@ -996,6 +996,7 @@ impl Run {
                 interaction,
                 agent,
                 reason,
+                ..
             } => {
                 let v = &pre.interactions[interaction];
                 let q = cfg

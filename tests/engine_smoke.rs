@@ -60,6 +60,7 @@ fn l1_first_then_l2_after_the_step_then_wrap_up_frees_the_agent() {
         &Event::OfferAccepted {
             interaction: "c1".into(),
             agent: "a1".into(),
+            offer: None,
         },
     )
     .unwrap();
@@ -77,6 +78,7 @@ fn l1_first_then_l2_after_the_step_then_wrap_up_frees_the_agent() {
         &Event::OfferAccepted {
             interaction: "c2".into(),
             agent: "a2".into(),
+            offer: None,
         },
     )
     .unwrap();

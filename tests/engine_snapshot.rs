@@ -48,11 +48,13 @@ fn drive(e: &mut Engine, from: u64, to: u64) -> Vec<String> {
                     interaction: i,
                     agent: a,
                     reason: DeclineReason::Busy,
+                    offer: None,
                 }
             } else {
                 Event::OfferAccepted {
                     interaction: i,
                     agent: a,
+                    offer: None,
                 }
             };
             decisions.extend(e.handle(now, &ev).unwrap());

@@ -153,7 +153,11 @@ fn recovery_of_a_journal_of_one_million_events() {
             .into_iter()
             .map(|(interaction, agent)| Timed {
                 at,
-                event: Event::OfferAccepted { interaction, agent },
+                event: Event::OfferAccepted {
+                    interaction,
+                    agent,
+                    offer: None,
+                },
             })
             .collect();
         if !accepts.is_empty() {
@@ -332,7 +336,15 @@ fn recovery_of_a_daemon_journal_of_one_million_events() {
         let accepts: Vec<TimedInput> = offers
             .into_iter()
             .map(|(interaction, agent)| {
-                event(next_id(), at, Event::OfferAccepted { interaction, agent })
+                event(
+                    next_id(),
+                    at,
+                    Event::OfferAccepted {
+                        interaction,
+                        agent,
+                        offer: None,
+                    },
+                )
             })
             .collect();
         if !accepts.is_empty() {

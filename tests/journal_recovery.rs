@@ -122,9 +122,14 @@ fn drive(live: &mut Live, from: u64, to: u64) {
                         interaction,
                         agent,
                         reason: DeclineReason::NoAnswer,
+                        offer: None,
                     }
                 } else {
-                    Event::OfferAccepted { interaction, agent }
+                    Event::OfferAccepted {
+                        interaction,
+                        agent,
+                        offer: None,
+                    }
                 },
             })
             .collect();

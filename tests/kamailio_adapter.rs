@@ -288,3 +288,79 @@ async fn a_report_with_a_bad_value_is_refused_with_the_field_named() {
         "{r}"
     );
 }
+
+/// A report for an earlier offer (a late 408 for a ring that already expired, while the engine
+/// rings the same agent again for the same call) changes nothing: the current ring goes on.
+#[tokio::test]
+async fn a_late_report_for_an_earlier_offer_leaves_the_current_ring_alone() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let (_, first) = h.route(call("c8@pbx")).await;
+    assert_eq!(first["agent"], "a1", "{first}");
+    let current = first["offer"].as_str().unwrap().to_string();
+    let stale = json!({"call_id": "c8@pbx", "event": "no_answer", "agent": "a1",
+                       "offer": "o-earlier", "sip_status": 408});
+    let (status, r) = h.report(stale).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("ignored")),
+        "{r}"
+    );
+    assert_eq!(r["reason"], "no_such_offer");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("o-earlier"),
+        "{r}"
+    );
+    let view = h.get("/v1/interactions/c8@pbx").await;
+    assert_eq!(view["state"], "offered", "{view}");
+    let agent = h.get("/v1/agents/a1").await;
+    assert_eq!(agent["status"], "available", "no miss counted: {agent}");
+    assert_eq!(
+        agent["interactions"][0]["offer"],
+        current.as_str(),
+        "{agent}"
+    );
+    // The report for the current offer applies.
+    let accept = json!({"call_id": "c8@pbx", "event": "accepted", "agent": "a1",
+                        "offer": current, "sip_status": 200});
+    assert_eq!(h.report(accept).await.1["status"], "applied");
+    h.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_leg_report_needs_its_offer_and_a_misspelt_field_is_refused() {
+    let h = Harness::start().await;
+    let (status, r) = h
+        .report(json!({"call_id": "c9@pbx", "event": "declined", "agent": "a1", "sip_status": 486}))
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "missing_offer");
+    let (status, r) = h
+        .report(json!({"call_id": "c9@pbx", "event": "declined", "agent": "a1", "ofer": "o1"}))
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "unknown_field");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ofer"),
+        "{r}"
+    );
+    // A key given twice is refused, not read as its last value.
+    let raw = h
+        .http
+        .post(format!("{}/v1/adapters/kamailio/report", h.base))
+        .header("content-type", "application/json")
+        .body(r#"{"call_id":"c9@pbx","call_id":"c10@pbx","event":"ended"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 422);
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "duplicate_field", "{body}");
+    h.daemon.stop().await.unwrap();
+}

@@ -179,6 +179,7 @@ fn an_agent_escalation_counts_for_the_queue_and_the_agent() {
         Event::OfferAccepted {
             interaction: "c1".into(),
             agent: "l1".into(),
+            offer: None,
         },
     );
     rig.at(
@@ -193,6 +194,7 @@ fn an_agent_escalation_counts_for_the_queue_and_the_agent() {
         Event::OfferAccepted {
             interaction: "c1".into(),
             agent: "l2".into(),
+            offer: None,
         },
     );
     rig.tick(40 * S);
@@ -232,6 +234,7 @@ fn a_reload_that_removes_a_queue_zeroes_its_gauges_but_keeps_its_totals() {
         Event::OfferAccepted {
             interaction: "c1".into(),
             agent: "a".into(),
+            offer: None,
         },
     );
     let mut next = cfg.clone();

@@ -221,7 +221,7 @@ fn culprit<'m, T: DeserializeOwned>(map: &'m Map<String, Value>, err: &str) -> O
 }
 
 /// serde_json appends " at line L column C"; the message already says where.
-fn strip_position(message: &str) -> &str {
+pub(super) fn strip_position(message: &str) -> &str {
     match message.rfind(" at line ") {
         Some(i) => &message[..i],
         None => message,

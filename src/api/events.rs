@@ -117,7 +117,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
 /// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
 /// the one-pass parse refused, so that errors name exactly what, where and why.
 fn parse_body_slowly(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let value: Value = super::strict_json::from_slice(bytes)?;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -649,10 +649,14 @@ mod tests {
     const BODIES: &[&str] = &[
         r#"{"id":"e1","type":"agent.logout","agent":"a1"}"#,
         r#"{"type":"agent.logout","agent":"a1","id":"e1"}"#,
-        r#"{"type":"interaction.arrived","interaction":"c1","channel":"voice","queue":"q0","priority":3,"skills":["en"],"attributes":{"k":"v","k":"w"},"id":"e\u0032"}"#,
+        r#"{"type":"interaction.arrived","interaction":"c1","channel":"voice","queue":"q0","priority":3,"skills":["en"],"attributes":{"k":"v","j":"w"},"id":"e\u0032"}"#,
         r#"{"id":"e1","type":"agent.login","agent":"a1","tiers":{"q0":1,"q1":2},"capacity":{"chat":2}}"#,
         r#"[{"id":"e1","type":"agent.logout","agent":"a1"},{"id":"e2","type":"agent.wrapup_done","agent":"a1"}]"#,
         // Everything below is refused by the one-pass parse and answered by the slow path.
+        r#"{"type":"interaction.arrived","interaction":"c1","channel":"voice","attributes":{"k":"v","k":"w"},"id":"e2"}"#,
+        r#"{"id":"e1","type":"agent.logout","type":"agent.login","agent":"a1"}"#,
+        r#"{"id":"e1","type":"agent.login","agent":"a1","tiers":{"q0":1,"q0":2}}"#,
+        r#"[{"id":"e1","type":"agent.logout","agent":"a1"},{"id":"e2","type":"agent.logout","agent":"a1","agent":"a2"}]"#,
         r#"{"id":"e1","type":"agent.logout","agent":"a1","agent":"a2"}"#,
         r#"{"id":"e1","id":"e2","type":"agent.logout","agent":"a1"}"#,
         r#"{"agent":"a1","type":"agent.dance","id":"e1"}"#,
@@ -698,6 +702,64 @@ mod tests {
         for body in &BODIES[5..] {
             assert!(!one_pass(body), "{body}");
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_wherever_it_is() {
+        for (body, key) in [
+            (
+                r#"{"id":"e1","type":"agent.logout","type":"agent.login","agent":"a1"}"#,
+                "type",
+            ),
+            (
+                r#"{"id":"e1","id":"e2","type":"agent.logout","agent":"a1"}"#,
+                "id",
+            ),
+            (
+                r#"{"id":"e1","type":"agent.logout","agent":"a1","agent":"a2"}"#,
+                "agent",
+            ),
+            (
+                r#"{"id":"e1","type":"interaction.arrived","interaction":"c1","channel":"voice","attributes":{"category":"complaint","category":"x"}}"#,
+                "category",
+            ),
+            (
+                r#"{"id":"e1","type":"agent.login","agent":"a1","capacity":{"chat":2,"chat":3}}"#,
+                "chat",
+            ),
+        ] {
+            let err = parse_body(body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(err.body.code, "duplicate_field", "{body}");
+            assert!(
+                err.body.message.contains(&format!("`{key}`")),
+                "{}",
+                err.body.message
+            );
+        }
+        // In a batch, the element with the repeated key is refused with the whole body: the
+        // body is not read as the sender meant it anywhere.
+        let batch = r#"[{"id":"e1","type":"agent.logout","agent":"a1"},{"id":"e2","type":"agent.logout","agent":"a1","agent":"a2"}]"#;
+        assert_eq!(
+            parse_body(batch.as_bytes()).unwrap_err().body.code,
+            "duplicate_field"
+        );
+    }
+
+    #[test]
+    fn null_optional_lists_and_maps_are_empty() {
+        let Ok(ParsedBody::Single(_, event)) = parse_body(
+            br#"{"id":"e1","type":"interaction.arrived","interaction":"c1","channel":"voice","skills":null,"attributes":null}"#,
+        ) else {
+            panic!("not parsed");
+        };
+        let Event::InteractionArrived {
+            skills, attributes, ..
+        } = event
+        else {
+            panic!("{event:?}");
+        };
+        assert!(skills.is_empty() && attributes.is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod kamailio;
 pub mod read;
 pub mod secret;
 pub mod stats;
+pub mod strict_json;
 pub mod subscriber;
 pub mod tls;
 
@@ -224,8 +225,7 @@ pub async fn read_json_object<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     require_content_type(headers, &["application/json"])?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed_json(&e))?;
+    let value = strict_json::from_slice(&bytes)?;
     let serde_json::Value::Object(map) = value else {
         return Err(ApiError::bad_request(
             "invalid_body",

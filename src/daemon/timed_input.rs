@@ -280,6 +280,7 @@ impl<'de> Visitor<'de> for FastEvent {
                 Event::OfferAccepted {
                     interaction: v.interaction,
                     agent: v.agent,
+                    offer: v.offer,
                 }
             }
             "offer.declined" => {
@@ -288,6 +289,7 @@ impl<'de> Visitor<'de> for FastEvent {
                     interaction: v.interaction,
                     agent: v.agent,
                     reason: v.reason,
+                    offer: v.offer,
                 }
             }
             "agent.login" => {
@@ -380,6 +382,8 @@ struct Escalated {
 struct Accepted {
     interaction: String,
     agent: String,
+    #[serde(default)]
+    offer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +392,8 @@ struct Declined {
     interaction: String,
     agent: String,
     reason: DeclineReason,
+    #[serde(default)]
+    offer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -555,11 +561,24 @@ mod tests {
             Event::OfferAccepted {
                 interaction: "c1".into(),
                 agent: "a1".into(),
+                offer: None,
+            },
+            Event::OfferAccepted {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+                offer: Some("o7".into()),
             },
             Event::OfferDeclined {
                 interaction: "c1".into(),
                 agent: "a1".into(),
                 reason: DeclineReason::NoAnswer,
+                offer: None,
+            },
+            Event::OfferDeclined {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+                reason: DeclineReason::NoAnswer,
+                offer: Some("o7".into()),
             },
             login(true),
             login(false),

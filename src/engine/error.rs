@@ -32,6 +32,11 @@ pub enum EngineError {
     ChannelNotServed { queue: String, channel: Channel },
     #[error("interaction `{interaction}` has no pending offer to agent `{agent}`")]
     NoSuchOffer { interaction: String, agent: String },
+    #[error(
+        "offer `{offer}` of interaction `{interaction}` is not the one pending (the agent has \
+         been offered it again since): an answer to an earlier offer changes nothing"
+    )]
+    StaleOffer { interaction: String, offer: String },
     #[error("interaction `{interaction}` is {state}; `{event}` needs it {expected}")]
     InvalidTransition {
         interaction: String,
@@ -85,7 +90,7 @@ impl EngineError {
             EngineError::UnknownQueue { .. } => "unknown_queue",
             EngineError::DuplicateInteraction { .. } => "duplicate_interaction",
             EngineError::ChannelNotServed { .. } => "channel_not_served",
-            EngineError::NoSuchOffer { .. } => "no_such_offer",
+            EngineError::NoSuchOffer { .. } | EngineError::StaleOffer { .. } => "no_such_offer",
             EngineError::InvalidTransition { .. } => "invalid_transition",
             EngineError::AgentNeedsAddress { .. } => "agent_needs_address",
             EngineError::AgentUnknownQueue { .. } => "unknown_queue",
@@ -110,6 +115,7 @@ impl EngineError {
             | EngineError::InvalidValue { .. } => ErrorClass::Invalid,
             EngineError::DuplicateInteraction { .. }
             | EngineError::NoSuchOffer { .. }
+            | EngineError::StaleOffer { .. }
             | EngineError::InvalidTransition { .. }
             | EngineError::QueueFull { .. }
             | EngineError::QueueClosed { .. }

@@ -5,7 +5,10 @@
 //! never passes silently.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Channel, Tier};
@@ -45,12 +48,21 @@ pub enum Event {
         queue: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         priority: Option<i32>,
-        /// An agent must have all of these.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        /// An agent must have all of these (`null` = none).
+        #[serde(
+            default,
+            deserialize_with = "null_as_empty",
+            skip_serializing_if = "Vec::is_empty"
+        )]
         skills: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         customer: Option<String>,
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        /// Distinct keys (`null` = none).
+        #[serde(
+            default,
+            deserialize_with = "unique_keys",
+            skip_serializing_if = "BTreeMap::is_empty"
+        )]
         attributes: BTreeMap<String, String>,
     },
     /// The customer hung up or left the chat before it ended normally.
@@ -72,13 +84,23 @@ pub enum Event {
     /// The agent sends a connected interaction back to its queue for tiers ≥ `min_tier`.
     #[serde(rename = "interaction.escalated")]
     InteractionEscalated { interaction: String, min_tier: Tier },
+    /// `offer`: the offer id of the `offer` decision, when the PBX has it. Given, it must be the
+    /// pending offer: a late answer to an earlier offer of the same call to the same agent is
+    /// refused instead of being taken for the current one.
     #[serde(rename = "offer.accepted")]
-    OfferAccepted { interaction: String, agent: String },
+    OfferAccepted {
+        interaction: String,
+        agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<String>,
+    },
     #[serde(rename = "offer.declined")]
     OfferDeclined {
         interaction: String,
         agent: String,
         reason: DeclineReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<String>,
     },
     /// An agent logs in (becomes available). Fields given here override the roster.
     #[serde(rename = "agent.login")]
@@ -86,11 +108,19 @@ pub enum Event {
         agent: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "unique_keys_or_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         tiers: Option<BTreeMap<String, Tier>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         skills: Option<Vec<String>>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "unique_keys_or_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         capacity: Option<BTreeMap<Channel, u32>>,
     },
     #[serde(rename = "agent.state")]
@@ -125,4 +155,71 @@ impl Event {
             Event::AgentWrapupDone { .. } => "agent.wrapup_done",
         }
     }
+}
+
+/// A list where `null` means empty.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A map whose keys must be distinct: serde's maps keep the last of two equal keys without a
+/// word, and `{"category":"complaint","category":"x"}` must not quietly route as `x`. `null` is
+/// the empty map.
+fn unique_keys<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord + fmt::Debug,
+    V: Deserialize<'de>,
+{
+    Ok(unique_keys_or_null(d)?.unwrap_or_default())
+}
+
+/// `unique_keys`, with `null` kept as `None`.
+fn unique_keys_or_null<'de, D, K, V>(d: D) -> Result<Option<BTreeMap<K, V>>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord + fmt::Debug,
+    V: Deserialize<'de>,
+{
+    struct Unique<K, V>(PhantomData<(K, V)>);
+
+    impl<'de, K, V> Visitor<'de> for Unique<K, V>
+    where
+        K: Deserialize<'de> + Ord + fmt::Debug,
+        V: Deserialize<'de>,
+    {
+        type Value = Option<BTreeMap<K, V>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object with distinct keys, or null")
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<K>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "key {key:?} appears twice; send it once"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(Some(out))
+        }
+    }
+
+    d.deserialize_option(Unique(PhantomData))
 }

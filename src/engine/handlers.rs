@@ -56,12 +56,17 @@ impl Engine {
                 interaction,
                 min_tier,
             } => self.on_escalated(interaction, *min_tier),
-            Event::OfferAccepted { interaction, agent } => self.on_accepted(interaction, agent),
+            Event::OfferAccepted {
+                interaction,
+                agent,
+                offer,
+            } => self.on_accepted(interaction, agent, offer.as_deref()),
             Event::OfferDeclined {
                 interaction,
                 agent,
                 reason,
-            } => self.on_declined(interaction, agent, *reason),
+                offer,
+            } => self.on_declined(interaction, agent, *reason, offer.as_deref()),
             Event::AgentLogin {
                 agent,
                 address,

@@ -11,13 +11,29 @@ use crate::engine::view::{InteractionState, SlotPhase, Why};
 use crate::engine::Engine;
 
 impl Engine {
-    /// The pending offer of `id` to `agent`, or `NoSuchOffer`.
-    fn pending_offer(&self, id: &str, agent: &str) -> Result<(IKey, AKey, u64), EngineError> {
+    /// The pending offer of `id` to `agent` (and, when named, `offer` itself), or `NoSuchOffer`
+    /// / `StaleOffer`.
+    fn pending_offer(
+        &self,
+        id: &str,
+        agent: &str,
+        offer: Option<&str>,
+    ) -> Result<(IKey, AKey, u64), EngineError> {
         let ik = self.lookup_interaction(id)?;
         let ak = self.lookup_agent(agent)?;
         let i = self.ix(ik);
         match (i.state, i.agent, i.slot) {
-            (InteractionState::Offered, Some(a), Some(slot)) if a == ak => Ok((ik, ak, slot)),
+            (InteractionState::Offered, Some(a), Some(slot)) if a == ak => {
+                match (offer, i.offer.as_deref()) {
+                    (Some(named), Some(pending)) if named != pending => {
+                        Err(EngineError::StaleOffer {
+                            interaction: id.to_string(),
+                            offer: named.to_string(),
+                        })
+                    }
+                    _ => Ok((ik, ak, slot)),
+                }
+            }
             _ => Err(EngineError::NoSuchOffer {
                 interaction: id.to_string(),
                 agent: agent.to_string(),
@@ -25,8 +41,13 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_accepted(&mut self, id: &str, agent: &str) -> Result<(), EngineError> {
-        let (ik, ak, slot_id) = self.pending_offer(id, agent)?;
+    pub(super) fn on_accepted(
+        &mut self,
+        id: &str,
+        agent: &str,
+        offer: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer)?;
         let now = self.now;
         let mut expiry = None;
         if let Some(slot) = self.agents[ak as usize]
@@ -96,8 +117,9 @@ impl Engine {
         id: &str,
         agent: &str,
         reason: DeclineReason,
+        offer: Option<&str>,
     ) -> Result<(), EngineError> {
-        let (ik, ak, slot_id) = self.pending_offer(id, agent)?;
+        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer)?;
         self.offer_failed(ik, ak, slot_id, reason, None);
         Ok(())
     }

@@ -335,6 +335,7 @@ mod tests {
             Event::OfferAccepted {
                 interaction: "c1".into(),
                 agent: "a1".into(),
+                offer: None,
             },
         ];
         for (t, event) in events.iter().enumerate() {

@@ -407,6 +407,7 @@ impl Workload {
                         interaction: interaction.to_string(),
                         agent: agent.to_string(),
                         reason,
+                        offer: Some(offer.to_string()),
                     }));
                 }
                 state.phase = Phase::Connected {
@@ -414,6 +415,7 @@ impl Workload {
                     offer: offer.clone(),
                 };
                 let talk = self.exp_ms(mix.talk_ms_mean);
+                let offer_id = offer.to_string();
                 self.schedule(
                     talk,
                     FollowUp::End {
@@ -424,6 +426,7 @@ impl Workload {
                 Some(self.plan(Event::OfferAccepted {
                     interaction: interaction.to_string(),
                     agent: agent.to_string(),
+                    offer: Some(offer_id),
                 }))
             }
             FollowUp::End { interaction, offer } => {

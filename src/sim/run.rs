@@ -361,6 +361,7 @@ impl<T: Traffic> Runner<'_, T> {
                         Event::OfferAccepted {
                             interaction: ix.to_string(),
                             agent,
+                            offer: Some(offer.to_string()),
                         },
                         &ix.to_string(),
                     )?;
@@ -378,6 +379,7 @@ impl<T: Traffic> Runner<'_, T> {
                             interaction: ix.to_string(),
                             agent,
                             reason,
+                            offer: Some(offer.to_string()),
                         },
                         &ix.to_string(),
                     )?;

@@ -213,6 +213,7 @@ fn accept(i: &str, a: &str) -> Event {
     Event::OfferAccepted {
         interaction: i.into(),
         agent: a.into(),
+        offer: None,
     }
 }
 
@@ -265,6 +266,7 @@ pub fn events() -> Vec<(u64, Event)> {
                 interaction: "b5".into(),
                 agent: "ann".into(),
                 reason: DeclineReason::Rejected,
+                offer: None,
             },
         ),
         (140, accept("b5", "ann")),

@@ -261,6 +261,7 @@ pub fn accept(interaction: &str, agent: &str) -> Event {
     Event::OfferAccepted {
         interaction: interaction.to_string(),
         agent: agent.to_string(),
+        offer: None,
     }
 }
 
@@ -269,6 +270,7 @@ pub fn decline(interaction: &str, agent: &str, reason: DeclineReason) -> Event {
         interaction: interaction.to_string(),
         agent: agent.to_string(),
         reason,
+        offer: None,
     }
 }
 

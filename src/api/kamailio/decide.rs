@@ -206,6 +206,7 @@ pub(super) fn is_late_report(e: &EngineError) -> bool {
     matches!(
         e,
         EngineError::NoSuchOffer { .. }
+            | EngineError::StaleOffer { .. }
             | EngineError::InvalidTransition { .. }
             | EngineError::UnknownInteraction { .. }
     )

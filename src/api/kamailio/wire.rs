@@ -54,15 +54,33 @@ pub enum SipOutcome {
     Abandoned,
 }
 
-/// What `kamailio.cfg` sends to `/report`.
+impl SipOutcome {
+    /// The name `kamailio.cfg` sends.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipOutcome::Accepted => "accepted",
+            SipOutcome::Declined => "declined",
+            SipOutcome::NoAnswer => "no_answer",
+            SipOutcome::Failed => "failed",
+            SipOutcome::Ended => "ended",
+            SipOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// What `kamailio.cfg` sends to `/report` (a misspelt field is refused, not ignored: a lost
+/// `offer` would make a decline look like a retransmission).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     pub call_id: String,
     pub event: SipOutcome,
     /// The agent whose leg this is (`accepted`, `declined`, `no_answer`, `failed`).
     #[serde(default)]
     pub agent: Option<String>,
-    /// The offer id `/route` answered with (makes repeated declines of one call distinct).
+    /// The offer id `/route` answered with; required with `agent` (an agent leg's outcome).
+    /// The engine applies the outcome to that offer only, and it makes repeated declines of one
+    /// call by one agent distinct.
     #[serde(default)]
     pub offer: Option<String>,
     /// The final SIP status of the agent's leg.
@@ -102,6 +120,12 @@ pub enum AdapterError {
     TooLong { field: &'static str, len: usize },
     #[error("a `{event}` report needs `agent` (whose phone it was)")]
     MissingAgent { event: &'static str },
+    #[error(
+        "a `{event}` report needs `offer`, the offer id `/route` answered with: without it a late \
+         report could be taken for the agent's current offer, and a second decline of the call by \
+         the same agent for a retransmission"
+    )]
+    MissingOffer { event: &'static str },
 }
 
 impl AdapterError {
@@ -110,6 +134,7 @@ impl AdapterError {
             AdapterError::Empty { .. } => "missing_field",
             AdapterError::TooLong { .. } => "field_too_long",
             AdapterError::MissingAgent { .. } => "missing_agent",
+            AdapterError::MissingOffer { .. } => "missing_offer",
         }
     }
 }
@@ -164,24 +189,36 @@ impl ReportRequest {
     pub fn event(&self) -> Result<Event, AdapterError> {
         check_id("call_id", &self.call_id)?;
         let interaction = self.call_id.clone();
-        let agent = |event: &'static str| -> Result<String, AdapterError> {
+        // An agent leg's outcome: whose phone, and which offer it rang.
+        let leg = |event: &'static str| -> Result<(String, String), AdapterError> {
             let a = self
                 .agent
                 .clone()
                 .ok_or(AdapterError::MissingAgent { event })?;
             check_id("agent", &a)?;
-            Ok(a)
+            let o = self
+                .offer
+                .clone()
+                .ok_or(AdapterError::MissingOffer { event })?;
+            check_id("offer", &o)?;
+            Ok((a, o))
         };
         Ok(match self.event {
-            SipOutcome::Accepted => Event::OfferAccepted {
-                interaction,
-                agent: agent("accepted")?,
-            },
+            SipOutcome::Accepted => {
+                let (agent, offer) = leg("accepted")?;
+                Event::OfferAccepted {
+                    interaction,
+                    agent,
+                    offer: Some(offer),
+                }
+            }
             SipOutcome::Declined | SipOutcome::NoAnswer | SipOutcome::Failed => {
+                let (agent, offer) = leg(self.event.as_str())?;
                 Event::OfferDeclined {
                     interaction,
-                    agent: agent("declined")?,
+                    agent,
                     reason: decline_reason(self.event, self.sip_status),
+                    offer: Some(offer),
                 }
             }
             SipOutcome::Ended => Event::InteractionEnded {
@@ -313,7 +350,8 @@ mod tests {
             accepted.event().unwrap(),
             Event::OfferAccepted {
                 interaction: "c".into(),
-                agent: "a1".into()
+                agent: "a1".into(),
+                offer: Some("o1".into()),
             }
         );
         let busy = report(
@@ -324,7 +362,8 @@ mod tests {
             Event::OfferDeclined {
                 interaction: "c".into(),
                 agent: "a1".into(),
-                reason: DeclineReason::Busy
+                reason: DeclineReason::Busy,
+                offer: Some("o1".into()),
             }
         );
         assert_eq!(
@@ -351,7 +390,12 @@ mod tests {
         let r = report(r#"{"call_id":"c","event":"no_answer"}"#);
         assert_eq!(
             r.event(),
-            Err(AdapterError::MissingAgent { event: "declined" })
+            Err(AdapterError::MissingAgent { event: "no_answer" })
+        );
+        let r = report(r#"{"call_id":"c","event":"accepted","agent":"a1"}"#);
+        assert_eq!(
+            r.event(),
+            Err(AdapterError::MissingOffer { event: "accepted" })
         );
     }
 
