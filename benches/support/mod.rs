@@ -173,7 +173,11 @@ pub fn abandon(interaction: String) -> Event {
 }
 
 pub fn accept(interaction: String, agent: String) -> Event {
-    Event::OfferAccepted { interaction, agent }
+    Event::OfferAccepted {
+        interaction,
+        agent,
+        offer: None,
+    }
 }
 
 pub fn ended(interaction: String) -> Event {
