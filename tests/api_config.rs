@@ -180,6 +180,45 @@ async fn a_bad_config_is_refused_with_every_problem_and_the_old_one_stays() {
 }
 
 #[tokio::test]
+async fn an_empty_config_body_is_refused_and_a_good_one_says_what_needs_a_restart() {
+    let t = start(BASE).await;
+    for body in ["", "  \n\n"] {
+        let (status, answer) = put_config(&t, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["code"], "empty_config");
+        let r = t
+            .http
+            .post(t.url("/v1/config/validate"))
+            .header("content-type", "application/toml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(get_config(&t).await, BASE, "old config kept");
+    let queues: Value = t
+        .http
+        .get(t.url("/v1/queues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queues["queues"].as_array().map(Vec::len),
+        Some(2),
+        "{queues}"
+    );
+    // Applied: `restart_needed` is there even when nothing needs a restart.
+    let (status, answer) = put_config(&t, BASE).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["restart_needed"], json!([]), "{answer}");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
     let t = start(BASE).await;
     t.apply(

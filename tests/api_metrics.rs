@@ -504,6 +504,8 @@ async fn bad_stats_parameters_get_clear_errors() {
         ("/v1/queues/support/stats?window=15", 422, "invalid_window"),
         ("/v1/queues/support/stats?windw=15m", 400, "invalid_query"),
         ("/v1/queues/nope/stats", 404, "unknown_queue"),
+        // The unknown queue is the bigger mistake: said before the bad window.
+        ("/v1/queues/nope/stats?window=bad", 404, "unknown_queue"),
         ("/v1/agents/zed/stats", 404, "unknown_agent"),
         ("/v1/agents/a1/stats?since=yesterday", 422, "invalid_since"),
         (
@@ -521,6 +523,15 @@ async fn bad_stats_parameters_get_clear_errors() {
             "{path}: {body}"
         );
     }
+    // Times in messages are RFC 3339, like everywhere in the API.
+    let (_, body) = d
+        .get("/v1/agents/a1/stats?since=2999-01-01T00:00:00Z")
+        .await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("(2999-01-01T00:00:00.000Z) is after now (20"),
+        "{message}"
+    );
     d.stop().await;
 }
 

@@ -37,8 +37,19 @@ pub async fn get_config(State(app): State<AppState>) -> Result<Response, ApiErro
 async fn toml_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
     require_content_type(headers, TOML_TYPES)?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|e| ApiError::bad_request("invalid_utf8", format!("the config is not UTF-8: {e}")))
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::bad_request("invalid_utf8", format!("the config is not UTF-8: {e}"))
+    })?;
+    // Every section has defaults, so an empty file is a valid config with no queues: applied,
+    // it would remove every queue. A body lost on the way is far likelier than that intent.
+    if text.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_config",
+            "the config body is empty (a config with no [[queue]] would remove every queue); \
+             send the whole TOML file",
+        ));
+    }
+    Ok(text)
 }
 
 #[derive(Debug, Serialize)]
@@ -70,8 +81,7 @@ pub struct AppliedJson {
     pub applied: bool,
     /// Decisions the change caused at once (e.g. offers to a newly added L2 agent).
     pub decisions: Vec<Decision>,
-    /// Daemon settings that changed but need a restart to take effect.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Daemon settings that changed but need a restart to take effect (always present).
     pub restart_needed: Vec<String>,
 }
 

@@ -53,10 +53,14 @@ pub async fn queue_stats(
     query: Result<Query<QueueStatsQuery>, QueryRejection>,
 ) -> Result<Json<QueueStats>, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let window =
-        parse_window(q.window.as_deref().unwrap_or(DEFAULT_WINDOW)).map_err(stats_error)?;
+    let window = parse_window(q.window.as_deref().unwrap_or(DEFAULT_WINDOW));
+    // An unknown queue is said first (404), whatever the window: it is the bigger mistake.
     app.engine
-        .read(move |v| v.telemetry.queue_stats(&id, window, v.now))
+        .read(move |v| match window {
+            Ok(window) => v.telemetry.queue_stats(&id, window, v.now),
+            Err(_) if !v.telemetry.has_queue(&id) => Err(StatsError::UnknownQueue { queue: id }),
+            Err(e) => Err(e),
+        })
         .await?
         .map(Json)
         .map_err(stats_error)

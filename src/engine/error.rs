@@ -69,7 +69,8 @@ pub enum EngineError {
     )]
     QueueRemoved { queue: String, interaction: String },
     #[error(
-        "the engine holds {limit} live interactions, its limit; arrival `{interaction}` refused"
+        "the engine is at its limit of {limit} live interactions \
+         (`limits.max_live_interactions`); arrival `{interaction}` refused"
     )]
     AtCapacity { interaction: String, limit: usize },
     #[error("timers due at {due_at} must fire first: call advance({now}) before handle()")]

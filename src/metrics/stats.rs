@@ -34,7 +34,11 @@ pub enum StatsError {
     UnknownAgent { agent: String },
     #[error("invalid window `{window}`: {reason}")]
     InvalidWindow { window: String, reason: String },
-    #[error("`since` ({since} ms) is after now ({now} ms)")]
+    #[error(
+        "`since` ({}) is after now ({})",
+        crate::engine::decision::rfc3339_ms::format(*.since),
+        crate::engine::decision::rfc3339_ms::format(*.now)
+    )]
     SinceInFuture { since: Millis, now: Millis },
 }
 

@@ -600,6 +600,11 @@ impl Telemetry {
     }
 
     /// KPIs of `queue` over the last `window_ms` (whole minutes, 1 m to 24 h) up to `now`.
+    /// Whether the stats know queue `id` (any queue the config has, or had while running).
+    pub fn has_queue(&self, id: &str) -> bool {
+        self.queues.contains_key(id)
+    }
+
     pub fn queue_stats(
         &self,
         queue: &str,
