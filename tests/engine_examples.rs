@@ -1626,6 +1626,47 @@ fn a_transferred_call_may_be_rated_however_short_the_kept_history() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn ids_an_event_would_create_have_a_length_limit() {
+    let mut d = support_desk();
+    d.advance(0);
+    let long = "x".repeat(257);
+    let cases = [
+        (Arrival::new(&long).queue("support").event(), "interaction"),
+        (
+            Arrival::new("c1").queue("support").customer(&long).event(),
+            "customer",
+        ),
+        (
+            Arrival::new("c1").queue("support").attr(&long, "v").event(),
+            "attributes",
+        ),
+        (
+            Arrival::new("c1")
+                .queue("support")
+                .attr("k", &"v".repeat(1025))
+                .event(),
+            "attributes",
+        ),
+        (login(&long), "agent"),
+    ];
+    for (event, field) in cases {
+        let before = d.snapshot(&["c1"]);
+        let err = d.try_at(0, event).unwrap_err();
+        assert!(
+            matches!(&err, EngineError::InvalidValue { field: f, .. } if *f == field),
+            "{err:?}"
+        );
+        assert_eq!(d.snapshot(&["c1"]), before);
+    }
+    // At the limit it is fine.
+    let id = "y".repeat(256);
+    assert_eq!(
+        kinds(&d.at(0, Arrival::new(&id).queue("support").event())),
+        vec!["queued"]
+    );
+}
+
+#[test]
 fn refused_events_return_the_typed_error_and_change_nothing() {
     let mut cfg = config(
         vec![

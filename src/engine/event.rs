@@ -34,6 +34,33 @@ pub enum RequestedState {
     Offline,
 }
 
+/// Longest id an event may create (interaction, agent, customer, skill name, attribute key): ids
+/// are kept for the life of the interaction or agent and travel in every decision and read, so
+/// each has a bound, like the envelope's event id.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Longest attribute value (a caller's URI, a CRM reference…).
+pub const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+/// `InvalidValue` unless `value` is at most `max` bytes.
+pub(crate) fn check_len(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), super::EngineError> {
+    if value.len() > max {
+        return Err(super::EngineError::InvalidValue {
+            field,
+            message: format!(
+                "`{field}` is {} bytes long; at most {max} are accepted (it starts `{}`)",
+                value.len(),
+                value.chars().take(32).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// One input event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]

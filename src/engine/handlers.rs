@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::{Channel, Tier};
 use crate::engine::decision::{DecisionKind, Fact, OfferResult, RejectReason, RevokeReason};
 use crate::engine::error::EngineError;
+use crate::engine::event::{check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 use crate::engine::event::{Event, RequestedState};
 use crate::engine::model::{Class, Interaction, QKey, SkillSetId};
 use crate::engine::timers::{AKey, IKey};
@@ -149,6 +150,17 @@ impl Engine {
                 field: "interaction",
                 message: "an interaction id must not be empty".into(),
             });
+        }
+        check_len("interaction", id, MAX_ID_LEN)?;
+        if let Some(c) = customer {
+            check_len("customer", c, MAX_ID_LEN)?;
+        }
+        for s in skills {
+            check_len("skills", s, MAX_ID_LEN)?;
+        }
+        for (k, v) in attributes {
+            check_len("attributes", k, MAX_ID_LEN)?;
+            check_len("attributes", v, MAX_ATTRIBUTE_LEN)?;
         }
         if let Some(&ik) = self.interaction_ids.get(id) {
             return Err(EngineError::DuplicateInteraction {
