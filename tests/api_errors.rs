@@ -376,3 +376,75 @@ async fn past_max_connections_a_client_waits_until_a_connection_closes() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     t.stop().await;
 }
+
+/// A connection that sends nothing, or half a request head, is closed after `idle_timeout_ms`,
+/// and its slot of `max_connections` goes to a client that waited for it. A request being
+/// answered for longer than that (an SSE stream) is not cut.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout_and_frees_its_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = loaded(routing());
+    config.daemon.server.max_connections = 2;
+    config.daemon.server.idle_timeout_ms = 200;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let addr = t.daemon.as_ref().unwrap().addr();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Both slots are taken; a third client waits in the backlog until one is closed.
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let served = tokio::spawn(async move { get_on(&mut third, "/healthz").await });
+    for conn in [&mut silent, &mut half] {
+        let mut buf = [0u8; 512];
+        // Closed by the server: end of stream (hyper may first answer 408 to the half head).
+        let closed = tokio::time::timeout(GIVE_UP, async {
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a silent connection was left open");
+    }
+    let answer = tokio::time::timeout(GIVE_UP, served)
+        .await
+        .expect("the waiting client is served once the silent ones are closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // An SSE stream that outlives the idle timeout still delivers.
+    let mut stream = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (status, _) = t
+        .events(json!([
+            {"id": "idle-1", "type": "agent.login", "agent": "a1"},
+            {"id": "idle-2", "type": "interaction.arrived", "interaction": "idle-c1",
+             "channel": "voice", "queue": "support"}
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let chunk = tokio::time::timeout(GIVE_UP, async {
+        let mut seen = String::new();
+        while let Ok(Some(bytes)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+            if seen.contains("idle-c1") {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the stream still delivers");
+    assert!(chunk.contains("idle-c1"), "{chunk}");
+    t.stop().await;
+}

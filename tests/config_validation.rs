@@ -681,10 +681,12 @@ fn server_limits_must_leave_room_for_work() {
         /* 1 */ "[server]",
         /* 2 */ "event_queue_depth = 0",
         /* 3 */ "max_connections = 0",
+        /* 4 */ "idle_timeout_ms = 0",
     ]));
-    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all.len(), 3, "{all:#?}");
     assert_error(&all[0], 2, "server.event_queue_depth", "must be at least 1");
     assert_error(&all[1], 3, "server.max_connections", "must be at least 1");
+    assert_error(&all[2], 4, "server.idle_timeout_ms", "must be at least 1");
 }
 
 #[test]

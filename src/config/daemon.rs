@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Per-request timeout (long-polls are capped by it too).
     pub request_timeout_ms: u64,
+    /// How long a connection may take to send a whole request head, from when it opens or
+    /// finished its previous request; then it is closed (idle keep-alive connections included).
+    pub idle_timeout_ms: u64,
     /// Depth of the command channel into the engine task; full ⇒ 503 with Retry-After.
     pub event_queue_depth: usize,
     /// How long in-flight requests get to finish on SIGTERM.
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             tls_key: None,
             body_limit_bytes: 1 << 20,
             request_timeout_ms: 60_000,
+            idle_timeout_ms: 30_000,
             event_queue_depth: 4096,
             max_connections: 10_000,
             shutdown_grace_ms: 10_000,

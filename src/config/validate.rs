@@ -431,6 +431,7 @@ impl Checker<'_, '_> {
         for (name, value) in [
             ("body_limit_bytes", raw.server.body_limit_bytes as u64),
             ("request_timeout_ms", raw.server.request_timeout_ms),
+            ("idle_timeout_ms", raw.server.idle_timeout_ms),
             ("event_queue_depth", raw.server.event_queue_depth as u64),
             ("max_connections", raw.server.max_connections as u64),
         ] {

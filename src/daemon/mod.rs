@@ -20,7 +20,6 @@ pub mod task;
 mod timed_input;
 pub mod watch;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -299,6 +298,7 @@ impl Daemon {
         let app = api::router(state, request_timeout);
         let is_tls = tls.is_some();
         let (max, conns) = (server.max_connections, metrics.clone());
+        let idle_timeout = Duration::from_millis(server.idle_timeout_ms);
         let http = match tls {
             Some(cell) => {
                 let listener =
@@ -306,9 +306,19 @@ impl Daemon {
                         addr: server.listen.clone(),
                         source,
                     })?;
-                spawn_http(Limited::new(listener, max, conns), app, &shutdown)
+                spawn_http(
+                    Limited::new(listener, max, conns).first_bytes_within(idle_timeout),
+                    app,
+                    &shutdown,
+                    idle_timeout,
+                )
             }
-            None => spawn_http(Limited::new(listener, max, conns), app, &shutdown),
+            None => spawn_http(
+                Limited::new(listener, max, conns).first_bytes_within(idle_timeout),
+                app,
+                &shutdown,
+                idle_timeout,
+            ),
         };
 
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
@@ -613,20 +623,60 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
 }
 
 /// Serve the API on `listener` until shutdown.
+/// Serve `app` on `listener` until shutdown, then let open connections finish their requests.
+///
+/// Not `axum::serve`: that sets no timer on hyper's connections, so a client that connects and
+/// sends nothing (or half a request line) holds a connection, and with it a slot of
+/// `max_connections`, for ever. Here hyper's header-read timeout (`[server] idle_timeout_ms`)
+/// closes a connection that has not sent a whole request head within that time, whether it is
+/// new or idle between keep-alive requests. A request being answered (a long-poll, an SSE
+/// stream) is not affected: the timeout only runs while hyper waits for a request head.
 fn spawn_http<L>(
-    listener: L,
+    mut listener: L,
     app: axum::Router,
     shutdown: &Shutdown,
+    idle_timeout: Duration,
 ) -> JoinHandle<std::io::Result<()>>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.wait())
-            .into_future(),
-    )
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (io, _addr) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shutdown.wait() => break,
+            };
+            let service = TowerToHyperService::new(app.clone().map_request(
+                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            ));
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        // Stop accepting (the listener closes), then let each connection finish the request it
+        // is answering; `supervise` bounds the wait by `shutdown_grace_ms`.
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
+    })
 }
 
 /// Files the daemon keeps open besides API connections: journal segments and snapshots, the

@@ -323,6 +323,10 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
         old.server.request_timeout_ms != new.server.request_timeout_ms,
     );
     check(
+        "server.idle_timeout_ms",
+        old.server.idle_timeout_ms != new.server.idle_timeout_ms,
+    );
+    check(
         "server.event_queue_depth",
         old.server.event_queue_depth != new.server.event_queue_depth,
     );
