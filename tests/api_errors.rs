@@ -71,6 +71,24 @@ async fn a_wrong_or_missing_content_type_is_a_415() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // An encoded body is refused, not read as garbage (or as a plain body it claims not to be).
+    for encoding in ["gzip", "br"] {
+        let r = t
+            .http
+            .post(t.url("/v1/events"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(r#"{"id":"e2","type":"agent.login","agent":"a2"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(code(&body), "unsupported_encoding");
+        assert!(message(&body).contains(encoding), "{body}");
+    }
+    let (_, a2) = t.get("/v1/agents/a2").await;
+    assert_eq!(a2["status"], "offline", "nothing applied: {a2}");
     t.stop().await;
 }
 

@@ -690,6 +690,31 @@ fn server_limits_must_leave_room_for_work() {
 }
 
 #[test]
+fn listen_addresses_must_be_host_and_port() {
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ r#"listen = "nope""#,
+        /* 3 */ "[metrics]",
+        /* 4 */ r#"listen = "127.0.0.1:99999""#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 2, "server.listen", "`nope` is not host:port");
+    assert_error(&all[1], 4, "metrics.listen", "is not host:port");
+    for good in [
+        "127.0.0.1:0",
+        "[::1]:8080",
+        "localhost:8080",
+        "0.0.0.0:9464",
+    ] {
+        let text = format!("[server]\nlisten = \"{good}\"\n");
+        assert!(
+            tierline::config::parse(&text, "t.toml").is_ok(),
+            "{good} should be accepted"
+        );
+    }
+}
+
+#[test]
 fn daemon_sections_refuse_typos_and_half_tls() {
     let all = errors(&file(&[
         /* 1 */ "[server]",

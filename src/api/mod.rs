@@ -235,7 +235,8 @@ pub async fn read_json_object<T: serde::de::DeserializeOwned>(
     error::from_object(&map, None, "")
 }
 
-/// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed).
+/// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed) and the
+/// body is not encoded (`Content-Encoding` absent or `identity`).
 pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
     let given = headers
         .get(header::CONTENT_TYPE)
@@ -247,6 +248,21 @@ pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<()
                 .trim()
                 .to_ascii_lowercase()
         });
+    // A compressed body would be read as garbage (or, with a plain body under a false
+    // `Content-Encoding`, as something the sender did not mean): say what is accepted.
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+        if encoding != "identity" {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!(
+                    "Content-Encoding `{encoding}` is not supported: send the body uncompressed \
+                     (no Content-Encoding, or `identity`)"
+                ),
+            ));
+        }
+    }
     match given {
         Some(ct) if expected.contains(&ct.as_str()) => Ok(()),
         other => Err(ApiError::new(

@@ -256,6 +256,27 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// `host:port` (an IP, `[v6]` or a host name, and a port number), so that `check-config` and
+    /// `validate` refuse what `serve` could not bind.
+    fn listen_address(&mut self, s: &str, path: &FieldPath, what: &str) {
+        if !self.non_empty(s, path, what) {
+            return;
+        }
+        let well_formed = s.parse::<std::net::SocketAddr>().is_ok()
+            || s.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !host.contains(':')
+                    && !host.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok()
+            });
+        if !well_formed {
+            self.err(
+                path,
+                format!("{what} `{s}` is not host:port (e.g. 127.0.0.1:8080 or [::1]:8080)"),
+            );
+        }
+    }
+
     fn non_empty(&mut self, s: &str, path: &FieldPath, what: &str) -> bool {
         if s.trim().is_empty() {
             self.err(path, format!("{what} must not be empty"));
@@ -418,12 +439,12 @@ impl Checker<'_, '_> {
                 format!("HTTPS needs both tls_cert and tls_key; {missing} is missing"),
             );
         }
-        self.non_empty(
+        self.listen_address(
             &raw.server.listen,
             &server.key("listen"),
             "the listen address",
         );
-        self.non_empty(
+        self.listen_address(
             &raw.metrics.listen,
             &root.key("metrics").key("listen"),
             "the metrics listen address",

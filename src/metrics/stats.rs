@@ -79,7 +79,12 @@ pub fn parse_window(text: &str) -> Result<Millis, StatsError> {
         "s" => 1000,
         "m" => MINUTE_MS,
         "h" => 60 * MINUTE_MS,
-        _ => return Err(bad("unit must be s, m or h")),
+        _ => {
+            return Err(bad(
+                "expected a whole number followed by one unit, s, m or h (e.g. 90m, not 1.5h \
+                 or 1h30m)",
+            ))
+        }
     };
     let ms = n.saturating_mul(unit_ms);
     check_window(ms).map_err(|reason| bad(&reason))?;
