@@ -22,6 +22,19 @@ fn one_queue(agents: &[(&str, u8)]) -> RoutingConfig {
     )
 }
 
+/// L1 at once, skipped when no L1 is logged in; L2 after 30 s with +5.
+fn skipping_desk() -> RoutingConfig {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2]).boosted(5)];
+    ladder[0].skip_if_no_agents = true;
+    config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    )
+}
+
 fn consistent(d: &Driver) {
     if let Err(e) = d.engine.check_consistency() {
         panic!("inconsistent after the change: {e}");
@@ -128,15 +141,7 @@ fn escalating_a_voice_call_in_a_queue_that_stopped_serving_voice_is_refused() {
 
 #[test]
 fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
-    let mut ladder = vec![step(0, &[1]), step(30, &[2]).boosted(5)];
-    ladder[0].skip_if_no_agents = true;
-    let cfg = config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    );
+    let cfg = skipping_desk();
     let mut d = Driver::new(cfg.clone());
     // No L1 logged in: straight to step 1 (+5).
     let ds = d.at(secs(1), call("c1", "support"));
@@ -156,15 +161,7 @@ fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
 
 #[test]
 fn a_changed_ladder_is_rederived_from_the_time_waited() {
-    let mut ladder = vec![step(0, &[1]), step(30, &[2]).boosted(5)];
-    ladder[0].skip_if_no_agents = true;
-    let cfg = config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    );
+    let cfg = skipping_desk();
     let mut d = Driver::new(cfg.clone());
     d.at(secs(1), call("c1", "support"));
     d.at(secs(2), login("l1"));
