@@ -314,7 +314,10 @@ impl Engine {
         }
         // Due or not is judged again under the new config: a queue that lost its overflow (or
         // whose max_wait grew) no longer sends away an interaction that was due under the old.
-        self.ix_mut(ik).overflow_due = false;
+        // (`ix_mut` copies an interaction a snapshot capture still shares: write only a change.)
+        if self.ix(ik).overflow_due {
+            self.ix_mut(ik).overflow_due = false;
+        }
         if let (Some(_), Some(ms)) = (&cfg.overflow, cfg.max_wait_ms) {
             let deadline = entered.saturating_add(ms);
             if deadline <= now {
