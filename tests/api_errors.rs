@@ -466,3 +466,105 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout_and_frees_its_slot
     assert!(chunk.contains("idle-c1"), "{chunk}");
     t.stop().await;
 }
+
+/// An HTTP/2 client on a plaintext connection (prior knowledge), as a PBX integration could be.
+async fn h2_connect(
+    addr: std::net::SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, driver)
+}
+
+fn h2_get(path: &str) -> hyper::Request<http_body_util::Empty<bytes::Bytes>> {
+    hyper::Request::get(format!("http://tierline{path}"))
+        .body(http_body_util::Empty::new())
+        .unwrap()
+}
+
+/// The idle timeout covers HTTP/2 as well: a connection that stalls inside the HTTP/2 preface,
+/// and an h2 connection that answered a request and then carries nothing, are closed after
+/// `idle_timeout_ms`; an h2 connection carrying an SSE stream is not.
+#[tokio::test]
+async fn a_stalled_h2_preface_and_an_idle_h2_connection_are_closed_but_an_h2_stream_is_not() {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = loaded(routing());
+    config.daemon.server.idle_timeout_ms = 200;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let addr = t.daemon.as_ref().unwrap().addr();
+
+    // Part of the preface, then nothing: the server cannot yet tell HTTP/1.1 from h2.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(b"PRI * HTTP/2").await.unwrap();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(GIVE_UP, async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled preface was left open");
+
+    // A whole h2 connection: one request answered, then idle until the server closes it.
+    let (mut idle, idle_conn) = h2_connect(addr).await;
+    let answer = idle.send_request(h2_get("/healthz")).await.unwrap();
+    assert_eq!(answer.status(), hyper::StatusCode::OK);
+    assert_eq!(answer.version(), hyper::Version::HTTP_2);
+    tokio::time::timeout(GIVE_UP, idle_conn)
+        .await
+        .expect("an idle h2 connection was left open")
+        .unwrap();
+
+    // An SSE stream on h2 outlives the idle timeout and still delivers.
+    let (mut streaming, streaming_conn) = h2_connect(addr).await;
+    let answer = streaming
+        .send_request(h2_get("/v1/decisions/stream"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), hyper::StatusCode::OK);
+    let mut body = answer.into_body();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(
+        !streaming_conn.is_finished(),
+        "the stream's connection was closed"
+    );
+    let (status, _) = t
+        .events(json!([
+            {"id": "h2-1", "type": "agent.login", "agent": "a1"},
+            {"id": "h2-2", "type": "interaction.arrived", "interaction": "h2-c1",
+             "channel": "voice", "queue": "support"}
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = tokio::time::timeout(GIVE_UP, async {
+        let mut seen = String::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen.push_str(&String::from_utf8_lossy(data));
+            }
+            if seen.contains("h2-c1") {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the h2 stream still delivers");
+    assert!(seen.contains("h2-c1"), "{seen}");
+    t.stop().await;
+}

@@ -14,18 +14,15 @@
 //! counts connections whose handshake is done; the TLS listener's own bounds (handshakes in
 //! progress, handshaken connections queued for accepting) hold at most a few hundred more.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
 
 use crate::metrics::Metrics;
 
@@ -33,8 +30,6 @@ use crate::metrics::Metrics;
 pub struct Limited<L> {
     inner: L,
     count: Arc<Count>,
-    /// A connection that sends no byte within this long is closed (`first_bytes_within`).
-    first_bytes: Option<Duration>,
 }
 
 /// The connection limit, shared by the listener and every stream it handed out.
@@ -60,17 +55,7 @@ impl<L: Listener> Limited<L> {
                 metrics,
                 full: AtomicBool::new(false),
             }),
-            first_bytes: None,
         }
-    }
-
-    /// Close a connection that sends nothing at all within `limit` (its reads fail with
-    /// `TimedOut`). hyper's header-read timeout only starts once a connection's protocol is
-    /// known, which takes a first byte (HTTP/1.1 or an HTTP/2 preface), so without this a client
-    /// that connects and stays silent would hold its place under `max` for ever.
-    pub fn first_bytes_within(mut self, limit: Duration) -> Limited<L> {
-        self.first_bytes = Some(limit);
-        self
     }
 }
 
@@ -101,7 +86,6 @@ impl<L: Listener> Listener for Limited<L> {
             io,
             _permit: permit,
             count: Arc::clone(&self.count),
-            first_bytes_by: self.first_bytes.map(|d| Box::pin(tokio::time::sleep(d))),
         };
         (stream, addr)
     }
@@ -117,8 +101,6 @@ pub struct Counted<Io> {
     /// Returned to the listener when the stream is dropped (after `drop` below has run).
     _permit: OwnedSemaphorePermit,
     count: Arc<Count>,
-    /// Until the first bytes arrive: when the connection is given up.
-    first_bytes_by: Option<Pin<Box<Sleep>>>,
 }
 
 impl<Io> Drop for Counted<Io> {
@@ -134,23 +116,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let before = buf.filled().len();
-        let read = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Some(deadline) = this.first_bytes_by.as_mut() {
-            match read {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes_by = None,
-                // Polled while waiting, so the deadline wakes this task when it passes.
-                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client sent nothing within [server] idle_timeout_ms",
-                    )));
-                }
-                _ => {}
-            }
-        }
-        read
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -235,41 +201,5 @@ mod tests {
         drop(second);
         drop(third);
         assert_eq!(open_gauge(&metrics), Some(0.0));
-    }
-
-    /// In virtual time: a connection silent for the whole limit fails its read with `TimedOut`
-    /// at the limit, not before; one whose first bytes came in time is never timed out.
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_that_sends_nothing_is_given_up_at_the_limit() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let metrics = Metrics::unserved(&MetricsConfig::default(), &RoutingConfig::empty())
-            .expect("a private recorder");
-        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = tcp.local_addr().expect("addr");
-        let limit = Duration::from_secs(30);
-        let mut listener = Limited::new(tcp, 4, metrics).first_bytes_within(limit);
-
-        let _silent = TcpStream::connect(addr).await.expect("connect");
-        let (mut silent, _) = listener.accept().await;
-        let start = tokio::time::Instant::now();
-        let mut buf = [0u8; 16];
-        let err = silent.read(&mut buf).await.expect_err("times out");
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(start.elapsed(), limit);
-
-        let mut talker = TcpStream::connect(addr).await.expect("connect");
-        let (mut served, _) = listener.accept().await;
-        talker.write_all(b"GET").await.expect("write");
-        assert_eq!(served.read(&mut buf).await.expect("read"), 3);
-        // Quiet for far longer than the limit now: hyper's own timeouts decide, not this one.
-        let later = tokio::spawn(async move {
-            let n = served.read(&mut buf).await;
-            (n.map_err(|e| e.kind()), buf)
-        });
-        tokio::time::sleep(limit * 4).await;
-        talker.write_all(b" /").await.expect("write");
-        let (n, buf) = later.await.expect("joined");
-        assert_eq!(n, Ok(2));
-        assert_eq!(&buf[..2], b" /");
     }
 }

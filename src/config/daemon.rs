@@ -18,8 +18,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Per-request timeout (long-polls are capped by it too).
     pub request_timeout_ms: u64,
-    /// How long a connection may take to send a whole request head, from when it opens or
-    /// finished its previous request; then it is closed (idle keep-alive connections included).
+    /// How long a connection may carry no request, from when it opens or its last answer
+    /// ended; then it is shut down (`daemon::http`). Also hyper's HTTP/1.1 header-read timeout.
     pub idle_timeout_ms: u64,
     /// Depth of the command channel into the engine task; full ⇒ 503 with Retry-After.
     pub event_queue_depth: usize,

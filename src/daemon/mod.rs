@@ -13,6 +13,7 @@ pub mod commit;
 pub mod core;
 pub mod decision_log;
 pub mod durable;
+mod http;
 pub mod idempotency;
 pub mod reload;
 pub mod shutdown;
@@ -42,6 +43,7 @@ use crate::metrics::{Metrics, MetricsError, Telemetry};
 
 use self::clock::Clock;
 use self::core::Core;
+use self::http::spawn_http;
 use self::reload::{ReloadError, ReloadReport, Reloader};
 use self::shutdown::Shutdown;
 use self::task::{EngineHandle, EngineTask, FactObserver, InputSink, NoJournal};
@@ -307,14 +309,14 @@ impl Daemon {
                         source,
                     })?;
                 spawn_http(
-                    Limited::new(listener, max, conns).first_bytes_within(idle_timeout),
+                    Limited::new(listener, max, conns),
                     app,
                     &shutdown,
                     idle_timeout,
                 )
             }
             None => spawn_http(
-                Limited::new(listener, max, conns).first_bytes_within(idle_timeout),
+                Limited::new(listener, max, conns),
                 app,
                 &shutdown,
                 idle_timeout,
@@ -620,63 +622,6 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
     };
     tracing::info!(workers, cpus, "HTTP runtime");
     runtime.block_on(serve(args.config, config))
-}
-
-/// Serve the API on `listener` until shutdown.
-/// Serve `app` on `listener` until shutdown, then let open connections finish their requests.
-///
-/// Not `axum::serve`: that sets no timer on hyper's connections, so a client that connects and
-/// sends nothing (or half a request line) holds a connection, and with it a slot of
-/// `max_connections`, for ever. Here hyper's header-read timeout (`[server] idle_timeout_ms`)
-/// closes a connection that has not sent a whole request head within that time, whether it is
-/// new or idle between keep-alive requests. A request being answered (a long-poll, an SSE
-/// stream) is not affected: the timeout only runs while hyper waits for a request head.
-fn spawn_http<L>(
-    mut listener: L,
-    app: axum::Router,
-    shutdown: &Shutdown,
-    idle_timeout: Duration,
-) -> JoinHandle<std::io::Result<()>>
-where
-    L: axum::serve::Listener,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt;
-
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(idle_timeout);
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let (io, _addr) = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = shutdown.wait() => break,
-            };
-            let service = TowerToHyperService::new(app.clone().map_request(
-                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-            ));
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::trace!(error = %e, "connection ended with an error");
-                }
-            });
-        }
-        // Stop accepting (the listener closes), then let each connection finish the request it
-        // is answering; `supervise` bounds the wait by `shutdown_grace_ms`.
-        drop(listener);
-        graceful.shutdown().await;
-        Ok(())
-    })
 }
 
 /// Files the daemon keeps open besides API connections: journal segments and snapshots, the
