@@ -507,6 +507,7 @@ async fn bad_stats_parameters_get_clear_errors() {
         // The unknown queue is the bigger mistake: said before the bad window.
         ("/v1/queues/nope/stats?window=bad", 404, "unknown_queue"),
         ("/v1/agents/zed/stats", 404, "unknown_agent"),
+        ("/v1/agents/zed/stats?since=yesterday", 404, "unknown_agent"),
         ("/v1/agents/a1/stats?since=yesterday", 422, "invalid_since"),
         (
             "/v1/agents/a1/stats?since=2999-01-01T00:00:00Z",

@@ -197,6 +197,39 @@ fn an_agent_tier_for_an_unknown_queue_is_refused() {
     assert_error(&e, 6, "agent[0].tiers.sales", "unknown queue `sales`");
 }
 
+/// A roster entry longer than events accept could never log in (agent id), be sent again in a
+/// login (address), or be required by an interaction (skill): refused where it is written.
+#[test]
+fn roster_ids_addresses_and_skills_have_the_length_limits_of_events() {
+    let long_id = "a".repeat(tierline::engine::event::MAX_ID_LEN + 1);
+    let long_address = format!(
+        "sip:{}@pbx",
+        "1".repeat(tierline::engine::event::MAX_ATTRIBUTE_LEN)
+    );
+    let long_skill = "s".repeat(tierline::engine::event::MAX_ID_LEN + 1);
+    let just_fits = "b".repeat(tierline::engine::event::MAX_ID_LEN);
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[agent]]",
+        /* 4 */ &format!(r#"id = "{long_id}""#),
+        /* 5 */ &format!(r#"address = "{long_address}""#),
+        /* 6 */ &format!(r#"skills = ["en", "{long_skill}"]"#),
+        /* 7 */ "[[agent]]",
+        /* 8 */ &format!(r#"id = "{just_fits}""#),
+        /* 9 */ r#"address = "sip:1002@pbx""#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(&all[0], 4, "agent[0].id", "257 bytes long; at most 256");
+    assert_error(&all[1], 5, "agent[0].address", "at most 1024");
+    assert_error(
+        &all[2],
+        6,
+        "agent[0].skills[1]",
+        "257 bytes long; at most 256",
+    );
+}
+
 #[test]
 fn drain_to_an_unknown_queue_is_refused() {
     let e = only_error(&file(&[

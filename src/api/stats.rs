@@ -73,21 +73,27 @@ pub async fn agent_stats(
     query: Result<Query<AgentStatsQuery>, QueryRejection>,
 ) -> Result<Json<AgentStats>, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let since: Option<Millis> = match q.since.as_deref() {
-        Some(text) => Some(rfc3339_ms::parse(text).map_err(|message| {
-            ApiError::unprocessable(
-                "invalid_since",
-                format!("`since` must be an RFC 3339 time such as 2026-11-23T08:00:00Z: {message}"),
-            )
-        })?),
-        None => None,
-    };
+    let since: Result<Option<Millis>, String> =
+        q.since.as_deref().map(rfc3339_ms::parse).transpose();
+    // An unknown agent is said first (404), whatever `since` says, as for queue stats.
     app.engine
         .read(move |v| {
+            if !v.telemetry.has_agent(&id) {
+                return Err(stats_error(StatsError::UnknownAgent { agent: id }));
+            }
+            let since = since.map_err(|message| {
+                ApiError::unprocessable(
+                    "invalid_since",
+                    format!(
+                        "`since` must be an RFC 3339 time such as 2026-11-23T08:00:00Z: {message}"
+                    ),
+                )
+            })?;
             let since = since.unwrap_or_else(|| v.now.saturating_sub(RETENTION_MS));
-            v.telemetry.agent_stats(&id, since, v.now)
+            v.telemetry
+                .agent_stats(&id, since, v.now)
+                .map_err(stats_error)
         })
         .await?
         .map(Json)
-        .map_err(stats_error)
 }

@@ -17,6 +17,7 @@ use super::routing::{
     AgentConfig, Channel, ChannelSettings, Limits, Millis, QueueConfig, RoutingConfig, Rule, Tier,
 };
 use super::ConfigError;
+use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 
 mod queue;
 
@@ -286,6 +287,20 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// The length limit events have (`engine::event::check_len`): a roster entry over it could
+    /// never log in, be dialled as given, or be required.
+    fn not_longer(&mut self, s: &str, max: usize, path: &FieldPath, what: &str) {
+        if s.len() > max {
+            self.err(
+                path,
+                format!(
+                    "{what} is {} bytes long; at most {max} are accepted, as in events",
+                    s.len()
+                ),
+            );
+        }
+    }
+
     fn known_queue(&mut self, id: &str, path: &FieldPath, known: &KnownQueues<'_>) -> bool {
         if id.trim().is_empty() {
             self.err(path, "must name a queue (it is empty)");
@@ -323,6 +338,18 @@ impl Checker<'_, '_> {
                 }
             }
             self.non_empty(&a.address, &path.key("address"), "the agent's address");
+            self.not_longer(&a.id, MAX_ID_LEN, &path.key("id"), "an agent id");
+            let address = path.key("address");
+            self.not_longer(
+                &a.address,
+                MAX_ATTRIBUTE_LEN,
+                &address,
+                "the agent's address",
+            );
+            for (j, skill) in a.skills.iter().enumerate() {
+                let p = path.key("skills").index(j);
+                self.not_longer(skill, MAX_ID_LEN, &p, "a skill");
+            }
             let mut tiers = BTreeMap::new();
             for (queue, &t) in &a.tiers {
                 let p = path.key("tiers").key(queue);

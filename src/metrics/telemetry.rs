@@ -605,6 +605,11 @@ impl Telemetry {
         self.queues.contains_key(id)
     }
 
+    /// Whether the stats know agent `id` (in the roster, or seen in an event).
+    pub fn has_agent(&self, id: &str) -> bool {
+        self.agents.contains_key(id) || self.roster.contains(id)
+    }
+
     pub fn queue_stats(
         &self,
         queue: &str,
