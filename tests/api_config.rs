@@ -230,8 +230,24 @@ async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
     let without_billing = BASE
         .replace("[[queue]]\nid = \"billing\"\nchannels = [\"voice\"]\n", "")
         .replace("tiers = { billing = 1 }", "tiers = { support = 1 }");
+    // validate refuses it as PUT will: the file is fine, the live call is not.
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .header("content-type", "application/toml")
+        .body(without_billing.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let checked: Value = r.json().await.unwrap();
+    assert_eq!(checked["error"]["code"], "invalid_config", "{checked}");
     let (status, body) = put_config(&t, &without_billing).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["problems"][0]["message"], checked["error"]["problems"][0]["message"],
+        "validate and PUT say the same"
+    );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("billing") && message.contains("drain_to"),

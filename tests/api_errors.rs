@@ -54,6 +54,25 @@ async fn malformed_json_is_a_400_with_line_and_column() {
     t.stop().await;
 }
 
+/// A UTF-8 byte order mark before the JSON (as some Windows tools write) is skipped, as RFC 8259
+/// lets a parser do: the event is applied, not refused with a bare "expected value".
+#[tokio::test]
+async fn a_leading_byte_order_mark_is_skipped() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let (status, _, body) = raw(
+        &t,
+        Some("application/json"),
+        "\u{FEFF}{\"id\":\"bom-1\",\"type\":\"agent.login\",\"agent\":\"a1\"}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    let (status, agent) = t.get("/v1/agents/a1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(agent["status"], "available", "{agent}");
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn a_wrong_or_missing_content_type_is_a_415() {
     let t = TestDaemon::with_routing(routing()).await;

@@ -211,6 +211,19 @@ async fn put_config_reads_secret_files_again_and_refuses_one_it_cannot_read() {
         "{message}"
     );
     assert!(!message.contains("token-two"), "{message}");
+    // validate says so before anyone applies it.
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .bearer_auth("token-two")
+        .header("content-type", "application/toml")
+        .body(with_tokens(&missing))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "secret_unavailable", "{body}");
     let after = t.http.get(t.url("/v1/config")).bearer_auth("token-two");
     let after = after.send().await.unwrap().text().await.unwrap();
     assert_eq!(before, after, "the old config stays in force");

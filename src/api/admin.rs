@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::config;
 use crate::daemon::core::{Input, Outcome};
 use crate::daemon::reload::ReloadError;
 use crate::engine::{Decision, RequestedState};
@@ -60,14 +59,19 @@ pub struct ValidJson {
     pub rules: usize,
 }
 
-/// `POST /v1/config/validate`: parse and validate only; nothing changes.
+/// `POST /v1/config/validate`: everything `PUT /v1/config` would refuse the body for (its
+/// problems, secrets it cannot read, live interactions it would strand); nothing changes.
 pub async fn validate_config(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ValidJson>, ApiError> {
     let text = toml_body(&app, &headers, body).await?;
-    let loaded = config::parse(&text, "request body").map_err(|e| ApiError::invalid_config(e.0))?;
+    let loaded = app
+        .reloader
+        .check_source(&text, "request body")
+        .await
+        .map_err(reload_error)?;
     Ok(Json(ValidJson {
         valid: true,
         queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
@@ -98,14 +102,17 @@ pub async fn put_config(
             decisions: report.decisions,
             restart_needed: report.restart_needed,
         })),
-        Err(ReloadError::Invalid(problems)) => Err(ApiError::invalid_config(problems)),
-        Err(ReloadError::Engine(e)) => Err(e.into()),
-        Err(e @ ReloadError::Read { .. }) => {
-            Err(ApiError::unprocessable("invalid_config", e.to_string()))
-        }
-        Err(e @ ReloadError::Secret(_)) => {
-            Err(ApiError::unprocessable("secret_unavailable", e.to_string()))
-        }
+        Err(e) => Err(reload_error(e)),
+    }
+}
+
+/// The answer to a config change (or a check of one) that would be refused.
+fn reload_error(e: ReloadError) -> ApiError {
+    match e {
+        ReloadError::Invalid(problems) => ApiError::invalid_config(problems),
+        ReloadError::Engine(e) => e.into(),
+        e @ ReloadError::Read { .. } => ApiError::unprocessable("invalid_config", e.to_string()),
+        e @ ReloadError::Secret(_) => ApiError::unprocessable("secret_unavailable", e.to_string()),
     }
 }
 

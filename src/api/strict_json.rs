@@ -13,8 +13,10 @@ use serde_json::{Map, Number, Value};
 use super::error::ApiError;
 
 /// Parse `bytes` as JSON (400 `malformed_json` on a syntax error, 422 `duplicate_field` when an
-/// object repeats a key).
+/// object repeats a key). A leading UTF-8 byte order mark is skipped, as RFC 8259 §8.1 lets a
+/// parser do (some Windows tools write one); positions in errors count from after it.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, ApiError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue
         .deserialize(&mut de)
@@ -150,5 +152,15 @@ mod tests {
             let e = from_slice(text).unwrap_err();
             assert_eq!(e.body.code, "malformed_json", "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped_but_not_one_elsewhere() {
+        assert_eq!(
+            from_slice(b"\xEF\xBB\xBF{\"a\":1}").unwrap(),
+            json!({"a": 1})
+        );
+        let e = from_slice(b"{\"a\":1}\xEF\xBB\xBF").unwrap_err();
+        assert_eq!(e.body.code, "malformed_json", "{e:?}");
     }
 }

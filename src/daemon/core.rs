@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, ConfigError, LoadedConfig, Millis};
+use crate::config::{self, ConfigError, LoadedConfig, Millis, RoutingConfig};
 use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 
 use super::decision_log::{
@@ -183,20 +183,14 @@ impl Core {
                 self.config = loaded;
                 Outcome::Applied(decisions)
             }
-            Err(refused) => Outcome::ConfigRefused(
-                refused
-                    .problems
-                    .into_iter()
-                    .map(|message| ConfigError {
-                        file: origin.to_string(),
-                        line: None,
-                        column: None,
-                        field: String::new(),
-                        message,
-                    })
-                    .collect(),
-            ),
+            Err(refused) => Outcome::ConfigRefused(state_problems(refused.problems, origin)),
         }
+    }
+
+    /// What applying `routing` now would be refused for, given the live interactions (a removed
+    /// queue they wait in, a channel no longer served); changes nothing.
+    pub fn reconfigure_problems(&self, routing: &RoutingConfig, origin: &str) -> Vec<ConfigError> {
+        state_problems(self.engine.reconfigure_problems(routing), origin)
     }
 
     /// When `apply(Input::Advance, …)` is next needed.
@@ -419,6 +413,20 @@ impl crate::journal::Replay for Core {
     fn load(bytes: &[u8]) -> Result<Core, String> {
         Core::load(bytes)
     }
+}
+
+/// Problems of a config with the live state, which have no line in the file.
+fn state_problems(problems: Vec<String>, origin: &str) -> Vec<ConfigError> {
+    problems
+        .into_iter()
+        .map(|message| ConfigError {
+            file: origin.to_string(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message,
+        })
+        .collect()
 }
 
 #[cfg(test)]

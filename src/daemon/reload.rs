@@ -247,6 +247,29 @@ impl Reloader {
         result
     }
 
+    /// Everything `apply_source` would refuse `source` for, without changing anything: the
+    /// file's problems, then its secrets, then what the live interactions forbid (a removed
+    /// queue they wait in without `drain_to`, a channel no longer served). The parsed config
+    /// when it would be applied (barring events that arrive in between).
+    pub async fn check_source(
+        &self,
+        source: &str,
+        origin: &str,
+    ) -> Result<config::LoadedConfig, ReloadError> {
+        let loaded = config::parse(source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
+        self.read_secrets(loaded.daemon.auth.clone()).await?;
+        let (routing, origin) = (loaded.routing.clone(), origin.to_string());
+        let problems = self
+            .engine
+            .read_core(move |v| v.core.reconfigure_problems(&routing, &origin))
+            .await?;
+        if problems.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(ReloadError::Invalid(problems))
+        }
+    }
+
     async fn apply_source_once(
         &self,
         source: String,

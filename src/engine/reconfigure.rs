@@ -48,8 +48,9 @@ impl Engine {
         Ok(std::mem::take(&mut self.out))
     }
 
-    /// Everything that makes `config` unsafe to apply now.
-    fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<String> {
+    /// Everything that makes `config` unsafe to apply now (what `reconfigure` would refuse it
+    /// for, timers aside); changes nothing. O(live interactions).
+    pub fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<String> {
         let mut problems = Vec::new();
         let new_ids: BTreeMap<&str, &crate::config::QueueConfig> =
             config.queues.iter().map(|q| (q.id.as_str(), q)).collect();
