@@ -272,3 +272,32 @@ fn an_offer_to_an_agent_still_in_the_queue_keeps_ringing() {
     assert_eq!(d.interaction("c1").state, InteractionState::Offered);
     consistent(&d);
 }
+
+/// Lowering `limits.max_history` applies to interactions that already have longer histories:
+/// their next transition trims them to the new limit (keeping the arrival entry), and every
+/// entry dropped is counted.
+#[test]
+fn a_lowered_history_limit_trims_longer_histories_at_their_next_transition() {
+    let ladder: Vec<_> = (0..10).map(|k| step(k, &[1])).collect();
+    let mut cfg = config(vec![queue("support", ladder)], vec![]);
+    cfg.limits.max_history = 50;
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, call("c1", "support"));
+    d.advance(secs(9));
+    let before = d.interaction("c1");
+    assert_eq!(before.history.len(), 10, "{:?}", before.history);
+    assert_eq!(before.history_dropped, 0);
+
+    cfg.limits.max_history = 4;
+    d.reload(secs(10), cfg);
+    d.at(secs(11), abandon("c1"));
+    let after = d.interaction("c1");
+    assert_eq!(after.history.len(), 4, "{:?}", after.history);
+    assert_eq!(after.history_dropped, 7, "10 + 1 entries, 4 kept");
+    assert_eq!(
+        after.history[0], before.history[0],
+        "the arrival entry stays"
+    );
+    assert_eq!(after.history[3].to, InteractionState::Abandoned);
+    consistent(&d);
+}

@@ -51,9 +51,13 @@ impl Engine {
         let max = self.config.limits.max_history.max(2);
         let i = self.ix_mut(ik);
         if i.history.len() >= max {
-            // Keep the arrival entry; drop the oldest after it.
-            i.history.remove(1);
-            i.history_dropped += 1;
+            // Keep the arrival entry; drop the oldest after it (more than one when a reload
+            // lowered the limit below this history's length).
+            let excess = i.history.len() + 1 - max;
+            i.history.drain(1..1 + excess);
+            i.history_dropped = i
+                .history_dropped
+                .saturating_add(u32::try_from(excess).unwrap_or(u32::MAX));
         }
         i.history.push(Transition { at, from, to, why });
     }
