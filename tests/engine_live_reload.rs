@@ -301,3 +301,49 @@ fn a_lowered_history_limit_trims_longer_histories_at_their_next_transition() {
     assert_eq!(after.history[3].to, InteractionState::Abandoned);
     consistent(&d);
 }
+
+/// What a login set (skills and tiers here) survives a config change that leaves those fields of
+/// the agent's roster entry alone, even one that rewrites another field of the same entry; a
+/// change to the roster field itself wins.
+#[test]
+fn a_reload_keeps_login_overrides_of_roster_fields_it_does_not_change() {
+    let roster = |address: &str, skills: &[&str]| {
+        let mut a = with_skills(agent("a1", &[("support", 1)]), skills);
+        a.address = address.to_string();
+        a
+    };
+    let desk = |a1| config(vec![queue("support", vec![step(0, &[1, 2])])], vec![a1]);
+    let mut d = Driver::new(desk(roster("sip:a1@old", &["en"])));
+    d.at(
+        0,
+        tierline::engine::Event::AgentLogin {
+            agent: "a1".into(),
+            address: None,
+            tiers: Some([("support".to_string(), 2)].into_iter().collect()),
+            skills: Some(vec!["es".into()]),
+            capacity: None,
+        },
+    );
+    let skills = |d: &Driver| -> Vec<String> {
+        d.agent("a1").skills.iter().map(|s| s.to_string()).collect()
+    };
+    assert_eq!(skills(&d), ["es"]);
+
+    // The roster entry's address changes; its skills and tiers do not.
+    d.reload(secs(1), desk(roster("sip:a1@new", &["en"])));
+    let a1 = d.agent("a1");
+    assert_eq!(&*a1.address, "sip:a1@new");
+    assert_eq!(skills(&d), ["es"], "the login's skills stay");
+    assert_eq!(a1.tiers.get("support"), Some(&2), "the login's tier stays");
+    let ds = d.at(
+        secs(2),
+        Arrival::new("c1").queue("support").skills(&["es"]).event(),
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("a1"));
+
+    // Now the roster's skills change: the config wins for that field only.
+    d.reload(secs(3), desk(roster("sip:a1@new", &["fr"])));
+    assert_eq!(skills(&d), ["fr"]);
+    assert_eq!(d.agent("a1").tiers.get("support"), Some(&2));
+    consistent(&d);
+}

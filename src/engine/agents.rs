@@ -179,6 +179,7 @@ impl Engine {
             consecutive_missed_offers: 0,
             backoff_until: None,
             backoff_timer: None,
+            roster_fields: [0; 4],
             free_entries: Vec::new(),
             indexed_as: Default::default(),
             census_as: None,

@@ -106,6 +106,12 @@ pub struct Agent {
     pub consecutive_missed_offers: u32,
     pub backoff_until: Option<Millis>,
     pub backoff_timer: Option<TimerKey>,
+    /// Fingerprints of the roster entry's address, tiers, skills and capacity last applied to
+    /// this agent (`RosterFields`; 0: none). A config change rewrites only the fields whose
+    /// roster entry changed, so it does not undo what a login set for fields the change left
+    /// alone.
+    #[serde(default)]
+    pub roster_fields: [u64; 4],
     /// Free-index entries this agent currently has: (queue, channel, tier). Derived.
     #[serde(skip)]
     pub free_entries: Vec<(QKey, Channel, Tier)>,

@@ -21,8 +21,9 @@ impl Engine {
     /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
     /// are re-derived from their `entered_queue_at` under the new config; eligibility is
     /// re-evaluated at once (decisions returned). Removing a queue with live interactions is
-    /// refused unless the old queue names `drain_to`. Roster agents are added/updated (tiers,
-    /// skills, address, capacity); agents missing from the new roster keep their state.
+    /// refused unless the old queue names `drain_to`. Roster agents are added, and updated in
+    /// the fields (address, tiers, skills, capacity) whose roster entry changed, so a login's
+    /// overrides of the others stay; agents missing from the new roster keep their state.
     pub fn reconfigure(
         &mut self,
         now: u64,
@@ -164,13 +165,27 @@ impl Engine {
                 Some(&ak) => ak,
                 None => self.add_agent(&ac.id, &ac.address),
             };
-            let skills = self.skill_ids_of(&ac.skills);
-            let tiers = self.named_tiers(&ac.tiers);
+            // Only the fields whose roster entry changed: a login's overrides of the others
+            // stay (docs/ROUTING.md, "Agents").
+            let fields = roster_fields(ac);
+            let was = self.agents[ak as usize].roster_fields;
+            let changed = |k: usize| was[k] != fields[k];
+            let skills = changed(2).then(|| self.skill_ids_of(&ac.skills));
+            let tiers = changed(1).then(|| self.named_tiers(&ac.tiers));
             let a = &mut self.agents[ak as usize];
-            a.address = Arc::from(ac.address.as_str());
-            a.tiers_by_name = tiers;
-            a.skills = skills;
-            a.capacity_overrides = ac.capacity.clone();
+            if changed(0) {
+                a.address = Arc::from(ac.address.as_str());
+            }
+            if let Some(tiers) = tiers {
+                a.tiers_by_name = tiers;
+            }
+            if let Some(skills) = skills {
+                a.skills = skills;
+            }
+            if changed(3) {
+                a.capacity_overrides = ac.capacity.clone();
+            }
+            a.roster_fields = fields;
         }
         self.rebuild_agent_indexes();
 
@@ -329,4 +344,45 @@ impl Engine {
             }
         }
     }
+}
+
+/// Fingerprints of a roster entry's address, tiers, skills and capacity (never 0, which marks
+/// "none applied yet"): FNV-1a over a length-prefixed encoding, so the same entry gives the same
+/// fingerprint in every build and a journal replayed by a newer one decides as the live run did.
+fn roster_fields(ac: &crate::config::AgentConfig) -> [u64; 4] {
+    struct Fnv(u64);
+    impl Fnv {
+        fn new() -> Fnv {
+            Fnv(0xcbf2_9ce4_8422_2325)
+        }
+        fn bytes(&mut self, bytes: &[u8]) -> &mut Fnv {
+            for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            self
+        }
+        fn done(&self) -> u64 {
+            self.0.max(1)
+        }
+    }
+    let mut tiers = Fnv::new();
+    for (queue, tier) in &ac.tiers {
+        tiers.bytes(queue.as_bytes()).bytes(&[*tier]);
+    }
+    let mut skills = Fnv::new();
+    for skill in &ac.skills {
+        skills.bytes(skill.as_bytes());
+    }
+    let mut capacity = Fnv::new();
+    for (channel, n) in &ac.capacity {
+        capacity
+            .bytes(channel.as_str().as_bytes())
+            .bytes(&n.to_le_bytes());
+    }
+    [
+        Fnv::new().bytes(ac.address.as_bytes()).done(),
+        tiers.done(),
+        skills.done(),
+        capacity.done(),
+    ]
 }
