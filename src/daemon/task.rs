@@ -319,6 +319,8 @@ impl EngineTask {
         let (tx, rx) = mpsc::channel(depth);
         let (seq_tx, seq_rx) = watch::channel(core.next_seq());
         core.engine_mut().set_record_facts(true);
+        let mut telemetry = telemetry;
+        telemetry.start(core.engine_mut(), clock.now_ms());
         let task = EngineTask {
             core,
             clock,
@@ -552,6 +554,11 @@ impl EngineTask {
                     }
                     let mut outcomes = Vec::with_capacity(inputs.len());
                     for input in inputs {
+                        if matches!(input, Input::Reconfigure { .. }) {
+                            // Facts so far are recorded under the config they happened in (an
+                            // answer is judged by the SLA in force when it was answered).
+                            self.observe(now, &mut reconfigured);
+                        }
                         let applied = self.timed_apply(&input, now);
                         if applied.outcome.is_applied() {
                             reconfigured |= matches!(input, Input::Reconfigure { .. });
@@ -792,6 +799,70 @@ mod tests {
         stop.send(()).unwrap();
         let core = running.await.unwrap().unwrap();
         assert_eq!(core.next_seq(), 3);
+    }
+
+    /// An answer and a config change in one batch: the answer is judged by the SLA in force
+    /// when it happened (20 s), not by the one the change brings (30 s).
+    #[tokio::test(start_paused = true)]
+    async fn facts_before_a_reload_in_the_same_batch_are_recorded_under_the_old_config() {
+        let mut core = core();
+        let mut routing = core.config().routing.clone();
+        routing.queues[0].sla_ms = 20_000;
+        core = Core::new(
+            LoadedConfig {
+                routing,
+                daemon: DaemonConfig::default(),
+                source: String::new(),
+            },
+            T0,
+        );
+        let telemetry = telemetry(&core);
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            16,
+            Box::new(Recorder::default()),
+            None,
+            telemetry,
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(task.run(async move {
+            let _ = stopped.await;
+        }));
+        assert!(handle.apply(arrival("c1")).await.unwrap()[0].is_applied());
+        tokio::time::advance(Duration::from_secs(25)).await;
+        let login = events().remove(0);
+        assert!(handle.apply(vec![login]).await.unwrap()[0].is_applied());
+        let source = "[[queue]]\nid = \"support\"\noffer_timeout_s = 15\nsla_s = 30\n\n\
+                      [[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\n\
+                      tiers = { support = 1 }\n";
+        let batch = vec![
+            Input::Event {
+                id: "e-accept".into(),
+                event: Event::OfferAccepted {
+                    interaction: "c1".into(),
+                    agent: "a1".into(),
+                    offer: None,
+                },
+            },
+            Input::Reconfigure {
+                source: source.into(),
+                origin: "test".into(),
+            },
+        ];
+        let outcomes = handle.apply(batch).await.unwrap();
+        assert!(outcomes.iter().all(Outcome::is_applied), "{outcomes:?}");
+        let tally = handle
+            .read(|v| v.telemetry.queue_tally("support"))
+            .await
+            .unwrap();
+        assert_eq!(tally.answered, 1);
+        assert_eq!(
+            tally.answered_within_sla, 0,
+            "answered after 25 s; sla_s was 20"
+        );
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test]

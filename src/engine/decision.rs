@@ -231,6 +231,14 @@ pub enum Fact {
         agent: Arc<str>,
         at: Millis,
     },
+    /// A config change removed `from_queue`, and its `drain_to` moved the interaction into
+    /// `to_queue` (keeping its place and waiting time).
+    Drained {
+        interaction: Arc<str>,
+        from_queue: Arc<str>,
+        to_queue: Arc<str>,
+        at: Millis,
+    },
     /// A connected interaction ended (wrap-up starts).
     Ended {
         interaction: Arc<str>,

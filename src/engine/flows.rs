@@ -562,7 +562,20 @@ impl Engine {
         let now = self.now;
         let from = self.agents[ak as usize].status;
         if from == to {
-            self.agents[ak as usize].reason = reason;
+            // Only the reason can change (not_ready: lunch → training): the stats bill the time
+            // from now to the new reason, so it is a fact too.
+            let a = &mut self.agents[ak as usize];
+            if a.reason != reason {
+                a.reason = reason.clone();
+                let agent = a.id.clone();
+                self.fact(|| Fact::AgentStatusChanged {
+                    agent,
+                    from,
+                    to,
+                    reason,
+                    at: now,
+                });
+            }
             return;
         }
         let a = &mut self.agents[ak as usize];

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Channel, RoutingConfig};
-use crate::engine::decision::{Decision, RevokeReason};
+use crate::engine::decision::{Decision, Fact, RevokeReason};
 use crate::engine::error::ReconfigureError;
 use crate::engine::model::{QKey, QueueRt, WaitKey};
 use crate::engine::timers::{IKey, Timer};
@@ -211,9 +211,18 @@ impl Engine {
                     .and_then(|d| self.queue_ids.get(d).copied());
                 if let Some(q2) = target {
                     let name = self.queues[q2 as usize].name.clone();
+                    let from_queue = self.queues[q as usize].name.clone();
                     self.ix_mut(ik).queue = Some(q2);
                     let state = self.ix(ik).state;
+                    let to_queue = name.clone();
                     self.push_history(ik, Some(state), state, Why::Drained { queue: name }, now);
+                    let interaction = self.ix(ik).id.clone();
+                    self.fact(|| Fact::Drained {
+                        interaction,
+                        from_queue,
+                        to_queue,
+                        at: now,
+                    });
                 }
             }
             let state = self.ix(ik).state;

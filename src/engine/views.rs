@@ -142,6 +142,11 @@ impl Engine {
         Some(self.agent_view(&self.agents[ak as usize]))
     }
 
+    /// Every agent's id, in no particular order.
+    pub fn agent_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.agents.iter().map(|a| &a.id)
+    }
+
     /// All agents, sorted by id.
     pub fn agents(&self) -> Vec<AgentView> {
         let mut all: Vec<&Agent> = self.agents.iter().collect();

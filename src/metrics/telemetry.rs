@@ -34,6 +34,8 @@ pub trait RoutingState {
     /// One queue's load now, without a walk over its agents.
     fn queue_load(&self, id: &str) -> Option<QueueLoad<'_>>;
     fn agent_presence(&self, id: &str) -> Option<AgentPresence>;
+    /// Every agent the engine knows (roster or logged in by an event).
+    fn agent_ids(&self) -> Vec<Arc<str>>;
 }
 
 impl RoutingState for Engine {
@@ -45,6 +47,9 @@ impl RoutingState for Engine {
     }
     fn agent_presence(&self, id: &str) -> Option<AgentPresence> {
         Engine::agent_presence(self, id)
+    }
+    fn agent_ids(&self) -> Vec<Arc<str>> {
+        Engine::agent_ids(self).cloned().collect()
     }
 }
 
@@ -96,6 +101,17 @@ impl Telemetry {
         };
         t.on_config(routing);
         t
+    }
+
+    /// Take the engine's state as it is now (after journal recovery it may hold waiting calls
+    /// and busy agents): every agent it knows is tracked from `now` in its current activity,
+    /// and every queue's gauges are published. Call once, before the first batch, so neither a
+    /// scrape nor an agent's stats wait for the next event to tell the truth.
+    pub fn start(&mut self, state: &mut impl RoutingState, now: Millis) {
+        for id in state.agent_ids() {
+            self.agent(&id, now);
+        }
+        self.refresh(state, now);
     }
 
     /// The metrics handle this telemetry records into.
@@ -434,6 +450,12 @@ impl Telemetry {
                 a.wrap_up += 1;
                 a.ledger.mark(*at, Mark::Transferred);
                 a.settle(*at);
+            }
+            Fact::Drained { to_queue, at, .. } => {
+                // Counted as offered where it now waits, like a transfer or an overflow into a
+                // queue: it can be answered, abandoned or overflow there.
+                self.seen(*at);
+                self.queue(to_queue).window.at(*at).entered_again += 1;
             }
             Fact::Ended {
                 queue,

@@ -252,6 +252,7 @@ impl Tally {
             | Fact::OfferEnded { .. }
             | Fact::EscalatedByAgent { .. }
             | Fact::Transferred { .. }
+            | Fact::Drained { .. }
             | Fact::Ended { .. }
             | Fact::Rated { .. } => None,
         }
