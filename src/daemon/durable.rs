@@ -205,8 +205,10 @@ impl JournalSink {
         };
         let captured = started.elapsed();
         let index = pending.index;
-        if self.sync.is_some() && index > self.synced {
+        if self.deferred() && index > self.synced {
             // Records up to `index` are written but not yet durable: the snapshot waits for them.
+            // (Only with `sync = "batch"`: with `always` every append was synced before it
+            // returned, and no sync report would ever release a held snapshot.)
             self.held_snapshot = Some(pending);
         } else {
             self.dispatch_snapshot(pending);
@@ -255,10 +257,18 @@ impl JournalSink {
     }
 }
 
+impl JournalSink {
+    /// Whether appends are synced later by the sync thread (`sync = "batch"`), not before
+    /// `append` returns.
+    fn deferred(&self) -> bool {
+        self.sync.is_some() && self.journal.options().log.sync == SyncMode::Batch
+    }
+}
+
 impl InputSink for JournalSink {
     fn append(&mut self, batch: &[JournalEntry<'_>]) -> Result<Appended, SinkError> {
+        let deferred = self.deferred();
         let journal = &mut self.journal;
-        let deferred = self.sync.is_some() && journal.options().log.sync == SyncMode::Batch;
         let appended = if deferred {
             blocking(|| journal.write(batch)).map(|range| Appended::Pending(range.end - 1))
         } else {

@@ -234,10 +234,17 @@ impl Log {
             Ok(()) => Ok(start..self.next_index),
             Err(e) => {
                 self.rollback = Some(mark);
-                if let Err(again) = self.finish_rollback() {
-                    tracing::error!(error = %again, "journal: cannot cut off a failed batch yet; will retry before the next append");
+                match self.finish_rollback() {
+                    // A failed sync is fatal wherever it happens (DURABILITY.md): the pages it
+                    // covered, including batches still waiting on the sync thread, may be gone,
+                    // and a later sync of the same file could succeed without them.
+                    Err(again) if again.is_sync_failure() => Err(again),
+                    Err(again) => {
+                        tracing::error!(error = %again, "journal: cannot cut off a failed batch yet; will retry before the next append");
+                        Err(e)
+                    }
+                    Ok(()) => Err(e),
                 }
-                Err(e)
             }
         }
     }

@@ -337,6 +337,7 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         let snapshots = list_snapshots(dir)?;
         let mut skipped = Vec::new();
+        let mut skipped_paths: Vec<PathBuf> = Vec::new();
         let mut restored: Option<(u64, PathBuf, S)> = None;
         for snap in snapshots.iter().rev() {
             let loaded = read_snapshot(&snap.path).and_then(|(index, bytes)| {
@@ -355,8 +356,20 @@ impl Journal {
                 Err(e) => {
                     tracing::warn!(error = %e, "journal: skipping an unusable snapshot");
                     skipped.push(e.to_string());
+                    skipped_paths.push(snap.path.clone());
                 }
             }
+        }
+        if restored.is_some() && !skipped_paths.is_empty() {
+            // Set the unusable snapshots aside (kept for inspection as `*.snap.bad`), so the
+            // next prune does not count them among the snapshots it keeps and delete the good
+            // one recovery fell back to, with the segments after it.
+            for path in &skipped_paths {
+                let mut bad = path.clone().into_os_string();
+                bad.push(".bad");
+                std::fs::rename(path, &bad).map_err(|e| JournalError::io("rename", path, e))?;
+            }
+            super::sync_dir(dir)?;
         }
         let (fresh_start, snapshot, mut state) = match restored {
             Some((index, path, state)) => (false, Some((index, path)), state),
