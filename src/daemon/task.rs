@@ -383,13 +383,8 @@ impl EngineTask {
                         break;
                     }
                 }
-                () = timer, if intake => {
-                    if let Some(deadline) = deadline {
-                        let late = tokio::time::Instant::now()
-                            .saturating_duration_since(self.clock.instant_at(deadline));
-                        self.metrics().timer_lateness(late);
-                    }
-                }
+                // Timers fire in `process`, which records their lateness.
+                () = timer, if intake => {}
                 () = &mut stop => {
                     self.rx.close();
                     while self.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -512,7 +507,8 @@ impl EngineTask {
 
     fn process(&mut self, batch: &mut Vec<Command>, now: Millis) {
         // Persist, then apply, then reply: the journal gets every input of the batch first.
-        let timers_due = self.core.next_deadline().is_some_and(|d| d <= now);
+        let due = self.core.next_deadline().filter(|d| *d <= now);
+        let timers_due = due.is_some();
         let mut journal: Vec<JournalEntry<'_>> = Vec::new();
         if timers_due {
             journal.push(JournalEntry {
@@ -542,7 +538,12 @@ impl EngineTask {
         let mut replies = Vec::new();
         let mut reads: Vec<Release> = Vec::new();
         let mut reconfigured = false;
-        if timers_due && journaled.is_ok() {
+        if let (Some(deadline), true) = (due, journaled.is_ok()) {
+            // However the task woke (its timer, or a command that arrived as the deadline
+            // passed), the lateness of the earliest timer due, from its own deadline.
+            let late = tokio::time::Instant::now()
+                .saturating_duration_since(self.clock.instant_at(deadline));
+            self.metrics().timer_lateness(late);
             let _ = self.timed_apply(&Input::Advance, now);
         }
         for command in batch.drain(..) {
@@ -863,6 +864,51 @@ mod tests {
         );
         stop.send(()).unwrap();
         running.await.unwrap().unwrap();
+    }
+
+    /// A timer that falls due as a command arrives is fired on the command's wake-up: its
+    /// lateness is recorded all the same (it used to be only when the timer itself woke the
+    /// task, so under load nearly every timer went unmeasured).
+    #[tokio::test(start_paused = true)]
+    async fn every_wake_that_fires_timers_records_their_lateness() {
+        for racing in [false, true] {
+            let core = core();
+            let telemetry = telemetry(&core);
+            let metrics = telemetry.metrics().clone();
+            let (task, handle) = EngineTask::new(
+                core,
+                Clock::starting_at(T0),
+                16,
+                Box::new(Recorder::default()),
+                None,
+                telemetry,
+            );
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(task.run(async move {
+                let _ = stopped.await;
+            }));
+            handle.apply(events()).await.unwrap();
+            let mut seq = handle.next_seq_watch();
+            assert_eq!(*seq.borrow_and_update(), 2);
+            if racing {
+                // A PBX event queued just as the offer (due at +15 s) expires.
+                let h2 = handle.clone();
+                let queued = tokio::spawn(async move { h2.apply(arrival("c2")).await });
+                tokio::time::advance(Duration::from_millis(15_000)).await;
+                queued.await.unwrap().unwrap();
+            } else {
+                tokio::time::advance(Duration::from_millis(15_000)).await;
+            }
+            seq.wait_for(|next| *next >= 3).await.unwrap();
+            let count: Option<f64> = metrics
+                .render()
+                .lines()
+                .find(|l| l.starts_with("tierline_timer_lateness_seconds_count"))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok());
+            assert_eq!(count, Some(1.0), "racing = {racing}");
+            stop.send(()).unwrap();
+            running.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]
