@@ -250,7 +250,8 @@ pub struct Report {
     pub answered: u64,
     /// From the start of the measured phase to the last answer (at least the duration).
     pub elapsed_s: f64,
-    /// `answered / elapsed_s`: the rate the server actually kept up with.
+    /// Answers other than 5xx over `elapsed_s`: the rate the server actually kept up with (a
+    /// 503 "overloaded" is an answer, but not work done).
     pub achieved_rate: f64,
     /// Latency from the intended send time (the published figure).
     pub latency_ms: Percentiles,
@@ -308,8 +309,14 @@ impl Report {
         let sent: u64 = recorder.sent_by_type.values().sum();
         let elapsed = recorder.last_answer.max(duration);
         let elapsed_s = elapsed.as_secs_f64();
+        let served: u64 = recorder
+            .statuses
+            .iter()
+            .filter(|(status, _)| **status < 500)
+            .map(|(_, n)| n)
+            .sum();
         let achieved_rate = if elapsed_s > 0.0 {
-            answered as f64 / elapsed_s
+            served as f64 / elapsed_s
         } else {
             0.0
         };
@@ -500,6 +507,26 @@ mod tests {
         let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
         assert_eq!(report.elapsed_s, 2.0);
         assert_eq!(report.achieved_rate, 51.0); // 101 answers / 2 s, rounded
+    }
+
+    /// A server that answers 503 to most events did not keep up with them: they are answers,
+    /// but not part of the achieved rate.
+    #[test]
+    fn refusals_do_not_count_in_the_achieved_rate() {
+        let mut r = Recorder::new();
+        for i in 0..100u64 {
+            r.sent("interaction.arrived", ms(i * 10), ms(i * 10));
+            let status = if i % 10 == 0 { 200 } else { 503 };
+            r.answered(ms(i * 10), ms(i * 10), ms(i * 10 + 1), status);
+        }
+        let totals = RunTotals {
+            scheduled: 100,
+            ..RunTotals::default()
+        };
+        let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
+        assert_eq!(report.answered, 100);
+        assert_eq!(report.achieved_rate, 10.0);
+        assert!(!report.sustained);
     }
 
     #[test]
