@@ -75,9 +75,20 @@ impl Schedule {
         })
     }
 
-    /// How many slots a constant-rate run has (Poisson runs have this many on average).
+    /// How many slots a constant-rate run has (Poisson runs have this many on average):
+    /// exactly the count `next_slot` makes, slot `i` being at `i / rate` while before `end`
+    /// (`ceil(rate × secs)` alone is one too many when the product rounds up, e.g. 100/s for
+    /// 1.1 s is 110.00000000000001).
     pub fn expected_slots(&self) -> u64 {
-        (self.rate * self.end.as_secs_f64()).ceil() as u64
+        let at = |i: u64| Duration::from_secs_f64(i as f64 / self.rate);
+        let mut n = (self.rate * self.end.as_secs_f64()).ceil() as u64;
+        while n > 0 && at(n - 1) >= self.end {
+            n -= 1;
+        }
+        while at(n) < self.end {
+            n += 1;
+        }
+        n
     }
 
     /// The next slot, or `None` once the next intended time would be at or past the end.
@@ -324,5 +335,25 @@ mod tests {
         assert_eq!(released[2], (ms(2), ms(6)));
         assert_eq!(released[6], (ms(6), ms(6)));
         assert_eq!(released[7], (ms(7), ms(11)));
+    }
+
+    /// The count a constant schedule announces is the count it makes, for awkward rates and
+    /// durations too.
+    #[test]
+    fn expected_slots_is_the_number_of_slots_a_constant_schedule_makes() {
+        for rate in [
+            1.0, 3.0, 7.0, 100.0, 333.0, 700.0, 1234.5, 3000.0, 9999.0, 100_000.0,
+        ] {
+            for ms in [100u64, 250, 333, 700, 1000, 1100, 2300, 5000] {
+                let end = Duration::from_millis(ms);
+                let mut s = Schedule::new(rate, end, Arrivals::Constant, 1).unwrap();
+                let expected = s.expected_slots();
+                let mut made = 0u64;
+                while s.next_slot().is_some() {
+                    made += 1;
+                }
+                assert_eq!(expected, made, "rate {rate}/s for {ms} ms");
+            }
+        }
     }
 }
