@@ -55,7 +55,15 @@ async fn daemon_with_metrics() -> (TestDaemon, String) {
 async fn daemon_with_metrics_and_journal(
     journal: Option<std::path::PathBuf>,
 ) -> (TestDaemon, String) {
-    let mut config = loaded(routing());
+    serve_with_metrics(loaded(routing()), journal).await
+}
+
+/// A daemon on `config` whose `/metrics` is served on its own ephemeral port, journaling to
+/// `journal` when given; returns it and the scrape URL.
+async fn serve_with_metrics(
+    mut config: tierline::config::LoadedConfig,
+    journal: Option<std::path::PathBuf>,
+) -> (TestDaemon, String) {
     config.daemon.metrics.listen = "127.0.0.1:0".into();
     let metrics = metrics::install(&config.daemon.metrics, &config.routing).expect("listener");
     let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
@@ -493,6 +501,69 @@ async fn the_agent_stats_report_attendance_and_outcomes_since_a_time() {
     assert_eq!(b["answered"], 1);
     assert_eq!(b["handled_total"], 0, "k1 is still connected");
     d.stop().await;
+}
+
+/// After a restart over a journal with a call waiting and a1 busy, the first scrape (before any
+/// event) shows them, and a1's stats since the restart say busy, as `GET /v1/agents/a1` does.
+#[tokio::test]
+async fn after_a_restart_metrics_and_agent_stats_match_the_recovered_engine() {
+    // From a file's text, as `serve` starts: a restart re-applies the file over the journal's
+    // config, so it must be the same config.
+    const TOML: &str = "[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n\n\
+                        [[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\n\
+                        tiers = { support = 1 }\n";
+    let start = |dir: &std::path::Path| {
+        let mut config = tierline::config::parse(TOML, "test.toml").expect("valid");
+        config.daemon.server.listen = "127.0.0.1:0".into();
+        serve_with_metrics(config, Some(dir.to_path_buf()))
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (d, _) = start(dir.path()).await;
+    d.apply(login("e1", "a1")).await;
+    d.apply(arrive("e2", "c1", "support")).await;
+    d.apply(accept("e3", "c1", "a1")).await;
+    d.apply(arrive("e4", "c2", "support")).await;
+    d.stop().await;
+
+    let (d, url) = start(dir.path()).await;
+    let text = scrape(&d, &url).await;
+    let (_, q) = d.get("/v1/queues/support").await;
+    assert_eq!(q["waiting"], 1, "{q}");
+    // (absent series read as 0)
+    let waiting = if has_series(&text, "tierline_queue_waiting") {
+        sample(
+            &text,
+            "tierline_queue_waiting",
+            &[("queue", "support"), ("channel", "voice")],
+        )
+    } else {
+        0.0
+    };
+    let busy = sample(
+        &text,
+        "tierline_agents",
+        &[("queue", "support"), ("tier", "1"), ("state", "busy")],
+    );
+    // The agent's attendance since the restart.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, a) = d.get("/v1/agents/a1").await;
+    assert_eq!(a["activity"], "busy", "{a}");
+    let (_, s) = d.get("/v1/agents/a1/stats").await;
+    d.stop().await;
+    let mut wrong = Vec::new();
+    if (waiting, busy) != (1.0, 1.0) {
+        wrong.push(format!(
+            "scrape after restart: waiting {waiting} (engine 1), busy {busy} (engine 1)"
+        ));
+    }
+    if !(s["activity_s"]["busy"].as_f64().unwrap() > 0.2
+        && s["logged_in_s"].as_f64().unwrap() > 0.2)
+    {
+        wrong.push(format!(
+            "a1 has been busy since the restart (GET /v1/agents/a1: busy); stats say: {s}"
+        ));
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
-//! The less travelled paths: overflows, rejections, agent escalations and transfers, reloads,
-//! the daemon's helper series, and the `/metrics` listener itself.
+//! The less travelled paths: overflows, rejections, agent escalations and transfers, reloads
+//! (a queue drained into another, facts judged by the config they happened under), a not-ready
+//! reason change, a restart over a recovered engine, the daemon's helper series, and the
+//! `/metrics` listener itself.
 
 mod metrics_support;
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use metrics_support::sample;
 use tierline::config::daemon::MetricsConfig;
 use tierline::config::{AgentConfig, Channel, Overflow, QueueConfig, RoutingConfig, Tier};
-use tierline::engine::{Engine, Event};
+use tierline::engine::{Activity, Engine, Event, RequestedState};
 use tierline::metrics::{self, DeliveryResult, Metrics, Telemetry};
 
 const S: u64 = 1000;
@@ -44,6 +46,51 @@ fn login(a: &str) -> Event {
         skills: None,
         capacity: None,
     }
+}
+
+fn state(a: &str, s: RequestedState, reason: Option<&str>) -> Event {
+    Event::AgentState {
+        agent: a.into(),
+        state: s,
+        reason: reason.map(Into::into),
+    }
+}
+
+fn accept(i: &str, a: &str) -> Event {
+    Event::OfferAccepted {
+        interaction: i.into(),
+        agent: a.into(),
+        offer: None,
+    }
+}
+
+/// A login that creates agent `a` (not in the roster) at L1 in queue `q`.
+fn login_outside_roster(a: &str) -> Event {
+    Event::AgentLogin {
+        agent: a.into(),
+        address: Some(format!("sip:{a}@pbx")),
+        tiers: Some(BTreeMap::from([("q".to_string(), 1)])),
+        skills: None,
+        capacity: None,
+    }
+}
+
+/// Queue `q` with agent `a` at L1.
+fn desk() -> RoutingConfig {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("q"));
+    cfg.agents = vec![agent("a", "q", 1)];
+    cfg
+}
+
+/// The daemon's restart over `engine` (recovered without facts, as `durable::recover` does):
+/// a fresh telemetry started at `at`, as `EngineTask::new` does.
+fn restarted(engine: &mut Engine, cfg: &RoutingConfig, at: u64) -> Telemetry {
+    engine.set_record_facts(true);
+    let metrics = Metrics::unserved(&MetricsConfig::default(), cfg).unwrap();
+    let mut t = Telemetry::new(metrics, cfg, at);
+    t.start(engine, at);
+    t
 }
 
 struct Rig {
@@ -374,6 +421,134 @@ fn stats_windows_are_parsed_and_bounded() {
         assert_eq!(e.code(), "invalid_window", "{bad}");
         assert_eq!(e.http_status(), 422);
     }
+}
+
+/// not_ready "lunch" → not_ready "training": the time from the change on is billed to the new
+/// reason, as the engine (and GET /v1/agents) shows it.
+#[test]
+fn a_not_ready_reason_change_is_billed_to_the_new_reason() {
+    let mut rig = Rig::new(desk());
+    rig.at(0, login("a"));
+    rig.at(60 * S, state("a", RequestedState::NotReady, Some("lunch")));
+    rig.at(
+        120 * S,
+        state("a", RequestedState::NotReady, Some("training")),
+    );
+    assert_eq!(
+        rig.engine.agent("a").unwrap().reason.as_deref(),
+        Some("training"),
+        "the engine has the new reason"
+    );
+    rig.at(180 * S, state("a", RequestedState::Available, None));
+    let s = rig.telemetry.agent_stats("a", 0, 180 * S).unwrap();
+    assert_eq!(
+        s.not_ready_reasons_s,
+        BTreeMap::from([("lunch".to_string(), 60.0), ("training".to_string(), 60.0)]),
+    );
+}
+
+/// After a restart over an engine with agents logged in and busy, their stats follow the
+/// engine's state from the restart on, not only from their next fact.
+#[test]
+fn after_a_restart_agent_stats_follow_the_recovered_engine_state() {
+    let cfg = desk();
+    let mut engine = Engine::new(cfg.clone(), 0);
+    engine.handle(0, &login("a")).unwrap();
+    engine.handle(0, &login_outside_roster("x")).unwrap();
+    engine.handle(0, &arrive("c1", Some("q"))).unwrap();
+    let who = match engine.interaction("c1").unwrap().owner {
+        tierline::engine::view::Owner::Agent(a) => a.to_string(),
+        other => panic!("c1 not offered: {other:?}"),
+    };
+    engine.handle(S, &accept("c1", &who)).unwrap();
+    let restart = 100 * S;
+    engine.advance(restart);
+    let mut t = restarted(&mut engine, &cfg, restart);
+    // First batch after the restart: someone else's event, nothing about the agents.
+    engine.handle(restart, &arrive("c2", Some("q"))).unwrap();
+    t.observe(&mut engine, restart);
+    let now = restart + 60 * S;
+    assert_eq!(engine.agent(&who).unwrap().activity, Activity::Busy);
+    let s = t
+        .agent_stats(&who, restart, now)
+        .expect("the engine knows this agent");
+    assert_eq!(
+        (s.logged_in_s, s.activity_s["busy"]),
+        (60.0, 60.0),
+        "engine says {who} has been busy since the restart; stats say {:?}",
+        s.activity_s
+    );
+}
+
+/// After a restart, the gauges show what the recovered engine holds before any batch.
+#[test]
+fn gauges_reflect_the_recovered_engine_before_the_first_batch() {
+    let cfg = desk();
+    let mut engine = Engine::new(cfg.clone(), 0);
+    engine.handle(0, &login("a")).unwrap();
+    engine.handle(0, &arrive("c1", Some("q"))).unwrap();
+    engine.handle(S, &accept("c1", "a")).unwrap();
+    engine.handle(2 * S, &arrive("c2", Some("q"))).unwrap();
+    let restart = 100 * S;
+    let t = restarted(&mut engine, &cfg, restart);
+    let text = t.metrics().render_at(restart);
+    assert_eq!(engine.queue("q").unwrap().waiting, 1);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "q")]
+        ),
+        98.0,
+        "{text}"
+    );
+}
+
+/// Interactions a reload drains into another queue (`drain_to`) count as offered there, where
+/// they are answered.
+#[test]
+fn interactions_drained_by_a_reload_are_offered_in_the_target() {
+    let mut old = QueueConfig::with_defaults("old");
+    old.drain_to = Some("new".into());
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(old);
+    cfg.queues.push(QueueConfig::with_defaults("new"));
+    cfg.agents = vec![agent("a", "new", 1)];
+    let mut rig = Rig::new(cfg.clone());
+    rig.at(0, arrive("c1", Some("old")));
+    let mut next = cfg.clone();
+    next.queues.remove(0);
+    rig.engine.reconfigure(S, next.clone()).unwrap();
+    rig.telemetry.on_config(&next);
+    rig.telemetry.observe(&mut rig.engine, S);
+    rig.at(2 * S, login("a"));
+    rig.at(3 * S, accept("c1", "a"));
+    let s = rig.telemetry.queue_stats("new", 60 * S, 3 * S).unwrap();
+    assert_eq!(s.counts.answered, 1);
+    assert!(
+        s.offered >= s.counts.answered,
+        "offered {} < answered {}",
+        s.offered,
+        s.counts.answered
+    );
+}
+
+/// An agent logged in outside the roster before a restart has stats after it (the engine
+/// knows it: GET /v1/agents/x is 200).
+#[test]
+fn after_a_restart_a_known_non_roster_agent_has_stats() {
+    let cfg = desk();
+    let mut engine = Engine::new(cfg.clone(), 0);
+    engine.handle(0, &login_outside_roster("x")).unwrap();
+    let restart = 100 * S;
+    engine.advance(restart);
+    let t = restarted(&mut engine, &cfg, restart);
+    assert!(engine.agent("x").is_some());
+    let s = t.agent_stats("x", restart, restart + 60 * S);
+    assert!(
+        s.as_ref().is_ok_and(|s| s.logged_in_s == 60.0),
+        "engine: x available since before the restart; stats: {s:?}"
+    );
 }
 
 #[tokio::test]

@@ -663,9 +663,15 @@ mod tests {
     const T0: Millis = 1_800_000_000_000;
 
     fn core() -> Core {
+        core_with(|_| {})
+    }
+
+    /// `core()` with its `support` queue changed by `edit`.
+    fn core_with(edit: impl FnOnce(&mut QueueConfig)) -> Core {
         let mut routing = RoutingConfig::empty();
         let mut q = QueueConfig::with_defaults("support");
         q.offer_timeout_ms = 15_000;
+        edit(&mut q);
         routing.queues.push(q);
         routing.agents.push(AgentConfig {
             id: "a1".into(),
@@ -688,6 +694,44 @@ mod tests {
         let routing = &core.config().routing;
         let metrics = Metrics::unserved(&Default::default(), routing).unwrap();
         Telemetry::new(metrics, routing, T0)
+    }
+
+    /// A task running `core` from `T0` with a recording journal, until `stop`.
+    struct Started {
+        handle: EngineHandle,
+        metrics: Metrics,
+        stop: tokio::sync::oneshot::Sender<()>,
+        running: tokio::task::JoinHandle<Result<Core, JournalSyncFailed>>,
+    }
+
+    fn start(core: Core) -> Started {
+        let telemetry = telemetry(&core);
+        let metrics = telemetry.metrics().clone();
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            16,
+            Box::new(Recorder::default()),
+            None,
+            telemetry,
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(task.run(async move {
+            let _ = stopped.await;
+        }));
+        Started {
+            handle,
+            metrics,
+            stop,
+            running,
+        }
+    }
+
+    impl Started {
+        async fn stop(self) -> Core {
+            self.stop.send(()).unwrap();
+            self.running.await.unwrap().unwrap()
+        }
     }
 
     /// Agent a1 logs in (`e1`), then call c1 arrives.
@@ -806,30 +850,8 @@ mod tests {
     /// when it happened (20 s), not by the one the change brings (30 s).
     #[tokio::test(start_paused = true)]
     async fn facts_before_a_reload_in_the_same_batch_are_recorded_under_the_old_config() {
-        let mut core = core();
-        let mut routing = core.config().routing.clone();
-        routing.queues[0].sla_ms = 20_000;
-        core = Core::new(
-            LoadedConfig {
-                routing,
-                daemon: DaemonConfig::default(),
-                source: String::new(),
-            },
-            T0,
-        );
-        let telemetry = telemetry(&core);
-        let (task, handle) = EngineTask::new(
-            core,
-            Clock::starting_at(T0),
-            16,
-            Box::new(Recorder::default()),
-            None,
-            telemetry,
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(task.run(async move {
-            let _ = stopped.await;
-        }));
+        let task = start(core_with(|q| q.sla_ms = 20_000));
+        let handle = &task.handle;
         assert!(handle.apply(arrival("c1")).await.unwrap()[0].is_applied());
         tokio::time::advance(Duration::from_secs(25)).await;
         let login = events().remove(0);
@@ -862,8 +884,7 @@ mod tests {
             tally.answered_within_sla, 0,
             "answered after 25 s; sla_s was 20"
         );
-        stop.send(()).unwrap();
-        running.await.unwrap().unwrap();
+        task.stop().await;
     }
 
     /// A timer that falls due as a command arrives is fired on the command's wake-up: its
@@ -872,21 +893,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_wake_that_fires_timers_records_their_lateness() {
         for racing in [false, true] {
-            let core = core();
-            let telemetry = telemetry(&core);
-            let metrics = telemetry.metrics().clone();
-            let (task, handle) = EngineTask::new(
-                core,
-                Clock::starting_at(T0),
-                16,
-                Box::new(Recorder::default()),
-                None,
-                telemetry,
-            );
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let running = tokio::spawn(task.run(async move {
-                let _ = stopped.await;
-            }));
+            let task = start(core());
+            let handle = &task.handle;
             handle.apply(events()).await.unwrap();
             let mut seq = handle.next_seq_watch();
             assert_eq!(*seq.borrow_and_update(), 2);
@@ -900,14 +908,14 @@ mod tests {
                 tokio::time::advance(Duration::from_millis(15_000)).await;
             }
             seq.wait_for(|next| *next >= 3).await.unwrap();
-            let count: Option<f64> = metrics
+            let count: Option<f64> = task
+                .metrics
                 .render()
                 .lines()
                 .find(|l| l.starts_with("tierline_timer_lateness_seconds_count"))
                 .and_then(|l| l.rsplit(' ').next()?.parse().ok());
             assert_eq!(count, Some(1.0), "racing = {racing}");
-            stop.send(()).unwrap();
-            running.await.unwrap().unwrap();
+            task.stop().await;
         }
     }
 
