@@ -560,41 +560,31 @@ impl Engine {
     /// The caller reindexes and handles offers.
     pub(super) fn set_status(&mut self, ak: AKey, to: AgentStatus, reason: Option<Arc<str>>) {
         let now = self.now;
-        let from = self.agents[ak as usize].status;
-        if from == to {
-            // Only the reason can change (not_ready: lunch → training): the stats bill the time
-            // from now to the new reason, so it is a fact too.
-            let a = &mut self.agents[ak as usize];
-            if a.reason != reason {
-                a.reason = reason.clone();
-                let agent = a.id.clone();
-                self.fact(|| Fact::AgentStatusChanged {
-                    agent,
-                    from,
-                    to,
-                    reason,
-                    at: now,
-                });
-            }
+        let a = &mut self.agents[ak as usize];
+        let from = a.status;
+        if from == to && a.reason == reason {
             return;
         }
-        let a = &mut self.agents[ak as usize];
-        if from == AgentStatus::Offline {
-            a.logged_in_since = Some(now);
-            a.accepted_since_login = 0;
-            a.consecutive_missed_offers = 0;
-        }
-        if to == AgentStatus::Offline {
-            a.logged_in_since = None;
-        }
-        if to == AgentStatus::Available {
-            a.idle_since = now;
-        }
-        a.status = to;
+        // A change of reason alone (not_ready: lunch → training) is a fact too: the stats bill
+        // the time from now on to the new reason.
         a.reason = reason.clone();
-        a.status_since = now;
         let agent = a.id.clone();
-        self.census_touch(ak);
+        if from != to {
+            if from == AgentStatus::Offline {
+                a.logged_in_since = Some(now);
+                a.accepted_since_login = 0;
+                a.consecutive_missed_offers = 0;
+            }
+            if to == AgentStatus::Offline {
+                a.logged_in_since = None;
+            }
+            if to == AgentStatus::Available {
+                a.idle_since = now;
+            }
+            a.status = to;
+            a.status_since = now;
+            self.census_touch(ak);
+        }
         self.fact(|| Fact::AgentStatusChanged {
             agent,
             from,
