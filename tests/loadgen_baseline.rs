@@ -1,6 +1,8 @@
 //! The load generator against the bare-hyper baseline, in process on an ephemeral port: every
 //! scheduled event is sent and answered, the counts add up, and the JSON report is well-formed.
-//! No timing assertions: only counts and arithmetic that hold on any machine.
+//! And against a server that stops answering: the unanswered slots are in the latency figures.
+//! No timing assertions on the code under test: only counts, arithmetic and lower bounds that
+//! follow from the settings on any machine.
 
 use std::time::Duration;
 
@@ -100,4 +102,98 @@ async fn a_url_that_is_not_http_is_refused_with_the_reason() {
     a.mode = Mode::Baseline;
     let err = run(&a).await.unwrap_err().to_string();
     assert!(err.contains("scheme `https` is not supported"), "{err}");
+}
+
+/// Answers the first `answered` requests (the setup's login batch) and then none: each later
+/// request is read and held open for ever, like a daemon that hung.
+async fn serve_then_hang(listener: TcpListener, answered: usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let seen = Arc::new(AtomicUsize::new(0));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let _ = request.into_body().collect().await;
+                    if n >= answered {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        bytes::Bytes::from_static(baseline::ANSWER),
+                    )))
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_shows_in_the_latency_not_only_in_the_failures() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve_then_hang(listener, 1));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(format!("http://{addr}"), dir.path().join("r.json"));
+    // 100 slots in 0.5 s; each request is given up after 300 ms, the run 1 s after its end.
+    a.rate = 200.0;
+    a.duration = Duration::from_millis(500);
+    a.timeout = Duration::from_millis(300);
+    a.drain = Duration::from_secs(1);
+    let report = run(&a).await.unwrap();
+    server.abort();
+
+    assert_eq!(report.scheduled, 100);
+    assert_eq!(report.answered, 0);
+    let failed: u64 = report.failures.values().sum();
+    assert_eq!(
+        failed, 100,
+        "every slot is a failure: {:?}",
+        report.failures
+    );
+    assert!(report.failures.get("timeout").copied().unwrap_or(0) > 0);
+    assert_eq!(report.server_errors, 100);
+    assert!(!report.sustained);
+    // Every slot is in the latency, at no less than the time it was given: a timed-out request
+    // was sent no earlier than its slot and given up 300 ms later; an unsent one was given up
+    // at the end of the drain, 1 s after the last slot was due.
+    assert_eq!(report.latency_ms.count, 100);
+    assert!(
+        report.latency_ms.p50 >= 300.0,
+        "p50 {} ms although nothing was answered",
+        report.latency_ms.p50
+    );
+    assert!(report.latency_ms.p99 >= report.latency_ms.p50);
+    // The server's own share covers answers only: there were none.
+    assert_eq!(report.service_ms.count, 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_setup_is_an_error_not_a_hang() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve_then_hang(listener, 0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(format!("http://{addr}"), dir.path().join("r.json"));
+    a.timeout = Duration::from_millis(200);
+    let err = run(&a).await.unwrap_err().to_string();
+    server.abort();
+    assert!(
+        err.contains("agent.login batch: no answer within 200ms"),
+        "{err}"
+    );
 }

@@ -262,13 +262,13 @@ async fn sender(
     let mut recorder = Recorder::new();
     while let Ok(slot) = slots.recv().await {
         if Instant::now() > run.give_up_at {
-            recorder.failed(Failure::Unsent);
+            recorder.failed(Failure::Unsent, slot.intended, run.start.elapsed());
             continue;
         }
         let mut planned = match run.workload.lock() {
             Ok(mut w) => w.next_event(slot.intended),
             Err(_) => {
-                recorder.failed(Failure::Unsent);
+                recorder.failed(Failure::Unsent, slot.intended, run.start.elapsed());
                 continue;
             }
         };
@@ -276,7 +276,7 @@ async fn sender(
             match Connection::open(run.target.addr, &run.target.host).await {
                 Ok(c) => connection = Some(c),
                 Err(_) => {
-                    recorder.failed(Failure::Connect);
+                    recorder.failed(Failure::Connect, slot.intended, run.start.elapsed());
                     if let Ok(mut w) = run.workload.lock() {
                         w.on_answer(&planned, false);
                     }
@@ -298,11 +298,12 @@ async fn sender(
                 digest(&run, &planned, status, &bytes, answered);
             }
             Ok(Err(_)) | Err(_) => {
-                recorder.failed(if outcome.is_err() {
+                let failure = if outcome.is_err() {
                     Failure::Timeout
                 } else {
                     Failure::Io
-                });
+                };
+                recorder.failed(failure, slot.intended, answered);
                 connection = None;
                 if let Ok(mut w) = run.workload.lock() {
                     w.on_answer(&planned, false);
@@ -320,6 +321,7 @@ async fn setup(
     mode: Mode,
     queues: u32,
     logins: Vec<Planned>,
+    timeout: Duration,
 ) -> Result<u64, LoadgenError> {
     let mut connection = Connection::open(target.addr, &target.host)
         .await
@@ -336,10 +338,17 @@ async fn setup(
             body.extend_from_slice(&p.body);
         }
         body.push(b']');
-        let (status, answer) = connection
-            .post_json("/v1/events", Bytes::from(body))
-            .await
-            .map_err(|e| LoadgenError::Setup(format!("agent.login batch: {e}")))?;
+        let (status, answer) = tokio::time::timeout(
+            timeout,
+            connection.post_json("/v1/events", Bytes::from(body)),
+        )
+        .await
+        .map_err(|_| {
+            LoadgenError::Setup(format!(
+                "agent.login batch: no answer within {timeout:?} (--timeout)"
+            ))
+        })?
+        .map_err(|e| LoadgenError::Setup(format!("agent.login batch: {e}")))?;
         sent += batch.len() as u64;
         if mode == Mode::Baseline {
             continue;
@@ -391,7 +400,14 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         seed: args.seed,
         mix: Mix::default(),
     });
-    let setup_events = setup(&target, args.mode, args.queues, workload.logins()).await?;
+    let setup_events = setup(
+        &target,
+        args.mode,
+        args.queues,
+        workload.logins(),
+        args.timeout,
+    )
+    .await?;
 
     // Open every connection before the clock starts, so the first slots do not pay for it.
     let mut connections = Vec::with_capacity(args.connections);

@@ -44,6 +44,7 @@ impl Failure {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     /// Intended send time → answer: what a caller would have seen (the figure we publish).
+    /// A slot without an answer counts too, up to when the generator gave up on it.
     pub latency: Histogram<u64>,
     /// Actual send → answer: the server's share alone.
     pub service: Histogram<u64>,
@@ -127,8 +128,16 @@ impl Recorder {
         self.last_answer = self.last_answer.max(answered);
     }
 
-    pub fn failed(&mut self, failure: Failure) {
+    /// A slot due at `intended` got no answer; the generator gave up on it at `gave_up`. Its
+    /// latency is recorded as `gave_up - intended`: a lower bound (the caller never got an
+    /// answer at all), so a server that answers nothing cannot show a low p99.
+    pub fn failed(&mut self, failure: Failure, intended: Duration, gave_up: Duration) {
         *self.failures.entry(failure.as_str()).or_default() += 1;
+        Recorder::put(
+            &mut self.latency,
+            &mut self.clamped,
+            gave_up.saturating_sub(intended),
+        );
     }
 
     /// Fold another sender's tallies into this one.
@@ -253,7 +262,10 @@ pub struct Report {
     /// Answers other than 5xx over `elapsed_s`: the rate the server actually kept up with (a
     /// 503 "overloaded" is an answer, but not work done).
     pub achieved_rate: f64,
-    /// Latency from the intended send time (the published figure).
+    /// Latency from the intended send time (the published figure), over every slot the
+    /// generator handled: an answered one up to its answer, an unanswered one (`failures`) up to
+    /// when the generator gave up on it (a lower bound). So `latency_ms.count` is `answered`
+    /// plus the failures, and a server that stops answering shows it in the percentiles.
     pub latency_ms: Percentiles,
     /// Latency from the actual send time (the server's share).
     pub service_ms: Percentiles,
@@ -461,6 +473,28 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_slots_count_in_the_latency_up_to_when_the_generator_gave_up() {
+        let mut r = Recorder::new();
+        // 98 answered in 1 ms; one timed out after 5 s; one never sent, given up 8 s late.
+        for k in 0..98 {
+            r.sent("interaction.arrived", ms(k), ms(k));
+            r.answered(ms(k), ms(k), ms(k + 1), 200);
+        }
+        r.sent("interaction.arrived", ms(100), ms(100));
+        r.failed(Failure::Timeout, ms(100), ms(5_100));
+        r.failed(Failure::Unsent, ms(200), ms(8_200));
+        let p = Percentiles::of(&r.latency);
+        assert_eq!(p.count, 100, "every slot handled is in the latency");
+        assert_eq!(p.p50, 1.0);
+        // A server that stops answering cannot look fast: the two unanswered slots are the 1 %.
+        assert!(p.p99 >= 5_000.0, "p99 {} ms hides the timeout", p.p99);
+        assert!(p.max >= 8_000.0, "max {} ms hides the unsent slot", p.max);
+        // The server's share only covers answers.
+        assert_eq!(Percentiles::of(&r.service).count, 98);
+        assert_eq!(r.server_errors(), 2);
+    }
+
+    #[test]
     fn merged_recorders_add_up() {
         let mut a = Recorder::new();
         let mut b = Recorder::new();
@@ -468,9 +502,9 @@ mod tests {
         a.answered(ms(0), ms(0), ms(1), 200);
         b.sent("offer.accepted", ms(5), ms(5));
         b.answered(ms(5), ms(5), ms(9), 409);
-        b.failed(Failure::Timeout);
+        b.failed(Failure::Timeout, ms(7), ms(1007));
         a.merge(&b);
-        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.latency.len(), 3);
         assert_eq!(a.sent_by_type["offer.accepted"], 2);
         assert_eq!(a.statuses[&200], 1);
         assert_eq!(a.statuses[&409], 1);
