@@ -33,6 +33,12 @@ pub struct Mix {
     /// Share of arrivals whose caller gives up after an exponential patience.
     pub abandon_share: f64,
     pub patience_ms_mean: f64,
+    /// Share of arrivals whose caller hangs up within the ring time (patience uniform in
+    /// 1..=ring_ms_max): about half of them while their offer rings (the router revokes it,
+    /// reason `abandoned`), the others lose the race to the agent's accept. With a staffed
+    /// centre nobody waits long enough for `patience_ms_mean` to matter, so without these the
+    /// abandon paths would hardly be exercised.
+    pub short_abandon_share: f64,
     /// Share of ended interactions after which the agent sends `agent.wrapup_done`.
     pub wrapup_done_share: f64,
     pub wrapup_done_after_ms: u64,
@@ -54,6 +60,7 @@ impl Default for Mix {
             decline_share: 0.05,
             abandon_share: 0.05,
             patience_ms_mean: 300.0,
+            short_abandon_share: 0.02,
             wrapup_done_share: 0.3,
             wrapup_done_after_ms: 30,
             break_share: 0.01,
@@ -338,11 +345,21 @@ impl Workload {
                 .retain(|id| interactions.contains_key(id));
         }
         self.arrival_order.push_back(interaction.clone());
-        if self
-            .rng
-            .gen_bool(self.settings.mix.abandon_share.clamp(0.0, 1.0))
-        {
-            let patience = self.exp_ms(self.settings.mix.patience_ms_mean);
+        let mix = &self.settings.mix;
+        let (abandon_share, patience_mean, short_share, ring_max) = (
+            mix.abandon_share,
+            mix.patience_ms_mean,
+            mix.short_abandon_share,
+            mix.ring_ms_max.max(1),
+        );
+        let patience = if self.rng.gen_bool(abandon_share.clamp(0.0, 1.0)) {
+            Some(self.exp_ms(patience_mean))
+        } else if self.rng.gen_bool(short_share.clamp(0.0, 1.0)) {
+            Some(self.rng.gen_range(1..=ring_max))
+        } else {
+            None
+        };
+        if let Some(patience) = patience {
             self.schedule(
                 patience,
                 FollowUp::Abandon {
@@ -636,6 +653,7 @@ mod tests {
             mix: Mix {
                 decline_share: 0.0,
                 abandon_share: 0.0,
+                short_abandon_share: 0.0,
                 wrapup_done_share: 0.0,
                 break_share: 0.0,
                 ..Mix::default()
@@ -860,6 +878,32 @@ mod tests {
         assert!(
             kinds["interaction.ended"] * 2 > kinds["interaction.arrived"],
             "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn some_callers_hang_up_while_their_call_rings() {
+        // No live limit in the way: every abandon is a caller's patience running out.
+        let mut w = Workload::new(WorkloadSettings {
+            mix: Mix::default(),
+            agents: 100,
+            ..settings(1_000_000)
+        });
+        let (mut arrived, mut abandoned) = (0u64, 0u64);
+        for i in 0..20_000u64 {
+            let p = w.next_event(ms(i));
+            if let Some(interaction) = &p.arrival {
+                w.pretend_offered(interaction);
+                arrived += 1;
+            }
+            abandoned += u64::from(p.kind == "interaction.abandoned");
+        }
+        // Offers come at once and are accepted within 10 ms, so the 300 ms patience alone makes
+        // ≈ 0.1 % abandon; the short abandons (2 % hang up within the ring time, about half of
+        // them before the accept) bring it to ≈ 1 %.
+        assert!(
+            abandoned * 1000 >= arrived * 6,
+            "{abandoned} abandons of {arrived} arrivals"
         );
     }
 }
