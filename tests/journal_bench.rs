@@ -178,12 +178,9 @@ fn recovery_of_a_journal_of_one_million_events() {
         timed(|| Log::open(tmp.path(), options(SyncMode::None).log, 1, |_, _| Ok(())).unwrap());
     let (_, decode_wall, decode_cpu) = timed(|| {
         Log::open(tmp.path(), options(SyncMode::None).log, 1, |_, p| {
-            serde_json::from_slice::<Timed>(p).map(|_| ()).map_err(|e| {
-                tierline::journal::JournalError::Decode {
-                    index: 0,
-                    reason: e.to_string(),
-                }
-            })
+            serde_json::from_slice::<Timed>(p)
+                .map(|_| ())
+                .map_err(|e| tierline::journal::JournalError::decode(0, e.to_string()))
         })
         .unwrap()
     });

@@ -355,6 +355,54 @@ fn damage_in_the_middle_refuses_to_start_and_names_file_and_offset() {
 }
 
 #[test]
+fn a_record_that_is_not_an_input_refuses_to_start_and_names_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut live = start(tmp.path(), options(0));
+    drive(&mut live, 0, 30);
+    // Framed and checksummed like any record, but not a timed event (a foreign writer, a
+    // downgrade): the checks pass, decoding does not.
+    let bad = live
+        .journal
+        .append(&[serde_json::json!({"at": "noon"})])
+        .unwrap();
+    drive(&mut live, 30, 40);
+    drop(live.journal);
+    let segs = files(tmp.path(), "seg");
+    let err = recover(tmp.path(), options(0))
+        .err()
+        .expect("an undecodable record must refuse to start");
+    match &err {
+        JournalError::Decode {
+            index,
+            at: Some((path, offset)),
+            ..
+        } => {
+            assert_eq!(*index, bad.start);
+            assert!(segs.contains(path), "{err}");
+            // The named place is the frame that holds the record.
+            let bytes = std::fs::read(path).unwrap();
+            let frame = tierline::journal::frame::check(&bytes[*offset as usize..]).unwrap();
+            assert!(
+                (frame.first_index..frame.first_index + u64::from(frame.count))
+                    .contains(&bad.start),
+                "{err}: {frame:?}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("frame at byte {offset} of {}", path.display())),
+                "{err}"
+            );
+        }
+        other => panic!("wrong error: {other}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with(&format!("journal record {} (frame at byte", bad.start)),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_damaged_newest_snapshot_falls_back_to_the_one_before() {
     let tmp = tempfile::tempdir().unwrap();
     let mut live = start(tmp.path(), options(40));

@@ -191,7 +191,7 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, JournalError>
     let mut records = 0u64;
     let stdout_err = |e: std::io::Error| JournalError::io("write", Path::new("<output>"), e);
     let scan = scan_all(dir, 0, &mut |index, payload| {
-        let body = json_object(payload).map_err(|reason| JournalError::Decode { index, reason })?;
+        let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
         if body.is_empty() {
             writeln!(out, "{{\"index\":{index}}}").map_err(stdout_err)?;
         } else {

@@ -76,8 +76,14 @@ pub enum JournalError {
     EmptyRecord,
     #[error("cannot encode input {position} of the batch for the journal: {reason}")]
     Encode { position: usize, reason: String },
-    #[error("journal record {index} cannot be read back: {reason}")]
-    Decode { index: u64, reason: String },
+    #[error("journal record {index}{} cannot be read back: {reason}", located(.at))]
+    Decode {
+        index: u64,
+        reason: String,
+        /// The segment file and the byte offset of the frame holding the record, filled in by
+        /// the scan that found it (`None` only before it is).
+        at: Option<(PathBuf, u64)>,
+    },
     #[error("snapshot {}: {reason}", .path.display())]
     Snapshot { path: PathBuf, reason: String },
     #[error("subscriber ack file {}: {reason}", .path.display())]
@@ -88,7 +94,40 @@ pub enum JournalError {
     NoSnapshot { dir: PathBuf, why: String },
 }
 
+/// " (frame at byte N of PATH)", or nothing when the place is not known.
+fn located(at: &Option<(PathBuf, u64)>) -> String {
+    match at {
+        Some((path, offset)) => format!(" (frame at byte {offset} of {})", path.display()),
+        None => String::new(),
+    }
+}
+
 impl JournalError {
+    /// A record that does not decode; the scan that read it adds where it is (`at`).
+    pub fn decode(index: u64, reason: impl Into<String>) -> JournalError {
+        JournalError::Decode {
+            index,
+            reason: reason.into(),
+            at: None,
+        }
+    }
+
+    /// Add the place of the record a `Decode` error is about, if it has none yet.
+    pub(crate) fn at_frame(self, path: &Path, offset: u64) -> JournalError {
+        match self {
+            JournalError::Decode {
+                index,
+                reason,
+                at: None,
+            } => JournalError::Decode {
+                index,
+                reason,
+                at: Some((path.to_path_buf(), offset)),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> JournalError {
         JournalError::Io {
             op,

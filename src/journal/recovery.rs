@@ -250,7 +250,7 @@ fn replay_after<S: Replay>(
                     return Ok(());
                 }
                 let input =
-                    S::decode(payload).map_err(|reason| JournalError::Decode { index, reason })?;
+                    S::decode(payload).map_err(|reason| JournalError::decode(index, reason))?;
                 chunk.push(input);
                 if chunk.len() == REPLAY_CHUNK {
                     let next = if made < REPLAY_CHUNKS {

@@ -175,7 +175,7 @@ pub(crate) fn scan(
         for record in frame::records(rest, info) {
             let (index, payload) = record.map_err(|d| corrupt(at, d.to_string()))?;
             if index >= from {
-                on_record(index, payload)?;
+                on_record(index, payload).map_err(|e| e.at_frame(&seg.path, at as u64))?;
             }
         }
         next_index += u64::from(info.count);

@@ -179,11 +179,8 @@ pub fn scan(
     mut on_input: impl FnMut(u64, TimedInput),
 ) -> Result<ScanReport, JournalError> {
     scan_all(dir, from, &mut |index, payload| {
-        let input: TimedInput =
-            serde_json::from_slice(payload).map_err(|e| JournalError::Decode {
-                index,
-                reason: e.to_string(),
-            })?;
+        let input: TimedInput = serde_json::from_slice(payload)
+            .map_err(|e| JournalError::decode(index, e.to_string()))?;
         on_input(index, input);
         Ok(())
     })
