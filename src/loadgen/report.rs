@@ -285,7 +285,8 @@ pub struct Report {
     pub decisions_seen: BTreeMap<String, u64>,
     /// Samples longer than the histogram's range, counted at its top.
     pub clamped_samples: u64,
-    /// Slots the pacer released more than 1 ms late (the generator itself was held up).
+    /// Slots the pacer released more than `--pace-quantum` + 1 ms after their intended time (the
+    /// generator itself was held up).
     pub released_late: u64,
     pub timer_lateness: Option<TimerLateness>,
     /// The generator's own CPU time (user + system, all its threads) during the measured phase,
