@@ -2036,3 +2036,52 @@ fn all_queue_views_at_once_equal_each_queue_view() {
         3
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retention of finished interactions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn finished_calls_beyond_the_retention_are_forgotten_and_their_ids_may_come_back() {
+    let mut cfg = config(
+        vec![queue("support", support_ladder())],
+        vec![agent("l1", &[("support", 1)])],
+    );
+    cfg.limits.retain_finished = 2;
+    let mut d = Driver::new(cfg);
+    // Nobody logged in: each call waits, then its caller hangs up.
+    for (n, id) in ["c0", "c1", "c2", "c3", "c4"].into_iter().enumerate() {
+        let t = secs(n as u64 + 1);
+        d.at(t, call(id, "support"));
+        d.at(t, abandon(id));
+        d.engine.check_consistency().unwrap();
+    }
+    // The two most recent are kept for reads; the older three are gone.
+    for gone in ["c0", "c1", "c2"] {
+        assert!(d.engine.interaction(gone).is_none(), "{gone} still held");
+        assert!(
+            matches!(
+                d.try_at(secs(10), abandon(gone)),
+                Err(EngineError::UnknownInteraction { ref interaction }) if interaction == gone
+            ),
+            "{gone} is not unknown"
+        );
+    }
+    assert_eq!(d.interaction("c3").state, InteractionState::Abandoned);
+    assert_eq!(d.interaction("c4").state, InteractionState::Abandoned);
+    // A kept id is still a duplicate; a forgotten one may arrive again, as a new call that
+    // reuses the engine's storage of an evicted one.
+    assert!(matches!(
+        d.try_at(secs(11), call("c4", "support")),
+        Err(EngineError::DuplicateInteraction { .. })
+    ));
+    d.at(secs(12), call("c1", "support"));
+    d.engine.check_consistency().unwrap();
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    assert_eq!(d.interaction("c1").arrived_at, secs(12));
+    d.at(secs(13), login("l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    // Its arrival finished nothing, so c3 and c4 are still the ones kept.
+    assert!(d.engine.interaction("c3").is_some());
+    d.engine.check_consistency().unwrap();
+}

@@ -214,6 +214,10 @@ impl Engine {
             i.agent = Some(ak);
             i.slot = Some(slot_id);
             i.offer = Some(offer.clone());
+            // Room for the rest of the usual life at once (offered, connected, wrap-up, done):
+            // one small copy now, while the history is short, instead of doubling a longer one
+            // later, and a finished history the size of its entries rather than a power of two.
+            i.history.reserve_exact(OFFERED_ONWARDS);
         }
         self.transition(
             ik,
@@ -276,6 +280,10 @@ impl Engine {
         self.reindex_agent(ak);
     }
 }
+
+/// History entries an offer is usually followed by, itself included: offered, connected,
+/// wrap-up, done.
+const OFFERED_ONWARDS: usize = 4;
 
 /// `o<n>` without a temporary `String`: one allocation (the `Arc`) per offer.
 fn offer_id(n: u64) -> Arc<str> {

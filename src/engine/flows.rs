@@ -429,7 +429,7 @@ impl Engine {
         while self.finished.len() > self.config.limits.retain_finished {
             if let Some(old) = self.finished.pop_front() {
                 if let Some(Some(i)) = self.interactions.get_mut(old as usize).map(Option::take) {
-                    self.interaction_ids.remove(&i.id);
+                    self.interaction_ids.remove(&i.id, old);
                     self.free_ikeys.push(old);
                 }
             }

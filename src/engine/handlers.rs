@@ -162,7 +162,7 @@ impl Engine {
             check_len("attributes", k, MAX_ID_LEN)?;
             check_len("attributes", v, MAX_ATTRIBUTE_LEN)?;
         }
-        if let Some(&ik) = self.interaction_ids.get(id) {
+        if let Some(ik) = self.interaction_ids.get(&self.interactions, id) {
             return Err(EngineError::DuplicateInteraction {
                 interaction: id.to_string(),
                 state: self.ix(ik).state.as_str(),
@@ -224,7 +224,7 @@ impl Engine {
                 (self.interactions.len() - 1) as IKey
             }
         };
-        self.interaction_ids.insert(id.clone(), ik);
+        self.interaction_ids.insert(&self.interactions, ik);
         self.live += 1;
         let queue_name = q.map(|q| self.queues[q as usize].name.clone());
         let category = attributes.get("category").map(|c| Arc::from(c.as_str()));

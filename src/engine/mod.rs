@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 mod flows;
 mod handlers;
+mod ids;
 mod index;
 mod model;
 mod offers;
@@ -71,7 +72,7 @@ pub struct Engine {
     /// write only while a capture still holds it, and most are finished and never written again.
     interactions: Vec<Option<Arc<Interaction>>>,
     free_ikeys: Vec<IKey>,
-    interaction_ids: Map<Arc<str>, IKey>,
+    interaction_ids: ids::InteractionIds,
     /// Finished interactions in the order they finished (evicted from the front).
     finished: VecDeque<IKey>,
     skill_ids: Map<Arc<str>, u32>,
@@ -106,7 +107,7 @@ impl Engine {
             agent_ids: Map::default(),
             interactions: Vec::new(),
             free_ikeys: Vec::new(),
-            interaction_ids: Map::default(),
+            interaction_ids: ids::InteractionIds::default(),
             finished: VecDeque::new(),
             skill_ids: Map::default(),
             skill_names: Vec::new(),
@@ -259,8 +260,7 @@ impl Engine {
 
     fn lookup_interaction(&self, id: &str) -> Result<IKey, EngineError> {
         self.interaction_ids
-            .get(id)
-            .copied()
+            .get(&self.interactions, id)
             .ok_or_else(|| EngineError::UnknownInteraction {
                 interaction: id.to_string(),
             })

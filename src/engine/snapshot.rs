@@ -202,12 +202,7 @@ impl Engine {
             .map(|(k, a)| (a.id.clone(), k as AKey))
             .collect();
         e.interactions = s.interactions;
-        e.interaction_ids = e
-            .interactions
-            .iter()
-            .enumerate()
-            .filter_map(|(k, i)| i.as_ref().map(|i| (i.id.clone(), k as IKey)))
-            .collect();
+        e.interaction_ids.rebuild(&e.interactions);
         e.free_ikeys = s.free_ikeys;
         e.finished = s.finished;
         e.skill_ids = s
@@ -341,7 +336,7 @@ mod tests {
         for (t, event) in events.iter().enumerate() {
             e.handle(t as Millis, event).unwrap();
         }
-        let ik = e.interaction_ids["c1"];
+        let ik = e.interaction_ids.get(&e.interactions, "c1").unwrap();
         assert_eq!(e.ix(ik).answered_by, Some(0));
         // As an older build wrote it: no `answered_by`.
         e.ix_mut(ik).answered_by = None;
@@ -349,7 +344,12 @@ mod tests {
         e.write_snapshot(&mut bytes).unwrap();
         let restored = Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
         assert_eq!(
-            restored.ix(restored.interaction_ids["c1"]).answered_by,
+            restored
+                .ix(restored
+                    .interaction_ids
+                    .get(&restored.interactions, "c1")
+                    .unwrap())
+                .answered_by,
             Some(0)
         );
     }

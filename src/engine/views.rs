@@ -74,7 +74,7 @@ impl Engine {
     }
 
     pub fn interaction(&self, id: &str) -> Option<InteractionView> {
-        let ik = *self.interaction_ids.get(id)?;
+        let ik = self.interaction_ids.get(&self.interactions, id)?;
         Some(self.interaction_view(self.ix(ik)))
     }
 
@@ -244,7 +244,7 @@ impl Engine {
         let mut live = 0usize;
         for (ik, slot) in self.interactions.iter().enumerate() {
             let Some(i) = slot else { continue };
-            if self.interaction_ids.get(&i.id) != Some(&(ik as u32)) {
+            if self.interaction_ids.get(&self.interactions, &i.id) != Some(ik as u32) {
                 return Err(format!("interaction {} not in the id map", i.id));
             }
             counts.arrived += 1;
@@ -293,6 +293,13 @@ impl Engine {
         }
         if live != self.live {
             return Err(format!("live count {} but {live} live", self.live));
+        }
+        let held = self.interactions.iter().flatten().count();
+        if self.interaction_ids.len() != held {
+            return Err(format!(
+                "the id index files {} interactions but the engine holds {held}",
+                self.interaction_ids.len()
+            ));
         }
         let finished = counts.done + counts.abandoned + counts.overflowed + counts.rejected;
         let evicted = self.counts.arrived - counts.arrived;
