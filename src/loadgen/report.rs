@@ -56,7 +56,8 @@ pub struct Recorder {
     pub failures: BTreeMap<&'static str, u64>,
     /// Events sent, by `type`.
     pub sent_by_type: BTreeMap<&'static str, u64>,
-    /// Samples above `HIGHEST_US`, recorded as `HIGHEST_US`.
+    /// Samples above `HIGHEST_US`, recorded as `HIGHEST_US`, counted per histogram (an answer
+    /// after two minutes is clamped in `latency` and usually in `service` too: 2).
     pub clamped: u64,
     /// Latest answer, measured from the start of the measured phase.
     pub last_answer: Duration,
@@ -283,7 +284,8 @@ pub struct Report {
     pub results: BTreeMap<String, u64>,
     /// Decisions the generator saw (responses and the long-poll feed), by type.
     pub decisions_seen: BTreeMap<String, u64>,
-    /// Samples longer than the histogram's range, counted at its top.
+    /// Samples longer than a histogram's range (60 s), recorded at its top; counted once per
+    /// histogram they were clamped in (latency, service, send lag).
     pub clamped_samples: u64,
     /// Slots the pacer released more than `--pace-quantum` + 1 ms after their intended time (the
     /// generator itself was held up).
