@@ -312,3 +312,43 @@ async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
     assert_eq!(get_config(&t).await, edited);
     t.stop().await;
 }
+
+/// A body that is nothing but a UTF-8 byte order mark (what Notepad saves for an "empty" file)
+/// is as empty as an empty body: refused with `empty_config`, not applied as a config with no
+/// queues that removes every queue and roster agent.
+#[tokio::test]
+async fn a_body_of_only_a_byte_order_mark_is_an_empty_config() {
+    let t = start(BASE).await;
+    for body in ["\u{FEFF}", "\u{FEFF}\n", "\u{FEFF}  \r\n"] {
+        let r = t
+            .http
+            .post(t.url("/v1/config/validate"))
+            .header("content-type", "application/toml")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validate {body:?} → {answer}"
+        );
+        let (status, answer) = put_config(&t, body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "PUT {body:?} → {answer}"
+        );
+        assert_eq!(answer["error"]["code"], "empty_config", "{answer}");
+    }
+    let (_, queues) = t.get("/v1/queues").await;
+    assert_eq!(
+        queues["queues"].as_array().unwrap().len(),
+        2,
+        "queues wiped: {queues}"
+    );
+    assert_eq!(get_config(&t).await, BASE, "the config in force changed");
+    t.stop().await;
+}

@@ -302,3 +302,115 @@ async fn a_webhook_subscriber_that_fails_twice_gets_every_decision_once_in_order
 fn json_abandon(id: &str, interaction: &str) -> Value {
     serde_json::json!({"id": id, "type": "interaction.abandoned", "interaction": interaction})
 }
+
+/// A full command queue is a moment of load, not a reader's fault: an SSE stream must not end
+/// with `event: error` `overloaded` (API.md names only `decisions_gone` as ending a stream; the
+/// outbound subscriber retries the same read). Every decision made must reach the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sse_stream_survives_a_moment_of_overload() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.server.event_queue_depth = 1;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let mut stream = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut senders = Vec::new();
+    for w in 0..32 {
+        let (http, base) = (reqwest::Client::new(), t.base.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0..60 {
+                // 503 `overloaded` answers are expected here; the sender would retry.
+                let _ = http
+                    .post(format!("{base}/v1/events"))
+                    .json(&call(&format!("w{w}-{i}"), &format!("c{w}-{i}")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let (_, made) = t.poll(0, 0).await;
+    let mut text = String::new();
+    while !text.contains(&format!("id: {made}\n")) && !text.contains("event: error") {
+        match tokio::time::timeout(GIVE_UP, stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("stream ended or stalled ({other:?}) after: {text}"),
+        }
+    }
+    assert!(!text.contains("event: error"), "the stream ended: {text}");
+    t.stop().await;
+}
+
+/// "A batch is retried until answered 2xx": a receiver answering a redirect (an http → https
+/// move, a load balancer) has not taken the batch. The POST must not be turned into a body-less
+/// GET of the new location whose 2xx then counts as the delivery: the decisions would be lost
+/// without a trace.
+#[tokio::test]
+async fn a_redirected_webhook_post_is_not_acknowledged_by_a_get() {
+    #[derive(Clone, Default)]
+    struct Seen {
+        log: Arc<Mutex<Vec<String>>>,
+        any: Arc<tokio::sync::Notify>,
+    }
+    async fn moved(State(s): State<Seen>) -> axum::response::Response {
+        s.log.lock().unwrap().push("POST /hook".into());
+        s.any.notify_one();
+        axum::response::Response::builder()
+            .status(302)
+            .header("location", "/moved")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+    async fn get_moved(State(s): State<Seen>) -> AxumStatus {
+        s.log.lock().unwrap().push("GET /moved".into());
+        s.any.notify_one();
+        AxumStatus::OK
+    }
+    async fn post_moved(State(s): State<Seen>) -> AxumStatus {
+        s.log.lock().unwrap().push("POST /moved".into());
+        s.any.notify_one();
+        AxumStatus::OK
+    }
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(moved))
+        .route("/moved", axum::routing::get(get_moved).post(post_moved))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut config = loaded(one_agent_desk());
+    let mut sub = SubscriberConfig::new(&format!("http://{hook_addr}/hook"));
+    sub.retry_initial_ms = 20;
+    sub.retry_max_ms = 100;
+    config.daemon.subscribers.push(sub);
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    t.apply(login("e1", "a1")).await;
+    t.apply(call("c1", "call-1")).await; // one decision: the offer
+
+    // Wait for what settles it: a GET (the bug), the POST retried, or the POST followed as a POST.
+    tokio::time::timeout(GIVE_UP, async {
+        loop {
+            {
+                let log = seen.log.lock().unwrap();
+                if log.iter().any(|l| l != "POST /hook") || log.len() >= 2 {
+                    break;
+                }
+            }
+            seen.any.notified().await;
+        }
+    })
+    .await
+    .expect("the receiver heard from the subscriber");
+    let log = seen.log.lock().unwrap().clone();
+    assert!(!log.contains(&"GET /moved".to_string()), "{log:?}");
+    t.stop().await;
+}

@@ -587,3 +587,144 @@ async fn a_stalled_h2_preface_and_an_idle_h2_connection_are_closed_but_an_h2_str
     assert!(seen.contains("h2-c1"), "{seen}");
     t.stop().await;
 }
+
+/// An agent's `reason` is a string the event creates (shown on `/v1/agents`, a key of
+/// `not_ready_reasons_s`, journalled): like every other it has a limit, and beyond it the
+/// event is refused with 422 `invalid_value` naming the field, by the event and the admin API.
+#[tokio::test]
+async fn an_over_long_not_ready_reason_is_refused() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    let reason = "r".repeat(100_000);
+    let (status, body) = t
+        .events(json!({"id": "e2", "type": "agent.state", "agent": "a1",
+                       "state": "not_ready", "reason": reason}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:.200}");
+    assert_eq!(code(&body), "invalid_value");
+    assert!(message(&body).contains("`reason`"), "{body}");
+    let r = t
+        .http
+        .put(t.url("/v1/agents/a1/state"))
+        .json(&json!({"state": "not_ready", "reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, agent) = t.get("/v1/agents/a1").await;
+    assert_eq!(agent["status"], "available", "nothing applied");
+    t.stop().await;
+}
+
+/// The 408 is tierline's answer like any other: its message says what ran out and where
+/// (`request_timeout_ms`), not only the reason phrase.
+#[tokio::test]
+async fn a_request_timeout_says_which_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = loaded(routing());
+    config.daemon.server.request_timeout_ms = 500;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let mut s = tokio::net::TcpStream::connect(t.daemon().addr())
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\nConnection: close\r\n\r\n{\"id\":",
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(GIVE_UP, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    let body: Value = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(code(&body), "request_timeout");
+    assert!(message(&body).contains("request_timeout_ms"), "{body}");
+    t.stop().await;
+}
+
+/// API.md, Errors: 400 `invalid_utf8` is the answer for a body that is not UTF-8.
+#[tokio::test]
+async fn an_event_body_that_is_not_utf8_is_invalid_utf8() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let mut body = br#"{"id":"e1","type":"agent.login","agent":"a"#.to_vec();
+    body.push(0xFF);
+    body.extend_from_slice(br#""}"#);
+    let r = t
+        .http
+        .post(t.url("/v1/events"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "invalid_utf8", "{body}");
+    t.stop().await;
+}
+
+/// API.md, Events: an optional list or map given as `null` is empty, except `agent.login`'s
+/// overrides, where `null` means not given (the roster's value stays) and `{}` means none.
+#[tokio::test]
+async fn a_login_override_given_as_null_is_not_given_and_empty_is_none() {
+    let t = TestDaemon::with_routing(routing()).await;
+    // a1, a2 and a3's roster entries: `support` tier 1 (a3 is not in the roster).
+    t.apply(json!({"id": "e1", "type": "agent.login", "agent": "a1", "tiers": {}, "skills": []}))
+        .await;
+    t.apply(
+        json!({"id": "e2", "type": "agent.login", "agent": "a2", "tiers": null, "skills": null}),
+    )
+    .await;
+    t.apply(json!({"id": "e3", "type": "agent.login", "agent": "a3", "address": "sip:a3@pbx", "tiers": null}))
+        .await;
+    let (_, with_empty) = t.get("/v1/agents/a1").await;
+    let (_, with_null) = t.get("/v1/agents/a2").await;
+    let (_, outside) = t.get("/v1/agents/a3").await;
+    assert_eq!(with_empty["tiers"], json!({}), "{with_empty}");
+    assert_eq!(with_null["tiers"], json!({"support": 1}), "{with_null}");
+    assert_eq!(outside["tiers"], json!({}), "{outside}");
+    t.stop().await;
+}
+
+/// API.md: `/readyz` is "ready to route" and 503 `shutting_down` while stopping. A moment of
+/// load that fills the command queue is not "not ready": a readiness probe that flaps to 503
+/// `overloaded` takes the daemon out of its load balancer exactly when it is busiest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_does_not_flap_under_load() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.server.event_queue_depth = 1;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let mut senders = Vec::new();
+    for w in 0..32 {
+        let (http, base) = (reqwest::Client::new(), t.base.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0..60 {
+                let _ = http
+                    .post(format!("{base}/v1/events"))
+                    .json(&call(&format!("w{w}-{i}"), &format!("c{w}-{i}")))
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    let mut refused = Vec::new();
+    for _ in 0..200 {
+        let r = t.http.get(t.url("/readyz")).send().await.unwrap();
+        if r.status() != StatusCode::OK {
+            refused.push(r.text().await.unwrap());
+        }
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of 200 probes refused, e.g. {}",
+        refused.len(),
+        refused[0]
+    );
+    t.stop().await;
+}

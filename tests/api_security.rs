@@ -265,3 +265,87 @@ async fn https_serves_with_a_generated_certificate_and_sighup_reloads_it() {
     );
     t.stop().await;
 }
+
+/// RFC 7235 §2.1: the auth scheme is case-insensitive, and any whitespace may follow it.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let mut config = loaded(routing());
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("READ", "wallboard-token")]);
+    let t = TestDaemon::start(options).await;
+    for header in [
+        "Bearer wallboard-token",
+        "BEARER wallboard-token",
+        "Bearer\twallboard-token",
+    ] {
+        let r = t
+            .http
+            .get(t.url("/v1/queues"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{header:?}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    t.stop().await;
+}
+
+/// With webhook secrets configured, every way to inject events needs a credential: the Kamailio
+/// adapter turns its body into `interaction.abandoned` etc., so an unsigned, tokenless request
+/// must not end a caller's call. (integrations.md only asks for a token "when admin tokens are
+/// set"; with signatures only, the adapter is an open side door around them.)
+#[tokio::test]
+async fn the_kamailio_adapter_is_not_a_way_around_webhook_signatures() {
+    let t = signed_daemon().await;
+    let t_s = now_s();
+    let body = call("e1", "c1").to_string();
+    let (status, _) = post_signed(&t, &body, Some(sign(b"new-secret", t_s, body.as_bytes()))).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = t
+        .http
+        .post(t.url("/v1/adapters/kamailio/report"))
+        .json(&json!({"call_id": "c1", "event": "abandoned"}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let (_, c1) = t.get("/v1/interactions/c1").await;
+    assert_eq!(c1["state"], "waiting", "{c1}");
+    t.stop().await;
+}
+
+/// integrations.md: the adapter endpoints are admin endpoints; once any token is configured
+/// they need an admin token, so with read tokens only (a wallboard) they are closed like every
+/// admin endpoint: 401 without a token, 403 with a read token, and the call is not touched.
+#[tokio::test]
+async fn with_read_tokens_only_the_kamailio_adapter_is_closed_like_every_admin_endpoint() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("READ", "wallboard-token")]);
+    let t = TestDaemon::start(options).await;
+    let report = json!({"call_id": "nobody@pbx", "event": "ended"});
+    let url = t.url("/v1/adapters/kamailio/report");
+    let r = t.http.post(&url).json(&report).send().await.unwrap();
+    let status = r.status();
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let r = t
+        .http
+        .post(&url)
+        .header("authorization", "Bearer wallboard-token")
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    t.stop().await;
+}

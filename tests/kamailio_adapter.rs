@@ -364,3 +364,18 @@ async fn an_agent_leg_report_needs_its_offer_and_a_misspelt_field_is_refused() {
     assert_eq!(body["error"]["code"], "duplicate_field", "{body}");
     h.daemon.stop().await.unwrap();
 }
+
+/// integrations.md limits only `call_id` (≤ 200 bytes); `from` is an attribute (values up to
+/// 1,024 bytes) and the customer. A From URI over 256 bytes must not make the call unroutable
+/// (a 422 Kamailio turns into 503 for the caller) under a field name Kamailio never sent.
+#[tokio::test]
+async fn a_call_with_a_long_from_uri_is_still_routed() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let mut c = call("long-from@pbx");
+    c["from"] = json!(format!("sip:{}@example.org", "u".repeat(300)));
+    let (status, doc) = h.route(c).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["agent"], "a1", "{doc}");
+    h.daemon.stop().await.unwrap();
+}

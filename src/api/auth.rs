@@ -220,11 +220,7 @@ impl AuthKeys {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(|v| credentials(v, "Bearer"))
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
         match self.role_of(token) {
             None => Err(unauthorized("the bearer token is not recognised")),
@@ -292,8 +288,30 @@ fn signature(secret: &[u8], t: u64, body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The credentials of an `Authorization` header value if its scheme is `scheme`: the scheme is
+/// matched without regard to case and may be followed by any spaces or tabs (RFC 9110 §11.4).
+pub(crate) fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let value = value.trim_start();
+    let split = value.find([' ', '\t'])?;
+    let (given, rest) = value.split_at(split);
+    let rest = rest.trim();
+    (given.eq_ignore_ascii_case(scheme) && !rest.is_empty()).then_some(rest)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_scheme_is_matched_without_case_and_any_blanks_may_follow_it() {
+        use super::credentials;
+        assert_eq!(credentials("Bearer tok", "Bearer"), Some("tok"));
+        assert_eq!(credentials("BEARER tok", "Bearer"), Some("tok"));
+        assert_eq!(credentials("bearer \t tok ", "Bearer"), Some("tok"));
+        assert_eq!(credentials("Bearer\ttok", "Bearer"), Some("tok"));
+        assert_eq!(credentials("Bearertok", "Bearer"), None);
+        assert_eq!(credentials("Bearer ", "Bearer"), None);
+        assert_eq!(credentials("Basic dXNlcjpwdw==", "Bearer"), None);
+    }
+
     use super::*;
     use axum::http::HeaderValue;
 

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::daemon::decision_log::{DecisionPage, LoggedDecision};
 use crate::daemon::shutdown::Shutdown;
-use crate::daemon::task::EngineHandle;
+use crate::daemon::task::{EngineHandle, SubmitError};
 
 use super::error::ApiError;
 use super::AppState;
@@ -48,11 +48,23 @@ async fn page(
     after: Option<u64>,
     limit: usize,
 ) -> Result<DecisionPage, ApiError> {
-    engine
-        .read_core(move |v| v.core.decisions_after(after, limit))
+    read_page(engine, after, limit)
         .await?
         .map_err(|e| ApiError::feed(&e))
 }
+
+async fn read_page(
+    engine: &EngineHandle,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Result<DecisionPage, crate::daemon::decision_log::FeedError>, SubmitError> {
+    engine
+        .read_core(move |v| v.core.decisions_after(after, limit))
+        .await
+}
+
+/// How long an SSE stream waits before reading again when the command queue was full.
+const STREAM_BUSY_RETRY: Duration = Duration::from_millis(20);
 
 /// Wait until a decision with seq > `after` exists; false on shutdown or when the engine stops.
 async fn wait_past(seq: &mut watch::Receiver<u64>, after: u64, shutdown: &Shutdown) -> bool {
@@ -191,18 +203,27 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
             if !wait_past(&mut s.seq, after, &s.app.shutdown).await {
                 return None;
             }
-            match page(&s.app.engine, s.after, DEFAULT_PAGE).await {
-                Ok(page) => {
+            let error = match read_page(&s.app.engine, s.after, DEFAULT_PAGE).await {
+                Ok(Ok(page)) => {
                     s.after = Some(page.next);
                     s.pending = page.decisions.into();
+                    continue;
                 }
-                Err(e) => {
-                    // Fell behind the ring (or the engine stopped): say so and end the stream.
-                    s.done = true;
-                    let data = serde_json::json!({ "error": e.body }).to_string();
-                    return Some((Ok(SseEvent::default().event("error").data(data)), s));
+                // The command queue is full for a moment: the decisions are still kept, so read
+                // again shortly instead of ending the stream (the client would only reconnect).
+                Err(SubmitError::Busy { .. }) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(STREAM_BUSY_RETRY) => continue,
+                        () = s.app.shutdown.wait() => return None,
+                    }
                 }
-            }
+                Ok(Err(feed)) => ApiError::feed(&feed),
+                Err(e) => ApiError::from(e),
+            };
+            // Fell behind the ring (or the engine stopped): say so and end the stream.
+            s.done = true;
+            let data = serde_json::json!({ "error": error.body }).to_string();
+            return Some((Ok(SseEvent::default().event("error").data(data)), s));
         }
     })
 }

@@ -34,12 +34,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::daemon::clock::Clock;
 use crate::daemon::reload::Reloader;
 use crate::daemon::shutdown::Shutdown;
-use crate::daemon::task::EngineHandle;
+use crate::daemon::task::{EngineHandle, SubmitError};
 use crate::metrics::Metrics;
 
 use auth::{AuthCell, AuthKeys, Role};
@@ -110,11 +109,26 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(edge::EdgeLayer::new(metrics))
+}
+
+/// `[server] request_timeout_ms`: a request (its body included) not answered within it gets
+/// 408 `request_timeout`, with a message that names the limit.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request was not answered within [server] request_timeout_ms = {} ms (a body \
+                 sent too slowly, or a long-poll asked to wait longer than that)",
+                limit.as_millis()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// The `route` label of requests no route matched (404s of the fallback).
@@ -146,15 +160,26 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
             "the daemon is shutting down",
         ));
     }
-    let (queues, next_seq) = app
+    match app
         .engine
         .read_core(|v| (v.core.config().routing.queues.len(), v.core.next_seq()))
-        .await?;
-    Ok(Json(serde_json::json!({
-        "status": "ready",
-        "queues": queues,
-        "next_seq": next_seq,
-    })))
+        .await
+    {
+        Ok((queues, next_seq)) => Ok(Json(serde_json::json!({
+            "status": "ready",
+            "queues": queues,
+            "next_seq": next_seq,
+        }))),
+        // A full command queue is load, not unreadiness: a probe that flapped to 503 would take
+        // the daemon out of its load balancer exactly when it is busiest. The engine is running
+        // (it made this seq); the queue count needs the engine task, so it is left out.
+        Err(SubmitError::Busy { .. }) => Ok(Json(serde_json::json!({
+            "status": "ready",
+            "busy": true,
+            "next_seq": *app.engine.next_seq_watch().borrow(),
+        }))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -16,7 +16,20 @@ use super::error::ApiError;
 /// object repeats a key). A leading UTF-8 byte order mark is skipped, as RFC 8259 §8.1 lets a
 /// parser do (some Windows tools write one); positions in errors count from after it.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, ApiError> {
+    let whole = bytes.len();
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // serde_json would call a stray byte outside a string a syntax error ("invalid unicode code
+    // point", "expected value"); say what it is. Only bodies the callers' fast parse refused get
+    // here, so valid ones never pay for this pass.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the body is not UTF-8: the bytes at offset {} are not a UTF-8 character",
+                whole - bytes.len() + e.valid_up_to()
+            ),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue
         .deserialize(&mut de)

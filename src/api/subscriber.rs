@@ -194,7 +194,14 @@ async fn deliver(
     start: Cursor,
     metrics: &Metrics,
 ) {
-    let client = match reqwest::Client::builder().timeout(sub.timeout).build() {
+    // No redirects: reqwest would turn a POST answered 301/302/303 into a body-less GET, and
+    // that GET's 2xx would count as the batch delivered. A 3xx is a failed attempt (retried,
+    // its `Location` logged) until the subscriber's URL is corrected.
+    let client = match reqwest::Client::builder()
+        .timeout(sub.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(subscriber = %sub.name, error = %e, "cannot build HTTP client");
@@ -286,6 +293,16 @@ async fn post_until_accepted(
                 metrics.subscriber_delivery(&sub.name, DeliveryResult::Delivered);
                 return;
             }
+            Ok(response) if response.status().is_redirection() => format!(
+                "answered {} to {} (redirects are not followed: set the subscriber's url to \
+                 where it points)",
+                response.status(),
+                response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or("no Location")
+            ),
             Ok(response) => format!("answered {}", response.status()),
             Err(e) => e.to_string(),
         };

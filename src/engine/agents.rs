@@ -110,6 +110,10 @@ impl Engine {
         reason: Option<&str>,
     ) -> Result<(), EngineError> {
         let ak = self.lookup_agent(id)?;
+        if let Some(r) = reason {
+            // Kept on the agent, in every view and as a key of its not-ready time.
+            check_len("reason", r, MAX_ID_LEN)?;
+        }
         let reason: Option<Arc<str>> = reason.map(Arc::from);
         match state {
             RequestedState::Available => {

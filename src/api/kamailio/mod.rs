@@ -253,13 +253,27 @@ async fn require_adapter_auth(
     request: Request,
     next: Next,
 ) -> Response {
+    let auth = app.auth();
+    // Kamailio cannot sign its requests, so without a token the adapter would be a way around
+    // the signatures `POST /v1/events` requires: refuse until an admin token is configured.
+    if auth.signatures_required() && !auth.tokens_required() {
+        let mut e = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "inbound events must be signed ([auth] webhook_secrets_*) and the Kamailio adapter \
+             cannot sign: configure an admin token ([auth] admin_tokens_env or \
+             admin_tokens_file) and give it to Kamailio as the password in the connection URL",
+        );
+        e.bearer_challenge = true;
+        return e.into_response();
+    }
     let mut headers = request.headers().clone();
     if let Some(token) = basic_password(&headers) {
         if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
             headers.insert(header::AUTHORIZATION, v);
         }
     }
-    match app.auth().authorize(&headers, Role::Admin) {
+    match auth.authorize(&headers, Role::Admin) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -268,11 +282,9 @@ async fn require_adapter_auth(
 /// The password of `Authorization: Basic base64(user:password)`.
 fn basic_password(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
+    let encoded = crate::api::auth::credentials(value, "Basic")?;
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':').map(|(_, p)| p.to_string())

@@ -9,6 +9,7 @@ use crate::config::{Channel, Millis};
 use crate::engine::{DeclineReason, Event};
 
 use super::MAX_ID_LEN;
+use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN as ENGINE_ID_LEN};
 
 /// What `kamailio.cfg` sends to `/route` (unknown fields such as `tindex` are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -152,24 +153,40 @@ pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), AdapterEr
     Ok(())
 }
 
+/// `value` trimmed, unless empty or longer than `max` (then logged and left out).
+fn kept<'a>(call_id: &str, value: Option<&'a str>, max: usize, field: &str) -> Option<&'a str> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+    if value.len() > max {
+        tracing::warn!(
+            call_id,
+            field,
+            bytes = value.len(),
+            max,
+            "kamailio /route: value too long to keep, left out"
+        );
+        return None;
+    }
+    Some(value)
+}
+
 impl RouteRequest {
     /// The `interaction.arrived` for this call. The request-URI user names the queue when such a
     /// queue exists; otherwise the routing rules decide, seeing it as attribute `dialed`.
     pub fn arrival(&self, queue_exists: impl Fn(&str) -> bool) -> Result<Event, AdapterError> {
         check_id("call_id", &self.call_id)?;
+        // A SIP header longer than the engine keeps for a customer or an attribute is left
+        // out rather than refused: the call is still routed (by the rules, without it).
+        let usable = |value, max, field| kept(&self.call_id, value, max, field);
         let mut attributes = BTreeMap::new();
-        let dialed = self
-            .queue
-            .as_deref()
-            .map(str::trim)
-            .filter(|q| !q.is_empty());
+        let dialed = usable(self.queue.as_deref(), MAX_ATTRIBUTE_LEN, "queue");
         if let Some(d) = dialed {
             attributes.insert("dialed".to_string(), d.to_string());
         }
-        if let Some(f) = self.from.as_deref().filter(|f| !f.is_empty()) {
+        let from = usable(self.from.as_deref(), MAX_ATTRIBUTE_LEN, "from");
+        if let Some(f) = from {
             attributes.insert("from".to_string(), f.to_string());
         }
-        if let Some(t) = self.to.as_deref().filter(|t| !t.is_empty()) {
+        if let Some(t) = usable(self.to.as_deref(), MAX_ATTRIBUTE_LEN, "to") {
             attributes.insert("to".to_string(), t.to_string());
         }
         Ok(Event::InteractionArrived {
@@ -178,7 +195,7 @@ impl RouteRequest {
             queue: dialed.filter(|q| queue_exists(q)).map(str::to_string),
             priority: None,
             skills: Vec::new(),
-            customer: self.from.clone().filter(|f| !f.is_empty()),
+            customer: usable(from, ENGINE_ID_LEN, "from as customer").map(str::to_string),
             attributes,
         })
     }
