@@ -723,6 +723,17 @@ fn server_limits_must_leave_room_for_work() {
 }
 
 #[test]
+fn the_body_limit_stays_within_what_one_journal_record_holds() {
+    // A config PUT is journaled as one record; a larger body could never be written.
+    let e = only_error(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ "body_limit_bytes = 16777217",
+    ]));
+    assert_error(&e, 2, "server.body_limit_bytes", "must be at most 16777216");
+    assert!(tierline::config::parse("[server]\nbody_limit_bytes = 16777216\n", "t.toml").is_ok());
+}
+
+#[test]
 fn listen_addresses_must_be_host_and_port() {
     let all = errors(&file(&[
         /* 1 */ "[server]",

@@ -19,6 +19,10 @@ use super::routing::{
 use super::ConfigError;
 use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 
+/// Largest `[server] body_limit_bytes`: half of what one journal record may hold, so a config
+/// PUT of that size (journaled whole, with its envelope) always fits in one.
+pub const MAX_BODY_LIMIT_BYTES: usize = 16 << 20;
+
 mod queue;
 
 /// No duration in a contact centre is longer than a year; anything beyond is a units mistake.
@@ -486,6 +490,16 @@ impl Checker<'_, '_> {
             if value == 0 {
                 self.err(&server.key(name), "must be at least 1");
             }
+        }
+        if raw.server.body_limit_bytes > MAX_BODY_LIMIT_BYTES {
+            self.err(
+                &server.key("body_limit_bytes"),
+                format!(
+                    "must be at most {MAX_BODY_LIMIT_BYTES} (16 MiB): a config PUT is journaled \
+                     as one record, and a journal record holds at most {} bytes",
+                    crate::journal::frame::MAX_RECORD_BYTES
+                ),
+            );
         }
         let auth = root.key("auth");
         let a = &raw.auth;
