@@ -164,7 +164,7 @@ impl AuthKeys {
             return Ok(());
         }
         let header = header.ok_or(SignatureError::Missing)?;
-        let (t, signatures) = parse_signature(header)?;
+        let (t, t_text, signatures) = parse_signature(header)?;
         if t.abs_diff(now_s) > REPLAY_WINDOW_S {
             return Err(SignatureError::Stale);
         }
@@ -172,7 +172,7 @@ impl AuthKeys {
             let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
                 continue;
             };
-            mac.update(t.to_string().as_bytes());
+            mac.update(t_text.as_bytes());
             mac.update(b".");
             mac.update(body);
             for signature in &signatures {
@@ -234,7 +234,9 @@ impl AuthKeys {
     }
 }
 
-fn parse_signature(header: &str) -> Result<(u64, Vec<Vec<u8>>), SignatureError> {
+/// `(t, t as written, signatures)`: the HMAC covers the `t` text the sender wrote (which it
+/// signed), the number is for the replay window.
+fn parse_signature(header: &str) -> Result<(u64, &str, Vec<Vec<u8>>), SignatureError> {
     let mut t = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
@@ -247,12 +249,11 @@ fn parse_signature(header: &str) -> Result<(u64, Vec<Vec<u8>>), SignatureError> 
                 if t.is_some() {
                     return Err(SignatureError::Malformed);
                 }
-                t = Some(
-                    value
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| SignatureError::Malformed)?,
-                );
+                let text = value.trim();
+                let seconds = text
+                    .parse::<u64>()
+                    .map_err(|_| SignatureError::Malformed)?;
+                t = Some((seconds, text));
             }
             "v1" => {
                 let bytes = hex::decode(value.trim()).map_err(|_| SignatureError::Malformed)?;
@@ -266,7 +267,7 @@ fn parse_signature(header: &str) -> Result<(u64, Vec<Vec<u8>>), SignatureError> 
         }
     }
     match t {
-        Some(t) if !signatures.is_empty() => Ok((t, signatures)),
+        Some((t, text)) if !signatures.is_empty() => Ok((t, text, signatures)),
         _ => Err(SignatureError::Malformed),
     }
 }
@@ -300,9 +301,13 @@ pub(crate) fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const NOW: u64 = 1_800_000_000;
+
     #[test]
     fn the_scheme_is_matched_without_case_and_any_blanks_may_follow_it() {
-        use super::credentials;
         assert_eq!(credentials("Bearer tok", "Bearer"), Some("tok"));
         assert_eq!(credentials("BEARER tok", "Bearer"), Some("tok"));
         assert_eq!(credentials("bearer \t tok ", "Bearer"), Some("tok"));
@@ -312,10 +317,24 @@ mod tests {
         assert_eq!(credentials("Basic dXNlcjpwdw==", "Bearer"), None);
     }
 
-    use super::*;
-    use axum::http::HeaderValue;
-
-    const NOW: u64 = 1_800_000_000;
+    #[test]
+    fn the_signature_covers_t_as_the_sender_wrote_it() {
+        // A sender that writes `t` with a leading zero or plus sign signs that text.
+        let keys = AuthKeys::new(&["s3cret"], &[], &[]);
+        for written in [format!("0{NOW}"), format!("+{NOW}")] {
+            let mut mac = HmacSha256::new_from_slice(b"s3cret").unwrap();
+            mac.update(format!("{written}.{{}}").as_bytes());
+            let header = format!(
+                "t={written},v1={}",
+                hex::encode(mac.finalize().into_bytes())
+            );
+            assert_eq!(
+                keys.verify_signature(Some(&header), b"{}", NOW),
+                Ok(()),
+                "{header}"
+            );
+        }
+    }
 
     #[test]
     fn a_correctly_signed_body_is_accepted() {
