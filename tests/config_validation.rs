@@ -695,7 +695,7 @@ fn limits_must_leave_room_for_work() {
         /* 1 */ "[limits]",
         /* 2 */ "max_live_interactions = 0",
         /* 3 */ "retain_finished = -1",
-        /* 4 */ "max_history = 0",
+        /* 4 */ "max_history = 1",
     ]));
     assert_eq!(all.len(), 3, "{all:#?}");
     assert_error(
@@ -705,7 +705,7 @@ fn limits_must_leave_room_for_work() {
         "must be at least 1",
     );
     assert_error(&all[1], 3, "limits.retain_finished", "must not be negative");
-    assert_error(&all[2], 4, "limits.max_history", "must be at least 1");
+    assert_error(&all[2], 4, "limits.max_history", "must be at least 2");
 }
 
 #[test]

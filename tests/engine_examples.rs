@@ -1233,7 +1233,8 @@ fn a_transfer_into_a_full_queue_is_refused() {
         err,
         EngineError::QueueFull {
             queue: "billing".into(),
-            max_waiting: 1
+            max_waiting: 1,
+            interaction: "c1".into(),
         }
     );
     assert_eq!(d.snapshot(&["c1", "waiting"]), before);
@@ -1261,7 +1262,8 @@ fn an_escalation_into_a_full_queue_is_refused_like_a_transfer() {
         err,
         EngineError::QueueFull {
             queue: "support".into(),
-            max_waiting: 1
+            max_waiting: 1,
+            interaction: "c1".into(),
         }
     );
     assert_eq!(d.snapshot(&["c1", "waiting"]), before);
@@ -1292,6 +1294,7 @@ fn a_transfer_into_a_closed_queue_is_refused_naming_its_closed_target() {
         EngineError::QueueClosed {
             queue: "night".into(),
             closed_target: Some("sip:voicemail@pbx".into()),
+            interaction: "c1".into(),
         }
     );
     assert_eq!(err.code(), "queue_closed");
@@ -1470,7 +1473,8 @@ fn a_transfer_to_a_queue_that_does_not_serve_the_channel_is_refused() {
         d.try_at(2, transfer("ch1", "phones")),
         Err(EngineError::ChannelNotServed {
             queue: "phones".into(),
-            channel: Channel::Chat
+            channel: Channel::Chat,
+            interaction: "ch1".into(),
         })
     );
     assert_eq!(d.snapshot(&["ch1"]), before);
@@ -1723,6 +1727,7 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             EngineError::ChannelNotServed {
                 queue: "web".into(),
                 channel: Channel::Voice,
+                interaction: "c3".into(),
             },
         ),
         (
@@ -2084,4 +2089,48 @@ fn finished_calls_beyond_the_retention_are_forgotten_and_their_ids_may_come_back
     // Its arrival finished nothing, so c3 and c4 are still the ones kept.
     assert!(d.engine.interaction("c3").is_some());
     d.engine.check_consistency().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused events
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_refused_event_does_not_move_the_engine_clock() {
+    let mut d = Driver::new(config(
+        vec![queue("q", vec![step(0, &[1])])],
+        vec![agent("a", &[("q", 1)])],
+    ));
+    d.at(0, login("a"));
+    let err = d.engine.handle(secs(50), &logout("nobody")).unwrap_err();
+    assert!(matches!(err, EngineError::UnknownAgent { .. }), "{err:?}");
+    assert_eq!(d.engine.now(), 0, "engine time after a refused event");
+    // So the next event, at 10 s, is decided at 10 s, not at the refused event's 50 s.
+    let ds = d.engine.handle(secs(10), &call("c1", "q")).unwrap();
+    assert_eq!(ds[0].at, secs(10), "offer made at {} ms", ds[0].at);
+}
+
+#[test]
+fn a_refused_arrival_or_transfer_names_the_interaction() {
+    let mut full = queue("full", vec![step(0, &[1])]);
+    full.max_waiting = Some(0);
+    let mut d = Driver::new(config(
+        vec![queue("q1", vec![step(0, &[1])]), full],
+        vec![agent("a", &[("q1", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(1, call("c1", "q1"));
+    d.at(2, accept("c1", "a"));
+    let err = d.try_at(3, transfer("c1", "full")).unwrap_err();
+    assert!(err.to_string().contains("interaction `c1`"), "{err}");
+    let err = d
+        .try_at(
+            4,
+            Arrival::new("c2")
+                .channel(Channel::Chat)
+                .queue("q1")
+                .event(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("interaction `c2`"), "{err}");
 }

@@ -132,7 +132,7 @@ fn escalating_a_voice_call_in_a_queue_that_stopped_serving_voice_is_refused() {
     d.reload(secs(3), chat_only);
     let refused = d.try_at(secs(4), escalate("c1", 2));
     assert!(
-        matches!(&refused, Err(EngineError::ChannelNotServed { queue, channel: Channel::Voice }) if queue == "support"),
+        matches!(&refused, Err(EngineError::ChannelNotServed { queue, channel: Channel::Voice, interaction }) if queue == "support" && interaction == "c1"),
         "{refused:?}"
     );
     assert_eq!(d.interaction("c1").state, InteractionState::Connected);

@@ -250,9 +250,7 @@ fn parse_signature(header: &str) -> Result<(u64, &str, Vec<Vec<u8>>), SignatureE
                     return Err(SignatureError::Malformed);
                 }
                 let text = value.trim();
-                let seconds = text
-                    .parse::<u64>()
-                    .map_err(|_| SignatureError::Malformed)?;
+                let seconds = text.parse::<u64>().map_err(|_| SignatureError::Malformed)?;
                 t = Some((seconds, text));
             }
             "v1" => {

@@ -423,7 +423,8 @@ impl Checker<'_, '_> {
                 0,
                 builtin.retain_finished,
             ),
-            max_history: size(l.max_history, "max_history", 1, builtin.max_history),
+            // The first entry (the arrival) is always kept, plus the latest: at least 2.
+            max_history: size(l.max_history, "max_history", 2, builtin.max_history),
         }
     }
 

@@ -28,8 +28,12 @@ pub enum EngineError {
         interaction: String,
         state: &'static str,
     },
-    #[error("queue `{queue}` does not serve channel {channel}")]
-    ChannelNotServed { queue: String, channel: Channel },
+    #[error("queue `{queue}` does not serve channel {channel} (interaction `{interaction}`)")]
+    ChannelNotServed {
+        queue: String,
+        channel: Channel,
+        interaction: String,
+    },
     #[error("interaction `{interaction}` has no pending offer to agent `{agent}`")]
     NoSuchOffer { interaction: String, agent: String },
     #[error(
@@ -53,15 +57,23 @@ pub enum EngineError {
         field: &'static str,
         message: String,
     },
-    #[error("queue `{queue}` is full ({max_waiting} waiting): nothing more may enter it now")]
-    QueueFull { queue: String, max_waiting: usize },
+    #[error(
+        "queue `{queue}` is full ({max_waiting} waiting): interaction `{interaction}` may not \
+         enter it now"
+    )]
+    QueueFull {
+        queue: String,
+        max_waiting: usize,
+        interaction: String,
+    },
     #[error(
         "queue `{queue}` is closed by its schedule{}",
-        closed_target.as_deref().map(|t| format!(": send the interaction to its closed_target `{t}` instead")).unwrap_or_default()
+        closed_target.as_deref().map(|t| format!(": send interaction `{interaction}` to its closed_target `{t}` instead")).unwrap_or_else(|| format!(" (interaction `{interaction}`)"))
     )]
     QueueClosed {
         queue: String,
         closed_target: Option<String>,
+        interaction: String,
     },
     #[error(
         "queue `{queue}` was removed by a config change: interaction `{interaction}` cannot go \

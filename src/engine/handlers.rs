@@ -95,6 +95,7 @@ impl Engine {
 
     fn route(
         &self,
+        id: &str,
         channel: Channel,
         queue: Option<&str>,
         priority: Option<i32>,
@@ -125,6 +126,7 @@ impl Engine {
             return Err(EngineError::ChannelNotServed {
                 queue: queue.cfg.id.clone(),
                 channel,
+                interaction: id.to_string(),
             });
         }
         Ok(Route::Queue {
@@ -174,7 +176,7 @@ impl Engine {
                 limit: self.config.limits.max_live_interactions,
             });
         }
-        let route = self.route(channel, queue, priority, attributes)?;
+        let route = self.route(id, channel, queue, priority, attributes)?;
         // Validated: from here on nothing fails.
         let now = self.now;
         let skill_ids = self.skill_ids_of(skills);
@@ -469,6 +471,7 @@ impl Engine {
             return Err(EngineError::ChannelNotServed {
                 queue: queue.to_string(),
                 channel,
+                interaction: id.to_string(),
             });
         }
         let cfg = &target.cfg;
@@ -476,9 +479,10 @@ impl Engine {
             return Err(EngineError::QueueClosed {
                 queue: queue.to_string(),
                 closed_target: cfg.closed_target.clone(),
+                interaction: id.to_string(),
             });
         }
-        self.refuse_if_full(q2, channel, Class::Step(self.entry_step(q2)), skills)?;
+        self.refuse_if_full(id, q2, channel, Class::Step(self.entry_step(q2)), skills)?;
         let now = self.now;
         let by = self.agents[ak as usize].id.clone();
         let from_queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
@@ -531,9 +535,10 @@ impl Engine {
             return Err(EngineError::ChannelNotServed {
                 queue: queue.name.to_string(),
                 channel,
+                interaction: id.to_string(),
             });
         }
-        self.refuse_if_full(q, channel, Class::MinTier(min_tier), skills)?;
+        self.refuse_if_full(id, q, channel, Class::MinTier(min_tier), skills)?;
         let boost = self.queues[q as usize].cfg.escalation_priority_boost;
         let by = self.agents[ak as usize].id.clone();
         let queue = self.queues[q as usize].name.clone();
@@ -570,6 +575,7 @@ impl Engine {
     /// could take the interaction at once (an arrival there would be rejected `queue_full`).
     fn refuse_if_full(
         &mut self,
+        id: &str,
         q: QKey,
         channel: Channel,
         class: Class,
@@ -580,6 +586,7 @@ impl Engine {
             return Err(EngineError::QueueFull {
                 queue: queue.name.to_string(),
                 max_waiting: queue.cfg.max_waiting.unwrap_or(0),
+                interaction: id.to_string(),
             });
         }
         Ok(())

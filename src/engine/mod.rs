@@ -170,6 +170,7 @@ impl Engine {
             }
         }
         let facts_before = self.facts.len();
+        let time_before = self.now;
         self.now = now;
         match self.apply(event) {
             Ok(()) => {
@@ -183,6 +184,8 @@ impl Engine {
                 );
                 self.out.clear();
                 self.facts.truncate(facts_before);
+                // Changes nothing at all, engine time included.
+                self.now = time_before;
                 Err(e)
             }
         }
