@@ -49,7 +49,7 @@ pub enum SimError {
         subject: String,
         at_s: f64,
         #[source]
-        source: EngineError,
+        source: Box<EngineError>,
     },
 }
 

@@ -335,7 +335,7 @@ impl<T: Traffic> Runner<'_, T> {
                 event: event.type_name(),
                 subject: subject.to_string(),
                 at_s: (now - self.plan.start_ms) as f64 / 1000.0,
-                source,
+                source: Box::new(source),
             }),
         }
     }
