@@ -2134,3 +2134,34 @@ fn a_refused_arrival_or_transfer_names_the_interaction() {
         .unwrap_err();
     assert!(err.to_string().contains("interaction `c2`"), "{err}");
 }
+
+#[test]
+fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[1, 2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, not_ready("l1", "lunch"));
+    d.at(0, login("l2"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(kinds(&ds), vec!["queued"], "an L1 is logged in (not ready)");
+    // The only L1 logs out at 5 s: nobody can take step 0, so step 1 (L1+L2) starts now, not
+    // at 31 s, and the idle L2 gets the call.
+    let ds = d.at(secs(5), logout("l1"));
+    assert_eq!(kinds(&ds), vec!["escalated", "offer"], "{ds:?}");
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"), "{ds:?}");
+    let c1 = d.interaction("c1");
+    assert!(matches!(
+        c1.history.iter().find(|t| matches!(t.why, Why::StepReached { .. })),
+        Some(t) if t.at == secs(5)
+    ));
+    // The step timer it had for 31 s is gone: nothing fires then.
+    d.at(secs(6), accept("c1", "l2"));
+    assert!(d.advance(secs(40)).is_empty());
+}

@@ -78,6 +78,7 @@ impl Engine {
             None => self.add_agent(id, address.unwrap_or_default()),
         };
         // Tier changes move the census: count the agent out, change, count it back in.
+        let queues_before = self.queues_of(ak);
         self.census_out(ak);
         let tiers = tiers.map(|t| self.named_tiers(t));
         {
@@ -100,6 +101,8 @@ impl Engine {
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
         self.agent_take_work(ak);
+        // A login with other tiers may leave a step of a queue it served with nobody.
+        self.skip_steps_left_empty(&queues_before);
         Ok(())
     }
 
@@ -138,9 +141,20 @@ impl Engine {
                     self.route_returned(ik, None);
                 }
                 self.reindex_agent(ak);
+                let queues = self.queues_of(ak);
+                self.skip_steps_left_empty(&queues);
             }
         }
         Ok(())
+    }
+
+    /// The queues the agent has a tier in.
+    fn queues_of(&self, ak: AKey) -> Vec<QKey> {
+        self.agents[ak as usize]
+            .tiers
+            .iter()
+            .map(|(q, _)| *q)
+            .collect()
     }
 
     pub(super) fn on_wrapup_done(&mut self, id: &str) -> Result<(), EngineError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{Channel, Overflow};
 use crate::engine::decision::{AgentStatus, DecisionKind, Fact};
-use crate::engine::model::{Class, QKey, SkillSetId, Slot};
+use crate::engine::model::{Class, QKey, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{Counts, InteractionState, Transition, Why};
 use crate::engine::Engine;
@@ -198,6 +198,48 @@ impl Engine {
             let old = self.ix_mut(ik).step_timer.replace(key);
             self.timers.cancel(old);
             return;
+        }
+    }
+
+    /// `skip_if_no_agents` after the fact: the last logged-in agent of a step's tiers just left
+    /// one of `queues` (logged out, went offline, logged in again with other tiers). What waits
+    /// on such a step moves on at once, as it would have on entering the step with nobody
+    /// there, most urgent first, and is offered to an agent the next step makes eligible.
+    /// Costs a look at each queue's ladder, plus O(log n) per interaction that moves.
+    pub(super) fn skip_steps_left_empty(&mut self, queues: &[QKey]) {
+        for &q in queues {
+            let steps = &self.queues[q as usize].cfg.steps;
+            let empty: Vec<u16> = (0..steps.len().saturating_sub(1))
+                .filter(|&k| steps[k].skip_if_no_agents && !self.any_logged_in(q, &steps[k].tiers))
+                .map(|k| k as u16)
+                .collect();
+            if empty.is_empty() {
+                continue;
+            }
+            let mut stuck: Vec<WaitKey> = self.queues[q as usize]
+                .waiting
+                .iter()
+                .flat_map(|by_class| by_class.iter())
+                .filter(|((class, _), _)| matches!(class, Class::Step(k) if empty.contains(k)))
+                .flat_map(|(_, set)| set.iter().copied())
+                .collect();
+            stuck.sort_unstable();
+            for key in stuck {
+                let ik = key.ikey;
+                // Only its class (and maybe priority) changes, as when a step timer fires; the
+                // timer of the step it skips to is dropped (`settle_steps` sets the next one).
+                self.unindex_class(ik);
+                let pending = self.ix_mut(ik).step_timer.take();
+                self.timers.cancel(pending);
+                self.settle_steps(ik);
+                match self.find_agent_for(ik) {
+                    Some(ak) => {
+                        self.unindex_membership(ik);
+                        self.make_offer(ik, ak, false, true);
+                    }
+                    None => self.index_class(ik),
+                }
+            }
         }
     }
 

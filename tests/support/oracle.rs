@@ -319,6 +319,23 @@ pub fn check_state(cfg: &RoutingConfig, obs: &Observed, arrivals: u64) -> Result
                     "waiting `{id}` has no valid ladder step: {:?}",
                     v.step
                 );
+                // `skip_if_no_agents`: nothing waits on a step (not the last) whose tiers have
+                // nobody logged in for the queue, however that came about.
+                if let (None, Some(k)) = (v.min_tier, v.step) {
+                    let step = &qc.steps[k];
+                    if step.skip_if_no_agents && k + 1 < qc.steps.len() {
+                        let staffed = obs.agents.iter().any(|a| {
+                            a.status != AgentStatus::Offline
+                                && a.tiers.get(q).is_some_and(|t| step.tiers.contains(t))
+                        });
+                        ensure!(
+                            staffed,
+                            "waiting `{id}` sits on step {k} of `{q}` (skip_if_no_agents) with \
+                             none of its tiers {:?} logged in",
+                            step.tiers
+                        );
+                    }
+                }
             }
             InteractionState::Offered | InteractionState::Connected | InteractionState::WrapUp => {
                 let phase = match v.state {
@@ -571,7 +588,10 @@ pub fn check_history(cfg: &RoutingConfig, v: &InteractionView) -> Result<(), Str
                 );
                 let qc = cfg.queue(q).ok_or("unknown queue")?;
                 let deadline = *entered + qc.steps[*step].after_ms;
-                let skipped = qc.steps[*step - 1].skip_if_no_agents && t.at == *prev_at;
+                // Skipped: on entering the previous step with nobody there (same instant), or
+                // when its last agent left later (before the deadline); which one is checked by
+                // the waiting-state invariant, which sees who is logged in at every step.
+                let skipped = qc.steps[*step - 1].skip_if_no_agents && t.at <= deadline;
                 ensure!(
                     t.at == deadline || skipped,
                     "`{}` reached step {step} of `{q}` at {}, deadline {deadline} \
