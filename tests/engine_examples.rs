@@ -2165,3 +2165,57 @@ fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
     d.at(secs(6), accept("c1", "l2"));
     assert!(d.advance(secs(40)).is_empty());
 }
+
+#[test]
+fn skills_no_call_or_agent_holds_any_more_are_forgotten_and_matching_is_unchanged() {
+    let mut cfg = config(
+        vec![queue("support", support_ladder())],
+        vec![with_skills(agent("l1", &[("support", 1)]), &["es"])],
+    );
+    cfg.limits.retain_finished = 1;
+    let mut d = Driver::new(cfg);
+    d.at(0, login("l1"));
+    // Calls needing one-off skills come and go; each is abandoned and, two calls later, evicted.
+    for n in 0..50u64 {
+        let id = format!("x{n}");
+        let skill = format!("one-off-{n}");
+        d.at(
+            secs(n),
+            Arrival::new(&id).queue("support").skills(&[&skill]).event(),
+        );
+        d.at(secs(n), abandon(&id));
+        d.engine.check_consistency().unwrap();
+    }
+    // Matching by skill still works after all that reuse of skill ids.
+    let ds = d.at(
+        secs(60),
+        Arrival::new("fr").queue("support").skills(&["fr"]).event(),
+    );
+    assert_eq!(kinds(&ds), vec!["queued"], "l1 does not speak fr");
+    let ds = d.at(
+        secs(61),
+        Arrival::new("es").queue("support").skills(&["es"]).event(),
+    );
+    assert_eq!(offered_to(&ds, "es").as_deref(), Some("l1"));
+    assert_eq!(
+        d.interaction("fr").skills,
+        vec!["fr".into()] as Vec<std::sync::Arc<str>>
+    );
+    d.engine.check_consistency().unwrap();
+    // A snapshot taken now restores to an engine that decides exactly the same from here on.
+    let mut bytes = Vec::new();
+    d.engine.write_snapshot(&mut bytes).unwrap();
+    let mut restored = tierline::engine::Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
+    restored.check_consistency().unwrap();
+    let next = Arrival::new("y")
+        .queue("support")
+        .skills(&["new-skill"])
+        .event();
+    let a = d.engine.handle(secs(62), &next).unwrap();
+    let b = restored.handle(secs(62), &next).unwrap();
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    let (mut after_a, mut after_b) = (Vec::new(), Vec::new());
+    d.engine.write_snapshot(&mut after_a).unwrap();
+    restored.write_snapshot(&mut after_b).unwrap();
+    assert!(after_a == after_b, "the restored engine's state drifted");
+}

@@ -140,3 +140,46 @@ fn a_capture_writes_the_state_of_its_moment_even_after_the_engine_moved_on() {
     restored.check_consistency().unwrap();
     assert_eq!(drive(&mut restored, 40, 80), later);
 }
+
+/// Live interactions are bounded by `max_live_interactions` and finished ones by
+/// `retain_finished`, so the state of an engine that holds at most 10 finished calls must not
+/// grow with the number of calls it has seen. Each call's `skills` are interned for ever
+/// (`skill_names`, `skill_sets`): memory and every snapshot grow by each distinct name a client
+/// ever sent.
+#[test]
+fn state_does_not_grow_with_the_skill_names_of_calls_long_gone() {
+    fn snapshot_after(n: usize) -> usize {
+        let mut r = RoutingConfig::empty();
+        r.queues
+            .push(tierline::config::QueueConfig::with_defaults("support"));
+        r.limits.retain_finished = 10;
+        let mut e = Engine::new(r, 1_000);
+        for i in 0..n {
+            let id = format!("c{i}");
+            e.handle(
+                1_000,
+                &Event::InteractionArrived {
+                    interaction: id.clone(),
+                    channel: Channel::Voice,
+                    queue: Some("support".into()),
+                    priority: None,
+                    skills: vec![format!("skill-{i}-{}", "x".repeat(200))],
+                    customer: None,
+                    attributes: BTreeMap::new(),
+                },
+            )
+            .unwrap();
+            e.handle(1_000, &Event::InteractionAbandoned { interaction: id })
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        e.write_snapshot(&mut out).unwrap();
+        out.len()
+    }
+    let small = snapshot_after(100);
+    let large = snapshot_after(5_000);
+    assert!(
+        large < small * 2,
+        "snapshot after 100 calls: {small} B; after 5,000 calls: {large} B"
+    );
+}

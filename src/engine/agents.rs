@@ -94,8 +94,7 @@ impl Engine {
             }
         }
         if let Some(skills) = skills {
-            let ids = self.skill_ids_of(skills);
-            self.agents[ak as usize].skills = ids;
+            self.set_agent_skills(ak, skills);
         }
         self.resolve_agent(ak);
         self.census_in(ak);

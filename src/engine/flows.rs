@@ -472,6 +472,7 @@ impl Engine {
             if let Some(old) = self.finished.pop_front() {
                 if let Some(Some(i)) = self.interactions.get_mut(old as usize).map(Option::take) {
                     self.interaction_ids.remove(&i.id, old);
+                    self.skills.release_set(i.skills);
                     self.free_ikeys.push(old);
                 }
             }

@@ -179,8 +179,9 @@ impl Engine {
         let route = self.route(id, channel, queue, priority, attributes)?;
         // Validated: from here on nothing fails.
         let now = self.now;
-        let skill_ids = self.skill_ids_of(skills);
-        let skills = self.skill_set(skill_ids);
+        let skill_ids = self.skills.ids_of(skills);
+        let skills = self.skills.set_of(skill_ids);
+        self.skills.hold_set(skills);
         let id: Arc<str> = Arc::from(id);
         let (q, priority) = match route {
             Route::Queue { q, priority, .. } => (Some(q), priority),

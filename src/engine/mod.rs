@@ -21,6 +21,7 @@ mod model;
 mod offers;
 mod reconfigure;
 mod shared;
+mod skills;
 mod snapshot;
 mod timers;
 pub mod view;
@@ -75,10 +76,7 @@ pub struct Engine {
     interaction_ids: ids::InteractionIds,
     /// Finished interactions in the order they finished (evicted from the front).
     finished: VecDeque<IKey>,
-    skill_ids: Map<Arc<str>, u32>,
-    skill_names: Vec<Arc<str>>,
-    skill_sets: Vec<Vec<u32>>,
-    skill_set_ids: Map<Vec<u32>, SkillSetId>,
+    skills: skills::SkillTable,
     timers: Timers,
     rng: ChaCha8Rng,
     next_order: u64,
@@ -109,10 +107,7 @@ impl Engine {
             free_ikeys: Vec::new(),
             interaction_ids: ids::InteractionIds::default(),
             finished: VecDeque::new(),
-            skill_ids: Map::default(),
-            skill_names: Vec::new(),
-            skill_sets: Vec::new(),
-            skill_set_ids: Map::default(),
+            skills: skills::SkillTable::default(),
             timers: Timers::default(),
             next_order: 0,
             next_offer: 1,
@@ -287,37 +282,17 @@ impl Engine {
             })
     }
 
-    fn skill_id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.skill_ids.get(name) {
-            return id;
-        }
-        let id = self.skill_names.len() as u32;
-        let name: Arc<str> = Arc::from(name);
-        self.skill_names.push(name.clone());
-        self.skill_ids.insert(name, id);
-        id
-    }
-
-    fn skill_ids_of(&mut self, names: &[impl AsRef<str>]) -> Vec<u32> {
-        let mut ids: Vec<u32> = names.iter().map(|n| self.skill_id(n.as_ref())).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-
-    fn skill_set(&mut self, ids: Vec<u32>) -> SkillSetId {
-        if let Some(&id) = self.skill_set_ids.get(&ids) {
-            return id;
-        }
-        let id = self.skill_sets.len() as SkillSetId;
-        self.skill_sets.push(ids.clone());
-        self.skill_set_ids.insert(ids, id);
-        id
+    /// Give agent `ak` these skills (interned), letting go of the ones it had.
+    fn set_agent_skills(&mut self, ak: AKey, names: &[impl AsRef<str>]) {
+        let ids = self.skills.ids_of(names);
+        self.skills.hold_names(&ids);
+        let old = std::mem::replace(&mut self.agents[ak as usize].skills, ids);
+        self.skills.release_names(&old);
     }
 
     /// Whether `have` (sorted) contains every id of skill set `set`.
     fn has_skills(&self, have: &[u32], set: SkillSetId) -> bool {
-        let need = &self.skill_sets[set as usize];
+        let need = self.skills.set(set);
         if need.is_empty() {
             return true;
         }

@@ -170,7 +170,9 @@ impl Engine {
             let fields = roster_fields(ac);
             let was = self.agents[ak as usize].roster_fields;
             let changed = |k: usize| was[k] != fields[k];
-            let skills = changed(2).then(|| self.skill_ids_of(&ac.skills));
+            if changed(2) {
+                self.set_agent_skills(ak, &ac.skills);
+            }
             let tiers = changed(1).then(|| self.named_tiers(&ac.tiers));
             let a = &mut self.agents[ak as usize];
             if changed(0) {
@@ -178,9 +180,6 @@ impl Engine {
             }
             if let Some(tiers) = tiers {
                 a.tiers_by_name = tiers;
-            }
-            if let Some(skills) = skills {
-                a.skills = skills;
             }
             if changed(3) {
                 a.capacity_overrides = ac.capacity.clone();

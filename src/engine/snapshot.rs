@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Millis, QueueConfig, RoutingConfig};
 use crate::engine::model::{Agent, Interaction, QKey, QueueRt};
 use crate::engine::shared::SharedVec;
+use crate::engine::skills::SkillTable;
 use crate::engine::timers::{AKey, IKey, Timer, Timers};
 use crate::engine::view::{Counts, SlotPhase, Why};
 use crate::engine::{Engine, Map};
@@ -158,8 +159,8 @@ impl Engine {
             interactions: Cow::Borrowed(&self.interactions),
             free_ikeys: Cow::Borrowed(&self.free_ikeys),
             finished: Cow::Borrowed(&self.finished),
-            skill_names: Cow::Borrowed(&self.skill_names),
-            skill_sets: Cow::Borrowed(&self.skill_sets),
+            skill_names: Cow::Borrowed(self.skills.names()),
+            skill_sets: Cow::Borrowed(self.skills.sets()),
         }
     }
 
@@ -205,20 +206,12 @@ impl Engine {
         e.interaction_ids.rebuild(&e.interactions);
         e.free_ikeys = s.free_ikeys;
         e.finished = s.finished;
-        e.skill_ids = s
-            .skill_names
-            .iter()
-            .enumerate()
-            .map(|(k, n)| (n.clone(), k as u32))
-            .collect();
-        e.skill_names = s.skill_names;
-        e.skill_set_ids = s
-            .skill_sets
-            .iter()
-            .enumerate()
-            .map(|(k, set)| (set.clone(), k as u32))
-            .collect();
-        e.skill_sets = s.skill_sets;
+        e.skills = SkillTable::restore(
+            s.skill_names,
+            s.skill_sets,
+            e.agents.iter().map(|a| a.skills.as_slice()),
+            e.interactions.iter().flatten().map(|i| i.skills),
+        );
 
         // Snapshots written before interactions kept `answered_by`: their history, as far as it
         // was kept, says who last accepted each one.

@@ -44,9 +44,11 @@ impl Engine {
             }
             _ => Owner::None,
         };
-        let skills = self.skill_sets[i.skills as usize]
+        let skills = self
+            .skills
+            .set(i.skills)
             .iter()
-            .map(|s| self.skill_names[*s as usize].clone())
+            .map(|s| self.skills.name(*s).clone())
             .collect();
         InteractionView {
             id: i.id.clone(),
@@ -104,7 +106,7 @@ impl Engine {
             skills: a
                 .skills
                 .iter()
-                .map(|s| self.skill_names[*s as usize].clone())
+                .map(|s| self.skills.name(*s).clone())
                 .collect(),
             capacity: Channel::ALL
                 .iter()
@@ -294,6 +296,10 @@ impl Engine {
         if live != self.live {
             return Err(format!("live count {} but {live} live", self.live));
         }
+        self.skills.check(
+            self.agents.iter().map(|a| a.skills.as_slice()),
+            self.interactions.iter().flatten().map(|i| i.skills),
+        )?;
         let held = self.interactions.iter().flatten().count();
         if self.interaction_ids.len() != held {
             return Err(format!(
