@@ -2219,3 +2219,39 @@ fn skills_no_call_or_agent_holds_any_more_are_forgotten_and_matching_is_unchange
     restored.write_snapshot(&mut after_b).unwrap();
     assert!(after_a == after_b, "the restored engine's state drifted");
 }
+
+#[test]
+fn many_skill_combinations_that_waited_and_left_leave_no_empty_sets_behind() {
+    let mut d = Driver::new(config(
+        vec![queue("support", support_ladder())],
+        vec![with_skills(agent("l1", &[("support", 1)]), &["es"])],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, not_ready("l1", "meeting"));
+    // 40 calls, each needing a combination of its own, wait and then hang up.
+    for n in 0..40u64 {
+        let id = format!("x{n}");
+        let skills = [format!("lang-{n}"), "es".to_string()];
+        d.at(
+            secs(1),
+            Arrival::new(&id)
+                .queue("support")
+                .skills(&[&skills[0], &skills[1]])
+                .event(),
+        );
+    }
+    for n in 0..40u64 {
+        d.at(secs(2), abandon(&format!("x{n}")));
+    }
+    // check_consistency also checks that a queue with many (class, skills) sets keeps no empty
+    // one (a freed agent would look at each of them).
+    d.engine.check_consistency().unwrap();
+    let ds = d.at(
+        secs(3),
+        Arrival::new("es").queue("support").skills(&["es"]).event(),
+    );
+    assert_eq!(kinds(&ds), vec!["queued"]);
+    let ds = d.at(secs(4), available("l1"));
+    assert_eq!(offered_to(&ds, "es").as_deref(), Some("l1"));
+    d.engine.check_consistency().unwrap();
+}

@@ -212,9 +212,15 @@ impl Engine {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        // Empty sets stay (bounded by steps × skill sets) so the next entry allocates nothing.
+        // An emptied set stays while the queue has few (so the next entry allocates nothing:
+        // a ladder step moves interactions between sets all the time). Beyond that it goes: a
+        // freed agent looks at every (class, skills) set of its queues, and keeping empty ones
+        // would make that cost grow with every skill combination that ever waited there.
         if let Some(set) = queue.waiting[c].get_mut(&(class, skills)) {
             set.remove(&key);
+            if set.is_empty() && queue.waiting[c].len() > KEEP_EMPTY_WAITING_SETS {
+                queue.waiting[c].remove(&(class, skills));
+            }
         }
         if let Some(n) = queue.by_priority.get_mut(&prio) {
             *n -= 1;
@@ -237,6 +243,9 @@ impl Engine {
             .sum()
     }
 }
+
+/// (class, skills) sets per queue and channel below which an emptied set is kept for reuse.
+pub(super) const KEEP_EMPTY_WAITING_SETS: usize = 16;
 
 /// The smallest possible key of a tier: where that tier's range starts in a free set.
 fn tier_floor(tier: Tier) -> FreeKey {

@@ -296,6 +296,18 @@ impl Engine {
         if live != self.live {
             return Err(format!("live count {} but {live} live", self.live));
         }
+        for queue in &self.queues {
+            for by_class in &queue.waiting {
+                let empty = by_class.values().filter(|set| set.is_empty()).count();
+                if empty > 0 && by_class.len() > crate::engine::index::KEEP_EMPTY_WAITING_SETS {
+                    return Err(format!(
+                        "queue {} keeps {empty} empty waiting sets among {}",
+                        queue.name,
+                        by_class.len()
+                    ));
+                }
+            }
+        }
         self.skills.check(
             self.agents.iter().map(|a| a.skills.as_slice()),
             self.interactions.iter().flatten().map(|i| i.skills),
