@@ -100,7 +100,7 @@ fn journal_options(segment_bytes: u64) -> JournalOptions {
 fn record_afternoon(dir: &Path, segment_bytes: u64) -> Report {
     let config = loaded(60, 0);
     let plan = scenario::parse(AFTERNOON, "afternoon.toml", &config.routing).expect("scenario");
-    record::record(config, &plan, 5, dir, journal_options(segment_bytes)).expect("recorded")
+    record::record(config, &plan, 5, false, dir, journal_options(segment_bytes)).expect("recorded")
 }
 
 fn options(seed: u64) -> ReplayOptions {

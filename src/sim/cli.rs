@@ -79,9 +79,12 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
     if let Some(dir) = &args.record_journal {
         let seed = args.seed.unwrap_or(plan.seed);
         let journal = crate::journal::JournalOptions::from_config(&loaded.daemon.journal);
-        return match record::record(loaded, &plan, seed, dir, journal) {
+        return match record::record(loaded, &plan, seed, args.agents, dir, journal) {
             Ok(report) => {
-                print_report(args.format, &report.to_table(), &report.to_json());
+                if let Err(code) = print_report(args.format, &report.to_table(), &report.to_json())
+                {
+                    return code;
+                }
                 eprintln!(
                     "journal written to {} in {:.2} s",
                     dir.display(),
@@ -101,9 +104,8 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
     }
     match run_simulation(config, &plan, &options) {
         Ok(report) => {
-            match args.format {
-                Format::Table => print!("{}", report.to_table()),
-                Format::Json => println!("{}", report.to_json()),
+            if let Err(code) = print_report(args.format, &report.to_table(), &report.to_json()) {
+                return code;
             }
             eprintln!(
                 "simulated {:.0} s of virtual time in {:.2} s",
@@ -119,11 +121,22 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
     }
 }
 
-fn print_report(format: Format, table: &str, json: &str) {
-    match format {
-        Format::Table => print!("{table}"),
-        Format::Json => println!("{json}"),
+/// Write the report to stdout. A stdout that cannot take it (closed by `| head`, a full disk)
+/// is exit 2 with the reason, not a panic.
+fn print_report(format: Format, table: &str, json: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Table => out.write_all(table.as_bytes()),
+        Format::Json => out
+            .write_all(json.as_bytes())
+            .and_then(|()| out.write_all(b"\n")),
     }
+    .and_then(|()| out.flush());
+    written.map_err(|e| {
+        eprintln!("error: cannot write the report to stdout: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `--replay DIR`: old and new side by side.
@@ -136,7 +149,9 @@ fn replay_journal(args: &SimulateArgs, dir: &Path, new: crate::config::RoutingCo
     let started = std::time::Instant::now();
     match replay::replay(dir, new, &options) {
         Ok(report) => {
-            print_report(args.format, &report.to_table(), &report.to_json());
+            if let Err(code) = print_report(args.format, &report.to_table(), &report.to_json()) {
+                return code;
+            }
             if report.recording.history_incomplete {
                 eprintln!(
                     "warning: replayed from {}; older history is not in the figures",

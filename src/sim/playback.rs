@@ -609,7 +609,7 @@ impl Playback {
 
     /// Close the books at the last recorded time. `None` when no record was replayed from a
     /// fresh start (there is nothing to report).
-    pub fn finish(mut self, seed: u64) -> Option<Played> {
+    pub fn finish(mut self, seed: u64, agents: bool) -> Option<Played> {
         let core = self.core.take()?;
         let start = self.start_ms.unwrap_or(0);
         let end = self.last_ms;
@@ -628,7 +628,7 @@ impl Playback {
             warm_up_ms: 0,
             run: self.run.clone(),
         };
-        let report = report::build(&self.tally, info, false);
+        let report = report::build(&self.tally, info, agents);
         let last_config = core.engine().config().clone();
         Some(Played {
             start_ms: start,

@@ -94,6 +94,7 @@ pub fn record(
     config: LoadedConfig,
     plan: &Plan,
     seed: u64,
+    agents: bool,
     dir: &Path,
     options: JournalOptions,
 ) -> Result<Report, RecordError> {
@@ -132,7 +133,7 @@ pub fn record(
         traffic,
         RunOptions {
             seed,
-            agents: false,
+            agents,
             observer: Some(&mut recorder),
         },
     )?;

@@ -24,6 +24,18 @@ pub enum RecordingError {
     Empty(PathBuf),
     #[error("cannot replay {}: no usable starting point: {why}", .dir.display())]
     NoStart { dir: PathBuf, why: String },
+    #[error(
+        "cannot replay {}: snapshot {snapshot} was taken after record {snapshot}, but the records \
+         on disk end {}: journal segments are missing, so the history is not all there",
+        .dir.display(),
+        if *.reached <= 1 { "before record 1".to_string() } else { format!("at record {}", .reached - 1) }
+    )]
+    MissingRecords {
+        dir: PathBuf,
+        snapshot: u64,
+        /// One past the last record replayed.
+        reached: u64,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }

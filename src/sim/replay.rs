@@ -72,7 +72,7 @@ pub fn replay(
     new: RoutingConfig,
     options: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
-    let (played, summary) = play_recording(dir, options.seed)?;
+    let (played, summary) = play_recording(dir, options.seed, options.agents)?;
     let mut notes = summary;
     let fitted = Fitted::from(&played);
     let NewRun {
@@ -81,6 +81,8 @@ pub fn replay(
         added,
         own_behaviour,
         handle_drawn,
+        queue_not_in_new,
+        tiers_not_in_new,
     } = build_plan(&played, &fitted, &new, options);
     let outcome = run::run_with(
         new,
@@ -111,6 +113,8 @@ pub fn replay(
         agents_with_own_behaviour: own_behaviour,
         added_agents: added,
         refused_in_new_run: outcome.refused_recorded,
+        queue_not_in_new,
+        tiers_not_in_new,
         transfers_not_replayed: played.counts.transfers + played.counts.agent_escalations,
         patience: fitted.patience_report(),
     };
@@ -138,7 +142,11 @@ pub fn replay(
 }
 
 /// Replay the recording from the best usable start (see `recording::candidates`).
-fn play_recording(dir: &Path, seed: u64) -> Result<(Played, RecordingSummary), ReplayError> {
+fn play_recording(
+    dir: &Path,
+    seed: u64,
+    agents: bool,
+) -> Result<(Played, RecordingSummary), ReplayError> {
     let layout = recording::layout(dir)?;
     let mut notes = Vec::new();
     for candidate in recording::candidates(&layout)? {
@@ -179,9 +187,22 @@ fn play_recording(dir: &Path, seed: u64) -> Result<(Played, RecordingSummary), R
                 continue;
             }
         }
-        let Some(played) = playback.finish(seed) else {
+        let Some(played) = playback.finish(seed, agents) else {
             return Err(RecordingError::Empty(dir.to_path_buf()).into());
         };
+        // A snapshot newer than the last record replayed proves records that are not on disk
+        // (segments deleted or emptied): that is not "the whole history".
+        let reached = candidate.from + played.counts.records;
+        if let Some(&(snapshot, _)) = layout.snapshots.iter().max_by_key(|(index, _)| *index) {
+            if snapshot >= reached {
+                return Err(RecordingError::MissingRecords {
+                    dir: dir.to_path_buf(),
+                    snapshot,
+                    reached,
+                }
+                .into());
+            }
+        }
         let summary = RecordingSummary {
             dir: dir.to_path_buf(),
             start_from: candidate.describe,
@@ -324,6 +345,11 @@ struct NewRun {
     own_behaviour: u64,
     /// Interactions whose handle time was drawn (never answered in the recording).
     handle_drawn: u64,
+    /// Arrivals that named a queue the new config does not have (routed by its rules instead).
+    queue_not_in_new: u64,
+    /// Agents whose recorded logins named queues the new config does not have (those tiers left
+    /// out).
+    tiers_not_in_new: u64,
 }
 
 /// Build the new run from what the recording shows.
@@ -340,6 +366,8 @@ fn build_plan(
     handle_rng.set_stream(HANDLE_STREAM);
 
     let mut arrivals = Vec::with_capacity(played.interactions.len());
+    let mut queue_not_in_new = 0u64;
+    let mut tiers_not_in_new = 0u64;
     let mut drawn = 0;
     for r in &played.interactions {
         let q = queue_key(r.routed_to.as_deref());
@@ -367,10 +395,14 @@ fn build_plan(
                 )
             }
         };
+        // A queue the new config removed: the new config's rules (or default queue) route it, as
+        // they would an arrival that names no queue.
+        let queue = r.queue.clone().filter(|q| new.queue(q).is_some());
+        queue_not_in_new += u64::from(queue.is_none() && r.queue.is_some());
         arrivals.push(Arrival {
             at: r.at - start,
             channel: r.channel,
-            queue: r.queue.clone(),
+            queue,
             attributes: r.attributes.clone(),
             priority: r.priority,
             skills: r.skills.clone(),
@@ -400,18 +432,27 @@ fn build_plan(
             0
         };
         let in_new_roster = roster.get(a.id.as_str());
+        let mut dropped_tiers = false;
         let recorded = a
             .timeline
             .iter()
             .map(|(at, e)| {
-                let e = match (e, in_new_roster, &a.resolved_login) {
+                let mut e = match (e, in_new_roster, &a.resolved_login) {
                     // The new roster no longer knows the agent: log in with what was in force.
                     (Event::AgentLogin { .. }, None, Some(resolved)) => resolved.clone(),
                     _ => e.clone(),
                 };
+                // Tiers in queues the new config removed would make the engine refuse the
+                // whole login (and the agent would take nothing): leave those tiers out.
+                if let Event::AgentLogin { tiers: Some(t), .. } = &mut e {
+                    let before = t.len();
+                    t.retain(|q, _| new.queue(q).is_some());
+                    dropped_tiers |= t.len() != before;
+                }
                 (at - start, e)
             })
             .collect::<Vec<_>>();
+        tiers_not_in_new += u64::from(dropped_tiers);
         let effective_tiers = a
             .timeline
             .iter()
@@ -421,7 +462,10 @@ fn build_plan(
                 _ => None,
             })
             .or_else(|| in_new_roster.map(|r| r.tiers.clone()))
-            .unwrap_or_else(|| a.tiers.clone());
+            .unwrap_or_else(|| a.tiers.clone())
+            .into_iter()
+            .filter(|(q, _)| new.queue(q).is_some())
+            .collect();
         agents.push(PlannedAgent {
             id: a.id.clone(),
             address: None,
@@ -485,6 +529,8 @@ fn build_plan(
         added,
         own_behaviour: own,
         handle_drawn: drawn,
+        queue_not_in_new,
+        tiers_not_in_new,
     }
 }
 

@@ -65,6 +65,12 @@ pub struct TrafficSummary {
     pub added_agents: Vec<String>,
     /// Recorded presence events the engine refused in the new run.
     pub refused_in_new_run: u64,
+    /// Arrivals that named a queue the new config removed: its rules (or `default_queue`)
+    /// routed them instead, else they were rejected `no_route`.
+    pub queue_not_in_new: u64,
+    /// Agents whose recorded logins had tiers in queues the new config removed: those tiers
+    /// were left out, the rest applied.
+    pub tiers_not_in_new: u64,
     /// Transfers and agent escalations: in the new run an interaction ends after its recorded
     /// handle time with the first agent.
     pub transfers_not_replayed: u64,
@@ -234,6 +240,14 @@ impl ReplayReport {
                 out,
                 "new run: {} recorded presence events refused, {} transfers/escalations not re-driven",
                 t.refused_in_new_run, t.transfers_not_replayed
+            );
+        }
+        if t.queue_not_in_new > 0 || t.tiers_not_in_new > 0 {
+            let _ = writeln!(
+                out,
+                "new config lacks recorded queues: {} arrivals routed by its rules instead, {} \
+                 agents' tiers there left out",
+                t.queue_not_in_new, t.tiers_not_in_new
             );
         }
         let _ = writeln!(
