@@ -62,9 +62,5 @@ fn a_closed_stdout_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        matches!(out.status.code(), Some(0..=2)),
-        "{:?}",
-        out.status
-    );
+    assert!(matches!(out.status.code(), Some(0..=2)), "{:?}", out.status);
 }

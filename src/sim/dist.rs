@@ -36,17 +36,24 @@ impl Dist {
 
     /// Whether the parameters make sense; `Err` says why not.
     pub fn check(&self, allow_never: bool) -> Result<(), String> {
-        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        // At most a year, like every time in a scenario (`scenario::MAX_DURATION_S`).
+        let max = crate::sim::scenario::MAX_DURATION_S;
+        let ok = |x: f64| x.is_finite() && x >= 0.0 && x <= max;
         match *self {
             Dist::Never if allow_never => Ok(()),
             Dist::Never => Err("`none` is not allowed here".into()),
             Dist::Fixed { s } if ok(s) => Ok(()),
-            Dist::Fixed { s } => Err(format!("s must be ≥ 0 seconds, got {s}")),
+            Dist::Fixed { s } => Err(format!(
+                "s must be between 0 and {max} seconds (one year), got {s}"
+            )),
             Dist::Exponential { mean_s } if ok(mean_s) && mean_s > 0.0 => Ok(()),
-            Dist::Exponential { mean_s } => Err(format!("mean_s must be > 0, got {mean_s}")),
+            Dist::Exponential { mean_s } => Err(format!(
+                "mean_s must be > 0 and at most {max} (one year), got {mean_s}"
+            )),
             Dist::Lognormal { mean_s, sd_s } if ok(mean_s) && mean_s > 0.0 && ok(sd_s) => Ok(()),
             Dist::Lognormal { mean_s, sd_s } => Err(format!(
-                "mean_s must be > 0 and sd_s ≥ 0, got mean_s {mean_s}, sd_s {sd_s}"
+                "mean_s must be > 0 and sd_s ≥ 0, both at most {max} (one year), got mean_s \
+                 {mean_s}, sd_s {sd_s}"
             )),
             Dist::Empirical { ref samples_ms } if !samples_ms.is_empty() => Ok(()),
             Dist::Empirical { .. } => Err("no observed samples".into()),

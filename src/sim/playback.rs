@@ -504,8 +504,9 @@ impl Playback {
                     if let Some(&i) = self.by_id.get(&interaction) {
                         let r = &mut self.interactions[i];
                         if r.queued_in.as_deref() != Some(&*queue) {
+                            let first = r.queued_in.is_none();
                             r.queued_in = Some(queue.clone());
-                            self.tally.queued(&queue);
+                            self.tally.queued(&queue, first);
                         }
                     }
                 }

@@ -181,7 +181,9 @@ pub fn build(tally: &Tally, info: RunInfo, with_agents: bool) -> Report {
         });
     }
     overall.rejected += tally.unrouted_rejected;
-    // Overall counts each interaction once: overflows between queues are internal moves.
+    // Overall counts each interaction once: overflows between queues are internal moves, and
+    // an interaction that waited in two queues waited once.
+    overall.queued = tally.queued_once;
     let internal_overflows = overall.overflowed_in;
     overall.overflowed -= internal_overflows.min(overall.overflowed);
     // Each answer was already judged against its own queue's `sla_s`.

@@ -20,7 +20,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Millis, RoutingConfig};
-use crate::engine::{Decision, DecisionKind, DeclineReason, Engine, Event, Fact, RequestedState};
+use crate::engine::{
+    Decision, DecisionKind, DeclineReason, Engine, Event, Fact, InteractionState, RequestedState,
+};
 use crate::sim::report::{self, Report, RunFigures, RunInfo};
 use crate::sim::scenario::Plan;
 use crate::sim::tally::Tally;
@@ -52,9 +54,10 @@ enum Kind {
     End {
         ix: u64,
     },
-    /// The agent presses "wrap-up done".
+    /// The agent presses "wrap-up done" for interaction `ix`.
     WrapUpDone {
         agent: usize,
+        ix: u64,
     },
     /// The customer's patience runs out.
     Abandon {
@@ -366,7 +369,7 @@ impl<T: Traffic> Runner<'_, T> {
                         &ix.to_string(),
                     )?;
                     if let Some(h) = handle {
-                        self.schedule(now + h, Kind::End { ix });
+                        self.schedule(now.saturating_add(h), Kind::End { ix });
                     }
                 }
             }
@@ -396,13 +399,22 @@ impl<T: Traffic> Runner<'_, T> {
                         &ix.to_string(),
                     )?;
                     if let (Some(w), Some(agent)) = (l.wrap_up_ms, l.agent) {
-                        self.schedule(now + w, Kind::WrapUpDone { agent });
+                        self.schedule(now.saturating_add(w), Kind::WrapUpDone { agent, ix });
                     }
                 }
             }
-            Kind::WrapUpDone { agent } => {
-                let id = self.agents[agent].id.to_string();
-                self.send(now, Event::AgentWrapupDone { agent: id.clone() }, &id)?;
+            Kind::WrapUpDone { agent, ix } => {
+                // Only while that interaction is still in wrap-up: once the queue's `wrap_up_s`
+                // ended it, the agent may be wrapping up its next call, which an early "done"
+                // meant for this one must not cut short.
+                let wrapping = self
+                    .engine
+                    .interaction(&ix.to_string())
+                    .is_some_and(|v| v.state == InteractionState::WrapUp);
+                if wrapping {
+                    let id = self.agents[agent].id.to_string();
+                    self.send(now, Event::AgentWrapupDone { agent: id.clone() }, &id)?;
+                }
             }
             Kind::Abandon { ix } => {
                 if self.live.get(&ix).is_some_and(|l| l.agent.is_none()) {
@@ -503,7 +515,7 @@ impl<T: Traffic> Runner<'_, T> {
             },
         );
         if let Some(p) = a.patience_ms {
-            self.schedule(now + p, Kind::Abandon { ix });
+            self.schedule(now.saturating_add(p), Kind::Abandon { ix });
         }
         let id = ix.to_string();
         self.send(
@@ -593,7 +605,7 @@ impl<T: Traffic> Runner<'_, T> {
                         Answer::Decline(reason) => Kind::Decline { ix, offer, reason },
                         Answer::Ring => return,
                     };
-                    self.schedule(d.at + r.delay_ms, kind);
+                    self.schedule(d.at.saturating_add(r.delay_ms), kind);
                     return;
                 }
                 let b = &self.plan.behaviours[behaviour];
@@ -623,7 +635,7 @@ impl<T: Traffic> Runner<'_, T> {
                 } else {
                     Kind::Accept { ix, offer }
                 };
-                self.schedule(d.at + delay, kind);
+                self.schedule(d.at.saturating_add(delay), kind);
             }
             DecisionKind::Queued {
                 interaction, queue, ..
@@ -633,9 +645,10 @@ impl<T: Traffic> Runner<'_, T> {
                 };
                 if let Some(l) = self.live.get_mut(&ix) {
                     if l.queued_in.as_deref() != Some(&*queue) {
+                        let first = l.queued_in.is_none();
                         l.queued_in = Some(queue.clone());
                         if l.counted {
-                            self.tally.queued(&queue);
+                            self.tally.queued(&queue, first);
                         }
                     }
                 }

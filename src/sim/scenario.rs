@@ -21,6 +21,12 @@ pub const DEFAULT_DRAIN_S: f64 = 3_600.0;
 
 /// Upper bound on the run length (one year of virtual time): a typo must not run for ever.
 pub const MAX_DURATION_S: f64 = 366.0 * 86_400.0;
+/// Highest arrival rate of a stream: a million a second. Beyond it the gaps between arrivals
+/// vanish in floating point and the clock would stop advancing.
+pub const MAX_RATE_PER_HOUR: f64 = 3.6e9;
+/// Most arrivals a stream may be expected to make (its highest rate × the run's duration, drain
+/// excluded): a typo in a rate must not run for days.
+pub const MAX_ARRIVALS_PER_STREAM: f64 = 1e8;
 
 /// Upper bound on agents in one scenario; beyond it the file is refused.
 pub const MAX_AGENTS: usize = 200_000;
@@ -281,12 +287,20 @@ impl Problems<'_> {
         });
     }
 
-    /// Seconds → ms, checking it is finite and ≥ 0.
+    /// Seconds → ms, checking it is finite, ≥ 0 and at most `MAX_DURATION_S` (one year: no
+    /// time in a scenario is longer than the run may be).
     fn secs(&mut self, field: &str, s: f64) -> Millis {
         if !s.is_finite() || s < 0.0 {
             self.add(
                 field,
                 format!("must be a non-negative number of seconds, got {s}"),
+            );
+            return 0;
+        }
+        if s > MAX_DURATION_S {
+            self.add(
+                field,
+                format!("must be at most {MAX_DURATION_S} s (one year), got {s}"),
             );
             return 0;
         }
@@ -364,7 +378,7 @@ fn resolve(
         .arrivals
         .iter()
         .enumerate()
-        .map(|(i, a)| resolve_stream(&mut p, &format!("arrivals[{i}]"), a, config))
+        .map(|(i, a)| resolve_stream(&mut p, &format!("arrivals[{i}]"), a, config, duration_ms))
         .collect();
 
     let mut agents = Vec::new();
@@ -455,15 +469,18 @@ fn resolve_stream(
     field: &str,
     a: &ArrivalSpec,
     config: &RoutingConfig,
+    duration_ms: Millis,
 ) -> Stream {
     let per_ms = |per_hour: f64| per_hour / 3_600_000.0;
     let mut rates = Vec::new();
     match (a.rate_per_hour, &a.rates) {
         (Some(r), None) => {
-            if !(r.is_finite() && r >= 0.0) {
+            if !(r.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(&r)) {
                 p.add(
                     format!("{field}.rate_per_hour"),
-                    format!("must be ≥ 0, got {r}"),
+                    format!(
+                        "must be between 0 and {MAX_RATE_PER_HOUR} (a million a second), got {r}"
+                    ),
                 );
             }
             rates.push((0, per_ms(r.max(0.0))));
@@ -475,10 +492,13 @@ fn resolve_stream(
             for (i, r) in list.iter().enumerate() {
                 let f = format!("{field}.rates[{i}]");
                 let from = p.secs(&format!("{f}.from_s"), r.from_s);
-                if !(r.per_hour.is_finite() && r.per_hour >= 0.0) {
+                if !(r.per_hour.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(&r.per_hour)) {
                     p.add(
                         format!("{f}.per_hour"),
-                        format!("must be ≥ 0, got {}", r.per_hour),
+                        format!(
+                            "must be between 0 and {MAX_RATE_PER_HOUR} (a million a second), got {}",
+                            r.per_hour
+                        ),
                     );
                 }
                 if i == 0 && from != 0 {
@@ -500,6 +520,17 @@ fn resolve_stream(
         }
         (Some(_), Some(_)) => p.add(field, "give either rate_per_hour or rates, not both"),
         (None, None) => p.add(field, "needs an arrival rate: rate_per_hour or rates"),
+    }
+    let peak_per_ms = rates.iter().map(|&(_, r)| r).fold(0.0, f64::max);
+    let expected = peak_per_ms * duration_ms as f64;
+    if expected > MAX_ARRIVALS_PER_STREAM {
+        p.add(
+            field,
+            format!(
+                "expects up to {expected:.0} arrivals (highest rate × duration_s); at most \
+                 {MAX_ARRIVALS_PER_STREAM:.0} per stream are simulated"
+            ),
+        );
     }
     let repeat_ms = a.repeat_s.map(|r| p.secs(&format!("{field}.repeat_s"), r));
     if let Some(period) = repeat_ms {
@@ -622,7 +653,7 @@ fn resolve_agents(
                 p.add(&f, "breaks must be in time order and must not overlap");
             }
         }
-        breaks.push((at, at + len));
+        breaks.push((at, at.saturating_add(len)));
     }
 
     if let Some(tiers) = &spec.tiers {

@@ -117,6 +117,9 @@ pub struct Tally {
     pub arrivals: u64,
     /// Rejected before reaching any queue (`no_route`).
     pub unrouted_rejected: u64,
+    /// Counted interactions that waited at least once (the overall "queued": an interaction
+    /// that waits in two queues, after an overflow, is queued in each but waited once).
+    pub queued_once: u64,
     pub agents: Vec<AgentTally>,
     agent_index: HashMap<Arc<str>, usize>,
 }
@@ -139,6 +142,7 @@ impl Tally {
             queue_index,
             arrivals: 0,
             unrouted_rejected: 0,
+            queued_once: 0,
             agents: Vec::new(),
             agent_index: HashMap::new(),
         }
@@ -270,10 +274,12 @@ impl Tally {
         }
     }
 
-    pub fn queued(&mut self, queue: &str) {
+    /// A counted interaction was queued in `queue`; `first`: the first time it waited anywhere.
+    pub fn queued(&mut self, queue: &str, first: bool) {
         if let Some(q) = self.queue(queue) {
             q.queued += 1;
         }
+        self.queued_once += u64::from(first);
     }
 
     pub fn answered(&mut self, queue: &str, tier: Option<Tier>, wait_ms: Millis) {

@@ -1,0 +1,236 @@
+//! Review tests for the simulator (deterministic traffic via the public `Traffic` API).
+
+use tierline::config::{Channel, Overflow, QueueConfig, RoutingConfig};
+use tierline::sim::report::Report;
+use tierline::sim::traffic::Recorded;
+use tierline::sim::{run, scenario, simulate, Arrival, Options};
+
+fn routing(queues: Vec<QueueConfig>) -> RoutingConfig {
+    let mut c = RoutingConfig::empty();
+    c.queues = queues;
+    c
+}
+
+fn arrival(at_s: f64, handle_s: f64, wrap_up_s: Option<f64>) -> Arrival {
+    Arrival {
+        at: (at_s * 1000.0) as u64,
+        channel: Channel::Voice,
+        queue: Some("support".into()),
+        attributes: Default::default(),
+        priority: None,
+        skills: Vec::new(),
+        handle_ms: (handle_s * 1000.0) as u64,
+        wrap_up_ms: wrap_up_s.map(|w| (w * 1000.0) as u64),
+        patience_ms: None,
+        responses: Vec::new(),
+    }
+}
+
+/// One agent `solo`, the run lasts `duration_s`, arrivals replaced by `arrivals`.
+fn run_fixed(config: RoutingConfig, duration_s: u64, arrivals: Vec<Arrival>) -> Report {
+    let text = format!(
+        r#"
+        duration_s = {duration_s}
+        drain_s = 3600
+        [[arrivals]]
+        queue = "support"
+        rate_per_hour = 1
+        handle = {{ dist = "fixed", s = 1 }}
+        [[agents]]
+        id = "solo"
+        tiers = {{ support = 1 }}
+        "#
+    );
+    let plan = scenario::parse(&text, "t.toml", &config).expect("valid");
+    run::run(config, &plan, Recorded::new(arrivals), 1, true).expect("runs")
+}
+
+/// Hand-computed: three calls at 0, 10, 20 s, 30 s each, one agent, no wrap-up, sla 20 s.
+/// Waits 0, 20, 40 → SL 2/3 (≤ 20 s), ASA 20 s; busy 0..90 s of a 100 s window → 0.9.
+#[test]
+fn hand_computed_kpis() {
+    let mut q = QueueConfig::with_defaults("support");
+    q.wrap_up_ms = 0;
+    q.sla_ms = 20_000;
+    let r = run_fixed(
+        routing(vec![q]),
+        100,
+        vec![
+            arrival(0.0, 30.0, None),
+            arrival(10.0, 30.0, None),
+            arrival(20.0, 30.0, None),
+        ],
+    );
+    let f = &r.queues[0].figures;
+    assert_eq!((f.offered, f.answered, f.queued), (3, 3, 2));
+    assert_eq!(f.service_level, Some(2.0 / 3.0));
+    assert_eq!(f.asa_s, Some(20.0));
+    assert_eq!(r.queues[0].occupancy_by_tier[&1], Some(0.9));
+}
+
+/// A wrap-up "done" that comes after the queue's wrap-up already ended (stream wrap_up longer
+/// than wrap_up_s) ends the wrap-up of the agent's NEXT interaction, which has no early done.
+/// A at 0 s (handle 10 s, done 60 s after its end = 70 s), queue wrap-up 30 s: agent free at
+/// 40 s. B arrives at 1 s, answered at 40 s, handle 20 s, ends 60 s, queue wrap-up until 90 s.
+/// C arrives at 61 s: must wait until 90 s (29 s). A's stale done at 70 s frees the agent early.
+#[test]
+fn a_late_wrapup_done_does_not_cut_the_next_interactions_wrap_up() {
+    let mut q = QueueConfig::with_defaults("support");
+    q.wrap_up_ms = 30_000;
+    q.sla_ms = 20_000;
+    let r = run_fixed(
+        routing(vec![q]),
+        200,
+        vec![
+            arrival(0.0, 10.0, Some(60.0)),
+            arrival(1.0, 20.0, None),
+            arrival(61.0, 5.0, None),
+        ],
+    );
+    let f = &r.queues[0].figures;
+    assert_eq!(f.answered, 3);
+    // waits: A 0 s, B 39 s, C 29 s → ASA 68/3 s
+    assert_eq!(f.asa_s, Some(68.0 / 3.0), "{f:?}");
+}
+
+/// Overall `queued_share` is "the probability of waiting" (queued / offered, overall offered =
+/// every arrival). An interaction that waits in billing and then in support is one customer.
+#[test]
+fn overall_queued_share_is_a_probability() {
+    let mut billing = QueueConfig::with_defaults("billing");
+    billing.wrap_up_ms = 0;
+    billing.max_wait_ms = Some(30_000);
+    billing.overflow = Some(Overflow::Queue("support".into()));
+    let mut support = QueueConfig::with_defaults("support");
+    support.wrap_up_ms = 0;
+    let config = routing(vec![billing, support]);
+    let text = r#"
+        duration_s = 7200
+        [[arrivals]]
+        queue = "billing"
+        rate_per_hour = 60
+        handle = { dist = "fixed", s = 600 }
+        [[agents]]
+        count = 1
+        tiers = { support = 1 }
+    "#;
+    let plan = scenario::parse(text, "t.toml", &config).expect("valid");
+    let r = simulate(config, &plan, &Options::default()).expect("runs");
+    let o = &r.overall;
+    assert!(
+        o.queued <= o.offered,
+        "overall queued {} > offered {}",
+        o.queued,
+        o.offered
+    );
+    assert!(
+        o.queued_share.unwrap() <= 1.0,
+        "queued_share {:?}",
+        o.queued_share
+    );
+}
+
+/// Times beyond a year (a typo) are refused with the field, never overflow into "at once".
+#[test]
+fn times_beyond_a_year_are_refused_with_their_field() {
+    let config = routing(vec![QueueConfig::with_defaults("support")]);
+    let cases = [
+        (
+            r#"patience = { dist = "fixed", s = 1e17 }"#,
+            "",
+            "arrivals[0].patience",
+        ),
+        (
+            "",
+            "breaks = [ { at_s = 1e17, duration_s = 60 } ]",
+            "agents[0].breaks[0].at_s",
+        ),
+        (
+            r#"handle = { dist = "exponential", mean_s = 1e12 }"#,
+            "",
+            "arrivals[0].handle",
+        ),
+    ];
+    for (stream_extra, agent_extra, field) in cases {
+        let handle = if stream_extra.starts_with("handle") {
+            ""
+        } else {
+            r#"handle = { dist = "fixed", s = 30 }"#
+        };
+        let text = format!(
+            "duration_s = 3600\n[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 60\n{handle}\n\
+             {stream_extra}\n[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n{agent_extra}\n"
+        );
+        let e = scenario::parse(&text, "t.toml", &config)
+            .err()
+            .unwrap_or_else(|| panic!("{field}: accepted {text}"));
+        assert!(
+            e.0.iter()
+                .any(|p| p.field == field && p.message.contains("year")),
+            "{field}: {e}"
+        );
+    }
+}
+
+/// An absurd rate (a typo) is refused, not run for ever: the gaps between arrivals would vanish
+/// in floating point. So is a stream expected to make more than 100 million arrivals.
+#[test]
+fn an_absurd_arrival_rate_is_refused() {
+    let config = routing(vec![QueueConfig::with_defaults("support")]);
+    for (rate, duration_s, field, says) in [
+        (
+            "1e300",
+            1,
+            "arrivals[0].rate_per_hour",
+            "a million a second",
+        ),
+        ("3.6e9", 3600, "arrivals[0]", "arrivals"),
+    ] {
+        let text = format!(
+            "duration_s = {duration_s}\n[[arrivals]]\nqueue = \"support\"\nrate_per_hour = {rate}\n\
+             handle = {{ dist = \"fixed\", s = 0 }}\n[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n"
+        );
+        let e = scenario::parse(&text, "t.toml", &config)
+            .err()
+            .unwrap_or_else(|| panic!("rate {rate} for {duration_s} s was accepted"));
+        assert!(
+            e.0.iter()
+                .any(|p| p.field == field && p.message.contains(says)),
+            "{rate}: {e}"
+        );
+    }
+}
+
+fn with_patience(mut a: Arrival, p: f64) -> Arrival {
+    a.patience_ms = Some((p * 1000.0) as u64);
+    a
+}
+
+/// A 0 s (handle 100 s), B 1 s patience 3 s (short, short_abandon 5 s), C 2 s patience 50 s,
+/// D 3 s no patience → answered at 100 s. SL(20) = 1 / (2 + 1); abandon rate 1/3; ASA 48.5.
+#[test]
+fn hand_computed_abandons() {
+    let mut q = QueueConfig::with_defaults("support");
+    q.wrap_up_ms = 0;
+    q.sla_ms = 20_000;
+    q.short_abandon_ms = 5_000;
+    let r = run_fixed(
+        routing(vec![q]),
+        300,
+        vec![
+            arrival(0.0, 100.0, None),
+            with_patience(arrival(1.0, 10.0, None), 3.0),
+            with_patience(arrival(2.0, 10.0, None), 50.0),
+            arrival(3.0, 10.0, None),
+        ],
+    );
+    let f = &r.queues[0].figures;
+    assert_eq!(
+        (f.answered, f.abandoned, f.short_abandoned),
+        (2, 1, 1),
+        "{f:?}"
+    );
+    assert_eq!(f.service_level, Some(1.0 / 3.0));
+    assert_eq!(f.abandon_rate, Some(1.0 / 3.0));
+    assert_eq!(f.asa_s, Some(48.5));
+}
