@@ -226,22 +226,27 @@ pub struct PlannedAgent {
 
 /// Parse scenario text and check it against the routing config it will run with.
 pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, ConfigErrors> {
-    let file: ScenarioFile = toml::from_str(text).map_err(|e| {
-        let (line, column) = match e.span() {
-            Some(span) => {
-                let (l, c) = line_col(text, span.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigErrors(vec![ConfigError {
-            file: origin.to_string(),
-            line,
-            column,
-            field: String::new(),
-            message: e.message().trim().to_string(),
-        }])
-    })?;
+    // Through serde_path_to_error so that a type error or an unknown field names where it is
+    // (`arrivals[0].handle`), as every later check does.
+    let file: ScenarioFile = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let e = e.into_inner();
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigErrors(vec![ConfigError {
+                file: origin.to_string(),
+                line,
+                column,
+                field: if path == "." { String::new() } else { path },
+                message: e.message().trim().to_string(),
+            }])
+        })?;
     resolve(&file, origin, config)
 }
 
