@@ -1,4 +1,4 @@
-//! Review: the `tierline simulate` binary.
+//! The `tierline simulate` binary: `--agents` with `--record-journal`, and a closed stdout.
 
 use std::process::Command;
 

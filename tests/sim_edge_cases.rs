@@ -1,4 +1,5 @@
-//! Review tests for the simulator (deterministic traffic via the public `Traffic` API).
+//! Simulator figures worked out by hand (deterministic traffic through the public `Traffic` API),
+//! and scenario limits.
 
 use tierline::config::{Channel, Overflow, QueueConfig, RoutingConfig};
 use tierline::sim::report::Report;

@@ -1,4 +1,5 @@
-//! Review tests for `simulate --replay`.
+//! `simulate --replay` as a what-if: a new config that removed a queue, per-agent figures in
+//! both columns, and a journal whose records are not all there.
 
 use std::path::Path;
 
