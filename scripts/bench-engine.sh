@@ -4,6 +4,9 @@
 #
 #   scripts/bench-engine.sh           # everything (scripts/bench.sh all runs it too)
 #   scripts/bench-engine.sh summary   # only re-read the last criterion results
+#   scripts/bench-engine.sh ab old=BIN new=BIN   # interleave built bench binaries (copies of
+#       target/release/deps/engine-<hash>), RUNS rounds (default 3), FILTER (criterion filter,
+#       e.g. "agent_frees|ladder"), SIZES (default 1000,500000); prints each median per binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
@@ -32,6 +35,32 @@ summary() {
 
 if [[ "${1:-}" == "summary" ]]; then
   summary
+  exit 0
+fi
+
+if [[ "${1:-}" == "ab" ]]; then
+  shift
+  log="$out/ab.txt"
+  : >"$log"
+  for r in $(seq 1 "${RUNS:-3}"); do
+    for nb in "$@"; do
+      name=${nb%%=*} bin=${nb#*=}
+      # shellcheck disable=SC2086
+      TIERLINE_BENCH_SIZES=${SIZES:-1000,500000} "$bin" --bench --noplot --measurement-time 3 \
+        --warm-up-time 1 ${FILTER:-} 2>&1 | grep -E "^[a-z_]+/[0-9]+|time:" | grep -v "%" |
+        paste -sd' ' | sed "s/^/$name r$r: /" >>"$log"
+    done
+  done
+  python3 - "$log" <<'PY'
+import collections, re, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name = line.split()[0]
+    for op, val, unit in re.findall(r"([a-z_]+/\d+)\s+time:\s+\[\S+ \S+ ([\d.]+) (ns|µs)", line):
+        runs[(op, name)].append(float(val) * (1000 if unit == "µs" else 1))
+for (op, name), v in sorted(runs.items()):
+    print(f"{op:28} {name:10} median {statistics.median(v):8.0f} ns  runs {[round(x) for x in v]}")
+PY
   exit 0
 fi
 
