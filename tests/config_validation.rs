@@ -878,3 +878,22 @@ fn secret_files_alone_are_valid_and_kept_as_written() {
         Some(std::path::Path::new("secrets/pbx"))
     );
 }
+
+#[test]
+fn the_roster_must_fit_in_max_agents() {
+    let e = only_error(&file(&[
+        /* 1 */ "[limits]",
+        /* 2 */ "max_agents = 1",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ "[[agent]]",
+        /* 6 */ r#"id = "a1""#,
+        /* 7 */ r#"address = "sip:1@pbx""#,
+        /* 8 */ "tiers = { support = 1 }",
+        /* 9 */ "[[agent]]",
+        /* 10 */ r#"id = "a2""#,
+        /* 11 */ r#"address = "sip:2@pbx""#,
+        /* 12 */ "tiers = { support = 1 }",
+    ]));
+    assert_error(&e, 2, "limits.max_agents", "the roster has 2 agents");
+}

@@ -2255,3 +2255,35 @@ fn many_skill_combinations_that_waited_and_left_leave_no_empty_sets_behind() {
     assert_eq!(offered_to(&ds, "es").as_deref(), Some("l1"));
     d.engine.check_consistency().unwrap();
 }
+
+#[test]
+fn a_login_beyond_the_agent_limit_is_refused_and_known_agents_still_log_in() {
+    let mut cfg = config(
+        vec![queue("support", support_ladder())],
+        vec![agent("l1", &[("support", 1)])],
+    );
+    cfg.limits.max_agents = 2;
+    let mut d = Driver::new(cfg);
+    d.at(0, login("l1"));
+    let walk_in = |id: &str| tierline::engine::Event::AgentLogin {
+        agent: id.into(),
+        address: Some(format!("sip:{id}@pbx")),
+        tiers: Some([("support".to_string(), 1)].into()),
+        skills: None,
+        capacity: None,
+    };
+    d.at(1, walk_in("x1"));
+    d.advance(2);
+    let before = d.snapshot(&[]);
+    let err = d.try_at(2, walk_in("x2")).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::TooManyAgents { agent, limit: 2 } if agent == "x2"),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "too_many_agents");
+    assert_eq!(d.snapshot(&[]), before, "a refused login changes nothing");
+    // Agents the engine already holds log out and in again as before.
+    d.at(3, logout("x1"));
+    d.at(4, walk_in("x1"));
+    assert_eq!(d.agent("x1").status, AgentStatus::Available);
+}

@@ -181,6 +181,7 @@ pub(crate) struct RawLimits {
     pub max_live_interactions: Option<i64>,
     pub retain_finished: Option<i64>,
     pub max_history: Option<i64>,
+    pub max_agents: Option<i64>,
 }
 
 /// An entry of an array section. `value` is `None` when the entry could not be read even without

@@ -284,6 +284,14 @@ pub struct Limits {
     /// History entries kept per interaction; beyond it the oldest entries after the first are
     /// dropped and counted in `history_dropped`.
     pub max_history: usize,
+    /// Agents the engine holds (an agent, once known, stays): a login that would create one
+    /// more is refused with `EngineError::TooManyAgents`. The roster must fit in it.
+    #[serde(default = "default_max_agents")]
+    pub max_agents: usize,
+}
+
+fn default_max_agents() -> usize {
+    Limits::default().max_agents
 }
 
 impl Default for Limits {
@@ -292,6 +300,7 @@ impl Default for Limits {
             max_live_interactions: 2_000_000,
             retain_finished: 100_000,
             max_history: 64,
+            max_agents: 200_000,
         }
     }
 }

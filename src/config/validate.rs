@@ -115,6 +115,16 @@ pub(crate) fn resolve(
         c.known_queue(q, &root.key("routing").key("default_queue"), &known);
     }
     let limits = c.limits(raw);
+    if agents.len() > limits.max_agents {
+        c.err(
+            &root.key("limits").key("max_agents"),
+            format!(
+                "the roster has {} agents, more than max_agents = {}: raise it",
+                agents.len(),
+                limits.max_agents
+            ),
+        );
+    }
     let daemon = c.daemon(raw);
 
     let routing = RoutingConfig {
@@ -425,6 +435,7 @@ impl Checker<'_, '_> {
             ),
             // The first entry (the arrival) is always kept, plus the latest: at least 2.
             max_history: size(l.max_history, "max_history", 2, builtin.max_history),
+            max_agents: size(l.max_agents, "max_agents", 1, builtin.max_agents),
         }
     }
 

@@ -49,6 +49,12 @@ impl Engine {
                 agent: id.to_string(),
             });
         }
+        if existing.is_none() && self.agents.len() >= self.config.limits.max_agents {
+            return Err(EngineError::TooManyAgents {
+                agent: id.to_string(),
+                limit: self.config.limits.max_agents,
+            });
+        }
         if let Some(tiers) = tiers {
             for (queue, tier) in tiers {
                 if !self.queue_ids.contains_key(queue.as_str()) {

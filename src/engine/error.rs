@@ -85,6 +85,11 @@ pub enum EngineError {
          (`limits.max_live_interactions`); arrival `{interaction}` refused"
     )]
     AtCapacity { interaction: String, limit: usize },
+    #[error(
+        "the engine holds its limit of {limit} agents (`limits.max_agents`): agent `{agent}` is \
+         not known and cannot be added"
+    )]
+    TooManyAgents { agent: String, limit: usize },
     #[error("timers due at {due_at} must fire first: call advance({now}) before handle()")]
     TimersPending { due_at: Millis, now: Millis },
     #[error(
@@ -112,6 +117,7 @@ impl EngineError {
             EngineError::QueueClosed { .. } => "queue_closed",
             EngineError::QueueRemoved { .. } => "queue_removed",
             EngineError::AtCapacity { .. } => "at_capacity",
+            EngineError::TooManyAgents { .. } => "too_many_agents",
             EngineError::TimersPending { .. } => "timers_pending",
             EngineError::AlreadyRated { .. } => "already_rated",
         }
@@ -125,7 +131,9 @@ impl EngineError {
             | EngineError::ChannelNotServed { .. }
             | EngineError::AgentNeedsAddress { .. }
             | EngineError::AgentUnknownQueue { .. }
-            | EngineError::InvalidValue { .. } => ErrorClass::Invalid,
+            | EngineError::InvalidValue { .. }
+            // Agents are never dropped, so retrying cannot help: not a 503.
+            | EngineError::TooManyAgents { .. } => ErrorClass::Invalid,
             EngineError::DuplicateInteraction { .. }
             | EngineError::NoSuchOffer { .. }
             | EngineError::StaleOffer { .. }
