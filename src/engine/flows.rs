@@ -232,14 +232,20 @@ impl Engine {
                 let pending = self.ix_mut(ik).step_timer.take();
                 self.timers.cancel(pending);
                 self.settle_steps(ik);
-                match self.find_agent_for(ik) {
-                    Some(ak) => {
-                        self.unindex_membership(ik);
-                        self.make_offer(ik, ak, false, true);
-                    }
-                    None => self.index_class(ik),
-                }
+                self.offer_or_reindex_class(ik);
             }
+        }
+    }
+
+    /// After a waiting interaction's class changed (out of its class set, still counted in
+    /// its queue): offer it to an agent the new class makes eligible, else file it under it.
+    fn offer_or_reindex_class(&mut self, ik: IKey) {
+        match self.find_agent_for(ik) {
+            Some(ak) => {
+                self.unindex_membership(ik);
+                self.make_offer(ik, ak, false, true);
+            }
+            None => self.index_class(ik),
         }
     }
 
@@ -298,13 +304,7 @@ impl Engine {
                 self.unindex_class(ik);
                 self.enter_step(ik, k + 1);
                 self.settle_steps(ik);
-                match self.find_agent_for(ik) {
-                    Some(ak) => {
-                        self.unindex_membership(ik);
-                        self.make_offer(ik, ak, false, true);
-                    }
-                    None => self.index_class(ik),
-                }
+                self.offer_or_reindex_class(ik);
             }
             InteractionState::Offered => {
                 self.enter_step(ik, k + 1);
