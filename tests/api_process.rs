@@ -179,3 +179,30 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
         .unwrap();
     assert_eq!(exit.code(), Some(0));
 }
+
+/// API.md: `restart_needed` is `[]` when nothing needs one. `--listen`, `--metrics-listen` and
+/// `--data` override the file; a reload of a file that changes no daemon setting must not list
+/// them as changed (and log "takes effect after a restart" every time).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_that_changes_no_daemon_setting_needs_no_restart_despite_cli_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let port = free_port();
+    let (child, logs) = spawn(&path, port);
+    wait_log(&logs, "tierline listening");
+    let body = format!("{CONFIG}\n[[queue]]\nid = \"sales\"\nchannels = [\"voice\"]\n");
+    let r = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{port}/v1/config"))
+        .header("content-type", "application/toml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap();
+    signal(&child, "TERM");
+    let _ = tokio::task::spawn_blocking(move || wait_exit(child)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restart_needed"], serde_json::json!([]), "got {v}");
+}

@@ -211,6 +211,35 @@ pub struct DaemonConfig {
     pub journal: JournalConfig,
     pub auth: AuthConfig,
     pub subscribers: Vec<SubscriberConfig>,
+    /// What `tierline serve --listen / --metrics-listen / --data` put in place of the file's
+    /// values (never read from a file). A reload applies them to the file it reads too, so a
+    /// file that still has its own values is not "changed, needs a restart".
+    #[serde(skip)]
+    pub overrides: CommandLine,
+}
+
+/// Settings given on the command line instead of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandLine {
+    pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub data: Option<PathBuf>,
+}
+
+impl CommandLine {
+    /// Put these settings into `config` (and remember them there).
+    pub fn apply(&self, config: &mut DaemonConfig) {
+        if let Some(listen) = &self.listen {
+            config.server.listen = listen.clone();
+        }
+        if let Some(metrics) = &self.metrics_listen {
+            config.metrics.listen = metrics.clone();
+        }
+        if let Some(data) = &self.data {
+            config.journal.dir = data.clone();
+        }
+        config.overrides = self.clone();
+    }
 }
 
 #[cfg(test)]

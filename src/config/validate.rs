@@ -549,6 +549,7 @@ impl Checker<'_, '_> {
             journal: raw.journal.clone(),
             auth: raw.auth.clone(),
             subscribers,
+            overrides: Default::default(),
         }
     }
 }

@@ -604,15 +604,12 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(listen) = args.listen {
-        config.daemon.server.listen = listen;
+    crate::config::daemon::CommandLine {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        data: args.data,
     }
-    if let Some(metrics) = args.metrics_listen {
-        config.daemon.metrics.listen = metrics;
-    }
-    if let Some(data) = args.data {
-        config.daemon.journal.dir = data;
-    }
+    .apply(&mut config.daemon);
     raise_open_file_limit(config.daemon.server.max_connections);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = config.daemon.server.http_workers(cpus);

@@ -301,7 +301,10 @@ impl Reloader {
             Ok(mut a) => *a = loaded.daemon.auth.clone(),
             Err(poisoned) => *poisoned.into_inner() = loaded.daemon.auth.clone(),
         }
-        let restart_needed = restart_needed(&self.started_with, &loaded.daemon);
+        // The command line still overrides the file, as it did at start.
+        let mut reloaded = loaded.daemon.clone();
+        self.started_with.overrides.apply(&mut reloaded);
+        let restart_needed = restart_needed(&self.started_with, &reloaded);
         for setting in &restart_needed {
             tracing::warn!(
                 setting,
