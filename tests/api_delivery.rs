@@ -318,21 +318,7 @@ async fn an_sse_stream_survives_a_moment_of_overload() {
         .await
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
-    let mut senders = Vec::new();
-    for w in 0..32 {
-        let (http, base) = (reqwest::Client::new(), t.base.clone());
-        senders.push(tokio::spawn(async move {
-            for i in 0..60 {
-                // 503 `overloaded` answers are expected here; the sender would retry.
-                let _ = http
-                    .post(format!("{base}/v1/events"))
-                    .json(&call(&format!("w{w}-{i}"), &format!("c{w}-{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
+    let senders = flood_calls(&t, 32, 60);
     for s in senders {
         s.await.unwrap();
     }

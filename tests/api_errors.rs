@@ -697,19 +697,7 @@ async fn readyz_does_not_flap_under_load() {
     let mut config = loaded(one_agent_desk());
     config.daemon.server.event_queue_depth = 1;
     let t = TestDaemon::start(DaemonOptions::new(config)).await;
-    let mut senders = Vec::new();
-    for w in 0..32 {
-        let (http, base) = (reqwest::Client::new(), t.base.clone());
-        senders.push(tokio::spawn(async move {
-            for i in 0..60 {
-                let _ = http
-                    .post(format!("{base}/v1/events"))
-                    .json(&call(&format!("w{w}-{i}"), &format!("c{w}-{i}")))
-                    .send()
-                    .await;
-            }
-        }));
-    }
+    let senders = flood_calls(&t, 32, 60);
     let mut refused = Vec::new();
     for _ in 0..200 {
         let r = t.http.get(t.url("/readyz")).send().await.unwrap();

@@ -201,3 +201,23 @@ pub fn ms(d: &Value, field: &str) -> u64 {
 pub fn is(d: &Value, kind: &str) -> bool {
     d["type"] == kind
 }
+
+/// Load that fills a small command queue: `workers` clients each post `per` calls (`w{w}-{i}`)
+/// as fast as they are answered (503 `overloaded` included, as a PBX would retry). Await the
+/// handles to wait for them; a transport error fails the test.
+pub fn flood_calls(t: &TestDaemon, workers: usize, per: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|w| {
+            let (http, base) = (reqwest::Client::new(), t.base.clone());
+            tokio::spawn(async move {
+                for i in 0..per {
+                    http.post(format!("{base}/v1/events"))
+                        .json(&call(&format!("w{w}-{i}"), &format!("c{w}-{i}")))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect()
+}
