@@ -54,26 +54,37 @@ fn opts(agents: bool) -> ReplayOptions {
     }
 }
 
-const BOTH_QUEUES_TRAFFIC: &str = r#"
-duration_s = 3600
-[[arrivals]]
-queue = "support"
-rate_per_hour = 60
-handle = { dist = "fixed", s = 60 }
-[[arrivals]]
-queue = "sales"
-rate_per_hour = 20
-handle = { dist = "fixed", s = 60 }
-[[agents]]
-count = 3
-tiers = { support = 1, sales = 1 }
-"#;
+/// An hour of calls, 60 s each: `(queue, per hour)` per stream, 3 agents with `tiers`.
+fn traffic(streams: &[(&str, u32)], tiers: &str) -> String {
+    let mut text = String::from("duration_s = 3600\n");
+    for (queue, rate) in streams {
+        text += &format!(
+            "[[arrivals]]\nqueue = \"{queue}\"\nrate_per_hour = {rate}\nhandle = {{ dist = \"fixed\", s = 60 }}\n"
+        );
+    }
+    text + &format!("[[agents]]\ncount = 3\ntiers = {tiers}\n")
+}
+
+/// One voice queue overflowing to voicemail after `max_wait_s`.
+fn overflowing(max_wait_s: u32) -> String {
+    format!(
+        "[defaults]\nwrap_up_s = 0\nsla_s = 30\n\n[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n\
+         max_wait_s = {max_wait_s}\noverflow = {{ target = \"sip:voicemail@pbx\" }}\n"
+    )
+}
 
 /// docs/SIMULATOR.md: "A queue only one side has shows `(no such queue)` in the other column."
 #[test]
 fn replay_with_a_config_that_removed_a_queue_runs() {
     let dir = tempfile::tempdir().unwrap();
-    record_into(dir.path(), TWO_QUEUES, BOTH_QUEUES_TRAFFIC);
+    record_into(
+        dir.path(),
+        TWO_QUEUES,
+        &traffic(
+            &[("support", 60), ("sales", 20)],
+            "{ support = 1, sales = 1 }",
+        ),
+    );
     let new = tierline::config::parse(SUPPORT_ONLY, "new.toml")
         .unwrap()
         .routing;
@@ -88,22 +99,15 @@ fn replay_with_a_config_that_removed_a_queue_runs() {
     assert_eq!(r.traffic.refused_in_new_run, 0, "{:?}", r.traffic);
 }
 
-const SUPPORT_TRAFFIC: &str = r#"
-duration_s = 3600
-[[arrivals]]
-queue = "support"
-rate_per_hour = 60
-handle = { dist = "fixed", s = 60 }
-[[agents]]
-count = 3
-tiers = { support = 1, sales = 1 }
-"#;
-
 /// Removing a queue nobody called must not keep the agents who also served it at home.
 #[test]
 fn agents_with_a_tier_in_a_removed_queue_still_log_in() {
     let dir = tempfile::tempdir().unwrap();
-    record_into(dir.path(), TWO_QUEUES, SUPPORT_TRAFFIC);
+    record_into(
+        dir.path(),
+        TWO_QUEUES,
+        &traffic(&[("support", 60)], "{ support = 1, sales = 1 }"),
+    );
     let new = tierline::config::parse(SUPPORT_ONLY, "new.toml")
         .unwrap()
         .routing;
@@ -152,7 +156,11 @@ tiers = { support = 1 }
 #[test]
 fn a_journal_whose_segments_are_missing_is_not_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
-    record_into(dir.path(), SUPPORT_ONLY, SUPPORT_TRAFFIC_ONE_QUEUE);
+    record_into(
+        dir.path(),
+        SUPPORT_ONLY,
+        &traffic(&[("support", 60)], "{ support = 1 }"),
+    );
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "seg") {
@@ -175,41 +183,6 @@ fn a_journal_whose_segments_are_missing_is_not_the_whole_history() {
     }
 }
 
-const SUPPORT_TRAFFIC_ONE_QUEUE: &str = r#"
-duration_s = 3600
-[[arrivals]]
-queue = "support"
-rate_per_hour = 60
-handle = { dist = "fixed", s = 60 }
-[[agents]]
-count = 3
-tiers = { support = 1 }
-"#;
-
-const OVERFLOW_10: &str = r#"
-[defaults]
-wrap_up_s = 0
-sla_s = 30
-
-[[queue]]
-id = "support"
-channels = ["voice"]
-max_wait_s = 10
-overflow = { target = "sip:voicemail@pbx" }
-"#;
-
-const OVERFLOW_600: &str = r#"
-[defaults]
-wrap_up_s = 0
-sla_s = 30
-
-[[queue]]
-id = "support"
-channels = ["voice"]
-max_wait_s = 600
-overflow = { target = "sip:voicemail@pbx" }
-"#;
-
 /// Agents always answer after 8 s. In the recording (max_wait 10 s) offers made after 2 s of
 /// waiting are taken back by the overflow; the replay stores them as "the agent never answers",
 /// so with max_wait 600 s the same agents let the same offers ring out and get parked.
@@ -229,8 +202,8 @@ count = 2
 tiers = { support = 1 }
 "#;
     let dir = tempfile::tempdir().unwrap();
-    record_into(dir.path(), OVERFLOW_10, traffic);
-    let new = tierline::config::parse(OVERFLOW_600, "new.toml")
+    record_into(dir.path(), &overflowing(10), traffic);
+    let new = tierline::config::parse(&overflowing(600), "new.toml")
         .unwrap()
         .routing;
     let plan = scenario::parse(traffic, "s.toml", &new).unwrap();
