@@ -196,9 +196,8 @@ fn ladder_step_fires(f: &mut Fixture, iters: u64) -> Duration {
             assert_queued(&queued, "ladder_step_fires arrival");
             ids.push(id);
         }
-        let start = Stopwatch::start();
-        let fired = f.engine.advance(f.now + 1);
-        timed += start.elapsed();
+        let (fired, elapsed) = time_advance(f, f.now + 1);
+        timed += elapsed;
         f.now += 1;
         let steps = fired
             .iter()
@@ -217,7 +216,9 @@ fn ladder_step_fires(f: &mut Fixture, iters: u64) -> Duration {
     timed
 }
 
-/// Apply `events` back to back at the fixture's time, timing only the engine calls.
+/// Apply `events` back to back at the fixture's time, timing only the engine calls. Never
+/// inlined, so that a profiler can collect inside it alone (`callgrind --toggle-collect`).
+#[inline(never)]
 fn time_each(
     f: &mut Fixture,
     events: &[Event],
@@ -228,6 +229,14 @@ fn time_each(
         results.push(f.engine.handle(f.now, event));
     }
     (results, start.elapsed())
+}
+
+/// `advance` to `to`, timed. Never inlined, like `time_each`.
+#[inline(never)]
+fn time_advance(f: &mut Fixture, to: u64) -> (Vec<Decision>, Duration) {
+    let start = Stopwatch::start();
+    let fired = f.engine.advance(to);
+    (fired, start.elapsed())
 }
 
 fn ok(result: Result<Vec<Decision>, EngineError>, event: &Event) -> Vec<Decision> {
