@@ -28,6 +28,7 @@ mod support;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,10 @@ impl Stopwatch {
         }
     }
 }
+
+/// Operations timed so far (all groups): printed at the end, so that a profiler's totals over
+/// the timed calls (`scripts/bench-engine.sh misses`) can be divided per operation.
+static TIMED_OPERATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Operations per clock read. Small enough that the waiting population barely moves.
 const BATCH: u64 = 64;
@@ -228,7 +233,9 @@ fn time_each(
     for event in events {
         results.push(f.engine.handle(f.now, event));
     }
-    (results, start.elapsed())
+    let elapsed = start.elapsed();
+    TIMED_OPERATIONS.fetch_add(events.len() as u64, Ordering::Relaxed);
+    (results, elapsed)
 }
 
 /// `advance` to `to`, timed. Never inlined, like `time_each`.
@@ -236,7 +243,9 @@ fn time_each(
 fn time_advance(f: &mut Fixture, to: u64) -> (Vec<Decision>, Duration) {
     let start = Stopwatch::start();
     let fired = f.engine.advance(to);
-    (fired, start.elapsed())
+    let elapsed = start.elapsed();
+    TIMED_OPERATIONS.fetch_add(fired.len() as u64, Ordering::Relaxed);
+    (fired, elapsed)
 }
 
 fn ok(result: Result<Vec<Decision>, EngineError>, event: &Event) -> Vec<Decision> {
@@ -314,6 +323,10 @@ fn main() {
         group.finish();
     }
     criterion.final_summary();
+    eprintln!(
+        "timed operations: {}",
+        TIMED_OPERATIONS.load(Ordering::Relaxed)
+    );
     // Every batch was restored: the waiting population is what the benchmarks claim it was.
     for (n, fixture) in &fixtures {
         let counts = fixture.engine.counts();

@@ -7,6 +7,10 @@
 #   scripts/bench-engine.sh ab old=BIN new=BIN   # interleave built bench binaries (copies of
 #       target/release/deps/engine-<hash>), RUNS rounds (default 3), FILTER (criterion filter,
 #       e.g. "agent_frees|ladder"), SIZES (default 1000,500000); prints each median per binary
+#   scripts/bench-engine.sh misses BIN   # cache misses per timed operation, counted (not timed)
+#       by valgrind's cache simulator inside the timed calls only: OP (criterion filter, default
+#       agent_frees), SIZES (default 1000,500000), L3 size of this machine. Deterministic: the
+#       figure to compare when the machine is too noisy for timings. ~3 min per size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
@@ -61,6 +65,28 @@ for line in open(sys.argv[1]):
 for (op, name), v in sorted(runs.items()):
     print(f"{op:28} {name:10} median {statistics.median(v):8.0f} ns  runs {[round(x) for x in v]}")
 PY
+  exit 0
+fi
+
+if [[ "${1:-}" == "misses" ]]; then
+  bin=${2:?usage: scripts/bench-engine.sh misses BENCH_BINARY}
+  op=${OP:-agent_frees}
+  # Timed calls only: `time_each` (events) and `time_advance` (timers) are never inlined.
+  collect='*time_each*'
+  [[ "$op" == ladder* ]] && collect='*time_advance*'
+  l3=$(lscpu -B | awk -F: '/^L3 cache/ {print $2 + 0}')
+  l3=${l3:-33554432}
+  printf '%-24s %8s %12s %14s %14s\n' operation size timed_ops "instr/op" "LL misses/op"
+  sizes=${SIZES:-1000,500000}
+  for n in ${sizes//,/ }; do
+    prof="$out/callgrind.$op.$n"
+    TIERLINE_BENCH_SIZES=$n valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 \
+      --LL="$l3,16,64" --toggle-collect="$collect" --callgrind-out-file="$prof" "$bin" --bench \
+      "$op" --warm-up-time 1 --measurement-time 3 --sample-size 10 --noplot >"$prof.log" 2>&1 || { tail -n 20 "$prof.log"; exit 1; }
+    ops=$(sed -n 's/^timed operations: //p' "$prof.log")
+    callgrind_annotate --show=Ir,DLmr,DLmw "$prof" 2>/dev/null | awk -v op="$op" -v n="$n" -v ops="$ops" '
+      /PROGRAM TOTALS/ { gsub(/,/, ""); printf "%-24s %8s %12d %14.0f %14.1f\n", op, n, ops, $1 / ops, ($3 + $5) / ops }'
+  done
   exit 0
 fi
 
