@@ -102,3 +102,54 @@ async fn a_restart_on_the_same_journal_keeps_queues_agents_seq_and_idempotency()
     assert!(next > last_seq, "the offer to a2 survived: {all:?}");
     third.stop().await;
 }
+
+/// A daemon whose wall clock reads `wall_ms` now, on `dir`, with 1 s offer timeouts.
+async fn start_at(dir: &std::path::Path, wall_ms: u64) -> TestDaemon {
+    let mut routing = routing();
+    routing.queues[0].offer_timeout_ms = 1_000;
+    let mut options = DaemonOptions::new(loaded(routing));
+    options.journal_dir = Some(dir.to_path_buf());
+    options.clock = Some(tierline::daemon::clock::Clock::starting_at(wall_ms));
+    TestDaemon::start(options).await
+}
+
+/// The wall clock is 10 minutes behind the journal's last engine time at the restart (NTP
+/// corrected a fast clock while the daemon was down, or the journal was restored on another
+/// host). Engine time continues from the journal: the offer made just before the stop times
+/// out about 1 s after it, not once the wall clock has caught up 10 minutes later (which is
+/// what happened before: every input stamped with the journal's last time, every timer held).
+/// The poll waits up to 5 s for the expiry; it is a liveness check, not a timing assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_with_the_wall_clock_behind_the_journal_timers_still_fire_and_time_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0: u64 = 1_800_000_000_000;
+    let first = start_at(dir.path(), t0).await;
+    first.apply(login("e1", "a1")).await;
+    let offer = first.apply(call("e2", "c1")).await;
+    assert_eq!(offer[0]["type"], "offer", "{offer:?}");
+    let offered_at = api_common::at_ms(&offer[0]);
+    let last_seq = offer[0]["seq"].as_u64().unwrap();
+    first.stop().await;
+
+    let second = start_at(dir.path(), t0 - 600_000).await;
+    let (after, _) = second.poll(last_seq, 5_000).await;
+    let revoked = after
+        .iter()
+        .find(|d| d["type"] == "offer_revoked")
+        .unwrap_or_else(|| {
+            panic!("c1's 1 s offer did not time out within 5 s of the restart: {after:?}")
+        });
+    assert_eq!(revoked["reason"], "expired", "{revoked}");
+    assert_eq!(
+        api_common::at_ms(revoked),
+        offered_at + 1_000,
+        "a timer's decision carries its deadline"
+    );
+    // New inputs are stamped after that deadline: engine time runs on from the journal's.
+    let next = second.apply(call("e3", "c2")).await;
+    assert!(
+        api_common::at_ms(&next[0]) >= offered_at + 1_000,
+        "engine time went backwards: {next:?}"
+    );
+    second.stop().await;
+}

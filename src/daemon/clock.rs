@@ -46,6 +46,21 @@ impl Clock {
         self.now_ms() / 1000
     }
 
+    /// This clock, moved forward so that it reads at least `floor_ms` now; how far it moved
+    /// (0 when it already did). The daemon starts engine time here after recovery: engine time
+    /// never goes backwards, so a wall clock behind the journal's last engine time (stepped
+    /// back by NTP while the daemon was down, or a journal restored on another host) would
+    /// otherwise stamp every input with that last time, and hold every timer, until the wall
+    /// clock caught up.
+    pub fn not_before(&self, floor_ms: Millis) -> (Clock, Millis) {
+        let behind = floor_ms.saturating_sub(self.now_ms());
+        let clock = Clock {
+            origin_ms: self.origin_ms + behind,
+            origin: self.origin,
+        };
+        (clock, behind)
+    }
+
     /// The monotonic instant at which the clock reads `ms` (the origin for times before it).
     pub fn instant_at(&self, ms: Millis) -> Instant {
         self.origin + Duration::from_millis(ms.saturating_sub(self.origin_ms))
@@ -63,6 +78,28 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1_500)).await;
         assert_eq!(clock.now_ms(), 1_001_500);
         assert_eq!(clock.now_s(), 1_001);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_behind_the_floor_moves_forward_and_keeps_running() {
+        let wall = Clock::starting_at(1_000_000);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        // The journal's engine time is 10 minutes ahead of the wall clock.
+        let (engine, behind) = wall.not_before(1_600_500);
+        assert_eq!(behind, 600_000);
+        assert_eq!(engine.now_ms(), 1_600_500);
+        // Time runs on from there, and a deadline 1 s ahead is 1 s of (virtual) time away.
+        let at = engine.instant_at(1_601_500);
+        tokio::time::sleep_until(at).await;
+        assert_eq!(engine.now_ms(), 1_601_500);
+        assert_eq!(
+            wall.now_ms(),
+            1_001_500,
+            "the wall clock itself is unchanged"
+        );
+        // A floor already passed changes nothing.
+        let (same, behind) = wall.not_before(1_000_000);
+        assert_eq!((same.now_ms(), behind), (wall.now_ms(), 0));
     }
 
     #[tokio::test(start_paused = true)]

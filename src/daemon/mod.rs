@@ -252,11 +252,23 @@ impl Daemon {
             }
         };
         // --- durability (end) ---
+        // Engine time resumes where the journal left it when the wall clock is behind it;
+        // webhook signatures keep the wall clock (`clock`), which is what peers compare with.
+        let (engine_clock, behind) = clock.not_before(core.engine().now());
+        if behind > 0 {
+            tracing::warn!(
+                behind_ms = behind,
+                "the wall clock is behind the journal's last engine time: engine time continues \
+                 from the journal, so decisions are stamped this much ahead of the wall clock \
+                 until a restart after it has caught up"
+            );
+        }
+        let now = engine_clock.now_ms();
         let telemetry = Telemetry::new(metrics.clone(), &core.config().routing, now);
         let start_after = core.next_seq().checked_sub(1);
         let (task, engine) = EngineTask::new(
             core,
-            clock,
+            engine_clock,
             server.event_queue_depth,
             sink,
             observer,
