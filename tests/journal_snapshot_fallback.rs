@@ -90,3 +90,40 @@ fn pruning_after_a_fallback_keeps_the_snapshot_recovery_fell_back_to() {
         Err(e) => panic!("no usable snapshot left to fall back to: {e}"),
     }
 }
+
+/// A second recovery on a journal another process (here: another `Journal`) has open is refused
+/// before it touches anything: it neither sets a damaged snapshot aside nor removes a `*.tmp`
+/// the owner may be writing. Before, recovery read and renamed snapshots first and only met
+/// `LOCK` when it opened the segments.
+#[test]
+fn a_journal_in_use_is_refused_before_any_snapshot_is_read_or_set_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut journal, mut seen) = recover(dir).unwrap();
+    run(&mut journal, &mut seen, 1, 11);
+    run(&mut journal, &mut seen, 11, 21);
+    // Damage the newest snapshot while the owner still has the journal open, and leave a
+    // temporary file such as a snapshot being written.
+    damage(&snapshot(dir, 20));
+    let writing = dir.join(format!("{:020}.snap.tmp", 30));
+    std::fs::write(&writing, b"half a snapshot").unwrap();
+
+    match recover(dir) {
+        Err(JournalError::Locked { .. }) => {}
+        Err(other) => panic!("expected the lock error, got {other}"),
+        Ok(_) => panic!("a second recovery opened a journal in use"),
+    }
+    assert!(
+        snapshot(dir, 20).exists(),
+        "the refused recovery renamed the owner's snapshot"
+    );
+    assert!(
+        !dir.join(format!("{:020}.snap.bad", 20)).exists(),
+        "the refused recovery set a snapshot aside"
+    );
+    assert!(
+        writing.exists(),
+        "the refused recovery removed a temporary file"
+    );
+    drop(journal);
+}

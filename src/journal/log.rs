@@ -82,10 +82,22 @@ impl Log {
         dir: &Path,
         opts: LogOptions,
         resume_at: u64,
-        mut on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
+        on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
     ) -> Result<(Log, OpenReport), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         let lock = lock_dir(dir)?;
+        Log::open_locked(dir, lock, opts, resume_at, on_record)
+    }
+
+    /// `open` for a caller that already holds the directory's `LOCK` (`lock`, from `lock_dir`):
+    /// recovery takes it before it reads or sets aside any snapshot.
+    pub(crate) fn open_locked(
+        dir: &Path,
+        lock: File,
+        opts: LogOptions,
+        resume_at: u64,
+        mut on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
+    ) -> Result<(Log, OpenReport), JournalError> {
         remove_temp_files(dir)?;
         let mut replayed = 0u64;
         let scan = scan_all(dir, resume_at, &mut |index, payload| {

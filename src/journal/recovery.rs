@@ -231,6 +231,7 @@ const REPLAY_CHUNKS: usize = 8;
 /// before the daemon serves anything.
 fn replay_after<S: Replay>(
     dir: &Path,
+    lock: std::fs::File,
     opts: LogOptions,
     resume_at: u64,
     state: &mut S,
@@ -244,7 +245,7 @@ fn replay_after<S: Replay>(
             let mut made = 1;
             let mut chunk: Vec<S::Input> = Vec::with_capacity(REPLAY_CHUNK);
             let mut replayer_gone = false;
-            let opened = Log::open(dir, opts, resume_at, |index, payload| {
+            let opened = Log::open_locked(dir, lock, opts, resume_at, |index, payload| {
                 if replayer_gone {
                     // The replayer panicked; the scope re-raises that. Just finish the scan.
                     return Ok(());
@@ -335,6 +336,9 @@ impl Journal {
             );
         }
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
+        // The lock first: a second daemon pointed at a journal in use must be refused before it
+        // reads a snapshot, sets one aside as `*.snap.bad` or removes a `*.tmp` being written.
+        let lock = super::lock_dir(dir)?;
         let snapshots = list_snapshots(dir)?;
         let mut skipped = Vec::new();
         let mut skipped_paths: Vec<PathBuf> = Vec::new();
@@ -393,7 +397,7 @@ impl Journal {
             }
         };
         let resume_at = snapshot.as_ref().map_or(1, |(index, _)| index + 1);
-        let (log, report) = replay_after(dir, opts.log, resume_at, &mut state)?;
+        let (log, report) = replay_after(dir, lock, opts.log, resume_at, &mut state)?;
         state.replay_finished();
         let mut journal = Journal {
             log,
