@@ -53,7 +53,11 @@ pub struct OpenReport {
 /// Where the writer stood before a batch, to roll back to if the batch fails.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
-    segments: usize,
+    /// Base index of the segment that was being appended to. Not a count of segments: the
+    /// snapshot thread may remove old ones (`forget_segments`) before a rollback that had to be
+    /// retried runs, and a count would then keep segments the failed batch created and cut the
+    /// wrong file.
+    active_base: u64,
     len: u64,
     next_index: u64,
 }
@@ -236,11 +240,7 @@ impl Log {
             }
         }
         self.finish_rollback()?;
-        let mark = Mark {
-            segments: self.segments.len(),
-            len: self.active_len,
-            next_index: self.next_index,
-        };
+        let mark = self.mark();
         let start = self.next_index;
         match self.write_frames(payloads, sync) {
             Ok(()) => Ok(start..self.next_index),
@@ -320,8 +320,8 @@ impl Log {
         let Some(mark) = self.rollback else {
             return Ok(());
         };
-        while self.segments.len() > mark.segments {
-            let seg = &self.segments[self.segments.len() - 1];
+        // Segments the failed batch started (bases increase along the list).
+        while let Some(seg) = self.segments.last().filter(|s| s.base > mark.active_base) {
             match std::fs::remove_file(&seg.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -329,23 +329,48 @@ impl Log {
             }
             self.segments.pop();
         }
-        let path = self.segments[self.segments.len() - 1].path.clone();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| JournalError::io("open", &path, e))?;
-        file.set_len(mark.len)
-            .map_err(|e| JournalError::io("truncate", &path, e))?;
-        if self.opts.sync != SyncMode::None {
-            file.sync_all()
-                .map_err(|e| JournalError::io("sync", &path, e))?;
-        }
+        let file = match self.segments.last() {
+            Some(seg) if seg.base == mark.active_base => {
+                let path = seg.path.clone();
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| JournalError::io("open", &path, e))?;
+                file.set_len(mark.len)
+                    .map_err(|e| JournalError::io("truncate", &path, e))?;
+                if self.opts.sync != SyncMode::None {
+                    file.sync_all()
+                        .map_err(|e| JournalError::io("sync", &path, e))?;
+                }
+                file
+            }
+            // `forget_segments` never removes the segment being appended to, so this is only
+            // reached if the mark's segment was removed as covered after the failed batch had
+            // rolled past it: continue in a new segment where the journal ends.
+            _ => {
+                let file = create_segment(&self.dir, mark.next_index, self.opts.sync)?;
+                self.segments.push(SegmentFile {
+                    base: mark.next_index,
+                    path: segment_path(&self.dir, mark.next_index),
+                });
+                file
+            }
+        };
         self.active = Arc::new(file);
         self.active_len = mark.len;
         self.next_index = mark.next_index;
         self.rollback = None;
         Ok(())
+    }
+
+    /// Where the writer stands now, to roll back to if the next batch fails.
+    fn mark(&self) -> Mark {
+        Mark {
+            active_base: self.segments[self.segments.len() - 1].base,
+            len: self.active_len,
+            next_index: self.next_index,
+        }
     }
 
     /// Forget segments another thread removed (`remove_covered_segments`). The segment being
@@ -424,4 +449,58 @@ fn remove_temp_files(dir: &Path) -> Result<(), JournalError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rollback retried after the snapshot thread removed an old segment cuts the journal
+    /// back to the failed batch's start: the segment that batch rolled into is removed, and the
+    /// segment it started in is cut to its old length (before, a count of segments was kept:
+    /// one segment fewer at the front kept the new segment and truncated it instead).
+    #[test]
+    fn a_retried_rollback_after_old_segments_were_removed_cuts_the_right_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            sync: SyncMode::Batch,
+            segment_bytes: 300,
+        };
+        let (mut log, _) = Log::open(tmp.path(), opts, 1, |_, _| Ok(())).unwrap();
+        let record = [b'r'; 100];
+        while log.segments().len() < 3 {
+            log.append_batch(&[&record]).unwrap();
+        }
+        let mark = log.mark();
+        let marked_base = log.segments()[2].base;
+        // The "failed" batch: written, and it rolled into a fourth segment.
+        while log.segments().len() < 4 {
+            log.append_batch(&[&record]).unwrap();
+        }
+        let rolled = log.segments()[3].path.clone();
+        log.rollback = Some(mark);
+        // Meanwhile the snapshot thread removed the oldest segment as covered.
+        let oldest = log.segments()[0].clone();
+        std::fs::remove_file(&oldest.path).unwrap();
+        log.forget_segments(&[oldest.base]);
+
+        log.finish_rollback().unwrap();
+        assert!(
+            !rolled.exists(),
+            "the segment the failed batch rolled into is still there"
+        );
+        let bases: Vec<u64> = log.segments().iter().map(|s| s.base).collect();
+        assert_eq!(bases.last(), Some(&marked_base), "{bases:?}");
+        assert_eq!(log.next_index(), mark.next_index);
+        let len = std::fs::metadata(&log.segments()[1].path).unwrap().len();
+        assert_eq!(
+            len, mark.len,
+            "the marked segment is cut back to where the batch started"
+        );
+        // Appending continues right after the mark.
+        assert_eq!(
+            log.append_batch(&[&record]).unwrap(),
+            mark.next_index..mark.next_index + 1
+        );
+    }
 }
