@@ -897,3 +897,35 @@ fn the_roster_must_fit_in_max_agents() {
     ]));
     assert_error(&e, 2, "limits.max_agents", "the roster has 2 agents");
 }
+
+/// A rule whose `when.channel` its queue does not serve would match every such arrival and then
+/// refuse it (`channel_not_served`), never reaching a later rule or `default_queue`.
+#[test]
+fn a_rule_for_a_channel_its_queue_does_not_serve_is_refused() {
+    let e = only_error(&file(&[
+        "[[queue]]",
+        "id = \"voice_only\"",
+        "[[queue]]",
+        "id = \"chats\"",
+        "channels = [\"chat\"]",
+        "[[rule]]",
+        "when = { channel = \"chat\" }",
+        "queue = \"voice_only\"",
+        "[routing]",
+        "default_queue = \"chats\"",
+    ]));
+    assert_error(&e, 8, "rule[0].queue", "does not serve chat");
+    // The same rule for the queue that serves chat is fine.
+    assert!(parse(
+        &file(&[
+            "[[queue]]",
+            "id = \"chats\"",
+            "channels = [\"chat\"]",
+            "[[rule]]",
+            "when = { channel = \"chat\" }",
+            "queue = \"chats\"",
+        ]),
+        "test.toml"
+    )
+    .is_ok());
+}

@@ -108,7 +108,7 @@ pub(crate) fn resolve(
     c.target_channels(raw, &queues);
 
     let agents = c.agents(&raw.agents, &known);
-    let rules = c.rules(&raw.rules, &known);
+    let rules = c.rules(&raw.rules, &known, &queues);
 
     let default_queue = raw.routing.default_queue.clone();
     if let Some(q) = &default_queue {
@@ -394,14 +394,37 @@ impl Checker<'_, '_> {
         out
     }
 
-    fn rules(&mut self, raw: &[Entry<RawRule>], known: &KnownQueues<'_>) -> Vec<Rule> {
+    fn rules(
+        &mut self,
+        raw: &[Entry<RawRule>],
+        known: &KnownQueues<'_>,
+        queues: &[QueueConfig],
+    ) -> Vec<Rule> {
         let mut out = Vec::new();
         for (i, entry) in raw.iter().enumerate() {
             let Some(r) = &entry.value else { continue };
             let path = FieldPath::root().key("rule").index(i);
-            self.known_queue(&r.queue, &path.key("queue"), known);
-            if let Some(ch) = r.when.get("channel") {
-                self.channel(ch, &path.key("when").key("channel"));
+            let known_queue = self.known_queue(&r.queue, &path.key("queue"), known);
+            let channel = r
+                .when
+                .get("channel")
+                .and_then(|ch| self.channel(ch, &path.key("when").key("channel")));
+            // A rule for a channel its queue does not serve would match and then refuse every
+            // such arrival (`channel_not_served`), never reaching a later rule or the default.
+            let target = queues.iter().find(|q| q.id == r.queue);
+            if let (true, Some(ch), Some(q)) = (known_queue, channel, target) {
+                if !q.channels.contains(&ch) {
+                    self.err(
+                        &path.key("queue"),
+                        format!(
+                            "queue `{}` does not serve {}, which this rule matches: every {} \
+                             arrival it matches would be refused",
+                            r.queue,
+                            ch.as_str(),
+                            ch.as_str()
+                        ),
+                    );
+                }
             }
             out.push(Rule {
                 when: r.when.clone(),
