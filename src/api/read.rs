@@ -152,11 +152,12 @@ pub async fn queues(State(app): State<AppState>) -> Result<Json<QueuesJson>, Api
     let queues = app
         .engine
         .read(|v| {
-            v.core
-                .engine()
+            let engine = v.core.engine();
+            engine
                 .queues()
                 .into_iter()
-                .map(|q| {
+                .map(|mut q| {
+                    q.open = engine.queue_open_at(&q.id, v.now).unwrap_or(q.open);
                     let tally = v.telemetry.queue_tally(&q.id);
                     QueueJson::new(q, tally, v.now)
                 })
@@ -174,7 +175,9 @@ pub async fn queue(
     let wanted = id.clone();
     app.engine
         .read(move |v| {
-            v.core.engine().queue(&wanted).map(|q| {
+            let engine = v.core.engine();
+            engine.queue(&wanted).map(|mut q| {
+                q.open = engine.queue_open_at(&q.id, v.now).unwrap_or(q.open);
                 let tally = v.telemetry.queue_tally(&q.id);
                 QueueJson::new(q, tally, v.now)
             })

@@ -197,6 +197,21 @@ impl Engine {
         }
     }
 
+    /// Whether `queue`'s schedule has it open at `now` (engine time at the least: a view read
+    /// between events asks about the present, while the engine's own time is its last event's).
+    /// `None` for a queue the current config does not have.
+    pub fn queue_open_at(&self, queue: &str, now: crate::config::Millis) -> Option<bool> {
+        let &q = self.queue_ids.get(queue)?;
+        let now = now.max(self.now);
+        Some(
+            self.queues[q as usize]
+                .cfg
+                .schedule
+                .as_ref()
+                .is_none_or(|s| s.is_open(now)),
+        )
+    }
+
     /// All queues of the current config, in config order. One pass over the agents for all
     /// queues (O(agents × their queues)), not one per queue: metrics refresh every queue at once.
     pub fn queues(&self) -> Vec<QueueView> {
