@@ -252,6 +252,7 @@ id = "support"
 channels = ["voice", "chat"]
 [[queue]]
 id = "vip"
+channels = ["chat"]
 [[rule]]
 when = { channel = "chat", customer_tier = "vip" }
 queue = "vip"
