@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use replayable::mixed_desk;
 use tierline::config::{Channel, RoutingConfig};
-use tierline::engine::{DecisionKind, DeclineReason, Engine, Event};
+use tierline::engine::{DecisionKind, DeclineReason, Engine, Event, RejectReason, Why};
 
 fn config() -> RoutingConfig {
     mixed_desk(7, 6)
@@ -181,5 +181,71 @@ fn state_does_not_grow_with_the_skill_names_of_calls_long_gone() {
     assert!(
         large < small * 2,
         "snapshot after 100 calls: {small} B; after 5,000 calls: {large} B"
+    );
+}
+
+/// Every history entry survives a snapshot as it was, including those whose optional fields
+/// are absent: an overflow to a PBX target has no queue, a rejection for closed hours names
+/// its target, an arrival sent to its queue by name has no rule.
+#[test]
+fn histories_read_back_from_a_snapshot_exactly_as_written() {
+    let text = r#"
+[[queue]]
+id = "sales"
+channels = ["voice"]
+max_wait_s = 5
+overflow = { target = "sip:vm@pbx" }
+steps = [{ after_s = 0, tiers = [1] }]
+
+[[queue]]
+id = "night"
+channels = ["voice"]
+closed_target = "sip:closed@pbx"
+schedule = { tz = "UTC" }
+steps = [{ after_s = 0, tiers = [1] }]
+"#;
+    let cfg = tierline::config::parse(text, "snap.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .routing;
+    let mut engine = Engine::new(cfg, 0);
+    let arrive = |id: &str, queue: &str| Event::InteractionArrived {
+        interaction: id.into(),
+        channel: Channel::Voice,
+        queue: Some(queue.into()),
+        priority: None,
+        skills: vec![],
+        customer: None,
+        attributes: BTreeMap::new(),
+    };
+    engine.handle(0, &arrive("gone", "sales")).unwrap();
+    let overflowed = engine.advance(5_000);
+    assert!(
+        overflowed
+            .iter()
+            .any(|d| matches!(&d.kind, DecisionKind::Overflow { target: Some(t), .. } if &**t == "sip:vm@pbx")),
+        "{overflowed:?}"
+    );
+    let refused = engine.handle(6_000, &arrive("late", "night")).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|d| matches!(&d.kind, DecisionKind::Rejected { .. })),
+        "{refused:?}"
+    );
+    let mut bytes = Vec::new();
+    engine.write_snapshot(&mut bytes).unwrap();
+    let restored = Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
+    for id in ["gone", "late"] {
+        let before = engine.interaction(id).unwrap();
+        let after = restored.interaction(id).unwrap();
+        assert_eq!(before.history, after.history, "history of {id}");
+    }
+    let late = restored.interaction("late").unwrap();
+    assert_eq!(
+        late.history.last().map(|t| &t.why),
+        Some(&Why::Rejected {
+            reason: RejectReason::Closed,
+            target: Some("sip:closed@pbx".into())
+        })
     );
 }

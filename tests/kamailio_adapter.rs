@@ -18,6 +18,11 @@ busy_delay_s = 60
 [[queue]]
 id = "support"
 
+[[queue]]
+id = "night"
+schedule = { tz = "UTC" }
+closed_target = "sip:night-vm@127.0.0.1:5090"
+
 [[agent]]
 id = "a1"
 address = "sip:a1@127.0.0.1:5071"
@@ -251,6 +256,49 @@ async fn a_dialed_number_no_queue_or_rule_takes_is_refused_with_404() {
     let (status, r) = h.route(body).await;
     assert_eq!(status, 404, "{r}");
     assert_eq!(r["error"]["code"], "no_route");
+}
+
+#[tokio::test]
+async fn a_retried_route_for_a_call_refused_as_closed_rings_the_target_it_was_given_first() {
+    let h = Harness::start().await;
+    let mut body = call("c6@pbx");
+    body["queue"] = json!("night");
+    let (status, first) = h.route(body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["routes"][0]["uri"], "sip:night-vm@127.0.0.1:5090");
+
+    // The admin points closed hours somewhere else: a retransmitted `/route` for the call
+    // already refused still gets the target it was told, as the `rejected` decision said.
+    let changed = CONFIG.replace("sip:night-vm@", "sip:other-vm@");
+    let r = h
+        .http
+        .put(format!("{}/v1/config", h.base))
+        .header("content-type", "application/toml")
+        .body(changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let (status, again) = h.route(body.clone()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, first);
+
+    // Even with the queue gone (nothing waits in it, so it may be removed).
+    let (head, tail) = CONFIG.split_once("[[queue]]\nid = \"night\"").unwrap();
+    let tail = &tail[tail.find("[[agent]]").unwrap()..];
+    let r = h
+        .http
+        .put(format!("{}/v1/config", h.base))
+        .header("content-type", "application/toml")
+        .body(format!("{head}{tail}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let (status, after_removal) = h.route(body).await;
+    assert_eq!(status, 200, "{after_removal}");
+    assert_eq!(after_removal, first);
+    h.daemon.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -266,7 +266,7 @@ impl Engine {
                 self.emit(DecisionKind::Rejected {
                     interaction: id.clone(),
                     reason,
-                    target,
+                    target: target.clone(),
                 });
                 self.fact(|| Fact::Rejected {
                     interaction: id,
@@ -275,7 +275,11 @@ impl Engine {
                     reason,
                     at: now,
                 });
-                self.finish(ik, InteractionState::Rejected, Why::Rejected { reason });
+                self.finish(
+                    ik,
+                    InteractionState::Rejected,
+                    Why::Rejected { reason, target },
+                );
             }
             (None, Route::Queue { q, rule, .. }) => {
                 let why = Why::Arrived {

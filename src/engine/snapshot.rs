@@ -13,16 +13,20 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Millis, QueueConfig, RoutingConfig};
+use crate::engine::decision::RejectReason;
 use crate::engine::model::{Agent, Interaction, QKey, QueueRt};
 use crate::engine::shared::SharedVec;
 use crate::engine::skills::SkillTable;
 use crate::engine::timers::{AKey, IKey, Timer, Timers};
-use crate::engine::view::{Counts, SlotPhase, Why};
+use crate::engine::view::{Counts, InteractionState, SlotPhase, Transition, Why};
 use crate::engine::{Engine, Map};
 
 /// Format version; bump when the layout changes.
 /// 2: queues carry `count_declines`; agent tiers are a sorted list; no roster in the config.
-const VERSION: u32 = 2;
+/// 3: an overflow's history entry always writes its `queue` (version 2 left it out when the
+///    overflow went to a PBX target, and the target read back as the queue); a rejection's
+///    entry carries its `target`. Version 2 is still read, and repaired (`repair_v2_history`).
+const VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -167,9 +171,10 @@ impl Engine {
     /// Rebuild an engine from `write_snapshot` output.
     pub fn read_snapshot(input: &mut impl Read) -> Result<Engine, SnapshotError> {
         let s: SnapshotOwned = rmp_serde::decode::from_read(input)?;
-        if s.version != VERSION {
+        if s.version != VERSION && s.version != 2 {
             return Err(SnapshotError::Version { found: s.version });
         }
+        let from_v2 = s.version == 2;
         let mut e = Engine::new(RoutingConfig::empty(), s.now);
         e.config = s.config;
         e.seq = s.seq;
@@ -212,6 +217,19 @@ impl Engine {
             e.agents.iter().map(|a| a.skills.as_slice()),
             e.interactions.iter().flatten().map(|i| i.skills),
         );
+
+        if from_v2 {
+            for i in e.interactions.iter_mut().flatten() {
+                let closed_target = i
+                    .queue
+                    .and_then(|q| e.queues.get(q as usize))
+                    .and_then(|q| q.cfg.closed_target.as_deref())
+                    .map(Arc::<str>::from);
+                if needs_v2_repair(&i.history) {
+                    repair_v2_history(&mut Arc::make_mut(i).history, closed_target);
+                }
+            }
+        }
 
         // Snapshots written before interactions kept `answered_by`: their history, as far as it
         // was kept, says who last accepted each one.
@@ -283,6 +301,50 @@ impl Engine {
     }
 }
 
+/// Whether a version-2 history holds an entry `repair_v2_history` changes.
+fn needs_v2_repair(history: &[Transition]) -> bool {
+    history.iter().any(|t| {
+        matches!(
+            (&t.to, &t.why),
+            (
+                InteractionState::Overflowed,
+                Why::Overflow {
+                    queue: Some(_),
+                    target: None
+                }
+            ) | (
+                InteractionState::Rejected,
+                Why::Rejected {
+                    reason: RejectReason::Closed,
+                    target: None
+                }
+            )
+        )
+    })
+}
+
+/// Version 2 wrote an overflow to a PBX target as if it had gone to a queue of the target's
+/// name: an overflow that finished the interaction (to `overflowed`) always went to a target,
+/// so it is put back. A closed-hours rejection did not record its target: it gets the queue's
+/// `closed_target` as configured now, which is what version 2 answered with.
+fn repair_v2_history(history: &mut [Transition], closed_target: Option<Arc<str>>) {
+    for t in history {
+        match (&t.to, &mut t.why) {
+            (InteractionState::Overflowed, Why::Overflow { queue, target }) if target.is_none() => {
+                *target = queue.take();
+            }
+            (
+                InteractionState::Rejected,
+                Why::Rejected {
+                    reason: RejectReason::Closed,
+                    target,
+                },
+            ) if target.is_none() => *target = closed_target.clone(),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -345,5 +407,65 @@ mod tests {
                 .answered_by,
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_version_2_overflow_to_a_target_reads_back_as_that_target() {
+        // What version 2 wrote for `Overflow { queue: None, target: Some(t) }`: the `queue`
+        // field left out, so the array holds the tag and the target only.
+        let v2 = rmp_serde::to_vec(&("overflow", "sip:vm@pbx")).unwrap();
+        let mut read = vec![Transition {
+            at: 0,
+            from: Some(InteractionState::Waiting),
+            to: InteractionState::Overflowed,
+            why: rmp_serde::from_slice(&v2).unwrap(),
+        }];
+        assert_eq!(
+            read[0].why,
+            Why::Overflow {
+                queue: Some("sip:vm@pbx".into()),
+                target: None
+            },
+            "the ambiguity the repair is for"
+        );
+        let rejected = Transition {
+            at: 0,
+            from: None,
+            to: InteractionState::Rejected,
+            why: Why::Rejected {
+                reason: RejectReason::Closed,
+                target: None,
+            },
+        };
+        // An overflow into a queue (the interaction waits on) is left as it is.
+        let moved = Transition {
+            at: 0,
+            from: Some(InteractionState::Waiting),
+            to: InteractionState::Waiting,
+            why: Why::Overflow {
+                queue: Some("other".into()),
+                target: None,
+            },
+        };
+        read.push(rejected);
+        read.push(moved.clone());
+        assert!(needs_v2_repair(&read));
+        repair_v2_history(&mut read, Some("sip:closed@pbx".into()));
+        assert_eq!(
+            read[0].why,
+            Why::Overflow {
+                queue: None,
+                target: Some("sip:vm@pbx".into())
+            }
+        );
+        assert_eq!(
+            read[1].why,
+            Why::Rejected {
+                reason: RejectReason::Closed,
+                target: Some("sip:closed@pbx".into())
+            }
+        );
+        assert_eq!(read[2], moved);
+        assert!(!needs_v2_repair(&read));
     }
 }

@@ -96,14 +96,21 @@ pub enum Why {
         queue: Arc<str>,
         step: usize,
     },
+    /// Exactly one of `queue` (moved inside tierline) and `target` (handed to the PBX) is set.
+    /// `queue` is written even when absent (`null`): snapshots are MessagePack arrays, where
+    /// only trailing fields may be left out (a skipped `queue` made `target` read back as it).
     Overflow {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         queue: Option<Arc<str>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<Arc<str>>,
     },
+    /// `target`: where the PBX was told to send it (a closed queue's `closed_target`), as the
+    /// `rejected` decision said. Trailing, so older snapshots without it read as `None`.
     Rejected {
         reason: RejectReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<Arc<str>>,
     },
     Transferred {
         by: Arc<str>,

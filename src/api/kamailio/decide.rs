@@ -49,13 +49,10 @@ impl CallSnapshot {
                     overflow_target = Some(target.to_string());
                     break;
                 }
-                Why::Rejected { reason } if view.state == InteractionState::Rejected => {
-                    let closed_target = view
-                        .queue
-                        .as_deref()
-                        .and_then(|q| engine.config().queue(q))
-                        .and_then(|q| q.closed_target.clone());
-                    rejected = Some((*reason, closed_target));
+                // The target the `rejected` decision named, recorded with it: a retried
+                // `/route` answers the same after a reload changed or removed the queue.
+                Why::Rejected { reason, target } if view.state == InteractionState::Rejected => {
+                    rejected = Some((*reason, target.as_deref().map(str::to_string)));
                     break;
                 }
                 _ => {}
