@@ -180,6 +180,30 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// A SIGHUP whose reload never finishes (the config path became a FIFO nobody writes, as a
+/// stuck network mount would) does not hold up SIGTERM: the daemon still stops, exit 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_daemon_while_a_sighup_reload_is_stuck_reading_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let port = free_port();
+    let (child, logs) = spawn(&path, port);
+    wait_log(&logs, "tierline listening");
+    let fifo = dir.path().join("stuck.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::rename(&fifo, &path).unwrap();
+    signal(&child, "HUP");
+    wait_log(&logs, "SIGHUP: reloading");
+    signal(&child, "TERM");
+    wait_log(&logs, "SIGTERM");
+    let exit = tokio::task::spawn_blocking(move || wait_exit(child))
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
 /// API.md: `restart_needed` is `[]` when nothing needs one. `--listen`, `--metrics-listen` and
 /// `--data` override the file; a reload of a file that changes no daemon setting must not list
 /// them as changed (and log "takes effect after a restart" every time).

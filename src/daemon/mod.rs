@@ -630,8 +630,15 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     tracing::info!(workers, cpus, "HTTP runtime");
-    runtime.block_on(serve(args.config, config))
+    let code = runtime.block_on(serve(args.config, config));
+    // The daemon has stopped and its journal is closed. A blocking read that never returns (a
+    // reload stuck on a FIFO or a hung mount) must not keep the process from exiting.
+    runtime.shutdown_timeout(SHUTDOWN_LEFTOVERS);
+    code
 }
+
+/// How long the exit waits for blocking work still running after the daemon stopped.
+const SHUTDOWN_LEFTOVERS: Duration = Duration::from_secs(1);
 
 /// Files the daemon keeps open besides API connections: journal segments and snapshots, the
 /// listeners, subscriber and metrics connections, config and secret files.
@@ -770,23 +777,48 @@ impl Signals {
         } = self;
         let shutdown = daemon.shutdown_signal();
         let reloader = daemon.reloader().clone();
+        // Reloads run on their own task, one at a time: a reload stuck reading the file (a FIFO,
+        // a hung network mount) must not keep SIGTERM waiting. SIGHUPs that come while one runs
+        // are coalesced into one more reload after it (`Notify` keeps a single permit).
+        let wanted = Arc::new(tokio::sync::Notify::new());
+        let reloads = tokio::spawn({
+            let wanted = wanted.clone();
+            async move {
+                loop {
+                    wanted.notified().await;
+                    tracing::info!("SIGHUP: reloading");
+                    match reloader.on_sighup().await {
+                        Ok(r) if r.applied => {
+                            tracing::info!(decisions = r.decisions.len(), "config reloaded")
+                        }
+                        Ok(r) if r.secrets_changed => {
+                            tracing::info!("config file unchanged; secrets reloaded")
+                        }
+                        Ok(_) => tracing::info!("config file unchanged"),
+                        Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
+            let _reloads = AbortOnDrop(reloads);
             loop {
                 tokio::select! {
                     _ = term.recv() => { tracing::info!("SIGTERM"); shutdown.trigger(); }
                     _ = int.recv() => { tracing::info!("SIGINT"); shutdown.trigger(); }
-                    _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading");
-                        match reloader.on_sighup().await {
-                            Ok(r) if r.applied => tracing::info!(decisions = r.decisions.len(), "config reloaded"),
-                            Ok(r) if r.secrets_changed => tracing::info!("config file unchanged; secrets reloaded"),
-                            Ok(_) => tracing::info!("config file unchanged"),
-                            Err(e) => tracing::error!(error = %e, "reload failed; old config kept"),
-                        }
-                    }
+                    _ = hup.recv() => wanted.notify_one(),
                 }
             }
         })
+    }
+}
+
+/// Aborts the task when dropped (the signal task is aborted at exit; its reload task goes too).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
