@@ -54,6 +54,34 @@ fn spawn(config: &std::path::Path, port: u16) -> (Child, mpsc::Receiver<String>)
     (child, rx)
 }
 
+/// A `tierline serve` started on `CONFIG` in a temporary directory, listening.
+struct Started {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    port: u16,
+    child: Child,
+    logs: mpsc::Receiver<String>,
+    /// The "tierline listening" log line.
+    listening: serde_json::Value,
+}
+
+fn start() -> Started {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let port = free_port();
+    let (child, logs) = spawn(&path, port);
+    let listening = wait_log(&logs, "tierline listening");
+    Started {
+        dir,
+        path,
+        port,
+        child,
+        logs,
+        listening,
+    }
+}
+
 /// Wait for a log line containing `needle` (JSON lines: `--log-format json` is exercised too).
 fn wait_log(rx: &mpsc::Receiver<String>, needle: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + GIVE_UP;
@@ -101,12 +129,14 @@ fn wait_exit(mut child: Child) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_answers_reloads_on_sighup_and_exits_0_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tierline.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let port = free_port();
-    let (child, logs) = spawn(&path, port);
-    let started = wait_log(&logs, "tierline listening");
+    let Started {
+        dir: _dir,
+        path,
+        port,
+        child,
+        logs,
+        listening: started,
+    } = start();
     assert_eq!(started["level"], "INFO");
 
     let base = format!("http://127.0.0.1:{port}");
@@ -151,12 +181,14 @@ async fn serve_answers_reloads_on_sighup_and_exits_0_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tierline.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let port = free_port();
-    let (child, logs) = spawn(&path, port);
-    wait_log(&logs, "tierline listening");
+    let Started {
+        dir: _dir,
+        path: _path,
+        port,
+        child,
+        logs,
+        ..
+    } = start();
     let base = format!("http://127.0.0.1:{port}");
     // A long-poll is in flight when the signal comes: it is answered (empty), not cut off.
     let poll = tokio::spawn(async move {
@@ -184,12 +216,14 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
 /// stuck network mount would) does not hold up SIGTERM: the daemon still stops, exit 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_the_daemon_while_a_sighup_reload_is_stuck_reading_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tierline.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let port = free_port();
-    let (child, logs) = spawn(&path, port);
-    wait_log(&logs, "tierline listening");
+    let Started {
+        dir,
+        path,
+        port: _port,
+        child,
+        logs,
+        ..
+    } = start();
     let fifo = dir.path().join("stuck.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
@@ -209,12 +243,14 @@ async fn sigterm_stops_the_daemon_while_a_sighup_reload_is_stuck_reading_the_fil
 /// them as changed (and log "takes effect after a restart" every time).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_that_changes_no_daemon_setting_needs_no_restart_despite_cli_overrides() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tierline.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let port = free_port();
-    let (child, logs) = spawn(&path, port);
-    wait_log(&logs, "tierline listening");
+    let Started {
+        dir: _dir,
+        path: _path,
+        port,
+        child,
+        logs: _logs,
+        ..
+    } = start();
     let body = format!("{CONFIG}\n[[queue]]\nid = \"sales\"\nchannels = [\"voice\"]\n");
     let r = reqwest::Client::new()
         .put(format!("http://127.0.0.1:{port}/v1/config"))

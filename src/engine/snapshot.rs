@@ -219,15 +219,11 @@ impl Engine {
         );
 
         if from_v2 {
+            // Freshly read, so every record is unshared and `make_mut` copies nothing.
             for i in e.interactions.iter_mut().flatten() {
-                let closed_target = i
-                    .queue
-                    .and_then(|q| e.queues.get(q as usize))
-                    .and_then(|q| q.cfg.closed_target.as_deref())
-                    .map(Arc::<str>::from);
-                if needs_v2_repair(&i.history) {
-                    repair_v2_history(&mut Arc::make_mut(i).history, closed_target);
-                }
+                let queue = i.queue.and_then(|q| e.queues.get(q as usize));
+                let closed_target = queue.and_then(|q| q.cfg.closed_target.as_deref());
+                repair_v2_history(&mut Arc::make_mut(i).history, closed_target);
             }
         }
 
@@ -301,37 +297,18 @@ impl Engine {
     }
 }
 
-/// Whether a version-2 history holds an entry `repair_v2_history` changes.
-fn needs_v2_repair(history: &[Transition]) -> bool {
-    history.iter().any(|t| {
-        matches!(
-            (&t.to, &t.why),
-            (
-                InteractionState::Overflowed,
-                Why::Overflow {
-                    queue: Some(_),
-                    target: None
-                }
-            ) | (
-                InteractionState::Rejected,
-                Why::Rejected {
-                    reason: RejectReason::Closed,
-                    target: None
-                }
-            )
-        )
-    })
-}
-
 /// Version 2 wrote an overflow to a PBX target as if it had gone to a queue of the target's
 /// name: an overflow that finished the interaction (to `overflowed`) always went to a target,
 /// so it is put back. A closed-hours rejection did not record its target: it gets the queue's
-/// `closed_target` as configured now, which is what version 2 answered with.
-fn repair_v2_history(history: &mut [Transition], closed_target: Option<Arc<str>>) {
+/// `closed_target` as configured now, which is what version 2 answered with. Returns whether
+/// it changed anything (a repaired history has nothing left to repair).
+fn repair_v2_history(history: &mut [Transition], closed_target: Option<&str>) -> bool {
+    let mut changed = false;
     for t in history {
         match (&t.to, &mut t.why) {
             (InteractionState::Overflowed, Why::Overflow { queue, target }) if target.is_none() => {
                 *target = queue.take();
+                changed = true;
             }
             (
                 InteractionState::Rejected,
@@ -339,10 +316,14 @@ fn repair_v2_history(history: &mut [Transition], closed_target: Option<Arc<str>>
                     reason: RejectReason::Closed,
                     target,
                 },
-            ) if target.is_none() => *target = closed_target.clone(),
+            ) if target.is_none() && closed_target.is_some() => {
+                *target = closed_target.map(Arc::from);
+                changed = true;
+            }
             _ => {}
         }
     }
+    changed
 }
 
 #[cfg(test)]
@@ -449,8 +430,7 @@ mod tests {
         };
         read.push(rejected);
         read.push(moved.clone());
-        assert!(needs_v2_repair(&read));
-        repair_v2_history(&mut read, Some("sip:closed@pbx".into()));
+        assert!(repair_v2_history(&mut read, Some("sip:closed@pbx")));
         assert_eq!(
             read[0].why,
             Why::Overflow {
@@ -466,6 +446,6 @@ mod tests {
             }
         );
         assert_eq!(read[2], moved);
-        assert!(!needs_v2_repair(&read));
+        assert!(!repair_v2_history(&mut read, Some("sip:closed@pbx")));
     }
 }
