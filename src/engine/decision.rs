@@ -237,6 +237,9 @@ pub enum Fact {
         interaction: Arc<str>,
         from_queue: Arc<str>,
         to_queue: Arc<str>,
+        /// True if it was waiting or offered, so it now waits in `to_queue`; false if an agent
+        /// owns it (connected or in wrap-up) and only the queue it belongs to changed.
+        waiting: bool,
         at: Millis,
     },
     /// A connected interaction ended (wrap-up starts).

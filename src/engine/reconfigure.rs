@@ -216,10 +216,13 @@ impl Engine {
                     let to_queue = name.clone();
                     self.push_history(ik, Some(state), state, Why::Drained { queue: name }, now);
                     let interaction = self.ix(ik).id.clone();
+                    let waiting =
+                        matches!(state, InteractionState::Waiting | InteractionState::Offered);
                     self.fact(|| Fact::Drained {
                         interaction,
                         from_queue,
                         to_queue,
+                        waiting,
                         at: now,
                     });
                 }

@@ -120,6 +120,8 @@ struct Shared {
     decision: Histogram,
     timer_lateness: Histogram,
     journal_sync: Histogram,
+    /// The bucket bounds `tierline_wait_seconds` was built with (fixed for the recorder's life).
+    wait_buckets: Vec<f64>,
     /// The HTTP series' handles by route template, so an answer costs a map lookup instead of
     /// building labels and looking the series up in the registry. Bounded: the keys are the
     /// router's templates (plus `unmatched`), each with the statuses it answered.
@@ -172,10 +174,17 @@ pub fn install(cfg: &MetricsConfig, routing: &RoutingConfig) -> Result<Metrics, 
             .map_err(|source| MetricsError::Bind { addr, source })?
     };
 
-    let recorder = Arc::new(build_recorder(routing)?);
+    let (recorder, wait_buckets) = build_recorder(routing)?;
+    let recorder = Arc::new(recorder);
     let is_global = !GLOBAL_INSTALLED.swap(true, Ordering::SeqCst)
         && metrics::set_global_recorder(Arc::clone(&recorder)).is_ok();
-    let metrics = Metrics::from_recorder(recorder, cfg.per_agent, is_global, Some(local_addr));
+    let metrics = Metrics::from_recorder(
+        recorder,
+        wait_buckets,
+        cfg.per_agent,
+        is_global,
+        Some(local_addr),
+    );
     let task = runtime.spawn(serve(listener, Arc::downgrade(&metrics.shared)));
     // A fresh OnceLock: `set` cannot fail here.
     let _ = metrics.shared.server.set(task.abort_handle());
@@ -186,12 +195,25 @@ impl Metrics {
     /// A private recorder with no listener and no global install: for tests, the simulator and
     /// tools that render the text themselves.
     pub fn unserved(cfg: &MetricsConfig, routing: &RoutingConfig) -> Result<Metrics, MetricsError> {
-        let recorder = Arc::new(build_recorder(routing)?);
-        Ok(Metrics::from_recorder(recorder, cfg.per_agent, false, None))
+        let (recorder, wait_buckets) = build_recorder(routing)?;
+        Ok(Metrics::from_recorder(
+            Arc::new(recorder),
+            wait_buckets,
+            cfg.per_agent,
+            false,
+            None,
+        ))
+    }
+
+    /// The bucket bounds of `tierline_wait_seconds`, in seconds: fixed when the recorder was
+    /// built (a reload cannot add one).
+    pub fn wait_buckets(&self) -> &[f64] {
+        &self.shared.wait_buckets
     }
 
     fn from_recorder(
         recorder: Arc<PrometheusRecorder>,
+        wait_buckets: Vec<f64>,
         per_agent: bool,
         is_global: bool,
         local_addr: Option<SocketAddr>,
@@ -224,6 +246,7 @@ impl Metrics {
                 decision,
                 timer_lateness,
                 journal_sync,
+                wait_buckets,
                 http: RwLock::default(),
             }),
         };
@@ -438,9 +461,14 @@ fn to_labels(labels: &[(&'static str, &str)]) -> Vec<Label> {
         .collect()
 }
 
-fn build_recorder(routing: &RoutingConfig) -> Result<PrometheusRecorder, MetricsError> {
+/// The recorder, and the bucket bounds of `tierline_wait_seconds` it was built with.
+fn build_recorder(routing: &RoutingConfig) -> Result<(PrometheusRecorder, Vec<f64>), MetricsError> {
     let mut builder = PrometheusBuilder::new();
+    let mut wait_buckets = Vec::new();
     for (metric, bounds) in catalog::histogram_buckets(routing) {
+        if metric == catalog::WAIT {
+            wait_buckets.clone_from(&bounds);
+        }
         builder = builder
             .set_buckets_for_metric(Matcher::Full(metric.to_string()), &bounds)
             .map_err(|e| MetricsError::Buckets {
@@ -448,7 +476,7 @@ fn build_recorder(routing: &RoutingConfig) -> Result<PrometheusRecorder, Metrics
                 message: e.to_string(),
             })?;
     }
-    Ok(builder.build_recorder())
+    Ok((builder.build_recorder(), wait_buckets))
 }
 
 /// Unix milliseconds from the system clock (the daemon's engine time is the same clock).

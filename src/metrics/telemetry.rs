@@ -128,10 +128,10 @@ impl Telemetry {
     }
 
     /// A new routing config is in force (after a successful reload). Series of removed queues
-    /// stay (counters keep their totals; gauges drop to 0); their figures since start are reset.
+    /// stay (counters keep their totals; state gauges drop to 0, the sla and max-wait gauges keep
+    /// their last value); their figures since start are reset.
     pub fn on_config(&mut self, routing: &RoutingConfig) {
         self.refresh_all = true;
-        let wait_bounds = c::histogram_buckets(routing);
         let removed: Vec<Arc<str>> = self
             .queue_order
             .iter()
@@ -157,10 +157,7 @@ impl Telemetry {
             );
             self.configure_queue(q, &tiers);
             let sla_s = seconds(q.sla_ms);
-            let in_buckets = wait_bounds
-                .iter()
-                .any(|(n, b)| *n == c::WAIT && b.contains(&sla_s));
-            if !in_buckets {
+            if !self.metrics.wait_buckets().contains(&sla_s) {
                 tracing::warn!(
                     queue = %q.id,
                     sla_s,
@@ -300,8 +297,13 @@ impl Telemetry {
                         t.complaints += u32::from(complaint);
                     }
                     None => {
-                        m.counter(c::ARRIVED, &[("queue", ""), ("channel", channel.as_str())])
-                            .increment(1);
+                        let labels = [("queue", ""), ("channel", channel.as_str())];
+                        m.counter(c::ARRIVED, &labels).increment(1);
+                        if complaint {
+                            // The wallboard's complaint share divides by every arrival,
+                            // unrouted ones included, so the complaints must include them too.
+                            m.counter(c::COMPLAINTS, &labels).increment(1);
+                        }
                     }
                 }
             }
@@ -451,12 +453,19 @@ impl Telemetry {
                 a.ledger.mark(*at, Mark::Transferred);
                 a.settle(*at);
             }
-            Fact::Drained { to_queue, at, .. } => {
+            Fact::Drained {
+                to_queue,
+                waiting: true,
+                at,
+                ..
+            } => {
                 // Counted as offered where it now waits, like a transfer or an overflow into a
-                // queue: it can be answered, abandoned or overflow there.
+                // queue: it can be answered, abandoned or overflow there. One an agent already
+                // holds (connected, wrap-up) was answered where it was; it is not offered again.
                 self.seen(*at);
                 self.queue(to_queue).window.at(*at).entered_again += 1;
             }
+            Fact::Drained { at, .. } => self.seen(*at),
             Fact::Ended {
                 queue,
                 agent,
