@@ -261,3 +261,23 @@ fn a_queue_added_by_a_reload_with_a_new_sla_is_warned_about() {
         "no warning for queue `odd` (sla_s 37.5 not a bucket); log: {logged:?}"
     );
 }
+
+/// The unrouted series (queue "") exist at 0 before the first unrouted arrival, on every channel,
+/// like a configured queue's: `increase()` over a window sees the first no-route refusal.
+#[test]
+fn unrouted_series_exist_at_zero_from_the_start() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("sales"));
+    let rig = Rig::new(cfg);
+    let text = rig.text(0);
+    for channel in ["voice", "chat", "email", "callback"] {
+        let l = [("queue", ""), ("channel", channel)];
+        for name in [
+            "tierline_interactions_arrived_total",
+            "tierline_interactions_rejected_total",
+            "tierline_complaints_total",
+        ] {
+            assert_eq!(sample(&text, name, &l), 0.0, "{name} {l:?}");
+        }
+    }
+}

@@ -49,6 +49,25 @@ pub(crate) struct QueueSeries {
     pub(crate) since_start: QueueTally,
 }
 
+/// The series of arrivals no rule routed (label `queue=""`) on one channel. They exist at 0 from
+/// the start, like a configured queue's, so `increase()` sees the first one.
+pub(crate) struct UnroutedSeries {
+    pub arrived: Counter,
+    pub rejected: Counter,
+    pub complaints: Counter,
+}
+
+impl UnroutedSeries {
+    pub(crate) fn new(m: &Metrics, channel: Channel) -> UnroutedSeries {
+        let l = [("queue", ""), ("channel", channel.as_str())];
+        UnroutedSeries {
+            arrived: m.counter(c::ARRIVED, &l),
+            rejected: m.counter(c::REJECTED, &l),
+            complaints: m.counter(c::COMPLAINTS, &l),
+        }
+    }
+}
+
 pub(crate) struct AgentSeries {
     pub(crate) activity: [Gauge; 6],
     pub(crate) handled: [Option<Counter>; 4],

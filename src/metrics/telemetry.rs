@@ -12,11 +12,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use metrics::Counter;
-
 use super::catalog::{self as c, seconds};
 use super::live::LiveSeries;
-use super::series::{activity_index, AgentSeries, QueueSeries};
+use super::series::{activity_index, AgentSeries, QueueSeries, UnroutedSeries};
 use super::since_start::QueueTally;
 use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
 use super::Metrics;
@@ -65,7 +63,7 @@ pub struct Telemetry {
     agents: HashMap<Arc<str>, AgentTrack>,
     roster: HashSet<Arc<str>>,
     touched: Vec<Arc<str>>,
-    unrouted_rejects: [Option<Counter>; 4],
+    unrouted: [UnroutedSeries; 4],
     /// The next refresh reads every configured queue, not only the changed ones (at start, when
     /// the engine may already have state, and after a new config).
     refresh_all: bool,
@@ -87,6 +85,7 @@ impl Telemetry {
     /// Start at engine time `now` with `routing` in force. Every configured queue's series
     /// exist (at 0) from the start, so `increase()` sees the first event.
     pub fn new(metrics: Metrics, routing: &RoutingConfig, now: Millis) -> Telemetry {
+        let unrouted = Channel::ALL.map(|ch| UnroutedSeries::new(&metrics, ch));
         let mut t = Telemetry {
             metrics,
             started_at: now,
@@ -96,7 +95,7 @@ impl Telemetry {
             agents: HashMap::new(),
             roster: HashSet::new(),
             touched: Vec::new(),
-            unrouted_rejects: Default::default(),
+            unrouted,
             refresh_all: true,
         };
         t.on_config(routing);
@@ -297,12 +296,12 @@ impl Telemetry {
                         t.complaints += u32::from(complaint);
                     }
                     None => {
-                        let labels = [("queue", ""), ("channel", channel.as_str())];
-                        m.counter(c::ARRIVED, &labels).increment(1);
+                        let u = &self.unrouted[channel.index()];
+                        u.arrived.increment(1);
                         if complaint {
                             // The wallboard's complaint share divides by every arrival,
                             // unrouted ones included, so the complaints must include them too.
-                            m.counter(c::COMPLAINTS, &labels).increment(1);
+                            u.complaints.increment(1);
                         }
                     }
                 }
@@ -318,11 +317,7 @@ impl Telemetry {
                         q.channel(&m, *channel).rejected.increment(1);
                         q.window.at(*at).rejected += 1;
                     }
-                    None => self.unrouted_rejects[channel.index()]
-                        .get_or_insert_with(|| {
-                            m.counter(c::REJECTED, &[("queue", ""), ("channel", channel.as_str())])
-                        })
-                        .increment(1),
+                    None => self.unrouted[channel.index()].rejected.increment(1),
                 }
             }
             Fact::Offered { agent, at, .. } => {
