@@ -1,14 +1,14 @@
 //! The less travelled paths: overflows, rejections, agent escalations and transfers, reloads
-//! (a queue drained into another, facts judged by the config they happened under), a not-ready
-//! reason change, a restart over a recovered engine, the daemon's helper series, and the
-//! `/metrics` listener itself.
+//! (a queue drained into another, facts judged by the config they happened under, the gauges a
+//! removed queue leaves), a not-ready reason change, unrouted arrivals, a restart over a recovered
+//! engine, the daemon's helper series, and the `/metrics` listener itself.
 
 mod metrics_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use metrics_support::sample;
+use metrics_support::{has_series, sample};
 use tierline::config::daemon::MetricsConfig;
 use tierline::config::{AgentConfig, Channel, Overflow, QueueConfig, RoutingConfig, Tier};
 use tierline::engine::{Activity, Engine, Event, RequestedState};
@@ -26,7 +26,25 @@ fn agent(id: &str, queue: &str, tier: Tier) -> AgentConfig {
     }
 }
 
+/// Agent `id` serving each of `queues` at its tier.
+fn agent_in(id: &str, queues: &[(&str, Tier)]) -> AgentConfig {
+    AgentConfig {
+        tiers: queues.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
+        ..agent(id, "", 1)
+    }
+}
+
+/// An unrouted arrival (no queue named, no rule) whose `category` is `complaint`.
+fn complaint(id: &str) -> Event {
+    let category = BTreeMap::from([("category".to_string(), "complaint".to_string())]);
+    arrive_with(id, None, category)
+}
+
 fn arrive(id: &str, queue: Option<&str>) -> Event {
+    arrive_with(id, queue, BTreeMap::new())
+}
+
+fn arrive_with(id: &str, queue: Option<&str>, attributes: BTreeMap<String, String>) -> Event {
     Event::InteractionArrived {
         interaction: id.into(),
         channel: Channel::Voice,
@@ -34,7 +52,7 @@ fn arrive(id: &str, queue: Option<&str>) -> Event {
         priority: None,
         skills: vec![],
         customer: None,
-        attributes: BTreeMap::new(),
+        attributes,
     }
 }
 
@@ -122,6 +140,14 @@ impl Rig {
             self.engine.advance(d);
             self.telemetry.observe(&mut self.engine, d);
         }
+    }
+
+    /// As the daemon does: facts so far, then the reload, then the new config and its facts.
+    fn reload(&mut self, now: u64, next: RoutingConfig) {
+        self.telemetry.observe(&mut self.engine, now);
+        self.engine.reconfigure(now, next.clone()).unwrap();
+        self.telemetry.on_config(&next);
+        self.telemetry.observe(&mut self.engine, now);
     }
 
     fn text(&self, now: u64) -> String {
@@ -518,9 +544,7 @@ fn interactions_drained_by_a_reload_are_offered_in_the_target() {
     rig.at(0, arrive("c1", Some("old")));
     let mut next = cfg.clone();
     next.queues.remove(0);
-    rig.engine.reconfigure(S, next.clone()).unwrap();
-    rig.telemetry.on_config(&next);
-    rig.telemetry.observe(&mut rig.engine, S);
+    rig.reload(S, next);
     rig.at(2 * S, login("a"));
     rig.at(3 * S, accept("c1", "a"));
     let s = rig.telemetry.queue_stats("new", 60 * S, 3 * S).unwrap();
@@ -614,4 +638,194 @@ async fn install_serves_metrics_and_tolerates_a_second_daemon_in_the_process() {
         .unwrap()
         .to_string()
         .contains("not a socket address"));
+}
+
+/// A reload removes `old` (drain_to = "new") while one call is connected to an agent and another
+/// waits. The waiting one enters `new` to wait there, so `new` counts it as offered; the connected
+/// one was answered in `old` and never waits in `new`: it is not offered there again. When it
+/// ends, it ends in `new`, the queue it now belongs to.
+#[test]
+fn a_reload_drain_offers_the_target_only_what_still_waits() {
+    let mut old = QueueConfig::with_defaults("old");
+    old.drain_to = Some("new".into());
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(old);
+    cfg.queues.push(QueueConfig::with_defaults("new"));
+    cfg.agents = vec![agent_in("a", &[("old", 1), ("new", 1)])];
+    let mut rig = Rig::new(cfg.clone());
+    rig.at(0, login("a"));
+    rig.at(S, arrive("c1", Some("old")));
+    rig.at(2 * S, accept("c1", "a"));
+    rig.at(2 * S, arrive("c2", Some("old")));
+    let mut next = cfg.clone();
+    next.queues.remove(0);
+    next.agents = vec![agent_in("a", &[("new", 1)])];
+    rig.reload(3 * S, next);
+    let s = rig.telemetry.queue_stats("new", 60 * S, 3 * S).unwrap();
+    assert_eq!(
+        (s.offered, s.counts.arrived, s.counts.answered, s.waiting),
+        (1, 0, 0, 1),
+        "only c2 (waiting) is offered in `new`"
+    );
+    rig.at(
+        4 * S,
+        Event::InteractionEnded {
+            interaction: "c1".into(),
+            resolved: Some(true),
+        },
+    );
+    let text = rig.text(4 * S);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_ended_total",
+            &[("queue", "new")]
+        ),
+        1.0
+    );
+}
+
+/// An unrouted arrival (queue "") with category = complaint counts in
+/// tierline_interactions_arrived_total{queue=""}, the denominator of the wallboard's complaint
+/// share with queue = All, so it counts as a complaint there too.
+#[test]
+fn an_unrouted_complaint_is_counted_as_a_complaint() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("sales"));
+    let mut rig = Rig::new(cfg);
+    rig.at(S, complaint("c1"));
+    let text = rig.text(S);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_interactions_arrived_total",
+            &[("queue", ""), ("channel", "voice")]
+        ),
+        1.0
+    );
+    assert!(
+        has_series(&text, "tierline_complaints_total")
+            && text.contains("tierline_complaints_total{queue=\"\",channel=\"voice\"} 1"),
+        "unrouted complaint missing from tierline_complaints_total:\n{}",
+        text.lines()
+            .filter(|l| l.contains("complaints") || l.contains("arrived"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A removed queue keeps its series: the state gauges drop to 0 (nothing waits there any more,
+/// whatever the clock says at scrape time); the configuration gauges keep the last configured
+/// value, so SLA ratios over a window spanning the removal stay defined.
+#[test]
+fn a_removed_queue_s_state_gauges_drop_to_zero_and_its_sla_stays() {
+    let mut old = QueueConfig::with_defaults("old");
+    old.drain_to = Some("new".into());
+    old.sla_ms = 20_000;
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(old);
+    cfg.queues.push(QueueConfig::with_defaults("new"));
+    let mut rig = Rig::new(cfg.clone());
+    rig.at(S, arrive("c1", Some("old")));
+    let before = rig.text(5 * S);
+    assert_eq!(
+        sample(
+            &before,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "old")]
+        ),
+        4.0
+    );
+    let mut next = cfg.clone();
+    next.queues.remove(0);
+    rig.reload(6 * S, next);
+    let text = rig.text(10 * S);
+    let waiting = sample(
+        &text,
+        "tierline_queue_waiting",
+        &[("queue", "old"), ("channel", "voice")],
+    );
+    let oldest = sample(
+        &text,
+        "tierline_queue_oldest_wait_seconds",
+        &[("queue", "old")],
+    );
+    let sla = sample(&text, "tierline_queue_sla_seconds", &[("queue", "old")]);
+    assert_eq!((waiting, oldest, sla), (0.0, 0.0, 20.0));
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "new")]
+        ),
+        9.0,
+        "c1 waits in `new` now, since it arrived"
+    );
+}
+
+/// Bucket bounds are fixed when the recorder is built: a queue added by a reload whose `sla_s` is
+/// not one of them is logged as a warning.
+#[test]
+fn a_queue_added_by_a_reload_with_a_new_sla_is_warned_about() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("sales")); // sla 30 s (a default bucket)
+    let metrics = Metrics::unserved(&MetricsConfig::default(), &cfg).unwrap();
+    let mut telemetry = Telemetry::new(metrics.clone(), &cfg, 0);
+    let mut next = cfg.clone();
+    let mut odd = QueueConfig::with_defaults("odd");
+    odd.sla_ms = 37_500; // not a bucket bound of the recorder built at startup
+    next.queues.push(odd);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!("capture-probe");
+        telemetry.on_config(&next)
+    });
+    let text = metrics.render_at(0);
+    assert!(
+        !text.contains("le=\"37.5\""),
+        "precondition: 37.5 is not a bucket bound"
+    );
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("capture-probe"), "log capture works");
+    assert!(
+        logged.contains("sla_s is not a bucket bound"),
+        "no warning for queue `odd` (sla_s 37.5 not a bucket); log: {logged:?}"
+    );
+}
+
+/// The unrouted series (queue "") exist at 0 before the first unrouted arrival, on every channel,
+/// like a configured queue's: `increase()` over a window sees the first no-route refusal.
+#[test]
+fn unrouted_series_exist_at_zero_from_the_start() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("sales"));
+    let rig = Rig::new(cfg);
+    let text = rig.text(0);
+    for channel in ["voice", "chat", "email", "callback"] {
+        let l = [("queue", ""), ("channel", channel)];
+        for name in [
+            "tierline_interactions_arrived_total",
+            "tierline_interactions_rejected_total",
+            "tierline_complaints_total",
+        ] {
+            assert_eq!(sample(&text, name, &l), 0.0, "{name} {l:?}");
+        }
+    }
 }
