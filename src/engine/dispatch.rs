@@ -159,7 +159,7 @@ impl Engine {
                 }
             }
         }
-        best.map(|k| k.ikey)
+        best.map(WaitKey::ikey)
     }
 
     /// Offer a waiting interaction to an agent: reserve a slot, start the expiry timer, decide.

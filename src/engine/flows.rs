@@ -225,7 +225,7 @@ impl Engine {
                 .collect();
             stuck.sort_unstable();
             for key in stuck {
-                let ik = key.ikey;
+                let ik = key.ikey();
                 // Only its class (and maybe priority) changes, as when a step timer fires; the
                 // timer of the step it skips to is dropped (`settle_steps` sets the next one).
                 self.unindex_class(ik);

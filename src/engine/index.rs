@@ -116,12 +116,7 @@ impl Engine {
 
     pub(super) fn wait_key(&self, ik: IKey) -> WaitKey {
         let i = self.ix(ik);
-        WaitKey {
-            neg_priority: -(i.priority as i64),
-            entered: i.entered_queue_at,
-            order: i.order,
-            ikey: ik,
-        }
+        WaitKey::new(i.priority, i.order, ik)
     }
 
     /// Put a waiting interaction into its queue's indexes.
@@ -169,16 +164,10 @@ impl Engine {
         let mut oldest: Option<Millis> = None;
         for set in queue.waiting.iter().flat_map(|m| m.values()) {
             for &priority in queue.by_priority.keys() {
-                let floor = WaitKey {
-                    neg_priority: -(priority as i64),
-                    entered: 0,
-                    order: 0,
-                    ikey: 0,
-                };
-                if let Some(k) = set.range(floor..).next() {
-                    if k.neg_priority == floor.neg_priority && oldest.is_none_or(|o| k.entered < o)
-                    {
-                        oldest = Some(k.entered);
+                if let Some(k) = set.range(WaitKey::floor(priority)..).next() {
+                    let entered = self.ix(k.ikey()).entered_queue_at;
+                    if k.priority() == priority && oldest.is_none_or(|o| entered < o) {
+                        oldest = Some(entered);
                     }
                 }
             }

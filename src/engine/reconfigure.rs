@@ -249,17 +249,17 @@ impl Engine {
             .map(|&ik| self.wait_key(ik))
             .collect();
         for k in &waiting {
-            self.index_waiting(k.ikey);
+            self.index_waiting(k.ikey());
         }
         // Overflows that fell due under the new max_wait, then re-match in urgency order.
         waiting.sort();
         for k in waiting {
-            let i = self.ix(k.ikey);
+            let i = self.ix(k.ikey());
             if i.state != InteractionState::Waiting {
                 continue;
             }
-            if !(i.overflow_due && self.overflow(k.ikey)) {
-                self.try_place(k.ikey);
+            if !(i.overflow_due && self.overflow(k.ikey())) {
+                self.try_place(k.ikey());
             }
         }
     }

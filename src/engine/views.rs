@@ -250,7 +250,7 @@ impl Engine {
             .collect();
         keys.sort();
         keys.into_iter()
-            .map(|k| self.ix(k.ikey).id.clone())
+            .map(|k| self.ix(k.ikey()).id.clone())
             .collect()
     }
 
@@ -368,7 +368,7 @@ impl Engine {
                 .waiting
                 .iter()
                 .flat_map(|m| m.values().flatten())
-                .map(|k| k.entered)
+                .map(|k| self.ix(k.ikey()).entered_queue_at)
                 .min();
             if oldest != self.oldest_entered(q as QKey) {
                 return Err(format!(
