@@ -82,8 +82,9 @@ struct AgentTrack {
 }
 
 impl Telemetry {
-    /// Start at engine time `now` with `routing` in force. Every configured queue's series
-    /// exist (at 0) from the start, so `increase()` sees the first event.
+    /// Start at engine time `now` with `routing` in force. Every configured queue's series, and
+    /// the unrouted (`queue=""`) ones of every channel, exist (at 0) from the start, so
+    /// `increase()` sees the first event.
     pub fn new(metrics: Metrics, routing: &RoutingConfig, now: Millis) -> Telemetry {
         let unrouted = Channel::ALL.map(|ch| UnroutedSeries::new(&metrics, ch));
         let mut t = Telemetry {
