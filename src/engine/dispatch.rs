@@ -14,7 +14,7 @@ use crate::engine::index::free_by_tier;
 use crate::engine::model::{Class, FreeKey, QKey, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{InteractionState, SlotPhase, Why};
-use crate::engine::Engine;
+use crate::engine::{warm, Engine};
 
 impl Engine {
     /// The agent the queue's strategy picks for a waiting interaction, if any is eligible.
@@ -132,10 +132,10 @@ impl Engine {
     }
 
     /// The most urgent waiting interaction this agent is eligible for, across its queues and
-    /// channels.
-    pub(super) fn find_work_for(&self, ak: AKey) -> Option<IKey> {
+    /// channels, and the waiting set it heads.
+    pub(super) fn find_work_for(&self, ak: AKey) -> Option<Head> {
         let a = &self.agents[ak as usize];
-        let mut best: Option<WaitKey> = None;
+        let mut best: Option<Head> = None;
         for &(q, tier) in &a.tiers {
             let queue = &self.queues[q as usize];
             if queue.waiting_count == 0 {
@@ -151,15 +151,20 @@ impl Engine {
                     if !queue.class_allows(class, tier) || !self.has_skills(&a.skills, skills) {
                         continue;
                     }
-                    if let Some(head) = set.first() {
-                        if best.is_none_or(|b| *head < b) {
-                            best = Some(*head);
+                    if let Some(&key) = set.first() {
+                        if best.is_none_or(|b| key < b.key) {
+                            best = Some(Head {
+                                key,
+                                queue: q,
+                                channel: channel.index(),
+                                set: (class, skills),
+                            });
                         }
                     }
                 }
             }
         }
-        best.map(WaitKey::ikey)
+        best
     }
 
     /// Offer a waiting interaction to an agent: reserve a slot, start the expiry timer, decide.
@@ -176,6 +181,9 @@ impl Engine {
         self.next_slot += 1;
         let (q, channel) = {
             let i = self.ix(ik);
+            // Read near the end (history growth, the decision's id): start loading them now.
+            warm::prefetch_slice(&i.history);
+            warm::prefetch_arc_str(&i.id);
             (i.queue.unwrap_or(0), i.channel)
         };
         let timeout = self.queues[q as usize].cfg.offer_timeout_ms;
@@ -274,11 +282,28 @@ impl Engine {
     /// After anything about the agent changed: let it take the most urgent eligible interactions
     /// until it is full, then bring its free-set entries up to date, once.
     pub(super) fn agent_take_work(&mut self, ak: AKey) {
-        while let Some(ik) = self.find_work_for(ak) {
-            self.make_offer(ik, ak, true, false);
+        while let Some(head) = self.find_work_for(ak) {
+            let ik = head.key.ikey();
+            // The record is cold at scale, and the set removal does not need it (the head's key
+            // says where it is): load it meanwhile, for `make_offer`.
+            if let Some(Some(i)) = self.interactions.get(ik as usize) {
+                warm::prefetch_arc(i);
+            }
+            self.unindex_head(&head);
+            self.make_offer(ik, ak, false, false);
         }
         self.reindex_agent(ak);
     }
+}
+
+/// The head of one waiting set: its key and which set it heads (queue, channel index,
+/// (class, skills)), so it can be taken out without reading the interaction first.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    pub key: WaitKey,
+    pub queue: QKey,
+    pub channel: usize,
+    pub set: (Class, SkillSetId),
 }
 
 /// History entries an offer is usually followed by, itself included: offered, connected,

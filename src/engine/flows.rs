@@ -11,7 +11,7 @@ use crate::engine::decision::{AgentStatus, DecisionKind, Fact};
 use crate::engine::model::{Class, QKey, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{Counts, InteractionState, Transition, Why};
-use crate::engine::Engine;
+use crate::engine::{warm, Engine};
 
 fn count_of(counts: &mut Counts, state: InteractionState) -> &mut u64 {
     match state {
@@ -468,14 +468,53 @@ impl Engine {
         self.transition(ik, state, why);
         self.live -= 1;
         self.finished.push_back(ik);
+        if self.finished.len() > self.config.limits.retain_finished {
+            self.warm_eviction();
+        }
+    }
+
+    /// Evict the oldest finished interactions beyond `limits.retain_finished`: their records,
+    /// ids and histories. Runs once at the end of each `handle`, `advance` and `reconfigure`
+    /// rather than inside `finish`, so the memory it reads (cold by then: the oldest finished
+    /// record) loads while the rest of the step runs. Three stages, each starting the loads
+    /// the next one needs:
+    /// 1. here, after evicting: the next victim's record (`warm::prefetch_arc`);
+    /// 2. `warm_eviction`, when a finish makes an eviction due: that record's id and history;
+    /// 3. here, before unfiling: the offer ids its history holds.
+    pub(super) fn evict_finished(&mut self) {
         while self.finished.len() > self.config.limits.retain_finished {
-            if let Some(old) = self.finished.pop_front() {
-                if let Some(Some(i)) = self.interactions.get_mut(old as usize).map(Option::take) {
-                    self.interaction_ids.remove(&i.id, old);
-                    self.skills.release_set(i.skills);
-                    self.free_ikeys.push(old);
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(Some(i)) = self.interactions.get_mut(old as usize).map(Option::take) {
+                for t in &i.history {
+                    if let Why::Offered { offer, .. } = &t.why {
+                        warm::prefetch_arc_str(offer);
+                    }
                 }
+                self.interaction_ids.remove(&i.id, old);
+                self.skills.release_set(i.skills);
+                self.free_ikeys.push(old);
             }
+        }
+        if let Some(Some(next)) = self
+            .finished
+            .front()
+            .and_then(|&k| self.interactions.get(k as usize))
+        {
+            warm::prefetch_arc(next);
+        }
+    }
+
+    /// Stage 2 of `evict_finished`: start loading the next victim's id and history.
+    fn warm_eviction(&self) {
+        if let Some(Some(victim)) = self
+            .finished
+            .front()
+            .and_then(|&k| self.interactions.get(k as usize))
+        {
+            warm::prefetch_arc_str(&victim.id);
+            warm::prefetch_slice(&victim.history);
         }
     }
 

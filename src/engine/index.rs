@@ -11,6 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
+use crate::engine::dispatch::Head;
 use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
@@ -217,6 +218,30 @@ impl Engine {
                 queue.by_priority.remove(&prio);
             }
         }
+    }
+
+    /// `unindex_waiting` for the head of a waiting set, from the head alone (its record is not
+    /// read: the caller loads it meanwhile).
+    pub(super) fn unindex_head(&mut self, head: &Head) {
+        let queue = &mut self.queues[head.queue as usize];
+        let sets = &mut queue.waiting[head.channel];
+        if let Some(set) = sets.get_mut(&head.set) {
+            let taken = set.pop_first();
+            debug_assert_eq!(taken, Some(head.key), "not the head of its set");
+            if set.is_empty() && sets.len() > KEEP_EMPTY_WAITING_SETS {
+                sets.remove(&head.set);
+            }
+        }
+        let prio = head.key.priority();
+        if let Some(n) = queue.by_priority.get_mut(&prio) {
+            *n -= 1;
+            if *n == 0 {
+                queue.by_priority.remove(&prio);
+            }
+        }
+        queue.waiting_count -= 1;
+        queue.waiting_by_channel[head.channel] -= 1;
+        self.mark_changed(head.queue);
     }
 
     /// 1-based position of a just-queued interaction: those with higher priority, plus those with

@@ -26,6 +26,7 @@ mod snapshot;
 mod timers;
 pub mod view;
 mod views;
+mod warm;
 
 pub use census::{Census, QueueLoad};
 pub use decision::{
@@ -151,7 +152,7 @@ impl Engine {
             self.fire(timer);
         }
         self.now = now;
-        self.tidy_timers();
+        self.end_step();
         std::mem::take(&mut self.out)
     }
 
@@ -169,7 +170,7 @@ impl Engine {
         self.now = now;
         match self.apply(event) {
             Ok(()) => {
-                self.tidy_timers();
+                self.end_step();
                 Ok(std::mem::take(&mut self.out))
             }
             Err(e) => {
@@ -338,6 +339,13 @@ impl Engine {
 
     /// Drop cancelled entries from the front of the timer map (so `next_deadline` is exact) and
     /// compact it when cancelled entries dominate. Called before returning to the caller.
+    /// The end of every `handle`, `advance` and `reconfigure`: evict what retention no longer
+    /// keeps, drop cancelled timers.
+    fn end_step(&mut self) {
+        self.evict_finished();
+        self.tidy_timers();
+    }
+
     fn tidy_timers(&mut self) {
         while let Some((key, timer)) = self.timers.first() {
             if self.timer_is_live(key, timer) {

@@ -45,7 +45,7 @@ impl Engine {
         }
         self.now = now;
         self.install_config(config);
-        self.tidy_timers();
+        self.end_step();
         Ok(std::mem::take(&mut self.out))
     }
 
