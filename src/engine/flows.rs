@@ -482,6 +482,9 @@ impl Engine {
     /// 2. `warm_eviction`, when a finish makes an eviction due: that record's id and history;
     /// 3. here, before unfiling: the offer ids its history holds.
     pub(super) fn evict_finished(&mut self) {
+        if self.finished.len() <= self.config.limits.retain_finished {
+            return;
+        }
         while self.finished.len() > self.config.limits.retain_finished {
             let Some(old) = self.finished.pop_front() else {
                 break;

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::dispatch::Head;
-use crate::engine::model::{Class, FreeKey, KeyState, QKey, WaitKey};
+use crate::engine::model::{Class, FreeKey, KeyState, QKey, SkillSetId, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
 use crate::engine::Engine;
@@ -146,6 +146,11 @@ impl Engine {
         let (Some(q), c) = (i.queue, i.channel.index()) else {
             return;
         };
+        self.count_out(q, c);
+    }
+
+    /// One fewer waiting in queue `q` on channel index `c`.
+    fn count_out(&mut self, q: QKey, c: usize) {
         let queue = &mut self.queues[q as usize];
         queue.waiting_count -= 1;
         queue.waiting_by_channel[c] -= 1;
@@ -198,20 +203,28 @@ impl Engine {
         let class = self.class_of(ik);
         let key = self.wait_key(ik);
         let i = self.ix(ik);
-        let (Some(q), c, skills, prio) = (i.queue, i.channel.index(), i.skills, i.priority) else {
+        let (Some(q), c, skills) = (i.queue, i.channel.index(), i.skills) else {
             return;
         };
+        self.unindex_key(q, c, (class, skills), key);
+    }
+
+    /// Take `key` out of its (class, skills) set of queue `q`, channel index `c`, and out of the
+    /// per-priority count.
+    fn unindex_key(&mut self, q: QKey, c: usize, set_id: (Class, SkillSetId), key: WaitKey) {
         let queue = &mut self.queues[q as usize];
         // An emptied set stays while the queue has few (so the next entry allocates nothing:
         // a ladder step moves interactions between sets all the time). Beyond that it goes: a
         // freed agent looks at every (class, skills) set of its queues, and keeping empty ones
         // would make that cost grow with every skill combination that ever waited there.
-        if let Some(set) = queue.waiting[c].get_mut(&(class, skills)) {
-            set.remove(&key);
+        if let Some(set) = queue.waiting[c].get_mut(&set_id) {
+            let was_there = set.remove(&key);
+            debug_assert!(was_there, "{key:?} is not in its waiting set");
             if set.is_empty() && queue.waiting[c].len() > KEEP_EMPTY_WAITING_SETS {
-                queue.waiting[c].remove(&(class, skills));
+                queue.waiting[c].remove(&set_id);
             }
         }
+        let prio = key.priority();
         if let Some(n) = queue.by_priority.get_mut(&prio) {
             *n -= 1;
             if *n == 0 {
@@ -223,25 +236,8 @@ impl Engine {
     /// `unindex_waiting` for the head of a waiting set, from the head alone (its record is not
     /// read: the caller loads it meanwhile).
     pub(super) fn unindex_head(&mut self, head: &Head) {
-        let queue = &mut self.queues[head.queue as usize];
-        let sets = &mut queue.waiting[head.channel];
-        if let Some(set) = sets.get_mut(&head.set) {
-            let taken = set.pop_first();
-            debug_assert_eq!(taken, Some(head.key), "not the head of its set");
-            if set.is_empty() && sets.len() > KEEP_EMPTY_WAITING_SETS {
-                sets.remove(&head.set);
-            }
-        }
-        let prio = head.key.priority();
-        if let Some(n) = queue.by_priority.get_mut(&prio) {
-            *n -= 1;
-            if *n == 0 {
-                queue.by_priority.remove(&prio);
-            }
-        }
-        queue.waiting_count -= 1;
-        queue.waiting_by_channel[head.channel] -= 1;
-        self.mark_changed(head.queue);
+        self.unindex_key(head.queue, head.channel, head.set, head.key);
+        self.count_out(head.queue, head.channel);
     }
 
     /// 1-based position of a just-queued interaction: those with higher priority, plus those with

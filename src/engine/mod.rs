@@ -337,8 +337,6 @@ impl Engine {
         }
     }
 
-    /// Drop cancelled entries from the front of the timer map (so `next_deadline` is exact) and
-    /// compact it when cancelled entries dominate. Called before returning to the caller.
     /// The end of every `handle`, `advance` and `reconfigure`: evict what retention no longer
     /// keeps, drop cancelled timers.
     fn end_step(&mut self) {
@@ -346,6 +344,8 @@ impl Engine {
         self.tidy_timers();
     }
 
+    /// Drop cancelled entries from the front of the timer map (so `next_deadline` is exact) and
+    /// compact it when cancelled entries dominate. Called before returning to the caller.
     fn tidy_timers(&mut self) {
         while let Some((key, timer)) = self.timers.first() {
             if self.timer_is_live(key, timer) {

@@ -6,25 +6,13 @@
 //! instead of stalling on it when the record is read. A prefetch is only a hint: it changes no
 //! state and no result, so the engine stays deterministic whether or not the hardware acts on it.
 
-/// Start loading every cache line of `value`, plus `before` bytes in front of it (an `Arc`'s
-/// counts sit in front of the value it hands out).
-#[inline(always)]
-pub(super) fn prefetch<T>(value: *const T, before: usize) {
-    let start = value.cast::<u8>().wrapping_sub(before);
-    let end = value.cast::<u8>().wrapping_add(std::mem::size_of::<T>());
-    let mut line = start.wrapping_sub(start as usize % 64);
-    while line < end {
-        prefetch_line(line);
-        line = line.wrapping_add(64);
-    }
-}
-
-/// Start loading the record behind an `Arc` and its reference counts.
+/// Start loading the record behind an `Arc` and its reference counts (which sit in front of it).
 #[inline(always)]
 pub(super) fn prefetch_arc<T>(value: &std::sync::Arc<T>) {
-    prefetch(
-        std::sync::Arc::as_ptr(value),
-        2 * std::mem::size_of::<usize>(),
+    let record = std::sync::Arc::as_ptr(value).cast::<u8>();
+    prefetch_range(
+        record.wrapping_sub(ARC_COUNTS),
+        record.wrapping_add(std::mem::size_of::<T>()),
     );
 }
 
@@ -34,7 +22,7 @@ pub(super) fn prefetch_arc_str(value: &std::sync::Arc<str>) {
     prefetch_line(
         std::sync::Arc::as_ptr(value)
             .cast::<u8>()
-            .wrapping_sub(2 * std::mem::size_of::<usize>()),
+            .wrapping_sub(ARC_COUNTS),
     );
 }
 
@@ -42,7 +30,15 @@ pub(super) fn prefetch_arc_str(value: &std::sync::Arc<str>) {
 #[inline(always)]
 pub(super) fn prefetch_slice<T>(items: &[T]) {
     let start = items.as_ptr().cast::<u8>();
-    let end = start.wrapping_add(std::mem::size_of_val(items));
+    prefetch_range(start, start.wrapping_add(std::mem::size_of_val(items)));
+}
+
+/// The strong and weak counts in front of an `Arc`'s value.
+const ARC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
+
+/// Every cache line overlapping `[start, end)`.
+#[inline(always)]
+fn prefetch_range(start: *const u8, end: *const u8) {
     let mut line = start.wrapping_sub(start as usize % 64);
     while line < end {
         prefetch_line(line);
