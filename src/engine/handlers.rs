@@ -9,7 +9,7 @@ use crate::engine::decision::{DecisionKind, Fact, OfferResult, RejectReason, Rev
 use crate::engine::error::EngineError;
 use crate::engine::event::{check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 use crate::engine::event::{Event, RequestedState};
-use crate::engine::model::{Class, Interaction, QKey, SkillSetId};
+use crate::engine::model::{Class, History, Interaction, QKey, SkillSetId};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::{InteractionState, Why};
 use crate::engine::Engine;
@@ -205,7 +205,7 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
                 .collect(),
-            history: Vec::with_capacity(2),
+            history: History::new(),
             history_dropped: 0,
             rating: None,
             resolved: None,
@@ -390,6 +390,11 @@ impl Engine {
 
     fn on_ended(&mut self, id: &str, resolved: Option<bool>) -> Result<(), EngineError> {
         let (ik, ak, slot_id) = self.connected(id, "interaction.ended")?;
+        let q = self.ix(ik).queue.unwrap_or(0);
+        if self.queues[q as usize].cfg.wrap_up_ms == 0 {
+            // No wrap-up: the agent is free at the end of this event.
+            self.warm_work_for(ak);
+        }
         let now = self.now;
         let connected_at = self.agents[ak as usize]
             .slots

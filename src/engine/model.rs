@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::config::{Channel, Millis, QueueConfig, Tier};
 use crate::engine::census::Census;
@@ -18,6 +19,16 @@ use crate::engine::view::{Activity, InteractionState, SlotPhase, Transition};
 pub type QKey = u32;
 /// Index of a distinct required-skill set (interned).
 pub type SkillSetId = u32;
+
+/// History entries kept inside the record itself: what an interaction gathers while it waits
+/// (arrived, and usually one ladder step). A waiting record therefore needs no second allocation,
+/// and its first offer moves the entries out of the record (already loaded) into a heap list
+/// sized for the rest of its life, instead of reallocating a separate block that at scale is cold
+/// (its memory, and the allocator's bookkeeping for freeing it).
+pub const HISTORY_INLINE: usize = 2;
+
+/// An interaction's history: inline up to `HISTORY_INLINE` entries, then on the heap.
+pub type History = SmallVec<[Transition; HISTORY_INLINE]>;
 
 /// An interaction (call, chat, email, callback) from arrival until it is evicted after finishing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,7 +53,7 @@ pub struct Interaction {
     pub skills: SkillSetId,
     pub customer: Option<Arc<str>>,
     pub attributes: Box<[(Arc<str>, Arc<str>)]>,
-    pub history: Vec<Transition>,
+    pub history: History,
     pub history_dropped: u32,
     pub rating: Option<u8>,
     pub resolved: Option<bool>,

@@ -70,7 +70,7 @@ impl Engine {
             attributes: i.attributes.iter().cloned().collect(),
             rating: i.rating,
             resolved: i.resolved,
-            history: i.history.clone(),
+            history: i.history.to_vec(),
             history_dropped: i.history_dropped,
         }
     }
