@@ -170,7 +170,7 @@ impl Engine {
         let mut oldest: Option<Millis> = None;
         for set in queue.waiting.iter().flat_map(|m| m.values()) {
             for &priority in queue.by_priority.keys() {
-                if let Some(k) = set.range(WaitKey::floor(priority)..).next() {
+                if let Some(k) = set.first_from(WaitKey::floor(priority)) {
                     let entered = self.ix(k.ikey()).entered_queue_at;
                     if k.priority() == priority && oldest.is_none_or(|o| entered < o) {
                         oldest = Some(entered);

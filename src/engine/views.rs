@@ -1,12 +1,12 @@
 //! Building read-only views, and the consistency check that rebuilds every index from the primary
 //! state and compares (tests call it after every step).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Channel;
 use crate::engine::decision::AgentStatus;
-use crate::engine::model::{Agent, Interaction, QKey};
+use crate::engine::model::{Agent, Interaction, QKey, WaitSet};
 use crate::engine::view::{
     Activity, AgentPresence, AgentView, InteractionState, InteractionView, Owner, QueueView,
     SlotPhase, SlotView,
@@ -313,6 +313,10 @@ impl Engine {
         }
         for queue in &self.queues {
             for by_class in &queue.waiting {
+                for set in by_class.values() {
+                    set.check()
+                        .map_err(|e| format!("queue {}: {e}", queue.name))?;
+                }
                 let empty = by_class.values().filter(|set| set.is_empty()).count();
                 if empty > 0 && by_class.len() > crate::engine::index::KEEP_EMPTY_WAITING_SETS {
                     return Err(format!(
@@ -356,7 +360,7 @@ impl Engine {
             let n: usize = queue
                 .waiting
                 .iter()
-                .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
+                .map(|m| m.values().map(WaitSet::len).sum::<usize>())
                 .sum();
             if n != queue.waiting_count {
                 return Err(format!(
