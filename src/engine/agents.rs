@@ -170,9 +170,6 @@ impl Engine {
             .filter(|s| s.phase == SlotPhase::WrapUp)
             .map(|s| s.id)
             .collect();
-        if !wrapping.is_empty() {
-            self.warm_work_for(ak);
-        }
         for slot in wrapping {
             self.end_wrap_up(ak, slot);
         }

@@ -134,25 +134,6 @@ impl Engine {
     /// The most urgent waiting interaction this agent is eligible for, across its queues and
     /// channels, and the waiting set it heads.
     pub(super) fn find_work_for(&self, ak: AKey) -> Option<Head> {
-        self.best_head(ak, true)
-    }
-
-    /// Before an event frees the agent (its last exclusive slot ends): start loading the record
-    /// `find_work_for` will most likely pick once it is free, so that load runs while the event's
-    /// own bookkeeping does. At scale that record is the one cold line the freed agent cannot
-    /// avoid (the head of a queue has usually waited longest, untouched since it arrived). A
-    /// hint only: nothing changes, and nothing is lost if the pick turns out different.
-    pub(super) fn warm_work_for(&self, ak: AKey) {
-        if let Some(head) = self.best_head(ak, false) {
-            if let Some(Some(i)) = self.interactions.get(head.key.ikey() as usize) {
-                warm::prefetch_arc(i);
-            }
-        }
-    }
-
-    /// `find_work_for`, and with `free_only` false the same choice as if the agent were free on
-    /// every channel its queues serve.
-    fn best_head(&self, ak: AKey, free_only: bool) -> Option<Head> {
         let a = &self.agents[ak as usize];
         let mut best: Option<Head> = None;
         for &(q, tier) in &a.tiers {
@@ -162,7 +143,7 @@ impl Engine {
             }
             for channel in &queue.cfg.channels {
                 if queue.waiting_by_channel[channel.index()] == 0
-                    || (free_only && !self.agent_free_for(ak, *channel))
+                    || !self.agent_free_for(ak, *channel)
                 {
                     continue;
                 }

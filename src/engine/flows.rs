@@ -604,7 +604,6 @@ impl Engine {
     }
 
     pub(super) fn on_wrap_up_end(&mut self, ak: AKey, slot_id: u64) {
-        self.warm_work_for(ak);
         if let Some(slot) = self.agents[ak as usize]
             .slots
             .iter_mut()

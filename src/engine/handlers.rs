@@ -390,11 +390,6 @@ impl Engine {
 
     fn on_ended(&mut self, id: &str, resolved: Option<bool>) -> Result<(), EngineError> {
         let (ik, ak, slot_id) = self.connected(id, "interaction.ended")?;
-        let q = self.ix(ik).queue.unwrap_or(0);
-        if self.queues[q as usize].cfg.wrap_up_ms == 0 {
-            // No wrap-up: the agent is free at the end of this event.
-            self.warm_work_for(ak);
-        }
         let now = self.now;
         let connected_at = self.agents[ak as usize]
             .slots
