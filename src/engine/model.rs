@@ -243,10 +243,12 @@ pub const WAIT_FRONT: usize = 4;
 ///
 /// The most urgent few sit in `front`, inline where the set itself is stored; the rest in a
 /// B-tree. A freed agent reads each candidate set's head and takes one: both touch `front`
-/// only, so at scale they no longer walk a B-tree whose nodes are cold (a head at 500,000
-/// waiting cost a chain of four or five dependent cache misses per queue). The B-tree is walked
-/// when `front` runs empty (one walk refills it with up to `WAIT_FRONT` keys) and for keys that
-/// do not belong in front. Every operation is O(log n) as before.
+/// only, not the B-tree's nodes (at 500,000 waiting, two or three levels of them, cold). The
+/// B-tree is walked when `front` runs empty (one walk refills it with up to `WAIT_FRONT` keys)
+/// and for keys that do not belong in front, and a set of up to `WAIT_FRONT` keys allocates
+/// no tree node at all (a ladder step moves an interaction between two such sets). Every
+/// operation is O(log n) as before. Measured: docs/BENCHMARKS.md, "Inline history and
+/// waiting-set fronts".
 ///
 /// Invariants (checked by `check`): `front` is sorted and holds at most `WAIT_FRONT` keys; every
 /// key in `front` sorts before every key in `rest`; `front` is empty only if `rest` is.
