@@ -148,8 +148,10 @@ fn arrival_offered(f: &mut Fixture, iters: u64) -> Duration {
 /// A busy L1 agent's call ends (wrap-up 0): the agent takes the most urgent waiting interaction
 /// of its two busy queues. Agents are taken from every other home queue so that the agents of one
 /// batch never compete for the same queue (each pair of queues has work even at 1,000 waiting).
+/// How many agents take turns follows from how many queues are active (`Fixture::active`): 500
+/// at 1,000 waiting, 2,000 at 500,000 unless `TIERLINE_BENCH_ACTIVE_QUEUES` holds it equal.
 fn agent_frees(f: &mut Fixture, iters: u64) -> Duration {
-    let homes: Vec<usize> = (0..f.nonempty.min(busy_queues() - 1)).step_by(2).collect();
+    let homes: Vec<usize> = (0..f.active().min(busy_queues() - 1)).step_by(2).collect();
     assert!(!homes.is_empty(), "agent_frees needs interactions waiting");
     let mut timed = Duration::ZERO;
     for k in batches(iters, BATCH.min(homes.len() as u64)) {

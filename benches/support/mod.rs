@@ -58,6 +58,25 @@ pub fn busy_queues() -> usize {
     })
 }
 
+/// The operations use only the first this many busy queues (and their agents) at every size:
+/// `TIERLINE_BENCH_ACTIVE_QUEUES`, unset = all that have interactions waiting. At 1,000 waiting
+/// only 1,000 queues have any, at 500,000 all 4,000 do, so by default two sizes differ in how
+/// many queues and agents the operations cycle through as well as in how many wait.
+/// `TIERLINE_BENCH_ACTIVE_QUEUES=1000` holds that equal, so only the waiting population differs.
+pub fn active_queues() -> usize {
+    static ACTIVE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ACTIVE.get_or_init(|| {
+        std::env::var("TIERLINE_BENCH_ACTIVE_QUEUES")
+            .ok()
+            .map(|v| {
+                v.parse().unwrap_or_else(|_| {
+                    panic!("TIERLINE_BENCH_ACTIVE_QUEUES=`{v}` is not a number")
+                })
+            })
+            .unwrap_or(usize::MAX)
+    })
+}
+
 /// Busy + idle + the backlog queue.
 pub fn queues() -> usize {
     busy_queues() + IDLE_QUEUES + 1
@@ -353,8 +372,15 @@ impl Fixture {
     }
 
     /// A random busy queue that has interactions waiting.
+    /// A random busy queue with interactions waiting, among the first `active_queues()`.
     pub fn random_nonempty_queue(&mut self) -> String {
-        busy_queue(self.rng.gen_range(0..self.nonempty.max(1)))
+        busy_queue(self.rng.gen_range(0..self.active().max(1)))
+    }
+
+    /// How many busy queues (from the first) the operations use: those with interactions
+    /// waiting, at most `active_queues()`.
+    pub fn active(&self) -> usize {
+        self.nonempty.min(active_queues())
     }
 
     pub fn random_priority(&mut self) -> i32 {
