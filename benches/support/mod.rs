@@ -371,7 +371,6 @@ impl Fixture {
         format!("{prefix}{:09}", self.next_id)
     }
 
-    /// A random busy queue that has interactions waiting.
     /// A random busy queue with interactions waiting, among the first `active_queues()`.
     pub fn random_nonempty_queue(&mut self) -> String {
         busy_queue(self.rng.gen_range(0..self.active().max(1)))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{Channel, Overflow};
 use crate::engine::decision::{AgentStatus, DecisionKind, Fact};
-use crate::engine::model::{Class, QKey, SkillSetId, Slot, WaitKey};
+use crate::engine::model::{Class, Interaction, QKey, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{Counts, InteractionState, Transition, Why};
 use crate::engine::{warm, Engine};
@@ -500,25 +500,23 @@ impl Engine {
                 self.free_ikeys.push(old);
             }
         }
-        if let Some(Some(next)) = self
-            .finished
-            .front()
-            .and_then(|&k| self.interactions.get(k as usize))
-        {
+        if let Some(next) = self.next_victim() {
             warm::prefetch_arc(next);
         }
     }
 
     /// Stage 2 of `evict_finished`: start loading the next victim's id and history.
     fn warm_eviction(&self) {
-        if let Some(Some(victim)) = self
-            .finished
-            .front()
-            .and_then(|&k| self.interactions.get(k as usize))
-        {
+        if let Some(victim) = self.next_victim() {
             warm::prefetch_arc_str(&victim.id);
             warm::prefetch_slice(&victim.history);
         }
+    }
+
+    /// The record retention evicts next: the oldest finished interaction.
+    fn next_victim(&self) -> Option<&std::sync::Arc<Interaction>> {
+        let &k = self.finished.front()?;
+        self.interactions.get(k as usize)?.as_ref()
     }
 
     /// Remove a slot from an agent (load, exclusivity, its timer). The caller reindexes.

@@ -327,7 +327,7 @@ impl WaitSet {
     }
 
     /// Most urgent first.
-    pub fn iter(&self) -> impl Iterator<Item = &WaitKey> + '_ {
+    pub fn iter(&self) -> WaitSetIter<'_> {
         self.front.iter().chain(self.rest.iter())
     }
 
@@ -351,15 +351,16 @@ impl WaitSet {
     }
 }
 
+/// A waiting set's keys, most urgent first: the front, then the B-tree.
+pub type WaitSetIter<'a> =
+    std::iter::Chain<std::slice::Iter<'a, WaitKey>, std::collections::btree_set::Iter<'a, WaitKey>>;
+
 impl<'a> IntoIterator for &'a WaitSet {
     type Item = &'a WaitKey;
-    type IntoIter = std::iter::Chain<
-        std::slice::Iter<'a, WaitKey>,
-        std::collections::btree_set::Iter<'a, WaitKey>,
-    >;
+    type IntoIter = WaitSetIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.front.iter().chain(self.rest.iter())
+        self.iter()
     }
 }
 
