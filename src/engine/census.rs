@@ -105,7 +105,7 @@ impl Engine {
         let queue = &self.queues[q as usize];
         Some(QueueLoad {
             waiting: queue.waiting_count,
-            waiting_by_channel: queue.waiting_by_channel,
+            waiting_by_channel: queue.waiting_by_channel.map(|n| n as usize),
             oldest_entered_at: self.oldest_entered(q),
             agents: &queue.census,
         })

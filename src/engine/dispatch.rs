@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::{DecisionKind, Fact};
 use crate::engine::index::free_by_tier;
-use crate::engine::model::{Class, FreeKey, QKey, SkillSetId, Slot, WaitKey};
+use crate::engine::model::{Class, FreeKey, QKey, SetId, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{InteractionState, SlotPhase, Why};
 use crate::engine::{warm, Engine};
@@ -135,33 +135,33 @@ impl Engine {
     /// channels, and the waiting set it heads.
     pub(super) fn find_work_for(&self, ak: AKey) -> Option<Head> {
         let a = &self.agents[ak as usize];
+        let free_for = Channel::ALL.map(|c| self.agent_free_for(ak, c));
+        if !free_for.contains(&true) {
+            return None;
+        }
         let mut best: Option<Head> = None;
         for &(q, tier) in &a.tiers {
             let queue = &self.queues[q as usize];
             if queue.waiting_count == 0 {
                 continue;
             }
-            for channel in &queue.cfg.channels {
-                if queue.waiting_by_channel[channel.index()] == 0
-                    || !self.agent_free_for(ak, *channel)
+            for entry in queue.waiting.iter() {
+                let (c, class, skills) = entry.id;
+                let Some(&key) = entry.set.first() else {
+                    continue;
+                };
+                if best.is_some_and(|b| b.key < key)
+                    || !free_for[usize::from(c)]
+                    || !queue.class_allows(class, tier)
+                    || !self.has_skills(&a.skills, skills)
                 {
                     continue;
                 }
-                for (&(class, skills), set) in &queue.waiting[channel.index()] {
-                    if !queue.class_allows(class, tier) || !self.has_skills(&a.skills, skills) {
-                        continue;
-                    }
-                    if let Some(&key) = set.first() {
-                        if best.is_none_or(|b| key < b.key) {
-                            best = Some(Head {
-                                key,
-                                queue: q,
-                                channel: channel.index(),
-                                set: (class, skills),
-                            });
-                        }
-                    }
-                }
+                best = Some(Head {
+                    key,
+                    queue: q,
+                    set: entry.id,
+                });
             }
         }
         best
@@ -297,14 +297,13 @@ impl Engine {
     }
 }
 
-/// The head of one waiting set: its key and which set it heads (queue, channel index,
-/// (class, skills)), so it can be taken out without reading the interaction first.
+/// The head of one waiting set: its key and which set it heads (queue; channel index, class,
+/// skills), so it can be taken out without reading the interaction first.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Head {
     pub key: WaitKey,
     pub queue: QKey,
-    pub channel: usize,
-    pub set: (Class, SkillSetId),
+    pub set: SetId,
 }
 
 /// History entries an offer is usually followed by, itself included: offered, connected,

@@ -219,9 +219,8 @@ impl Engine {
             let mut stuck: Vec<WaitKey> = self.queues[q as usize]
                 .waiting
                 .iter()
-                .flat_map(|by_class| by_class.iter())
-                .filter(|((class, _), _)| matches!(class, Class::Step(k) if empty.contains(k)))
-                .flat_map(|(_, set)| set.iter().copied())
+                .filter(|e| matches!(e.id.1, Class::Step(k) if empty.contains(&k)))
+                .flat_map(|e| e.set.iter().copied())
                 .collect();
             stuck.sort_unstable();
             for key in stuck {

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::dispatch::Head;
-use crate::engine::model::{Class, FreeKey, KeyState, QKey, SkillSetId, WaitKey};
+use crate::engine::model::{Class, FreeKey, KeyState, QKey, SetId, WaitKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::InteractionState;
 use crate::engine::Engine;
@@ -168,7 +168,7 @@ impl Engine {
             return None;
         }
         let mut oldest: Option<Millis> = None;
-        for set in queue.waiting.iter().flat_map(|m| m.values()) {
+        for set in queue.waiting.values() {
             for &priority in queue.by_priority.keys() {
                 if let Some(k) = set.first_from(WaitKey::floor(priority)) {
                     let entered = self.ix(k.ikey()).entered_queue_at;
@@ -191,10 +191,14 @@ impl Engine {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        queue.waiting[c]
-            .entry((class, skills))
-            .or_default()
+        queue
+            .waiting
+            .get_or_insert((c as u8, class, skills))
             .insert(key);
+        if queue.waiting.len() > KEEP_EMPTY_WAITING_SETS {
+            // Past the number kept, the empty sets kept so far go too (see `unindex_key`).
+            queue.waiting.drop_empty();
+        }
         *queue.by_priority.entry(prio).or_insert(0) += 1;
     }
 
@@ -206,22 +210,22 @@ impl Engine {
         let (Some(q), c, skills) = (i.queue, i.channel.index(), i.skills) else {
             return;
         };
-        self.unindex_key(q, c, (class, skills), key);
+        self.unindex_key(q, (c as u8, class, skills), key);
     }
 
     /// Take `key` out of its (class, skills) set of queue `q`, channel index `c`, and out of the
     /// per-priority count.
-    fn unindex_key(&mut self, q: QKey, c: usize, set_id: (Class, SkillSetId), key: WaitKey) {
+    fn unindex_key(&mut self, q: QKey, set_id: SetId, key: WaitKey) {
         let queue = &mut self.queues[q as usize];
         // An emptied set stays while the queue has few (so the next entry allocates nothing:
         // a ladder step moves interactions between sets all the time). Beyond that it goes: a
         // freed agent looks at every (class, skills) set of its queues, and keeping empty ones
         // would make that cost grow with every skill combination that ever waited there.
-        if let Some(set) = queue.waiting[c].get_mut(&set_id) {
+        if let Some(set) = queue.waiting.get_mut(&set_id) {
             let was_there = set.remove(&key);
             debug_assert!(was_there, "{key:?} is not in its waiting set");
-            if set.is_empty() && queue.waiting[c].len() > KEEP_EMPTY_WAITING_SETS {
-                queue.waiting[c].remove(&set_id);
+            if set.is_empty() && queue.waiting.len() > KEEP_EMPTY_WAITING_SETS {
+                queue.waiting.remove(&set_id);
             }
         }
         let prio = key.priority();
@@ -236,8 +240,8 @@ impl Engine {
     /// `unindex_waiting` for the head of a waiting set, from the head alone (its record is not
     /// read: the caller loads it meanwhile).
     pub(super) fn unindex_head(&mut self, head: &Head) {
-        self.unindex_key(head.queue, head.channel, head.set, head.key);
-        self.count_out(head.queue, head.channel);
+        self.unindex_key(head.queue, head.set, head.key);
+        self.count_out(head.queue, usize::from(head.set.0));
     }
 
     /// 1-based position of a just-queued interaction: those with higher priority, plus those with
@@ -254,7 +258,8 @@ impl Engine {
     }
 }
 
-/// (class, skills) sets per queue and channel below which an emptied set is kept for reuse.
+/// Waiting sets per queue (all channels, classes and skill sets) below which an emptied set is
+/// kept for reuse.
 pub(super) const KEEP_EMPTY_WAITING_SETS: usize = 16;
 
 /// The smallest possible key of a tier: where that tier's range starts in a free set.

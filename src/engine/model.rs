@@ -253,6 +253,7 @@ pub const WAIT_FRONT: usize = 4;
 /// Invariants (checked by `check`): `front` is sorted and holds at most `WAIT_FRONT` keys; every
 /// key in `front` sorts before every key in `rest`; `front` is empty only if `rest` is.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct WaitSet {
     front: SmallVec<[WaitKey; WAIT_FRONT]>,
     rest: BTreeSet<WaitKey>,
@@ -364,16 +365,122 @@ impl<'a> IntoIterator for &'a WaitSet {
     }
 }
 
-/// A queue at run time: its config plus the waiting and free-agent indexes.
+/// Which waiting set of a queue: channel index, class, required skill set.
+pub type SetId = (u8, Class, SkillSetId);
+
+/// One waiting set and which it is. `repr(C)`: the id and the set's front (its most urgent
+/// keys) come first, so reading a head touches the entry's first lines only.
 #[derive(Debug, Clone)]
+#[repr(C)]
+pub struct SetEntry {
+    pub id: SetId,
+    pub set: WaitSet,
+}
+
+/// Waiting sets a queue keeps inside its own record before they move to the heap: a ladder of
+/// three steps on one channel, with no required skills, needs no more.
+pub const INLINE_SETS: usize = 3;
+
+/// A queue's waiting sets, one per (channel, class, required skill set), sorted by that id.
+///
+/// The first `INLINE_SETS` live inside the queue record, next to its waiting counts. A freed
+/// agent reads the head of every set of each of its queues it is eligible for: with the sets
+/// inline that is the queue record's own lines, loaded together, instead of a pointer chase
+/// from the record to a B-tree node and from the node's keys to its values (at 500,000 waiting
+/// all three are cold). A queue with more sets keeps them in one sorted heap list: one chase,
+/// still contiguous. Finding a set is a binary search; adding or dropping one moves the sets
+/// after it, so it costs O(sets in the queue), which is the number of distinct (channel, class,
+/// skill set) combinations waiting there, not the number waiting.
+#[derive(Debug, Clone, Default)]
+pub struct WaitingSets {
+    sets: SmallVec<[SetEntry; INLINE_SETS]>,
+}
+
+impl WaitingSets {
+    fn position(&self, id: &SetId) -> Result<usize, usize> {
+        self.sets.binary_search_by(|e| e.id.cmp(id))
+    }
+
+    pub fn get(&self, id: &SetId) -> Option<&WaitSet> {
+        self.position(id).ok().map(|at| &self.sets[at].set)
+    }
+
+    pub fn get_mut(&mut self, id: &SetId) -> Option<&mut WaitSet> {
+        self.position(id).ok().map(|at| &mut self.sets[at].set)
+    }
+
+    /// The set `id`, created empty if the queue has none yet.
+    pub fn get_or_insert(&mut self, id: SetId) -> &mut WaitSet {
+        let at = match self.position(&id) {
+            Ok(at) => at,
+            Err(at) => {
+                self.sets.insert(
+                    at,
+                    SetEntry {
+                        id,
+                        set: WaitSet::default(),
+                    },
+                );
+                at
+            }
+        };
+        &mut self.sets[at].set
+    }
+
+    /// Drop the set `id` (the caller has emptied it).
+    pub fn remove(&mut self, id: &SetId) {
+        if let Ok(at) = self.position(id) {
+            self.sets.remove(at);
+        }
+    }
+
+    /// Drop every empty set.
+    pub fn drop_empty(&mut self) {
+        self.sets.retain(|e| !e.set.is_empty());
+    }
+
+    /// How many sets, empty ones included.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Every set with its id, in id order (channel, then class, then skill set).
+    pub fn iter(&self) -> std::slice::Iter<'_, SetEntry> {
+        self.sets.iter()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &WaitSet> {
+        self.sets.iter().map(|e| &e.set)
+    }
+
+    /// Sorted by id, no id twice.
+    pub fn check(&self) -> Result<(), String> {
+        if self.sets.windows(2).all(|w| w[0].id < w[1].id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "waiting sets out of order: {:?}",
+                self.sets.iter().map(|e| e.id).collect::<Vec<_>>()
+            ))
+        }
+    }
+}
+
+/// A queue at run time: its config plus the waiting and free-agent indexes.
+///
+/// `repr(C)`, aligned to a cache line, hot fields first: what a freed agent's search reads of
+/// each of its queues (the waiting counts and the inline waiting sets) starts the record, so it
+/// is a few adjacent lines rather than fields scattered across the record's dozen lines.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub struct QueueRt {
+    pub waiting_count: usize,
+    pub waiting_by_channel: [u32; 4],
+    pub serves: [bool; 4],
+    /// Waiting interactions by (channel, class, required skill set).
+    pub waiting: WaitingSets,
     pub name: Arc<str>,
     pub cfg: QueueConfig,
-    pub serves: [bool; 4],
-    /// Per channel: waiting interactions by (class, required skill set).
-    pub waiting: [BTreeMap<(Class, SkillSetId), WaitSet>; 4],
-    pub waiting_count: usize,
-    pub waiting_by_channel: [usize; 4],
     /// Waiting count per current priority, for `queued` positions.
     pub by_priority: BTreeMap<i32, u32>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
@@ -427,11 +534,11 @@ impl QueueRt {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use proptest::prelude::*;
 
-    use super::{WaitKey, WaitSet, WAIT_FRONT};
+    use super::{Class, SetId, WaitKey, WaitSet, WaitingSets, WAIT_FRONT};
 
     /// The packed key orders exactly as (priority descending, order ascending, slab key), over
     /// the whole range of each part, and gives each part back.
@@ -535,6 +642,64 @@ mod tests {
                     let key = WaitKey::new(1, o, o as u32);
                     prop_assert_eq!(set.contains(&key), oracle.contains(&key));
                 }
+            }
+        }
+    }
+
+    /// One step against a queue's waiting sets: file a key in a set (creating it), take a key
+    /// out (dropping the set when it empties, as a queue with many sets does), or read a set.
+    #[derive(Debug, Clone)]
+    enum SetsOp {
+        Insert(u8, u16, u64),
+        Remove(u8, u16, u64),
+    }
+
+    fn sets_op() -> impl Strategy<Value = SetsOp> {
+        // Few channels, classes and keys, so that sets are created, refilled and dropped.
+        prop_oneof![
+            3 => (0..4u8, 0..4u16, 0..12u64).prop_map(|(c, k, o)| SetsOp::Insert(c, k, o)),
+            2 => (0..4u8, 0..4u16, 0..12u64).prop_map(|(c, k, o)| SetsOp::Remove(c, k, o)),
+        ]
+    }
+
+    proptest! {
+        /// The queue's sorted, partly inline list of sets behaves as a map from set id to
+        /// ordered set (the oracle): same sets, in the same order, with the same keys.
+        #[test]
+        fn a_queues_waiting_sets_behave_as_an_ordered_map(
+            ops in prop::collection::vec(sets_op(), 1..200),
+        ) {
+            let mut sets = WaitingSets::default();
+            let mut oracle: BTreeMap<SetId, BTreeSet<WaitKey>> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    SetsOp::Insert(c, k, o) => {
+                        let id = (c, Class::Step(k), 0);
+                        let key = WaitKey::new(0, o, o as u32);
+                        if oracle.entry(id).or_default().insert(key) {
+                            sets.get_or_insert(id).insert(key);
+                        }
+                    }
+                    SetsOp::Remove(c, k, o) => {
+                        let id = (c, Class::Step(k), 0);
+                        let key = WaitKey::new(0, o, o as u32);
+                        let expected = oracle.get_mut(&id).is_some_and(|s| s.remove(&key));
+                        let removed = sets.get_mut(&id).is_some_and(|s| s.remove(&key));
+                        prop_assert_eq!(removed, expected);
+                        if oracle.get(&id).is_some_and(BTreeSet::is_empty) {
+                            oracle.remove(&id);
+                            sets.remove(&id);
+                        }
+                    }
+                }
+                prop_assert_eq!(sets.check(), Ok(()));
+                prop_assert_eq!(sets.len(), oracle.len());
+                prop_assert!(sets.iter().map(|e| e.id).eq(oracle.keys().copied()));
+                for (id, keys) in &oracle {
+                    let set = sets.get(id);
+                    prop_assert!(set.is_some_and(|s| s.iter().eq(keys.iter())));
+                }
+                prop_assert!(sets.get(&(9, Class::Step(0), 0)).is_none());
             }
         }
     }

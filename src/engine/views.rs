@@ -184,7 +184,7 @@ impl Engine {
                 .cfg
                 .channels
                 .iter()
-                .map(|c| (*c, queue.waiting_by_channel[c.index()]))
+                .map(|c| (*c, queue.waiting_by_channel[c.index()] as usize))
                 .collect(),
             oldest_entered_at: self.oldest_entered(q),
             agents,
@@ -245,8 +245,8 @@ impl Engine {
         };
         let mut keys: Vec<_> = self.queues[q as usize]
             .waiting
-            .iter()
-            .flat_map(|m| m.values().flat_map(|s| s.iter().copied()))
+            .values()
+            .flat_map(|s| s.iter().copied())
             .collect();
         keys.sort();
         keys.into_iter()
@@ -280,8 +280,9 @@ impl Engine {
             }
             let indexed = i.queue.is_some_and(|q| {
                 let key = self.wait_key(ik as u32);
-                self.queues[q as usize].waiting[i.channel.index()]
-                    .get(&(self.class_of(ik as u32), i.skills))
+                self.queues[q as usize]
+                    .waiting
+                    .get(&(i.channel.index() as u8, self.class_of(ik as u32), i.skills))
                     .is_some_and(|s| s.contains(&key))
             });
             if indexed != (i.state == InteractionState::Waiting) {
@@ -312,17 +313,41 @@ impl Engine {
             return Err(format!("live count {} but {live} live", self.live));
         }
         for queue in &self.queues {
-            for by_class in &queue.waiting {
-                for set in by_class.values() {
-                    set.check()
-                        .map_err(|e| format!("queue {}: {e}", queue.name))?;
-                }
-                let empty = by_class.values().filter(|set| set.is_empty()).count();
-                if empty > 0 && by_class.len() > crate::engine::index::KEEP_EMPTY_WAITING_SETS {
+            let sets = &queue.waiting;
+            sets.check()
+                .map_err(|e| format!("queue {}: {e}", queue.name))?;
+            for set in sets.values() {
+                set.check()
+                    .map_err(|e| format!("queue {}: {e}", queue.name))?;
+            }
+            let empty = sets.values().filter(|set| set.is_empty()).count();
+            if empty > 0 && sets.len() > crate::engine::index::KEEP_EMPTY_WAITING_SETS {
+                return Err(format!(
+                    "queue {} keeps {empty} empty waiting sets among {}",
+                    queue.name,
+                    sets.len()
+                ));
+            }
+            for entry in sets.iter() {
+                let (c, _, _) = entry.id;
+                let n = entry.set.len();
+                if n > 0 && !queue.serves.get(usize::from(c)).copied().unwrap_or(false) {
                     return Err(format!(
-                        "queue {} keeps {empty} empty waiting sets among {}",
-                        queue.name,
-                        by_class.len()
+                        "queue {} has {n} waiting on channel index {c}, which it does not serve",
+                        queue.name
+                    ));
+                }
+            }
+            for (c, &n) in queue.waiting_by_channel.iter().enumerate() {
+                let indexed: usize = sets
+                    .iter()
+                    .filter(|e| usize::from(e.id.0) == c)
+                    .map(|e| e.set.len())
+                    .sum();
+                if indexed != n as usize {
+                    return Err(format!(
+                        "queue {} counts {n} waiting on channel index {c} but its sets hold {indexed}",
+                        queue.name
                     ));
                 }
             }
@@ -357,11 +382,7 @@ impl Engine {
             ));
         }
         for (q, queue) in self.queues.iter().enumerate() {
-            let n: usize = queue
-                .waiting
-                .iter()
-                .map(|m| m.values().map(WaitSet::len).sum::<usize>())
-                .sum();
+            let n: usize = queue.waiting.values().map(WaitSet::len).sum();
             if n != queue.waiting_count {
                 return Err(format!(
                     "queue {} waiting_count {} index {n}",
@@ -370,8 +391,8 @@ impl Engine {
             }
             let oldest = queue
                 .waiting
-                .iter()
-                .flat_map(|m| m.values().flatten())
+                .values()
+                .flatten()
                 .map(|k| self.ix(k.ikey()).entered_queue_at)
                 .min();
             if oldest != self.oldest_entered(q as QKey) {
