@@ -169,7 +169,7 @@ impl Engine {
         }
         let mut oldest: Option<Millis> = None;
         for set in queue.waiting.values() {
-            for &priority in queue.by_priority.keys() {
+            for (priority, _) in queue.by_priority.iter() {
                 if let Some(k) = set.first_from(WaitKey::floor(priority)) {
                     let entered = self.ix(k.ikey()).entered_queue_at;
                     if k.priority() == priority && oldest.is_none_or(|o| entered < o) {
@@ -199,7 +199,7 @@ impl Engine {
             // Past the number kept, the empty sets kept so far go too (see `unindex_key`).
             queue.waiting.drop_empty();
         }
-        *queue.by_priority.entry(prio).or_insert(0) += 1;
+        queue.by_priority.add(prio);
     }
 
     /// The reverse of `index_class` (before class or priority change).
@@ -229,12 +229,7 @@ impl Engine {
             }
         }
         let prio = key.priority();
-        if let Some(n) = queue.by_priority.get_mut(&prio) {
-            *n -= 1;
-            if *n == 0 {
-                queue.by_priority.remove(&prio);
-            }
-        }
+        queue.by_priority.remove(prio);
     }
 
     /// `unindex_waiting` for the head of a waiting set, from the head alone (its record is not
@@ -250,11 +245,7 @@ impl Engine {
         let i = self.ix(ik);
         let Some(q) = i.queue else { return 0 };
         let queue = &self.queues[q as usize];
-        queue
-            .by_priority
-            .range(i.priority..)
-            .map(|(_, n)| *n as u64)
-            .sum()
+        queue.by_priority.at_or_above(i.priority)
     }
 }
 

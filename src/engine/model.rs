@@ -466,6 +466,108 @@ impl WaitingSets {
     }
 }
 
+/// Distinct priorities a queue counts inline, in its record, before it switches to a B-tree.
+pub const INLINE_PRIORITIES: usize = 12;
+
+/// How many wait at each current priority in a queue (for `queued` positions), no zero counts.
+///
+/// A queue usually sees a handful of priorities (a rule's, a boost or two), so they are counted
+/// in a sorted list inside the queue record: an arrival, a ladder step and a freed agent each
+/// update it without leaving the record's hot lines. Past `INLINE_PRIORITIES` distinct
+/// priorities the counts move to a B-tree, so an update stays O(log n) whatever the
+/// priorities, and back once the queue has no priority left.
+#[derive(Debug, Clone)]
+pub enum PriorityCounts {
+    Few(SmallVec<[(i32, u32); INLINE_PRIORITIES]>),
+    Many(BTreeMap<i32, u32>),
+}
+
+impl Default for PriorityCounts {
+    fn default() -> Self {
+        PriorityCounts::Few(SmallVec::new())
+    }
+}
+
+impl PriorityCounts {
+    /// One more waiting at `priority`.
+    pub fn add(&mut self, priority: i32) {
+        match self {
+            PriorityCounts::Few(counts) => match counts.binary_search_by_key(&priority, |e| e.0) {
+                Ok(at) => counts[at].1 += 1,
+                Err(_) if counts.len() == INLINE_PRIORITIES => {
+                    let mut many: BTreeMap<i32, u32> = counts.iter().copied().collect();
+                    many.insert(priority, 1);
+                    *self = PriorityCounts::Many(many);
+                }
+                Err(at) => counts.insert(at, (priority, 1)),
+            },
+            PriorityCounts::Many(counts) => *counts.entry(priority).or_insert(0) += 1,
+        }
+    }
+
+    /// One fewer waiting at `priority` (nothing if none was counted there).
+    pub fn remove(&mut self, priority: i32) {
+        match self {
+            PriorityCounts::Few(counts) => {
+                if let Ok(at) = counts.binary_search_by_key(&priority, |e| e.0) {
+                    counts[at].1 -= 1;
+                    if counts[at].1 == 0 {
+                        counts.remove(at);
+                    }
+                }
+            }
+            PriorityCounts::Many(counts) => {
+                if let Some(n) = counts.get_mut(&priority) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(&priority);
+                    }
+                }
+                if counts.is_empty() {
+                    *self = PriorityCounts::default();
+                }
+            }
+        }
+    }
+
+    /// How many wait at `priority` or higher.
+    pub fn at_or_above(&self, priority: i32) -> u64 {
+        match self {
+            PriorityCounts::Few(counts) => {
+                let from = counts.partition_point(|e| e.0 < priority);
+                counts[from..].iter().map(|e| u64::from(e.1)).sum()
+            }
+            PriorityCounts::Many(counts) => {
+                counts.range(priority..).map(|(_, n)| u64::from(*n)).sum()
+            }
+        }
+    }
+
+    /// The priorities counted, lowest first, with their counts.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (i32, u32)> + '_> {
+        match self {
+            PriorityCounts::Few(counts) => Box::new(counts.iter().copied()),
+            PriorityCounts::Many(counts) => Box::new(counts.iter().map(|(p, n)| (*p, *n))),
+        }
+    }
+
+    /// Sorted, no zero counts, and inline exactly while few enough.
+    pub fn check(&self) -> Result<(), String> {
+        let counts: Vec<(i32, u32)> = self.iter().collect();
+        let sorted = counts.windows(2).all(|w| w[0].0 < w[1].0);
+        let positive = counts.iter().all(|e| e.1 > 0);
+        let placed = match self {
+            PriorityCounts::Few(c) => c.len() <= INLINE_PRIORITIES && !c.spilled(),
+            PriorityCounts::Many(c) => !c.is_empty(),
+        };
+        if sorted && positive && placed {
+            Ok(())
+        } else {
+            Err(format!("priority counts malformed: {self:?}"))
+        }
+    }
+}
+
 /// A queue at run time: its config plus the waiting and free-agent indexes.
 ///
 /// `repr(C)`, aligned to a cache line, hot fields first: what a freed agent's search reads of
@@ -479,10 +581,10 @@ pub struct QueueRt {
     pub serves: [bool; 4],
     /// Waiting interactions by (channel, class, required skill set).
     pub waiting: WaitingSets,
+    /// Waiting count per current priority, for `queued` positions.
+    pub by_priority: PriorityCounts,
     pub name: Arc<str>,
     pub cfg: QueueConfig,
-    /// Waiting count per current priority, for `queued` positions.
-    pub by_priority: BTreeMap<i32, u32>,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
     /// Its agents by tier and activity (`census.rs`); also answers `skip_if_no_agents` (agents
@@ -510,7 +612,7 @@ impl QueueRt {
             waiting: Default::default(),
             waiting_count: 0,
             waiting_by_channel: [0; 4],
-            by_priority: BTreeMap::new(),
+            by_priority: PriorityCounts::default(),
             free: Default::default(),
             census: Census::default(),
             changed: false,
@@ -538,7 +640,9 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{Class, SetId, WaitKey, WaitSet, WaitingSets, WAIT_FRONT};
+    use super::{
+        Class, PriorityCounts, SetId, WaitKey, WaitSet, WaitingSets, INLINE_PRIORITIES, WAIT_FRONT,
+    };
 
     /// The packed key orders exactly as (priority descending, order ascending, slab key), over
     /// the whole range of each part, and gives each part back.
@@ -700,6 +804,44 @@ mod tests {
                     prop_assert!(set.is_some_and(|s| s.iter().eq(keys.iter())));
                 }
                 prop_assert!(sets.get(&(9, Class::Step(0), 0)).is_none());
+            }
+        }
+    }
+
+    proptest! {
+        /// Per-priority counts, inline or in their B-tree, agree with a map oracle after every
+        /// change, and switch storage at the documented points.
+        #[test]
+        fn a_queues_priority_counts_agree_with_a_map(
+            ops in prop::collection::vec((any::<bool>(), -3..20i32), 1..300),
+        ) {
+            let mut counts = PriorityCounts::default();
+            let mut oracle: BTreeMap<i32, u32> = BTreeMap::new();
+            for (add, p) in ops {
+                if add {
+                    counts.add(p);
+                    *oracle.entry(p).or_insert(0) += 1;
+                } else {
+                    counts.remove(p);
+                    if let Some(n) = oracle.get_mut(&p) {
+                        *n -= 1;
+                        if *n == 0 {
+                            oracle.remove(&p);
+                        }
+                    }
+                }
+                prop_assert_eq!(counts.check(), Ok(()));
+                prop_assert!(counts.iter().eq(oracle.iter().map(|(p, n)| (*p, *n))));
+                for q in [-4, 0, 7, 19, 25] {
+                    let above: u64 = oracle.range(q..).map(|(_, n)| u64::from(*n)).sum();
+                    prop_assert_eq!(counts.at_or_above(q), above);
+                }
+                if oracle.is_empty() {
+                    prop_assert!(matches!(counts, PriorityCounts::Few(_)));
+                }
+                if oracle.len() > INLINE_PRIORITIES {
+                    prop_assert!(matches!(counts, PriorityCounts::Many(_)));
+                }
             }
         }
     }

@@ -150,7 +150,7 @@ impl Engine {
             rt.waiting = Default::default();
             rt.waiting_count = 0;
             rt.waiting_by_channel = [0; 4];
-            rt.by_priority.clear();
+            rt.by_priority = Default::default();
             rt.free = Default::default();
             rt.census = Default::default();
         }

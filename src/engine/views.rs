@@ -402,7 +402,11 @@ impl Engine {
                     self.oldest_entered(q as QKey)
                 ));
             }
-            let prio: u32 = queue.by_priority.values().sum();
+            queue
+                .by_priority
+                .check()
+                .map_err(|e| format!("queue {}: {e}", queue.name))?;
+            let prio: u32 = queue.by_priority.iter().map(|(_, n)| n).sum();
             if prio as usize != n {
                 return Err(format!("queue {} by_priority sums to {prio}", queue.name));
             }
