@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::config::{Channel, Millis, Tier};
 use crate::engine::model::QKey;
 use crate::engine::timers::AKey;
@@ -20,11 +22,20 @@ use crate::engine::view::Activity;
 use crate::engine::views::activity_of;
 use crate::engine::Engine;
 
-/// Agents of one queue by tier and activity (indexed like `Activity::ALL`). Tiers with no agent
-/// are absent.
+/// Tiers a queue's census keeps inline, in the queue record, before it moves to the heap: an
+/// L1/L2/L3 ladder needs no more.
+pub const INLINE_TIERS: usize = 3;
+
+/// Agents of one queue by tier and activity (indexed like `Activity::ALL`), sorted by tier.
+/// Tiers with no agent are absent.
+///
+/// It lives in the queue record's first lines (see `QueueRt`): every change of an agent's
+/// activity updates the census of each queue it serves, so at scale a separate node per queue
+/// would be a cold line per queue per change. A tier is a `u8`, so a census holds at most 256
+/// entries and a sorted list stays cheap to update.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
-    by_tier: BTreeMap<Tier, [u32; 6]>,
+    by_tier: SmallVec<[(Tier, [u32; 6]); INLINE_TIERS]>,
 }
 
 impl Census {
@@ -33,9 +44,16 @@ impl Census {
         self.by_tier.iter().map(|(t, n)| (*t, n))
     }
 
+    fn get(&self, tier: Tier) -> Option<&[u32; 6]> {
+        self.by_tier
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map(|(_, n)| n)
+    }
+
     /// Agents of `tier` that are logged in (in any activity but `Offline`).
     pub fn logged_in(&self, tier: Tier) -> u32 {
-        self.by_tier.get(&tier).map_or(0, |n| {
+        self.get(tier).map_or(0, |n| {
             Activity::ALL
                 .iter()
                 .zip(n)
@@ -47,9 +65,7 @@ impl Census {
 
     /// Agents of `tier` in `activity`.
     pub fn count(&self, tier: Tier, activity: Activity) -> u32 {
-        self.by_tier
-            .get(&tier)
-            .map_or(0, |n| n[activity_index(activity)])
+        self.get(tier).map_or(0, |n| n[activity_index(activity)])
     }
 
     /// The same counts in the shape of `QueueView::agents` (non-zero counts only).
@@ -69,11 +85,18 @@ impl Census {
     }
 
     fn add(&mut self, tier: Tier, activity: Activity, delta: i32) {
-        let counts = self.by_tier.entry(tier).or_insert([0; 6]);
+        let at = match self.by_tier.binary_search_by_key(&tier, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                self.by_tier.insert(at, (tier, [0; 6]));
+                at
+            }
+        };
+        let counts = &mut self.by_tier[at].1;
         let n = &mut counts[activity_index(activity)];
         *n = n.saturating_add_signed(delta);
         if counts.iter().all(|n| *n == 0) {
-            self.by_tier.remove(&tier);
+            self.by_tier.remove(at);
         }
     }
 }

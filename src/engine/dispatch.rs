@@ -69,7 +69,10 @@ impl Engine {
                 })
                 .map(|(_, k)| k.agent),
             Strategy::RoundRobin => {
-                let last = queue.rr_last.clone();
+                let last = queue
+                    .rr_last
+                    .and_then(|ak| self.agents.get(ak as usize))
+                    .map(|a| a.id.clone());
                 let mut after: Option<&FreeKey> = None;
                 let mut first: Option<&FreeKey> = None;
                 for (tier, set) in free_by_tier(free) {
@@ -215,7 +218,7 @@ impl Engine {
         }
         let agent_id = self.agents[ak as usize].id.clone();
         let address = self.agents[ak as usize].address.clone();
-        self.queues[q as usize].rr_last = Some(agent_id.clone());
+        self.queues[q as usize].rr_last = Some(ak);
         let queue = self.queues[q as usize].name.clone();
         {
             let i = self.ix_mut(ik);

@@ -570,15 +570,24 @@ impl PriorityCounts {
 
 /// A queue at run time: its config plus the waiting and free-agent indexes.
 ///
-/// `repr(C)`, aligned to a cache line, hot fields first: what a freed agent's search reads of
-/// each of its queues (the waiting counts and the inline waiting sets) starts the record, so it
-/// is a few adjacent lines rather than fields scattered across the record's dozen lines.
+/// `repr(C)`, aligned to a cache line, hot fields first: what routing reads and writes of each
+/// queue an agent serves (waiting counts, the changed flag, the agent census, per-priority
+/// counts, the inline waiting sets) starts the record, so it is a few adjacent lines rather than
+/// fields scattered across the record's dozen lines.
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub struct QueueRt {
     pub waiting_count: usize,
     pub waiting_by_channel: [u32; 4],
     pub serves: [bool; 4],
+    /// Listed in `Engine::changed_queues` since its load last changed.
+    pub changed: bool,
+    /// Last agent this queue offered to (round-robin). Written on every offer, so kept here,
+    /// as a key: no reference count of an agent id to touch.
+    pub rr_last: Option<AKey>,
+    /// Its agents by tier and activity (`census.rs`); also answers `skip_if_no_agents` (agents
+    /// not offline, per tier).
+    pub census: Census,
     /// Waiting interactions by (channel, class, required skill set).
     pub waiting: WaitingSets,
     /// Waiting count per current priority, for `queued` positions.
@@ -587,13 +596,6 @@ pub struct QueueRt {
     pub cfg: QueueConfig,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
-    /// Its agents by tier and activity (`census.rs`); also answers `skip_if_no_agents` (agents
-    /// not offline, per tier).
-    pub census: Census,
-    /// Listed in `Engine::changed_queues` since its load last changed.
-    pub changed: bool,
-    /// Last agent this queue offered to (round-robin).
-    pub rr_last: Option<Arc<str>>,
     /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
     /// slots stay valid; never routed to again (not in the id map).
     pub retired: bool,

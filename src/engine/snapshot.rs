@@ -156,7 +156,10 @@ impl Engine {
                 .map(|q| QueueState {
                     cfg: q.cfg.clone(),
                     retired: q.retired,
-                    rr_last: q.rr_last.clone(),
+                    rr_last: q
+                        .rr_last
+                        .and_then(|ak| self.agents.get(ak as usize))
+                        .map(|a| a.id.clone()),
                 })
                 .collect(),
             agents: Cow::Borrowed(&self.agents),
@@ -184,13 +187,14 @@ impl Engine {
         e.counts = s.counts;
         e.live = s.live;
         e.rng = s.rng;
+        let mut rr_last = Vec::with_capacity(s.queues.len());
         e.queues = s
             .queues
             .into_iter()
             .map(|qs| {
                 let mut rt = QueueRt::new(qs.cfg);
                 rt.retired = qs.retired;
-                rt.rr_last = qs.rr_last;
+                rr_last.push(qs.rr_last);
                 rt
             })
             .collect();
@@ -207,6 +211,9 @@ impl Engine {
             .enumerate()
             .map(|(k, a)| (a.id.clone(), k as AKey))
             .collect();
+        for (rt, last) in e.queues.iter_mut().zip(rr_last) {
+            rt.rr_last = last.and_then(|id| e.agent_ids.get(&id).copied());
+        }
         e.interactions = s.interactions;
         e.interaction_ids.rebuild(&e.interactions);
         e.free_ikeys = s.free_ikeys;
