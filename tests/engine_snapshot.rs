@@ -18,19 +18,12 @@ fn drive(e: &mut Engine, from: u64, to: u64) -> Vec<String> {
     for n in from..to {
         let now = n * 1_500;
         let mut decisions = e.advance(now);
-        let ev = Event::InteractionArrived {
-            interaction: format!("i{n}"),
-            channel: if n % 3 == 0 {
-                Channel::Chat
-            } else {
-                Channel::Voice
-            },
-            queue: Some("support".into()),
-            priority: Some((n % 4) as i32),
-            skills: vec![],
-            customer: None,
-            attributes: BTreeMap::new(),
+        let channel = if n % 3 == 0 {
+            Channel::Chat
+        } else {
+            Channel::Voice
         };
+        let ev = arrival(format!("i{n}"), channel, Some((n % 4) as i32));
         decisions.extend(e.handle(now, &ev).unwrap());
         // React to offers: accept most, decline every fifth, end older calls.
         let offers: Vec<(String, String)> = decisions
@@ -77,23 +70,38 @@ fn drive(e: &mut Engine, from: u64, to: u64) -> Vec<String> {
 
 /// The roster logged in and the workload driven for its first 40 steps.
 fn staffed_and_driven() -> Engine {
-    let mut engine = Engine::new(config(), 0);
-    for n in 0..6 {
-        engine
-            .handle(
-                0,
-                &Event::AgentLogin {
-                    agent: format!("a{n}"),
-                    address: None,
-                    tiers: None,
-                    skills: None,
-                    capacity: None,
-                },
-            )
-            .unwrap();
-    }
+    let mut engine = staffed(config());
     drive(&mut engine, 0, 40);
     engine
+}
+
+/// An engine with the six agents of the desk logged in at 0.
+fn staffed(config: RoutingConfig) -> Engine {
+    let mut engine = Engine::new(config, 0);
+    for n in 0..6 {
+        let login = Event::AgentLogin {
+            agent: format!("a{n}"),
+            address: None,
+            tiers: None,
+            skills: None,
+            capacity: None,
+        };
+        engine.handle(0, &login).unwrap();
+    }
+    engine
+}
+
+/// A `support` arrival on `channel` with no skills or attributes.
+fn arrival(interaction: String, channel: Channel, priority: Option<i32>) -> Event {
+    Event::InteractionArrived {
+        interaction,
+        channel,
+        queue: Some("support".into()),
+        priority,
+        skills: vec![],
+        customer: None,
+        attributes: BTreeMap::new(),
+    }
 }
 
 #[test]
@@ -128,15 +136,7 @@ fn a_restored_snapshot_continues_the_round_robin_rotation() {
     // the rotation decides who is offered.
     fn call(e: &mut Engine, n: u64) -> String {
         let now = n * 1_000;
-        let arrived = Event::InteractionArrived {
-            interaction: format!("c{n}"),
-            channel: Channel::Voice,
-            queue: Some("support".into()),
-            priority: None,
-            skills: vec![],
-            customer: None,
-            attributes: BTreeMap::new(),
-        };
+        let arrived = arrival(format!("c{n}"), Channel::Voice, None);
         let decisions = e.handle(now, &arrived).unwrap();
         let agent = decisions
             .iter()
@@ -160,17 +160,7 @@ fn a_restored_snapshot_continues_the_round_robin_rotation() {
         }
         agent
     }
-    let mut original = Engine::new(config, 0);
-    for n in 0..6 {
-        let login = Event::AgentLogin {
-            agent: format!("a{n}"),
-            address: None,
-            tiers: None,
-            skills: None,
-            capacity: None,
-        };
-        original.handle(0, &login).unwrap();
-    }
+    let mut original = staffed(config);
     let before: Vec<String> = (1..=4).map(|n| call(&mut original, n)).collect();
     let mut bytes = Vec::new();
     original.write_snapshot(&mut bytes).unwrap();
