@@ -44,11 +44,12 @@ impl Census {
         self.by_tier.iter().map(|(t, n)| (*t, n))
     }
 
+    fn position(&self, tier: Tier) -> Result<usize, usize> {
+        self.by_tier.binary_search_by_key(&tier, |(t, _)| *t)
+    }
+
     fn get(&self, tier: Tier) -> Option<&[u32; 6]> {
-        self.by_tier
-            .iter()
-            .find(|(t, _)| *t == tier)
-            .map(|(_, n)| n)
+        self.position(tier).ok().map(|at| &self.by_tier[at].1)
     }
 
     /// Agents of `tier` that are logged in (in any activity but `Offline`).
@@ -85,7 +86,7 @@ impl Census {
     }
 
     fn add(&mut self, tier: Tier, activity: Activity, delta: i32) {
-        let at = match self.by_tier.binary_search_by_key(&tier, |(t, _)| *t) {
+        let at = match self.position(tier) {
             Ok(at) => at,
             Err(at) => {
                 self.by_tier.insert(at, (tier, [0; 6]));

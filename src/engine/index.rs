@@ -191,12 +191,14 @@ impl Engine {
             return;
         };
         let queue = &mut self.queues[q as usize];
+        let sets = queue.waiting.len();
         queue
             .waiting
             .get_or_insert((c as u8, class, skills))
             .insert(key);
-        if queue.waiting.len() > KEEP_EMPTY_WAITING_SETS {
-            // Past the number kept, the empty sets kept so far go too (see `unindex_key`).
+        if queue.waiting.len() > sets.max(KEEP_EMPTY_WAITING_SETS) {
+            // A new set took the queue past the number kept: the empty sets kept so far go too
+            // (see `unindex_key`; beyond the number, none is ever left empty).
             queue.waiting.drop_empty();
         }
         queue.by_priority.add(prio);

@@ -544,11 +544,16 @@ impl PriorityCounts {
     }
 
     /// The priorities counted, lowest first, with their counts.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (i32, u32)> + '_> {
-        match self {
-            PriorityCounts::Few(counts) => Box::new(counts.iter().copied()),
-            PriorityCounts::Many(counts) => Box::new(counts.iter().map(|(p, n)| (*p, *n))),
-        }
+    pub fn iter(&self) -> impl Iterator<Item = (i32, u32)> + '_ {
+        let (few, many) = match self {
+            PriorityCounts::Few(counts) => (Some(counts), None),
+            PriorityCounts::Many(counts) => (None, Some(counts)),
+        };
+        let few = few.into_iter().flat_map(|c| c.iter().copied());
+        let many = many
+            .into_iter()
+            .flat_map(|c| c.iter().map(|(p, n)| (*p, *n)));
+        few.chain(many)
     }
 
     /// Sorted, no zero counts, and inline exactly while few enough.

@@ -187,14 +187,20 @@ impl Engine {
         e.counts = s.counts;
         e.live = s.live;
         e.rng = s.rng;
-        let mut rr_last = Vec::with_capacity(s.queues.len());
+        e.agents = s.agents;
+        e.agent_ids = e
+            .agents
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (a.id.clone(), k as AKey))
+            .collect();
         e.queues = s
             .queues
             .into_iter()
             .map(|qs| {
                 let mut rt = QueueRt::new(qs.cfg);
                 rt.retired = qs.retired;
-                rr_last.push(qs.rr_last);
+                rt.rr_last = qs.rr_last.and_then(|id| e.agent_ids.get(&id).copied());
                 rt
             })
             .collect();
@@ -203,16 +209,6 @@ impl Engine {
             if !rt.retired {
                 e.queue_ids.insert(rt.name.clone(), q as QKey);
             }
-        }
-        e.agents = s.agents;
-        e.agent_ids = e
-            .agents
-            .iter()
-            .enumerate()
-            .map(|(k, a)| (a.id.clone(), k as AKey))
-            .collect();
-        for (rt, last) in e.queues.iter_mut().zip(rr_last) {
-            rt.rr_last = last.and_then(|id| e.agent_ids.get(&id).copied());
         }
         e.interactions = s.interactions;
         e.interaction_ids.rebuild(&e.interactions);

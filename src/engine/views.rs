@@ -328,22 +328,25 @@ impl Engine {
                     sets.len()
                 ));
             }
+            let mut indexed = [0usize; 4];
             for entry in sets.iter() {
-                let (c, _, _) = entry.id;
-                let n = entry.set.len();
-                if n > 0 && !queue.serves.get(usize::from(c)).copied().unwrap_or(false) {
+                match indexed.get_mut(usize::from(entry.id.0)) {
+                    Some(n) => *n += entry.set.len(),
+                    None => {
+                        return Err(format!(
+                            "queue {} has a waiting set on channel index {}, which does not exist",
+                            queue.name, entry.id.0
+                        ))
+                    }
+                }
+            }
+            for (c, (&n, &indexed)) in queue.waiting_by_channel.iter().zip(&indexed).enumerate() {
+                if indexed > 0 && !queue.serves[c] {
                     return Err(format!(
-                        "queue {} has {n} waiting on channel index {c}, which it does not serve",
+                        "queue {} has {indexed} waiting on channel index {c}, which it does not serve",
                         queue.name
                     ));
                 }
-            }
-            for (c, &n) in queue.waiting_by_channel.iter().enumerate() {
-                let indexed: usize = sets
-                    .iter()
-                    .filter(|e| usize::from(e.id.0) == c)
-                    .map(|e| e.set.len())
-                    .sum();
                 if indexed != n as usize {
                     return Err(format!(
                         "queue {} counts {n} waiting on channel index {c} but its sets hold {indexed}",
