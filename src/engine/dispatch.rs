@@ -35,7 +35,7 @@ impl Engine {
         skills: SkillSetId,
     ) -> Option<AKey> {
         let queue = &self.queues[q as usize];
-        let strategy = queue.cfg.strategy;
+        let strategy = queue.cfg().strategy;
         let free = &queue.free[channel.index()];
         // The best skilled agent of each allowed tier (each tier's range is in strategy order).
         let mut heads: SmallVec<[(Tier, &FreeKey); 4]> = SmallVec::new();
@@ -148,9 +148,9 @@ impl Engine {
             if queue.waiting_count == 0 {
                 continue;
             }
-            for entry in queue.waiting.iter() {
-                let (c, class, skills) = entry.id;
-                let Some(&key) = entry.set.first() else {
+            for head in queue.waiting.heads() {
+                let (c, class, skills) = head.id;
+                let Some(key) = head.first else {
                     continue;
                 };
                 if best.is_some_and(|b| b.key < key)
@@ -163,7 +163,7 @@ impl Engine {
                 best = Some(Head {
                     key,
                     queue: q,
-                    set: entry.id,
+                    set: head.id,
                 });
             }
         }
@@ -189,7 +189,7 @@ impl Engine {
             warm::prefetch_arc_str(&i.id);
             (i.queue.unwrap_or(0), i.channel)
         };
-        let timeout = self.queues[q as usize].cfg.offer_timeout_ms;
+        let timeout = self.queues[q as usize].offer_timeout_ms;
         let expires_at = now.saturating_add(timeout);
         let timer = self.timers.schedule(expires_at, Timer::OfferExpiry(ik));
         let exclusive = self.config.channels[channel.index()].exclusive;

@@ -71,7 +71,7 @@ impl Engine {
     /// The ladder step a new entry into `q` at `now` starts on, after `skip_if_no_agents`.
     /// Pure: used to decide `queue_full` before anything changes.
     pub(super) fn entry_step(&self, q: QKey) -> u16 {
-        let steps = &self.queues[q as usize].cfg.steps;
+        let steps = &self.queues[q as usize].cfg().steps;
         let mut k = 0usize;
         while k + 1 < steps.len()
             && steps[k].skip_if_no_agents
@@ -92,7 +92,7 @@ impl Engine {
         skills: SkillSetId,
     ) -> bool {
         let queue = &self.queues[q as usize];
-        match queue.cfg.max_waiting {
+        match queue.cfg().max_waiting {
             Some(max) if queue.waiting_count >= max => {
                 self.find_agent(q, channel, class, skills).is_none()
             }
@@ -121,7 +121,7 @@ impl Engine {
         self.next_order += 1;
         let max_wait = {
             let queue = &self.queues[q as usize];
-            match (&queue.cfg.overflow, queue.cfg.max_wait_ms) {
+            match (&queue.cfg().overflow, queue.cfg().max_wait_ms) {
                 (Some(_), Some(ms)) => Some(ms),
                 _ => None,
             }
@@ -148,7 +148,7 @@ impl Engine {
         }
         self.transition(ik, InteractionState::Waiting, why);
         if min_tier.is_none() {
-            let boost = self.queues[q as usize].cfg.steps[0].priority_boost;
+            let boost = self.queues[q as usize].cfg().steps[0].priority_boost;
             let i = self.ix_mut(ik);
             i.priority = i.priority.saturating_add(boost);
             self.settle_steps(ik);
@@ -183,7 +183,7 @@ impl Engine {
                 return;
             };
             let entered = i.entered_queue_at;
-            let steps = &self.queues[q as usize].cfg.steps;
+            let steps = &self.queues[q as usize].cfg().steps;
             let k = k as usize;
             if k + 1 >= steps.len() {
                 return;
@@ -208,7 +208,7 @@ impl Engine {
     /// Costs a look at each queue's ladder, plus O(log n) per interaction that moves.
     pub(super) fn skip_steps_left_empty(&mut self, queues: &[QKey]) {
         for &q in queues {
-            let steps = &self.queues[q as usize].cfg.steps;
+            let steps = &self.queues[q as usize].cfg().steps;
             let empty: Vec<u16> = (0..steps.len().saturating_sub(1))
                 .filter(|&k| steps[k].skip_if_no_agents && !self.any_logged_in(q, &steps[k].tiers))
                 .map(|k| k as u16)
@@ -219,8 +219,8 @@ impl Engine {
             let mut stuck: Vec<WaitKey> = self.queues[q as usize]
                 .waiting
                 .iter()
-                .filter(|e| matches!(e.id.1, Class::Step(k) if empty.contains(&k)))
-                .flat_map(|e| e.set.iter().copied())
+                .filter(|(id, _)| matches!(id.1, Class::Step(k) if empty.contains(&k)))
+                .flat_map(|(_, set)| set.iter().copied())
                 .collect();
             stuck.sort_unstable();
             for key in stuck {
@@ -252,7 +252,7 @@ impl Engine {
     pub(super) fn enter_step(&mut self, ik: IKey, k: u16) {
         let Some(q) = self.ix(ik).queue else { return };
         let boost = self.queues[q as usize]
-            .cfg
+            .cfg()
             .steps
             .get(k as usize)
             .map_or(0, |s| s.priority_boost);
@@ -337,7 +337,7 @@ impl Engine {
         let Some(q) = self.ix(ik).queue else {
             return false;
         };
-        let Some(target) = self.queues[q as usize].cfg.overflow.clone() else {
+        let Some(target) = self.queues[q as usize].cfg().overflow.clone() else {
             return false;
         };
         let now = self.now;
@@ -544,7 +544,7 @@ impl Engine {
             return false;
         };
         let q = self.agents[ak as usize].slots[pos].queue;
-        let wrap = self.queues[q as usize].cfg.wrap_up_ms;
+        let wrap = self.queues[q as usize].wrap_up_ms;
         if wrap == 0 {
             if let Some(slot) = self.remove_slot(ak, slot_id) {
                 self.slot_released(ak, &slot);

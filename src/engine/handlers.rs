@@ -124,7 +124,7 @@ impl Engine {
         let queue = &self.queues[q as usize];
         if !queue.serves[channel.index()] {
             return Err(EngineError::ChannelNotServed {
-                queue: queue.cfg.id.clone(),
+                queue: queue.cfg().id.clone(),
                 channel,
                 interaction: id.to_string(),
             });
@@ -242,7 +242,7 @@ impl Engine {
         let reject = match route {
             Route::NoRoute => Some((RejectReason::NoRoute, None)),
             Route::Queue { q, .. } => {
-                let cfg = &self.queues[q as usize].cfg;
+                let cfg = &self.queues[q as usize].cfg();
                 if cfg.schedule.as_ref().is_some_and(|s| !s.is_open(now)) {
                     Some((
                         RejectReason::Closed,
@@ -322,7 +322,7 @@ impl Engine {
         };
         let q = q.unwrap_or(0);
         let wait_ms = now.saturating_sub(entered);
-        let short = wait_ms < self.queues[q as usize].cfg.short_abandon_ms;
+        let short = wait_ms < self.queues[q as usize].cfg().short_abandon_ms;
         let queue = self.queues[q as usize].name.clone();
         let interaction = self.ix(ik).id.clone();
         match state {
@@ -479,7 +479,7 @@ impl Engine {
                 interaction: id.to_string(),
             });
         }
-        let cfg = &target.cfg;
+        let cfg = &target.cfg();
         if cfg.schedule.as_ref().is_some_and(|s| !s.is_open(self.now)) {
             return Err(EngineError::QueueClosed {
                 queue: queue.to_string(),
@@ -544,7 +544,7 @@ impl Engine {
             });
         }
         self.refuse_if_full(id, q, channel, Class::MinTier(min_tier), skills)?;
-        let boost = self.queues[q as usize].cfg.escalation_priority_boost;
+        let boost = self.queues[q as usize].cfg().escalation_priority_boost;
         let by = self.agents[ak as usize].id.clone();
         let queue = self.queues[q as usize].name.clone();
         let interaction = self.ix(ik).id.clone();
@@ -590,7 +590,7 @@ impl Engine {
             let queue = &self.queues[q as usize];
             return Err(EngineError::QueueFull {
                 queue: queue.name.to_string(),
-                max_waiting: queue.cfg.max_waiting.unwrap_or(0),
+                max_waiting: queue.cfg().max_waiting.unwrap_or(0),
                 interaction: id.to_string(),
             });
         }

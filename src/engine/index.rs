@@ -61,7 +61,7 @@ impl Engine {
         channel: Channel,
         state: &KeyState,
     ) -> FreeKey {
-        let strategy = self.queues[q as usize].cfg.strategy;
+        let strategy = self.queues[q as usize].cfg().strategy;
         let (primary, idle) = match strategy {
             Strategy::FewestInteractions => (state.accepted, state.idle),
             Strategy::RoundRobin => (0, 0),
@@ -192,10 +192,7 @@ impl Engine {
         };
         let queue = &mut self.queues[q as usize];
         let sets = queue.waiting.len();
-        queue
-            .waiting
-            .get_or_insert((c as u8, class, skills))
-            .insert(key);
+        queue.waiting.insert((c as u8, class, skills), key);
         if queue.waiting.len() > sets.max(KEEP_EMPTY_WAITING_SETS) {
             // A new set took the queue past the number kept: the empty sets kept so far go too
             // (see `unindex_key`; beyond the number, none is ever left empty).
@@ -223,10 +220,9 @@ impl Engine {
         // a ladder step moves interactions between sets all the time). Beyond that it goes: a
         // freed agent looks at every (class, skills) set of its queues, and keeping empty ones
         // would make that cost grow with every skill combination that ever waited there.
-        if let Some(set) = queue.waiting.get_mut(&set_id) {
-            let was_there = set.remove(&key);
+        if let Some((was_there, empty)) = queue.waiting.remove_key(&set_id, &key) {
             debug_assert!(was_there, "{key:?} is not in its waiting set");
-            if set.is_empty() && queue.waiting.len() > KEEP_EMPTY_WAITING_SETS {
+            if empty && queue.waiting.len() > KEEP_EMPTY_WAITING_SETS {
                 queue.waiting.remove(&set_id);
             }
         }

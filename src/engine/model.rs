@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::config::{Channel, Millis, QueueConfig, Tier};
+use crate::config::{Channel, Millis, QueueConfig, Step, Tier};
 use crate::engine::census::Census;
 use crate::engine::decision::AgentStatus;
 use crate::engine::timers::{AKey, IKey, TimerKey};
@@ -91,49 +91,165 @@ pub struct Slot {
 }
 
 /// An agent and everything it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `repr(C)`, with what every offer, answer, end of call and freed agent reads or writes first
+/// (load and capacity, status, slots, tiers, the ids a decision carries, the free-index and
+/// census bookkeeping), so those are the record's first four cache lines instead of fields
+/// spread over all six. At scale a freed agent's record is cold (docs/BENCHMARKS.md, "Smaller
+/// footprint per operation"). Snapshots keep format 3's field order: they are written and read
+/// through `AgentWire`, not in this order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "AgentWire")]
+#[repr(C)]
 pub struct Agent {
+    pub load: [u32; 4],
+    pub capacity: [u32; 4],
+    /// Slots held on exclusive channels.
+    pub exclusive_held: u32,
+    pub status: AgentStatus,
+    /// The activity the agent is counted under in its queues' census (`None`: not counted).
+    /// Derived.
+    pub census_as: Option<Activity>,
+    pub idle_since: Millis,
+    pub backoff_until: Option<Millis>,
+    pub slots: Vec<Slot>,
+    /// Tier per queue, resolved against the current queue table (`tiers_by_name`).
+    pub tiers: Vec<(QKey, Tier)>,
     pub id: Arc<str>,
     pub address: Arc<str>,
-    pub status: AgentStatus,
+    /// Sorted, deduplicated skill ids.
+    pub skills: Vec<u32>,
+    /// Free-index entries this agent currently has: (queue, channel, tier). Derived.
+    pub free_entries: Vec<(QKey, Channel, Tier)>,
+    /// The agent fields its free-index keys were built from, so the old keys can be rebuilt
+    /// for removal without storing a copy of each. Derived.
+    pub indexed_as: KeyState,
+    pub accepted_since_login: u64,
+    pub consecutive_missed_offers: u32,
+    pub backoff_timer: Option<TimerKey>,
     pub reason: Option<Arc<str>>,
     pub status_since: Millis,
     pub logged_in_since: Option<Millis>,
     /// Tier per queue id, as configured or given at login (queue ids may not exist any more),
     /// sorted by id. The names share the queue table's `Arc`s.
     pub tiers_by_name: Box<[(Arc<str>, Tier)]>,
-    /// The same, resolved against the current queue table.
-    pub tiers: Vec<(QKey, Tier)>,
-    /// Sorted, deduplicated skill ids.
-    pub skills: Vec<u32>,
-    pub capacity: [u32; 4],
     pub capacity_overrides: BTreeMap<Channel, u32>,
-    pub load: [u32; 4],
-    /// Slots held on exclusive channels.
-    pub exclusive_held: u32,
-    pub slots: Vec<Slot>,
-    pub idle_since: Millis,
-    pub accepted_since_login: u64,
-    pub consecutive_missed_offers: u32,
-    pub backoff_until: Option<Millis>,
-    pub backoff_timer: Option<TimerKey>,
     /// Fingerprints of the roster entry's address, tiers, skills and capacity last applied to
     /// this agent (`RosterFields`; 0: none). A config change rewrites only the fields whose
     /// roster entry changed, so it does not undo what a login set for fields the change left
     /// alone.
-    #[serde(default)]
     pub roster_fields: [u64; 4],
-    /// Free-index entries this agent currently has: (queue, channel, tier). Derived.
-    #[serde(skip)]
-    pub free_entries: Vec<(QKey, Channel, Tier)>,
-    /// The agent fields its free-index keys were built from, so the old keys can be rebuilt
-    /// for removal without storing a copy of each. Derived.
-    #[serde(skip)]
-    pub indexed_as: KeyState,
-    /// The activity the agent is counted under in its queues' census (`None`: not counted).
-    /// Derived.
-    #[serde(skip)]
-    pub census_as: Option<Activity>,
+}
+
+/// An agent as snapshots store it: format 3's field order (positional), written from a borrow.
+#[derive(Serialize)]
+#[serde(rename = "Agent")]
+struct AgentWireRef<'a> {
+    id: &'a Arc<str>,
+    address: &'a Arc<str>,
+    status: AgentStatus,
+    reason: &'a Option<Arc<str>>,
+    status_since: Millis,
+    logged_in_since: Option<Millis>,
+    tiers_by_name: &'a [(Arc<str>, Tier)],
+    tiers: &'a [(QKey, Tier)],
+    skills: &'a [u32],
+    capacity: [u32; 4],
+    capacity_overrides: &'a BTreeMap<Channel, u32>,
+    load: [u32; 4],
+    exclusive_held: u32,
+    slots: &'a [Slot],
+    idle_since: Millis,
+    accepted_since_login: u64,
+    consecutive_missed_offers: u32,
+    backoff_until: Option<Millis>,
+    backoff_timer: Option<TimerKey>,
+    roster_fields: [u64; 4],
+}
+
+/// `AgentWireRef`, read back.
+#[derive(Deserialize)]
+#[serde(rename = "Agent")]
+struct AgentWire {
+    id: Arc<str>,
+    address: Arc<str>,
+    status: AgentStatus,
+    reason: Option<Arc<str>>,
+    status_since: Millis,
+    logged_in_since: Option<Millis>,
+    tiers_by_name: Box<[(Arc<str>, Tier)]>,
+    tiers: Vec<(QKey, Tier)>,
+    skills: Vec<u32>,
+    capacity: [u32; 4],
+    capacity_overrides: BTreeMap<Channel, u32>,
+    load: [u32; 4],
+    exclusive_held: u32,
+    slots: Vec<Slot>,
+    idle_since: Millis,
+    accepted_since_login: u64,
+    consecutive_missed_offers: u32,
+    backoff_until: Option<Millis>,
+    backoff_timer: Option<TimerKey>,
+    #[serde(default)]
+    roster_fields: [u64; 4],
+}
+
+impl Serialize for Agent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AgentWireRef {
+            id: &self.id,
+            address: &self.address,
+            status: self.status,
+            reason: &self.reason,
+            status_since: self.status_since,
+            logged_in_since: self.logged_in_since,
+            tiers_by_name: &self.tiers_by_name,
+            tiers: &self.tiers,
+            skills: &self.skills,
+            capacity: self.capacity,
+            capacity_overrides: &self.capacity_overrides,
+            load: self.load,
+            exclusive_held: self.exclusive_held,
+            slots: &self.slots,
+            idle_since: self.idle_since,
+            accepted_since_login: self.accepted_since_login,
+            consecutive_missed_offers: self.consecutive_missed_offers,
+            backoff_until: self.backoff_until,
+            backoff_timer: self.backoff_timer,
+            roster_fields: self.roster_fields,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl From<AgentWire> for Agent {
+    fn from(w: AgentWire) -> Agent {
+        Agent {
+            load: w.load,
+            capacity: w.capacity,
+            exclusive_held: w.exclusive_held,
+            status: w.status,
+            census_as: None,
+            idle_since: w.idle_since,
+            backoff_until: w.backoff_until,
+            slots: w.slots,
+            tiers: w.tiers,
+            id: w.id,
+            address: w.address,
+            skills: w.skills,
+            free_entries: Vec::new(),
+            indexed_as: KeyState::default(),
+            accepted_since_login: w.accepted_since_login,
+            consecutive_missed_offers: w.consecutive_missed_offers,
+            backoff_timer: w.backoff_timer,
+            reason: w.reason,
+            status_since: w.status_since,
+            logged_in_since: w.logged_in_since,
+            tiers_by_name: w.tiers_by_name,
+            capacity_overrides: w.capacity_overrides,
+            roster_fields: w.roster_fields,
+        }
+    }
 }
 
 /// The agent fields a free-set key depends on.
@@ -368,13 +484,12 @@ impl<'a> IntoIterator for &'a WaitSet {
 /// Which waiting set of a queue: channel index, class, required skill set.
 pub type SetId = (u8, Class, SkillSetId);
 
-/// One waiting set and which it is. `repr(C)`: the id and the set's front (its most urgent
-/// keys) come first, so reading a head touches the entry's first lines only.
-#[derive(Debug, Clone)]
-#[repr(C)]
-pub struct SetEntry {
+/// Which waiting set, and its most urgent key (`None`: the set is empty): all a freed agent
+/// reads of a set it is not taking from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetHead {
     pub id: SetId,
-    pub set: WaitSet,
+    pub first: Option<WaitKey>,
 }
 
 /// Waiting sets a queue keeps inside its own record before they move to the heap: a ladder of
@@ -383,60 +498,81 @@ pub const INLINE_SETS: usize = 3;
 
 /// A queue's waiting sets, one per (channel, class, required skill set), sorted by that id.
 ///
-/// The first `INLINE_SETS` live inside the queue record, next to its waiting counts. A freed
-/// agent reads the head of every set of each of its queues it is eligible for: with the sets
-/// inline that is the queue record's own lines, loaded together, instead of a pointer chase
-/// from the record to a B-tree node and from the node's keys to its values (at 500,000 waiting
-/// all three are cold). A queue with more sets keeps them in one sorted heap list: one chase,
-/// still contiguous. Finding a set is a binary search; adding or dropping one moves the sets
-/// after it, so it costs O(sets in the queue), which is the number of distinct (channel, class,
-/// skill set) combinations waiting there, not the number waiting.
+/// Two parallel lists: `heads` (each set's id and most urgent key, 40 bytes) and `sets` (the
+/// sets themselves, 96 bytes each). A freed agent reads the head of every set of each of its
+/// queues, and takes from one: so it reads the dense `heads` of both queues (two cache lines
+/// each for three sets, instead of the first bytes of three 112-byte entries spread over four)
+/// and one set's body. The first `INLINE_SETS` of each live inside the queue record; a queue
+/// with more keeps them in one sorted heap list each: one chase, still contiguous. Finding a
+/// set is a binary search; adding or dropping one moves the sets after it, so it costs
+/// O(sets in the queue), which is the number of distinct (channel, class, skill set)
+/// combinations waiting there, not the number waiting.
+///
+/// Invariants (`check`): `heads` sorted by id without repeats, as long as `sets`, and each
+/// head's `first` is its set's first key. Every change goes through `insert` and
+/// `remove_key`, which keep the head.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct WaitingSets {
-    sets: SmallVec<[SetEntry; INLINE_SETS]>,
+    heads: SmallVec<[SetHead; INLINE_SETS]>,
+    sets: SmallVec<[WaitSet; INLINE_SETS]>,
 }
 
 impl WaitingSets {
     fn position(&self, id: &SetId) -> Result<usize, usize> {
-        self.sets.binary_search_by(|e| e.id.cmp(id))
+        self.heads.binary_search_by(|h| h.id.cmp(id))
     }
 
     pub fn get(&self, id: &SetId) -> Option<&WaitSet> {
-        self.position(id).ok().map(|at| &self.sets[at].set)
+        self.position(id).ok().map(|at| &self.sets[at])
     }
 
-    pub fn get_mut(&mut self, id: &SetId) -> Option<&mut WaitSet> {
-        self.position(id).ok().map(|at| &mut self.sets[at].set)
-    }
-
-    /// The set `id`, created empty if the queue has none yet.
-    pub fn get_or_insert(&mut self, id: SetId) -> &mut WaitSet {
+    /// Put `key` in the set `id`, created empty if the queue has none yet.
+    pub fn insert(&mut self, id: SetId, key: WaitKey) {
         let at = match self.position(&id) {
             Ok(at) => at,
             Err(at) => {
-                self.sets.insert(
-                    at,
-                    SetEntry {
-                        id,
-                        set: WaitSet::default(),
-                    },
-                );
+                self.heads.insert(at, SetHead { id, first: None });
+                self.sets.insert(at, WaitSet::default());
                 at
             }
         };
-        &mut self.sets[at].set
+        let set = &mut self.sets[at];
+        set.insert(key);
+        self.heads[at].first = set.first().copied();
+    }
+
+    /// Take `key` out of the set `id`: `None` if there is no such set, else whether the key
+    /// was there and whether the set is now empty (it stays; see `remove`).
+    pub fn remove_key(&mut self, id: &SetId, key: &WaitKey) -> Option<(bool, bool)> {
+        let at = self.position(id).ok()?;
+        let set = &mut self.sets[at];
+        let was_there = set.remove(key);
+        let first = set.first().copied();
+        self.heads[at].first = first;
+        Some((was_there, first.is_none()))
     }
 
     /// Drop the set `id` (the caller has emptied it).
     pub fn remove(&mut self, id: &SetId) {
         if let Ok(at) = self.position(id) {
+            self.heads.remove(at);
             self.sets.remove(at);
         }
     }
 
     /// Drop every empty set.
     pub fn drop_empty(&mut self) {
-        self.sets.retain(|e| !e.set.is_empty());
+        let mut kept = 0;
+        for at in 0..self.sets.len() {
+            if !self.sets[at].is_empty() {
+                self.heads.swap(kept, at);
+                self.sets.swap(kept, at);
+                kept += 1;
+            }
+        }
+        self.heads.truncate(kept);
+        self.sets.truncate(kept);
     }
 
     /// How many sets, empty ones included.
@@ -444,25 +580,46 @@ impl WaitingSets {
         self.sets.len()
     }
 
-    /// Every set with its id, in id order (channel, then class, then skill set).
-    pub fn iter(&self) -> std::slice::Iter<'_, SetEntry> {
-        self.sets.iter()
+    /// Every set's id and most urgent key, in id order (channel, then class, then skill set).
+    pub fn heads(&self) -> &[SetHead] {
+        &self.heads
+    }
+
+    /// Every set with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (SetId, &WaitSet)> {
+        self.heads.iter().map(|h| h.id).zip(&self.sets)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &WaitSet> {
-        self.sets.iter().map(|e| &e.set)
+        self.sets.iter()
     }
 
-    /// Sorted by id, no id twice.
+    /// The invariants above.
     pub fn check(&self) -> Result<(), String> {
-        if self.sets.windows(2).all(|w| w[0].id < w[1].id) {
-            Ok(())
-        } else {
-            Err(format!(
+        if !self.heads.windows(2).all(|w| w[0].id < w[1].id) {
+            return Err(format!(
                 "waiting sets out of order: {:?}",
-                self.sets.iter().map(|e| e.id).collect::<Vec<_>>()
-            ))
+                self.heads.iter().map(|h| h.id).collect::<Vec<_>>()
+            ));
         }
+        if self.heads.len() != self.sets.len() {
+            return Err(format!(
+                "{} waiting-set heads for {} sets",
+                self.heads.len(),
+                self.sets.len()
+            ));
+        }
+        for (head, set) in self.heads.iter().zip(&self.sets) {
+            if head.first != set.first().copied() {
+                return Err(format!(
+                    "waiting set {:?}: head {:?} but the set starts at {:?}",
+                    head.id,
+                    head.first,
+                    set.first()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -590,15 +747,27 @@ pub struct QueueRt {
     /// Last agent this queue offered to (round-robin). Written on every offer, so kept here,
     /// as a key: no reference count of an agent id to touch.
     pub rr_last: Option<AKey>,
+    /// `cfg`'s ladder as bit masks, read by every freed agent for every set it looks at:
+    /// bit `t` of entry `k` is set when step `k` allows tier `t` (`class_allows`). Only steps
+    /// and tiers that fit (`MASKED_STEPS`, tiers below 32); the rest read `cfg`. Kept with
+    /// `cfg` by `set_cfg`.
+    step_masks: [u32; MASKED_STEPS],
+    /// `cfg.offer_timeout_ms` and `cfg.wrap_up_ms`, here so an offer or a wrap-up reads the
+    /// record's first lines, not `cfg`'s. Kept with `cfg` by `set_cfg`.
+    pub offer_timeout_ms: Millis,
+    pub wrap_up_ms: Millis,
     /// Its agents by tier and activity (`census.rs`); also answers `skip_if_no_agents` (agents
     /// not offline, per tier).
     pub census: Census,
-    /// Waiting interactions by (channel, class, required skill set).
+    /// Waiting interactions by (channel, class, required skill set): the sets' heads first,
+    /// then the sets.
     pub waiting: WaitingSets,
     /// Waiting count per current priority, for `queued` positions.
     pub by_priority: PriorityCounts,
     pub name: Arc<str>,
-    pub cfg: QueueConfig,
+    /// The queue's configuration. Replaced only through `set_cfg`, which keeps the copies
+    /// above in step.
+    cfg: QueueConfig,
     /// Per channel: free agents, by tier then strategy order (one dense set, not one per tier).
     pub free: [BTreeSet<FreeKey>; 4],
     /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
@@ -614,6 +783,9 @@ impl QueueRt {
         }
         QueueRt {
             name: Arc::from(cfg.id.as_str()),
+            step_masks: step_masks(&cfg.steps),
+            offer_timeout_ms: cfg.offer_timeout_ms,
+            wrap_up_ms: cfg.wrap_up_ms,
             cfg,
             serves,
             waiting: Default::default(),
@@ -628,17 +800,73 @@ impl QueueRt {
         }
     }
 
+    /// The queue's configuration.
+    pub fn cfg(&self) -> &QueueConfig {
+        &self.cfg
+    }
+
+    /// Replace the configuration (a live reload), with the copies kept beside it.
+    pub fn set_cfg(&mut self, cfg: QueueConfig) {
+        let mut serves = [false; 4];
+        for c in &cfg.channels {
+            serves[c.index()] = true;
+        }
+        self.serves = serves;
+        self.step_masks = step_masks(&cfg.steps);
+        self.offer_timeout_ms = cfg.offer_timeout_ms;
+        self.wrap_up_ms = cfg.wrap_up_ms;
+        self.cfg = cfg;
+    }
+
+    /// Whether the copies of `cfg` kept in the record agree with it (`check_consistency`).
+    pub fn check_copies(&self) -> Result<(), String> {
+        let fresh = QueueRt::new(self.cfg.clone());
+        if (
+            self.serves,
+            self.step_masks,
+            self.offer_timeout_ms,
+            self.wrap_up_ms,
+        ) != (
+            fresh.serves,
+            fresh.step_masks,
+            fresh.offer_timeout_ms,
+            fresh.wrap_up_ms,
+        ) {
+            return Err("the record's copies of its configuration are stale".to_string());
+        }
+        Ok(())
+    }
+
     /// Tiers allowed by a class.
     pub fn class_allows(&self, class: Class, tier: Tier) -> bool {
         match class {
-            Class::Step(k) => self
-                .cfg
-                .steps
-                .get(k as usize)
-                .is_some_and(|s| s.tiers.contains(&tier)),
+            Class::Step(k) => match self.step_masks.get(usize::from(k)) {
+                Some(&mask) if u32::from(tier) < u32::BITS => mask & (1 << tier) != 0,
+                _ => self
+                    .cfg
+                    .steps
+                    .get(k as usize)
+                    .is_some_and(|s| s.tiers.contains(&tier)),
+            },
             Class::MinTier(m) => tier >= m,
         }
     }
+}
+
+/// Ladder steps whose tiers a queue record keeps as bit masks (`QueueRt::class_allows`).
+const MASKED_STEPS: usize = 6;
+
+/// The first `MASKED_STEPS` steps' tiers below 32, one bit per tier.
+fn step_masks(steps: &[Step]) -> [u32; MASKED_STEPS] {
+    let mut masks = [0; MASKED_STEPS];
+    for (mask, step) in masks.iter_mut().zip(steps) {
+        for &t in &step.tiers {
+            if u32::from(t) < u32::BITS {
+                *mask |= 1 << t;
+            }
+        }
+    }
+    masks
 }
 
 #[cfg(test)]
@@ -763,6 +991,9 @@ mod tests {
     enum SetsOp {
         Insert(u8, u16, u64),
         Remove(u8, u16, u64),
+        /// Drop the set if it is empty.
+        DropIfEmpty(u8, u16),
+        DropEmpty,
     }
 
     fn sets_op() -> impl Strategy<Value = SetsOp> {
@@ -770,6 +1001,8 @@ mod tests {
         prop_oneof![
             3 => (0..4u8, 0..4u16, 0..12u64).prop_map(|(c, k, o)| SetsOp::Insert(c, k, o)),
             2 => (0..4u8, 0..4u16, 0..12u64).prop_map(|(c, k, o)| SetsOp::Remove(c, k, o)),
+            1 => (0..4u8, 0..4u16).prop_map(|(c, k)| SetsOp::DropIfEmpty(c, k)),
+            1 => Just(SetsOp::DropEmpty),
         ]
     }
 
@@ -788,24 +1021,38 @@ mod tests {
                         let id = (c, Class::Step(k), 0);
                         let key = WaitKey::new(0, o, o as u32);
                         if oracle.entry(id).or_default().insert(key) {
-                            sets.get_or_insert(id).insert(key);
+                            sets.insert(id, key);
                         }
                     }
                     SetsOp::Remove(c, k, o) => {
                         let id = (c, Class::Step(k), 0);
                         let key = WaitKey::new(0, o, o as u32);
                         let expected = oracle.get_mut(&id).is_some_and(|s| s.remove(&key));
-                        let removed = sets.get_mut(&id).is_some_and(|s| s.remove(&key));
-                        prop_assert_eq!(removed, expected);
+                        let removed = sets.remove_key(&id, &key);
+                        prop_assert_eq!(removed.is_some_and(|(was, _)| was), expected);
+                        let emptied = oracle.get(&id).is_some_and(BTreeSet::is_empty);
+                        prop_assert!(removed.is_none_or(|(_, empty)| empty == emptied));
+                    }
+                    SetsOp::DropIfEmpty(c, k) => {
+                        let id = (c, Class::Step(k), 0);
                         if oracle.get(&id).is_some_and(BTreeSet::is_empty) {
                             oracle.remove(&id);
                             sets.remove(&id);
                         }
                     }
+                    SetsOp::DropEmpty => {
+                        oracle.retain(|_, keys| !keys.is_empty());
+                        sets.drop_empty();
+                    }
                 }
                 prop_assert_eq!(sets.check(), Ok(()));
                 prop_assert_eq!(sets.len(), oracle.len());
-                prop_assert!(sets.iter().map(|e| e.id).eq(oracle.keys().copied()));
+                prop_assert!(sets.heads().iter().map(|h| h.id).eq(oracle.keys().copied()));
+                prop_assert!(sets
+                    .heads()
+                    .iter()
+                    .map(|h| h.first)
+                    .eq(oracle.values().map(|keys| keys.first().copied())));
                 for (id, keys) in &oracle {
                     let set = sets.get(id);
                     prop_assert!(set.is_some_and(|s| s.iter().eq(keys.iter())));
@@ -879,5 +1126,113 @@ mod tests {
         let mut expected = vec![urgent];
         expected.extend(&keys);
         assert_eq!(taken, expected);
+    }
+}
+#[cfg(test)]
+mod copies_tests {
+    use super::*;
+
+    /// The masks answer what the ladder says, for every step and tier, past the masked steps
+    /// and tiers too; a reload keeps them with the new ladder.
+    #[test]
+    fn class_allows_agrees_with_the_ladder_beyond_the_masks() {
+        let ladder = |shift: u8| -> Vec<Step> {
+            (0..9u8)
+                .map(|k| {
+                    let tiers: Vec<Tier> = vec![1 + (k + shift) % 3, 31, 32 + k, 200, 255];
+                    Step::new(u64::from(k) * 1_000, &tiers)
+                })
+                .collect()
+        };
+        let mut cfg = QueueConfig::with_defaults("q");
+        cfg.steps = ladder(0);
+        let mut rt = QueueRt::new(cfg.clone());
+        for shift in [0, 1] {
+            cfg.steps = ladder(shift);
+            cfg.offer_timeout_ms = 7_000 + u64::from(shift);
+            rt.set_cfg(cfg.clone());
+            assert_eq!(rt.check_copies(), Ok(()));
+            assert_eq!(rt.offer_timeout_ms, 7_000 + u64::from(shift));
+            for k in 0..12u16 {
+                for tier in 0..=255u8 {
+                    let expected = cfg
+                        .steps
+                        .get(usize::from(k))
+                        .is_some_and(|s| s.tiers.contains(&tier));
+                    assert_eq!(
+                        rt.class_allows(Class::Step(k), tier),
+                        expected,
+                        "step {k} tier {tier} (shift {shift})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod agent_wire_tests {
+    use super::*;
+
+    /// An agent with every stored field set to something other than its default.
+    fn sample() -> Agent {
+        Agent {
+            id: Arc::from("a1"),
+            address: Arc::from("sip:a1@pbx"),
+            status: AgentStatus::NotReady,
+            reason: Some(Arc::from("lunch")),
+            status_since: 11,
+            logged_in_since: Some(12),
+            tiers_by_name: vec![(Arc::from("sales"), 2), (Arc::from("support"), 1)].into(),
+            tiers: vec![(3, 1), (4, 2)],
+            skills: vec![5, 6],
+            capacity: [1, 3, 5, 1],
+            capacity_overrides: BTreeMap::from([(Channel::Chat, 3)]),
+            load: [1, 2, 0, 0],
+            exclusive_held: 1,
+            slots: vec![Slot {
+                id: 13,
+                channel: Channel::Voice,
+                phase: SlotPhase::Connected,
+                interaction: Some(14),
+                queue: 3,
+                offer: Some(Arc::from("o15")),
+                since: 16,
+                connected_at: Some(17),
+                until: Some(18),
+                timer: None,
+            }],
+            idle_since: 19,
+            accepted_since_login: 20,
+            consecutive_missed_offers: 2,
+            backoff_until: Some(21),
+            backoff_timer: None,
+            roster_fields: [22, 23, 24, 25],
+            free_entries: vec![(3, Channel::Voice, 1)],
+            indexed_as: KeyState::default(),
+            census_as: Some(Activity::Busy),
+        }
+    }
+
+    /// What format 3 wrote for `sample()`, recorded before the record's fields were reordered.
+    const FORMAT_3: &str = "dc0014a26131aa7369703a613140706278a96e6f745f7265616479a56c756e63680b0c9292a573616c65730292a7737570706f72740192920301920402920506940103050181a46368617403940102000001919a0da5766f696365a9636f6e6e65637465640e03a36f3135101112c013140215c09416171819";
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A snapshot stores an agent as format 3 did, whatever the record's field order, and reads
+    /// it back with every stored field (the derived ones are rebuilt by the engine).
+    #[test]
+    fn an_agent_is_stored_in_format_3s_field_order() {
+        let agent = sample();
+        let bytes = rmp_serde::to_vec(&agent).unwrap();
+        assert_eq!(hex(&bytes), FORMAT_3);
+        let back: Agent = rmp_serde::from_slice(&bytes).unwrap();
+        let mut expected = agent;
+        expected.free_entries.clear();
+        expected.census_as = None;
+        expected.indexed_as = KeyState::default();
+        assert_eq!(format!("{back:?}"), format!("{expected:?}"));
     }
 }

@@ -71,16 +71,16 @@ impl Engine {
         for (q, by_channel) in &live_by_queue {
             let queue = &self.queues[*q as usize];
             let total: usize = by_channel.values().sum();
-            let target = match new_ids.get(queue.cfg.id.as_str()) {
+            let target = match new_ids.get(queue.cfg().id.as_str()) {
                 Some(cfg) => Some(*cfg),
-                None => match &queue.cfg.drain_to {
+                None => match &queue.cfg().drain_to {
                     None => {
                         problems.push(format!(
                             "queue `{id}` is removed but {total} interaction(s) wait in it and it \
                              names no drain_to: first apply a config in which queue `{id}` has \
                              `drain_to = \"<another queue>\"`, then remove it (its waiting \
                              interactions move there, keeping their place and waiting time)",
-                            id = queue.cfg.id
+                            id = queue.cfg().id
                         ));
                         None
                     }
@@ -89,7 +89,7 @@ impl Engine {
                         None => {
                             problems.push(format!(
                                 "queue `{}` drains to `{d}`, which the new config does not have",
-                                queue.cfg.id
+                                queue.cfg().id
                             ));
                             None
                         }
@@ -102,7 +102,8 @@ impl Engine {
                         problems.push(format!(
                             "{n} {channel} interaction(s) wait in queue `{}` but `{}` would no \
                              longer serve {channel}",
-                            queue.cfg.id, target.id
+                            queue.cfg().id,
+                            target.id
                         ));
                     }
                 }
@@ -123,15 +124,13 @@ impl Engine {
             let existing = self
                 .queues
                 .iter()
-                .position(|q| q.cfg.id == qc.id)
+                .position(|q| q.cfg().id == qc.id)
                 .map(|p| p as QKey);
             match existing {
                 Some(q) => {
                     let rt = &mut self.queues[q as usize];
-                    same_ladder[q as usize] = !rt.retired && rt.cfg.steps == qc.steps;
-                    let fresh = QueueRt::new(qc.clone());
-                    rt.cfg = fresh.cfg;
-                    rt.serves = fresh.serves;
+                    same_ladder[q as usize] = !rt.retired && rt.cfg().steps == qc.steps;
+                    rt.set_cfg(qc.clone());
                     rt.retired = false;
                     seen[q as usize] = true;
                 }
@@ -204,7 +203,7 @@ impl Engine {
             if self.queues[q as usize].retired {
                 keep_step = false;
                 let target = self.queues[q as usize]
-                    .cfg
+                    .cfg()
                     .drain_to
                     .as_deref()
                     .and_then(|d| self.queue_ids.get(d).copied());
@@ -306,7 +305,7 @@ impl Engine {
         };
         self.timers.cancel(step_timer);
         self.timers.cancel(wait_timer);
-        let cfg = self.queues[q as usize].cfg.clone();
+        let cfg = self.queues[q as usize].cfg().clone();
         {
             let i = self.ix_mut(ik);
             i.priority = i.base_priority;

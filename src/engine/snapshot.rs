@@ -154,7 +154,7 @@ impl Engine {
                 .queues
                 .iter()
                 .map(|q| QueueState {
-                    cfg: q.cfg.clone(),
+                    cfg: q.cfg().clone(),
                     retired: q.retired,
                     rr_last: q
                         .rr_last
@@ -225,7 +225,7 @@ impl Engine {
             // Freshly read, so every record is unshared and `make_mut` copies nothing.
             for i in e.interactions.iter_mut().flatten() {
                 let queue = i.queue.and_then(|q| e.queues.get(q as usize));
-                let closed_target = queue.and_then(|q| q.cfg.closed_target.as_deref());
+                let closed_target = queue.and_then(|q| q.cfg().closed_target.as_deref());
                 repair_v2_history(&mut Arc::make_mut(i).history, closed_target);
             }
         }

@@ -181,16 +181,16 @@ impl Engine {
             id: queue.name.clone(),
             waiting: queue.waiting_count,
             waiting_by_channel: queue
-                .cfg
+                .cfg()
                 .channels
                 .iter()
                 .map(|c| (*c, queue.waiting_by_channel[c.index()] as usize))
                 .collect(),
             oldest_entered_at: self.oldest_entered(q),
             agents,
-            sla_ms: queue.cfg.sla_ms,
+            sla_ms: queue.cfg().sla_ms,
             open: queue
-                .cfg
+                .cfg()
                 .schedule
                 .as_ref()
                 .is_none_or(|s| s.is_open(self.now)),
@@ -205,7 +205,7 @@ impl Engine {
         let now = now.max(self.now);
         Some(
             self.queues[q as usize]
-                .cfg
+                .cfg()
                 .schedule
                 .as_ref()
                 .is_none_or(|s| s.is_open(now)),
@@ -329,13 +329,13 @@ impl Engine {
                 ));
             }
             let mut indexed = [0usize; 4];
-            for entry in sets.iter() {
-                match indexed.get_mut(usize::from(entry.id.0)) {
-                    Some(n) => *n += entry.set.len(),
+            for (id, set) in sets.iter() {
+                match indexed.get_mut(usize::from(id.0)) {
+                    Some(n) => *n += set.len(),
                     None => {
                         return Err(format!(
                             "queue {} has a waiting set on channel index {}, which does not exist",
-                            queue.name, entry.id.0
+                            queue.name, id.0
                         ))
                     }
                 }
@@ -385,6 +385,9 @@ impl Engine {
             ));
         }
         for (q, queue) in self.queues.iter().enumerate() {
+            queue
+                .check_copies()
+                .map_err(|e| format!("queue {}: {e}", queue.name))?;
             let n: usize = queue.waiting.values().map(WaitSet::len).sum();
             if n != queue.waiting_count {
                 return Err(format!(
