@@ -242,7 +242,7 @@ impl Engine {
         let reject = match route {
             Route::NoRoute => Some((RejectReason::NoRoute, None)),
             Route::Queue { q, .. } => {
-                let cfg = &self.queues[q as usize].cfg();
+                let cfg = self.queues[q as usize].cfg();
                 if cfg.schedule.as_ref().is_some_and(|s| !s.is_open(now)) {
                     Some((
                         RejectReason::Closed,
@@ -479,7 +479,7 @@ impl Engine {
                 interaction: id.to_string(),
             });
         }
-        let cfg = &target.cfg();
+        let cfg = target.cfg();
         if cfg.schedule.as_ref().is_some_and(|s| !s.is_open(self.now)) {
             return Err(EngineError::QueueClosed {
                 queue: queue.to_string(),

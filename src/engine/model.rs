@@ -777,15 +777,12 @@ pub struct QueueRt {
 
 impl QueueRt {
     pub fn new(cfg: QueueConfig) -> QueueRt {
-        let mut serves = [false; 4];
-        for c in &cfg.channels {
-            serves[c.index()] = true;
-        }
+        let (serves, step_masks, offer_timeout_ms, wrap_up_ms) = copies_of(&cfg);
         QueueRt {
             name: Arc::from(cfg.id.as_str()),
-            step_masks: step_masks(&cfg.steps),
-            offer_timeout_ms: cfg.offer_timeout_ms,
-            wrap_up_ms: cfg.wrap_up_ms,
+            step_masks,
+            offer_timeout_ms,
+            wrap_up_ms,
             cfg,
             serves,
             waiting: Default::default(),
@@ -807,31 +804,24 @@ impl QueueRt {
 
     /// Replace the configuration (a live reload), with the copies kept beside it.
     pub fn set_cfg(&mut self, cfg: QueueConfig) {
-        let mut serves = [false; 4];
-        for c in &cfg.channels {
-            serves[c.index()] = true;
-        }
-        self.serves = serves;
-        self.step_masks = step_masks(&cfg.steps);
-        self.offer_timeout_ms = cfg.offer_timeout_ms;
-        self.wrap_up_ms = cfg.wrap_up_ms;
+        (
+            self.serves,
+            self.step_masks,
+            self.offer_timeout_ms,
+            self.wrap_up_ms,
+        ) = copies_of(&cfg);
         self.cfg = cfg;
     }
 
     /// Whether the copies of `cfg` kept in the record agree with it (`check_consistency`).
     pub fn check_copies(&self) -> Result<(), String> {
-        let fresh = QueueRt::new(self.cfg.clone());
-        if (
+        let kept = (
             self.serves,
             self.step_masks,
             self.offer_timeout_ms,
             self.wrap_up_ms,
-        ) != (
-            fresh.serves,
-            fresh.step_masks,
-            fresh.offer_timeout_ms,
-            fresh.wrap_up_ms,
-        ) {
+        );
+        if kept != copies_of(&self.cfg) {
             return Err("the record's copies of its configuration are stale".to_string());
         }
         Ok(())
@@ -851,6 +841,21 @@ impl QueueRt {
             Class::MinTier(m) => tier >= m,
         }
     }
+}
+
+/// What a queue record keeps of its configuration beside it: the channels it serves, the
+/// ladder's tier masks, the offer timeout and the wrap-up time.
+fn copies_of(cfg: &QueueConfig) -> ([bool; 4], [u32; MASKED_STEPS], Millis, Millis) {
+    let mut serves = [false; 4];
+    for c in &cfg.channels {
+        serves[c.index()] = true;
+    }
+    (
+        serves,
+        step_masks(&cfg.steps),
+        cfg.offer_timeout_ms,
+        cfg.wrap_up_ms,
+    )
 }
 
 /// Ladder steps whose tiers a queue record keeps as bit masks (`QueueRt::class_allows`).
@@ -1128,6 +1133,7 @@ mod tests {
         assert_eq!(taken, expected);
     }
 }
+
 #[cfg(test)]
 mod copies_tests {
     use super::*;
