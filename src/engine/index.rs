@@ -9,6 +9,8 @@ use std::collections::btree_set;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
+use smallvec::SmallVec;
+
 use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::dispatch::Head;
@@ -61,15 +63,10 @@ impl Engine {
         channel: Channel,
         state: &KeyState,
     ) -> FreeKey {
-        let strategy = self.queues[q as usize].cfg().strategy;
-        let (primary, idle) = match strategy {
-            Strategy::FewestInteractions => (state.accepted, state.idle),
-            Strategy::RoundRobin => (0, 0),
-            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (0, state.idle),
-        };
+        let (load, primary, idle) = self.key_fields(q, channel, state);
         FreeKey {
             tier,
-            load: state.load[channel.index()],
+            load,
             primary,
             idle,
             id: self.agents[ak as usize].id.clone(),
@@ -77,30 +74,68 @@ impl Engine {
         }
     }
 
-    /// Remove the agent from every free set and re-add it where it belongs now.
+    /// The parts of a free-set key that follow the agent's state: load on the channel, the
+    /// strategy's primary order and the idle time. The rest (tier, id, agent) never changes
+    /// between two reindexes of the same entry.
+    fn key_fields(&self, q: QKey, channel: Channel, state: &KeyState) -> (u32, u64, Millis) {
+        let load = state.load[channel.index()];
+        match self.queues[q as usize].cfg().strategy {
+            Strategy::FewestInteractions => (load, state.accepted, state.idle),
+            Strategy::RoundRobin => (load, 0, 0),
+            Strategy::LongestIdle | Strategy::TierOrder | Strategy::Random => (load, 0, state.idle),
+        }
+    }
+
+    /// Move the agent's free-set entries to where it belongs now: remove the entries it no
+    /// longer has, add the new ones, and re-file the ones whose key changed.
+    ///
+    /// An entry whose key is the same before and after stays where it is. That is the common
+    /// case for a multichannel agent: an answer (`offer.accepted`) changes no key under most
+    /// strategies, and a change of chat load leaves its email entries alone. When the list of
+    /// entries changes at all (the agent became free or busy for some channel, its tiers
+    /// changed) every old entry is removed and every new one added, as a plain rebuild would.
     pub(super) fn reindex_agent(&mut self, ak: AKey) {
         let mut entries = std::mem::take(&mut self.agents[ak as usize].free_entries);
         let old_state = self.agents[ak as usize].indexed_as;
-        for &(q, c, tier) in &entries {
-            let key = self.key_from(ak, q, tier, c, &old_state);
-            self.queues[q as usize].free[c.index()].remove(&key);
-        }
-        entries.clear();
         let state = self.key_state(ak);
+        let mut now_free: SmallVec<[(QKey, Channel, Tier); 8]> = SmallVec::new();
         for channel in Channel::ALL {
             if !self.agent_free_for(ak, channel) {
                 continue;
             }
-            for t in 0..self.agents[ak as usize].tiers.len() {
-                let (q, tier) = self.agents[ak as usize].tiers[t];
-                if !self.queues[q as usize].serves[channel.index()] {
-                    continue;
+            for &(q, tier) in &self.agents[ak as usize].tiers {
+                if self.queues[q as usize].serves[channel.index()] {
+                    now_free.push((q, channel, tier));
                 }
-                let key = self.key_from(ak, q, tier, channel, &state);
-                self.queues[q as usize].free[channel.index()].insert(key);
-                entries.push((q, channel, tier));
             }
         }
+        if entries[..] == now_free[..] {
+            if old_state != state {
+                for &(q, c, tier) in &now_free {
+                    if self.key_fields(q, c, &old_state) == self.key_fields(q, c, &state) {
+                        continue;
+                    }
+                    let old_key = self.key_from(ak, q, tier, c, &old_state);
+                    let key = self.key_from(ak, q, tier, c, &state);
+                    let free = &mut self.queues[q as usize].free[c.index()];
+                    free.remove(&old_key);
+                    free.insert(key);
+                }
+            }
+        } else {
+            // All out, then all in: an old key equal to a new one must not be removed after
+            // it went back in.
+            for &(q, c, tier) in &entries {
+                let key = self.key_from(ak, q, tier, c, &old_state);
+                self.queues[q as usize].free[c.index()].remove(&key);
+            }
+            for &(q, c, tier) in &now_free {
+                let key = self.key_from(ak, q, tier, c, &state);
+                self.queues[q as usize].free[c.index()].insert(key);
+            }
+        }
+        entries.clear();
+        entries.extend_from_slice(&now_free);
         let a = &mut self.agents[ak as usize];
         a.free_entries = entries;
         a.indexed_as = state;

@@ -1,7 +1,7 @@
 //! Building read-only views, and the consistency check that rebuilds every index from the primary
 //! state and compares (tests call it after every step).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::config::Channel;
@@ -433,6 +433,16 @@ impl Engine {
                 }
             }
         }
+        // Every key in a free set is one an agent should have (checked above, one per agent,
+        // queue and channel since equal keys are one entry); as many keys as entries means no
+        // entry is missing from its set either.
+        let in_sets: usize = self
+            .queues
+            .iter()
+            .flat_map(|q| q.free.iter())
+            .map(BTreeSet::len)
+            .sum();
+        let mut filed = 0usize;
         for (ak, a) in self.agents.iter().enumerate() {
             let mut load = [0u32; 4];
             let mut exclusive = 0;
@@ -465,9 +475,15 @@ impl Engine {
                     a.free_entries.len()
                 ));
             }
+            filed += expected;
             if a.backoff_until.is_some() != a.backoff_timer.is_some() {
                 return Err(format!("agent {} back-off without timer", a.id));
             }
+        }
+        if in_sets != filed {
+            return Err(format!(
+                "the free sets hold {in_sets} keys, but agents should be filed {filed} times"
+            ));
         }
         self.check_census()
     }
