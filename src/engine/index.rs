@@ -9,8 +9,6 @@ use std::collections::btree_set;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use smallvec::SmallVec;
-
 use crate::config::{Channel, Millis, Strategy, Tier};
 use crate::engine::decision::AgentStatus;
 use crate::engine::dispatch::Head;
@@ -98,20 +96,15 @@ impl Engine {
         let mut entries = std::mem::take(&mut self.agents[ak as usize].free_entries);
         let old_state = self.agents[ak as usize].indexed_as;
         let state = self.key_state(ak);
-        let mut now_free: SmallVec<[(QKey, Channel, Tier); 8]> = SmallVec::new();
-        for channel in Channel::ALL {
-            if !self.agent_free_for(ak, channel) {
-                continue;
-            }
-            for &(q, tier) in &self.agents[ak as usize].tiers {
-                if self.queues[q as usize].serves[channel.index()] {
-                    now_free.push((q, channel, tier));
-                }
-            }
-        }
-        if entries[..] == now_free[..] {
+        let mut same_entries = true;
+        let mut n = 0;
+        self.each_free_entry(ak, |entry| {
+            same_entries &= entries.get(n) == Some(&entry);
+            n += 1;
+        });
+        if same_entries && n == entries.len() {
             if old_state != state {
-                for &(q, c, tier) in &now_free {
+                for &(q, c, tier) in &entries {
                     if self.key_fields(q, c, &old_state) == self.key_fields(q, c, &state) {
                         continue;
                     }
@@ -129,16 +122,31 @@ impl Engine {
                 let key = self.key_from(ak, q, tier, c, &old_state);
                 self.queues[q as usize].free[c.index()].remove(&key);
             }
-            for &(q, c, tier) in &now_free {
+            entries.clear();
+            self.each_free_entry(ak, |entry| entries.push(entry));
+            for &(q, c, tier) in &entries {
                 let key = self.key_from(ak, q, tier, c, &state);
                 self.queues[q as usize].free[c.index()].insert(key);
             }
         }
-        entries.clear();
-        entries.extend_from_slice(&now_free);
         let a = &mut self.agents[ak as usize];
         a.free_entries = entries;
         a.indexed_as = state;
+    }
+
+    /// The free-set entries the agent should have now, in a fixed order (channel, then the
+    /// agent's tier list): one per queue it has a tier in and channel it is free for there.
+    fn each_free_entry(&self, ak: AKey, mut entry: impl FnMut((QKey, Channel, Tier))) {
+        for channel in Channel::ALL {
+            if !self.agent_free_for(ak, channel) {
+                continue;
+            }
+            for &(q, tier) in &self.agents[ak as usize].tiers {
+                if self.queues[q as usize].serves[channel.index()] {
+                    entry((q, channel, tier));
+                }
+            }
+        }
     }
 
     /// The class (eligibility rule) of an interaction in its queue.
