@@ -156,6 +156,7 @@ impl SnapshotWriter {
         Ok(SnapshotWriter { jobs, done, thread })
     }
 }
+
 /// Put the calling thread in the kernel's idle scheduling class (Linux `SCHED_IDLE`): it runs on
 /// CPU time no other thread wants. A snapshot is bulk work with no deadline (encoding the whole
 /// state takes a core for a few hundred milliseconds), while the engine, sync and HTTP threads

@@ -236,6 +236,27 @@ impl Engine {
         }
     }
 
+    /// `skip_if_no_agents` for one interaction coming back to its queue (not indexed yet): its
+    /// step may have lost its last agent while it was offered, which `skip_steps_left_empty`
+    /// does not see (it moves only what waits). It moves on as it would have on entering the
+    /// step with nobody there; otherwise nothing changes, its step timer included.
+    fn skip_step_left_empty(&mut self, ik: IKey) {
+        let i = self.ix(ik);
+        let (Some(q), Some(k), None) = (i.queue, i.step, i.min_tier) else {
+            return;
+        };
+        let steps = &self.queues[q as usize].cfg().steps;
+        let k = k as usize;
+        if k + 1 < steps.len()
+            && steps[k].skip_if_no_agents
+            && !self.any_logged_in(q, &steps[k].tiers)
+        {
+            let pending = self.ix_mut(ik).step_timer.take();
+            self.timers.cancel(pending);
+            self.settle_steps(ik);
+        }
+    }
+
     /// After a waiting interaction's class changed (out of its class set, still counted in
     /// its queue): offer it to an agent the new class makes eligible, else file it under it.
     fn offer_or_reindex_class(&mut self, ik: IKey) {
@@ -443,6 +464,7 @@ impl Engine {
     /// agent does (with no back-off that may be this interaction again); then this interaction,
     /// if still waiting, goes to the agent its queue's strategy picks.
     pub(super) fn route_returned(&mut self, ik: IKey, freed: Option<AKey>) {
+        self.skip_step_left_empty(ik);
         self.index_waiting(ik);
         let moved = self.ix(ik).overflow_due && self.overflow(ik);
         if let Some(ak) = freed {
