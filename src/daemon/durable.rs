@@ -392,8 +392,9 @@ mod tests {
         );
         let theirs = std::thread::spawn(|| run_only_when_idle().map(|()| policy()))
             .join()
-            .map_err(|_| "the thread panicked");
-        assert_eq!(theirs.ok().and_then(Result::ok), Some(libc::SCHED_IDLE));
+            .ok()
+            .and_then(Result::ok);
+        assert_eq!(theirs, Some(libc::SCHED_IDLE));
         // Only that thread: the caller's class is untouched.
         assert_eq!(policy(), ours);
     }

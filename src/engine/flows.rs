@@ -62,21 +62,24 @@ impl Engine {
         i.history.push(Transition { at, from, to, why });
     }
 
-    /// Whether any agent of one of `tiers` is logged in (not offline) for queue `q`.
-    pub(super) fn any_logged_in(&self, q: QKey, tiers: &[u8]) -> bool {
-        let census = &self.queues[q as usize].census;
-        tiers.iter().any(|t| census.logged_in(*t) > 0)
+    /// Whether `skip_if_no_agents` passes over step `k` of queue `q` now: a step before the
+    /// last, flagged, with no agent of its tiers logged in (not offline) for the queue.
+    pub(super) fn passes_over(&self, q: QKey, k: usize) -> bool {
+        let queue = &self.queues[q as usize];
+        let steps = &queue.cfg().steps;
+        k + 1 < steps.len()
+            && steps[k].skip_if_no_agents
+            && !steps[k]
+                .tiers
+                .iter()
+                .any(|t| queue.census.logged_in(*t) > 0)
     }
 
     /// The ladder step a new entry into `q` at `now` starts on, after `skip_if_no_agents`.
     /// Pure: used to decide `queue_full` before anything changes.
     pub(super) fn entry_step(&self, q: QKey) -> u16 {
-        let steps = &self.queues[q as usize].cfg().steps;
         let mut k = 0usize;
-        while k + 1 < steps.len()
-            && steps[k].skip_if_no_agents
-            && !self.any_logged_in(q, &steps[k].tiers)
-        {
+        while self.passes_over(q, k) {
             k += 1;
         }
         k as u16
@@ -188,7 +191,7 @@ impl Engine {
             if k + 1 >= steps.len() {
                 return;
             }
-            let skip = steps[k].skip_if_no_agents && !self.any_logged_in(q, &steps[k].tiers);
+            let skip = self.passes_over(q, k);
             let deadline = entered.saturating_add(steps[k + 1].after_ms);
             if skip || deadline <= now {
                 self.enter_step(ik, (k + 1) as u16);
@@ -208,9 +211,9 @@ impl Engine {
     /// Costs a look at each queue's ladder, plus O(log n) per interaction that moves.
     pub(super) fn skip_steps_left_empty(&mut self, queues: &[QKey]) {
         for &q in queues {
-            let steps = &self.queues[q as usize].cfg().steps;
-            let empty: Vec<u16> = (0..steps.len().saturating_sub(1))
-                .filter(|&k| steps[k].skip_if_no_agents && !self.any_logged_in(q, &steps[k].tiers))
+            let steps = self.queues[q as usize].cfg().steps.len();
+            let empty: Vec<u16> = (0..steps)
+                .filter(|&k| self.passes_over(q, k))
                 .map(|k| k as u16)
                 .collect();
             if empty.is_empty() {
@@ -225,12 +228,9 @@ impl Engine {
             stuck.sort_unstable();
             for key in stuck {
                 let ik = key.ikey();
-                // Only its class (and maybe priority) changes, as when a step timer fires; the
-                // timer of the step it skips to is dropped (`settle_steps` sets the next one).
+                // Only its class (and maybe priority) changes, as when a step timer fires.
                 self.unindex_class(ik);
-                let pending = self.ix_mut(ik).step_timer.take();
-                self.timers.cancel(pending);
-                self.settle_steps(ik);
+                self.leave_empty_step(ik);
                 self.offer_or_reindex_class(ik);
             }
         }
@@ -245,16 +245,18 @@ impl Engine {
         let (Some(q), Some(k), None) = (i.queue, i.step, i.min_tier) else {
             return;
         };
-        let steps = &self.queues[q as usize].cfg().steps;
-        let k = k as usize;
-        if k + 1 < steps.len()
-            && steps[k].skip_if_no_agents
-            && !self.any_logged_in(q, &steps[k].tiers)
-        {
-            let pending = self.ix_mut(ik).step_timer.take();
-            self.timers.cancel(pending);
-            self.settle_steps(ik);
+        if self.passes_over(q, usize::from(k)) {
+            self.leave_empty_step(ik);
         }
+    }
+
+    /// Move an interaction (out of the waiting index) past the step it is on, which nobody can
+    /// take: the timer of the step it skips to is dropped, and `settle_steps` enters the next
+    /// steps and sets the timer after them.
+    fn leave_empty_step(&mut self, ik: IKey) {
+        let pending = self.ix_mut(ik).step_timer.take();
+        self.timers.cancel(pending);
+        self.settle_steps(ik);
     }
 
     /// After a waiting interaction's class changed (out of its class set, still counted in

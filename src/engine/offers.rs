@@ -163,7 +163,7 @@ impl Engine {
         let Some(slot) = self.remove_slot(ak, slot_id) else {
             return;
         };
-        let cfg = &self.queues[slot.queue as usize].cfg();
+        let cfg = self.queues[slot.queue as usize].cfg();
         let (reject_delay, busy_delay, no_answer_delay, max_no_answer, count_declines) = (
             cfg.reject_delay_ms,
             cfg.busy_delay_ms,
