@@ -467,6 +467,44 @@ fn an_offered_call_overflows_as_soon_as_it_comes_back() {
     assert_eq!(d.interaction("c1").state, InteractionState::Overflowed);
 }
 
+#[test]
+fn a_call_overdue_for_overflow_leaves_without_climbing_the_ladder_when_its_offer_fails() {
+    // L1 only, passed over when no L1 is logged in; max wait 20 s, then voicemail.
+    let mut ladder = vec![step(0, &[1]), step(60, &[1, 2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut q = overflow_to_target(queue("support", ladder), 20, "sip:vm@pbx");
+    q.offer_timeout_ms = secs(60);
+    let mut d = Driver::new(config(vec![q], vec![agent("l1", &[("support", 1)])]));
+    d.at(0, login("l1"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+    // Max wait passes while it rings: it stays with l1.
+    assert!(kinds(&d.advance(secs(25))).is_empty());
+    // l1 logs out: the offer is revoked and the call is back on a step with no L1 logged in.
+    // It is overdue, so it overflows at once; it does not first move on to the next step.
+    let ds = d.at(secs(26), logout("l1"));
+    assert!(steps_reached(&ds).is_empty(), "{ds:?}");
+    assert!(
+        ds.iter().any(|x| x.kind
+            == DecisionKind::Overflow {
+                interaction: "c1".into(),
+                queue: None,
+                target: Some("sip:vm@pbx".into())
+            }),
+        "{ds:?}"
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Overflowed);
+    let last: Vec<_> = c1.history.iter().rev().take(2).map(|t| t.to).collect();
+    assert_eq!(
+        last,
+        vec![InteractionState::Overflowed, InteractionState::Waiting],
+        "{:?}",
+        c1.history
+    );
+    d.engine.check_consistency().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Channels and capacity
 // ---------------------------------------------------------------------------------------------

@@ -466,7 +466,17 @@ impl Engine {
     /// agent does (with no back-off that may be this interaction again); then this interaction,
     /// if still waiting, goes to the agent its queue's strategy picks.
     pub(super) fn route_returned(&mut self, ik: IKey, freed: Option<AKey>) {
-        self.skip_step_left_empty(ik);
+        // An overdue overflow comes first: an interaction about to leave the queue does not
+        // move up its ladder on the way out (no `escalated` just before the `overflow`).
+        let leaving = {
+            let i = self.ix(ik);
+            i.overflow_due
+                && i.queue
+                    .is_some_and(|q| self.queues[q as usize].cfg().overflow.is_some())
+        };
+        if !leaving {
+            self.skip_step_left_empty(ik);
+        }
         self.index_waiting(ik);
         let moved = self.ix(ik).overflow_due && self.overflow(ik);
         if let Some(ak) = freed {
