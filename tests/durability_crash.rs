@@ -17,7 +17,20 @@ use serde_json::{json, Value};
 use tierline::daemon::core::{Core, TimedInput};
 
 const AGENTS: usize = 6;
+/// Kill/restart rounds; `TIERLINE_CRASH_ITERATIONS` raises it for a longer stress run.
 const ITERATIONS: u64 = 20;
+/// Base of the per-round seeds; `TIERLINE_CRASH_SEED` picks other loads and kill moments.
+const SEED: u64 = 0x5eed;
+
+/// `name` from the environment as a number, else `default`.
+fn knob(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}=`{v}` is not a number")),
+        Err(_) => default,
+    }
+}
 
 fn config_text() -> String {
     let mut text = String::from(
@@ -180,8 +193,12 @@ async fn kill_dash_nine_at_random_moments_loses_no_acknowledged_event() {
     let mut all_arrivals = BTreeSet::new();
     let mut logged_in: BTreeMap<String, Option<bool>> = BTreeMap::new();
     let mut decisions = Vec::new();
-    for iteration in 0..ITERATIONS {
-        let seed = 0x5eed + iteration;
+    let (iterations, seed_base) = (
+        knob("TIERLINE_CRASH_ITERATIONS", ITERATIONS),
+        knob("TIERLINE_CRASH_SEED", SEED),
+    );
+    for iteration in 0..iterations {
+        let seed = seed_base + iteration;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut child = spawn(&config, &data, port);

@@ -776,4 +776,151 @@ mod tests {
         let err = parse_body(body.as_bytes()).unwrap_err();
         assert_eq!(err.body.code, "invalid_id");
     }
+
+    /// A JSON key as the sender might write it: plain, or with every character `\u`-escaped.
+    fn key_text(key: &str, escaped: bool) -> String {
+        if escaped {
+            let mut text = String::from("\"");
+            for c in key.chars() {
+                text.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            text.push('"');
+            text
+        } else {
+            Value::String(key.to_string()).to_string()
+        }
+    }
+
+    /// What a sender can get wrong in one field, or write differently.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Drop(usize),
+        /// The field given again, with the same or another value.
+        Twice(usize, bool),
+        Unknown,
+        Retype(usize, usize),
+        Escape(usize),
+        Swap(usize, usize),
+    }
+
+    /// Values of every JSON type and of shapes fields may or may not take.
+    fn some_value(pick: usize) -> Value {
+        let values = [
+            Value::Null,
+            json!(true),
+            json!(0),
+            json!(-1),
+            json!(2.5),
+            json!(1e30),
+            json!(u64::MAX),
+            json!(""),
+            json!("voice"),
+            json!("agent.logout"),
+            json!([]),
+            json!(["en", 1]),
+            json!({}),
+            json!({"support": 1}),
+            json!({"k": "v"}),
+        ];
+        values[pick % values.len()].clone()
+    }
+
+    /// One event as text: a valid one of `every_type()` with the id, after `edits`.
+    fn edited_event(pick: usize, id: Option<&str>, edits: &[Edit]) -> String {
+        let events = every_type();
+        let Value::Object(map) = &events[pick % events.len()] else {
+            unreachable!("every_type gives objects")
+        };
+        let mut fields: Vec<(String, Value, bool)> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), false))
+            .collect();
+        if let Some(id) = id {
+            fields.push(("id".into(), json!(id), false));
+        }
+        for edit in edits {
+            let n = fields.len();
+            match *edit {
+                _ if n == 0 => {}
+                Edit::Drop(i) => {
+                    fields.remove(i % n);
+                }
+                Edit::Twice(i, same) => {
+                    let (k, v, _) = fields[i % n].clone();
+                    let v = if same { v } else { json!("other") };
+                    fields.push((k, v, false));
+                }
+                Edit::Unknown => fields.push(("colour".into(), json!("red"), false)),
+                Edit::Retype(i, v) => fields[i % n].1 = some_value(v),
+                Edit::Escape(i) => fields[i % n].2 = true,
+                Edit::Swap(i, j) => fields.swap(i % n, j % n),
+            }
+        }
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v, escaped)| format!("{}:{}", key_text(k, *escaped), v))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    }
+
+    fn edit() -> impl proptest::strategy::Strategy<Value = Edit> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0usize..16).prop_map(Edit::Drop),
+            (0usize..16, any::<bool>()).prop_map(|(i, same)| Edit::Twice(i, same)),
+            Just(Edit::Unknown),
+            (0usize..16, 0usize..16).prop_map(|(i, v)| Edit::Retype(i, v)),
+            (0usize..16).prop_map(Edit::Escape),
+            (0usize..16, 0usize..16).prop_map(|(i, j)| Edit::Swap(i, j)),
+        ]
+    }
+
+    /// An element of a body: an event (edited or not), or something that is not an object.
+    fn element() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (
+                0usize..100,
+                prop::option::weighted(0.9, "[a-z0-9]{1,6}"),
+                prop::collection::vec(edit(), 0..3),
+            )
+                .prop_map(|(pick, id, edits)| edited_event(pick, id.as_deref(), &edits)),
+            1 => (0usize..16).prop_map(|v| some_value(v).to_string()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Oracle: the reference parse. Whatever the body (one event or a batch, fields
+        /// dropped, repeated, retyped, reordered, escaped, unknown, elements that are not
+        /// objects, the text cut short or followed by more), the hot path answers exactly as
+        /// the reference parse does: the same events, or the same error, status and message.
+        #[test]
+        fn the_one_pass_parse_agrees_with_the_reference_on_any_body(
+            batch in proptest::option::weighted(0.4, 0usize..4),
+            elements in proptest::collection::vec(element(), 1..4),
+            cut in proptest::option::weighted(0.1, 0usize..400),
+            tail in proptest::option::weighted(0.05, "[ ,}x\\]]{1,2}"),
+        ) {
+            let mut body = match batch {
+                Some(n) => format!("[{}]", elements[..n.min(elements.len())].join(",")),
+                None => elements[0].clone(),
+            };
+            if let Some(cut) = cut {
+                let mut at = cut.min(body.len());
+                while !body.is_char_boundary(at) {
+                    at -= 1;
+                }
+                body.truncate(at);
+            }
+            if let Some(tail) = tail {
+                body.push_str(&tail);
+            }
+            proptest::prop_assert_eq!(
+                outcome(parse_body(body.as_bytes())),
+                outcome(parse_body_slowly(body.as_bytes())),
+                "{}",
+                body
+            );
+        }
+    }
 }

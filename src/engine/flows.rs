@@ -468,17 +468,13 @@ impl Engine {
     pub(super) fn route_returned(&mut self, ik: IKey, freed: Option<AKey>) {
         // An overdue overflow comes first: an interaction about to leave the queue does not
         // move up its ladder on the way out (no `escalated` just before the `overflow`).
-        let leaving = {
-            let i = self.ix(ik);
-            i.overflow_due
-                && i.queue
-                    .is_some_and(|q| self.queues[q as usize].cfg().overflow.is_some())
-        };
+        // `overflow_due` is only ever set in a queue that has an overflow.
+        let leaving = self.ix(ik).overflow_due;
         if !leaving {
             self.skip_step_left_empty(ik);
         }
         self.index_waiting(ik);
-        let moved = self.ix(ik).overflow_due && self.overflow(ik);
+        let moved = leaving && self.overflow(ik);
         if let Some(ak) = freed {
             self.agent_take_work(ak);
         }
