@@ -337,4 +337,100 @@ mod tests {
         assert!(page.decisions.is_empty());
         assert_eq!(page.next, 0);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// `n` new decisions, live.
+        Push(u64),
+        /// `n` decisions re-made by journal replay (serialized at the next read or live push).
+        Replay(u64),
+        /// A read: `after` as an offset from the log's first seq (`None`: from the oldest).
+        Read(Option<u64>, usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0u64..5).prop_map(Op::Push),
+            1 => (0u64..5).prop_map(Op::Replay),
+            4 => (proptest::option::weighted(0.85, 0u64..30), 0usize..6)
+                .prop_map(|(after, limit)| Op::Read(after, limit)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Oracle: every seq ever made, in a plain list; the log holds its last `capacity`. A
+        /// read gives the held decisions after the cursor (a filter over that list), or says
+        /// the cursor is ahead of the newest or that decisions after it are gone.
+        #[test]
+        fn every_read_is_the_slice_of_all_decisions_after_the_cursor(
+            capacity in 1usize..6,
+            first in 1u64..5,
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let mut log = DecisionLog::new(capacity, first);
+            let mut made: Vec<u64> = Vec::new();
+            let mut replay_pending = false;
+            for op in ops {
+                let next = first + made.len() as u64;
+                match op {
+                    Op::Push(n) => {
+                        let ds: Vec<Decision> = (next..next + n).map(decision).collect();
+                        log.push(&ds);
+                        made.extend(next..next + n);
+                        replay_pending = false;
+                    }
+                    Op::Replay(n) => {
+                        log.push_replayed((next..next + n).map(decision).collect());
+                        made.extend(next..next + n);
+                        replay_pending = true;
+                    }
+                    Op::Read(offset, limit) => {
+                        if replay_pending {
+                            log.finish_replay();
+                            replay_pending = false;
+                        }
+                        let held = &made[made.len().saturating_sub(capacity)..];
+                        let newest = (first + made.len() as u64).saturating_sub(1);
+                        let oldest = held.first().copied().unwrap_or(first + made.len() as u64);
+                        let after = offset.map(|o| (first + o).saturating_sub(3));
+                        let want = match after {
+                            Some(a) if a > newest => {
+                                Err(FeedError::Ahead(DecisionsAhead { after: a, newest }))
+                            }
+                            Some(a) if a + 1 < oldest && !held.is_empty() => {
+                                Err(FeedError::Gone(DecisionsGone {
+                                    after: a,
+                                    oldest,
+                                    resume_after: oldest - 1,
+                                }))
+                            }
+                            _ => {
+                                let from = after.map_or(oldest, |a| (a + 1).max(oldest));
+                                let page: Vec<u64> = held
+                                    .iter()
+                                    .copied()
+                                    .filter(|s| *s >= from)
+                                    .take(limit)
+                                    .collect();
+                                let next = page.last().copied().unwrap_or(from - 1);
+                                Ok((page, next))
+                            }
+                        };
+                        let got = log.after(after, limit).map(|p| {
+                            for d in &p.decisions {
+                                assert!(d.json.contains(&format!(r#""seq":{}"#, d.seq)));
+                                assert_eq!(d.kind, "agent_state");
+                            }
+                            (seqs(&p), p.next)
+                        });
+                        proptest::prop_assert_eq!(got, want, "after {:?} limit {}", after, limit);
+                        proptest::prop_assert_eq!(log.oldest(), oldest);
+                        proptest::prop_assert_eq!(log.next_seq(), first + made.len() as u64);
+                    }
+                }
+                proptest::prop_assert_eq!(log.len(), made.len().min(capacity));
+            }
+        }
+    }
 }
