@@ -201,4 +201,49 @@ mod tests {
         assert!(!w.contains("e1") && !w.contains_hashed(&HashedId::new("e1")));
         assert_eq!(w.ids().collect::<Vec<_>>(), vec!["e2", "e3"]);
     }
+
+    proptest::proptest! {
+        /// Oracle: a plain FIFO list of the ids, searched linearly. Inserts (plain or hashed
+        /// elsewhere), lookups and capacity changes in any order give the same answers, the
+        /// same ids in the same order.
+        #[test]
+        fn the_window_is_a_fifo_of_the_last_ids(
+            first in 1usize..6,
+            ops in proptest::collection::vec((0u8..4, 0u8..10), 1..80),
+        ) {
+            let mut w = IdempotencyWindow::new(first);
+            let mut oracle: VecDeque<String> = VecDeque::new();
+            let mut capacity = first;
+            for (what, n) in ops {
+                let id = format!("e{n}");
+                let known = oracle.contains(&id);
+                match what {
+                    0 | 1 => {
+                        let inserted = if what == 0 {
+                            w.insert(&id)
+                        } else {
+                            w.insert_hashed(&HashedId::new(&id))
+                        };
+                        proptest::prop_assert_eq!(inserted, !known, "insert {}", id);
+                        if !known {
+                            oracle.push_back(id);
+                        }
+                    }
+                    2 => {
+                        proptest::prop_assert_eq!(w.contains(&id), known, "contains {}", id);
+                        proptest::prop_assert_eq!(w.contains_hashed(&HashedId::new(&id)), known);
+                    }
+                    _ => {
+                        capacity = usize::from(n % 5) + 1;
+                        w.set_capacity(capacity);
+                    }
+                }
+                while oracle.len() > capacity {
+                    oracle.pop_front();
+                }
+                proptest::prop_assert_eq!(w.len(), oracle.len());
+                proptest::prop_assert!(w.ids().eq(oracle.iter().map(String::as_str)));
+            }
+        }
+    }
 }
