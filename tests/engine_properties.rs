@@ -15,7 +15,9 @@
 //!    urgent eligible interaction;
 //! 4. nothing lost: `arrived` = sum of the states = the arrivals we made;
 //! 5. timers fire exactly at predictable deadlines, no deadline is missed, histories are
-//!    append-only and consistent, and a replay gives byte-identical decisions.
+//!    append-only and consistent, and a replay gives byte-identical decisions, also when the
+//!    engine is written to a snapshot and read back before a random step (a capture taken
+//!    there and written a step later gives the same bytes).
 //!
 //! The oracles never read engine internals; they are deliberately naive (quadratic scans).
 
@@ -1438,6 +1440,53 @@ fn replay(cfg: &RoutingConfig, script: &[(Millis, Option<Event>)]) -> Vec<String
     out
 }
 
+/// Replays the script on a fresh engine that, before step `cut`, is written to a snapshot and
+/// read back, and goes on as the engine read back. Also checks that a capture taken at `cut` and
+/// written only after the next step (the engine having moved on) writes the same bytes.
+fn replay_through_snapshot(
+    cfg: &RoutingConfig,
+    script: &[(Millis, Option<Event>)],
+    cut: usize,
+) -> Result<Vec<String>, String> {
+    let mut engine = Engine::new(cfg.clone(), 0);
+    let mut out = Vec::new();
+    let mut pending = None;
+    for (n, (t, event)) in script.iter().enumerate() {
+        if n == cut {
+            let mut bytes = Vec::new();
+            engine
+                .write_snapshot(&mut bytes)
+                .map_err(|e| format!("snapshot before step {n}: {e}"))?;
+            let restored = Engine::read_snapshot(&mut bytes.as_slice())
+                .map_err(|e| format!("snapshot before step {n} read back: {e}"))?;
+            restored
+                .check_consistency()
+                .map_err(|e| format!("restored before step {n}: {e}"))?;
+            pending = Some((engine.capture(), bytes));
+            engine = restored;
+        }
+        match event {
+            None => out.push(to_json_lines(&engine.advance(*t))),
+            Some(e) => match engine.handle(*t, e) {
+                Ok(ds) => out.push(to_json_lines(&ds)),
+                Err(e) => out.push(format!("error {e:?}")),
+            },
+        }
+        if let Some((capture, bytes)) = pending.take() {
+            let mut later = Vec::new();
+            capture
+                .write_snapshot(&mut later)
+                .map_err(|e| format!("capture of step {n}: {e}"))?;
+            if later != bytes {
+                return Err(format!(
+                    "a capture taken before step {n}, written after it, differs from the snapshot"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Replays the script with the clock moved in one jump per generated step (consecutive
 /// `advance` calls merged): timers must fire at the same instants with the same decisions.
 fn replay_in_big_jumps(cfg: &RoutingConfig, script: &[(Millis, Option<Event>)]) -> Vec<String> {
@@ -1477,6 +1526,7 @@ proptest! {
     fn the_engine_keeps_its_invariants_on_random_days(
         plan in world_plan(),
         script in prop::collection::vec((jump(), action()), 1..80),
+        cut in any::<prop::sample::Index>(),
     ) {
         let cfg = build_config(&plan);
         let mut run = Run::new(cfg.clone());
@@ -1502,5 +1552,13 @@ proptest! {
             .collect();
         let coarse = replay_in_big_jumps(&cfg, &run.script);
         prop_assert_eq!(flat, coarse, "advancing in one jump changed the decisions");
+        // A snapshot taken at any step and read back decides exactly like the engine it came
+        // from.
+        let cut = cut.index(run.script.len() + 1);
+        let restored = replay_through_snapshot(&cfg, &run.script, cut).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(restored.len(), run.trace.len());
+        for (n, (a, b)) in run.trace.iter().zip(restored.iter()).enumerate() {
+            prop_assert_eq!(a, b, "after a snapshot before step {}, step {} differs", cut, n);
+        }
     }
 }

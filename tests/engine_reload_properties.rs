@@ -1,7 +1,9 @@
 //! Live config changes in the middle of random days: after every event, timer and reload the
 //! engine's invariants hold (one owner, capacities, work conservation, nothing lost, no deadline
 //! missed; `support::oracle::check_state` under the config in force) and its indexes agree with
-//! its state (`check_consistency`). A refused event or reload changes nothing observable.
+//! its state (`check_consistency`). A refused event or reload changes nothing observable. At a
+//! random step the engine is written to a snapshot and the run goes on with the engine read
+//! back, which must hold the same state.
 //!
 //! The reloads are drawn from variants of one floor that differ in what a live change may
 //! touch: the ladder (with and without `skip_if_no_agents`), overflow, strategy, wrap-up and
@@ -280,6 +282,27 @@ impl Run {
         })
     }
 
+    /// Write the engine to a snapshot and go on with the engine read back: same state, same
+    /// next deadline and seq, and the invariants hold under the config in force.
+    fn round_trip(&mut self) -> Result<(), TestCaseError> {
+        let before = self.observe().fingerprint();
+        let (deadline, seq) = (self.engine.next_deadline(), self.engine.next_seq());
+        let mut bytes = Vec::new();
+        self.engine
+            .write_snapshot(&mut bytes)
+            .map_err(|e| TestCaseError::fail(format!("snapshot: {e}")))?;
+        self.engine = Engine::read_snapshot(&mut bytes.as_slice())
+            .map_err(|e| TestCaseError::fail(format!("snapshot read back: {e}")))?;
+        prop_assert_eq!(
+            self.observe().fingerprint(),
+            before,
+            "the snapshot read back differs"
+        );
+        prop_assert_eq!(self.engine.next_deadline(), deadline);
+        prop_assert_eq!(self.engine.next_seq(), seq);
+        self.check("snapshot read back")
+    }
+
     fn step(&mut self, action: &Action) -> Result<(), TestCaseError> {
         if let Action::Wait(ms) = action {
             let target = self.now + ms;
@@ -358,6 +381,7 @@ proptest! {
     fn live_reloads_keep_every_invariant(
         first in variant(),
         script in prop::collection::vec(action(), 1..70),
+        cut in any::<prop::sample::Index>(),
     ) {
         let cfg = build(&first, first.voice_shared);
         let mut run = Run {
@@ -368,7 +392,12 @@ proptest! {
             arrivals: 0,
             now: 0,
         };
-        for action in &script {
+        // Somewhere in the run (between reloads too), the engine goes through a snapshot.
+        let cut = cut.index(script.len() + 1);
+        for (n, action) in script.iter().enumerate() {
+            if n == cut {
+                run.round_trip()?;
+            }
             run.step(action)?;
         }
         // Let every timer run out: nothing is stuck, and nothing waits forever that could not.
