@@ -1511,7 +1511,7 @@ fn replay_in_big_jumps(cfg: &RoutingConfig, script: &[(Millis, Option<Event>)]) 
 }
 
 fn cases() -> u32 {
-    proptest_cases(128)
+    proptest_cases(1_000)
 }
 
 proptest! {

@@ -372,7 +372,7 @@ impl Run {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: proptest_cases(256),
+        cases: proptest_cases(1_000),
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
     })]
