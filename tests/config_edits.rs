@@ -151,9 +151,9 @@ proptest! {
             (Ok(config), Ok(_)) => {
                 let routing = config.routing;
                 let mut engine = Engine::new(routing.clone(), 0);
-                prop_assert!(engine.check_consistency().is_ok(), "{:?}", engine.check_consistency());
-                // A call to the first queue that takes voice (it may be refused: closed, no
-                // route); the engine answers and stays consistent either way.
+                prop_assert_eq!(engine.check_consistency(), Ok(()));
+                // A call to the first queue on its first channel (it may be refused: closed,
+                // full); the engine answers and stays consistent either way.
                 if let Some((q, channel)) = routing
                     .queues
                     .first()
@@ -167,7 +167,7 @@ proptest! {
                     }))
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     let _ = engine.handle(1_000, &call);
-                    prop_assert!(engine.check_consistency().is_ok(), "{:?}", engine.check_consistency());
+                    prop_assert_eq!(engine.check_consistency(), Ok(()));
                 }
             }
             (first, again) => prop_assert!(

@@ -2205,6 +2205,42 @@ fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
 }
 
 #[test]
+fn a_ringing_call_whose_skip_step_lost_its_last_agent_moves_on_when_the_offer_fails() {
+    // L1 first; after 10 s only L2, skipped when no L2 is logged in; after 60 s everyone.
+    let mut ladder = vec![step(0, &[1]), step(10, &[2]), step(60, &[1, 2, 3])];
+    ladder[1].skip_if_no_agents = true;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+            agent("l3", &[("support", 3)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, login("l2"));
+    d.at(0, login("l3"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+    // The L2 step starts while it rings; an L2 is logged in, so it stays there.
+    let ds = d.advance(secs(11));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(11))]);
+    // The only L2 leaves while the call still rings l1: nothing waits, nothing moves yet.
+    assert!(kinds(&d.at(secs(12), logout("l2"))).is_empty());
+    // l1 does not answer (15 s): the call is back on the L2 step with no L2 logged in, so it
+    // moves on to everyone at once instead of waiting until 61 s, and the idle L3 gets it
+    // (l1 is in its no-answer back-off).
+    let ds = d.advance(secs(16));
+    assert_eq!(
+        steps_reached(&ds),
+        vec![("c1".into(), 2, secs(16))],
+        "{ds:?}"
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l3"), "{ds:?}");
+    d.engine.check_consistency().unwrap();
+}
+
+#[test]
 fn skills_no_call_or_agent_holds_any_more_are_forgotten_and_matching_is_unchanged() {
     let mut cfg = config(
         vec![queue("support", support_ladder())],
@@ -2324,40 +2360,4 @@ fn a_login_beyond_the_agent_limit_is_refused_and_known_agents_still_log_in() {
     d.at(3, logout("x1"));
     d.at(4, walk_in("x1"));
     assert_eq!(d.agent("x1").status, AgentStatus::Available);
-}
-
-#[test]
-fn a_ringing_call_whose_skip_step_lost_its_last_agent_moves_on_when_the_offer_fails() {
-    // L1 first; after 10 s only L2, skipped when no L2 is logged in; after 60 s everyone.
-    let mut ladder = vec![step(0, &[1]), step(10, &[2]), step(60, &[1, 2, 3])];
-    ladder[1].skip_if_no_agents = true;
-    let mut d = Driver::new(config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-            agent("l3", &[("support", 3)]),
-        ],
-    ));
-    d.at(0, login("l1"));
-    d.at(0, login("l2"));
-    d.at(0, login("l3"));
-    let ds = d.at(secs(1), call("c1", "support"));
-    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
-    // The L2 step starts while it rings; an L2 is logged in, so it stays there.
-    let ds = d.advance(secs(11));
-    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(11))]);
-    // The only L2 leaves while the call still rings l1: nothing waits, nothing moves yet.
-    assert!(kinds(&d.at(secs(12), logout("l2"))).is_empty());
-    // l1 does not answer (15 s): the call is back on the L2 step with no L2 logged in, so it
-    // moves on to everyone at once instead of waiting until 61 s, and the idle L3 gets it
-    // (l1 is in its no-answer back-off).
-    let ds = d.advance(secs(16));
-    assert_eq!(
-        steps_reached(&ds),
-        vec![("c1".into(), 2, secs(16))],
-        "{ds:?}"
-    );
-    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l3"), "{ds:?}");
-    d.engine.check_consistency().unwrap();
 }

@@ -1427,17 +1427,21 @@ impl Run {
 /// Replays the concrete script on a fresh engine; returns every result, serialized.
 fn replay(cfg: &RoutingConfig, script: &[(Millis, Option<Event>)]) -> Vec<String> {
     let mut engine = Engine::new(cfg.clone(), 0);
-    let mut out = Vec::new();
-    for (t, event) in script {
-        match event {
-            None => out.push(to_json_lines(&engine.advance(*t))),
-            Some(e) => match engine.handle(*t, e) {
-                Ok(ds) => out.push(to_json_lines(&ds)),
-                Err(e) => out.push(format!("error {e:?}")),
-            },
-        }
+    script
+        .iter()
+        .map(|(t, event)| play(&mut engine, *t, event.as_ref()))
+        .collect()
+}
+
+/// One step of a script (an `advance`, or an event at its time), its result serialized.
+fn play(engine: &mut Engine, t: Millis, event: Option<&Event>) -> String {
+    match event {
+        None => to_json_lines(&engine.advance(t)),
+        Some(e) => match engine.handle(t, e) {
+            Ok(ds) => to_json_lines(&ds),
+            Err(e) => format!("error {e:?}"),
+        },
     }
-    out
 }
 
 /// Replays the script on a fresh engine that, before step `cut`, is written to a snapshot and
@@ -1465,13 +1469,7 @@ fn replay_through_snapshot(
             pending = Some((engine.capture(), bytes));
             engine = restored;
         }
-        match event {
-            None => out.push(to_json_lines(&engine.advance(*t))),
-            Some(e) => match engine.handle(*t, e) {
-                Ok(ds) => out.push(to_json_lines(&ds)),
-                Err(e) => out.push(format!("error {e:?}")),
-            },
-        }
+        out.push(play(&mut engine, *t, event.as_ref()));
         if let Some((capture, bytes)) = pending.take() {
             let mut later = Vec::new();
             capture

@@ -68,11 +68,6 @@ fn newest_segment(dir: &Path) -> PathBuf {
 }
 
 proptest! {
-    // 128 cases unless PROPTEST_CASES says otherwise (an explicit count would ignore it).
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
-        ..ProptestConfig::default()
-    })]
 
     #[test]
     fn synced_records_survive_every_crash_and_nothing_else_appears(

@@ -363,11 +363,6 @@ mod tests {
     }
 
     proptest! {
-        // 64 cases unless PROPTEST_CASES says otherwise (`with_cases` alone would ignore it).
-        #![proptest_config(ProptestConfig::with_cases(
-            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
-        ))]
-
         /// Losing any run of whole pages of the newest segment never refuses to start: the scan
         /// keeps exactly the frames before the first one the hole touches.
         #[test]
