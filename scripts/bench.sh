@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh              # everything
 #   scripts/bench.sh http         # only the HTTP load part
+#   scripts/bench.sh soak         # 180 s at 20,000/s against one daemon (SOAK_RATE, SOAK_DURATION)
 #   RUNS=5 DURATION=20s scripts/bench.sh http
 #   BINS="main=/tmp/tierline-main new=target/release/tierline" scripts/bench.sh ab
 #                                 # daemons side by side with the baseline, interleaved run by run
@@ -119,6 +120,7 @@ start_baseline() {  # [workers] (0 = tokio's default, one per CPU)
 start_tierline() {  # sync mode [binary]
     local dir="$WORKDIR/tierline-$1-$RANDOM" bin=${2:-$BIN}
     mkdir -p "$dir/data"
+    TIERLINE_DATA=$dir/data
     sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
         config/bench.toml >"$dir/bench.toml"
     start_server "$dir/daemon.log" "$SERVER_CPUS" "$bin" serve --config "$dir/bench.toml" \
@@ -192,6 +194,34 @@ http_part() {
         done
     done
     summarize
+}
+
+# Part 4: a long run at one rate against one daemon (sync = the first of SYNC_MODES), so the
+# state grows to its steady size (retained interactions, idempotency ids) and several snapshots
+# are written during the run, as they are in production; the short runs above see at most one.
+# Every 10 s the daemon's RSS, CPU ticks and journal directory size go to $OUT/soak-samples.txt.
+SOAK_RATE=${SOAK_RATE:-20000}
+SOAK_DURATION=${SOAK_DURATION:-180}   # seconds
+SOAK_CONNECTIONS=${SOAK_CONNECTIONS:-128}
+soak_part() {
+    echo "## soak: building release"
+    cargo build --release --quiet
+    echo "## soak: $SOAK_RATE events/s for $SOAK_DURATION s, $SOAK_CONNECTIONS connections"
+    local out="$OUT/soak.json" samples="$OUT/soak-samples.txt" started lg
+    start_tierline "${SYNC_MODES%% *}"
+    CONNECTIONS=$SOAK_CONNECTIONS loadgen tierline "http://$API" "$SOAK_RATE" "${SOAK_DURATION}s" "$out" \
+        --metrics-url "http://$METRICS/metrics" &
+    lg=$!
+    started=$(date +%s)
+    echo "# seconds rss_kib cpu_ticks journal_kib" >"$samples"
+    while kill -0 "$lg" 2>/dev/null; do
+        echo "$(( $(date +%s) - started )) $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") $(cpu_ticks) $(du -sk "$TIERLINE_DATA" | cut -f1)" >>"$samples"
+        sleep 10
+    done
+    wait "$lg" || true
+    stop_server
+    cat "$samples"
+    grep -h -o '"sustained": [a-z]*' "$out" || true
 }
 
 # Part 3 (on demand): daemons side by side. BINS="label=path …" names the daemons; each run
@@ -323,9 +353,10 @@ PY
 }
 
 case $PART in
-    all) machine; engine_part; http_part ;;
+    all) machine; engine_part; http_part; soak_part ;;
     http) machine; http_part ;;
+    soak) machine; soak_part ;;
     summary) summarize ;;
     ab) machine; ab_part ;;
-    *) echo "usage: $0 [all|http|summary|ab]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|http|soak|summary|ab]" >&2; exit 2 ;;
 esac

@@ -20,13 +20,15 @@ fn snapshots(dir: &std::path::Path) -> Vec<String> {
     found
 }
 
-/// The snapshot files present after 8 events with `snapshot_every_events = 2`, without a
-/// clean stop (which would write one more).
+/// The snapshot files present after 8 events with `snapshot_every_events = 2` (and
+/// `snapshot_journal_percent = 0`: the count alone), without a clean stop (which would write
+/// one more).
 async fn snapshots_taken_while_running(sync: SyncMode) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let mut config = loaded(api_common::routing());
     config.daemon.journal.sync = sync;
     config.daemon.journal.snapshot_every_events = 2;
+    config.daemon.journal.snapshot_journal_percent = 0;
     let mut options = DaemonOptions::new(config);
     options.journal_dir = Some(dir.path().to_path_buf());
     let d = TestDaemon::start(options).await;

@@ -70,6 +70,7 @@ fn options(sync: SyncMode) -> JournalOptions {
         },
         snapshot_every_records: 0,
         snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
         keep_snapshots: 2,
     }
 }

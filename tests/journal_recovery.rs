@@ -25,6 +25,7 @@ fn options(every: u64) -> JournalOptions {
         },
         snapshot_every_records: every,
         snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
         keep_snapshots: 2,
     }
 }

@@ -37,6 +37,7 @@ fn options() -> JournalOptions {
         },
         snapshot_every_records: 0,
         snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
         keep_snapshots: 2,
     }
 }

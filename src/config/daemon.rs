@@ -109,6 +109,9 @@ pub struct JournalConfig {
     pub snapshot_every_events: u64,
     /// …or this many seconds, whichever comes first.
     pub snapshot_every_s: u64,
+    /// The count waits, too, until the journal written since the last snapshot is at least this
+    /// percentage of that snapshot's size (0 = the count alone).
+    pub snapshot_journal_percent: u64,
     /// Segment size before rolling to a new file.
     pub segment_bytes: u64,
 }
@@ -121,6 +124,7 @@ impl Default for JournalConfig {
             max_batch_delay_ms: 2,
             snapshot_every_events: 100_000,
             snapshot_every_s: 300,
+            snapshot_journal_percent: 100,
             segment_bytes: 64 << 20,
         }
     }

@@ -72,6 +72,9 @@ pub struct Log {
     /// Bytes of whole, written frames in the active segment.
     active_len: u64,
     next_index: u64,
+    /// Bytes of the frames appended since this `Log` was opened (a failed batch's are taken
+    /// back): what the snapshot schedule weighs against the last snapshot's size.
+    appended_bytes: u64,
     /// A failed batch still to be cut off before the next append.
     rollback: Option<Mark>,
     buf: Vec<u8>,
@@ -171,6 +174,7 @@ impl Log {
             active: Arc::new(active),
             active_len,
             next_index,
+            appended_bytes: 0,
             rollback: None,
             buf: Vec::new(),
             _lock: lock,
@@ -188,6 +192,12 @@ impl Log {
     /// The index the next appended record gets.
     pub fn next_index(&self) -> u64 {
         self.next_index
+    }
+
+    /// Bytes of the frames appended since this `Log` was opened (records replayed at open not
+    /// included; a failed batch's bytes taken back).
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes
     }
 
     pub fn dir(&self) -> &Path {
@@ -242,9 +252,11 @@ impl Log {
         self.finish_rollback()?;
         let mark = self.mark();
         let start = self.next_index;
+        let appended_before = self.appended_bytes;
         match self.write_frames(payloads, sync) {
             Ok(()) => Ok(start..self.next_index),
             Err(e) => {
+                self.appended_bytes = appended_before;
                 self.rollback = Some(mark);
                 match self.finish_rollback() {
                     // A failed sync is fatal wherever it happens (DURABILITY.md): the pages it
@@ -286,6 +298,7 @@ impl Log {
                     .map_err(|e| JournalError::io("sync", path, e))?;
             }
             self.active_len += len;
+            self.appended_bytes += len;
             self.next_index += now.len() as u64;
         }
         Ok(())

@@ -102,6 +102,10 @@ pub struct JournalOptions {
     pub snapshot_every_records: u64,
     /// …or once this much engine time has passed with new records (0: never by time).
     pub snapshot_every_ms: Millis,
+    /// A count-triggered snapshot also waits until the journal appended since the last one
+    /// holds at least this percentage of that snapshot's bytes (0: the count alone). Keeps the
+    /// cost of re-writing a large state proportional to the journal written.
+    pub snapshot_journal_percent: u64,
     /// Snapshots kept (at least 1). With 2, a damaged newest snapshot falls back to the one before
     /// it, whose records are still on disk.
     pub keep_snapshots: usize,
@@ -116,6 +120,7 @@ impl JournalOptions {
             },
             snapshot_every_records: cfg.snapshot_every_events,
             snapshot_every_ms: cfg.snapshot_every_s.saturating_mul(1_000),
+            snapshot_journal_percent: cfg.snapshot_journal_percent,
             keep_snapshots: 2,
         }
     }
@@ -312,6 +317,10 @@ pub struct Journal {
     /// Where the snapshot schedule counts from: the last snapshot attempted, written or not (a
     /// failed one waits for a full interval again instead of retrying on every batch).
     scheduled_from: u64,
+    /// `log.appended_bytes()` at the last snapshot attempt (0 at recovery).
+    scheduled_bytes: u64,
+    /// Payload bytes of the newest snapshot written or restored (0: none yet).
+    snapshot_bytes: u64,
     /// Engine time of the newest snapshot attempt (or of recovery).
     snapshot_at: Millis,
     /// A snapshot handed out by `prepare_snapshot` and not yet reported written.
@@ -343,8 +352,10 @@ impl Journal {
         let mut skipped = Vec::new();
         let mut skipped_paths: Vec<PathBuf> = Vec::new();
         let mut restored: Option<(u64, PathBuf, S)> = None;
+        let mut restored_bytes = 0;
         for snap in snapshots.iter().rev() {
             let loaded = read_snapshot(&snap.path).and_then(|(index, bytes)| {
+                restored_bytes = bytes.len() as u64;
                 S::load(&bytes)
                     .map(|s| (index, s))
                     .map_err(|reason| JournalError::Snapshot {
@@ -404,6 +415,8 @@ impl Journal {
             opts,
             snapshot_index: resume_at - 1,
             scheduled_from: resume_at - 1,
+            scheduled_bytes: 0,
+            snapshot_bytes: if fresh_start { 0 } else { restored_bytes },
             snapshot_at: now,
             pending: None,
             encoded: Vec::new(),
@@ -465,11 +478,26 @@ impl Journal {
             return false;
         }
         let new_records = self.last_index().saturating_sub(self.scheduled_from);
-        let by_count =
-            self.opts.snapshot_every_records > 0 && new_records >= self.opts.snapshot_every_records;
+        let by_count = self.opts.snapshot_every_records > 0
+            && new_records >= self.opts.snapshot_every_records
+            && self.journal_outweighs_snapshot();
         let by_time = self.opts.snapshot_every_ms > 0
             && now.saturating_sub(self.snapshot_at) >= self.opts.snapshot_every_ms;
         by_count || by_time
+    }
+
+    /// Whether the journal appended since the last snapshot attempt holds at least
+    /// `snapshot_journal_percent` % of the last snapshot's bytes. Without it a large state
+    /// (100,000 retained interactions, a million idempotency ids: ~88 MB) was re-encoded every
+    /// 100,000 events, a quarter of a core at 20,000 events/s (docs/BENCHMARKS.md, "A
+    /// three-minute run at 20,000/s").
+    fn journal_outweighs_snapshot(&self) -> bool {
+        let appended = self
+            .log
+            .appended_bytes()
+            .saturating_sub(self.scheduled_bytes);
+        u128::from(appended) * 100
+            >= u128::from(self.snapshot_bytes) * u128::from(self.opts.snapshot_journal_percent)
     }
 
     /// Capture `state` (which must include every record appended so far) for a snapshot that is
@@ -486,6 +514,7 @@ impl Journal {
         let index = self.last_index();
         self.pending = Some(index);
         self.scheduled_from = index;
+        self.scheduled_bytes = self.log.appended_bytes();
         self.snapshot_at = now;
         Ok(PendingSnapshot {
             dir: self.log.dir().to_path_buf(),
@@ -507,6 +536,9 @@ impl Journal {
             self.pending = None;
         }
         if let Ok(w) = written {
+            if w.index >= self.snapshot_index {
+                self.snapshot_bytes = w.bytes;
+            }
             self.snapshot_index = self.snapshot_index.max(w.index);
             self.log.forget_segments(&w.removed_segments);
         }
