@@ -489,8 +489,8 @@ impl Journal {
     /// Whether the journal appended since the last snapshot attempt holds at least
     /// `snapshot_journal_percent` % of the last snapshot's bytes. Without it a large state
     /// (100,000 retained interactions, a million idempotency ids: ~88 MB) was re-encoded every
-    /// 100,000 events, a quarter of a core at 20,000 events/s (docs/BENCHMARKS.md, "A
-    /// three-minute run at 20,000/s").
+    /// 100,000 events, a quarter of a core at 20,000 events/s (docs/BENCHMARKS.md, "Three
+    /// minutes at 20,000/s").
     fn journal_outweighs_snapshot(&self) -> bool {
         let appended = self
             .log
