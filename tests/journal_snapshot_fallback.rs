@@ -5,29 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use tierline::config::daemon::SyncMode;
-use tierline::journal::{Journal, JournalError, JournalOptions, LogOptions, Replay};
+use tierline::journal::{Journal, JournalError, JournalOptions, LogOptions};
 
-/// The smallest replayable state: the inputs seen, in order.
-#[derive(Debug, Default, PartialEq)]
-struct Seen(Vec<u64>);
-
-impl Replay for Seen {
-    type Input = u64;
-    fn decode(payload: &[u8]) -> Result<u64, String> {
-        serde_json::from_slice(payload).map_err(|e| e.to_string())
-    }
-    fn replay(&mut self, input: &u64) {
-        self.0.push(*input);
-    }
-    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        serde_json::to_writer(out, &self.0).map_err(|e| e.to_string())
-    }
-    fn load(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes)
-            .map(Seen)
-            .map_err(|e| e.to_string())
-    }
-}
+mod replayable;
+use replayable::Seen;
 
 fn options() -> JournalOptions {
     JournalOptions {

@@ -8,30 +8,12 @@ use std::path::Path;
 use tierline::config::daemon::SyncMode;
 use tierline::journal::{Journal, JournalOptions, LogOptions, Replay};
 
-/// The inputs seen, saved with `PADDING` bytes of ballast: a state much larger than its journal
-/// records, like the daemon's retained interactions and idempotency ids.
-#[derive(Debug, Default, PartialEq)]
-struct Heavy(Vec<u64>);
+mod replayable;
+use replayable::Seen;
 
-const PADDING: usize = 4_000;
-
-impl Replay for Heavy {
-    type Input = u64;
-    fn decode(payload: &[u8]) -> Result<u64, String> {
-        serde_json::from_slice(payload).map_err(|e| e.to_string())
-    }
-    fn replay(&mut self, input: &u64) {
-        self.0.push(*input);
-    }
-    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        serde_json::to_writer(&mut *out, &(&self.0, "x".repeat(PADDING))).map_err(|e| e.to_string())
-    }
-    fn load(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice::<(Vec<u64>, String)>(bytes)
-            .map(|(seen, _)| Heavy(seen))
-            .map_err(|e| e.to_string())
-    }
-}
+/// The inputs seen, saved with 4,000 bytes of ballast: a state much larger than its journal
+/// records.
+type Heavy = Seen<4_000>;
 
 fn saved_len(state: &Heavy) -> u64 {
     let mut out = Vec::new();

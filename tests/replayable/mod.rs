@@ -61,3 +61,35 @@ pub fn mixed_desk(seed: u64, agents: usize) -> RoutingConfig {
         .collect();
     cfg
 }
+
+/// The smallest replayable state: the inputs seen, in order. With `PAD` > 0 it is saved with
+/// that many bytes of ballast: a state much larger than its journal records, like the daemon's
+/// retained interactions and idempotency ids.
+#[derive(Debug, Default, PartialEq)]
+pub struct Seen<const PAD: usize = 0>(pub Vec<u64>);
+
+impl<const PAD: usize> Replay for Seen<PAD> {
+    type Input = u64;
+    fn decode(payload: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+    fn replay(&mut self, input: &u64) {
+        self.0.push(*input);
+    }
+    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        if PAD == 0 {
+            serde_json::to_writer(out, &self.0)
+        } else {
+            serde_json::to_writer(out, &(&self.0, "x".repeat(PAD)))
+        }
+        .map_err(|e| e.to_string())
+    }
+    fn load(bytes: &[u8]) -> Result<Self, String> {
+        if PAD == 0 {
+            serde_json::from_slice(bytes).map(Seen)
+        } else {
+            serde_json::from_slice::<(Vec<u64>, String)>(bytes).map(|(seen, _)| Seen(seen))
+        }
+        .map_err(|e| e.to_string())
+    }
+}
