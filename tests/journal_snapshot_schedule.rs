@@ -143,3 +143,15 @@ fn the_time_trigger_does_not_wait_for_the_journal_to_grow() {
         "one record, a snapshot hundreds of times larger, and the interval passed"
     );
 }
+
+/// The `[journal]` key reaches the journal's options (default 100).
+#[test]
+fn the_config_file_sets_the_percentage() {
+    let percent = |text: &str| match tierline::config::parse(text, "test.toml") {
+        Ok(loaded) => JournalOptions::from_config(&loaded.daemon.journal).snapshot_journal_percent,
+        Err(e) => panic!("{text}: {e}"),
+    };
+    assert_eq!(percent("[journal]\nsnapshot_journal_percent = 37\n"), 37);
+    assert_eq!(percent("[journal]\nsnapshot_journal_percent = 0\n"), 0);
+    assert_eq!(percent("[journal]\nsync = \"batch\"\n"), 100);
+}
