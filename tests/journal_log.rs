@@ -68,7 +68,6 @@ fn newest_segment(dir: &Path) -> PathBuf {
 }
 
 proptest! {
-
     #[test]
     fn synced_records_survive_every_crash_and_nothing_else_appears(
         ops in proptest::collection::vec(op(), 1..60),

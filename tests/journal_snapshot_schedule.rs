@@ -39,6 +39,16 @@ fn recover(dir: &Path, opts: JournalOptions) -> (Journal, Heavy) {
     (journal, state)
 }
 
+/// Bytes of the journal's segment files on disk.
+fn segment_bytes(journal: &Journal) -> u64 {
+    journal
+        .log()
+        .segments()
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).unwrap().len())
+        .sum()
+}
+
 /// Append one input at a time until a snapshot is due (at most `limit` inputs); returns how many
 /// were appended, checking at every step that "due" is exactly what the policy says.
 fn append_until_due(
@@ -50,11 +60,17 @@ fn append_until_due(
     limit: u64,
 ) -> u64 {
     let bytes_from = journal.log().appended_bytes();
+    let on_disk_from = segment_bytes(journal);
     for appended in 1..=limit {
         let n = state.0.len() as u64;
         journal.append(&[n]).unwrap();
         state.0.push(n);
         let journal_bytes = journal.log().appended_bytes() - bytes_from;
+        assert_eq!(
+            journal_bytes,
+            segment_bytes(journal) - on_disk_from,
+            "the journal's byte count and its segments on disk disagree"
+        );
         let expected = appended >= every_records && journal_bytes * 100 >= snapshot_bytes * percent;
         assert_eq!(
             journal.snapshot_due(0),
