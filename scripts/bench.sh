@@ -196,34 +196,6 @@ http_part() {
     summarize
 }
 
-# Part 4: a long run at one rate against one daemon (sync = the first of SYNC_MODES), so the
-# state grows to its steady size (retained interactions, idempotency ids) and several snapshots
-# are written during the run, as they are in production; the short runs above see at most one.
-# Every 10 s the daemon's RSS, CPU ticks and journal directory size go to $OUT/soak-samples.txt.
-SOAK_RATE=${SOAK_RATE:-20000}
-SOAK_DURATION=${SOAK_DURATION:-180}   # seconds
-SOAK_CONNECTIONS=${SOAK_CONNECTIONS:-128}
-soak_part() {
-    echo "## soak: building release"
-    cargo build --release --quiet
-    echo "## soak: $SOAK_RATE events/s for $SOAK_DURATION s, $SOAK_CONNECTIONS connections"
-    local out="$OUT/soak.json" samples="$OUT/soak-samples.txt" started lg
-    start_tierline "${SYNC_MODES%% *}"
-    CONNECTIONS=$SOAK_CONNECTIONS loadgen tierline "http://$API" "$SOAK_RATE" "${SOAK_DURATION}s" "$out" \
-        --metrics-url "http://$METRICS/metrics" &
-    lg=$!
-    started=$(date +%s)
-    echo "# seconds rss_kib cpu_ticks journal_kib" >"$samples"
-    while kill -0 "$lg" 2>/dev/null; do
-        echo "$(( $(date +%s) - started )) $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") $(cpu_ticks) $(du -sk "$TIERLINE_DATA" | cut -f1)" >>"$samples"
-        sleep 10
-    done
-    wait "$lg" || true
-    stop_server
-    cat "$samples"
-    grep -h -o '"sustained": [a-z]*' "$out" || true
-}
-
 # Part 3 (on demand): daemons side by side. BINS="label=path …" names the daemons; each run
 # starts every one of them fresh (journal sync = the first of SYNC_MODES) and the bare-hyper
 # baseline, interleaved, all driven by LOADGEN_BIN at RATE for DURATION.
@@ -350,6 +322,34 @@ if "baseline" in best:
         ratios = [a / b for a, b in zip(best[t], best["baseline"]) if b]
         print(f"\n{t} / baseline max sustained rate: per search {', '.join('%.2f' % r for r in ratios)}; median ×{med(ratios):.2f}")
 PY
+}
+
+# Part 4: a long run at one rate against one daemon (sync = the first of SYNC_MODES), so the
+# state grows to its steady size (retained interactions, idempotency ids) and several snapshots
+# are written during the run, as they are in production; the short runs above see at most one.
+# Every 10 s the daemon's RSS, CPU ticks and journal directory size go to $OUT/soak-samples.txt.
+SOAK_RATE=${SOAK_RATE:-20000}
+SOAK_DURATION=${SOAK_DURATION:-180}   # seconds
+SOAK_CONNECTIONS=${SOAK_CONNECTIONS:-128}
+soak_part() {
+    echo "## soak: building release"
+    cargo build --release --quiet
+    echo "## soak: $SOAK_RATE events/s for $SOAK_DURATION s, $SOAK_CONNECTIONS connections"
+    local out="$OUT/soak.json" samples="$OUT/soak-samples.txt" started lg
+    start_tierline "${SYNC_MODES%% *}"
+    CONNECTIONS=$SOAK_CONNECTIONS loadgen tierline "http://$API" "$SOAK_RATE" "${SOAK_DURATION}s" "$out" \
+        --metrics-url "http://$METRICS/metrics" &
+    lg=$!
+    started=$(date +%s)
+    echo "# seconds rss_kib cpu_ticks journal_kib" >"$samples"
+    while kill -0 "$lg" 2>/dev/null; do
+        echo "$(( $(date +%s) - started )) $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") $(cpu_ticks) $(du -sk "$TIERLINE_DATA" | cut -f1)" >>"$samples"
+        sleep 10
+    done
+    wait "$lg" || true
+    stop_server
+    cat "$samples"
+    grep -h -o '"sustained": [a-z]*' "$out" || true
 }
 
 case $PART in
