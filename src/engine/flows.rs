@@ -223,7 +223,7 @@ impl Engine {
                 .waiting
                 .iter()
                 .filter(|(id, _)| matches!(id.1, Class::Step(k) if empty.contains(&k)))
-                .flat_map(|(_, set)| set.iter().copied())
+                .flat_map(|(_, set)| set.iter())
                 .collect();
             stuck.sort_unstable();
             for key in stuck {

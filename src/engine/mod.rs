@@ -20,6 +20,7 @@ mod index;
 mod model;
 mod offers;
 mod reconfigure;
+mod runs;
 mod shared;
 mod skills;
 mod snapshot;

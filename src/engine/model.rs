@@ -12,6 +12,7 @@ use smallvec::SmallVec;
 use crate::config::{Channel, Millis, QueueConfig, Step, Tier};
 use crate::engine::census::Census;
 use crate::engine::decision::AgentStatus;
+use crate::engine::runs::{Runs, RunsIter};
 use crate::engine::timers::{AKey, IKey, TimerKey};
 use crate::engine::view::{Activity, InteractionState, SlotPhase, Transition};
 
@@ -297,7 +298,7 @@ pub enum Class {
 ///
 /// Entry order stands for entry time: `enter_queue` stamps both together from a clock that never
 /// goes back, so ordering by time then order is ordering by order. Packed into 16 bytes (was 32
-/// with the time): the waiting sets are B-trees, and at 500,000 waiting the cost of a ladder step
+/// with the time): the waiting sets were B-trees then, and at 500,000 waiting the cost of a ladder step
 /// or a freed agent is the cold node lines its key scan and shift touch, which this halves.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WaitKey {
@@ -340,6 +341,15 @@ impl WaitKey {
     pub fn ikey(self) -> IKey {
         self.lo as IKey
     }
+
+    /// The key as `Runs` files it: by `hi` (the priority, in practice), then `lo`.
+    fn parts(self) -> (u64, u64) {
+        (self.hi, self.lo)
+    }
+
+    fn from_parts((hi, lo): (u64, u64)) -> WaitKey {
+        WaitKey { hi, lo }
+    }
 }
 
 impl std::fmt::Debug for WaitKey {
@@ -352,27 +362,29 @@ impl std::fmt::Debug for WaitKey {
     }
 }
 
-/// Keys a waiting set keeps outside its B-tree, inline: its most urgent ones.
+/// Keys a waiting set keeps outside its runs, inline: its most urgent ones.
 pub const WAIT_FRONT: usize = 4;
 
 /// The waiting interactions of one (class, skill set) of a queue and channel, most urgent first.
 ///
-/// The most urgent few sit in `front`, inline where the set itself is stored; the rest in a
-/// B-tree. A freed agent reads each candidate set's head and takes one: both touch `front`
-/// only, not the B-tree's nodes (at 500,000 waiting, two or three levels of them, cold). The
-/// B-tree is walked when `front` runs empty (one walk refills it with up to `WAIT_FRONT` keys)
-/// and for keys that do not belong in front, and a set of up to `WAIT_FRONT` keys allocates
-/// no tree node at all (a ladder step moves an interaction between two such sets). Every
-/// operation is O(log n) as before. Measured: docs/BENCHMARKS.md, "Inline history and
-/// waiting-set fronts".
+/// The most urgent few sit in `front`, inline where the set itself is stored; the rest in
+/// `Runs`, one sorted run per priority (see `runs.rs`). A freed agent reads each candidate set's
+/// head and takes one: both touch `front` only. `rest` is walked when `front` runs empty (one
+/// walk refills it with up to `WAIT_FRONT` keys) and for keys that do not belong in front; a
+/// key that is the newest of its priority (an arrival, a ladder step) is appended to its run
+/// instead of being searched for through three levels of B-tree nodes, cold at 500,000 waiting.
+/// A set of up to `WAIT_FRONT` keys allocates nothing. Every operation is O(log n). Measured:
+/// docs/BENCHMARKS.md, "Inline history and waiting-set fronts" and "Waiting sets as runs per
+/// priority".
 ///
 /// Invariants (checked by `check`): `front` is sorted and holds at most `WAIT_FRONT` keys; every
-/// key in `front` sorts before every key in `rest`; `front` is empty only if `rest` is.
+/// key in `front` sorts before every key in `rest`; `front` is empty only if `rest` is; `rest`
+/// keeps its own (`Runs::check`).
 #[derive(Debug, Clone, Default)]
 #[repr(C)]
 pub struct WaitSet {
     front: SmallVec<[WaitKey; WAIT_FRONT]>,
-    rest: BTreeSet<WaitKey>,
+    rest: Runs,
 }
 
 impl WaitSet {
@@ -383,13 +395,13 @@ impl WaitSet {
             // inline storage).
             if self.front.len() == WAIT_FRONT {
                 if let Some(last) = self.front.pop() {
-                    self.rest.insert(last);
+                    self.rest.insert(last.parts());
                 }
             }
             let at = self.front.partition_point(|k| *k < key);
             self.front.insert(at, key);
         } else {
-            self.rest.insert(key);
+            self.rest.insert(key.parts());
         }
     }
 
@@ -404,7 +416,7 @@ impl WaitSet {
                 true
             }
             Err(at) if at < self.front.len() => false,
-            Err(_) => self.rest.remove(key),
+            Err(_) => self.rest.remove(key.parts()),
         }
     }
 
@@ -412,7 +424,7 @@ impl WaitSet {
     fn refill(&mut self) {
         while self.front.len() < WAIT_FRONT {
             match self.rest.pop_first() {
-                Some(key) => self.front.push(key),
+                Some(parts) => self.front.push(WaitKey::from_parts(parts)),
                 None => break,
             }
         }
@@ -424,15 +436,15 @@ impl WaitSet {
     }
 
     /// The first key at or after `from`.
-    pub fn first_from(&self, from: WaitKey) -> Option<&WaitKey> {
+    pub fn first_from(&self, from: WaitKey) -> Option<WaitKey> {
         match self.front.iter().find(|k| **k >= from) {
-            Some(key) => Some(key),
-            None => self.rest.range(from..).next(),
+            Some(key) => Some(*key),
+            None => self.rest.first_from(from.parts()).map(WaitKey::from_parts),
         }
     }
 
     pub fn contains(&self, key: &WaitKey) -> bool {
-        self.front.binary_search(key).is_ok() || self.rest.contains(key)
+        self.front.binary_search(key).is_ok() || self.rest.contains(key.parts())
     }
 
     pub fn len(&self) -> usize {
@@ -445,17 +457,24 @@ impl WaitSet {
 
     /// Most urgent first.
     pub fn iter(&self) -> WaitSetIter<'_> {
-        self.front.iter().chain(self.rest.iter())
+        WaitSetIter {
+            front: self.front.iter(),
+            rest: self.rest.iter(),
+        }
     }
 
     /// The invariants above, for consistency checks.
     pub fn check(&self) -> Result<(), String> {
         let sorted = self.front.windows(2).all(|w| w[0] < w[1]);
-        let split = match (self.front.last(), self.rest.first()) {
-            (Some(last), Some(first)) => last < first,
+        let split = match (
+            self.front.last(),
+            self.rest.first().map(WaitKey::from_parts),
+        ) {
+            (Some(last), Some(first)) => *last < first,
             (None, Some(_)) => false,
             _ => true,
         };
+        self.rest.check()?;
         if sorted && split && self.front.len() <= WAIT_FRONT && !self.front.spilled() {
             Ok(())
         } else {
@@ -468,12 +487,25 @@ impl WaitSet {
     }
 }
 
-/// A waiting set's keys, most urgent first: the front, then the B-tree.
-pub type WaitSetIter<'a> =
-    std::iter::Chain<std::slice::Iter<'a, WaitKey>, std::collections::btree_set::Iter<'a, WaitKey>>;
+/// A waiting set's keys, most urgent first: the front, then the runs.
+pub struct WaitSetIter<'a> {
+    front: std::slice::Iter<'a, WaitKey>,
+    rest: RunsIter<'a>,
+}
+
+impl Iterator for WaitSetIter<'_> {
+    type Item = WaitKey;
+
+    fn next(&mut self) -> Option<WaitKey> {
+        match self.front.next() {
+            Some(key) => Some(*key),
+            None => self.rest.next().map(WaitKey::from_parts),
+        }
+    }
+}
 
 impl<'a> IntoIterator for &'a WaitSet {
-    type Item = &'a WaitKey;
+    type Item = WaitKey;
     type IntoIter = WaitSetIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -945,7 +977,7 @@ mod tests {
     }
 
     proptest! {
-        /// The inline front plus B-tree behaves exactly as one ordered set (the oracle), and
+        /// The inline front plus runs behaves exactly as one ordered set (the oracle), and
         /// keeps its own invariants, after every operation.
         #[test]
         fn a_waiting_set_behaves_as_one_ordered_set(ops in prop::collection::vec(op(), 1..300)) {
@@ -976,11 +1008,11 @@ mod tests {
                 prop_assert_eq!(set.len(), oracle.len());
                 prop_assert_eq!(set.is_empty(), oracle.is_empty());
                 prop_assert_eq!(set.first(), oracle.first());
-                prop_assert!(set.iter().eq(oracle.iter()));
-                prop_assert!((&set).into_iter().eq(oracle.iter()));
+                prop_assert!(set.iter().eq(oracle.iter().copied()));
+                prop_assert!((&set).into_iter().eq(oracle.iter().copied()));
                 for p in 0..4 {
                     let floor = WaitKey::floor(p);
-                    prop_assert_eq!(set.first_from(floor), oracle.range(floor..).next());
+                    prop_assert_eq!(set.first_from(floor), oracle.range(floor..).next().copied());
                 }
                 for o in [0u64, 7, 39] {
                     let key = WaitKey::new(1, o, o as u32);
@@ -1060,7 +1092,7 @@ mod tests {
                     .eq(oracle.values().map(|keys| keys.first().copied())));
                 for (id, keys) in &oracle {
                     let set = sets.get(id);
-                    prop_assert!(set.is_some_and(|s| s.iter().eq(keys.iter())));
+                    prop_assert!(set.is_some_and(|s| s.iter().eq(keys.iter().copied())));
                 }
                 prop_assert!(sets.get(&(9, Class::Step(0), 0)).is_none());
             }
@@ -1105,8 +1137,8 @@ mod tests {
         }
     }
 
-    /// Arrivals in waiting order fill the front, then the B-tree; taking heads refills the front
-    /// from the B-tree in order.
+    /// Arrivals in waiting order fill the front, then the runs; taking heads refills the front
+    /// from the runs in order.
     #[test]
     fn a_waiting_set_keeps_its_most_urgent_keys_in_front() {
         let mut set = WaitSet::default();
@@ -1116,12 +1148,12 @@ mod tests {
         }
         assert_eq!(set.front.as_slice(), &keys[..WAIT_FRONT]);
         assert_eq!(set.rest.len(), 10 - WAIT_FRONT);
-        // A more urgent arrival goes in front and pushes the front's last into the B-tree.
+        // A more urgent arrival goes in front and pushes the front's last into the runs.
         let urgent = WaitKey::new(5, 100, 100);
         set.insert(urgent);
         assert_eq!(set.first(), Some(&urgent));
         assert_eq!(set.front.len(), WAIT_FRONT);
-        assert_eq!(set.rest.first(), Some(&keys[WAIT_FRONT - 1]));
+        assert_eq!(set.rest.first(), Some(keys[WAIT_FRONT - 1].parts()));
         let mut taken = Vec::new();
         while let Some(&head) = set.first() {
             assert!(set.remove(&head));

@@ -246,7 +246,7 @@ impl Engine {
         let mut keys: Vec<_> = self.queues[q as usize]
             .waiting
             .values()
-            .flat_map(|s| s.iter().copied())
+            .flat_map(|s| s.iter())
             .collect();
         keys.sort();
         keys.into_iter()
