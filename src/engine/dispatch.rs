@@ -191,7 +191,9 @@ impl Engine {
         };
         let timeout = self.queues[q as usize].offer_timeout_ms;
         let expires_at = now.saturating_add(timeout);
-        let timer = self.timers.schedule(expires_at, Timer::OfferExpiry(ik));
+        let timer = self
+            .timers
+            .schedule(self.now, expires_at, Timer::OfferExpiry(ik));
         let exclusive = self.config.channels[channel.index()].exclusive;
         {
             let a = &mut self.agents[ak as usize];

@@ -146,7 +146,7 @@ impl Engine {
         if let Some(ms) = max_wait {
             let key = self
                 .timers
-                .schedule(now.saturating_add(ms), Timer::MaxWait(ik));
+                .schedule(now, now.saturating_add(ms), Timer::MaxWait(ik));
             self.ix_mut(ik).wait_timer = Some(key);
         }
         self.transition(ik, InteractionState::Waiting, why);
@@ -197,7 +197,7 @@ impl Engine {
                 self.enter_step(ik, (k + 1) as u16);
                 continue;
             }
-            let key = self.timers.schedule(deadline, Timer::Step(ik));
+            let key = self.timers.schedule(self.now, deadline, Timer::Step(ik));
             let old = self.ix_mut(ik).step_timer.replace(key);
             self.timers.cancel(old);
             return;
@@ -582,7 +582,9 @@ impl Engine {
             return true;
         }
         let until = now.saturating_add(wrap);
-        let timer = self.timers.schedule(until, Timer::WrapUp(ak, slot_id));
+        let timer = self
+            .timers
+            .schedule(self.now, until, Timer::WrapUp(ak, slot_id));
         let slot = &mut self.agents[ak as usize].slots[pos];
         slot.phase = crate::engine::view::SlotPhase::WrapUp;
         slot.since = now;
@@ -661,7 +663,7 @@ impl Engine {
         }
         let old = a.backoff_timer;
         self.timers.cancel(old);
-        let key = self.timers.schedule(until, Timer::Backoff(ak));
+        let key = self.timers.schedule(self.now, until, Timer::Backoff(ak));
         let a = &mut self.agents[ak as usize];
         a.backoff_until = Some(until);
         a.backoff_timer = Some(key);

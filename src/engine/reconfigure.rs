@@ -349,7 +349,7 @@ impl Engine {
             if deadline <= now {
                 self.ix_mut(ik).overflow_due = true;
             } else {
-                let key = self.timers.schedule(deadline, Timer::MaxWait(ik));
+                let key = self.timers.schedule(self.now, deadline, Timer::MaxWait(ik));
                 self.ix_mut(ik).wait_timer = Some(key);
             }
         }

@@ -485,6 +485,7 @@ impl Engine {
                 "the free sets hold {in_sets} keys, but agents should be filed {filed} times"
             ));
         }
+        self.timers.check()?;
         self.check_census()
     }
 }
