@@ -170,11 +170,19 @@ impl Runs {
     }
 
     pub fn first(&self) -> Option<(u64, u64)> {
+        if self.runs.is_empty() {
+            return None;
+        }
         let (&hi, run) = self.runs.first_key_value()?;
         run.first().map(|lo| (hi, lo))
     }
 
     pub fn pop_first(&mut self) -> Option<(u64, u64)> {
+        // An emptied `BTreeMap` keeps its root node: asking it for its first entry would read
+        // that node, a cold line at scale, where the map's own length says there is none.
+        if self.runs.is_empty() {
+            return None;
+        }
         let mut e = self.runs.first_entry()?;
         let hi = *e.key();
         let lo = e.get_mut().pop_first()?;
