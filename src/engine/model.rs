@@ -298,8 +298,9 @@ pub enum Class {
 ///
 /// Entry order stands for entry time: `enter_queue` stamps both together from a clock that never
 /// goes back, so ordering by time then order is ordering by order. Packed into 16 bytes (was 32
-/// with the time): the waiting sets were B-trees then, and at 500,000 waiting the cost of a ladder step
-/// or a freed agent is the cold node lines its key scan and shift touch, which this halves.
+/// with the time): the waiting sets were B-trees then, and at 500,000 waiting the cost of a
+/// ladder step or a freed agent was the cold node lines its key scan and shift touched, which
+/// this halved.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WaitKey {
     /// Priority, flipped so that higher sorts first (high 32 bits); entry order's high half.
@@ -374,8 +375,8 @@ pub const WAIT_FRONT: usize = 4;
 /// key that is the newest of its priority (an arrival, a ladder step) is appended to its run
 /// instead of being searched for through three levels of B-tree nodes, cold at 500,000 waiting.
 /// A set of up to `WAIT_FRONT` keys allocates nothing. Every operation is O(log n). Measured:
-/// docs/BENCHMARKS.md, "Inline history and waiting-set fronts" and "Waiting sets as runs per
-/// priority".
+/// docs/BENCHMARKS.md, "Inline history and waiting-set fronts" and "Waiting-set runs and timer
+/// lanes".
 ///
 /// Invariants (checked by `check`): `front` is sorted and holds at most `WAIT_FRONT` keys; every
 /// key in `front` sorts before every key in `rest`; `front` is empty only if `rest` is; `rest`
