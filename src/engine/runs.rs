@@ -327,7 +327,8 @@ mod tests {
                     }
                     Op::PopFirst => prop_assert_eq!(runs.pop_first(), oracle.pop_first()),
                     Op::Burst(h, n) => {
-                        let from = oracle.range((h, 0)..(h + 1, 0)).next_back().map_or(0, |k| k.1 + 1);
+                        let newest = oracle.range((h, 0)..(h + 1, 0)).next_back();
+                        let from = newest.map_or(0, |k| k.1 + 1);
                         for l in from..from + u64::from(n) {
                             prop_assert!(runs.insert((h, l)));
                             oracle.insert((h, l));
@@ -342,7 +343,8 @@ mod tests {
                 prop_assert!(runs.iter().eq(oracle.iter().copied()));
                 for h in 0..5u64 {
                     for l in [0u64, 1, 999, 1_999, 2_500] {
-                        prop_assert_eq!(runs.first_from((h, l)), oracle.range((h, l)..).next().copied());
+                        let expected = oracle.range((h, l)..).next().copied();
+                        prop_assert_eq!(runs.first_from((h, l)), expected);
                         prop_assert_eq!(runs.contains((h, l)), oracle.contains(&(h, l)));
                     }
                 }
