@@ -128,23 +128,25 @@ impl Timers {
 
     /// The earliest entry, live or cancelled.
     pub fn first(&self) -> Option<(TimerKey, Timer)> {
-        let head = self.heads.first_key_value().map(|(k, (_, t))| (*k, *t));
-        let misc = self.misc.first_key_value().map(|(k, t)| (*k, *t));
+        self.earliest().map(|(key, timer, _)| (key, timer))
+    }
+
+    /// The earliest entry, and whether it is a lane's head (else `misc`'s first).
+    fn earliest(&self) -> Option<(TimerKey, Timer, bool)> {
+        let head = self
+            .heads
+            .first_key_value()
+            .map(|(k, (_, t))| (*k, *t, true));
+        let misc = self.misc.first_key_value().map(|(k, t)| (*k, *t, false));
         match (head, misc) {
             (Some(h), Some(m)) => Some(if h.0 < m.0 { h } else { m }),
             (h, m) => h.or(m),
         }
     }
 
-    /// Remove and return the earliest entry.
-    fn pop_first(&mut self) -> Option<(TimerKey, Timer)> {
-        let from_lane = match (self.heads.first_key_value(), self.misc.first_key_value()) {
-            (Some((h, _)), Some((m, _))) => h < m,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return None,
-        };
-        let popped = if from_lane {
+    /// Remove the earliest entry, which `earliest` found in a lane (`in_lane`) or in `misc`.
+    fn take_earliest(&mut self, in_lane: bool) -> Option<(TimerKey, Timer)> {
+        let popped = if in_lane {
             let (key, (delay, timer)) = self.heads.pop_first()?;
             if let btree_map::Entry::Occupied(mut lane) = self.lanes.entry(delay) {
                 lane.get_mut().pop_front();
@@ -167,7 +169,10 @@ impl Timers {
 
     /// Remove the earliest entry, which the engine found cancelled.
     pub fn drop_first_cancelled(&mut self) {
-        if self.pop_first().is_some() {
+        let taken = self
+            .earliest()
+            .and_then(|(_, _, in_lane)| self.take_earliest(in_lane));
+        if taken.is_some() {
             self.cancelled = self.cancelled.saturating_sub(1);
         }
     }
@@ -179,10 +184,11 @@ impl Timers {
 
     /// Remove and return the earliest entry due at or before `now` (it may be cancelled).
     pub fn pop_due(&mut self, now: Millis) -> Option<(TimerKey, Timer)> {
-        if self.first()?.0 .0 > now {
+        let (key, _, in_lane) = self.earliest()?;
+        if key.0 > now {
             return None;
         }
-        self.pop_first()
+        self.take_earliest(in_lane)
     }
 
     /// Whether cancelled entries are so many that the map should be rebuilt without them.
