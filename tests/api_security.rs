@@ -349,3 +349,93 @@ async fn with_read_tokens_only_the_kamailio_adapter_is_closed_like_every_admin_e
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     t.stop().await;
 }
+
+/// A config change made while the daemon runs cannot turn authentication off: a `PUT` whose TOML
+/// names no tokens (or no webhook secrets) while the daemon requires them is refused, nothing of
+/// it applies, and the old credentials stay in force. Turning auth off takes a restart. Changing
+/// or rotating credentials live still works.
+#[tokio::test]
+async fn a_live_config_change_cannot_turn_authentication_off() {
+    let mut config = loaded(routing());
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    config.daemon.auth.webhook_secrets_env = Some("HOOKS".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[
+        ("READ", "wallboard-token"),
+        ("ADMIN", "admin-token"),
+        ("HOOKS", "hook-secret"),
+        ("ADMIN_NEXT", "admin-token-2"),
+    ]);
+    let t = TestDaemon::start(options).await;
+    let put = |toml: &'static str, token: &'static str| {
+        t.http
+            .put(t.url("/v1/config"))
+            .bearer_auth(token)
+            .header("content-type", "application/toml")
+            .body(toml)
+            .send()
+    };
+    let queues_unauthenticated = || t.http.get(t.url("/v1/queues")).send();
+    let routing_only = "[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n";
+    let tokens_only = "[auth]\nadmin_tokens_env = \"ADMIN\"\n\
+                       [[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n";
+    for (toml, lost) in [
+        (routing_only, "auth.admin_tokens"),
+        (tokens_only, "auth.webhook_secrets"),
+    ] {
+        let r = put(toml, "admin-token").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_config", "{body}");
+        let problems = body["error"]["problems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p["field"].as_str().is_some_and(|f| f.starts_with(lost))
+                    && p["message"].as_str().is_some_and(|m| m.contains("restart"))),
+            "no problem naming {lost} and the restart it takes: {body}"
+        );
+        // Nothing applied: still closed, the queue `sales` still there, the same tokens.
+        let r = queues_unauthenticated().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = t
+            .http
+            .get(t.url("/v1/queues/sales"))
+            .bearer_auth("wallboard-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // The same check answers `validate`, which changes nothing either way.
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .bearer_auth("admin-token")
+        .header("content-type", "application/toml")
+        .body(routing_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Keeping every protection while changing its credentials applies: the admin token rotates.
+    let rotated = "[auth]\nread_tokens_env = \"READ\"\nadmin_tokens_env = \"ADMIN_NEXT\"\n\
+                   webhook_secrets_env = \"HOOKS\"\n\
+                   [[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n";
+    let r = put(rotated, "admin-token").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    let r = put(rotated, "admin-token").await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old admin token still works"
+    );
+    let r = queues_unauthenticated().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}

@@ -148,6 +148,10 @@ impl AuthKeys {
         !self.webhook_secrets.is_empty()
     }
 
+    pub fn has_admin_tokens(&self) -> bool {
+        !self.admin_tokens.is_empty()
+    }
+
     pub fn tokens_required(&self) -> bool {
         !self.read_tokens.is_empty() || !self.admin_tokens.is_empty()
     }

@@ -208,6 +208,52 @@ impl Reloader {
         }
     }
 
+    /// Refuse a change that would turn a protection off while the daemon runs: signed events
+    /// (webhook secrets) or bearer tokens, required now and not by `fresh`. A config sent
+    /// without its `[auth]` section (a routing-only `PUT`, an edit that lost the section) would
+    /// otherwise open the API at once. Changing or rotating credentials stays live; turning a
+    /// protection off takes a restart with the new config.
+    fn keeps_auth_on(&self, fresh: &AuthKeys, origin: &str) -> Result<(), ReloadError> {
+        let now = match self.auth.read() {
+            Ok(cell) => Arc::clone(&cell),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let mut problems = Vec::new();
+        let mut refuse = |field: &str, what: &str| {
+            problems.push(ConfigError {
+                file: origin.to_string(),
+                line: None,
+                column: None,
+                field: field.to_string(),
+                message: format!(
+                    "names no {what}, so it would turn that check off while the daemon runs; a \
+                     live change cannot do that: keep the [auth] setting, or restart the daemon \
+                     with this config to turn the check off"
+                ),
+            });
+        };
+        if now.signatures_required() && !fresh.signatures_required() {
+            refuse("auth.webhook_secrets", "webhook secret (signed events)");
+        }
+        if now.tokens_required() && !fresh.tokens_required() {
+            let field = if now.has_admin_tokens() {
+                "auth.admin_tokens"
+            } else {
+                "auth.read_tokens"
+            };
+            refuse(field, "bearer token (read or admin)");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            tracing::warn!(
+                origin,
+                "config change refused: it would turn authentication off"
+            );
+            Err(ReloadError::Invalid(problems))
+        }
+    }
+
     /// Put `fresh` in force; whether anything differs from before.
     fn install(&self, fresh: FreshSecrets) -> bool {
         let mut changed = false;
@@ -257,7 +303,8 @@ impl Reloader {
         origin: &str,
     ) -> Result<config::LoadedConfig, ReloadError> {
         let loaded = config::parse(source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
-        self.read_secrets(loaded.daemon.auth.clone()).await?;
+        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
+        self.keeps_auth_on(&fresh.auth, origin)?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let problems = self
             .engine
@@ -280,6 +327,7 @@ impl Reloader {
         // Every secret is read before anything changes: one that cannot be read refuses the
         // whole reload.
         let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
+        self.keeps_auth_on(&fresh.auth, origin)?;
         let outcome = self
             .engine
             .apply(vec![Input::Reconfigure {
