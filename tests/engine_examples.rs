@@ -1758,6 +1758,7 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             call("c3", "nowhere"),
             EngineError::UnknownQueue {
                 queue: "nowhere".into(),
+                interaction: "c3".into(),
             },
         ),
         (
@@ -2171,6 +2172,65 @@ fn a_refused_arrival_or_transfer_names_the_interaction() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("interaction `c2`"), "{err}");
+}
+
+#[test]
+fn a_refused_arrival_or_transfer_to_an_unknown_queue_names_the_interaction() {
+    let mut d = Driver::new(config(
+        vec![queue("q", vec![step(0, &[1])])],
+        vec![agent("a", &[("q", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(secs(1), call("c1", "q"));
+    d.at(secs(2), accept("c1", "a"));
+    let err = d.try_at(secs(3), transfer("c1", "nowhere")).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::UnknownQueue {
+            queue: "nowhere".into(),
+            interaction: "c1".into(),
+        }
+    );
+    assert!(err.to_string().contains("interaction `c1`"), "{err}");
+    let err = d.try_at(secs(4), call("c2", "nowhere")).unwrap_err();
+    assert!(err.to_string().contains("interaction `c2`"), "{err}");
+    // Neither changed anything: c1 still connected to `a`, c2 unknown.
+    assert_eq!(d.interaction("c1").state, InteractionState::Connected);
+    assert!(d.engine.interaction("c2").is_none());
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_offer_names_the_agent() {
+    let mut d = Driver::new(config(
+        vec![queue("q", vec![step(0, &[1])])],
+        vec![agent("a", &[("q", 1)])],
+    ));
+    d.at(0, login("a"));
+    let first = d.at(secs(1), call("c1", "q"));
+    let Some(DecisionKind::Offer { offer: o1, .. }) =
+        offer_of(&first, "c1").map(|x| x.kind.clone())
+    else {
+        panic!("c1 not offered: {first:?}")
+    };
+    d.at(secs(2), decline("c1", "a", DeclineReason::Rejected));
+    // reject_delay_s = 5: offered to `a` again when the back-off ends.
+    let again = d.advance(secs(7));
+    assert_eq!(offered_to(&again, "c1").as_deref(), Some("a"));
+    let late = tierline::engine::Event::OfferAccepted {
+        interaction: "c1".into(),
+        agent: "a".into(),
+        offer: Some(o1.to_string()),
+    };
+    let err = d.try_at(secs(8), late).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::StaleOffer {
+            interaction: "c1".into(),
+            agent: "a".into(),
+            offer: o1.to_string(),
+        }
+    );
+    assert!(err.to_string().contains("agent `a`"), "{err}");
 }
 
 #[test]

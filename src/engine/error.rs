@@ -21,8 +21,8 @@ pub enum EngineError {
     UnknownAgent { agent: String },
     #[error("unknown interaction `{interaction}`")]
     UnknownInteraction { interaction: String },
-    #[error("unknown queue `{queue}`")]
-    UnknownQueue { queue: String },
+    #[error("unknown queue `{queue}` (interaction `{interaction}`)")]
+    UnknownQueue { queue: String, interaction: String },
     #[error("interaction `{interaction}` already exists (state {state})")]
     DuplicateInteraction {
         interaction: String,
@@ -37,10 +37,15 @@ pub enum EngineError {
     #[error("interaction `{interaction}` has no pending offer to agent `{agent}`")]
     NoSuchOffer { interaction: String, agent: String },
     #[error(
-        "offer `{offer}` of interaction `{interaction}` is not the one pending (the agent has \
-         been offered it again since): an answer to an earlier offer changes nothing"
+        "offer `{offer}` of interaction `{interaction}` to agent `{agent}` is not the one \
+         pending (the agent has been offered it again since): an answer to an earlier offer \
+         changes nothing"
     )]
-    StaleOffer { interaction: String, offer: String },
+    StaleOffer {
+        interaction: String,
+        agent: String,
+        offer: String,
+    },
     #[error("interaction `{interaction}` is {state}; `{event}` needs it {expected}")]
     InvalidTransition {
         interaction: String,

@@ -378,8 +378,8 @@ impl Engine {
             Overflow::Queue(name) => {
                 // Validation refuses such configs; if one slipped through, the interaction stays
                 // where agents can still reach it rather than strand in a queue that can't serve it.
-                let q2 = match self.lookup_queue(&name) {
-                    Ok(q2) if self.queues[q2 as usize].serves[channel.index()] => q2,
+                let q2 = match self.queue_key(&name) {
+                    Some(q2) if self.queues[q2 as usize].serves[channel.index()] => q2,
                     _ => {
                         self.index_waiting(ik);
                         return false;

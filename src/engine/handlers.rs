@@ -102,7 +102,7 @@ impl Engine {
         attributes: &BTreeMap<String, String>,
     ) -> Result<Route, EngineError> {
         let chosen = if let Some(name) = queue {
-            Some((self.lookup_queue(name)?, None, None))
+            Some((self.lookup_queue_for(id, name)?, None, None))
         } else if let Some((n, rule)) = self.config.rules.iter().enumerate().find(|(_, r)| {
             r.when.iter().all(|(k, v)| {
                 if k == "channel" {
@@ -112,9 +112,13 @@ impl Engine {
                 }
             })
         }) {
-            Some((self.lookup_queue(&rule.queue)?, rule.priority, Some(n)))
+            Some((
+                self.lookup_queue_for(id, &rule.queue)?,
+                rule.priority,
+                Some(n),
+            ))
         } else if let Some(name) = &self.config.default_queue {
-            Some((self.lookup_queue(name)?, None, None))
+            Some((self.lookup_queue_for(id, name)?, None, None))
         } else {
             None
         };
@@ -466,7 +470,7 @@ impl Engine {
 
     fn on_transferred(&mut self, id: &str, queue: &str) -> Result<(), EngineError> {
         let (ik, ak, slot_id) = self.connected(id, "interaction.transferred")?;
-        let q2 = self.lookup_queue(queue)?;
+        let q2 = self.lookup_queue_for(id, queue)?;
         let (channel, skills) = {
             let i = self.ix(ik);
             (i.channel, i.skills)

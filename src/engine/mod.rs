@@ -275,13 +275,19 @@ impl Engine {
             })
     }
 
-    fn lookup_queue(&self, id: &str) -> Result<QKey, EngineError> {
+    /// The queue an event about `interaction` names; the refusal names both.
+    fn lookup_queue_for(&self, interaction: &str, id: &str) -> Result<QKey, EngineError> {
         self.queue_ids
             .get(id)
             .copied()
             .ok_or_else(|| EngineError::UnknownQueue {
                 queue: id.to_string(),
+                interaction: interaction.to_string(),
             })
+    }
+
+    fn queue_key(&self, id: &str) -> Option<QKey> {
+        self.queue_ids.get(id).copied()
     }
 
     /// Give agent `ak` these skills (interned), letting go of the ones it had.

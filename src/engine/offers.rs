@@ -28,6 +28,7 @@ impl Engine {
                     (Some(named), Some(pending)) if named != pending => {
                         Err(EngineError::StaleOffer {
                             interaction: id.to_string(),
+                            agent: agent.to_string(),
                             offer: named.to_string(),
                         })
                     }
