@@ -352,3 +352,166 @@ async fn a_body_of_only_a_byte_order_mark_is_an_empty_config() {
     assert_eq!(get_config(&t).await, BASE, "the config in force changed");
     t.stop().await;
 }
+
+/// A journal sync that waits while its gate is closed (a disk that has stalled).
+struct Gated(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl tierline::daemon::commit::FileSync for Gated {
+    fn sync(&mut self, file: &std::fs::File) -> std::io::Result<()> {
+        let (closed, opened) = &*self.0;
+        let mut closed = closed.lock().unwrap_or_else(|p| p.into_inner());
+        while *closed {
+            closed = opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+        }
+        file.sync_data()
+    }
+}
+
+/// A `PUT /v1/config` whose answer is cut off by the request timeout (here: the journal sync
+/// stalls) is still applied whole once the disk comes back: the routing config and the
+/// credentials its `[auth]` names take effect together. Before, the handler was dropped between
+/// the two and left the new routing config (served as in force) with the old admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_put_cut_off_by_the_request_timeout_is_applied_whole_not_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let set_gate = |closed: bool| {
+        *gate.0.lock().unwrap() = closed;
+        gate.1.notify_all();
+    };
+    let mut config = loaded(routing());
+    config.daemon.server.request_timeout_ms = 300;
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = std::sync::Arc::new(|name: &str| match name {
+        "READ" => Some("wallboard-token".into()),
+        "ADMIN" => Some("admin-old".into()),
+        "ADMIN_NEXT" => Some("admin-new".into()),
+        _ => None,
+    });
+    options.journal_dir = Some(dir.path().to_path_buf());
+    options.journal_sync = Some(Box::new(Gated(std::sync::Arc::clone(&gate))));
+    let t = TestDaemon::start(options).await;
+
+    // Rotate the admin token and drop the `sales` queue while the disk is stalled.
+    let rotated = "[auth]\nread_tokens_env = \"READ\"\nadmin_tokens_env = \"ADMIN_NEXT\"\n\
+                   [[queue]]\nid = \"support\"\nchannels = [\"voice\", \"chat\"]\n";
+    set_gate(true);
+    let r = t
+        .http
+        .put(t.url("/v1/config"))
+        .bearer_auth("admin-old")
+        .header("content-type", "application/toml")
+        .body(rotated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    set_gate(false);
+
+    // Once the sync is through, the whole change is in force: wait (bounded) for the new token.
+    let validate = |token: &'static str| {
+        t.http
+            .post(t.url("/v1/config/validate"))
+            .bearer_auth(token)
+            .header("content-type", "application/toml")
+            .body(rotated)
+            .send()
+    };
+    let mut new_admin = StatusCode::UNAUTHORIZED;
+    for _ in 0..250 {
+        new_admin = validate("admin-new").await.unwrap().status();
+        if new_admin == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        new_admin,
+        StatusCode::OK,
+        "the rotated admin token never came into force"
+    );
+    assert_eq!(
+        validate("admin-old").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "the replaced admin token still works"
+    );
+    let r = t
+        .http
+        .get(t.url("/v1/config"))
+        .bearer_auth("admin-new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), rotated);
+    let r = t
+        .http
+        .get(t.url("/v1/queues/sales"))
+        .bearer_auth("admin-new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+/// A config is journaled whole as one record, as a JSON string in which `"`, `\` and line
+/// breaks take two bytes: a valid config within the largest body limit (16 MiB) can still be
+/// too large for a record (32 MiB). It is refused with a 422 giving both sizes, nothing changes,
+/// and events keep being applied. Before, the journal failed the engine's whole batch with a
+/// retryable 503 that no retry could fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_too_large_to_journal_is_refused_with_its_size_not_a_journal_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 16 << 20;
+    let mut config = loaded(routing());
+    config.daemon.server.body_limit_bytes = limit;
+    config.daemon.server.request_timeout_ms = 600_000;
+    let mut options = DaemonOptions::new(config);
+    options.journal_dir = Some(dir.path().to_path_buf());
+    let t = TestDaemon::start(options).await;
+
+    // A valid config of exactly `limit` bytes: one queue, then a comment of `"` characters.
+    let head = "[[queue]]\nid = \"q\"\n#";
+    let mut toml = String::with_capacity(limit);
+    toml.push_str(head);
+    toml.push_str(&"\"".repeat(limit - head.len()));
+    assert!(
+        tierline::config::parse(&toml, "t").is_ok(),
+        "the config is valid"
+    );
+    for path in ["/v1/config/validate", "/v1/config"] {
+        let r = t
+            .http
+            .request(
+                if path == "/v1/config" {
+                    reqwest::Method::PUT
+                } else {
+                    reqwest::Method::POST
+                },
+                t.url(path),
+            )
+            .header("content-type", "application/toml")
+            .body(toml.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_config", "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("once journaled") && message.contains("33554416"),
+            "{path}: {message}"
+        );
+    }
+    // Nothing changed, and the engine still applies events.
+    let (status, _) = t.get("/v1/queues/sales").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = t
+        .events(json!({"id": "e1", "type": "agent.login", "agent": "a1"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.stop().await;
+}

@@ -723,6 +723,31 @@ fn server_limits_must_leave_room_for_work() {
 }
 
 #[test]
+fn server_limits_have_a_ceiling_so_a_huge_one_is_refused_rather_than_failing_at_start() {
+    // Both become semaphore sizes; tokio panics above `usize::MAX >> 3`.
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ "event_queue_depth = 4611686018427387904",
+        /* 3 */ "max_connections = 1048577",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "server.event_queue_depth",
+        "must be at most 1048576",
+    );
+    assert_error(
+        &all[1],
+        3,
+        "server.max_connections",
+        "must be at most 1048576",
+    );
+    let at_the_limit = "[server]\nevent_queue_depth = 1048576\nmax_connections = 1048576\n";
+    assert!(tierline::config::parse(at_the_limit, "t.toml").is_ok());
+}
+
+#[test]
 fn the_body_limit_stays_within_what_one_journal_record_holds() {
     // A config PUT is journaled as one record; a larger body could never be written.
     let e = only_error(&file(&[

@@ -19,9 +19,20 @@ use super::routing::{
 use super::ConfigError;
 use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 
-/// Largest `[server] body_limit_bytes`: half of what one journal record may hold, so a config
-/// PUT of that size (journaled whole, with its envelope) always fits in one.
+/// Largest `[server] body_limit_bytes`: half of what one journal record may hold. A config PUT
+/// is journaled whole as one record, as a JSON string in which `"`, `\` and line breaks take two
+/// bytes; the reload measures that record and refuses a config it would not fit
+/// (`Reloader::fits_the_journal`).
 pub const MAX_BODY_LIMIT_BYTES: usize = 16 << 20;
+
+/// Largest `[server] max_connections`: Linux's default ceiling on open files per process
+/// (`fs.nr_open`); more sockets than that cannot be open at once.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// Largest `[server] event_queue_depth`: a million commands waiting for the engine is minutes of
+/// backlog at any rate it sustains, each holding its request's memory; past that, 503 and a
+/// retry serve the client better.
+pub const MAX_EVENT_QUEUE_DEPTH: usize = 1 << 20;
 
 mod queue;
 
@@ -524,6 +535,24 @@ impl Checker<'_, '_> {
         ] {
             if value == 0 {
                 self.err(&server.key(name), "must be at least 1");
+            }
+        }
+        for (name, value, max, why) in [
+            (
+                "event_queue_depth",
+                raw.server.event_queue_depth,
+                MAX_EVENT_QUEUE_DEPTH,
+                "a deeper command queue is minutes of backlog; answer 503 and let clients retry",
+            ),
+            (
+                "max_connections",
+                raw.server.max_connections,
+                MAX_CONNECTIONS,
+                "the default ceiling on open files per process (fs.nr_open)",
+            ),
+        ] {
+            if value > max {
+                self.err(&server.key(name), format!("must be at most {max}: {why}"));
             }
         }
         if raw.server.body_limit_bytes > MAX_BODY_LIMIT_BYTES {

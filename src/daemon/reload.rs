@@ -30,7 +30,7 @@ use crate::engine::Decision;
 use crate::metrics::Metrics;
 
 use super::core::{Input, Outcome};
-use super::task::{EngineHandle, SubmitError};
+use super::task::{EngineHandle, JournalEntry, SubmitError};
 use super::EnvFn;
 
 /// Why a reload did not happen.
@@ -118,7 +118,7 @@ impl Reloader {
     }
 
     /// SIGHUP: reload the TLS certificate, then the config file if it changed.
-    pub async fn on_sighup(&self) -> Result<ReloadReport, ReloadError> {
+    pub async fn on_sighup(self: &Arc<Self>) -> Result<ReloadReport, ReloadError> {
         if let Some(tls) = &self.tls {
             match tls.reload() {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
@@ -132,7 +132,7 @@ impl Reloader {
 
     /// Re-read the config file and apply it if its text changed; if it did not, read the
     /// secrets again (a rotated secret file takes effect).
-    pub async fn reload_file(&self) -> Result<ReloadReport, ReloadError> {
+    pub async fn reload_file(self: &Arc<Self>) -> Result<ReloadReport, ReloadError> {
         let Some(path) = &self.path else {
             return Ok(ReloadReport::default());
         };
@@ -276,21 +276,38 @@ impl Reloader {
     }
 
     /// Parse, validate and apply `source` (the TOML text); `origin` names it in errors.
+    ///
+    /// The change runs on a task of its own, to the end, even if the caller stops waiting (a
+    /// `PUT` answered 408 by the request timeout, a client that hangs up): once the engine has
+    /// the new config it applies it, and the secrets it names must then be put in force with it.
+    /// A caller dropped between the two would leave the routing config (and the TOML served as
+    /// in force) new and the credentials old.
     pub async fn apply_source(
-        &self,
+        self: &Arc<Self>,
         source: String,
         origin: &str,
     ) -> Result<ReloadReport, ReloadError> {
-        let result = self.apply_source_once(source, origin).await;
-        match &result {
-            Ok(_) => self.metrics.config_reload(true),
-            Err(ReloadError::Invalid(_) | ReloadError::Read { .. } | ReloadError::Secret(_)) => {
-                self.metrics.config_reload(false)
+        let me = Arc::clone(self);
+        let origin = origin.to_string();
+        let change = tokio::spawn(async move {
+            let result = me.apply_source_once(source, &origin).await;
+            match &result {
+                Ok(_) => me.metrics.config_reload(true),
+                Err(
+                    ReloadError::Invalid(_) | ReloadError::Read { .. } | ReloadError::Secret(_),
+                ) => me.metrics.config_reload(false),
+                // Not a verdict on the config: the engine was busy or stopping.
+                Err(ReloadError::Engine(_)) => {}
             }
-            // Not a verdict on the config: the engine was busy or stopping.
-            Err(ReloadError::Engine(_)) => {}
+            result
+        });
+        match change.await {
+            Ok(result) => result,
+            Err(e) => Err(ReloadError::Read {
+                path: "config change".into(),
+                message: format!("the task applying it failed: {e}"),
+            }),
         }
-        result
     }
 
     /// Everything `apply_source` would refuse `source` for, without changing anything: the
@@ -305,6 +322,13 @@ impl Reloader {
         let loaded = config::parse(source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
         let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
         self.keeps_auth_on(&fresh.auth, origin)?;
+        fits_the_journal(
+            &Input::Reconfigure {
+                source: source.to_string(),
+                origin: origin.to_string(),
+            },
+            origin,
+        )?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let problems = self
             .engine
@@ -328,14 +352,12 @@ impl Reloader {
         // whole reload.
         let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
         self.keeps_auth_on(&fresh.auth, origin)?;
-        let outcome = self
-            .engine
-            .apply(vec![Input::Reconfigure {
-                source,
-                origin: origin.to_string(),
-            }])
-            .await?
-            .pop();
+        let input = Input::Reconfigure {
+            source,
+            origin: origin.to_string(),
+        };
+        fits_the_journal(&input, origin)?;
+        let outcome = self.engine.apply(vec![input]).await?.pop();
         let decisions = match outcome {
             Some(Outcome::Applied(decisions)) => decisions,
             Some(Outcome::ConfigRefused(problems)) => {
@@ -373,6 +395,49 @@ impl Reloader {
             secrets_changed,
         })
     }
+}
+
+/// Refuse a config whose journal record would not fit in one (`MAX_RECORD_BYTES`). The TOML is
+/// journaled whole as a JSON string, where `"`, `\` and line breaks take two bytes, so a body
+/// within `body_limit_bytes` (or a config file, which has no body limit) can still be too large.
+/// Found here it is a clear 422; found by the journal it would fail the engine's whole batch as
+/// an outage, and no retry could ever succeed.
+fn fits_the_journal(input: &Input, origin: &str) -> Result<(), ReloadError> {
+    /// Counts what serde writes instead of keeping it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let max = crate::journal::frame::MAX_RECORD_BYTES;
+    let mut count = Count(0);
+    let entry = JournalEntry {
+        at: config::Millis::MAX,
+        input,
+    };
+    let measured = serde_json::to_writer(&mut count, &entry).map_err(|e| e.to_string());
+    let problem = match measured {
+        Ok(()) if count.0 <= max => return Ok(()),
+        Ok(()) => format!(
+            "the config is {} bytes once journaled (its text as a JSON string, where every \", \\ \
+             and line break takes two bytes), over the journal's limit of {max} bytes for one \
+             record; make it smaller",
+            count.0
+        ),
+        Err(e) => format!("the config cannot be journaled: {e}"),
+    };
+    Err(ReloadError::Invalid(vec![ConfigError {
+        file: origin.to_string(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: problem,
+    }]))
 }
 
 /// Daemon settings read only at start that differ between `old` and `new`.
