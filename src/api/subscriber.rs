@@ -216,6 +216,10 @@ async fn deliver(
         if seq.wait_for(|next| *next > threshold).await.is_err() {
             return;
         }
+        // The newest seq known before reading: should the read find nothing after the cursor
+        // (a cursor of `None`, "from the oldest held", before any decision exists: `threshold`
+        // 0 does not wait for that), wait for a decision past it instead of asking again at once.
+        let known = *seq.borrow_and_update();
         let limit = sub.batch_max;
         let page = match engine
             .read_core(move |v| v.core.decisions_after(cursor, limit))
@@ -246,6 +250,12 @@ async fn deliver(
                 continue;
             }
         };
+        if page.decisions.is_empty() {
+            if seq.wait_for(|next| *next > known).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let wanted: Vec<&str> = page
             .decisions
             .iter()
