@@ -99,7 +99,7 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
     let mut bad_records = 0usize;
     let mut records = 0u64;
     let mut problems = Vec::new();
-    let scanned = scan_all(dir, 0, &mut |index, payload| {
+    let scanned = scan_all(dir, 0, 0, &mut |index, payload| {
         records += 1;
         if let Err(why) = (checks.record)(payload) {
             bad_records += 1;
@@ -190,7 +190,7 @@ pub struct DumpReport {
 pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, JournalError> {
     let mut records = 0u64;
     let stdout_err = |e: std::io::Error| JournalError::io("write", Path::new("<output>"), e);
-    let scan = scan_all(dir, 0, &mut |index, payload| {
+    let scan = scan_all(dir, 0, 0, &mut |index, payload| {
         let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
         if body.is_empty() {
             writeln!(out, "{{\"index\":{index}}}").map_err(stdout_err)?;

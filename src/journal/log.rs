@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::daemon::SyncMode;
 
 use super::frame::{self, MAX_BODY_BYTES, MAX_RECORD_BYTES};
-use super::segment::{scan_all, segment_path, SegmentFile, TornTail, TEMP_EXT};
+use super::segment::{scan_all, segment_path, SegmentFile, TornTail, ORPHANED_EXT, TEMP_EXT};
 use super::{lock_dir, sync_dir, JournalError};
 
 /// How the writer behaves; see `[journal]` in the config.
@@ -107,7 +107,12 @@ impl Log {
     ) -> Result<(Log, OpenReport), JournalError> {
         remove_temp_files(dir)?;
         let mut replayed = 0u64;
-        let scan = scan_all(dir, resume_at, &mut |index, payload| {
+        // With a sync mode, the restored snapshot proves every record up to it was synced.
+        let synced_through = match opts.sync {
+            SyncMode::None => 0,
+            _ => resume_at.saturating_sub(1),
+        };
+        let scan = scan_all(dir, resume_at, synced_through, &mut |index, payload| {
             replayed += 1;
             on_record(index, payload)
         })?;
@@ -134,15 +139,21 @@ impl Log {
         }
         if next_index < resume_at && !segments.is_empty() {
             // The snapshot is newer than the journal's end (possible only with sync = "none" after
-            // an OS crash): everything on disk is covered by it, so start afresh after it.
+            // an OS crash): everything on disk is covered by it, so start afresh after it. The
+            // old segments are set aside (`.orphaned`), not deleted, for whoever wants to look.
             tracing::warn!(
                 journal_end = next_index,
                 snapshot = resume_at - 1,
-                "journal: the snapshot is ahead of the journal; starting a new segment after it"
+                "journal: the snapshot is ahead of the journal; setting its segments aside \
+                 (*.orphaned) and starting a new segment after the snapshot"
             );
             for seg in segments.drain(..) {
-                std::fs::remove_file(&seg.path)
-                    .map_err(|e| JournalError::io("remove", &seg.path, e))?;
+                let aside = seg.path.with_extension(ORPHANED_EXT);
+                std::fs::rename(&seg.path, &aside)
+                    .map_err(|e| JournalError::io("rename", &seg.path, e))?;
+            }
+            if opts.sync != SyncMode::None {
+                super::sync_dir(dir)?;
             }
         }
         if segments.is_empty() {

@@ -22,6 +22,8 @@ pub struct SegmentFile {
 
 pub(crate) const SEGMENT_EXT: &str = "seg";
 pub(crate) const SNAPSHOT_EXT: &str = "snap";
+/// Segments set aside because a snapshot is ahead of them (`Log::open`): `<base>.seg.orphaned`.
+pub(crate) const ORPHANED_EXT: &str = "seg.orphaned";
 pub(crate) const TEMP_EXT: &str = "tmp";
 
 pub(crate) fn segment_path(dir: &Path, base: u64) -> PathBuf {
@@ -108,10 +110,15 @@ pub struct Scanned {
 /// start of a torn tail even when valid frames follow it. With several batches written but not
 /// yet synced, a power loss can persist a later extent of the file but not an earlier one; every
 /// frame after the hole was written after it, so no sync covered it and it was never answered.
+///
+/// Neither exception holds for records up to `synced_through`, which something on disk proves
+/// were synced (a snapshot is written only once the sync covers its index): damage there is
+/// damage to acknowledged data, `Corrupt`, however it looks. 0 proves nothing.
 pub(crate) fn scan(
     seg: &SegmentFile,
     is_last: bool,
     from: u64,
+    synced_through: u64,
     on_record: &mut OnRecord<'_>,
 ) -> Result<Scanned, JournalError> {
     let bytes = std::fs::read(&seg.path).map_err(|e| JournalError::io("read", &seg.path, e))?;
@@ -135,6 +142,17 @@ pub(crate) fn scan(
                     return Err(corrupt(
                         at,
                         format!("{damage} in a segment that is not the newest"),
+                    ));
+                }
+                if next_index <= synced_through {
+                    return Err(corrupt(
+                        at,
+                        format!(
+                            "{damage} at record {next_index}, which the snapshot at record \
+                             {synced_through} proves was synced: damage to acknowledged data, \
+                             not a torn tail (if this journal was written with sync = \"none\", \
+                             start once with sync = \"none\" to cut it)"
+                        ),
                     ));
                 }
                 let damage = match frame::valid_frame_after(rest) {
@@ -228,9 +246,11 @@ pub struct ScanReport {
 }
 
 /// Scan every segment in order, checking that each starts where the previous ended.
+/// `synced_through`: see `scan`.
 pub(crate) fn scan_all(
     dir: &Path,
     from: u64,
+    synced_through: u64,
     on_record: &mut OnRecord<'_>,
 ) -> Result<ScanReport, JournalError> {
     let segments = list_segments(dir)?;
@@ -248,7 +268,7 @@ pub(crate) fn scan_all(
             });
         }
         let is_last = k + 1 == segments.len();
-        let scanned = scan(seg, is_last, from, on_record)?;
+        let scanned = scan(seg, is_last, from, synced_through, on_record)?;
         report.next_index = scanned.next_index;
         report.frames += scanned.frames;
         report.last_valid_len = scanned.valid_len;
@@ -290,7 +310,7 @@ mod tests {
             path: segment_path(dir, base),
         };
         std::fs::write(&seg.path, bytes).unwrap();
-        scan(&seg, is_last, base, &mut |_, _| Ok(()))
+        scan(&seg, is_last, base, 0, &mut |_, _| Ok(()))
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn scan(
     from: u64,
     mut on_input: impl FnMut(u64, TimedInput),
 ) -> Result<ScanReport, JournalError> {
-    scan_all(dir, from, &mut |index, payload| {
+    scan_all(dir, from, 0, &mut |index, payload| {
         let input: TimedInput = serde_json::from_slice(payload)
             .map_err(|e| JournalError::decode(index, e.to_string()))?;
         on_input(index, input);

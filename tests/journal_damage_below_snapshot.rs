@@ -1,0 +1,144 @@
+//! A durable snapshot proves every record up to its index was synced (with `sync = "batch"` or
+//! `"always"` it is written only once the sync covers that index). So damage at or before that
+//! index is damage to acknowledged data, whatever it looks like: recovery refuses, naming the file
+//! and offset, and changes nothing on disk. Before, a zero-filled patch there passed for a torn
+//! tail: the segment was cut at it and then, being "behind the snapshot", deleted, with the
+//! valid acknowledged records after the snapshot in it.
+//!
+//! With `sync = "none"` a snapshot proves nothing: a journal behind its snapshot (an OS crash
+//! lost the unsynced end) starts afresh after it, and the old segments are set aside, not deleted.
+
+use std::path::{Path, PathBuf};
+
+use tierline::config::daemon::SyncMode;
+use tierline::journal::{Journal, JournalError, JournalOptions, LogOptions, Replay};
+
+/// Inputs are ~900-byte strings, so a frame is about a quarter of a page.
+#[derive(Debug, Default, PartialEq)]
+struct Strs(Vec<String>);
+
+impl Replay for Strs {
+    type Input = String;
+    fn decode(payload: &[u8]) -> Result<String, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+    fn replay(&mut self, input: &String) {
+        self.0.push(input.clone());
+    }
+    fn save(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        serde_json::to_writer(out, &self.0).map_err(|e| e.to_string())
+    }
+    fn load(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes)
+            .map(Strs)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn options(sync: SyncMode) -> JournalOptions {
+    JournalOptions {
+        log: LogOptions {
+            sync,
+            segment_bytes: 64 << 20,
+        },
+        snapshot_every_records: 0,
+        snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
+        keep_snapshots: 2,
+    }
+}
+
+fn input(n: u64) -> String {
+    format!("{n:04}{}", "x".repeat(900))
+}
+
+/// 40 inputs, each appended (and with a sync mode, synced) on its own; a snapshot at 30.
+fn write_forty(dir: &Path, sync: SyncMode) {
+    let (mut journal, mut state, _) =
+        Journal::recover(dir, options(sync), 0, Strs::default).unwrap();
+    for n in 1..=40u64 {
+        journal.append(&[input(n)]).unwrap();
+        state.0.push(input(n));
+        if n == 30 {
+            assert_eq!(journal.snapshot(&state, 0).unwrap(), 30);
+        }
+    }
+}
+
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_zero_filled_patch_below_the_snapshot_is_refused_and_nothing_on_disk_changes() {
+    for sync in [SyncMode::Batch, SyncMode::Always] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_forty(dir, sync);
+        // Damage that reads back as zeros (a bad block): the second page of the only segment,
+        // inside records ~5..=9, all covered by the snapshot at 30.
+        let seg = dir.join(format!("{:020}.seg", 1));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[4096..8192].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+
+        match Journal::recover(dir, options(sync), 0, Strs::default) {
+            Err(JournalError::Corrupt { path, damage, .. }) => {
+                assert_eq!(path, seg);
+                assert!(
+                    damage.contains("proves was synced"),
+                    "{sync:?}: the refusal does not say why: {damage}"
+                );
+            }
+            Err(other) => panic!("{sync:?}: unexpected error {other}"),
+            Ok((journal, state, report)) => panic!(
+                "{sync:?}: recovery accepted damage to acknowledged data: {} inputs, next index \
+                 {}, report: {report}",
+                state.0.len(),
+                journal.last_index() + 1
+            ),
+        }
+        // The segment is as it was: not cut, not removed, nothing set aside.
+        assert!(
+            std::fs::read(&seg).unwrap() == bytes,
+            "{sync:?}: the segment changed"
+        );
+        assert_eq!(files(dir, ".seg"), vec![seg.clone()], "{sync:?}");
+        assert!(files(dir, ".orphaned").is_empty(), "{sync:?}");
+    }
+}
+
+#[test]
+fn with_sync_none_a_journal_behind_its_snapshot_starts_after_it_and_keeps_the_old_segment_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_forty(dir, SyncMode::None);
+    // An OS crash lost everything after the first page (nothing was synced).
+    let seg = dir.join(format!("{:020}.seg", 1));
+    let bytes = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &bytes[..4096]).unwrap();
+
+    let (journal, state, _) =
+        Journal::recover(dir, options(SyncMode::None), 0, Strs::default).unwrap();
+    assert_eq!(state.0, (1..=30).map(input).collect::<Vec<_>>());
+    assert_eq!(journal.last_index(), 30);
+    assert_eq!(
+        files(dir, ".seg"),
+        vec![dir.join(format!("{:020}.seg", 31))]
+    );
+    let aside = dir.join(format!("{:020}.seg.orphaned", 1));
+    assert_eq!(files(dir, ".orphaned"), vec![aside.clone()]);
+    // What was left of it once its torn end was cut: its whole frames, as written.
+    let kept = std::fs::read(&aside).unwrap();
+    assert!(
+        !kept.is_empty() && kept.len() <= 4096 && bytes.starts_with(&kept),
+        "the set-aside segment is not the journal's surviving start ({} bytes)",
+        kept.len()
+    );
+}
