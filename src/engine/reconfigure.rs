@@ -336,6 +336,15 @@ impl Engine {
                     i.priority = i.priority.saturating_add(cfg.steps[k].priority_boost);
                 }
             }
+            // Steps up to the old one that it passes over again (`skip_if_no_agents`, nobody
+            // there) were reached before too: taken silently, like those reached by time.
+            let mut k = reached;
+            while k < old && k + 1 < cfg.steps.len() && self.passes_over(q, k) {
+                k += 1;
+                let i = self.ix_mut(ik);
+                i.step = Some(k as u16);
+                i.priority = i.priority.saturating_add(cfg.steps[k].priority_boost);
+            }
             self.settle_steps(ik);
         }
         // Due or not is judged again under the new config: a queue that lost its overflow (or

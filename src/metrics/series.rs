@@ -70,6 +70,8 @@ impl UnroutedSeries {
 
 pub(crate) struct AgentSeries {
     pub(crate) activity: [Gauge; 6],
+    /// The activity `activity` shows (1 for it, 0 for the rest).
+    shown: Activity,
     pub(crate) handled: [Option<Counter>; 4],
 }
 
@@ -150,15 +152,35 @@ impl QueueSeries {
 }
 
 impl AgentSeries {
-    pub(crate) fn new(m: &Metrics, agent: &str) -> AgentSeries {
-        AgentSeries {
+    /// The agent's series, showing `activity` (its ledger's first span) from the start: a series
+    /// set that is 0 in every state would say the agent is nowhere.
+    pub(crate) fn new(m: &Metrics, agent: &str, activity: Activity) -> AgentSeries {
+        let series = AgentSeries {
             activity: Activity::ALL.map(|a| {
                 m.gauge(
                     c::AGENT_ACTIVITY,
                     &[("agent", agent), ("state", a.as_str())],
                 )
             }),
+            shown: activity,
             handled: Default::default(),
+        };
+        series.publish();
+        series
+    }
+
+    /// Show `activity`, if it is not what the series already show.
+    pub(crate) fn show(&mut self, activity: Activity) {
+        if self.shown != activity {
+            self.shown = activity;
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        let shown = activity_index(self.shown);
+        for (i, g) in self.activity.iter().enumerate() {
+            g.set(if i == shown { 1.0 } else { 0.0 });
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::catalog::{self as c, seconds};
 use super::live::LiveSeries;
-use super::series::{activity_index, AgentSeries, QueueSeries, UnroutedSeries};
+use super::series::{AgentSeries, QueueSeries, UnroutedSeries};
 use super::since_start::QueueTally;
 use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
 use super::Metrics;
@@ -254,7 +254,7 @@ impl Telemetry {
             wrap_up: 0,
             last_fact_at: at,
             touched: false,
-            series: per_agent.then(|| AgentSeries::new(m, id)),
+            series: per_agent.then(|| AgentSeries::new(m, id, Activity::Offline)),
         });
         if !track.touched {
             track.touched = true;
@@ -699,19 +699,15 @@ impl AgentTrack {
     }
 
     fn enter(&mut self, at: Millis, activity: Activity) {
-        let before = self.ledger.current().map(|s| s.activity);
         self.ledger.enter(Span {
             start: at,
             activity,
             status: self.status,
             reason: self.reason.clone(),
         });
-        if let (Some(s), Some(now)) = (&self.series, self.ledger.current().map(|s| s.activity)) {
-            if before != Some(now) {
-                for (i, g) in s.activity.iter().enumerate() {
-                    g.set(if i == activity_index(now) { 1.0 } else { 0.0 });
-                }
-            }
+        if let (Some(s), Some(now)) = (&mut self.series, self.ledger.current().map(|s| s.activity))
+        {
+            s.show(now);
         }
     }
 
