@@ -49,7 +49,11 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
-        let config = tierline::config::parse(CONFIG, "kamailio_adapter.toml").expect("config");
+        Harness::start_with(CONFIG).await
+    }
+
+    async fn start_with(config: &str) -> Harness {
+        let config = tierline::config::parse(config, "kamailio_adapter.toml").expect("config");
         let daemon = Daemon::start(DaemonOptions::new(config))
             .await
             .expect("daemon starts");
@@ -425,5 +429,47 @@ async fn a_call_with_a_long_from_uri_is_still_routed() {
     let (status, doc) = h.route(c).await;
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["agent"], "a1", "{doc}");
+    h.daemon.stop().await.unwrap();
+}
+
+/// The config accepts agent ids up to the engine's 256 bytes and `/route` answers such an id in
+/// `agent`: the reports of that agent's phone must be taken too (they were refused over 200
+/// bytes, so an answered call stayed `offered` until it expired and was re-offered).
+#[tokio::test]
+async fn the_reports_of_an_agent_with_a_long_id_are_taken() {
+    let long = "a".repeat(230);
+    let h = Harness::start_with(&CONFIG.replace("id = \"a1\"", &format!("id = \"{long}\""))).await;
+    h.login(&long).await;
+    let (status, doc) = h.route(call("long-agent@pbx")).await;
+    assert_eq!(
+        (status, doc["agent"].as_str()),
+        (200, Some(long.as_str())),
+        "{doc}"
+    );
+    let accept = json!({"call_id": "long-agent@pbx", "event": "accepted", "agent": long,
+                        "offer": doc["offer"], "sip_status": 200});
+    let (status, r) = h.report(accept).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("applied")),
+        "{r}"
+    );
+    // Past the engine's limit the field is named with its limit.
+    let too_long = "a".repeat(257);
+    let (status, r) = h
+        .report(
+            json!({"call_id": "long-agent@pbx", "event": "accepted", "agent": too_long,
+                       "offer": doc["offer"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], "field_too_long", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 256"),
+        "{r}"
+    );
     h.daemon.stop().await.unwrap();
 }

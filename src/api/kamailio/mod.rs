@@ -58,7 +58,8 @@ pub const RING_GUARD_MS: Millis = 500;
 /// Less ring time than this left on an offer is not worth ringing: wait for the engine's expiry
 /// and re-offer instead.
 pub const MIN_RING_MS: Millis = 250;
-/// Longest accepted Call-ID, agent id or offer id (they become parts of event ids).
+/// Longest accepted Call-ID or offer id (they become parts of event ids). An agent id may be as
+/// long as the engine allows (`engine::event::MAX_ID_LEN`): `/route` answers it.
 pub const MAX_ID_LEN: usize = 200;
 
 /// The routes, with the auth check (merged into the API router by `api::router`).

@@ -117,8 +117,12 @@ pub struct Rtjson {
 pub enum AdapterError {
     #[error("`{field}` is empty")]
     Empty { field: &'static str },
-    #[error("`{field}` is {len} bytes long; at most {MAX_ID_LEN} are accepted")]
-    TooLong { field: &'static str, len: usize },
+    #[error("`{field}` is {len} bytes long; at most {max} are accepted")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("a `{event}` report needs `agent` (whose phone it was)")]
     MissingAgent { event: &'static str },
     #[error(
@@ -140,14 +144,20 @@ impl AdapterError {
     }
 }
 
+/// A Call-ID or offer id: at most `MAX_ID_LEN` bytes, as they become parts of event ids.
 pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), AdapterError> {
+    check_len(field, value, MAX_ID_LEN)
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), AdapterError> {
     if value.trim().is_empty() {
         return Err(AdapterError::Empty { field });
     }
-    if value.len() > MAX_ID_LEN {
+    if value.len() > max {
         return Err(AdapterError::TooLong {
             field,
             len: value.len(),
+            max,
         });
     }
     Ok(())
@@ -212,7 +222,9 @@ impl ReportRequest {
                 .agent
                 .clone()
                 .ok_or(AdapterError::MissingAgent { event })?;
-            check_id("agent", &a)?;
+            // Any id the config or a login can give an agent (the engine's limit): `/route`
+            // answers it, so its reports must be taken.
+            check_len("agent", &a, ENGINE_ID_LEN)?;
             let o = self
                 .offer
                 .clone()
