@@ -954,3 +954,103 @@ fn a_rule_for_a_channel_its_queue_does_not_serve_is_refused() {
     )
     .is_ok());
 }
+
+#[test]
+fn a_subscriber_type_that_no_decision_has_is_refused_naming_the_valid_ones() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "http://127.0.0.1:9000/hook""#,
+        /* 3 */ r#"types = ["overflow", "offers"]"#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "subscriber[0].types[1]",
+        "`offers` is not a decision type",
+    );
+    assert!(e.message.contains("offer, queued, offer_revoked"), "{e}");
+    let every_type = file(&[
+        "[[subscriber]]",
+        r#"url = "http://127.0.0.1:9000/hook""#,
+        r#"types = ["offer", "queued", "offer_revoked", "overflow", "rejected", "escalated", "agent_state"]"#,
+    ]);
+    assert!(parse(&every_type, "test.toml").is_ok());
+}
+
+#[test]
+fn a_bad_first_step_does_not_make_the_second_one_the_first() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = -1, tiers = [1] },",
+        /* 5 */ "  { after_s = 30, tiers = [1, 2] },",
+        /* 6 */ "]",
+    ]));
+    assert_eq!(e.field, "queue[0].steps[0].after_s", "{e}");
+}
+
+#[test]
+fn a_byte_order_mark_is_not_counted_as_a_column() {
+    let e = only_error("\u{feff}defaults.sla_s = -1\n");
+    assert_eq!(e.field, "defaults.sla_s");
+    assert_eq!((e.line, e.column), (Some(1), Some(10)), "{e}");
+}
+
+#[test]
+fn the_default_config_shows_every_subscriber_option() {
+    let text = include_str!("../config/tierline.toml");
+    let subscribers = &text[text.find("# Decision subscribers").unwrap()..];
+    for option in [
+        "url",
+        "name",
+        "secret_env",
+        "secret_file",
+        "types",
+        "retry_initial_ms",
+        "retry_max_ms",
+        "batch_max",
+        "timeout_ms",
+    ] {
+        assert!(
+            subscribers.contains(&format!("#   {option} ")),
+            "config/tierline.toml does not describe [[subscriber]] {option}"
+        );
+    }
+}
+
+#[test]
+fn an_array_where_a_section_or_entry_table_is_expected_is_refused() {
+    // serde would read an array field by field in declaration order: no names, no typo caught.
+    for (text, field) in [
+        (
+            file(&[r#"routing = [7, "q"]"#, "[[queue]]", r#"id = "q""#]),
+            "routing",
+        ),
+        (file(&["limits = [1, 0, 2, 1]"]), "limits"),
+        (file(&["[channels]", "chat = [2, true]"]), "channels.chat"),
+        (
+            file(&[
+                r#"rule = [[{ vip = "yes" }, "q", 5]]"#,
+                "[[queue]]",
+                r#"id = "q""#,
+            ]),
+            "rule[0]",
+        ),
+        (
+            file(&[
+                r#"agent = [["a1", "sip:a1", { q = 1 }, ["en"], { chat = 2 }]]"#,
+                "[[queue]]",
+                r#"id = "q""#,
+            ]),
+            "agent[0]",
+        ),
+    ] {
+        let all = errors(&text);
+        let e = all
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("no error on `{field}` in {all:#?}\n{text}"));
+        assert!(e.message.contains("must be a table"), "{e}");
+    }
+}

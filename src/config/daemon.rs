@@ -150,7 +150,7 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriberConfig {
-    /// Name used in metrics labels and logs (defaults to the URL's host).
+    /// Name used in metrics labels, logs and its ack file's name (defaults to the URL).
     #[serde(default)]
     pub name: Option<String>,
     pub url: String,

@@ -294,6 +294,23 @@ fn read_entry<T: DeserializeOwned>(
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
 ) -> (Option<T>, Vec<String>) {
+    // A section or entry is a table. serde would also read an array, field by field in
+    // declaration order (`routing = [7, "q"]` as `seed` and `default_queue`): no names, so no
+    // typo could ever be caught.
+    let table = matches!(
+        item,
+        Item::Table(_) | Item::None | Item::Value(Value::InlineTable(_))
+    );
+    if !table {
+        errors.push(loc.error(
+            path,
+            format!(
+                "must be a table (`[{path}]`, `[[{path}]]` or `{{ key = value, … }}`), not {}",
+                item.type_name()
+            ),
+        ));
+        return (None, Vec::new());
+    }
     let mut current = item.clone();
     let mut broken: Vec<String> = Vec::new();
     loop {

@@ -225,7 +225,14 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    // A byte order mark starting the file is not a column an editor shows.
+    let line_text = before.get(line_start..).unwrap_or("");
+    let line_text = if line_start == 0 {
+        line_text.strip_prefix('\u{feff}').unwrap_or(line_text)
+    } else {
+        line_text
+    };
+    let column = line_text.chars().count() + 1;
     (line, column)
 }
 

@@ -587,6 +587,18 @@ impl Checker<'_, '_> {
                 &s.secret_env,
                 &s.secret_file,
             );
+            for (k, t) in s.types.iter().enumerate() {
+                if !crate::engine::DecisionKind::TYPE_NAMES.contains(&t.as_str()) {
+                    self.err(
+                        &root.key("subscriber").index(i).key("types").index(k),
+                        format!(
+                            "`{t}` is not a decision type (one of {}): the subscriber would \
+                             never get it",
+                            crate::engine::DecisionKind::TYPE_NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 self.err(
                     &root.key("subscriber").index(i).key("url"),

@@ -130,6 +130,17 @@ pub enum DecisionKind {
 }
 
 impl DecisionKind {
+    /// Every `type_name`, as a subscriber's `types` may list them.
+    pub const TYPE_NAMES: [&'static str; 7] = [
+        "offer",
+        "queued",
+        "offer_revoked",
+        "overflow",
+        "rejected",
+        "escalated",
+        "agent_state",
+    ];
+
     pub fn type_name(&self) -> &'static str {
         match self {
             DecisionKind::Offer { .. } => "offer",

@@ -266,7 +266,9 @@ impl Checker<'_, '_> {
             let after = self.millis(s.after_s, &p.key("after_s"), false);
             if let Some(after) = after {
                 match previous {
-                    None if after != 0 => self.err(
+                    // The first step by position: a bad first step does not make the next one
+                    // "the first" (`previous` stays unset after it).
+                    None if k == 0 && after != 0 => self.err(
                         &p.key("after_s"),
                         format!(
                             "the first step must start at 0 s (found {} s): an interaction needs \
