@@ -18,6 +18,20 @@ pub mod loadgen;
 pub mod metrics;
 pub mod sim;
 
+/// Write a command's output to stdout and flush it. A closed or failing stdout (the reader of a
+/// pipe exited early, a full disk) is reported on stderr and answered with exit 2, as every
+/// command documents for an error, where `print!` would panic (exit 101).
+pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::ExitCode::from(2)
+        })
+}
+
 /// The multi-thread tokio runtime of the commands that serve or drive HTTP (`serve`,
 /// `loadgen`, `baseline-server`), with `workers` worker threads (0 = tokio's default, one per
 /// CPU). On failure the error is printed and the command's exit code is returned.

@@ -118,8 +118,10 @@ fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     match tierline::config::load(path) {
         Ok(config) => {
-            print!("{}", tierline::config::summary::render(&config.routing));
-            ExitCode::SUCCESS
+            match tierline::write_stdout(&tierline::config::summary::render(&config.routing)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -135,7 +137,9 @@ fn journal(command: JournalCommand) -> ExitCode {
         JournalCommand::Verify { dir } => match tierline::journal::verify(&dir, &Checks::generic())
         {
             Ok(report) => {
-                println!("{report}");
+                if let Err(code) = tierline::write_stdout(&format!("{report}\n")) {
+                    return code;
+                }
                 if report.is_ok() {
                     ExitCode::SUCCESS
                 } else {

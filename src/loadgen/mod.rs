@@ -77,8 +77,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(value.is_finite() && value >= 0.0) {
         return Err(format!("`{text}` must be zero or more"));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    match Duration::try_from_secs_f64(value * scale) {
+        Ok(d) if d <= MAX_FLAG_DURATION => Ok(d),
+        _ => Err(format!(
+            "`{text}` is longer than a year, the longest a run may take"
+        )),
+    }
 }
+
+/// Longest `--duration`, `--timeout`, `--drain` or `--pace-quantum`: a year (so that the run's
+/// deadlines always fit the clock).
+const MAX_FLAG_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `tierline loadgen` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -385,6 +394,18 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         return Err(LoadgenError::Connections);
     }
     let schedule = Schedule::new(args.rate, args.duration, args.arrivals, args.seed)?;
+    // The report file is opened (created) before the run, so a path that cannot be written is
+    // found now, not after minutes of load whose figures would then be lost.
+    let mut out = match &args.out {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path).map_err(|source| LoadgenError::Write {
+                path: path.clone(),
+                source,
+            })?,
+        )),
+        None => None,
+    };
     let target = Target::resolve(&args.url).await?;
     let run_id = args.run_id.clone().unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
@@ -503,12 +524,18 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         sustained_p99_ms: args.sustained_p99_ms,
     };
     let report = Report::build(settings, &recorder, totals, args.duration);
-    if let Some(path) = &args.out {
+    if let Some((path, file)) = &mut out {
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        std::fs::write(path, json).map_err(|source| LoadgenError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        std::io::Write::write_all(file, &json)
+            .and_then(|()| file.sync_all())
+            .map_err(|source| {
+                // The figures are not lost with the file: they are on stdout.
+                let _ = crate::write_stdout(&format!("{}\n", report.summary_line()));
+                LoadgenError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
     }
     Ok(report)
 }
@@ -547,10 +574,10 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
         Err(code) => return code,
     };
     match runtime.block_on(run(&args)) {
-        Ok(report) => {
-            println!("{}", report.summary_line());
-            ExitCode::SUCCESS
-        }
+        Ok(report) => match crate::write_stdout(&format!("{}\n", report.summary_line())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
         Err(e) => {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE

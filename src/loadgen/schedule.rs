@@ -31,10 +31,19 @@ pub struct Slot {
 /// A rate or duration the schedule cannot be built from.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ScheduleError {
-    #[error("--rate must be a positive number of events per second, got {0}")]
+    #[error("--rate must be a positive number of events per second, at most {MAX_RATE}, got {0}")]
     Rate(f64),
     #[error("--duration must be longer than zero")]
     Duration,
+}
+
+/// Highest `--rate`: ten million events a second, far past what one machine can send (the slot
+/// count of a year-long run stays far inside `u64`).
+pub const MAX_RATE: f64 = 1e7;
+
+/// A slot's time, `secs` after the start; past any `Duration` (a tiny rate) is "never".
+fn slot_time(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 /// The intended send times of one run, generated lazily (a run at 50,000/s for a minute would
@@ -59,7 +68,7 @@ impl Schedule {
         arrivals: Arrivals,
         seed: u64,
     ) -> Result<Schedule, ScheduleError> {
-        if !(rate.is_finite() && rate > 0.0) {
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
             return Err(ScheduleError::Rate(rate));
         }
         if duration.is_zero() {
@@ -80,7 +89,7 @@ impl Schedule {
     /// (`ceil(rate × secs)` alone is one too many when the product rounds up, e.g. 100/s for
     /// 1.1 s is 110.00000000000001).
     pub fn expected_slots(&self) -> u64 {
-        let at = |i: u64| Duration::from_secs_f64(i as f64 / self.rate);
+        let at = |i: u64| slot_time(i as f64 / self.rate);
         let mut n = (self.rate * self.end.as_secs_f64()).ceil() as u64;
         while n > 0 && at(n - 1) >= self.end {
             n -= 1;
@@ -103,7 +112,7 @@ impl Schedule {
                 at
             }
         };
-        let intended = Duration::from_secs_f64(at_secs);
+        let intended = slot_time(at_secs);
         if intended >= self.end {
             return None;
         }
@@ -214,6 +223,29 @@ mod tests {
             self.sleeps.set(self.sleeps.get() + 1);
             self.now.set(self.now.get().max(at));
         }
+    }
+
+    /// A rate so low that the second slot is past any `Duration`: one slot, at the start.
+    #[test]
+    fn a_tiny_rate_has_one_slot_at_the_start_and_the_rest_never() {
+        for arrivals in [Arrivals::Constant, Arrivals::Poisson] {
+            let mut s = Schedule::new(1e-30, Duration::from_secs(1), arrivals, 7).unwrap();
+            if arrivals == Arrivals::Constant {
+                assert_eq!(s.expected_slots(), 1);
+            }
+            let first = s.next_slot();
+            assert!(first.is_none() || first.map(|f| f.intended) == Some(Duration::ZERO));
+            assert!(s.next_slot().is_none());
+        }
+        assert!(matches!(
+            Schedule::new(
+                MAX_RATE * 10.0,
+                Duration::from_secs(1),
+                Arrivals::Constant,
+                7
+            ),
+            Err(ScheduleError::Rate(_))
+        ));
     }
 
     fn ms(n: u64) -> Duration {

@@ -124,19 +124,10 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
 /// Write the report to stdout. A stdout that cannot take it (closed by `| head`, a full disk)
 /// is exit 2 with the reason, not a panic.
 fn print_report(format: Format, table: &str, json: &str) -> Result<(), ExitCode> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        Format::Table => out.write_all(table.as_bytes()),
-        Format::Json => out
-            .write_all(json.as_bytes())
-            .and_then(|()| out.write_all(b"\n")),
+    match format {
+        Format::Table => crate::write_stdout(table),
+        Format::Json => crate::write_stdout(&format!("{json}\n")),
     }
-    .and_then(|()| out.flush());
-    written.map_err(|e| {
-        eprintln!("error: cannot write the report to stdout: {e}");
-        ExitCode::from(2)
-    })
 }
 
 /// `--replay DIR`: old and new side by side.

@@ -1,0 +1,86 @@
+//! Bad arguments and a closed stdout get an error and a documented exit code from every command,
+//! never a panic (exit 101).
+
+use std::process::{Command, Stdio};
+
+fn tierline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tierline"))
+}
+
+/// Run with stdout a pipe whose reader has already gone (as `| head -0`).
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = tierline()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tierline");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for tierline");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_and_journal_verify_with_a_closed_stdout_exit_2_naming_it() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tierline.toml");
+    let journal = tempfile::tempdir().unwrap();
+    let journal = journal.path().to_string_lossy().into_owned();
+    for args in [
+        vec!["check-config", config],
+        vec!["journal", "verify", journal.as_str()],
+    ] {
+        let (code, stderr) = with_closed_stdout(&args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write to stdout"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn loadgen_durations_past_a_year_are_argument_errors() {
+    for flag in ["--duration", "--timeout", "--drain", "--pace-quantum"] {
+        let out = tierline()
+            .args(["loadgen", "--url", "http://127.0.0.1:1", flag, "1e20"])
+            .output()
+            .expect("run tierline");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{flag} 1e20: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{flag} 1e20: {stderr}");
+        assert!(stderr.contains("longer than a year"), "{flag}: {stderr}");
+    }
+}
+
+#[test]
+fn loadgen_refuses_a_rate_past_its_limit_and_an_unwritable_report_before_the_run() {
+    let out = tierline()
+        .args(["loadgen", "--url", "http://127.0.0.1:1", "--rate", "1e8"])
+        .output()
+        .expect("run tierline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at most 10000000"), "{stderr}");
+
+    // Nothing listens on port 1: had the run started first, the error would be the connection.
+    let out = tierline()
+        .args([
+            "loadgen",
+            "--url",
+            "http://127.0.0.1:1",
+            "--out",
+            "/nonexistent-dir/report.json",
+        ])
+        .output()
+        .expect("run tierline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the report to /nonexistent-dir/report.json"),
+        "{stderr}"
+    );
+}
