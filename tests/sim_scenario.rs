@@ -237,3 +237,44 @@ fn a_day_shape_must_start_at_zero_and_increase() {
         "{all}"
     );
 }
+
+/// Ids, skills and attributes the engine would refuse mid-run (an empty or over-long agent id,
+/// a skill over 256 bytes, an attribute value over 1,024) are scenario problems, reported before
+/// the run with the field, not an engine refusal (exit 1) minutes into it.
+#[test]
+fn ids_and_attributes_the_engine_would_refuse_are_scenario_problems() {
+    let long = "x".repeat(300);
+    let errors = errors_of(&format!(
+        r#"
+        duration_s = 600
+        [[arrivals]]
+        queue = "support"
+        rate_per_hour = 10
+        handle = {{ dist = "fixed", s = 1 }}
+        skills = ["{long}"]
+        attributes = {{ note = "{value}" }}
+        [[agents]]
+        id = ""
+        tiers = {{ support = 1 }}
+        [[agents]]
+        count = 2
+        id_prefix = "{long}"
+        tiers = {{ support = 1 }}
+        [[agents]]
+        id = "a9"
+        skills = ["{long}"]
+        tiers = {{ support = 1 }}
+        "#,
+        value = "y".repeat(1100),
+    ));
+    let all = errors.join("\n");
+    for expected in [
+        "arrivals[0].skills[0]: `xxxxxxxxxxxxxxxx…` is 300 bytes long; the engine takes at most 256",
+        "arrivals[0].attributes.note: is 1100 bytes long; the engine takes at most 1024",
+        "agents[0].id: must not be empty",
+        "agents[1].id_prefix: makes ids of 301 bytes; the engine takes at most 256",
+        "agents[2].skills[0]: `xxxxxxxxxxxxxxxx…` is 300 bytes long",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
+}

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use crate::config::{Channel, ConfigError, ConfigErrors, Millis, RoutingConfig, Tier};
+use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 use crate::sim::dist::Dist;
 
 /// The default virtual start: Monday 2024-01-01 00:00:00 UTC (queue schedules see this date).
@@ -290,6 +291,22 @@ impl Problems<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// An id the engine takes: not empty, at most `MAX_ID_LEN` bytes.
+    fn id_len(&mut self, field: &str, id: &str) {
+        if id.is_empty() {
+            self.add(field, "must not be empty");
+        } else if id.len() > MAX_ID_LEN {
+            self.add(
+                field,
+                format!(
+                    "`{}…` is {} bytes long; the engine takes at most {MAX_ID_LEN}",
+                    id.chars().take(16).collect::<String>(),
+                    id.len()
+                ),
+            );
+        }
     }
 
     /// Seconds → ms, checking it is finite, ≥ 0 and at most `MAX_DURATION_S` (one year: no
@@ -598,6 +615,22 @@ fn resolve_stream(
         }
     }
 
+    // What the engine would refuse mid-run is a scenario problem, found before the run.
+    for (i, skill) in a.skills.iter().enumerate() {
+        p.id_len(&format!("{field}.skills[{i}]"), skill);
+    }
+    for (key, value) in &a.attributes {
+        p.id_len(&format!("{field}.attributes"), key);
+        if value.len() > MAX_ATTRIBUTE_LEN {
+            p.add(
+                format!("{field}.attributes.{key}"),
+                format!(
+                    "is {} bytes long; the engine takes at most {MAX_ATTRIBUTE_LEN}",
+                    value.len()
+                ),
+            );
+        }
+    }
     p.dist(&format!("{field}.handle"), &a.handle, false);
     let wrap_up = a.wrap_up.clone().unwrap_or(Dist::Never);
     p.dist(&format!("{field}.wrap_up"), &wrap_up, true);
@@ -674,6 +707,11 @@ fn resolve_agents(
             }
         }
     }
+    if let Some(skills) = &spec.skills {
+        for (i, skill) in skills.iter().enumerate() {
+            p.id_len(&format!("{field}.skills[{i}]"), skill);
+        }
+    }
     if let Some(cap) = &spec.capacity {
         for (c, &n) in cap {
             if n == 0 {
@@ -709,6 +747,7 @@ fn resolve_agents(
                     "only applies to a group (count)",
                 );
             }
+            p.id_len(&format!("{field}.id"), id);
             let roster = config.agents.iter().find(|a| &a.id == id);
             if roster.is_none() && spec.tiers.is_none() {
                 p.add(
@@ -737,6 +776,16 @@ fn resolve_agents(
                 .clone()
                 .unwrap_or_else(|| format!("g{group}-"));
             let width = count.to_string().len();
+            if prefix.len() + width > MAX_ID_LEN {
+                p.add(
+                    format!("{field}.id_prefix"),
+                    format!(
+                        "makes ids of {} bytes; the engine takes at most {MAX_ID_LEN}",
+                        prefix.len() + width
+                    ),
+                );
+                return;
+            }
             for n in 1..=count {
                 push(format!("{prefix}{n:0width$}"), None);
             }
