@@ -2,9 +2,10 @@
 //! swaps it without dropping connections), and an axum `Listener` that does handshakes off the
 //! accept loop.
 //!
-//! Handshakes run in their own tasks with a deadline (`HANDSHAKE_TIMEOUT`) so a slow or silent
-//! client can never hold up other connections; at most `MAX_PENDING_HANDSHAKES` run at once and
-//! further connections wait in the kernel backlog. Failed handshakes are logged and dropped.
+//! Handshakes run in their own tasks with a deadline (`Handshakes::timeout`: the daemon's
+//! `idle_timeout_ms`, at most `HANDSHAKE_TIMEOUT`) so a slow or silent client never holds up the
+//! others; at most `Handshakes::at_once` (the daemon's `max_connections`) run at once and further
+//! connections wait in the kernel backlog. Failed handshakes are logged and dropped.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,10 +22,17 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Longest a TLS handshake may take.
+/// Longest a TLS handshake may take, whatever the idle timeout.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once.
-pub const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// How handshakes are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshakes {
+    /// Deadline of one handshake, from the connection's accept.
+    pub timeout: Duration,
+    /// Handshakes in progress at once (at least 1).
+    pub at_once: usize,
+}
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -120,10 +128,10 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Start accepting on `tcp`; the accept loop ends when the listener is dropped.
-    pub fn new(tcp: TcpListener, tls: TlsCell) -> io::Result<TlsListener> {
+    pub fn new(tcp: TcpListener, tls: TlsCell, handshakes: Handshakes) -> io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, tls, tx));
+        tokio::spawn(accept_loop(tcp, tls, tx, handshakes));
         Ok(TlsListener { local, ready })
     }
 }
@@ -132,8 +140,11 @@ async fn accept_loop(
     tcp: TcpListener,
     tls: TlsCell,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    handshakes: Handshakes,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let permits = Arc::new(Semaphore::new(
+        handshakes.at_once.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -155,7 +166,7 @@ async fn accept_loop(
         let tx = tx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            match tokio::time::timeout(handshakes.timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     let _ = tx.send((stream, peer)).await;
                 }

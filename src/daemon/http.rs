@@ -26,7 +26,7 @@ use hyper::body::{Frame, SizeHint};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -54,11 +54,14 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(idle_timeout);
         builder.http2().timer(TokioTimer::new());
-        // Every connection task holds a clone; `recv` answers `None` once all have ended.
-        let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+        // The connection tasks, owned here: when the daemon's grace period ends it aborts this
+        // task, and dropping the set aborts every connection still open with it.
+        let mut conns = tokio::task::JoinSet::new();
         loop {
             let (io, _addr) = tokio::select! {
                 accepted = listener.accept() => accepted,
+                // Reap ended connections so the set holds only open ones.
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                 () = shutdown.wait() => break,
             };
             let activity = Activity::new();
@@ -66,9 +69,8 @@ where
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
-            let (shutdown, open) = (shutdown.clone(), open_tx.clone());
-            tokio::spawn(async move {
-                let _open = open;
+            let shutdown = shutdown.clone();
+            conns.spawn(async move {
                 let conn = pin!(conn);
                 let graceful = |c: Pin<&mut _>| {
                     hyper_util::server::conn::auto::UpgradeableConnection::graceful_shutdown(c)
@@ -80,8 +82,7 @@ where
         }
         // Stop accepting (the listener closes), then wait for the connections to finish.
         drop(listener);
-        drop(open_tx);
-        let _ = open_rx.recv().await;
+        while conns.join_next().await.is_some() {}
         Ok(())
     })
 }

@@ -132,6 +132,10 @@ pub enum DaemonError {
     /// is really on disk is trustworthy.
     #[error("the journal could not be made durable; stopping: {0}")]
     JournalSync(String),
+    /// The engine thread panicked: nothing could be routed any more, so the daemon stopped. An
+    /// error (exit 1), so that a supervisor restarts it; the restart replays the journal.
+    #[error("the engine thread panicked; stopping (a restart replays the journal)")]
+    EnginePanicked,
 }
 
 impl DaemonError {
@@ -315,11 +319,20 @@ impl Daemon {
         let idle_timeout = Duration::from_millis(server.idle_timeout_ms);
         let http = match tls {
             Some(cell) => {
-                let listener =
-                    TlsListener::new(listener, cell).map_err(|source| DaemonError::Bind {
+                // A client that sends nothing gets no longer before its handshake than any
+                // connection gets before its first request (`idle_timeout_ms`, at most the
+                // handshake timeout), and silent clients take handshake slots only as they
+                // would take connection slots (`max_connections`).
+                let handshakes = crate::api::tls::Handshakes {
+                    timeout: idle_timeout.min(crate::api::tls::HANDSHAKE_TIMEOUT),
+                    at_once: max,
+                };
+                let listener = TlsListener::new(listener, cell, handshakes).map_err(|source| {
+                    DaemonError::Bind {
                         addr: server.listen.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 spawn_http(
                     Limited::new(listener, max, conns),
                     app,
@@ -473,12 +486,12 @@ async fn supervise(
         Some(ended) => ended,
         None => engine_task.await,
     };
-    let sync_failure = match ended {
-        Ok(Ok(_core)) => None,
-        Ok(Err(failed)) => Some(failed.0),
+    let (sync_failure, panicked) = match ended {
+        Ok(Ok(_core)) => (None, false),
+        Ok(Err(failed)) => (Some(failed.0), false),
         Err(_) => {
             tracing::error!("the engine thread panicked");
-            None
+            (None, true)
         }
     };
     for s in subscribers {
@@ -490,6 +503,9 @@ async fn supervise(
     tracing::info!("stopped");
     if let Some(message) = sync_failure {
         return Err(DaemonError::JournalSync(message));
+    }
+    if panicked {
+        return Err(DaemonError::EnginePanicked);
     }
     match served {
         Ok(Ok(())) => Ok(()),
