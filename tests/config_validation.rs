@@ -1054,3 +1054,27 @@ fn an_array_where_a_section_or_entry_table_is_expected_is_refused() {
         assert!(e.message.contains("must be a table"), "{e}");
     }
 }
+
+#[test]
+fn journal_segment_size_and_commit_window_have_bounds() {
+    let all = errors(&file(&[
+        /* 1 */ "[journal]",
+        /* 2 */ "segment_bytes = 0",
+        /* 3 */ "max_batch_delay_ms = 60000",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "journal.segment_bytes",
+        "must be from 1048576 (1 MiB)",
+    );
+    assert_error(
+        &all[1],
+        3,
+        "journal.max_batch_delay_ms",
+        "must be at most 1000",
+    );
+    let at_the_bounds = "[journal]\nsegment_bytes = 1048576\nmax_batch_delay_ms = 1000\n";
+    assert!(parse(at_the_bounds, "test.toml").is_ok());
+}

@@ -25,6 +25,13 @@ use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 /// (`Reloader::fits_the_journal`).
 pub const MAX_BODY_LIMIT_BYTES: usize = 16 << 20;
 
+/// `[journal] segment_bytes` bounds: below a megabyte nearly every batch would start a file.
+pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 40;
+
+/// Largest `[journal] max_batch_delay_ms`: the group-commit window every answer may wait for.
+pub const MAX_BATCH_DELAY_MS: u64 = 1000;
+
 /// Largest `[server] max_connections`: Linux's default ceiling on open files per process
 /// (`fs.nr_open`); more sockets than that cannot be open at once.
 pub const MAX_CONNECTIONS: usize = 1 << 20;
@@ -562,6 +569,26 @@ impl Checker<'_, '_> {
                     "must be at most {MAX_BODY_LIMIT_BYTES} (16 MiB): a config PUT is journaled \
                      as one record, and a journal record holds at most {} bytes",
                     crate::journal::frame::MAX_RECORD_BYTES
+                ),
+            );
+        }
+        let journal = root.key("journal");
+        let j = &raw.journal;
+        if j.segment_bytes < MIN_SEGMENT_BYTES || j.segment_bytes > MAX_SEGMENT_BYTES {
+            self.err(
+                &journal.key("segment_bytes"),
+                format!(
+                    "must be from {MIN_SEGMENT_BYTES} (1 MiB) to {MAX_SEGMENT_BYTES} (1 TiB): a \
+                     smaller segment rolls to a new file for almost every batch"
+                ),
+            );
+        }
+        if j.max_batch_delay_ms > MAX_BATCH_DELAY_MS {
+            self.err(
+                &journal.key("max_batch_delay_ms"),
+                format!(
+                    "must be at most {MAX_BATCH_DELAY_MS}: every answer may wait this long for \
+                     its sync"
                 ),
             );
         }
