@@ -6,9 +6,10 @@ mod metrics_support;
 
 use std::collections::BTreeMap;
 
+use metrics_support::day::agent;
 use metrics_support::sample;
 use tierline::config::daemon::MetricsConfig;
-use tierline::config::{AgentConfig, Channel, QueueConfig, RoutingConfig, Step, Tier};
+use tierline::config::{Channel, QueueConfig, RoutingConfig, Step};
 use tierline::engine::{Engine, Event};
 use tierline::metrics::{Metrics, Telemetry};
 
@@ -21,16 +22,6 @@ const STATES: [&str; 6] = [
     "not_ready",
     "offline",
 ];
-
-fn agent(id: &str, tiers: &[(&str, Tier)]) -> AgentConfig {
-    AgentConfig {
-        id: id.into(),
-        address: format!("sip:{id}@pbx"),
-        tiers: tiers.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
-        skills: vec![],
-        capacity: BTreeMap::new(),
-    }
-}
 
 /// An engine recording facts and its telemetry, started as `EngineTask::new` starts them.
 fn rig(cfg: &RoutingConfig, per_agent: bool) -> (Engine, Telemetry) {

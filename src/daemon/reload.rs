@@ -69,6 +69,14 @@ struct FreshSecrets {
     subscribers: Vec<Secret>,
 }
 
+/// A change that passed `Reloader::vet`: its config, its secrets (not yet in force) and the
+/// input the engine applies.
+struct Vetted {
+    loaded: config::LoadedConfig,
+    fresh: FreshSecrets,
+    input: Input,
+}
+
 /// Applies config changes; shared by the signal handler, the file watch and the admin API.
 pub struct Reloader {
     engine: EngineHandle,
@@ -208,6 +216,25 @@ impl Reloader {
         }
     }
 
+    /// Everything a change is checked for before the engine sees it, in order: the file's
+    /// problems; its secrets, every one read before anything changes (one that cannot be read
+    /// refuses the whole change); that it keeps auth on; that its journal record fits.
+    async fn vet(&self, source: String, origin: &str) -> Result<Vetted, ReloadError> {
+        let loaded = config::parse(&source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
+        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
+        self.keeps_auth_on(&fresh.auth, origin)?;
+        let input = Input::Reconfigure {
+            source,
+            origin: origin.to_string(),
+        };
+        fits_the_journal(&input, origin)?;
+        Ok(Vetted {
+            loaded,
+            fresh,
+            input,
+        })
+    }
+
     /// Refuse a change that would turn a protection off while the daemon runs: signed events
     /// (webhook secrets) or bearer tokens, required now and not by `fresh`. A config sent
     /// without its `[auth]` section (a routing-only `PUT`, an edit that lost the section) would
@@ -319,16 +346,7 @@ impl Reloader {
         source: &str,
         origin: &str,
     ) -> Result<config::LoadedConfig, ReloadError> {
-        let loaded = config::parse(source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
-        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
-        self.keeps_auth_on(&fresh.auth, origin)?;
-        fits_the_journal(
-            &Input::Reconfigure {
-                source: source.to_string(),
-                origin: origin.to_string(),
-            },
-            origin,
-        )?;
+        let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let problems = self
             .engine
@@ -347,16 +365,11 @@ impl Reloader {
         origin: &str,
     ) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
-        let loaded = config::parse(&source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
-        // Every secret is read before anything changes: one that cannot be read refuses the
-        // whole reload.
-        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
-        self.keeps_auth_on(&fresh.auth, origin)?;
-        let input = Input::Reconfigure {
-            source,
-            origin: origin.to_string(),
-        };
-        fits_the_journal(&input, origin)?;
+        let Vetted {
+            loaded,
+            fresh,
+            input,
+        } = self.vet(source, origin).await?;
         let outcome = self.engine.apply(vec![input]).await?.pop();
         let decisions = match outcome {
             Some(Outcome::Applied(decisions)) => decisions,

@@ -42,7 +42,7 @@ fn step(after: u64, tiers: &[u8], unit: Millis) -> Step {
     Step::new(after * unit, tiers)
 }
 
-fn agent(id: &str, tiers: &[(&str, u8)]) -> AgentConfig {
+pub fn agent(id: &str, tiers: &[(&str, u8)]) -> AgentConfig {
     AgentConfig {
         id: id.into(),
         address: format!("sip:{id}@pbx"),
