@@ -321,14 +321,22 @@ impl Core {
             ));
         }
         let (header, mut engine_bytes) = rest.split_at(len);
-        let header: CoreSnapshot = rmp_serde::from_slice(header)
-            .map_err(|e| format!("cannot decode the daemon state: {e}"))?;
-        if header.version != CORE_SNAPSHOT_VERSION {
+        // The version is read on its own first: another version's fields would otherwise fail
+        // as a missing or mistyped field, not naming the version.
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let Version { version } = rmp_serde::from_slice(header)
+            .map_err(|e| format!("cannot read the daemon state's version: {e}"))?;
+        if version != CORE_SNAPSHOT_VERSION {
             return Err(format!(
-                "daemon state version {} is not supported (expected {CORE_SNAPSHOT_VERSION})",
-                header.version
+                "daemon state version {version} is not supported (this build reads version \
+                 {CORE_SNAPSHOT_VERSION})"
             ));
         }
+        let header: CoreSnapshot = rmp_serde::from_slice(header)
+            .map_err(|e| format!("cannot decode the daemon state: {e}"))?;
         let engine = Engine::read_snapshot(&mut engine_bytes)
             .map_err(|e| format!("cannot read the engine snapshot: {e}"))?;
         // The text is what the engine's config was parsed from (it keeps no roster, so the
@@ -642,6 +650,29 @@ mod tests {
         assert!(err.contains("header says"), "{err}");
         let err = Core::load(&bytes[..bytes.len() - 5]).err().unwrap();
         assert!(err.contains("engine snapshot"), "{err}");
+    }
+
+    #[test]
+    fn a_core_snapshot_of_another_version_is_refused_naming_it() {
+        // A later build's daemon state: version 2, with fields this build does not have and
+        // without some it needs. The version is what the error must name.
+        #[derive(Serialize)]
+        struct Later {
+            version: u32,
+            ring: Vec<u64>,
+        }
+        let header = rmp_serde::to_vec_named(&Later {
+            version: 2,
+            ring: vec![1, 2],
+        })
+        .unwrap();
+        let mut bytes = (header.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&header);
+        let err = Core::load(&bytes).err().unwrap();
+        assert_eq!(
+            err,
+            "daemon state version 2 is not supported (this build reads version 1)"
+        );
     }
 
     #[test]

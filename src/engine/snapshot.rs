@@ -38,6 +38,38 @@ pub enum SnapshotError {
     Version { found: u32 },
     #[error("snapshot is inconsistent: {0}")]
     Inconsistent(String),
+    #[error("not a tierline engine snapshot: it {0}")]
+    NoVersion(String),
+}
+
+/// A reader that keeps a copy of what it read (the snapshot's head, read twice).
+struct Recorded<'a, R> {
+    inner: &'a mut R,
+    copy: &'a mut Vec<u8>,
+}
+
+impl<R: Read> Read for Recorded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The format version at the head of a snapshot: the first field of the array a snapshot is
+/// written as (`rmp_serde::encode::write` writes a struct as an array of its fields).
+fn read_version(input: &mut impl Read) -> Result<u32, SnapshotError> {
+    let fields = rmp::decode::read_array_len(&mut *input).map_err(|e| {
+        SnapshotError::NoVersion(format!("does not start with an array of fields ({e})"))
+    })?;
+    if fields == 0 {
+        return Err(SnapshotError::NoVersion(
+            "is an empty array, with no format version".into(),
+        ));
+    }
+    rmp::decode::read_int(input).map_err(|e| {
+        SnapshotError::NoVersion(format!("has no format version as its first field ({e})"))
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,10 +205,17 @@ impl Engine {
 
     /// Rebuild an engine from `write_snapshot` output.
     pub fn read_snapshot(input: &mut impl Read) -> Result<Engine, SnapshotError> {
-        let s: SnapshotOwned = rmp_serde::decode::from_read(input)?;
-        if s.version != VERSION && s.version != 2 {
-            return Err(SnapshotError::Version { found: s.version });
+        // The version comes first and is checked before the rest is read: another version's
+        // layout would otherwise fail as a decode error somewhere in the middle, not naming it.
+        let mut head = Vec::with_capacity(16);
+        let version = read_version(&mut Recorded {
+            inner: &mut *input,
+            copy: &mut head,
+        })?;
+        if version != VERSION && version != 2 {
+            return Err(SnapshotError::Version { found: version });
         }
+        let s: SnapshotOwned = rmp_serde::decode::from_read(head.as_slice().chain(input))?;
         let from_v2 = s.version == 2;
         let mut e = Engine::new(RoutingConfig::empty(), s.now);
         e.config = s.config;
@@ -391,6 +430,45 @@ mod tests {
                 .answered_by,
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_version_is_refused_naming_both_versions() {
+        // A later build's snapshot: version 4, and a layout this build cannot decode (here a
+        // string where the clock is). The version is what the error must name.
+        let later = rmp_serde::to_vec(&(4u32, "a field this build does not know", 7u64)).unwrap();
+        let err = Engine::read_snapshot(&mut later.as_slice()).err().unwrap();
+        assert!(
+            matches!(err, SnapshotError::Version { found: 4 }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "snapshot format version 4, this build reads version 3"
+        );
+        for (bytes, says) in [
+            (
+                rmp_serde::to_vec(&"text").unwrap(),
+                "does not start with an array",
+            ),
+            (
+                rmp_serde::to_vec(&Vec::<u32>::new()).unwrap(),
+                "empty array",
+            ),
+            (rmp_serde::to_vec(&("3", 1u8)).unwrap(), "no format version"),
+            (Vec::new(), "does not start with an array"),
+        ] {
+            let err = Engine::read_snapshot(&mut bytes.as_slice()).err().unwrap();
+            assert!(matches!(err, SnapshotError::NoVersion(_)), "{err:?}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        // The version is read, then the whole snapshot from its first byte.
+        let mut bytes = Vec::new();
+        Engine::new(RoutingConfig::empty(), 5)
+            .write_snapshot(&mut bytes)
+            .unwrap();
+        let restored = Engine::read_snapshot(&mut bytes.as_slice()).unwrap();
+        assert_eq!(restored.now, 5);
     }
 
     #[test]
