@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, ConfigError, LoadedConfig, Millis, RoutingConfig};
+use crate::config::{self, ConfigError, DaemonConfig, LoadedConfig, Millis, RoutingConfig};
 use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 
 use super::decision_log::{
@@ -27,8 +27,17 @@ pub enum Input {
     Event { id: String, event: Event },
     /// Only time passed: fire the timers due by now.
     Advance,
-    /// Replace the routing config with this TOML text (file reload, SIGHUP or `PUT /v1/config`).
-    Reconfigure { source: String, origin: String },
+    /// Replace the routing config with this TOML text (file reload, SIGHUP, `PUT /v1/config`,
+    /// or a config file changed while the daemon was down).
+    Reconfigure {
+        source: String,
+        origin: String,
+        /// What the text resolved to when it was vetted, journaled with it: replay applies this
+        /// instead of validating the text again (see `ResolvedConfig`). Absent in records written
+        /// before it existed; those are parsed again, as they always were.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolved: Option<Box<ResolvedConfig>>,
+    },
     /// An administrator forces an agent's status (`PUT /v1/agents/{id}/state`).
     AgentState {
         agent: String,
@@ -36,6 +45,57 @@ pub enum Input {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+}
+
+impl Input {
+    /// The config change `loaded` (already parsed and validated) from `origin`, carrying what it
+    /// resolved to so that the engine task need not parse it again, and replay never does.
+    pub fn reconfigure(loaded: &LoadedConfig, origin: &str) -> Input {
+        Input::Reconfigure {
+            source: loaded.source.clone(),
+            origin: origin.to_string(),
+            resolved: Some(Box::new(ResolvedConfig::of(loaded))),
+        }
+    }
+}
+
+/// A config change as the build that accepted it resolved it: the routing config (every default
+/// filled in) and the one daemon setting the core keeps (`[server] idempotency_ids`, the
+/// idempotency window's capacity).
+///
+/// Journaled beside the TOML text so that replay applies exactly what was applied live. Parsing
+/// the text again would not do: a later build may validate more strictly (a new bound) and refuse
+/// a change the writing build applied, and everything after it would then replay differently from
+/// what was acknowledged. Only the check against the live state (`Engine::reconfigure`: a removed
+/// queue with interactions waiting) is made again, and decides as it did then.
+///
+/// Read back by later builds, so a field added to `RoutingConfig` (or anything in it) needs
+/// `#[serde(default)]`; `a_reconfigure_record_of_this_build_stays_readable` pins the format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolvedConfig {
+    pub routing: RoutingConfig,
+    pub idempotency_ids: usize,
+    /// All the daemon settings, when this process parsed the text (a live change): the engine
+    /// task takes them from here instead of parsing the text again. Never journaled (replay reads
+    /// them from the text, see `Core::reconfigure`) and not compared: they are what the text says.
+    #[serde(skip)]
+    pub daemon: Option<DaemonConfig>,
+}
+
+impl ResolvedConfig {
+    pub fn of(loaded: &LoadedConfig) -> ResolvedConfig {
+        ResolvedConfig {
+            routing: loaded.routing.clone(),
+            idempotency_ids: loaded.daemon.server.idempotency_ids,
+            daemon: Some(loaded.daemon.clone()),
+        }
+    }
+}
+
+impl PartialEq for ResolvedConfig {
+    fn eq(&self, other: &ResolvedConfig) -> bool {
+        self.routing == other.routing && self.idempotency_ids == other.idempotency_ids
+    }
 }
 
 /// An input with the time it was applied at: the unit the journal records. Read back by a
@@ -119,7 +179,11 @@ impl Core {
         let outcome = match input {
             Input::Advance => Outcome::Applied(Vec::new()),
             Input::Event { id, event } => self.apply_event(id, event, now),
-            Input::Reconfigure { source, origin } => self.reconfigure(source, origin, now),
+            Input::Reconfigure {
+                source,
+                origin,
+                resolved,
+            } => self.reconfigure(source, origin, resolved.as_deref(), now),
             Input::AgentState {
                 agent,
                 state,
@@ -171,20 +235,57 @@ impl Core {
         }
     }
 
-    fn reconfigure(&mut self, source: &str, origin: &str, now: Millis) -> Outcome {
-        let loaded = match config::parse(source, origin) {
-            Ok(loaded) => loaded,
-            Err(errors) => return Outcome::ConfigRefused(errors.0),
+    /// Apply a config change. With `resolved` (every change this build makes, and the records
+    /// it journals) the routing config and window capacity are taken as they are: the text was
+    /// validated when the change was made, by the build that made it. Without (records from
+    /// before `ResolvedConfig`), the text is parsed and validated now, as it always was. Either
+    /// way the engine checks the change against the live state and may refuse it.
+    fn reconfigure(
+        &mut self,
+        source: &str,
+        origin: &str,
+        resolved: Option<&ResolvedConfig>,
+        now: Millis,
+    ) -> Outcome {
+        let Some(resolved) = resolved else {
+            let loaded = match config::parse(source, origin) {
+                Ok(loaded) => loaded,
+                Err(errors) => return Outcome::ConfigRefused(errors.0),
+            };
+            return match self.engine.reconfigure(now, loaded.routing.clone()) {
+                Ok(decisions) => {
+                    self.window
+                        .set_capacity(loaded.daemon.server.idempotency_ids);
+                    self.config = loaded;
+                    Outcome::Applied(decisions)
+                }
+                Err(refused) => Outcome::ConfigRefused(state_problems(refused.problems, origin)),
+            };
         };
-        match self.engine.reconfigure(now, loaded.routing.clone()) {
-            Ok(decisions) => {
-                self.window
-                    .set_capacity(loaded.daemon.server.idempotency_ids);
-                self.config = loaded;
-                Outcome::Applied(decisions)
+        let decisions = match self.engine.reconfigure(now, resolved.routing.clone()) {
+            Ok(decisions) => decisions,
+            Err(refused) => {
+                return Outcome::ConfigRefused(state_problems(refused.problems, origin))
             }
-            Err(refused) => Outcome::ConfigRefused(state_problems(refused.problems, origin)),
-        }
+        };
+        let mut daemon = match &resolved.daemon {
+            Some(daemon) => daemon.clone(),
+            // Replay: the daemon settings come from the text. If this build refuses it, the
+            // settings in force stay (as `Core::load` does for a snapshot's text): the routing
+            // config and the window, all that the core's state depends on, are in the record.
+            None => match config::parse(source, origin) {
+                Ok(loaded) => loaded.daemon,
+                Err(_) => self.config.daemon.clone(),
+            },
+        };
+        daemon.server.idempotency_ids = resolved.idempotency_ids;
+        self.window.set_capacity(resolved.idempotency_ids);
+        self.config = LoadedConfig {
+            routing: resolved.routing.clone(),
+            daemon,
+            source: source.to_string(),
+        };
+        Outcome::Applied(decisions)
     }
 
     /// What applying `routing` now would be refused for, given the live interactions (a removed
@@ -715,5 +816,214 @@ mod tests {
             serde_json::json!({"at": 5, "input": "event", "id": "e1",
                 "event": {"type": "agent.logout", "agent": "a1"}})
         );
+    }
+
+    // --- config changes on replay ---
+
+    use crate::journal::Replay;
+
+    /// The config in force before the changes below: queue `support`, agents a1 and a2.
+    const BEFORE: &str = "[server]\nidempotency_ids = 3\n\n\
+        [[queue]]\nid = \"support\"\noffer_timeout_s = 15\n\n\
+        [[queue]]\nid = \"billing\"\n\n\
+        [[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\ntiers = { support = 1 }\n\n\
+        [[agent]]\nid = \"a2\"\naddress = \"sip:a2@pbx\"\ntiers = { support = 1 }\n";
+
+    /// `BEFORE` plus a queue `sales` served by a new agent s1, and a larger idempotency window.
+    const ADDS_SALES: &str = "[server]\nidempotency_ids = 7\n\n\
+        [[queue]]\nid = \"support\"\noffer_timeout_s = 15\n\n\
+        [[queue]]\nid = \"billing\"\n\n\
+        [[queue]]\nid = \"sales\"\nchannels = [\"voice\", \"chat\"]\n\n\
+        [[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\ntiers = { support = 1 }\n\n\
+        [[agent]]\nid = \"a2\"\naddress = \"sip:a2@pbx\"\ntiers = { support = 1 }\n\n\
+        [[agent]]\nid = \"s1\"\naddress = \"sip:s1@pbx\"\ntiers = { sales = 1 }\n";
+
+    /// What an older build accepted and this one refuses: `[journal] segment_bytes` is now
+    /// bounded below by 1 MiB.
+    const OLD_BUILD_ONLY: &str = "\n[journal]\nsegment_bytes = 65536\n";
+
+    fn parsed(text: &str) -> LoadedConfig {
+        config::parse(text, "tierline.toml").expect("valid test config")
+    }
+
+    /// A journal record as the journal stores it, decoded as recovery decodes it.
+    fn record(json: &serde_json::Value) -> ReplayInput {
+        <Core as Replay>::decode(json.to_string().as_bytes()).expect("decodes")
+    }
+
+    fn arrival(id: &str, interaction: &str, queue: &str) -> Input {
+        let mut arrived = call(interaction);
+        if let Event::InteractionArrived { queue: q, .. } = &mut arrived {
+            *q = Some(queue.into());
+        }
+        event(id, arrived)
+    }
+
+    fn timed(at: Millis, input: Input) -> ReplayInput {
+        ReplayInput::from(TimedInput { at, input })
+    }
+
+    /// Replay `records` into a core started with `BEFORE`; its decisions as readers see them.
+    fn replayed(records: &[ReplayInput]) -> (Core, Vec<String>) {
+        let mut core = Core::new(parsed(BEFORE), T0);
+        for r in records {
+            core.replay(r);
+        }
+        core.replay_finished();
+        let decisions = decision_json(&core);
+        (core, decisions)
+    }
+
+    fn decision_json(core: &Core) -> Vec<String> {
+        let page = core.decisions_after(None, 1000).unwrap();
+        page.decisions.iter().map(|d| d.json.to_string()).collect()
+    }
+
+    /// An older build applied a change whose text this build refuses (a bound added since).
+    /// The record carries what that build resolved the text to, so replay applies the change
+    /// anyway: the queue and agent it added exist, and a call to the new queue is offered to the
+    /// new agent, as it was live. Before, replay validated the text again, refused it, dropped the
+    /// refusal, and then rejected every event that needed the change: acknowledged calls lost.
+    #[test]
+    fn a_journaled_reload_that_was_applied_is_applied_again_on_replay() {
+        let text = format!("{ADDS_SALES}{OLD_BUILD_ONLY}");
+        let refused = config::parse(&text, "tierline.toml").expect_err("refused now");
+        assert!(
+            refused.0.iter().any(|e| e.field.contains("segment_bytes")),
+            "{refused:?}"
+        );
+        // What the writing build resolved it to: the same config, the bound aside.
+        let then = parsed(ADDS_SALES);
+        let reconfigure = serde_json::json!({
+            "at": T0 + 10, "input": "reconfigure", "source": text, "origin": "tierline.toml",
+            "resolved": {"routing": then.routing, "idempotency_ids": 7},
+        });
+        let records = [
+            timed(T0, event("e1", login("a1"))),
+            record(&reconfigure),
+            timed(T0 + 20, event("e2", login("s1"))),
+            timed(T0 + 30, arrival("e3", "c1", "sales")),
+        ];
+        let (core, decisions) = replayed(&records);
+        assert_eq!(
+            core.engine().counts().arrived,
+            1,
+            "the arrival was rejected"
+        );
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert!(
+            decisions[0].contains("\"type\":\"offer\"") && decisions[0].contains("\"s1\""),
+            "{decisions:?}"
+        );
+        assert_eq!(core.idempotency_window().capacity(), 7);
+        let config = core.config();
+        assert_eq!(
+            config.source, text,
+            "GET /v1/config serves the text in force"
+        );
+        assert_eq!(config.routing, then.routing);
+        assert_eq!(config.daemon.server.idempotency_ids, 7);
+        // The text no longer parses: the other daemon settings in force stay.
+        assert_eq!(
+            config.daemon.journal.segment_bytes,
+            DaemonConfig::default().journal.segment_bytes
+        );
+
+        // The same as applying it live (here: the resolved config, as vetted).
+        let mut live = Core::new(parsed(BEFORE), T0);
+        applied(live.apply(&event("e1", login("a1")), T0));
+        applied(live.apply(&Input::reconfigure(&then, "tierline.toml"), T0 + 10));
+        applied(live.apply(&event("e2", login("s1")), T0 + 20));
+        applied(live.apply(&arrival("e3", "c1", "sales"), T0 + 30));
+        assert_eq!(decision_json(&live), decisions);
+        assert_eq!(live.engine().config(), core.engine().config());
+    }
+
+    /// A change the live state refused when it was journaled (here: it removes `billing`, where
+    /// a call waits, without `drain_to`) is refused again on replay, although the record carries
+    /// a resolved config: replay decides as the live daemon did.
+    #[test]
+    fn a_journaled_reload_the_engine_refused_is_refused_again_on_replay() {
+        let text = BEFORE.replace("[[queue]]\nid = \"billing\"\n\n", "");
+        let without_billing = parsed(&text);
+        assert!(without_billing.routing.queue("billing").is_none());
+        let inputs = [
+            (T0, arrival("e1", "c1", "billing")),
+            (
+                T0 + 10,
+                Input::reconfigure(&without_billing, "tierline.toml"),
+            ),
+            (T0 + 20, arrival("e2", "c2", "billing")),
+        ];
+        let mut live = Core::new(parsed(BEFORE), T0);
+        let outcomes: Vec<Outcome> = inputs
+            .iter()
+            .map(|(at, input)| live.apply(input, *at).outcome)
+            .collect();
+        assert!(
+            matches!(&outcomes[1], Outcome::ConfigRefused(p) if p[0].message.contains("billing")),
+            "{outcomes:?}"
+        );
+        assert!(outcomes[2].is_applied(), "{outcomes:?}");
+
+        // Journaled as the daemon journals it, then replayed.
+        let records: Vec<ReplayInput> = inputs
+            .iter()
+            .map(|(at, input)| {
+                let json = serde_json::to_value(TimedInput {
+                    at: *at,
+                    input: input.clone(),
+                })
+                .unwrap();
+                assert_eq!(json["input"] != "reconfigure", json["resolved"].is_null());
+                record(&json)
+            })
+            .collect();
+        let (core, decisions) = replayed(&records);
+        assert_eq!(decisions, decision_json(&live));
+        assert!(core.engine().config().queue("billing").is_some());
+        assert_eq!(core.config().source, BEFORE);
+        assert_eq!(core.engine().counts().arrived, 2);
+        assert_eq!(core.idempotency_window().capacity(), 3);
+    }
+
+    /// A record written before records carried the resolved config: its text is parsed and
+    /// validated again, as it always was. A text this build accepts is applied; one it refuses
+    /// is refused (what the resolved config now prevents, for records written from now on).
+    #[test]
+    fn an_old_format_reconfigure_record_replays_as_before() {
+        let old = |source: &str| {
+            let json = format!(
+                r#"{{"at":{},"input":"reconfigure","source":{},"origin":"tierline.toml"}}"#,
+                T0 + 10,
+                serde_json::to_string(source).unwrap()
+            );
+            <Core as Replay>::decode(json.as_bytes()).expect("decodes")
+        };
+        let record = old(ADDS_SALES);
+        match &record {
+            ReplayInput::Other(TimedInput {
+                input: Input::Reconfigure { resolved, .. },
+                ..
+            }) => assert!(resolved.is_none()),
+            other => panic!("{other:?}"),
+        }
+        let after = |record: ReplayInput| {
+            replayed(&[
+                record,
+                timed(T0 + 20, event("e2", login("s1"))),
+                timed(T0 + 30, arrival("e3", "c1", "sales")),
+            ])
+        };
+        let (core, decisions) = after(record);
+        assert_eq!(decisions.len(), 1, "offered to s1: {decisions:?}");
+        assert_eq!(core.config().routing, parsed(ADDS_SALES).routing);
+        assert_eq!(core.config().source, ADDS_SALES);
+        assert_eq!(core.idempotency_window().capacity(), 7);
+
+        let (core, decisions) = after(old(&format!("{ADDS_SALES}{OLD_BUILD_ONLY}")));
+        assert!(decisions.is_empty(), "{decisions:?}");
+        assert_eq!(core.config().source, BEFORE);
+        assert!(core.engine().config().queue("sales").is_none());
     }
 }

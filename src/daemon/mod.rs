@@ -42,7 +42,7 @@ use crate::config::LoadedConfig;
 use crate::metrics::{Metrics, MetricsError, Telemetry};
 
 use self::clock::Clock;
-use self::core::Core;
+use self::core::{Core, ResolvedConfig};
 use self::http::spawn_http;
 use self::reload::{ReloadError, ReloadReport, Reloader};
 use self::shutdown::Shutdown;
@@ -236,7 +236,9 @@ impl Daemon {
                 let group_commit = (config.daemon.journal.sync
                     == crate::config::daemon::SyncMode::Batch)
                     .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
-                let source = config.source.clone();
+                // What the config file resolved to (main parsed and validated it), applied after
+                // recovery if its text differs from the recovered config.
+                let startup = (config.source.clone(), ResolvedConfig::of(&config));
                 let syncer = journal_sync.unwrap_or_else(|| Box::new(commit::Fdatasync));
                 let sync_metrics = metrics.clone();
                 let syncer = Box::new(commit::Timed::new(syncer, move |took| {
@@ -251,7 +253,7 @@ impl Daemon {
                     group_commit,
                 )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
-                let changed = (core.config().source != source).then_some(source);
+                let changed = (core.config().source != startup.0).then_some(startup);
                 (core, Box::new(journal) as Box<dyn InputSink>, changed)
             }
         };
@@ -281,13 +283,18 @@ impl Daemon {
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task =
             spawn_engine_thread(task, engine_stop).map_err(DaemonError::EngineThread)?;
-        if let Some(source) = startup_reconfigure {
+        if let Some((source, resolved)) = startup_reconfigure {
             // The config file changed while the daemon was down: apply it, journaled.
             let origin = config_path.as_ref().map_or_else(
                 || "<startup config>".to_string(),
                 |p| p.display().to_string(),
             );
-            reconfigure_on_start(&engine, source, origin).await;
+            let input = self::core::Input::Reconfigure {
+                source,
+                origin,
+                resolved: Some(Box::new(resolved)),
+            };
+            reconfigure_on_start(&engine, input).await;
         }
 
         let shutdown = Shutdown::new();
@@ -441,13 +448,10 @@ impl Daemon {
     }
 }
 
-/// Apply the startup config over the recovered one (it is journaled like any reload).
-async fn reconfigure_on_start(engine: &EngineHandle, source: String, origin: String) {
-    match engine
-        .apply(vec![self::core::Input::Reconfigure { source, origin }])
-        .await
-        .as_deref()
-    {
+/// Apply the startup config over the recovered one (it is journaled like any reload). `input` is
+/// the `Reconfigure` of the config `main` parsed and validated, with what it resolved to.
+async fn reconfigure_on_start(engine: &EngineHandle, input: self::core::Input) {
+    match engine.apply(vec![input]).await.as_deref() {
         Ok([self::core::Outcome::Applied(_)]) => {
             tracing::info!("the config file differs from the recovered config: applied it")
         }

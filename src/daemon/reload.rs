@@ -223,10 +223,9 @@ impl Reloader {
         let loaded = config::parse(&source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
         let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
         self.keeps_auth_on(&fresh.auth, origin)?;
-        let input = Input::Reconfigure {
-            source,
-            origin: origin.to_string(),
-        };
+        // The input carries the parsed config: the engine task applies it without parsing the
+        // text again, and the journal records what it resolved to, for replay.
+        let input = Input::reconfigure(&loaded, origin);
         fits_the_journal(&input, origin)?;
         Ok(Vetted {
             loaded,
@@ -410,9 +409,10 @@ impl Reloader {
     }
 }
 
-/// Refuse a config whose journal record would not fit in one (`MAX_RECORD_BYTES`). The TOML is
-/// journaled whole as a JSON string, where `"`, `\` and line breaks take two bytes, so a body
-/// within `body_limit_bytes` (or a config file, which has no body limit) can still be too large.
+/// Refuse a config whose journal record would not fit in one (`MAX_RECORD_BYTES`). The record is
+/// measured as it is written: the TOML whole as a JSON string (where `"`, `\` and line breaks take
+/// two bytes) and the routing config it resolved to, as JSON. So a body within
+/// `body_limit_bytes` (or a config file, which has no body limit) can still be too large.
 /// Found here it is a clear 422; found by the journal it would fail the engine's whole batch as
 /// an outage, and no retry could ever succeed.
 fn fits_the_journal(input: &Input, origin: &str) -> Result<(), ReloadError> {
@@ -438,8 +438,8 @@ fn fits_the_journal(input: &Input, origin: &str) -> Result<(), ReloadError> {
         Ok(()) if count.0 <= max => return Ok(()),
         Ok(()) => format!(
             "the config is {} bytes once journaled (its text as a JSON string, where every \", \\ \
-             and line break takes two bytes), over the journal's limit of {max} bytes for one \
-             record; make it smaller",
+             and line break takes two bytes, and the routing config it resolves to), over the \
+             journal's limit of {max} bytes for one record; make it smaller",
             count.0
         ),
         Err(e) => format!("the config cannot be journaled: {e}"),

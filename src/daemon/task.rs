@@ -871,6 +871,7 @@ mod tests {
             Input::Reconfigure {
                 source: source.into(),
                 origin: "test".into(),
+                resolved: None,
             },
         ];
         let outcomes = handle.apply(batch).await.unwrap();

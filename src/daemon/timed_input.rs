@@ -6,7 +6,7 @@
 //! generic tree, then reads the enum from the tree, which buffers it again. This reader takes
 //! each field straight from the JSON instead (a quarter less decoding CPU in recovery). It
 //! accepts exactly what the derived reader accepted: fields in any order, unknown fields ignored,
-//! `reason` optional; a missing or repeated field is an error naming it.
+//! `reason` and `resolved` optional; a missing or repeated field is an error naming it.
 //!
 //! Recovery goes one step further (`decode_replay`): the event inside is internally tagged
 //! (`{"type": "interaction.arrived", …}`), for which serde's derived reader buffers the whole
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::config::{Channel, Millis, Tier};
 use crate::engine::{DeclineReason, Event, RequestedState};
 
-use super::core::{Input, TimedInput};
+use super::core::{Input, ResolvedConfig, TimedInput};
 use super::idempotency::HashedId;
 
 /// Every field any input kind has.
@@ -39,6 +39,7 @@ enum Field {
     Event,
     Source,
     Origin,
+    Resolved,
     Agent,
     State,
     Reason,
@@ -94,6 +95,7 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
         let mut event: Option<Event> = None;
         let mut source: Option<String> = None;
         let mut origin: Option<String> = None;
+        let mut resolved: Option<Option<Box<ResolvedConfig>>> = None;
         let mut agent: Option<String> = None;
         let mut state: Option<RequestedState> = None;
         let mut reason: Option<Option<String>> = None;
@@ -116,6 +118,7 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
                 }
                 Field::Source => once(&mut source, map.next_value()?, "source")?,
                 Field::Origin => once(&mut origin, map.next_value()?, "origin")?,
+                Field::Resolved => once(&mut resolved, map.next_value()?, "resolved")?,
                 Field::Agent => once(&mut agent, map.next_value()?, "agent")?,
                 Field::State => once(&mut state, map.next_value()?, "state")?,
                 Field::Reason => once(&mut reason, map.next_value()?, "reason")?,
@@ -139,6 +142,7 @@ impl<'de> Visitor<'de> for TimedInputVisitor {
             Kind::Reconfigure => Input::Reconfigure {
                 source: need(source, "source")?,
                 origin: need(origin, "origin")?,
+                resolved: resolved.flatten(),
             },
             Kind::AgentState => Input::AgentState {
                 agent: need(agent, "agent")?,
@@ -434,6 +438,20 @@ mod tests {
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
+    /// A config with something of every kind in it, as `config::parse` resolves it.
+    fn resolved_config() -> crate::config::LoadedConfig {
+        let text = "[server]\nidempotency_ids = 9\n\n\
+            [[queue]]\nid = \"q\"\nchannels = [\"voice\", \"chat\"]\nstrategy = \"round-robin\"\n\
+            max_wait_s = 60\noverflow = { queue = \"r\" }\n\
+            schedule = { tz = \"Europe/Berlin\", mon = [\"08:00-12:00\", \"13:00-17:30\"] }\n\
+            steps = [ { after_s = 0, tiers = [1] }, { after_s = 30, tiers = [1, 2] } ]\n\n\
+            [[queue]]\nid = \"r\"\nchannels = [\"voice\", \"chat\"]\n\n\
+            [[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\ntiers = { q = 1, r = 2 }\n\
+            skills = [\"de\"]\ncapacity = { chat = 3 }\n\n\
+            [[rule]]\nwhen = { channel = \"chat\", lang = \"de\" }\nqueue = \"r\"\npriority = 5\n";
+        crate::config::parse(text, "tierline.toml").expect("valid test config")
+    }
+
     #[test]
     fn every_input_kind_reads_back_what_was_written() {
         let inputs = [
@@ -445,7 +463,9 @@ mod tests {
             Input::Reconfigure {
                 source: "[[queue]]\nid = \"q\"\n".into(),
                 origin: "tierline.toml".into(),
+                resolved: None,
             },
+            Input::reconfigure(&resolved_config(), "tierline.toml"),
             Input::AgentState {
                 agent: "a1".into(),
                 state: RequestedState::NotReady,
@@ -465,7 +485,80 @@ mod tests {
             let text = serde_json::to_string(&timed).unwrap();
             let back: TimedInput = serde_json::from_str(&text).unwrap();
             assert_eq!(back, timed, "{text}");
+            if !matches!(timed.input, Input::Event { .. }) {
+                let replay = decode_replay(text.as_bytes()).unwrap();
+                assert_eq!(replay, ReplayInput::Other(timed), "{text}");
+            }
         }
+    }
+
+    /// A reconfigure record exactly as this build writes it (`resolved_config`, at 5). Later builds
+    /// must read it back to the same routing config: a field added to `RoutingConfig` (or in it)
+    /// without `#[serde(default)]` (an `Option` needs none) fails here, and would fail recovery.
+    const RECONFIGURE_RECORD: &str = r#"{"at":5,"input":"reconfigure","source":"[server]\nidempotency_ids = 9\n\n[[queue]]\nid = \"q\"\nchannels = [\"voice\", \"chat\"]\nstrategy = \"round-robin\"\nmax_wait_s = 60\noverflow = { queue = \"r\" }\nschedule = { tz = \"Europe/Berlin\", mon = [\"08:00-12:00\", \"13:00-17:30\"] }\nsteps = [ { after_s = 0, tiers = [1] }, { after_s = 30, tiers = [1, 2] } ]\n\n[[queue]]\nid = \"r\"\nchannels = [\"voice\", \"chat\"]\n\n[[agent]]\nid = \"a1\"\naddress = \"sip:a1@pbx\"\ntiers = { q = 1, r = 2 }\nskills = [\"de\"]\ncapacity = { chat = 3 }\n\n[[rule]]\nwhen = { channel = \"chat\", lang = \"de\" }\nqueue = \"r\"\npriority = 5\n","origin":"tierline.toml","resolved":{"routing":{"seed":0,"channels":[{"capacity":1,"exclusive":true},{"capacity":3,"exclusive":false},{"capacity":5,"exclusive":false},{"capacity":1,"exclusive":false}],"queues":[{"id":"q","channels":["voice","chat"],"strategy":"round-robin","sla_ms":30000,"offer_timeout_ms":15000,"wrap_up_ms":10000,"short_abandon_ms":5000,"max_wait_ms":60000,"overflow":{"queue":"r"},"max_waiting":null,"schedule":{"tz":"Europe/Berlin","open":[[[480,720],[780,1050]],[],[],[],[],[],[]]},"closed_target":null,"steps":[{"after_ms":0,"tiers":[1],"priority_boost":0,"skip_if_no_agents":false},{"after_ms":30000,"tiers":[1,2],"priority_boost":0,"skip_if_no_agents":false}],"escalation_priority_boost":0,"reject_delay_ms":5000,"busy_delay_ms":10000,"no_answer_delay_ms":10000,"max_no_answer":3,"count_declines":true,"drain_to":null},{"id":"r","channels":["voice","chat"],"strategy":"longest-idle","sla_ms":30000,"offer_timeout_ms":15000,"wrap_up_ms":10000,"short_abandon_ms":5000,"max_wait_ms":null,"overflow":null,"max_waiting":null,"schedule":null,"closed_target":null,"steps":[{"after_ms":0,"tiers":[1],"priority_boost":0,"skip_if_no_agents":false}],"escalation_priority_boost":0,"reject_delay_ms":5000,"busy_delay_ms":10000,"no_answer_delay_ms":10000,"max_no_answer":3,"count_declines":true,"drain_to":null}],"agents":[{"id":"a1","address":"sip:a1@pbx","tiers":{"q":1,"r":2},"skills":["de"],"capacity":{"chat":3}}],"rules":[{"when":{"channel":"chat","lang":"de"},"queue":"r","priority":5}],"default_queue":null,"limits":{"max_live_interactions":2000000,"retain_finished":100000,"max_history":64,"max_agents":200000}},"idempotency_ids":9}}"#;
+
+    #[test]
+    fn a_reconfigure_record_of_this_build_stays_readable() {
+        use crate::config::{Overflow, Strategy};
+        let ReplayInput::Other(TimedInput {
+            at: 5,
+            input:
+                Input::Reconfigure {
+                    source,
+                    origin,
+                    resolved: Some(resolved),
+                },
+        }) = decode_replay(RECONFIGURE_RECORD.as_bytes()).unwrap()
+        else {
+            panic!("not a reconfigure with its resolved config");
+        };
+        assert!(
+            source.starts_with("[server]\nidempotency_ids = 9\n"),
+            "{source}"
+        );
+        assert_eq!(origin, "tierline.toml");
+        assert_eq!(resolved.idempotency_ids, 9);
+        assert!(
+            resolved.daemon.is_none(),
+            "daemon settings are never journaled"
+        );
+        let routing = &resolved.routing;
+        let ids: Vec<&str> = routing.queues.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ids, ["q", "r"]);
+        let q = &routing.queues[0];
+        assert_eq!(q.channels, [Channel::Voice, Channel::Chat]);
+        assert_eq!(q.strategy, Strategy::RoundRobin);
+        assert_eq!(q.max_wait_ms, Some(60_000));
+        assert_eq!(q.overflow, Some(Overflow::Queue("r".into())));
+        let schedule = q.schedule.as_ref().unwrap();
+        assert_eq!(schedule.tz, chrono_tz::Europe::Berlin);
+        assert_eq!(schedule.open[0], [(480, 720), (780, 1050)]);
+        assert_eq!(q.steps.len(), 2);
+        assert_eq!(q.steps[1].after_ms, 30_000);
+        assert_eq!(routing.agents[0].capacity, [(Channel::Chat, 3)].into());
+        assert_eq!(
+            routing.agents[0].tiers,
+            [("q".into(), 1), ("r".into(), 2)].into()
+        );
+        assert_eq!(routing.rules[0].priority, Some(5));
+        assert_eq!(routing.limits, crate::config::Limits::default());
+    }
+
+    #[test]
+    fn a_repeated_resolved_config_is_refused_and_a_null_one_is_none() {
+        let record = r#"{"at":1,"input":"reconfigure","source":"","origin":"o","resolved":null}"#;
+        let expected = ReplayInput::Other(TimedInput {
+            at: 1,
+            input: Input::Reconfigure {
+                source: String::new(),
+                origin: "o".into(),
+                resolved: None,
+            },
+        });
+        assert_eq!(decode_replay(record.as_bytes()).unwrap(), expected);
+        let twice = r#"{"at":1,"input":"reconfigure","source":"","origin":"o","resolved":null,"resolved":null}"#;
+        let err = decode_replay(twice.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("duplicate field `resolved`"), "{err}");
     }
 
     #[test]
