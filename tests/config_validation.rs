@@ -490,6 +490,72 @@ fn max_wait_without_an_overflow_is_refused() {
     );
 }
 
+/// The engine overflows after `max_wait_s`; an overflow without it would never happen.
+#[test]
+fn an_overflow_without_max_wait_is_refused() {
+    for overflow in [
+        r#"overflow = { queue = "general" }"#,
+        r#"overflow = { target = "sip:vm@pbx" }"#,
+    ] {
+        let e = only_error(&file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "support""#,
+            /* 3 */ overflow,
+            /* 4 */ "[[queue]]",
+            /* 5 */ r#"id = "general""#,
+        ]));
+        assert_error(
+            &e,
+            3,
+            "queue[0].overflow",
+            "overflow is set but the queue has no max_wait_s",
+        );
+    }
+}
+
+/// `[defaults]` carries neither `max_wait_s` nor `overflow`: setting one there is refused as an
+/// unknown field, and does not complete a queue that sets only the other.
+#[test]
+fn defaults_cannot_supply_the_other_half_of_max_wait_and_overflow() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "max_wait_s = 600",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "defaults.max_wait_s",
+        "unknown field `max_wait_s`",
+    );
+    assert_error(&all[1], 5, "queue[0].overflow", "has no max_wait_s");
+
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ "max_wait_s = 600",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 2, "defaults.overflow", "unknown field `overflow`");
+    assert_error(&all[1], 5, "queue[0].max_wait_s", "has no overflow");
+}
+
+#[test]
+fn a_malformed_max_wait_is_not_also_reported_as_missing() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"max_wait_s = "ten minutes""#,
+        /* 4 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+    ]));
+    assert_error(&e, 3, "queue[0].max_wait_s", "invalid type: string");
+}
+
 #[test]
 fn a_malformed_overflow_is_not_also_reported_as_missing() {
     let e = only_error(&file(&[

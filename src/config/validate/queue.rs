@@ -130,6 +130,15 @@ impl Checker<'_, '_> {
                  `overflow = { queue = \"…\" }` or `overflow = { target = \"…\" }`",
             );
         }
+        // The engine overflows an interaction after `max_wait_s`; without it an overflow never
+        // happens. (`[defaults]` carries neither field, so the queue must set both.)
+        if q.overflow.is_some() && q.max_wait_s.is_none() && !entry.is_broken("max_wait_s") {
+            self.err(
+                &path.key("overflow"),
+                "overflow is set but the queue has no max_wait_s, so it would never happen; add \
+                 `max_wait_s = …` (seconds an interaction waits here before it overflows)",
+            );
+        }
 
         let max_waiting = q.max_waiting.and_then(|n| {
             self.count(n, &path.key("max_waiting"), 0)
