@@ -755,6 +755,77 @@ fn references_to_a_queue_with_a_broken_field_are_not_called_unknown() {
     assert_error(&e, 3, "queue[0].steps", "invalid type: string");
 }
 
+/// When a queue's `channels` cannot be read, what it serves is unknown (the default, voice, stands
+/// in for it): the rule routing chat to it, the overflow into it and its `drain_to` to a chat-only
+/// queue must not be called "does not serve …". Only the real problem is reported.
+#[test]
+fn a_malformed_channels_value_is_the_only_error_not_also_does_not_serve() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = "chat""#,
+        /* 4 */ r#"drain_to = "web""#,
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"id = "web""#,
+        /* 7 */ r#"channels = ["chat"]"#,
+        /* 8 */ "max_wait_s = 60",
+        /* 9 */ r#"overflow = { queue = "support" }"#,
+        /* 10 */ "[[rule]]",
+        /* 11 */ r#"when = { channel = "chat" }"#,
+        /* 12 */ r#"queue = "support""#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].channels",
+        r#"invalid type: string "chat", expected a sequence"#,
+    );
+}
+
+/// The same for a misspelt channel: the queue may serve more than the channels that could be
+/// read, so a rule or an overflow for chat is not refused on their account.
+#[test]
+fn a_misspelt_channel_is_the_only_error_not_also_does_not_serve() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "chta"]"#,
+        /* 4 */ "[[queue]]",
+        /* 5 */ r#"id = "web""#,
+        /* 6 */ r#"channels = ["chat"]"#,
+        /* 7 */ "max_wait_s = 60",
+        /* 8 */ r#"overflow = { queue = "support" }"#,
+        /* 9 */ "[[rule]]",
+        /* 10 */ r#"when = { channel = "chat" }"#,
+        /* 11 */ r#"queue = "support""#,
+    ]));
+    assert_error(&e, 3, "queue[0].channels[1]", "unknown channel `chta`");
+}
+
+/// A misspelt channel does not excuse the channels that were read: `web` does not serve voice,
+/// which `support` does.
+#[test]
+fn the_channels_that_could_be_read_are_still_checked() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "chta"]"#,
+        /* 4 */ "max_wait_s = 60",
+        /* 5 */ r#"overflow = { queue = "web" }"#,
+        /* 6 */ "[[queue]]",
+        /* 7 */ r#"id = "web""#,
+        /* 8 */ r#"channels = ["chat"]"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 3, "queue[0].channels[1]", "unknown channel `chta`");
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].overflow.queue",
+        "queue `web` does not serve voice",
+    );
+}
+
 #[test]
 fn limits_must_leave_room_for_work() {
     let all = errors(&file(&[

@@ -54,6 +54,7 @@ pub(crate) fn resolve(
     let mut c = Checker {
         loc,
         errors: Vec::new(),
+        unread_channels: HashSet::new(),
     };
     let root = FieldPath::root();
 
@@ -186,6 +187,10 @@ struct Defaults {
 struct Checker<'l, 'a> {
     loc: &'l Locator<'a>,
     errors: Vec<ConfigError>,
+    /// Ids of the queues whose `channels` could not all be read (already reported): what they
+    /// serve is not known, so no "does not serve …" is derived from the default or a partial
+    /// list.
+    unread_channels: HashSet<String>,
 }
 
 impl Checker<'_, '_> {
@@ -429,7 +434,10 @@ impl Checker<'_, '_> {
                 .and_then(|ch| self.channel(ch, &path.key("when").key("channel")));
             // A rule for a channel its queue does not serve would match and then refuse every
             // such arrival (`channel_not_served`), never reaching a later rule or the default.
-            let target = queues.iter().find(|q| q.id == r.queue);
+            let target = queues
+                .iter()
+                .find(|q| q.id == r.queue)
+                .filter(|q| !self.unread_channels.contains(&q.id));
             if let (true, Some(ch), Some(q)) = (known_queue, channel, target) {
                 if !q.channels.contains(&ch) {
                     self.err(
