@@ -739,6 +739,59 @@ fn an_agent_without_an_address_is_refused() {
 }
 
 #[test]
+fn an_agent_without_an_id_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"address = "sip:1001@pbx""#,
+    ]));
+    assert_error(&e, 1, "agent[0]", "missing field `id`");
+}
+
+/// A malformed address (or id) must not hide the agent's other problems until it is fixed.
+#[test]
+fn a_malformed_agent_address_does_not_hide_the_agents_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[agent]]",
+        /* 4 */ r#"id = "a1""#,
+        /* 5 */ "address = 1001",
+        /* 6 */ "tiers = { suport = 1 }",
+        /* 7 */ "capacity = { chat = 0 }",
+        /* 8 */ "[[agent]]",
+        /* 9 */ "id = 2",
+        /* 10 */ r#"address = "sip:2@pbx""#,
+        /* 11 */ "tiers = { support = 0 }",
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(
+        &all[0],
+        5,
+        "agent[0].address",
+        "invalid type: integer `1001`, expected a string",
+    );
+    assert_error(
+        &all[1],
+        6,
+        "agent[0].tiers.suport",
+        "unknown queue `suport`",
+    );
+    assert_error(
+        &all[2],
+        7,
+        "agent[0].capacity.chat",
+        "capacity must be at least 1",
+    );
+    assert_error(&all[3], 9, "agent[1].id", "invalid type: integer `2`");
+    assert_error(
+        &all[4],
+        11,
+        "agent[1].tiers.support",
+        "tier 0 does not exist",
+    );
+}
+
+#[test]
 fn references_to_a_queue_with_a_broken_field_are_not_called_unknown() {
     // The queue has its own problem; the rule and agent naming it must not add noise.
     let e = only_error(&file(&[

@@ -142,12 +142,14 @@ pub(crate) struct RawQueue {
     pub drain_to: Option<String>,
 }
 
-/// One `[[agent]]` of the roster.
+/// One `[[agent]]` of the roster. `id` and `address` are required, but read as optional (and
+/// reported missing by validation) so that one that cannot be read leaves the rest of the agent
+/// readable and checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAgent {
-    pub id: String,
-    pub address: String,
+    pub id: Option<String>,
+    pub address: Option<String>,
     #[serde(default)]
     pub tiers: BTreeMap<String, i64>,
     #[serde(default)]
