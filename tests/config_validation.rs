@@ -1245,6 +1245,81 @@ fn an_array_where_a_section_or_entry_table_is_expected_is_refused() {
     }
 }
 
+/// The same inside an entry: a ladder step, an overflow or a schedule written as an array was read
+/// by position (`[0, [1], 5, true]` as after_s, tiers, priority_boost, skip_if_no_agents).
+#[test]
+fn an_array_where_a_step_overflow_or_schedule_table_is_expected_is_refused() {
+    let queue = |line: &str| {
+        file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "q""#,
+            /* 3 */ line,
+        ])
+    };
+    for (text, field, example) in [
+        (
+            queue("steps = [[0, [1], 5, true]]"),
+            "queue[0].steps[0]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+        (
+            queue("steps = [{ after_s = 0, tiers = [1] }, [30, [1, 2]]]"),
+            "queue[0].steps[1]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+        (
+            queue(r#"overflow = ["q2", "sip:vm@pbx"]"#),
+            "queue[0].overflow",
+            r#"`{ queue = "…" }` or `{ target = "…" }`"#,
+        ),
+        (
+            queue(r#"schedule = ["UTC", ["08:00-18:00"]]"#),
+            "queue[0].schedule",
+            r#"`{ tz = "…", mon = ["08:00-18:00"], … }`"#,
+        ),
+    ] {
+        let e = only_error(&text);
+        assert_error(&e, 3, field, "must be a table (");
+        assert!(e.message.contains(example), "{e}");
+        assert!(e.message.ends_with("), not array"), "{e}");
+    }
+    // Not an array, not a table either: the same message, not serde's "expected struct RawStep".
+    let e = only_error(&queue(r#"overflow = "sip:vm@pbx""#));
+    assert_error(&e, 3, "queue[0].overflow", "must be a table (");
+    assert!(e.message.ends_with("), not string"), "{e}");
+}
+
+/// Steps may also be written as `[[queue.steps]]` sections; they are tables like the inline ones.
+#[test]
+fn ladder_steps_written_as_sections_are_read_like_inline_ones() {
+    let sections = parse(
+        &file(&[
+            "[[queue]]",
+            r#"id = "q""#,
+            "[[queue.steps]]",
+            "after_s = 0",
+            "tiers = [1]",
+            "[[queue.steps]]",
+            "after_s = 30",
+            "tiers = [1, 2]",
+            "priority_boost = 5",
+        ]),
+        "test.toml",
+    )
+    .expect("valid");
+    let inline = parse(
+        &file(&[
+            "[[queue]]",
+            r#"id = "q""#,
+            "steps = [{ after_s = 0, tiers = [1] }, \
+             { after_s = 30, tiers = [1, 2], priority_boost = 5 }]",
+        ]),
+        "test.toml",
+    )
+    .expect("valid");
+    assert_eq!(sections.routing.queues, inline.routing.queues);
+}
+
 #[test]
 fn journal_segment_size_and_commit_window_have_bounds() {
     let all = errors(&file(&[
