@@ -490,6 +490,72 @@ fn max_wait_without_an_overflow_is_refused() {
     );
 }
 
+/// The engine overflows after `max_wait_s`; an overflow without it would never happen.
+#[test]
+fn an_overflow_without_max_wait_is_refused() {
+    for overflow in [
+        r#"overflow = { queue = "general" }"#,
+        r#"overflow = { target = "sip:vm@pbx" }"#,
+    ] {
+        let e = only_error(&file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "support""#,
+            /* 3 */ overflow,
+            /* 4 */ "[[queue]]",
+            /* 5 */ r#"id = "general""#,
+        ]));
+        assert_error(
+            &e,
+            3,
+            "queue[0].overflow",
+            "overflow is set but the queue has no max_wait_s",
+        );
+    }
+}
+
+/// `[defaults]` carries neither `max_wait_s` nor `overflow`: setting one there is refused as an
+/// unknown field, and does not complete a queue that sets only the other.
+#[test]
+fn defaults_cannot_supply_the_other_half_of_max_wait_and_overflow() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "max_wait_s = 600",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "defaults.max_wait_s",
+        "unknown field `max_wait_s`",
+    );
+    assert_error(&all[1], 5, "queue[0].overflow", "has no max_wait_s");
+
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "support""#,
+        /* 5 */ "max_wait_s = 600",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 2, "defaults.overflow", "unknown field `overflow`");
+    assert_error(&all[1], 5, "queue[0].max_wait_s", "has no overflow");
+}
+
+#[test]
+fn a_malformed_max_wait_is_not_also_reported_as_missing() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"max_wait_s = "ten minutes""#,
+        /* 4 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+    ]));
+    assert_error(&e, 3, "queue[0].max_wait_s", "invalid type: string");
+}
+
 #[test]
 fn a_malformed_overflow_is_not_also_reported_as_missing() {
     let e = only_error(&file(&[
@@ -673,6 +739,59 @@ fn an_agent_without_an_address_is_refused() {
 }
 
 #[test]
+fn an_agent_without_an_id_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[agent]]",
+        /* 2 */ r#"address = "sip:1001@pbx""#,
+    ]));
+    assert_error(&e, 1, "agent[0]", "missing field `id`");
+}
+
+/// A malformed address (or id) must not hide the agent's other problems until it is fixed.
+#[test]
+fn a_malformed_agent_address_does_not_hide_the_agents_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[agent]]",
+        /* 4 */ r#"id = "a1""#,
+        /* 5 */ "address = 1001",
+        /* 6 */ "tiers = { suport = 1 }",
+        /* 7 */ "capacity = { chat = 0 }",
+        /* 8 */ "[[agent]]",
+        /* 9 */ "id = 2",
+        /* 10 */ r#"address = "sip:2@pbx""#,
+        /* 11 */ "tiers = { support = 0 }",
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(
+        &all[0],
+        5,
+        "agent[0].address",
+        "invalid type: integer `1001`, expected a string",
+    );
+    assert_error(
+        &all[1],
+        6,
+        "agent[0].tiers.suport",
+        "unknown queue `suport`",
+    );
+    assert_error(
+        &all[2],
+        7,
+        "agent[0].capacity.chat",
+        "capacity must be at least 1",
+    );
+    assert_error(&all[3], 9, "agent[1].id", "invalid type: integer `2`");
+    assert_error(
+        &all[4],
+        11,
+        "agent[1].tiers.support",
+        "tier 0 does not exist",
+    );
+}
+
+#[test]
 fn references_to_a_queue_with_a_broken_field_are_not_called_unknown() {
     // The queue has its own problem; the rule and agent naming it must not add noise.
     let e = only_error(&file(&[
@@ -687,6 +806,77 @@ fn references_to_a_queue_with_a_broken_field_are_not_called_unknown() {
         /* 9 */ "tiers = { support = 1 }",
     ]));
     assert_error(&e, 3, "queue[0].steps", "invalid type: string");
+}
+
+/// When a queue's `channels` cannot be read, what it serves is unknown (the default, voice, stands
+/// in for it): the rule routing chat to it, the overflow into it and its `drain_to` to a chat-only
+/// queue must not be called "does not serve …". Only the real problem is reported.
+#[test]
+fn a_malformed_channels_value_is_the_only_error_not_also_does_not_serve() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = "chat""#,
+        /* 4 */ r#"drain_to = "web""#,
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"id = "web""#,
+        /* 7 */ r#"channels = ["chat"]"#,
+        /* 8 */ "max_wait_s = 60",
+        /* 9 */ r#"overflow = { queue = "support" }"#,
+        /* 10 */ "[[rule]]",
+        /* 11 */ r#"when = { channel = "chat" }"#,
+        /* 12 */ r#"queue = "support""#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].channels",
+        r#"invalid type: string "chat", expected a sequence"#,
+    );
+}
+
+/// The same for a misspelt channel: the queue may serve more than the channels that could be
+/// read, so a rule or an overflow for chat is not refused on their account.
+#[test]
+fn a_misspelt_channel_is_the_only_error_not_also_does_not_serve() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "chta"]"#,
+        /* 4 */ "[[queue]]",
+        /* 5 */ r#"id = "web""#,
+        /* 6 */ r#"channels = ["chat"]"#,
+        /* 7 */ "max_wait_s = 60",
+        /* 8 */ r#"overflow = { queue = "support" }"#,
+        /* 9 */ "[[rule]]",
+        /* 10 */ r#"when = { channel = "chat" }"#,
+        /* 11 */ r#"queue = "support""#,
+    ]));
+    assert_error(&e, 3, "queue[0].channels[1]", "unknown channel `chta`");
+}
+
+/// A misspelt channel does not excuse the channels that were read: `web` does not serve voice,
+/// which `support` does.
+#[test]
+fn the_channels_that_could_be_read_are_still_checked() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "chta"]"#,
+        /* 4 */ "max_wait_s = 60",
+        /* 5 */ r#"overflow = { queue = "web" }"#,
+        /* 6 */ "[[queue]]",
+        /* 7 */ r#"id = "web""#,
+        /* 8 */ r#"channels = ["chat"]"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 3, "queue[0].channels[1]", "unknown channel `chta`");
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].overflow.queue",
+        "queue `web` does not serve voice",
+    );
 }
 
 #[test]
@@ -1053,6 +1243,81 @@ fn an_array_where_a_section_or_entry_table_is_expected_is_refused() {
             .unwrap_or_else(|| panic!("no error on `{field}` in {all:#?}\n{text}"));
         assert!(e.message.contains("must be a table"), "{e}");
     }
+}
+
+/// The same inside an entry: a ladder step, an overflow or a schedule written as an array was read
+/// by position (`[0, [1], 5, true]` as after_s, tiers, priority_boost, skip_if_no_agents).
+#[test]
+fn an_array_where_a_step_overflow_or_schedule_table_is_expected_is_refused() {
+    let queue = |line: &str| {
+        file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "q""#,
+            /* 3 */ line,
+        ])
+    };
+    for (text, field, example) in [
+        (
+            queue("steps = [[0, [1], 5, true]]"),
+            "queue[0].steps[0]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+        (
+            queue("steps = [{ after_s = 0, tiers = [1] }, [30, [1, 2]]]"),
+            "queue[0].steps[1]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+        (
+            queue(r#"overflow = ["q2", "sip:vm@pbx"]"#),
+            "queue[0].overflow",
+            r#"`{ queue = "…" }` or `{ target = "…" }`"#,
+        ),
+        (
+            queue(r#"schedule = ["UTC", ["08:00-18:00"]]"#),
+            "queue[0].schedule",
+            r#"`{ tz = "…", mon = ["08:00-18:00"], … }`"#,
+        ),
+    ] {
+        let e = only_error(&text);
+        assert_error(&e, 3, field, "must be a table (");
+        assert!(e.message.contains(example), "{e}");
+        assert!(e.message.ends_with("), not array"), "{e}");
+    }
+    // Not an array, not a table either: the same message, not serde's "expected struct RawStep".
+    let e = only_error(&queue(r#"overflow = "sip:vm@pbx""#));
+    assert_error(&e, 3, "queue[0].overflow", "must be a table (");
+    assert!(e.message.ends_with("), not string"), "{e}");
+}
+
+/// Steps may also be written as `[[queue.steps]]` sections; they are tables like the inline ones.
+#[test]
+fn ladder_steps_written_as_sections_are_read_like_inline_ones() {
+    let sections = parse(
+        &file(&[
+            "[[queue]]",
+            r#"id = "q""#,
+            "[[queue.steps]]",
+            "after_s = 0",
+            "tiers = [1]",
+            "[[queue.steps]]",
+            "after_s = 30",
+            "tiers = [1, 2]",
+            "priority_boost = 5",
+        ]),
+        "test.toml",
+    )
+    .expect("valid");
+    let inline = parse(
+        &file(&[
+            "[[queue]]",
+            r#"id = "q""#,
+            "steps = [{ after_s = 0, tiers = [1] }, \
+             { after_s = 30, tiers = [1, 2], priority_boost = 5 }]",
+        ]),
+        "test.toml",
+    )
+    .expect("valid");
+    assert_eq!(sections.routing.queues, inline.routing.queues);
 }
 
 #[test]

@@ -69,12 +69,79 @@ pub(crate) struct RawChannel {
     pub exclusive: Option<bool>,
 }
 
+/// A table nested in an entry (a ladder step, `overflow`, `schedule`), read by its keys only.
+/// serde would also read an array into a struct, element by element in field declaration order
+/// (`steps = [[0, [1], 5, true]]` as after_s, tiers, priority_boost, skip_if_no_agents): no
+/// names, so no typo or swapped value could ever be caught. As for sections and entries
+/// (`read_entry`), anything but a table is refused.
+trait NestedTable: DeserializeOwned {
+    /// How the table is written, for the error: "`{ … }` or …".
+    const WRITTEN: &'static str;
+}
+
+struct Nested<T>(T);
+
+impl<'de, T: NestedTable> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: NestedTable> V<T> {
+            fn not_a_table<E: de::Error>(found: &str) -> E {
+                E::custom(format!("must be a table ({}), not {found}", T::WRITTEN))
+            }
+        }
+        impl<'de, T: NestedTable> de::Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a table ({})", T::WRITTEN)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<T, A::Error> {
+                Err(Self::not_a_table("array"))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
+                Err(Self::not_a_table("string"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+                Err(Self::not_a_table("integer"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+                Err(Self::not_a_table("integer"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+                Err(Self::not_a_table("float"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+                Err(Self::not_a_table("boolean"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData)).map(Nested)
+    }
+}
+
+/// `deserialize_with` for an optional nested table.
+fn nested<'de, D: de::Deserializer<'de>, T: NestedTable>(d: D) -> Result<Option<T>, D::Error> {
+    Nested::<T>::deserialize(d).map(|t| Some(t.0))
+}
+
+/// `deserialize_with` for an optional array of nested tables.
+fn nested_list<'de, D: de::Deserializer<'de>, T: NestedTable>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Vec::<Nested<T>>::deserialize(d).map(|v| Some(v.into_iter().map(|t| t.0).collect()))
+}
+
 /// `overflow = { queue = "…" }` or `overflow = { target = "…" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOverflow {
     pub queue: Option<String>,
     pub target: Option<String>,
+}
+
+impl NestedTable for RawOverflow {
+    const WRITTEN: &'static str = r#"`{ queue = "…" }` or `{ target = "…" }`"#;
 }
 
 /// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day.
@@ -89,6 +156,10 @@ pub(crate) struct RawSchedule {
     pub fri: Option<Vec<String>>,
     pub sat: Option<Vec<String>>,
     pub sun: Option<Vec<String>>,
+}
+
+impl NestedTable for RawSchedule {
+    const WRITTEN: &'static str = r#"`{ tz = "…", mon = ["08:00-18:00"], … }`"#;
 }
 
 impl RawSchedule {
@@ -116,6 +187,10 @@ pub(crate) struct RawStep {
     pub skip_if_no_agents: Option<bool>,
 }
 
+impl NestedTable for RawStep {
+    const WRITTEN: &'static str = "`{ after_s = 0, tiers = [1] }` or a `[[queue.steps]]` section";
+}
+
 /// One `[[queue]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,10 +203,13 @@ pub(crate) struct RawQueue {
     pub wrap_up_s: Option<Seconds>,
     pub short_abandon_s: Option<Seconds>,
     pub max_wait_s: Option<Seconds>,
+    #[serde(default, deserialize_with = "nested")]
     pub overflow: Option<RawOverflow>,
     pub max_waiting: Option<i64>,
+    #[serde(default, deserialize_with = "nested")]
     pub schedule: Option<RawSchedule>,
     pub closed_target: Option<String>,
+    #[serde(default, deserialize_with = "nested_list")]
     pub steps: Option<Vec<RawStep>>,
     pub escalation_priority_boost: Option<i32>,
     pub reject_delay_s: Option<Seconds>,
@@ -142,12 +220,14 @@ pub(crate) struct RawQueue {
     pub drain_to: Option<String>,
 }
 
-/// One `[[agent]]` of the roster.
+/// One `[[agent]]` of the roster. `id` and `address` are required, but read as optional (and
+/// reported missing by validation) so that one that cannot be read leaves the rest of the agent
+/// readable and checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAgent {
-    pub id: String,
-    pub address: String,
+    pub id: Option<String>,
+    pub address: Option<String>,
     #[serde(default)]
     pub tiers: BTreeMap<String, i64>,
     #[serde(default)]

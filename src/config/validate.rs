@@ -54,6 +54,7 @@ pub(crate) fn resolve(
     let mut c = Checker {
         loc,
         errors: Vec::new(),
+        unread_channels: HashSet::new(),
     };
     let root = FieldPath::root();
 
@@ -186,6 +187,10 @@ struct Defaults {
 struct Checker<'l, 'a> {
     loc: &'l Locator<'a>,
     errors: Vec<ConfigError>,
+    /// Ids of the queues whose `channels` could not all be read (already reported): what they
+    /// serve is not known, so no "does not serve …" is derived from the default or a partial
+    /// list.
+    unread_channels: HashSet<String>,
 }
 
 impl Checker<'_, '_> {
@@ -333,6 +338,22 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A field an entry must have: reported as missing, as the deserializer would, unless it was
+    /// set but could not be read (already reported). Required fields are read as optional so
+    /// that one that cannot be read does not hide the entry's other problems.
+    fn required<'v, T>(
+        &mut self,
+        value: Option<&'v str>,
+        entry: &Entry<T>,
+        field: &str,
+        path: &FieldPath,
+    ) -> Option<&'v str> {
+        if value.is_none() && !entry.is_broken(field) {
+            self.err(path, format!("missing field `{field}`"));
+        }
+        value
+    }
+
     fn known_queue(&mut self, id: &str, path: &FieldPath, known: &KnownQueues<'_>) -> bool {
         if id.trim().is_empty() {
             self.err(path, "must name a queue (it is empty)");
@@ -356,28 +377,26 @@ impl Checker<'_, '_> {
         for (i, entry) in raw.iter().enumerate() {
             let Some(a) = &entry.value else { continue };
             let path = FieldPath::root().key("agent").index(i);
-            if self.non_empty(&a.id, &path.key("id"), "an agent id") {
-                if let Some(&first) = seen.get(a.id.as_str()) {
-                    self.err(
-                        &path.key("id"),
-                        format!(
-                            "duplicate agent id `{}` (already used by agent[{first}])",
-                            a.id
-                        ),
-                    );
-                } else {
-                    seen.insert(a.id.as_str(), i);
+            let id = self.required(a.id.as_deref(), entry, "id", &path);
+            let address = self.required(a.address.as_deref(), entry, "address", &path);
+            if let Some(id) = id {
+                if self.non_empty(id, &path.key("id"), "an agent id") {
+                    if let Some(&first) = seen.get(id) {
+                        self.err(
+                            &path.key("id"),
+                            format!("duplicate agent id `{id}` (already used by agent[{first}])"),
+                        );
+                    } else {
+                        seen.insert(id, i);
+                    }
                 }
+                self.not_longer(id, MAX_ID_LEN, &path.key("id"), "an agent id");
             }
-            self.non_empty(&a.address, &path.key("address"), "the agent's address");
-            self.not_longer(&a.id, MAX_ID_LEN, &path.key("id"), "an agent id");
-            let address = path.key("address");
-            self.not_longer(
-                &a.address,
-                MAX_ATTRIBUTE_LEN,
-                &address,
-                "the agent's address",
-            );
+            if let Some(address) = address {
+                let p = path.key("address");
+                self.non_empty(address, &p, "the agent's address");
+                self.not_longer(address, MAX_ATTRIBUTE_LEN, &p, "the agent's address");
+            }
             for (j, skill) in a.skills.iter().enumerate() {
                 let p = path.key("skills").index(j);
                 self.not_longer(skill, MAX_ID_LEN, &p, "a skill");
@@ -401,9 +420,13 @@ impl Checker<'_, '_> {
                     capacity.insert(ch, cap);
                 }
             }
+            // Without an id or address the agent was reported above; the config is refused.
+            let (Some(id), Some(address)) = (id, address) else {
+                continue;
+            };
             out.push(AgentConfig {
-                id: a.id.clone(),
-                address: a.address.clone(),
+                id: id.to_string(),
+                address: address.to_string(),
                 tiers,
                 skills: a.skills.clone(),
                 capacity,
@@ -429,7 +452,10 @@ impl Checker<'_, '_> {
                 .and_then(|ch| self.channel(ch, &path.key("when").key("channel")));
             // A rule for a channel its queue does not serve would match and then refuse every
             // such arrival (`channel_not_served`), never reaching a later rule or the default.
-            let target = queues.iter().find(|q| q.id == r.queue);
+            let target = queues
+                .iter()
+                .find(|q| q.id == r.queue)
+                .filter(|q| !self.unread_channels.contains(&q.id));
             if let (true, Some(ch), Some(q)) = (known_queue, channel, target) {
                 if !q.channels.contains(&ch) {
                     self.err(

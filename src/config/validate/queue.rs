@@ -83,6 +83,9 @@ impl Checker<'_, '_> {
     ) -> QueueConfig {
         let builtin = QueueConfig::with_defaults(&q.id);
 
+        // Whether every channel the queue serves is known: not when `channels` could not be read
+        // (the default stands in for it), is empty, or names an unknown channel.
+        let mut channels_read = !entry.is_broken("channels");
         let channels = match &q.channels {
             None => builtin.channels.clone(),
             Some(list) if list.is_empty() => {
@@ -90,23 +93,27 @@ impl Checker<'_, '_> {
                     &path.key("channels"),
                     "a queue must serve at least one channel (voice, chat, email or callback)",
                 );
+                channels_read = false;
                 Vec::new()
             }
             Some(list) => {
                 let mut out: Vec<Channel> = Vec::new();
                 for (j, name) in list.iter().enumerate() {
                     let p = path.key("channels").index(j);
-                    if let Some(ch) = self.channel(name, &p) {
-                        if out.contains(&ch) {
-                            self.err(&p, format!("channel `{ch}` is listed twice"));
-                        } else {
-                            out.push(ch);
+                    match self.channel(name, &p) {
+                        Some(ch) if out.contains(&ch) => {
+                            self.err(&p, format!("channel `{ch}` is listed twice"))
                         }
+                        Some(ch) => out.push(ch),
+                        None => channels_read = false,
                     }
                 }
                 out
             }
         };
+        if !channels_read {
+            self.unread_channels.insert(q.id.clone());
+        }
 
         let strategy = match &q.strategy {
             None => builtin.strategy,
@@ -128,6 +135,15 @@ impl Checker<'_, '_> {
                 &path.key("max_wait_s"),
                 "max_wait_s is set but the queue has no overflow; add \
                  `overflow = { queue = \"…\" }` or `overflow = { target = \"…\" }`",
+            );
+        }
+        // The engine overflows an interaction after `max_wait_s`; without it an overflow never
+        // happens. (`[defaults]` carries neither field, so the queue must set both.)
+        if q.overflow.is_some() && q.max_wait_s.is_none() && !entry.is_broken("max_wait_s") {
+            self.err(
+                &path.key("overflow"),
+                "overflow is set but the queue has no max_wait_s, so it would never happen; add \
+                 `max_wait_s = …` (seconds an interaction waits here before it overflows)",
             );
         }
 
@@ -365,6 +381,17 @@ impl Checker<'_, '_> {
                 let Some(target) = by_id.get(to.as_str()) else {
                     continue;
                 };
+                // What the target serves is not fully known, or the default stood in for the
+                // source's unreadable channels (already reported): no "does not serve" from that.
+                // A source with a misspelt channel still has the others checked.
+                if self.unread_channels.contains(to)
+                    || raw
+                        .queues
+                        .get(file_index)
+                        .is_some_and(|e| e.is_broken("channels"))
+                {
+                    continue;
+                }
                 let missing: Vec<&str> = q
                     .channels
                     .iter()
