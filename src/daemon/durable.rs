@@ -271,7 +271,7 @@ impl JournalSink {
         }
     }
 
-    /// Wait for the snapshot in flight, if any (tests and benchmarks).
+    /// Wait for the snapshot in flight, if any (recordings, tests and benchmarks).
     pub fn wait_for_snapshot(&mut self) {
         if self.held_snapshot.is_some() {
             return;

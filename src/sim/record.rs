@@ -67,6 +67,10 @@ impl Recorder {
             now = input.at;
         }
         self.sink.after_batch(&self.core, now);
+        // A snapshot in flight blocks the next one (`snapshot_due`), so where the next one
+        // falls would depend on how fast the writer thread was. Waiting for it here places
+        // every snapshot by the records alone: the same run records the same directory.
+        self.sink.wait_for_snapshot();
     }
 }
 
