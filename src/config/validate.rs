@@ -21,8 +21,9 @@ use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 
 /// Largest `[server] body_limit_bytes`: half of what one journal record may hold. A config PUT
 /// is journaled whole as one record, as a JSON string in which `"`, `\` and line breaks take two
-/// bytes; the reload measures that record and refuses a config it would not fit
-/// (`Reloader::fits_the_journal`).
+/// bytes, with the routing config it resolved to when that still fits, else alone; the reload
+/// measures that record and refuses a config whose text would not fit
+/// (`Input::reconfigure_journaled`).
 pub const MAX_BODY_LIMIT_BYTES: usize = 16 << 20;
 
 /// `[journal] segment_bytes` bounds: below a megabyte nearly every batch would start a file.

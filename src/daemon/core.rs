@@ -57,6 +57,64 @@ impl Input {
             resolved: Some(Box::new(ResolvedConfig::of(loaded))),
         }
     }
+
+    /// The config change `loaded` as the journal can record it, in one record
+    /// (`MAX_RECORD_BYTES`): with what it resolved to (`reconfigure`) when that fits, else its
+    /// text alone, which the engine task and replay parse again, as all records were before
+    /// `ResolvedConfig` (the resolved config roughly doubles a record, and a config that was
+    /// accepted before it must stay accepted). `Err` says why not even the text fits: found
+    /// here, before anything changes, not by the journal, where it would fail the engine's
+    /// whole batch as an outage that no retry could end.
+    pub fn reconfigure_journaled(loaded: &LoadedConfig, origin: &str) -> Result<Input, String> {
+        let max = crate::journal::frame::MAX_RECORD_BYTES;
+        let full = Input::reconfigure(loaded, origin);
+        if journaled_len(&full)? <= max {
+            return Ok(full);
+        }
+        let text_only = Input::Reconfigure {
+            source: loaded.source.clone(),
+            origin: origin.to_string(),
+            resolved: None,
+        };
+        let len = journaled_len(&text_only)?;
+        if len <= max {
+            tracing::warn!(
+                origin,
+                "the config change is journaled as its text only (with its resolved config it \
+                 would exceed one journal record): replay parses the text again, so replay it \
+                 with this build before upgrading (docs/DURABILITY.md)"
+            );
+            return Ok(text_only);
+        }
+        Err(format!(
+            "the config is {len} bytes once journaled (its text as a JSON string, where every \", \\ \
+             and line break takes two bytes), over the journal's limit of {max} bytes for one \
+             record; make it smaller"
+        ))
+    }
+}
+
+/// The bytes `input` takes as a journal record, counted, not written.
+fn journaled_len(input: &Input) -> Result<usize, String> {
+    /// Counts what serde writes instead of keeping it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let entry = super::task::JournalEntry {
+        at: Millis::MAX,
+        input,
+    };
+    serde_json::to_writer(&mut count, &entry)
+        .map_err(|e| format!("the config cannot be journaled: {e}"))?;
+    Ok(count.0)
 }
 
 /// A config change as the build that accepted it resolved it: the routing config (every default

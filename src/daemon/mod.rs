@@ -42,7 +42,7 @@ use crate::config::LoadedConfig;
 use crate::metrics::{Metrics, MetricsError, Telemetry};
 
 use self::clock::Clock;
-use self::core::{Core, ResolvedConfig};
+use self::core::{Core, Input};
 use self::http::spawn_http;
 use self::reload::{ReloadError, ReloadReport, Reloader};
 use self::shutdown::Shutdown;
@@ -136,13 +136,21 @@ pub enum DaemonError {
     /// error (exit 1), so that a supervisor restarts it; the restart replays the journal.
     #[error("the engine thread panicked; stopping (a restart replays the journal)")]
     EnginePanicked,
+    /// The config file changed while the daemon was down and cannot be applied as a journaled
+    /// change (exit 2, like any config the daemon cannot start with).
+    #[error("{origin}: cannot apply the config file over the recovered state: {problem}")]
+    StartupConfig { origin: String, problem: String },
 }
 
 impl DaemonError {
-    /// The process exit code for this error (`tierline serve`): 1 for all of them; 2 is kept for
-    /// an invalid config, which never gets as far as a `DaemonError`.
+    /// The process exit code for this error (`tierline serve`): 2 for a config the daemon
+    /// cannot start with (as for an invalid one, which never gets as far as a `DaemonError`),
+    /// 1 for the rest.
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            DaemonError::StartupConfig { .. } => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -225,6 +233,10 @@ impl Daemon {
         let now = clock.now_ms();
         let sync_acks = config.daemon.journal.sync != crate::config::daemon::SyncMode::None;
         let acks_dir = journal_dir.clone();
+        let startup_origin = config_path.as_ref().map_or_else(
+            || "<startup config>".to_string(),
+            |p| p.display().to_string(),
+        );
         let (core, sink, startup_reconfigure) = match journal_dir {
             None => (
                 Core::with_decision_log(config, now, decision_log),
@@ -236,9 +248,12 @@ impl Daemon {
                 let group_commit = (config.daemon.journal.sync
                     == crate::config::daemon::SyncMode::Batch)
                     .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
-                // What the config file resolved to (main parsed and validated it), applied after
-                // recovery if its text differs from the recovered config.
-                let startup = (config.source.clone(), ResolvedConfig::of(&config));
+                // The config file as a config change (main parsed and validated it), applied
+                // after recovery if its text differs from the recovered config.
+                let startup = (
+                    config.source.clone(),
+                    Input::reconfigure_journaled(&config, &startup_origin),
+                );
                 let syncer = journal_sync.unwrap_or_else(|| Box::new(commit::Fdatasync));
                 let sync_metrics = metrics.clone();
                 let syncer = Box::new(commit::Timed::new(syncer, move |took| {
@@ -283,16 +298,20 @@ impl Daemon {
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task =
             spawn_engine_thread(task, engine_stop).map_err(DaemonError::EngineThread)?;
-        if let Some((source, resolved)) = startup_reconfigure {
-            // The config file changed while the daemon was down: apply it, journaled.
-            let origin = config_path.as_ref().map_or_else(
-                || "<startup config>".to_string(),
-                |p| p.display().to_string(),
-            );
-            let input = self::core::Input::Reconfigure {
-                source,
-                origin,
-                resolved: Some(Box::new(resolved)),
+        if let Some((_, input)) = startup_reconfigure {
+            // The config file changed while the daemon was down: apply it, journaled. One that
+            // cannot be journaled stops the start: running on the recovered config instead would
+            // ignore the file the daemon was started with.
+            let input = match input {
+                Ok(input) => input,
+                Err(problem) => {
+                    let _ = stop_engine.send(());
+                    let _ = engine_task.await;
+                    return Err(DaemonError::StartupConfig {
+                        origin: startup_origin,
+                        problem,
+                    });
+                }
             };
             reconfigure_on_start(&engine, input).await;
         }

@@ -30,7 +30,7 @@ use crate::engine::Decision;
 use crate::metrics::Metrics;
 
 use super::core::{Input, Outcome};
-use super::task::{EngineHandle, JournalEntry, SubmitError};
+use super::task::{EngineHandle, SubmitError};
 use super::EnvFn;
 
 /// Why a reload did not happen.
@@ -225,8 +225,15 @@ impl Reloader {
         self.keeps_auth_on(&fresh.auth, origin)?;
         // The input carries the parsed config: the engine task applies it without parsing the
         // text again, and the journal records what it resolved to, for replay.
-        let input = Input::reconfigure(&loaded, origin);
-        fits_the_journal(&input, origin)?;
+        let input = Input::reconfigure_journaled(&loaded, origin).map_err(|message| {
+            ReloadError::Invalid(vec![ConfigError {
+                file: origin.to_string(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message,
+            }])
+        })?;
         Ok(Vetted {
             loaded,
             fresh,
@@ -407,50 +414,6 @@ impl Reloader {
             secrets_changed,
         })
     }
-}
-
-/// Refuse a config whose journal record would not fit in one (`MAX_RECORD_BYTES`). The record is
-/// measured as it is written: the TOML whole as a JSON string (where `"`, `\` and line breaks take
-/// two bytes) and the routing config it resolved to, as JSON. So a body within
-/// `body_limit_bytes` (or a config file, which has no body limit) can still be too large.
-/// Found here it is a clear 422; found by the journal it would fail the engine's whole batch as
-/// an outage, and no retry could ever succeed.
-fn fits_the_journal(input: &Input, origin: &str) -> Result<(), ReloadError> {
-    /// Counts what serde writes instead of keeping it.
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let max = crate::journal::frame::MAX_RECORD_BYTES;
-    let mut count = Count(0);
-    let entry = JournalEntry {
-        at: config::Millis::MAX,
-        input,
-    };
-    let measured = serde_json::to_writer(&mut count, &entry).map_err(|e| e.to_string());
-    let problem = match measured {
-        Ok(()) if count.0 <= max => return Ok(()),
-        Ok(()) => format!(
-            "the config is {} bytes once journaled (its text as a JSON string, where every \", \\ \
-             and line break takes two bytes, and the routing config it resolves to), over the \
-             journal's limit of {max} bytes for one record; make it smaller",
-            count.0
-        ),
-        Err(e) => format!("the config cannot be journaled: {e}"),
-    };
-    Err(ReloadError::Invalid(vec![ConfigError {
-        file: origin.to_string(),
-        line: None,
-        column: None,
-        field: String::new(),
-        message: problem,
-    }]))
 }
 
 /// Daemon settings read only at start that differ between `old` and `new`.
