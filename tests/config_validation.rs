@@ -1343,3 +1343,114 @@ fn journal_segment_size_and_commit_window_have_bounds() {
     let at_the_bounds = "[journal]\nsegment_bytes = 1048576\nmax_batch_delay_ms = 1000\n";
     assert!(parse(at_the_bounds, "test.toml").is_ok());
 }
+
+/// Like an agent's id and address, the required fields of the other entries are read as optional:
+/// one that is malformed (or missing) must not hide the entry's other problems until it is fixed.
+#[test]
+fn a_malformed_or_missing_queue_id_does_not_hide_the_queues_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ "id = 7",
+        /* 3 */ r#"strategy = "fastest""#,
+        /* 4 */ "sla_s = -5",
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"channels = ["fax"]"#,
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(&all[0], 2, "queue[0].id", "invalid type: integer `7`");
+    assert_error(
+        &all[1],
+        3,
+        "queue[0].strategy",
+        "unknown strategy `fastest`",
+    );
+    assert_error(&all[2], 4, "queue[0].sla_s", "must not be negative");
+    assert_error(&all[3], 5, "queue[1]", "missing field `id`");
+    assert_error(&all[4], 6, "queue[1].channels[0]", "unknown channel `fax`");
+}
+
+#[test]
+fn a_malformed_rule_queue_does_not_hide_the_rules_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { channel = "fax" }"#,
+        /* 5 */ "queue = 5",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 4, "rule[0].when.channel", "unknown channel `fax`");
+    assert_error(&all[1], 5, "rule[0].queue", "invalid type: integer `5`");
+}
+
+#[test]
+fn a_step_without_after_s_or_tiers_does_not_hide_the_ladders_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { tiers = [0] },",
+        /* 5 */ "  { after_s = 30 },",
+        /* 6 */ "  { after_s = 20, tiers = [2] },",
+        /* 7 */ "]",
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(&all[0], 4, "queue[0].steps[0]", "missing field `after_s`");
+    assert_error(
+        &all[1],
+        4,
+        "queue[0].steps[0].tiers[0]",
+        "tier 0 does not exist",
+    );
+    assert_error(&all[2], 5, "queue[0].steps[1]", "missing field `tiers`");
+    assert_error(
+        &all[3],
+        6,
+        "queue[0].steps[2].after_s",
+        "strictly increasing",
+    );
+}
+
+#[test]
+fn a_schedule_without_a_time_zone_still_has_its_hours_checked() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ r#"schedule = { mon = ["9-5"] }"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 3, "queue[0].schedule", "missing field `tz`");
+    assert_error(
+        &all[1],
+        3,
+        "queue[0].schedule.mon[0]",
+        "bad opening hours `9-5`",
+    );
+}
+
+#[test]
+fn a_malformed_or_missing_subscriber_url_does_not_hide_its_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ "url = 8080",
+        /* 3 */ r#"types = ["offered"]"#,
+        /* 4 */ "[[subscriber]]",
+        /* 5 */ r#"secret_env = "HOOK_SECRET""#,
+        /* 6 */ r#"secret_file = "/run/secrets/hook""#,
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "subscriber[0].url",
+        "invalid type: integer `8080`",
+    );
+    assert_error(
+        &all[1],
+        3,
+        "subscriber[0].types[0]",
+        "`offered` is not a decision type",
+    );
+    assert_error(&all[2], 4, "subscriber[1]", "missing field `url`");
+    assert_error(&all[3], 6, "subscriber[1].secret_file", "both set");
+}

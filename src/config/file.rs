@@ -144,11 +144,13 @@ impl NestedTable for RawOverflow {
     const WRITTEN: &'static str = r#"`{ queue = "…" }` or `{ target = "…" }`"#;
 }
 
-/// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day.
+/// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day. `tz` is
+/// required, but read as optional (like an agent's `id`) so that without it the hours are still
+/// checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSchedule {
-    pub tz: String,
+    pub tz: Option<String>,
     pub mon: Option<Vec<String>>,
     pub tue: Option<Vec<String>>,
     pub wed: Option<Vec<String>>,
@@ -177,12 +179,13 @@ impl RawSchedule {
     }
 }
 
-/// One rung of `steps = [...]`.
+/// One rung of `steps = [...]`. `after_s` and `tiers` are required, but read as optional (like
+/// an agent's `id`) so that a step missing one still has the rest of the ladder checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
-    pub after_s: Seconds,
-    pub tiers: Vec<i64>,
+    pub after_s: Option<Seconds>,
+    pub tiers: Option<Vec<i64>>,
     pub priority_boost: Option<i32>,
     pub skip_if_no_agents: Option<bool>,
 }
@@ -191,11 +194,12 @@ impl NestedTable for RawStep {
     const WRITTEN: &'static str = "`{ after_s = 0, tiers = [1] }` or a `[[queue.steps]]` section";
 }
 
-/// One `[[queue]]`.
+/// One `[[queue]]`. `id` is required, but read as optional (like an agent's) so that one that
+/// cannot be read leaves the rest of the queue readable and checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawQueue {
-    pub id: String,
+    pub id: Option<String>,
     pub channels: Option<Vec<String>>,
     pub strategy: Option<String>,
     pub sla_s: Option<Seconds>,
@@ -236,14 +240,51 @@ pub(crate) struct RawAgent {
     pub capacity: BTreeMap<String, i64>,
 }
 
-/// One `[[rule]]`.
+/// One `[[rule]]`. `queue` is required, but read as optional (like an agent's `id`) so that one
+/// that cannot be read leaves `when` checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
     #[serde(default)]
     pub when: BTreeMap<String, String>,
-    pub queue: String,
+    pub queue: Option<String>,
     pub priority: Option<i32>,
+}
+
+/// One `[[subscriber]]`: `SubscriberConfig` as written. `url` is required, but read as optional
+/// (like an agent's `id`) so that one that cannot be read leaves the rest of the subscriber
+/// checked; the other fields and their defaults are `SubscriberConfig`'s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscriber {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    pub retry_initial_ms: Option<u64>,
+    pub retry_max_ms: Option<u64>,
+    pub batch_max: Option<usize>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl RawSubscriber {
+    /// The subscriber with `url`, every field not written taking `SubscriberConfig`'s default.
+    pub(crate) fn resolve(&self, url: &str) -> SubscriberConfig {
+        let d = SubscriberConfig::new(url);
+        SubscriberConfig {
+            name: self.name.clone(),
+            url: url.to_string(),
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            types: self.types.clone(),
+            retry_initial_ms: self.retry_initial_ms.unwrap_or(d.retry_initial_ms),
+            retry_max_ms: self.retry_max_ms.unwrap_or(d.retry_max_ms),
+            batch_max: self.batch_max.unwrap_or(d.batch_max),
+            timeout_ms: self.timeout_ms.unwrap_or(d.timeout_ms),
+        }
+    }
 }
 
 /// `[routing]`.
@@ -297,7 +338,7 @@ pub(crate) struct RawConfig {
     pub metrics: MetricsConfig,
     pub journal: JournalConfig,
     pub auth: AuthConfig,
-    pub subscribers: Vec<Entry<SubscriberConfig>>,
+    pub subscribers: Vec<Entry<RawSubscriber>>,
 }
 
 /// Every top-level name the file may use.
