@@ -1454,3 +1454,89 @@ fn a_malformed_or_missing_subscriber_url_does_not_hide_its_other_problems() {
     assert_error(&all[2], 4, "subscriber[1]", "missing field `url`");
     assert_error(&all[3], 6, "subscriber[1].secret_file", "both set");
 }
+
+/// One bad field in a ladder step is that field's problem only: the other steps (and the rest of
+/// the same step) are still checked, so every step's problems come out in one pass.
+#[test]
+fn every_ladder_step_is_checked_when_one_has_a_bad_field() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ r#"  { after_s = 0, tiers = "x" },"#,
+        /* 5 */ "  { after_s = 30, tiers = [1, 2] },",
+        /* 6 */ "  { after_s = 20, tiers = [0] },",
+        /* 7 */ r#"  { after_s = "soon", tiers = [3] },"#,
+        /* 8 */ "]",
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "queue[0].steps[0].tiers",
+        "invalid type: string \"x\", expected a sequence",
+    );
+    assert_error(
+        &all[1],
+        6,
+        "queue[0].steps[2].after_s",
+        "steps must be strictly increasing: 20 s is not after the previous step's 30 s",
+    );
+    assert_error(
+        &all[2],
+        6,
+        "queue[0].steps[2].tiers[0]",
+        "tier 0 does not exist",
+    );
+    assert_error(
+        &all[3],
+        7,
+        "queue[0].steps[3].after_s",
+        "invalid type: string \"soon\", expected a number of seconds",
+    );
+    // A step that is not a table at all does not hide the others either.
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  30,",
+        /* 6 */ "  { after_s = 0, tiers = [2] },",
+        /* 7 */ "]",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 5, "queue[0].steps[1]", "must be a table (");
+    assert_error(
+        &all[1],
+        6,
+        "queue[0].steps[2].after_s",
+        "strictly increasing",
+    );
+}
+
+/// The same for opening hours: a malformed `tz` or day drops that field, not the whole schedule.
+#[test]
+fn every_schedule_field_is_checked_when_one_is_malformed() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "[queue.schedule]",
+        /* 4 */ "tz = 1",
+        /* 5 */ r#"mon = "08:00-18:00""#,
+        /* 6 */ r#"tue = ["9-5"]"#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "queue[0].schedule.tz",
+        "invalid type: integer `1`",
+    );
+    assert_error(&all[1], 5, "queue[0].schedule.mon", "invalid type: string");
+    assert_error(
+        &all[2],
+        6,
+        "queue[0].schedule.tue[0]",
+        "bad opening hours `9-5`",
+    );
+}

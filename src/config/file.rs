@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml_edit::{ImDocument, Item, Value};
 
 use super::daemon::{AuthConfig, JournalConfig, MetricsConfig, ServerConfig, SubscriberConfig};
-use super::locate::{FieldPath, Locator};
+use super::locate::{FieldPath, Locator, Segment};
 use super::ConfigError;
 
 /// A duration in seconds as written: an integer or a float (`0.2` is fine), possibly negative
@@ -314,6 +314,9 @@ pub(crate) struct Entry<T> {
     pub id_hint: Option<String>,
     /// Fields that were set but could not be read (already reported); validation must not treat
     /// them as absent (e.g. "max_wait_s without overflow" when `overflow` is merely malformed).
+    /// Paths below the entry: `overflow`, or for a table read field by field (`FIELD_BY_FIELD`)
+    /// the nested field (`schedule.tz`, `steps[2].after_s`) or a step that is not a table
+    /// (`steps[1]`).
     pub broken: Vec<String>,
 }
 
@@ -341,6 +344,11 @@ pub(crate) struct RawConfig {
     pub subscribers: Vec<Entry<RawSubscriber>>,
 }
 
+/// The tables nested in a `[[queue]]` that are read field by field: a field of theirs that cannot
+/// be read is dropped (and reported) on its own, so it does not hide the problems of the rest of
+/// the ladder or schedule. (An overflow has a single field to check; it is dropped whole.)
+const QUEUE_FIELD_BY_FIELD: &[&str] = &["steps", "schedule"];
+
 /// Every top-level name the file may use.
 const SECTIONS: &[&str] = &[
     "defaults",
@@ -367,16 +375,16 @@ pub(crate) fn read(doc: &ImDocument<&str>, loc: &Locator<'_>) -> (RawConfig, Vec
         match name {
             "defaults" => read_one(item, &path, loc, &mut errors, &mut raw.defaults),
             "channels" => read_channels(item, &path, loc, &mut errors, &mut raw.channels),
-            "queue" => raw.queues = read_many(item, &path, loc, &mut errors),
-            "agent" => raw.agents = read_many(item, &path, loc, &mut errors),
-            "rule" => raw.rules = read_many(item, &path, loc, &mut errors),
+            "queue" => raw.queues = read_many(item, &path, loc, &mut errors, QUEUE_FIELD_BY_FIELD),
+            "agent" => raw.agents = read_many(item, &path, loc, &mut errors, &[]),
+            "rule" => raw.rules = read_many(item, &path, loc, &mut errors, &[]),
             "routing" => read_one(item, &path, loc, &mut errors, &mut raw.routing),
             "limits" => read_one(item, &path, loc, &mut errors, &mut raw.limits),
             "server" => read_one(item, &path, loc, &mut errors, &mut raw.server),
             "metrics" => read_one(item, &path, loc, &mut errors, &mut raw.metrics),
             "journal" => read_one(item, &path, loc, &mut errors, &mut raw.journal),
             "auth" => read_one(item, &path, loc, &mut errors, &mut raw.auth),
-            "subscriber" => raw.subscribers = read_many(item, &path, loc, &mut errors),
+            "subscriber" => raw.subscribers = read_many(item, &path, loc, &mut errors, &[]),
             other => errors.push(loc.error(
                 &path,
                 format!(
@@ -408,12 +416,15 @@ const MAX_BROKEN_FIELDS: usize = 64;
 
 /// Read one table-like item, reporting every field the deserializer refuses: on each error, the
 /// offending field is reported, dropped, and the rest is read again, so a typo in one field
-/// neither hides a typo in the next nor the checks on the others.
+/// neither hides a typo in the next nor the checks on the others. In the nested tables named in
+/// `field_by_field` (and in each table of such an array) the offending nested field is dropped
+/// rather than the whole table; a non-table element of such an array is emptied in its place.
 fn read_entry<T: DeserializeOwned>(
     item: &Item,
     path: &FieldPath,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
+    field_by_field: &[&str],
 ) -> (Option<T>, Vec<String>) {
     // A section or entry is a table. serde would also read an array, field by field in
     // declaration order (`routing = [7, "q"]` as `seed` and `default_queue`): no names, so no
@@ -449,23 +460,60 @@ fn read_entry<T: DeserializeOwned>(
         if !follow_up {
             errors.push(loc.error_at(offset, at.to_string(), one_line(e.message())));
         }
-        let culprit = at
-            .key_after(path)
-            .filter(|k| !broken.iter().any(|b| b == k))
-            .map(str::to_string);
-        match culprit {
-            Some(k) if broken.len() < MAX_BROKEN_FIELDS && remove_key(&mut current, &k) => {
-                broken.push(k)
+        let below = at.below(path).unwrap_or_default();
+        // The nested field (or non-table element) if its table is read field by field, then the
+        // entry's own field.
+        let nested = match below {
+            [Segment::Key(k), Segment::Key(_), ..] if field_by_field.contains(&k.as_str()) => {
+                Some(&below[..2])
             }
-            _ => return (None, broken),
+            [Segment::Key(k), Segment::Index(_), Segment::Key(_), ..]
+                if field_by_field.contains(&k.as_str()) =>
+            {
+                Some(&below[..3])
+            }
+            [Segment::Key(k), Segment::Index(_)] if field_by_field.contains(&k.as_str()) => {
+                Some(below)
+            }
+            _ => None,
+        };
+        let own = below.get(..1).filter(|s| matches!(s, [Segment::Key(_)]));
+        let dropped = [nested, own].into_iter().flatten().find_map(|culprit| {
+            let name = FieldPath::of(culprit).to_string();
+            (broken.len() < MAX_BROKEN_FIELDS
+                && !broken.contains(&name)
+                && remove_field(&mut current, culprit))
+            .then_some(name)
+        });
+        match dropped {
+            Some(name) => broken.push(name),
+            None => return (None, broken),
         }
     }
 }
 
-fn remove_key(item: &mut Item, key: &str) -> bool {
-    match item {
-        Item::Table(t) => t.remove(key).is_some(),
-        Item::Value(Value::InlineTable(t)) => t.remove(key).is_some(),
+/// Drop the field at `at` (below `item`); an array element (`steps[1]`, not a table) is emptied
+/// instead, so that the elements after it keep their index.
+fn remove_field(item: &mut Item, at: &[Segment]) -> bool {
+    match (item, at) {
+        (item, [Segment::Key(k)]) => item
+            .as_table_like_mut()
+            .is_some_and(|t| t.remove(k).is_some()),
+        (item, [Segment::Key(k), rest @ ..]) => item
+            .as_table_like_mut()
+            .and_then(|t| t.get_mut(k))
+            .is_some_and(|child| remove_field(child, rest)),
+        (Item::ArrayOfTables(a), [Segment::Index(i), Segment::Key(k)]) => {
+            a.get_mut(*i).is_some_and(|t| t.remove(k).is_some())
+        }
+        (Item::Value(Value::Array(a)), [Segment::Index(i), Segment::Key(k)]) => a
+            .get_mut(*i)
+            .and_then(Value::as_inline_table_mut)
+            .is_some_and(|t| t.remove(k).is_some()),
+        (Item::Value(Value::Array(a)), [Segment::Index(i)]) if *i < a.len() => {
+            a.replace(*i, toml_edit::InlineTable::new());
+            true
+        }
         _ => false,
     }
 }
@@ -487,7 +535,7 @@ fn read_one<T: DeserializeOwned>(
     errors: &mut Vec<ConfigError>,
     out: &mut T,
 ) {
-    if let (Some(v), _) = read_entry(item, path, loc, errors) {
+    if let (Some(v), _) = read_entry(item, path, loc, errors, &[]) {
         *out = v;
     }
 }
@@ -514,7 +562,7 @@ fn read_channels(
         }
     };
     for (name, entry) in entries {
-        if let (Some(c), _) = read_entry::<RawChannel>(&entry, &path.key(&name), loc, errors) {
+        if let (Some(c), _) = read_entry::<RawChannel>(&entry, &path.key(&name), loc, errors, &[]) {
             out.push((name, c));
         }
     }
@@ -525,6 +573,7 @@ fn read_many<T: DeserializeOwned>(
     path: &FieldPath,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
+    field_by_field: &[&str],
 ) -> Vec<Entry<T>> {
     let entries: Vec<Item> = match item {
         Item::ArrayOfTables(a) => a.iter().map(|t| Item::Table(t.clone())).collect(),
@@ -541,7 +590,8 @@ fn read_many<T: DeserializeOwned>(
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let (value, broken) = read_entry::<T>(entry, &path.index(i), loc, errors);
+            let (value, broken) =
+                read_entry::<T>(entry, &path.index(i), loc, errors, field_by_field);
             let id_hint = match entry {
                 Item::Table(t) => t.get("id").and_then(Item::as_str),
                 Item::Value(Value::InlineTable(t)) => t.get("id").and_then(Value::as_str),

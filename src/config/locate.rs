@@ -35,15 +35,15 @@ impl FieldPath {
         p
     }
 
-    /// The key right after `prefix`, if this path goes below `prefix` through a key.
-    pub(crate) fn key_after(&self, prefix: &FieldPath) -> Option<&str> {
-        if !self.0.starts_with(&prefix.0) {
-            return None;
-        }
-        match self.0.get(prefix.0.len()) {
-            Some(Segment::Key(k)) => Some(k),
-            _ => None,
-        }
+    /// The rest of this path below `prefix` (`steps[0].tiers` of `queue[1].steps[0].tiers`
+    /// below `queue[1]`), if it goes below it.
+    pub(crate) fn below(&self, prefix: &FieldPath) -> Option<&[Segment]> {
+        self.0.strip_prefix(prefix.0.as_slice())
+    }
+
+    /// The path made of these segments.
+    pub(crate) fn of(segments: &[Segment]) -> Self {
+        FieldPath(segments.to_vec())
     }
 
     /// This path extended by an array index.

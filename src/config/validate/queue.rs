@@ -284,7 +284,11 @@ impl Checker<'_, '_> {
         let mut previous: Option<(f64, Millis)> = None;
         for (k, s) in raw.iter().enumerate() {
             let p = path.index(k);
-            let broken = |field: &str| entry.is_broken(&format!("steps[{k}].{field}"));
+            // Set but unreadable (already reported): the field, or the whole step.
+            let broken = |field: &str| {
+                entry.is_broken(&format!("steps[{k}]"))
+                    || entry.is_broken(&format!("steps[{k}].{field}"))
+            };
             let after_s = self.required(s.after_s.as_ref(), broken("after_s"), "after_s", &p);
             let tiers = self.required(s.tiers.as_deref(), broken("tiers"), "tiers", &p);
             // A step without a readable `after_s` (reported) is neither "the first" nor "the
