@@ -1540,3 +1540,99 @@ fn every_schedule_field_is_checked_when_one_is_malformed() {
         "bad opening hours `9-5`",
     );
 }
+
+/// A TOML datetime reaches serde as a map under a private key: where a step, overflow or schedule
+/// table is expected it must get the same "must be a table" as any other value, not "unknown field
+/// `$__toml_private_datetime`".
+#[test]
+fn a_datetime_where_a_step_overflow_or_schedule_table_is_expected_is_refused() {
+    let queue = |line: &str| {
+        file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "q""#,
+            /* 3 */ "max_wait_s = 60",
+            /* 4 */ line,
+        ])
+    };
+    for (text, field, example) in [
+        (
+            queue("overflow = 1979-05-27"),
+            "queue[0].overflow",
+            r#"`{ queue = "…" }` or `{ target = "…" }`"#,
+        ),
+        (
+            queue("schedule = 07:00:00"),
+            "queue[0].schedule",
+            r#"`{ tz = "…", mon = ["08:00-18:00"], … }`"#,
+        ),
+        (
+            queue("steps = [{ after_s = 0, tiers = [1] }, 1979-05-27T07:32:00Z]"),
+            "queue[0].steps[1]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+    ] {
+        let all = errors(&text);
+        let e = all
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("no error on `{field}` in {all:#?}\n{text}"));
+        assert_error(e, 4, field, "must be a table (");
+        assert!(e.message.contains(example), "{e}");
+        assert!(e.message.ends_with("), not datetime"), "{e}");
+        assert!(
+            !all.iter().any(|e| e.message.contains("$__toml")),
+            "{all:#?}"
+        );
+    }
+}
+
+/// Where a plain value or a table of names is expected, a datetime is named as such, with what
+/// was expected (serde alone says "map", or takes the private key as a name).
+#[test]
+fn a_datetime_where_a_value_is_expected_is_named_a_datetime() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "sla_s = 1979-05-27",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "q""#,
+        /* 5 */ "steps = [{ after_s = 0, tiers = [07:00:00] }]",
+        /* 6 */ "[[agent]]",
+        /* 7 */ r#"id = "a1""#,
+        /* 8 */ "address = 07:00:00",
+        /* 9 */ "tiers = 1979-05-27",
+        /* 10 */ "[[rule]]",
+        /* 11 */ "when = 1979-05-27",
+        /* 12 */ r#"queue = "q""#,
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "defaults.sla_s",
+        "invalid type: datetime `1979-05-27`, expected a number of seconds (integer or float)",
+    );
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].steps[0].tiers[0]",
+        "invalid type: datetime `07:00:00`, expected i64",
+    );
+    assert_error(
+        &all[2],
+        8,
+        "agent[0].address",
+        "invalid type: datetime `07:00:00`, expected a string",
+    );
+    assert_error(
+        &all[3],
+        9,
+        "agent[0].tiers",
+        "invalid type: datetime `1979-05-27`, expected a map",
+    );
+    assert_error(
+        &all[4],
+        11,
+        "rule[0].when",
+        "invalid type: datetime `1979-05-27`, expected a map",
+    );
+}

@@ -69,6 +69,12 @@ pub(crate) struct RawChannel {
     pub exclusive: Option<bool>,
 }
 
+/// How a TOML datetime reaches serde: a map of one entry under this private key, the datetime as
+/// text its value. No field of the file takes a datetime, so a struct would refuse it as an
+/// unknown field by that name, a map would take it as a key, and a plain value says "map": each
+/// reader that can see it names it a datetime instead.
+const DATETIME_KEY: &str = "$__toml_private_datetime";
+
 /// A table nested in an entry (a ladder step, `overflow`, `schedule`), read by its keys only.
 /// serde would also read an array into a struct, element by element in field declaration order
 /// (`steps = [[0, [1], 5, true]]` as after_s, tiers, priority_boost, skip_if_no_agents): no
@@ -95,7 +101,17 @@ impl<'de, T: NestedTable> Deserialize<'de> for Nested<T> {
                 write!(f, "a table ({})", T::WRITTEN)
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                // A datetime is refused as an unknown field by its private key (every nested
+                // table denies unknown fields): it is not a table, like any other value.
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map_err(|e| {
+                    if e.to_string()
+                        .contains(&format!("unknown field `{DATETIME_KEY}`"))
+                    {
+                        Self::not_a_table("datetime")
+                    } else {
+                        e
+                    }
+                })
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<T, A::Error> {
                 Err(Self::not_a_table("array"))
@@ -118,6 +134,38 @@ impl<'de, T: NestedTable> Deserialize<'de> for Nested<T> {
         }
         d.deserialize_any(V(std::marker::PhantomData)).map(Nested)
     }
+}
+
+/// `deserialize_with` for a table of names (an agent's `tiers` and `capacity`, a rule's `when`):
+/// serde would read a datetime as one name, the private key (`when = 1979-05-27` would match an
+/// attribute nobody sets); it is refused as the datetime it is.
+fn names<'de, D: de::Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, V>, D::Error> {
+    struct Names<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> de::Visitor<'de> for Names<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // serde's own wording for a map, as in every other "expected" here.
+            f.write_str("a map")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if name == DATETIME_KEY {
+                    let written: String = map.next_value()?;
+                    let found = format!("datetime `{written}`");
+                    return Err(de::Error::invalid_type(
+                        de::Unexpected::Other(&found),
+                        &self,
+                    ));
+                }
+                out.insert(name, map.next_value()?);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Names(std::marker::PhantomData))
 }
 
 /// `deserialize_with` for an optional nested table.
@@ -232,11 +280,11 @@ pub(crate) struct RawQueue {
 pub(crate) struct RawAgent {
     pub id: Option<String>,
     pub address: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub tiers: BTreeMap<String, i64>,
     #[serde(default)]
     pub skills: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub capacity: BTreeMap<String, i64>,
 }
 
@@ -245,7 +293,7 @@ pub(crate) struct RawAgent {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub when: BTreeMap<String, String>,
     pub queue: Option<String>,
     pub priority: Option<i32>,
@@ -458,7 +506,8 @@ fn read_entry<T: DeserializeOwned>(
             .iter()
             .any(|k| e.message() == format!("missing field `{k}`"));
         if !follow_up {
-            errors.push(loc.error_at(offset, at.to_string(), one_line(e.message())));
+            let message = name_datetime(loc, &at, one_line(e.message()));
+            errors.push(loc.error_at(offset, at.to_string(), message));
         }
         let below = at.below(path).unwrap_or_default();
         // The nested field (or non-table element) if its table is read field by field, then the
@@ -515,6 +564,20 @@ fn remove_field(item: &mut Item, at: &[Segment]) -> bool {
             true
         }
         _ => false,
+    }
+}
+
+/// serde says "invalid type: map" for a datetime where a plain value is expected (see
+/// `DATETIME_KEY`); say what was written instead.
+fn name_datetime(loc: &Locator<'_>, at: &FieldPath, message: String) -> String {
+    match (
+        message.strip_prefix("invalid type: map, "),
+        loc.datetime_at(at),
+    ) {
+        (Some(expected), Some(written)) => {
+            format!("invalid type: datetime `{written}`, {expected}")
+        }
+        _ => message,
     }
 }
 
