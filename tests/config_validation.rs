@@ -1343,3 +1343,296 @@ fn journal_segment_size_and_commit_window_have_bounds() {
     let at_the_bounds = "[journal]\nsegment_bytes = 1048576\nmax_batch_delay_ms = 1000\n";
     assert!(parse(at_the_bounds, "test.toml").is_ok());
 }
+
+/// Like an agent's id and address, the required fields of the other entries are read as optional:
+/// one that is malformed (or missing) must not hide the entry's other problems until it is fixed.
+#[test]
+fn a_malformed_or_missing_queue_id_does_not_hide_the_queues_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ "id = 7",
+        /* 3 */ r#"strategy = "fastest""#,
+        /* 4 */ "sla_s = -5",
+        /* 5 */ "[[queue]]",
+        /* 6 */ r#"channels = ["fax"]"#,
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(&all[0], 2, "queue[0].id", "invalid type: integer `7`");
+    assert_error(
+        &all[1],
+        3,
+        "queue[0].strategy",
+        "unknown strategy `fastest`",
+    );
+    assert_error(&all[2], 4, "queue[0].sla_s", "must not be negative");
+    assert_error(&all[3], 5, "queue[1]", "missing field `id`");
+    assert_error(&all[4], 6, "queue[1].channels[0]", "unknown channel `fax`");
+}
+
+#[test]
+fn a_malformed_rule_queue_does_not_hide_the_rules_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { channel = "fax" }"#,
+        /* 5 */ "queue = 5",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 4, "rule[0].when.channel", "unknown channel `fax`");
+    assert_error(&all[1], 5, "rule[0].queue", "invalid type: integer `5`");
+}
+
+#[test]
+fn a_step_without_after_s_or_tiers_does_not_hide_the_ladders_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { tiers = [0] },",
+        /* 5 */ "  { after_s = 30 },",
+        /* 6 */ "  { after_s = 20, tiers = [2] },",
+        /* 7 */ "]",
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(&all[0], 4, "queue[0].steps[0]", "missing field `after_s`");
+    assert_error(
+        &all[1],
+        4,
+        "queue[0].steps[0].tiers[0]",
+        "tier 0 does not exist",
+    );
+    assert_error(&all[2], 5, "queue[0].steps[1]", "missing field `tiers`");
+    assert_error(
+        &all[3],
+        6,
+        "queue[0].steps[2].after_s",
+        "strictly increasing",
+    );
+}
+
+#[test]
+fn a_schedule_without_a_time_zone_still_has_its_hours_checked() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ r#"schedule = { mon = ["9-5"] }"#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 3, "queue[0].schedule", "missing field `tz`");
+    assert_error(
+        &all[1],
+        3,
+        "queue[0].schedule.mon[0]",
+        "bad opening hours `9-5`",
+    );
+}
+
+#[test]
+fn a_malformed_or_missing_subscriber_url_does_not_hide_its_other_problems() {
+    let all = errors(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ "url = 8080",
+        /* 3 */ r#"types = ["offered"]"#,
+        /* 4 */ "[[subscriber]]",
+        /* 5 */ r#"secret_env = "HOOK_SECRET""#,
+        /* 6 */ r#"secret_file = "/run/secrets/hook""#,
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "subscriber[0].url",
+        "invalid type: integer `8080`",
+    );
+    assert_error(
+        &all[1],
+        3,
+        "subscriber[0].types[0]",
+        "`offered` is not a decision type",
+    );
+    assert_error(&all[2], 4, "subscriber[1]", "missing field `url`");
+    assert_error(&all[3], 6, "subscriber[1].secret_file", "both set");
+}
+
+/// One bad field in a ladder step is that field's problem only: the other steps (and the rest of
+/// the same step) are still checked, so every step's problems come out in one pass.
+#[test]
+fn every_ladder_step_is_checked_when_one_has_a_bad_field() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ r#"  { after_s = 0, tiers = "x" },"#,
+        /* 5 */ "  { after_s = 30, tiers = [1, 2] },",
+        /* 6 */ "  { after_s = 20, tiers = [0] },",
+        /* 7 */ r#"  { after_s = "soon", tiers = [3] },"#,
+        /* 8 */ "]",
+    ]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "queue[0].steps[0].tiers",
+        "invalid type: string \"x\", expected a sequence",
+    );
+    assert_error(
+        &all[1],
+        6,
+        "queue[0].steps[2].after_s",
+        "steps must be strictly increasing: 20 s is not after the previous step's 30 s",
+    );
+    assert_error(
+        &all[2],
+        6,
+        "queue[0].steps[2].tiers[0]",
+        "tier 0 does not exist",
+    );
+    assert_error(
+        &all[3],
+        7,
+        "queue[0].steps[3].after_s",
+        "invalid type: string \"soon\", expected a number of seconds",
+    );
+    // A step that is not a table at all does not hide the others either.
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  30,",
+        /* 6 */ "  { after_s = 0, tiers = [2] },",
+        /* 7 */ "]",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 5, "queue[0].steps[1]", "must be a table (");
+    assert_error(
+        &all[1],
+        6,
+        "queue[0].steps[2].after_s",
+        "strictly increasing",
+    );
+}
+
+/// The same for opening hours: a malformed `tz` or day drops that field, not the whole schedule.
+#[test]
+fn every_schedule_field_is_checked_when_one_is_malformed() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "[queue.schedule]",
+        /* 4 */ "tz = 1",
+        /* 5 */ r#"mon = "08:00-18:00""#,
+        /* 6 */ r#"tue = ["9-5"]"#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "queue[0].schedule.tz",
+        "invalid type: integer `1`",
+    );
+    assert_error(&all[1], 5, "queue[0].schedule.mon", "invalid type: string");
+    assert_error(
+        &all[2],
+        6,
+        "queue[0].schedule.tue[0]",
+        "bad opening hours `9-5`",
+    );
+}
+
+/// A TOML datetime reaches serde as a map under a private key: where a step, overflow or schedule
+/// table is expected it must get the same "must be a table" as any other value, not "unknown field
+/// `$__toml_private_datetime`".
+#[test]
+fn a_datetime_where_a_step_overflow_or_schedule_table_is_expected_is_refused() {
+    let queue = |line: &str| {
+        file(&[
+            /* 1 */ "[[queue]]",
+            /* 2 */ r#"id = "q""#,
+            /* 3 */ "max_wait_s = 60",
+            /* 4 */ line,
+        ])
+    };
+    for (text, field, example) in [
+        (
+            queue("overflow = 1979-05-27"),
+            "queue[0].overflow",
+            r#"`{ queue = "…" }` or `{ target = "…" }`"#,
+        ),
+        (
+            queue("schedule = 07:00:00"),
+            "queue[0].schedule",
+            r#"`{ tz = "…", mon = ["08:00-18:00"], … }`"#,
+        ),
+        (
+            queue("steps = [{ after_s = 0, tiers = [1] }, 1979-05-27T07:32:00Z]"),
+            "queue[0].steps[1]",
+            "`{ after_s = 0, tiers = [1] }`",
+        ),
+    ] {
+        let all = errors(&text);
+        let e = all
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("no error on `{field}` in {all:#?}\n{text}"));
+        assert_error(e, 4, field, "must be a table (");
+        assert!(e.message.contains(example), "{e}");
+        assert!(e.message.ends_with("), not datetime"), "{e}");
+        assert!(
+            !all.iter().any(|e| e.message.contains("$__toml")),
+            "{all:#?}"
+        );
+    }
+}
+
+/// Where a plain value or a table of names is expected, a datetime is named as such, with what
+/// was expected (serde alone says "map", or takes the private key as a name).
+#[test]
+fn a_datetime_where_a_value_is_expected_is_named_a_datetime() {
+    let all = errors(&file(&[
+        /* 1 */ "[defaults]",
+        /* 2 */ "sla_s = 1979-05-27",
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "q""#,
+        /* 5 */ "steps = [{ after_s = 0, tiers = [07:00:00] }]",
+        /* 6 */ "[[agent]]",
+        /* 7 */ r#"id = "a1""#,
+        /* 8 */ "address = 07:00:00",
+        /* 9 */ "tiers = 1979-05-27",
+        /* 10 */ "[[rule]]",
+        /* 11 */ "when = 1979-05-27",
+        /* 12 */ r#"queue = "q""#,
+    ]));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "defaults.sla_s",
+        "invalid type: datetime `1979-05-27`, expected a number of seconds (integer or float)",
+    );
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].steps[0].tiers[0]",
+        "invalid type: datetime `07:00:00`, expected i64",
+    );
+    assert_error(
+        &all[2],
+        8,
+        "agent[0].address",
+        "invalid type: datetime `07:00:00`, expected a string",
+    );
+    assert_error(
+        &all[3],
+        9,
+        "agent[0].tiers",
+        "invalid type: datetime `1979-05-27`, expected a map",
+    );
+    assert_error(
+        &all[4],
+        11,
+        "rule[0].when",
+        "invalid type: datetime `1979-05-27`, expected a map",
+    );
+}

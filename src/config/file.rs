@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml_edit::{ImDocument, Item, Value};
 
 use super::daemon::{AuthConfig, JournalConfig, MetricsConfig, ServerConfig, SubscriberConfig};
-use super::locate::{FieldPath, Locator};
+use super::locate::{FieldPath, Locator, Segment};
 use super::ConfigError;
 
 /// A duration in seconds as written: an integer or a float (`0.2` is fine), possibly negative
@@ -69,6 +69,12 @@ pub(crate) struct RawChannel {
     pub exclusive: Option<bool>,
 }
 
+/// How a TOML datetime reaches serde: a map of one entry under this private key, the datetime as
+/// text its value. No field of the file takes a datetime, so a struct would refuse it as an
+/// unknown field by that name, a map would take it as a key, and a plain value says "map": each
+/// reader that can see it names it a datetime instead.
+const DATETIME_KEY: &str = "$__toml_private_datetime";
+
 /// A table nested in an entry (a ladder step, `overflow`, `schedule`), read by its keys only.
 /// serde would also read an array into a struct, element by element in field declaration order
 /// (`steps = [[0, [1], 5, true]]` as after_s, tiers, priority_boost, skip_if_no_agents): no
@@ -95,7 +101,17 @@ impl<'de, T: NestedTable> Deserialize<'de> for Nested<T> {
                 write!(f, "a table ({})", T::WRITTEN)
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                // A datetime is refused as an unknown field by its private key (every nested
+                // table denies unknown fields): it is not a table, like any other value.
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map_err(|e| {
+                    if e.to_string()
+                        .contains(&format!("unknown field `{DATETIME_KEY}`"))
+                    {
+                        Self::not_a_table("datetime")
+                    } else {
+                        e
+                    }
+                })
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<T, A::Error> {
                 Err(Self::not_a_table("array"))
@@ -118,6 +134,38 @@ impl<'de, T: NestedTable> Deserialize<'de> for Nested<T> {
         }
         d.deserialize_any(V(std::marker::PhantomData)).map(Nested)
     }
+}
+
+/// `deserialize_with` for a table of names (an agent's `tiers` and `capacity`, a rule's `when`):
+/// serde would read a datetime as one name, the private key (`when = 1979-05-27` would match an
+/// attribute nobody sets); it is refused as the datetime it is.
+fn names<'de, D: de::Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, V>, D::Error> {
+    struct Names<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> de::Visitor<'de> for Names<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // serde's own wording for a map, as in every other "expected" here.
+            f.write_str("a map")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if name == DATETIME_KEY {
+                    let written: String = map.next_value()?;
+                    let found = format!("datetime `{written}`");
+                    return Err(de::Error::invalid_type(
+                        de::Unexpected::Other(&found),
+                        &self,
+                    ));
+                }
+                out.insert(name, map.next_value()?);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Names(std::marker::PhantomData))
 }
 
 /// `deserialize_with` for an optional nested table.
@@ -144,11 +192,13 @@ impl NestedTable for RawOverflow {
     const WRITTEN: &'static str = r#"`{ queue = "…" }` or `{ target = "…" }`"#;
 }
 
-/// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day.
+/// `schedule = { tz = "…", mon = ["08:00-18:00"], … }`; a missing day is closed all day. `tz` is
+/// required, but read as optional (like an agent's `id`) so that without it the hours are still
+/// checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSchedule {
-    pub tz: String,
+    pub tz: Option<String>,
     pub mon: Option<Vec<String>>,
     pub tue: Option<Vec<String>>,
     pub wed: Option<Vec<String>>,
@@ -177,12 +227,13 @@ impl RawSchedule {
     }
 }
 
-/// One rung of `steps = [...]`.
+/// One rung of `steps = [...]`. `after_s` and `tiers` are required, but read as optional (like
+/// an agent's `id`) so that a step missing one still has the rest of the ladder checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
-    pub after_s: Seconds,
-    pub tiers: Vec<i64>,
+    pub after_s: Option<Seconds>,
+    pub tiers: Option<Vec<i64>>,
     pub priority_boost: Option<i32>,
     pub skip_if_no_agents: Option<bool>,
 }
@@ -191,11 +242,12 @@ impl NestedTable for RawStep {
     const WRITTEN: &'static str = "`{ after_s = 0, tiers = [1] }` or a `[[queue.steps]]` section";
 }
 
-/// One `[[queue]]`.
+/// One `[[queue]]`. `id` is required, but read as optional (like an agent's) so that one that
+/// cannot be read leaves the rest of the queue readable and checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawQueue {
-    pub id: String,
+    pub id: Option<String>,
     pub channels: Option<Vec<String>>,
     pub strategy: Option<String>,
     pub sla_s: Option<Seconds>,
@@ -228,22 +280,59 @@ pub(crate) struct RawQueue {
 pub(crate) struct RawAgent {
     pub id: Option<String>,
     pub address: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub tiers: BTreeMap<String, i64>,
     #[serde(default)]
     pub skills: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub capacity: BTreeMap<String, i64>,
 }
 
-/// One `[[rule]]`.
+/// One `[[rule]]`. `queue` is required, but read as optional (like an agent's `id`) so that one
+/// that cannot be read leaves `when` checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names")]
     pub when: BTreeMap<String, String>,
-    pub queue: String,
+    pub queue: Option<String>,
     pub priority: Option<i32>,
+}
+
+/// One `[[subscriber]]`: `SubscriberConfig` as written. `url` is required, but read as optional
+/// (like an agent's `id`) so that one that cannot be read leaves the rest of the subscriber
+/// checked; the other fields and their defaults are `SubscriberConfig`'s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscriber {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    pub retry_initial_ms: Option<u64>,
+    pub retry_max_ms: Option<u64>,
+    pub batch_max: Option<usize>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl RawSubscriber {
+    /// The subscriber with `url`, every field not written taking `SubscriberConfig`'s default.
+    pub(crate) fn resolve(&self, url: &str) -> SubscriberConfig {
+        let d = SubscriberConfig::new(url);
+        SubscriberConfig {
+            name: self.name.clone(),
+            url: url.to_string(),
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            types: self.types.clone(),
+            retry_initial_ms: self.retry_initial_ms.unwrap_or(d.retry_initial_ms),
+            retry_max_ms: self.retry_max_ms.unwrap_or(d.retry_max_ms),
+            batch_max: self.batch_max.unwrap_or(d.batch_max),
+            timeout_ms: self.timeout_ms.unwrap_or(d.timeout_ms),
+        }
+    }
 }
 
 /// `[routing]`.
@@ -273,6 +362,9 @@ pub(crate) struct Entry<T> {
     pub id_hint: Option<String>,
     /// Fields that were set but could not be read (already reported); validation must not treat
     /// them as absent (e.g. "max_wait_s without overflow" when `overflow` is merely malformed).
+    /// Paths below the entry: `overflow`, or for a table read field by field (`FIELD_BY_FIELD`)
+    /// the nested field (`schedule.tz`, `steps[2].after_s`) or a step that is not a table
+    /// (`steps[1]`).
     pub broken: Vec<String>,
 }
 
@@ -297,8 +389,13 @@ pub(crate) struct RawConfig {
     pub metrics: MetricsConfig,
     pub journal: JournalConfig,
     pub auth: AuthConfig,
-    pub subscribers: Vec<Entry<SubscriberConfig>>,
+    pub subscribers: Vec<Entry<RawSubscriber>>,
 }
+
+/// The tables nested in a `[[queue]]` that are read field by field: a field of theirs that cannot
+/// be read is dropped (and reported) on its own, so it does not hide the problems of the rest of
+/// the ladder or schedule. (An overflow has a single field to check; it is dropped whole.)
+const QUEUE_FIELD_BY_FIELD: &[&str] = &["steps", "schedule"];
 
 /// Every top-level name the file may use.
 const SECTIONS: &[&str] = &[
@@ -326,16 +423,16 @@ pub(crate) fn read(doc: &ImDocument<&str>, loc: &Locator<'_>) -> (RawConfig, Vec
         match name {
             "defaults" => read_one(item, &path, loc, &mut errors, &mut raw.defaults),
             "channels" => read_channels(item, &path, loc, &mut errors, &mut raw.channels),
-            "queue" => raw.queues = read_many(item, &path, loc, &mut errors),
-            "agent" => raw.agents = read_many(item, &path, loc, &mut errors),
-            "rule" => raw.rules = read_many(item, &path, loc, &mut errors),
+            "queue" => raw.queues = read_many(item, &path, loc, &mut errors, QUEUE_FIELD_BY_FIELD),
+            "agent" => raw.agents = read_many(item, &path, loc, &mut errors, &[]),
+            "rule" => raw.rules = read_many(item, &path, loc, &mut errors, &[]),
             "routing" => read_one(item, &path, loc, &mut errors, &mut raw.routing),
             "limits" => read_one(item, &path, loc, &mut errors, &mut raw.limits),
             "server" => read_one(item, &path, loc, &mut errors, &mut raw.server),
             "metrics" => read_one(item, &path, loc, &mut errors, &mut raw.metrics),
             "journal" => read_one(item, &path, loc, &mut errors, &mut raw.journal),
             "auth" => read_one(item, &path, loc, &mut errors, &mut raw.auth),
-            "subscriber" => raw.subscribers = read_many(item, &path, loc, &mut errors),
+            "subscriber" => raw.subscribers = read_many(item, &path, loc, &mut errors, &[]),
             other => errors.push(loc.error(
                 &path,
                 format!(
@@ -367,12 +464,15 @@ const MAX_BROKEN_FIELDS: usize = 64;
 
 /// Read one table-like item, reporting every field the deserializer refuses: on each error, the
 /// offending field is reported, dropped, and the rest is read again, so a typo in one field
-/// neither hides a typo in the next nor the checks on the others.
+/// neither hides a typo in the next nor the checks on the others. In the nested tables named in
+/// `field_by_field` (and in each table of such an array) the offending nested field is dropped
+/// rather than the whole table; a non-table element of such an array is emptied in its place.
 fn read_entry<T: DeserializeOwned>(
     item: &Item,
     path: &FieldPath,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
+    field_by_field: &[&str],
 ) -> (Option<T>, Vec<String>) {
     // A section or entry is a table. serde would also read an array, field by field in
     // declaration order (`routing = [7, "q"]` as `seed` and `default_queue`): no names, so no
@@ -406,26 +506,78 @@ fn read_entry<T: DeserializeOwned>(
             .iter()
             .any(|k| e.message() == format!("missing field `{k}`"));
         if !follow_up {
-            errors.push(loc.error_at(offset, at.to_string(), one_line(e.message())));
+            let message = name_datetime(loc, &at, one_line(e.message()));
+            errors.push(loc.error_at(offset, at.to_string(), message));
         }
-        let culprit = at
-            .key_after(path)
-            .filter(|k| !broken.iter().any(|b| b == k))
-            .map(str::to_string);
-        match culprit {
-            Some(k) if broken.len() < MAX_BROKEN_FIELDS && remove_key(&mut current, &k) => {
-                broken.push(k)
+        let below = at.below(path).unwrap_or_default();
+        // The nested field (or non-table element) if its table is read field by field, then the
+        // entry's own field.
+        let nested = match below {
+            [Segment::Key(k), Segment::Key(_), ..] if field_by_field.contains(&k.as_str()) => {
+                Some(&below[..2])
             }
-            _ => return (None, broken),
+            [Segment::Key(k), Segment::Index(_), Segment::Key(_), ..]
+                if field_by_field.contains(&k.as_str()) =>
+            {
+                Some(&below[..3])
+            }
+            [Segment::Key(k), Segment::Index(_)] if field_by_field.contains(&k.as_str()) => {
+                Some(below)
+            }
+            _ => None,
+        };
+        let own = below.get(..1).filter(|s| matches!(s, [Segment::Key(_)]));
+        let dropped = [nested, own].into_iter().flatten().find_map(|culprit| {
+            let name = FieldPath::of(culprit).to_string();
+            (broken.len() < MAX_BROKEN_FIELDS
+                && !broken.contains(&name)
+                && remove_field(&mut current, culprit))
+            .then_some(name)
+        });
+        match dropped {
+            Some(name) => broken.push(name),
+            None => return (None, broken),
         }
     }
 }
 
-fn remove_key(item: &mut Item, key: &str) -> bool {
-    match item {
-        Item::Table(t) => t.remove(key).is_some(),
-        Item::Value(Value::InlineTable(t)) => t.remove(key).is_some(),
+/// Drop the field at `at` (below `item`); an array element (`steps[1]`, not a table) is emptied
+/// instead, so that the elements after it keep their index.
+fn remove_field(item: &mut Item, at: &[Segment]) -> bool {
+    match (item, at) {
+        (item, [Segment::Key(k)]) => item
+            .as_table_like_mut()
+            .is_some_and(|t| t.remove(k).is_some()),
+        (item, [Segment::Key(k), rest @ ..]) => item
+            .as_table_like_mut()
+            .and_then(|t| t.get_mut(k))
+            .is_some_and(|child| remove_field(child, rest)),
+        (Item::ArrayOfTables(a), [Segment::Index(i), Segment::Key(k)]) => {
+            a.get_mut(*i).is_some_and(|t| t.remove(k).is_some())
+        }
+        (Item::Value(Value::Array(a)), [Segment::Index(i), Segment::Key(k)]) => a
+            .get_mut(*i)
+            .and_then(Value::as_inline_table_mut)
+            .is_some_and(|t| t.remove(k).is_some()),
+        (Item::Value(Value::Array(a)), [Segment::Index(i)]) if *i < a.len() => {
+            a.replace(*i, toml_edit::InlineTable::new());
+            true
+        }
         _ => false,
+    }
+}
+
+/// serde says "invalid type: map" for a datetime where a plain value is expected (see
+/// `DATETIME_KEY`); say what was written instead.
+fn name_datetime(loc: &Locator<'_>, at: &FieldPath, message: String) -> String {
+    match (
+        message.strip_prefix("invalid type: map, "),
+        loc.datetime_at(at),
+    ) {
+        (Some(expected), Some(written)) => {
+            format!("invalid type: datetime `{written}`, {expected}")
+        }
+        _ => message,
     }
 }
 
@@ -446,7 +598,7 @@ fn read_one<T: DeserializeOwned>(
     errors: &mut Vec<ConfigError>,
     out: &mut T,
 ) {
-    if let (Some(v), _) = read_entry(item, path, loc, errors) {
+    if let (Some(v), _) = read_entry(item, path, loc, errors, &[]) {
         *out = v;
     }
 }
@@ -473,7 +625,7 @@ fn read_channels(
         }
     };
     for (name, entry) in entries {
-        if let (Some(c), _) = read_entry::<RawChannel>(&entry, &path.key(&name), loc, errors) {
+        if let (Some(c), _) = read_entry::<RawChannel>(&entry, &path.key(&name), loc, errors, &[]) {
             out.push((name, c));
         }
     }
@@ -484,6 +636,7 @@ fn read_many<T: DeserializeOwned>(
     path: &FieldPath,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
+    field_by_field: &[&str],
 ) -> Vec<Entry<T>> {
     let entries: Vec<Item> = match item {
         Item::ArrayOfTables(a) => a.iter().map(|t| Item::Table(t.clone())).collect(),
@@ -500,7 +653,8 @@ fn read_many<T: DeserializeOwned>(
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let (value, broken) = read_entry::<T>(entry, &path.index(i), loc, errors);
+            let (value, broken) =
+                read_entry::<T>(entry, &path.index(i), loc, errors, field_by_field);
             let id_hint = match entry {
                 Item::Table(t) => t.get("id").and_then(Item::as_str),
                 Item::Value(Value::InlineTable(t)) => t.get("id").and_then(Value::as_str),

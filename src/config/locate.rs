@@ -35,15 +35,15 @@ impl FieldPath {
         p
     }
 
-    /// The key right after `prefix`, if this path goes below `prefix` through a key.
-    pub(crate) fn key_after(&self, prefix: &FieldPath) -> Option<&str> {
-        if !self.0.starts_with(&prefix.0) {
-            return None;
-        }
-        match self.0.get(prefix.0.len()) {
-            Some(Segment::Key(k)) => Some(k),
-            _ => None,
-        }
+    /// The rest of this path below `prefix` (`steps[0].tiers` of `queue[1].steps[0].tiers`
+    /// below `queue[1]`), if it goes below it.
+    pub(crate) fn below(&self, prefix: &FieldPath) -> Option<&[Segment]> {
+        self.0.strip_prefix(prefix.0.as_slice())
+    }
+
+    /// The path made of these segments.
+    pub(crate) fn of(segments: &[Segment]) -> Self {
+        FieldPath(segments.to_vec())
     }
 
     /// This path extended by an array index.
@@ -114,29 +114,29 @@ impl<'a> Locator<'a> {
         let mut best: Option<Range<usize>> = None;
         let mut at = Node::Item(self.doc.as_item());
         for seg in &path.0 {
-            let next = match (seg, at) {
-                (Segment::Key(k), Node::Item(Item::Table(t))) => table_child(t, k),
-                (Segment::Key(k), Node::Item(Item::Value(Value::InlineTable(t))))
-                | (Segment::Key(k), Node::Value(Value::InlineTable(t))) => t
-                    .get_key_value(k)
-                    .map(|(key, item)| (key.span(), Node::Item(item))),
-                (Segment::Index(i), Node::Item(Item::ArrayOfTables(a))) => {
-                    a.get(*i).map(|t| (t.span(), Node::Table(t)))
-                }
-                (Segment::Index(i), Node::Item(Item::Value(Value::Array(a))))
-                | (Segment::Index(i), Node::Value(Value::Array(a))) => {
-                    a.get(*i).map(|v| (v.span(), Node::Value(v)))
-                }
-                (Segment::Key(k), Node::Table(t)) => table_child(t, k),
-                _ => None,
+            let Some((span, node)) = child(at, seg) else {
+                break;
             };
-            let Some((span, node)) = next else { break };
             if span.is_some() {
                 best = span;
             }
             at = node;
         }
         best
+    }
+
+    /// The datetime written at `path`, as written (`1979-05-27`), if the value there is one.
+    pub(crate) fn datetime_at(&self, path: &FieldPath) -> Option<String> {
+        let mut at = Node::Item(self.doc.as_item());
+        for seg in &path.0 {
+            at = child(at, seg)?.1;
+        }
+        match at {
+            Node::Item(Item::Value(Value::Datetime(d))) | Node::Value(Value::Datetime(d)) => {
+                Some(d.value().to_string())
+            }
+            _ => None,
+        }
     }
 
     /// The field path of the innermost key or value containing `offset` (for errors reported by
@@ -153,6 +153,26 @@ enum Node<'d> {
     Item(&'d Item),
     Value(&'d Value),
     Table(&'d Table),
+}
+
+/// One segment down from `at`: the span of the key (or element) and what is there.
+fn child<'d>(at: Node<'d>, seg: &Segment) -> Option<(Option<Range<usize>>, Node<'d>)> {
+    match (seg, at) {
+        (Segment::Key(k), Node::Item(Item::Table(t))) => table_child(t, k),
+        (Segment::Key(k), Node::Item(Item::Value(Value::InlineTable(t))))
+        | (Segment::Key(k), Node::Value(Value::InlineTable(t))) => t
+            .get_key_value(k)
+            .map(|(key, item)| (key.span(), Node::Item(item))),
+        (Segment::Index(i), Node::Item(Item::ArrayOfTables(a))) => {
+            a.get(*i).map(|t| (t.span(), Node::Table(t)))
+        }
+        (Segment::Index(i), Node::Item(Item::Value(Value::Array(a))))
+        | (Segment::Index(i), Node::Value(Value::Array(a))) => {
+            a.get(*i).map(|v| (v.span(), Node::Value(v)))
+        }
+        (Segment::Key(k), Node::Table(t)) => table_child(t, k),
+        _ => None,
+    }
 }
 
 fn table_child<'d>(t: &'d Table, k: &str) -> Option<(Option<Range<usize>>, Node<'d>)> {

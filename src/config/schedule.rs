@@ -12,25 +12,29 @@ use super::routing::Schedule;
 /// Minutes in a day; `24:00` is allowed as the end of an interval.
 const DAY_MINUTES: u16 = 24 * 60;
 
-/// Resolve a schedule, or return every problem as (field, message).
+/// Resolve a schedule, or return every problem as (field, message). Without `tz` (reported by the
+/// caller) the hours are still checked, and no schedule comes out.
 pub(crate) fn resolve(
     raw: &RawSchedule,
     path: &FieldPath,
 ) -> Result<Schedule, Vec<(FieldPath, String)>> {
     let mut problems = Vec::new();
-    let tz = match chrono_tz::Tz::from_str(&raw.tz) {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            problems.push((
-                path.key("tz"),
-                format!(
-                    "unknown time zone `{}` (use an IANA name such as `Europe/London` or `UTC`)",
-                    raw.tz
-                ),
-            ));
-            None
-        }
-    };
+    let tz = raw
+        .tz
+        .as_deref()
+        .and_then(|name| match chrono_tz::Tz::from_str(name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                problems.push((
+                    path.key("tz"),
+                    format!(
+                        "unknown time zone `{name}` (use an IANA name such as `Europe/London` or \
+                         `UTC`)"
+                    ),
+                ));
+                None
+            }
+        });
     let mut open: [Vec<(u16, u16)>; 7] = Default::default();
     for (day, (name, intervals)) in raw.days().into_iter().enumerate() {
         let Some(intervals) = intervals else { continue };

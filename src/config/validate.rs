@@ -82,7 +82,10 @@ pub(crate) fn resolve(
     for (i, entry) in raw.queues.iter().enumerate() {
         let path = root.key("queue").index(i);
         let id = match (&entry.value, &entry.id_hint) {
-            (Some(q), _) => q.id.as_str(),
+            (Some(q), _) => match c.required(q.id.as_deref(), entry.is_broken("id"), "id", &path) {
+                Some(id) => id,
+                None => continue,
+            },
             (None, Some(hint)) => {
                 known_queues.insert(hint.as_str());
                 continue;
@@ -106,7 +109,7 @@ pub(crate) fn resolve(
         listed: {
             let mut listed: Vec<&str> = Vec::new();
             for e in &raw.queues {
-                let id = e.value.as_ref().map(|q| q.id.as_str());
+                let id = e.value.as_ref().and_then(|q| q.id.as_deref());
                 if let Some(id) = id.or(e.id_hint.as_deref()) {
                     if !listed.contains(&id) {
                         listed.push(id);
@@ -117,12 +120,13 @@ pub(crate) fn resolve(
         },
     };
 
+    // A queue without an id (reported above) is checked all the same, then left out.
     let queues: Vec<QueueConfig> = raw
         .queues
         .iter()
         .enumerate()
         .filter_map(|(i, e)| e.value.as_ref().map(|q| (i, e, q)))
-        .map(|(i, e, q)| c.queue(q, e, &root.key("queue").index(i), &defaults, &known))
+        .filter_map(|(i, e, q)| c.queue(q, e, &root.key("queue").index(i), &defaults, &known))
         .collect();
     c.overflow_cycles(raw, &queues);
     c.target_channels(raw, &queues);
@@ -339,17 +343,18 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// A field an entry must have: reported as missing, as the deserializer would, unless it was
-    /// set but could not be read (already reported). Required fields are read as optional so
-    /// that one that cannot be read does not hide the entry's other problems.
-    fn required<'v, T>(
+    /// A field a table must have: reported as missing at the table (`path`), as the deserializer
+    /// would, unless it was set but could not be read (`broken`, already reported). Required
+    /// fields are read as optional so that one that cannot be read does not hide the entry's
+    /// other problems.
+    pub(super) fn required<'v, V: ?Sized>(
         &mut self,
-        value: Option<&'v str>,
-        entry: &Entry<T>,
+        value: Option<&'v V>,
+        broken: bool,
         field: &str,
         path: &FieldPath,
-    ) -> Option<&'v str> {
-        if value.is_none() && !entry.is_broken(field) {
+    ) -> Option<&'v V> {
+        if value.is_none() && !broken {
             self.err(path, format!("missing field `{field}`"));
         }
         value
@@ -378,8 +383,13 @@ impl Checker<'_, '_> {
         for (i, entry) in raw.iter().enumerate() {
             let Some(a) = &entry.value else { continue };
             let path = FieldPath::root().key("agent").index(i);
-            let id = self.required(a.id.as_deref(), entry, "id", &path);
-            let address = self.required(a.address.as_deref(), entry, "address", &path);
+            let id = self.required(a.id.as_deref(), entry.is_broken("id"), "id", &path);
+            let address = self.required(
+                a.address.as_deref(),
+                entry.is_broken("address"),
+                "address",
+                &path,
+            );
             if let Some(id) = id {
                 if self.non_empty(id, &path.key("id"), "an agent id") {
                     if let Some(&first) = seen.get(id) {
@@ -446,7 +456,8 @@ impl Checker<'_, '_> {
         for (i, entry) in raw.iter().enumerate() {
             let Some(r) = &entry.value else { continue };
             let path = FieldPath::root().key("rule").index(i);
-            let known_queue = self.known_queue(&r.queue, &path.key("queue"), known);
+            let queue = self.required(r.queue.as_deref(), entry.is_broken("queue"), "queue", &path);
+            let known_queue = queue.is_some_and(|q| self.known_queue(q, &path.key("queue"), known));
             let channel = r
                 .when
                 .get("channel")
@@ -455,7 +466,7 @@ impl Checker<'_, '_> {
             // such arrival (`channel_not_served`), never reaching a later rule or the default.
             let target = queues
                 .iter()
-                .find(|q| q.id == r.queue)
+                .find(|q| Some(q.id.as_str()) == queue)
                 .filter(|q| !self.unread_channels.contains(&q.id));
             if let (true, Some(ch), Some(q)) = (known_queue, channel, target) {
                 if !q.channels.contains(&ch) {
@@ -464,16 +475,18 @@ impl Checker<'_, '_> {
                         format!(
                             "queue `{}` does not serve {}, which this rule matches: every {} \
                              arrival it matches would be refused",
-                            r.queue,
+                            q.id,
                             ch.as_str(),
                             ch.as_str()
                         ),
                     );
                 }
             }
+            // Without a queue the rule was reported above; the config is refused.
+            let Some(queue) = queue else { continue };
             out.push(Rule {
                 when: r.when.clone(),
-                queue: r.queue.clone(),
+                queue: queue.to_string(),
                 priority: r.priority,
             });
         }
@@ -635,16 +648,13 @@ impl Checker<'_, '_> {
         let mut subscribers = Vec::new();
         for (i, entry) in raw.subscribers.iter().enumerate() {
             let Some(s) = &entry.value else { continue };
-            self.secret_source(
-                &root.key("subscriber").index(i),
-                "secret",
-                &s.secret_env,
-                &s.secret_file,
-            );
+            let path = root.key("subscriber").index(i);
+            let url = self.required(s.url.as_deref(), entry.is_broken("url"), "url", &path);
+            self.secret_source(&path, "secret", &s.secret_env, &s.secret_file);
             for (k, t) in s.types.iter().enumerate() {
                 if !crate::engine::DecisionKind::TYPE_NAMES.contains(&t.as_str()) {
                     self.err(
-                        &root.key("subscriber").index(i).key("types").index(k),
+                        &path.key("types").index(k),
                         format!(
                             "`{t}` is not a decision type (one of {}): the subscriber would \
                              never get it",
@@ -653,13 +663,15 @@ impl Checker<'_, '_> {
                     );
                 }
             }
-            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+            // Without a url the subscriber was reported above; the config is refused.
+            let Some(url) = url else { continue };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 self.err(
-                    &root.key("subscriber").index(i).key("url"),
-                    format!("`{}` is not an http:// or https:// URL", s.url),
+                    &path.key("url"),
+                    format!("`{url}` is not an http:// or https:// URL"),
                 );
             }
-            subscribers.push(s.clone());
+            subscribers.push(s.resolve(url));
         }
         DaemonConfig {
             server: raw.server.clone(),

@@ -80,8 +80,11 @@ impl Checker<'_, '_> {
         path: &FieldPath,
         d: &Defaults,
         known: &KnownQueues<'_>,
-    ) -> QueueConfig {
-        let builtin = QueueConfig::with_defaults(&q.id);
+    ) -> Option<QueueConfig> {
+        // Without an id (already reported) the rest of the queue is checked all the same, and no
+        // queue comes out of it.
+        let id = q.id.as_deref();
+        let builtin = QueueConfig::with_defaults(id.unwrap_or(""));
 
         // Whether every channel the queue serves is known: not when `channels` could not be read
         // (the default stands in for it), is empty, or names an unknown channel.
@@ -111,8 +114,8 @@ impl Checker<'_, '_> {
                 out
             }
         };
-        if !channels_read {
-            self.unread_channels.insert(q.id.clone());
+        if let (false, Some(id)) = (channels_read, id) {
+            self.unread_channels.insert(id.to_string());
         }
 
         let strategy = match &q.strategy {
@@ -152,36 +155,37 @@ impl Checker<'_, '_> {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
         });
 
-        let schedule =
-            q.schedule
-                .as_ref()
-                .and_then(|s| match schedule::resolve(s, &path.key("schedule")) {
-                    Ok(s) => Some(s),
-                    Err(problems) => {
-                        for (p, msg) in problems {
-                            self.err(&p, msg);
-                        }
-                        None
+        let schedule = q.schedule.as_ref().and_then(|s| {
+            let p = path.key("schedule");
+            self.required(s.tz.as_deref(), entry.is_broken("schedule.tz"), "tz", &p);
+            match schedule::resolve(s, &p) {
+                Ok(s) => Some(s),
+                Err(problems) => {
+                    for (p, msg) in problems {
+                        self.err(&p, msg);
                     }
-                });
+                    None
+                }
+            }
+        });
         if let Some(t) = &q.closed_target {
             self.non_empty(t, &path.key("closed_target"), "closed_target");
         }
 
         let steps = match &q.steps {
             None => builtin.steps.clone(),
-            Some(raw_steps) => self.steps(raw_steps, &path.key("steps")),
+            Some(raw_steps) => self.steps(raw_steps, entry, &path.key("steps")),
         };
 
         if let Some(to) = &q.drain_to {
             let p = path.key("drain_to");
-            if self.known_queue(to, &p, known) && *to == q.id {
+            if self.known_queue(to, &p, known) && Some(to.as_str()) == id {
                 self.err(&p, "drain_to must name another queue, not the queue itself");
             }
         }
 
-        QueueConfig {
-            id: q.id.clone(),
+        let config = QueueConfig {
+            id: id.unwrap_or("").to_string(),
             channels,
             strategy,
             sla_ms: self.time(q.sla_s, &path.key("sla_s"), d.sla_ms, true),
@@ -231,7 +235,8 @@ impl Checker<'_, '_> {
                 .unwrap_or(d.max_no_answer),
             count_declines: q.count_declines.unwrap_or(d.count_declines),
             drain_to: q.drain_to.clone(),
-        }
+        };
+        id.is_some().then_some(config)
     }
 
     fn overflow(
@@ -267,7 +272,7 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn steps(&mut self, raw: &[RawStep], path: &FieldPath) -> Vec<Step> {
+    fn steps(&mut self, raw: &[RawStep], entry: &Entry<RawQueue>, path: &FieldPath) -> Vec<Step> {
         if raw.is_empty() {
             self.err(
                 path,
@@ -279,8 +284,17 @@ impl Checker<'_, '_> {
         let mut previous: Option<(f64, Millis)> = None;
         for (k, s) in raw.iter().enumerate() {
             let p = path.index(k);
-            let after = self.millis(s.after_s, &p.key("after_s"), false);
-            if let Some(after) = after {
+            // Set but unreadable (already reported): the field, or the whole step.
+            let broken = |field: &str| {
+                entry.is_broken(&format!("steps[{k}]"))
+                    || entry.is_broken(&format!("steps[{k}].{field}"))
+            };
+            let after_s = self.required(s.after_s.as_ref(), broken("after_s"), "after_s", &p);
+            let tiers = self.required(s.tiers.as_deref(), broken("tiers"), "tiers", &p);
+            // A step without a readable `after_s` (reported) is neither "the first" nor "the
+            // previous" for the others, as for a bad one.
+            let after = after_s.and_then(|&a| self.millis(a, &p.key("after_s"), false));
+            if let (Some(after), Some(after_s)) = (after, after_s) {
                 match previous {
                     // The first step by position: a bad first step does not make the next one
                     // "the first" (`previous` stays unset after it).
@@ -289,7 +303,7 @@ impl Checker<'_, '_> {
                         format!(
                             "the first step must start at 0 s (found {} s): an interaction needs \
                              some tier to be eligible from the moment it arrives",
-                            s.after_s.0
+                            after_s.0
                         ),
                     ),
                     Some((prev_s, prev)) if after <= prev => self.err(
@@ -297,21 +311,21 @@ impl Checker<'_, '_> {
                         format!(
                             "steps must be strictly increasing: {} s is not after the previous \
                              step's {prev_s} s",
-                            s.after_s.0
+                            after_s.0
                         ),
                     ),
                     _ => {}
                 }
-                previous = Some((s.after_s.0, after));
+                previous = Some((after_s.0, after));
             }
-            if s.tiers.is_empty() {
+            let tiers = tiers.unwrap_or_default();
+            if s.tiers.as_ref().is_some_and(Vec::is_empty) {
                 self.err(
                     &p.key("tiers"),
                     "a step needs at least one tier, e.g. `tiers = [1, 2]`",
                 );
             }
-            let mut tiers: Vec<Tier> = s
-                .tiers
+            let mut tiers: Vec<Tier> = tiers
                 .iter()
                 .enumerate()
                 .filter_map(|(j, &t)| self.tier(t, &p.key("tiers").index(j)))
@@ -368,7 +382,11 @@ impl Checker<'_, '_> {
             let file_index = raw
                 .queues
                 .iter()
-                .position(|e| e.value.as_ref().is_some_and(|r| r.id == q.id))
+                .position(|e| {
+                    e.value
+                        .as_ref()
+                        .is_some_and(|r| r.id.as_ref() == Some(&q.id))
+                })
                 .unwrap_or(0);
             let targets = [
                 match &q.overflow {
@@ -433,7 +451,7 @@ impl Checker<'_, '_> {
         let file_index = raw
             .queues
             .iter()
-            .position(|e| e.value.as_ref().is_some_and(|q| &q.id == id))
+            .position(|e| e.value.as_ref().is_some_and(|q| q.id.as_ref() == Some(id)))
             .unwrap_or(0);
         self.err(
             &FieldPath::root()
