@@ -8,14 +8,6 @@ use std::time::Duration;
 
 const GIVE_UP: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 const CONFIG: &str = r#"
 [[queue]]
 id = "support"
@@ -28,15 +20,18 @@ tiers = { support = 1 }
 "#;
 
 /// Start the binary and a thread that forwards its log lines.
-fn spawn(config: &std::path::Path, port: u16) -> (Child, mpsc::Receiver<String>) {
+/// Both listeners on a port the OS picks when binding (`:0`): the API's is read back from the
+/// "tierline listening" line. (Picking a free port first and passing it raced with anything else
+/// on the machine binding one meanwhile: the daemon then failed to start.)
+fn spawn(config: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierline"))
         .args(["--log-format", "json", "serve", "--config"])
         .arg(config)
         // The journal beside the (temporary) config, not ./data in the crate.
         .arg("--data")
         .arg(config.with_file_name("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info,tierline::api::edge=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -69,9 +64,13 @@ fn start() -> Started {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tierline.toml");
     std::fs::write(&path, CONFIG).unwrap();
-    let port = free_port();
-    let (child, logs) = spawn(&path, port);
+    let (child, logs) = spawn(&path);
     let listening = wait_log(&logs, "tierline listening");
+    let port = listening["fields"]["addr"]
+        .as_str()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no address in {listening}"))
+        .port();
     Started {
         dir,
         path,
@@ -85,14 +84,16 @@ fn start() -> Started {
 /// Wait for a log line containing `needle` (JSON lines: `--log-format json` is exercised too).
 fn wait_log(rx: &mpsc::Receiver<String>, needle: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + GIVE_UP;
+    let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
+        let line = rx.recv_timeout(left).unwrap_or_else(|e| {
+            panic!("no log line containing {needle:?} ({e}); the log so far: {seen:#?}")
+        });
         if line.contains(needle) {
             return serde_json::from_str(&line).expect("JSON log line");
         }
+        seen.push(line);
     }
 }
 
