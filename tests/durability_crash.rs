@@ -9,7 +9,7 @@ mod daemon_process;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use daemon_process::{free_port, spawn, wait_ready};
+use daemon_process::{spawn, wait_ready};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
@@ -199,9 +199,7 @@ async fn kill_dash_nine_at_random_moments_loses_no_acknowledged_event() {
     );
     for iteration in 0..iterations {
         let seed = seed_base + iteration;
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut child = spawn(&config, &data, port);
+        let (mut child, base) = spawn(&config, &data);
         wait_ready(&http, &base).await;
         let acked = Acked {
             arrivals: BTreeSet::new(),
@@ -220,9 +218,7 @@ async fn kill_dash_nine_at_random_moments_loses_no_acknowledged_event() {
         }
     }
     // One last restart: check, then compare with a fresh core fed the journal's inputs.
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn(&config, &data, port);
+    let (mut child, base) = spawn(&config, &data);
     wait_ready(&http, &base).await;
     let acked = Acked {
         arrivals: BTreeSet::new(),

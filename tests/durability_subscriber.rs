@@ -17,7 +17,7 @@ use std::time::Duration;
 use api_common::{call, loaded, login, TestDaemon, GIVE_UP};
 use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
-use daemon_process::{free_port, spawn, wait_ready};
+use daemon_process::{spawn, wait_ready};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -274,9 +274,7 @@ async fn kill_dash_nine_loses_no_decision_for_a_subscriber() {
     let mut acked_at_quiet_kill: Vec<(usize, u64)> = Vec::new();
     let mut last_seq = 0u64;
     for run in 0..RUNS {
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut child = spawn(&config, &data, port);
+        let (mut child, base) = spawn(&config, &data);
         wait_ready(&http, &base).await;
         let quiet_kill = run % 2 == 0;
         if quiet_kill {
@@ -318,9 +316,7 @@ async fn kill_dash_nine_loses_no_decision_for_a_subscriber() {
         });
     }
     // A last run acknowledges everything.
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn(&config, &data, port);
+    let (mut child, base) = spawn(&config, &data);
     wait_ready(&http, &base).await;
     receiver
         .wait_until("every decision acknowledged", |s| {
