@@ -28,10 +28,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tierline::api::events::{apply_parsed, parse_body};
+use tierline::api::events::{apply_parsed, parse_body, ResultDecisions};
 use tierline::config::{self, LoadedConfig};
 use tierline::daemon::decision_log::{DecisionLog, DEFAULT_DECISION_LOG};
-use tierline::daemon::idempotency::IdempotencyWindow;
+use tierline::daemon::idempotency::{Caused, IdempotencyWindow};
 use tierline::daemon::task::EngineHandle;
 use tierline::daemon::{Daemon, DaemonOptions};
 use tierline::engine::{Decision, DecisionKind};
@@ -172,7 +172,9 @@ async fn post(engine: &EngineHandle, events: &[String]) -> Vec<Decision> {
         assert!(!json.is_empty());
         for result in answer.results {
             assert_eq!(result.status, "applied", "{:?}", result.error);
-            decisions.extend(result.decisions);
+            if let ResultDecisions::Made(made) = result.decisions {
+                decisions.extend(made);
+            }
         }
     }
     decisions
@@ -334,7 +336,10 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut ids = IdempotencyWindow::new(window.max(1));
     for n in 0..window {
-        ids.insert(&format!("{run}-e{}", 1_000_000 + n));
+        ids.insert(
+            &format!("{run}-e{}", 1_000_000 + n),
+            Caused::new(n as u64 + 1, 1),
+        );
     }
     let window_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     drop(ids);

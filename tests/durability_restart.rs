@@ -319,3 +319,50 @@ async fn a_config_put_replayed_from_the_journal_rebuilds_the_same_state() {
     assert_eq!(capacity, 50);
     second.stop().await;
 }
+
+/// A PBX that never saw the answer to an event applied before a restart retries it after: the
+/// duplicate carries the first delivery's decisions, whether the restart loaded a snapshot (the
+/// ranges are in it) or replayed the journal (replay makes the same seqs again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_restart_gets_its_first_decisions_from_a_snapshot_or_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path()).await;
+    first.apply(login("e1", "a1")).await;
+    let offer = first.apply(call("e2", "c1")).await;
+    assert_eq!(offer[0]["type"], "offer", "{offer:?}");
+    let queued = first.apply(call("e3", "c2")).await;
+    assert_eq!(queued[0]["type"], "queued", "{queued:?}");
+    first.stop().await;
+
+    // The snapshot the stop wrote set aside (as after a crash): the whole journal replays.
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".snap") && name != format!("{:020}.snap", 0) {
+            std::fs::remove_file(&path).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "the stop wrote a snapshot");
+    let second = start(dir.path()).await;
+    retry(&second, call("e2", "c1"), offer.clone()).await;
+    retry(&second, call("e3", "c2"), queued.clone()).await;
+    second.stop().await;
+
+    // This stop's snapshot holds the ranges: loaded from it.
+    let third = start(dir.path()).await;
+    retry(&third, call("e2", "c1"), offer).await;
+    retry(&third, call("e3", "c2"), queued).await;
+    third.stop().await;
+}
+
+/// Post `event` again: a duplicate carrying exactly `expected`, complete.
+async fn retry(d: &TestDaemon, event: Value, expected: Vec<Value>) {
+    let (status, body) = d.events(event).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = &body["results"][0];
+    assert_eq!(result["status"], "duplicate", "{body}");
+    assert_eq!(result["decisions"], json!(expected), "{body}");
+    assert!(result.get("decisions_incomplete").is_none(), "{body}");
+}

@@ -18,10 +18,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Error as _, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::daemon::core::{Input, Outcome};
+use crate::daemon::core::{FirstDelivery, Input, Outcome};
+use crate::daemon::decision_log::LoggedDecision;
 use crate::daemon::task::EngineHandle;
 use crate::engine::{Decision, Event};
 
@@ -38,10 +41,58 @@ pub struct EventResult {
     pub id: String,
     /// `applied`, `duplicate` or `rejected`.
     pub status: &'static str,
-    /// Decisions this event caused (timer decisions go to the decision feed only).
-    pub decisions: Vec<Decision>,
+    /// Decisions this event caused (timer decisions go to the decision feed only); for a
+    /// duplicate, those its first delivery caused that the decision log still holds.
+    pub decisions: ResultDecisions,
+    /// A duplicate some of whose first delivery's decisions are no longer held (`decisions`
+    /// has the rest). Only written when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decisions_incomplete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+}
+
+/// A result's decisions: made by this delivery, or (a duplicate's) taken from the decision log.
+#[derive(Debug)]
+pub enum ResultDecisions {
+    Made(Vec<Decision>),
+    /// Written exactly as logged: the JSON the first delivery's answer and the feed carried.
+    Logged(Vec<LoggedDecision>),
+}
+
+impl ResultDecisions {
+    pub fn len(&self) -> usize {
+        match self {
+            ResultDecisions::Made(d) => d.len(),
+            ResultDecisions::Logged(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for ResultDecisions {
+    fn default() -> ResultDecisions {
+        ResultDecisions::Made(Vec::new())
+    }
+}
+
+impl Serialize for ResultDecisions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResultDecisions::Made(decisions) => decisions.serialize(s),
+            ResultDecisions::Logged(decisions) => {
+                let mut seq = s.serialize_seq(Some(decisions.len()))?;
+                for d in decisions {
+                    let raw: &RawValue = serde_json::from_str(&d.json).map_err(S::Error::custom)?;
+                    seq.serialize_element(raw)?;
+                }
+                seq.end()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +191,8 @@ fn parse_body_slowly(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
                         Err(e) => BatchItem::Refused(EventResult {
                             id: id_hint,
                             status: "rejected",
-                            decisions: Vec::new(),
+                            decisions: ResultDecisions::default(),
+                            decisions_incomplete: false,
                             error: Some(e.body),
                         }),
                     }
@@ -232,13 +284,18 @@ fn result_of(id: String, outcome: Outcome) -> EventResult {
         Outcome::Applied(decisions) => EventResult {
             id,
             status: "applied",
-            decisions,
+            decisions: ResultDecisions::Made(decisions),
+            decisions_incomplete: false,
             error: None,
         },
-        Outcome::Duplicate => EventResult {
+        Outcome::Duplicate(FirstDelivery {
+            decisions,
+            incomplete,
+        }) => EventResult {
             id,
             status: "duplicate",
-            decisions: Vec::new(),
+            decisions: ResultDecisions::Logged(decisions),
+            decisions_incomplete: incomplete,
             error: None,
         },
         Outcome::Rejected(e) => {
@@ -246,14 +303,16 @@ fn result_of(id: String, outcome: Outcome) -> EventResult {
             EventResult {
                 id,
                 status: "rejected",
-                decisions: Vec::new(),
+                decisions: ResultDecisions::default(),
+                decisions_incomplete: false,
                 error: Some(body),
             }
         }
         Outcome::ConfigRefused(problems) => EventResult {
             id,
             status: "rejected",
-            decisions: Vec::new(),
+            decisions: ResultDecisions::default(),
+            decisions_incomplete: false,
             error: Some(ApiError::invalid_config(problems).body),
         },
     }

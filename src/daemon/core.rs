@@ -15,7 +15,7 @@ use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 use super::decision_log::{
     DecisionLog, DecisionPage, FeedError, LoggedDecision, DEFAULT_DECISION_LOG,
 };
-use super::idempotency::{HashedId, IdempotencyWindow};
+use super::idempotency::{Caused, HashedId, IdempotencyWindow};
 use super::timed_input::decode_replay;
 pub use super::timed_input::ReplayInput;
 
@@ -170,12 +170,25 @@ pub struct TimedInput {
 pub enum Outcome {
     /// It took effect; these are the decisions it caused.
     Applied(Vec<Decision>),
-    /// An event whose id is in the idempotency window: not applied again.
-    Duplicate,
+    /// An event whose id is in the idempotency window: not applied again. Carries what its
+    /// first delivery decided, as far as the decision log still holds it.
+    Duplicate(FirstDelivery),
     /// The engine refused the event; nothing changed.
     Rejected(EngineError),
     /// The new config was refused (every problem listed); the old one stays in force.
     ConfigRefused(Vec<ConfigError>),
+}
+
+/// The decisions the first delivery of a duplicate event caused (the `Applied` decisions it was
+/// answered with), as the decision log holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirstDelivery {
+    /// Those still held, in seq order, each exactly as it was serialized for the first answer
+    /// and the decision feed.
+    pub decisions: Vec<LoggedDecision>,
+    /// Some are missing from `decisions`: the decision log (a bounded ring) no longer holds
+    /// them, or the id was restored from a snapshot written before ranges were kept.
+    pub incomplete: bool,
 }
 
 impl Outcome {
@@ -267,29 +280,50 @@ impl Core {
     }
 
     fn apply_event(&mut self, id: &str, event: &Event, now: Millis) -> Outcome {
-        if self.window.contains(id) {
-            return Outcome::Duplicate;
+        if let Some(caused) = self.window.caused(id) {
+            return Outcome::Duplicate(self.first_delivery(caused));
         }
+        let first = self.engine.next_seq();
         match self.engine.handle(now, event) {
             Ok(decisions) => {
-                self.window.insert(id);
+                self.window.insert(id, caused_by(first, &decisions));
                 Outcome::Applied(decisions)
             }
             Err(e) => Outcome::Rejected(e),
         }
     }
 
-    /// `apply_event` for replay: the id comes hashed from the decoding thread.
+    /// `apply_event` for replay: the id comes hashed from the decoding thread. The window gets
+    /// the same ranges as live (the engine makes the same seqs again); a duplicate's outcome is
+    /// dropped, so its decisions are not looked up.
     fn replay_event(&mut self, id: &HashedId, event: &Event, now: Millis) -> Outcome {
         if self.window.contains_hashed(id) {
-            return Outcome::Duplicate;
+            return Outcome::Duplicate(FirstDelivery::default());
         }
+        let first = self.engine.next_seq();
         match self.engine.handle(now, event) {
             Ok(decisions) => {
-                self.window.insert_hashed(id);
+                self.window.insert_hashed(id, caused_by(first, &decisions));
                 Outcome::Applied(decisions)
             }
             Err(e) => Outcome::Rejected(e),
+        }
+    }
+
+    /// What the decision log still holds of the decisions `caused`.
+    fn first_delivery(&self, caused: Caused) -> FirstDelivery {
+        match caused.seqs() {
+            Some(seqs) => {
+                let (decisions, complete) = self.log.held(seqs);
+                FirstDelivery {
+                    decisions,
+                    incomplete: !complete,
+                }
+            }
+            None => FirstDelivery {
+                decisions: Vec::new(),
+                incomplete: true,
+            },
         }
     }
 
@@ -404,6 +438,11 @@ struct CoreSnapshot {
     window_capacity: usize,
     /// Idempotency ids, oldest first.
     window_ids: Vec<Arc<str>>,
+    /// The decisions each of `window_ids` caused (`[first seq, count]`, nil when unknown), in
+    /// the same order. Absent from snapshots written before they were kept: those ids get
+    /// unknown ranges (a duplicate of one is answered without decisions, flagged incomplete).
+    #[serde(default)]
+    window_caused: Vec<Caused>,
     log_capacity: usize,
     log_next_seq: u64,
     /// The decision ring, oldest first, as the JSON readers were sent.
@@ -431,6 +470,7 @@ impl Core {
             source: self.config.source.clone(),
             window_capacity: self.window.capacity(),
             window_ids: self.window.shared_ids().cloned().collect(),
+            window_caused: self.window.caused_in_order().collect(),
             log_capacity: self.log.capacity(),
             log_next_seq: self.log.next_seq(),
             decisions: self.log.iter().map(|d| d.json.clone()).collect(),
@@ -509,9 +549,22 @@ impl Core {
             daemon,
             source: header.source,
         };
+        if !header.window_caused.is_empty() && header.window_caused.len() != header.window_ids.len()
+        {
+            return Err(format!(
+                "the snapshot has {} idempotency ids but {} ranges of their decisions",
+                header.window_ids.len(),
+                header.window_caused.len()
+            ));
+        }
         let mut window = IdempotencyWindow::new(header.window_capacity);
-        for id in &header.window_ids {
-            window.insert(id);
+        for (i, id) in header.window_ids.iter().enumerate() {
+            let caused = header
+                .window_caused
+                .get(i)
+                .copied()
+                .unwrap_or(Caused::UNKNOWN);
+            window.insert(id, caused);
         }
         let mut log = DecisionLog::new(header.log_capacity, header.log_next_seq);
         for (i, json) in header.decisions.iter().enumerate() {
@@ -579,6 +632,26 @@ impl crate::journal::Replay for Core {
 
     fn load(bytes: &[u8]) -> Result<Core, String> {
         Core::load(bytes)
+    }
+}
+
+/// The range of `decisions`, which `Engine::handle` made from seq `first` on. They are
+/// consecutive (the engine numbers every decision from one counter and returns all it made for
+/// the event); were they ever not, the range is unknown rather than wrong.
+fn caused_by(first: u64, decisions: &[Decision]) -> Caused {
+    let count = decisions.len() as u64;
+    let consecutive = match (decisions.first(), decisions.last()) {
+        (Some(a), Some(z)) => a.seq == first && z.seq + 1 == first + count,
+        _ => true,
+    };
+    debug_assert!(
+        consecutive,
+        "an event's decisions are consecutive from {first}"
+    );
+    if consecutive {
+        Caused::new(first, count)
+    } else {
+        Caused::UNKNOWN
     }
 }
 
@@ -670,9 +743,73 @@ mod tests {
         let offer = applied(core.apply(&event("e2", call("c1")), T0));
         assert!(matches!(offer[0].kind, DecisionKind::Offer { .. }));
         let again = core.apply(&event("e2", call("c1")), T0 + 1);
-        assert_eq!(again.outcome, Outcome::Duplicate);
+        let Outcome::Duplicate(first) = again.outcome else {
+            panic!("{:?}", again.outcome);
+        };
+        // Answered with what the first delivery decided, as logged.
+        assert!(!first.incomplete);
+        assert_eq!(first.decisions.len(), 1);
+        assert_eq!(first.decisions[0].seq, offer[0].seq);
+        assert_eq!(
+            *first.decisions[0].json,
+            serde_json::to_string(&offer[0]).unwrap()
+        );
         assert_eq!(core.engine().counts().arrived, 1);
         assert_eq!(core.next_seq(), 2);
+    }
+
+    fn duplicate(a: Applied) -> FirstDelivery {
+        match a.outcome {
+            Outcome::Duplicate(first) => first,
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+    }
+
+    fn seqs_of(first: &FirstDelivery) -> Vec<u64> {
+        first.decisions.iter().map(|d| d.seq).collect()
+    }
+
+    /// An arrival at the moment an earlier offer expires: the expiry (a timer) fires first in
+    /// the same step, with the seq just below the arrival's own; the duplicate gets only the
+    /// arrival's.
+    #[test]
+    fn a_duplicate_gets_its_own_decisions_not_the_timers_of_its_step() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(&event("e2", login("a2")), T0));
+        // A delivery that decided nothing (a login with nobody waiting) is answered with
+        // nothing, completely.
+        let first = duplicate(core.apply(&event("e2", login("a2")), T0));
+        assert_eq!(first, FirstDelivery::default());
+        applied(core.apply(&event("e3", call("c1")), T0));
+        let step = core.apply(&event("e4", call("c2")), T0 + 15_000);
+        assert!(
+            !step.fired.is_empty(),
+            "the offer of c1 expired in the step"
+        );
+        let own: Vec<u64> = match &step.outcome {
+            Outcome::Applied(d) => d.iter().map(|d| d.seq).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert!(!own.is_empty());
+        assert_eq!(step.fired.last().unwrap().seq + 1, own[0]);
+        let first = duplicate(core.apply(&event("e4", call("c2")), T0 + 15_001));
+        assert_eq!(seqs_of(&first), own);
+        assert!(!first.incomplete);
+    }
+
+    #[test]
+    fn a_duplicate_whose_decisions_left_the_log_is_flagged_incomplete() {
+        let mut core = Core::with_decision_log(config(), T0, 2);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        let offer = applied(core.apply(&event("e2", call("c1")), T0));
+        assert_eq!(offer.len(), 1);
+        // The offer expires and is made again: the log of 2 no longer holds the first offer.
+        applied(core.apply(&Input::Advance, T0 + 15_000));
+        applied(core.apply(&Input::Advance, T0 + 30_000));
+        let first = duplicate(core.apply(&event("e2", call("c1")), T0 + 30_001));
+        assert!(first.incomplete);
+        assert!(first.decisions.is_empty(), "{:?}", first.decisions);
     }
 
     #[test]
@@ -791,13 +928,47 @@ mod tests {
         let ids: Vec<&str> = loaded.idempotency_window().ids().collect();
         assert_eq!(ids, vec!["e1", "e2", "e3"]);
         assert_eq!(loaded.idempotency_window().capacity(), 3);
+        // The ranges are in the snapshot: a retry is answered as it was before the save.
+        let retried = duplicate(loaded.apply(&event("e3", call("c2")), T0 + 2));
         assert_eq!(
-            loaded.apply(&event("e3", call("c2")), T0 + 2).outcome,
-            Outcome::Duplicate
+            retried,
+            duplicate(core.apply(&event("e3", call("c2")), T0 + 2))
         );
+        assert!(!retried.incomplete && !retried.decisions.is_empty());
         // Both continue identically: the offer expiry fires at the same time with the same seq.
         let later = |c: &mut Core| c.apply(&Input::Advance, T0 + 20_000).fired;
         assert_eq!(later(&mut loaded), later(&mut core));
+    }
+
+    /// A snapshot written before the ranges were kept: its ids are still duplicates, answered
+    /// without decisions and flagged incomplete (never with another event's decisions).
+    #[test]
+    fn ids_from_a_snapshot_without_ranges_are_duplicates_with_unknown_decisions() {
+        let mut core = Core::new(config(), T0);
+        applied(core.apply(&event("e1", login("a1")), T0));
+        applied(core.apply(&event("e2", call("c1")), T0));
+        let mut header = core.snapshot_header();
+        header.window_caused.clear();
+        let mut bytes = Vec::new();
+        header.encode(&mut bytes).unwrap();
+        core.engine.write_snapshot(&mut bytes).unwrap();
+        let mut loaded = Core::load(&bytes).unwrap();
+        let first = duplicate(loaded.apply(&event("e2", call("c1")), T0 + 1));
+        assert_eq!(
+            first,
+            FirstDelivery {
+                decisions: Vec::new(),
+                incomplete: true
+            }
+        );
+        // Ids applied after the load have their ranges again.
+        let offer = applied(loaded.apply(&event("e3", call("c2")), T0 + 2));
+        let first = duplicate(loaded.apply(&event("e3", call("c2")), T0 + 3));
+        assert!(!first.incomplete);
+        assert_eq!(
+            seqs_of(&first),
+            offer.iter().map(|d| d.seq).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -935,6 +1106,41 @@ mod tests {
     fn decision_json(core: &Core) -> Vec<String> {
         let page = core.decisions_after(None, 1000).unwrap();
         page.decisions.iter().map(|d| d.json.to_string()).collect()
+    }
+
+    /// Replay rebuilds the window's ranges exactly (the engine makes the same seqs again),
+    /// timers firing in an event's step and duplicates included.
+    #[test]
+    fn replay_rebuilds_the_ranges_of_the_live_window() {
+        let inputs = [
+            (T0, event("e1", login("a1"))),
+            (T0, arrival("e2", "c1", "support")),
+            (T0 + 1, arrival("e2", "c1", "support")),
+            (T0 + 20_000, event("e3", login("a2"))),
+            (T0 + 20_001, arrival("e4", "c2", "support")),
+        ];
+        let mut live = Core::new(parsed(BEFORE), T0);
+        for (at, input) in &inputs {
+            live.apply(input, *at);
+        }
+        let records: Vec<ReplayInput> = inputs
+            .iter()
+            .map(|(at, input)| timed(*at, input.clone()))
+            .collect();
+        let (core, decisions) = replayed(&records);
+        assert_eq!(decisions, decision_json(&live));
+        let window = |c: &Core| -> Vec<(String, Caused)> {
+            let w = c.idempotency_window();
+            w.ids().map(String::from).zip(w.caused_in_order()).collect()
+        };
+        assert_eq!(window(&core), window(&live));
+        assert!(
+            window(&live)
+                .iter()
+                .any(|(_, c)| c.seqs().is_some_and(|s| !s.is_empty())),
+            "{:?}",
+            window(&live)
+        );
     }
 
     /// An older build applied a change whose text this build refuses (a bound added since).

@@ -7,6 +7,7 @@
 //! decision ever made gets `DecisionsAhead`: never a silent gap.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -201,6 +202,26 @@ impl DecisionLog {
         Ok(DecisionPage { decisions, next })
     }
 
+    /// The decisions with a seq in `seqs` that the ring still holds, in seq order (shared, not
+    /// copied), and whether that is all of them: `false` when the oldest have left the ring.
+    pub fn held(&self, seqs: Range<u64>) -> (Vec<LoggedDecision>, bool) {
+        debug_assert!(self.replayed.is_empty(), "finish_replay before reading");
+        let oldest = self.oldest();
+        let newest_end = oldest + self.ring.len() as u64;
+        let start = seqs.start.max(oldest);
+        let end = seqs.end.min(newest_end);
+        let held: Vec<LoggedDecision> = if start < end {
+            self.ring
+                .range((start - oldest) as usize..(end - oldest) as usize)
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let complete = seqs.is_empty() || (start == seqs.start && end == seqs.end);
+        (held, complete)
+    }
+
     /// Decisions held at most.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -251,6 +272,24 @@ mod tests {
         assert_eq!(page.next, 3);
         assert_eq!(page.decisions[0].kind, "agent_state");
         assert!(page.decisions[0].json.contains(r#""seq":2"#));
+    }
+
+    #[test]
+    fn a_seq_range_gives_what_is_still_held_and_says_whether_that_is_all() {
+        let mut log = DecisionLog::new(3, 1);
+        log.push(&(1..=5).map(decision).collect::<Vec<_>>());
+        let held = |seqs: Range<u64>| {
+            let (d, complete) = log.held(seqs);
+            (d.iter().map(|d| d.seq).collect::<Vec<_>>(), complete)
+        };
+        assert_eq!(held(3..6), (vec![3, 4, 5], true));
+        assert_eq!(held(4..5), (vec![4], true));
+        // 1 and 2 left the ring: the rest, flagged.
+        assert_eq!(held(2..5), (vec![3, 4], false));
+        assert_eq!(held(1..3), (vec![], false));
+        assert_eq!(held(9..9), (vec![], true));
+        // Never made: not invented.
+        assert_eq!(held(5..7), (vec![5], false));
     }
 
     #[test]

@@ -1,19 +1,33 @@
 //! The idempotency window: the last N event ids applied, so a PBX that retries a webhook never
-//! applies the same event twice.
+//! applies the same event twice, and what each one's delivery decided, so the retry is told.
 //!
 //! Bounded by construction: when full, the oldest id is forgotten first (FIFO), and an id older
-//! than the window would be applied again. Each id is stored once (shared by the table and the
-//! eviction order) with its hash beside it, so the table never hashes a string again when it
-//! grows; about 80 bytes per 20-byte id, so the default 1,000,000 ids cost ~80 MB.
+//! than the window would be applied again. Each id is stored once, in the eviction order
+//! (`order`), beside the decisions its delivery caused (`Caused`: 8 bytes); the table holds only
+//! the id's hash and its place in that order, so the table never hashes a string again when it
+//! grows and a lookup of a new id (the hot path) never reads a string unless the full 64-bit
+//! hashes match.
+//!
+//! Memory, counted with a counting allocator (bytes requested) for 20-byte ids: at the default
+//! `[server] idempotency_ids` of 1,000,000, 101 B per id (~101 MB: the table's 2^21 buckets of
+//! 17 B, ~36 MB; the order's 2^20 slots of 24 B, ~25 MB; each id's `Arc<str>`, 40 B), and 88 B
+//! per id at 900,000 (2^20 buckets). Remembering `Caused` adds 8 B to every slot of the order
+//! and the table saves 8 B a bucket (it held the id's `Arc<str>` itself, 24 B a bucket): with
+//! at least as many buckets as order slots, never more than before (109 B per id at 1,000,000
+//! and 88 B at 900,000 before). A snapshot holds each range as `[first, count]`: at most 7 more
+//! bytes per id while seqs are below 2^32 (11 beyond).
 //!
 //! Ids are hashed with one process-wide random key (`IdHash`), so journal recovery can hash them
-//! on its decoding thread and the engine thread only probes the table (`contains_hashed`,
+//! on its decoding thread and the engine thread only probes the table (`caused_hashed`,
 //! `insert_hashed`).
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An event id with its hash under the process-wide key (see `IdHash::of`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +60,89 @@ impl IdHash {
     }
 }
 
-/// The last `capacity` event ids, oldest evicted first.
+/// The decisions an event's delivery caused: `count` consecutive seqs from `first`, or unknown.
+///
+/// An event's decisions are consecutive: the engine numbers every decision it makes from one
+/// counter and `Engine::handle` returns all it made for the event, and `Core::apply` logs the
+/// timers that fell due before the event first (they have lower seqs and are not the event's).
+///
+/// Packed in 8 bytes as `first << 16 | count`, so a first seq below 2^48 and at most
+/// `MAX_COUNT` decisions. Beyond either (2^48 decisions is ~900 years at 10,000 a second; an
+/// event makes a handful), and for ids restored from a snapshot written before ranges were kept,
+/// the range is unknown: a duplicate of such an id is answered without decisions and flagged
+/// incomplete, never with wrong ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Caused(u64);
+
+impl Caused {
+    /// The range is not known.
+    pub const UNKNOWN: Caused = Caused(u64::MAX);
+    /// The delivery decided nothing.
+    pub const NOTHING: Caused = Caused(0);
+    /// Most decisions one delivery can be remembered with (`0xFFFF` in the count is `UNKNOWN`).
+    pub const MAX_COUNT: u64 = 0xFFFE;
+    /// Highest first seq that can be remembered.
+    pub const MAX_FIRST: u64 = (1 << 48) - 1;
+
+    /// `count` decisions from seq `first` (`UNKNOWN` when that cannot be packed).
+    pub fn new(first: u64, count: u64) -> Caused {
+        if count == 0 {
+            Caused::NOTHING
+        } else if count <= Caused::MAX_COUNT && first <= Caused::MAX_FIRST {
+            Caused(first << 16 | count)
+        } else {
+            Caused::UNKNOWN
+        }
+    }
+
+    /// The seqs of the decisions caused (empty when none), or `None` when unknown.
+    pub fn seqs(self) -> Option<Range<u64>> {
+        if self == Caused::UNKNOWN {
+            return None;
+        }
+        let first = self.0 >> 16;
+        Some(first..first + (self.0 & 0xFFFF))
+    }
+}
+
+impl fmt::Debug for Caused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seqs() {
+            Some(seqs) => write!(f, "Caused({seqs:?})"),
+            None => f.write_str("Caused(unknown)"),
+        }
+    }
+}
+
+/// In a snapshot: `[first, count]`, or nil when unknown.
+impl Serialize for Caused {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.seqs()
+            .map(|seqs| (seqs.start, seqs.end - seqs.start))
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Caused {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Caused, D::Error> {
+        Ok(match Option::<(u64, u64)>::deserialize(d)? {
+            Some((first, count)) => Caused::new(first, count),
+            None => Caused::UNKNOWN,
+        })
+    }
+}
+
+/// The last `capacity` event ids, oldest evicted first, each with what its delivery decided.
 #[derive(Debug)]
 pub struct IdempotencyWindow {
     capacity: usize,
-    /// `(hash, id)`: the hash is kept so growing the table never re-hashes the strings.
-    ids: HashTable<(u64, Arc<str>)>,
-    order: VecDeque<Arc<str>>,
+    /// `(hash, place)`: the id's hash (kept so growing the table never re-hashes the strings)
+    /// and its place in `order`, counted over all ids ever remembered (`order[place - evicted]`).
+    ids: HashTable<(u64, u64)>,
+    /// The ids, oldest first, with the decisions each caused.
+    order: VecDeque<(Arc<str>, Caused)>,
+    /// Ids evicted so far: the place of `order[0]`.
+    evicted: u64,
 }
 
 impl IdempotencyWindow {
@@ -62,45 +152,68 @@ impl IdempotencyWindow {
             capacity: capacity.max(1),
             ids: HashTable::new(),
             order: VecDeque::new(),
+            evicted: 0,
         }
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.find(IdHash::of(id), id)
+        self.caused(id).is_some()
     }
 
     /// `contains` for an id already hashed (journal recovery hashes on its decoding thread).
     pub fn contains_hashed(&self, id: &HashedId) -> bool {
-        self.find(id.hash, &id.id)
+        self.caused_hashed(id).is_some()
     }
 
-    fn find(&self, hash: u64, id: &str) -> bool {
-        self.ids.find(hash, |(_, held)| **held == *id).is_some()
+    /// What `id`'s delivery decided, if `id` is remembered.
+    pub fn caused(&self, id: &str) -> Option<Caused> {
+        self.find(IdHash::of(id), id).map(|i| self.order[i].1)
     }
 
-    /// Remember `id`; returns false if it was already remembered.
-    pub fn insert(&mut self, id: &str) -> bool {
+    /// `caused` for an id already hashed.
+    pub fn caused_hashed(&self, id: &HashedId) -> Option<Caused> {
+        self.find(id.hash, &id.id).map(|i| self.order[i].1)
+    }
+
+    /// The index in `order` of `id`, whose hash is `hash`. Only an entry whose whole hash
+    /// matches is compared as a string: a new id, the usual case, reads none.
+    fn find(&self, hash: u64, id: &str) -> Option<usize> {
+        let evicted = self.evicted;
+        self.ids
+            .find(hash, |&(h, place)| {
+                h == hash
+                    && place
+                        .checked_sub(evicted)
+                        .and_then(|i| self.order.get(i as usize))
+                        .is_some_and(|(held, _)| **held == *id)
+            })
+            .map(|&(_, place)| (place - evicted) as usize)
+    }
+
+    /// Remember `id` and what its delivery decided; returns false (and changes nothing) if it
+    /// was already remembered.
+    pub fn insert(&mut self, id: &str, caused: Caused) -> bool {
         let hash = IdHash::of(id);
-        if self.find(hash, id) {
+        if self.find(hash, id).is_some() {
             return false;
         }
-        self.remember(hash, Arc::from(id));
+        self.remember(hash, Arc::from(id), caused);
         true
     }
 
     /// `insert` for an id already hashed; shares its string rather than copying it.
-    pub fn insert_hashed(&mut self, id: &HashedId) -> bool {
-        if self.find(id.hash, &id.id) {
+    pub fn insert_hashed(&mut self, id: &HashedId, caused: Caused) -> bool {
+        if self.find(id.hash, &id.id).is_some() {
             return false;
         }
-        self.remember(id.hash, id.id.clone());
+        self.remember(id.hash, id.id.clone(), caused);
         true
     }
 
-    fn remember(&mut self, hash: u64, id: Arc<str>) {
-        self.ids
-            .insert_unique(hash, (hash, id.clone()), |(h, _)| *h);
-        self.order.push_back(id);
+    fn remember(&mut self, hash: u64, id: Arc<str>, caused: Caused) {
+        let place = self.evicted + self.order.len() as u64;
+        self.ids.insert_unique(hash, (hash, place), |&(h, _)| h);
+        self.order.push_back((id, caused));
         self.evict_to(self.capacity);
     }
 
@@ -125,21 +238,27 @@ impl IdempotencyWindow {
     /// The remembered ids, oldest first (what a snapshot saves; inserting them in this order
     /// into a window of the same capacity rebuilds it exactly).
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.order.iter().map(|id| &**id)
+        self.order.iter().map(|(id, _)| &**id)
     }
 
     /// The ids, oldest first, shared rather than copied (a snapshot captures them cheaply).
     pub fn shared_ids(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.order.iter()
+        self.order.iter().map(|(id, _)| id)
+    }
+
+    /// What each id's delivery decided, in the order of `ids`.
+    pub fn caused_in_order(&self) -> impl Iterator<Item = Caused> + '_ {
+        self.order.iter().map(|&(_, caused)| caused)
     }
 
     fn evict_to(&mut self, capacity: usize) {
         while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front() {
-                let hash = IdHash::of(&old);
+            if let Some((old, _)) = self.order.pop_front() {
+                let place = self.evicted;
+                self.evicted += 1;
                 if let Ok(entry) = self
                     .ids
-                    .find_entry(hash, |(_, held)| Arc::ptr_eq(held, &old))
+                    .find_entry(IdHash::of(&old), |&(_, held)| held == place)
                 {
                     entry.remove();
                 }
@@ -155,8 +274,8 @@ mod tests {
     #[test]
     fn a_repeated_id_is_recognised() {
         let mut w = IdempotencyWindow::new(10);
-        assert!(w.insert("e1"));
-        assert!(!w.insert("e1"));
+        assert!(w.insert("e1", Caused::NOTHING));
+        assert!(!w.insert("e1", Caused::NOTHING));
         assert!(w.contains("e1"));
         assert_eq!(w.len(), 1);
     }
@@ -165,13 +284,13 @@ mod tests {
     fn the_oldest_id_is_forgotten_first_when_the_window_is_full() {
         let mut w = IdempotencyWindow::new(3);
         for id in ["e1", "e2", "e3", "e4"] {
-            assert!(w.insert(id));
+            assert!(w.insert(id, Caused::NOTHING));
         }
         assert_eq!(w.len(), 3);
         assert!(!w.contains("e1"), "e1 was the oldest");
         assert!(w.contains("e2") && w.contains("e3") && w.contains("e4"));
         // An evicted id is applied again.
-        assert!(w.insert("e1"));
+        assert!(w.insert("e1", Caused::NOTHING));
         assert!(!w.contains("e2"));
     }
 
@@ -179,7 +298,7 @@ mod tests {
     fn shrinking_the_window_forgets_the_oldest() {
         let mut w = IdempotencyWindow::new(5);
         for id in ["a", "b", "c", "d"] {
-            w.insert(id);
+            w.insert(id, Caused::NOTHING);
         }
         w.set_capacity(2);
         assert_eq!(w.len(), 2);
@@ -190,48 +309,108 @@ mod tests {
     #[test]
     fn an_id_hashed_elsewhere_is_the_same_id() {
         let mut w = IdempotencyWindow::new(2);
-        assert!(w.insert_hashed(&HashedId::new("e1")));
+        assert!(w.insert_hashed(&HashedId::new("e1"), Caused::NOTHING));
         assert!(w.contains("e1"));
-        assert!(!w.insert("e1"));
-        assert!(w.insert("e2"));
+        assert!(!w.insert("e1", Caused::NOTHING));
+        assert!(w.insert("e2", Caused::NOTHING));
         assert!(w.contains_hashed(&HashedId::new("e2")));
-        assert!(!w.insert_hashed(&HashedId::new("e2")));
+        assert!(!w.insert_hashed(&HashedId::new("e2"), Caused::NOTHING));
         // Eviction finds an id inserted either way.
-        assert!(w.insert_hashed(&HashedId::new("e3")));
+        assert!(w.insert_hashed(&HashedId::new("e3"), Caused::NOTHING));
         assert!(!w.contains("e1") && !w.contains_hashed(&HashedId::new("e1")));
         assert_eq!(w.ids().collect::<Vec<_>>(), vec!["e2", "e3"]);
     }
 
+    #[test]
+    fn each_id_keeps_the_seqs_its_delivery_caused_until_it_is_evicted() {
+        let mut w = IdempotencyWindow::new(3);
+        assert!(w.insert("e1", Caused::new(1, 2)));
+        assert!(w.insert("e2", Caused::NOTHING));
+        assert!(w.insert_hashed(&HashedId::new("e3"), Caused::new(3, 1)));
+        assert_eq!(w.caused("e1").and_then(Caused::seqs), Some(1..3));
+        assert_eq!(w.caused("e2").and_then(Caused::seqs), Some(0..0));
+        assert_eq!(
+            w.caused_hashed(&HashedId::new("e3")).and_then(Caused::seqs),
+            Some(3..4)
+        );
+        // A repeated insert keeps the first delivery's range.
+        assert!(!w.insert("e1", Caused::new(9, 9)));
+        assert_eq!(w.caused("e1").and_then(Caused::seqs), Some(1..3));
+        // e4 evicts the oldest, e1, and its range with it; the others keep theirs.
+        assert!(w.insert("e4", Caused::new(4, 3)));
+        assert_eq!(w.caused("e1"), None);
+        assert_eq!(w.caused("e3").and_then(Caused::seqs), Some(3..4));
+        assert_eq!(w.caused("e4").and_then(Caused::seqs), Some(4..7));
+        let kept: Vec<_> = w.caused_in_order().map(Caused::seqs).collect();
+        assert_eq!(kept, vec![Some(0..0), Some(3..4), Some(4..7)]);
+        // Evicted and applied again: the new delivery's range, not the forgotten one.
+        assert!(w.insert("e1", Caused::new(7, 1)));
+        assert_eq!(w.caused("e1").and_then(Caused::seqs), Some(7..8));
+        assert_eq!(w.caused("e2"), None);
+        w.set_capacity(1);
+        assert_eq!(w.caused("e4"), None);
+        assert_eq!(w.caused("e1").and_then(Caused::seqs), Some(7..8));
+    }
+
+    #[test]
+    fn a_range_that_cannot_be_packed_is_unknown_never_another() {
+        assert_eq!(Caused::new(42, 0), Caused::NOTHING);
+        let last = Caused::new(Caused::MAX_FIRST, Caused::MAX_COUNT);
+        assert_eq!(
+            last.seqs(),
+            Some(Caused::MAX_FIRST..Caused::MAX_FIRST + Caused::MAX_COUNT)
+        );
+        assert_eq!(Caused::new(Caused::MAX_FIRST + 1, 1), Caused::UNKNOWN);
+        assert_eq!(Caused::new(1, Caused::MAX_COUNT + 1), Caused::UNKNOWN);
+        assert_eq!(Caused::UNKNOWN.seqs(), None);
+        // In a snapshot: `[first, count]` or nil, read back the same.
+        for c in [Caused::NOTHING, Caused::new(17, 3), last, Caused::UNKNOWN] {
+            let bytes = rmp_serde::to_vec_named(&c).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Caused>(&bytes).unwrap(), c);
+        }
+        let bytes = rmp_serde::to_vec_named(&Some((Caused::MAX_FIRST + 1, 1u64))).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Caused>(&bytes).unwrap(),
+            Caused::UNKNOWN
+        );
+    }
+
     proptest::proptest! {
-        /// Oracle: a plain FIFO list of the ids, searched linearly. Inserts (plain or hashed
-        /// elsewhere), lookups and capacity changes in any order give the same answers, the
-        /// same ids in the same order.
+        /// Oracle: a plain FIFO list of the ids with their ranges, searched linearly. Inserts
+        /// (plain or hashed elsewhere), lookups and capacity changes in any order give the same
+        /// answers, the same ids and ranges in the same order.
         #[test]
         fn the_window_is_a_fifo_of_the_last_ids(
             first in 1usize..6,
             ops in proptest::collection::vec((0u8..4, 0u8..10), 1..80),
         ) {
             let mut w = IdempotencyWindow::new(first);
-            let mut oracle: VecDeque<String> = VecDeque::new();
+            let mut oracle: VecDeque<(String, Caused)> = VecDeque::new();
             let mut capacity = first;
+            let mut seq = 1;
             for (what, n) in ops {
                 let id = format!("e{n}");
-                let known = oracle.contains(&id);
+                let held = oracle.iter().find(|(o, _)| *o == id).map(|&(_, c)| c);
+                let known = held.is_some();
                 match what {
                     0 | 1 => {
+                        let caused = Caused::new(seq, u64::from(n % 3));
+                        seq += u64::from(n % 3);
                         let inserted = if what == 0 {
-                            w.insert(&id)
+                            w.insert(&id, caused)
                         } else {
-                            w.insert_hashed(&HashedId::new(&id))
+                            w.insert_hashed(&HashedId::new(&id), caused)
                         };
                         proptest::prop_assert_eq!(inserted, !known, "insert {}", id);
                         if !known {
-                            oracle.push_back(id);
+                            oracle.push_back((id, caused));
                         }
                     }
                     2 => {
                         proptest::prop_assert_eq!(w.contains(&id), known, "contains {}", id);
                         proptest::prop_assert_eq!(w.contains_hashed(&HashedId::new(&id)), known);
+                        proptest::prop_assert_eq!(w.caused(&id), held, "caused {}", id);
+                        proptest::prop_assert_eq!(w.caused_hashed(&HashedId::new(&id)), held);
                     }
                     _ => {
                         capacity = usize::from(n % 5) + 1;
@@ -242,7 +421,8 @@ mod tests {
                     oracle.pop_front();
                 }
                 proptest::prop_assert_eq!(w.len(), oracle.len());
-                proptest::prop_assert!(w.ids().eq(oracle.iter().map(String::as_str)));
+                proptest::prop_assert!(w.ids().eq(oracle.iter().map(|(id, _)| id.as_str())));
+                proptest::prop_assert!(w.caused_in_order().eq(oracle.iter().map(|&(_, c)| c)));
             }
         }
     }

@@ -331,7 +331,7 @@ impl Playback {
         let applied = core.apply(&input, at);
         let decisions = match applied.outcome {
             Outcome::Applied(d) => d,
-            Outcome::Duplicate => {
+            Outcome::Duplicate(_) => {
                 self.counts.duplicates += 1;
                 return;
             }

@@ -225,7 +225,9 @@ pub async fn report(
             reported.0.notify_waiters();
             ("applied", None)
         }
-        Some(Outcome::Duplicate) => ("duplicate", None),
+        // The adapter's answer is the status alone: the first delivery's decisions it carries
+        // are not needed here (the route long-poll reads the call's state).
+        Some(Outcome::Duplicate(_)) => ("duplicate", None),
         Some(Outcome::Rejected(e)) if is_late_report(&e) => ("ignored", Some(e)),
         Some(Outcome::Rejected(e)) => return Err(ApiError::from_engine(&e, Some(&id))),
         Some(Outcome::ConfigRefused(p)) => return Err(ApiError::invalid_config(p)),
