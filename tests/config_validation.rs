@@ -1636,3 +1636,27 @@ fn a_datetime_where_a_value_is_expected_is_named_a_datetime() {
         "invalid type: datetime `1979-05-27`, expected a map",
     );
 }
+
+/// Found by review: nested step fields are dropped one by one, up to a bound (64). Past it the
+/// whole queue was given up: its other problems (here the negative `sla_s`) went unreported.
+/// Now the ladder itself is dropped, as for any field, and the rest of the queue is checked.
+#[test]
+fn a_ladder_with_many_bad_steps_does_not_hide_the_queues_other_problems() {
+    let steps: Vec<String> = (0..65)
+        .map(|i| format!(r#"{{ after_s = "x{i}", tiers = [1] }}"#))
+        .collect();
+    let steps = format!("steps = [{}]", steps.join(", "));
+    let text = file(&["[[queue]]", r#"id = "q""#, "sla_s = -1", &steps]);
+    let all = errors(&text);
+    assert!(
+        all.iter()
+            .any(|e| e.field == "queue[0].sla_s" && e.message.contains("must not be negative")),
+        "the negative sla_s is not reported; {} errors, first: {:#?}",
+        all.len(),
+        all.first()
+    );
+    assert!(
+        all.iter().any(|e| e.field == "queue[0].steps[63].after_s"),
+        "the first 64 step errors are reported: {all:#?}"
+    );
+}

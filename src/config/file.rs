@@ -459,7 +459,8 @@ fn deserialize_item<T: DeserializeOwned>(item: &Item) -> Result<T, toml_edit::de
     }
 }
 
-/// Bounds the retries of `read_entry` (an entry has far fewer fields than this).
+/// Bounds the nested fields `read_entry` drops one by one in an entry (a ladder's step fields);
+/// its own fields are bounded by their number, as each is dropped once at most.
 const MAX_BROKEN_FIELDS: usize = 64;
 
 /// Read one table-like item, reporting every field the deserializer refuses: on each error, the
@@ -527,12 +528,12 @@ fn read_entry<T: DeserializeOwned>(
             _ => None,
         };
         let own = below.get(..1).filter(|s| matches!(s, [Segment::Key(_)]));
+        // Nested drops are bounded; past the bound the entry's own field goes whole (as it
+        // always could), so a ladder with many bad steps cannot hide the entry's other fields.
+        let nested = nested.filter(|_| broken.len() < MAX_BROKEN_FIELDS);
         let dropped = [nested, own].into_iter().flatten().find_map(|culprit| {
             let name = FieldPath::of(culprit).to_string();
-            (broken.len() < MAX_BROKEN_FIELDS
-                && !broken.contains(&name)
-                && remove_field(&mut current, culprit))
-            .then_some(name)
+            (!broken.contains(&name) && remove_field(&mut current, culprit)).then_some(name)
         });
         match dropped {
             Some(name) => broken.push(name),
