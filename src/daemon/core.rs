@@ -150,6 +150,26 @@ impl ResolvedConfig {
     }
 }
 
+impl ResolvedConfig {
+    /// The config in force once this change applies: its routing config and window capacity as
+    /// journaled; the other daemon settings as parsed live, or (replay) from the text, and if
+    /// this build refuses the text, those `in_force` stay (as `Core::load` does for a snapshot's
+    /// text): the routing config and the window, all that the core's state depends on, are in
+    /// the record.
+    fn loaded(&self, source: &str, origin: &str, in_force: &DaemonConfig) -> LoadedConfig {
+        let mut daemon = match &self.daemon {
+            Some(daemon) => daemon.clone(),
+            None => config::parse(source, origin).map_or_else(|_| in_force.clone(), |l| l.daemon),
+        };
+        daemon.server.idempotency_ids = self.idempotency_ids;
+        LoadedConfig {
+            routing: self.routing.clone(),
+            daemon,
+            source: source.to_string(),
+        }
+    }
+}
+
 impl PartialEq for ResolvedConfig {
     fn eq(&self, other: &ResolvedConfig) -> bool {
         self.routing == other.routing && self.idempotency_ids == other.idempotency_ids
@@ -339,45 +359,22 @@ impl Core {
         resolved: Option<&ResolvedConfig>,
         now: Millis,
     ) -> Outcome {
-        let Some(resolved) = resolved else {
-            let loaded = match config::parse(source, origin) {
+        let loaded = match resolved {
+            Some(resolved) => resolved.loaded(source, origin, &self.config.daemon),
+            None => match config::parse(source, origin) {
                 Ok(loaded) => loaded,
                 Err(errors) => return Outcome::ConfigRefused(errors.0),
-            };
-            return match self.engine.reconfigure(now, loaded.routing.clone()) {
-                Ok(decisions) => {
-                    self.window
-                        .set_capacity(loaded.daemon.server.idempotency_ids);
-                    self.config = loaded;
-                    Outcome::Applied(decisions)
-                }
-                Err(refused) => Outcome::ConfigRefused(state_problems(refused.problems, origin)),
-            };
-        };
-        let decisions = match self.engine.reconfigure(now, resolved.routing.clone()) {
-            Ok(decisions) => decisions,
-            Err(refused) => {
-                return Outcome::ConfigRefused(state_problems(refused.problems, origin))
-            }
-        };
-        let mut daemon = match &resolved.daemon {
-            Some(daemon) => daemon.clone(),
-            // Replay: the daemon settings come from the text. If this build refuses it, the
-            // settings in force stay (as `Core::load` does for a snapshot's text): the routing
-            // config and the window, all that the core's state depends on, are in the record.
-            None => match config::parse(source, origin) {
-                Ok(loaded) => loaded.daemon,
-                Err(_) => self.config.daemon.clone(),
             },
         };
-        daemon.server.idempotency_ids = resolved.idempotency_ids;
-        self.window.set_capacity(resolved.idempotency_ids);
-        self.config = LoadedConfig {
-            routing: resolved.routing.clone(),
-            daemon,
-            source: source.to_string(),
-        };
-        Outcome::Applied(decisions)
+        match self.engine.reconfigure(now, loaded.routing.clone()) {
+            Ok(decisions) => {
+                self.window
+                    .set_capacity(loaded.daemon.server.idempotency_ids);
+                self.config = loaded;
+                Outcome::Applied(decisions)
+            }
+            Err(refused) => Outcome::ConfigRefused(state_problems(refused.problems, origin)),
+        }
     }
 
     /// What applying `routing` now would be refused for, given the live interactions (a removed

@@ -248,12 +248,6 @@ impl Daemon {
                 let group_commit = (config.daemon.journal.sync
                     == crate::config::daemon::SyncMode::Batch)
                     .then(|| Duration::from_millis(config.daemon.journal.max_batch_delay_ms));
-                // The config file as a config change (main parsed and validated it), applied
-                // after recovery if its text differs from the recovered config.
-                let startup = (
-                    config.source.clone(),
-                    Input::reconfigure_journaled(&config, &startup_origin),
-                );
                 let syncer = journal_sync.unwrap_or_else(|| Box::new(commit::Fdatasync));
                 let sync_metrics = metrics.clone();
                 let syncer = Box::new(commit::Timed::new(syncer, move |took| {
@@ -263,12 +257,15 @@ impl Daemon {
                     &dir,
                     opts,
                     now,
-                    || Core::with_decision_log(config, now, decision_log),
+                    || Core::with_decision_log(config.clone(), now, decision_log),
                     syncer,
                     group_commit,
                 )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
-                let changed = (core.config().source != startup.0).then_some(startup);
+                // The config file (main parsed and validated it) differs from the recovered
+                // config: apply it as a config change, below.
+                let changed = (core.config().source != config.source)
+                    .then(|| Input::reconfigure_journaled(&config, &startup_origin));
                 (core, Box::new(journal) as Box<dyn InputSink>, changed)
             }
         };
@@ -298,7 +295,7 @@ impl Daemon {
         let (stop_engine, engine_stop) = oneshot::channel::<()>();
         let engine_task =
             spawn_engine_thread(task, engine_stop).map_err(DaemonError::EngineThread)?;
-        if let Some((_, input)) = startup_reconfigure {
+        if let Some(input) = startup_reconfigure {
             // The config file changed while the daemon was down: apply it, journaled. One that
             // cannot be journaled stops the start: running on the recovered config instead would
             // ignore the file the daemon was started with.
