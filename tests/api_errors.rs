@@ -717,3 +717,43 @@ async fn readyz_does_not_flap_under_load() {
     );
     t.stop().await;
 }
+
+/// API.md, Limits: an event array holds at most `MAX_BATCH_EVENTS` events. Without a bound, a
+/// 1 MiB body of 500,000 `{}` was answered with 500,000 results (≈ 60 MB, and ≈ 1 GB at the
+/// largest body limit), all built in memory. One over is 413 `batch_too_large` naming the
+/// count and the limit, whether the elements are events or not, and nothing of it is applied;
+/// exactly at the limit the batch is applied.
+#[tokio::test]
+async fn an_event_array_over_the_batch_limit_is_a_413_and_applies_nothing() {
+    use tierline::api::events::MAX_BATCH_EVENTS;
+    let mut config = loaded(routing());
+    config.daemon.server.body_limit_bytes = 16 * 1024 * 1024;
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let logouts = |n: usize| {
+        let events: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"id":"x{i}","type":"agent.logout","agent":"a1"}}"#))
+            .collect();
+        format!(
+            r#"[{{"id":"first","type":"agent.login","agent":"a1"}},{}]"#,
+            events.join(",")
+        )
+    };
+    // Events the fast parse takes, and elements only the slow parse sees.
+    let not_events = format!("[{}]", vec!["{}"; MAX_BATCH_EVENTS + 1].join(","));
+    for body in [logouts(MAX_BATCH_EVENTS), not_events] {
+        let (status, _, reply) = raw(&t, Some("application/json"), &body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", code(&reply));
+        assert_eq!(code(&reply), "batch_too_large", "{}", message(&reply));
+        let m = message(&reply);
+        assert!(m.contains(&(MAX_BATCH_EVENTS + 1).to_string()), "{m}");
+        assert!(m.contains(&MAX_BATCH_EVENTS.to_string()), "{m}");
+    }
+    let (_, a1) = t.get("/v1/agents/a1").await;
+    assert_eq!(a1["status"], "offline", "nothing applied: {a1}");
+    let (status, _, reply) =
+        raw(&t, Some("application/json"), &logouts(MAX_BATCH_EVENTS - 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["results"].as_array().unwrap().len(), MAX_BATCH_EVENTS);
+    assert_eq!(reply["results"][0]["status"], "applied");
+    t.stop().await;
+}

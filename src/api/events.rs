@@ -1,8 +1,8 @@
 //! `POST /v1/events`: the webhook intake.
 //!
 //! Order of checks: content type (415) → body size (413) → signature (401) → JSON syntax (400,
-//! with line and column) → each event's envelope and fields (422, naming the field) → the engine
-//! (409/422/503). A body is one event object or an array of them; an array is applied in order
+//! with line and column) → array length (413, `MAX_BATCH_EVENTS`) → each event's envelope and
+//! fields (422, naming the field) → the engine (409/422/503). A body is one event object or an array of them; an array is applied in order
 //! in one command, and each element gets its own result, so one bad element never blocks the
 //! others. A single rejected event answers with the error status itself.
 //!
@@ -34,6 +34,11 @@ use super::{read_body, require_content_type, AppState};
 
 /// Longest accepted event id.
 pub const MAX_EVENT_ID_LEN: usize = 256;
+
+/// Most elements in one event array. The answer holds a result for each (about 100 bytes even
+/// for a rejected `{}`), and the valid ones go to the engine as one command: without a bound, a
+/// body of tiny elements would be answered with some 60 times its size, built in memory.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
 
 /// One event's result.
 #[derive(Debug, Serialize)]
@@ -168,6 +173,18 @@ pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
 /// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
 /// the one-pass parse refused, so that errors name exactly what, where and why.
 fn parse_body_slowly(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
+    // Counted before the body becomes a `Value` tree, so an oversized array costs no more than
+    // reading it once.
+    if let Some(n) = array_len(bytes).filter(|n| *n > MAX_BATCH_EVENTS) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "the event array has {n} elements; at most {MAX_BATCH_EVENTS} are accepted in \
+                 one request: send the rest in further requests"
+            ),
+        ));
+    }
     let value: Value = super::strict_json::from_slice(bytes)?;
     match value {
         Value::Array(items) => {
@@ -209,6 +226,29 @@ fn parse_body_slowly(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
             "the body must be one event object or an array of event objects",
         )),
     }
+}
+
+/// How many elements `bytes` has if it is a well-formed JSON array (a leading byte order mark
+/// skipped, as `strict_json` does); `None` for anything else, which the strict parse explains.
+fn array_len(bytes: &[u8]) -> Option<usize> {
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let n = de.deserialize_seq(Count).ok()?;
+    de.end().ok().map(|()| n)
 }
 
 async fn apply_single(
@@ -379,6 +419,10 @@ impl<'de> Deserialize<'de> for EventsBody {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventsBody, A::Error> {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(1024));
                 while let Some(item) = seq.next_element::<FastEnvelope>()? {
+                    if items.len() == MAX_BATCH_EVENTS {
+                        // The slow path counts them all and says so.
+                        return Err(de::Error::custom("too many events"));
+                    }
                     items.push(item);
                 }
                 Ok(EventsBody::Batch(items))
