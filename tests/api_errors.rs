@@ -757,3 +757,58 @@ async fn an_event_array_over_the_batch_limit_is_a_413_and_applies_nothing() {
     assert_eq!(reply["results"][0]["status"], "applied");
     t.stop().await;
 }
+
+/// A header repeated on several lines counts as one list (RFC 9110 §5.3): `Content-Encoding:
+/// identity` followed by `Content-Encoding: gzip` says the body is gzip, and two `Content-Type`
+/// lines leave its type ambiguous. Only the first line was checked, so such a body was read as
+/// plain JSON and applied. Both are 415 now, and nothing is applied.
+#[tokio::test]
+async fn a_repeated_content_encoding_or_content_type_is_checked_whole() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let body = r#"{"id":"e1","type":"agent.login","agent":"a1"}"#;
+    let send = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = t.http.post(t.url("/v1/events")).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, reply) = send(&[
+        ("content-type", "application/json"),
+        ("content-encoding", "identity"),
+        ("content-encoding", "gzip"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reply}");
+    assert_eq!(code(&reply), "unsupported_encoding");
+    assert!(message(&reply).contains("gzip"), "{reply}");
+    let (status, reply) = send(&[
+        ("content-type", "application/json"),
+        ("content-encoding", "identity, br"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reply}");
+    assert!(message(&reply).contains("br"), "{reply}");
+    let (status, reply) = send(&[
+        ("content-type", "application/json"),
+        ("content-type", "text/plain"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reply}");
+    assert_eq!(code(&reply), "unsupported_media_type");
+    assert!(message(&reply).contains("once"), "{reply}");
+    let (_, a1) = t.get("/v1/agents/a1").await;
+    assert_eq!(a1["status"], "offline", "nothing applied: {a1}");
+    // `identity` on several lines is still no encoding.
+    let (status, reply) = send(&[
+        ("content-type", "application/json"),
+        ("content-encoding", "identity"),
+        ("content-encoding", "identity"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    t.stop().await;
+}

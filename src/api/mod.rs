@@ -263,30 +263,44 @@ pub async fn read_json_object<T: serde::de::DeserializeOwned>(
 /// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed) and the
 /// body is not encoded (`Content-Encoding` absent or `identity`).
 pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let given = types.next().and_then(|v| v.to_str().ok()).map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     // A compressed body would be read as garbage (or, with a plain body under a false
-    // `Content-Encoding`, as something the sender did not mean): say what is accepted.
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("?").trim().to_ascii_lowercase();
-        if encoding != "identity" {
+    // `Content-Encoding`, as something the sender did not mean): say what is accepted. Every
+    // line of the header counts (RFC 9110 §5.3: `identity` then `gzip` is a gzip body).
+    for encoding in headers.get_all(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").to_ascii_lowercase();
+        let coding = encoding
+            .split(',')
+            .map(str::trim)
+            .find(|c| !c.is_empty() && *c != "identity");
+        if let Some(coding) = coding {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",
                 format!(
-                    "Content-Encoding `{encoding}` is not supported: send the body uncompressed \
+                    "Content-Encoding `{coding}` is not supported: send the body uncompressed \
                      (no Content-Encoding, or `identity`)"
                 ),
             ));
         }
+    }
+    // Two types leave the body's type to whichever line a reader takes.
+    if types.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type is given more than once: send it once, as {}",
+                expected.join(" or ")
+            ),
+        ));
     }
     match given {
         Some(ct) if expected.contains(&ct.as_str()) => Ok(()),
