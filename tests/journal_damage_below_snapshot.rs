@@ -206,3 +206,46 @@ fn damage_below_a_newer_unusable_snapshot_is_refused_too() {
         }
     }
 }
+
+/// `tierline journal verify` answers what recovery would do: damage below a snapshot's record is
+/// a problem (exit 2), not a torn tail "cut off at the next start" as it reported before, while
+/// recovery refused to start on it. Likewise for a newer snapshot that is unusable.
+#[test]
+fn verify_reports_damage_below_a_snapshot_as_a_problem_like_recovery() {
+    let checks = tierline::journal::inspect::Checks {
+        record: &|_| Ok(()),
+        snapshot: &|_| Ok(()),
+    };
+    for (snapshots, damage_snapshot) in [(&[30][..], false), (&[10, 30][..], true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_forty_with_snapshots(dir, SyncMode::Batch, snapshots);
+        if damage_snapshot {
+            let snap = dir.join(format!("{:020}.snap", 30));
+            let mut bytes = std::fs::read(&snap).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xFF;
+            std::fs::write(&snap, &bytes).unwrap();
+        }
+        // A zero-filled page inside records ~14..=17, below the snapshot at 30.
+        let seg = dir.join(format!("{:020}.seg", 1));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[12288..16384].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+
+        assert!(
+            Journal::recover(dir, options(SyncMode::Batch), 0, Strs::default).is_err(),
+            "{snapshots:?}: recovery is expected to refuse"
+        );
+        let report = tierline::journal::verify(dir, &checks).unwrap();
+        assert!(
+            !report.is_ok(),
+            "{snapshots:?}: verify passes a journal recovery refuses:\n{report}"
+        );
+        assert!(
+            report.problems.iter().any(|p| p.contains("proves")),
+            "{snapshots:?}: {report}"
+        );
+        assert!(report.torn.is_none(), "{snapshots:?}: {report}");
+    }
+}
