@@ -54,13 +54,18 @@ fn input(n: u64) -> String {
 
 /// 40 inputs, each appended (and with a sync mode, synced) on its own; a snapshot at 30.
 fn write_forty(dir: &Path, sync: SyncMode) {
+    write_forty_with_snapshots(dir, sync, &[30]);
+}
+
+/// 40 inputs, each appended on its own; a snapshot after each of `at`.
+fn write_forty_with_snapshots(dir: &Path, sync: SyncMode, at: &[u64]) {
     let (mut journal, mut state, _) =
         Journal::recover(dir, options(sync), 0, Strs::default).unwrap();
     for n in 1..=40u64 {
         journal.append(&[input(n)]).unwrap();
         state.0.push(input(n));
-        if n == 30 {
-            assert_eq!(journal.snapshot(&state, 0).unwrap(), 30);
+        if at.contains(&n) {
+            assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
         }
     }
 }
@@ -141,4 +146,106 @@ fn with_sync_none_a_journal_behind_its_snapshot_starts_after_it_and_keeps_the_ol
         "the set-aside segment is not the journal's surviving start ({} bytes)",
         kept.len()
     );
+}
+
+/// A snapshot that cannot be read still proves, by being there under its name, that every record
+/// up to its index was synced: it is renamed into place only once the sync covers it. So when
+/// recovery falls back past it to an older snapshot, damage between the two (or a journal that
+/// ends before it) is damage to acknowledged data, not a torn tail. Before, only the restored
+/// snapshot counted: the segment was cut at the damage and every acknowledged record after it
+/// (here 14..=40) was dropped with a warning; and the damaged snapshot had already been set aside
+/// as `*.snap.bad`, so even a refusal would not have survived a second start.
+#[test]
+fn damage_below_a_newer_unusable_snapshot_is_refused_too() {
+    // (what is done to the only segment, in which records 14..=40 are acknowledged)
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 2] = [
+        ("a zero-filled page", |b| b[12288..16384].fill(0)),
+        ("cut at a frame boundary", |b| {
+            let frame = b.len() / 40;
+            b.truncate(20 * frame)
+        }),
+    ];
+    for (what, damage) in damages {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_forty_with_snapshots(dir, SyncMode::Batch, &[10, 30]);
+        let snap = dir.join(format!("{:020}.snap", 30));
+        let mut bytes = std::fs::read(&snap).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xFF;
+        std::fs::write(&snap, &bytes).unwrap();
+        let seg = dir.join(format!("{:020}.seg", 1));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&seg, &bytes).unwrap();
+
+        for attempt in 1..=2 {
+            match Journal::recover(dir, options(SyncMode::Batch), 0, Strs::default) {
+                Err(JournalError::Corrupt { path, damage, .. }) => {
+                    assert_eq!(path, seg, "{what}");
+                    assert!(
+                        damage.contains("proves") && damage.contains("30"),
+                        "{what}: the refusal does not say why: {damage}"
+                    );
+                }
+                Err(other) => panic!("{what}: unexpected error {other}"),
+                Ok((_, state, report)) => panic!(
+                    "{what} (start {attempt}): recovery dropped acknowledged records, kept {} of \
+                     40: {report}",
+                    state.0.len()
+                ),
+            }
+            // Nothing changed on disk: the segment is whole, the snapshot not set aside.
+            assert!(
+                std::fs::read(&seg).unwrap() == bytes,
+                "{what}: the segment changed"
+            );
+            assert!(snap.exists(), "{what}: the damaged snapshot was set aside");
+            assert!(files(dir, ".bad").is_empty(), "{what}");
+        }
+    }
+}
+
+/// `tierline journal verify` answers what recovery would do: damage below a snapshot's record is
+/// a problem (exit 2), not a torn tail "cut off at the next start" as it reported before, while
+/// recovery refused to start on it. Likewise for a newer snapshot that is unusable.
+#[test]
+fn verify_reports_damage_below_a_snapshot_as_a_problem_like_recovery() {
+    let checks = tierline::journal::inspect::Checks {
+        record: &|_| Ok(()),
+        snapshot: &|_| Ok(()),
+    };
+    for (snapshots, damage_snapshot) in [(&[30][..], false), (&[10, 30][..], true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_forty_with_snapshots(dir, SyncMode::Batch, snapshots);
+        if damage_snapshot {
+            let snap = dir.join(format!("{:020}.snap", 30));
+            let mut bytes = std::fs::read(&snap).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xFF;
+            std::fs::write(&snap, &bytes).unwrap();
+        }
+        // A zero-filled page inside records ~14..=17, below the snapshot at 30.
+        let seg = dir.join(format!("{:020}.seg", 1));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[12288..16384].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+
+        assert!(
+            Journal::recover(dir, options(SyncMode::Batch), 0, Strs::default).is_err(),
+            "{snapshots:?}: recovery is expected to refuse"
+        );
+        let report = tierline::journal::verify(dir, &checks).unwrap();
+        assert!(
+            !report.is_ok(),
+            "{snapshots:?}: verify passes a journal recovery refuses:\n{report}"
+        );
+        assert!(
+            report.problems.iter().any(|p| p.contains("proves")),
+            "{snapshots:?}: {report}"
+        );
+        assert!(report.torn.is_none(), "{snapshots:?}: {report}");
+    }
 }

@@ -1,7 +1,9 @@
 //! Offline inspection: `tierline journal verify DIR` and `tierline journal dump DIR`.
 //!
 //! Both only read: no lock is taken, nothing is truncated or removed, so they are safe to run
-//! beside a live daemon (they may then see a tail that is still being written).
+//! beside a live daemon (they may then see a tail that is still being written). `verify` judges
+//! as recovery does with `sync = "batch"` or `"always"`: damage at or below a snapshot's record is
+//! a problem, not a torn tail (the error says what to do for a journal written with `"none"`).
 
 use std::io::Write;
 use std::path::Path;
@@ -99,7 +101,11 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
     let mut bad_records = 0usize;
     let mut records = 0u64;
     let mut problems = Vec::new();
-    let scanned = scan_all(dir, 0, 0, &mut |index, payload| {
+    // As recovery with `sync = "batch"` or `"always"` judges it: a snapshot file, usable or not,
+    // proves every record up to its index was synced, so damage there is not a torn tail.
+    let snapshots = list_snapshots(dir)?;
+    let proven = snapshots.last().map_or(0, |s| s.index);
+    let scanned = scan_all(dir, 0, proven, &mut |index, payload| {
         records += 1;
         if let Err(why) = (checks.record)(payload) {
             bad_records += 1;
@@ -135,7 +141,7 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         }
         Err(e) => return Err(e),
     }
-    for snap in list_snapshots(dir)? {
+    for snap in snapshots {
         let state = read_snapshot(&snap.path).and_then(|(_, bytes)| {
             (checks.snapshot)(&bytes).map_err(|reason| JournalError::Snapshot {
                 path: snap.path.clone(),
@@ -156,6 +162,13 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         report.warnings.push(format!(
             "the newest snapshot ({index}) is unusable; recovery falls back to an older one"
         ));
+        if newest_good.is_some() && report.problems.is_empty() && report.next_index <= *index {
+            report.problems.push(format!(
+                "the journal ends at record {}, but the unusable snapshot at record {index} \
+                 proves every record up to it was synced: acknowledged records are missing",
+                report.next_index.saturating_sub(1)
+            ));
+        }
     }
     let has_records = report.records > 0;
     match (newest_good, report.first_index) {

@@ -93,24 +93,28 @@ impl Log {
     ) -> Result<(Log, OpenReport), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         let lock = lock_dir(dir)?;
-        Log::open_locked(dir, lock, opts, resume_at, on_record)
+        Log::open_locked(dir, lock, opts, resume_at, 0, on_record)
     }
 
     /// `open` for a caller that already holds the directory's `LOCK` (`lock`, from `lock_dir`):
-    /// recovery takes it before it reads or sets aside any snapshot.
+    /// recovery takes it before it reads or sets aside any snapshot. `proven` is the newest
+    /// index a snapshot file proves was synced even though it could not be restored (0: none):
+    /// it is renamed into place only once the sync covers its index.
     pub(crate) fn open_locked(
         dir: &Path,
         lock: File,
         opts: LogOptions,
         resume_at: u64,
+        proven: u64,
         mut on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
     ) -> Result<(Log, OpenReport), JournalError> {
         remove_temp_files(dir)?;
         let mut replayed = 0u64;
-        // With a sync mode, the restored snapshot proves every record up to it was synced.
+        // With a sync mode, the restored snapshot, and any newer one that is on disk but
+        // unusable, prove every record up to them was synced.
         let synced_through = match opts.sync {
             SyncMode::None => 0,
-            _ => resume_at.saturating_sub(1),
+            _ => resume_at.saturating_sub(1).max(proven),
         };
         let scan = scan_all(dir, resume_at, synced_through, &mut |index, payload| {
             replayed += 1;
@@ -124,6 +128,25 @@ impl Log {
                     found: first,
                 });
             }
+        }
+        if synced_through >= resume_at && scan.next_index <= synced_through {
+            // An unusable snapshot newer than the restored one proves records the journal no
+            // longer holds were synced: acknowledged inputs are missing, not a crash artifact.
+            let (path, offset) = match scan.segments.last() {
+                Some(seg) => (seg.path.clone(), scan.last_valid_len),
+                None => (dir.to_path_buf(), 0),
+            };
+            return Err(JournalError::Corrupt {
+                path,
+                offset,
+                damage: format!(
+                    "the journal ends at record {}, but the snapshot at record {synced_through} \
+                     (unusable) proves every record up to it was synced: acknowledged records \
+                     are missing (if this journal was written with sync = \"none\", start once \
+                     with sync = \"none\")",
+                    scan.next_index.saturating_sub(1)
+                ),
+            });
         }
         let mut segments = scan.segments;
         let mut next_index = scan.next_index;

@@ -239,6 +239,7 @@ fn replay_after<S: Replay>(
     lock: std::fs::File,
     opts: LogOptions,
     resume_at: u64,
+    proven: u64,
     state: &mut S,
 ) -> Result<(Log, super::OpenReport), JournalError> {
     use std::sync::mpsc::sync_channel;
@@ -250,7 +251,7 @@ fn replay_after<S: Replay>(
             let mut made = 1;
             let mut chunk: Vec<S::Input> = Vec::with_capacity(REPLAY_CHUNK);
             let mut replayer_gone = false;
-            let opened = Log::open_locked(dir, lock, opts, resume_at, |index, payload| {
+            let opened = Log::open_locked(dir, lock, opts, resume_at, proven, |index, payload| {
                 if replayer_gone {
                     // The replayer panicked; the scope re-raises that. Just finish the scan.
                     return Ok(());
@@ -351,6 +352,7 @@ impl Journal {
         let snapshots = list_snapshots(dir)?;
         let mut skipped = Vec::new();
         let mut skipped_paths: Vec<PathBuf> = Vec::new();
+        let mut skipped_indexes: Vec<u64> = Vec::new();
         let mut restored: Option<(u64, PathBuf, S)> = None;
         let mut restored_bytes = 0;
         for snap in snapshots.iter().rev() {
@@ -372,19 +374,9 @@ impl Journal {
                     tracing::warn!(error = %e, "journal: skipping an unusable snapshot");
                     skipped.push(e.to_string());
                     skipped_paths.push(snap.path.clone());
+                    skipped_indexes.push(snap.index);
                 }
             }
-        }
-        if restored.is_some() && !skipped_paths.is_empty() {
-            // Set the unusable snapshots aside (kept for inspection as `*.snap.bad`), so the
-            // next prune does not count them among the snapshots it keeps and delete the good
-            // one recovery fell back to, with the segments after it.
-            for path in &skipped_paths {
-                let mut bad = path.clone().into_os_string();
-                bad.push(".bad");
-                std::fs::rename(path, &bad).map_err(|e| JournalError::io("rename", path, e))?;
-            }
-            super::sync_dir(dir)?;
         }
         let (fresh_start, snapshot, mut state) = match restored {
             Some((index, path, state)) => (false, Some((index, path)), state),
@@ -408,8 +400,24 @@ impl Journal {
             }
         };
         let resume_at = snapshot.as_ref().map_or(1, |(index, _)| index + 1);
-        let (log, report) = replay_after(dir, lock, opts.log, resume_at, &mut state)?;
+        // An unusable snapshot was still renamed into place only once a sync covered its index:
+        // damage up to it is damage to acknowledged data (`Log::open_locked`).
+        let proven = skipped_indexes.iter().copied().max().unwrap_or(0);
+        let (log, report) = replay_after(dir, lock, opts.log, resume_at, proven, &mut state)?;
         state.replay_finished();
+        if !skipped_paths.is_empty() {
+            // Set the unusable snapshots aside (kept for inspection as `*.snap.bad`), so the
+            // next prune does not count them among the snapshots it keeps and delete the good
+            // one recovery fell back to, with the segments after it. Only now that the journal
+            // after that one checked out: a refused start leaves them, and the proof they
+            // carry, for the next.
+            for path in &skipped_paths {
+                let mut bad = path.clone().into_os_string();
+                bad.push(".bad");
+                std::fs::rename(path, &bad).map_err(|e| JournalError::io("rename", path, e))?;
+            }
+            super::sync_dir(dir)?;
+        }
         let mut journal = Journal {
             log,
             opts,
