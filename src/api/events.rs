@@ -2,9 +2,10 @@
 //!
 //! Order of checks: content type (415) → body size (413) → signature (401) → JSON syntax (400,
 //! with line and column) → array length (413, `MAX_BATCH_EVENTS`) → each event's envelope and
-//! fields (422, naming the field) → the engine (409/422/503). A body is one event object or an array of them; an array is applied in order
-//! in one command, and each element gets its own result, so one bad element never blocks the
-//! others. A single rejected event answers with the error status itself.
+//! fields (422, naming the field) → the engine (409/422/503). A body is one event object or an
+//! array of them; an array is applied in order in one command, and each element gets its own
+//! result, so one bad element never blocks the others. A single rejected event answers with the
+//! error status itself.
 //!
 //! Parsing is one pass on the hot path: the body is deserialized straight into envelope ids and
 //! engine `Event`s (`EventsBody`), without a `serde_json::Value` tree in between. Only a body
