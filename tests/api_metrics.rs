@@ -757,3 +757,47 @@ async fn subscriber_deliveries_count_each_failed_attempt_and_the_delivery() {
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     d.stop().await;
 }
+
+/// Engine time may run ahead of the wall clock: a restart over a journal whose last engine time
+/// is later than the wall clock resumes from the journal (`Clock::not_before`), and NTP may step
+/// the wall clock back while the daemon runs. A scrape must measure the longest wait on the
+/// engine's clock, the one the waits were stamped with: on the wall clock a call that has
+/// waited a second reads as having waited 0 s (or, the other way round, an hour).
+#[tokio::test]
+async fn the_longest_wait_on_metrics_is_measured_on_engine_time_not_the_wall_clock() {
+    let mut q = QueueConfig::with_defaults("support");
+    // No agent: the call waits; its 1 s ladder step tells (a decision) when a second has passed.
+    q.steps = vec![Step::new(0, &[1]), Step::new(1_000, &[1, 2])];
+    let mut r = RoutingConfig::empty();
+    r.queues = vec![q];
+    let mut config = loaded(r);
+    config.daemon.metrics.listen = "127.0.0.1:0".into();
+    let metrics = metrics::install(&config.daemon.metrics, &config.routing).expect("listener");
+    let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
+    let mut options = DaemonOptions::new(config);
+    options.metrics = Some(metrics);
+    // Engine time an hour ahead of the wall clock, as after such a restart.
+    options.clock = Some(tierline::daemon::clock::Clock::starting_at(
+        wall_clock_ms() + 3_600_000,
+    ));
+    let d = TestDaemon::start(options).await;
+    d.apply(arrive("e1", "c1", "support")).await;
+    let mut after = 0;
+    d.wait_for(&mut after, |x| {
+        x["type"] == "escalated" && x["interaction"] == "c1"
+    })
+    .await;
+    let text = scrape(&d, &url).await;
+    let (_, queue) = d.get("/v1/queues/support").await;
+    d.stop().await;
+    let oldest = sample(
+        &text,
+        "tierline_queue_oldest_wait_seconds",
+        &[("queue", "support")],
+    );
+    assert!(
+        (1.0..600.0).contains(&oldest),
+        "c1 has waited past its 1 s step (GET /v1/queues/support: {queue}); the scrape says \
+         the longest wait is {oldest} s"
+    );
+}

@@ -281,6 +281,8 @@ impl Daemon {
                  until a restart after it has caught up"
             );
         }
+        // Scrapes measure waits on the clock that stamped them.
+        metrics.set_clock(move || engine_clock.now_ms());
         let now = engine_clock.now_ms();
         let telemetry = Telemetry::new(metrics.clone(), &core.config().routing, now);
         let start_after = core.next_seq().checked_sub(1);

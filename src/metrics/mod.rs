@@ -13,9 +13,9 @@
 //! Who calls what: the engine task owns one `Telemetry` (no locks on that path) and calls
 //! [`Telemetry::observe`] after every batch of events and timers. HTTP handlers, the subscriber
 //! dispatcher and the reload path share the cheap clonable [`Metrics`] handle and call its
-//! helpers. Series that depend on the wall clock (oldest wait, agent state seconds) are brought
-//! up to date at scrape time from what the last batch published, so a quiet queue's longest
-//! wait still grows on the wallboard while the engine sleeps.
+//! helpers. Series that depend on the clock (oldest wait, agent state seconds) are brought
+//! up to date at scrape time, on the engine's clock, from what the last batch published, so a
+//! quiet queue's longest wait still grows on the wallboard while the engine sleeps.
 
 pub mod catalog;
 mod live;
@@ -87,6 +87,9 @@ impl DeliveryResult {
     }
 }
 
+/// The clock a scrape measures clock-dependent series on (engine time, in milliseconds).
+type ScrapeClock = Arc<dyn Fn() -> Millis + Send + Sync>;
+
 /// Histogram samples are buffered lock-free by the exporter until drained; draining every this
 /// many samples keeps that buffer bounded even when nobody scrapes (no timer needed).
 const UPKEEP_EVERY_SAMPLES: u64 = 4096;
@@ -122,6 +125,9 @@ struct Shared {
     journal_sync: Histogram,
     /// The bucket bounds `tierline_wait_seconds` was built with (fixed for the recorder's life).
     wait_buckets: Vec<f64>,
+    /// The engine's clock, once the daemon set it ([`Metrics::set_clock`]); the wall clock
+    /// before that.
+    clock: RwLock<Option<ScrapeClock>>,
     /// The HTTP series' handles by route template, so an answer costs a map lookup instead of
     /// building labels and looking the series up in the registry. Bounded: the keys are the
     /// router's templates (plus `unmatched`), each with the statuses it answered.
@@ -247,6 +253,7 @@ impl Metrics {
                 timer_lateness,
                 journal_sync,
                 wait_buckets,
+                clock: RwLock::default(),
                 http: RwLock::default(),
             }),
         };
@@ -281,9 +288,36 @@ impl Metrics {
         self.shared.per_agent
     }
 
-    /// The exposition text, with clock-dependent series brought up to the wall clock.
+    /// Measure clock-dependent series (oldest wait, agent-seconds) on `clock` at every scrape:
+    /// the daemon's engine clock, which stamped the times they are computed from. It may run
+    /// ahead of the wall clock (engine time resumes from the journal, NTP steps the wall clock
+    /// back) or behind it, and a wait measured across the two clocks would be off by the gap.
+    pub fn set_clock(&self, clock: impl Fn() -> Millis + Send + Sync + 'static) {
+        *self
+            .shared
+            .clock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(clock));
+    }
+
+    /// Now on the clock set by [`Metrics::set_clock`], else on the wall clock.
+    fn now(&self) -> Millis {
+        let clock = self
+            .shared
+            .clock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match clock {
+            Some(clock) => clock(),
+            None => wall_clock_ms(),
+        }
+    }
+
+    /// The exposition text, with clock-dependent series brought up to now on the engine's clock
+    /// ([`Metrics::set_clock`]; the wall clock when none was set).
     pub fn render(&self) -> String {
-        self.render_at(wall_clock_ms())
+        self.render_at(self.now())
     }
 
     /// The exposition text with clock-dependent series computed for time `now` (engine time:
@@ -479,7 +513,8 @@ fn build_recorder(routing: &RoutingConfig) -> Result<(PrometheusRecorder, Vec<f6
     Ok((builder.build_recorder(), wait_buckets))
 }
 
-/// Unix milliseconds from the system clock (the daemon's engine time is the same clock).
+/// Unix milliseconds from the system clock. The daemon's engine time starts from it but is its
+/// own (monotonic, and never behind the journal): scrapes of a daemon use that one instead.
 pub fn wall_clock_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
