@@ -722,6 +722,15 @@ fn fewest_interactions_prefers_the_agent_with_fewer_accepted_calls() {
 }
 
 #[test]
+fn fewest_interactions_breaks_a_tie_by_longest_idle_not_by_id() {
+    let mut d = strategy_desk(Strategy::FewestInteractions, &[("a", 1), ("b", 1)]);
+    d.at(0, login("b"));
+    d.at(secs(5), login("a"));
+    // Neither has accepted a call yet: b has been free longer, though a comes first by id.
+    assert_eq!(handle_call(&mut d, secs(10), "c1"), "b");
+}
+
+#[test]
 fn tier_order_prefers_the_lowest_tier_even_after_the_ladder_widened() {
     let mut q = with_strategy(
         queue("q", vec![step(0, &[1]), step(30, &[1, 2, 3])]),
@@ -900,6 +909,32 @@ fn an_agent_in_two_queues_takes_the_most_urgent() {
     d.at(secs(23), accept("c1", "a"));
     let ds = d.at(secs(24), end("c1"));
     assert_eq!(offers(&ds), vec![("c2".into(), "a".into())]);
+}
+
+#[test]
+fn an_agent_in_two_queues_takes_the_call_that_entered_first_whichever_queue_it_is_in() {
+    let mut q1 = queue("q1", vec![step(0, &[1])]);
+    q1.wrap_up_ms = 0;
+    let mut q2 = queue("q2", vec![step(0, &[1])]);
+    q2.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q1, q2],
+        vec![agent("a", &[("q1", 1), ("q2", 1)])],
+    ));
+    d.at(0, call("x2", "q2"));
+    d.at(secs(1), call("x1", "q1"));
+    d.at(secs(2), call("y1", "q1"));
+    d.at(secs(3), call("y2", "q2"));
+    // Same priority everywhere: oldest entry first, back and forth between the queues.
+    let mut taken = Vec::new();
+    let mut ds = d.at(secs(10), login("a"));
+    for t in 11..=14 {
+        let (call_id, _) = offers(&ds).first().cloned().expect("an offer");
+        d.at(secs(t), accept(&call_id, "a"));
+        ds = d.at(secs(t), end(&call_id));
+        taken.push(call_id);
+    }
+    assert_eq!(taken, vec!["x2", "x1", "y1", "y2"]);
 }
 
 #[test]
