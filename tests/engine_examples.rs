@@ -657,6 +657,34 @@ fn longest_idle_offers_the_agent_free_the_longest() {
     assert_eq!(handle_call(&mut d, secs(13), "c4"), "a");
 }
 
+/// Longest idle counts from when the agent last became free; a decline is not that.
+#[test]
+fn a_decline_does_not_reset_the_agents_idle_time() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.reject_delay_ms = secs(2);
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(secs(5), login("b"));
+    let ds = d.at(secs(10), call("c1", "support"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("a"));
+    let ds = d.at(secs(11), decline("c1", "a", DeclineReason::Rejected));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"));
+    // The caller hangs up while b's phone rings: b is free again, as idle as before.
+    d.at(secs(12), abandon("c1"));
+    assert_eq!(
+        d.agent("a").idle_since,
+        0,
+        "a declined, it did not become free"
+    );
+    assert_eq!(d.agent("b").idle_since, secs(5));
+    // a's back-off is over: a (free since 0) has been idle longer than b (free since 5 s).
+    let ds = d.at(secs(20), call("c2", "support"));
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("a"));
+}
+
 #[test]
 fn round_robin_rotates_after_the_last_agent_offered() {
     let mut d = strategy_desk(Strategy::RoundRobin, &[("a", 1), ("b", 1), ("c", 1)]);
@@ -691,6 +719,15 @@ fn fewest_interactions_prefers_the_agent_with_fewer_accepted_calls() {
     d.at(secs(41), login("a"));
     assert_eq!(d.agent("a").accepted_since_login, 0);
     assert_eq!(handle_call(&mut d, secs(50), "c4"), "a");
+}
+
+#[test]
+fn fewest_interactions_breaks_a_tie_by_longest_idle_not_by_id() {
+    let mut d = strategy_desk(Strategy::FewestInteractions, &[("a", 1), ("b", 1)]);
+    d.at(0, login("b"));
+    d.at(secs(5), login("a"));
+    // Neither has accepted a call yet: b has been free longer, though a comes first by id.
+    assert_eq!(handle_call(&mut d, secs(10), "c1"), "b");
 }
 
 #[test]
@@ -780,6 +817,45 @@ fn random_strategy_still_prefers_fewer_active_chats() {
     }
 }
 
+#[test]
+fn round_robin_still_prefers_fewer_active_chats() {
+    let mut q = with_strategy(
+        with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+        Strategy::RoundRobin,
+    );
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q],
+        vec![agent("a", &[("web", 1)]), agent("b", &[("web", 1)])],
+    ));
+    d.at(0, login("a"));
+    d.at(0, login("b"));
+    assert_eq!(
+        offered_to(&d.at(1, chat("ch1", "web")), "ch1").as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        offered_to(&d.at(2, chat("ch2", "web")), "ch2").as_deref(),
+        Some("b")
+    );
+    d.at(3, accept("ch2", "b"));
+    d.at(3, end("ch2"));
+    // The rotation would come back to a, but a holds a chat and b none: b first.
+    let ds = d.at(4, chat("ch3", "web"));
+    assert_eq!(
+        offered_to(&ds, "ch3").as_deref(),
+        Some("b"),
+        "fewer active chats"
+    );
+    // One chat each again: the rotation goes on after b.
+    let ds = d.at(5, chat("ch4", "web"));
+    assert_eq!(
+        offered_to(&ds, "ch4").as_deref(),
+        Some("a"),
+        "after the last offered"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Waiting order
 // ---------------------------------------------------------------------------------------------
@@ -833,6 +909,32 @@ fn an_agent_in_two_queues_takes_the_most_urgent() {
     d.at(secs(23), accept("c1", "a"));
     let ds = d.at(secs(24), end("c1"));
     assert_eq!(offers(&ds), vec![("c2".into(), "a".into())]);
+}
+
+#[test]
+fn an_agent_in_two_queues_takes_the_call_that_entered_first_whichever_queue_it_is_in() {
+    let mut q1 = queue("q1", vec![step(0, &[1])]);
+    q1.wrap_up_ms = 0;
+    let mut q2 = queue("q2", vec![step(0, &[1])]);
+    q2.wrap_up_ms = 0;
+    let mut d = Driver::new(config(
+        vec![q1, q2],
+        vec![agent("a", &[("q1", 1), ("q2", 1)])],
+    ));
+    d.at(0, call("x2", "q2"));
+    d.at(secs(1), call("x1", "q1"));
+    d.at(secs(2), call("y1", "q1"));
+    d.at(secs(3), call("y2", "q2"));
+    // Same priority everywhere: oldest entry first, back and forth between the queues.
+    let mut taken = Vec::new();
+    let mut ds = d.at(secs(10), login("a"));
+    for t in 11..=14 {
+        let (call_id, _) = offers(&ds).first().cloned().expect("an offer");
+        d.at(secs(t), accept(&call_id, "a"));
+        ds = d.at(secs(t), end(&call_id));
+        taken.push(call_id);
+    }
+    assert_eq!(taken, vec!["x2", "x1", "y1", "y2"]);
 }
 
 #[test]
@@ -995,6 +1097,24 @@ fn max_no_answer_makes_the_agent_not_ready() {
     assert_eq!(a.status, AgentStatus::NotReady);
     assert_eq!(a.reason.as_deref(), Some("no_answer"));
     assert_eq!(a.activity, Activity::NotReady);
+}
+
+/// The count makes an available agent not ready; one already not ready (here it went to lunch
+/// while the phone rang) keeps its own reason, and the PBX is told nothing new.
+#[test]
+fn an_agent_already_not_ready_keeps_its_reason_when_its_ringing_offer_expires() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 1;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), not_ready("a", "lunch"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    let ds = d.advance(secs(15));
+    assert_eq!(kinds(&ds), vec!["offer_revoked"], "{ds:?}");
+    let a = d.agent("a");
+    assert_eq!(a.status, AgentStatus::NotReady);
+    assert_eq!(a.reason.as_deref(), Some("lunch"));
 }
 
 /// A phone on do-not-disturb answers every offer with 486 at once: without counting declines the
@@ -1188,6 +1308,25 @@ fn wrapup_done_ends_the_wrap_up_early() {
     assert_eq!(offers(&ds), vec![("c2".into(), "l1".into())]);
     assert_eq!(d.interaction("c1").state, InteractionState::Done);
     assert_eq!(d.agent("l1").idle_since, secs(22));
+}
+
+#[test]
+fn wrapup_done_ends_every_wrap_up_the_agent_has() {
+    let mut d = mixed_desk(Strategy::LongestIdle);
+    d.at(0, login("a"));
+    d.at(secs(1), chat("ch1", "web"));
+    d.at(secs(1), chat("ch2", "web"));
+    d.at(secs(2), accept("ch1", "a"));
+    d.at(secs(2), accept("ch2", "a"));
+    d.at(secs(5), end("ch1"));
+    d.at(secs(6), end("ch2"));
+    assert_eq!(d.agent("a").load.get(&Channel::Chat).copied(), Some(2));
+    d.at(secs(7), call("v1", "web"));
+    // Both chats' wrap-ups end now: a holds nothing, so it can take the call.
+    let ds = d.at(secs(8), wrapup_done("a"));
+    assert_eq!(d.interaction("ch1").state, InteractionState::Done);
+    assert_eq!(d.interaction("ch2").state, InteractionState::Done);
+    assert_eq!(offers(&ds), vec![("v1".into(), "a".into())]);
 }
 
 #[test]
@@ -1886,6 +2025,25 @@ fn an_event_after_an_unfired_deadline_is_refused_until_timers_fire() {
     assert_eq!(d.snapshot(&["c1"]), before);
 }
 
+/// A timer due at T fires before an event at T: an event handled exactly at an unfired
+/// deadline is refused too, so an accept can never slip in at the offer's last instant.
+#[test]
+fn an_event_exactly_at_an_unfired_deadline_is_refused_until_the_timer_fires() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    let before = d.snapshot(&["c1"]);
+    let got = d.engine.handle(secs(15), &accept("c1", "l1"));
+    assert_eq!(
+        got,
+        Err(EngineError::TimersPending {
+            due_at: secs(15),
+            now: secs(15)
+        })
+    );
+    assert_eq!(d.snapshot(&["c1"]), before);
+}
+
 #[test]
 fn the_clock_never_runs_backwards() {
     let mut d = support_desk();
@@ -2262,6 +2420,41 @@ fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
     // The step timer it had for 31 s is gone: nothing fires then.
     d.at(secs(6), accept("c1", "l2"));
     assert!(d.advance(secs(40)).is_empty());
+}
+
+#[test]
+fn when_the_last_l1_logs_in_again_as_an_l2_a_waiting_call_skips_to_the_next_step_at_once() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[1, 2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut d = Driver::new(config(
+        vec![queue("support", ladder)],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, not_ready("l1", "lunch"));
+    d.at(0, login("l2"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(kinds(&ds), vec!["queued"], "an L1 is logged in (not ready)");
+    // The only L1 logs in again at 5 s as an L2 of support: nobody can take step 0 any more,
+    // so step 1 (L1+L2) starts now, not at 31 s, and l2 (free since 0 s) gets the call.
+    let as_l2 = tierline::engine::Event::AgentLogin {
+        agent: "l1".into(),
+        address: None,
+        tiers: Some([("support".to_string(), 2)].into_iter().collect()),
+        skills: None,
+        capacity: None,
+    };
+    let ds = d.at(secs(5), as_l2);
+    assert_eq!(
+        steps_reached(&ds),
+        vec![("c1".into(), 1, secs(5))],
+        "{ds:?}"
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l2"), "{ds:?}");
+    d.engine.check_consistency().unwrap();
 }
 
 #[test]
