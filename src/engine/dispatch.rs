@@ -3,7 +3,8 @@
 //! Both directions read only the indexes, so each match costs O(tiers × log n) plus, for required
 //! skills, the agents skipped for lacking them. The strategy is applied here and nowhere else.
 
-use std::sync::Arc;
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::sync::{Arc, LazyLock};
 
 use rand::Rng;
 use smallvec::SmallVec;
@@ -69,31 +70,35 @@ impl Engine {
                 })
                 .map(|(_, k)| k.agent),
             Strategy::RoundRobin => {
+                // Round-robin keys are (tier, load, 0, 0, id, agent): within a tier, the agents
+                // at `min_load` are one id-ordered range. Each tier costs two range lookups plus
+                // the agents skipped for lacking skills, never a walk from the tier's start.
                 let last = queue
                     .rr_last
                     .and_then(|ak| self.agents.get(ak as usize))
                     .map(|a| a.id.clone());
+                let skilled = |k: &&FreeKey| {
+                    k.load == min_load
+                        && self.has_skills(&self.agents[k.agent as usize].skills, skills)
+                };
                 let mut after: Option<&FreeKey> = None;
                 let mut first: Option<&FreeKey> = None;
-                for (tier, set) in free_by_tier(free) {
+                for (tier, _) in free_by_tier(free) {
                     if !queue.class_allows(class, tier) {
                         continue;
                     }
-                    let skilled = |k: &&FreeKey| {
-                        k.load == min_load
-                            && self.has_skills(&self.agents[k.agent as usize].skills, skills)
+                    let level = |from: Bound<FreeKey>| {
+                        free.range((from, Unbounded))
+                            .take_while(|k| k.tier == tier && k.load == min_load)
                     };
-                    let level = set.skip_while(|k| k.load < min_load);
-                    if let Some(k) = level.clone().find(skilled) {
+                    if let Some(k) = level(Included(rr_key(tier, min_load, None))).find(skilled) {
                         if first.is_none_or(|f| k.id < f.id) {
                             first = Some(k);
                         }
                     }
                     if let Some(last) = &last {
-                        if let Some(k) = level
-                            .skip_while(|k| k.load == min_load && k.id <= *last)
-                            .find(skilled)
-                        {
+                        let past_last = Excluded(rr_key(tier, min_load, Some(last.clone())));
+                        if let Some(k) = level(past_last).find(skilled) {
                             if after.is_none_or(|f| k.id < f.id) {
                                 after = Some(k);
                             }
@@ -299,6 +304,24 @@ impl Engine {
             self.make_offer(ik, ak, false, false);
         }
         self.reindex_agent(ak);
+    }
+}
+
+/// In a round-robin free set: with `id`, the last key agent `id` could have at (`tier`, `load`)
+/// (every round-robin key has strategy order and idle time 0); without, the first key there.
+fn rr_key(tier: Tier, load: u32, id: Option<Arc<str>>) -> FreeKey {
+    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+    let (id, agent) = match id {
+        Some(id) => (id, AKey::MAX),
+        None => (EMPTY.clone(), 0),
+    };
+    FreeKey {
+        tier,
+        load,
+        primary: 0,
+        idle: 0,
+        id,
+        agent,
     }
 }
 
