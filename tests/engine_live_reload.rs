@@ -159,6 +159,36 @@ fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
     consistent(&d);
 }
 
+/// A change to a later step of the ladder leaves the steps an interaction already reached as
+/// they were, so it keeps the step (here one reached early by skipping): not moved back down,
+/// offered to a tier that step no longer allows, and announced and boosted a second time.
+#[test]
+fn changing_a_later_step_keeps_a_step_reached_by_skipping() {
+    let mut cfg = skipping_desk();
+    cfg.queues[0].steps.push(step(60, &[1, 2, 3]).boosted(2));
+    let mut d = Driver::new(cfg.clone());
+    // No L1 logged in: straight to step 1 (+5), which only L2 may take.
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(1))]);
+    d.at(secs(2), login("l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    // Only the last step changes (its boost).
+    let mut retuned = cfg.clone();
+    retuned.queues[0].steps[2].priority_boost = 3;
+    let ds = d.reload(secs(4), retuned);
+    assert!(offers(&ds).is_empty(), "step 1 does not allow L1: {ds:?}");
+    let c1 = d.interaction("c1");
+    assert_eq!(
+        (c1.state, c1.step, c1.priority),
+        (InteractionState::Waiting, Some(1), 5)
+    );
+    // Step 1's own deadline passes without it being entered a second time; step 2 comes on time.
+    let later = d.advance(secs(61));
+    assert_eq!(steps_reached(&later), vec![("c1".into(), 2, secs(61))]);
+    assert_eq!(d.interaction("c1").priority, 8);
+    consistent(&d);
+}
+
 #[test]
 fn a_changed_ladder_is_rederived_from_the_time_waited() {
     let cfg = skipping_desk();

@@ -117,9 +117,10 @@ impl Engine {
         let now = self.now;
         // Queues: update in place by id, add new ones, retire removed ones.
         let mut seen = vec![false; self.queues.len()];
-        // Queues whose ladder this change leaves as it was: their interactions keep the step
-        // they reached, even one reached early through `skip_if_no_agents`.
-        let mut same_ladder = vec![false; self.queues.len()];
+        // Per queue, how many leading steps of its ladder this change leaves as they were: an
+        // interaction that reached one of them keeps it, even one reached early through
+        // `skip_if_no_agents` (a change to a later step does not move it back down).
+        let mut kept_steps = vec![0; self.queues.len()];
         for qc in &config.queues {
             let existing = self
                 .queues
@@ -129,7 +130,15 @@ impl Engine {
             match existing {
                 Some(q) => {
                     let rt = &mut self.queues[q as usize];
-                    same_ladder[q as usize] = !rt.retired && rt.cfg().steps == qc.steps;
+                    if !rt.retired {
+                        kept_steps[q as usize] = rt
+                            .cfg()
+                            .steps
+                            .iter()
+                            .zip(&qc.steps)
+                            .take_while(|(old, new)| old == new)
+                            .count();
+                    }
                     rt.set_cfg(qc.clone());
                     rt.retired = false;
                     seen[q as usize] = true;
@@ -199,9 +208,9 @@ impl Engine {
             .collect();
         for &ik in &live {
             let Some(q) = self.ix(ik).queue else { continue };
-            let mut keep_step = same_ladder.get(q as usize).copied().unwrap_or(false);
+            let mut kept = kept_steps.get(q as usize).copied().unwrap_or(0);
             if self.queues[q as usize].retired {
-                keep_step = false;
+                kept = 0;
                 let target = self.queues[q as usize]
                     .cfg()
                     .drain_to
@@ -228,7 +237,7 @@ impl Engine {
             }
             let state = self.ix(ik).state;
             if matches!(state, InteractionState::Waiting | InteractionState::Offered) {
-                self.rederive_ladder(ik, keep_step);
+                self.rederive_ladder(ik, kept);
             }
             // An offer ringing an agent who no longer serves the queue it is in (its tier there
             // was removed, or the queue drained into one it has no tier in) is taken back.
@@ -287,10 +296,11 @@ impl Engine {
     }
 
     /// Recompute ladder step, priority and timers of a waiting/offered interaction from its
-    /// `entered_queue_at` under the current config. `keep_step`: its queue's ladder did not
-    /// change, so the step it reached stands (a step is reached once: never lower, and never
-    /// entered, announced or boosted twice).
-    fn rederive_ladder(&mut self, ik: IKey, keep_step: bool) {
+    /// `entered_queue_at` under the current config. `kept`: how many leading steps of its
+    /// queue's ladder the change left as they were; if the step it reached is one of them, it
+    /// stands (a step is reached once: never lower, and never entered, announced or boosted
+    /// twice).
+    fn rederive_ladder(&mut self, ik: IKey, kept: usize) {
         let now = self.now;
         let (q, old_step, entered, step_timer, wait_timer, escalated) = {
             let i = self.ix_mut(ik);
@@ -317,8 +327,8 @@ impl Engine {
                 .iter()
                 .rposition(|s| entered.saturating_add(s.after_ms) <= now)
                 .unwrap_or(0);
-            let reached = if keep_step {
-                by_time.max(old.min(cfg.steps.len() - 1))
+            let reached = if old < kept {
+                by_time.max(old)
             } else {
                 by_time
             };
