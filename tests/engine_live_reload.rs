@@ -377,3 +377,43 @@ fn a_reload_keeps_login_overrides_of_roster_fields_it_does_not_change() {
     assert_eq!(d.agent("a1").tiers.get("support"), Some(&2));
     consistent(&d);
 }
+
+/// `limits.max_agents` bounds the agents the engine holds, roster included, and agents stay
+/// once known: a change whose roster adds agents beyond it is refused (saying how many are
+/// held), not applied over the limit; one that adds none within it applies.
+#[test]
+fn a_roster_that_would_hold_more_agents_than_max_agents_is_refused() {
+    let mut cfg = one_queue(&[("a1", 1), ("a2", 1)]);
+    cfg.limits.max_agents = 3;
+    let mut d = Driver::new(cfg.clone());
+    // A third agent only through its login: the engine holds 3, its limit.
+    d.at(
+        0,
+        tierline::engine::Event::AgentLogin {
+            agent: "x1".into(),
+            address: Some("sip:x1@pbx".into()),
+            tiers: None,
+            skills: None,
+            capacity: None,
+        },
+    );
+    // A roster of two new agents fits the limit by itself, but would make the engine hold 5.
+    let mut renamed = one_queue(&[("b1", 1), ("b2", 1)]);
+    renamed.limits.max_agents = 3;
+    let problems = d.engine.reconfigure_problems(&renamed);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("max_agents"), "{problems:?}");
+    let before = d.snapshot(&[]);
+    assert!(d.engine.reconfigure(secs(1), renamed.clone()).is_err());
+    assert_eq!(d.snapshot(&[]), before, "a refused change changes nothing");
+    assert_eq!(d.engine.agents().len(), 3);
+    // Raised to fit, it applies.
+    renamed.limits.max_agents = 5;
+    d.reload(secs(2), renamed);
+    assert_eq!(d.engine.agents().len(), 5);
+    // A change that adds nobody applies even with the limit lowered below what is held.
+    let mut lowered = one_queue(&[("b1", 1)]);
+    lowered.limits.max_agents = 2;
+    d.reload(secs(3), lowered);
+    consistent(&d);
+}

@@ -21,7 +21,8 @@ impl Engine {
     /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
     /// are re-derived from their `entered_queue_at` under the new config; eligibility is
     /// re-evaluated at once (decisions returned). Removing a queue with live interactions is
-    /// refused unless the old queue names `drain_to`. Roster agents are added, and updated in
+    /// refused unless the old queue names `drain_to`, and so is a roster that would make the
+    /// engine hold more than `limits.max_agents` agents. Roster agents are added, and updated in
     /// the fields (address, tiers, skills, capacity) whose roster entry changed, so a login's
     /// overrides of the others stay; agents missing from the new roster keep their state.
     pub fn reconfigure(
@@ -108,6 +109,21 @@ impl Engine {
                     }
                 }
             }
+        }
+        // Agents stay once known (roster or login), so a roster's new agents add to those held.
+        let added = config
+            .agents
+            .iter()
+            .filter(|a| !self.agent_ids.contains_key(a.id.as_str()))
+            .count();
+        let held = self.agents.len();
+        if added > 0 && held.saturating_add(added) > config.limits.max_agents {
+            problems.push(format!(
+                "the roster adds {added} agent(s) to the {held} the engine holds (agents stay \
+                 until a restart with a roster without them), more than limits.max_agents = {}: \
+                 raise it",
+                config.limits.max_agents
+            ));
         }
         problems
     }
