@@ -417,3 +417,35 @@ fn a_roster_that_would_hold_more_agents_than_max_agents_is_refused() {
     d.reload(secs(3), lowered);
     consistent(&d);
 }
+
+/// An offer still ringing when its queue is removed and drained moves with its interaction: it
+/// is answered in the queue it was drained to, so the call's wrap-up is that queue's, and the
+/// agent's slot names that queue, not one the config no longer has.
+#[test]
+fn an_offer_drained_with_its_queue_is_answered_and_wrapped_up_in_the_new_queue() {
+    let mut old = queue("old", vec![step(0, &[1])]);
+    old.drain_to = Some("new".into());
+    old.wrap_up_ms = secs(60);
+    let mut new = queue("new", vec![step(0, &[1])]);
+    new.wrap_up_ms = secs(5);
+    let cfg = config(
+        vec![old, new.clone()],
+        vec![agent("a1", &[("old", 1), ("new", 1)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "old"));
+    let without_old = config(vec![new], vec![agent("a1", &[("new", 1)])]);
+    let ds = d.reload(secs(2), without_old);
+    assert!(revocations(&ds).is_empty(), "a1 serves `new`: {ds:?}");
+    assert_eq!(d.interaction("c1").queue.as_deref(), Some("new"));
+    assert_eq!(&*d.agent("a1").slots[0].queue, "new");
+    d.at(secs(3), accept("c1", "a1"));
+    d.at(secs(10), end("c1"));
+    let slot = &d.agent("a1").slots[0];
+    assert_eq!((&*slot.queue, slot.until), ("new", Some(secs(15))));
+    d.advance(secs(15));
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+    assert!(d.agent("a1").slots.is_empty());
+    consistent(&d);
+}

@@ -237,6 +237,19 @@ impl Engine {
                     let from_queue = self.queues[q as usize].name.clone();
                     self.ix_mut(ik).queue = Some(q2);
                     let state = self.ix(ik).state;
+                    // An offer still ringing moves with it: if answered, the call is answered
+                    // in `q2`, and wraps up by `q2`'s config, not by that of a removed queue.
+                    if let (InteractionState::Offered, Some(ak), Some(slot)) =
+                        (state, self.ix(ik).agent, self.ix(ik).slot)
+                    {
+                        if let Some(s) = self.agents[ak as usize]
+                            .slots
+                            .iter_mut()
+                            .find(|s| s.id == slot)
+                        {
+                            s.queue = q2;
+                        }
+                    }
                     let to_queue = name.clone();
                     self.push_history(ik, Some(state), state, Why::Drained { queue: name }, now);
                     let interaction = self.ix(ik).id.clone();
