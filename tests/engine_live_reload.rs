@@ -159,6 +159,36 @@ fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
     consistent(&d);
 }
 
+/// A change to a later step of the ladder leaves the steps an interaction already reached as
+/// they were, so it keeps the step (here one reached early by skipping): not moved back down,
+/// offered to a tier that step no longer allows, and announced and boosted a second time.
+#[test]
+fn changing_a_later_step_keeps_a_step_reached_by_skipping() {
+    let mut cfg = skipping_desk();
+    cfg.queues[0].steps.push(step(60, &[1, 2, 3]).boosted(2));
+    let mut d = Driver::new(cfg.clone());
+    // No L1 logged in: straight to step 1 (+5), which only L2 may take.
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(1))]);
+    d.at(secs(2), login("l1"));
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    // Only the last step changes (its boost).
+    let mut retuned = cfg.clone();
+    retuned.queues[0].steps[2].priority_boost = 3;
+    let ds = d.reload(secs(4), retuned);
+    assert!(offers(&ds).is_empty(), "step 1 does not allow L1: {ds:?}");
+    let c1 = d.interaction("c1");
+    assert_eq!(
+        (c1.state, c1.step, c1.priority),
+        (InteractionState::Waiting, Some(1), 5)
+    );
+    // Step 1's own deadline passes without it being entered a second time; step 2 comes on time.
+    let later = d.advance(secs(61));
+    assert_eq!(steps_reached(&later), vec![("c1".into(), 2, secs(61))]);
+    assert_eq!(d.interaction("c1").priority, 8);
+    consistent(&d);
+}
+
 #[test]
 fn a_changed_ladder_is_rederived_from_the_time_waited() {
     let cfg = skipping_desk();
@@ -345,5 +375,77 @@ fn a_reload_keeps_login_overrides_of_roster_fields_it_does_not_change() {
     d.reload(secs(3), desk(roster("sip:a1@new", &["fr"])));
     assert_eq!(skills(&d), ["fr"]);
     assert_eq!(d.agent("a1").tiers.get("support"), Some(&2));
+    consistent(&d);
+}
+
+/// `limits.max_agents` bounds the agents the engine holds, roster included, and agents stay
+/// once known: a change whose roster adds agents beyond it is refused (saying how many are
+/// held), not applied over the limit; one that adds none within it applies.
+#[test]
+fn a_roster_that_would_hold_more_agents_than_max_agents_is_refused() {
+    let mut cfg = one_queue(&[("a1", 1), ("a2", 1)]);
+    cfg.limits.max_agents = 3;
+    let mut d = Driver::new(cfg.clone());
+    // A third agent only through its login: the engine holds 3, its limit.
+    d.at(
+        0,
+        tierline::engine::Event::AgentLogin {
+            agent: "x1".into(),
+            address: Some("sip:x1@pbx".into()),
+            tiers: None,
+            skills: None,
+            capacity: None,
+        },
+    );
+    // A roster of two new agents fits the limit by itself, but would make the engine hold 5.
+    let mut renamed = one_queue(&[("b1", 1), ("b2", 1)]);
+    renamed.limits.max_agents = 3;
+    let problems = d.engine.reconfigure_problems(&renamed);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("max_agents"), "{problems:?}");
+    let before = d.snapshot(&[]);
+    assert!(d.engine.reconfigure(secs(1), renamed.clone()).is_err());
+    assert_eq!(d.snapshot(&[]), before, "a refused change changes nothing");
+    assert_eq!(d.engine.agents().len(), 3);
+    // Raised to fit, it applies.
+    renamed.limits.max_agents = 5;
+    d.reload(secs(2), renamed);
+    assert_eq!(d.engine.agents().len(), 5);
+    // A change that adds nobody applies even with the limit lowered below what is held.
+    let mut lowered = one_queue(&[("b1", 1)]);
+    lowered.limits.max_agents = 2;
+    d.reload(secs(3), lowered);
+    consistent(&d);
+}
+
+/// An offer still ringing when its queue is removed and drained moves with its interaction: it
+/// is answered in the queue it was drained to, so the call's wrap-up is that queue's, and the
+/// agent's slot names that queue, not one the config no longer has.
+#[test]
+fn an_offer_drained_with_its_queue_is_answered_and_wrapped_up_in_the_new_queue() {
+    let mut old = queue("old", vec![step(0, &[1])]);
+    old.drain_to = Some("new".into());
+    old.wrap_up_ms = secs(60);
+    let mut new = queue("new", vec![step(0, &[1])]);
+    new.wrap_up_ms = secs(5);
+    let cfg = config(
+        vec![old, new.clone()],
+        vec![agent("a1", &[("old", 1), ("new", 1)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "old"));
+    let without_old = config(vec![new], vec![agent("a1", &[("new", 1)])]);
+    let ds = d.reload(secs(2), without_old);
+    assert!(revocations(&ds).is_empty(), "a1 serves `new`: {ds:?}");
+    assert_eq!(d.interaction("c1").queue.as_deref(), Some("new"));
+    assert_eq!(&*d.agent("a1").slots[0].queue, "new");
+    d.at(secs(3), accept("c1", "a1"));
+    d.at(secs(10), end("c1"));
+    let slot = &d.agent("a1").slots[0];
+    assert_eq!((&*slot.queue, slot.until), ("new", Some(secs(15))));
+    d.advance(secs(15));
+    assert_eq!(d.interaction("c1").state, InteractionState::Done);
+    assert!(d.agent("a1").slots.is_empty());
     consistent(&d);
 }

@@ -21,7 +21,8 @@ impl Engine {
     /// keeps every interaction's place and waiting time; ladder and timers of waiting interactions
     /// are re-derived from their `entered_queue_at` under the new config; eligibility is
     /// re-evaluated at once (decisions returned). Removing a queue with live interactions is
-    /// refused unless the old queue names `drain_to`. Roster agents are added, and updated in
+    /// refused unless the old queue names `drain_to`, and so is a roster that would make the
+    /// engine hold more than `limits.max_agents` agents. Roster agents are added, and updated in
     /// the fields (address, tiers, skills, capacity) whose roster entry changed, so a login's
     /// overrides of the others stay; agents missing from the new roster keep their state.
     pub fn reconfigure(
@@ -109,6 +110,21 @@ impl Engine {
                 }
             }
         }
+        // Agents stay once known (roster or login), so a roster's new agents add to those held.
+        let added = config
+            .agents
+            .iter()
+            .filter(|a| !self.agent_ids.contains_key(a.id.as_str()))
+            .count();
+        let held = self.agents.len();
+        if added > 0 && held.saturating_add(added) > config.limits.max_agents {
+            problems.push(format!(
+                "the roster adds {added} agent(s) to the {held} the engine holds (agents stay \
+                 until a restart with a roster without them), more than limits.max_agents = {}: \
+                 raise it",
+                config.limits.max_agents
+            ));
+        }
         problems
     }
 
@@ -117,9 +133,10 @@ impl Engine {
         let now = self.now;
         // Queues: update in place by id, add new ones, retire removed ones.
         let mut seen = vec![false; self.queues.len()];
-        // Queues whose ladder this change leaves as it was: their interactions keep the step
-        // they reached, even one reached early through `skip_if_no_agents`.
-        let mut same_ladder = vec![false; self.queues.len()];
+        // Per queue, how many leading steps of its ladder this change leaves as they were: an
+        // interaction that reached one of them keeps it, even one reached early through
+        // `skip_if_no_agents` (a change to a later step does not move it back down).
+        let mut kept_steps = vec![0; self.queues.len()];
         for qc in &config.queues {
             let existing = self
                 .queues
@@ -129,7 +146,15 @@ impl Engine {
             match existing {
                 Some(q) => {
                     let rt = &mut self.queues[q as usize];
-                    same_ladder[q as usize] = !rt.retired && rt.cfg().steps == qc.steps;
+                    if !rt.retired {
+                        kept_steps[q as usize] = rt
+                            .cfg()
+                            .steps
+                            .iter()
+                            .zip(&qc.steps)
+                            .take_while(|(old, new)| old == new)
+                            .count();
+                    }
                     rt.set_cfg(qc.clone());
                     rt.retired = false;
                     seen[q as usize] = true;
@@ -199,9 +224,9 @@ impl Engine {
             .collect();
         for &ik in &live {
             let Some(q) = self.ix(ik).queue else { continue };
-            let mut keep_step = same_ladder.get(q as usize).copied().unwrap_or(false);
+            let mut kept = kept_steps.get(q as usize).copied().unwrap_or(0);
             if self.queues[q as usize].retired {
-                keep_step = false;
+                kept = 0;
                 let target = self.queues[q as usize]
                     .cfg()
                     .drain_to
@@ -212,6 +237,19 @@ impl Engine {
                     let from_queue = self.queues[q as usize].name.clone();
                     self.ix_mut(ik).queue = Some(q2);
                     let state = self.ix(ik).state;
+                    // An offer still ringing moves with it: if answered, the call is answered
+                    // in `q2`, and wraps up by `q2`'s config, not by that of a removed queue.
+                    if let (InteractionState::Offered, Some(ak), Some(slot)) =
+                        (state, self.ix(ik).agent, self.ix(ik).slot)
+                    {
+                        if let Some(s) = self.agents[ak as usize]
+                            .slots
+                            .iter_mut()
+                            .find(|s| s.id == slot)
+                        {
+                            s.queue = q2;
+                        }
+                    }
                     let to_queue = name.clone();
                     self.push_history(ik, Some(state), state, Why::Drained { queue: name }, now);
                     let interaction = self.ix(ik).id.clone();
@@ -228,7 +266,7 @@ impl Engine {
             }
             let state = self.ix(ik).state;
             if matches!(state, InteractionState::Waiting | InteractionState::Offered) {
-                self.rederive_ladder(ik, keep_step);
+                self.rederive_ladder(ik, kept);
             }
             // An offer ringing an agent who no longer serves the queue it is in (its tier there
             // was removed, or the queue drained into one it has no tier in) is taken back.
@@ -287,10 +325,11 @@ impl Engine {
     }
 
     /// Recompute ladder step, priority and timers of a waiting/offered interaction from its
-    /// `entered_queue_at` under the current config. `keep_step`: its queue's ladder did not
-    /// change, so the step it reached stands (a step is reached once: never lower, and never
-    /// entered, announced or boosted twice).
-    fn rederive_ladder(&mut self, ik: IKey, keep_step: bool) {
+    /// `entered_queue_at` under the current config. `kept`: how many leading steps of its
+    /// queue's ladder the change left as they were; if the step it reached is one of them, it
+    /// stands (a step is reached once: never lower, and never entered, announced or boosted
+    /// twice).
+    fn rederive_ladder(&mut self, ik: IKey, kept: usize) {
         let now = self.now;
         let (q, old_step, entered, step_timer, wait_timer, escalated) = {
             let i = self.ix_mut(ik);
@@ -317,8 +356,8 @@ impl Engine {
                 .iter()
                 .rposition(|s| entered.saturating_add(s.after_ms) <= now)
                 .unwrap_or(0);
-            let reached = if keep_step {
-                by_time.max(old.min(cfg.steps.len() - 1))
+            let reached = if old < kept {
+                by_time.max(old)
             } else {
                 by_time
             };
