@@ -219,6 +219,28 @@ async fn an_sse_client_resumes_with_last_event_id_without_gaps_or_repeats() {
     t.stop().await;
 }
 
+/// An `EventSource` opened with `?after=N` reconnects to that same URL with `Last-Event-ID`:
+/// the header must win, or every reconnect would replay from N.
+#[tokio::test]
+async fn last_event_id_wins_over_the_after_of_the_url() {
+    let t = TestDaemon::with_routing(one_agent_desk()).await;
+    t.apply(login("e1", "a1")).await;
+    for i in 1..=4 {
+        t.apply(call(&format!("c{i}"), &format!("call-{i}"))).await;
+    }
+    let resumed = t
+        .http
+        .get(t.url("/v1/decisions/stream?after=1"))
+        .header("Last-Event-ID", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let events = read_sse(resumed, 1).await;
+    assert_eq!(events[0].id, 4);
+    t.stop().await;
+}
+
 #[derive(Clone, Default)]
 struct Hook {
     attempts: Arc<Mutex<u32>>,

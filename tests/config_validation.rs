@@ -1167,6 +1167,60 @@ fn a_subscriber_type_that_no_decision_has_is_refused_naming_the_valid_ones() {
     assert!(parse(&every_type, "test.toml").is_ok());
 }
 
+/// Two subscribers under one name (the same `name`, or the same `url` and no name) would share
+/// one ack file: each would overwrite the other's cursor, so after a restart the slower one
+/// would resume after decisions it was never sent (and their temp files would collide).
+#[test]
+fn two_subscribers_with_one_name_are_refused_naming_the_first() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "http://127.0.0.1:9000/hook""#,
+        /* 3 */ r#"types = ["offer"]"#,
+        /* 4 */ "[[subscriber]]",
+        /* 5 */ r#"url = "http://127.0.0.1:9000/hook""#,
+        /* 6 */ r#"types = ["agent_state"]"#,
+    ]));
+    assert_error(
+        &e,
+        5,
+        "subscriber[1].url",
+        "duplicate subscriber name `http://127.0.0.1:9000/hook` (already used by subscriber[0])",
+    );
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"name = "pbx""#,
+        /* 3 */ r#"url = "http://127.0.0.1:9000/a""#,
+        /* 4 */ "[[subscriber]]",
+        /* 5 */ r#"name = "pbx""#,
+        /* 6 */ r#"url = "http://127.0.0.1:9000/b""#,
+    ]));
+    assert_error(
+        &e,
+        5,
+        "subscriber[1].name",
+        "duplicate subscriber name `pbx`",
+    );
+    // A name equal to another subscriber's URL is the same name too.
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "http://127.0.0.1:9000/a""#,
+        /* 3 */ "[[subscriber]]",
+        /* 4 */ r#"name = "http://127.0.0.1:9000/a""#,
+        /* 5 */ r#"url = "http://127.0.0.1:9000/b""#,
+    ]));
+    assert_error(&e, 4, "subscriber[1].name", "already used by subscriber[0]");
+    // The same URL under two names is fine: each has its own ack file.
+    let named = file(&[
+        "[[subscriber]]",
+        r#"name = "offers""#,
+        r#"url = "http://127.0.0.1:9000/hook""#,
+        "[[subscriber]]",
+        r#"name = "states""#,
+        r#"url = "http://127.0.0.1:9000/hook""#,
+    ]);
+    assert!(parse(&named, "test.toml").is_ok());
+}
+
 #[test]
 fn a_bad_first_step_does_not_make_the_second_one_the_first() {
     let e = only_error(&file(&[

@@ -233,6 +233,35 @@ async fn a_new_subscriber_starts_with_the_decisions_made_after_it_was_configured
     receiver.with(|s| assert_eq!(s.accepted_seqs(), vec![4]));
 }
 
+/// The starting point of a subscriber seen for the first time is on disk before the daemon makes
+/// a decision: once `start` returns it serves, and its first wake-up fires the timers that fell
+/// due while it was down. Were the daemon killed before the subscriber's own task recorded that
+/// point, the next start would take the subscriber for new again and skip every decision made
+/// in between. (The default runtime has one thread: `start` returns before any task it spawned
+/// has run.)
+#[tokio::test]
+async fn a_new_subscribers_starting_point_is_on_disk_before_the_daemon_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = DaemonOptions::new(loaded(api_common::one_agent_desk()));
+    options.journal_dir = Some(dir.path().to_path_buf());
+    let before = TestDaemon::start(options).await;
+    before.apply(login("e0", "a1")).await;
+    for i in 1..=3 {
+        before.apply(call(&format!("e{i}"), &format!("c{i}"))).await;
+    }
+    before.stop().await;
+
+    // Nothing listens there: the subscriber never gets an answer, so it never acks anything.
+    let with_sub = start_in_process(dir.path(), "http://127.0.0.1:9/hook").await;
+    let ack_file = AckFile::for_subscriber(dir.path(), "pbx", true);
+    assert_eq!(
+        ack_file.load().unwrap(),
+        Some(3),
+        "recorded as starting after the newest decision"
+    );
+    with_sub.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real binary, killed with `kill -9`.
 

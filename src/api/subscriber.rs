@@ -13,7 +13,8 @@
 //! resumes right after it. Replay re-creates the decisions with the same seqs and keeps them in
 //! the decision log, so what was made but not acknowledged before a crash is sent again
 //! (at-least-once: a receiver de-duplicates by seq). A subscriber seen for the first time starts
-//! with the decisions made from then on, and records that starting point before its first POST.
+//! with the decisions made from then on, and that starting point is recorded at start, before
+//! the engine task makes a decision (`record_first_start`).
 //!
 //! Each POST counts in `tierline_subscriber_deliveries_total{subscriber,result}`: `ok` when
 //! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
@@ -108,6 +109,27 @@ pub struct Cursor {
     pub start_after: Option<u64>,
     /// The durable cursor (with a journal): read at start, written after every acknowledged batch.
     pub acks: Option<AckFile>,
+}
+
+/// Record where a subscriber seen for the first time starts (`cursor.start_after`), if it has an
+/// ack file and nothing is recorded in it yet. Called at start, before the engine task makes any
+/// decision: recorded later, by the subscriber's task, a crash in between would make the next
+/// start take it for new again and skip the decisions made meanwhile. Blocking file I/O (like
+/// recovery, it runs before the daemon serves).
+pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) {
+    let Some(acks) = &cursor.acks else { return };
+    // An ack to resume from, or a file that cannot be read: `starting_point` deals with those.
+    if let Ok(None) = acks.load() {
+        let acked = cursor.start_after.unwrap_or(0);
+        match acks.store(acked) {
+            Ok(()) => {
+                tracing::info!(subscriber = %sub.name, after = acked, "new subscriber starts with the decisions after this seq")
+            }
+            Err(e) => {
+                tracing::warn!(subscriber = %sub.name, error = %e, "cannot record the subscriber's starting point")
+            }
+        }
+    }
 }
 
 /// Start delivering decisions after the cursor. The task ends on shutdown.

@@ -646,6 +646,9 @@ impl Checker<'_, '_> {
             self.secret_source(&auth, name, env, file);
         }
         let mut subscribers = Vec::new();
+        // Names (the URL when unnamed) → the first subscriber using it: a subscriber's name names
+        // its ack file, so two under one name would overwrite each other's delivery cursor.
+        let mut names: HashMap<String, usize> = HashMap::new();
         for (i, entry) in raw.subscribers.iter().enumerate() {
             let Some(s) = &entry.value else { continue };
             let path = root.key("subscriber").index(i);
@@ -665,6 +668,23 @@ impl Checker<'_, '_> {
             }
             // Without a url the subscriber was reported above; the config is refused.
             let Some(url) = url else { continue };
+            let (name, key) = match &s.name {
+                Some(name) => (name.as_str(), "name"),
+                None => (url, "url"),
+            };
+            if let Some(&first) = names.get(name) {
+                self.err(
+                    &path.key(key),
+                    format!(
+                        "duplicate subscriber name `{name}` (already used by subscriber[{first}]): \
+                         a subscriber's name (its url when it has none) names the file its \
+                         delivery resumes from after a restart, so each needs its own; give \
+                         them different `name`s"
+                    ),
+                );
+            } else {
+                names.insert(name.to_string(), i);
+            }
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 self.err(
                     &path.key("url"),

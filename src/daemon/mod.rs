@@ -286,6 +286,21 @@ impl Daemon {
         let now = engine_clock.now_ms();
         let telemetry = Telemetry::new(metrics.clone(), &core.config().routing, now);
         let start_after = core.next_seq().checked_sub(1);
+        // Each subscriber's cursor; a new one's starting point is recorded now, before the
+        // engine task makes a decision.
+        let cursors: Vec<subscriber::Cursor> = subscribers
+            .iter()
+            .map(|s| {
+                let cursor = subscriber::Cursor {
+                    start_after,
+                    acks: acks_dir.as_deref().map(|dir| {
+                        crate::journal::AckFile::for_subscriber(dir, &s.name, sync_acks)
+                    }),
+                };
+                subscriber::record_first_start(s, &cursor);
+                cursor
+            })
+            .collect();
         let (task, engine) = EngineTask::new(
             core,
             engine_clock,
@@ -375,13 +390,8 @@ impl Daemon {
 
         let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
             .into_iter()
-            .map(|s| {
-                let cursor = subscriber::Cursor {
-                    start_after,
-                    acks: acks_dir.as_deref().map(|dir| {
-                        crate::journal::AckFile::for_subscriber(dir, &s.name, sync_acks)
-                    }),
-                };
+            .zip(cursors)
+            .map(|(s, cursor)| {
                 subscriber::spawn(
                     s,
                     engine.clone(),
