@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use crate::config::{Channel, RoutingConfig};
 use crate::engine::decision::{Decision, Fact, RevokeReason};
 use crate::engine::error::ReconfigureError;
@@ -45,6 +48,11 @@ impl Engine {
             return Err(ReconfigureError { problems });
         }
         self.now = now;
+        if config.seed != self.config.seed {
+            // A new seed takes effect from the change on. The change is journaled with the
+            // config it applied, so a replay reseeds at the same point and draws the same.
+            self.rng = ChaCha8Rng::seed_from_u64(config.seed);
+        }
         self.install_config(config);
         self.end_step();
         Ok(std::mem::take(&mut self.out))
