@@ -90,6 +90,8 @@ async fn a_reader_behind_the_decision_log_gets_410_gone() {
             .contains("oldest kept is seq 3"),
         "{body}"
     );
+    // A reader that resumes by itself needs the seq as a number, not inside prose.
+    assert_eq!(body["error"]["resume_after"], 2, "{body}");
     let (decisions, _) = t.poll(2, 0).await;
     let seqs: Vec<u64> = decisions
         .iter()
@@ -120,6 +122,7 @@ async fn a_reader_past_the_newest_decision_gets_409_ahead_not_a_silent_wait() {
         message.contains("newest decision is seq 1") && message.contains("resume from after=1"),
         "{body}"
     );
+    assert_eq!(body["error"]["resume_after"], 1, "{body}");
     let r = t
         .http
         .get(t.url("/v1/decisions/stream"))

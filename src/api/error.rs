@@ -27,6 +27,10 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<ConfigError>>,
+    /// 410 `decisions_gone` and 409 `decisions_ahead`: the `after` to resume the feed from, so
+    /// a reader that resumes by itself need not parse the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<u64>,
 }
 
 /// An error answer.
@@ -51,6 +55,7 @@ impl ApiError {
                 code: code.into(),
                 message: message.into(),
                 problems: None,
+                resume_after: None,
             },
             retry_after_s: None,
             bearer_challenge: false,
@@ -126,12 +131,18 @@ impl ApiError {
 
     /// 410 `decisions_gone` (behind the kept decisions) or 409 `decisions_ahead` (past the newest).
     pub fn feed(e: &FeedError) -> ApiError {
-        match e {
-            FeedError::Gone(_) => ApiError::new(StatusCode::GONE, "decisions_gone", e.to_string()),
-            FeedError::Ahead(_) => {
-                ApiError::new(StatusCode::CONFLICT, "decisions_ahead", e.to_string())
-            }
-        }
+        let (mut err, resume_after) = match e {
+            FeedError::Gone(gone) => (
+                ApiError::new(StatusCode::GONE, "decisions_gone", e.to_string()),
+                gone.resume_after,
+            ),
+            FeedError::Ahead(ahead) => (
+                ApiError::new(StatusCode::CONFLICT, "decisions_ahead", e.to_string()),
+                ahead.newest,
+            ),
+        };
+        err.body.resume_after = Some(resume_after);
+        err
     }
 }
 
