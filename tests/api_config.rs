@@ -353,20 +353,6 @@ async fn a_body_of_only_a_byte_order_mark_is_an_empty_config() {
     t.stop().await;
 }
 
-/// A journal sync that waits while its gate is closed (a disk that has stalled).
-struct Gated(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl tierline::daemon::commit::FileSync for Gated {
-    fn sync(&mut self, file: &std::fs::File) -> std::io::Result<()> {
-        let (closed, opened) = &*self.0;
-        let mut closed = closed.lock().unwrap_or_else(|p| p.into_inner());
-        while *closed {
-            closed = opened.wait(closed).unwrap_or_else(|p| p.into_inner());
-        }
-        file.sync_data()
-    }
-}
-
 /// A `PUT /v1/config` whose answer is cut off by the request timeout (here: the journal sync
 /// stalls) is still applied whole once the disk comes back: the routing config and the
 /// credentials its `[auth]` names take effect together. Before, the handler was dropped between
@@ -374,11 +360,8 @@ impl tierline::daemon::commit::FileSync for Gated {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_put_cut_off_by_the_request_timeout_is_applied_whole_not_half() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-    let set_gate = |closed: bool| {
-        *gate.0.lock().unwrap() = closed;
-        gate.1.notify_all();
-    };
+    let gate = Gate::default();
+    let set_gate = |closed: bool| gate.set(closed);
     let mut config = loaded(routing());
     config.daemon.server.request_timeout_ms = 300;
     config.daemon.auth.read_tokens_env = Some("READ".into());
@@ -391,7 +374,7 @@ async fn a_config_put_cut_off_by_the_request_timeout_is_applied_whole_not_half()
         _ => None,
     });
     options.journal_dir = Some(dir.path().to_path_buf());
-    options.journal_sync = Some(Box::new(Gated(std::sync::Arc::clone(&gate))));
+    options.journal_sync = Some(gate.sync());
     let t = TestDaemon::start(options).await;
 
     // Rotate the admin token and drop the `sales` queue while the disk is stalled.

@@ -425,3 +425,51 @@ async fn a_redirected_webhook_post_is_not_acknowledged_by_a_get() {
     assert!(!log.contains(&"GET /moved".to_string()), "{log:?}");
     t.stop().await;
 }
+
+/// A browser `EventSource` takes a 503 at connect as fatal and stops reconnecting, so a full
+/// command queue when a stream opens is waited out, as it is mid-stream, not answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_connect_waits_out_a_full_command_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::default();
+    let mut config = loaded(one_agent_desk());
+    config.daemon.server.event_queue_depth = 1;
+    let mut options = DaemonOptions::new(config);
+    options.journal_dir = Some(dir.path().to_path_buf());
+    options.journal_sync = Some(gate.sync());
+    let t = TestDaemon::start(options).await;
+
+    // The disk stalls: the first call's batch waits for its sync, the engine takes no command
+    // meanwhile, the next call fills the one-deep queue and the others are turned away.
+    gate.set(true);
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..4 {
+        let (http, url, done) = (t.http.clone(), t.url("/v1/events"), done.clone());
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .json(&call(&format!("e{i}"), &format!("c{i}")))
+                .send()
+                .await;
+            let _ = done.send(r.map(|r| r.status()).ok());
+        });
+    }
+    let first = tokio::time::timeout(GIVE_UP, answers.recv()).await;
+    assert!(
+        matches!(first, Ok(Some(Some(StatusCode::SERVICE_UNAVAILABLE)))),
+        "the queue never filled: {first:?}"
+    );
+
+    let (http, url) = (t.http.clone(), t.url("/v1/decisions/stream"));
+    let connect = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    // Give the stream's first read time to find the queue full (ordering, not a measurement:
+    // if it has not run yet it simply succeeds below, as it should).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gate.set(false);
+    let status = tokio::time::timeout(GIVE_UP, connect).await;
+    assert!(
+        matches!(status, Ok(Ok(Ok(StatusCode::OK)))),
+        "the stream did not open once the queue drained: {status:?}"
+    );
+    t.stop().await;
+}

@@ -172,8 +172,26 @@ pub async fn stream(
         ),
         None => q.after,
     };
-    // Refuse up front (410) if the reader is already behind the ring.
-    let first = page(&app.engine, after, DEFAULT_PAGE).await?;
+    // Refuse up front (410) if the reader is already behind the ring. A full command queue is
+    // waited out as it is mid-stream (up to the long-poll bound), not answered 503: a browser
+    // `EventSource` takes a 503 at connect as fatal and stops reconnecting.
+    let give_up = tokio::time::Instant::now() + app.long_poll_max;
+    let first = loop {
+        match read_page(&app.engine, after, DEFAULT_PAGE).await {
+            Ok(Ok(page)) => break page,
+            Ok(Err(feed)) => return Err(ApiError::feed(&feed)),
+            Err(busy @ SubmitError::Busy { .. }) => {
+                if tokio::time::Instant::now() >= give_up {
+                    return Err(busy.into());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(STREAM_BUSY_RETRY) => {}
+                    () = app.shutdown.wait() => return Err(busy.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let state = StreamState {
         seq: app.engine.next_seq_watch(),
         after: Some(first.next),

@@ -221,3 +221,32 @@ pub fn flood_calls(t: &TestDaemon, workers: usize, per: usize) -> Vec<tokio::tas
         })
         .collect()
 }
+
+/// A journal sync that waits while its gate is closed (a disk that has stalled): give
+/// `gate.sync()` to `DaemonOptions::journal_sync`, then `gate.set(true)` / `gate.set(false)`.
+#[derive(Clone, Default)]
+#[allow(dead_code)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+#[allow(dead_code)]
+impl Gate {
+    pub fn set(&self, closed: bool) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = closed;
+        self.0 .1.notify_all();
+    }
+
+    pub fn sync(&self) -> Box<dyn tierline::daemon::commit::FileSync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tierline::daemon::commit::FileSync for Gate {
+    fn sync(&mut self, file: &std::fs::File) -> std::io::Result<()> {
+        let (closed, opened) = &*self.0;
+        let mut closed = closed.lock().unwrap_or_else(|p| p.into_inner());
+        while *closed {
+            closed = opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+        }
+        file.sync_data()
+    }
+}
