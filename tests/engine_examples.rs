@@ -762,20 +762,7 @@ fn tier_order_prefers_the_lowest_tier_even_after_the_ladder_widened() {
 #[test]
 fn random_strategy_is_deterministic_for_a_seed() {
     let script = |seed: u64| {
-        let mut q = with_strategy(queue("q", vec![step(0, &[1])]), Strategy::Random);
-        q.wrap_up_ms = 0;
-        let mut cfg = config(
-            vec![q],
-            ["a", "b", "c", "d", "e"]
-                .iter()
-                .map(|id| agent(id, &[("q", 1)]))
-                .collect(),
-        );
-        cfg.seed = seed;
-        let mut d = Driver::new(cfg);
-        for id in ["a", "b", "c", "d", "e"] {
-            d.at(0, login(id));
-        }
+        let mut d = random_desk(seed, &["a", "b", "c", "d", "e"]);
         let mut picked = Vec::new();
         for n in 0..8 {
             picked.push(handle_call(&mut d, secs(n + 1), &format!("c{n}")));
@@ -2391,8 +2378,9 @@ fn a_late_answer_to_an_earlier_offer_names_the_agent() {
     assert!(err.to_string().contains("agent `a`"), "{err}");
 }
 
-#[test]
-fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
+/// `support` whose step 0 (L1) is skipped when no L1 is logged in, L1+L2 at 30 s; the only L1
+/// logged in but not ready, the L2 free, and call `c1` waiting at step 0 since 1 s.
+fn an_l1_desk_waiting_for_its_only_l1() -> Driver {
     let mut ladder = vec![step(0, &[1]), step(30, &[1, 2])];
     ladder[0].skip_if_no_agents = true;
     let mut d = Driver::new(config(
@@ -2407,6 +2395,12 @@ fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
     d.at(0, login("l2"));
     let ds = d.at(secs(1), call("c1", "support"));
     assert_eq!(kinds(&ds), vec!["queued"], "an L1 is logged in (not ready)");
+    d
+}
+
+#[test]
+fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
+    let mut d = an_l1_desk_waiting_for_its_only_l1();
     // The only L1 logs out at 5 s: nobody can take step 0, so step 1 (L1+L2) starts now, not
     // at 31 s, and the idle L2 gets the call.
     let ds = d.at(secs(5), logout("l1"));
@@ -2424,20 +2418,7 @@ fn when_the_last_l1_logs_out_a_waiting_call_skips_to_the_next_step_at_once() {
 
 #[test]
 fn when_the_last_l1_logs_in_again_as_an_l2_a_waiting_call_skips_to_the_next_step_at_once() {
-    let mut ladder = vec![step(0, &[1]), step(30, &[1, 2])];
-    ladder[0].skip_if_no_agents = true;
-    let mut d = Driver::new(config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
-    d.at(0, login("l1"));
-    d.at(0, not_ready("l1", "lunch"));
-    d.at(0, login("l2"));
-    let ds = d.at(secs(1), call("c1", "support"));
-    assert_eq!(kinds(&ds), vec!["queued"], "an L1 is logged in (not ready)");
+    let mut d = an_l1_desk_waiting_for_its_only_l1();
     // The only L1 logs in again at 5 s as an L2 of support: nobody can take step 0 any more,
     // so step 1 (L1+L2) starts now, not at 31 s, and l2 (free since 0 s) gets the call.
     let as_l2 = tierline::engine::Event::AgentLogin {

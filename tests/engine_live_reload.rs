@@ -450,28 +450,6 @@ fn an_offer_drained_with_its_queue_is_answered_and_wrapped_up_in_the_new_queue()
     consistent(&d);
 }
 
-/// A random desk of five agents seeded with `seed`, everyone logged in at 0.
-fn random_desk(seed: u64) -> Driver {
-    let mut q = with_strategy(
-        queue("q", vec![step(0, &[1])]),
-        tierline::config::Strategy::Random,
-    );
-    q.wrap_up_ms = 0;
-    let mut cfg = config(
-        vec![q],
-        ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|id| agent(id, &[("q", 1)]))
-            .collect(),
-    );
-    cfg.seed = seed;
-    let mut d = Driver::new(cfg);
-    for id in ["a", "b", "c", "d", "e"] {
-        d.at(0, login(id));
-    }
-    d
-}
-
 /// The agents picked for `n` calls, each ended at once so all five are free for the next.
 fn random_picks(d: &mut Driver, n: u64) -> Vec<String> {
     (0..n)
@@ -491,7 +469,7 @@ fn random_picks(d: &mut Driver, n: u64) -> Vec<String> {
 fn a_new_seed_applied_live_reseeds_the_random_strategy_from_then_on() {
     // Started with seed 7, then changed live to 99: from the change on it draws as a desk that
     // had seed 99 all along (no random pick was made before the change).
-    let mut changed = random_desk(7);
+    let mut changed = random_desk(7, &["a", "b", "c", "d", "e"]);
     let mut cfg = changed.engine.config().clone();
     cfg.seed = 99;
     cfg.agents = ["a", "b", "c", "d", "e"]
@@ -502,12 +480,12 @@ fn a_new_seed_applied_live_reseeds_the_random_strategy_from_then_on() {
         .engine
         .reconfigure(secs(1), cfg.clone())
         .unwrap_or_else(|e| panic!("refused: {e:?}"));
-    let mut always = random_desk(99);
+    let mut always = random_desk(99, &["a", "b", "c", "d", "e"]);
     always
         .engine
         .reconfigure(secs(1), cfg)
         .unwrap_or_else(|e| panic!("refused: {e:?}"));
-    let mut unchanged = random_desk(7);
+    let mut unchanged = random_desk(7, &["a", "b", "c", "d", "e"]);
     let after_change = random_picks(&mut changed, 30);
     assert_eq!(after_change, random_picks(&mut always, 30));
     assert_ne!(

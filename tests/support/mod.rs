@@ -508,3 +508,20 @@ pub fn to_json_lines(decisions: &[Decision]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Queue `q` under the `random` strategy (L1 only, wrap-up 0) with `agents` at tier 1, seeded
+/// with `seed`, everyone logged in at 0.
+pub fn random_desk(seed: u64, agents: &[&str]) -> Driver {
+    let mut q = with_strategy(queue("q", vec![step(0, &[1])]), Strategy::Random);
+    q.wrap_up_ms = 0;
+    let mut cfg = config(
+        vec![q],
+        agents.iter().map(|id| agent(id, &[("q", 1)])).collect(),
+    );
+    cfg.seed = seed;
+    let mut d = Driver::new(cfg);
+    for id in agents {
+        d.at(0, login(id));
+    }
+    d
+}
