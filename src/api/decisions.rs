@@ -5,6 +5,11 @@
 //! watch channel between reads, so a waiting client costs nothing until a decision exists.
 //! Both end early on shutdown. A reader behind the ring gets 410 `decisions_gone`, one past the
 //! newest decision 409 `decisions_ahead`.
+//!
+//! Both check the reader's bearer token again before they hand out decisions they waited for:
+//! a reload that took the token out (a rotation, a leaked token revoked) ends what it opened. A
+//! long-poll answers 401; a stream sends `event: error` (`unauthorized`) and ends, and while it
+//! has nothing to send it checks every `AUTH_RECHECK`, so a revoked token holds no connection.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,6 +26,7 @@ use crate::daemon::decision_log::{DecisionPage, LoggedDecision};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
 
+use super::auth::Role;
 use super::error::ApiError;
 use super::AppState;
 
@@ -66,6 +72,19 @@ async fn read_page(
 /// How long an SSE stream waits before reading again when the command queue was full.
 const STREAM_BUSY_RETRY: Duration = Duration::from_millis(20);
 
+/// How often an SSE stream with nothing to send checks that its token is still valid (the
+/// keep-alive interval).
+const AUTH_RECHECK: Duration = Duration::from_secs(15);
+
+/// The reader's credentials, kept to check them again later (only `Authorization`).
+fn credentials(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        kept.insert(header::AUTHORIZATION, value.clone());
+    }
+    kept
+}
+
 /// Wait until a decision with seq > `after` exists; false on shutdown or when the engine stops.
 async fn wait_past(seq: &mut watch::Receiver<u64>, after: u64, shutdown: &Shutdown) -> bool {
     tokio::select! {
@@ -98,6 +117,7 @@ fn page_body(page: &DecisionPage) -> String {
 /// `GET /v1/decisions?after=SEQ&wait_ms=N&limit=L`.
 pub async fn long_poll(
     State(app): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
@@ -128,6 +148,8 @@ pub async fn long_poll(
             _ => break current,
         }
     };
+    // The token may have been revoked while the poll waited.
+    app.auth().authorize(&headers, Role::Read)?;
     let mut response = page_body(&result).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -145,6 +167,8 @@ pub struct StreamQuery {
 
 struct StreamState {
     app: AppState,
+    /// The `Authorization` the stream was opened with, checked again before each decision.
+    credentials: HeaderMap,
     seq: watch::Receiver<u64>,
     after: Option<u64>,
     pending: std::collections::VecDeque<LoggedDecision>,
@@ -193,6 +217,7 @@ pub async fn stream(
         }
     };
     let state = StreamState {
+        credentials: credentials(&headers),
         seq: app.engine.next_seq_watch(),
         after: Some(first.next),
         pending: first.decisions.into(),
@@ -210,6 +235,12 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
             if s.done {
                 return None;
             }
+            if let Err(revoked) = s.app.auth().authorize(&s.credentials, Role::Read) {
+                // A reload took the token out: no decision more, and the stream ends.
+                s.done = true;
+                let data = serde_json::json!({ "error": revoked.body }).to_string();
+                return Some((Ok(SseEvent::default().event("error").data(data)), s));
+            }
             if let Some(d) = s.pending.pop_front() {
                 let event = SseEvent::default()
                     .id(d.seq.to_string())
@@ -218,8 +249,13 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
                 return Some((Ok(event), s));
             }
             let after = s.after.unwrap_or(0);
-            if !wait_past(&mut s.seq, after, &s.app.shutdown).await {
-                return None;
+            match tokio::time::timeout(AUTH_RECHECK, wait_past(&mut s.seq, after, &s.app.shutdown))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return None,
+                // Nothing to send yet: check the token again (top of the loop), then wait on.
+                Err(_) => continue,
             }
             let error = match read_page(&s.app.engine, s.after, DEFAULT_PAGE).await {
                 Ok(Ok(page)) => {
