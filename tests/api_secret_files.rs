@@ -453,3 +453,36 @@ async fn a_revoked_token_ends_the_sse_stream_and_the_long_poll_it_opened() {
     assert!(text.contains("\"unauthorized\""), "{text}");
     t.stop().await;
 }
+
+/// A stream with nothing to send still ends when the reload takes its token out: it wakes on
+/// the reload itself, not on the next decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision() {
+    use futures::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin-tokens");
+    rotate(&tokens, "token-one,token-two\n");
+    let (t, _) = daemon_with_token_file(dir.path(), &tokens).await;
+    let stream = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .bearer_auth("token-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    rotate(&tokens, "token-two\n");
+    assert!(t.daemon().sighup().await.unwrap().secrets_changed);
+    let mut text = String::new();
+    let mut chunks = stream.bytes_stream();
+    let ended = tokio::time::timeout(GIVE_UP, async {
+        while let Some(chunk) = chunks.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream did not end; got {text:?}");
+    assert!(text.contains("\"unauthorized\""), "{text}");
+    t.stop().await;
+}

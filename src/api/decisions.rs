@@ -8,8 +8,8 @@
 //!
 //! Both check the reader's bearer token again before they hand out decisions they waited for:
 //! a reload that took the token out (a rotation, a leaked token revoked) ends what it opened. A
-//! long-poll answers 401; a stream sends `event: error` (`unauthorized`) and ends, and while it
-//! has nothing to send it checks every `AUTH_RECHECK`, so a revoked token holds no connection.
+//! long-poll answers 401; a stream sends `event: error` (`unauthorized`) and ends, at once even
+//! when it has nothing to send (it wakes on the reload), so a revoked token holds no connection.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -71,10 +71,6 @@ async fn read_page(
 
 /// How long an SSE stream waits before reading again when the command queue was full.
 const STREAM_BUSY_RETRY: Duration = Duration::from_millis(20);
-
-/// How often an SSE stream with nothing to send checks that its token is still valid (the
-/// keep-alive interval).
-const AUTH_RECHECK: Duration = Duration::from_secs(15);
 
 /// The reader's credentials, kept to check them again later (only `Authorization`).
 fn credentials(headers: &HeaderMap) -> HeaderMap {
@@ -167,8 +163,10 @@ pub struct StreamQuery {
 
 struct StreamState {
     app: AppState,
-    /// The `Authorization` the stream was opened with, checked again before each decision.
+    /// The `Authorization` the stream was opened with, checked again before each decision and
+    /// whenever a reload changes the keys.
     credentials: HeaderMap,
+    auth_changes: watch::Receiver<u64>,
     seq: watch::Receiver<u64>,
     after: Option<u64>,
     pending: std::collections::VecDeque<LoggedDecision>,
@@ -218,6 +216,7 @@ pub async fn stream(
     };
     let state = StreamState {
         credentials: credentials(&headers),
+        auth_changes: app.reloader.auth_changes(),
         seq: app.engine.next_seq_watch(),
         after: Some(first.next),
         pending: first.decisions.into(),
@@ -249,13 +248,19 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
                 return Some((Ok(event), s));
             }
             let after = s.after.unwrap_or(0);
-            match tokio::time::timeout(AUTH_RECHECK, wait_past(&mut s.seq, after, &s.app.shutdown))
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return None,
-                // Nothing to send yet: check the token again (top of the loop), then wait on.
-                Err(_) => continue,
+            tokio::select! {
+                more = wait_past(&mut s.seq, after, &s.app.shutdown) => {
+                    if !more {
+                        return None;
+                    }
+                }
+                // A reload changed the keys: check the token again (top of the loop).
+                changed = s.auth_changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
             }
             let error = match read_page(&s.app.engine, s.after, DEFAULT_PAGE).await {
                 Ok(Ok(page)) => {

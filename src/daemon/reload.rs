@@ -92,6 +92,9 @@ pub struct Reloader {
     metrics: Metrics,
     /// Serializes reloads so two never interleave their check-then-apply.
     gate: tokio::sync::Mutex<()>,
+    /// Bumped each time a reload changes the auth keys, so whatever a token opened (an SSE
+    /// stream) can check it again at once instead of on a timer.
+    auth_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Reloader {
@@ -117,7 +120,13 @@ impl Reloader {
             env,
             metrics,
             gate: tokio::sync::Mutex::new(()),
+            auth_changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes when a reload put different auth keys in force.
+    pub fn auth_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.auth_changed.subscribe()
     }
 
     /// The config file this daemon was started from, if any.
@@ -289,19 +298,24 @@ impl Reloader {
 
     /// Put `fresh` in force; whether anything differs from before.
     fn install(&self, fresh: FreshSecrets) -> bool {
-        let mut changed = false;
         let auth = Arc::new(fresh.auth);
-        match self.auth.write() {
+        let auth_changed = match self.auth.write() {
             Ok(mut cell) => {
-                changed |= **cell != *auth;
+                let differs = **cell != *auth;
                 *cell = auth;
+                differs
             }
             Err(poisoned) => {
                 let mut cell = poisoned.into_inner();
-                changed |= **cell != *auth;
+                let differs = **cell != *auth;
                 *cell = auth;
+                differs
             }
+        };
+        if auth_changed {
+            self.auth_changed.send_modify(|generation| *generation += 1);
         }
+        let mut changed = auth_changed;
         for (cell, secret) in self.subscriber_secrets.iter().zip(fresh.subscribers) {
             changed |= cell.replace(secret);
         }
