@@ -473,3 +473,60 @@ async fn the_reports_of_an_agent_with_a_long_id_are_taken() {
     );
     h.daemon.stop().await.unwrap();
 }
+
+/// An agent's phone that answers after tierline revoked its offer (agent forced offline, offer
+/// expired while a late 180 restarted Kamailio's ring timer) connects the caller all the same: a
+/// 2xx ends the caller's transaction and no `/route` follows. The call must not stay in tierline
+/// as a ghost, offered to agents nobody rings: each such offer would expire as a no-answer and
+/// take an innocent agent out of rotation (`max_no_answer = 1` here), one after the other.
+#[tokio::test]
+async fn an_answer_after_the_offer_was_revoked_takes_the_call_out_of_tierline() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let (_, first) = h.route(call("revoked@pbx")).await;
+    assert_eq!(first["agent"], "a1", "{first}");
+    // a1 is forced offline while its phone rings: the offer is revoked, a2 gets the call.
+    let (status, body) = h
+        .post(
+            "/v1/events",
+            json!({"id": "logout-a1", "type": "agent.logout", "agent": "a1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    h.login("a2").await;
+    assert_eq!(
+        h.get("/v1/agents/a2").await["interactions"][0]["interaction"],
+        "revoked@pbx"
+    );
+    // a1's phone answers anyway: the caller talks to a1.
+    let accept = json!({"call_id": "revoked@pbx", "event": "accepted", "agent": "a1",
+                        "offer": first["offer"], "sip_status": 200});
+    let (status, r) = h.report(accept.clone()).await;
+    assert_eq!(
+        (status, r["status"].as_str(), r["reason"].as_str()),
+        (200, Some("ignored"), Some("no_such_offer")),
+        "{r}"
+    );
+    assert_eq!(r["withdrawn"], true, "{r}");
+    let view = h.get("/v1/interactions/revoked@pbx").await;
+    assert_eq!(view["state"], "abandoned", "{view}");
+    let a2 = h.get("/v1/agents/a2").await;
+    assert_eq!(
+        (a2["status"].as_str(), a2["activity"].as_str()),
+        (Some("available"), Some("available")),
+        "a2's ghost offer was withdrawn, not left to expire: {a2}"
+    );
+    // A retransmitted 200 changes nothing more; nor does the BYE.
+    let (status, r) = h.report(accept).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("ignored")),
+        "{r}"
+    );
+    assert_eq!(r["withdrawn"], false, "{r}");
+    let (_, r) = h
+        .report(json!({"call_id": "revoked@pbx", "event": "ended"}))
+        .await;
+    assert_eq!(r["status"], "ignored", "{r}");
+    h.daemon.stop().await.unwrap();
+}

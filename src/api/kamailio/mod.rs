@@ -43,7 +43,7 @@ use tokio::sync::Notify;
 
 use crate::config::Millis;
 use crate::daemon::core::{Input, Outcome};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Event};
 
 use super::auth::Role;
 use super::error::ApiError;
@@ -241,11 +241,50 @@ pub async fn report(
     };
     let body = match reason {
         None => serde_json::json!({ "id": id, "status": status }),
+        // A 2xx from a phone whose offer tierline no longer holds (revoked, expired) connected
+        // the caller all the same, and no `/route` follows: a call still queued or offered in
+        // tierline would be a ghost, offered to agents nobody rings (each expiry a no-answer).
+        // tierline lets go of it, as for a caller who hung up.
+        Some(e) if req.event == SipOutcome::Accepted => {
+            let withdrawn = withdraw(&app, &reported, &req.call_id).await?;
+            let mut message = e.to_string();
+            if withdrawn {
+                message.push_str(
+                    ": the phone answered anyway, so the call was taken out of tierline \
+                     (interaction.abandoned)",
+                );
+            }
+            serde_json::json!({
+                "id": id, "status": status, "reason": e.code(), "message": message,
+                "withdrawn": withdrawn
+            })
+        }
         Some(e) => serde_json::json!({
             "id": id, "status": status, "reason": e.code(), "message": e.to_string()
         }),
     };
     Ok(json_line(StatusCode::OK, body.to_string()))
+}
+
+/// Take a call connected outside tierline's offers out of its queue (the caller's abandon, under
+/// the same event id, so a later CANCEL report is a duplicate). The engine refuses it unless the
+/// call is still waiting or offered; whether it applied is the answer.
+async fn withdraw(app: &AppState, reported: &Reported, call_id: &str) -> Result<bool, ApiError> {
+    let outcome = app
+        .engine
+        .apply(vec![Input::Event {
+            id: format!("kamailio:{call_id}:abandoned"),
+            event: Event::InteractionAbandoned {
+                interaction: call_id.to_string(),
+            },
+        }])
+        .await?
+        .pop();
+    let applied = matches!(outcome, Some(Outcome::Applied(_)));
+    if applied {
+        reported.0.notify_waiters();
+    }
+    Ok(applied)
 }
 
 /// Kamailio's http_client cannot add an `Authorization: Bearer` header to `http_connect`, but it
