@@ -898,6 +898,7 @@ fn every_error_code_answered_is_documented() {
     let adapter_codes = [
         "call_gone",
         "already_connected",
+        "call_id_in_use",
         "no_route",
         "closed",
         "field_too_long",

@@ -530,3 +530,125 @@ async fn an_answer_after_the_offer_was_revoked_takes_the_call_out_of_tierline() 
     assert_eq!(r["status"], "ignored", "{r}");
     h.daemon.stop().await.unwrap();
 }
+
+/// The daemon with queue `support` serving chats as well as calls.
+async fn start_with_chats() -> Harness {
+    let config = CONFIG.replace(
+        "[[queue]]\nid = \"support\"\n",
+        "[[queue]]\nid = \"support\"\nchannels = [\"voice\", \"chat\"]\n",
+    );
+    assert_ne!(config, CONFIG);
+    Harness::start_with(&config).await
+}
+
+/// A chat (or any interaction another integration brought in) through `POST /v1/events`.
+async fn chat_arrives(h: &Harness, id: &str) {
+    let (status, body) = h
+        .post(
+            "/v1/events",
+            json!({"id": format!("arrive-{id}"), "type": "interaction.arrived",
+                   "interaction": id, "channel": "chat", "queue": "support"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The Call-ID is the interaction id, and chats, emails and callbacks share that id space: a SIP
+/// call whose Call-ID is a chat's id (a predictable `chat-1`) must not be taken for that chat.
+/// `/route` refuses it, and nothing about the chat changes (its offer to a1 is not rung).
+#[tokio::test]
+async fn a_call_id_that_names_a_chat_is_refused_and_the_chat_is_untouched() {
+    let h = start_with_chats().await;
+    h.login("a1").await;
+    chat_arrives(&h, "chat-1").await;
+    let before = h.get("/v1/interactions/chat-1").await;
+    assert_eq!(before["state"], "offered", "{before}");
+    assert_eq!(before["channel"], "chat", "{before}");
+
+    let (status, r) = h.route(call("chat-1")).await;
+    assert_eq!(status, 409, "{r}");
+    assert_eq!(r["error"]["code"], "call_id_in_use", "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("chat"), "{r}");
+    // A retried `/route` (Kamailio after a failure) gets the same answer.
+    let mut again = call("chat-1");
+    again["previous_offer"] = json!("o-any");
+    let (status, r) = h.route(again).await;
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (409, Some("call_id_in_use")),
+        "{r}"
+    );
+
+    let after = h.get("/v1/interactions/chat-1").await;
+    assert_eq!(after, before, "the chat is unchanged");
+    let agent = h.get("/v1/agents/a1").await;
+    assert_eq!(agent["interactions"][0]["interaction"], "chat-1", "{agent}");
+    h.daemon.stop().await.unwrap();
+}
+
+/// No SIP outcome reported for a Call-ID that is a chat's id is applied to the chat: a CANCEL
+/// cannot abandon it, a 2xx cannot take it for the agent's phone (nor withdraw it), a BYE cannot
+/// end it. Each is answered as a report the adapter cannot apply.
+#[tokio::test]
+async fn reports_for_a_call_id_that_names_a_chat_apply_nothing() {
+    let h = start_with_chats().await;
+    h.login("a1").await;
+    chat_arrives(&h, "chat-1").await;
+    let before = h.get("/v1/interactions/chat-1").await;
+    assert_eq!(before["state"], "offered", "{before}");
+    let offer = h.get("/v1/agents/a1").await["interactions"][0]["offer"].clone();
+    assert!(offer.is_string(), "{offer}");
+
+    let reports = [
+        json!({"call_id": "chat-1", "event": "abandoned"}),
+        json!({"call_id": "chat-1", "event": "accepted", "agent": "a1", "offer": offer,
+               "sip_status": 200}),
+        json!({"call_id": "chat-1", "event": "accepted", "agent": "a1", "offer": "o-other",
+               "sip_status": 200}),
+        json!({"call_id": "chat-1", "event": "declined", "agent": "a1", "offer": offer,
+               "sip_status": 603}),
+        json!({"call_id": "chat-1", "event": "no_answer", "agent": "a1", "offer": offer,
+               "sip_status": 408}),
+        json!({"call_id": "chat-1", "event": "ended"}),
+    ];
+    for report in reports {
+        let (status, r) = h.report(report.clone()).await;
+        assert_eq!(
+            (status, r["status"].as_str(), r["reason"].as_str()),
+            (200, Some("ignored"), Some("call_id_in_use")),
+            "{report} -> {r}"
+        );
+        assert!(
+            r["message"].as_str().unwrap_or_default().contains("chat"),
+            "{r}"
+        );
+        assert!(
+            r.get("withdrawn").is_none_or(|w| w == false),
+            "nothing withdrawn: {r}"
+        );
+        let now = h.get("/v1/interactions/chat-1").await;
+        assert_eq!(now, before, "after {report}: the chat is unchanged");
+    }
+    let agent = h.get("/v1/agents/a1").await;
+    assert_eq!(
+        (
+            agent["status"].as_str(),
+            agent["interactions"][0]["offer"].clone()
+        ),
+        (Some("available"), offer),
+        "a1 keeps its chat offer, no miss counted: {agent}"
+    );
+
+    // The chat's own integration still drives it.
+    let (status, body) = h
+        .post(
+            "/v1/events",
+            json!({"id": "chat-1-accept", "type": "offer.accepted", "interaction": "chat-1",
+                   "agent": "a1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h.get("/v1/interactions/chat-1").await["state"], "connected");
+    h.daemon.stop().await.unwrap();
+}

@@ -2,7 +2,7 @@
 //! (`CallSnapshot`) and what Kamailio rang last, so that a restart or a second Kamailio loses
 //! nothing.
 
-use crate::config::{Millis, Overflow};
+use crate::config::{Channel, Millis, Overflow};
 use crate::engine::{EngineError, InteractionState, InteractionView, RejectReason, Why};
 
 use super::wire::{Rtjson, RtjsonRoute};
@@ -12,6 +12,8 @@ use crate::api::error::ApiError;
 /// What the engine says about a call, reduced to what `/route` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSnapshot {
+    /// The interaction's channel: the adapter acts on voice interactions only (see `decide`).
+    pub channel: Channel,
     pub state: InteractionState,
     /// The current offer while offered: (agent, offer id, agent address, expires at).
     pub offer: Option<(String, String, String, Millis)>,
@@ -70,6 +72,7 @@ impl CallSnapshot {
                 });
         }
         Some(CallSnapshot {
+            channel: view.channel,
             state: view.state,
             offer,
             overflow_target,
@@ -122,6 +125,15 @@ pub fn decide(
             offer: None,
         })
     };
+    // The Call-ID shares the interaction id space with every other integration: an id that is a
+    // chat's (email's, callback's) is not this call, whatever state that interaction is in.
+    if snap.channel != Channel::Voice {
+        return RouteAnswer::Refuse {
+            status: 409,
+            code: CALL_ID_IN_USE,
+            message: call_id_in_use(call_id, snap.channel),
+        };
+    }
     match snap.state {
         InteractionState::Waiting => RouteAnswer::Wait,
         InteractionState::Offered => match &snap.offer {
@@ -187,6 +199,18 @@ pub fn decide(
     }
 }
 
+/// The code for a Call-ID that is the id of an interaction of another channel.
+pub const CALL_ID_IN_USE: &str = "call_id_in_use";
+
+/// Why the adapter will not act on `call_id`: it names a `channel` interaction, which came from
+/// another integration (the adapter creates voice interactions only).
+pub fn call_id_in_use(call_id: &str, channel: Channel) -> String {
+    format!(
+        "Call-ID `{call_id}` is the id of a {} interaction not routed through this adapter",
+        channel.as_str()
+    )
+}
+
 /// The SIP-facing status for an engine refusal of an arrival.
 pub(super) fn arrival_refusal(e: &EngineError) -> ApiError {
     match e {
@@ -215,6 +239,7 @@ mod tests {
 
     fn offered(agent: &str, offer: &str, expires_at: Millis) -> CallSnapshot {
         CallSnapshot {
+            channel: Channel::Voice,
             state: InteractionState::Offered,
             offer: Some((
                 agent.into(),
@@ -229,6 +254,7 @@ mod tests {
 
     fn state(state: InteractionState) -> CallSnapshot {
         CallSnapshot {
+            channel: Channel::Voice,
             state,
             offer: None,
             overflow_target: None,
@@ -298,6 +324,33 @@ mod tests {
         let mut unrouted = state(InteractionState::Rejected);
         unrouted.rejected = Some((RejectReason::NoRoute, None));
         assert_eq!(status(&unrouted), (404, "no_route"));
+    }
+
+    #[test]
+    fn an_interaction_of_another_channel_is_never_taken_for_the_call() {
+        for channel in [Channel::Chat, Channel::Email, Channel::Callback] {
+            let mut snap = offered("a1", "o7", 20_000);
+            snap.channel = channel;
+            let RouteAnswer::Refuse {
+                status,
+                code,
+                message,
+            } = decide("chat-1", &snap, None, 5_000)
+            else {
+                panic!("a {} interaction must not be rung", channel.as_str());
+            };
+            assert_eq!((status, code), (409, CALL_ID_IN_USE));
+            assert!(message.contains(channel.as_str()), "{message}");
+            let mut done = state(InteractionState::Done);
+            done.channel = channel;
+            assert!(matches!(
+                decide("chat-1", &done, None, 0),
+                RouteAnswer::Refuse {
+                    code: CALL_ID_IN_USE,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

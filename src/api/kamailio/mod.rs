@@ -13,6 +13,12 @@
 //! report a SIP outcome the engine no longer expects as an error (retransmissions and late
 //! reports are normal in SIP).
 //!
+//! Chats, emails and callbacks from other integrations share the interaction id space, so a
+//! Call-ID can name one of them (a predictable `chat-123`). The adapter acts only on voice
+//! interactions: `/route` refuses such a Call-ID (409 `call_id_in_use`) and `/report` applies
+//! nothing to it (`ignored`, reason `call_id_in_use`), so a caller can neither ring the agent
+//! offered someone's chat nor abandon, accept or end that chat.
+//!
 //! `/route` answers, by HTTP status (the status *is* the SIP status Kamailio replies with, except
 //! 200/202/410):
 //! - 200 + rtjson: ring `routes[0].uri` — an agent (with `agent`, `offer`, and `fr_inv_timer` =
@@ -20,7 +26,8 @@
 //! - 202 `{"status":"waiting"}`: still no agent after the hold time; ask again.
 //! - 410 `call_gone`: the call ended in tierline (abandoned); Kamailio replies 487.
 //! - 486 `queue_full`, 480 `closed` (no closed target), 404 `no_route` / `channel_not_served`,
-//!   409 `already_connected`, 503 when the engine is busy, at capacity or stopping.
+//!   409 `already_connected`, 409 `call_id_in_use` (the Call-ID is a non-voice interaction's id),
+//!   503 when the engine is busy, at capacity or stopping.
 
 mod decide;
 mod wire;
@@ -41,7 +48,7 @@ use axum::{Extension, Router};
 use base64::Engine as _;
 use tokio::sync::Notify;
 
-use crate::config::Millis;
+use crate::config::{Channel, Millis};
 use crate::daemon::core::{Input, Outcome};
 use crate::engine::{EngineError, Event};
 
@@ -104,7 +111,9 @@ pub async fn route(
     let mut seq = app.engine.next_seq_watch();
 
     // A new call enters tierline; a repeated /route (after a failed agent, or a retransmission)
-    // finds it there. The event id makes a racing duplicate harmless.
+    // finds it there. The event id makes a racing duplicate harmless. An interaction of another
+    // channel found (or racing) under this id is not the call: `decide` refuses it from the
+    // snapshot, which carries the channel, before anything is rung.
     let call = req.call_id.clone();
     seq.borrow_and_update();
     let known = app
@@ -212,6 +221,29 @@ pub async fn report(
     let req: ReportRequest = read_json_object(&app, &headers, body).await?;
     let event = req.event().map_err(invalid)?;
     let id = req.event_id().map_err(invalid)?;
+    // Only a voice interaction can be this call: an outcome for a Call-ID that is a chat's
+    // (email's, callback's) id is not applied to it, nor is a late answer's withdraw.
+    let call = req.call_id.clone();
+    let foreign = app
+        .engine
+        .read_core(move |v| {
+            v.core
+                .engine()
+                .interaction(&call)
+                .map(|i| i.channel)
+                .filter(|c| *c != Channel::Voice)
+        })
+        .await?;
+    if let Some(channel) = foreign {
+        let mut body = serde_json::json!({
+            "id": id, "status": "ignored", "reason": CALL_ID_IN_USE,
+            "message": call_id_in_use(&req.call_id, channel)
+        });
+        if req.event == SipOutcome::Accepted {
+            body["withdrawn"] = serde_json::Value::Bool(false);
+        }
+        return Ok(json_line(StatusCode::OK, body.to_string()));
+    }
     let outcome = app
         .engine
         .apply(vec![Input::Event {
