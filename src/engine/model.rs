@@ -291,9 +291,10 @@ pub struct FreeKey {
 pub type Pool = [Option<indexset::BTreeSet<FreeKey>>; 4];
 
 /// Keys per leaf of a pool's tree. The crate's default (1024) makes each insert or removal shift
-/// up to 1024 keys of 48 bytes within a leaf; at 128 that is a few cache lines, and the spine
-/// (one entry per leaf, searched by bisection, re-counted when a leaf splits or empties) stays
-/// short: 80–160 leaves for 10,000 free agents.
+/// up to 1024 keys of 48 bytes within a leaf; 128 bounds that to a few kilobytes and keeps the
+/// spine (one entry per leaf, searched by bisection, re-counted when a leaf splits or empties)
+/// at 80–160 leaves for 10,000 free agents. 32, 128 and 1024 measured alike within the noise
+/// (`pick_random/10000`, 4.5–6.4 µs): the pick's cost is the key comparisons, not the shifts.
 const POOL_LEAF: usize = 128;
 
 fn pool_set() -> indexset::BTreeSet<FreeKey> {
