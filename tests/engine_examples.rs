@@ -779,6 +779,99 @@ fn random_strategy_is_deterministic_for_a_seed() {
     assert!(seen.len() >= 3, "random spreads calls, saw only {seen:?}");
 }
 
+/// Pearson's chi-square statistic of `counts` against a uniform spread over `agents`, and how
+/// many picks fell outside them.
+fn chi_square(counts: &std::collections::BTreeMap<String, u32>, agents: &[&str]) -> (f64, u32) {
+    let n: u32 = counts.values().sum();
+    let expected = f64::from(n) / agents.len() as f64;
+    let chi2 = agents
+        .iter()
+        .map(|a| {
+            let observed = f64::from(counts.get(*a).copied().unwrap_or(0));
+            (observed - expected).powi(2) / expected
+        })
+        .sum();
+    let outside = counts
+        .iter()
+        .filter(|(a, _)| !agents.contains(&a.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    (chi2, outside)
+}
+
+/// `picks` arrivals into `q` at one instant, each abandoned while offered, so every one sees the
+/// same free agents; how often each agent was offered.
+fn random_picks(
+    d: &mut Driver,
+    picks: u32,
+    skills: &[&str],
+) -> std::collections::BTreeMap<String, u32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for n in 0..picks {
+        let id = format!("c{n}");
+        let ds = d.at(1, Arrival::new(&id).queue("q").skills(skills).event());
+        let who = offered_to(&ds, &id).unwrap_or_else(|| panic!("{id} was not offered: {ds:?}"));
+        *counts.entry(who).or_insert(0) += 1;
+        d.at(1, abandon(&id));
+    }
+    counts
+}
+
+/// 99.9th percentile of chi-square with 4 and 2 degrees of freedom: a uniform pick exceeds it
+/// once in a thousand seeds; a pick that favours one agent by a fifth, or never picks one, far
+/// exceeds it over thousands of picks.
+const CHI2_4_DF: f64 = 18.47;
+const CHI2_2_DF: f64 = 13.82;
+
+#[test]
+fn random_strategy_picks_uniformly_across_the_allowed_tiers() {
+    // Five free agents in three tiers (each tier its own range of the pool), all at load 0.
+    let agents = [("a", 1), ("b", 1), ("c", 2), ("d", 3), ("e", 3)];
+    let mut d = strategy_desk(Strategy::Random, &agents);
+    for (id, _) in agents {
+        d.at(0, login(id));
+    }
+    let counts = random_picks(&mut d, 5_000, &[]);
+    let (chi2, outside) = chi_square(&counts, &["a", "b", "c", "d", "e"]);
+    assert_eq!(outside, 0, "{counts:?}");
+    assert!(chi2 < CHI2_4_DF, "chi-square {chi2:.1} for {counts:?}");
+}
+
+#[test]
+fn random_strategy_picks_uniformly_among_the_skilled() {
+    // 3 skilled among 60: 16 blind draws all miss for 44 % of the picks, which then list the
+    // skilled agents and draw among them; both ways must add up to a uniform pick.
+    let mut q = with_strategy(queue("q", vec![step(0, &[1, 2])]), Strategy::Random);
+    q.wrap_up_ms = 0;
+    let skilled = ["s07", "s31", "s52"];
+    let agents: Vec<String> = (0..60).map(|n| format!("s{n:02}")).collect();
+    let mut d = Driver::new(config(
+        vec![q],
+        agents
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let a = agent(id, &[("q", 1 + (n % 2) as u8)]);
+                if skilled.contains(&id.as_str()) {
+                    with_skills(a, &["fr"])
+                } else {
+                    a
+                }
+            })
+            .collect(),
+    ));
+    for id in &agents {
+        d.at(0, login(id));
+    }
+    let counts = random_picks(&mut d, 3_000, &["fr"]);
+    let (chi2, outside) = chi_square(&counts, &skilled);
+    assert_eq!(
+        outside, 0,
+        "an agent without the skill was picked: {counts:?}"
+    );
+    assert!(chi2 < CHI2_2_DF, "chi-square {chi2:.1} for {counts:?}");
+}
+
 #[test]
 fn random_strategy_still_prefers_fewer_active_chats() {
     let mut q = with_strategy(

@@ -54,6 +54,10 @@ impl Engine {
             return None;
         }
         let min_load = heads.iter().map(|(_, k)| k.load).min()?;
+        if strategy == Strategy::Random {
+            drop(heads);
+            return self.pick_random(q, channel, class, skills, min_load);
+        }
         match strategy {
             // Across tiers the tier itself does not count (except for tier-order).
             Strategy::LongestIdle | Strategy::FewestInteractions => heads
@@ -107,36 +111,87 @@ impl Engine {
                 }
                 after.or(first).map(|k| k.agent)
             }
-            Strategy::Random => {
-                let mut candidates: Vec<AKey> = Vec::new();
-                for (tier, set) in free_by_tier(free) {
-                    if !queue.class_allows(class, tier) {
-                        continue;
-                    }
-                    candidates.extend(
-                        set.skip_while(|k| k.load < min_load)
-                            .take_while(|k| k.load == min_load)
-                            .filter(|k| {
-                                self.has_skills(&self.agents[k.agent as usize].skills, skills)
-                            })
-                            .map(|k| k.agent),
-                    );
-                }
-                // Sets of different tiers are each in id order; sort so the pick depends only on
-                // the seed and the candidates, not on how tiers were laid out.
-                candidates.sort_unstable_by(|a, b| {
-                    self.agents[*a as usize]
-                        .id
-                        .cmp(&self.agents[*b as usize].id)
-                });
-                candidates.dedup();
-                if candidates.is_empty() {
-                    return None;
-                }
-                let pick = self.rng.gen_range(0..candidates.len());
-                Some(candidates[pick])
+            // Picked above, by position in the pool.
+            Strategy::Random => None,
+        }
+    }
+
+    /// Random: uniform among the skilled agents at `min_load` in the tiers `class` allows.
+    ///
+    /// In a random queue's pool (the free set's keys, by position) the agents of one tier at one
+    /// load are one contiguous range: two rank lookups per tier give its bounds, a draw `k` in
+    /// the ranges' total picks the k-th by position. With required skills an unskilled draw is
+    /// rejected and drawn again (each accepted draw is uniform among the skilled), at most
+    /// `RANDOM_DRAWS` times, then the skilled agents of the ranges are listed and one drawn
+    /// from them (exact, linear in the ranges): a mixture of uniform picks is uniform. The pool
+    /// orders by key alone, so the pick is a function of the state and the seed, never of the
+    /// order agents were filed in: a restored snapshot draws as the live engine would.
+    fn pick_random(
+        &mut self,
+        q: QKey,
+        channel: Channel,
+        class: Class,
+        skills: SkillSetId,
+        min_load: u32,
+    ) -> Option<AKey> {
+        let queue = &self.queues[q as usize];
+        let c = channel.index();
+        // A random queue always has a pool on the channels it serves (`check_pool`).
+        let pool = queue.pool.as_ref()?[c].as_ref()?;
+        let mut ranges: SmallVec<[(usize, usize); 4]> = SmallVec::new();
+        let mut total = 0usize;
+        for (tier, _) in free_by_tier(&queue.free[c]) {
+            if !queue.class_allows(class, tier) {
+                continue;
+            }
+            let start = pool.rank(&rr_key(tier, min_load, None));
+            let end = match (min_load.checked_add(1), tier.checked_add(1)) {
+                (Some(load), _) => pool.rank(&rr_key(tier, load, None)),
+                (None, Some(next)) => pool.rank(&rr_key(next, 0, None)),
+                (None, None) => pool.len(),
+            };
+            if start < end {
+                ranges.push((start, end));
+                total += end - start;
             }
         }
+        if total == 0 {
+            return None;
+        }
+        // The k-th candidate across the ranges, in range order.
+        let nth = |mut k: usize| {
+            ranges.iter().find_map(|&(start, end)| {
+                if k < end - start {
+                    pool.get_index(start + k)
+                } else {
+                    k -= end - start;
+                    None
+                }
+            })
+        };
+        let any_skills = self.skills.set(skills).is_empty();
+        let draws = if any_skills { 1 } else { RANDOM_DRAWS };
+        for _ in 0..draws {
+            // Drawn as u64, so that the pick does not depend on the platform's word size.
+            let k = self.rng.gen_range(0..total as u64) as usize;
+            let Some(key) = nth(k) else {
+                continue;
+            };
+            if any_skills || self.has_skills(&self.agents[key.agent as usize].skills, skills) {
+                return Some(key.agent);
+            }
+        }
+        let skilled: Vec<AKey> = ranges
+            .iter()
+            .flat_map(|&(start, end)| pool.range_idx(start..end))
+            .filter(|k| self.has_skills(&self.agents[k.agent as usize].skills, skills))
+            .map(|k| k.agent)
+            .collect();
+        if skilled.is_empty() {
+            return None;
+        }
+        let k = self.rng.gen_range(0..skilled.len() as u64) as usize;
+        skilled.get(k).copied()
     }
 
     /// The most urgent waiting interaction this agent is eligible for, across its queues and
@@ -308,7 +363,8 @@ impl Engine {
 }
 
 /// In a round-robin free set: with `id`, the last key agent `id` could have at (`tier`, `load`)
-/// (every round-robin key has strategy order and idle time 0); without, the first key there.
+/// (every round-robin key has strategy order and idle time 0); without, the first key there, in
+/// a set of any strategy (no key is smaller than strategy order 0, idle 0, id "", agent 0).
 fn rr_key(tier: Tier, load: u32, id: Option<Arc<str>>) -> FreeKey {
     static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
     let (id, agent) = match id {
@@ -333,6 +389,10 @@ pub(super) struct Head {
     pub queue: QKey,
     pub set: SetId,
 }
+
+/// Draws a random pick makes before it lists the skilled candidates instead: with one in two
+/// candidates skilled, 16 draws all miss once in 65,536 picks.
+const RANDOM_DRAWS: usize = 16;
 
 /// History entries an offer is usually followed by, itself included: offered, connected,
 /// wrap-up, done.

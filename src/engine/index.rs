@@ -110,9 +110,9 @@ impl Engine {
                     }
                     let old_key = self.key_from(ak, q, tier, c, &old_state);
                     let key = self.key_from(ak, q, tier, c, &state);
-                    let free = &mut self.queues[q as usize].free[c.index()];
-                    free.remove(&old_key);
-                    free.insert(key);
+                    let queue = &mut self.queues[q as usize];
+                    queue.free_remove(c.index(), &old_key);
+                    queue.free_insert(c.index(), key);
                 }
             }
         } else {
@@ -120,13 +120,13 @@ impl Engine {
             // it went back in.
             for &(q, c, tier) in &entries {
                 let key = self.key_from(ak, q, tier, c, &old_state);
-                self.queues[q as usize].free[c.index()].remove(&key);
+                self.queues[q as usize].free_remove(c.index(), &key);
             }
             entries.clear();
             self.each_free_entry(ak, |entry| entries.push(entry));
             for &(q, c, tier) in &entries {
                 let key = self.key_from(ak, q, tier, c, &state);
-                self.queues[q as usize].free[c.index()].insert(key);
+                self.queues[q as usize].free_insert(c.index(), key);
             }
         }
         let a = &mut self.agents[ak as usize];

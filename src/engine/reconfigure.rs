@@ -183,7 +183,7 @@ impl Engine {
             rt.waiting_count = 0;
             rt.waiting_by_channel = [0; 4];
             rt.by_priority = Default::default();
-            rt.free = Default::default();
+            rt.clear_free();
             rt.census = Default::default();
         }
         // The roster becomes agent state below; the engine keeps no second copy of it as config.

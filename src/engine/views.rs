@@ -416,6 +416,9 @@ impl Engine {
             if prio as usize != n {
                 return Err(format!("queue {} by_priority sums to {prio}", queue.name));
             }
+            queue
+                .check_pool()
+                .map_err(|e| format!("queue {}: {e}", queue.name))?;
             for (c, set) in queue.free.iter().enumerate() {
                 for key in set {
                     let a = &self.agents[key.agent as usize];
