@@ -235,3 +235,27 @@ fn hand_computed_abandons() {
     assert_eq!(f.abandon_rate, Some(1.0 / 3.0));
     assert_eq!(f.asa_s, Some(48.5));
 }
+
+/// docs/METRICS.md: a queue's offered is "arrivals routed to it and not rejected" (the daemon's
+/// stats agree). A at 0 s is answered at once, B at 1 s waits (max_waiting 1), C at 2 s finds the
+/// queue full and is rejected: offered 2, queued 1 → P(wait) 1/2. Overall still counts every
+/// arrival (SIMULATOR.md).
+#[test]
+fn a_rejected_arrival_is_not_offered_to_the_queue() {
+    let mut q = QueueConfig::with_defaults("support");
+    q.wrap_up_ms = 0;
+    q.max_waiting = Some(1);
+    let r = run_fixed(
+        routing(vec![q]),
+        100,
+        vec![
+            arrival(0.0, 50.0, None),
+            arrival(1.0, 10.0, None),
+            arrival(2.0, 10.0, None),
+        ],
+    );
+    let f = &r.queues[0].figures;
+    assert_eq!((f.offered, f.queued, f.rejected), (2, 1, 1), "{f:?}");
+    assert_eq!(f.queued_share, Some(0.5));
+    assert_eq!((r.overall.offered, r.overall.rejected), (3, 1));
+}

@@ -49,8 +49,8 @@ pub struct RunFigures {
 /// Outcome figures (domain reference §3), per queue or overall.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Figures {
-    /// Interactions offered to the queue: arrivals routed to it plus overflows into it. Overall:
-    /// every arrival in the window.
+    /// Interactions offered to the queue: arrivals routed to it and not rejected, plus overflows
+    /// into it (docs/METRICS.md). Overall: every arrival in the window, rejected ones included.
     pub offered: u64,
     /// Offered and had to wait (no agent free at once).
     pub queued: u64,
@@ -172,7 +172,8 @@ pub fn build(tally: &Tally, info: RunInfo, with_agents: bool) -> Report {
         queues.push(QueueFigures {
             queue: q.id.to_string(),
             sla_s: secs(q.sla_ms),
-            figures: figures(q, q.entered),
+            // Offered, as the daemon's stats count it: a rejected arrival never entered.
+            figures: figures(q, q.entered.saturating_sub(q.rejected)),
             occupancy_by_tier: occupancy
                 .into_iter()
                 .map(|(t, (h, s))| (t, ratio(h, s)))

@@ -19,7 +19,8 @@ use crate::engine::{AgentStatus, Fact};
 pub struct QueueTally {
     pub id: Arc<str>,
     pub sla_ms: Millis,
-    /// Interactions that entered the queue (arrivals routed here + overflows into it).
+    /// Arrivals routed here (rejected ones included) + overflows into it; offered is this
+    /// minus `rejected`.
     pub entered: u64,
     /// Of those, how many entered by overflow from another queue.
     pub overflowed_in: u64,
