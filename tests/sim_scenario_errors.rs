@@ -26,3 +26,34 @@ fn an_unknown_field_in_a_stream_names_where_it_is() {
     assert!(e.0[0].field.starts_with("arrivals[0]"), "{e}");
     assert!(e.0[0].message.contains("handel"), "{e}");
 }
+
+/// A value the checks refuse (an unknown queue, a negative rate, overlapping shifts) is located
+/// too, like the routing config's own checks do: `file:line:column: field: message`, pointing at
+/// the field's key (or the nearest enclosing thing written in the file).
+#[test]
+fn a_refused_value_names_its_line_and_column() {
+    let text = "duration_s = 3600\n\
+                [[arrivals]]\n\
+                queue = \"sales\"\n\
+                rate_per_hour = -5\n\
+                handle = { dist = \"fixed\", s = 1 }\n\
+                [[agents]]\n\
+                count = 2\n\
+                tiers = { support = 1 }\n\
+                shifts = [ { login_s = 0, logout_s = 100 }, { login_s = 50, logout_s = 200 } ]\n";
+    let e = scenario::parse(text, "s.toml", &cfg()).unwrap_err();
+    let at = |field: &str| {
+        e.0.iter()
+            .find(|p| p.field == field)
+            .map(|p| (p.line, p.column))
+            .unwrap_or_else(|| panic!("no problem with field `{field}` in:\n{e}"))
+    };
+    assert_eq!(at("arrivals[0].queue"), (Some(3), Some(1)), "{e}");
+    assert_eq!(at("arrivals[0].rate_per_hour"), (Some(4), Some(1)), "{e}");
+    assert_eq!(at("agents[0].shifts[1]"), (Some(9), Some(45)), "{e}");
+    let printed = e.to_string();
+    assert!(
+        printed.contains("s.toml:3:1: arrivals[0].queue: unknown queue `sales`"),
+        "{printed}"
+    );
+}

@@ -10,7 +10,7 @@
 
 pub mod daemon;
 mod file;
-mod locate;
+pub(crate) mod locate;
 pub mod routing;
 mod schedule;
 pub mod summary;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use crate::config::locate::{FieldPath, Locator};
 use crate::config::{Channel, ConfigError, ConfigErrors, Millis, RoutingConfig, Tier};
 use crate::engine::event::{MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 use crate::sim::dist::Dist;
@@ -248,7 +249,42 @@ pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, C
                 message: e.message().trim().to_string(),
             }])
         })?;
-    resolve(&file, origin, config)
+    resolve(&file, origin, config).map_err(|errors| locate(errors, text, origin))
+}
+
+/// Give each problem found by the checks (which speak in field paths, `arrivals[0].queue`) the
+/// line and column of that field in the text, as the routing config's checks do.
+fn locate(mut errors: ConfigErrors, text: &str, origin: &str) -> ConfigErrors {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return errors;
+    };
+    let locator = Locator::new(origin, text, &doc);
+    for e in errors.0.iter_mut().filter(|e| e.line.is_none()) {
+        if let Some(path) = field_path(&e.field) {
+            let found = locator.error(&path, "");
+            (e.line, e.column) = (found.line, found.column);
+        }
+    }
+    errors
+}
+
+/// `agents[0].shifts[1].login_s` → its path; `None` for an empty field.
+fn field_path(field: &str) -> Option<FieldPath> {
+    if field.is_empty() {
+        return None;
+    }
+    let mut path = FieldPath::root();
+    for part in field.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            path = path.key(key);
+        }
+        while let Some((n, after)) = rest.split_once(']') {
+            path = path.index(n.parse().ok()?);
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    Some(path)
 }
 
 /// Read a scenario file and check it against the routing config.
