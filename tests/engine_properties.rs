@@ -34,7 +34,7 @@ use tierline::config::{
     Tier,
 };
 use tierline::engine::{
-    AgentPresence, AgentView, Decision, DecisionKind, DeclineReason, Engine, Event,
+    AgentPresence, AgentView, Decision, DecisionKind, DeclineReason, Engine, EngineError, Event,
     InteractionState, Owner, RequestedState, RevokeReason, SlotPhase, Why,
 };
 
@@ -322,7 +322,9 @@ enum Action {
     End(usize, Option<bool>),
     Transfer(usize, u8),
     Escalate(usize, Tier),
-    Login(usize),
+    /// A login; with a plan it carries tiers, skills and maybe a chat capacity, which may
+    /// differ from the agent's roster ones (the last L1 of a queue coming back as an L2).
+    Login(usize, Option<AgentPlan>),
     Logout(usize),
     NotReady(usize),
     Available(usize),
@@ -373,7 +375,8 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
         3 => (k.clone(), prop::option::of(any::<bool>())).prop_map(|(k, r)| Action::End(k, r)),
         1 => (k.clone(), 0u8..3).prop_map(|(k, q)| Action::Transfer(k, q)),
         1 => (k.clone(), 1u8..=3).prop_map(|(k, t)| Action::Escalate(k, t)),
-        3 => k.clone().prop_map(Action::Login),
+        3 => (k.clone(), prop::option::weighted(0.4, agent_plan()))
+            .prop_map(|(k, plan)| Action::Login(k, plan)),
         1 => k.clone().prop_map(Action::Logout),
         1 => k.clone().prop_map(Action::NotReady),
         2 => k.clone().prop_map(Action::Available),
@@ -545,10 +548,31 @@ impl Run {
                 &queues[*q as usize % queues.len()].id,
             ),
             Action::Escalate(k, t) => escalate(&pick(&connected, *k)?.0, *t),
-            Action::Login(k) => {
+            Action::Login(k, plan) => {
                 let id = &agents[k % agents.len()];
-                if id == "dyn" {
-                    Event::AgentLogin {
+                match plan {
+                    Some(p) => Event::AgentLogin {
+                        agent: id.clone(),
+                        address: Some(address_of(id)),
+                        tiers: Some(
+                            queues
+                                .iter()
+                                .zip(p.tiers)
+                                .filter(|(_, t)| *t > 0)
+                                .map(|(q, t)| (q.id.clone(), t as Tier))
+                                .collect(),
+                        ),
+                        skills: Some(
+                            SKILLS
+                                .iter()
+                                .enumerate()
+                                .filter(|(b, _)| p.skills & (1 << b) != 0)
+                                .map(|(_, s)| s.to_string())
+                                .collect(),
+                        ),
+                        capacity: p.chat_capacity.map(|c| [(Channel::Chat, c)].into()),
+                    },
+                    None if id == "dyn" => Event::AgentLogin {
                         agent: id.clone(),
                         address: Some(address_of(id)),
                         tiers: Some(
@@ -560,9 +584,8 @@ impl Run {
                         ),
                         skills: Some(vec!["en".into()]),
                         capacity: None,
-                    }
-                } else {
-                    login(id)
+                    },
+                    None => login(id),
                 }
             }
             Action::Logout(k) => logout(&agents[k % agents.len()]),
@@ -650,6 +673,20 @@ impl Run {
         }
         match result {
             Err(e) => {
+                if let EngineError::QueueFull { queue, .. } = &e {
+                    let q = self
+                        .cfg
+                        .queue(queue)
+                        .ok_or("unknown queue")
+                        .map_err(|m| self.fail(m.into()))?;
+                    let waiting = pre.waiting[&q.id].len();
+                    if !q.max_waiting.is_some_and(|m| waiting >= m) {
+                        return Err(self.fail(format!(
+                            "{event:?} refused queue_full with {waiting} waiting in `{}` (max {:?})",
+                            q.id, q.max_waiting
+                        )));
+                    }
+                }
                 let after = self.observe();
                 if after.fingerprint() != pre.fingerprint() {
                     return Err(
@@ -985,6 +1022,13 @@ impl Run {
                         _ => {}
                     }
                 }
+                // ... and an arrival no agent could take is refused once the queue is full.
+                if v.state == InteractionState::Waiting {
+                    let q = cfg
+                        .queue(v.queue.as_deref().ok_or("waiting without a queue")?)
+                        .ok_or("unknown queue")?;
+                    check_room(pre, q, interaction)?;
+                }
                 if v.state == InteractionState::Offered {
                     strategy_check(interaction, None)?;
                 } else {
@@ -1053,6 +1097,10 @@ impl Run {
                     announced.len() == 1,
                     "{event:?}: expected one offer or queued for `{interaction}`, got {ds:?}"
                 );
+                // It was let in although it waits there: the queue had room before.
+                if let DecisionKind::Queued { queue, .. } = &announced[0].kind {
+                    check_room(pre, cfg.queue(queue).ok_or("unknown queue")?, interaction)?;
+                }
                 // With no wrap-up the agent is freed in the same event, after the interaction was
                 // queued: the position was right when announced but may be stale by the end.
                 if let (
@@ -1073,8 +1121,36 @@ impl Run {
                     strategy_check(interaction, None)?;
                 }
             }
-            Event::AgentLogin { agent, .. }
-            | Event::AgentWrapupDone { agent }
+            Event::AgentLogin { agent, .. } => {
+                // The agent takes its work first. A login with other tiers may then leave a
+                // `skip_if_no_agents` step of a queue it served with nobody: what waits there
+                // moves on (`escalated`) and may be offered to anyone the next step admits.
+                let moved_from = ds
+                    .iter()
+                    .position(|d| matches!(d.kind, DecisionKind::Escalated { by: None, .. }))
+                    .unwrap_or(ds.len());
+                let (own, moved) = ds.split_at(moved_from);
+                self.freed_agent_check(pre, post, agent, &support::offers(own), event)?;
+                let stepped: BTreeSet<&str> = moved
+                    .iter()
+                    .filter_map(|d| match &d.kind {
+                        DecisionKind::Escalated {
+                            interaction,
+                            by: None,
+                            ..
+                        } => Some(&**interaction),
+                        _ => None,
+                    })
+                    .collect();
+                for (i, a) in support::offers(moved) {
+                    ensure!(
+                        stepped.contains(i.as_str()),
+                        "{event:?}: `{i}` went to `{a}` after the login, but it did not move on \
+                         from a step left with nobody"
+                    );
+                }
+            }
+            Event::AgentWrapupDone { agent }
             | Event::AgentState {
                 agent,
                 state: RequestedState::Available,
@@ -1422,6 +1498,20 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
+/// `max_waiting` waited there before (else it is refused `queue_full`).
+fn check_room(pre: &Observed, q: &QueueConfig, id: &str) -> Result<(), String> {
+    let before = pre.waiting[&q.id].len();
+    ensure!(
+        q.max_waiting.is_none_or(|m| before < m),
+        "`{id}` was queued in `{}` with {before} already waiting (max_waiting {:?}): it should \
+         have been refused queue_full",
+        q.id,
+        q.max_waiting
+    );
+    Ok(())
 }
 
 /// Replays the concrete script on a fresh engine; returns every result, serialized.
