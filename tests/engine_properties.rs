@@ -702,7 +702,7 @@ impl Run {
                         .ok_or("unknown queue")
                         .map_err(|m| self.fail(m.into()))?;
                     let waiting = pre.waiting[&q.id].len();
-                    if !q.max_waiting.is_some_and(|m| waiting >= m) {
+                    if q.max_waiting.is_none_or(|m| waiting < m) {
                         return Err(self.fail(format!(
                             "{event:?} refused queue_full with {waiting} waiting in `{}` (max {:?})",
                             q.id, q.max_waiting
