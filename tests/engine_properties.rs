@@ -34,8 +34,9 @@ use tierline::config::{
     Tier,
 };
 use tierline::engine::{
-    AgentPresence, AgentView, Decision, DecisionKind, DeclineReason, Engine, Event,
-    InteractionState, Owner, RequestedState, RevokeReason, SlotPhase, Why,
+    AgentPresence, AgentStatus, AgentView, Decision, DecisionKind, DeclineReason, Engine,
+    EngineError, Event, InteractionState, Owner, RejectReason, RequestedState, RevokeReason,
+    SlotPhase, Why,
 };
 
 use support::oracle::*;
@@ -63,6 +64,7 @@ struct QueuePlan {
     /// reject, busy, no_answer back-off in s
     delays_s: (u64, u64, u64),
     max_no_answer: u32,
+    count_declines: bool,
     closed: bool,
 }
 
@@ -107,7 +109,7 @@ fn queue_plan() -> impl proptest::strategy::Strategy<Value = QueuePlan> {
             1u64..=8,
             1u64..=8,
         ),
-        0u32..=3,
+        (0u32..=3, prop::bool::weighted(0.7)),
         prop::bool::weighted(0.05),
     )
         .prop_map(
@@ -121,7 +123,7 @@ fn queue_plan() -> impl proptest::strategy::Strategy<Value = QueuePlan> {
                 max_waiting,
                 escalation_boost,
                 delays_s,
-                max_no_answer,
+                (max_no_answer, count_declines),
                 closed,
             )| QueuePlan {
                 channels,
@@ -134,6 +136,7 @@ fn queue_plan() -> impl proptest::strategy::Strategy<Value = QueuePlan> {
                 escalation_boost,
                 delays_s,
                 max_no_answer,
+                count_declines,
                 closed,
             },
         )
@@ -243,6 +246,7 @@ fn build_config(plan: &WorldPlan) -> RoutingConfig {
         q.busy_delay_ms = secs(qp.delays_s.1);
         q.no_answer_delay_ms = secs(qp.delays_s.2);
         q.max_no_answer = qp.max_no_answer;
+        q.count_declines = qp.count_declines;
         if qp.closed && idx == 0 && n > 1 {
             q.schedule = Some(never_open());
             q.closed_target = Some("sip:closed@pbx".into());
@@ -322,7 +326,9 @@ enum Action {
     End(usize, Option<bool>),
     Transfer(usize, u8),
     Escalate(usize, Tier),
-    Login(usize),
+    /// A login; with a plan it carries tiers, skills and maybe a chat capacity, which may
+    /// differ from the agent's roster ones (the last L1 of a queue coming back as an L2).
+    Login(usize, Option<AgentPlan>),
     Logout(usize),
     NotReady(usize),
     Available(usize),
@@ -373,7 +379,8 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
         3 => (k.clone(), prop::option::of(any::<bool>())).prop_map(|(k, r)| Action::End(k, r)),
         1 => (k.clone(), 0u8..3).prop_map(|(k, q)| Action::Transfer(k, q)),
         1 => (k.clone(), 1u8..=3).prop_map(|(k, t)| Action::Escalate(k, t)),
-        3 => k.clone().prop_map(Action::Login),
+        3 => (k.clone(), prop::option::weighted(0.4, agent_plan()))
+            .prop_map(|(k, plan)| Action::Login(k, plan)),
         1 => k.clone().prop_map(Action::Logout),
         1 => k.clone().prop_map(Action::NotReady),
         2 => k.clone().prop_map(Action::Available),
@@ -400,6 +407,8 @@ struct Run {
     offers: BTreeMap<String, (String, Millis)>,
     /// The priority each interaction had on entering its current queue (ladder interactions).
     entry_priority: BTreeMap<String, i32>,
+    /// Consecutive missed offers per agent, counted as docs/ROUTING.md "Offer" says.
+    missed: BTreeMap<String, u32>,
     seq: u64,
     /// The concrete script, for the replay.
     script: Vec<(Millis, Option<Event>)>,
@@ -426,6 +435,7 @@ impl Run {
             last_offered: BTreeMap::new(),
             offers: BTreeMap::new(),
             entry_priority: BTreeMap::new(),
+            missed: BTreeMap::new(),
             seq,
             script: Vec::new(),
             trace: Vec::new(),
@@ -545,10 +555,44 @@ impl Run {
                 &queues[*q as usize % queues.len()].id,
             ),
             Action::Escalate(k, t) => escalate(&pick(&connected, *k)?.0, *t),
-            Action::Login(k) => {
+            Action::Login(k, plan) => {
                 let id = &agents[k % agents.len()];
-                if id == "dyn" {
-                    Event::AgentLogin {
+                match plan {
+                    Some(p) => Event::AgentLogin {
+                        agent: id.clone(),
+                        address: Some(address_of(id)),
+                        tiers: Some(
+                            queues
+                                .iter()
+                                .zip(p.tiers)
+                                .filter(|(_, t)| *t > 0)
+                                .map(|(q, t)| (q.id.clone(), t as Tier))
+                                .collect(),
+                        ),
+                        skills: Some(
+                            SKILLS
+                                .iter()
+                                .enumerate()
+                                .filter(|(b, _)| p.skills & (1 << b) != 0)
+                                .map(|(_, s)| s.to_string())
+                                .collect(),
+                        ),
+                        // Not below the chats it holds: docs/ROUTING.md does not say what a
+                        // capacity under the current load means (the holds stay; see the report).
+                        capacity: p
+                            .chat_capacity
+                            .filter(|c| {
+                                let held = obs.agent(id).map_or(0, |a| {
+                                    a.slots
+                                        .iter()
+                                        .filter(|s| s.channel == Channel::Chat)
+                                        .count()
+                                });
+                                held <= *c as usize
+                            })
+                            .map(|c| [(Channel::Chat, c)].into()),
+                    },
+                    None if id == "dyn" => Event::AgentLogin {
                         agent: id.clone(),
                         address: Some(address_of(id)),
                         tiers: Some(
@@ -560,9 +604,8 @@ impl Run {
                         ),
                         skills: Some(vec!["en".into()]),
                         capacity: None,
-                    }
-                } else {
-                    login(id)
+                    },
+                    None => login(id),
                 }
             }
             Action::Logout(k) => logout(&agents[k % agents.len()]),
@@ -622,6 +665,8 @@ impl Run {
                 .map_err(|m| self.fail(m))?;
             self.check_timer_order(&pre, &post, &fired, target)
                 .map_err(|m| self.fail(m))?;
+            self.check_missed_offers(&pre, &post, None, &fired)
+                .map_err(|m| self.fail(m))?;
             self.absorb(&fired).map_err(|m| self.fail(m))?;
             self.track_entries(&pre, None, &fired);
             self.check_after(&pre, &post).map_err(|m| self.fail(m))?;
@@ -650,6 +695,20 @@ impl Run {
         }
         match result {
             Err(e) => {
+                if let EngineError::QueueFull { queue, .. } = &e {
+                    let q = self
+                        .cfg
+                        .queue(queue)
+                        .ok_or("unknown queue")
+                        .map_err(|m| self.fail(m.into()))?;
+                    let waiting = pre.waiting[&q.id].len();
+                    if q.max_waiting.is_none_or(|m| waiting < m) {
+                        return Err(self.fail(format!(
+                            "{event:?} refused queue_full with {waiting} waiting in `{}` (max {:?})",
+                            q.id, q.max_waiting
+                        )));
+                    }
+                }
                 let after = self.observe();
                 if after.fingerprint() != pre.fingerprint() {
                     return Err(
@@ -667,6 +726,8 @@ impl Run {
                 }
                 let post = self.observe();
                 self.check_event(&pre, &post, &event, &ds, t)
+                    .map_err(|m| self.fail(m))?;
+                self.check_missed_offers(&pre, &post, Some(&event), &ds)
                     .map_err(|m| self.fail(m))?;
                 self.absorb(&ds).map_err(|m| self.fail(m))?;
                 self.track_entries(&pre, Some(&event), &ds);
@@ -799,6 +860,121 @@ impl Run {
                 _ => {}
             }
         }
+    }
+
+    /// docs/ROUTING.md "Offer": a no-answer (decline `no_answer` or expiry) always counts
+    /// towards the agent's consecutive missed offers, a `busy`/`rejected` decline when the
+    /// offering queue's `count_declines`; an accept, or leaving offline, resets the count. At the
+    /// offering queue's `max_no_answer` (> 0) an available agent becomes not_ready with reason
+    /// `no_answer` (the last miss was a no-answer) or `declined`, announced by `agent_state`;
+    /// nothing else makes an `agent_state`.
+    fn check_missed_offers(
+        &mut self,
+        pre: &Observed,
+        post: &Observed,
+        event: Option<&Event>,
+        ds: &[Decision],
+    ) -> Result<(), String> {
+        let mut status: BTreeMap<String, AgentStatus> = pre
+            .agents
+            .iter()
+            .map(|a| (a.id.to_string(), a.status))
+            .collect();
+        for a in &post.agents {
+            if status
+                .get(&*a.id)
+                .is_none_or(|s| *s == AgentStatus::Offline)
+                && a.status != AgentStatus::Offline
+            {
+                self.missed.remove(&*a.id);
+            }
+        }
+        // (agent, offering queue, a no-answer?) in the order they happened.
+        let mut misses: Vec<(String, String, bool)> = Vec::new();
+        match event {
+            Some(Event::OfferAccepted { agent, .. }) => {
+                self.missed.remove(agent);
+            }
+            Some(Event::OfferDeclined {
+                interaction,
+                agent,
+                reason,
+                ..
+            }) => {
+                let queue = pre.interactions[interaction].queue.clone();
+                misses.push((
+                    agent.clone(),
+                    queue.ok_or("declined without a queue")?.to_string(),
+                    *reason == DeclineReason::NoAnswer,
+                ));
+            }
+            _ => {}
+        }
+        let mut expected: Vec<(String, String)> = Vec::new();
+        let mut got: Vec<(String, String)> = Vec::new();
+        let mut count = |agent: &str, queue: &str, no_answer: bool, status: &BTreeMap<_, _>| {
+            let q = self.cfg.queue(queue).expect("a configured queue");
+            if !(no_answer || q.count_declines) {
+                return;
+            }
+            let n = self.missed.entry(agent.to_string()).or_default();
+            *n += 1;
+            if q.max_no_answer > 0
+                && *n >= q.max_no_answer
+                && status.get(agent) == Some(&AgentStatus::Available)
+            {
+                let why = if no_answer { "no_answer" } else { "declined" };
+                expected.push((agent.to_string(), why.to_string()));
+            }
+        };
+        for (agent, queue, no_answer) in &misses {
+            count(agent, queue, *no_answer, &status);
+        }
+        for d in ds {
+            match &d.kind {
+                DecisionKind::OfferRevoked {
+                    agent,
+                    offer,
+                    reason: RevokeReason::Expired,
+                    ..
+                } => {
+                    let queue = &self.offers.get(&**offer).ok_or("unknown offer")?.0;
+                    count(agent, queue, true, &status);
+                }
+                DecisionKind::AgentState {
+                    agent,
+                    state,
+                    reason,
+                } => {
+                    ensure!(
+                        *state == AgentStatus::NotReady,
+                        "the engine made `{agent}` {state:?} on its own: {d:?}"
+                    );
+                    status.insert(agent.to_string(), *state);
+                    got.push((
+                        agent.to_string(),
+                        reason.as_deref().unwrap_or("").to_string(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        ensure!(
+            got == expected,
+            "missed offers: agent_state decisions (agent, reason) {got:?}, expected {expected:?} \
+             (consecutive misses now {:?})",
+            self.missed
+        );
+        for (agent, why) in &got {
+            let a = post.agent(agent).ok_or("agent vanished")?;
+            ensure!(
+                a.status == AgentStatus::NotReady && a.reason.as_deref() == Some(why.as_str()),
+                "`{agent}` was announced not_ready ({why}) but shows {:?} ({:?})",
+                a.status,
+                a.reason
+            );
+        }
+        Ok(())
     }
 
     /// Invariant 5 for `advance`: every decision a timer made carries a deadline we can
@@ -964,7 +1140,23 @@ impl Run {
                             );
                         }
                         DecisionKind::Rejected {
-                            reason: tierline::engine::RejectReason::QueueFull,
+                            reason: RejectReason::Closed,
+                            target,
+                            ..
+                        } => {
+                            let q = cfg
+                                .queue(v.queue.as_deref().ok_or("rejected closed without queue")?)
+                                .ok_or("unknown queue")?;
+                            ensure!(
+                                target.as_deref() == q.closed_target.as_deref(),
+                                "`{interaction}` rejected closed by `{}` with target {target:?}, \
+                                 its closed_target is {:?}",
+                                q.id,
+                                q.closed_target
+                            );
+                        }
+                        DecisionKind::Rejected {
+                            reason: RejectReason::QueueFull,
                             ..
                         } => {
                             let q = cfg
@@ -984,6 +1176,13 @@ impl Run {
                         }
                         _ => {}
                     }
+                }
+                // ... and an arrival no agent could take is refused once the queue is full.
+                if v.state == InteractionState::Waiting {
+                    let q = cfg
+                        .queue(v.queue.as_deref().ok_or("waiting without a queue")?)
+                        .ok_or("unknown queue")?;
+                    check_room(pre, q, interaction)?;
                 }
                 if v.state == InteractionState::Offered {
                     strategy_check(interaction, None)?;
@@ -1029,7 +1228,34 @@ impl Run {
                     .queue(before.queue.as_deref().unwrap_or(""))
                     .ok_or("no queue")?;
                 if let Event::InteractionEscalated { min_tier, .. } = event {
+                    // `escalated` and the history name who escalated: the agent it was with.
+                    let Owner::Agent(by) = &before.owner else {
+                        return Err(format!("escalated `{interaction}` had no agent"));
+                    };
+                    let said = ds.iter().find_map(|d| match &d.kind {
+                        DecisionKind::Escalated {
+                            interaction: i,
+                            queue,
+                            step: None,
+                            by: Some(who),
+                            min_tier: Some(m),
+                        } if &**i == interaction => Some((queue, who, *m)),
+                        _ => None,
+                    });
+                    ensure!(
+                        said.is_some_and(|(q, who, m)| **q == *old.id
+                            && who == by
+                            && m == *min_tier),
+                        "{event:?} with `{by}`: escalated decision {said:?}"
+                    );
                     let after = &post.interactions[interaction];
+                    ensure!(
+                        after.history.iter().rev().any(|h| h.at == t
+                            && matches!(&h.why, Why::EscalatedByAgent { by: who, min_tier: m }
+                                if who == by && m == min_tier)),
+                        "history of `{interaction}` does not record `{by}` escalating it: {:?}",
+                        after.history
+                    );
                     ensure!(
                         after.priority == before.priority + old.escalation_priority_boost
                             && after.min_tier == Some(*min_tier),
@@ -1053,6 +1279,10 @@ impl Run {
                     announced.len() == 1,
                     "{event:?}: expected one offer or queued for `{interaction}`, got {ds:?}"
                 );
+                // It was let in although it waits there: the queue had room before.
+                if let DecisionKind::Queued { queue, .. } = &announced[0].kind {
+                    check_room(pre, cfg.queue(queue).ok_or("unknown queue")?, interaction)?;
+                }
                 // With no wrap-up the agent is freed in the same event, after the interaction was
                 // queued: the position was right when announced but may be stale by the end.
                 if let (
@@ -1073,8 +1303,36 @@ impl Run {
                     strategy_check(interaction, None)?;
                 }
             }
-            Event::AgentLogin { agent, .. }
-            | Event::AgentWrapupDone { agent }
+            Event::AgentLogin { agent, .. } => {
+                // The agent takes its work first. A login with other tiers may then leave a
+                // `skip_if_no_agents` step of a queue it served with nobody: what waits there
+                // moves on (`escalated`) and may be offered to anyone the next step admits.
+                let moved_from = ds
+                    .iter()
+                    .position(|d| matches!(d.kind, DecisionKind::Escalated { by: None, .. }))
+                    .unwrap_or(ds.len());
+                let (own, moved) = ds.split_at(moved_from);
+                self.freed_agent_check(pre, post, agent, &support::offers(own), event)?;
+                let stepped: BTreeSet<&str> = moved
+                    .iter()
+                    .filter_map(|d| match &d.kind {
+                        DecisionKind::Escalated {
+                            interaction,
+                            by: None,
+                            ..
+                        } => Some(&**interaction),
+                        _ => None,
+                    })
+                    .collect();
+                for (i, a) in support::offers(moved) {
+                    ensure!(
+                        stepped.contains(i.as_str()),
+                        "{event:?}: `{i}` went to `{a}` after the login, but it did not move on \
+                         from a step left with nobody"
+                    );
+                }
+            }
+            Event::AgentWrapupDone { agent }
             | Event::AgentState {
                 agent,
                 state: RequestedState::Available,
@@ -1422,6 +1680,20 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
+/// `max_waiting` waited there before (else it is refused `queue_full`).
+fn check_room(pre: &Observed, q: &QueueConfig, id: &str) -> Result<(), String> {
+    let before = pre.waiting[&q.id].len();
+    ensure!(
+        q.max_waiting.is_none_or(|m| before < m),
+        "`{id}` was queued in `{}` with {before} already waiting (max_waiting {:?}): it should \
+         have been refused queue_full",
+        q.id,
+        q.max_waiting
+    );
+    Ok(())
 }
 
 /// Replays the concrete script on a fresh engine; returns every result, serialized.
