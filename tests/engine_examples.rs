@@ -2688,3 +2688,39 @@ fn a_login_beyond_the_agent_limit_is_refused_and_known_agents_still_log_in() {
     d.at(4, walk_in("x1"));
     assert_eq!(d.agent("x1").status, AgentStatus::Available);
 }
+
+/// A login that lowers the chat capacity below the chats the agent holds takes none away; the
+/// agent gets no new chat until it holds fewer than the new capacity (docs/ROUTING.md, rule 4).
+#[test]
+fn a_capacity_lowered_below_the_chats_held_blocks_new_chats_until_the_load_is_under_it() {
+    let mut q = with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]);
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("web", 1)])]));
+    d.at(0, login("a"));
+    for id in ["ch1", "ch2", "ch3"] {
+        let ds = d.at(secs(1), chat(id, "web"));
+        assert_eq!(offered_to(&ds, id).as_deref(), Some("a"), "{ds:?}");
+        d.at(secs(1), accept(id, "a"));
+    }
+    let down_to_one = tierline::engine::Event::AgentLogin {
+        agent: "a".into(),
+        address: None,
+        tiers: None,
+        skills: None,
+        capacity: Some(std::collections::BTreeMap::from([(Channel::Chat, 1)])),
+    };
+    assert!(d.at(secs(2), down_to_one).is_empty());
+    assert_eq!(
+        d.interaction("ch1").state,
+        InteractionState::Connected,
+        "nothing is taken away"
+    );
+    assert_eq!(kinds(&d.at(secs(3), chat("ch4", "web"))), vec!["queued"]);
+    // Two chats end: one held, capacity 1, still full.
+    d.at(secs(4), end("ch1"));
+    d.at(secs(4), end("ch2"));
+    assert_eq!(d.interaction("ch4").state, InteractionState::Waiting);
+    // The last one ends (no wrap-up): under capacity, so the waiting chat is offered at once.
+    let ds = d.at(secs(5), end("ch3"));
+    assert_eq!(offered_to(&ds, "ch4").as_deref(), Some("a"), "{ds:?}");
+}
