@@ -206,9 +206,8 @@ pub async fn stream(
                 if tokio::time::Instant::now() >= give_up {
                     return Err(busy.into());
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(STREAM_BUSY_RETRY) => {}
-                    () = app.shutdown.wait() => return Err(busy.into()),
+                if !pause_while_busy(&app.shutdown).await {
+                    return Err(busy.into());
                 }
             }
             Err(e) => return Err(e.into()),
@@ -237,8 +236,7 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
             if let Err(revoked) = s.app.auth().authorize(&s.credentials, Role::Read) {
                 // A reload took the token out: no decision more, and the stream ends.
                 s.done = true;
-                let data = serde_json::json!({ "error": revoked.body }).to_string();
-                return Some((Ok(SseEvent::default().event("error").data(data)), s));
+                return Some((Ok(error_event(&revoked)), s));
             }
             if let Some(d) = s.pending.pop_front() {
                 let event = SseEvent::default()
@@ -271,18 +269,32 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
                 // The command queue is full for a moment: the decisions are still kept, so read
                 // again shortly instead of ending the stream (the client would only reconnect).
                 Err(SubmitError::Busy { .. }) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(STREAM_BUSY_RETRY) => continue,
-                        () = s.app.shutdown.wait() => return None,
+                    if pause_while_busy(&s.app.shutdown).await {
+                        continue;
                     }
+                    return None;
                 }
                 Ok(Err(feed)) => ApiError::feed(&feed),
                 Err(e) => ApiError::from(e),
             };
             // Fell behind the ring (or the engine stopped): say so and end the stream.
             s.done = true;
-            let data = serde_json::json!({ "error": error.body }).to_string();
-            return Some((Ok(SseEvent::default().event("error").data(data)), s));
+            return Some((Ok(error_event(&error)), s));
         }
     })
+}
+
+/// The one `event: error` that ends a stream.
+fn error_event(error: &ApiError) -> SseEvent {
+    let data = serde_json::json!({ "error": error.body }).to_string();
+    SseEvent::default().event("error").data(data)
+}
+
+/// Wait `STREAM_BUSY_RETRY` before reading again after a full command queue; false if the
+/// daemon began shutting down meanwhile.
+async fn pause_while_busy(shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(STREAM_BUSY_RETRY) => true,
+        () = shutdown.wait() => false,
+    }
 }

@@ -4,14 +4,14 @@
 //! skills, the agents skipped for lacking them. The strategy is applied here and nowhere else.
 
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use rand::Rng;
 use smallvec::SmallVec;
 
 use crate::config::{Channel, Strategy, Tier};
 use crate::engine::decision::{DecisionKind, Fact};
-use crate::engine::index::free_by_tier;
+use crate::engine::index::{free_by_tier, level_floor};
 use crate::engine::model::{Class, FreeKey, QKey, SetId, SkillSetId, Slot, WaitKey};
 use crate::engine::timers::{AKey, IKey, Timer};
 use crate::engine::view::{InteractionState, SlotPhase, Why};
@@ -81,10 +81,8 @@ impl Engine {
                     .rr_last
                     .and_then(|ak| self.agents.get(ak as usize))
                     .map(|a| a.id.clone());
-                let skilled = |k: &&FreeKey| {
-                    k.load == min_load
-                        && self.has_skills(&self.agents[k.agent as usize].skills, skills)
-                };
+                let skilled =
+                    |k: &&FreeKey| self.has_skills(&self.agents[k.agent as usize].skills, skills);
                 let mut after: Option<&FreeKey> = None;
                 let mut first: Option<&FreeKey> = None;
                 for (tier, _) in free_by_tier(free) {
@@ -95,13 +93,13 @@ impl Engine {
                         free.range((from, Unbounded))
                             .take_while(|k| k.tier == tier && k.load == min_load)
                     };
-                    if let Some(k) = level(Included(rr_key(tier, min_load, None))).find(skilled) {
+                    if let Some(k) = level(Included(level_floor(tier, min_load))).find(skilled) {
                         if first.is_none_or(|f| k.id < f.id) {
                             first = Some(k);
                         }
                     }
                     if let Some(last) = &last {
-                        let past_last = Excluded(rr_key(tier, min_load, Some(last.clone())));
+                        let past_last = Excluded(past_agent(tier, min_load, last.clone()));
                         if let Some(k) = level(past_last).find(skilled) {
                             if after.is_none_or(|f| k.id < f.id) {
                                 after = Some(k);
@@ -144,10 +142,10 @@ impl Engine {
             if !queue.class_allows(class, tier) {
                 continue;
             }
-            let start = pool.rank(&rr_key(tier, min_load, None));
+            let start = pool.rank(&level_floor(tier, min_load));
             let end = match (min_load.checked_add(1), tier.checked_add(1)) {
-                (Some(load), _) => pool.rank(&rr_key(tier, load, None)),
-                (None, Some(next)) => pool.rank(&rr_key(next, 0, None)),
+                (Some(load), _) => pool.rank(&level_floor(tier, load)),
+                (None, Some(next)) => pool.rank(&level_floor(next, 0)),
                 (None, None) => pool.len(),
             };
             if start < end {
@@ -169,15 +167,16 @@ impl Engine {
                 }
             })
         };
-        let any_skills = self.skills.set(skills).is_empty();
-        let draws = if any_skills { 1 } else { RANDOM_DRAWS };
+        let no_skills_needed = self.skills.set(skills).is_empty();
+        let draws = if no_skills_needed { 1 } else { RANDOM_DRAWS };
         for _ in 0..draws {
             // Drawn as u64, so that the pick does not depend on the platform's word size.
             let k = self.rng.gen_range(0..total as u64) as usize;
             let Some(key) = nth(k) else {
                 continue;
             };
-            if any_skills || self.has_skills(&self.agents[key.agent as usize].skills, skills) {
+            if no_skills_needed || self.has_skills(&self.agents[key.agent as usize].skills, skills)
+            {
                 return Some(key.agent);
             }
         }
@@ -362,22 +361,13 @@ impl Engine {
     }
 }
 
-/// In a round-robin free set: with `id`, the last key agent `id` could have at (`tier`, `load`)
-/// (every round-robin key has strategy order and idle time 0); without, the first key there, in
-/// a set of any strategy (no key is smaller than strategy order 0, idle 0, id "", agent 0).
-fn rr_key(tier: Tier, load: u32, id: Option<Arc<str>>) -> FreeKey {
-    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
-    let (id, agent) = match id {
-        Some(id) => (id, AKey::MAX),
-        None => (EMPTY.clone(), 0),
-    };
+/// In a round-robin free set (every key has strategy order and idle time 0): the last key agent
+/// `id` could have at (`tier`, `load`), so the range after it starts with the next agent.
+fn past_agent(tier: Tier, load: u32, id: Arc<str>) -> FreeKey {
     FreeKey {
-        tier,
-        load,
-        primary: 0,
-        idle: 0,
         id,
-        agent,
+        agent: AKey::MAX,
+        ..level_floor(tier, load)
     }
 }
 

@@ -294,17 +294,23 @@ impl Engine {
 /// kept for reuse.
 pub(super) const KEEP_EMPTY_WAITING_SETS: usize = 16;
 
-/// The smallest possible key of a tier: where that tier's range starts in a free set.
-fn tier_floor(tier: Tier) -> FreeKey {
+/// The smallest possible key at (`tier`, `load`): where that level starts in a free set of any
+/// strategy (no key is below strategy order 0, idle 0, id "", agent 0).
+pub(super) fn level_floor(tier: Tier, load: u32) -> FreeKey {
     static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
     FreeKey {
         tier,
-        load: 0,
+        load,
         primary: 0,
         idle: 0,
         id: EMPTY.clone(),
         agent: 0,
     }
+}
+
+/// The smallest possible key of a tier: where that tier's range starts in a free set.
+fn tier_floor(tier: Tier) -> FreeKey {
+    level_floor(tier, 0)
 }
 
 /// The distinct tiers present in a free set, each with its agents in strategy order. Costs one
