@@ -394,8 +394,6 @@ fn the_binary_refuses_to_start_without_its_secret_file_and_warns_about_a_shared_
 /// cuts) for as long as the daemon ran.
 #[tokio::test]
 async fn a_revoked_token_ends_the_sse_stream_and_the_long_poll_it_opened() {
-    use futures::StreamExt;
-
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("admin-tokens");
     rotate(&tokens, "token-one,token-two\n");
@@ -439,15 +437,7 @@ async fn a_revoked_token_ends_the_sse_stream_and_the_long_poll_it_opened() {
     let body: Value = poll.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized", "{body}");
 
-    let mut text = String::new();
-    let mut chunks = stream.bytes_stream();
-    let ended = tokio::time::timeout(GIVE_UP, async {
-        while let Some(chunk) = chunks.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the stream did not end; got {text:?}");
+    let text = read_until_it_ends(stream).await;
     assert!(!text.contains("after-revocation"), "{text}");
     assert!(text.contains("event: error"), "{text}");
     assert!(text.contains("\"unauthorized\""), "{text}");
@@ -458,8 +448,6 @@ async fn a_revoked_token_ends_the_sse_stream_and_the_long_poll_it_opened() {
 /// the reload itself, not on the next decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision() {
-    use futures::StreamExt;
-
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("admin-tokens");
     rotate(&tokens, "token-one,token-two\n");
@@ -474,6 +462,16 @@ async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision(
     assert_eq!(stream.status(), StatusCode::OK);
     rotate(&tokens, "token-two\n");
     assert!(t.daemon().sighup().await.unwrap().secrets_changed);
+    let text = read_until_it_ends(stream).await;
+    assert!(text.contains("\"unauthorized\""), "{text}");
+    t.stop().await;
+}
+
+/// Everything an SSE response sends until it ends; fails the test if it has not ended within
+/// `GIVE_UP`.
+async fn read_until_it_ends(stream: reqwest::Response) -> String {
+    use futures::StreamExt;
+
     let mut text = String::new();
     let mut chunks = stream.bytes_stream();
     let ended = tokio::time::timeout(GIVE_UP, async {
@@ -483,6 +481,5 @@ async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision(
     })
     .await;
     assert!(ended.is_ok(), "the stream did not end; got {text:?}");
-    assert!(text.contains("\"unauthorized\""), "{text}");
-    t.stop().await;
+    text
 }
