@@ -171,10 +171,7 @@ fn damage_below_a_newer_unusable_snapshot_is_refused_too() {
         let dir = tmp.path();
         write_forty_with_snapshots(dir, SyncMode::Batch, &[10, 30]);
         let snap = dir.join(format!("{:020}.snap", 30));
-        let mut bytes = std::fs::read(&snap).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xFF;
-        std::fs::write(&snap, &bytes).unwrap();
+        flip_last_byte(&snap);
         let seg = dir.join(format!("{:020}.seg", 1));
         let mut bytes = std::fs::read(&seg).unwrap();
         damage(&mut bytes);
@@ -221,11 +218,7 @@ fn verify_reports_damage_below_a_snapshot_as_a_problem_like_recovery() {
         let dir = tmp.path();
         write_forty_with_snapshots(dir, SyncMode::Batch, snapshots);
         if damage_snapshot {
-            let snap = dir.join(format!("{:020}.snap", 30));
-            let mut bytes = std::fs::read(&snap).unwrap();
-            let last = bytes.len() - 1;
-            bytes[last] ^= 0xFF;
-            std::fs::write(&snap, &bytes).unwrap();
+            flip_last_byte(&dir.join(format!("{:020}.snap", 30)));
         }
         // A zero-filled page inside records ~14..=17, below the snapshot at 30.
         let seg = dir.join(format!("{:020}.seg", 1));
@@ -248,4 +241,13 @@ fn verify_reports_damage_below_a_snapshot_as_a_problem_like_recovery() {
         );
         assert!(report.torn.is_none(), "{snapshots:?}: {report}");
     }
+}
+
+/// Damage a file's last byte (a snapshot then fails its checksum).
+fn flip_last_byte(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0xFF;
+    }
+    std::fs::write(path, &bytes).unwrap();
 }
