@@ -36,16 +36,37 @@ pub struct FeedTotals {
     pub errors: u64,
 }
 
-/// Poll until `stop` turns true, feeding every decision to the workload.
+#[derive(Debug, Deserialize)]
+struct Ready {
+    next_seq: u64,
+}
+
+/// The cursor that skips every decision made so far (`GET /readyz`'s `next_seq`), so the first
+/// poll of the measured phase does not fetch the setup's decisions (a login batch's worth, which
+/// held the single HTTP worker and the workload lock at the start of the clock and showed as a
+/// 200 ms stall in the first slots). `None` (from the oldest held) if it cannot be read.
+pub async fn current_cursor(target: &Target) -> Option<u64> {
+    let mut connection = Connection::open(target.addr, &target.host).await.ok()?;
+    let (status, body) = connection.get("/readyz").await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let ready: Ready = serde_json::from_slice(&body).ok()?;
+    ready.next_seq.checked_sub(1)
+}
+
+/// Poll until `stop` turns true, feeding every decision after `after` (`None`: from the oldest
+/// held) to the workload.
 pub async fn follow(
     target: Target,
     workload: &Mutex<Workload>,
     start: Instant,
+    after: Option<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> FeedTotals {
     let mut totals = FeedTotals::default();
     let mut connection: Option<Connection> = None;
-    let mut after: Option<u64> = None;
+    let mut after = after;
     while !*stop.borrow() {
         let path = match after {
             Some(seq) => format!("/v1/decisions?after={seq}&wait_ms={WAIT_MS}&limit={PAGE}"),

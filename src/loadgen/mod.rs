@@ -263,12 +263,14 @@ fn digest(run: &Run, planned: &Planned, status: u16, body: &[u8], now: Duration)
     }
 }
 
+/// `recorder` is made before the clock starts: its histograms are large zeroed allocations,
+/// and making them for every connection at once held up the first slots.
 async fn sender(
     run: Arc<Run>,
     mut connection: Option<Connection>,
+    mut recorder: Recorder,
     slots: async_channel::Receiver<Slot>,
 ) -> Recorder {
-    let mut recorder = Recorder::new();
     while let Ok(slot) = slots.recv().await {
         if Instant::now() > run.give_up_at {
             recorder.failed(Failure::Unsent, slot.intended, run.start.elapsed());
@@ -430,15 +432,20 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     )
     .await?;
 
-    // Open every connection before the clock starts, so the first slots do not pay for it.
+    // Open every connection and make its recorder before the clock starts, so the first slots
+    // do not pay for it.
     let mut connections = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        connections.push(
-            Connection::open(target.addr, &target.host)
-                .await
-                .map_err(|e| LoadgenError::Setup(e.to_string()))?,
-        );
+        let connection = Connection::open(target.addr, &target.host)
+            .await
+            .map_err(|e| LoadgenError::Setup(e.to_string()))?;
+        connections.push((connection, Recorder::new()));
     }
+
+    let feed_after = match args.mode {
+        Mode::Tierline => feed::current_cursor(&target).await,
+        Mode::Baseline => None,
+    };
 
     let cpu_before = process_cpu_s();
     let start = Instant::now();
@@ -455,14 +462,26 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     let feed = (args.mode == Mode::Tierline).then(|| {
         let run = run.clone();
         tokio::spawn(async move {
-            feed::follow(run.target.clone(), &run.workload, start, feed_stop).await
+            feed::follow(
+                run.target.clone(),
+                &run.workload,
+                start,
+                feed_after,
+                feed_stop,
+            )
+            .await
         })
     });
 
     let (slot_tx, slot_rx) = async_channel::bounded::<Slot>(SLOT_QUEUE);
     let mut senders = tokio::task::JoinSet::new();
-    for connection in connections {
-        senders.spawn(sender(run.clone(), Some(connection), slot_rx.clone()));
+    for (connection, recorder) in connections {
+        senders.spawn(sender(
+            run.clone(),
+            Some(connection),
+            recorder,
+            slot_rx.clone(),
+        ));
     }
     drop(slot_rx);
     let scheduled = schedule.expected_slots();

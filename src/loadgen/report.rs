@@ -61,12 +61,33 @@ pub struct Recorder {
     pub clamped: u64,
     /// Latest answer, measured from the start of the measured phase.
     pub last_answer: Duration,
+    /// Per `TIMELINE_STEP` of intended send time: answers, and the slowest latency and service
+    /// time among them (µs). Shows whether a tail is a few stalls or spread over the run.
+    pub timeline: Vec<Slice>,
+}
+
+/// Width of one `Recorder::timeline` entry.
+pub const TIMELINE_STEP: Duration = Duration::from_millis(100);
+
+/// Most timeline entries kept (an hour); later slots are folded into the last one.
+const TIMELINE_MAX: usize = 36_000;
+
+/// One `TIMELINE_STEP` of the measured phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slice {
+    pub answers: u64,
+    pub max_latency_us: u64,
+    pub max_service_us: u64,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder::new()
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn histogram() -> Histogram<u64> {
@@ -85,11 +106,21 @@ impl Recorder {
             sent_by_type: BTreeMap::new(),
             clamped: 0,
             last_answer: Duration::ZERO,
+            timeline: Vec::new(),
         }
     }
 
+    fn slice_at(&mut self, intended: Duration) -> &mut Slice {
+        let at = (intended.as_millis() / TIMELINE_STEP.as_millis()).min(TIMELINE_MAX as u128 - 1);
+        let at = at as usize;
+        if self.timeline.len() <= at {
+            self.timeline.resize(at + 1, Slice::default());
+        }
+        &mut self.timeline[at]
+    }
+
     fn put(histogram: &mut Histogram<u64>, clamped: &mut u64, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let us = micros(d);
         if us > HIGHEST_US {
             *clamped += 1;
         }
@@ -127,6 +158,12 @@ impl Recorder {
         );
         *self.statuses.entry(status).or_default() += 1;
         self.last_answer = self.last_answer.max(answered);
+        let latency = micros(answered.saturating_sub(intended));
+        let service = micros(answered.saturating_sub(sent));
+        let slice = self.slice_at(intended);
+        slice.answers += 1;
+        slice.max_latency_us = slice.max_latency_us.max(latency);
+        slice.max_service_us = slice.max_service_us.max(service);
     }
 
     /// A slot due at `intended` got no answer; the generator gave up on it at `gave_up`. Its
@@ -158,6 +195,14 @@ impl Recorder {
         }
         self.clamped += other.clamped;
         self.last_answer = self.last_answer.max(other.last_answer);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), Slice::default());
+        }
+        for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
+            mine.answers += theirs.answers;
+            mine.max_latency_us = mine.max_latency_us.max(theirs.max_latency_us);
+            mine.max_service_us = mine.max_service_us.max(theirs.max_service_us);
+        }
     }
 
     pub fn answers(&self) -> u64 {
@@ -298,6 +343,40 @@ pub struct Report {
     pub generator_cpu_us_per_event: Option<f64>,
     /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
     pub sustained: bool,
+    /// The `SLOWEST_SLICES` 100 ms slices of intended send time with the slowest answer, in
+    /// time order: a tail made of a few stalls shows here as a few slices far above the rest.
+    pub slowest_100ms: Vec<SliceReport>,
+}
+
+/// Slices listed in `Report::slowest_100ms`.
+pub const SLOWEST_SLICES: usize = 10;
+
+/// One slice of `Report::slowest_100ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SliceReport {
+    /// Start of the slice, seconds into the measured phase (intended send time).
+    pub from_s: f64,
+    pub answers: u64,
+    pub max_latency_ms: f64,
+    pub max_service_ms: f64,
+}
+
+/// The `n` slices with the slowest answer, in time order.
+fn slowest(timeline: &[Slice], n: usize) -> Vec<SliceReport> {
+    let mut at: Vec<usize> = (0..timeline.len())
+        .filter(|i| timeline[*i].answers > 0)
+        .collect();
+    at.sort_by_key(|i| std::cmp::Reverse(timeline[*i].max_latency_us));
+    at.truncate(n);
+    at.sort_unstable();
+    at.into_iter()
+        .map(|i| SliceReport {
+            from_s: (i as u128 * TIMELINE_STEP.as_millis()) as f64 / 1000.0,
+            answers: timeline[i].answers,
+            max_latency_ms: us_to_ms(timeline[i].max_latency_us),
+            max_service_ms: us_to_ms(timeline[i].max_service_us),
+        })
+        .collect()
 }
 
 /// What the rest of the run contributes to the report besides the merged recorder.
@@ -381,6 +460,7 @@ impl Report {
                 .filter(|_| answered > 0)
                 .map(|s| (s * 1e6 / answered as f64 * 10.0).round() / 10.0),
             sustained,
+            slowest_100ms: slowest(&recorder.timeline, SLOWEST_SLICES),
         }
     }
 
@@ -495,6 +575,38 @@ mod tests {
         // The server's share only covers answers.
         assert_eq!(Percentiles::of(&r.service).count, 98);
         assert_eq!(r.server_errors(), 2);
+    }
+
+    #[test]
+    fn the_slowest_slices_show_when_a_stall_happened() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        // Every 10 ms for 2 s, answered in 1 ms, except a 40 ms stall at 0.75 s (on `b`) and a
+        // 5 ms answer at 1.95 s.
+        for slot in 0..200u64 {
+            let at = ms(slot * 10);
+            let took = match slot {
+                75 => 40,
+                195 => 5,
+                _ => 1,
+            };
+            let r = if slot % 2 == 0 { &mut a } else { &mut b };
+            r.answered(at, at + ms(took / 2), at + ms(took), 200);
+        }
+        a.merge(&b);
+        assert_eq!(a.timeline.len(), 20);
+        assert!(a.timeline.iter().all(|s| s.answers == 10));
+        assert_eq!(a.timeline[7].max_latency_us, 40_000);
+        assert_eq!(a.timeline[7].max_service_us, 20_000);
+        let report = Report::build(settings(), &a, RunTotals::default(), ms(2000));
+        assert_eq!(report.slowest_100ms.len(), SLOWEST_SLICES);
+        // In time order, the stall's slice and the 5 ms one among them.
+        let starts: Vec<f64> = report.slowest_100ms.iter().map(|s| s.from_s).collect();
+        assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+        let stall = report.slowest_100ms.iter().find(|s| s.from_s == 0.7);
+        assert_eq!(stall.map(|s| s.max_latency_ms), Some(40.0));
+        let late = report.slowest_100ms.iter().find(|s| s.from_s == 1.9);
+        assert_eq!(late.map(|s| s.max_latency_ms), Some(5.0));
     }
 
     #[test]
