@@ -128,9 +128,15 @@ start_tierline() {  # sync mode [binary]
     wait_port "$API"
 }
 
+# A generator that knows --server-pid reads the server's CPU time around the measured phase
+# itself (`server_cpu_s` in its JSON), without the setup (logins) or the /metrics scrape; an
+# older LOADGEN_BIN does not, and the summary falls back to the ticks in OUT.cpu.
+SERVER_PID_FLAG=""
+if "$LOADGEN_BIN" loadgen --help 2>/dev/null | grep -- '--server-pid' >/dev/null; then SERVER_PID_FLAG=yes; fi
 loadgen() {  # mode url rate duration out [extra…]
     local mode=$1 url=$2 rate=$3 duration=$4 out=$5
     shift 5
+    if [[ -n "$SERVER_PID_FLAG" && -n "$SERVER_PID" ]]; then set -- --server-pid "$SERVER_PID" "$@"; fi
     pin "$LOADGEN_CPUS" "$LOADGEN_BIN" loadgen --mode "$mode" --url "$url" --rate "$rate" --duration "$duration" \
         --connections "$CONNECTIONS" --agents "$AGENTS" --queues "$QUEUES" \
         --threads "$LOADGEN_THREADS" --pace-quantum "$PACE_QUANTUM" --sustained-p99-ms "$SUSTAIN_P99_MS" --out "$out" "$@"
@@ -140,9 +146,10 @@ cpu_ticks() {  # user + system CPU ticks of the server so far
     awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
 }
 
-# Besides the generator's JSON, each run writes OUT.cpu: the server's CPU seconds during the
-# measured phase (setup included). CPU per event is the figure least disturbed by other work on
-# a shared machine: contention delays a process but does not make it do more work.
+# Besides the generator's JSON, each run writes OUT.cpu: the server's CPU ticks over the whole
+# loadgen command (setup included), the fallback for a generator without --server-pid. CPU per
+# event is the figure least disturbed by other work on a shared machine: contention delays a
+# process but does not make it do more work.
 run_one() {  # target(baseline|tierline-SYNC|bin:LABEL) rate duration out
     local target=$1 rate=$2 duration=$3 out=$4 before after
     case $target in
@@ -186,6 +193,8 @@ http_part() {
     echo "## HTTP load: max sustained rate (p99 < $SUSTAIN_P99_MS ms, all answered, no 5xx), $RUNS searches"
     for run in $(seq "$RUNS"); do
         for target in $(targets); do
+            # A step above the first failure is not run: drop an earlier search's files for it.
+            rm -f "$OUT/search-$target-$run-"*.json "$OUT/search-$target-$run-"*.json.cpu
             for rate in $SEARCH_RATES; do
                 local out="$OUT/search-$target-$run-$rate.json"
                 run_one "$target" "$rate" "$SEARCH_DURATION" "$out"
@@ -239,13 +248,17 @@ med = lambda xs: statistics.median(xs) if xs else float("nan")
 def load(t, i):
     try:
         r = json.loads((out / f"ab-{t}-{i}.json").read_text())
-        ticks, hz = map(int, (out / f"ab-{t}-{i}.json.cpu").read_text().split())
-        r["cpu_us"] = ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
+        if r.get("server_cpu_us_per_event"):
+            # Read by the generator around the measured phase only.
+            r["cpu_us"] = r["server_cpu_us_per_event"]
+        else:
+            ticks, hz = map(int, (out / f"ab-{t}-{i}.json.cpu").read_text().split())
+            r["cpu_us"] = ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
         return r
     except Exception:
         return None
 runs_of = {t: [load(t, i) for i in range(1, runs + 1)] for t in targets}
-print("| server | achieved ev/s | p50 ms | p99 ms | answered / scheduled | server CPU µs/event (runs) | × baseline CPU | timer lateness p99 ms |")
+print("| server | achieved ev/s | p50 ms | p99 ms | answered / scheduled | server CPU µs/event (runs) | baseline CPU ÷ this | timer lateness p99 ms |")
 print("|---|---|---|---|---|---|---|---|")
 for t in targets:
     rs = [r for r in runs_of[t] if r]
@@ -270,6 +283,9 @@ def load(p):
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 print("\n### fixed rate (median of %d runs)\n" % runs)
 def cpu_us_per_event(t, i, r):
+    if r.get("server_cpu_us_per_event"):
+        # Read by the generator around the measured phase only (--server-pid).
+        return r["server_cpu_us_per_event"]
     try:
         ticks, hz = map(int, (out / f"fixed-{t}-{i}.json.cpu").read_text().split())
         return ticks / hz * 1e6 / max(1, r["answered"] + r["setup_events"])
@@ -277,14 +293,17 @@ def cpu_us_per_event(t, i, r):
         return None
 print("| target | achieved ev/s | p50 ms | p99 ms | p99.9 ms | max ms | non-200 | server errors | server CPU µs/event | generator CPU µs/event | timer lateness p99 ms |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
+# Run i of every target is kept at index i - 1 (None when missing), so a missing run neither
+# takes another run's .cpu file nor shifts the run-by-run pairing with the baseline.
 fixed = {}
 cpus = {}
 for t in targets:
-    rs = [r for r in (load(out / f"fixed-{t}-{i}.json") for i in range(1, runs + 1)) if r]
+    by_run = [load(out / f"fixed-{t}-{i}.json") for i in range(1, runs + 1)]
+    rs = [r for r in by_run if r]
     if not rs: continue
-    fixed[t] = rs
-    cpu = [c for c in (cpu_us_per_event(t, i, r) for i, r in enumerate(rs, 1)) if c is not None]
-    cpus[t] = cpu
+    fixed[t] = by_run
+    cpus[t] = [cpu_us_per_event(t, i, r) if r else None for i, r in enumerate(by_run, 1)]
+    cpu = [c for c in cpus[t] if c is not None]
     lat = lambda k: med([r["latency_ms"][k] for r in rs])
     non200 = med([r["answered"] - r["statuses"].get("200", 0) for r in rs])
     tl = [r["timer_lateness"]["p99_ms"] for r in rs if r.get("timer_lateness")]
@@ -294,15 +313,15 @@ if "baseline" in fixed:
     print("\nratios to the baseline, per run then median (latency: lower is better for tierline when < 1):\n")
     for t in targets[1:]:
         if t not in fixed: continue
-        pairs = list(zip(fixed["baseline"], fixed[t]))
+        pairs = [(b1, b2) for b1, b2 in zip(fixed["baseline"], fixed[t]) if b1 and b2]
         p99 = med([b2["latency_ms"]["p99"] / b1["latency_ms"]["p99"] for b1, b2 in pairs if b1["latency_ms"]["p99"] > 0])
         p50 = med([b2["latency_ms"]["p50"] / b1["latency_ms"]["p50"] for b1, b2 in pairs if b1["latency_ms"]["p50"] > 0])
-        cpu = med([c2 / c1 for c1, c2 in zip(cpus.get("baseline", []), cpus.get(t, [])) if c1])
+        cpu = med([c2 / c1 for c1, c2 in zip(cpus.get("baseline", []), cpus.get(t, [])) if c1 and c2 is not None])
         print(f"- {t}: p50 ×{p50:.2f}, p99 ×{p99:.2f}, server CPU per event ×{cpu:.2f} (throughput ceiling ≈ 1/that = ×{1 / cpu if cpu else float('nan'):.2f} of the baseline)")
     print("\nCPU arithmetic (1 s / CPU per event = events/s one core can carry):\n")
     for t in targets:
-        c = med(cpus.get(t, []))
-        gen = med([r["generator_cpu_us_per_event"] for r in fixed.get(t, []) if r.get("generator_cpu_us_per_event")])
+        c = med([x for x in cpus.get(t, []) if x is not None])
+        gen = med([r["generator_cpu_us_per_event"] for r in fixed.get(t, []) if r and r.get("generator_cpu_us_per_event")])
         if c == c and c > 0:
             both = f"; with the generator on the same 2 cores: 2 s / ({c:.1f} + {gen:.1f}) µs ≈ {2e6 / (c + gen):,.0f} ev/s" if gen == gen else ""
             print(f"- {t}: server alone {1e6 / c:,.0f} ev/s per core{both}")
@@ -313,8 +332,14 @@ best = {}
 for t in targets:
     maxes = []
     for i in range(1, runs + 1):
-        ok = [r for r in rates if (x := load(out / f"search-{t}-{i}-{r}.json")) and x.get("sustained")]
-        maxes.append(max(ok) if ok else 0)
+        # The search stops at its first step not sustained; a file for a higher step is from
+        # an earlier search, so it does not count.
+        highest = 0
+        for r in rates:
+            x = load(out / f"search-{t}-{i}-{r}.json")
+            if not (x and x.get("sustained")): break
+            highest = r
+        maxes.append(highest)
     best[t] = maxes
     print(f"| {t} | {', '.join(map(str, maxes))} | {med(maxes):.0f} |")
 if "baseline" in best:

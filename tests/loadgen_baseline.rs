@@ -31,6 +31,7 @@ fn args(url: String, out: std::path::PathBuf) -> LoadgenArgs {
         sustained_p99_ms: 60_000.0,
         threads: 1,
         pace_quantum: std::time::Duration::ZERO,
+        server_pid: None,
     }
 }
 
@@ -45,9 +46,20 @@ async fn a_baseline_run_sends_and_answers_every_scheduled_event() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("result.json");
-    let report = run(&args(format!("http://{addr}"), out.clone()))
-        .await
-        .unwrap();
+    // The server runs in this process: its CPU time during the measured phase is reported.
+    let mut a = args(format!("http://{addr}"), out.clone());
+    a.server_pid = Some(std::process::id());
+    let report = run(&a).await.unwrap();
+    if cfg!(target_os = "linux") {
+        let server_cpu = report.server_cpu_s.unwrap();
+        let generator_cpu = report.generator_cpu_s.unwrap();
+        // Both read the same process over the same phase (rounded to 1 ms, read in turn).
+        assert!(
+            (server_cpu - generator_cpu).abs() <= 0.02,
+            "{server_cpu} vs {generator_cpu}"
+        );
+        assert!(report.server_cpu_us_per_event.is_some());
+    }
 
     // 2,000/s for 1.5 s at a constant rate is exactly 3,000 slots, all sent and answered 200.
     assert_eq!(report.scheduled, 3000);

@@ -36,6 +36,7 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
         sustained_p99_ms: 60_000.0,
         threads: 1,
         pace_quantum: std::time::Duration::ZERO,
+        server_pid: None,
     };
     let report = run(&args).await.unwrap();
 

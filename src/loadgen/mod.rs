@@ -148,6 +148,11 @@ pub struct LoadgenArgs {
     /// time). `0s` wakes for every slot.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub pace_quantum: Duration,
+    /// Process id of the server under test, on this machine (Linux): its CPU time (user +
+    /// system, from /proc/PID/stat) during the measured phase goes into the report
+    /// (`server_cpu_s`), without the setup before it or the scrape after it.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// A run that could not happen or could not be reported.
@@ -447,6 +452,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         Mode::Baseline => None,
     };
 
+    let server_before = args.server_pid.and_then(server_cpu_s);
     let cpu_before = process_cpu_s();
     let start = Instant::now();
     let run = Arc::new(Run {
@@ -508,6 +514,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
     };
+    let server_cpu_s = match (server_before, args.server_pid.and_then(server_cpu_s)) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
 
     let timer_lateness = match &args.metrics_url {
         Some(url) => scrape_timer_lateness(url).await,
@@ -529,6 +539,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         decisions_seen,
         timer_lateness,
         generator_cpu_s,
+        server_cpu_s,
     };
     let settings = RunSettings {
         mode: args.mode.as_str(),
@@ -573,6 +584,29 @@ fn process_cpu_s() -> Option<f64> {
     Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// CPU seconds (user + system) process `pid` has used so far, all its threads, from
+/// `/proc/PID/stat`; `None` where that cannot be read (another OS, the process has gone).
+fn server_cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // SAFETY: `sysconf` only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return None;
+    }
+    Some(stat_cpu_ticks(&text)? as f64 / hz as f64)
+}
+
+/// utime + stime (fields 14 and 15, in clock ticks) of a `/proc/PID/stat` line. The command
+/// name (field 2) is in parentheses and may hold spaces and parentheses, so the fields are
+/// counted after its last `)`.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Fetch a Prometheus page and read timer lateness from it; `None` if unreachable or absent.
 async fn scrape_timer_lateness(url: &str) -> Option<report::TimerLateness> {
     let target = Target::resolve(url).await.ok()?;
@@ -601,5 +635,25 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_cpu_is_user_plus_system_ticks_of_proc_stat() {
+        // A command name with a space and a parenthesis; utime 1234, stime 567.
+        let stat = "4242 (tier line) x) S 1 4242 4242 0 -1 4194560 2619 0 0 0 1234 567 0 0 20 0 \
+                    5 0 123456 123456789 2345 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(stat), Some(1801));
+        assert_eq!(stat_cpu_ticks("4242 (tierline) S 1 2"), None);
+        assert_eq!(stat_cpu_ticks("no parenthesis"), None);
+        // This process has a stat file on Linux; a pid that cannot exist has none.
+        if cfg!(target_os = "linux") {
+            assert!(server_cpu_s(std::process::id()).is_some_and(|s| s >= 0.0));
+        }
+        assert_eq!(server_cpu_s(u32::MAX), None);
     }
 }

@@ -341,6 +341,11 @@ pub struct Report {
     pub generator_cpu_s: Option<f64>,
     /// `generator_cpu_s` per answered event, in microseconds.
     pub generator_cpu_us_per_event: Option<f64>,
+    /// The server's CPU time (user + system) during the measured phase, read from
+    /// `/proc/PID/stat` with `--server-pid`: neither the setup before it nor the scrape after.
+    pub server_cpu_s: Option<f64>,
+    /// `server_cpu_s` per answered event, in microseconds.
+    pub server_cpu_us_per_event: Option<f64>,
     /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
     pub sustained: bool,
     /// The `SLOWEST_SLICES` 100 ms slices of intended send time with the slowest answer, in
@@ -390,6 +395,8 @@ pub struct RunTotals {
     pub timer_lateness: Option<TimerLateness>,
     /// The generator's CPU seconds during the measured phase (`None` if it could not be read).
     pub generator_cpu_s: Option<f64>,
+    /// The server's CPU seconds during the measured phase (`None` without `--server-pid`).
+    pub server_cpu_s: Option<f64>,
 }
 
 impl Report {
@@ -457,6 +464,11 @@ impl Report {
                 .map(|s| (s * 1000.0).round() / 1000.0),
             generator_cpu_us_per_event: totals
                 .generator_cpu_s
+                .filter(|_| answered > 0)
+                .map(|s| (s * 1e6 / answered as f64 * 10.0).round() / 10.0),
+            server_cpu_s: totals.server_cpu_s.map(|s| (s * 1000.0).round() / 1000.0),
+            server_cpu_us_per_event: totals
+                .server_cpu_s
                 .filter(|_| answered > 0)
                 .map(|s| (s * 1e6 / answered as f64 * 10.0).round() / 10.0),
             sustained,
@@ -699,6 +711,27 @@ mod tests {
             ..RunTotals::default()
         };
         assert!(!Report::build(settings(), &slow, all, Duration::from_secs(1)).sustained);
+    }
+
+    /// The server's CPU time is over the measured phase only, so per event it is divided by
+    /// the answered events alone (not the setup's logins).
+    #[test]
+    fn server_cpu_per_event_is_over_the_answered_events() {
+        let mut r = Recorder::new();
+        for i in 0..100u64 {
+            r.answered(ms(i), ms(i), ms(i + 1), 200);
+        }
+        let totals = RunTotals {
+            scheduled: 100,
+            setup_events: 2000,
+            server_cpu_s: Some(0.0031),
+            ..RunTotals::default()
+        };
+        let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
+        assert_eq!(report.server_cpu_s, Some(0.003));
+        assert_eq!(report.server_cpu_us_per_event, Some(31.0));
+        let none = Report::build(settings(), &r, RunTotals::default(), Duration::from_secs(1));
+        assert_eq!(none.server_cpu_us_per_event, None);
     }
 
     #[test]

@@ -159,12 +159,16 @@ pub fn pace(
     let mut summary = PaceSummary::default();
     let mut woke: Option<Duration> = None;
     while let Some(slot) = schedule.next_slot() {
-        let now = clock.now();
+        let mut now = clock.now();
         if now < slot.intended {
             let earliest = woke.map_or(Duration::ZERO, |w| w + quantum);
             clock.sleep_until(slot.intended.max(earliest));
-            woke = Some(clock.now());
-        } else if now > slot.intended + quantum + LATE_RELEASE {
+            now = clock.now();
+            woke = Some(now);
+        }
+        // After a sleep too: a thread that oversleeps (descheduled on a busy machine) releases
+        // the slot it slept for late as well as those due meanwhile.
+        if now > slot.intended + quantum + LATE_RELEASE {
             summary.released_late += 1;
         }
         if !release(slot) {
@@ -316,6 +320,59 @@ mod tests {
         assert_eq!(seen[5], (5, ms(50), ms(55)));
         assert_eq!(seen[6], (6, ms(60), ms(60)));
         assert_eq!(summary.released_late, 3);
+    }
+
+    /// A clock whose thread oversleeps once: the sleep to `late_from` ends `by` later.
+    struct OversleepingClock {
+        now: Duration,
+        late_from: Duration,
+        by: Duration,
+    }
+
+    impl PaceClock for OversleepingClock {
+        fn now(&self) -> Duration {
+            self.now
+        }
+        fn sleep_until(&mut self, at: Duration) {
+            let extra = if at == self.late_from {
+                self.by
+            } else {
+                Duration::ZERO
+            };
+            self.now = self.now.max(at + extra);
+        }
+    }
+
+    #[test]
+    fn a_slot_released_by_an_oversleeping_pacer_counts_as_late() {
+        // The sleep to slot 3 (30 ms) ends at 45 ms: slot 3 goes out 15 ms late and slot 4
+        // (40 ms) 5 ms late; both are late, not only the one that did not need a sleep.
+        let schedule = Schedule::new(100.0, ms(100), Arrivals::Constant, 0).unwrap();
+        let mut clock = OversleepingClock {
+            now: Duration::ZERO,
+            late_from: ms(30),
+            by: ms(15),
+        };
+        let summary = pace(schedule, &mut clock, Duration::ZERO, |_| true);
+        assert_eq!(summary.released, 10);
+        assert_eq!(summary.released_late, 2);
+
+        // With a quantum, a slot may go out up to the quantum (plus 1 ms) after its time.
+        let pace_oversleeping = |quantum: Duration, by: Duration| {
+            let schedule = Schedule::new(100.0, ms(100), Arrivals::Constant, 0).unwrap();
+            let mut clock = OversleepingClock {
+                now: Duration::ZERO,
+                late_from: ms(30),
+                by,
+            };
+            pace(schedule, &mut clock, quantum, |_| true).released_late
+        };
+        // 5 ms: the sleep to slot 3 (30 ms) ends at 45 ms, 15 ms late; slot 4 is 5 ms late.
+        assert_eq!(pace_oversleeping(ms(5), ms(15)), 1);
+        // 20 ms: slot 2 (20 ms) waits for the wake at 30 ms, which ends at 35 ms: 15 ms, within
+        // the quantum; ending at 55 ms, slot 2 is 35 ms late and slot 3 (30 ms) 25 ms: both late.
+        assert_eq!(pace_oversleeping(ms(20), ms(5)), 0);
+        assert_eq!(pace_oversleeping(ms(20), ms(25)), 2);
     }
 
     #[test]
