@@ -6,7 +6,7 @@
 //! measured from the intended time instead of silently lowering the offered rate (no coordinated
 //! omission).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -131,6 +131,8 @@ pub trait PaceClock {
     fn now(&self) -> Duration;
     /// Block until `now() >= at`.
     fn sleep_until(&mut self, at: Duration);
+    /// Block until the clock's zero, if that is still ahead.
+    fn wait_for_zero(&mut self) {}
 }
 
 /// What the pacer did, for the report.
@@ -158,6 +160,9 @@ pub fn pace(
 ) -> PaceSummary {
     let mut summary = PaceSummary::default();
     let mut woke: Option<Duration> = None;
+    // The clock's zero may still be ahead (`run` sets it after the senders are ready): no slot
+    // goes out before it, not even the first, due at zero.
+    clock.wait_for_zero();
     while let Some(slot) = schedule.next_slot() {
         let mut now = clock.now();
         if now < slot.intended {
@@ -192,15 +197,23 @@ pub struct ThreadClock {
 }
 
 impl PaceClock for ThreadClock {
+    /// Time since `start`; zero while `start` is still ahead.
     fn now(&self) -> Duration {
-        self.start.elapsed()
+        Instant::now().saturating_duration_since(self.start)
     }
 
+    /// Sleeps until `start + at`, measured from `start` itself, so a clock whose `start` is
+    /// still ahead (the run sets it a little in the future) waits for it too.
     fn sleep_until(&mut self, at: Duration) {
-        let now = self.now();
-        if at > now {
-            std::thread::sleep(at - now);
+        let target = self.start + at;
+        let now = Instant::now();
+        if target > now {
+            std::thread::sleep(target - now);
         }
+    }
+
+    fn wait_for_zero(&mut self) {
+        self.sleep_until(Duration::ZERO);
     }
 }
 
@@ -226,6 +239,29 @@ mod tests {
         fn sleep_until(&mut self, at: Duration) {
             self.sleeps.set(self.sleeps.get() + 1);
             self.now.set(self.now.get().max(at));
+        }
+    }
+
+    /// A run sets its clock's zero a little ahead; no slot, not even the first (due at zero),
+    /// may go out before it. (The clock used to count from `start` only once it had passed, so
+    /// the first slot went out at once, before the zero its latency is measured from.)
+    #[test]
+    fn no_slot_is_released_before_the_clocks_zero() {
+        let start = Instant::now() + Duration::from_millis(30);
+        let mut clock = ThreadClock { start };
+        let schedule = Schedule::new(1000.0, Duration::from_millis(5), Arrivals::Constant, 1)
+            .expect("a valid schedule");
+        let mut released = Vec::new();
+        let summary = pace(schedule, &mut clock, Duration::ZERO, |slot| {
+            released.push((slot.intended, Instant::now()));
+            true
+        });
+        assert_eq!(summary.released, 5);
+        for (intended, at) in released {
+            assert!(
+                at >= start + intended,
+                "slot due at {intended:?} went out early"
+            );
         }
     }
 
