@@ -338,3 +338,49 @@ async fn a_missing_tls_certificate_or_key_stops_the_start_naming_the_file() {
         assert!(err.contains(&named.display().to_string()), "{err}");
     }
 }
+
+/// The TLS port spoken to in plain HTTP: the client gets an HTTP answer it can read, 400 with
+/// the API's JSON error `tls_required` saying to use https (not a TLS alert, which HTTP clients
+/// report as a garbled answer), and the daemon keeps serving HTTPS.
+#[tokio::test]
+async fn plain_http_on_the_tls_port_is_a_400_tls_required_and_https_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let mut config = loaded(routing());
+    config.daemon.server.tls_cert = Some(dir.path().join("cert.pem"));
+    config.daemon.server.tls_key = Some(dir.path().join("key.pem"));
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let port = t.daemon().addr().port();
+
+    let (status, body) = raw_http(
+        &t,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(code(&body), "tls_required", "{body}");
+    assert!(message(&body).contains("https://"), "{body}");
+    // An ordinary client sees the same answer.
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/v1/queues"))
+        .await
+        .expect("an HTTP answer");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "tls_required", "{body}");
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let r = https
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    t.stop().await;
+}
