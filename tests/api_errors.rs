@@ -844,6 +844,7 @@ fn every_error_code_answered_is_documented() {
         "not_found",
         "method_not_allowed",
         "request_timeout",
+        "tls_required",
         "payload_too_large",
         "batch_too_large",
         "unsupported_media_type",

@@ -243,10 +243,13 @@ async fn https_serves_with_a_generated_certificate_and_sighup_reloads_it() {
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    // Plain HTTP to the TLS port does not get an answer.
-    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+    // Plain HTTP to the TLS port is not served: it is told to use HTTPS.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
-        .is_err());
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::BAD_REQUEST);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "tls_required", "{body}");
 
     // Rotate the certificate on disk; SIGHUP makes new connections use it.
     let second = make_cert();

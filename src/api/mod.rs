@@ -114,7 +114,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// `[server] request_timeout_ms`: a request (its body included) not answered within it gets
-/// 408 `request_timeout`, with a message that names the limit.
+/// 408 `request_timeout`, with a message that names the limit. The timeout drops only the
+/// answer: a command already handed to the engine task (an event, a config change) is applied
+/// all the same, so the message says how to find out instead of reading as "nothing happened".
 async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
@@ -123,7 +125,11 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
             "request_timeout",
             format!(
                 "the request was not answered within [server] request_timeout_ms = {} ms (a body \
-                 sent too slowly, or a long-poll asked to wait longer than that)",
+                 sent too slowly, a long-poll asked to wait longer than that, or the engine and \
+                 its journal slower than that under load). Events or a config change the request \
+                 carried may have been applied all the same: send an event again under the same \
+                 event id (a duplicate is answered with what its first delivery decided), or \
+                 read the state (GET /v1/config, /v1/interactions/{{id}}) before changing it again",
                 limit.as_millis()
             ),
         )

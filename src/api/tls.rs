@@ -5,7 +5,9 @@
 //! Handshakes run in their own tasks with a deadline (`Handshakes::timeout`: the daemon's
 //! `idle_timeout_ms`, at most `HANDSHAKE_TIMEOUT`) so a slow or silent client never holds up the
 //! others; at most `Handshakes::at_once` (the daemon's `max_connections`) run at once and further
-//! connections wait in the kernel backlog. Failed handshakes are logged and dropped.
+//! connections wait in the kernel backlog. Failed handshakes are logged and dropped. A client
+//! that speaks plain HTTP to the TLS port gets a plain-HTTP 400 `tls_required` (JSON, like every
+//! API error) instead of a TLS alert.
 
 use std::io;
 use std::net::SocketAddr;
@@ -166,14 +168,64 @@ async fn accept_loop(
         let tx = tx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(handshakes.timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+            let handshake = async {
+                if is_plain_http(&stream).await {
+                    answer_plain_http(stream).await;
+                    return Ok(None);
+                }
+                acceptor.accept(stream).await.map(Some)
+            };
+            match tokio::time::timeout(handshakes.timeout, handshake).await {
+                Ok(Ok(Some(stream))) => {
                     let _ = tx.send((stream, peer)).await;
+                }
+                Ok(Ok(None)) => {
+                    tracing::debug!(%peer, "plain HTTP on the TLS port: answered 400 tls_required")
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Whether the client's first byte starts an HTTP/1 request line (a method is an upper-case
+/// token) rather than a TLS record (a ClientHello starts with 0x16). Nothing is consumed.
+async fn is_plain_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Most of a plain-HTTP request head read before it is answered.
+const PLAIN_HEAD_MAX: usize = 16 * 1024;
+
+/// Answer a plain-HTTP request on the TLS port with the API's JSON error (400 `tls_required`)
+/// instead of a TLS alert the client would misread as a broken HTTP answer, then close. The
+/// head is read first (up to `PLAIN_HEAD_MAX`) so that closing with it unread does not reset
+/// the connection before the client reads the answer.
+async fn answer_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    while head.len() < PLAIN_HEAD_MAX && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = serde_json::json!({"error": {
+        "code": "tls_required",
+        "message": "this port serves HTTPS only ([server] tls_cert and tls_key are set) and the \
+                    request came in plain HTTP: send it to https:// on the same port",
+    }})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_ok() {
+        let _ = stream.shutdown().await;
     }
 }
 

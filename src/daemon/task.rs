@@ -206,7 +206,10 @@ enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SubmitError {
     /// The command channel is full (`[server] event_queue_depth`).
-    #[error("the engine is busy: {depth} commands are already queued")]
+    #[error(
+        "the engine is busy: its command queue is full ([server] event_queue_depth = {depth}); \
+         this request was not taken, so nothing of it was applied: retry after Retry-After"
+    )]
     Busy { depth: usize },
     /// The engine task has stopped (shutting down).
     #[error("the engine is stopping")]

@@ -224,28 +224,60 @@ pub fn flood_calls(t: &TestDaemon, workers: usize, per: usize) -> Vec<tokio::tas
 
 /// A journal sync that waits while its gate is closed (a disk that has stalled): give
 /// `gate.sync()` to `DaemonOptions::journal_sync`, then `gate.set(true)` / `gate.set(false)`.
-#[derive(Clone, Default)]
+/// `gate.stalled().await` waits until a sync is held at the closed gate (so the batch it syncs
+/// has been written and its requests are waiting for their answers).
+#[derive(Clone)]
 #[allow(dead_code)]
-pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+pub struct Gate(std::sync::Arc<GateState>);
+
+pub struct GateState {
+    closed: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Syncs waiting at the closed gate now.
+    stalled: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate(std::sync::Arc::new(GateState {
+            closed: std::sync::Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+            stalled: tokio::sync::watch::channel(0).0,
+        }))
+    }
+}
 
 #[allow(dead_code)]
 impl Gate {
     pub fn set(&self, closed: bool) {
-        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = closed;
-        self.0 .1.notify_all();
+        *self.0.closed.lock().unwrap_or_else(|p| p.into_inner()) = closed;
+        self.0.opened.notify_all();
     }
 
     pub fn sync(&self) -> Box<dyn tierline::daemon::commit::FileSync> {
         Box::new(self.clone())
     }
+
+    /// Wait until a sync is held at the closed gate.
+    pub async fn stalled(&self) {
+        let mut stalled = self.0.stalled.subscribe();
+        tokio::time::timeout(GIVE_UP, stalled.wait_for(|n| *n > 0))
+            .await
+            .expect("a sync reached the closed gate")
+            .expect("the gate lives");
+    }
 }
 
 impl tierline::daemon::commit::FileSync for Gate {
     fn sync(&mut self, file: &std::fs::File) -> std::io::Result<()> {
-        let (closed, opened) = &*self.0;
-        let mut closed = closed.lock().unwrap_or_else(|p| p.into_inner());
-        while *closed {
-            closed = opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+        let state = &*self.0;
+        let mut closed = state.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            state.stalled.send_modify(|n| *n += 1);
+            while *closed {
+                closed = state.opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+            }
+            state.stalled.send_modify(|n| *n -= 1);
         }
         file.sync_data()
     }
