@@ -42,9 +42,11 @@ struct Ready {
 }
 
 /// The cursor that skips every decision made so far (`GET /readyz`'s `next_seq`), so the first
-/// poll of the measured phase does not fetch the setup's decisions (a login batch's worth, which
-/// held the single HTTP worker and the workload lock at the start of the clock and showed as a
-/// 200 ms stall in the first slots). `None` (from the oldest held) if it cannot be read.
+/// poll of the measured phase fetches nothing from before it: against a daemon with a history
+/// (an earlier run, real traffic) it asked for the oldest decisions held, up to a page of
+/// 10,000, at the start of the clock. (Logins make no decisions, so a fresh daemon, as
+/// `bench.sh` starts for each run, had none to send.) `None` (from the oldest held) if it
+/// cannot be read.
 pub async fn current_cursor(target: &Target) -> Option<u64> {
     let mut connection = Connection::open(target.addr, &target.host).await.ok()?;
     let (status, body) = connection.get("/readyz").await.ok()?;
