@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tierline::daemon::{Daemon, DaemonOptions};
 use tierline::loadgen::schedule::Arrivals;
-use tierline::loadgen::{run, LoadgenArgs, Mode};
+use tierline::loadgen::{feed, run, LoadgenArgs, Mode, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
@@ -17,27 +17,7 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
     let addr = daemon.addr();
 
     let dir = tempfile::tempdir().unwrap();
-    let args = LoadgenArgs {
-        url: format!("http://{addr}"),
-        mode: Mode::Tierline,
-        rate: 1000.0,
-        duration: Duration::from_secs(2),
-        arrivals: Arrivals::Poisson,
-        connections: 8,
-        agents: 200,
-        queues: 8,
-        max_live: None,
-        seed: 5,
-        run_id: Some("smoke".into()),
-        out: Some(dir.path().join("result.json")),
-        metrics_url: None,
-        timeout: Duration::from_secs(30),
-        drain: Duration::from_secs(60),
-        sustained_p99_ms: 60_000.0,
-        threads: 1,
-        pace_quantum: std::time::Duration::ZERO,
-        server_pid: None,
-    };
+    let args = args(addr, dir.path());
     let report = run(&args).await.unwrap();
 
     // Every agent logged in (setup fails the run otherwise) and every slot got an answer.
@@ -58,6 +38,62 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
     let ok = report.statuses.get("200").copied().unwrap_or(0);
     assert!(ok * 100 >= report.answered * 95, "{:?}", report.statuses);
     assert!(report.results.get("applied").copied().unwrap_or(0) > 0);
+
+    daemon.stop().await.unwrap();
+}
+
+/// A small tierline-mode run against `addr` (config/bench.toml's queues), its report in `dir`.
+fn args(addr: std::net::SocketAddr, dir: &Path) -> LoadgenArgs {
+    LoadgenArgs {
+        url: format!("http://{addr}"),
+        mode: Mode::Tierline,
+        rate: 1000.0,
+        duration: Duration::from_secs(2),
+        arrivals: Arrivals::Poisson,
+        connections: 8,
+        agents: 200,
+        queues: 8,
+        max_live: None,
+        seed: 5,
+        run_id: Some("smoke".into()),
+        out: Some(dir.join("result.json")),
+        metrics_url: None,
+        timeout: Duration::from_secs(30),
+        drain: Duration::from_secs(60),
+        sustained_p99_ms: 60_000.0,
+        threads: 1,
+        pace_quantum: std::time::Duration::ZERO,
+        server_pid: None,
+    }
+}
+
+/// The feed starts after the decisions made before the run (`GET /readyz`'s `next_seq`): it
+/// used to start from the oldest decision held, so against a daemon with a history its first
+/// poll fetched up to 10,000 old decisions at the start of the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeds_starting_cursor_is_after_the_decisions_made_before_the_run() {
+    let mut config = tierline::config::load(Path::new("config/bench.toml")).unwrap();
+    config.daemon.server.listen = "127.0.0.1:0".into();
+    let daemon = Daemon::start(DaemonOptions::new(config)).await.unwrap();
+    let addr = daemon.addr();
+    let target = Target::resolve(&format!("http://{addr}")).await.unwrap();
+
+    // Nothing decided yet: the feed takes every decision (seq > 0).
+    assert_eq!(feed::current_cursor(&target).await, Some(0));
+
+    // One arrival, no agent: decision 1 (`queued`), made before the run.
+    let body = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/events"))
+        .header("content-type", "application/json")
+        .body(r#"{"id":"before-1","type":"interaction.arrived","interaction":"before-i1","channel":"voice","queue":"q0"}"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(r#""seq":1"#), "{body}");
+    assert_eq!(feed::current_cursor(&target).await, Some(1));
 
     daemon.stop().await.unwrap();
 }
