@@ -11,9 +11,7 @@ use tierline::loadgen::{feed, run, LoadgenArgs, Mode, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
-    let mut config = tierline::config::load(Path::new("config/bench.toml")).unwrap();
-    config.daemon.server.listen = "127.0.0.1:0".into();
-    let daemon = Daemon::start(DaemonOptions::new(config)).await.unwrap();
+    let daemon = bench_daemon().await;
     let addr = daemon.addr();
 
     let dir = tempfile::tempdir().unwrap();
@@ -72,9 +70,7 @@ fn args(addr: std::net::SocketAddr, dir: &Path) -> LoadgenArgs {
 /// poll fetched up to 10,000 old decisions at the start of the clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feeds_starting_cursor_is_after_the_decisions_made_before_the_run() {
-    let mut config = tierline::config::load(Path::new("config/bench.toml")).unwrap();
-    config.daemon.server.listen = "127.0.0.1:0".into();
-    let daemon = Daemon::start(DaemonOptions::new(config)).await.unwrap();
+    let daemon = bench_daemon().await;
     let addr = daemon.addr();
     let target = Target::resolve(&format!("http://{addr}")).await.unwrap();
 
@@ -96,4 +92,11 @@ async fn the_feeds_starting_cursor_is_after_the_decisions_made_before_the_run() 
     assert_eq!(feed::current_cursor(&target).await, Some(1));
 
     daemon.stop().await.unwrap();
+}
+
+/// The daemon on config/bench.toml, on an ephemeral port.
+async fn bench_daemon() -> Daemon {
+    let mut config = tierline::config::load(Path::new("config/bench.toml")).unwrap();
+    config.daemon.server.listen = "127.0.0.1:0".into();
+    Daemon::start(DaemonOptions::new(config)).await.unwrap()
 }
