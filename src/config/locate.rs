@@ -52,6 +52,26 @@ impl FieldPath {
         p.0.push(Segment::Index(i));
         p
     }
+
+    /// The path a field name written by `Display` names (`agents[0].shifts[1].login_s`); `None`
+    /// for an empty name or an index that is not a number.
+    pub(crate) fn parse(field: &str) -> Option<Self> {
+        if field.is_empty() {
+            return None;
+        }
+        let mut path = FieldPath::root();
+        for part in field.split('.') {
+            let (key, mut rest) = part.split_once('[').unwrap_or((part, ""));
+            if !key.is_empty() {
+                path = path.key(key);
+            }
+            while let Some((n, after)) = rest.split_once(']') {
+                path = path.index(n.parse().ok()?);
+                rest = after.strip_prefix('[').unwrap_or(after);
+            }
+        }
+        Some(path)
+    }
 }
 
 impl fmt::Display for FieldPath {
@@ -297,6 +317,21 @@ mod tests {
         assert_eq!(loc.path_at(offset).to_string(), "queue[1].steps[1].after_s");
         let offset = TEXT.find("30").unwrap();
         assert_eq!(loc.path_at(offset).to_string(), "defaults.sla_s");
+    }
+
+    #[test]
+    fn a_field_name_parses_back_to_its_path() {
+        let path = FieldPath::root()
+            .key("agents")
+            .index(0)
+            .key("shifts")
+            .index(12)
+            .key("login_s");
+        assert_eq!(FieldPath::parse(&path.to_string()), Some(path));
+        let nested = FieldPath::root().key("m").index(1).index(2);
+        assert_eq!(FieldPath::parse("m[1][2]"), Some(nested));
+        assert_eq!(FieldPath::parse(""), None);
+        assert_eq!(FieldPath::parse("queue[x]"), None);
     }
 
     #[test]

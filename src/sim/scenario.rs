@@ -260,31 +260,12 @@ fn locate(mut errors: ConfigErrors, text: &str, origin: &str) -> ConfigErrors {
     };
     let locator = Locator::new(origin, text, &doc);
     for e in errors.0.iter_mut().filter(|e| e.line.is_none()) {
-        if let Some(path) = field_path(&e.field) {
+        if let Some(path) = FieldPath::parse(&e.field) {
             let found = locator.error(&path, "");
             (e.line, e.column) = (found.line, found.column);
         }
     }
     errors
-}
-
-/// `agents[0].shifts[1].login_s` → its path; `None` for an empty field.
-fn field_path(field: &str) -> Option<FieldPath> {
-    if field.is_empty() {
-        return None;
-    }
-    let mut path = FieldPath::root();
-    for part in field.split('.') {
-        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
-        if !key.is_empty() {
-            path = path.key(key);
-        }
-        while let Some((n, after)) = rest.split_once(']') {
-            path = path.index(n.parse().ok()?);
-            rest = after.strip_prefix('[').unwrap_or(after);
-        }
-    }
-    Some(path)
 }
 
 /// Read a scenario file and check it against the routing config.
