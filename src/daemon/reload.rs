@@ -17,7 +17,7 @@
 //! not be read (`rejected`); `POST /v1/config/validate` is not a reload either.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use thiserror::Error;
 
@@ -299,18 +299,13 @@ impl Reloader {
     /// Put `fresh` in force; whether anything differs from before.
     fn install(&self, fresh: FreshSecrets) -> bool {
         let auth = Arc::new(fresh.auth);
-        let auth_changed = match self.auth.write() {
-            Ok(mut cell) => {
-                let differs = **cell != *auth;
-                *cell = auth;
-                differs
-            }
-            Err(poisoned) => {
-                let mut cell = poisoned.into_inner();
-                let differs = **cell != *auth;
-                *cell = auth;
-                differs
-            }
+        let auth_changed = {
+            // A panic elsewhere while holding the lock cannot leave the keys half-written (one
+            // `Arc` store), so a poisoned lock is used as it is.
+            let mut cell = self.auth.write().unwrap_or_else(PoisonError::into_inner);
+            let differs = **cell != *auth;
+            *cell = auth;
+            differs
         };
         if auth_changed {
             self.auth_changed.send_modify(|generation| *generation += 1);
