@@ -403,14 +403,7 @@ async fn a_revoked_token_ends_the_sse_stream_and_the_long_poll_it_opened() {
     let next: Value = r.send().await.unwrap().json().await.unwrap();
     let next = next["next"].as_u64().unwrap();
 
-    let stream = t
-        .http
-        .get(t.url("/v1/decisions/stream"))
-        .bearer_auth("token-one")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
+    let stream = open_stream(&t, "token-one").await;
     let poll = t
         .http
         .get(t.url(&format!("/v1/decisions?after={next}&wait_ms=50000")))
@@ -452,19 +445,25 @@ async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision(
     let tokens = dir.path().join("admin-tokens");
     rotate(&tokens, "token-one,token-two\n");
     let (t, _) = daemon_with_token_file(dir.path(), &tokens).await;
-    let stream = t
-        .http
-        .get(t.url("/v1/decisions/stream"))
-        .bearer_auth("token-one")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
+    let stream = open_stream(&t, "token-one").await;
     rotate(&tokens, "token-two\n");
     assert!(t.daemon().sighup().await.unwrap().secrets_changed);
     let text = read_until_it_ends(stream).await;
     assert!(text.contains("\"unauthorized\""), "{text}");
     t.stop().await;
+}
+
+/// `GET /v1/decisions/stream` with `token`, answered 200 (its body not read yet).
+async fn open_stream(t: &TestDaemon, token: &str) -> reqwest::Response {
+    let stream = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream
 }
 
 /// Everything an SSE response sends until it ends; fails the test if it has not ended within

@@ -75,18 +75,22 @@ fn staffed_and_driven() -> Engine {
     engine
 }
 
+/// `a<n>` logs in with the roster's address, tiers, skills and capacity.
+fn login(n: usize) -> Event {
+    Event::AgentLogin {
+        agent: format!("a{n}"),
+        address: None,
+        tiers: None,
+        skills: None,
+        capacity: None,
+    }
+}
+
 /// An engine with the six agents of the desk logged in at 0.
 fn staffed(config: RoutingConfig) -> Engine {
     let mut engine = Engine::new(config, 0);
     for n in 0..6 {
-        let login = Event::AgentLogin {
-            agent: format!("a{n}"),
-            address: None,
-            tiers: None,
-            skills: None,
-            capacity: None,
-        };
-        engine.handle(0, &login).unwrap();
+        engine.handle(0, &login(n)).unwrap();
     }
     engine
 }
@@ -146,33 +150,14 @@ fn a_restored_snapshot_draws_the_same_random_picks() {
     config.queues[0].wrap_up_ms = 0;
     let mut original = Engine::new(config, 0);
     for n in (0..20).rev() {
-        let login = Event::AgentLogin {
-            agent: format!("a{n}"),
-            address: None,
-            tiers: None,
-            skills: None,
-            capacity: None,
-        };
-        original.handle(0, &login).unwrap();
+        original.handle(0, &login(n)).unwrap();
     }
     for n in [3, 8, 15] {
-        let agent = format!("a{n}");
-        original
-            .handle(
-                0,
-                &Event::AgentLogout {
-                    agent: agent.clone(),
-                },
-            )
-            .unwrap();
-        let login = Event::AgentLogin {
-            agent,
-            address: None,
-            tiers: None,
-            skills: None,
-            capacity: None,
+        let logout = Event::AgentLogout {
+            agent: format!("a{n}"),
         };
-        original.handle(0, &login).unwrap();
+        original.handle(0, &logout).unwrap();
+        original.handle(0, &login(n)).unwrap();
     }
     drive(&mut original, 0, 30);
     let mut bytes = Vec::new();
