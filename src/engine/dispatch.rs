@@ -54,11 +54,13 @@ impl Engine {
             return None;
         }
         let min_load = heads.iter().map(|(_, k)| k.load).min()?;
-        if strategy == Strategy::Random {
-            drop(heads);
-            return self.pick_random(q, channel, class, skills, min_load);
-        }
         match strategy {
+            // By position in the queue's pool; the draw needs the RNG, so `heads` (a borrow of
+            // the free sets) ends first.
+            Strategy::Random => {
+                drop(heads);
+                self.pick_random(q, channel, class, skills, min_load)
+            }
             // Across tiers the tier itself does not count (except for tier-order).
             Strategy::LongestIdle | Strategy::FewestInteractions => heads
                 .iter()
@@ -109,8 +111,6 @@ impl Engine {
                 }
                 after.or(first).map(|k| k.agent)
             }
-            // Picked above, by position in the pool.
-            Strategy::Random => None,
         }
     }
 
