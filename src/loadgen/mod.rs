@@ -131,7 +131,8 @@ pub struct LoadgenArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Prometheus page to read `tierline_timer_lateness_seconds` from after the run.
+    /// Prometheus page to read `tierline_timer_lateness_seconds` from, before the run and after
+    /// it: the report covers the timers fired in between.
     #[arg(long)]
     pub metrics_url: Option<String>,
     /// A request unanswered this long counts as a `timeout` failure.
@@ -455,6 +456,12 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         Mode::Baseline => None,
     };
 
+    // The lateness histogram as it stands before the run, so that the report covers the
+    // timers fired during the run only.
+    let metrics_before = match &args.metrics_url {
+        Some(url) => fetch_metrics(url).await,
+        None => None,
+    };
     let server_before = args.server_pid.and_then(server_cpu_s);
     let cpu_before = process_cpu_s();
     // The clock's zero is set a little ahead, so the slot channel, the sender tasks, the pacer
@@ -526,7 +533,9 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     };
 
     let timer_lateness = match &args.metrics_url {
-        Some(url) => scrape_timer_lateness(url).await,
+        Some(url) => fetch_metrics(url)
+            .await
+            .and_then(|after| scrape::timer_lateness_between(metrics_before.as_deref(), &after)),
         None => None,
     };
     let (results, decisions_seen) = match run.workload.lock() {
@@ -613,8 +622,8 @@ fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Fetch a Prometheus page and read timer lateness from it; `None` if unreachable or absent.
-async fn scrape_timer_lateness(url: &str) -> Option<report::TimerLateness> {
+/// Fetch a Prometheus page; `None` if unreachable or not a 200.
+async fn fetch_metrics(url: &str) -> Option<String> {
     let target = Target::resolve(url).await.ok()?;
     let uri: hyper::Uri = url.parse().ok()?;
     let path = uri.path_and_query().map_or("/metrics", |p| p.as_str());
@@ -623,7 +632,7 @@ async fn scrape_timer_lateness(url: &str) -> Option<report::TimerLateness> {
     if status != 200 {
         return None;
     }
-    scrape::timer_lateness(&String::from_utf8_lossy(&body))
+    Some(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The `loadgen` command: run, print one summary line, exit 1 if the run could not happen.

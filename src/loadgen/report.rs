@@ -281,7 +281,7 @@ pub struct RunSettings {
     pub sustained_p99_ms: f64,
 }
 
-/// Timer lateness scraped from the daemon's Prometheus endpoint after the run.
+/// Timer lateness read from the daemon's Prometheus endpoint (`loadgen::scrape`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TimerLateness {
     pub count: u64,
@@ -289,6 +289,20 @@ pub struct TimerLateness {
     pub p99_ms: f64,
     /// Upper bound of the highest bucket holding a sample (`+Inf` ⇒ null).
     pub max_bucket_ms: Option<f64>,
+    /// Which timers these are.
+    pub scope: LatenessScope,
+}
+
+/// Which timers a lateness figure covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatenessScope {
+    /// Those fired during the run: from just before the clock started to after the last answer
+    /// (the page scraped then, minus the one scraped before).
+    Run,
+    /// Every timer since the daemon started (no page from before the run, or the exporter
+    /// renders the histogram as a summary, or the daemon restarted during the run).
+    DaemonLifetime,
 }
 
 /// The JSON result file.
