@@ -1167,6 +1167,47 @@ fn a_subscriber_type_that_no_decision_has_is_refused_naming_the_valid_ones() {
     assert!(parse(&every_type, "test.toml").is_ok());
 }
 
+/// A retry ceiling below the first retry delay used to be raised to it without a word.
+#[test]
+fn a_subscriber_whose_longest_retry_is_shorter_than_its_first_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "http://127.0.0.1:9000/hook""#,
+        /* 3 */ "retry_initial_ms = 2000",
+        /* 4 */ "retry_max_ms = 1000",
+    ]));
+    assert_error(
+        &e,
+        4,
+        "subscriber[0].retry_max_ms",
+        "retry_max_ms (1000) is less than retry_initial_ms (2000)",
+    );
+    // Only the first delay written, above the ceiling's default of 30 s: named where written.
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "http://127.0.0.1:9000/hook""#,
+        /* 3 */ "retry_initial_ms = 60000",
+    ]));
+    assert_error(
+        &e,
+        3,
+        "subscriber[0].retry_initial_ms",
+        "retry_max_ms (30000, its default) is less than retry_initial_ms (60000)",
+    );
+    for ok in [
+        ["retry_initial_ms = 1000", "retry_max_ms = 1000"],
+        ["retry_initial_ms = 0", "retry_max_ms = 0"],
+    ] {
+        let text = file(&[
+            "[[subscriber]]",
+            r#"url = "http://127.0.0.1:9000/hook""#,
+            ok[0],
+            ok[1],
+        ]);
+        assert!(parse(&text, "test.toml").is_ok(), "{ok:?}");
+    }
+}
+
 /// Two subscribers under one name (the same `name`, or the same `url` and no name) would share
 /// one ack file: each would overwrite the other's cursor, so after a restart the slower one
 /// would resume after decisions it was never sent (and their temp files would collide).

@@ -691,7 +691,24 @@ impl Checker<'_, '_> {
                     format!("`{url}` is not an http:// or https:// URL"),
                 );
             }
-            subscribers.push(s.resolve(url));
+            let resolved = s.resolve(url);
+            if resolved.retry_max_ms < resolved.retry_initial_ms {
+                // Named where the user wrote the value that does not fit.
+                let (key, default) = match s.retry_max_ms {
+                    Some(_) => ("retry_max_ms", ""),
+                    None => ("retry_initial_ms", ", its default"),
+                };
+                self.err(
+                    &path.key(key),
+                    format!(
+                        "retry_max_ms ({}{default}) is less than retry_initial_ms ({}): the \
+                         longest retry delay cannot be shorter than the first; raise \
+                         retry_max_ms or lower retry_initial_ms",
+                        resolved.retry_max_ms, resolved.retry_initial_ms
+                    ),
+                );
+            }
+            subscribers.push(resolved);
         }
         DaemonConfig {
             server: raw.server.clone(),
