@@ -39,8 +39,11 @@ use super::secret::{EnvLookup, RotatingSecret, SecretError, SecretSetting};
 /// How one subscriber is delivered to.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    /// For logs: the configured name, else the URL.
+    /// Who it is: the configured name, else the URL (names its ack file).
     pub name: String,
+    /// What logs and the metric label show: the configured name, else the URL without its
+    /// user name, password, query and fragment (`redacted_url`), which may hold credentials.
+    pub label: String,
     pub url: String,
     /// The signing secret; a reload may rotate it (read from its file or env var again).
     pub secret: Option<RotatingSecret>,
@@ -75,6 +78,7 @@ impl Subscriber {
         };
         Ok(Subscriber {
             name: cfg.name.clone().unwrap_or_else(|| cfg.url.clone()),
+            label: cfg.name.clone().unwrap_or_else(|| redacted_url(&cfg.url)),
             url: cfg.url.clone(),
             secret,
             types: cfg.types.clone(),
@@ -101,6 +105,38 @@ impl Subscriber {
     }
 }
 
+/// `url` as logs and metric labels show it: a user name, password, query or fragment (which
+/// may hold credentials or tokens) is replaced by `…`. A URL with none of them is shown as
+/// written.
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Validation admits only http(s) URLs; reqwest refuses the rest when sending.
+        return "(a URL that does not parse)".to_string();
+    };
+    let userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let rest = parsed.query().is_some() || parsed.fragment().is_some();
+    if !(userinfo || rest) {
+        return url.to_string();
+    }
+    // Cannot fail on an http(s) URL, which has a host; kept whole otherwise below.
+    let cleared = parsed.set_username("").is_ok() && parsed.set_password(None).is_ok();
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    if !cleared {
+        return "(a URL with credentials that cannot be hidden)".to_string();
+    }
+    let mut shown = parsed.to_string();
+    if userinfo {
+        if let Some(at) = shown.find("://") {
+            shown.insert_str(at + 3, "…@");
+        }
+    }
+    if rest {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Where a subscriber starts and where it records its progress.
 #[derive(Debug, Clone)]
 pub struct Cursor {
@@ -123,10 +159,10 @@ pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) {
         let acked = cursor.start_after.unwrap_or(0);
         match acks.store(acked) {
             Ok(()) => {
-                tracing::info!(subscriber = %sub.name, after = acked, "new subscriber starts with the decisions after this seq")
+                tracing::info!(subscriber = %sub.label, after = acked, "new subscriber starts with the decisions after this seq")
             }
             Err(e) => {
-                tracing::warn!(subscriber = %sub.name, error = %e, "cannot record the subscriber's starting point")
+                tracing::warn!(subscriber = %sub.label, error = %e, "cannot record the subscriber's starting point")
             }
         }
     }
@@ -146,7 +182,7 @@ pub fn spawn(
             () = deliver(&subscriber, &engine, clock, cursor, &metrics) => {}
             () = shutdown.wait() => {}
         }
-        tracing::debug!(subscriber = %subscriber.name, "subscriber stopped");
+        tracing::debug!(subscriber = %subscriber.label, "subscriber stopped");
     })
 }
 
@@ -173,14 +209,14 @@ async fn starting_point(sub: &Subscriber, cursor: &Cursor, next_seq: u64) -> Opt
     };
     match loaded {
         Ok(Some(acked)) if acked < next_seq => {
-            tracing::info!(subscriber = %sub.name, acked, "subscriber resumes after its last acknowledged decision");
+            tracing::info!(subscriber = %sub.label, acked, "subscriber resumes after its last acknowledged decision");
             Some(acked)
         }
         Ok(Some(acked)) => {
             // Only possible if the journal lost its tail (sync = "none" and an OS crash): the
             // seqs after the newest decision will be reused, so start right after it.
             tracing::warn!(
-                subscriber = %sub.name,
+                subscriber = %sub.label,
                 acked,
                 newest = next_seq.saturating_sub(1),
                 "subscriber acknowledged decisions the journal does not hold; resuming after the newest"
@@ -191,14 +227,14 @@ async fn starting_point(sub: &Subscriber, cursor: &Cursor, next_seq: u64) -> Opt
             let start = cursor.start_after;
             let acked = start.unwrap_or(0);
             if let Err(e) = on_blocking_thread(move || acks.store(acked)).await {
-                tracing::warn!(subscriber = %sub.name, error = %e, "cannot record the subscriber's starting point");
+                tracing::warn!(subscriber = %sub.label, error = %e, "cannot record the subscriber's starting point");
             }
             start
         }
         Err(e) => {
             // At-least-once: with the ack unknown, send everything still held.
             tracing::error!(
-                subscriber = %sub.name,
+                subscriber = %sub.label,
                 file = %path.display(),
                 error = %e,
                 "cannot read the subscriber's ack file; delivering from the oldest decision held"
@@ -226,7 +262,7 @@ async fn deliver(
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(subscriber = %sub.name, error = %e, "cannot build HTTP client");
+            tracing::error!(subscriber = %sub.label, error = %e, "cannot build HTTP client");
             return;
         }
     };
@@ -250,18 +286,18 @@ async fn deliver(
             Ok(Ok(page)) => page,
             Ok(Err(FeedError::Gone(gone))) => {
                 tracing::error!(
-                    subscriber = %sub.name,
+                    subscriber = %sub.label,
                     lost = gone.oldest.saturating_sub(cursor.map_or(0, |c| c + 1)),
                     "subscriber fell behind the decision log; skipping to the oldest decision held"
                 );
-                metrics.subscriber_delivery(&sub.name, DeliveryResult::Dropped);
+                metrics.subscriber_delivery(&sub.label, DeliveryResult::Dropped);
                 cursor = gone.oldest.checked_sub(1);
                 continue;
             }
             // `starting_point` never starts past the newest decision and the cursor only moves
             // to seqs read; should it happen anyway, resume after the newest, as at start.
             Ok(Err(FeedError::Ahead(ahead))) => {
-                tracing::warn!(subscriber = %sub.name, after = ahead.after, newest = ahead.newest,
+                tracing::warn!(subscriber = %sub.label, after = ahead.after, newest = ahead.newest,
                     "subscriber cursor is past the newest decision; resuming after the newest");
                 cursor = Some(ahead.newest);
                 continue;
@@ -294,7 +330,7 @@ async fn deliver(
                 let acked = last.seq;
                 // A lost ack only costs redelivery, so a failed write is logged, not retried.
                 if let Err(e) = on_blocking_thread(move || acks.store(acked)).await {
-                    tracing::warn!(subscriber = %sub.name, acked, error = %e, "cannot record the subscriber's acknowledged seq");
+                    tracing::warn!(subscriber = %sub.label, acked, error = %e, "cannot record the subscriber's acknowledged seq");
                 }
             }
         }
@@ -322,7 +358,7 @@ async fn post_until_accepted(
         }
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                metrics.subscriber_delivery(&sub.name, DeliveryResult::Delivered);
+                metrics.subscriber_delivery(&sub.label, DeliveryResult::Delivered);
                 return;
             }
             Ok(response) if response.status().is_redirection() => format!(
@@ -336,12 +372,13 @@ async fn post_until_accepted(
                     .unwrap_or("no Location")
             ),
             Ok(response) => format!("answered {}", response.status()),
-            Err(e) => e.to_string(),
+            // Without the URL, which may hold credentials (the log names the subscriber).
+            Err(e) => e.without_url().to_string(),
         };
-        metrics.subscriber_delivery(&sub.name, DeliveryResult::Failed);
+        metrics.subscriber_delivery(&sub.label, DeliveryResult::Failed);
         let delay = sub.backoff(attempt, &mut rand::thread_rng());
         tracing::warn!(
-            subscriber = %sub.name,
+            subscriber = %sub.label,
             attempt = attempt + 1,
             retry_in_ms = delay.as_millis() as u64,
             error = %failure,
@@ -360,6 +397,7 @@ mod tests {
     fn sub() -> Subscriber {
         Subscriber {
             name: "pbx".into(),
+            label: "pbx".into(),
             url: "http://127.0.0.1:1/".into(),
             secret: None,
             types: vec!["offer".into()],
@@ -401,5 +439,40 @@ mod tests {
             ..sub()
         };
         assert!(all.wants("queued"));
+    }
+
+    #[test]
+    fn credentials_and_queries_are_hidden_from_what_logs_and_metrics_show() {
+        for (url, shown) in [
+            ("http://pbx:8080/hook", "http://pbx:8080/hook"),
+            (
+                "https://user:s3cret@pbx.example/hook",
+                "https://…@pbx.example/hook",
+            ),
+            (
+                "https://token@pbx.example/hook",
+                "https://…@pbx.example/hook",
+            ),
+            ("http://pbx/hook?key=s3cret", "http://pbx/hook…"),
+            ("http://u:p@pbx/hook?key=s3cret#x", "http://…@pbx/hook…"),
+            ("not a url", "(a URL that does not parse)"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_unnamed_subscriber_is_labelled_without_its_credentials_but_keeps_its_identity() {
+        let url = "https://user:s3cret@pbx.example/hook?key=k3y";
+        let no_env = |_: &str| -> Option<String> { None };
+        let unnamed = Subscriber::from_config(0, &SubscriberConfig::new(url), &no_env).unwrap();
+        assert_eq!(unnamed.label, "https://…@pbx.example/hook…");
+        // The ack file is still found by the whole URL, as before.
+        assert_eq!(unnamed.name, url);
+        assert_eq!(unnamed.url, url);
+        let mut cfg = SubscriberConfig::new(url);
+        cfg.name = Some("pbx".into());
+        let named = Subscriber::from_config(0, &cfg, &no_env).unwrap();
+        assert_eq!((named.name.as_str(), named.label.as_str()), ("pbx", "pbx"));
     }
 }
