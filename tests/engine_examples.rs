@@ -6,7 +6,7 @@ mod support;
 
 use tierline::config::{Channel, Strategy};
 use tierline::engine::{
-    Activity, AgentStatus, DecisionKind, DeclineReason, EngineError, InteractionState, Owner,
+    Activity, AgentStatus, DecisionKind, DeclineReason, EngineError, Fact, InteractionState, Owner,
     RejectReason, RevokeReason, SlotPhase, Why,
 };
 
@@ -440,6 +440,47 @@ fn overflow_to_a_queue_keeps_arrival_time_and_history() {
         offered_to(&ds, "x").as_deref(),
         Some("b1"),
         "x entered backup first"
+    );
+}
+
+/// A short abandon is judged from the arrival, not from the entry into the queue the
+/// customer left: one who waited 45 s in support and hung up 1 s after the overflow to backup
+/// abandoned after a real wait.
+#[test]
+fn an_abandon_soon_after_an_overflow_is_not_a_short_abandon() {
+    let support = overflow_to_queue(queue("support", vec![step(0, &[1])]), 45, "backup");
+    let backup = queue("backup", vec![step(0, &[1])]);
+    assert_eq!(backup.short_abandon_ms, secs(5));
+    let mut d = Driver::new(config(vec![support, backup], vec![]));
+    d.engine.set_record_facts(true);
+    d.at(0, call("quick", "support"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), abandon("quick"));
+    d.advance(secs(46));
+    assert_eq!(d.interaction("c1").entered_queue_at, secs(46));
+    d.at(secs(47), abandon("c1"));
+    let abandons: Vec<(String, String, u64, bool)> = d
+        .engine
+        .take_facts()
+        .into_iter()
+        .filter_map(|f| match f {
+            Fact::Abandoned {
+                interaction,
+                queue,
+                wait_ms,
+                short,
+                ..
+            } => Some((interaction.to_string(), queue.to_string(), wait_ms, short)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        abandons,
+        vec![
+            ("quick".to_string(), "support".to_string(), secs(2), true),
+            // The wait in backup is 1 s (its wait histogram's sample); not short.
+            ("c1".to_string(), "backup".to_string(), secs(1), false),
+        ]
     );
 }
 

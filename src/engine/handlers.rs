@@ -312,12 +312,13 @@ impl Engine {
             });
         }
         let now = self.now;
-        let (state, q, channel, entered, agent, slot, offer) = {
+        let (state, q, channel, arrived, entered, agent, slot, offer) = {
             let i = self.ix(ik);
             (
                 i.state,
                 i.queue,
                 i.channel,
+                i.arrived_at,
                 i.entered_queue_at,
                 i.agent,
                 i.slot,
@@ -326,7 +327,11 @@ impl Engine {
         };
         let q = q.unwrap_or(0);
         let wait_ms = now.saturating_sub(entered);
-        let short = wait_ms < self.queues[q as usize].cfg().short_abandon_ms;
+        // A short abandon (a misdial, a caller who changed their mind) is judged from the
+        // arrival: a customer who waited in another queue before an overflow, or talked to an
+        // agent before a transfer or an escalation, and then left this queue quickly, still
+        // abandoned after a real wait. Without such a move, arrival and entry are the same.
+        let short = now.saturating_sub(arrived) < self.queues[q as usize].cfg().short_abandon_ms;
         let queue = self.queues[q as usize].name.clone();
         let interaction = self.ix(ik).id.clone();
         match state {
