@@ -180,6 +180,7 @@ cat >"$WORK/check.py" <<'PY'
 import json, math, sys, urllib.parse, urllib.request
 
 prom, dashboard_path, events = sys.argv[1], sys.argv[2], int(sys.argv[3])
+api = sys.argv[4] if len(sys.argv) > 4 else None
 QUEUES = ["billing", "support"]
 
 def query(expr):
@@ -257,10 +258,26 @@ try:
     expect("complaint share (1 of 10 arrivals)",
            one(substitute(panel_expr("Complaint share (target <= 1 %)"), ".*")), 0.1)
     agents = {(r["metric"]["tier"], r["metric"]["state"]): float(r["value"][1])
-              for r in query(substitute(panel_expr("Agents by state and tier"), "support"))}
+              for r in query(substitute(panel_expr("Agents by state and tier (per queue served)"), "support"))}
     expect("support L1 busy (cat)", agents.get(("1", "busy")), 1)
     expect("support L1 not ready (eve)", agents.get(("1", "not_ready")), 1)
     expect("support L2 not ready (dan)", agents.get(("2", "not_ready")), 1)
+    # The centre panel counts each agent once: it must equal a count of the daemon's own agent
+    # list by activity (the per-queue panel summed over all queues counts some agents twice).
+    centre = {r["metric"]["state"]: float(r["value"][1])
+              for r in query(panel_expr("Agents in the centre (each counted once)"))}
+    if api:
+        with urllib.request.urlopen(api + "/v1/agents", timeout=10) as r:
+            listed = json.load(r)["agents"]
+        by_activity = {}
+        for a in listed:
+            by_activity[a["activity"]] = by_activity.get(a["activity"], 0) + 1
+        for state in sorted(set(by_activity) | set(centre)):
+            expect(f"agents {state} in the centre (GET /v1/agents)",
+                   centre.get(state, 0.0), by_activity.get(state, 0))
+        print(f"  agents in the centre: {sum(centre.values())} "
+              f"(the per-queue panel over all queues: "
+              f"{one(substitute('sum(' + panel_expr('Agents by state and tier (per queue served)') + ')', '.*'))})")
     esc = {(r["metric"]["queue"], r["metric"]["step"]): float(r["value"][1])
            for r in query('sum by (queue, step) (tierline_escalations_total)')}
     expect("ladder escalations in support", esc.get(("support", "1")), 3)
@@ -290,7 +307,7 @@ sys.exit(1 if problems else 0)
 PY
 
 log "checking every dashboard query against Prometheus"
-python3 "$WORK/check.py" "$PROM" "$ROOT/grafana/dashboards/tierline-wallboard.json" "$EVENTS" ||
+python3 "$WORK/check.py" "$PROM" "$ROOT/grafana/dashboards/tierline-wallboard.json" "$EVENTS" "$API" ||
   fail "dashboard queries (see PROBLEM lines above)"
 
 # --- 5. promtool ---------------------------------------------------------------------------------

@@ -5,9 +5,9 @@
 //! transfers, abandons, logins with new tiers, logouts, not-ready, reloads that change tiers or
 //! remove a queue) are driven through an `Engine` and a `Telemetry`, with `Telemetry::observe`
 //! after every batch, as the daemon does. After every step, the exported gauges in the rendered
-//! page (`tierline_queue_waiting`, `tierline_queue_oldest_wait_seconds`, `tierline_agents`) must
-//! equal a brute-force recount from the engine's full views (`Engine::queues()`, which walks
-//! every agent). Telemetry itself only reads the queues the engine reports as changed, and their
+//! page (`tierline_queue_waiting`, `tierline_queue_oldest_wait_seconds`, `tierline_agents`,
+//! `tierline_centre_agents`) must equal a brute-force recount from the engine's full views
+//! (`Engine::queues()` and `Engine::agents()`, which walk every agent). Telemetry itself only reads the queues the engine reports as changed, and their
 //! incrementally kept census: this test is what says that is enough.
 
 #[macro_use]
@@ -356,6 +356,25 @@ impl Rig {
                 }
             }
         }
+        // The whole centre: every agent once, however many queues it serves (or none).
+        let mut centre: BTreeMap<Activity, u64> = BTreeMap::new();
+        for agent in self.engine.agents() {
+            *centre.entry(agent.activity).or_default() += 1;
+        }
+        for activity in Activity::ALL {
+            let want = centre.get(&activity).copied().unwrap_or(0) as f64;
+            let got = samples
+                .get(&key(
+                    "tierline_centre_agents",
+                    &[("state", activity.as_str())],
+                ))
+                .copied();
+            ensure!(
+                got == Some(want),
+                "centre {}: gauge {got:?}, engine {want}",
+                activity.as_str()
+            );
+        }
         // A queue a reload removed shows nothing any more.
         let live: BTreeSet<String> = self.queue_ids().into_iter().collect();
         for ((name, labels), value) in &samples {
@@ -458,4 +477,34 @@ fn a_stale_gauge_is_caught() {
         .expect("not ready");
     let err = rig.check().expect_err("the available gauge is stale");
     assert!(err.contains("tier 1 available"), "{err}");
+}
+
+/// An agent serving several queues is counted once per queue in `tierline_agents` (summing it
+/// over queues, as an "all queues" wallboard does, counts it twice) but once in
+/// `tierline_centre_agents`, and the centre's agent-seconds integrate that count.
+#[test]
+fn the_centre_counts_an_agent_in_two_queues_once() {
+    let plan = Plan {
+        queues: 2,
+        tiers: vec![[1, 2, 0]],
+        chat: [false; 3],
+        wrap_up_s: [0; 3],
+    };
+    let mut rig = Rig::new(plan);
+    rig.step(&Action::Login(0));
+    rig.step(&Action::Wait(10_000));
+    rig.check().expect("consistent");
+    let samples = parse(&rig.telemetry.metrics().render_at(rig.engine.now()));
+    let available = |name: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|((n, l), _)| n == name && l.contains(&("state".into(), "available".into())))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(available("tierline_agents"), 2.0, "once per queue");
+    assert_eq!(available("tierline_centre_agents"), 1.0, "once");
+    // Ten seconds available: 10 agent-seconds for the centre, 20 summed over the queues.
+    assert_eq!(available("tierline_centre_agent_state_seconds_total"), 10.0);
+    assert_eq!(available("tierline_agent_state_seconds_total"), 20.0);
 }

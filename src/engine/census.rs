@@ -160,6 +160,12 @@ impl Engine {
         })
     }
 
+    /// Agents of the whole centre in each activity (indexed like `Activity::ALL`), each counted
+    /// once however many queues it serves (agents serving no queue included). O(1).
+    pub fn centre_agents(&self) -> [u32; 6] {
+        self.centre
+    }
+
     /// The queues of the current config whose load changed since the last call (each once, in the
     /// order they first changed). After a reconfiguration every queue is listed.
     pub fn take_changed_queues(&mut self) -> Vec<Arc<str>> {
@@ -218,6 +224,13 @@ impl Engine {
     }
 
     fn census_move(&mut self, ak: AKey, from: Option<Activity>, to: Option<Activity>) {
+        if let Some(from) = from {
+            let n = &mut self.centre[from.index()];
+            *n = n.saturating_sub(1);
+        }
+        if let Some(to) = to {
+            self.centre[to.index()] += 1;
+        }
         for i in 0..self.agents[ak as usize].tiers.len() {
             let (q, tier) = self.agents[ak as usize].tiers[i];
             let census = &mut self.queues[q as usize].census;
@@ -234,8 +247,10 @@ impl Engine {
     /// Recount every queue's census from the agents and compare (for `check_consistency`).
     pub(super) fn check_census(&self) -> Result<(), String> {
         let mut recount = vec![Census::default(); self.queues.len()];
+        let mut centre = [0u32; 6];
         for a in &self.agents {
             let activity = activity_of(a);
+            centre[activity.index()] += 1;
             if a.census_as != Some(activity) {
                 return Err(format!(
                     "agent {} is {activity:?} but counted as {:?}",
@@ -255,6 +270,12 @@ impl Engine {
                     expected.to_map()
                 ));
             }
+        }
+        if self.centre != centre {
+            return Err(format!(
+                "the centre counts {:?} agents per activity but the agents say {centre:?}",
+                self.centre
+            ));
         }
         let listed = self.changed_queues.len();
         let flagged = self.queues.iter().filter(|q| q.changed).count();

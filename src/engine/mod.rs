@@ -65,6 +65,9 @@ pub struct Engine {
     queue_ids: Map<Arc<str>, QKey>,
     /// Queues whose load changed since `take_changed_queues` (each flagged `QueueRt::changed`).
     changed_queues: Vec<QKey>,
+    /// Agents of the whole centre by activity (indexed like `Activity::ALL`), each counted once,
+    /// kept with the queue censuses (whose sum counts an agent once per queue it serves).
+    centre: [u32; 6],
     /// Shared with a snapshot capture until written (`shared`).
     agents: SharedVec<Agent>,
     agent_ids: Map<Arc<str>, AKey>,
@@ -103,6 +106,7 @@ impl Engine {
             queues: Vec::new(),
             queue_ids: Map::default(),
             changed_queues: Vec::new(),
+            centre: [0; 6],
             agents: SharedVec::default(),
             agent_ids: Map::default(),
             interactions: Vec::new(),

@@ -313,6 +313,8 @@ impl Engine {
     /// (which must be empty when this is called).
     pub(super) fn rebuild_agent_indexes(&mut self) {
         let exclusive = self.config.channels.map(|c| c.exclusive);
+        // Every agent is counted in again below.
+        self.centre = [0; 6];
         for ak in 0..self.agents.len() {
             let a = &mut self.agents[ak];
             a.free_entries.clear();

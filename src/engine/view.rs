@@ -209,6 +209,11 @@ impl Activity {
         Activity::Offline,
     ];
 
+    /// Its place in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Activity::Available => "available",

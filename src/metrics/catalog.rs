@@ -20,6 +20,10 @@ pub const QUEUE_MAX_WAIT: &str = "tierline_queue_max_wait_seconds";
 pub const AGENTS: &str = "tierline_agents";
 /// `{queue,state}` counter: agent-seconds spent in each state by the queue's agents.
 pub const AGENT_STATE_SECONDS: &str = "tierline_agent_state_seconds_total";
+/// `{state}` gauge: agents of the whole centre, each counted once (the "all queues" headcount).
+pub const CENTRE_AGENTS: &str = "tierline_centre_agents";
+/// `{state}` counter: agent-seconds in each state, each agent counted once.
+pub const CENTRE_AGENT_STATE_SECONDS: &str = "tierline_centre_agent_state_seconds_total";
 
 pub const ARRIVED: &str = "tierline_interactions_arrived_total";
 pub const ANSWERED: &str = "tierline_interactions_answered_total";
@@ -80,6 +84,14 @@ pub const HELP: &[(&str, &str)] = &[
     (
         AGENT_STATE_SECONDS,
         "Agent-seconds spent in each state by the agents serving the queue.",
+    ),
+    (
+        CENTRE_AGENTS,
+        "Agents of the whole centre by state, each counted once however many queues it serves.",
+    ),
+    (
+        CENTRE_AGENT_STATE_SECONDS,
+        "Agent-seconds spent in each state by the agents of the whole centre, each counted once.",
     ),
     (
         ARRIVED,

@@ -15,10 +15,13 @@ use metrics::{Counter, Gauge};
 use crate::config::Millis;
 use crate::engine::Activity;
 
-/// Everything clock-dependent, per queue. Lives behind the one mutex in `Metrics`.
+/// Everything clock-dependent, per queue and for the whole centre. Lives behind the one mutex in
+/// `Metrics`.
 #[derive(Default)]
 pub struct Board {
     queues: BTreeMap<Arc<str>, LiveQueue>,
+    /// Agents of the whole centre, each counted once (`tierline_centre_agents`).
+    centre: Option<LiveCentre>,
 }
 
 /// The series handles one queue's clock-dependent values are written to.
@@ -28,16 +31,34 @@ pub(crate) struct LiveSeries {
     pub state_seconds: [Counter; 6],
 }
 
-struct LiveQueue {
-    series: LiveSeries,
-    oldest_entered_at: Option<Millis>,
-    /// Agents of the queue per state, constant since `since`.
+/// The series handles of the whole centre's agents.
+pub(crate) struct CentreSeries {
+    /// `tierline_centre_agents{state}`, indexed like `Activity::ALL`.
+    pub agents: [Gauge; 6],
+    /// `tierline_centre_agent_state_seconds_total{state}`.
+    pub state_seconds: [Counter; 6],
+}
+
+/// Agents per state, constant since `since`, integrated into agent-seconds counters.
+struct StateClock {
+    counters: [Counter; 6],
     counts: [u64; 6],
     /// Agent-milliseconds per state accumulated up to `since`.
     accumulated_ms: [u64; 6],
     since: Millis,
     /// Whole seconds last written to each counter (counters never go down).
     published_s: [u64; 6],
+}
+
+struct LiveQueue {
+    oldest_wait: Gauge,
+    oldest_entered_at: Option<Millis>,
+    agents: StateClock,
+}
+
+struct LiveCentre {
+    gauges: [Gauge; 6],
+    agents: StateClock,
 }
 
 impl Board {
@@ -48,12 +69,21 @@ impl Board {
     /// Start tracking `queue` from `now` (no-op if tracked).
     pub(crate) fn track(&mut self, queue: Arc<str>, series: LiveSeries, now: Millis) {
         self.queues.entry(queue).or_insert(LiveQueue {
-            series,
+            oldest_wait: series.oldest_wait,
             oldest_entered_at: None,
-            counts: [0; 6],
-            accumulated_ms: [0; 6],
-            since: now,
-            published_s: [0; 6],
+            agents: StateClock::new(series.state_seconds, now),
+        });
+    }
+
+    pub(crate) fn tracks_centre(&self) -> bool {
+        self.centre.is_some()
+    }
+
+    /// Start tracking the whole centre from `now` (no-op if tracked).
+    pub(crate) fn track_centre(&mut self, series: CentreSeries, now: Millis) {
+        self.centre.get_or_insert(LiveCentre {
+            gauges: series.agents,
+            agents: StateClock::new(series.state_seconds, now),
         });
     }
 
@@ -66,33 +96,59 @@ impl Board {
         counts: [u64; 6],
     ) {
         if let Some(q) = self.queues.get_mut(queue) {
-            q.integrate(now);
-            q.counts = counts;
+            q.agents.set(counts, now);
             q.oldest_entered_at = oldest_entered_at;
             q.publish(now);
         }
     }
 
-    /// Bring every queue's clock-dependent series to time `now` (a scrape).
+    /// Record the whole centre's agents per state as of engine time `now` and publish them.
+    pub(crate) fn update_centre(&mut self, now: Millis, counts: [u64; 6]) {
+        if let Some(c) = &mut self.centre {
+            if c.agents.counts != counts {
+                for (gauge, n) in c.gauges.iter().zip(counts) {
+                    gauge.set(n as f64);
+                }
+            }
+            c.agents.set(counts, now);
+            c.agents.publish(now);
+        }
+    }
+
+    /// Bring every clock-dependent series to time `now` (a scrape).
     pub fn publish(&mut self, now: Millis) {
         for q in self.queues.values_mut() {
             q.publish(now);
+        }
+        if let Some(c) = &mut self.centre {
+            c.agents.publish(now);
         }
     }
 
     /// Agent-seconds per state for `queue` up to `now`, unrounded (for stats and tests).
     pub fn state_seconds(&self, queue: &str, now: Millis) -> Option<[f64; 6]> {
-        let q = self.queues.get(queue)?;
-        let mut out = [0.0; 6];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = q.total_ms(i, now) as f64 / 1000.0;
-        }
-        Some(out)
+        Some(self.queues.get(queue)?.agents.seconds(now))
+    }
+
+    /// Agent-seconds per state of the whole centre up to `now`, each agent counted once.
+    pub fn centre_state_seconds(&self, now: Millis) -> Option<[f64; 6]> {
+        Some(self.centre.as_ref()?.agents.seconds(now))
     }
 }
 
-impl LiveQueue {
-    fn integrate(&mut self, now: Millis) {
+impl StateClock {
+    fn new(counters: [Counter; 6], now: Millis) -> StateClock {
+        StateClock {
+            counters,
+            counts: [0; 6],
+            accumulated_ms: [0; 6],
+            since: now,
+            published_s: [0; 6],
+        }
+    }
+
+    /// The counts from `now` on (what was counted before is integrated up to `now` first).
+    fn set(&mut self, counts: [u64; 6], now: Millis) {
         if now > self.since {
             let dt = now - self.since;
             for (acc, count) in self.accumulated_ms.iter_mut().zip(self.counts) {
@@ -100,6 +156,7 @@ impl LiveQueue {
             }
             self.since = now;
         }
+        self.counts = counts;
     }
 
     fn total_ms(&self, state: usize, now: Millis) -> u64 {
@@ -107,18 +164,28 @@ impl LiveQueue {
         self.accumulated_ms[state].saturating_add(self.counts[state].saturating_mul(dt))
     }
 
+    fn seconds(&self, now: Millis) -> [f64; 6] {
+        std::array::from_fn(|state| self.total_ms(state, now) as f64 / 1000.0)
+    }
+
+    fn publish(&mut self, now: Millis) {
+        for state in 0..Activity::ALL.len() {
+            let whole_s = self.total_ms(state, now) / 1000;
+            if whole_s > self.published_s[state] {
+                self.published_s[state] = whole_s;
+                self.counters[state].absolute(whole_s);
+            }
+        }
+    }
+}
+
+impl LiveQueue {
     fn publish(&mut self, now: Millis) {
         let oldest = match self.oldest_entered_at {
             Some(at) => now.saturating_sub(at) as f64 / 1000.0,
             None => 0.0,
         };
-        self.series.oldest_wait.set(oldest);
-        for state in 0..Activity::ALL.len() {
-            let whole_s = self.total_ms(state, now) / 1000;
-            if whole_s > self.published_s[state] {
-                self.published_s[state] = whole_s;
-                self.series.state_seconds[state].absolute(whole_s);
-            }
-        }
+        self.oldest_wait.set(oldest);
+        self.agents.publish(now);
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::catalog::{self as c, seconds};
-use super::live::LiveSeries;
+use super::live::{CentreSeries, LiveSeries};
 use super::series::{AgentSeries, QueueSeries, UnroutedSeries};
 use super::since_start::QueueTally;
 use super::stats::{AgentLedger, AgentStats, Mark, QueueNow, QueueStats, Span, StatsError};
@@ -34,6 +34,8 @@ pub trait RoutingState {
     fn agent_presence(&self, id: &str) -> Option<AgentPresence>;
     /// Every agent the engine knows (roster or logged in by an event).
     fn agent_ids(&self) -> Vec<Arc<str>>;
+    /// Agents of the whole centre per activity (indexed like `Activity::ALL`), each once.
+    fn centre_agents(&self) -> [u32; 6];
 }
 
 impl RoutingState for Engine {
@@ -48,6 +50,9 @@ impl RoutingState for Engine {
     }
     fn agent_ids(&self) -> Vec<Arc<str>> {
         Engine::agent_ids(self).cloned().collect()
+    }
+    fn centre_agents(&self) -> [u32; 6] {
+        Engine::centre_agents(self)
     }
 }
 
@@ -67,6 +72,8 @@ pub struct Telemetry {
     /// The next refresh reads every configured queue, not only the changed ones (at start, when
     /// the engine may already have state, and after a new config).
     refresh_all: bool,
+    /// The centre's agents per activity as last published (`None`: not yet).
+    centre: Option<[u32; 6]>,
 }
 
 struct AgentTrack {
@@ -98,7 +105,22 @@ impl Telemetry {
             touched: Vec::new(),
             unrouted,
             refresh_all: true,
+            centre: None,
         };
+        {
+            let m = &t.metrics;
+            let mut board = m.board();
+            if !board.tracks_centre() {
+                let series = CentreSeries {
+                    agents: Activity::ALL
+                        .map(|a| m.gauge(c::CENTRE_AGENTS, &[("state", a.as_str())])),
+                    state_seconds: Activity::ALL.map(|a| {
+                        m.counter(c::CENTRE_AGENT_STATE_SECONDS, &[("state", a.as_str())])
+                    }),
+                };
+                board.track_centre(series, now);
+            }
+        }
         t.on_config(routing);
         t
     }
@@ -600,10 +622,16 @@ impl Telemetry {
             q.oldest_entered_at = load.oldest_entered_at;
             updates.push((id, load.oldest_entered_at, counts));
         }
-        if !updates.is_empty() {
+        let centre = state.centre_agents();
+        let centre_changed = self.centre != Some(centre);
+        if !updates.is_empty() || centre_changed {
             let mut board = self.metrics.board();
             for (id, oldest, counts) in updates {
                 board.update(&id, now, oldest, counts);
+            }
+            if centre_changed {
+                board.update_centre(now, centre.map(u64::from));
+                self.centre = Some(centre);
             }
         }
         for id in std::mem::take(&mut self.touched) {
