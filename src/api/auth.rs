@@ -48,6 +48,11 @@ pub enum SignatureError {
     Malformed,
     #[error("signature timestamp is outside the 300 s replay window")]
     Stale,
+    #[error(
+        "more than 8 `v1=` signatures in the Tierline-Signature header (a sender rotating \
+         secrets needs one per secret in use)"
+    )]
+    TooMany,
     #[error("no signature matches any configured secret")]
     Mismatch,
 }
@@ -58,6 +63,7 @@ impl SignatureError {
             SignatureError::Missing => "signature_missing",
             SignatureError::Malformed => "signature_malformed",
             SignatureError::Stale => "signature_stale",
+            SignatureError::TooMany => "signature_malformed",
             SignatureError::Mismatch => "signature_mismatch",
         }
     }
@@ -240,6 +246,10 @@ impl AuthKeys {
 
 /// `(t, t as written, signatures)`: the HMAC covers the `t` text the sender wrote (which it
 /// signed), the number is for the replay window.
+/// The most `v1=` values one header may carry: each is checked against every secret, so the
+/// number is bounded rather than left to the header size limit (16 KiB, ≈ 230 values).
+pub const MAX_SIGNATURES: usize = 8;
+
 fn parse_signature(header: &str) -> Result<(u64, &str, Vec<Vec<u8>>), SignatureError> {
     let mut t = None;
     let mut signatures = Vec::new();
@@ -261,6 +271,9 @@ fn parse_signature(header: &str) -> Result<(u64, &str, Vec<Vec<u8>>), SignatureE
                 let bytes = hex::decode(value.trim()).map_err(|_| SignatureError::Malformed)?;
                 if bytes.len() != 32 {
                     return Err(SignatureError::Malformed);
+                }
+                if signatures.len() == MAX_SIGNATURES {
+                    return Err(SignatureError::TooMany);
                 }
                 signatures.push(bytes);
             }
@@ -369,6 +382,24 @@ mod tests {
         let good = hex::encode(signature(b"old", NOW, b"x"));
         let both = format!("t={NOW},v1={wrong},v1={good}");
         assert_eq!(keys.verify_signature(Some(&both), b"x", NOW), Ok(()));
+    }
+
+    #[test]
+    fn at_most_eight_signatures_are_checked() {
+        let keys = AuthKeys::new(&["old", "new"], &[], &[]);
+        let wrong = hex::encode([0u8; 32]);
+        let good = hex::encode(signature(b"old", NOW, b"x"));
+        let with = |wrongs: usize| {
+            let mut header = format!("t={NOW}");
+            for _ in 0..wrongs {
+                header.push_str(&format!(",v1={wrong}"));
+            }
+            header.push_str(&format!(",v1={good}"));
+            keys.verify_signature(Some(&header), b"x", NOW)
+        };
+        assert_eq!(with(MAX_SIGNATURES - 1), Ok(()));
+        assert_eq!(with(MAX_SIGNATURES), Err(SignatureError::TooMany));
+        assert_eq!(SignatureError::TooMany.code(), "signature_malformed");
     }
 
     #[test]
