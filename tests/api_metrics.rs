@@ -435,14 +435,14 @@ async fn the_queue_stats_report_the_windows_kpis() {
     assert_eq!(s["complaints"], 0);
     assert_eq!(s["complaint_share"], 0.0);
     assert!(s["longest_wait_s"].as_f64().expect("number") >= 0.0);
-    // The window is 15 whole minutes, RFC 3339 like every time in the API.
+    // RFC 3339 like every time in the API. The window reaches 15 minutes back, but the daemon
+    // started moments ago: `from` is its start, the period the figures cover.
     let time = |field: &str| {
         let text = s[field].as_str().unwrap_or_else(|| panic!("{field}: {s}"));
         rfc3339_ms::parse(text).unwrap_or_else(|e| panic!("{field}: {e}"))
     };
     let (from, to) = (time("from"), time("to"));
-    assert_eq!(from % 60_000, 0, "{s}");
-    assert!(to > from + 14 * 60_000 && to <= from + 15 * 60_000, "{s}");
+    assert!(from <= to && to - from < 60_000, "{s}");
 
     // No window: the last 15 minutes.
     let (status, billing) = d.get("/v1/queues/billing/stats").await;

@@ -82,7 +82,8 @@ pub(crate) fn activity_index(a: Activity) -> usize {
 }
 
 impl QueueSeries {
-    pub(crate) fn new(m: &Metrics, id: Arc<str>) -> QueueSeries {
+    /// The series of queue `id`, first seen at engine time `now`.
+    pub(crate) fn new(m: &Metrics, id: Arc<str>, now: Millis) -> QueueSeries {
         let q: &str = &id;
         let wait = |outcome| m.histogram(c::WAIT, &[("queue", q), ("outcome", outcome)]);
         QueueSeries {
@@ -100,7 +101,7 @@ impl QueueSeries {
             tiers: BTreeMap::new(),
             sla: m.gauge(c::QUEUE_SLA, &[("queue", q)]),
             max_wait: None,
-            window: QueueWindow::default(),
+            window: QueueWindow::known_from(now),
             waiting: 0,
             oldest_entered_at: None,
             since_start: QueueTally::default(),

@@ -145,9 +145,20 @@ impl Tally {
 #[derive(Debug, Default)]
 pub(crate) struct QueueWindow {
     minutes: VecDeque<(u64, Tally)>,
+    /// Nothing before this is known (the daemon started, or the queue appeared, then): a report
+    /// whose window reaches further back starts here.
+    known_from: Millis,
 }
 
 impl QueueWindow {
+    /// A window that knows what happens from `known_from` on.
+    pub fn known_from(known_from: Millis) -> QueueWindow {
+        QueueWindow {
+            minutes: VecDeque::new(),
+            known_from,
+        }
+    }
+
     /// The tally of the minute containing `at`. Facts arrive in time order, so this is the last
     /// minute or a new one; an out-of-order `at` is counted in the latest minute.
     pub fn at(&mut self, at: Millis) -> &mut Tally {
@@ -209,7 +220,8 @@ impl QueueWindow {
         let first_minute = ((now / MINUTE_MS) + 1).saturating_sub(window_ms / MINUTE_MS);
         Ok(QueueStats {
             queue: q.id.to_string(),
-            from: first_minute * MINUTE_MS,
+            // The period the figures cover: the window, or less if nothing was seen before.
+            from: (first_minute * MINUTE_MS).max(self.known_from.min(now)),
             to: now,
             window_s: window_ms / 1000,
             sla_s: q.sla_ms as f64 / 1000.0,
@@ -567,6 +579,27 @@ impl AgentStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_reaching_back_before_anything_was_seen_starts_when_seeing_started() {
+        // The daemon (or this queue) started at 10:30 into the day.
+        let started = 10 * MINUTE_MS + 30_000;
+        let mut w = QueueWindow::known_from(started);
+        w.at(started + 1_000).arrived += 1;
+        let q = || QueueNow {
+            id: "q",
+            sla_ms: 30_000,
+            waiting: 0,
+            oldest_entered_at: None,
+        };
+        let now = 20 * MINUTE_MS;
+        // 15 minutes back would be 6:00: only 9.5 of them are known.
+        let r = w.report(q(), 15 * MINUTE_MS, now).unwrap();
+        assert_eq!((r.from, r.to, r.counts.arrived), (started, now, 1));
+        // A window inside what is known starts at its first minute, as before.
+        let r = w.report(q(), 5 * MINUTE_MS, now).unwrap();
+        assert_eq!(r.from, 16 * MINUTE_MS);
+    }
 
     #[test]
     fn a_queue_busy_all_day_and_more_keeps_at_most_one_day_of_minutes() {

@@ -215,10 +215,11 @@ impl Telemetry {
     fn configure_queue(&mut self, q: &QueueConfig, tiers: &[Tier]) {
         let id: Arc<str> = Arc::from(q.id.as_str());
         let m = self.metrics.clone();
+        let now = self.last_now;
         let series = self
             .queues
             .entry(id.clone())
-            .or_insert_with(|| QueueSeries::new(&m, id.clone()));
+            .or_insert_with(|| QueueSeries::new(&m, id.clone(), now));
         series.sla_ms = q.sla_ms;
         series.sla.set(seconds(q.sla_ms));
         match q.max_wait_ms {
@@ -258,9 +259,10 @@ impl Telemetry {
 
     fn queue(&mut self, id: &Arc<str>) -> &mut QueueSeries {
         let m = &self.metrics;
+        let now = self.last_now;
         self.queues
             .entry(id.clone())
-            .or_insert_with(|| QueueSeries::new(m, id.clone()))
+            .or_insert_with(|| QueueSeries::new(m, id.clone(), now))
     }
 
     fn agent(&mut self, id: &Arc<str>, at: Millis) -> &mut AgentTrack {
