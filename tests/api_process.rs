@@ -139,6 +139,15 @@ async fn serve_answers_reloads_on_sighup_and_exits_0_on_sigterm() {
         listening: started,
     } = start();
     assert_eq!(started["level"], "INFO");
+    // The daemon opted out of transparent huge pages (first-touch stalls, see
+    // `daemon::no_transparent_huge_pages`); the kernel reports it in the process status.
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+        }
+    }
 
     let base = format!("http://127.0.0.1:{port}");
     let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))

@@ -85,9 +85,12 @@ pub struct DecisionLog {
 impl DecisionLog {
     /// An empty log whose first decision will carry `next_seq`.
     pub fn new(capacity: usize, next_seq: u64) -> DecisionLog {
+        let capacity = capacity.max(1);
         DecisionLog {
-            capacity: capacity.max(1),
-            ring: VecDeque::new(),
+            capacity,
+            // Room for a full ring from the start: doubling it as decisions arrive copied the
+            // whole ring on the engine task each time.
+            ring: VecDeque::with_capacity(capacity),
             replayed: VecDeque::new(),
             next_seq,
         }
@@ -131,8 +134,14 @@ impl DecisionLog {
             self.finish_replay();
         }
         self.next_seq = d.seq + 1;
+        self.make_room();
         self.ring.push_back(d);
-        if self.ring.len() > self.capacity {
+    }
+
+    /// Evict the oldest while the ring is full, before a push: pushed first, a full ring would
+    /// hold one more than its capacity for a moment, and grow (copy itself) for it.
+    fn make_room(&mut self) {
+        while self.ring.len() >= self.capacity {
             self.ring.pop_front();
         }
     }
@@ -145,15 +154,13 @@ impl DecisionLog {
                 d.seq
             )
         });
+        self.make_room();
         self.ring.push_back(LoggedDecision {
             seq: d.seq,
             kind: d.kind.type_name(),
             json: Arc::from(json),
         });
         self.next_seq = d.seq + 1;
-        if self.ring.len() > self.capacity {
-            self.ring.pop_front();
-        }
     }
 
     /// The oldest seq a reader can still get.
@@ -261,6 +268,17 @@ mod tests {
 
     fn seqs(page: &DecisionPage) -> Vec<u64> {
         page.decisions.iter().map(|d| d.seq).collect()
+    }
+
+    #[test]
+    fn a_full_ring_never_grew_to_get_there() {
+        let mut log = DecisionLog::new(1_000, 1);
+        let room = log.ring.capacity();
+        assert!(room >= 1_000);
+        for seq in 1..=1_500 {
+            log.push(&[decision(seq)]);
+        }
+        assert_eq!(log.ring.capacity(), room);
     }
 
     #[test]

@@ -80,4 +80,20 @@ impl InteractionIds {
     pub fn len(&self) -> usize {
         self.table.len()
     }
+
+    /// How many ids fit before the table grows (tests check it never does).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Make room for `total` ids in all, so filing up to that many never grows the table (a
+    /// growth re-hashes every key through the slab: a cache miss per interaction held).
+    pub fn reserve_total(&mut self, slab: &Slab, total: usize) {
+        let more = total.saturating_sub(self.table.len());
+        let hasher = &self.hasher;
+        self.table.reserve(more, |&k| {
+            hasher.hash_one(id_at(slab, k).unwrap_or_default())
+        });
+    }
 }

@@ -318,6 +318,8 @@ impl Engine {
         e.timers = timers;
 
         e.rebuild_agent_indexes();
+        // The restored order and index hold exactly what was saved: room for the rest now.
+        e.reserve_retained();
         let waiting: Vec<IKey> = e
             .interactions
             .iter()

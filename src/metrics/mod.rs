@@ -23,6 +23,7 @@ mod series;
 pub mod since_start;
 pub mod stats;
 mod telemetry;
+mod upkeep;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,6 +117,8 @@ struct Shared {
     /// scrape time. The only lock here: held for O(queues) copies, never across I/O.
     board: Mutex<Board>,
     samples_since_upkeep: AtomicU64,
+    /// Where the buffers are drained (`upkeep`: a thread of its own).
+    upkeep: upkeep::Upkeep,
     local_addr: Option<SocketAddr>,
     server: OnceLock<tokio::task::AbortHandle>,
     event_queue_depth: Gauge,
@@ -237,6 +240,10 @@ impl Metrics {
         let timer_lateness = recorder.register_histogram(&reg(catalog::TIMER_LATENESS), &METADATA);
         let journal_sync = recorder.register_histogram(&reg(catalog::JOURNAL_SYNC), &METADATA);
         let prometheus = recorder.handle();
+        let upkeep = {
+            let handle = prometheus.clone();
+            upkeep::Upkeep::start(Arc::new(move || handle.run_upkeep()))
+        };
         let metrics = Metrics {
             shared: Arc::new(Shared {
                 recorder,
@@ -245,6 +252,7 @@ impl Metrics {
                 is_global,
                 board: Mutex::new(Board::default()),
                 samples_since_upkeep: AtomicU64::new(0),
+                upkeep,
                 local_addr,
                 server: OnceLock::new(),
                 event_queue_depth,
@@ -466,7 +474,8 @@ impl Metrics {
         self.shared.recorder.register_histogram(&key, &METADATA)
     }
 
-    /// Count histogram samples and drain the exporter's buffers every `UPKEEP_EVERY_SAMPLES`.
+    /// Count histogram samples and have the exporter's buffers drained every
+    /// `UPKEEP_EVERY_SAMPLES`, on the drain thread (`upkeep`), not on the recording one.
     pub(crate) fn note_samples(&self, n: u64) {
         let before = self
             .shared
@@ -474,7 +483,7 @@ impl Metrics {
             .fetch_add(n, Ordering::Relaxed);
         if before + n >= UPKEEP_EVERY_SAMPLES {
             self.shared.samples_since_upkeep.store(0, Ordering::Relaxed);
-            self.shared.prometheus.run_upkeep();
+            self.shared.upkeep.ask();
         }
     }
 
