@@ -15,7 +15,7 @@ use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 use super::decision_log::{
     DecisionLog, DecisionPage, FeedError, LoggedDecision, DEFAULT_DECISION_LOG,
 };
-use super::idempotency::{Caused, HashedId, IdempotencyWindow};
+use super::idempotency::{Caused, HashedId, IdempotencyWindow, WindowCapture};
 use super::timed_input::decode_replay;
 pub use super::timed_input::ReplayInput;
 
@@ -426,7 +426,7 @@ const CORE_SNAPSHOT_VERSION: u32 = 1;
 /// Origin named in errors when a snapshot's config text is parsed again.
 const SNAPSHOT_ORIGIN: &str = "<journal snapshot>";
 
-/// What a `Core` snapshot holds besides the engine's own snapshot.
+/// What a `Core` snapshot holds besides the engine's own snapshot, as read back.
 #[derive(Serialize, Deserialize)]
 struct CoreSnapshot {
     version: u32,
@@ -446,28 +446,80 @@ struct CoreSnapshot {
     decisions: Vec<Arc<str>>,
 }
 
-impl CoreSnapshot {
-    /// `[u32 LE length][MessagePack]`, the head of a `Core` snapshot.
+/// `[u32 LE length][MessagePack]`, the head of a `Core` snapshot.
+fn encode_header(header: &impl Serialize, out: &mut Vec<u8>) -> Result<(), String> {
+    let header = rmp_serde::to_vec_named(header)
+        .map_err(|e| format!("cannot encode the daemon state: {e}"))?;
+    let len = u32::try_from(header.len())
+        .map_err(|_| format!("daemon state of {} bytes is too large", header.len()))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&header);
+    Ok(())
+}
+
+/// The daemon's part of a snapshot as captured on the engine task: the idempotency ids by their
+/// shared chunks (a pointer per 4,096 ids, not a reference count per id) and the logged
+/// decisions by reference. Encoded later, as a `CoreSnapshot` (same fields, same order).
+struct CapturedHeader {
+    source: String,
+    window_capacity: usize,
+    window: WindowCapture,
+    log_capacity: usize,
+    log_next_seq: u64,
+    decisions: Vec<Arc<str>>,
+}
+
+/// A sequence serialized from an iterator made on demand (the captured ids, their ranges).
+struct SeqOf<F>(F);
+
+impl<F, I> Serialize for SeqOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+impl CapturedHeader {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        let header = rmp_serde::to_vec_named(self)
-            .map_err(|e| format!("cannot encode the daemon state: {e}"))?;
-        let len = u32::try_from(header.len())
-            .map_err(|_| format!("daemon state of {} bytes is too large", header.len()))?;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&header);
-        Ok(())
+        /// `CoreSnapshot`'s fields, borrowed.
+        #[derive(Serialize)]
+        struct Ref<'a, A: Serialize, B: Serialize> {
+            version: u32,
+            source: &'a str,
+            window_capacity: usize,
+            window_ids: A,
+            window_caused: B,
+            log_capacity: usize,
+            log_next_seq: u64,
+            decisions: &'a [Arc<str>],
+        }
+        encode_header(
+            &Ref {
+                version: CORE_SNAPSHOT_VERSION,
+                source: &self.source,
+                window_capacity: self.window_capacity,
+                window_ids: SeqOf(|| self.window.ids()),
+                window_caused: SeqOf(|| self.window.caused()),
+                log_capacity: self.log_capacity,
+                log_next_seq: self.log_next_seq,
+                decisions: &self.decisions,
+            },
+            out,
+        )
     }
 }
 
 impl Core {
     /// The daemon's part of a snapshot, sharing (not copying) ids and logged decisions.
-    fn snapshot_header(&self) -> CoreSnapshot {
-        CoreSnapshot {
-            version: CORE_SNAPSHOT_VERSION,
+    fn snapshot_header(&self) -> CapturedHeader {
+        CapturedHeader {
             source: self.config.source.clone(),
             window_capacity: self.window.capacity(),
-            window_ids: self.window.shared_ids().cloned().collect(),
-            window_caused: self.window.caused_in_order().collect(),
+            window: self.window.capture(),
             log_capacity: self.log.capacity(),
             log_next_seq: self.log.next_seq(),
             decisions: self.log.iter().map(|d| d.json.clone()).collect(),
@@ -944,10 +996,13 @@ mod tests {
         let mut core = Core::new(config(), T0);
         applied(core.apply(&event("e1", login("a1")), T0));
         applied(core.apply(&event("e2", call("c1")), T0));
-        let mut header = core.snapshot_header();
+        // The captured head, read back as written, then without its ranges.
+        let mut captured = Vec::new();
+        core.snapshot_header().encode(&mut captured).unwrap();
+        let mut header: CoreSnapshot = rmp_serde::from_slice(&captured[4..]).unwrap();
         header.window_caused.clear();
         let mut bytes = Vec::new();
-        header.encode(&mut bytes).unwrap();
+        encode_header(&header, &mut bytes).unwrap();
         core.engine.write_snapshot(&mut bytes).unwrap();
         let mut loaded = Core::load(&bytes).unwrap();
         let first = duplicate(loaded.apply(&event("e2", call("c1")), T0 + 1));

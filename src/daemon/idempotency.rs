@@ -132,33 +132,91 @@ impl<'de> Deserialize<'de> for Caused {
     }
 }
 
+/// Ids per chunk of the window's order.
+const CHUNK: usize = 4096;
+
+/// One chunk of the order: the ids remembered at places `[k × CHUNK, (k + 1) × CHUNK)`.
+type Chunk = Vec<(Arc<str>, Caused)>;
+
 /// The last `capacity` event ids, oldest evicted first, each with what its delivery decided.
+///
+/// The order is kept in shared chunks of `CHUNK` ids, so a snapshot captures it by sharing the
+/// chunks (`capture`: a pointer per chunk) instead of one reference count per id, which at
+/// the default million ids stalled the engine task for tens of milliseconds per snapshot. The
+/// window writes only to its newest chunk (copied once if a capture still shares it) and
+/// forgets the oldest ids by moving `evicted` on, dropping a chunk once all of it is forgotten.
 #[derive(Debug)]
 pub struct IdempotencyWindow {
     capacity: usize,
     /// `(hash, place)`: the id's hash (kept so growing the table never re-hashes the strings)
-    /// and its place in `order`, counted over all ids ever remembered (`order[place - evicted]`).
+    /// and its place, counted over all ids ever remembered.
     ids: HashTable<(u64, u64)>,
-    /// The ids, oldest first, with the decisions each caused.
-    order: VecDeque<(Arc<str>, Caused)>,
-    /// Ids evicted so far: the place of `order[0]`.
+    /// The chunks holding places `first_chunk × CHUNK ..`, oldest first. Places below `evicted`
+    /// in the first chunk are forgotten (still held until the chunk goes).
+    order: VecDeque<Arc<Chunk>>,
+    /// The chunk number of `order[0]`.
+    first_chunk: u64,
+    /// Ids forgotten so far: the place of the oldest one remembered.
     evicted: u64,
+    /// The place the next id will take.
+    next: u64,
+}
+
+/// A window's ids as they stood when captured, oldest first (for a snapshot, read later on
+/// another thread).
+#[derive(Debug, Clone)]
+pub struct WindowCapture {
+    chunks: Vec<Arc<Chunk>>,
+    /// Forgotten ids at the front of the first chunk.
+    skip: usize,
+    len: usize,
+}
+
+impl WindowCapture {
+    fn entries(&self) -> impl Iterator<Item = &(Arc<str>, Caused)> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(self.skip)
+            .take(self.len)
+    }
+
+    /// The ids, oldest first.
+    pub fn ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.entries().map(|(id, _)| id)
+    }
+
+    /// What each id's delivery decided, in the order of `ids`.
+    pub fn caused(&self) -> impl Iterator<Item = Caused> + '_ {
+        self.entries().map(|&(_, caused)| caused)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl IdempotencyWindow {
     /// A window remembering up to `capacity` ids (at least 1), with room for all of them from
-    /// the start: growing the table and the order as ids arrive stalled the engine task for
-    /// milliseconds at each doubling in a daemon's first minutes (about 3 ms at 114,000 ids
-    /// and twice that at each doubling after, every request waiting behind it). The room is
-    /// address space until used: what is resident grows with the ids held, as before, plus the
-    /// table's control bytes (1 byte a bucket, 2 MiB at the default 1,000,000).
+    /// the start: growing the table as ids arrive stalled the engine task for milliseconds at
+    /// each doubling in a daemon's first minutes (about 3 ms at 114,000 ids and twice that at
+    /// each doubling after, every request waiting behind it). The room is address space until
+    /// used: what is resident grows with the ids held, as before, plus the table's control
+    /// bytes (1 byte a bucket, 2 MiB at the default 1,000,000). Chunks of the order are
+    /// allocated whole as they are needed, so the order never copies itself either.
     pub fn new(capacity: usize) -> IdempotencyWindow {
         let capacity = capacity.max(1);
         IdempotencyWindow {
             capacity,
             ids: HashTable::with_capacity(capacity),
-            order: VecDeque::with_capacity(capacity),
+            order: VecDeque::with_capacity(capacity / CHUNK + 2),
+            first_chunk: 0,
             evicted: 0,
+            next: 0,
         }
     }
 
@@ -173,27 +231,39 @@ impl IdempotencyWindow {
 
     /// What `id`'s delivery decided, if `id` is remembered.
     pub fn caused(&self, id: &str) -> Option<Caused> {
-        self.find(IdHash::of(id), id).map(|i| self.order[i].1)
+        self.find(IdHash::of(id), id).map(|place| self.at(place).1)
     }
 
     /// `caused` for an id already hashed.
     pub fn caused_hashed(&self, id: &HashedId) -> Option<Caused> {
-        self.find(id.hash, &id.id).map(|i| self.order[i].1)
+        self.find(id.hash, &id.id).map(|place| self.at(place).1)
     }
 
-    /// The index in `order` of `id`, whose hash is `hash`. Only an entry whose whole hash
-    /// matches is compared as a string: a new id, the usual case, reads none.
-    fn find(&self, hash: u64, id: &str) -> Option<usize> {
-        let evicted = self.evicted;
+    /// The entry at a remembered place (`evicted <= place < next`).
+    fn at(&self, place: u64) -> &(Arc<str>, Caused) {
+        &self.order[(place / CHUNK as u64 - self.first_chunk) as usize]
+            [(place % CHUNK as u64) as usize]
+    }
+
+    /// The entry at `place` if it is remembered.
+    fn get(&self, place: u64) -> Option<&(Arc<str>, Caused)> {
+        if place < self.evicted || place >= self.next {
+            return None;
+        }
+        let chunk = self
+            .order
+            .get((place / CHUNK as u64).checked_sub(self.first_chunk)? as usize)?;
+        chunk.get((place % CHUNK as u64) as usize)
+    }
+
+    /// The place of `id`, whose hash is `hash`. Only an entry whose whole hash matches is
+    /// compared as a string: a new id, the usual case, reads none.
+    fn find(&self, hash: u64, id: &str) -> Option<u64> {
         self.ids
             .find(hash, |&(h, place)| {
-                h == hash
-                    && place
-                        .checked_sub(evicted)
-                        .and_then(|i| self.order.get(i as usize))
-                        .is_some_and(|(held, _)| **held == *id)
+                h == hash && self.get(place).is_some_and(|(held, _)| **held == *id)
             })
-            .map(|&(_, place)| (place - evicted) as usize)
+            .map(|&(_, place)| place)
     }
 
     /// Remember `id` and what its delivery decided; returns false (and changes nothing) if it
@@ -218,11 +288,21 @@ impl IdempotencyWindow {
 
     fn remember(&mut self, hash: u64, id: Arc<str>, caused: Caused) {
         // Evict first: inserted first, a full window would hold one id more than the room made
-        // for it, and grow (re-hash, copy) for that one.
+        // for it, and grow (re-hash) for that one.
         self.evict_to(self.capacity - 1);
-        let place = self.evicted + self.order.len() as u64;
+        let place = self.next;
         self.ids.insert_unique(hash, (hash, place), |&(h, _)| h);
-        self.order.push_back((id, caused));
+        if place % CHUNK as u64 == 0 || self.order.is_empty() {
+            if self.order.is_empty() {
+                self.first_chunk = place / CHUNK as u64;
+            }
+            self.order.push_back(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        if let Some(newest) = self.order.back_mut() {
+            // Copied once if a snapshot capture still shares it.
+            Arc::make_mut(newest).push((id, caused));
+        }
+        self.next += 1;
     }
 
     /// Change the capacity (a reload of `[server] idempotency_ids`); shrinking forgets the oldest.
@@ -230,17 +310,17 @@ impl IdempotencyWindow {
         self.capacity = capacity.max(1);
         self.evict_to(self.capacity);
         // Room for the new capacity at once, as `new` gives (growing only).
-        let more = self.capacity - self.order.len();
-        self.order.reserve(more);
+        let more = self.capacity - self.len();
         self.ids.reserve(more, |&(h, _)| h);
+        self.order.reserve(self.capacity / CHUNK + 2);
     }
 
     pub fn len(&self) -> usize {
-        self.order.len()
+        (self.next - self.evicted) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.next == self.evicted
     }
 
     pub fn capacity(&self) -> usize {
@@ -250,30 +330,36 @@ impl IdempotencyWindow {
     /// The remembered ids, oldest first (what a snapshot saves; inserting them in this order
     /// into a window of the same capacity rebuilds it exactly).
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.order.iter().map(|(id, _)| &**id)
-    }
-
-    /// The ids, oldest first, shared rather than copied (a snapshot captures them cheaply).
-    pub fn shared_ids(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.order.iter().map(|(id, _)| id)
+        (self.evicted..self.next).map(|place| &*self.at(place).0)
     }
 
     /// What each id's delivery decided, in the order of `ids`.
     pub fn caused_in_order(&self) -> impl Iterator<Item = Caused> + '_ {
-        self.order.iter().map(|&(_, caused)| caused)
+        (self.evicted..self.next).map(|place| self.at(place).1)
+    }
+
+    /// The ids and what they caused as they stand now, sharing the chunks: a pointer per
+    /// `CHUNK` ids, whatever the window holds.
+    pub fn capture(&self) -> WindowCapture {
+        WindowCapture {
+            chunks: self.order.iter().cloned().collect(),
+            skip: (self.evicted - self.first_chunk * CHUNK as u64) as usize,
+            len: self.len(),
+        }
     }
 
     fn evict_to(&mut self, capacity: usize) {
-        while self.order.len() > capacity {
-            if let Some((old, _)) = self.order.pop_front() {
-                let place = self.evicted;
-                self.evicted += 1;
-                if let Ok(entry) = self
-                    .ids
-                    .find_entry(IdHash::of(&old), |&(_, held)| held == place)
-                {
-                    entry.remove();
-                }
+        while self.len() > capacity {
+            let place = self.evicted;
+            let hash = IdHash::of(&self.at(place).0);
+            if let Ok(entry) = self.ids.find_entry(hash, |&(_, held)| held == place) {
+                entry.remove();
+            }
+            self.evicted += 1;
+            // The oldest chunk is wholly forgotten: let it go.
+            if self.evicted % CHUNK as u64 == 0 {
+                self.order.pop_front();
+                self.first_chunk += 1;
             }
         }
     }
@@ -284,12 +370,82 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_capture_keeps_the_ids_as_they_stood_whatever_the_window_does_next() {
+        let mut w = IdempotencyWindow::new(2 * CHUNK + 100);
+        for n in 0..3 * CHUNK {
+            w.insert(&format!("e{n}"), Caused::new(n as u64 + 1, 1));
+        }
+        let captured = w.capture();
+        let then: Vec<(String, Caused)> =
+            w.ids().map(String::from).zip(w.caused_in_order()).collect();
+        assert_eq!(then.len(), 2 * CHUNK + 100);
+        // The window moves on: its newest chunk is written (copied, since the capture shares
+        // it) and its oldest chunks are forgotten.
+        for n in 3 * CHUNK..5 * CHUNK {
+            w.insert(&format!("e{n}"), Caused::NOTHING);
+        }
+        let captured: Vec<(String, Caused)> = captured
+            .ids()
+            .map(|id| id.to_string())
+            .zip(captured.caused())
+            .collect();
+        assert_eq!(captured, then);
+        // It holds the last 2 × CHUNK + 100 ids: e(3 × CHUNK − 100) onwards.
+        assert!(w.contains(&format!("e{}", 3 * CHUNK - 100)));
+        assert!(!w.contains(&format!("e{}", 3 * CHUNK - 101)));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Against a plain FIFO list of the last `capacity` ids: the same ids remembered, in
+        /// the same order, with the same ranges, across chunk boundaries and capacity changes.
+        #[test]
+        fn the_window_is_the_last_capacity_ids_in_order(
+            capacity in 1usize..3 * CHUNK,
+            steps in proptest::collection::vec((0u32..12_000, proptest::option::weighted(0.001, 1usize..3 * CHUNK)), 1..12_000),
+        ) {
+            let mut w = IdempotencyWindow::new(capacity);
+            let mut oracle: VecDeque<(String, Caused)> = VecDeque::new();
+            let mut cap = capacity;
+            for (n, (id, resize)) in steps.into_iter().enumerate() {
+                if let Some(new_cap) = resize {
+                    w.set_capacity(new_cap);
+                    cap = new_cap;
+                    while oracle.len() > cap {
+                        oracle.pop_front();
+                    }
+                }
+                let id = format!("e{id}");
+                let caused = Caused::new(n as u64 + 1, 1);
+                let known = oracle.iter().any(|(held, _)| *held == id);
+                proptest::prop_assert_eq!(w.insert(&id, caused), !known);
+                if !known {
+                    oracle.push_back((id, caused));
+                    if oracle.len() > cap {
+                        oracle.pop_front();
+                    }
+                }
+            }
+            let got: Vec<(String, Caused)> = w.ids().map(String::from).zip(w.caused_in_order()).collect();
+            let want: Vec<(String, Caused)> = oracle.iter().cloned().collect();
+            proptest::prop_assert_eq!(&got, &want);
+            for (id, caused) in &want {
+                proptest::prop_assert_eq!(w.caused(id), Some(*caused));
+            }
+            let captured = w.capture();
+            proptest::prop_assert_eq!(captured.len(), want.len());
+            proptest::prop_assert!(captured.ids().map(|id| id.to_string()).eq(want.iter().map(|(id, _)| id.clone())));
+        }
+    }
+
+    #[test]
     fn a_full_window_never_grew_to_get_there() {
         // Growing stalled the engine task at each doubling: room for every id is made up front,
         // and a reload that raises the capacity makes room for the new one at once.
         let mut w = IdempotencyWindow::new(5_000);
         let (table, order) = (w.ids.capacity(), w.order.capacity());
-        assert!(table >= 5_000 && order >= 5_000);
+        assert!(table >= 5_000 && order >= 5_000 / CHUNK + 2);
         for n in 0..6_000 {
             w.insert(&format!("e{n}"), Caused::new(0, 0));
         }
@@ -298,7 +454,7 @@ mod tests {
         assert_eq!(w.order.capacity(), order);
         w.set_capacity(20_000);
         let (table, order) = (w.ids.capacity(), w.order.capacity());
-        assert!(table >= 20_000 && order >= 20_000);
+        assert!(table >= 20_000 && order >= 20_000 / CHUNK + 2);
         for n in 6_000..30_000 {
             w.insert(&format!("e{n}"), Caused::new(0, 0));
         }
