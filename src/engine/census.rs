@@ -225,11 +225,11 @@ impl Engine {
 
     fn census_move(&mut self, ak: AKey, from: Option<Activity>, to: Option<Activity>) {
         if let Some(from) = from {
-            let n = &mut self.centre[from.index()];
+            let n = &mut self.centre[activity_index(from)];
             *n = n.saturating_sub(1);
         }
         if let Some(to) = to {
-            self.centre[to.index()] += 1;
+            self.centre[activity_index(to)] += 1;
         }
         for i in 0..self.agents[ak as usize].tiers.len() {
             let (q, tier) = self.agents[ak as usize].tiers[i];
@@ -250,7 +250,7 @@ impl Engine {
         let mut centre = [0u32; 6];
         for a in &self.agents {
             let activity = activity_of(a);
-            centre[activity.index()] += 1;
+            centre[activity_index(activity)] += 1;
             if a.census_as != Some(activity) {
                 return Err(format!(
                     "agent {} is {activity:?} but counted as {:?}",

@@ -66,12 +66,8 @@ impl InteractionIds {
     /// File every interaction in the slab (restoring a snapshot).
     pub fn rebuild(&mut self, slab: &Slab) {
         self.table.clear();
-        let held = slab.iter().flatten().count();
-        let hasher = &self.hasher;
         // Sized once, so filing them never grows (and re-hashes) the table.
-        self.table.reserve(held, |&k| {
-            hasher.hash_one(id_at(slab, k).unwrap_or_default())
-        });
+        self.reserve_total(slab, slab.iter().flatten().count());
         for ik in 0..slab.len() {
             self.insert(slab, ik as IKey);
         }

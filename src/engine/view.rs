@@ -209,11 +209,6 @@ impl Activity {
         Activity::Offline,
     ];
 
-    /// Its place in `ALL`.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Activity::Available => "available",

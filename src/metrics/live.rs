@@ -102,13 +102,12 @@ impl Board {
         }
     }
 
-    /// Record the whole centre's agents per state as of engine time `now` and publish them.
+    /// Record the whole centre's agents per state as of engine time `now` and publish them
+    /// (`Telemetry` calls this when they changed).
     pub(crate) fn update_centre(&mut self, now: Millis, counts: [u64; 6]) {
         if let Some(c) = &mut self.centre {
-            if c.agents.counts != counts {
-                for (gauge, n) in c.gauges.iter().zip(counts) {
-                    gauge.set(n as f64);
-                }
+            for (gauge, n) in c.gauges.iter().zip(counts) {
+                gauge.set(n as f64);
             }
             c.agents.set(counts, now);
             c.agents.publish(now);
