@@ -294,10 +294,9 @@ impl IdempotencyWindow {
         self.evict_to(self.capacity - 1);
         let place = self.next;
         self.ids.insert_unique(hash, (hash, place), |&(h, _)| h);
-        if place % CHUNK as u64 == 0 || self.order.is_empty() {
-            if self.order.is_empty() {
-                self.first_chunk = place / CHUNK as u64;
-            }
+        // Chunk k is started by place k × CHUNK (and dropped once all of it is forgotten, which
+        // moves `first_chunk` on: `evict_to`), so the order is empty only at such a place.
+        if place % CHUNK as u64 == 0 {
             self.order.push_back(Arc::new(Vec::with_capacity(CHUNK)));
         }
         if let Some(newest) = self.order.back_mut() {
