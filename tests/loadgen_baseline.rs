@@ -6,33 +6,20 @@
 
 use std::time::Duration;
 
-use tierline::loadgen::schedule::Arrivals;
 use tierline::loadgen::{baseline, run, LoadgenArgs, Mode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 fn args(url: String, out: std::path::PathBuf) -> LoadgenArgs {
-    LoadgenArgs {
-        url,
-        mode: Mode::Baseline,
-        rate: 2000.0,
-        duration: Duration::from_millis(1500),
-        arrivals: Arrivals::Constant,
-        connections: 4,
-        agents: 50,
-        queues: 4,
-        max_live: None,
-        seed: 3,
-        run_id: Some("t".into()),
-        out: Some(out),
-        metrics_url: None,
-        timeout: Duration::from_secs(30),
-        drain: Duration::from_secs(60),
-        sustained_p99_ms: 60_000.0,
-        threads: 1,
-        pace_quantum: std::time::Duration::ZERO,
-        server_pid: None,
-    }
+    let out = out.to_string_lossy().into_owned();
+    #[rustfmt::skip]
+    let flags = [
+        "--url", &url, "--mode", "baseline", "--rate", "2000", "--duration", "1500ms",
+        "--arrivals", "constant", "--connections", "4", "--agents", "50", "--queues", "4",
+        "--seed", "3", "--run-id", "t", "--out", &out, "--timeout", "30s", "--drain", "60s",
+        "--sustained-p99-ms", "60000",
+    ];
+    LoadgenArgs::from_flags(flags).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

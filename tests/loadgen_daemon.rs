@@ -3,11 +3,9 @@
 //! (accepts, ends, wraps up) instead of only firing arrivals. No timing assertions: counts only.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tierline::daemon::{Daemon, DaemonOptions};
-use tierline::loadgen::schedule::Arrivals;
-use tierline::loadgen::{feed, run, LoadgenArgs, Mode, Target};
+use tierline::loadgen::{feed, run, LoadgenArgs, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
@@ -42,27 +40,18 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
 
 /// A small tierline-mode run against `addr` (config/bench.toml's queues), its report in `dir`.
 fn args(addr: std::net::SocketAddr, dir: &Path) -> LoadgenArgs {
-    LoadgenArgs {
-        url: format!("http://{addr}"),
-        mode: Mode::Tierline,
-        rate: 1000.0,
-        duration: Duration::from_secs(2),
-        arrivals: Arrivals::Poisson,
-        connections: 8,
-        agents: 200,
-        queues: 8,
-        max_live: None,
-        seed: 5,
-        run_id: Some("smoke".into()),
-        out: Some(dir.join("result.json")),
-        metrics_url: None,
-        timeout: Duration::from_secs(30),
-        drain: Duration::from_secs(60),
-        sustained_p99_ms: 60_000.0,
-        threads: 1,
-        pace_quantum: std::time::Duration::ZERO,
-        server_pid: None,
-    }
+    let (url, out) = (
+        format!("http://{addr}"),
+        dir.join("result.json").to_string_lossy().into_owned(),
+    );
+    #[rustfmt::skip]
+    let flags = [
+        "--url", &url, "--mode", "tierline", "--rate", "1000", "--duration", "2s",
+        "--arrivals", "poisson", "--connections", "8", "--agents", "200", "--queues", "8",
+        "--seed", "5", "--run-id", "smoke", "--out", &out, "--timeout", "30s", "--drain", "60s",
+        "--sustained-p99-ms", "60000",
+    ];
+    LoadgenArgs::from_flags(flags).unwrap()
 }
 
 /// The feed starts after the decisions made before the run (`GET /readyz`'s `next_seq`): it

@@ -88,6 +88,26 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+impl LoadgenArgs {
+    /// The arguments `tierline loadgen FLAGS…` gets: every flag not given takes its default, and
+    /// a flag the command would refuse is refused the same way (for tests and embedders, so
+    /// they never restate the defaults).
+    pub fn from_flags<I, T>(flags: I) -> Result<LoadgenArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: LoadgenArgs,
+        }
+        let program = std::iter::once(std::ffi::OsString::from("loadgen"));
+        <Command as clap::Parser>::try_parse_from(program.chain(flags.into_iter().map(Into::into)))
+            .map(|c| c.args)
+    }
+}
+
 /// Longest `--duration`, `--timeout`, `--drain` or `--pace-quantum`: a year (so that the run's
 /// deadlines always fit the clock).
 const MAX_FLAG_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
