@@ -68,6 +68,7 @@ pub fn write_snapshot_streamed(
     let tmp = path.with_extension(format!("{SNAPSHOT_EXT}.{TEMP_EXT}"));
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+        let file = PacedFile::new(file, if sync { WRITEBACK_EVERY } else { 0 });
         // Big sequential writes: the payload can be hundreds of MiB.
         let mut out = ChecksumWriter {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
@@ -88,7 +89,8 @@ pub fn write_snapshot_streamed(
         let mut file = out
             .inner
             .into_inner()
-            .map_err(|e| JournalError::io("write", &tmp, e.into_error()))?;
+            .map_err(|e| JournalError::io("write", &tmp, e.into_error()))?
+            .file;
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&index.to_le_bytes());
@@ -118,6 +120,100 @@ pub fn write_snapshot_streamed(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// How much of a snapshot is written before the kernel is asked to write it back (`PacedFile`).
+const WRITEBACK_EVERY: u64 = 1 << 20;
+
+/// The snapshot file, written back to disk as it is written, `every` bytes at a time (Linux
+/// `sync_file_range`, as RocksDB's `bytes_per_sync`), so that little of it is still dirty when
+/// it is synced.
+///
+/// Why: the journal's group commit `fdatasync`s its segment every few milliseconds on the same
+/// filesystem. Left to the final `fsync`, a snapshot of tens of MiB is written back all at once,
+/// and every journal sync issued meanwhile waited behind it: 50–250 ms stalls of every answer
+/// waiting for durability, at each snapshot (measured: a 20 MB snapshot at 10,000 events/s held
+/// one journal sync 100–250 ms; 90 MB written beside a 2 ms sync loop, worst sync 52 ms at
+/// once, 9–20 ms paced). Paced, a journal sync waits for at most about one chunk.
+///
+/// `every = 0` writes straight through (`sync = none`: nothing is synced, nothing paced).
+struct PacedFile {
+    file: std::fs::File,
+    every: u64,
+    written: u64,
+    /// Bytes from the start already asked to be written back.
+    paced: u64,
+    /// Ranges asked for, for the tests.
+    #[cfg(test)]
+    asked: Vec<(u64, u64)>,
+}
+
+impl PacedFile {
+    fn new(file: std::fs::File, every: u64) -> PacedFile {
+        PacedFile {
+            file,
+            every,
+            written: 0,
+            paced: 0,
+            #[cfg(test)]
+            asked: Vec::new(),
+        }
+    }
+
+    /// Write back `[paced, written)` and wait for it. An I/O error is returned, not dropped:
+    /// having been reported here, it would not be reported again by the final sync.
+    fn write_back(&mut self) -> std::io::Result<()> {
+        let (start, len) = (self.paced, self.written - self.paced);
+        #[cfg(test)]
+        self.asked.push((start, len));
+        self.paced = self.written;
+        write_back_range(&self.file, start, len)
+    }
+}
+
+impl Write for PacedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.every > 0 && self.written - self.paced >= self.every {
+            self.write_back()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Start writing back a file range and wait until it is on disk (not the metadata: the final
+/// `fsync` does that). Where the call does not exist (not Linux, or a filesystem without it),
+/// nothing happens and the final sync writes everything, as before.
+#[cfg(target_os = "linux")]
+fn write_back_range(file: &std::fs::File, start: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (libc::off64_t::try_from(start), libc::off64_t::try_from(len))
+    else {
+        return Ok(());
+    };
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: `sync_file_range` reads no memory of ours; the descriptor is the open file's own.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, flags) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back_range(_file: &std::fs::File, _start: u64, _len: u64) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Counts and checksums the payload on its way to the file, and keeps the first I/O error so
@@ -228,6 +324,39 @@ mod tests {
             std::fs::read(&path).unwrap(),
             std::fs::read(&whole).unwrap()
         );
+    }
+
+    #[test]
+    fn a_snapshot_is_written_back_as_it_is_written_not_all_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paced");
+        let mut file = PacedFile::new(std::fs::File::create(&path).unwrap(), 4096);
+        let payload: Vec<u8> = (0..50_000u32).map(|n| (n % 253) as u8).collect();
+        // Pieces smaller and larger than a chunk, not aligned to it.
+        for piece in payload.chunks(3_000) {
+            file.write_all(piece).unwrap();
+        }
+        // Every chunk of at least 4096 bytes was asked for once written, back to back from
+        // the start; what is left (less than a chunk) is for the final sync.
+        let mut next = 0;
+        for &(start, len) in &file.asked {
+            assert_eq!(start, next, "ranges asked: {:?}", file.asked);
+            assert!((4096..4096 + 3_000).contains(&len), "{:?}", file.asked);
+            next = start + len;
+        }
+        assert!(
+            payload.len() as u64 - next < 4096,
+            "{} of {} left",
+            next,
+            payload.len()
+        );
+        assert!(file.asked.len() >= 7, "{:?}", file.asked);
+        assert_eq!(std::fs::read(&path).unwrap(), payload);
+
+        // Unsynced snapshots (`sync = none`) are not paced either.
+        let mut plain = PacedFile::new(std::fs::File::create(dir.path().join("p")).unwrap(), 0);
+        plain.write_all(&payload).unwrap();
+        assert!(plain.asked.is_empty());
     }
 
     #[test]
