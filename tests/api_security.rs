@@ -442,3 +442,44 @@ async fn a_live_config_change_cannot_turn_authentication_off() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     t.stop().await;
 }
+
+/// The certificate's expiry is a metric, at start and after each SIGHUP, so an alert can fire
+/// before clients start refusing the daemon (an expired one still loads: the log says so).
+#[tokio::test]
+async fn the_certificate_expiry_is_exported_and_follows_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 2);
+    params.not_after = rcgen::date_time_ymd(2021, 3, 4);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.self_signed(&key).unwrap();
+    std::fs::write(&cert_path, expired.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut config = loaded(routing());
+    config.daemon.server.tls_cert = Some(cert_path.clone());
+    config.daemon.server.tls_key = Some(key_path.clone());
+    let t = TestDaemon::start(DaemonOptions::new(config)).await;
+    let not_after = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("tierline_tls_certificate_not_after_seconds "))
+            .unwrap_or_else(|| panic!("no expiry series in\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(not_after(&t.daemon().metrics().render()), 1_614_816_000.0);
+
+    let fresh = make_cert();
+    std::fs::write(&cert_path, &fresh.cert_pem).unwrap();
+    std::fs::write(&key_path, &fresh.key_pem).unwrap();
+    t.daemon().sighup().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // rcgen's default validity runs to 4096.
+    assert!(not_after(&t.daemon().metrics().render()) > now + 365.0 * 86_400.0);
+    t.stop().await;
+}

@@ -50,8 +50,71 @@ pub enum TlsError {
     },
 }
 
+/// The validity dates of a certificate, in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// The leaf's dates, or `None` if rustls accepted a certificate this parser cannot read (then
+    /// nothing is warned about).
+    pub fn of(leaf: &CertificateDer<'_>) -> Option<Validity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+        let v = cert.validity();
+        Some(Validity {
+            not_before: v.not_before.timestamp(),
+            not_after: v.not_after.timestamp(),
+        })
+    }
+
+    /// What is wrong with these dates at `now` (Unix seconds), for the operator: expired, not
+    /// yet valid, or expiring within `EXPIRY_WARNING_DAYS`. `None` when nothing is.
+    pub fn warning(&self, path: &Path, now: i64) -> Option<String> {
+        let date = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| format!("{t} (Unix seconds)"))
+        };
+        let days = |secs: i64| secs / 86_400;
+        let path = path.display();
+        if now > self.not_after {
+            Some(format!(
+                "TLS certificate {path} expired {} days ago (not valid after {}): clients will \
+                 refuse every connection; install a valid one and send SIGHUP",
+                days(now - self.not_after),
+                date(self.not_after)
+            ))
+        } else if now < self.not_before {
+            Some(format!(
+                "TLS certificate {path} is not valid until {} (in {} days): clients will refuse \
+                 every connection until then (or this machine's clock is wrong)",
+                date(self.not_before),
+                days(self.not_before - now)
+            ))
+        } else if self.not_after - now < EXPIRY_WARNING_DAYS * 86_400 {
+            Some(format!(
+                "TLS certificate {path} expires in {} days ({}): install a new one and send SIGHUP",
+                days(self.not_after - now),
+                date(self.not_after)
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// A certificate expiring within this many days is warned about at load and reload.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
 /// Build a rustls server config (ring provider, TLS 1.2+1.3, ALPN h2 + http/1.1) from PEM files.
 pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    load(cert, key).map(|(config, _)| config)
+}
+
+/// `load_server_config` and the leaf certificate's validity dates.
+fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>), TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError::Cert {
             path: cert.to_path_buf(),
@@ -68,6 +131,7 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
             message: "no CERTIFICATE block found".into(),
         });
     }
+    let validity = Validity::of(&chain[0]);
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
         message: e.to_string(),
@@ -82,7 +146,7 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
             message: e.to_string(),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), validity))
 }
 
 /// The acceptor in force, swapped on reload. New connections use the new certificate; open
@@ -91,33 +155,58 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
 pub struct TlsCell {
     cert: PathBuf,
     key: PathBuf,
-    acceptor: Arc<RwLock<TlsAcceptor>>,
+    acceptor: Arc<RwLock<(TlsAcceptor, Option<Validity>)>>,
 }
 
 impl TlsCell {
     pub fn load(cert: &Path, key: &Path) -> Result<TlsCell, TlsError> {
-        let config = load_server_config(cert, key)?;
+        let (config, validity) = load(cert, key)?;
         Ok(TlsCell {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
-            acceptor: Arc::new(RwLock::new(TlsAcceptor::from(config))),
+            acceptor: Arc::new(RwLock::new((TlsAcceptor::from(config), validity))),
         })
     }
 
     /// Re-read the certificate and key; on error the old ones stay in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load_server_config(&self.cert, &self.key)?;
+        let (config, validity) = load(&self.cert, &self.key)?;
+        let new = (TlsAcceptor::from(config), validity);
         match self.acceptor.write() {
-            Ok(mut a) => *a = TlsAcceptor::from(config),
-            Err(poisoned) => *poisoned.into_inner() = TlsAcceptor::from(config),
+            Ok(mut a) => *a = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
         }
         Ok(())
     }
 
+    /// Tell the operator about the certificate in force: its expiry as a metric, and a warning
+    /// in the log if it expired, is not yet valid or expires within `EXPIRY_WARNING_DAYS`.
+    /// Returns the warning. Called at start and after each reload.
+    pub fn report(&self, metrics: &crate::metrics::Metrics, now: i64) -> Option<String> {
+        let validity = self.validity()?;
+        metrics.tls_not_after(validity.not_after);
+        let warning = validity.warning(&self.cert, now)?;
+        tracing::warn!("{warning}");
+        Some(warning)
+    }
+
+    /// The certificate file in use.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The validity dates of the certificate in force (`None` if they could not be read).
+    pub fn validity(&self) -> Option<Validity> {
+        match self.acceptor.read() {
+            Ok(a) => a.1,
+            Err(poisoned) => poisoned.into_inner().1,
+        }
+    }
+
     fn current(&self) -> TlsAcceptor {
         match self.acceptor.read() {
-            Ok(a) => a.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(a) => a.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
         }
     }
 }
@@ -243,5 +332,71 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-06-01 00:00:00 UTC.
+    const JUNE: i64 = 1_780_272_000;
+    const DAY: i64 = 86_400;
+
+    fn valid(from: i64, to: i64) -> Validity {
+        Validity {
+            not_before: from,
+            not_after: to,
+        }
+    }
+
+    #[test]
+    fn an_expired_certificate_is_named_with_how_long_ago_and_what_to_do() {
+        let w = valid(JUNE - 400 * DAY, JUNE - 3 * DAY)
+            .warning(Path::new("/etc/tierline/cert.pem"), JUNE)
+            .unwrap();
+        assert!(
+            w.contains("/etc/tierline/cert.pem expired 3 days ago"),
+            "{w}"
+        );
+        assert!(w.contains("2026-05-29 00:00:00 UTC"), "{w}");
+        assert!(w.contains("SIGHUP"), "{w}");
+    }
+
+    #[test]
+    fn a_certificate_not_yet_valid_says_from_when() {
+        let w = valid(JUNE + 2 * DAY, JUNE + 90 * DAY)
+            .warning(Path::new("c.pem"), JUNE)
+            .unwrap();
+        assert!(
+            w.contains("not valid until 2026-06-03 00:00:00 UTC (in 2 days)"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn only_the_last_fortnight_before_expiry_is_warned_about() {
+        let soon = valid(JUNE - 80 * DAY, JUNE + 13 * DAY).warning(Path::new("c.pem"), JUNE);
+        assert!(soon.is_some_and(|w| w.contains("expires in 13 days")));
+        let later = valid(JUNE - 80 * DAY, JUNE + 15 * DAY);
+        assert_eq!(later.warning(Path::new("c.pem"), JUNE), None);
+        // The last valid second is still valid.
+        let edge = valid(JUNE - 80 * DAY, JUNE);
+        assert!(edge
+            .warning(Path::new("c.pem"), JUNE)
+            .is_some_and(|w| w.contains("expires in 0 days")));
+    }
+
+    #[test]
+    fn the_dates_are_read_from_the_leaf_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 2);
+        params.not_after = rcgen::date_time_ymd(2021, 3, 4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let v = Validity::of(cert.der()).unwrap();
+        assert_eq!(v.not_before, 1_577_923_200, "2020-01-02");
+        assert_eq!(v.not_after, 1_614_816_000, "2021-03-04");
+        assert_eq!(Validity::of(&CertificateDer::from(vec![1, 2, 3])), None);
     }
 }

@@ -138,7 +138,10 @@ impl Reloader {
     pub async fn on_sighup(self: &Arc<Self>) -> Result<ReloadReport, ReloadError> {
         if let Some(tls) = &self.tls {
             match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Ok(()) => {
+                    tracing::info!("TLS certificate reloaded");
+                    tls.report(&self.metrics, super::unix_now());
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
                 }

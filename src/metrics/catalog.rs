@@ -56,6 +56,7 @@ pub const HTTP_CONNECTIONS_MAX: &str = "tierline_http_connections_max";
 pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
 pub const CONFIG_RELOADS: &str = "tierline_config_reloads_total";
 pub const BUILD_INFO: &str = "tierline_build_info";
+pub const TLS_NOT_AFTER: &str = "tierline_tls_certificate_not_after_seconds";
 
 /// Per-agent series, only with `[metrics] per_agent = true`.
 pub const AGENT_ACTIVITY: &str = "tierline_agent_activity";
@@ -179,6 +180,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (CONFIG_RELOADS, "Config reloads, by result (ok, rejected)."),
     (BUILD_INFO, "Build information; the value is always 1."),
+    (
+        TLS_NOT_AFTER,
+        "When the TLS certificate in force stops being valid, in Unix seconds (alert on it minus time()).",
+    ),
     (
         AGENT_ACTIVITY,
         "1 for the agent's current state, 0 for the others (per_agent only).",

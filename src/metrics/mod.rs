@@ -440,6 +440,12 @@ impl Metrics {
         .increment(1);
     }
 
+    /// `tierline_tls_certificate_not_after_seconds`: when the certificate in force expires.
+    pub fn tls_not_after(&self, unix_seconds: i64) {
+        self.gauge(catalog::TLS_NOT_AFTER, &[])
+            .set(unix_seconds as f64);
+    }
+
     /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
     pub fn config_reload(&self, applied: bool) {
         let result = if applied { "ok" } else { "rejected" };
