@@ -1755,3 +1755,43 @@ fn a_ladder_with_many_bad_steps_does_not_hide_the_queues_other_problems() {
         "the first 64 step errors are reported: {all:#?}"
     );
 }
+
+#[test]
+fn one_unreadable_value_in_an_agent_or_rule_map_hides_none_of_the_others() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[agent]]",
+        /* 4 */ r#"id = "a1""#,
+        /* 5 */ r#"address = "sip:a1@pbx""#,
+        /* 6 */ r#"tiers = { support = "x", sales = 1 }"#,
+        /* 7 */ r#"capacity = { voice = "one", chat = 0 }"#,
+        /* 8 */ "[[rule]]",
+        /* 9 */ r#"when = { category = 5, channel = "fax" }"#,
+        /* 10 */ r#"queue = "support""#,
+    ]));
+    assert_eq!(all.len(), 6, "{all:#?}");
+    // Each problem on its line; before, the first bad value dropped its whole map, and the
+    // other value's problem went unreported.
+    assert_error(&all[0], 6, "agent[0].tiers.support", "invalid type: string");
+    assert_error(&all[1], 6, "agent[0].tiers.sales", "unknown queue `sales`");
+    assert_error(
+        &all[2],
+        7,
+        "agent[0].capacity.voice",
+        "invalid type: string",
+    );
+    assert_error(
+        &all[3],
+        7,
+        "agent[0].capacity.chat",
+        "capacity must be at least 1",
+    );
+    assert_error(
+        &all[4],
+        9,
+        "rule[0].when.category",
+        "invalid type: integer `5`",
+    );
+    assert_error(&all[5], 9, "rule[0].when.channel", "unknown channel `fax`");
+}

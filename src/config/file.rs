@@ -363,8 +363,8 @@ pub(crate) struct Entry<T> {
     /// Fields that were set but could not be read (already reported); validation must not treat
     /// them as absent (e.g. "max_wait_s without overflow" when `overflow` is merely malformed).
     /// Paths below the entry: `overflow`, or for a table read field by field (`FIELD_BY_FIELD`)
-    /// the nested field (`schedule.tz`, `steps[2].after_s`) or a step that is not a table
-    /// (`steps[1]`).
+    /// the nested field (`schedule.tz`, `steps[2].after_s`, `tiers.support`) or a step that is
+    /// not a table (`steps[1]`).
     pub broken: Vec<String>,
 }
 
@@ -397,6 +397,11 @@ pub(crate) struct RawConfig {
 /// the ladder or schedule. (An overflow has a single field to check; it is dropped whole.)
 const QUEUE_FIELD_BY_FIELD: &[&str] = &["steps", "schedule"];
 
+/// The same for an agent's maps and a rule's: one value that cannot be read (`tiers = { support =
+/// "x" }`) is reported and dropped on its own, so the map's other values are still checked.
+const AGENT_FIELD_BY_FIELD: &[&str] = &["tiers", "capacity"];
+const RULE_FIELD_BY_FIELD: &[&str] = &["when"];
+
 /// Every top-level name the file may use.
 const SECTIONS: &[&str] = &[
     "defaults",
@@ -424,8 +429,8 @@ pub(crate) fn read(doc: &ImDocument<&str>, loc: &Locator<'_>) -> (RawConfig, Vec
             "defaults" => read_one(item, &path, loc, &mut errors, &mut raw.defaults),
             "channels" => read_channels(item, &path, loc, &mut errors, &mut raw.channels),
             "queue" => raw.queues = read_many(item, &path, loc, &mut errors, QUEUE_FIELD_BY_FIELD),
-            "agent" => raw.agents = read_many(item, &path, loc, &mut errors, &[]),
-            "rule" => raw.rules = read_many(item, &path, loc, &mut errors, &[]),
+            "agent" => raw.agents = read_many(item, &path, loc, &mut errors, AGENT_FIELD_BY_FIELD),
+            "rule" => raw.rules = read_many(item, &path, loc, &mut errors, RULE_FIELD_BY_FIELD),
             "routing" => read_one(item, &path, loc, &mut errors, &mut raw.routing),
             "limits" => read_one(item, &path, loc, &mut errors, &mut raw.limits),
             "server" => read_one(item, &path, loc, &mut errors, &mut raw.server),
