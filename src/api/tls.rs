@@ -58,10 +58,30 @@ pub struct Validity {
 }
 
 impl Validity {
-    /// The leaf's dates, or `None` if rustls accepted a certificate this parser cannot read (then
-    /// nothing is warned about).
-    pub fn of(leaf: &CertificateDer<'_>) -> Option<Validity> {
-        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    /// The dates within which every certificate of the chain as sent is valid (the latest
+    /// `notBefore`, the earliest `notAfter`: an intermediate that expires first makes clients
+    /// refuse the chain as surely as the leaf), or `None` if rustls accepted a certificate this
+    /// parser cannot read.
+    pub fn of_chain(chain: &[CertificateDer<'_>]) -> Option<Validity> {
+        chain
+            .iter()
+            .map(Validity::of)
+            .try_fold(None::<Validity>, |acc, v| {
+                let v = v?;
+                Some(Some(match acc {
+                    None => v,
+                    Some(a) => Validity {
+                        not_before: a.not_before.max(v.not_before),
+                        not_after: a.not_after.min(v.not_after),
+                    },
+                }))
+            })
+            .flatten()
+    }
+
+    /// One certificate's dates, or `None` if this parser cannot read it.
+    pub fn of(cert: &CertificateDer<'_>) -> Option<Validity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
         let v = cert.validity();
         Some(Validity {
             not_before: v.not_before.timestamp(),
@@ -77,26 +97,32 @@ impl Validity {
                 .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_else(|| format!("{t} (Unix seconds)"))
         };
-        let days = |secs: i64| secs / 86_400;
+        // Whole days, or hours under a day ("0 days" would read as "no time at all").
+        let span = |secs: i64| match secs {
+            s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+            s if s >= 86_400 => "1 day".to_string(),
+            s if s >= 2 * 3_600 => format!("{} hours", s / 3_600),
+            _ => "less than 2 hours".to_string(),
+        };
         let path = path.display();
         if now > self.not_after {
             Some(format!(
-                "TLS certificate {path} expired {} days ago (not valid after {}): clients will \
+                "TLS certificate {path} expired {} ago (not valid after {}): clients will \
                  refuse every connection; install a valid one and send SIGHUP",
-                days(now - self.not_after),
+                span(now - self.not_after),
                 date(self.not_after)
             ))
         } else if now < self.not_before {
             Some(format!(
-                "TLS certificate {path} is not valid until {} (in {} days): clients will refuse \
+                "TLS certificate {path} is not valid until {} (in {}): clients will refuse \
                  every connection until then (or this machine's clock is wrong)",
                 date(self.not_before),
-                days(self.not_before - now)
+                span(self.not_before - now)
             ))
         } else if self.not_after - now < EXPIRY_WARNING_DAYS * 86_400 {
             Some(format!(
-                "TLS certificate {path} expires in {} days ({}): install a new one and send SIGHUP",
-                days(self.not_after - now),
+                "TLS certificate {path} expires in {} ({}): install a new one and send SIGHUP",
+                span(self.not_after - now),
                 date(self.not_after)
             ))
         } else {
@@ -131,7 +157,7 @@ fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>)
             message: "no CERTIFICATE block found".into(),
         });
     }
-    let validity = Validity::of(&chain[0]);
+    let validity = Validity::of_chain(&chain);
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
         message: e.to_string(),
@@ -183,19 +209,24 @@ impl TlsCell {
     /// in the log if it expired, is not yet valid or expires within `EXPIRY_WARNING_DAYS`.
     /// Returns the warning. Called at start and after each reload.
     pub fn report(&self, metrics: &crate::metrics::Metrics, now: i64) -> Option<String> {
-        let validity = self.validity()?;
-        metrics.tls_not_after(validity.not_after);
+        let Some(validity) = self.validity() else {
+            // Not the previous certificate's date: no date.
+            metrics.tls_not_after(None);
+            let warning = format!(
+                "TLS certificate {}: its validity dates could not be read, so its expiry is \
+                 not reported",
+                self.cert.display()
+            );
+            tracing::warn!("{warning}");
+            return Some(warning);
+        };
+        metrics.tls_not_after(Some(validity.not_after));
         let warning = validity.warning(&self.cert, now)?;
         tracing::warn!("{warning}");
         Some(warning)
     }
 
-    /// The certificate file in use.
-    pub fn cert_path(&self) -> &Path {
-        &self.cert
-    }
-
-    /// The validity dates of the certificate in force (`None` if they could not be read).
+    /// The validity dates of the certificate chain in force (`None` if they could not be read).
     pub fn validity(&self) -> Option<Validity> {
         match self.acceptor.read() {
             Ok(a) => a.1,
@@ -384,19 +415,87 @@ mod tests {
         let edge = valid(JUNE - 80 * DAY, JUNE);
         assert!(edge
             .warning(Path::new("c.pem"), JUNE)
-            .is_some_and(|w| w.contains("expires in 0 days")));
+            .is_some_and(|w| w.contains("expires in less than 2 hours")));
+        let one = valid(JUNE - 80 * DAY, JUNE + DAY + 5);
+        assert!(one
+            .warning(Path::new("c.pem"), JUNE)
+            .is_some_and(|w| w.contains("expires in 1 day (")));
+        // Just expired: not "0 days ago".
+        let gone = valid(JUNE - 80 * DAY, JUNE - 3 * 3_600 - 1);
+        assert!(gone
+            .warning(Path::new("c.pem"), JUNE)
+            .is_some_and(|w| w.contains("expired 3 hours ago")));
+    }
+
+    fn cert_dated(
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+        issuer: Option<(&rcgen::Certificate, &rcgen::KeyPair)>,
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = match issuer {
+            None => {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+                params.self_signed(&key).unwrap()
+            }
+            Some((ca, ca_key)) => params.signed_by(&key, ca, ca_key).unwrap(),
+        };
+        (cert, key)
     }
 
     #[test]
-    fn the_dates_are_read_from_the_leaf_certificate() {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.not_before = rcgen::date_time_ymd(2020, 1, 2);
-        params.not_after = rcgen::date_time_ymd(2021, 3, 4);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let v = Validity::of(cert.der()).unwrap();
-        assert_eq!(v.not_before, 1_577_923_200, "2020-01-02");
-        assert_eq!(v.not_after, 1_614_816_000, "2021-03-04");
-        assert_eq!(Validity::of(&CertificateDer::from(vec![1, 2, 3])), None);
+    fn the_dates_are_those_of_the_whole_chain_as_sent() {
+        let (ca, ca_key) = cert_dated((2019, 6, 1), (2020, 12, 31), None);
+        let (leaf, _) = cert_dated((2020, 1, 2), (2021, 3, 4), Some((&ca, &ca_key)));
+        let leaf_alone = Validity::of_chain(&[leaf.der().clone()]).unwrap();
+        assert_eq!(leaf_alone.not_before, 1_577_923_200, "2020-01-02");
+        assert_eq!(leaf_alone.not_after, 1_614_816_000, "2021-03-04");
+        // The intermediate expires first: the chain is refused from then on.
+        let chain = Validity::of_chain(&[leaf.der().clone(), ca.der().clone()]).unwrap();
+        assert_eq!(chain.not_before, 1_577_923_200, "the leaf's, the later");
+        assert_eq!(
+            chain.not_after, 1_609_372_800,
+            "2020-12-31, the intermediate's"
+        );
+        let junk = CertificateDer::from(vec![1, 2, 3]);
+        assert_eq!(Validity::of_chain(&[leaf.der().clone(), junk]), None);
+    }
+
+    #[test]
+    fn dates_that_cannot_be_read_clear_the_expiry_instead_of_keeping_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cert_dated((2020, 1, 2), (2021, 3, 4), None);
+        let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let cell = TlsCell::load(&cert_path, &key_path).unwrap();
+        let metrics = crate::metrics::Metrics::unserved(
+            &Default::default(),
+            &crate::config::RoutingConfig::empty(),
+        )
+        .unwrap();
+        let expiry = |m: &crate::metrics::Metrics| {
+            m.render()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("tierline_tls_certificate_not_after_seconds ")
+                        .map(str::to_string)
+                })
+                .unwrap()
+        };
+        let warning = cell.report(&metrics, JUNE).unwrap();
+        assert!(warning.contains("expired 1915 days ago"), "{warning}");
+        assert_eq!(expiry(&metrics), "1614816000");
+        // As if a reload had installed a certificate whose dates this parser cannot read.
+        match cell.acceptor.write() {
+            Ok(mut a) => a.1 = None,
+            Err(_) => unreachable!(),
+        }
+        let warning = cell.report(&metrics, JUNE).unwrap();
+        assert!(warning.contains("could not be read"), "{warning}");
+        assert_eq!(expiry(&metrics), "NaN");
     }
 }

@@ -126,8 +126,8 @@ pub fn write_snapshot_streamed(
 const WRITEBACK_EVERY: u64 = 1 << 20;
 
 /// The snapshot file, written back to disk as it is written, `every` bytes at a time (Linux
-/// `sync_file_range`, as RocksDB's `bytes_per_sync`), so that little of it is still dirty when
-/// it is synced.
+/// `sync_file_range`, waiting for each range, like RocksDB's `bytes_per_sync` with
+/// `strict_bytes_per_sync`), so that little of it is still dirty when it is synced.
 ///
 /// Why: the journal's group commit `fdatasync`s its segment every few milliseconds on the same
 /// filesystem. Left to the final `fsync`, a snapshot of tens of MiB is written back all at once,
@@ -139,22 +139,39 @@ const WRITEBACK_EVERY: u64 = 1 << 20;
 /// `every = 0` writes straight through (`sync = none`: nothing is synced, nothing paced).
 struct PacedFile {
     file: std::fs::File,
+    /// 0: not paced.
     every: u64,
     written: u64,
     /// Bytes from the start already asked to be written back.
     paced: u64,
+    /// How a range is written back (`write_back_range`; a failing one in tests).
+    write_back_range: WriteBack,
     /// Ranges asked for, for the tests.
     #[cfg(test)]
     asked: Vec<(u64, u64)>,
 }
 
+type WriteBack = fn(&std::fs::File, u64, u64) -> std::io::Result<()>;
+
 impl PacedFile {
+    /// Paced every `every` bytes (0: never), if this system and file can be: probed once here
+    /// (a call that does nothing), so that afterwards every error is a real one.
     fn new(file: std::fs::File, every: u64) -> PacedFile {
+        let every = if every > 0 && write_back_supported(&file) {
+            every
+        } else {
+            0
+        };
+        PacedFile::with(file, every, write_back_range)
+    }
+
+    fn with(file: std::fs::File, every: u64, write_back_range: WriteBack) -> PacedFile {
         PacedFile {
             file,
             every,
             written: 0,
             paced: 0,
+            write_back_range,
             #[cfg(test)]
             asked: Vec::new(),
         }
@@ -166,18 +183,29 @@ impl PacedFile {
         let (start, len) = (self.paced, self.written - self.paced);
         #[cfg(test)]
         self.asked.push((start, len));
+        (self.write_back_range)(&self.file, start, len)?;
         self.paced = self.written;
-        write_back_range(&self.file, start, len)
+        Ok(())
     }
 }
 
 impl Write for PacedFile {
+    /// A full chunk is written back before more is written (so an error never follows bytes
+    /// already accepted), and no write crosses the next chunk's end (so one large write, such as
+    /// a whole encoded state, is paced like many small ones).
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.every > 0 && self.written - self.paced >= self.every {
+        if self.every == 0 {
+            let n = self.file.write(buf)?;
+            self.written += n as u64;
+            return Ok(n);
+        }
+        if self.written - self.paced >= self.every {
             self.write_back()?;
         }
+        let room = self.every - (self.written - self.paced);
+        let take = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.file.write(&buf[..take])?;
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -186,9 +214,25 @@ impl Write for PacedFile {
     }
 }
 
+/// Whether `sync_file_range` can be used on this file: a call with no flags does nothing, and
+/// fails only where the call is missing (`ENOSYS`) or refused (`EPERM`, e.g. by a seccomp
+/// filter). Then the final sync writes everything, as it always did.
+#[cfg(target_os = "linux")]
+fn write_back_supported(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `sync_file_range` reads no memory of ours; the descriptor is the open file's own;
+    // with no flags it does nothing.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, 0) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back_supported(_file: &std::fs::File) -> bool {
+    false
+}
+
 /// Start writing back a file range and wait until it is on disk (not the metadata: the final
-/// `fsync` does that). Where the call does not exist (not Linux, or a filesystem without it),
-/// nothing happens and the final sync writes everything, as before.
+/// `fsync` does that). Every error is the file's (the call itself was probed when the file was
+/// opened): a lost write reported here would not be reported again by the final sync.
 #[cfg(target_os = "linux")]
 fn write_back_range(file: &std::fs::File, start: u64, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -200,14 +244,10 @@ fn write_back_range(file: &std::fs::File, start: u64, len: u64) -> std::io::Resu
         | libc::SYNC_FILE_RANGE_WRITE
         | libc::SYNC_FILE_RANGE_WAIT_AFTER;
     // SAFETY: `sync_file_range` reads no memory of ours; the descriptor is the open file's own.
-    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, flags) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(()),
-        _ => Err(e),
+    if unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, flags) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -326,37 +366,75 @@ mod tests {
         );
     }
 
+    /// The chunks written back: back to back from the start, each exactly `every` bytes, with at
+    /// most one chunk left for the final sync.
+    #[track_caller]
+    fn assert_paced(file: &PacedFile, every: u64, total: usize) {
+        let mut next = 0;
+        for &(start, len) in &file.asked {
+            assert_eq!(
+                (start, len),
+                (next, every),
+                "ranges asked: {:?}",
+                file.asked
+            );
+            next = start + len;
+        }
+        let left = total as u64 - next;
+        assert!((1..=every).contains(&left), "{next} of {total} asked for");
+    }
+
     #[test]
     fn a_snapshot_is_written_back_as_it_is_written_not_all_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..50_000u32).map(|n| (n % 253) as u8).collect();
+        // Pieces smaller than a chunk, not aligned to it.
         let path = dir.path().join("paced");
         let mut file = PacedFile::new(std::fs::File::create(&path).unwrap(), 4096);
-        let payload: Vec<u8> = (0..50_000u32).map(|n| (n % 253) as u8).collect();
-        // Pieces smaller and larger than a chunk, not aligned to it.
         for piece in payload.chunks(3_000) {
             file.write_all(piece).unwrap();
         }
-        // Every chunk of at least 4096 bytes was asked for once written, back to back from
-        // the start; what is left (less than a chunk) is for the final sync.
-        let mut next = 0;
-        for &(start, len) in &file.asked {
-            assert_eq!(start, next, "ranges asked: {:?}", file.asked);
-            assert!((4096..4096 + 3_000).contains(&len), "{:?}", file.asked);
-            next = start + len;
-        }
-        assert!(
-            payload.len() as u64 - next < 4096,
-            "{} of {} left",
-            next,
-            payload.len()
-        );
-        assert!(file.asked.len() >= 7, "{:?}", file.asked);
+        assert_paced(&file, 4096, payload.len());
+        assert_eq!(file.asked.len(), 12);
         assert_eq!(std::fs::read(&path).unwrap(), payload);
 
-        // Unsynced snapshots (`sync = none`) are not paced either.
+        // One write of the whole state (the way a captured head or an encoded engine arrives)
+        // is paced the same: it is not one range of 50,000 bytes.
+        let whole = dir.path().join("whole");
+        let mut file = PacedFile::new(std::fs::File::create(&whole).unwrap(), 4096);
+        file.write_all(&payload).unwrap();
+        assert_paced(&file, 4096, payload.len());
+        assert_eq!(std::fs::read(&whole).unwrap(), payload);
+
+        // Unsynced snapshots (`sync = none`) are not paced.
         let mut plain = PacedFile::new(std::fs::File::create(dir.path().join("p")).unwrap(), 0);
         plain.write_all(&payload).unwrap();
         assert!(plain.asked.is_empty());
+    }
+
+    #[test]
+    fn a_write_back_error_fails_the_write_before_more_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failing");
+        let mut file = PacedFile::with(std::fs::File::create(&path).unwrap(), 4096, |_, _, _| {
+            Err(std::io::Error::from_raw_os_error(libc::EIO))
+        });
+        let e = file.write_all(&[7; 10_000]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        // The first chunk went in; nothing after the failed write-back did.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+        assert_eq!((file.written, file.paced), (4096, 0));
+    }
+
+    #[test]
+    fn a_snapshot_is_still_whole_when_paced() {
+        // Through the real writer, larger than a chunk, in one write: the file reads back.
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..(3 * WRITEBACK_EVERY as u32 + 12_345))
+            .map(|n| (n % 241) as u8)
+            .collect();
+        let path = write_snapshot(dir.path(), 9, &payload, true).unwrap();
+        assert_eq!(read_snapshot(&path).unwrap(), (9, payload));
     }
 
     #[test]

@@ -440,10 +440,11 @@ impl Metrics {
         .increment(1);
     }
 
-    /// `tierline_tls_certificate_not_after_seconds`: when the certificate in force expires.
-    pub fn tls_not_after(&self, unix_seconds: i64) {
+    /// `tierline_tls_certificate_not_after_seconds`: when the certificate chain in force
+    /// expires; NaN when its dates could not be read (rather than an earlier certificate's).
+    pub fn tls_not_after(&self, unix_seconds: Option<i64>) {
         self.gauge(catalog::TLS_NOT_AFTER, &[])
-            .set(unix_seconds as f64);
+            .set(unix_seconds.map_or(f64::NAN, |t| t as f64));
     }
 
     /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
