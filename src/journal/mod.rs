@@ -68,6 +68,11 @@ pub enum JournalError {
         expected: u64,
         found: u64,
     },
+    #[error(
+        "{} is named like a journal file but is a {kind}: move it out of the journal directory",
+        .path.display()
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("journal directory {} is in use by another process (LOCK is held)", .path.display())]
     Locked { path: PathBuf },
     #[error("a journal record of {bytes} bytes is over the limit of {max} bytes")]

@@ -50,6 +50,18 @@ pub(crate) fn list_numbered(dir: &Path, ext: &str) -> Result<Vec<(u64, PathBuf)>
         let entry = entry.map_err(|e| JournalError::io("list", dir, e))?;
         let path = entry.path();
         if let Some(n) = numbered(&path, ext) {
+            // Read as a journal file, a directory (or a socket, or a link to nothing) would fail
+            // later as something else: a hole in the journal, an I/O error while reading.
+            let meta =
+                std::fs::metadata(&path).map_err(|e| JournalError::io("inspect", &path, e))?;
+            if !meta.is_file() {
+                let kind = if meta.is_dir() {
+                    "directory"
+                } else {
+                    "special file"
+                };
+                return Err(JournalError::NotAFile { path, kind });
+            }
             found.push((n, path));
         }
     }
@@ -283,6 +295,29 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_directory_named_like_a_journal_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("{:020}.{SEGMENT_EXT}", 1)), b"").unwrap();
+        let stray = dir.path().join(format!("{:020}.{SEGMENT_EXT}", 2));
+        std::fs::create_dir(&stray).unwrap();
+        match list_segments(dir.path()) {
+            Err(JournalError::NotAFile { path, kind }) => {
+                assert_eq!((path, kind), (stray.clone(), "directory"));
+            }
+            other => panic!("expected NotAFile, got {other:?}"),
+        }
+        let message = list_segments(dir.path()).unwrap_err().to_string();
+        assert!(
+            message.contains("is named like a journal file but is a directory"),
+            "{message}"
+        );
+        // Other names are none of the journal's business.
+        std::fs::remove_dir(&stray).unwrap();
+        std::fs::create_dir(dir.path().join("backup")).unwrap();
+        assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
+    }
 
     /// Frames of one record each, numbered from `base`: the bytes and each frame's offset.
     fn frames(base: u64, payloads: &[Vec<u8>]) -> (Vec<u8>, Vec<usize>) {
