@@ -1795,3 +1795,26 @@ fn one_unreadable_value_in_an_agent_or_rule_map_hides_none_of_the_others() {
     );
     assert_error(&all[5], 9, "rule[0].when.channel", "unknown channel `fax`");
 }
+
+#[test]
+fn a_schedule_written_as_an_array_of_tables_is_named_as_the_field_it_is() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"steps = [{ after_s = 0, tiers = [1] }]"#,
+        /* 4 */ "",
+        /* 5 */ "[[queue.schedule]]",
+        /* 6 */ r#"tz = "Europe/London""#,
+    ]));
+    // Not `schedule[0]`: there is no array there to index, only a table written twice-bracketed.
+    assert_error(&e, 5, "queue[0].schedule", "must be a table");
+    assert!(e.message.ends_with("not array"), "{e}");
+    // An element of `[[queue.steps]]` with a problem of its own is still named by its index.
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[queue.steps]]",
+        /* 4 */ "after_s = 0",
+    ]));
+    assert_eq!(e.field, "queue[0].steps[0]", "{e}");
+}

@@ -508,6 +508,11 @@ fn read_entry<T: DeserializeOwned>(
         let at = offset
             .map(|o| loc.path_at(o))
             .unwrap_or_else(|| path.clone());
+        let at = if e.message().ends_with(", not array") {
+            whole_array_of_tables(&current, path, at)
+        } else {
+            at
+        };
         let follow_up = broken
             .iter()
             .any(|k| e.message() == format!("missing field `{k}`"));
@@ -545,6 +550,26 @@ fn read_entry<T: DeserializeOwned>(
             None => return (None, broken),
         }
     }
+}
+
+/// A field that must be one table but was written as an array of tables (`[[queue.schedule]]`):
+/// the error's span is the first table's header, which names `schedule[0]`; the field at fault is
+/// `schedule`. (An element of an array of tables is always a table, so "not array" there can only
+/// be about the whole field.)
+fn whole_array_of_tables(entry: &Item, path: &FieldPath, at: FieldPath) -> FieldPath {
+    let Some(below) = at.below(path) else {
+        return at;
+    };
+    if let [Segment::Key(k), Segment::Index(0)] = below {
+        let is_array_of_tables = entry
+            .as_table_like()
+            .and_then(|t| t.get(k))
+            .is_some_and(|i| matches!(i, Item::ArrayOfTables(_)));
+        if is_array_of_tables {
+            return path.key(k);
+        }
+    }
+    at
 }
 
 /// Drop the field at `at` (below `item`); an array element (`steps[1]`, not a table) is emptied
