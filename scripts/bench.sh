@@ -4,6 +4,8 @@
 #   scripts/bench.sh              # everything
 #   scripts/bench.sh http         # only the HTTP load part
 #   scripts/bench.sh soak         # 180 s at 20,000/s against one daemon (SOAK_RATE, SOAK_DURATION)
+#   scripts/bench.sh flamegraph   # perf + inferno flame graphs of the daemon under load and of the
+#                                 # engine's freed agent at 500,000 waiting ($OUT/*.svg)
 #   RUNS=5 DURATION=20s scripts/bench.sh http
 #   BINS="main=/tmp/tierline-main new=target/release/tierline" scripts/bench.sh ab
 #                                 # daemons side by side with the baseline, interleaved run by run
@@ -377,11 +379,54 @@ soak_part() {
     grep -h -o '"sustained": [a-z]*' "$out" || true
 }
 
+# ------------------------------------------------------------------------------------------------
+# Flame graphs: where the CPU goes, for the two targets still missed (docs/BENCHMARKS.md,
+# "Flame graphs"). perf (Debian: linux-perf) with DWARF call stacks; inferno renders them
+# (installed with `cargo install inferno` if absent).
+#   - daemon.svg: `tierline serve` (config/bench.toml, sync = batch) under FLAME_RATE events/s
+#     from the generator (128 connections), sampled for FLAME_SECONDS after 3 s of load;
+#   - engine-agent-frees.svg: the engine benchmark's freed agent at 500,000 waiting, only the
+#     timed operation (stacks through `time_each`), not the fixture's build.
+# ------------------------------------------------------------------------------------------------
+FLAME_RATE=${FLAME_RATE:-10000}
+FLAME_SECONDS=${FLAME_SECONDS:-5}
+flame_tools() {
+    command -v perf >/dev/null || { echo "perf is needed (Debian: apt-get install linux-perf)" >&2; exit 2; }
+    if ! command -v inferno-flamegraph >/dev/null; then cargo install inferno --locked --quiet; fi
+}
+render() {  # perf.data out.svg title [stack filter]
+    perf script -i "$1" 2>/dev/null | inferno-collapse-perf 2>/dev/null | grep -e "${4:-.}" \
+        | inferno-flamegraph --title "$3" --width 1600 >"$2"
+    echo "wrote $2"
+}
+flamegraph_part() {
+    flame_tools
+    echo "## flame graphs: building release and the engine benchmark"
+    cargo build --release --quiet
+    local engine
+    engine=$(cargo bench --no-run --bench engine 2>&1 | grep -o 'target/release/deps/engine-[a-z0-9]*' | head -1)
+    start_tierline batch
+    loadgen tierline "http://$API" "$FLAME_RATE" "$((FLAME_SECONDS + 6))s" "$OUT/flame-load.json" >/dev/null &
+    local lg=$!
+    sleep 3
+    perf record -F 999 --call-graph dwarf,16384 -p "$SERVER_PID" -o "$WORKDIR/daemon.data" \
+        -- sleep "$FLAME_SECONDS" 2>/dev/null >/dev/null
+    wait "$lg" || true
+    stop_server
+    render "$WORKDIR/daemon.data" "$OUT/daemon.svg" \
+        "tierline serve, $FLAME_RATE events/s, sync = batch ($(git rev-parse --short HEAD 2>/dev/null))"
+    TIERLINE_BENCH_SIZES=500000 perf record -F 999 --call-graph dwarf,16384 -o "$WORKDIR/engine.data" \
+        -- "$engine" --bench agent_frees/500000 --profile-time 10 >/dev/null 2>&1
+    render "$WORKDIR/engine.data" "$OUT/engine-agent-frees.svg" \
+        "engine: agent frees at 500,000 waiting, timed operation only" time_each
+}
+
 case $PART in
     all) machine; engine_part; http_part; soak_part ;;
+    flamegraph) machine; flamegraph_part ;;
     http) machine; http_part ;;
     soak) machine; soak_part ;;
     summary) summarize ;;
     ab) machine; ab_part ;;
-    *) echo "usage: $0 [all|http|soak|summary|ab]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|http|soak|summary|ab|flamegraph]" >&2; exit 2 ;;
 esac
