@@ -63,20 +63,15 @@ impl Validity {
     /// refuse the chain as surely as the leaf), or `None` if rustls accepted a certificate this
     /// parser cannot read.
     pub fn of_chain(chain: &[CertificateDer<'_>]) -> Option<Validity> {
-        chain
-            .iter()
-            .map(Validity::of)
-            .try_fold(None::<Validity>, |acc, v| {
-                let v = v?;
-                Some(Some(match acc {
-                    None => v,
-                    Some(a) => Validity {
-                        not_before: a.not_before.max(v.not_before),
-                        not_after: a.not_after.min(v.not_after),
-                    },
-                }))
+        let mut dates = chain.iter().map(Validity::of);
+        let first = dates.next()??;
+        dates.try_fold(first, |a, v| {
+            let v = v?;
+            Some(Validity {
+                not_before: a.not_before.max(v.not_before),
+                not_after: a.not_after.min(v.not_after),
             })
-            .flatten()
+        })
     }
 
     /// One certificate's dates, or `None` if this parser cannot read it.
@@ -207,8 +202,10 @@ impl TlsCell {
 
     /// Tell the operator about the certificate in force: its expiry as a metric, and a warning
     /// in the log if it expired, is not yet valid or expires within `EXPIRY_WARNING_DAYS`.
-    /// Returns the warning. Called at start and after each reload.
-    pub fn report(&self, metrics: &crate::metrics::Metrics, now: i64) -> Option<String> {
+    /// Returns the warning. Called at start and after each reload, with the wall clock
+    /// (`metrics::wall_clock_ms`): clients judge the dates by theirs.
+    pub fn report(&self, metrics: &crate::metrics::Metrics, now_ms: u64) -> Option<String> {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(validity) = self.validity() else {
             // Not the previous certificate's date: no date.
             metrics.tls_not_after(None);
@@ -486,7 +483,7 @@ mod tests {
                 })
                 .unwrap()
         };
-        let warning = cell.report(&metrics, JUNE).unwrap();
+        let warning = cell.report(&metrics, JUNE as u64 * 1000).unwrap();
         assert!(warning.contains("expired 1915 days ago"), "{warning}");
         assert_eq!(expiry(&metrics), "1614816000");
         // As if a reload had installed a certificate whose dates this parser cannot read.
@@ -494,7 +491,7 @@ mod tests {
             Ok(mut a) => a.1 = None,
             Err(_) => unreachable!(),
         }
-        let warning = cell.report(&metrics, JUNE).unwrap();
+        let warning = cell.report(&metrics, JUNE as u64 * 1000).unwrap();
         assert!(warning.contains("could not be read"), "{warning}");
         assert_eq!(expiry(&metrics), "NaN");
     }

@@ -174,13 +174,22 @@ pub struct WindowCapture {
     len: usize,
 }
 
+/// The `len` entries of `chunks` after the first `skip` (forgotten ones), oldest first.
+fn held<'a>(
+    chunks: impl IntoIterator<Item = &'a Arc<Chunk>>,
+    skip: usize,
+    len: usize,
+) -> impl Iterator<Item = &'a (Arc<str>, Caused)> {
+    chunks
+        .into_iter()
+        .flat_map(|c| c.iter())
+        .skip(skip)
+        .take(len)
+}
+
 impl WindowCapture {
     fn entries(&self) -> impl Iterator<Item = &(Arc<str>, Caused)> {
-        self.chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .skip(self.skip)
-            .take(self.len)
+        held(&self.chunks, self.skip, self.len)
     }
 
     /// The ids, oldest first.
@@ -331,12 +340,21 @@ impl IdempotencyWindow {
     /// The remembered ids, oldest first (what a snapshot saves; inserting them in this order
     /// into a window of the same capacity rebuilds it exactly).
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        (self.evicted..self.next).map(|place| &*self.at(place).0)
+        self.entries().map(|(id, _)| &**id)
     }
 
     /// What each id's delivery decided, in the order of `ids`.
     pub fn caused_in_order(&self) -> impl Iterator<Item = Caused> + '_ {
-        (self.evicted..self.next).map(|place| self.at(place).1)
+        self.entries().map(|&(_, caused)| caused)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &(Arc<str>, Caused)> {
+        held(&self.order, self.forgotten_in_first_chunk(), self.len())
+    }
+
+    /// Forgotten ids still held at the front of the oldest chunk.
+    fn forgotten_in_first_chunk(&self) -> usize {
+        (self.evicted - self.first_chunk * CHUNK as u64) as usize
     }
 
     /// The ids and what they caused as they stand now, sharing the chunks: a pointer per
@@ -344,7 +362,7 @@ impl IdempotencyWindow {
     pub fn capture(&self) -> WindowCapture {
         WindowCapture {
             chunks: self.order.iter().cloned().collect(),
-            skip: (self.evicted - self.first_chunk * CHUNK as u64) as usize,
+            skip: self.forgotten_in_first_chunk(),
             len: self.len(),
         }
     }

@@ -228,7 +228,7 @@ impl Daemon {
             None => Metrics::unserved(&config.daemon.metrics, &config.routing)?,
         };
         if let Some(tls) = &tls {
-            tls.report(&metrics, unix_now());
+            tls.report(&metrics, crate::metrics::wall_clock_ms());
         }
         let clock = clock.unwrap_or_else(Clock::from_system_time);
         let daemon_config = config.daemon.clone();
@@ -899,14 +899,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Wall-clock Unix seconds (for a TLS certificate's dates, which clients judge by theirs).
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ impl Reloader {
             match tls.reload() {
                 Ok(()) => {
                     tracing::info!("TLS certificate reloaded");
-                    tls.report(&self.metrics, super::unix_now());
+                    tls.report(&self.metrics, crate::metrics::wall_clock_ms());
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")

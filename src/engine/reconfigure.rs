@@ -17,11 +17,11 @@ use crate::engine::error::ReconfigureError;
 use crate::engine::model::{QKey, QueueRt, WaitKey};
 use crate::engine::timers::{IKey, Timer};
 use crate::engine::view::{InteractionState, Why};
+use crate::engine::Engine;
 
 /// The most retained finished interactions the engine makes room for before they exist
 /// (`reserve_retained`); a larger `retain_finished` grows beyond it as before.
 const PRESIZED_RETAINED: usize = 1 << 20;
-use crate::engine::Engine;
 
 impl Engine {
     /// Apply a new routing config live. Never drops a waiting interaction or logs an agent out;
@@ -140,7 +140,6 @@ impl Engine {
         problems
     }
 
-    /// Install `config` (fresh engine or validated live change) and re-route.
     /// Room, up front, for the finished interactions the config retains (at most
     /// `PRESIZED_RETAINED`) beside the live ones, in the id index and the eviction order: grown
     /// as interactions finished, the index re-hashed every id through the slab at each doubling
@@ -155,6 +154,7 @@ impl Engine {
             .reserve(retained.saturating_sub(self.finished.len()));
     }
 
+    /// Install `config` (fresh engine or validated live change) and re-route.
     pub(super) fn install_config(&mut self, config: RoutingConfig) {
         let now = self.now;
         // Queues: update in place by id, add new ones, retire removed ones.

@@ -182,7 +182,7 @@ pub const HELP: &[(&str, &str)] = &[
     (BUILD_INFO, "Build information; the value is always 1."),
     (
         TLS_NOT_AFTER,
-        "When the TLS certificate in force stops being valid, in Unix seconds (alert on it minus time()).",
+        "When the TLS certificate chain in force stops being valid (earliest notAfter), in Unix seconds; NaN if its dates could not be read (alert on it minus time()).",
     ),
     (
         AGENT_ACTIVITY,
