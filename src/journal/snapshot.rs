@@ -131,10 +131,10 @@ const WRITEBACK_EVERY: u64 = 1 << 20;
 ///
 /// Why: the journal's group commit `fdatasync`s its segment every few milliseconds on the same
 /// filesystem. Left to the final `fsync`, a snapshot of tens of MiB is written back all at once,
-/// and every journal sync issued meanwhile waited behind it: 50–250 ms stalls of every answer
-/// waiting for durability, at each snapshot (measured: a 20 MB snapshot at 10,000 events/s held
-/// one journal sync 100–250 ms; 90 MB written beside a 2 ms sync loop, worst sync 52 ms at
-/// once, 9–20 ms paced). Paced, a journal sync waits for at most about one chunk.
+/// and a journal sync issued meanwhile could wait behind it, and every answer waiting for
+/// durability with it (measured: in one run at 10,000 events/s a 20 MB snapshot held a journal
+/// sync 100–250 ms; controlled, 88 MB written beside a 2 ms sync loop: worst sync 30–56 ms at
+/// once, 9–23 ms paced; docs/BENCHMARKS.md). Paced, a journal sync waits for about one chunk.
 ///
 /// `every = 0` writes straight through (`sync = none`: nothing is synced, nothing paced).
 struct PacedFile {
