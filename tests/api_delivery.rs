@@ -74,7 +74,7 @@ async fn a_bad_long_poll_query_is_a_400() {
 #[tokio::test]
 async fn a_reader_behind_the_decision_log_gets_410_gone() {
     let mut options = DaemonOptions::new(loaded(routing()));
-    options.decision_log = 2;
+    options.config.daemon.server.decision_log = 2;
     let t = TestDaemon::start(options).await;
     t.apply(login("e1", "a1")).await;
     for i in 1..=4 {

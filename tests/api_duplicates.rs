@@ -116,7 +116,7 @@ fn two_agent_desk() -> tierline::config::RoutingConfig {
 #[tokio::test]
 async fn a_duplicate_whose_decisions_left_the_log_says_so() {
     let mut options = DaemonOptions::new(loaded(two_agent_desk()));
-    options.decision_log = 2;
+    options.config.daemon.server.decision_log = 2;
     let t = TestDaemon::start(options).await;
     t.apply(login("e1", "a1")).await;
     t.apply(login("e2", "a2")).await;

@@ -938,6 +938,26 @@ fn server_limits_have_a_ceiling_so_a_huge_one_is_refused_rather_than_failing_at_
 }
 
 #[test]
+fn the_decision_log_holds_at_least_one_decision_and_at_most_ten_million() {
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ "decision_log = 0",
+    ]));
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_error(&all[0], 2, "server.decision_log", "must be at least 1");
+    let e = only_error(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ "decision_log = 10000001",
+    ]));
+    assert_error(&e, 2, "server.decision_log", "must be at most 10000000");
+    let read = tierline::config::parse("[server]\ndecision_log = 10000000\n", "t.toml");
+    assert_eq!(
+        read.map(|c| c.daemon.server.decision_log).ok(),
+        Some(10_000_000)
+    );
+}
+
+#[test]
 fn the_body_limit_stays_within_what_one_journal_record_holds() {
     // A config PUT is journaled as one record; a larger body could never be written.
     let e = only_error(&file(&[

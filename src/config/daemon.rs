@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Idempotency ids remembered (a repeated id within this window is a `duplicate`).
     pub idempotency_ids: usize,
+    /// Decisions kept for long-poll, SSE and webhook readers (`daemon::decision_log`); a reader
+    /// further behind gets 410 `decisions_gone`.
+    pub decision_log: usize,
     /// HTTP worker threads; 0 = one fewer than the CPUs (at least 1): the engine has a thread
     /// of its own (`ServerConfig::http_workers`).
     pub workers: usize,
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             shutdown_grace_ms: 10_000,
             idempotency_ids: 1_000_000,
+            decision_log: crate::daemon::decision_log::DEFAULT_DECISION_LOG,
             workers: 0,
         }
     }

@@ -42,6 +42,10 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 /// retry serve the client better.
 pub const MAX_EVENT_QUEUE_DEPTH: usize = 1 << 20;
 
+/// Largest `[server] decision_log`: every decision kept is a few hundred bytes of memory and of
+/// every snapshot, so ten million is gigabytes of both.
+pub const MAX_DECISION_LOG: usize = 10_000_000;
+
 mod queue;
 
 /// No duration in a contact centre is longer than a year; anything beyond is a units mistake.
@@ -579,6 +583,7 @@ impl Checker<'_, '_> {
             ("idle_timeout_ms", raw.server.idle_timeout_ms),
             ("event_queue_depth", raw.server.event_queue_depth as u64),
             ("max_connections", raw.server.max_connections as u64),
+            ("decision_log", raw.server.decision_log as u64),
         ] {
             if value == 0 {
                 self.err(&server.key(name), "must be at least 1");
@@ -596,6 +601,12 @@ impl Checker<'_, '_> {
                 raw.server.max_connections,
                 MAX_CONNECTIONS,
                 "the default ceiling on open files per process (fs.nr_open)",
+            ),
+            (
+                "decision_log",
+                raw.server.decision_log,
+                MAX_DECISION_LOG,
+                "every decision kept is a few hundred bytes of memory and of every snapshot",
             ),
         ] {
             if value > max {

@@ -73,8 +73,6 @@ pub struct DaemonOptions {
     /// that start several daemons never fight over `[metrics] listen`; the KPI endpoints work
     /// either way.
     pub metrics: Option<Metrics>,
-    /// Decisions kept for long-poll, SSE and subscribers (`decision_log::DEFAULT_DECISION_LOG`).
-    pub decision_log: usize,
     /// Journal directory: recover the state from it and journal every input before applying
     /// it (`sink` is then unused). `None`: no durability (tests, simulations).
     pub journal_dir: Option<PathBuf>,
@@ -96,7 +94,6 @@ impl DaemonOptions {
             sink: Box::new(NoJournal),
             observer: None,
             metrics: None,
-            decision_log: decision_log::DEFAULT_DECISION_LOG,
             journal_dir: None,
             journal_sync: None,
         }
@@ -177,11 +174,11 @@ impl Daemon {
             sink,
             observer,
             metrics,
-            decision_log,
             journal_dir,
             journal_sync,
         } = opts;
         let server = config.daemon.server.clone();
+        let decision_log = server.decision_log;
         let lookup = |var: &str| env(var);
         let keys = AuthKeys::from_config(&config.daemon.auth, &lookup)?;
         if !keys.signatures_required() {

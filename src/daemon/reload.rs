@@ -463,6 +463,10 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
         old.server.max_connections != new.server.max_connections,
     );
     check(
+        "server.decision_log",
+        old.server.decision_log != new.server.decision_log,
+    );
+    check(
         "server.shutdown_grace_ms",
         old.server.shutdown_grace_ms != new.server.shutdown_grace_ms,
     );
@@ -483,6 +487,7 @@ mod tests {
         new.server.listen = "0.0.0.0:8080".into();
         new.server.idempotency_ids = 10;
         new.server.max_connections = 5;
+        new.server.decision_log = 7;
         new.subscribers
             .push(crate::config::daemon::SubscriberConfig::new(
                 "http://pbx/hook",
@@ -492,6 +497,7 @@ mod tests {
             vec![
                 "server.listen".to_string(),
                 "server.max_connections".to_string(),
+                "server.decision_log".to_string(),
                 "subscriber".to_string()
             ]
         );
