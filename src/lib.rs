@@ -19,8 +19,10 @@ pub mod metrics;
 pub mod sim;
 
 /// Write a command's output to stdout and flush it. A closed or failing stdout (the reader of a
-/// pipe exited early, a full disk) is reported on stderr and answered with exit 2, as every
-/// command documents for an error, where `print!` would panic (exit 101).
+/// pipe exited early, a full disk) is reported on stderr and answered with exit 1, where
+/// `print!` would panic (exit 101). Not 2, which the commands keep for "the input is invalid"
+/// (a config, a journal): a script must not take a valid config it could not print for an
+/// invalid one.
 pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -28,7 +30,7 @@ pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
         .and_then(|()| out.flush())
         .map_err(|e| {
             eprintln!("error: cannot write to stdout: {e}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::FAILURE
         })
 }
 

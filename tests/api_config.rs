@@ -310,6 +310,17 @@ async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
     let err = t.daemon().sighup().await.unwrap_err();
     assert!(err.to_string().contains("old config kept"), "{err}");
     assert_eq!(get_config(&t).await, edited);
+    // A file caught empty while a deploy tool rewrites it in place is refused too, not applied
+    // as a config with no queues that would remove every queue.
+    std::fs::write(&path, "").unwrap();
+    let err = t.daemon().sighup().await.unwrap_err();
+    assert!(
+        err.to_string().contains("the config file is empty"),
+        "{err}"
+    );
+    assert_eq!(get_config(&t).await, edited);
+    let (_, queues) = t.get("/v1/queues").await;
+    assert_eq!(queues["queues"].as_array().unwrap().len(), 2, "{queues}");
     t.stop().await;
 }
 

@@ -983,7 +983,7 @@ fn listen_addresses_must_be_host_and_port() {
         "127.0.0.1:0",
         "[::1]:8080",
         "localhost:8080",
-        "0.0.0.0:9464",
+        "0.0.0.0:8081",
     ] {
         let text = format!("[server]\nlisten = \"{good}\"\n");
         assert!(
@@ -1837,4 +1837,229 @@ fn a_schedule_written_as_an_array_of_tables_is_named_as_the_field_it_is() {
         /* 4 */ "after_s = 0",
     ]));
     assert_eq!(e.field, "queue[0].steps[0]", "{e}");
+}
+
+#[test]
+fn queue_and_agent_ids_are_refused_with_control_characters_spaces_around_or_past_256_bytes() {
+    let long = "q".repeat(257);
+    let text = file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sa\nles""#,
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = " support""#,
+        /* 5 */ "[[queue]]",
+        /* 6 */ &format!(r#"id = "{long}""#),
+        /* 7 */ "[[queue]]",
+        /* 8 */ r#"id = "vip\u202e""#,
+        /* 9 */ "[[agent]]",
+        /* 10 */ r#"id = "a1\t""#,
+        /* 11 */ r#"address = "sip:a1@pbx""#,
+        /* 12 */ "[[agent]]",
+        /* 13 */ r#"id = "a 2""#,
+        /* 14 */ r#"address = "sip:a2@pbx""#,
+    ]);
+    let all = errors(&text);
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_error(
+        &all[0],
+        2,
+        "queue[0].id",
+        "control or formatting characters",
+    );
+    assert!(all[0].message.contains("U+000A"), "{}", all[0]);
+    assert_error(
+        &all[1],
+        4,
+        "queue[1].id",
+        "must not begin or end with a space",
+    );
+    assert_error(&all[2], 6, "queue[2].id", "is 257 bytes long; at most 256");
+    assert_error(&all[3], 8, "queue[3].id", "U+202E");
+    assert_error(&all[4], 10, "agent[0].id", "U+0009");
+    // One error a line: the id is shown escaped, never with its line break.
+    assert!(
+        all.iter().all(|e| !e.to_string().contains('\n')),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_duplicated_queue_id_is_checked_as_its_first_definition_the_one_references_use() {
+    // The first `support` serves email, so `complaints` may overflow its email there; only the
+    // duplicate itself is wrong.
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ r#"channels = ["voice", "email"]"#,
+        /* 4 */ "[[queue]]",
+        /* 5 */ r#"id = "complaints""#,
+        /* 6 */ r#"channels = ["voice", "email"]"#,
+        /* 7 */ "max_wait_s = 60",
+        /* 8 */ r#"overflow = { queue = "support" }"#,
+        /* 9 */ "[[queue]]",
+        /* 10 */ r#"id = "support""#,
+        /* 11 */ r#"channels = ["voice"]"#,
+    ]));
+    assert_error(&e, 10, "queue[2].id", "duplicate queue id `support`");
+}
+
+#[test]
+fn a_blank_queue_id_is_not_listed_among_the_known_queues() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "[[queue]]",
+        /* 4 */ r#"id = "  ""#,
+        /* 5 */ "[[rule]]",
+        /* 6 */ r#"when = { category = "x" }"#,
+        /* 7 */ r#"queue = "sales""#,
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[1], 7, "rule[0].queue", "(queues: support)");
+}
+
+#[test]
+fn a_section_written_as_an_array_of_tables_is_told_its_own_form() {
+    let all = errors(&file(&[
+        /* 1 */ "queue = [1]",
+        /* 2 */ "[[defaults]]",
+        /* 3 */ "sla_s = 5",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].field, "queue[0]");
+    assert!(
+        all[0]
+            .message
+            .contains("must be a table (`[[queue]]` or `{ key = value, … }`)"),
+        "{}",
+        all[0]
+    );
+    assert_eq!(all[1].field, "defaults");
+    assert!(
+        all[1]
+            .message
+            .contains("must be a table (`[defaults]` or `{ key = value, … }`)"),
+        "{}",
+        all[1]
+    );
+}
+
+#[test]
+fn steps_closer_than_a_millisecond_are_explained_in_milliseconds() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  { after_s = 0.0004, tiers = [1, 2] },",
+        /* 6 */ "]",
+    ]));
+    assert_error(
+        &e,
+        5,
+        "queue[0].steps[1].after_s",
+        "in whole milliseconds: 0.0004 s is 0 ms, not after the previous step's 0 ms",
+    );
+}
+
+#[test]
+fn huge_durations_are_shown_as_written_not_as_hundreds_of_digits() {
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "max_wait_s = 1e300",
+        /* 4 */ r#"overflow = { target = "sip:vm@pbx" }"#,
+        /* 5 */ "sla_s = -1e20",
+    ]));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_error(&all[0], 3, "queue[0].max_wait_s", "1e300 s is too long");
+    assert_error(
+        &all[1],
+        5,
+        "queue[0].sla_s",
+        "must not be negative (found -1e20 s)",
+    );
+}
+
+#[test]
+fn an_opening_interval_without_a_start_says_so() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ r#"schedule = { tz = "Europe/London", mon = ["-1:00-18:00"] }"#,
+    ]));
+    assert_eq!(e.field, "queue[0].schedule.mon[0]");
+    assert!(e.message.contains("the start is missing"), "{e}");
+}
+
+#[test]
+fn daemon_settings_that_could_never_start_are_refused_by_check_config() {
+    let all = errors(&file(&[
+        /* 1 */ "[server]",
+        /* 2 */ r#"listen = "0.0.0.0:18490""#,
+        /* 3 */ "idempotency_ids = 9223372036854775807",
+        /* 4 */ "workers = 100000",
+        /* 5 */ "[metrics]",
+        /* 6 */ r#"listen = "127.0.0.1:18490""#,
+        /* 7 */ "[journal]",
+        /* 8 */ r#"dir = """#,
+        /* 9 */ "[auth]",
+        /* 10 */ r#"read_tokens_env = """#,
+        /* 11 */ "[[subscriber]]",
+        /* 12 */ r#"url = "http://""#,
+        /* 13 */ r#"name = """#,
+    ]));
+    assert_eq!(all.len(), 7, "{all:#?}");
+    assert_error(
+        &all[0],
+        3,
+        "server.idempotency_ids",
+        "must be at most 100000000",
+    );
+    assert_error(&all[1], 4, "server.workers", "must be at most 1024");
+    assert_error(&all[2], 6, "metrics.listen", "is also server.listen");
+    assert_error(&all[3], 8, "journal.dir", "it is empty");
+    assert_error(&all[4], 10, "auth.read_tokens_env", "it is empty");
+    assert_error(&all[5], 12, "subscriber[0].url", "has no host");
+    assert_error(&all[6], 13, "subscriber[0].name", "must not be empty");
+    // Two listeners on different ports, or both on port 0 (a fresh port each), are fine.
+    for (api, metrics) in [
+        ("127.0.0.1:8080", "127.0.0.1:9464"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:9000", "127.0.0.2:9000"),
+    ] {
+        let text = format!("[server]\nlisten = \"{api}\"\n[metrics]\nlisten = \"{metrics}\"\n");
+        assert!(parse(&text, "t.toml").is_ok(), "{api} / {metrics}");
+    }
+}
+
+#[test]
+fn a_config_file_that_is_blank_not_utf8_or_huge_is_refused_with_where_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let only = |path: &std::path::Path| {
+        let mut e = tierline::config::load(path).expect_err("refused").0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.remove(0)
+    };
+    for blank in [&b""[..], b"  \n\n", b"\xEF\xBB\xBF\n"] {
+        let e = only(&write("blank.toml", blank));
+        assert!(e.message.contains("the config file is empty"), "{e}");
+    }
+    let e = only(&write("latin1.toml", b"[[queue]]\nid = \"caf\xE9\"\n"));
+    assert_eq!((e.line, e.column), (Some(2), Some(10)), "{e}");
+    assert!(e.message.contains("not UTF-8: byte 0xE9"), "{e}");
+    let big = vec![b'#'; tierline::config::MAX_CONFIG_BYTES + 1];
+    let e = only(&write("big.toml", &big));
+    assert!(e.message.contains("larger than"), "{e}");
+    // Comments alone are a deliberate (if empty) config, and check-config says what it means.
+    let config = tierline::config::load(&write("comments.toml", b"# nothing yet\n")).unwrap();
+    assert_eq!(
+        tierline::config::summary::render(&config.routing),
+        "no queues: every arrival would be rejected (`no_route`)\n"
+    );
 }

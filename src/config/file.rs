@@ -488,10 +488,21 @@ fn read_entry<T: DeserializeOwned>(
         Item::Table(_) | Item::None | Item::Value(Value::InlineTable(_))
     );
     if !table {
+        // An element of an array of tables (`queue[0]`) is written `[[queue]]`; a section
+        // (`defaults`, `channels.chat`) `[defaults]`.
+        let shown = path.to_string();
+        let written = match shown
+            .strip_suffix(']')
+            .and_then(|s| s.rsplit_once('['))
+            .filter(|(_, i)| i.parse::<usize>().is_ok())
+        {
+            Some((array, _)) => format!("[[{array}]]"),
+            None => format!("[{shown}]"),
+        };
         errors.push(loc.error(
             path,
             format!(
-                "must be a table (`[{path}]`, `[[{path}]]` or `{{ key = value, … }}`), not {}",
+                "must be a table (`{written}` or `{{ key = value, … }}`), not {}",
                 item.type_name()
             ),
         ));

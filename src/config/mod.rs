@@ -119,15 +119,67 @@ fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
 
 /// Read, parse and validate a config file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let text = read_text(path).map_err(|e| ConfigErrors(vec![e]))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Largest config file read: a config is journaled whole, as one record.
+pub const MAX_CONFIG_BYTES: usize = crate::journal::frame::MAX_RECORD_BYTES;
+
+/// A config file's text, as `load` and every reload read it. Refused, with the reason: a file
+/// that cannot be read; one larger than `MAX_CONFIG_BYTES` (it could never be journaled; and
+/// `/dev/zero` or a log named by mistake is not read without end); text that is not UTF-8 (at
+/// the line and column of the first bad byte); and a blank file (nothing but white space):
+/// every section has defaults, so it would be a config with no queues and, applied by a
+/// reload, remove every queue. A file caught empty half-way through being rewritten is far
+/// likelier than that intent, as for `PUT /v1/config`'s `empty_config`.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &origin),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file: origin,
-            line: None,
-            column: None,
-            field: String::new(),
-            message: format!("cannot read config file: {e}"),
-        }])),
+    let problem = |line: Option<usize>, column: Option<usize>, message: String| ConfigError {
+        file: origin.clone(),
+        line,
+        column,
+        field: String::new(),
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| problem(None, None, format!("cannot read config file: {e}")))?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(problem(
+            None,
+            None,
+            format!(
+                "the config file is larger than {MAX_CONFIG_BYTES} bytes, the most one journal \
+                 record holds (a config is journaled whole): is it the right file?"
+            ),
+        ));
     }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = std::str::from_utf8(bytes.get(..at).unwrap_or_default()).unwrap_or_default();
+        let (line, column) = locate::line_col(valid, at);
+        problem(
+            Some(line),
+            Some(column),
+            format!(
+                "the config file is not UTF-8: byte 0x{:02X} here starts no character; save \
+                 it as UTF-8",
+                bytes.get(at).copied().unwrap_or_default()
+            ),
+        )
+    })?;
+    if text.trim_start_matches('\u{FEFF}').trim().is_empty() {
+        return Err(problem(
+            None,
+            None,
+            "the config file is empty: a config with no [[queue]] would route nothing (and, \
+             reloaded, remove every queue)"
+                .into(),
+        ));
+    }
+    Ok(text)
 }

@@ -75,6 +75,11 @@ fn parse_interval(text: &str) -> Result<(u16, u16), String> {
     let Some((start, end)) = text.split_once('-') else {
         return Err(bad("missing `-` between start and end"));
     };
+    if start.trim().is_empty() {
+        return Err(bad(
+            "the start is missing (times run from 00:00 to 24:00, never negative)",
+        ));
+    }
     let start = parse_clock(start.trim()).map_err(|why| bad(&why))?;
     let end = parse_clock(end.trim()).map_err(|why| bad(&why))?;
     if start == DAY_MINUTES {

@@ -14,6 +14,9 @@ use super::routing::{AgentConfig, Millis, Overflow, QueueConfig, RoutingConfig, 
 /// One line per queue, in config order, each ending in a newline.
 pub fn render(config: &RoutingConfig) -> String {
     let mut out = String::new();
+    if config.queues.is_empty() {
+        out.push_str("no queues: every arrival would be rejected (`no_route`)\n");
+    }
     for q in &config.queues {
         out.push_str(&queue_line(q, &config.agents));
         out.push('\n');

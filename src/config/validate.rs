@@ -46,6 +46,29 @@ pub const MAX_EVENT_QUEUE_DEPTH: usize = 1 << 20;
 /// every snapshot, so ten million is gigabytes of both.
 pub const MAX_DECISION_LOG: usize = 10_000_000;
 
+/// Largest `[server] idempotency_ids`: room for all of them is reserved at start (≈ 100 bytes of
+/// address space an id, 2 bytes at once), so a hundred million is already 10 GB.
+pub const MAX_IDEMPOTENCY_IDS: usize = 100_000_000;
+
+/// Largest `[server] workers`: HTTP threads beyond the cores only take turns on them.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Whether the API and the metrics listeners would bind the same port (a port of 0 is a fresh
+/// one each time, never the same; a wildcard address takes the port on every address).
+fn same_listen_address(a: &str, b: &str) -> bool {
+    match (
+        a.parse::<std::net::SocketAddr>(),
+        b.parse::<std::net::SocketAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => {
+            a.port() != 0
+                && a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        _ => !a.trim().is_empty() && !a.ends_with(":0") && a.trim() == b.trim(),
+    }
+}
+
 mod queue;
 
 /// No duration in a contact centre is longer than a year; anything beyond is a units mistake.
@@ -104,7 +127,7 @@ pub(crate) fn resolve(
                 &path.key("id"),
                 format!("duplicate queue id `{id}` (already used by queue[{first}])"),
             );
-        } else {
+        } else if c.id_text(id, &path.key("id"), "a queue id") {
             queue_ids.insert(id, i);
         }
     }
@@ -115,7 +138,7 @@ pub(crate) fn resolve(
             for e in &raw.queues {
                 let id = e.value.as_ref().and_then(|q| q.id.as_deref());
                 if let Some(id) = id.or(e.id_hint.as_deref()) {
-                    if !listed.contains(&id) {
+                    if !id.trim().is_empty() && !listed.contains(&id) {
                         listed.push(id);
                     }
                 }
@@ -179,6 +202,25 @@ struct KnownQueues<'r> {
     listed: String,
 }
 
+/// A number of seconds as the file could have written it: huge ones in exponent form
+/// (`1e300`, not 301 digits; an integer past 2^53 is not exact in a float either).
+fn show_seconds(v: f64) -> String {
+    if v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Invisible characters that change how text reads (bidirectional overrides and marks, zero-width
+/// spaces and joiners, the byte-order mark): not control characters, yet as confusing in an id.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
 /// `[defaults]` resolved over the built-in defaults.
 struct Defaults {
     sla_ms: Millis,
@@ -213,13 +255,17 @@ impl Checker<'_, '_> {
         let problem = if !v.is_finite() {
             Some("must be a finite number of seconds".to_string())
         } else if v < 0.0 {
-            Some(format!("must not be negative (found {v} s)"))
+            Some(format!(
+                "must not be negative (found {} s)",
+                show_seconds(v)
+            ))
         } else if positive && v * 1000.0 < 0.5 {
             Some("must be greater than 0 s".to_string())
         } else if v > MAX_SECONDS {
             Some(format!(
-                "{v} s is too long (at most {MAX_SECONDS} s, one year); is the unit right? \
-                 Fields ending in `_s` are seconds"
+                "{} s is too long (at most {MAX_SECONDS} s, one year); is the unit right? \
+                 Fields ending in `_s` are seconds",
+                show_seconds(v)
             ))
         } else {
             None
@@ -324,12 +370,67 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A subscriber's URL: `http` or `https` with a host, as the delivery client needs.
+    fn webhook_url(&mut self, url: &str, path: &FieldPath) {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let problem = if rest.is_none() {
+            Some(format!("`{url}` is not an http:// or https:// URL"))
+        } else if rest.is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#'])) {
+            Some(format!("`{url}` has no host to deliver to"))
+        } else {
+            match url.parse::<axum::http::Uri>() {
+                Err(e) => Some(format!("`{url}` is not a URL: {e}")),
+                Ok(u) if u.host().is_none_or(str::is_empty) => {
+                    Some(format!("`{url}` has no host to deliver to"))
+                }
+                Ok(_) => None,
+            }
+        };
+        if let Some(p) = problem {
+            self.err(path, p);
+        }
+    }
+
     fn non_empty(&mut self, s: &str, path: &FieldPath, what: &str) -> bool {
         if s.trim().is_empty() {
             self.err(path, format!("{what} must not be empty"));
             false
         } else {
             true
+        }
+    }
+
+    /// A queue's or agent's id as the config gives it: at most `MAX_ID_LEN` bytes (an event
+    /// naming a longer one is refused), no control characters and no space at either end (a
+    /// line break or a stray space is a typo that would make the id differ from what the PBX
+    /// sends, and would break the summary's and the errors' one line each). Reports and returns
+    /// whether it is fine; emptiness is the caller's.
+    fn id_text(&mut self, id: &str, path: &FieldPath, what: &str) -> bool {
+        let problem = if id.len() > MAX_ID_LEN {
+            Some(format!(
+                "{what} is {} bytes long; at most {MAX_ID_LEN} are accepted, as in events",
+                id.len()
+            ))
+        } else if let Some(c) = id.chars().find(|c| c.is_control() || is_format_char(*c)) {
+            Some(format!(
+                "{what} must not contain control or formatting characters (found U+{:04X} in {id:?})",
+                u32::from(c)
+            ))
+        } else if id.trim() != id {
+            Some(format!(
+                "{what} must not begin or end with a space ({id:?}): events would have to name it with the space"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => {
+                self.err(path, p);
+                false
+            }
+            None => true,
         }
     }
 
@@ -395,7 +496,9 @@ impl Checker<'_, '_> {
                 &path,
             );
             if let Some(id) = id {
-                if self.non_empty(id, &path.key("id"), "an agent id") {
+                if self.non_empty(id, &path.key("id"), "an agent id")
+                    && self.id_text(id, &path.key("id"), "an agent id")
+                {
                     if let Some(&first) = seen.get(id) {
                         self.err(
                             &path.key("id"),
@@ -405,7 +508,6 @@ impl Checker<'_, '_> {
                         seen.insert(id, i);
                     }
                 }
-                self.not_longer(id, MAX_ID_LEN, &path.key("id"), "an agent id");
             }
             if let Some(address) = address {
                 let p = path.key("address");
@@ -545,6 +647,12 @@ impl Checker<'_, '_> {
                 ),
             );
         }
+        if env.as_ref().is_some_and(|e| e.trim().is_empty()) {
+            self.err(
+                &table.key(&env_field),
+                "must name the environment variable holding the secret (it is empty)",
+            );
+        }
         if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
             self.err(
                 &table.key(&file_field),
@@ -577,6 +685,16 @@ impl Checker<'_, '_> {
             &root.key("metrics").key("listen"),
             "the metrics listen address",
         );
+        if same_listen_address(&raw.server.listen, &raw.metrics.listen) {
+            self.err(
+                &root.key("metrics").key("listen"),
+                format!(
+                    "`{}` is also server.listen: the API and /metrics need a port each (the \
+                     second would fail to start with \"address already in use\")",
+                    raw.metrics.listen
+                ),
+            );
+        }
         for (name, value) in [
             ("body_limit_bytes", raw.server.body_limit_bytes as u64),
             ("request_timeout_ms", raw.server.request_timeout_ms),
@@ -601,6 +719,18 @@ impl Checker<'_, '_> {
                 raw.server.max_connections,
                 MAX_CONNECTIONS,
                 "the default ceiling on open files per process (fs.nr_open)",
+            ),
+            (
+                "idempotency_ids",
+                raw.server.idempotency_ids,
+                MAX_IDEMPOTENCY_IDS,
+                "room for every id is reserved at start, about 100 bytes an id",
+            ),
+            (
+                "workers",
+                raw.server.workers,
+                MAX_WORKERS,
+                "more HTTP threads than that only take turns on the cores",
             ),
             (
                 "decision_log",
@@ -634,6 +764,12 @@ impl Checker<'_, '_> {
                 ),
             );
         }
+        if j.dir.as_os_str().is_empty() {
+            self.err(
+                &journal.key("dir"),
+                "must be the journal's directory (it is empty); `.` is the working directory",
+            );
+        }
         if j.max_batch_delay_ms > MAX_BATCH_DELAY_MS {
             self.err(
                 &journal.key("max_batch_delay_ms"),
@@ -664,6 +800,13 @@ impl Checker<'_, '_> {
             let Some(s) = &entry.value else { continue };
             let path = root.key("subscriber").index(i);
             let url = self.required(s.url.as_deref(), entry.is_broken("url"), "url", &path);
+            if s.name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                self.err(
+                    &path.key("name"),
+                    "must not be empty: it names the subscriber in logs, metrics and its ack \
+                     file (leave it out to use the url)",
+                );
+            }
             self.secret_source(&path, "secret", &s.secret_env, &s.secret_file);
             for (k, t) in s.types.iter().enumerate() {
                 if !crate::engine::DecisionKind::TYPE_NAMES.contains(&t.as_str()) {
@@ -696,12 +839,7 @@ impl Checker<'_, '_> {
             } else {
                 names.insert(name.to_string(), i);
             }
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.err(
-                    &path.key("url"),
-                    format!("`{url}` is not an http:// or https:// URL"),
-                );
-            }
+            self.webhook_url(url, &path.key("url"));
             let resolved = s.resolve(url);
             if resolved.retry_max_ms < resolved.retry_initial_ms {
                 // Named where the user wrote the value that does not fit.

@@ -157,13 +157,21 @@ impl Reloader {
             return Ok(ReloadReport::default());
         };
         let origin = path.display().to_string();
-        let text = match tokio::fs::read_to_string(path).await {
-            Ok(text) => text,
+        let read = {
+            let path = path.clone();
+            move || crate::config::read_text(&path)
+        };
+        let text = match tokio::task::spawn_blocking(read).await {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => {
+                self.metrics.config_reload(false);
+                return Err(ReloadError::Invalid(vec![e]));
+            }
             Err(e) => {
                 self.metrics.config_reload(false);
                 return Err(ReloadError::Read {
                     path: origin.clone(),
-                    message: e.to_string(),
+                    message: format!("the task reading it failed: {e}"),
                 });
             }
         };

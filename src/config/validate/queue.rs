@@ -306,6 +306,14 @@ impl Checker<'_, '_> {
                             after_s.0
                         ),
                     ),
+                    Some((prev_s, prev)) if after <= prev && after_s.0 > prev_s => self.err(
+                        &p.key("after_s"),
+                        format!(
+                            "steps must be strictly increasing, in whole milliseconds: {} s is \
+                             {after} ms, not after the previous step's {prev} ms",
+                            after_s.0
+                        ),
+                    ),
                     Some((prev_s, prev)) if after <= prev => self.err(
                         &p.key("after_s"),
                         format!(
@@ -376,8 +384,12 @@ impl Checker<'_, '_> {
     /// An overflow or `drain_to` target must serve every channel of the queue it takes from;
     /// otherwise an interaction would wait where no agent can ever be eligible.
     pub(super) fn target_channels(&mut self, raw: &RawConfig, queues: &[QueueConfig]) {
-        let by_id: HashMap<&str, &QueueConfig> =
-            queues.iter().map(|q| (q.id.as_str(), q)).collect();
+        // The first queue of a duplicated id is the one references resolve to (as in
+        // `overflow_cycles` and `rules`); the duplicate itself is reported elsewhere.
+        let mut by_id: HashMap<&str, &QueueConfig> = HashMap::new();
+        for q in queues {
+            by_id.entry(q.id.as_str()).or_insert(q);
+        }
         for q in queues {
             let file_index = raw
                 .queues
