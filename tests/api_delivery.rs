@@ -131,6 +131,14 @@ async fn a_reader_past_the_newest_decision_gets_409_ahead_not_a_silent_wait() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    // The message names the cursor the reader sent, not an `after` it never did.
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Last-Event-ID 2 is ahead") && !message.contains("after=2"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["resume_after"], 1, "{body}");
     // Up to date is not ahead: an empty page, cursor kept.
     let (decisions, next) = t.poll(1, 0).await;
     assert!(decisions.is_empty());

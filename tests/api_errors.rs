@@ -916,3 +916,31 @@ fn every_error_code_answered_is_documented() {
         "API.md's Errors table points to the adapter's own codes"
     );
 }
+
+/// The read endpoints that take no query parameters refuse one (a typo, or another endpoint's
+/// `?window=`), as those that take some refuse an unknown one: never silently ignored.
+#[tokio::test]
+async fn a_query_on_a_read_endpoint_that_takes_none_is_a_400() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    t.apply(call("e2", "c1")).await;
+    for path in [
+        "/v1/queues",
+        "/v1/queues/support",
+        "/v1/agents",
+        "/v1/agents/a1",
+        "/v1/interactions/c1",
+        "/v1/config",
+    ] {
+        let (status, body) = t.get(&format!("{path}?limit=5")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(code(&body), "invalid_query", "{path}: {body}");
+        assert!(
+            message(&body).contains(&format!("{path} takes no query parameters (got `limit=5`)")),
+            "{path}: {body}"
+        );
+        let r = t.http.get(t.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path} without a query");
+    }
+    t.stop().await;
+}

@@ -801,3 +801,26 @@ async fn the_longest_wait_on_metrics_is_measured_on_engine_time_not_the_wall_clo
          the longest wait is {oldest} s"
     );
 }
+
+/// The metrics listener answers what it does not serve in the API's JSON error shape: an unknown
+/// path 404 `not_found`, another method on `/metrics` 405 `method_not_allowed` with `Allow`.
+#[tokio::test]
+async fn the_metrics_listener_answers_a_wrong_path_or_method_with_a_json_error() {
+    let config = loaded(routing());
+    let mut settings = config.daemon.metrics.clone();
+    settings.listen = "127.0.0.1:0".into();
+    let metrics = metrics::install(&settings, &config.routing).expect("listener");
+    let base = format!("http://{}", metrics.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    let r = http.post(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let r = http.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

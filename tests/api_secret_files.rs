@@ -228,6 +228,33 @@ async fn put_config_reads_secret_files_again_and_refuses_one_it_cannot_read() {
     let after = after.send().await.unwrap().text().await.unwrap();
     assert_eq!(before, after, "the old config stays in force");
     assert_eq!(get_with(&t, "token-two").await.0, StatusCode::OK);
+
+    // A new subscriber whose signing secret cannot be read: the running daemon would not use it
+    // before a restart, and that restart would refuse to start, so the change is refused now.
+    let with_subscriber = format!(
+        "{}\n[[subscriber]]\nurl = \"http://127.0.0.1:1/hook\"\nsecret_env = \"NOT_SET_ANYWHERE\"\n",
+        with_tokens(&tokens)
+    );
+    for (method, path) in [("POST", "/v1/config/validate"), ("PUT", "/v1/config")] {
+        let r = t
+            .http
+            .request(method.parse().unwrap(), t.url(path))
+            .bearer_auth("token-two")
+            .header("content-type", "application/toml")
+            .body(with_subscriber.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{method}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "secret_unavailable", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("subscriber[0].secret_env"), "{message}");
+        assert!(message.contains("NOT_SET_ANYWHERE"), "{message}");
+    }
+    let after = t.http.get(t.url("/v1/config")).bearer_auth("token-two");
+    let after = after.send().await.unwrap().text().await.unwrap();
+    assert_eq!(before, after, "the old config stays in force");
     t.stop().await;
 }
 
@@ -450,6 +477,34 @@ async fn a_revoked_token_ends_an_idle_sse_stream_without_waiting_for_a_decision(
     assert!(t.daemon().sighup().await.unwrap().secrets_changed);
     let text = read_until_it_ends(stream).await;
     assert!(text.contains("\"unauthorized\""), "{text}");
+    t.stop().await;
+}
+
+/// A long-poll with nothing to return answers 401 as soon as the reload takes its token out,
+/// not when its `wait_ms` runs out (before, it held the connection for the whole wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_an_idle_long_poll_without_waiting_out_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin-tokens");
+    rotate(&tokens, "token-one,token-two\n");
+    let (t, _) = daemon_with_token_file(dir.path(), &tokens).await;
+    let poll = t
+        .http
+        .get(t.url("/v1/decisions?wait_ms=50000"))
+        .bearer_auth("token-one")
+        .send();
+    let poll = tokio::spawn(poll);
+    // Let the poll reach its wait; one that arrives after the rotation is refused at the door:
+    // the same answer, so the test never flakes.
+    assert_eq!(get_with(&t, "token-one").await.0, StatusCode::OK);
+    rotate(&tokens, "token-two\n");
+    assert!(t.daemon().sighup().await.unwrap().secrets_changed);
+    let poll = tokio::time::timeout(GIVE_UP, poll)
+        .await
+        .expect("the long-poll is answered before its wait runs out")
+        .unwrap()
+        .unwrap();
+    assert_eq!(poll.status(), StatusCode::UNAUTHORIZED);
     t.stop().await;
 }
 

@@ -586,6 +586,20 @@ fn after_a_restart_a_known_non_roster_agent_has_stats() {
     );
 }
 
+/// Logged-in time adds its available and not-ready milliseconds before turning them into
+/// seconds: 60.1 s + 0.508 s reads 60.608, not 60.608000000000004.
+#[test]
+fn logged_in_seconds_are_exact_milliseconds() {
+    let mut rig = Rig::new(desk());
+    rig.at(0, login("a"));
+    rig.at(60_100, state("a", RequestedState::NotReady, Some("break")));
+    rig.at(60_608, state("a", RequestedState::Offline, None));
+    let s = rig.telemetry.agent_stats("a", 0, 70 * S).unwrap();
+    assert_eq!(s.status_s["available"], 60.1);
+    assert_eq!(s.status_s["not_ready"], 0.508);
+    assert_eq!(s.logged_in_s.to_string(), "60.608");
+}
+
 #[tokio::test]
 async fn install_serves_metrics_and_tolerates_a_second_daemon_in_the_process() {
     let mut cfg = RoutingConfig::empty();

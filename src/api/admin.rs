@@ -23,7 +23,10 @@ use super::{read_body, read_json_object, require_content_type, AppState};
 const TOML_TYPES: &[&str] = &["application/toml", "text/plain", "text/x-toml"];
 
 /// `GET /v1/config`: the TOML text in force.
-pub async fn get_config(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub async fn get_config(
+    State(app): State<AppState>,
+    _: super::read::NoQuery,
+) -> Result<Response, ApiError> {
     let source = app.engine.read(|v| v.core.config().source.clone()).await?;
     let mut response = source.into_response();
     response.headers_mut().insert(

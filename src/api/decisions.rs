@@ -22,7 +22,7 @@ use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::daemon::decision_log::{DecisionPage, LoggedDecision};
+use crate::daemon::decision_log::{DecisionPage, FeedError, LoggedDecision};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
 
@@ -129,6 +129,9 @@ pub async fn long_poll(
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(app.long_poll_max);
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = app.engine.next_seq_watch();
+    let mut auth_changes = app.reloader.auth_changes();
+    // False once the reloader is gone (shutting down): no more changes to wait for.
+    let mut auth_live = true;
     let mut after = q.after;
     let result = loop {
         let current = page(&app.engine, after, limit).await?;
@@ -136,9 +139,19 @@ pub async fn long_poll(
             break current;
         }
         after = Some(current.next);
-        match tokio::time::timeout_at(deadline, wait_past(&mut seq, current.next, &app.shutdown))
-            .await
-        {
+        let waited = tokio::select! {
+            w = tokio::time::timeout_at(deadline, wait_past(&mut seq, current.next, &app.shutdown)) => w,
+            // A reload changed the keys: a token it took out answers 401 now, not at the end of
+            // the wait (as the SSE stream ends at once).
+            changed = auth_changes.changed(), if auth_live => {
+                match changed {
+                    Ok(()) => app.auth().authorize(&headers, Role::Read)?,
+                    Err(_) => auth_live = false,
+                }
+                continue;
+            }
+        };
+        match waited {
             Ok(true) => continue,
             // Timed out, shutting down or stopped: answer with what there is (nothing).
             _ => break current,
@@ -180,6 +193,7 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
+    let from_header = headers.contains_key("last-event-id");
     let after = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -201,7 +215,20 @@ pub async fn stream(
     let first = loop {
         match read_page(&app.engine, after, DEFAULT_PAGE).await {
             Ok(Ok(page)) => break page,
-            Ok(Err(feed)) => return Err(ApiError::feed(&feed)),
+            Ok(Err(feed)) => {
+                let mut err = ApiError::feed(&feed);
+                if let (FeedError::Ahead(ahead), true) = (&feed, from_header) {
+                    // The reader sent no `after`: name the cursor it did send.
+                    err.body.message = format!(
+                        "Last-Event-ID {} is ahead of the decision feed, whose newest decision \
+                         is seq {}: the reader saw decisions the journal no longer holds, or its \
+                         cursor is from another deployment; reconnect with Last-Event-ID {} (or \
+                         ?after={}) and reconcile state with the read API",
+                        ahead.after, ahead.newest, ahead.newest, ahead.newest
+                    );
+                }
+                return Err(err);
+            }
             Err(busy @ SubmitError::Busy { .. }) => {
                 if tokio::time::Instant::now() >= give_up {
                     return Err(busy.into());

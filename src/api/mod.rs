@@ -125,8 +125,7 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
             "request_timeout",
             format!(
                 "the request was not answered within [server] request_timeout_ms = {} ms (a body \
-                 sent too slowly, a long-poll asked to wait longer than that, or the engine and \
-                 its journal slower than that under load). Events or a config change the request \
+                 sent too slowly, or the engine and its journal slower than that under load). Events or a config change the request \
                  carried may have been applied all the same: send an event again under the same \
                  event id (a duplicate is answered with what its first delivery decided), or \
                  read the state (GET /v1/config, /v1/interactions/{{id}}) before changing it again",

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::Json;
 use serde::Serialize;
 
@@ -17,6 +18,30 @@ use crate::metrics::QueueTally;
 
 use super::error::ApiError;
 use super::AppState;
+
+/// What a read endpoint without query parameters takes: a query sent anyway (a typo, or a
+/// parameter of another endpoint such as `?after=` or `?window=`) is answered 400
+/// `invalid_query`, as the endpoints that take some answer an unknown one, instead of being
+/// ignored.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<NoQuery, ApiError> {
+        match parts.uri.query() {
+            None | Some("") => Ok(NoQuery),
+            Some(query) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "{} takes no query parameters (got `{}`)",
+                    parts.uri.path(),
+                    query.chars().take(256).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
 
 /// Service figures since the daemon started.
 #[derive(Debug, Serialize)]
@@ -148,7 +173,7 @@ pub struct AgentsJson {
 }
 
 /// `GET /v1/queues`.
-pub async fn queues(State(app): State<AppState>) -> Result<Json<QueuesJson>, ApiError> {
+pub async fn queues(State(app): State<AppState>, _: NoQuery) -> Result<Json<QueuesJson>, ApiError> {
     let queues = app
         .engine
         .read(|v| {
@@ -171,6 +196,7 @@ pub async fn queues(State(app): State<AppState>) -> Result<Json<QueuesJson>, Api
 pub async fn queue(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    _: NoQuery,
 ) -> Result<Json<QueueJson>, ApiError> {
     let wanted = id.clone();
     app.engine
@@ -188,7 +214,7 @@ pub async fn queue(
 }
 
 /// `GET /v1/agents`.
-pub async fn agents(State(app): State<AppState>) -> Result<Json<AgentsJson>, ApiError> {
+pub async fn agents(State(app): State<AppState>, _: NoQuery) -> Result<Json<AgentsJson>, ApiError> {
     let agents = app.engine.read(|v| v.core.engine().agents()).await?;
     Ok(Json(AgentsJson {
         agents: agents.into_iter().map(AgentJson::from).collect(),
@@ -199,6 +225,7 @@ pub async fn agents(State(app): State<AppState>) -> Result<Json<AgentsJson>, Api
 pub async fn agent(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    _: NoQuery,
 ) -> Result<Json<AgentJson>, ApiError> {
     let wanted = id.clone();
     app.engine
@@ -212,6 +239,7 @@ pub async fn agent(
 pub async fn interaction(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    _: NoQuery,
 ) -> Result<Json<InteractionView>, ApiError> {
     let wanted = id.clone();
     app.engine

@@ -6,6 +6,8 @@
 //! Every reload also reads the secrets again (`api::secret`): the auth keys from the env vars or
 //! files the new `[auth]` names, and each subscriber's signing secret from the source it started
 //! with, so a rotated secret file takes effect on SIGHUP even when the config file is unchanged.
+//! The secrets of the new config's `[[subscriber]]` entries are read as well (not put in force:
+//! subscribers change at a restart), so a change the next start would refuse is refused now.
 //! Secrets are read before anything changes: if one cannot be read, the reload is refused and
 //! the old config and every old secret stay in force. SIGHUP also reloads the TLS certificate.
 //! Settings that only take effect at start (listen addresses, body limit, queue depth,
@@ -187,7 +189,7 @@ impl Reloader {
     async fn reload_secrets(&self) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
         let auth = self.current_auth_config();
-        let fresh = match self.read_secrets(auth).await {
+        let fresh = match self.read_secrets(auth, Vec::new()).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.metrics.config_reload(false);
@@ -214,11 +216,23 @@ impl Reloader {
 
     /// Read the auth keys `auth` names and every subscriber's secret, off the runtime's worker
     /// threads (files), without changing anything.
-    async fn read_secrets(&self, auth: AuthConfig) -> Result<FreshSecrets, ReloadError> {
+    /// Read every secret in force again: the auth keys `auth` names and each running
+    /// subscriber's. `planned` are the `[[subscriber]]` entries of a config about to be
+    /// applied: their secrets are read too, and discarded (the running subscribers keep the
+    /// sources they started with until a restart), so that a change naming one that cannot be
+    /// read is refused now instead of stopping the next start.
+    async fn read_secrets(
+        &self,
+        auth: AuthConfig,
+        planned: Vec<crate::config::daemon::SubscriberConfig>,
+    ) -> Result<FreshSecrets, ReloadError> {
         let env = self.env.clone();
         let subscribers = self.subscriber_secrets.clone();
         let read = move || -> Result<FreshSecrets, SecretError> {
             let lookup = |var: &str| env(var);
+            for (i, s) in planned.iter().enumerate() {
+                crate::api::subscriber::Subscriber::from_config(i, s, &lookup)?;
+            }
             Ok(FreshSecrets {
                 auth: AuthKeys::from_config(&auth, &lookup)?,
                 subscribers: subscribers
@@ -241,7 +255,12 @@ impl Reloader {
     /// refuses the whole change); that it keeps auth on; that its journal record fits.
     async fn vet(&self, source: String, origin: &str) -> Result<Vetted, ReloadError> {
         let loaded = config::parse(&source, origin).map_err(|e| ReloadError::Invalid(e.0))?;
-        let fresh = self.read_secrets(loaded.daemon.auth.clone()).await?;
+        let fresh = self
+            .read_secrets(
+                loaded.daemon.auth.clone(),
+                loaded.daemon.subscribers.clone(),
+            )
+            .await?;
         self.keeps_auth_on(&fresh.auth, origin)?;
         // The input carries the parsed config: the engine task applies it without parsing the
         // text again, and the journal records what it resolved to, for replay.

@@ -38,7 +38,7 @@ pub enum EngineError {
     NoSuchOffer { interaction: String, agent: String },
     #[error(
         "offer `{offer}` of interaction `{interaction}` to agent `{agent}` is not the one \
-         pending (the agent has been offered it again since): an answer to an earlier offer \
+         pending (an earlier offer of it, or an id never made): an answer to any other offer \
          changes nothing"
     )]
     StaleOffer {

@@ -577,6 +577,19 @@ async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
         )
     }
 
+    async fn method_not_allowed(method: axum::http::Method) -> axum::response::Response {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{method} /metrics: the metrics listener serves only GET (and HEAD) /metrics"),
+        );
+        response.headers_mut().insert(
+            header::ALLOW,
+            axum::http::HeaderValue::from_static("GET,HEAD"),
+        );
+        response
+    }
+
     fn error(status: StatusCode, code: &str, message: &str) -> axum::response::Response {
         let body = serde_json::json!({"error": {"code": code, "message": message}});
         (status, axum::Json(body)).into_response()
@@ -585,6 +598,7 @@ async fn serve(listener: tokio::net::TcpListener, shared: Weak<Shared>) {
     let app = axum::Router::new()
         .route("/metrics", get(scrape))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the /metrics listener stopped");

@@ -486,7 +486,9 @@ impl AgentLedger {
             .into_iter()
             .map(|(r, ms)| (r, ms as f64 / 1000.0))
             .collect();
-        s.logged_in_s = secs(status_ms.get("available")) + secs(status_ms.get("not_ready"));
+        // Milliseconds added before the one division: 60.608, not 60.608000000000004.
+        let ms = |status: &str| status_ms.get(status).copied().unwrap_or(0);
+        s.logged_in_s = secs(Some(&(ms("available") + ms("not_ready"))));
         let handling =
             secs(activity_ms.get(&Activity::Busy)) + secs(activity_ms.get(&Activity::WrapUp));
         let idle =
