@@ -2063,3 +2063,55 @@ fn a_config_file_that_is_blank_not_utf8_or_huge_is_refused_with_where_and_why() 
         "no queues: every arrival would be rejected (`no_route`)\n"
     );
 }
+
+#[test]
+fn a_rule_no_event_could_match_is_refused() {
+    let long_key = "k".repeat(257);
+    let long_value = "v".repeat(1025);
+    let all = errors(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "q""#,
+        /* 3 */ "[[rule]]",
+        /* 4 */ r#"when = { "" = "vip" }"#,
+        /* 5 */ r#"queue = "q""#,
+        /* 6 */ "[[rule]]",
+        /* 7 */ &format!(r#"when = {{ {long_key} = "x" }}"#),
+        /* 8 */ r#"queue = "q""#,
+        /* 9 */ "[[rule]]",
+        /* 10 */ &format!(r#"when = {{ tier = "{long_value}" }}"#),
+        /* 11 */ r#"queue = "q""#,
+    ]));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_error(
+        &all[0],
+        4,
+        "rule[0].when",
+        "an attribute name must not be empty",
+    );
+    assert_error(
+        &all[1],
+        7,
+        &format!("rule[1].when.{long_key}"),
+        "an attribute name is 257 bytes long; at most 256",
+    );
+    assert_error(
+        &all[2],
+        10,
+        "rule[2].when.tier",
+        "an attribute value is 1025 bytes long; at most 1024",
+    );
+}
+
+#[test]
+fn a_schedule_with_no_open_hours_is_shown_as_never_open() {
+    let config = parse(
+        "[[queue]]\nid = \"q\"\nschedule = { tz = \"Europe/London\" }\n",
+        "t.toml",
+    )
+    .expect("a queue kept closed is legal");
+    let line = tierline::config::summary::render(&config.routing);
+    assert!(
+        line.contains("schedule=Europe/London (never open)"),
+        "{line}"
+    );
+}

@@ -46,6 +46,10 @@ pub fn queue_line(q: &QueueConfig, roster: &[AgentConfig]) -> String {
     }
     if let Some(s) = &q.schedule {
         let _ = write!(line, " schedule={}", s.tz.name());
+        if s.open.iter().all(Vec::is_empty) {
+            // Legal (a queue kept closed, every arrival `rejected` `closed`), but rarely meant.
+            line.push_str(" (never open)");
+        }
     }
     line
 }

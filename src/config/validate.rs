@@ -588,6 +588,19 @@ impl Checker<'_, '_> {
                     );
                 }
             }
+            // What an event's attributes can hold (`engine::event::check_len`): a key or value
+            // beyond it, or an empty key, could never match.
+            for (key, value) in &r.when {
+                let p = path.key("when").key(key);
+                if key.is_empty() {
+                    self.err(
+                        &path.key("when"),
+                        "an attribute name must not be empty: no event could match it",
+                    );
+                }
+                self.not_longer(key, MAX_ID_LEN, &p, "an attribute name");
+                self.not_longer(value, MAX_ATTRIBUTE_LEN, &p, "an attribute value");
+            }
             // Without a queue the rule was reported above; the config is refused.
             let Some(queue) = queue else { continue };
             out.push(Rule {
