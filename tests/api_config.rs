@@ -248,6 +248,12 @@ async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
         body["error"]["problems"][0]["message"], checked["error"]["problems"][0]["message"],
         "validate and PUT say the same"
     );
+    // It names what it concerns, so a UI can attach it: the config's queues.
+    assert_eq!(body["error"]["problems"][0]["field"], "queue", "{body}");
+    assert_eq!(
+        checked["error"]["problems"][0]["field"], "queue",
+        "{checked}"
+    );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("billing") && message.contains("drain_to"),

@@ -75,7 +75,7 @@ skills = ["b", "a", "a"]
 capacity = { callback = 4, voice = 1, email = 1 }
 
 [[rule]]
-when = { channel = "email", "" = "", "k\"ey" = "v\\al" }
+when = { channel = "email", " " = "", "k\"ey" = "v\\al" }
 queue = "r"
 priority = -5
 "#;

@@ -139,6 +139,28 @@ fn escalating_a_voice_call_in_a_queue_that_stopped_serving_voice_is_refused() {
     consistent(&d);
 }
 
+/// A change under which waiting calls would sit in a queue that no longer serves their channel
+/// is refused, naming the new config's field: `queue[i].channels` of that queue.
+#[test]
+fn a_queue_dropping_the_channel_of_its_waiting_calls_is_refused_at_its_channels() {
+    let cfg = one_queue(&[("a1", 1)]);
+    let mut d = Driver::new(cfg.clone());
+    d.at(secs(1), call("c1", "support"));
+    let mut chat_only = cfg.clone();
+    chat_only.queues[0].channels = vec![Channel::Chat];
+    let problems = d.engine.reconfigure_problems(&chat_only);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "queue[0].channels");
+    assert!(
+        problems[0]
+            .message
+            .contains("1 voice interaction(s) wait in queue `support`"),
+        "{problems:?}"
+    );
+    assert!(d.engine.reconfigure(secs(2), chat_only).is_err());
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+}
+
 #[test]
 fn reloading_an_unchanged_ladder_keeps_a_step_reached_by_skipping() {
     let cfg = skipping_desk();
@@ -402,7 +424,8 @@ fn a_roster_that_would_hold_more_agents_than_max_agents_is_refused() {
     renamed.limits.max_agents = 3;
     let problems = d.engine.reconfigure_problems(&renamed);
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("max_agents"), "{problems:?}");
+    assert!(problems[0].message.contains("max_agents"), "{problems:?}");
+    assert_eq!(problems[0].field, "limits.max_agents");
     let before = d.snapshot(&[]);
     assert!(d.engine.reconfigure(secs(1), renamed.clone()).is_err());
     assert_eq!(d.snapshot(&[]), before, "a refused change changes nothing");

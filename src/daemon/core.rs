@@ -705,15 +705,15 @@ fn caused_by(first: u64, decisions: &[Decision]) -> Caused {
 }
 
 /// Problems of a config with the live state, which have no line in the file.
-fn state_problems(problems: Vec<String>, origin: &str) -> Vec<ConfigError> {
+fn state_problems(problems: Vec<crate::engine::StateProblem>, origin: &str) -> Vec<ConfigError> {
     problems
         .into_iter()
-        .map(|message| ConfigError {
+        .map(|p| ConfigError {
             file: origin.to_string(),
             line: None,
             column: None,
-            field: String::new(),
-            message,
+            field: p.field,
+            message: p.message,
         })
         .collect()
 }

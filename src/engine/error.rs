@@ -155,8 +155,26 @@ impl EngineError {
 
 /// Why a live config change was refused. The old config stays in force.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("config change refused: {}", problems.join("; "))]
+#[error("config change refused: {}", problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
 pub struct ReconfigureError {
     /// Every reason, e.g. "queue `x` is removed but 3 interactions wait in it and it has no drain_to".
-    pub problems: Vec<String>,
+    pub problems: Vec<StateProblem>,
+}
+
+/// One reason the live state refuses a config: the field of the new config it concerns (as a
+/// config error names it, e.g. `queue[2].channels`; `queue` for a queue the config no longer
+/// has) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl StateProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> StateProblem {
+        StateProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub use census::{Census, QueueLoad};
 pub use decision::{
     AgentStatus, Decision, DecisionKind, Fact, OfferResult, RejectReason, RevokeReason,
 };
-pub use error::{EngineError, ErrorClass, ReconfigureError};
+pub use error::{EngineError, ErrorClass, ReconfigureError, StateProblem};
 pub use event::{DeclineReason, Event, RequestedState};
 pub use snapshot::{EngineCapture, SnapshotError};
 pub use view::{

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Channel, RoutingConfig};
 use crate::engine::decision::{Decision, Fact, RevokeReason};
-use crate::engine::error::ReconfigureError;
+use crate::engine::error::{ReconfigureError, StateProblem};
 use crate::engine::model::{QKey, QueueRt, WaitKey};
 use crate::engine::timers::{IKey, Timer};
 use crate::engine::view::{InteractionState, Why};
@@ -41,8 +41,12 @@ impl Engine {
         if let Some(due) = self.timers.next_deadline() {
             if due <= now {
                 return Err(ReconfigureError {
-                    problems: vec![format!(
-                        "timers due at {due} must fire first: call advance({now}) before reconfigure()"
+                    problems: vec![StateProblem::new(
+                        "",
+                        format!(
+                            "timers due at {due} must fire first: call advance({now}) before \
+                             reconfigure()"
+                        ),
                     )],
                 });
             }
@@ -64,10 +68,15 @@ impl Engine {
 
     /// Everything that makes `config` unsafe to apply now (what `reconfigure` would refuse it
     /// for, timers aside); changes nothing. O(live interactions).
-    pub fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<String> {
+    pub fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<StateProblem> {
         let mut problems = Vec::new();
-        let new_ids: BTreeMap<&str, &crate::config::QueueConfig> =
-            config.queues.iter().map(|q| (q.id.as_str(), q)).collect();
+        // Each queue with its place in the new config, for the field a problem names.
+        let new_ids: BTreeMap<&str, (usize, &crate::config::QueueConfig)> = config
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.id.as_str(), (i, q)))
+            .collect();
         let mut live_by_queue: BTreeMap<QKey, BTreeMap<Channel, usize>> = BTreeMap::new();
         for i in self.interactions.iter().flatten() {
             if i.state.is_final() || i.agent.is_some() && i.state != InteractionState::Offered {
@@ -88,35 +97,46 @@ impl Engine {
                 Some(cfg) => Some(*cfg),
                 None => match &queue.cfg().drain_to {
                     None => {
-                        problems.push(format!(
-                            "queue `{id}` is removed but {total} interaction(s) wait in it and it \
-                             names no drain_to: first apply a config in which queue `{id}` has \
-                             `drain_to = \"<another queue>\"`, then remove it (its waiting \
-                             interactions move there, keeping their place and waiting time)",
-                            id = queue.cfg().id
+                        problems.push(StateProblem::new(
+                            "queue",
+                            format!(
+                                "queue `{id}` is removed but {total} interaction(s) wait in it and \
+                                 it names no drain_to: first apply a config in which queue `{id}` \
+                                 has `drain_to = \"<another queue>\"`, then remove it (its \
+                                 waiting interactions move there, keeping their place and \
+                                 waiting time)",
+                                id = queue.cfg().id
+                            ),
                         ));
                         None
                     }
                     Some(d) => match new_ids.get(d.as_str()) {
                         Some(cfg) => Some(*cfg),
                         None => {
-                            problems.push(format!(
-                                "queue `{}` drains to `{d}`, which the new config does not have",
-                                queue.cfg().id
+                            problems.push(StateProblem::new(
+                                "queue",
+                                format!(
+                                    "queue `{}` drains to `{d}`, which the new config does not \
+                                     have",
+                                    queue.cfg().id
+                                ),
                             ));
                             None
                         }
                     },
                 },
             };
-            if let Some(target) = target {
+            if let Some((index, target)) = target {
                 for (channel, n) in by_channel {
                     if !target.channels.contains(channel) {
-                        problems.push(format!(
-                            "{n} {channel} interaction(s) wait in queue `{}` but `{}` would no \
-                             longer serve {channel}",
-                            queue.cfg().id,
-                            target.id
+                        problems.push(StateProblem::new(
+                            format!("queue[{index}].channels"),
+                            format!(
+                                "{n} {channel} interaction(s) wait in queue `{}` but `{}` would \
+                                 no longer serve {channel}",
+                                queue.cfg().id,
+                                target.id
+                            ),
                         ));
                     }
                 }
@@ -130,11 +150,14 @@ impl Engine {
             .count();
         let held = self.agents.len();
         if added > 0 && held.saturating_add(added) > config.limits.max_agents {
-            problems.push(format!(
-                "the roster adds {added} agent(s) to the {held} the engine holds (agents stay \
-                 until a restart with a roster without them), more than limits.max_agents = {}: \
-                 raise it",
-                config.limits.max_agents
+            problems.push(StateProblem::new(
+                "limits.max_agents",
+                format!(
+                    "the roster adds {added} agent(s) to the {held} the engine holds (agents \
+                     stay until a restart with a roster without them), more than \
+                     limits.max_agents = {}: raise it",
+                    config.limits.max_agents
+                ),
             ));
         }
         problems
