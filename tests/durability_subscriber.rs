@@ -177,7 +177,7 @@ async fn after_a_restart_a_subscriber_gets_every_decision_after_its_last_ack_in_
     first.stop().await;
     let acked = receiver.with(|s| s.max_accepted());
     assert!((4..10).contains(&acked), "acknowledged up to {acked}");
-    let ack_file = AckFile::for_subscriber(dir.path(), "pbx", true);
+    let ack_file = AckFile::for_subscriber(dir.path(), "pbx", "pbx", true);
     assert_eq!(ack_file.load().unwrap(), Some(acked), "the ack is on disk");
 
     receiver.with(|s| {
@@ -253,7 +253,7 @@ async fn a_new_subscribers_starting_point_is_on_disk_before_the_daemon_serves() 
 
     // Nothing listens there: the subscriber never gets an answer, so it never acks anything.
     let with_sub = start_in_process(dir.path(), "http://127.0.0.1:9/hook").await;
-    let ack_file = AckFile::for_subscriber(dir.path(), "pbx", true);
+    let ack_file = AckFile::for_subscriber(dir.path(), "pbx", "pbx", true);
     assert_eq!(
         ack_file.load().unwrap(),
         Some(3),

@@ -26,7 +26,7 @@ fn process_cpu() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_with_an_unreadable_ack_file_and_no_decisions_yet_waits_without_spinning() {
     let dir = tempfile::tempdir().unwrap();
-    let acks = AckFile::for_subscriber(dir.path(), "pbx", true);
+    let acks = AckFile::for_subscriber(dir.path(), "pbx", "pbx", true);
     std::fs::create_dir_all(acks.path().parent().unwrap()).unwrap();
     std::fs::write(acks.path(), "not an ack record\n").unwrap();
     assert!(acks.load().is_err(), "the ack file must be unreadable");

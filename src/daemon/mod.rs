@@ -294,7 +294,7 @@ impl Daemon {
                 let cursor = subscriber::Cursor {
                     start_after,
                     acks: acks_dir.as_deref().map(|dir| {
-                        crate::journal::AckFile::for_subscriber(dir, &s.name, sync_acks)
+                        crate::journal::AckFile::for_subscriber(dir, &s.name, &s.label, sync_acks)
                     }),
                 };
                 subscriber::record_first_start(s, &cursor);

@@ -1,8 +1,12 @@
 //! Subscriber acknowledgements: the seq of the last decision each outbound webhook subscriber
 //! answered 2xx for, kept durably so delivery resumes after it on restart (at-least-once).
 //!
-//! One small file per subscriber, `DIR/subscribers/<name>-<crc32c of name>.ack`, holding one
-//! JSON line `{"subscriber":"…","acked":N}`. It is replaced atomically — write a temp file,
+//! One small file per subscriber, `DIR/subscribers/<shown name>-<crc32c of name>.ack`, holding
+//! one JSON line `{"subscriber":"<shown name>","name_crc32c":"…","acked":N}`. The shown name is
+//! the subscriber's `name`, or for one without a name its URL with credentials, query and
+//! fragment hidden (`api::subscriber::redacted_url`): a token in a webhook URL is not copied
+//! into a file name or a file. (Files written before that, named and holding the whole URL, are
+//! still read, and replaced by the new file at the first store.) It is replaced atomically — write a temp file,
 //! sync it, rename it over the old one, sync the directory — so a crash leaves the old value or
 //! the new one, never a mix. An ack that is lost (a crash between the 2xx and the rename) only
 //! means the batch is delivered again, which at-least-once allows and the seq lets the receiver
@@ -30,8 +34,11 @@ const ACK_EXT: &str = "ack";
 /// What an ack file holds.
 #[derive(Debug, Serialize, Deserialize)]
 struct Ack {
-    /// The subscriber's name, so a file is never read for another subscriber.
+    /// The subscriber's shown name and (below) a checksum of its whole name, so a file is never
+    /// read for another subscriber. Before `name_crc32c` existed: the whole name.
     subscriber: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name_crc32c: Option<String>,
     /// The seq of the last decision acknowledged (every decision ≤ it was answered 2xx, or
     /// filtered out by the subscriber's `types`).
     acked: u64,
@@ -42,19 +49,28 @@ struct Ack {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckFile {
     path: PathBuf,
+    /// Where the file was before names were shown redacted, when that differs from `path`.
+    legacy: Option<PathBuf>,
+    /// The whole name (a URL for an unnamed subscriber).
     subscriber: String,
+    /// The name as files may show it.
+    shown: String,
     /// Sync file and directory on every store (off only with `journal.sync = "none"`).
     sync: bool,
 }
 
 impl AckFile {
-    /// The ack file for the subscriber called `name` under journal directory `journal_dir`.
-    pub fn for_subscriber(journal_dir: &Path, name: &str, sync: bool) -> AckFile {
+    /// The ack file for the subscriber called `name` (shown as `shown`: the same, or its URL
+    /// with the secrets hidden) under journal directory `journal_dir`.
+    pub fn for_subscriber(journal_dir: &Path, name: &str, shown: &str, sync: bool) -> AckFile {
+        let dir = journal_dir.join(ACKS_DIR);
+        let path = dir.join(format!("{}.{ACK_EXT}", file_stem(shown, name)));
+        let legacy = dir.join(format!("{}.{ACK_EXT}", file_stem(name, name)));
         AckFile {
-            path: journal_dir
-                .join(ACKS_DIR)
-                .join(format!("{}.{ACK_EXT}", file_stem(name))),
+            legacy: (legacy != path).then_some(legacy),
+            path,
             subscriber: name.to_string(),
+            shown: shown.to_string(),
             sync,
         }
     }
@@ -66,24 +82,46 @@ impl AckFile {
     /// The last acknowledged seq, `None` if this subscriber has never been recorded. A file that
     /// cannot be read or belongs to someone else is an error naming the file and why.
     pub fn load(&self) -> Result<Option<u64>, JournalError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(JournalError::io("read", &self.path, e)),
-        };
+        match Self::read(&self.path)? {
+            Some(text) => self.parse(&self.path, &text).map(Some),
+            None => match &self.legacy {
+                Some(legacy) => match Self::read(legacy)? {
+                    Some(text) => self.parse(legacy, &text).map(Some),
+                    None => Ok(None),
+                },
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// A file's text; `None` if there is no such file.
+    fn read(path: &Path) -> Result<Option<String>, JournalError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(JournalError::io("read", path, e)),
+        }
+    }
+
+    /// The seq an ack file at `path` holds, if it is this subscriber's.
+    fn parse(&self, path: &Path, text: &str) -> Result<u64, JournalError> {
         let bad = |reason: String| JournalError::Ack {
-            path: self.path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
         let ack: Ack = serde_json::from_str(text.trim())
             .map_err(|e| bad(format!("not an ack record ({e})")))?;
-        if ack.subscriber != self.subscriber {
+        let ours = match &ack.name_crc32c {
+            Some(crc) => ack.subscriber == self.shown && *crc == name_crc32c(&self.subscriber),
+            None => ack.subscriber == self.subscriber,
+        };
+        if !ours {
             return Err(bad(format!(
                 "it belongs to subscriber {:?}, not {:?}",
-                ack.subscriber, self.subscriber
+                ack.subscriber, self.shown
             )));
         }
-        Ok(Some(ack.acked))
+        Ok(ack.acked)
     }
 
     /// Record `acked` durably (atomic replace; see the module docs).
@@ -92,7 +130,8 @@ impl AckFile {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         let tmp = self.path.with_extension(format!("{ACK_EXT}.tmp"));
         let mut line = serde_json::to_vec(&Ack {
-            subscriber: self.subscriber.clone(),
+            subscriber: self.shown.clone(),
+            name_crc32c: Some(name_crc32c(&self.subscriber)),
             acked,
         })
         .map_err(|e| JournalError::Ack {
@@ -110,6 +149,15 @@ impl AckFile {
         }
         drop(file);
         std::fs::rename(&tmp, &self.path).map_err(|e| JournalError::io("rename", &tmp, e))?;
+        // The file of an earlier version, named with the whole URL, goes once the new one is
+        // in place (a crash between the two: the new one is read first).
+        if let Some(legacy) = &self.legacy {
+            match std::fs::remove_file(legacy) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(JournalError::io("remove", legacy, e)),
+            }
+        }
         if self.sync {
             sync_dir(dir)?;
         }
@@ -117,10 +165,15 @@ impl AckFile {
     }
 }
 
-/// A file-name-safe stem for a subscriber name (often a URL): its safe characters, shortened,
-/// plus a checksum of the whole name so two names never share a file.
-fn file_stem(name: &str) -> String {
-    let safe: String = name
+/// The checksum of a subscriber's whole name an ack file carries, as 8 hex digits.
+fn name_crc32c(name: &str) -> String {
+    format!("{:08x}", crc32c::crc32c(name.as_bytes()))
+}
+
+/// A file-name-safe stem for a subscriber: the safe characters of its shown name, shortened,
+/// plus a checksum of its whole name so two names never share a file.
+fn file_stem(shown: &str, name: &str) -> String {
+    let safe: String = shown
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -131,7 +184,7 @@ fn file_stem(name: &str) -> String {
         })
         .take(64)
         .collect();
-    format!("{safe}-{:08x}", crc32c::crc32c(name.as_bytes()))
+    format!("{safe}-{}", name_crc32c(name))
 }
 
 #[cfg(test)]
@@ -141,7 +194,12 @@ mod tests {
     #[test]
     fn a_stored_ack_loads_back_and_a_new_subscriber_has_none() {
         let dir = tempfile::tempdir().unwrap();
-        let ack = AckFile::for_subscriber(dir.path(), "http://pbx:8080/hook", true);
+        let ack = AckFile::for_subscriber(
+            dir.path(),
+            "http://pbx:8080/hook",
+            "http://pbx:8080/hook",
+            true,
+        );
         assert_eq!(ack.load().unwrap(), None);
         ack.store(41).unwrap();
         ack.store(42).unwrap();
@@ -158,15 +216,15 @@ mod tests {
     #[test]
     fn names_that_sanitize_alike_get_different_files() {
         let dir = Path::new("/data");
-        let a = AckFile::for_subscriber(dir, "pbx/a", true);
-        let b = AckFile::for_subscriber(dir, "pbx:a", true);
+        let a = AckFile::for_subscriber(dir, "pbx/a", "pbx/a", true);
+        let b = AckFile::for_subscriber(dir, "pbx:a", "pbx:a", true);
         assert_ne!(a.path(), b.path());
     }
 
     #[test]
     fn a_damaged_or_foreign_ack_file_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let ack = AckFile::for_subscriber(dir.path(), "pbx", false);
+        let ack = AckFile::for_subscriber(dir.path(), "pbx", "pbx", false);
         ack.store(7).unwrap();
         std::fs::write(ack.path(), b"{\"subscriber\":\"other\",\"acked\":7}\n").unwrap();
         let err = ack.load().unwrap_err().to_string();
@@ -175,5 +233,54 @@ mod tests {
         std::fs::write(ack.path(), b"{\"subscr").unwrap();
         let err = ack.load().unwrap_err().to_string();
         assert!(err.contains("not an ack record"), "{err}");
+    }
+
+    /// An unnamed subscriber whose URL carries a token: neither the file's name nor its
+    /// content holds the token. A file an earlier version wrote (named with, and holding, the
+    /// whole URL) is read, and replaced by the new one at the first store.
+    #[test]
+    fn a_secret_in_a_webhook_url_stays_out_of_the_ack_file_and_an_old_file_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://user:s3cret@pbx:8443/hook?token=t0ken";
+        let shown = "https://…@pbx:8443/hook…";
+        // What an earlier version wrote.
+        let old = dir
+            .path()
+            .join(ACKS_DIR)
+            .join(format!("{}.{ACK_EXT}", file_stem(url, url)));
+        std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+        let line = serde_json::json!({"subscriber": url, "acked": 17}).to_string();
+        std::fs::write(&old, line).unwrap();
+
+        let ack = AckFile::for_subscriber(dir.path(), url, shown, true);
+        assert_ne!(ack.path(), old.as_path());
+        assert_eq!(ack.load().unwrap(), Some(17), "the old file is read");
+        ack.store(18).unwrap();
+        assert_eq!(ack.load().unwrap(), Some(18));
+        assert!(
+            !old.exists(),
+            "the old file is gone once the new one is in place"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(ACKS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let text = std::fs::read_to_string(ack.path()).unwrap();
+        for secret in ["s3cret", "t0ken", "user"] {
+            assert!(!names[0].contains(secret), "{names:?}");
+            assert!(!text.contains(secret), "{text}");
+        }
+        // Another URL shown alike is another subscriber: its file is not this one's.
+        let other = AckFile::for_subscriber(
+            dir.path(),
+            "https://user:other@pbx:8443/hook?token=t0ken",
+            shown,
+            true,
+        );
+        assert_ne!(other.path(), ack.path());
+        std::fs::copy(ack.path(), other.path()).unwrap();
+        let err = other.load().unwrap_err().to_string();
+        assert!(err.contains("belongs to subscriber"), "{err}");
     }
 }
