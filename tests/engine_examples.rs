@@ -1809,6 +1809,80 @@ fn an_agent_going_offline_revokes_its_pending_offer() {
     assert_eq!(d.interaction("c1").state, InteractionState::Done);
 }
 
+/// An agent leaving with two chats ringing: both offers are taken back before either is offered
+/// again, and the more urgent chat gets the one free agent, wherever it was in the ringing
+/// agent's slots.
+#[test]
+fn an_agent_going_offline_with_two_offers_hands_the_free_agent_the_more_urgent_one() {
+    let mut d = Driver::new(config(
+        vec![with_channels(
+            queue("web", vec![step(0, &[1])]),
+            &[Channel::Chat],
+        )],
+        vec![
+            agent("a", &[("web", 1)]),
+            with_capacity(agent("b", &[("web", 1)]), Channel::Chat, 1),
+        ],
+    ));
+    d.at(0, login("a"));
+    d.at(1, chat("low", "web"));
+    let urgent = Arrival::new("urgent")
+        .channel(Channel::Chat)
+        .queue("web")
+        .priority(9)
+        .event();
+    d.at(2, urgent);
+    assert_eq!(d.interaction("low").state, InteractionState::Offered);
+    assert_eq!(d.interaction("urgent").state, InteractionState::Offered);
+    d.at(3, login("b"));
+    let ds = d.at(secs(1), logout("a"));
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked", "offer_revoked", "offer"],
+        "both taken back before either is offered again"
+    );
+    assert_eq!(offers(&ds), vec![("urgent".into(), "b".into())]);
+    assert_eq!(d.interaction("low").state, InteractionState::Waiting);
+    assert_eq!(d.interaction("low").entered_queue_at, 1);
+}
+
+/// A login that takes a queue out of the agent's tiers takes back the offer ringing it from
+/// that queue (`reconfigured`, as a config change would), and the call goes to an agent who
+/// still serves it; an offer from a queue it keeps rings on.
+#[test]
+fn a_login_that_drops_a_queue_takes_back_the_offer_from_it() {
+    let mut d = Driver::new(config(
+        vec![
+            with_channels(queue("web", vec![step(0, &[1])]), &[Channel::Chat]),
+            with_channels(queue("help", vec![step(0, &[1])]), &[Channel::Chat]),
+        ],
+        vec![
+            agent("a", &[("web", 1), ("help", 1)]),
+            agent("b", &[("web", 1)]),
+        ],
+    ));
+    d.at(0, login("a"));
+    d.at(1, chat("w1", "web"));
+    d.at(2, chat("h1", "help"));
+    d.at(3, login("b"));
+    assert_eq!(d.interaction("w1").owner, Owner::Agent("a".into()));
+    let only_help = tierline::engine::Event::AgentLogin {
+        agent: "a".into(),
+        address: None,
+        tiers: Some([("help".to_string(), 1)].into_iter().collect()),
+        skills: None,
+        capacity: None,
+    };
+    let ds = d.at(4, only_help);
+    assert_eq!(
+        revocations(&ds),
+        vec![("w1".into(), "a".into(), RevokeReason::Reconfigured)]
+    );
+    assert_eq!(offers(&ds), vec![("w1".into(), "b".into())]);
+    assert_eq!(d.interaction("h1").state, InteractionState::Offered);
+    assert_eq!(d.interaction("h1").owner, Owner::Agent("a".into()));
+}
+
 #[test]
 fn a_not_ready_agent_gets_nothing_until_available_again() {
     let mut d = support_desk();

@@ -1312,7 +1312,48 @@ impl Run {
                     .position(|d| matches!(d.kind, DecisionKind::Escalated { by: None, .. }))
                     .unwrap_or(ds.len());
                 let (own, moved) = ds.split_at(moved_from);
-                self.freed_agent_check(pre, post, agent, &support::offers(own), event)?;
+                // A login with other tiers first takes back what rang the agent from a queue it
+                // no longer serves (`reconfigured`); those are re-offered to agents who serve it.
+                let now_serves = |q: Option<&str>| {
+                    post.agent(agent)
+                        .is_some_and(|a| q.is_some_and(|q| a.tiers.contains_key(q)))
+                };
+                let mut returned: BTreeSet<String> = BTreeSet::new();
+                for (i, a, reason) in revocations(own) {
+                    let before = &pre.interactions[&i];
+                    ensure!(
+                        a == *agent
+                            && reason == RevokeReason::Reconfigured
+                            && before.owner == Owner::Agent(agent.as_str().into())
+                            && !now_serves(before.queue.as_deref()),
+                        "{event:?}: revoked `{i}` from `{a}` ({reason:?}), but the login only \
+                         takes back offers from queues the agent no longer serves"
+                    );
+                    returned.insert(i);
+                }
+                for (k, before) in pre.interactions.iter() {
+                    if before.owner == Owner::Agent(agent.as_str().into())
+                        && before.state == InteractionState::Offered
+                        && !now_serves(before.queue.as_deref())
+                    {
+                        ensure!(
+                            returned.contains(k),
+                            "{event:?}: `{k}` still rings `{agent}`, who no longer serves {:?}",
+                            before.queue
+                        );
+                    }
+                }
+                let (returned_offers, own_offers): (Vec<_>, Vec<_>) = support::offers(own)
+                    .into_iter()
+                    .partition(|(i, _)| returned.contains(i));
+                for (i, a) in &returned_offers {
+                    let q = pre.interactions[i].queue.as_deref().unwrap_or("");
+                    ensure!(
+                        a != agent && post.agent(a).is_some_and(|x| x.tiers.contains_key(q)),
+                        "{event:?}: taken-back `{i}` went to `{a}`, who does not serve `{q}`"
+                    );
+                }
+                self.freed_agent_check(pre, post, agent, &own_offers, event)?;
                 let stepped: BTreeSet<&str> = moved
                     .iter()
                     .filter_map(|d| match &d.kind {

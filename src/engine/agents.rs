@@ -105,6 +105,11 @@ impl Engine {
         self.resolve_agent(ak);
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
+        // A login with other tiers takes back what rings the agent from a queue it no longer
+        // serves, as a config change does: it could otherwise accept a call it is not for.
+        self.take_back_offers(ak, RevokeReason::Reconfigured, |e, q| {
+            e.agents[ak as usize].tier_in(q).is_none()
+        });
         self.agent_take_work(ak);
         // A login with other tiers may leave a step of a queue it served with nobody.
         self.skip_steps_left_empty(&queues_before);
@@ -135,22 +140,45 @@ impl Engine {
             RequestedState::Offline => {
                 self.set_status(ak, AgentStatus::Offline, reason);
                 self.reindex_agent(ak);
-                let offered: Vec<(u64, IKey)> = self.agents[ak as usize]
-                    .slots
-                    .iter()
-                    .filter(|s| s.phase == SlotPhase::Offered)
-                    .filter_map(|s| s.interaction.map(|ik| (s.id, ik)))
-                    .collect();
-                for (slot_id, ik) in offered {
-                    self.withdraw_offer(ak, slot_id, ik, RevokeReason::AgentOffline);
-                    self.route_returned(ik, None);
-                }
+                self.take_back_offers(ak, RevokeReason::AgentOffline, |_, _| true);
                 self.reindex_agent(ak);
                 let queues = self.queues_of(ak);
                 self.skip_steps_left_empty(&queues);
             }
         }
         Ok(())
+    }
+
+    /// Take back every offer ringing `ak` for an interaction in a queue `take` selects, all of
+    /// them (and the PBX told) before any is offered again; then re-route them most urgent
+    /// first: the first one placed gets the pick of the free agents, so a priority-9 chat never
+    /// loses the only free agent to a priority-0 one that happened to ring first.
+    fn take_back_offers(
+        &mut self,
+        ak: AKey,
+        reason: RevokeReason,
+        take: impl Fn(&Self, QKey) -> bool,
+    ) {
+        let offered: Vec<(u64, IKey)> = self.agents[ak as usize]
+            .slots
+            .iter()
+            .filter(|s| s.phase == SlotPhase::Offered)
+            .filter_map(|s| s.interaction.map(|ik| (s.id, ik)))
+            .filter(|&(_, ik)| self.ix(ik).queue.is_some_and(|q| take(self, q)))
+            .collect();
+        if offered.is_empty() {
+            return;
+        }
+        let mut returned: Vec<IKey> = Vec::with_capacity(offered.len());
+        for (slot_id, ik) in offered {
+            self.withdraw_offer(ak, slot_id, ik, reason);
+            returned.push(ik);
+        }
+        self.reindex_agent(ak);
+        returned.sort_by_key(|&ik| self.wait_key(ik));
+        for ik in returned {
+            self.route_returned(ik, None);
+        }
     }
 
     /// The queues the agent has a tier in.

@@ -21,7 +21,8 @@ pub enum RevokeReason {
     Abandoned,
     /// The agent went offline (logout or `agent.state` offline).
     AgentOffline,
-    /// A live reload moved the interaction away from the agent's queue.
+    /// A live reload moved the interaction away from the agent's queue, or a login's `tiers`
+    /// took that queue away from the agent.
     Reconfigured,
 }
 
