@@ -614,6 +614,23 @@ impl Playback {
         let core = self.core.take()?;
         let start = self.start_ms.unwrap_or(0);
         let end = self.last_ms;
+        // Offers still ringing when the recording ends were never answered in it: the agent
+        // lets them ring, so a new run offering the same interaction to the same agent does not
+        // have it answered (at once, as a response drawn from nothing did) where the recording
+        // shows no answer.
+        let ringing: Vec<(Arc<str>, usize, Millis)> = self
+            .offers
+            .iter()
+            .map(|(i, &(ix, offered_at))| (i.clone(), ix, offered_at))
+            .collect();
+        for (interaction, ix, offered_at) in ringing {
+            self.respond(
+                &interaction,
+                ix,
+                end.saturating_sub(offered_at),
+                Answer::Ring,
+            );
+        }
         self.tally.window = (start, end + 1);
         self.tally.finish();
         self.run.unfinished = self
