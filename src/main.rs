@@ -163,12 +163,14 @@ fn journal(command: JournalCommand) -> ExitCode {
                     eprintln!("{} records", report.records);
                     ExitCode::SUCCESS
                 }
+                // The output failed (`| head` closed the pipe, a full disk): 1, as every command
+                // answers it; 2 says the journal is damaged or unreadable.
+                (Err(tierline::journal::inspect::DumpError::Output(e)), _) | (_, Err(e)) => {
+                    eprintln!("error: cannot write the dump to stdout: {e}");
+                    ExitCode::FAILURE
+                }
                 (Err(e), _) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-                (_, Err(e)) => {
-                    eprintln!("error: cannot write the dump: {e}");
                     ExitCode::from(2)
                 }
             }

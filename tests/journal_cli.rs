@@ -77,6 +77,11 @@ fn verify_fails_with_exit_2_naming_the_damaged_file_and_offset() {
         "{out}"
     );
     assert!(out.contains("journal DAMAGED"), "{out}");
+    // Not "no records (0 segments)": the scan stopped at the damage, before any record.
+    assert!(
+        out.starts_with("no record read before the damage\n"),
+        "{out}"
+    );
     let (code, _, err) = tierline(&["journal", "dump", tmp.path().to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("at byte 0"), "{err}");
@@ -87,4 +92,55 @@ fn verify_of_a_missing_directory_says_so() {
     let (code, _, err) = tierline(&["journal", "verify", "/nonexistent/tierline-journal"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/tierline-journal"), "{err}");
+}
+
+/// Damage at or below the newest snapshot's record is damage to synced records: `dump` says so
+/// and exits 2, as `verify` does, instead of printing the rest and calling it a torn tail.
+/// `verify` gives the range it read before the damage.
+#[test]
+fn dump_treats_damage_below_a_snapshot_as_damage_like_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal(tmp.path());
+    tierline::journal::snapshot::write_snapshot(tmp.path(), 4, b"state", true).unwrap();
+    let seg = tmp.path().join("00000000000000000001.seg");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    file.set_len(len - 3).unwrap(); // the last frame, record 4, cut short
+    let dir = tmp.path().to_str().unwrap();
+    let (code, out, _) = tierline(&["journal", "verify", dir]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("proves"), "{out}");
+    assert!(
+        out.starts_with("records 1..=3 read before the damage (3 records)\n"),
+        "{out}"
+    );
+    let (code, out, err) = tierline(&["journal", "dump", dir]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("proves"), "{err}");
+    assert!(!err.contains("warning: torn tail"), "{err}");
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "the records before the damage are printed: {out}"
+    );
+}
+
+/// A dump that cannot be written (`| head` closed the pipe, a full disk) exits 1, not 2: the
+/// journal is fine, and 2 would tell a script it is damaged.
+#[test]
+fn a_dump_that_cannot_be_written_exits_1_not_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal(tmp.path());
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .args(["journal", "dump", tmp.path().to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the dump to stdout"), "{err}");
 }

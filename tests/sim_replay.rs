@@ -276,6 +276,40 @@ fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
     assert!(message.contains("at byte"), "{message}");
 }
 
+/// A segment cut short below the newest snapshot's record (which proves those records were
+/// synced) is damage, refused with the file and offset, as `journal verify` says; before, the
+/// replay took it for a torn tail and blamed missing segments.
+#[test]
+fn a_journal_cut_below_its_snapshot_is_refused_as_damage_not_missing_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    record_afternoon(dir.path(), 64 << 20);
+    let newest = |ext: &str| {
+        let mut paths: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect();
+        paths.sort();
+        paths.pop().unwrap_or_else(|| panic!("a .{ext} file"))
+    };
+    let (segment, snapshot) = (newest("seg"), newest("snap"));
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.set_len(len - 10).unwrap();
+    drop(file);
+    let err =
+        replay(dir.path(), loaded(60, 0).routing, &options(1)).expect_err("damage must not replay");
+    let message = err.to_string();
+    assert!(matches!(err, ReplayError::Journal(_)), "{err:?}");
+    assert!(message.contains("at byte"), "{message}");
+    assert!(message.contains("proves"), "{message}");
+    assert!(!message.contains("segments are missing"), "{message}");
+    assert!(snapshot.exists());
+}
+
 #[test]
 fn a_compacted_journal_is_replayed_from_its_oldest_snapshot_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,6 +341,10 @@ fn a_directory_without_a_journal_is_refused_clearly() {
     );
     let missing = dir.path().join("nope");
     let err = replay(&missing, loaded(60, 0).routing, &options(1)).expect_err("no directory");
+    assert!(err.to_string().contains("no such directory"), "{err}");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let err = replay(&file, loaded(60, 0).routing, &options(1)).expect_err("a file");
     assert!(err.to_string().contains("not a directory"), "{err}");
 }
 

@@ -42,6 +42,8 @@ pub struct VerifyReport {
     /// `(index, ok or why not)` per snapshot file, oldest first.
     pub snapshots: Vec<(u64, Result<(), String>)>,
     pub torn: Option<TornTail>,
+    /// The scan stopped at damage: the range is what was read before it, not the journal.
+    pub stopped_at_damage: bool,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
 }
@@ -55,6 +57,13 @@ impl VerifyReport {
 impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.first_index {
+            Some(first) if self.stopped_at_damage && self.next_index > first => writeln!(
+                f,
+                "records {first}..={} read before the damage ({} records)",
+                self.next_index - 1,
+                self.records
+            )?,
+            None if self.stopped_at_damage => writeln!(f, "no record read before the damage")?,
             Some(first) if self.next_index > first => writeln!(
                 f,
                 "records {first}..={} ({} records in {} frames, {} segments)",
@@ -94,7 +103,14 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         return Err(JournalError::io(
             "open",
             dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                if dir.exists() {
+                    "not a directory"
+                } else {
+                    "no such directory"
+                },
+            ),
         ));
     }
     let mut report = VerifyReport::default();
@@ -105,8 +121,10 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
     // proves every record up to its index was synced, so damage there is not a torn tail.
     let snapshots = list_snapshots(dir)?;
     let proven = snapshots.last().map_or(0, |s| s.index);
+    let mut read = None::<(u64, u64)>;
     let scanned = scan_all(dir, 0, proven, &mut |index, payload| {
         records += 1;
+        read = Some(read.map_or((index, index), |(first, _)| (first, index)));
         if let Err(why) = (checks.record)(payload) {
             bad_records += 1;
             if bad_records <= LISTED_BAD_RECORDS {
@@ -138,6 +156,11 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         }
         Err(e @ (JournalError::Corrupt { .. } | JournalError::Gap { .. })) => {
             report.problems.push(e.to_string());
+            report.stopped_at_damage = true;
+            if let Some((first, last)) = read {
+                report.first_index = Some(first);
+                report.next_index = last + 1;
+            }
         }
         Err(e) => return Err(e),
     }
@@ -171,8 +194,10 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         }
     }
     let has_records = report.records > 0;
-    match (newest_good, report.first_index) {
-        (None, _) if has_records => report
+    // After damage the range read is not the journal's: nothing more is derived from it.
+    let range = report.first_index.filter(|_| !report.stopped_at_damage);
+    match (newest_good, range) {
+        (None, _) if has_records && !report.stopped_at_damage => report
             .problems
             .push("records on disk but no usable snapshot to replay them onto".into()),
         (Some(index), Some(first)) if index + 1 < first => report.problems.push(format!(
@@ -200,26 +225,50 @@ pub struct DumpReport {
 
 /// Print every record as one JSON line, `{"index":N, …the input as stored…}`, oldest first.
 /// Stops with an error at damage in the middle; a torn tail ends the dump (reported, not printed).
-pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, JournalError> {
+pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, DumpError> {
     let mut records = 0u64;
-    let stdout_err = |e: std::io::Error| JournalError::io("write", Path::new("<output>"), e);
-    let scan = scan_all(dir, 0, 0, &mut |index, payload| {
+    // Where the output failed: the dump stops there, and it is not the journal's fault.
+    let mut output: Option<std::io::Error> = None;
+    // As `verify` and recovery judge it: damage at or below the newest snapshot's record is
+    // damage to synced records, never a torn tail to skip.
+    let proven = list_snapshots(dir)?.last().map_or(0, |s| s.index);
+    let scan = scan_all(dir, 0, proven, &mut |index, payload| {
         let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
-        if body.is_empty() {
-            writeln!(out, "{{\"index\":{index}}}").map_err(stdout_err)?;
+        let written = if body.is_empty() {
+            writeln!(out, "{{\"index\":{index}}}")
         } else {
             out.write_all(format!("{{\"index\":{index},").as_bytes())
                 .and_then(|()| out.write_all(body))
                 .and_then(|()| out.write_all(b"}\n"))
-                .map_err(stdout_err)?;
+        };
+        if let Err(e) = written {
+            let stop =
+                JournalError::io("write", Path::new("stdout"), std::io::Error::other("stop"));
+            output = Some(e);
+            return Err(stop);
         }
         records += 1;
         Ok(())
-    })?;
+    });
+    if let Some(e) = output {
+        return Err(DumpError::Output(e));
+    }
     Ok(DumpReport {
         records,
-        torn: scan.torn,
+        torn: scan?.torn,
     })
+}
+
+/// Why `dump` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// The journal cannot be read, or is damaged.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The records could not be written out (a closed pipe, a full disk): the journal is not
+    /// at fault.
+    #[error("cannot write the dump: {0}")]
+    Output(std::io::Error),
 }
 
 /// Check that `bytes` is one JSON object and return what is between its braces.

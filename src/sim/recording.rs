@@ -18,7 +18,7 @@ use crate::journal::JournalError;
 /// Why a journal cannot be replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
-    #[error("cannot replay {}: not a directory", .0.display())]
+    #[error("cannot replay {}: {}", .0.display(), if .0.exists() { "not a directory" } else { "no such directory" })]
     NotADirectory(PathBuf),
     #[error("cannot replay {}: it holds no journal records", .0.display())]
     Empty(PathBuf),
@@ -184,13 +184,16 @@ pub fn candidates(layout: &Layout) -> Result<Vec<Candidate>, RecordingError> {
 
 /// Hand every record with index ≥ `from` to `on_input`, decoded, oldest first. Stops at damage
 /// with the journal's error (file and byte offset); a torn tail ends the records early and is
-/// returned in the report.
+/// returned in the report. As `journal verify` and recovery judge it, a cut at or below the
+/// newest snapshot's record is damage (that snapshot proves those records were synced), not a
+/// torn tail: before, it ended the records early and the replay blamed missing segments.
 pub fn scan(
     dir: &Path,
     from: u64,
     mut on_input: impl FnMut(u64, TimedInput),
 ) -> Result<ScanReport, JournalError> {
-    scan_all(dir, from, 0, &mut |index, payload| {
+    let proven = list_snapshots(dir)?.last().map_or(0, |s| s.index);
+    scan_all(dir, from, proven, &mut |index, payload| {
         let input: TimedInput = serde_json::from_slice(payload)
             .map_err(|e| JournalError::decode(index, e.to_string()))?;
         on_input(index, input);
