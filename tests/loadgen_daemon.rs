@@ -89,3 +89,36 @@ async fn bench_daemon() -> Daemon {
     config.daemon.server.listen = "127.0.0.1:0".into();
     Daemon::start(DaemonOptions::new(config)).await.unwrap()
 }
+
+/// A refused login stops the setup, and the message shows that login's refusal (its id and the
+/// daemon's error), not the start of the answer, which is mostly the logins that were applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_at_setup_is_named_with_its_error() {
+    let daemon = bench_daemon().await;
+    let addr = daemon.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, out) = (
+        format!("http://{addr}"),
+        dir.path()
+            .join("result.json")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    #[rustfmt::skip]
+    let flags = [
+        "--url", &url, "--mode", "tierline", "--rate", "100", "--duration", "1s",
+        "--agents", "100", "--queues", "64", "--out", &out, "--timeout", "30s",
+    ];
+    let args = LoadgenArgs::from_flags(flags).unwrap();
+    let err = run(&args)
+        .await
+        .expect_err("config/bench.toml has fewer queues")
+        .to_string();
+    assert!(err.contains("` was rejected (are queues q0..q63"), "{err}");
+    assert!(
+        err.contains(r#""code":"unknown_queue""#) && err.contains("unknown queue `q32`"),
+        "{err}"
+    );
+    assert!(!err.contains(r#""status":"applied""#), "{err}");
+    daemon.stop().await.unwrap();
+}

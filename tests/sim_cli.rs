@@ -64,3 +64,32 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(matches!(out.status.code(), Some(0..=2)), "{:?}", out.status);
 }
+
+/// The usage names both ways to give traffic, and a replay-only flag with a scenario is refused
+/// rather than ignored.
+#[test]
+fn the_usage_names_scenario_or_replay_and_a_replay_flag_needs_a_replay() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .args(["simulate", "--config", "r.toml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("<--scenario <SCENARIO>|--replay <JOURNAL_DIR>>"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "r.toml", ROUTING);
+    let scenario = write(dir.path(), "s.toml", SCENARIO);
+    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .args(["simulate", "--add-roster-agents", "--config"])
+        .arg(&config)
+        .arg("--scenario")
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}

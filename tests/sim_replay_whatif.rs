@@ -148,6 +148,24 @@ tiers = { support = 1 }
         r.old.agents.is_some(),
         "old column has no per-agent figures"
     );
+    // The table shows them too (it printed nothing more with --agents).
+    let table = r.to_table();
+    let agents = r.new.agents.as_ref().unwrap();
+    assert_eq!(agents.len(), 3, "{agents:?}");
+    let header = table.find("\nagent ").expect("an agents table");
+    for a in agents {
+        assert!(table[header..].contains(&a.agent), "{table}");
+    }
+    let without = replay(
+        dir.path(),
+        tierline::config::parse(SUPPORT_ONLY, "new.toml")
+            .unwrap()
+            .routing,
+        &opts(false),
+    )
+    .expect("replay runs")
+    .to_table();
+    assert!(!without.contains("\nagent "), "{without}");
 }
 
 /// docs/SIMULATOR.md: option 1 is "the whole history, exactly"; damage stops the replay. A

@@ -40,7 +40,7 @@ use super::EnvFn;
 pub enum ReloadError {
     #[error("cannot read config file {path}: {message}")]
     Read { path: String, message: String },
-    #[error("config refused ({} problems), old config kept: {}", .0.len(), first_problem(.0))]
+    #[error("config refused ({} problem{}), old config kept: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, first_problem(.0))]
     Invalid(Vec<ConfigError>),
     #[error("{0}; the old config and secrets stay in force")]
     Secret(SecretError),

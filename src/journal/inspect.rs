@@ -89,7 +89,12 @@ impl std::fmt::Display for VerifyReport {
         if self.is_ok() {
             write!(f, "journal ok")
         } else {
-            write!(f, "journal DAMAGED ({} problems)", self.problems.len())
+            let n = self.problems.len();
+            write!(
+                f,
+                "journal DAMAGED ({n} problem{})",
+                if n == 1 { "" } else { "s" }
+            )
         }
     }
 }

@@ -84,23 +84,27 @@ pub fn main(listen: &str, workers: usize) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let addr: SocketAddr = match listen.parse() {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("--listen `{listen}` is not host:port: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let listener = match TcpListener::bind(addr).await {
+        // An IP or a host name (`localhost:8081`), as `[server] listen` takes.
+        let well_formed = listen.parse::<SocketAddr>().is_ok()
+            || listen
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !well_formed {
+            eprintln!(
+                "--listen `{listen}` is not host:port (e.g. 127.0.0.1:8081 or localhost:8081)"
+            );
+            return ExitCode::from(2);
+        }
+        let listener = match TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("cannot listen on {addr}: {e}");
+                eprintln!("cannot listen on {listen}: {e}");
                 return ExitCode::FAILURE;
             }
         };
         match listener.local_addr() {
             Ok(a) => println!("baseline server listening on http://{a}"),
-            Err(_) => println!("baseline server listening on http://{addr}"),
+            Err(_) => println!("baseline server listening on http://{listen}"),
         }
         serve(listener, stop_signal()).await;
         ExitCode::SUCCESS

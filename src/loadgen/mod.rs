@@ -253,7 +253,12 @@ struct Answer {
 #[derive(Debug, Deserialize)]
 struct AnswerResult {
     #[serde(default)]
+    id: String,
+    #[serde(default)]
     status: String,
+    /// Why it was refused (`{"code":…,"message":…}`), when it was.
+    #[serde(default)]
+    error: Option<serde_json::Value>,
     #[serde(default)]
     decisions: Vec<WireDecision>,
 }
@@ -408,11 +413,18 @@ async fn setup(
             .iter()
             .find(|r| r.status != "applied" && r.status != "duplicate")
         {
+            // The refused result itself, not the start of the whole answer (which is mostly
+            // the logins that were applied).
+            let why = bad
+                .error
+                .as_ref()
+                .map_or_else(|| "no error given".to_string(), |e| e.to_string());
             return Err(LoadgenError::Setup(format!(
-                "an agent.login was {} (are queues q0..q{} in the daemon's config?): {}",
+                "agent.login `{}` was {} (are queues q0..q{} in the daemon's config?): {}",
+                bad.id,
                 bad.status,
                 queues.saturating_sub(1),
-                text.chars().take(500).collect::<String>()
+                why.chars().take(500).collect::<String>()
             )));
         }
     }

@@ -18,12 +18,17 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("traffic")
+        .required(true)
+        .args(["scenario", "replay"])
+))]
 pub struct SimulateArgs {
     /// The routing config to test (same format as the daemon's).
     #[arg(long)]
     pub config: PathBuf,
     /// The traffic scenario (TOML, see docs/SIMULATOR.md).
-    #[arg(long, required_unless_present = "replay", conflicts_with = "replay")]
+    #[arg(long, conflicts_with = "replay")]
     pub scenario: Option<PathBuf>,
     /// What-if on recorded traffic: replay this daemon journal directory (read-only) with its
     /// own config and with `--config`, side by side.
@@ -31,7 +36,7 @@ pub struct SimulateArgs {
     pub replay: Option<PathBuf>,
     /// With `--replay`: log in the new config's roster agents that never appear in the
     /// recording, for the whole replay.
-    #[arg(long, requires = "replay")]
+    #[arg(long, conflicts_with = "scenario")]
     pub add_roster_agents: bool,
     /// With `--scenario`: also write the run's inputs as a daemon journal into this new
     /// directory (something to try `--replay` on).

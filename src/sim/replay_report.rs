@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::sim::report::{pretty_json, Figures, Report};
+use crate::sim::report::{pct, pretty_json, truncate, Figures, Report};
 
 /// The replay's answer: old and new side by side. Schema in `docs/SIMULATOR.md`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -318,7 +318,53 @@ impl ReplayReport {
                 );
             }
         }
+        agents_table(&mut out, &self.old, &self.new);
         out
+    }
+}
+
+/// With `--agents`: each agent of either run, its answers and utilisation old and new.
+fn agents_table(out: &mut String, old: &Report, new: &Report) {
+    let (Some(old), Some(new)) = (&old.agents, &new.agents) else {
+        return;
+    };
+    let mut names: Vec<&str> = old.iter().map(|a| a.agent.as_str()).collect();
+    for a in new {
+        if !names.contains(&a.agent.as_str()) {
+            names.push(&a.agent);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:>8} {:>8} {:>8} {:>8}",
+        "agent", "answered", "", "util", ""
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:>8} {:>8} {:>8} {:>8}",
+        "", "old", "new", "old", "new"
+    );
+    let find = |list: &[crate::sim::report::AgentFigures], name: &str| {
+        list.iter().find(|a| a.agent == name).cloned()
+    };
+    for name in names {
+        let (o, n) = (find(old, name), find(new, name));
+        let answered = |a: &Option<crate::sim::report::AgentFigures>| {
+            a.as_ref()
+                .map_or("–".to_string(), |a| a.answered.to_string())
+        };
+        let util = |a: &Option<crate::sim::report::AgentFigures>| {
+            a.as_ref().map_or("–".to_string(), |a| pct(a.utilisation))
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:>8} {:>8} {:>8} {:>8}",
+            truncate(name, 20),
+            answered(&o),
+            answered(&n),
+            util(&o),
+            util(&n)
+        );
     }
 }
 
@@ -346,14 +392,4 @@ fn figures_row(out: &mut String, name: &str, column: &str, f: &Figures) {
 
 fn signed(n: i64) -> String {
     format!("{n:+}")
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
 }
