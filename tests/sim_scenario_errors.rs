@@ -57,3 +57,28 @@ fn a_refused_value_names_its_line_and_column() {
         "{printed}"
     );
 }
+
+/// One mistake, one error: a refused agent group is not also "a scenario needs agents", a
+/// negative duration is not reported twice, and a huge one is shown as written.
+#[test]
+fn one_mistake_gives_one_error_shown_as_written() {
+    let stream = "[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\nhandle = { dist = \"fixed\", s = 1 }\n";
+    let group = "[[agents]]\ncount = 1\ntiers = { support = 1 }\n";
+    let only = |text: String| {
+        let e = scenario::parse(&text, "s.toml", &cfg()).unwrap_err().0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.into_iter().next().unwrap()
+    };
+    let e = only(format!(
+        "duration_s = 3600\n{stream}[[agents]]\ncount = 200001\ntiers = {{ support = 1 }}\n"
+    ));
+    assert_eq!(e.field, "agents[0].count", "{e}");
+    let e = only(format!("duration_s = -5\n{stream}{group}"));
+    assert_eq!(e.field, "duration_s", "{e}");
+    let e = only(format!("duration_s = 1e300\n{stream}{group}"));
+    assert!(e.message.ends_with("got 1e300"), "{e}");
+    let e = only(format!(
+        "duration_s = 3600\n{stream}{group}breaks = [ {{ at_s = 200, duration_s = -10 }} ]\n"
+    ));
+    assert_eq!(e.field, "agents[0].breaks[0].duration_s", "{e}");
+}

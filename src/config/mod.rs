@@ -123,6 +123,16 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     parse(&text, &path.display().to_string())
 }
 
+/// A number as a file could have written it, for messages: huge ones in exponent form (`1e300`,
+/// not 301 digits; an integer past 2^53 is not exact in a float either).
+pub(crate) fn show_number(v: f64) -> String {
+    if v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Largest config file read: a config is journaled whole, as one record.
 pub const MAX_CONFIG_BYTES: usize = crate::journal::frame::MAX_RECORD_BYTES;
 

@@ -202,16 +202,6 @@ struct KnownQueues<'r> {
     listed: String,
 }
 
-/// A number of seconds as the file could have written it: huge ones in exponent form
-/// (`1e300`, not 301 digits; an integer past 2^53 is not exact in a float either).
-fn show_seconds(v: f64) -> String {
-    if v.abs() >= 1e15 {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
-
 /// Invisible characters that change how text reads (bidirectional overrides and marks, zero-width
 /// spaces and joiners, the byte-order mark): not control characters, yet as confusing in an id.
 fn is_format_char(c: char) -> bool {
@@ -257,7 +247,7 @@ impl Checker<'_, '_> {
         } else if v < 0.0 {
             Some(format!(
                 "must not be negative (found {} s)",
-                show_seconds(v)
+                crate::config::show_number(v)
             ))
         } else if positive && v * 1000.0 < 0.5 {
             Some("must be greater than 0 s".to_string())
@@ -265,7 +255,7 @@ impl Checker<'_, '_> {
             Some(format!(
                 "{} s is too long (at most {MAX_SECONDS} s, one year); is the unit right? \
                  Fields ending in `_s` are seconds",
-                show_seconds(v)
+                crate::config::show_number(v)
             ))
         } else {
             None

@@ -332,14 +332,20 @@ impl Problems<'_> {
         if !s.is_finite() || s < 0.0 {
             self.add(
                 field,
-                format!("must be a non-negative number of seconds, got {s}"),
+                format!(
+                    "must be a non-negative number of seconds, got {}",
+                    crate::config::show_number(s)
+                ),
             );
             return 0;
         }
         if s > MAX_DURATION_S {
             self.add(
                 field,
-                format!("must be at most {MAX_DURATION_S} s (one year), got {s}"),
+                format!(
+                    "must be at most {MAX_DURATION_S} s (one year), got {}",
+                    crate::config::show_number(s)
+                ),
             );
             return 0;
         }
@@ -374,11 +380,16 @@ fn resolve(
             "duration_s",
             format!(
                 "must be > 0 and at most {MAX_DURATION_S} s (one year), got {}",
-                file.duration_s
+                crate::config::show_number(file.duration_s)
             ),
         );
     }
-    let duration_ms = p.secs("duration_s", file.duration_s.min(MAX_DURATION_S));
+    // Reported above when out of range: read it without a second error for the same value.
+    let duration_ms = if file.duration_s > 0.0 && file.duration_s <= MAX_DURATION_S {
+        p.secs("duration_s", file.duration_s)
+    } else {
+        0
+    };
     let warm_up_ms = p.secs("warm_up_s", file.warm_up_s);
     if warm_up_ms >= duration_ms && duration_ms > 0 {
         p.add(
@@ -461,7 +472,8 @@ fn resolve(
             p.add("agents", format!("agent `{}` appears more than once", a.id));
         }
     }
-    if agents.is_empty() {
+    // A group refused above already says what is wrong with the agents the file has.
+    if agents.is_empty() && !p.list.iter().any(|e| e.field.starts_with("agents")) {
         p.add(
             "agents",
             "a scenario needs agents: [[agents]] entries or use_roster = true",
@@ -700,7 +712,8 @@ fn resolve_agents(
         let f = format!("{field}.breaks[{i}]");
         let at = p.secs(&format!("{f}.at_s"), b.at_s);
         let len = p.secs(&format!("{f}.duration_s"), b.duration_s);
-        if len == 0 {
+        // A negative or huge one was reported by `secs` (and read as 0).
+        if len == 0 && (0.0..=MAX_DURATION_S).contains(&b.duration_s) {
             p.add(format!("{f}.duration_s"), "must be > 0");
         }
         if let Some(&(_, prev_end)) = breaks.last() {
