@@ -66,6 +66,30 @@ fn loadgen_durations_past_a_year_are_argument_errors() {
     }
 }
 
+/// Counts that 0 would make meaningless are refused as arguments; hours are a unit.
+#[test]
+fn loadgen_refuses_zero_counts_and_takes_hours() {
+    for flag in ["--queues", "--agents", "--max-live", "--threads"] {
+        let out = tierline()
+            .args(["loadgen", "--url", "http://127.0.0.1:1", flag, "0"])
+            .output()
+            .expect("run tierline");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} 0: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '0' for '{flag}")),
+            "{stderr}"
+        );
+    }
+    // Parsed, then the run fails to connect (nothing on port 1): not an argument error.
+    let out = tierline()
+        .args(["loadgen", "--url", "http://127.0.0.1:1", "--duration", "2h"])
+        .output()
+        .expect("run tierline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
 #[test]
 fn loadgen_refuses_a_rate_past_its_limit_and_an_unwritable_report_before_the_run() {
     let out = tierline()

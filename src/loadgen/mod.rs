@@ -62,6 +62,15 @@ impl Mode {
     }
 }
 
+/// A count flag that 0 would make meaningless (no threads, no interactions tracked).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}` is not a count: {e}")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
@@ -70,13 +79,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = text.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (text, 1.0)
     };
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: 10, 10s, 500ms, 2m)"))?;
+        .map_err(|_| format!("`{text}` is not a duration (examples: 10, 10s, 500ms, 2m, 1h)"))?;
     if !(value.is_finite() && value >= 0.0) {
         return Err(format!("`{text}` must be zero or more"));
     }
@@ -134,13 +145,13 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
     /// Agents logged in during setup.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub agents: u32,
     /// Queues used, `q0..q{N-1}`; they must exist in the daemon's config (config/bench.toml has 32).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub queues: u32,
     /// Interactions tracked at once (default: one per agent).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_live: Option<usize>,
     /// Seeds the schedule and the workload.
     #[arg(long, default_value_t = 1)]
@@ -165,7 +176,7 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 50.0)]
     pub sustained_p99_ms: f64,
     /// Runtime worker threads of the generator (it shares the machine with the server).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: usize,
     /// The pacer wakes at most once per this long and releases every slot already due, so a
     /// slot may go out up to this late (counted in its latency, which runs from its intended
