@@ -82,3 +82,39 @@ fn one_mistake_gives_one_error_shown_as_written() {
     ));
     assert_eq!(e.field, "agents[0].breaks[0].duration_s", "{e}");
 }
+
+/// Agents that could never work as written are refused: a group with `tiers = {}` serves no
+/// queue, and a break outside every shift falls while the agent is logged out.
+#[test]
+fn agents_that_could_never_work_as_written_are_refused() {
+    let stream = "[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\nhandle = { dist = \"fixed\", s = 1 }\n";
+    let errors = |text: String| scenario::parse(&text, "s.toml", &cfg()).unwrap_err().0;
+    let e = errors(format!(
+        "duration_s = 3600\n{stream}[[agents]]\ncount = 1\ntiers = {{}}\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "agents[0].tiers");
+    assert!(e[0].message.contains("at least one queue"), "{}", e[0]);
+    let e = errors(format!(
+        "duration_s = 3600\n{stream}[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n\
+         shifts = [ {{ login_s = 0, logout_s = 1000 }} ]\n\
+         breaks = [ {{ at_s = 900, duration_s = 200 }} ]\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "agents[0].breaks[0]");
+    assert!(
+        e[0].message
+            .contains("900 s to 1100 s is not within one shift"),
+        "{}",
+        e[0]
+    );
+    // Within a shift, or with no shifts (logged in all along): fine.
+    for extra in [
+        "shifts = [ { login_s = 0, logout_s = 1000 } ]\nbreaks = [ { at_s = 800, duration_s = 200 } ]\n",
+        "breaks = [ { at_s = 900, duration_s = 200 } ]\n",
+    ] {
+        let text =
+            format!("duration_s = 3600\n{stream}[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n{extra}");
+        assert!(scenario::parse(&text, "s.toml", &cfg()).is_ok(), "{extra}");
+    }
+}

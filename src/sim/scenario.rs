@@ -704,6 +704,7 @@ fn resolve_agents(
         }
         shifts.push((login, Some(logout)));
     }
+    let explicit_shifts = !shifts.is_empty();
     if shifts.is_empty() {
         shifts.push((0, None));
     }
@@ -721,7 +722,28 @@ fn resolve_agents(
                 p.add(&f, "breaks must be in time order and must not overlap");
             }
         }
-        breaks.push((at, at.saturating_add(len)));
+        let end = at.saturating_add(len);
+        let within_a_shift = shifts
+            .iter()
+            .any(|&(login, logout)| login <= at && logout.is_none_or(|out| end <= out));
+        if explicit_shifts && len > 0 && !within_a_shift {
+            p.add(
+                &f,
+                format!(
+                    "the break from {} s to {} s is not within one shift: the agent is logged \
+                     out then, so it would never be taken",
+                    at as f64 / 1000.0,
+                    end as f64 / 1000.0
+                ),
+            );
+        }
+        breaks.push((at, end));
+    }
+    if spec.tiers.as_ref().is_some_and(BTreeMap::is_empty) {
+        p.add(
+            format!("{field}.tiers"),
+            "must name at least one queue: agents with no tier serve nothing",
+        );
     }
 
     if let Some(tiers) = &spec.tiers {
