@@ -93,6 +93,53 @@ fn login_outside_roster(a: &str) -> Event {
     }
 }
 
+/// A caller whose call rings an agent still waits: the wallboard counts it as ringing and its
+/// wait in the oldest wait (before, both read 0 while it rang, for as long as it was re-offered),
+/// until it is answered. The stats endpoint says the same.
+#[test]
+fn a_ringing_call_counts_as_ringing_and_in_the_oldest_wait_until_answered() {
+    let mut rig = Rig::new(desk());
+    rig.at(0, login("a"));
+    rig.at(2 * S, arrive("c1", Some("q")));
+    assert_eq!(
+        rig.engine.interaction("c1").unwrap().state,
+        tierline::engine::InteractionState::Offered
+    );
+    let text = rig.text(7 * S);
+    let lbl = [("queue", "q"), ("channel", "voice")];
+    assert_eq!(sample(&text, "tierline_queue_waiting", &lbl), 0.0);
+    assert_eq!(sample(&text, "tierline_queue_ringing", &lbl), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "q")]
+        ),
+        5.0
+    );
+    let stats = rig.telemetry.queue_stats("q", 60 * S, 7 * S).unwrap();
+    assert_eq!(
+        (stats.waiting, stats.ringing, stats.longest_wait_s),
+        (0, 1, 5.0)
+    );
+    let view = rig.engine.queue("q").unwrap();
+    assert_eq!(
+        (view.waiting, view.ringing, view.oldest_entered_at),
+        (0, 1, Some(2 * S))
+    );
+    rig.at(8 * S, accept("c1", "a"));
+    let text = rig.text(9 * S);
+    assert_eq!(sample(&text, "tierline_queue_ringing", &lbl), 0.0);
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_queue_oldest_wait_seconds",
+            &[("queue", "q")]
+        ),
+        0.0
+    );
+}
+
 /// Queue `q` with agent `a` at L1.
 fn desk() -> RoutingConfig {
     let mut cfg = RoutingConfig::empty();

@@ -59,7 +59,9 @@ pub struct QueueJson {
     pub open: bool,
     pub waiting: usize,
     pub waiting_by_channel: BTreeMap<Channel, usize>,
-    /// When the longest-waiting interaction entered the queue.
+    /// Being offered to an agent (ringing), not answered yet.
+    pub ringing: usize,
+    /// When the longest-waiting unanswered interaction (waiting or ringing) entered the queue.
     pub oldest_entered_at: Option<String>,
     /// How long it has waited so far.
     pub oldest_wait_ms: Option<Millis>,
@@ -78,6 +80,7 @@ impl QueueJson {
             open: view.open,
             waiting: view.waiting,
             waiting_by_channel: view.waiting_by_channel,
+            ringing: view.ringing,
             agents: view.agents,
             sla_ms: view.sla_ms,
             sla: SlaSoFar {

@@ -137,6 +137,9 @@ pub struct QueueLoad<'a> {
     pub waiting: usize,
     /// Indexed like `Channel::ALL`.
     pub waiting_by_channel: [usize; 4],
+    /// Being offered (ringing an agent) per channel, indexed like `Channel::ALL`.
+    pub ringing_by_channel: [usize; 4],
+    /// When the oldest unanswered interaction entered: waiting or ringing.
     pub oldest_entered_at: Option<Millis>,
     pub agents: &'a Census,
 }
@@ -144,6 +147,14 @@ pub struct QueueLoad<'a> {
 impl QueueLoad<'_> {
     pub fn waiting_on(&self, channel: Channel) -> usize {
         self.waiting_by_channel[channel.index()]
+    }
+
+    pub fn ringing_on(&self, channel: Channel) -> usize {
+        self.ringing_by_channel[channel.index()]
+    }
+
+    pub fn ringing(&self) -> usize {
+        self.ringing_by_channel.iter().sum()
     }
 }
 
@@ -155,6 +166,7 @@ impl Engine {
         Some(QueueLoad {
             waiting: queue.waiting_count,
             waiting_by_channel: queue.waiting_by_channel.map(|n| n as usize),
+            ringing_by_channel: queue.ringing_by_channel.map(|n| n as usize),
             oldest_entered_at: self.oldest_entered(q),
             agents: &queue.census,
         })

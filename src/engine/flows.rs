@@ -34,6 +34,13 @@ impl Engine {
         let from = self.ix(ik).state;
         *count_of(&mut self.counts, from) -= 1;
         *count_of(&mut self.counts, to) += 1;
+        if from != to {
+            if from == InteractionState::Offered {
+                self.unring(ik);
+            } else if to == InteractionState::Offered {
+                self.ring(ik);
+            }
+        }
         // A brand-new interaction has no history yet: its first entry comes from nowhere.
         let from = (!self.ix(ik).history.is_empty()).then_some(from);
         self.push_history(ik, from, to, why, now);

@@ -192,6 +192,37 @@ impl Engine {
         self.count_out(q, c);
     }
 
+    /// An interaction of its queue starts ringing an agent (offered): counted, and its entry
+    /// time kept for the oldest wait.
+    pub(super) fn ring(&mut self, ik: IKey) {
+        let i = self.ix(ik);
+        let (Some(q), c, entered) = (i.queue, i.channel.index(), i.entered_queue_at) else {
+            return;
+        };
+        let queue = &mut self.queues[q as usize];
+        if queue.ringing.iter().any(|&(_, k)| k == ik) {
+            return;
+        }
+        queue.ringing.push((entered, ik));
+        queue.ringing_by_channel[c] += 1;
+        self.mark_changed(q);
+    }
+
+    /// It stops ringing (accepted, declined, expired, revoked, abandoned). A no-op for one not
+    /// listed (a reconfiguration rebuilds the lists after taking offers back).
+    pub(super) fn unring(&mut self, ik: IKey) {
+        let i = self.ix(ik);
+        let (Some(q), c) = (i.queue, i.channel.index()) else {
+            return;
+        };
+        let queue = &mut self.queues[q as usize];
+        if let Some(at) = queue.ringing.iter().position(|&(_, k)| k == ik) {
+            queue.ringing.swap_remove(at);
+            queue.ringing_by_channel[c] -= 1;
+            self.mark_changed(q);
+        }
+    }
+
     /// One fewer waiting in queue `q` on channel index `c`.
     fn count_out(&mut self, q: QKey, c: usize) {
         let queue = &mut self.queues[q as usize];
@@ -207,10 +238,11 @@ impl Engine {
     /// entry-time index of its own.
     pub(super) fn oldest_entered(&self, q: QKey) -> Option<Millis> {
         let queue = &self.queues[q as usize];
+        // A ringing caller still waits: the oldest unanswered, waiting or being offered.
+        let mut oldest: Option<Millis> = queue.ringing.iter().map(|&(at, _)| at).min();
         if queue.waiting_count == 0 {
-            return None;
+            return oldest;
         }
-        let mut oldest: Option<Millis> = None;
         for set in queue.waiting.values() {
             for (priority, _) in queue.by_priority.iter() {
                 if let Some(k) = set.first_from(WaitKey::floor(priority)) {

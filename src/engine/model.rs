@@ -827,6 +827,11 @@ pub struct QueueRt {
     /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
     /// slots stay valid; never routed to again (not in the id map).
     pub retired: bool,
+    /// Interactions of this queue being offered (ringing an agent), with when they entered it:
+    /// their callers still wait, so the oldest wait and the wallboard count them. Unordered: a
+    /// queue rings at most as many as it has agent slots, and only views read the oldest.
+    pub ringing: Vec<(Millis, IKey)>,
+    pub ringing_by_channel: [u32; 4],
 }
 
 impl QueueRt {
@@ -847,6 +852,8 @@ impl QueueRt {
             pool: None,
             census: Census::default(),
             changed: false,
+            ringing: Vec::new(),
+            ringing_by_channel: [0; 4],
             rr_last: None,
             retired: false,
         };

@@ -223,6 +223,8 @@ impl Engine {
             rt.waiting = Default::default();
             rt.waiting_count = 0;
             rt.waiting_by_channel = [0; 4];
+            rt.ringing.clear();
+            rt.ringing_by_channel = [0; 4];
             rt.by_priority = Default::default();
             rt.clear_free();
             rt.census = Default::default();
@@ -327,6 +329,12 @@ impl Engine {
                     self.withdraw_offer(ak, slot, ik, RevokeReason::Reconfigured);
                     self.reindex_agent(ak);
                 }
+            }
+        }
+        // What still rings, in the queue it is in now (a drained offer moved with its call).
+        for &ik in &live {
+            if self.ix(ik).state == InteractionState::Offered {
+                self.ring(ik);
             }
         }
         let mut waiting: Vec<WaitKey> = live

@@ -334,6 +334,20 @@ impl Engine {
         for ik in waiting {
             e.index_waiting(ik);
         }
+        let ringing: Vec<IKey> = e
+            .interactions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| match i {
+                Some(i) if i.state == crate::engine::view::InteractionState::Offered => {
+                    Some(k as IKey)
+                }
+                _ => None,
+            })
+            .collect();
+        for ik in ringing {
+            e.ring(ik);
+        }
         if cfg!(debug_assertions) {
             e.check_consistency().map_err(SnapshotError::Inconsistent)?;
         }

@@ -261,7 +261,10 @@ pub struct QueueView {
     pub id: Arc<str>,
     pub waiting: usize,
     pub waiting_by_channel: BTreeMap<Channel, usize>,
-    /// Entry time of the interaction that has waited longest in this queue.
+    /// Being offered to an agent (ringing), not answered yet.
+    #[serde(default)]
+    pub ringing: usize,
+    /// Entry time of the unanswered interaction (waiting or ringing) that has waited longest.
     pub oldest_entered_at: Option<Millis>,
     /// Agents serving this queue, by tier and activity.
     pub agents: BTreeMap<Tier, BTreeMap<Activity, usize>>,

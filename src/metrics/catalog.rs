@@ -10,7 +10,9 @@ use crate::config::{Millis, RoutingConfig};
 
 /// `{queue,channel}` gauge: interactions waiting for an agent.
 pub const QUEUE_WAITING: &str = "tierline_queue_waiting";
-/// `{queue}` gauge: age of the oldest waiting interaction (0 when none waits).
+/// `{queue,channel}` gauge: interactions being offered (ringing an agent), not yet answered.
+pub const QUEUE_RINGING: &str = "tierline_queue_ringing";
+/// `{queue}` gauge: age of the oldest unanswered interaction, waiting or ringing (0 when none).
 pub const QUEUE_OLDEST_WAIT: &str = "tierline_queue_oldest_wait_seconds";
 /// `{queue}` gauge: the queue's service-level threshold `sla_s` (for thresholds and rules).
 pub const QUEUE_SLA: &str = "tierline_queue_sla_seconds";
@@ -70,8 +72,12 @@ pub const HELP: &[(&str, &str)] = &[
         "Interactions waiting for an agent, by queue and channel.",
     ),
     (
+        QUEUE_RINGING,
+        "Interactions being offered to an agent (ringing), not yet answered, by queue and channel.",
+    ),
+    (
         QUEUE_OLDEST_WAIT,
-        "Age of the oldest interaction waiting in the queue (0 when none waits).",
+        "Age of the oldest unanswered interaction of the queue, waiting or ringing (0 when none).",
     ),
     (QUEUE_SLA, "Service-level threshold of the queue (sla_s)."),
     (

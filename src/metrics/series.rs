@@ -15,6 +15,7 @@ use crate::engine::Activity;
 
 pub(crate) struct ChannelSeries {
     pub(crate) waiting: Gauge,
+    pub(crate) ringing: Gauge,
     pub(crate) arrived: Counter,
     pub(crate) answered: Counter,
     pub(crate) answered_within_sla: Counter,
@@ -44,6 +45,7 @@ pub(crate) struct QueueSeries {
     pub(crate) max_wait: Option<Gauge>,
     pub(crate) window: QueueWindow,
     pub(crate) waiting: u64,
+    pub(crate) ringing: u64,
     pub(crate) oldest_entered_at: Option<Millis>,
     /// Service figures since start (`GET /v1/queues`); reset when a reload removes the queue.
     pub(crate) since_start: QueueTally,
@@ -103,6 +105,7 @@ impl QueueSeries {
             max_wait: None,
             window: QueueWindow::known_from(now),
             waiting: 0,
+            ringing: 0,
             oldest_entered_at: None,
             since_start: QueueTally::default(),
             id,
@@ -115,6 +118,7 @@ impl QueueSeries {
             let l = [("queue", id), ("channel", channel.as_str())];
             ChannelSeries {
                 waiting: m.gauge(c::QUEUE_WAITING, &l),
+                ringing: m.gauge(c::QUEUE_RINGING, &l),
                 arrived: m.counter(c::ARRIVED, &l),
                 answered: m.counter(c::ANSWERED, &l),
                 answered_within_sla: m.counter(c::ANSWERED_WITHIN_SLA, &l),

@@ -231,6 +231,7 @@ impl QueueWindow {
             abandon_rate: counts.abandon_rate(),
             counts,
             waiting: q.waiting,
+            ringing: q.ringing,
             longest_wait_s: q
                 .oldest_entered_at
                 .map_or(0.0, |at| now.saturating_sub(at) as f64 / 1000.0),
@@ -250,6 +251,7 @@ pub(crate) struct QueueNow<'a> {
     pub id: &'a str,
     pub sla_ms: Millis,
     pub waiting: u64,
+    pub ringing: u64,
     pub oldest_entered_at: Option<Millis>,
 }
 
@@ -282,9 +284,11 @@ pub struct QueueStats {
     pub asa_s: Option<f64>,
     /// abandoned / (answered + abandoned); short abandons excluded.
     pub abandon_rate: Option<f64>,
-    /// Waiting right now.
+    /// Waiting right now (in the queue, not being offered).
     pub waiting: u64,
-    /// Age of the oldest waiting interaction right now (0 when none waits).
+    /// Being offered to an agent (ringing) right now: not answered yet, its caller still waits.
+    pub ringing: u64,
+    /// Age of the oldest unanswered interaction right now, waiting or ringing (0 when none).
     pub longest_wait_s: f64,
     pub ended: u64,
     pub resolved: u64,
@@ -592,6 +596,7 @@ mod tests {
             id: "q",
             sla_ms: 30_000,
             waiting: 0,
+            ringing: 0,
             oldest_entered_at: None,
         };
         let now = 20 * MINUTE_MS;

@@ -193,10 +193,12 @@ impl Telemetry {
         for id in removed {
             if let Some(q) = self.queues.get_mut(&id) {
                 q.waiting = 0;
+                q.ringing = 0;
                 q.oldest_entered_at = None;
                 q.since_start = QueueTally::default();
                 for ch in q.channels.iter().flatten() {
                     ch.waiting.set(0.0);
+                    ch.ringing.set(0.0);
                 }
                 for gauges in q.tiers.values() {
                     gauges.iter().for_each(|g| g.set(0.0));
@@ -603,10 +605,13 @@ impl Telemetry {
             // A channel's series is created when something first waits on it.
             for channel in Channel::ALL {
                 let waiting = load.waiting_on(channel) as f64;
-                match &q.channels[channel.index()] {
-                    Some(ch) => ch.waiting.set(waiting),
-                    None if waiting > 0.0 => q.channel(&self.metrics, channel).waiting.set(waiting),
-                    None => {}
+                let ringing = load.ringing_on(channel) as f64;
+                if q.channels[channel.index()].is_none() && waiting + ringing > 0.0 {
+                    q.channel(&self.metrics, channel);
+                }
+                if let Some(ch) = &q.channels[channel.index()] {
+                    ch.waiting.set(waiting);
+                    ch.ringing.set(ringing);
                 }
             }
             let mut counts = [0u64; 6];
@@ -621,6 +626,7 @@ impl Telemetry {
                 }
             }
             q.waiting = load.waiting as u64;
+            q.ringing = load.ringing() as u64;
             q.oldest_entered_at = load.oldest_entered_at;
             updates.push((id, load.oldest_entered_at, counts));
         }
@@ -683,6 +689,7 @@ impl Telemetry {
             id: &q.id,
             sla_ms: q.sla_ms,
             waiting: q.waiting,
+            ringing: q.ringing,
             oldest_entered_at: q.oldest_entered_at,
         };
         q.window.report(current, window_ms, now)
