@@ -98,3 +98,43 @@ async fn a_failed_fsync_answers_503_and_stops_the_daemon_with_exit_code_1() {
     assert_eq!(status, StatusCode::OK);
     d.stop().await;
 }
+
+/// The journal directory deleted while the daemon runs (`rm -rf data`, a cleanup job): the next
+/// sync notices its segment is gone and fails like an fsync error (503, the daemon stops),
+/// instead of acknowledging events into a file nothing will ever read (before, thousands were
+/// answered 200 and lost at the next start, which then began the decision seqs again at 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_deleted_while_running_is_not_acknowledged_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut options = DaemonOptions::new(loaded(api_common::one_agent_desk()));
+    options.journal_dir = Some(data.clone());
+    let mut d = TestDaemon::start(options).await;
+    d.apply(login("e1", "a1")).await;
+    std::fs::remove_dir_all(&data).unwrap();
+    let r = d
+        .http
+        .post(d.url("/v1/events"))
+        .json(&call("e2", "c1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "journal_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deleted while in use"),
+        "{body}"
+    );
+    let daemon = d.daemon.take().unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .expect("the daemon stops by itself");
+    assert!(
+        matches!(ended, Err(DaemonError::JournalSync(_))),
+        "{ended:?}"
+    );
+}

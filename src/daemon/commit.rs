@@ -43,13 +43,14 @@ pub trait FileSync: Send + 'static {
     fn sync(&mut self, file: &File) -> std::io::Result<()>;
 }
 
-/// fdatasync(2): the data and the metadata needed to read it back (the file size).
+/// fdatasync(2): the data and the metadata needed to read it back (the file size); then a check
+/// that the file still has a directory entry (`journal::sync_journal_file`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Fdatasync;
 
 impl FileSync for Fdatasync {
     fn sync(&mut self, file: &File) -> std::io::Result<()> {
-        file.sync_data()
+        crate::journal::sync_journal_file(file)
     }
 }
 

@@ -327,8 +327,7 @@ impl Log {
                 .write_all_at(&self.buf, self.active_len)
                 .map_err(|e| JournalError::io("append to", path, e))?;
             if sync {
-                self.active
-                    .sync_data()
+                super::sync_journal_file(&self.active)
                     .map_err(|e| JournalError::io("sync", path, e))?;
             }
             self.active_len += len;
@@ -342,9 +341,7 @@ impl Log {
     /// already sync each batch).
     pub fn sync(&mut self) -> Result<(), JournalError> {
         let path = &self.segments[self.segments.len() - 1].path;
-        self.active
-            .sync_data()
-            .map_err(|e| JournalError::io("sync", path, e))
+        super::sync_journal_file(&self.active).map_err(|e| JournalError::io("sync", path, e))
     }
 
     /// Start a new segment at `next_index`. The old one is synced first (a no-op unless the mode

@@ -155,6 +155,27 @@ impl JournalError {
     }
 }
 
+/// fdatasync(2) a journal file, then make sure it is still in the journal directory: a
+/// segment deleted while the daemon runs (`rm -rf` of the data directory, a cleanup job) syncs
+/// fine, but to an inode nothing will ever read again, so every record acknowledged after the
+/// deletion would be lost at the next start. It fails like an fsync error instead (the daemon
+/// answers 503 and stops; DURABILITY.md, failure modes).
+pub fn sync_journal_file(file: &File) -> std::io::Result<()> {
+    file.sync_data()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if file.metadata()?.nlink() == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the file was deleted while in use (its journal directory entry is gone): \
+                 records written to it would be lost at the next start",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Make a directory's entries (new, renamed or removed files) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
