@@ -248,6 +248,50 @@ async fn sigterm_stops_the_daemon_while_a_sighup_reload_is_stuck_reading_the_fil
     assert_eq!(exit.code(), Some(0));
 }
 
+/// The same through the file watch alone (no SIGHUP): the path replaced by a FIFO, the watch's
+/// reload blocks opening it, and SIGTERM still stops the daemon, exit 0 (it waited until
+/// something wrote to the FIFO).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_daemon_while_a_file_watch_reload_is_stuck_reading_the_file() {
+    let Started {
+        dir,
+        path,
+        port: _port,
+        child,
+        logs,
+        ..
+    } = start();
+    let fifo = dir.path().join("stuck.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::rename(&fifo, &path).unwrap();
+    // Until a thread of the daemon waits in the FIFO's open (after the watch's debounce): the
+    // condition itself, not a timing; should it not show within 5 s, SIGTERM goes anyway.
+    let pid = child.id();
+    let stuck = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("wchan"))
+                    .is_ok_and(|w| w.contains("wait_for_partner") || w.contains("pipe"))
+            })
+    };
+    for _ in 0..50 {
+        if stuck() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    signal(&child, "TERM");
+    wait_log(&logs, "SIGTERM");
+    let exit = tokio::task::spawn_blocking(move || wait_exit(child))
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
 /// API.md: `restart_needed` is `[]` when nothing needs one. `--listen`, `--metrics-listen` and
 /// `--data` override the file; a reload of a file that changes no daemon setting must not list
 /// them as changed (and log "takes effect after a restart" every time).

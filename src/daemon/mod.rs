@@ -811,7 +811,8 @@ async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             eprintln!("tierline: {e}");
-            return ExitCode::FAILURE;
+            // 2 for a config it cannot take (as `check-config`), 1 for the rest.
+            return ExitCode::from(e.exit_code());
         }
     };
     let signals = signals.spawn_handler(&daemon);

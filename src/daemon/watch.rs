@@ -62,7 +62,15 @@ pub fn spawn(
                     () = &mut stop => return,
                 }
             }
-            match reloader.reload_file().await {
+            // A shutdown does not wait for the reload: one stuck reading the file (a FIFO, a
+            // hung network mount) would hold the exit for as long (the read itself is left to
+            // the runtime's bounded shutdown, as SIGHUP's is). A change already handed to the
+            // engine runs to its end on a task of its own (`Reloader::apply_source`).
+            let reloaded = tokio::select! {
+                r = reloader.reload_file() => r,
+                () = &mut stop => return,
+            };
+            match reloaded {
                 Ok(report) if report.applied => {
                     tracing::info!("config file changed: reloaded");
                 }
