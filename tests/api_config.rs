@@ -330,6 +330,43 @@ async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
     t.stop().await;
 }
 
+/// A config mounted the Kubernetes ConfigMap way (`tierline.toml -> ..data/tierline.toml`,
+/// `..data -> ..v1`) is updated by swapping the `..data` link: no event carries the config's own
+/// name, yet the change is picked up (before, only SIGHUP applied it).
+#[tokio::test]
+async fn a_config_map_style_symlink_swap_is_reloaded_by_the_watch() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("mount");
+    std::fs::create_dir_all(mount.join("..v1")).unwrap();
+    std::fs::write(mount.join("..v1/tierline.toml"), BASE).unwrap();
+    symlink("..v1", mount.join("..data")).unwrap();
+    symlink("..data/tierline.toml", mount.join("tierline.toml")).unwrap();
+    let path = mount.join("tierline.toml");
+    let mut options = DaemonOptions::new(tierline::config::load(&path).unwrap());
+    options.config_path = Some(path.clone());
+    options.watch_config = true;
+    let t = TestDaemon::start(options).await;
+    t.apply(login("e0", "a1")).await;
+    let queued = t.apply(call("e1", "c1")).await;
+    assert_eq!(queued[0]["type"], "queued");
+    let mut after = queued[0]["seq"].as_u64().unwrap();
+
+    // The new version goes into a new directory, then `..data` is swapped to it atomically.
+    let edited = BASE.replace(
+        "tiers = { billing = 1 }",
+        "tiers = { billing = 1, support = 1 }",
+    );
+    std::fs::create_dir_all(mount.join("..v2")).unwrap();
+    std::fs::write(mount.join("..v2/tierline.toml"), &edited).unwrap();
+    symlink("..v2", mount.join("..data_tmp")).unwrap();
+    std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    let seen = t.wait_for(&mut after, |d| is(d, "offer")).await;
+    assert_eq!(seen.last().unwrap()["agent"], "a1");
+    assert_eq!(get_config(&t).await, edited);
+    t.stop().await;
+}
+
 /// A body that is nothing but a UTF-8 byte order mark (what Notepad saves for an "empty" file)
 /// is as empty as an empty body: refused with `empty_config`, not applied as a config with no
 /// queues that removes every queue and roster agent.

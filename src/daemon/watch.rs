@@ -1,7 +1,8 @@
 //! The config file watch: a change to the file reloads it, debounced.
 //!
 //! `notify` (inotify on Linux) watches the file's directory, because editors and config
-//! management replace files by rename. Events for other files are ignored. A burst of events
+//! management replace files by rename. Events for other files are ignored, unless the path is
+//! a symlink: then its target's directory is watched too and any event in either counts. A burst of events
 //! (write + rename + chmod) becomes one reload once the file has been quiet for `DEBOUNCE`; the
 //! reload itself is skipped when the text did not change. Nothing polls.
 
@@ -24,11 +25,23 @@ pub fn spawn(
     reloader: Arc<Reloader>,
     shutdown: Shutdown,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
-    let file_name = path.file_name().map(|n| n.to_os_string());
+    // A symlinked config (a Kubernetes ConfigMap mount: `tierline.toml -> ..data/tierline.toml`,
+    // updated by swapping the `..data` link; or a link to a file kept elsewhere) changes without
+    // an event on its own name: then every event in its directory and in its target's directory
+    // counts (the reload skips a text that did not change).
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let file_name = (!linked)
+        .then(|| path.file_name().map(|n| n.to_os_string()))
+        .flatten();
     let dir: PathBuf = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let target_dir = linked
+        .then(|| std::fs::canonicalize(path).ok())
+        .flatten()
+        .and_then(|t| t.parent().map(Path::to_path_buf))
+        .filter(|t| std::fs::canonicalize(&dir).map_or(true, |d| &d != t));
     // One pending signal is enough: the reload reads the file's latest text.
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -36,15 +49,19 @@ pub fn spawn(
         if event.kind.is_access() {
             return;
         }
-        let ours = event
-            .paths
-            .iter()
-            .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+        let ours = file_name.is_none()
+            || event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
         if ours {
             let _ = tx.try_send(());
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    if let Some(target_dir) = &target_dir {
+        watcher.watch(target_dir, RecursiveMode::NonRecursive)?;
+    }
     Ok(tokio::spawn(async move {
         let _watcher = watcher; // dropped (unwatched) when the task ends
         let stop = shutdown.wait();
