@@ -116,8 +116,16 @@ fn main() -> ExitCode {
 
 /// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr.
 fn check_config(path: &std::path::Path) -> ExitCode {
+    let origin = path.display().to_string();
     match tierline::config::load(path) {
         Ok(config) => {
+            // What `serve` and a reload refuse besides validation: a config too large for the
+            // journal record it is kept in.
+            if let Err(why) = tierline::daemon::core::Input::reconfigure_journaled(&config, &origin)
+            {
+                eprintln!("{origin}: {why}");
+                return ExitCode::from(2);
+            }
             match tierline::write_stdout(&tierline::config::summary::render(&config.routing)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(code) => code,

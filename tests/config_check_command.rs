@@ -71,3 +71,22 @@ fn a_missing_file_exits_2_saying_it_cannot_be_read() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read config file"), "{stderr}");
 }
+
+/// A config `serve` could not journal (its text, with `"` doubled as a JSON string, is larger
+/// than a journal record) is refused by `check-config` too, not passed (exit 0) and then refused
+/// at start.
+#[test]
+fn a_config_too_large_to_journal_fails_the_check_as_it_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    let mut text = String::from("[[queue]]\nid = \"q\"\n");
+    let line = format!("#{}\n", "\"".repeat(1000));
+    for _ in 0..20_000 {
+        text.push_str(&line);
+    }
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("big.toml"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+}

@@ -73,7 +73,11 @@ pub enum JournalError {
         .path.display()
     )]
     NotAFile { path: PathBuf, kind: &'static str },
-    #[error("journal directory {} is in use by another process (LOCK is held)", .path.display())]
+    #[error(
+        "journal directory {} is in use by another process (it holds {})",
+        .path.parent().unwrap_or(.path).display(),
+        .path.display()
+    )]
     Locked { path: PathBuf },
     #[error("a journal record of {bytes} bytes is over the limit of {max} bytes")]
     RecordTooLarge { bytes: usize, max: usize },
