@@ -106,11 +106,13 @@ impl Engine {
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
         // A login with other tiers takes back what rings the agent from a queue it no longer
-        // serves, as a config change does: it could otherwise accept a call it is not for.
-        self.take_back_offers(ak, RevokeReason::Reconfigured, |e, q| {
+        // serves, as a config change does: it could otherwise accept a call it is not for. The
+        // agent takes its own work first (as any freed agent), then what it gave back is placed.
+        let returned = self.take_back_offers(ak, RevokeReason::Reconfigured, |e, q| {
             e.agents[ak as usize].tier_in(q).is_none()
         });
         self.agent_take_work(ak);
+        self.place_returned(returned);
         // A login with other tiers may leave a step of a queue it served with nobody.
         self.skip_steps_left_empty(&queues_before);
         Ok(())
@@ -140,7 +142,8 @@ impl Engine {
             RequestedState::Offline => {
                 self.set_status(ak, AgentStatus::Offline, reason);
                 self.reindex_agent(ak);
-                self.take_back_offers(ak, RevokeReason::AgentOffline, |_, _| true);
+                let returned = self.take_back_offers(ak, RevokeReason::AgentOffline, |_, _| true);
+                self.place_returned(returned);
                 self.reindex_agent(ak);
                 let queues = self.queues_of(ak);
                 self.skip_steps_left_empty(&queues);
@@ -150,15 +153,13 @@ impl Engine {
     }
 
     /// Take back every offer ringing `ak` for an interaction in a queue `take` selects, all of
-    /// them (and the PBX told) before any is offered again; then re-route them most urgent
-    /// first: the first one placed gets the pick of the free agents, so a priority-9 chat never
-    /// loses the only free agent to a priority-0 one that happened to ring first.
+    /// them (and the PBX told) before any is offered again. Returns them, for `place_returned`.
     fn take_back_offers(
         &mut self,
         ak: AKey,
         reason: RevokeReason,
         take: impl Fn(&Self, QKey) -> bool,
-    ) {
+    ) -> Vec<IKey> {
         let offered: Vec<(u64, IKey)> = self.agents[ak as usize]
             .slots
             .iter()
@@ -166,15 +167,21 @@ impl Engine {
             .filter_map(|s| s.interaction.map(|ik| (s.id, ik)))
             .filter(|&(_, ik)| self.ix(ik).queue.is_some_and(|q| take(self, q)))
             .collect();
-        if offered.is_empty() {
-            return;
-        }
         let mut returned: Vec<IKey> = Vec::with_capacity(offered.len());
         for (slot_id, ik) in offered {
             self.withdraw_offer(ak, slot_id, ik, reason);
             returned.push(ik);
         }
-        self.reindex_agent(ak);
+        if !returned.is_empty() {
+            self.reindex_agent(ak);
+        }
+        returned
+    }
+
+    /// Put back interactions whose offers were taken back, most urgent first: the first one
+    /// placed gets the pick of the free agents, so a priority-9 chat never loses the only free
+    /// agent to a priority-0 one that happened to ring first.
+    fn place_returned(&mut self, mut returned: Vec<IKey>) {
         returned.sort_by_key(|&ik| self.wait_key(ik));
         for ik in returned {
             self.route_returned(ik, None);

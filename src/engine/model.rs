@@ -830,8 +830,8 @@ pub struct QueueRt {
     /// Interactions of this queue being offered (ringing an agent), with when they entered it:
     /// their callers still wait, so the oldest wait and the wallboard count them. Unordered: a
     /// queue rings at most as many as it has agent slots, and only views read the oldest.
-    pub ringing: Vec<(Millis, IKey)>,
     pub ringing_by_channel: [u32; 4],
+    pub ringing: SmallVec<[(Millis, IKey); 2]>,
 }
 
 impl QueueRt {
@@ -852,7 +852,7 @@ impl QueueRt {
             pool: None,
             census: Census::default(),
             changed: false,
-            ringing: Vec::new(),
+            ringing: SmallVec::new(),
             ringing_by_channel: [0; 4],
             rr_last: None,
             retired: false,

@@ -396,7 +396,7 @@ impl Engine {
             }
         }
         for (queue, mut expected) in self.queues.iter().zip(ringing) {
-            let mut listed = queue.ringing.clone();
+            let mut listed = queue.ringing.to_vec();
             listed.sort_unstable();
             expected.sort_unstable();
             let by_channel = |list: &[(crate::config::Millis, super::timers::IKey)]| {
