@@ -171,15 +171,16 @@ fn journal(command: JournalCommand) -> ExitCode {
                     eprintln!("{} records", report.records);
                     ExitCode::SUCCESS
                 }
+                // Damage first: it is what the operator must know about.
+                (Err(e @ tierline::journal::inspect::DumpError::Journal(_)), _) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
                 // The output failed (`| head` closed the pipe, a full disk): 1, as every command
                 // answers it; 2 says the journal is damaged or unreadable.
                 (Err(tierline::journal::inspect::DumpError::Output(e)), _) | (_, Err(e)) => {
                     eprintln!("error: cannot write the dump to stdout: {e}");
                     ExitCode::FAILURE
-                }
-                (Err(e), _) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
                 }
             }
         }

@@ -60,7 +60,15 @@ pub fn spawn(
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     if let Some(target_dir) = &target_dir {
-        watcher.watch(target_dir, RecursiveMode::NonRecursive)?;
+        // Without it the link's own directory is still watched (a ConfigMap swap lands there);
+        // edits of the target elsewhere then need SIGHUP. Not a reason to refuse to start.
+        if let Err(e) = watcher.watch(target_dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                dir = %target_dir.display(),
+                error = %e,
+                "cannot watch the config symlink's target directory: edits there need SIGHUP"
+            );
+        }
     }
     Ok(tokio::spawn(async move {
         let _watcher = watcher; // dropped (unwatched) when the task ends
