@@ -166,7 +166,8 @@ impl Engine {
         Some(QueueLoad {
             waiting: queue.waiting_count,
             waiting_by_channel: queue.waiting_by_channel.map(|n| n as usize),
-            ringing_by_channel: queue.ringing_by_channel.map(|n| n as usize),
+            ringing_by_channel: Channel::ALL
+                .map(|c| queue.ringing.iter().filter(|r| r.2 == c).count()),
             oldest_entered_at: self.oldest_entered(q),
             agents: &queue.census,
         })

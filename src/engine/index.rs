@@ -196,29 +196,22 @@ impl Engine {
     /// time kept for the oldest wait.
     pub(super) fn ring(&mut self, ik: IKey) {
         let i = self.ix(ik);
-        let (Some(q), c, entered) = (i.queue, i.channel.index(), i.entered_queue_at) else {
+        let (Some(q), channel, entered) = (i.queue, i.channel, i.entered_queue_at) else {
             return;
         };
-        let queue = &mut self.queues[q as usize];
-        if queue.ringing.iter().any(|&(_, k)| k == ik) {
-            return;
-        }
-        queue.ringing.push((entered, ik));
-        queue.ringing_by_channel[c] += 1;
+        self.queues[q as usize].ringing.push((entered, ik, channel));
         self.mark_changed(q);
     }
 
     /// It stops ringing (accepted, declined, expired, revoked, abandoned). A no-op for one not
     /// listed (a reconfiguration rebuilds the lists after taking offers back).
     pub(super) fn unring(&mut self, ik: IKey) {
-        let i = self.ix(ik);
-        let (Some(q), c) = (i.queue, i.channel.index()) else {
+        let Some(q) = self.ix(ik).queue else {
             return;
         };
         let queue = &mut self.queues[q as usize];
-        if let Some(at) = queue.ringing.iter().position(|&(_, k)| k == ik) {
+        if let Some(at) = queue.ringing.iter().position(|&(_, k, _)| k == ik) {
             queue.ringing.swap_remove(at);
-            queue.ringing_by_channel[c] -= 1;
             self.mark_changed(q);
         }
     }
@@ -239,7 +232,7 @@ impl Engine {
     pub(super) fn oldest_entered(&self, q: QKey) -> Option<Millis> {
         let queue = &self.queues[q as usize];
         // A ringing caller still waits: the oldest unanswered, waiting or being offered.
-        let mut oldest: Option<Millis> = queue.ringing.iter().map(|&(at, _)| at).min();
+        let mut oldest: Option<Millis> = queue.ringing.iter().map(|&(at, _, _)| at).min();
         if queue.waiting_count == 0 {
             return oldest;
         }

@@ -827,11 +827,11 @@ pub struct QueueRt {
     /// Removed by a live reload. Kept so that keys held by finished interactions and wrap-up
     /// slots stay valid; never routed to again (not in the id map).
     pub retired: bool,
-    /// Interactions of this queue being offered (ringing an agent), with when they entered it:
-    /// their callers still wait, so the oldest wait and the wallboard count them. Unordered: a
-    /// queue rings at most as many as it has agent slots, and only views read the oldest.
-    pub ringing_by_channel: [u32; 4],
-    pub ringing: SmallVec<[(Millis, IKey); 2]>,
+    /// Interactions of this queue being offered (ringing an agent), with when they entered it
+    /// and their channel: their callers still wait, so the oldest wait and the wallboard count
+    /// them. Unordered: a queue rings at most as many as it has agent slots, and only views and
+    /// metrics read it (the counts per channel are counted from it there).
+    pub ringing: SmallVec<[(Millis, IKey, Channel); 2]>,
 }
 
 impl QueueRt {
@@ -853,7 +853,6 @@ impl QueueRt {
             census: Census::default(),
             changed: false,
             ringing: SmallVec::new(),
-            ringing_by_channel: [0; 4],
             rr_last: None,
             retired: false,
         };

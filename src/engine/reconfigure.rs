@@ -224,7 +224,6 @@ impl Engine {
             rt.waiting_count = 0;
             rt.waiting_by_channel = [0; 4];
             rt.ringing.clear();
-            rt.ringing_by_channel = [0; 4];
             rt.by_priority = Default::default();
             rt.clear_free();
             rt.census = Default::default();

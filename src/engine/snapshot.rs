@@ -320,33 +320,24 @@ impl Engine {
         e.rebuild_agent_indexes();
         // The restored order and index hold exactly what was saved: room for the rest now.
         e.reserve_retained();
-        let waiting: Vec<IKey> = e
+        // Re-index what waits and list what rings, from the interactions' states.
+        use crate::engine::view::InteractionState::{Offered, Waiting};
+        let live: Vec<(IKey, bool)> = e
             .interactions
             .iter()
             .enumerate()
-            .filter_map(|(k, i)| match i {
-                Some(i) if i.state == crate::engine::view::InteractionState::Waiting => {
-                    Some(k as IKey)
-                }
+            .filter_map(|(k, i)| match i.as_ref()?.state {
+                Waiting => Some((k as IKey, true)),
+                Offered => Some((k as IKey, false)),
                 _ => None,
             })
             .collect();
-        for ik in waiting {
-            e.index_waiting(ik);
-        }
-        let ringing: Vec<IKey> = e
-            .interactions
-            .iter()
-            .enumerate()
-            .filter_map(|(k, i)| match i {
-                Some(i) if i.state == crate::engine::view::InteractionState::Offered => {
-                    Some(k as IKey)
-                }
-                _ => None,
-            })
-            .collect();
-        for ik in ringing {
-            e.ring(ik);
+        for (ik, waiting) in live {
+            if waiting {
+                e.index_waiting(ik);
+            } else {
+                e.ring(ik);
+            }
         }
         if cfg!(debug_assertions) {
             e.check_consistency().map_err(SnapshotError::Inconsistent)?;
