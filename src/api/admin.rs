@@ -45,7 +45,7 @@ async fn toml_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<St
     // Every section has defaults, so an empty file is a valid config with no queues: applied,
     // it would remove every queue. A body lost on the way is far likelier than that intent.
     // A byte order mark alone is blank too (TOML would accept it as an empty document).
-    if text.trim_start_matches('\u{FEFF}').trim().is_empty() {
+    if crate::config::is_blank(&text) {
         return Err(ApiError::unprocessable(
             "empty_config",
             "the config body is empty (a config with no [[queue]] would remove every queue); \

@@ -134,7 +134,7 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
     load(cert, key).map(|(config, _)| config)
 }
 
-/// `load_server_config` and the leaf certificate's validity dates.
+/// `load_server_config` and the validity dates of the chain as sent (`Validity::of_chain`).
 fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>), TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError::Cert {

@@ -123,6 +123,26 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     parse(&text, &path.display().to_string())
 }
 
+/// Whether config text is blank: white space, or a byte order mark alone (TOML would take either
+/// as an empty document, a config with no queues). Refused as such by every way a config comes
+/// in: `read_text` (files, at start and on reload) and `PUT /v1/config` (`empty_config`).
+pub fn is_blank(text: &str) -> bool {
+    text.trim_start_matches('\u{FEFF}').trim().is_empty()
+}
+
+/// `host:port`, as a listener takes it: an IP (`127.0.0.1:8080`, `[::1]:8080`) or a host name
+/// (`localhost:8080`) and a port number. (`[server] listen`, `[metrics] listen`,
+/// `baseline-server --listen`.)
+pub fn is_host_port(s: &str) -> bool {
+    s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(':')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok()
+        })
+}
+
 /// A number as a file could have written it, for messages: huge ones in exponent form (`1e300`,
 /// not 301 digits; an integer past 2^53 is not exact in a float either).
 pub(crate) fn show_number(v: f64) -> String {
@@ -182,7 +202,7 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
             ),
         )
     })?;
-    if text.trim_start_matches('\u{FEFF}').trim().is_empty() {
+    if is_blank(&text) {
         return Err(problem(
             None,
             None,

@@ -345,14 +345,7 @@ impl Checker<'_, '_> {
         if !self.non_empty(s, path, what) {
             return;
         }
-        let well_formed = s.parse::<std::net::SocketAddr>().is_ok()
-            || s.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty()
-                    && !host.contains(':')
-                    && !host.contains(char::is_whitespace)
-                    && port.parse::<u16>().is_ok()
-            });
-        if !well_formed {
+        if !crate::config::is_host_port(s) {
             self.err(
                 path,
                 format!("{what} `{s}` is not host:port (e.g. 127.0.0.1:8080 or [::1]:8080)"),
@@ -398,12 +391,10 @@ impl Checker<'_, '_> {
     /// sends, and would break the summary's and the errors' one line each). Reports and returns
     /// whether it is fine; emptiness is the caller's.
     fn id_text(&mut self, id: &str, path: &FieldPath, what: &str) -> bool {
-        let problem = if id.len() > MAX_ID_LEN {
-            Some(format!(
-                "{what} is {} bytes long; at most {MAX_ID_LEN} are accepted, as in events",
-                id.len()
-            ))
-        } else if let Some(c) = id.chars().find(|c| c.is_control() || is_format_char(*c)) {
+        if !self.not_longer(id, MAX_ID_LEN, path, what) {
+            return false;
+        }
+        let problem = if let Some(c) = id.chars().find(|c| c.is_control() || is_format_char(*c)) {
             Some(format!(
                 "{what} must not contain control or formatting characters (found U+{:04X} in {id:?})",
                 u32::from(c)
@@ -426,7 +417,8 @@ impl Checker<'_, '_> {
 
     /// The length limit events have (`engine::event::check_len`): a roster entry over it could
     /// never log in, be dialled as given, or be required.
-    fn not_longer(&mut self, s: &str, max: usize, path: &FieldPath, what: &str) {
+    /// Reports and returns whether it is short enough.
+    fn not_longer(&mut self, s: &str, max: usize, path: &FieldPath, what: &str) -> bool {
         if s.len() > max {
             self.err(
                 path,
@@ -435,7 +427,9 @@ impl Checker<'_, '_> {
                     s.len()
                 ),
             );
+            return false;
         }
+        true
     }
 
     /// A field a table must have: reported as missing at the table (`path`), as the deserializer

@@ -214,10 +214,8 @@ impl Reloader {
         }
     }
 
-    /// Read the auth keys `auth` names and every subscriber's secret, off the runtime's worker
-    /// threads (files), without changing anything.
-    /// Read every secret in force again: the auth keys `auth` names and each running
-    /// subscriber's. `planned` are the `[[subscriber]]` entries of a config about to be
+    /// Read every secret again, off the runtime's worker threads (files), without changing
+    /// anything: the auth keys `auth` names and each running subscriber's. `planned` are the `[[subscriber]]` entries of a config about to be
     /// applied: their secrets are read too, and discarded (the running subscribers keep the
     /// sources they started with until a restart), so that a change naming one that cannot be
     /// read is refused now instead of stopping the next start.

@@ -82,16 +82,13 @@ impl AckFile {
     /// The last acknowledged seq, `None` if this subscriber has never been recorded. A file that
     /// cannot be read or belongs to someone else is an error naming the file and why.
     pub fn load(&self) -> Result<Option<u64>, JournalError> {
-        match Self::read(&self.path)? {
-            Some(text) => self.parse(&self.path, &text).map(Some),
-            None => match &self.legacy {
-                Some(legacy) => match Self::read(legacy)? {
-                    Some(text) => self.parse(legacy, &text).map(Some),
-                    None => Ok(None),
-                },
-                None => Ok(None),
-            },
+        // The current file first, then the one an earlier version named with the whole URL.
+        for path in std::iter::once(&self.path).chain(&self.legacy) {
+            if let Some(text) = Self::read(path)? {
+                return self.parse(path, &text).map(Some);
+            }
         }
+        Ok(None)
     }
 
     /// A file's text; `None` if there is no such file.

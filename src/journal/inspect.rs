@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::segment::{scan_all, TornTail};
-use super::snapshot::{list_snapshots, read_snapshot};
+use super::snapshot::{list_snapshots, newest_snapshot_index, read_snapshot};
 use super::JournalError;
 
 /// Extra checks the caller knows how to make (the daemon decodes its own input and state types).
@@ -236,7 +236,7 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, DumpError> {
     let mut output: Option<std::io::Error> = None;
     // As `verify` and recovery judge it: damage at or below the newest snapshot's record is
     // damage to synced records, never a torn tail to skip.
-    let proven = list_snapshots(dir)?.last().map_or(0, |s| s.index);
+    let proven = newest_snapshot_index(dir)?;
     let scan = scan_all(dir, 0, proven, &mut |index, payload| {
         let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
         let written = if body.is_empty() {

@@ -40,6 +40,13 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<SnapshotFile>, JournalError> {
         .collect())
 }
 
+/// The record the newest snapshot file in `dir` was taken after (0 with none): usable or not, it
+/// proves every record up to it was synced, so damage there is never a torn tail (as recovery
+/// with `sync = "batch"` or `"always"` judges it; `journal verify`, `journal dump`, the replay).
+pub fn newest_snapshot_index(dir: &Path) -> Result<u64, JournalError> {
+    Ok(list_snapshots(dir)?.last().map_or(0, |s| s.index))
+}
+
 /// Write the state as of `index` and make it durable (unless `sync` is off). Returns its path.
 pub fn write_snapshot(
     dir: &Path,

@@ -10,7 +10,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -85,11 +84,7 @@ pub fn main(listen: &str, workers: usize) -> ExitCode {
     };
     runtime.block_on(async {
         // An IP or a host name (`localhost:8081`), as `[server] listen` takes.
-        let well_formed = listen.parse::<SocketAddr>().is_ok()
-            || listen
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !well_formed {
+        if !crate::config::is_host_port(listen) {
             eprintln!(
                 "--listen `{listen}` is not host:port (e.g. 127.0.0.1:8081 or localhost:8081)"
             );

@@ -192,7 +192,7 @@ pub fn scan(
     from: u64,
     mut on_input: impl FnMut(u64, TimedInput),
 ) -> Result<ScanReport, JournalError> {
-    let proven = list_snapshots(dir)?.last().map_or(0, |s| s.index);
+    let proven = crate::journal::snapshot::newest_snapshot_index(dir)?;
     scan_all(dir, from, proven, &mut |index, payload| {
         let input: TimedInput = serde_json::from_slice(payload)
             .map_err(|e| JournalError::decode(index, e.to_string()))?;

@@ -344,26 +344,22 @@ fn agents_table(out: &mut String, old: &Report, new: &Report) {
         "{:<20} {:>8} {:>8} {:>8} {:>8}",
         "", "old", "new", "old", "new"
     );
-    let find = |list: &[crate::sim::report::AgentFigures], name: &str| {
-        list.iter().find(|a| a.agent == name).cloned()
-    };
+    type Agent = crate::sim::report::AgentFigures;
+    fn find<'a>(list: &'a [Agent], name: &str) -> Option<&'a Agent> {
+        list.iter().find(|a| a.agent == name)
+    }
+    let answered = |a: Option<&Agent>| a.map_or("–".to_string(), |a| a.answered.to_string());
+    let util = |a: Option<&Agent>| a.map_or("–".to_string(), |a| pct(a.utilisation));
     for name in names {
         let (o, n) = (find(old, name), find(new, name));
-        let answered = |a: &Option<crate::sim::report::AgentFigures>| {
-            a.as_ref()
-                .map_or("–".to_string(), |a| a.answered.to_string())
-        };
-        let util = |a: &Option<crate::sim::report::AgentFigures>| {
-            a.as_ref().map_or("–".to_string(), |a| pct(a.utilisation))
-        };
         let _ = writeln!(
             out,
             "{:<20} {:>8} {:>8} {:>8} {:>8}",
             truncate(name, 20),
-            answered(&o),
-            answered(&n),
-            util(&o),
-            util(&n)
+            answered(o),
+            answered(n),
+            util(o),
+            util(n)
         );
     }
 }

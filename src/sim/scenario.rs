@@ -375,7 +375,10 @@ fn resolve(
         list: Vec::new(),
     };
 
-    if !(file.duration_s > 0.0 && file.duration_s <= MAX_DURATION_S) {
+    // One error for a duration out of range (`secs` would add a second for a negative one).
+    let duration_ms = if file.duration_s > 0.0 && file.duration_s <= MAX_DURATION_S {
+        p.secs("duration_s", file.duration_s)
+    } else {
         p.add(
             "duration_s",
             format!(
@@ -383,11 +386,6 @@ fn resolve(
                 crate::config::show_number(file.duration_s)
             ),
         );
-    }
-    // Reported above when out of range: read it without a second error for the same value.
-    let duration_ms = if file.duration_s > 0.0 && file.duration_s <= MAX_DURATION_S {
-        p.secs("duration_s", file.duration_s)
-    } else {
         0
     };
     let warm_up_ms = p.secs("warm_up_s", file.warm_up_s);
@@ -704,7 +702,6 @@ fn resolve_agents(
         }
         shifts.push((login, Some(logout)));
     }
-    let explicit_shifts = !shifts.is_empty();
     if shifts.is_empty() {
         shifts.push((0, None));
     }
@@ -726,7 +723,8 @@ fn resolve_agents(
         let within_a_shift = shifts
             .iter()
             .any(|&(login, logout)| login <= at && logout.is_none_or(|out| end <= out));
-        if explicit_shifts && len > 0 && !within_a_shift {
+        // (With no shifts the agent is logged in all along: every break is within.)
+        if len > 0 && !within_a_shift {
             p.add(
                 &f,
                 format!(
