@@ -282,26 +282,38 @@ async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tierline.toml");
-    std::fs::write(&path, BASE).unwrap();
-    let mut options = DaemonOptions::new(tierline::config::load(&path).unwrap());
-    options.config_path = Some(path.clone());
+/// A daemon on the config at `path`, watching it, with `a1` logged in (billing only) and call
+/// `c1` waiting in support; and the seq of that `queued`.
+async fn watching_with_a_call_waiting(path: &std::path::Path) -> (TestDaemon, u64) {
+    let mut options = DaemonOptions::new(tierline::config::load(path).unwrap());
+    options.config_path = Some(path.to_path_buf());
     options.watch_config = true;
     let t = TestDaemon::start(options).await;
     t.apply(login("e0", "a1")).await;
     let queued = t.apply(call("e1", "c1")).await;
     assert_eq!(queued[0]["type"], "queued");
-    let mut after = queued[0]["seq"].as_u64().unwrap();
+    let after = queued[0]["seq"].as_u64().unwrap();
+    (t, after)
+}
+
+/// `BASE` with `a1` serving support too: applied, the waiting call is offered to `a1`.
+fn a1_also_on_support() -> String {
+    BASE.replace(
+        "tiers = { billing = 1 }",
+        "tiers = { billing = 1, support = 1 }",
+    )
+}
+
+#[tokio::test]
+async fn editing_the_config_file_reloads_it_and_sighup_does_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let (t, mut after) = watching_with_a_call_waiting(&path).await;
 
     // The file changes on disk (write to a temp file and rename, as editors do): a1 now serves
     // support, so the waiting call is offered to a1 without any other event.
-    let edited = BASE.replace(
-        "tiers = { billing = 1 }",
-        "tiers = { billing = 1, support = 1 }",
-    );
+    let edited = a1_also_on_support();
     let tmp = dir.path().join("tierline.toml.tmp");
     std::fs::write(&tmp, &edited).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
@@ -343,20 +355,10 @@ async fn a_config_map_style_symlink_swap_is_reloaded_by_the_watch() {
     symlink("..v1", mount.join("..data")).unwrap();
     symlink("..data/tierline.toml", mount.join("tierline.toml")).unwrap();
     let path = mount.join("tierline.toml");
-    let mut options = DaemonOptions::new(tierline::config::load(&path).unwrap());
-    options.config_path = Some(path.clone());
-    options.watch_config = true;
-    let t = TestDaemon::start(options).await;
-    t.apply(login("e0", "a1")).await;
-    let queued = t.apply(call("e1", "c1")).await;
-    assert_eq!(queued[0]["type"], "queued");
-    let mut after = queued[0]["seq"].as_u64().unwrap();
+    let (t, mut after) = watching_with_a_call_waiting(&path).await;
 
     // The new version goes into a new directory, then `..data` is swapped to it atomically.
-    let edited = BASE.replace(
-        "tiers = { billing = 1 }",
-        "tiers = { billing = 1, support = 1 }",
-    );
+    let edited = a1_also_on_support();
     std::fs::create_dir_all(mount.join("..v2")).unwrap();
     std::fs::write(mount.join("..v2/tierline.toml"), &edited).unwrap();
     symlink("..v2", mount.join("..data_tmp")).unwrap();

@@ -222,6 +222,15 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// Put a FIFO nobody writes where the config file was (as a stuck network mount would act): a
+/// read of it blocks.
+fn replace_with_a_fifo(dir: &std::path::Path, path: &std::path::Path) {
+    let fifo = dir.join("stuck.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::rename(&fifo, path).unwrap();
+}
+
 /// A SIGHUP whose reload never finishes (the config path became a FIFO nobody writes, as a
 /// stuck network mount would) does not hold up SIGTERM: the daemon still stops, exit 0.
 #[tokio::test(flavor = "multi_thread")]
@@ -234,10 +243,7 @@ async fn sigterm_stops_the_daemon_while_a_sighup_reload_is_stuck_reading_the_fil
         logs,
         ..
     } = start();
-    let fifo = dir.path().join("stuck.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    std::fs::rename(&fifo, &path).unwrap();
+    replace_with_a_fifo(dir.path(), &path);
     signal(&child, "HUP");
     wait_log(&logs, "SIGHUP: reloading");
     signal(&child, "TERM");
@@ -261,10 +267,7 @@ async fn sigterm_stops_the_daemon_while_a_file_watch_reload_is_stuck_reading_the
         logs,
         ..
     } = start();
-    let fifo = dir.path().join("stuck.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    std::fs::rename(&fifo, &path).unwrap();
+    replace_with_a_fifo(dir.path(), &path);
     // Until a thread of the daemon waits in the FIFO's open (after the watch's debounce): the
     // condition itself, not a timing; should it not show within 5 s, SIGTERM goes anyway.
     let pid = child.id();

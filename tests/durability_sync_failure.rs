@@ -38,6 +38,21 @@ async fn start(dir: &std::path::Path, failing: &Arc<AtomicBool>) -> TestDaemon {
     TestDaemon::start(options).await
 }
 
+/// Post `event`: it must be answered 503 `journal_unavailable`; its body.
+async fn journal_unavailable(d: &TestDaemon, event: serde_json::Value) -> serde_json::Value {
+    let r = d
+        .http
+        .post(d.url("/v1/events"))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "journal_unavailable", "{body}");
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_answers_503_and_stops_the_daemon_with_exit_code_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,16 +61,7 @@ async fn a_failed_fsync_answers_503_and_stops_the_daemon_with_exit_code_1() {
     d.apply(login("e1", "a1")).await;
 
     failing.store(true, Ordering::SeqCst);
-    let r = d
-        .http
-        .post(d.url("/v1/events"))
-        .json(&call("e2", "c1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "journal_unavailable", "{body}");
+    let body = journal_unavailable(&d, call("e2", "c1")).await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains(".seg") && message.contains("sync"),
@@ -112,16 +118,7 @@ async fn a_journal_deleted_while_running_is_not_acknowledged_into() {
     let mut d = TestDaemon::start(options).await;
     d.apply(login("e1", "a1")).await;
     std::fs::remove_dir_all(&data).unwrap();
-    let r = d
-        .http
-        .post(d.url("/v1/events"))
-        .json(&call("e2", "c1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "journal_unavailable", "{body}");
+    let body = journal_unavailable(&d, call("e2", "c1")).await;
     assert!(
         body["error"]["message"]
             .as_str()

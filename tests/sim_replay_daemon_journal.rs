@@ -5,18 +5,8 @@
 mod api_common;
 
 use api_common::{call, loaded, login, TestDaemon};
-use tierline::config::{QueueConfig, RoutingConfig};
 use tierline::daemon::DaemonOptions;
 use tierline::sim::replay::{replay, ReplayOptions};
-
-fn routing() -> RoutingConfig {
-    let mut r = RoutingConfig::empty();
-    let mut support = QueueConfig::with_defaults("support");
-    support.offer_timeout_ms = 3_600_000;
-    r.queues.push(support);
-    r.agents = vec![api_common::agent("a1", &[("support", 1)])];
-    r
-}
 
 /// docs/SIMULATOR.md: with the journal's own config the new column reproduces the old one. The
 /// journal ends with the offer of `c1` to `a1` ringing, never answered: the new run lets it
@@ -25,7 +15,7 @@ fn routing() -> RoutingConfig {
 #[tokio::test]
 async fn an_offer_ringing_when_the_daemon_stopped_is_not_answered_in_the_new_run() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = DaemonOptions::new(loaded(routing()));
+    let mut options = DaemonOptions::new(loaded(api_common::one_agent_desk()));
     options.journal_dir = Some(dir.path().to_path_buf());
     let d = TestDaemon::start(options).await;
     d.apply(login("e1", "a1")).await;
@@ -38,7 +28,7 @@ async fn an_offer_ringing_when_the_daemon_stopped_is_not_answered_in_the_new_run
         agents: false,
         add_roster_agents: false,
     };
-    let r = replay(dir.path(), routing(), &options).expect("replay runs");
+    let r = replay(dir.path(), api_common::one_agent_desk(), &options).expect("replay runs");
     let (old, new) = (&r.old.overall, &r.new.overall);
     assert_eq!(old.offered, 2, "{old:?}");
     assert_eq!(old.answered, 0, "{old:?}");
