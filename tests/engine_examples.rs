@@ -4,7 +4,7 @@
 
 mod support;
 
-use tierline::config::{Channel, Strategy};
+use tierline::config::{AgentConfig, Channel, Strategy};
 use tierline::engine::{
     Activity, AgentStatus, DecisionKind, DeclineReason, EngineError, Fact, InteractionState, Owner,
     RejectReason, RevokeReason, SlotPhase, Why,
@@ -1570,6 +1570,79 @@ fn an_escalation_into_a_full_queue_is_refused_like_a_transfer() {
     assert_eq!(offers(&ds), vec![("waiting".into(), "l2".into())]);
     let ds = d.at(secs(6), escalate("c1", 2));
     assert_eq!(kinds(&ds), vec!["escalated", "queued"]);
+}
+
+/// A desk of voice and email with room for one waiting interaction and no wrap-up: `a1`
+/// holds an email while a priority-9 French call waits for an agent free of everything.
+fn full_desk_with_an_urgent_call(roster: Vec<AgentConfig>) -> Driver {
+    let mut q = with_channels(
+        queue("desk", vec![step(0, &[1])]),
+        &[Channel::Voice, Channel::Email],
+    );
+    q.max_waiting = Some(1);
+    q.wrap_up_ms = 0;
+    let mut d = Driver::new(config(vec![q], roster));
+    d.at(0, login("a1"));
+    d.at(
+        0,
+        Arrival::new("e1")
+            .channel(Channel::Email)
+            .queue("desk")
+            .event(),
+    );
+    d.at(secs(1), accept("e1", "a1"));
+    let ds = d.at(
+        secs(2),
+        Arrival::new("v1")
+            .queue("desk")
+            .priority(9)
+            .skills(&["fr"])
+            .event(),
+    );
+    assert_eq!(
+        kinds(&ds),
+        vec!["queued"],
+        "a1 holds an email: no voice call"
+    );
+    d
+}
+
+#[test]
+fn a_transfer_into_a_full_queue_does_not_count_the_agent_handing_it_over() {
+    // a1 has room for more email, but once free it takes the more urgent call first (voice is
+    // exclusive): the email would wait beyond max_waiting. Nobody else could take it: refused.
+    let mut d =
+        full_desk_with_an_urgent_call(vec![with_skills(agent("a1", &[("desk", 1)]), &["fr"])]);
+    d.advance(secs(3));
+    let before = d.snapshot(&["e1", "v1"]);
+    let err = d.try_at(secs(3), transfer("e1", "desk")).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::QueueFull {
+            queue: "desk".into(),
+            max_waiting: 1,
+            interaction: "e1".into(),
+        }
+    );
+    assert_eq!(d.snapshot(&["e1", "v1"]), before);
+    assert_eq!(d.waiting("desk"), vec!["v1".to_string()]);
+}
+
+#[test]
+fn a_transfer_into_a_full_queue_goes_through_when_another_agent_can_take_it() {
+    // b1 speaks no French (so the call waits) but can take the email: let in, and it does not
+    // wait: a1 takes the urgent call, b1 the email.
+    let mut d = full_desk_with_an_urgent_call(vec![
+        with_skills(agent("a1", &[("desk", 1)]), &["fr"]),
+        agent("b1", &[("desk", 1)]),
+    ]);
+    d.at(secs(2), login("b1"));
+    let ds = d.at(secs(3), transfer("e1", "desk"));
+    assert_eq!(
+        offers(&ds),
+        vec![("v1".into(), "a1".into()), ("e1".into(), "b1".into())]
+    );
+    assert!(d.waiting("desk").is_empty());
 }
 
 #[test]

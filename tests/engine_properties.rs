@@ -1346,10 +1346,33 @@ impl Run {
                 let (returned_offers, own_offers): (Vec<_>, Vec<_>) = support::offers(own)
                     .into_iter()
                     .partition(|(i, _)| returned.contains(i));
+                // One whose max wait passed while it rang overflows as it comes back; in its
+                // new queue anyone serving it may take it, this agent too.
+                let overflowed_to = |i: &str| {
+                    own.iter().find_map(|d| match &d.kind {
+                        DecisionKind::Overflow {
+                            interaction,
+                            queue: Some(q),
+                            ..
+                        } if **interaction == *i => Some(q.to_string()),
+                        _ => None,
+                    })
+                };
                 for (i, a) in &returned_offers {
-                    let q = pre.interactions[i].queue.as_deref().unwrap_or("");
+                    let (q, others_only) = match overflowed_to(i) {
+                        Some(q) => (q, false),
+                        None => (
+                            pre.interactions[i]
+                                .queue
+                                .as_deref()
+                                .unwrap_or("")
+                                .to_string(),
+                            true,
+                        ),
+                    };
                     ensure!(
-                        a != agent && post.agent(a).is_some_and(|x| x.tiers.contains_key(q)),
+                        !(others_only && a == agent)
+                            && post.agent(a).is_some_and(|x| x.tiers.contains_key(q.as_str())),
                         "{event:?}: taken-back `{i}` went to `{a}`, who does not serve `{q}`"
                     );
                 }

@@ -114,6 +114,26 @@ impl Engine {
         }
     }
 
+    /// Whether some free agent other than `except` could take an interaction of this channel,
+    /// class and skills from queue `q` now (the strategy's pick is one of them when any is).
+    pub(super) fn could_take_now(
+        &self,
+        q: QKey,
+        channel: Channel,
+        class: Class,
+        skills: SkillSetId,
+        except: Option<AKey>,
+    ) -> bool {
+        let queue = &self.queues[q as usize];
+        free_by_tier(&queue.free[channel.index()]).any(|(tier, mut set)| {
+            queue.class_allows(class, tier)
+                && set.any(|k| {
+                    Some(k.agent) != except
+                        && self.has_skills(&self.agents[k.agent as usize].skills, skills)
+                })
+        })
+    }
+
     /// Random: uniform among the skilled agents at `min_load` in the tiers `class` allows.
     ///
     /// In a random queue's pool (the free set's keys, by position) the agents of one tier at one

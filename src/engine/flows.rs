@@ -94,17 +94,23 @@ impl Engine {
 
     /// Whether a new entry into `q` would be refused as `queue_full`: the queue is at
     /// `max_waiting` and no agent could take the interaction at once.
+    ///
+    /// `handing_over`: the agent transferring or escalating it. That agent does not count: with
+    /// no wrap-up it is free in the same instant and takes the most urgent waiting work first,
+    /// which may not be this interaction (a more urgent exclusive call leaves it waiting, beyond
+    /// `max_waiting`). Any other agent that could take it now still can after the hand-over.
     pub(super) fn would_be_full(
-        &mut self,
+        &self,
         q: QKey,
         channel: Channel,
         class: Class,
         skills: SkillSetId,
+        handing_over: Option<AKey>,
     ) -> bool {
         let queue = &self.queues[q as usize];
         match queue.cfg().max_waiting {
             Some(max) if queue.waiting_count >= max => {
-                self.find_agent(q, channel, class, skills).is_none()
+                !self.could_take_now(q, channel, class, skills, handing_over)
             }
             _ => false,
         }

@@ -254,7 +254,7 @@ impl Engine {
                     ))
                 } else {
                     let class = Class::Step(self.entry_step(q));
-                    if self.would_be_full(q, channel, class, skills) {
+                    if self.would_be_full(q, channel, class, skills, None) {
                         Some((RejectReason::QueueFull, None))
                     } else {
                         None
@@ -496,7 +496,14 @@ impl Engine {
                 interaction: id.to_string(),
             });
         }
-        self.refuse_if_full(id, q2, channel, Class::Step(self.entry_step(q2)), skills)?;
+        self.refuse_if_full(
+            id,
+            q2,
+            channel,
+            Class::Step(self.entry_step(q2)),
+            skills,
+            ak,
+        )?;
         let now = self.now;
         let by = self.agents[ak as usize].id.clone();
         let from_queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
@@ -552,7 +559,7 @@ impl Engine {
                 interaction: id.to_string(),
             });
         }
-        self.refuse_if_full(id, q, channel, Class::MinTier(min_tier), skills)?;
+        self.refuse_if_full(id, q, channel, Class::MinTier(min_tier), skills, ak)?;
         let boost = self.queues[q as usize].cfg().escalation_priority_boost;
         let by = self.agents[ak as usize].id.clone();
         let queue = self.queues[q as usize].name.clone();
@@ -585,17 +592,19 @@ impl Engine {
         Ok(())
     }
 
-    /// A transfer or escalation into `q` is refused when `q` is at `max_waiting` and no agent
-    /// could take the interaction at once (an arrival there would be rejected `queue_full`).
+    /// A transfer or escalation into `q` by agent `by` is refused when `q` is at `max_waiting`
+    /// and no other agent could take the interaction at once (an arrival there would be
+    /// rejected `queue_full`).
     fn refuse_if_full(
-        &mut self,
+        &self,
         id: &str,
         q: QKey,
         channel: Channel,
         class: Class,
         skills: SkillSetId,
+        by: AKey,
     ) -> Result<(), EngineError> {
-        if self.would_be_full(q, channel, class, skills) {
+        if self.would_be_full(q, channel, class, skills, Some(by)) {
             let queue = &self.queues[q as usize];
             return Err(EngineError::QueueFull {
                 queue: queue.name.to_string(),
