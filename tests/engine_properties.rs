@@ -1307,9 +1307,20 @@ impl Run {
                 // The agent takes its work first. A login with other tiers may then leave a
                 // `skip_if_no_agents` step of a queue it served with nobody: what waits there
                 // moves on (`escalated`) and may be offered to anyone the next step admits.
+                // (A taken-back call that overflows may pass over a step with nobody in its new
+                // queue on the way: that is part of putting it back, not of the moving on.)
+                let taken_back: BTreeSet<String> =
+                    revocations(&ds).into_iter().map(|(i, _, _)| i).collect();
                 let moved_from = ds
                     .iter()
-                    .position(|d| matches!(d.kind, DecisionKind::Escalated { by: None, .. }))
+                    .position(|d| match &d.kind {
+                        DecisionKind::Escalated {
+                            interaction,
+                            by: None,
+                            ..
+                        } => !taken_back.contains(&**interaction),
+                        _ => false,
+                    })
                     .unwrap_or(ds.len());
                 let (own, moved) = ds.split_at(moved_from);
                 // A login with other tiers first takes back what rang the agent from a queue it
@@ -1372,7 +1383,9 @@ impl Run {
                     };
                     ensure!(
                         !(others_only && a == agent)
-                            && post.agent(a).is_some_and(|x| x.tiers.contains_key(q.as_str())),
+                            && post
+                                .agent(a)
+                                .is_some_and(|x| x.tiers.contains_key(q.as_str())),
                         "{event:?}: taken-back `{i}` went to `{a}`, who does not serve `{q}`"
                     );
                 }
