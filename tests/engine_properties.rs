@@ -1310,7 +1310,7 @@ impl Run {
                 // (A taken-back call that overflows may pass over a step with nobody in its new
                 // queue on the way: that is part of putting it back, not of the moving on.)
                 let taken_back: BTreeSet<String> =
-                    revocations(&ds).into_iter().map(|(i, _, _)| i).collect();
+                    revocations(ds).into_iter().map(|(i, _, _)| i).collect();
                 let moved_from = ds
                     .iter()
                     .position(|d| match &d.kind {
