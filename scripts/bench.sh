@@ -24,7 +24,10 @@ RUNS=${RUNS:-3}                      # medians are taken over this many runs
 DURATION=${DURATION:-10s}            # measured phase of the fixed-rate runs
 SEARCH_DURATION=${SEARCH_DURATION:-5s}  # measured phase of each step of the max-rate search
 RATE=${RATE:-10000}                  # the fixed rate of the side-by-side runs
-CONNECTIONS=${CONNECTIONS:-32}
+# Keep-alive connections, one request in flight each: a rate needs more than rate × latency of
+# them (Little's law). With sync = batch every answer waits ≈ 2.5 ms (the group-commit window
+# and its sync), so 32 connections cap any server at ≈ 12,800/s; 128 leave room to 50,000/s.
+CONNECTIONS=${CONNECTIONS:-128}
 AGENTS=${AGENTS:-5000}
 QUEUES=${QUEUES:-16}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
@@ -35,7 +38,7 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 PACE_QUANTUM=${PACE_QUANTUM:-0s}
 SUSTAIN_P99_MS=${SUSTAIN_P99_MS:-50} # a step is "sustained" if every event is answered, no 5xx, p99 under this
 SEARCH_RATES=${SEARCH_RATES:-"5000 10000 15000 20000 25000 30000 35000 40000 50000 60000 70000 80000 100000"}
-SYNC_MODES=${SYNC_MODES:-"batch none"}
+SYNC_MODES=${SYNC_MODES:-"batch none"}  # also batch:MS, batch with max_batch_delay_ms = MS (e.g. batch:0)
 # Optional CPU pinning (taskset lists, e.g. SERVER_CPUS=0 LOADGEN_CPUS=1) to keep the generator
 # and the server off each other's core; empty = no pinning.
 SERVER_CPUS=${SERVER_CPUS:-}
@@ -119,11 +122,13 @@ start_baseline() {  # [workers] (0 = tokio's default, one per CPU)
     wait_port "$BASE"
 }
 
-start_tierline() {  # sync mode [binary]
-    local dir="$WORKDIR/tierline-$1-$RANDOM" bin=${2:-$BIN}
+start_tierline() {  # sync mode, or batch:MS for another group-commit window [binary]
+    local dir="$WORKDIR/tierline-$1-$RANDOM" bin=${2:-$BIN} mode=${1%%:*} window=2
+    [[ $1 == *:* ]] && window=${1#*:}
     mkdir -p "$dir/data"
     TIERLINE_DATA=$dir/data
-    sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$1\"|" \
+    sed -e "s|^dir = .*|dir = \"$dir/data\"|" -e "s|^sync = .*|sync = \"$mode\"|" \
+        -e "s|^max_batch_delay_ms = .*|max_batch_delay_ms = $window|" \
         config/bench.toml >"$dir/bench.toml"
     start_server "$dir/daemon.log" "$SERVER_CPUS" "$bin" serve --config "$dir/bench.toml" \
         --listen "$API" --metrics-listen "$METRICS" --data "$dir/data"
