@@ -1624,6 +1624,12 @@ fn a_transfer_into_a_full_queue_does_not_count_the_agent_handing_it_over() {
             interaction: "e1".into(),
         }
     );
+    assert_eq!(err.code(), "queue_full");
+    assert!(
+        err.to_string()
+            .contains("no agent but the one handing interaction `e1` over is free to take it"),
+        "{err}"
+    );
     assert_eq!(d.snapshot(&["e1", "v1"]), before);
     assert_eq!(d.waiting("desk"), vec!["v1".to_string()]);
 }
