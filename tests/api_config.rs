@@ -215,6 +215,42 @@ async fn an_empty_config_body_is_refused_and_a_good_one_says_what_needs_a_restar
     let (status, answer) = put_config(&t, BASE).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["restart_needed"], json!([]), "{answer}");
+    assert_eq!(answer["notes"], json!([]), "{answer}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn validate_and_put_name_the_settings_that_would_have_no_effect() {
+    let t = start(BASE).await;
+    let noted = format!(
+        "[channels.voice]\ncapacity = 2\n{}",
+        BASE.replace(
+            "id = \"billing\"\n",
+            "id = \"billing\"\nclosed_target = \"sip:voicemail@pbx\"\n"
+        )
+    );
+    let expected = json!([
+        "channels.voice.capacity = 2 has no effect: voice is exclusive, so an agent holding one \
+         voice interaction is offered nothing else",
+        "queue `billing`: closed_target = \"sip:voicemail@pbx\" has no effect: the queue has no \
+         schedule, so it is never closed"
+    ]);
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .header("content-type", "application/toml")
+        .body(noted.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["notes"], expected, "{body}");
+    // Legal all the same: applied, and the answer says the same.
+    let (status, answer) = put_config(&t, &noted).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["notes"], expected, "{answer}");
+    assert_eq!(get_config(&t).await, noted);
     t.stop().await;
 }
 

@@ -37,6 +37,35 @@ fn the_shipped_config_passes_with_one_line_per_queue() {
 }
 
 #[test]
+fn settings_without_effect_pass_with_a_note_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("noted.toml");
+    std::fs::write(
+        &path,
+        "[channels.voice]\ncapacity = 2\n\n[[queue]]\nid = \"support\"\n\
+         closed_target = \"sip:voicemail@pbx\"\n\n[[agent]]\nid = \"a1\"\n\
+         address = \"sip:a1@pbx\"\ntiers = { support = 1 }\ncapacity = { voice = 3 }\n",
+    )
+    .expect("write config");
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(
+        notes,
+        [
+            "note: channels.voice.capacity = 2 has no effect: voice is exclusive, so an agent \
+             holding one voice interaction is offered nothing else",
+            "note: agent `a1`: capacity.voice = 3 has no effect: voice is exclusive, so the agent \
+             never holds a second one",
+            "note: queue `support`: closed_target = \"sip:voicemail@pbx\" has no effect: the \
+             queue has no schedule, so it is never closed",
+        ],
+        "{stdout}"
+    );
+    assert!(stdout.starts_with("support: "), "{stdout}");
+}
+
+#[test]
 fn a_broken_config_exits_2_with_every_error_on_stderr() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");

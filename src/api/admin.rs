@@ -61,6 +61,8 @@ pub struct ValidJson {
     pub queues: Vec<String>,
     pub agents: usize,
     pub rules: usize,
+    /// Settings that would have no effect (always present).
+    pub notes: Vec<String>,
 }
 
 /// `POST /v1/config/validate`: everything `PUT /v1/config` would refuse the body for (its
@@ -81,6 +83,7 @@ pub async fn validate_config(
         queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
         agents: loaded.routing.agents.len(),
         rules: loaded.routing.rules.len(),
+        notes: crate::config::summary::notes(&loaded.routing),
     }))
 }
 
@@ -91,6 +94,8 @@ pub struct AppliedJson {
     pub decisions: Vec<Decision>,
     /// Daemon settings that changed but need a restart to take effect (always present).
     pub restart_needed: Vec<String>,
+    /// Settings of the applied config that have no effect (always present).
+    pub notes: Vec<String>,
 }
 
 /// `PUT /v1/config`: replace the routing config live.
@@ -105,6 +110,7 @@ pub async fn put_config(
             applied: true,
             decisions: report.decisions,
             restart_needed: report.restart_needed,
+            notes: report.notes,
         })),
         Err(e) => Err(reload_error(e)),
     }

@@ -9,9 +9,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::routing::{AgentConfig, Millis, Overflow, QueueConfig, RoutingConfig, Step, Tier};
+use super::routing::{
+    AgentConfig, Channel, Millis, Overflow, QueueConfig, RoutingConfig, Step, Tier,
+};
 
-/// One line per queue, in config order, each ending in a newline.
+/// One line per queue, in config order, each ending in a newline; then a `note:` line for each
+/// setting that has no effect (`notes`).
 pub fn render(config: &RoutingConfig) -> String {
     let mut out = String::new();
     if config.queues.is_empty() {
@@ -21,7 +24,50 @@ pub fn render(config: &RoutingConfig) -> String {
         out.push_str(&queue_line(q, &config.agents));
         out.push('\n');
     }
+    for note in notes(config) {
+        let _ = writeln!(out, "note: {note}");
+    }
     out
+}
+
+/// Settings a valid config holds that can have no effect, each named by where it is set:
+/// a capacity above 1 on an exclusive channel (an agent holding one exclusive interaction is
+/// offered nothing else, so it never holds a second), and a `closed_target` on a queue without
+/// a schedule (never closed). Legal, so configs that hold them still start; `check-config`
+/// prints them, the daemon logs them, and the config endpoints return them.
+pub fn notes(config: &RoutingConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    for channel in Channel::ALL {
+        let settings = &config.channels[channel.index()];
+        if settings.exclusive && settings.capacity > 1 {
+            notes.push(format!(
+                "channels.{channel}.capacity = {} has no effect: {channel} is exclusive, so an \
+                 agent holding one {channel} interaction is offered nothing else",
+                settings.capacity
+            ));
+        }
+    }
+    for a in &config.agents {
+        for (channel, capacity) in &a.capacity {
+            if config.channels[channel.index()].exclusive && *capacity > 1 {
+                notes.push(format!(
+                    "agent `{}`: capacity.{channel} = {capacity} has no effect: {channel} is \
+                     exclusive, so the agent never holds a second one",
+                    a.id
+                ));
+            }
+        }
+    }
+    for q in &config.queues {
+        if let (Some(target), None) = (&q.closed_target, &q.schedule) {
+            notes.push(format!(
+                "queue `{}`: closed_target = \"{target}\" has no effect: the queue has no \
+                 schedule, so it is never closed",
+                q.id
+            ));
+        }
+    }
+    notes
 }
 
 /// `support: channels=voice,chat strategy=longest-idle steps=0s:[1] 30s:[1,2] agents=L1=3 L2=2`,
@@ -108,7 +154,6 @@ fn seconds(ms: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::routing::Channel;
 
     fn step(after_ms: Millis, tiers: &[Tier], boost: i32) -> Step {
         Step::new(after_ms, tiers).boosted(boost)
@@ -154,5 +199,57 @@ mod tests {
              agents=L1=2 L2=1 max_wait=600s→sip:voicemail@pbx"
         );
         assert_eq!(agents_per_tier("sales", &roster), "none");
+    }
+
+    #[test]
+    fn settings_that_cannot_take_effect_are_noted_by_where_they_are_set() {
+        let mut config = RoutingConfig::empty();
+        assert_eq!(notes(&config), Vec::<String>::new(), "the defaults");
+        config.channels[Channel::Voice.index()].capacity = 2;
+        config.channels[Channel::Chat.index()].capacity = 4; // not exclusive: in effect
+        let mut a1 = agent("a1", 1);
+        a1.capacity.insert(Channel::Voice, 3);
+        a1.capacity.insert(Channel::Email, 9);
+        let mut a2 = agent("a2", 1);
+        a2.capacity.insert(Channel::Voice, 1); // 1 is what exclusive means anyway
+        config.agents = vec![a1, a2];
+        let mut night = QueueConfig::with_defaults("night");
+        night.closed_target = Some("sip:voicemail@pbx".into());
+        let mut day = QueueConfig::with_defaults("day");
+        day.closed_target = Some("sip:voicemail@pbx".into());
+        day.schedule = Some(crate::config::routing::Schedule {
+            tz: chrono_tz::Europe::Berlin,
+            open: std::array::from_fn(|_| vec![(0, 24 * 60)]),
+        });
+        config.queues = vec![night.clone(), day];
+        assert_eq!(
+            notes(&config),
+            vec![
+                "channels.voice.capacity = 2 has no effect: voice is exclusive, so an agent \
+                 holding one voice interaction is offered nothing else"
+                    .to_string(),
+                "agent `a1`: capacity.voice = 3 has no effect: voice is exclusive, so the agent \
+                 never holds a second one"
+                    .to_string(),
+                "queue `night`: closed_target = \"sip:voicemail@pbx\" has no effect: the queue \
+                 has no schedule, so it is never closed"
+                    .to_string(),
+            ]
+        );
+        // A chat made exclusive: its capacity above 1 is now the one without effect.
+        config.channels[Channel::Voice.index()].capacity = 1;
+        config.channels[Channel::Chat.index()].exclusive = true;
+        config.agents.clear();
+        config.queues = vec![night];
+        let rendered = render(&config);
+        assert!(
+            rendered.ends_with(
+                "note: channels.chat.capacity = 4 has no effect: chat is exclusive, so an agent \
+                 holding one chat interaction is offered nothing else\n\
+                 note: queue `night`: closed_target = \"sip:voicemail@pbx\" has no effect: the \
+                 queue has no schedule, so it is never closed\n"
+            ),
+            "{rendered}"
+        );
     }
 }

@@ -237,6 +237,7 @@ impl Daemon {
             || "<startup config>".to_string(),
             |p| p.display().to_string(),
         );
+        reload::log_notes(&config.routing, &startup_origin);
         let (core, sink, startup_reconfigure) = match journal_dir {
             None => (
                 Core::with_decision_log(config, now, decision_log),

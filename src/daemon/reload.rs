@@ -63,6 +63,8 @@ pub struct ReloadReport {
     pub restart_needed: Vec<String>,
     /// Whether a secret read again differs from the one it replaced (a rotation).
     pub secrets_changed: bool,
+    /// Settings of the applied config that have no effect (`config::summary::notes`).
+    pub notes: Vec<String>,
 }
 
 /// Every secret read again by a reload, not yet in force.
@@ -444,13 +446,25 @@ impl Reloader {
             decisions = decisions.len(),
             "routing config applied"
         );
+        let notes = log_notes(&loaded.routing, origin);
         Ok(ReloadReport {
             applied: true,
             decisions,
             restart_needed,
             secrets_changed,
+            notes,
         })
     }
+}
+
+/// Log each setting of `routing` that has no effect (a warning: legal, but likely a mistake)
+/// and return them.
+pub fn log_notes(routing: &config::RoutingConfig, origin: &str) -> Vec<String> {
+    let notes = config::summary::notes(routing);
+    for note in &notes {
+        tracing::warn!(origin, "{note}");
+    }
+    notes
 }
 
 /// Daemon settings read only at start that differ between `old` and `new`.
