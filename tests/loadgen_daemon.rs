@@ -34,6 +34,7 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
     let ok = report.statuses.get("200").copied().unwrap_or(0);
     assert!(ok * 100 >= report.answered * 95, "{:?}", report.statuses);
     assert!(report.results.get("applied").copied().unwrap_or(0) > 0);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
     daemon.stop().await.unwrap();
 }
@@ -120,5 +121,46 @@ async fn a_refused_login_at_setup_is_named_with_its_error() {
         "{err}"
     );
     assert!(!err.contains(r#""status":"applied""#), "{err}");
+    daemon.stop().await.unwrap();
+}
+
+/// A `--server-pid` or `--metrics-url` that gives nothing is said, not left as a silent null:
+/// each on stderr at once and in the report's `warnings`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_that_cannot_be_read_are_warned_about_not_left_null_in_silence() {
+    let daemon = bench_daemon().await;
+    let addr = daemon.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, out) = (
+        format!("http://{addr}"),
+        dir.path()
+            .join("result.json")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    // Nothing listens on port 1; pid 4294967295 cannot exist (pid_max is at most 2^22).
+    #[rustfmt::skip]
+    let flags = [
+        "--url", &url, "--mode", "tierline", "--rate", "100", "--duration", "1s",
+        "--agents", "20", "--queues", "4", "--out", &out, "--timeout", "30s",
+        "--server-pid", "4294967295", "--metrics-url", "http://127.0.0.1:1/metrics",
+    ];
+    let report = run(&LoadgenArgs::from_flags(flags).unwrap()).await.unwrap();
+    assert_eq!(report.server_cpu_s, None);
+    assert!(report.timer_lateness.is_none());
+    assert_eq!(
+        report.warnings,
+        [
+            "--metrics-url http://127.0.0.1:1/metrics: no 200 answer before the run; the timer \
+             lateness will cover the daemon's whole life, not the run",
+            "--server-pid 4294967295: cannot read /proc/4294967295/stat (no such process, or \
+             not Linux); server_cpu_s will be null",
+            "--metrics-url http://127.0.0.1:1/metrics: no 200 answer after the run; \
+             timer_lateness is null",
+        ]
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(written["warnings"].as_array().map(Vec::len), Some(3));
     daemon.stop().await.unwrap();
 }

@@ -501,11 +501,27 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
 
     // The lateness histogram as it stands before the run, so that the report covers the
     // timers fired during the run only.
+    let mut warnings = Warnings::default();
     let metrics_before = match &args.metrics_url {
-        Some(url) => fetch_metrics(url).await,
+        Some(url) => {
+            let page = fetch_metrics(url).await;
+            if page.is_none() {
+                warnings.add(format!(
+                    "--metrics-url {url}: no 200 answer before the run; the timer lateness \
+                     will cover the daemon's whole life, not the run"
+                ));
+            }
+            page
+        }
         None => None,
     };
     let server_before = args.server_pid.and_then(server_cpu_s);
+    if let (Some(pid), None) = (args.server_pid, server_before) {
+        warnings.add(format!(
+            "--server-pid {pid}: cannot read /proc/{pid}/stat (no such process, or not Linux); \
+             server_cpu_s will be null"
+        ));
+    }
     let cpu_before = process_cpu_s();
     // The clock's zero is set a little ahead, so the slot channel, the sender tasks, the pacer
     // thread and the feed are all running before the first slot is due (made after it, they
@@ -570,15 +586,39 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
     };
-    let server_cpu_s = match (server_before, args.server_pid.and_then(server_cpu_s)) {
-        (Some(before), Some(after)) => Some(after - before),
+    let server_cpu_s = match (args.server_pid, server_before) {
+        (Some(pid), Some(before)) => match server_cpu_s(pid) {
+            Some(after) => Some(after - before),
+            None => {
+                warnings.add(format!(
+                    "--server-pid {pid}: the process was gone by the end of the run; \
+                     server_cpu_s is null"
+                ));
+                None
+            }
+        },
         _ => None,
     };
 
     let timer_lateness = match &args.metrics_url {
-        Some(url) => fetch_metrics(url)
-            .await
-            .and_then(|after| scrape::timer_lateness_between(metrics_before.as_deref(), &after)),
+        Some(url) => match fetch_metrics(url).await {
+            None => {
+                warnings.add(format!(
+                    "--metrics-url {url}: no 200 answer after the run; timer_lateness is null"
+                ));
+                None
+            }
+            Some(after) => {
+                let lateness = scrape::timer_lateness_between(metrics_before.as_deref(), &after);
+                if lateness.is_none() {
+                    warnings.add(format!(
+                        "--metrics-url {url}: the page has no tierline_timer_lateness_seconds \
+                         histogram; timer_lateness is null"
+                    ));
+                }
+                lateness
+            }
+        },
         None => None,
     };
     let (results, decisions_seen) = match run.workload.lock() {
@@ -598,6 +638,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         timer_lateness,
         generator_cpu_s,
         server_cpu_s,
+        warnings: warnings.0,
     };
     let settings = RunSettings {
         mode: args.mode.as_str(),
@@ -626,6 +667,17 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
             })?;
     }
     Ok(report)
+}
+
+/// What a run could not measure as asked: printed on stderr at once, and kept for the report.
+#[derive(Default)]
+struct Warnings(Vec<String>);
+
+impl Warnings {
+    fn add(&mut self, warning: String) {
+        eprintln!("loadgen: warning: {warning}");
+        self.0.push(warning);
+    }
 }
 
 /// CPU seconds (user + system) this process has used so far, all threads.

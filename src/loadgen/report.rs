@@ -360,6 +360,9 @@ pub struct Report {
     pub server_cpu_s: Option<f64>,
     /// `server_cpu_s` per answered event, in microseconds.
     pub server_cpu_us_per_event: Option<f64>,
+    /// Why a figure asked for (`--server-pid`, `--metrics-url`) is null or not of the run alone;
+    /// also printed on stderr as they happen.
+    pub warnings: Vec<String>,
     /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
     pub sustained: bool,
     /// The `SLOWEST_SLICES` 100 ms slices of intended send time with the slowest answer, in
@@ -411,6 +414,7 @@ pub struct RunTotals {
     pub generator_cpu_s: Option<f64>,
     /// The server's CPU seconds during the measured phase (`None` without `--server-pid`).
     pub server_cpu_s: Option<f64>,
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -485,6 +489,7 @@ impl Report {
                 .server_cpu_s
                 .filter(|_| answered > 0)
                 .map(|s| (s * 1e6 / answered as f64 * 10.0).round() / 10.0),
+            warnings: totals.warnings,
             sustained,
             slowest_100ms: slowest(&recorder.timeline, SLOWEST_SLICES),
         }
@@ -739,6 +744,7 @@ mod tests {
             scheduled: 100,
             setup_events: 2000,
             server_cpu_s: Some(0.0031),
+            warnings: Vec::new(),
             ..RunTotals::default()
         };
         let report = Report::build(settings(), &r, totals, Duration::from_secs(1));
