@@ -164,10 +164,36 @@ fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>)
         .map_err(|e| TlsError::Config {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
-            message: e.to_string(),
+            message: explain(&e),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), validity))
+}
+
+/// What rustls refused a certificate and key for, in words (its own text for the common cases
+/// is a debug rendering such as `Other(OtherError(UnsupportedCertVersion))`).
+fn explain(e: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error, InconsistentKeys};
+    match e {
+        Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            "the private key does not belong to the certificate (the first certificate of the \
+             file must be the server's own, and the key its key)"
+                .into()
+        }
+        Error::InvalidCertificate(CertificateError::Other(other)) => {
+            match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::UnsupportedCertVersion) => {
+                    "the certificate is X.509 version 1 (or 2); only version 3 is supported: \
+                     reissue it as v3, e.g. `openssl req -x509 … -addext \
+                     \"subjectAltName=DNS:your.host\"`"
+                        .into()
+                }
+                Some(w) => format!("the certificate cannot be used: {w:?}"),
+                None => e.to_string(),
+            }
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// The acceptor in force, swapped on reload. New connections use the new certificate; open
@@ -376,6 +402,59 @@ mod tests {
             not_before: from,
             not_after: to,
         }
+    }
+
+    /// An X.509 v1 certificate and its key (`openssl x509 -req -signkey`, no extensions), valid
+    /// to 2126.
+    const V1_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBIzCBywIUZrAvqOWe4mqZBgwbVGkypjkPrYEwCgYIKoZIzj0EAwIwFDESMBAG
+A1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNzA2NTMzOVoYDzIxMjYxMTEzMDY1MzM5
+WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
+AATPNHManDJ5GcT8zR4VWG4P5tA7+5604CkxTlY2x82R7MboawiIcqgVTR5rrWUI
+zZ0S8lG3DsgqxqOEFVMSIOBLMAoGCCqGSM49BAMCA0cAMEQCIEKTKqlQEW5K8gzB
+N0i77q82p/gWUG+M1qctJx2kpTkoAiBQXDoVzg5CCZ3pDCAAfJEc2Z6eNZvfXvuh
+bCjrupjZxA==
+-----END CERTIFICATE-----
+";
+    const V1_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg8W4n9R2xI4BiZ1BQ
+cV2lA89avhQpCWObwJSw3RzoX3GhRANCAATPNHManDJ5GcT8zR4VWG4P5tA7+560
+4CkxTlY2x82R7MboawiIcqgVTR5rrWUIzZ0S8lG3DsgqxqOEFVMSIOBL
+-----END PRIVATE KEY-----
+";
+
+    fn refusal(cert: &str, key: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        match load_server_config(&c, &k) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_refused_certificate_says_why_in_words() {
+        let e = refusal(V1_CERT, V1_KEY);
+        assert!(
+            e.contains("do not form a usable server config: the certificate is X.509 version 1"),
+            "{e}"
+        );
+        assert!(!e.contains("OtherError"), "{e}");
+        let a = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let e = refusal(&a.cert.pem(), &b.key_pair.serialize_pem());
+        assert!(
+            e.contains("the private key does not belong to the certificate"),
+            "{e}"
+        );
+        // A matching pair loads.
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&c, a.cert.pem()).unwrap();
+        std::fs::write(&k, a.key_pair.serialize_pem()).unwrap();
+        assert!(load_server_config(&c, &k).is_ok());
     }
 
     #[test]
