@@ -108,20 +108,6 @@ fn agents_that_could_never_work_as_written_are_refused() {
         "{}",
         e[0]
     );
-    // A shift that starts when the arrivals have ended never takes part.
-    let e = errors(format!(
-        "duration_s = 3600\n{stream}[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n\
-         shifts = [ {{ login_s = 0, logout_s = 1000 }}, {{ login_s = 3600, logout_s = 4000 }} ]\n"
-    ));
-    assert_eq!(e.len(), 1, "{e:#?}");
-    assert_eq!(e[0].field, "agents[0].shifts[1].login_s");
-    assert!(
-        e[0].message.contains(
-            "the shift starts at 3600 s, when the run's arrivals have ended (duration_s = 3600 s)"
-        ),
-        "{}",
-        e[0]
-    );
     // Within a shift, or with no shifts (logged in all along): fine.
     for extra in [
         "shifts = [ { login_s = 0, logout_s = 1000 } ]\nbreaks = [ { at_s = 800, duration_s = 200 } ]\n",

@@ -456,11 +456,7 @@ fn resolve(
                 behaviours.len() - 1
             }
         };
-        let before = agents.len();
         resolve_agents(&mut p, &field, g, spec, behaviour, config, &mut agents);
-        if let Some(added) = agents.get(before) {
-            late_shifts(&mut p, &field, &added.shifts, duration_ms);
-        }
         if agents.len() > MAX_AGENTS {
             p.add(
                 &field,
@@ -679,29 +675,6 @@ fn resolve_stream(
         patience,
         priority: a.priority,
         skills: a.skills.clone(),
-    }
-}
-
-/// A group's shift that starts when the run's arrivals have ended takes no part in the run.
-fn late_shifts(
-    p: &mut Problems<'_>,
-    field: &str,
-    shifts: &[(Millis, Option<Millis>)],
-    duration_ms: Millis,
-) {
-    for (i, &(login, logout)) in shifts.iter().enumerate() {
-        // A shift whose logout is not after its login is reported as that.
-        if duration_ms > 0 && login >= duration_ms && logout.is_none_or(|out| out > login) {
-            p.add(
-                format!("{field}.shifts[{i}].login_s"),
-                format!(
-                    "the shift starts at {} s, when the run's arrivals have ended (duration_s = \
-                     {} s): it would take no part in the run",
-                    login as f64 / 1000.0,
-                    duration_ms as f64 / 1000.0
-                ),
-            );
-        }
     }
 }
 
