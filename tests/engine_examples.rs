@@ -1627,7 +1627,7 @@ fn a_transfer_into_a_full_queue_does_not_count_the_agent_handing_it_over() {
     assert_eq!(err.code(), "queue_full");
     assert!(
         err.to_string()
-            .contains("no agent but the one handing interaction `e1` over is free to take it"),
+            .contains("no agent other than the one handing interaction `e1` over is free"),
         "{err}"
     );
     assert_eq!(d.snapshot(&["e1", "v1"]), before);
@@ -1649,6 +1649,37 @@ fn a_transfer_into_a_full_queue_goes_through_when_another_agent_can_take_it() {
         vec![("v1".into(), "a1".into()), ("e1".into(), "b1".into())]
     );
     assert!(d.waiting("desk").is_empty());
+}
+
+#[test]
+fn a_transfer_into_a_full_queue_counts_the_agent_handing_it_over_when_it_goes_to_wrap_up() {
+    // `front` has a wrap-up: a1 keeps that slot and its spare chat room, so the chat it hands
+    // to the full `desk` is offered back to it at once, not refused.
+    let mut front = with_channels(queue("front", vec![step(0, &[1])]), &[Channel::Chat]);
+    front.wrap_up_ms = secs(30);
+    let mut desk = with_channels(
+        queue("desk", vec![step(0, &[1])]),
+        &[Channel::Voice, Channel::Chat],
+    );
+    desk.max_waiting = Some(1);
+    let mut d = Driver::new(config(
+        vec![front, desk],
+        vec![agent("a1", &[("front", 1), ("desk", 1)])],
+    ));
+    d.at(0, login("a1"));
+    d.at(
+        0,
+        Arrival::new("c1")
+            .channel(Channel::Chat)
+            .queue("front")
+            .event(),
+    );
+    d.at(secs(1), accept("c1", "a1"));
+    let ds = d.at(secs(2), call("v1", "desk"));
+    assert_eq!(kinds(&ds), vec!["queued"], "a1 holds a chat: no voice call");
+    let ds = d.at(secs(3), transfer("c1", "desk"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a1".into())]);
+    assert_eq!(d.waiting("desk"), vec!["v1".to_string()]);
 }
 
 #[test]

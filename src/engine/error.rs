@@ -63,8 +63,9 @@ pub enum EngineError {
         message: String,
     },
     #[error(
-        "queue `{queue}` is full ({max_waiting} waiting) and no agent but the one handing \
-         interaction `{interaction}` over is free to take it: it may not enter the queue now"
+        "queue `{queue}` is full ({max_waiting} waiting) and no agent other than the one \
+         handing interaction `{interaction}` over is free to take it: it may not enter the queue \
+         now"
     )]
     QueueFull {
         queue: String,

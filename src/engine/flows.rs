@@ -95,10 +95,11 @@ impl Engine {
     /// Whether a new entry into `q` would be refused as `queue_full`: the queue is at
     /// `max_waiting` and no agent could take the interaction at once.
     ///
-    /// `handing_over`: the agent transferring or escalating it. That agent does not count: with
-    /// no wrap-up it is free in the same instant and takes the most urgent waiting work first,
-    /// which may not be this interaction (a more urgent exclusive call leaves it waiting, beyond
-    /// `max_waiting`). Any other agent that could take it now still can after the hand-over.
+    /// `handing_over`: the agent transferring or escalating it when the hand-over frees it at
+    /// once (no wrap-up). That agent does not count: free in the same instant, it takes the most
+    /// urgent waiting work first, which may not be this interaction (a more urgent exclusive
+    /// call leaves it waiting, beyond `max_waiting`). Any other agent that could take it now
+    /// still can after the hand-over. (An agent going to wrap-up keeps what it could take.)
     pub(super) fn would_be_full(
         &self,
         q: QKey,
@@ -577,6 +578,16 @@ impl Engine {
 
     /// Start wrap-up on a connected slot (or free it at once when the queue's wrap-up is 0).
     /// Returns whether the slot was freed.
+    /// Whether ending slot `slot_id` of `ak` frees it at once: the slot's queue has no wrap-up
+    /// (what `start_wrap_up` returns).
+    pub(super) fn frees_at_once(&self, ak: AKey, slot_id: u64) -> bool {
+        self.agents[ak as usize]
+            .slots
+            .iter()
+            .find(|s| s.id == slot_id)
+            .is_some_and(|s| self.queues[s.queue as usize].wrap_up_ms == 0)
+    }
+
     pub(super) fn start_wrap_up(&mut self, ak: AKey, slot_id: u64, keep_interaction: bool) -> bool {
         let now = self.now;
         let Some(pos) = self.agents[ak as usize]

@@ -501,8 +501,8 @@ impl Engine {
             q2,
             channel,
             Class::Step(self.entry_step(q2)),
+            (ak, slot_id),
             skills,
-            ak,
         )?;
         let now = self.now;
         let by = self.agents[ak as usize].id.clone();
@@ -559,7 +559,14 @@ impl Engine {
                 interaction: id.to_string(),
             });
         }
-        self.refuse_if_full(id, q, channel, Class::MinTier(min_tier), skills, ak)?;
+        self.refuse_if_full(
+            id,
+            q,
+            channel,
+            Class::MinTier(min_tier),
+            (ak, slot_id),
+            skills,
+        )?;
         let boost = self.queues[q as usize].cfg().escalation_priority_boost;
         let by = self.agents[ak as usize].id.clone();
         let queue = self.queues[q as usize].name.clone();
@@ -592,19 +599,21 @@ impl Engine {
         Ok(())
     }
 
-    /// A transfer or escalation into `q` by agent `by` is refused when `q` is at `max_waiting`
-    /// and no other agent could take the interaction at once (an arrival there would be
-    /// rejected `queue_full`).
+    /// A transfer or escalation into `q` by agent `by` from its slot `slot` is refused when `q`
+    /// is at `max_waiting` and no agent could take the interaction at once (an arrival there
+    /// would be rejected `queue_full`). An agent freed at once by the hand-over (no wrap-up)
+    /// does not count: it takes the most urgent waiting work first, which may be another call.
     fn refuse_if_full(
         &self,
         id: &str,
         q: QKey,
         channel: Channel,
         class: Class,
+        (by, slot): (AKey, u64),
         skills: SkillSetId,
-        by: AKey,
     ) -> Result<(), EngineError> {
-        if self.would_be_full(q, channel, class, skills, Some(by)) {
+        let handing_over = self.frees_at_once(by, slot).then_some(by);
+        if self.would_be_full(q, channel, class, skills, handing_over) {
             let queue = &self.queues[q as usize];
             return Err(EngineError::QueueFull {
                 queue: queue.name.to_string(),
