@@ -360,8 +360,9 @@ pub struct Report {
     pub server_cpu_s: Option<f64>,
     /// `server_cpu_s` per answered event, in microseconds.
     pub server_cpu_us_per_event: Option<f64>,
-    /// Why a figure asked for (`--server-pid`, `--metrics-url`) is null or not of the run alone;
-    /// also printed on stderr as they happen.
+    /// Why a figure asked for (`--server-pid`, `--metrics-url`) is null, or why the lateness
+    /// may cover the daemon's whole life (no page before the run); also printed on stderr as
+    /// they happen. `timer_lateness.scope` says which the lateness covers in every case.
     pub warnings: Vec<String>,
     /// Every slot answered without a 5xx or failure, and p99 under `sustained_p99_ms`.
     pub sustained: bool,
