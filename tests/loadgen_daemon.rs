@@ -39,12 +39,17 @@ async fn the_generator_drives_whole_lifecycles_through_the_daemon() {
     daemon.stop().await.unwrap();
 }
 
-/// A small tierline-mode run against `addr` (config/bench.toml's queues), its report in `dir`.
-fn args(addr: std::net::SocketAddr, dir: &Path) -> LoadgenArgs {
-    let (url, out) = (
+/// The daemon's URL and the report's path in `dir`, as flags take them.
+fn url_and_out(addr: std::net::SocketAddr, dir: &Path) -> (String, String) {
+    (
         format!("http://{addr}"),
         dir.join("result.json").to_string_lossy().into_owned(),
-    );
+    )
+}
+
+/// A small tierline-mode run against `addr` (config/bench.toml's queues), its report in `dir`.
+fn args(addr: std::net::SocketAddr, dir: &Path) -> LoadgenArgs {
+    let (url, out) = url_and_out(addr, dir);
     #[rustfmt::skip]
     let flags = [
         "--url", &url, "--mode", "tierline", "--rate", "1000", "--duration", "2s",
@@ -98,13 +103,7 @@ async fn a_refused_login_at_setup_is_named_with_its_error() {
     let daemon = bench_daemon().await;
     let addr = daemon.addr();
     let dir = tempfile::tempdir().unwrap();
-    let (url, out) = (
-        format!("http://{addr}"),
-        dir.path()
-            .join("result.json")
-            .to_string_lossy()
-            .into_owned(),
-    );
+    let (url, out) = url_and_out(addr, dir.path());
     #[rustfmt::skip]
     let flags = [
         "--url", &url, "--mode", "tierline", "--rate", "100", "--duration", "1s",
@@ -131,13 +130,7 @@ async fn figures_that_cannot_be_read_are_warned_about_not_left_null_in_silence()
     let daemon = bench_daemon().await;
     let addr = daemon.addr();
     let dir = tempfile::tempdir().unwrap();
-    let (url, out) = (
-        format!("http://{addr}"),
-        dir.path()
-            .join("result.json")
-            .to_string_lossy()
-            .into_owned(),
-    );
+    let (url, out) = url_and_out(addr, dir.path());
     // Nothing listens on port 1; pid 4294967295 cannot exist (pid_max is at most 2^22).
     #[rustfmt::skip]
     let flags = [

@@ -423,12 +423,17 @@ cV2lA89avhQpCWObwJSw3RzoX3GhRANCAATPNHManDJ5GcT8zR4VWG4P5tA7+560
 -----END PRIVATE KEY-----
 ";
 
-    fn refusal(cert: &str, key: &str) -> String {
+    /// `load_server_config` on these PEM texts, written to files.
+    fn load_pem(cert: &str, key: &str) -> Result<Arc<ServerConfig>, TlsError> {
         let dir = tempfile::tempdir().unwrap();
         let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&c, cert).unwrap();
         std::fs::write(&k, key).unwrap();
-        match load_server_config(&c, &k) {
+        load_server_config(&c, &k)
+    }
+
+    fn refusal(cert: &str, key: &str) -> String {
+        match load_pem(cert, key) {
             Ok(_) => panic!("accepted"),
             Err(e) => e.to_string(),
         }
@@ -450,11 +455,7 @@ cV2lA89avhQpCWObwJSw3RzoX3GhRANCAATPNHManDJ5GcT8zR4VWG4P5tA7+560
             "{e}"
         );
         // A matching pair loads.
-        let dir = tempfile::tempdir().unwrap();
-        let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&c, a.cert.pem()).unwrap();
-        std::fs::write(&k, a.key_pair.serialize_pem()).unwrap();
-        assert!(load_server_config(&c, &k).is_ok());
+        assert!(load_pem(&a.cert.pem(), &a.key_pair.serialize_pem()).is_ok());
     }
 
     #[test]

@@ -217,10 +217,11 @@ impl Reloader {
     }
 
     /// Read every secret again, off the runtime's worker threads (files), without changing
-    /// anything: the auth keys `auth` names and each running subscriber's. `planned` are the `[[subscriber]]` entries of a config about to be
-    /// applied: their secrets are read too, and discarded (the running subscribers keep the
-    /// sources they started with until a restart), so that a change naming one that cannot be
-    /// read is refused now instead of stopping the next start.
+    /// anything: the auth keys `auth` names and each running subscriber's. `planned` are the
+    /// `[[subscriber]]` entries of a config about to be applied: their secrets are read too,
+    /// and discarded (the running subscribers keep the sources they started with until a
+    /// restart), so that a change naming one that cannot be read is refused now instead of
+    /// stopping the next start.
     async fn read_secrets(
         &self,
         auth: AuthConfig,

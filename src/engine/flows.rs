@@ -576,8 +576,6 @@ impl Engine {
         Some(slot)
     }
 
-    /// Start wrap-up on a connected slot (or free it at once when the queue's wrap-up is 0).
-    /// Returns whether the slot was freed.
     /// Whether ending slot `slot_id` of `ak` frees it at once: the slot's queue has no wrap-up
     /// (what `start_wrap_up` returns).
     pub(super) fn frees_at_once(&self, ak: AKey, slot_id: u64) -> bool {
@@ -588,6 +586,8 @@ impl Engine {
             .is_some_and(|s| self.queues[s.queue as usize].wrap_up_ms == 0)
     }
 
+    /// Start wrap-up on a connected slot (or free it at once when the queue's wrap-up is 0).
+    /// Returns whether the slot was freed.
     pub(super) fn start_wrap_up(&mut self, ak: AKey, slot_id: u64, keep_interaction: bool) -> bool {
         let now = self.now;
         let Some(pos) = self.agents[ak as usize]
