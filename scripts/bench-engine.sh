@@ -76,6 +76,9 @@ if [[ "${1:-}" == "misses" ]]; then
   [[ "$op" == ladder* ]] && collect='*time_advance*'
   l3=$(lscpu -B | awk -F: '/^L3 cache/ {print $2 + 0}')
   l3=${l3:-33554432}
+  # valgrind wants a power-of-two number of sets: round the size down to one (a 260 MiB L3
+  # becomes 256 MiB). LL_BYTES overrides it, e.g. LL_BYTES=4194304 to model a 4 MiB L2.
+  l3=${LL_BYTES:-$(python3 -c "import sys; n=int(sys.argv[1]); print(1 << (n.bit_length() - 1))" "$l3")}
   printf '%-24s %8s %12s %14s %14s\n' operation size timed_ops "instr/op" "LL misses/op"
   sizes=${SIZES:-1000,500000}
   for n in ${sizes//,/ }; do
