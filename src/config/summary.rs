@@ -30,11 +30,16 @@ pub fn render(config: &RoutingConfig) -> String {
     out
 }
 
+/// Agents named one by one in the notes about one channel's capacity overrides; beyond this many,
+/// one note counts them and names the first few.
+pub const AGENT_NOTES_LISTED: usize = 5;
+
 /// Settings a valid config holds that can have no effect, each named by where it is set:
 /// a capacity above 1 on an exclusive channel (an agent holding one exclusive interaction is
 /// offered nothing else, so it never holds a second), and a `closed_target` on a queue without
 /// a schedule (never closed). Legal, so configs that hold them still start; `check-config`
-/// prints them, the daemon logs them, and the config endpoints return them.
+/// prints them, the daemon logs them, and the config endpoints return them. Agents' overrides
+/// are named one by one up to `AGENT_NOTES_LISTED` per channel, and counted in one note beyond.
 pub fn notes(config: &RoutingConfig) -> Vec<String> {
     let mut notes = Vec::new();
     for channel in Channel::ALL {
@@ -47,15 +52,37 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
             ));
         }
     }
-    for a in &config.agents {
-        for (channel, capacity) in &a.capacity {
-            if config.channels[channel.index()].exclusive && *capacity > 1 {
+    for channel in Channel::ALL {
+        if !config.channels[channel.index()].exclusive {
+            continue;
+        }
+        let overrides: Vec<(&str, u32)> = config
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.id.as_str(), *a.capacity.get(&channel)?)))
+            .filter(|&(_, capacity)| capacity > 1)
+            .collect();
+        if overrides.len() <= AGENT_NOTES_LISTED {
+            for (id, capacity) in overrides {
                 notes.push(format!(
-                    "agent `{}`: capacity.{channel} = {capacity} has no effect: {channel} is \
-                     exclusive, so the agent never holds a second one",
-                    a.id
+                    "agent `{id}`: capacity.{channel} = {capacity} has no effect: {channel} is \
+                     exclusive, so the agent never holds a second one"
                 ));
             }
+        } else {
+            // One note for the lot: a roster of thousands would otherwise print (and log at
+            // every reload) a line per agent.
+            let named: Vec<String> = overrides[..AGENT_NOTES_LISTED]
+                .iter()
+                .map(|(id, capacity)| format!("`{id}` ({capacity})"))
+                .collect();
+            notes.push(format!(
+                "{} agents: capacity.{channel} above 1 has no effect: {channel} is exclusive, \
+                 so an agent never holds a second one ({} and {} more)",
+                overrides.len(),
+                named.join(", "),
+                overrides.len() - AGENT_NOTES_LISTED
+            ));
         }
     }
     for q in &config.queues {
@@ -236,6 +263,34 @@ mod tests {
                     .to_string(),
             ]
         );
+        // Up to AGENT_NOTES_LISTED agents per channel are named one by one; beyond, one note.
+        let roster = |n: usize| -> Vec<AgentConfig> {
+            (0..n)
+                .map(|k| {
+                    let mut a = agent(&format!("a{k}"), 1);
+                    a.capacity.insert(Channel::Voice, 2 + k as u32);
+                    a.capacity.insert(Channel::Chat, 5); // not exclusive: in effect
+                    a
+                })
+                .collect()
+        };
+        config.channels[Channel::Voice.index()].capacity = 1;
+        config.queues.clear();
+        config.agents = roster(AGENT_NOTES_LISTED);
+        let listed = notes(&config);
+        assert_eq!(listed.len(), AGENT_NOTES_LISTED, "{listed:?}");
+        assert!(listed[4].starts_with("agent `a4`: capacity.voice = 6 has no effect"));
+        config.agents = roster(AGENT_NOTES_LISTED + 3);
+        assert_eq!(
+            notes(&config),
+            vec![
+                "8 agents: capacity.voice above 1 has no effect: voice is exclusive, so an agent \
+                  never holds a second one (`a0` (2), `a1` (3), `a2` (4), `a3` (5), `a4` (6) and \
+                  3 more)"
+                    .to_string()
+            ]
+        );
+        config.queues = vec![night.clone()];
         // A chat made exclusive: its capacity above 1 is now the one without effect.
         config.channels[Channel::Voice.index()].capacity = 1;
         config.channels[Channel::Chat.index()].exclusive = true;
