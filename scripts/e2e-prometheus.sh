@@ -243,6 +243,9 @@ try:
     print("key values:")
     expect("calls waiting in support", one(substitute(panel_expr("Calls waiting"), "support")), 1)
     expect("chats waiting (all queues)", one(substitute(panel_expr("Chats waiting"), ".*")), 0)
+    # No queue of the day serves email or callback: the tiles read 0, not "no data".
+    expect("emails waiting (all queues)", one(substitute(panel_expr("Emails waiting"), ".*")), 0)
+    expect("callbacks waiting in support", one(substitute(panel_expr("Callbacks waiting"), "support")), 0)
     expect("answered in total", one("sum(tierline_interactions_answered_total)"), 6)
     sl = by_queue(substitute(panel_expr("Service level (selected range)"), ".*"))
     expect("service level billing (2 in SLA / (3 answered + 1 abandoned))", sl.get("billing"), 0.5)

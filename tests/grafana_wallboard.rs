@@ -58,3 +58,60 @@ fn a_kpi_exactly_at_its_target_is_green_and_just_past_it_red() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+fn panels(d: &Value) -> &Vec<Value> {
+    d["panels"].as_array().expect("panels")
+}
+
+#[test]
+fn the_first_row_counts_the_unanswered_interactions_of_every_channel() {
+    let d = dashboard();
+    let tiles = [
+        ("Calls waiting", "voice"),
+        ("Chats waiting", "chat"),
+        ("Emails waiting", "email"),
+        ("Callbacks waiting", "callback"),
+    ];
+    for (title, channel) in tiles {
+        let panel = panels(&d)
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"));
+        let expr = panel["targets"][0]["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains("tierline_queue_waiting|tierline_queue_ringing")
+                && expr.contains(&format!("channel=\"{channel}\"")),
+            "{title}: {expr}"
+        );
+        assert_eq!(panel["gridPos"]["y"], 1, "{title} is in the first row");
+    }
+}
+
+#[test]
+fn no_two_panels_overlap_and_none_is_wider_than_the_grid() {
+    let d = dashboard();
+    let rect = |p: &Value| {
+        let g = &p["gridPos"];
+        let n = |k: &str| {
+            g[k].as_i64()
+                .unwrap_or_else(|| panic!("{} has no {k}", p["title"]))
+        };
+        (n("x"), n("y"), n("w"), n("h"))
+    };
+    let all: Vec<(String, (i64, i64, i64, i64))> = panels(&d)
+        .iter()
+        .map(|p| (p["title"].as_str().unwrap_or("").to_string(), rect(p)))
+        .collect();
+    let mut wrong = Vec::new();
+    for (i, (a, (ax, ay, aw, ah))) in all.iter().enumerate() {
+        if ax + aw > 24 {
+            wrong.push(format!("{a} ends at column {}", ax + aw));
+        }
+        for (b, (bx, by, bw, bh)) in &all[i + 1..] {
+            if ax < &(bx + bw) && bx < &(ax + aw) && ay < &(by + bh) && by < &(ay + ah) {
+                wrong.push(format!("{a} overlaps {b}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
