@@ -9,7 +9,8 @@
 #       e.g. "agent_frees|ladder"), SIZES (default 1000,500000); prints each median per binary
 #   scripts/bench-engine.sh misses BIN   # cache misses per timed operation, counted (not timed)
 #       by valgrind's cache simulator inside the timed calls only: OP (criterion filter, default
-#       agent_frees), SIZES (default 1000,500000), L3 size of this machine. Deterministic: the
+#       agent_frees), SIZES (default 1000,500000), L3 size of this machine (LL_BYTES overrides
+#       it, e.g. 4194304 to model a 4 MiB L2). Deterministic: the
 #       figure to compare when the machine is too noisy for timings. ~3 min per size.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,7 +9,9 @@
 //!
 //! 1. one owner: no interaction held by two slots; no agent over a channel capacity or the
 //!    exclusive rule; view states, owners, slots and waiting lists agree;
-//! 2. work conservation: no (free eligible agent, waiting interaction) pair is left;
+//! 2. work conservation: no (free eligible agent, waiting interaction) pair is left; a full
+//!    queue refuses an interaction (`queue_full`) only when nobody could take it at once (the
+//!    agent handing it over left out when the hand-over frees it);
 //! 3. order: an arrival (or a declined, transferred or escalated interaction) goes to the agent
 //!    its queue's strategy picks among the agents eligible just before; a freed agent takes a most
 //!    urgent eligible interaction;
@@ -35,8 +37,8 @@ use tierline::config::{
 };
 use tierline::engine::{
     AgentPresence, AgentStatus, AgentView, Decision, DecisionKind, DeclineReason, Engine,
-    EngineError, Event, InteractionState, Owner, RejectReason, RequestedState, RevokeReason,
-    SlotPhase, Why,
+    EngineError, Event, InteractionState, InteractionView, Owner, RejectReason, RequestedState,
+    RevokeReason, SlotPhase, Why,
 };
 
 use support::oracle::*;
@@ -708,6 +710,33 @@ impl Run {
                             q.id, q.max_waiting
                         )));
                     }
+                    // ... and only when nobody could take it at once (it would then be offered,
+                    // not wait): the agent handing it over is left out if the hand-over frees it.
+                    let (id, min_tier) = match &event {
+                        Event::InteractionTransferred { interaction, .. } => (interaction, None),
+                        Event::InteractionEscalated {
+                            interaction,
+                            min_tier,
+                        } => (interaction, Some(*min_tier)),
+                        other => {
+                            return Err(self.fail(format!("{other:?} refused queue_full")));
+                        }
+                    };
+                    let v = &pre.interactions[id];
+                    let from = v.queue.as_deref().and_then(|f| self.cfg.queue(f));
+                    let handing_over = match (&v.owner, from) {
+                        (Owner::Agent(a), Some(f)) if f.wrap_up_ms == 0 => Some(&**a),
+                        _ => None,
+                    };
+                    if let Some(taker) =
+                        could_take_now(&self.cfg, &pre, q, v, min_tier, t, handing_over)
+                    {
+                        return Err(self.fail(format!(
+                            "{event:?} refused queue_full in `{}` while `{taker}` was free to \
+                             take it at once",
+                            q.id
+                        )));
+                    }
                 }
                 let after = self.observe();
                 if after.fingerprint() != pre.fingerprint() {
@@ -1172,6 +1201,14 @@ impl Run {
                                 "`{interaction}` rejected queue_full with {waiting} waiting in `{}` (max {:?})",
                                 q.id,
                                 q.max_waiting
+                            );
+                            let taker = could_take_now(cfg, pre, q, v, None, t, None);
+                            ensure!(
+                                taker.is_none(),
+                                "`{interaction}` rejected queue_full in `{}` while `{}` was free \
+                                 to take it at once",
+                                q.id,
+                                taker.unwrap_or_default()
                             );
                         }
                         _ => {}
@@ -1757,6 +1794,42 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// An agent that could take `i` at once on entering `q` at `t`: at the step it enters (step 0,
+/// past any `skip_if_no_agents` step with none of its tiers logged in for `q`), or, escalated,
+/// at `min_tier`. `handing_over` (the agent a transfer or an escalation frees at once) is left
+/// out. A full queue refuses an interaction (`queue_full`) only when this is `None`.
+fn could_take_now(
+    cfg: &RoutingConfig,
+    pre: &Observed,
+    q: &QueueConfig,
+    i: &InteractionView,
+    min_tier: Option<Tier>,
+    t: Millis,
+    handing_over: Option<&str>,
+) -> Option<String> {
+    let staffed = |k: usize| {
+        pre.agents.iter().any(|a| {
+            a.status != AgentStatus::Offline
+                && a.tiers
+                    .get(q.id.as_str())
+                    .is_some_and(|t| q.steps[k].tiers.contains(t))
+        })
+    };
+    let mut step = 0;
+    while step + 1 < q.steps.len() && q.steps[step].skip_if_no_agents && !staffed(step) {
+        step += 1;
+    }
+    let mut entering = i.clone();
+    entering.queue = Some(q.id.as_str().into());
+    entering.step = min_tier.is_none().then_some(step);
+    entering.min_tier = min_tier;
+    pre.agents
+        .iter()
+        .filter(|a| Some(&*a.id) != handing_over)
+        .find(|a| eligible(cfg, t, a, &slot_channels(a), &entering))
+        .map(|a| a.id.to_string())
 }
 
 /// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
