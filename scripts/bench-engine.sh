@@ -9,8 +9,8 @@
 #       e.g. "agent_frees|ladder"), SIZES (default 1000,500000); prints each median per binary
 #   scripts/bench-engine.sh misses BIN   # cache misses per timed operation, counted (not timed)
 #       by valgrind's cache simulator inside the timed calls only: OP (criterion filter, default
-#       agent_frees), SIZES (default 1000,500000), L3 size of this machine (LL_BYTES overrides
-#       it, e.g. 4194304 to model a 4 MiB L2). Deterministic: the
+#       agent_frees), SIZES (default 1000,500000), this machine's L1d and L3 (D1_BYTES, LL_BYTES
+#       override them, e.g. LL_BYTES=2097152 to model a 2 MiB L2). Deterministic: the
 #       figure to compare when the machine is too noisy for timings. ~3 min per size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,16 +75,23 @@ if [[ "${1:-}" == "misses" ]]; then
   # Timed calls only: `time_each` (events) and `time_advance` (timers) are never inlined.
   collect='*time_each*'
   [[ "$op" == ladder* ]] && collect='*time_advance*'
-  l3=$(lscpu -B | awk -F: '/^L3 cache/ {print $2 + 0}')
-  l3=${l3:-33554432}
-  # valgrind wants a power-of-two number of sets: round the size down to one (a 260 MiB L3
-  # becomes 256 MiB). LL_BYTES overrides it, e.g. LL_BYTES=4194304 to model a 4 MiB L2.
-  l3=${LL_BYTES:-$(python3 -c "import sys; n=int(sys.argv[1]); print(1 << (n.bit_length() - 1))" "$l3")}
+  # One core's caches as sysfs gives them (lscpu -B sums over cores and sockets): L1d and L3
+  # by default; LL_BYTES sets the last level instead, e.g. 2097152 to model this core's L2.
+  cache_bytes() {  # index → size in bytes, or nothing
+    local f=/sys/devices/system/cpu/cpu0/cache/index$1/size
+    [[ -r $f ]] && awk '{ n = $1 + 0; if ($1 ~ /K$/) n *= 1024; if ($1 ~ /M$/) n *= 1048576; print n }' "$f"
+  }
+  # valgrind wants a power-of-two number of sets: sizes are rounded down to a power of two (a
+  # 260 MiB L3 becomes 256 MiB, a 48 KiB L1d 32 KiB).
+  pow2() { python3 -c "import sys; n=int(sys.argv[1]); print(1 << (n.bit_length() - 1))" "$1"; }
+  l3=$(pow2 "${LL_BYTES:-$(cache_bytes 3)}" 2>/dev/null || echo 33554432)
+  d1=$(pow2 "${D1_BYTES:-$(cache_bytes 0)}" 2>/dev/null || echo 32768)
+  echo "simulated caches: L1d $d1 bytes (8-way), last level $l3 bytes (16-way)"
   printf '%-24s %8s %12s %14s %14s\n' operation size timed_ops "instr/op" "LL misses/op"
   sizes=${SIZES:-1000,500000}
   for n in ${sizes//,/ }; do
     prof="$out/callgrind.$op.$n"
-    TIERLINE_BENCH_SIZES=$n valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 \
+    TIERLINE_BENCH_SIZES=$n valgrind --tool=callgrind --cache-sim=yes --D1="$d1,8,64" \
       --LL="$l3,16,64" --toggle-collect="$collect" --callgrind-out-file="$prof" "$bin" --bench \
       "$op" --warm-up-time 1 --measurement-time 3 --sample-size 10 --noplot >"$prof.log" 2>&1 || { tail -n 20 "$prof.log"; exit 1; }
     ops=$(sed -n 's/^timed operations: //p' "$prof.log")

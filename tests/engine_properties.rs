@@ -723,10 +723,26 @@ impl Run {
                         }
                     };
                     let v = &pre.interactions[id];
-                    let from = v.queue.as_deref().and_then(|f| self.cfg.queue(f));
-                    let handing_over = match (&v.owner, from) {
-                        (Owner::Agent(a), Some(f)) if f.wrap_up_ms == 0 => Some(&**a),
+                    // The wrap-up that applies is the one of the queue the agent's slot belongs
+                    // to (not the interaction's queue, which a drain rewrites; this test never
+                    // reloads, but the oracle should not lean on that).
+                    let slot_queue = match &v.owner {
+                        Owner::Agent(a) => pre.agent(a).and_then(|x| {
+                            x.slots
+                                .iter()
+                                .find(|s| s.interaction.as_deref() == Some(id.as_str()))
+                                .map(|s| (a, s.queue.clone()))
+                        }),
                         _ => None,
+                    };
+                    let handing_over = match slot_queue {
+                        Some((a, q)) => {
+                            let from = self.cfg.queue(&q).ok_or_else(|| {
+                                self.fail(format!("`{id}` is held in unknown queue `{q}`"))
+                            })?;
+                            (from.wrap_up_ms == 0).then_some(&**a)
+                        }
+                        None => None,
                     };
                     if let Some(taker) =
                         could_take_now(&self.cfg, &pre, q, v, min_tier, t, handing_over)

@@ -290,10 +290,21 @@ mod tests {
                     .to_string()
             ]
         );
-        config.queues = vec![night.clone()];
-        // A chat made exclusive: its capacity above 1 is now the one without effect.
-        config.channels[Channel::Voice.index()].capacity = 1;
+        // A chat made exclusive: its capacity above 1 is now the one without effect, and the
+        // agents' notes come grouped by channel, in channel order.
         config.channels[Channel::Chat.index()].exclusive = true;
+        config.agents = roster(AGENT_NOTES_LISTED + 3);
+        let grouped = notes(&config);
+        assert_eq!(grouped.len(), 3, "{grouped:?}");
+        assert!(grouped[0].starts_with("channels.chat.capacity = 4 has no effect"));
+        assert!(grouped[1].starts_with("8 agents: capacity.voice above 1"));
+        assert!(
+            grouped[2].starts_with(
+                "8 agents: capacity.chat above 1 has no effect: chat is exclusive, so an agent \
+                 never holds a second one (`a0` (5), `a1` (5)"
+            ),
+            "{grouped:?}"
+        );
         config.agents.clear();
         config.queues = vec![night];
         let rendered = render(&config);
