@@ -47,6 +47,19 @@ async fn put_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
     (r.status(), r.json().await.unwrap())
 }
 
+/// `POST /v1/config/validate` with `text` as TOML: the status and the JSON answer.
+async fn validate_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
+    let r = t
+        .http
+        .post(t.url("/v1/config/validate"))
+        .header("content-type", "application/toml")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
 async fn get_config(t: &TestDaemon) -> String {
     t.http
         .get(t.url("/v1/config"))
@@ -164,16 +177,8 @@ async fn a_bad_config_is_refused_with_every_problem_and_the_old_one_stays() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = t
-        .http
-        .post(t.url("/v1/config/validate"))
-        .header("content-type", "application/toml")
-        .body(BASE)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = validate_config(&t, BASE).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["valid"], true);
     assert_eq!(body["queues"], json!(["support", "billing"]));
     t.stop().await;
@@ -186,15 +191,8 @@ async fn an_empty_config_body_is_refused_and_a_good_one_says_what_needs_a_restar
         let (status, answer) = put_config(&t, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert_eq!(answer["error"]["code"], "empty_config");
-        let r = t
-            .http
-            .post(t.url("/v1/config/validate"))
-            .header("content-type", "application/toml")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = validate_config(&t, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
     assert_eq!(get_config(&t).await, BASE, "old config kept");
     let queues: Value = t
@@ -235,16 +233,8 @@ async fn validate_and_put_name_the_settings_that_would_have_no_effect() {
         "queue `billing`: closed_target = \"sip:voicemail@pbx\" has no effect: the queue has no \
          schedule, so it is never closed"
     ]);
-    let r = t
-        .http
-        .post(t.url("/v1/config/validate"))
-        .header("content-type", "application/toml")
-        .body(noted.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = validate_config(&t, &noted).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["notes"], expected, "{body}");
     // Legal all the same: applied, and the answer says the same.
     let (status, answer) = put_config(&t, &noted).await;
@@ -267,16 +257,8 @@ async fn removing_a_queue_with_waiting_calls_needs_drain_to() {
         .replace("[[queue]]\nid = \"billing\"\nchannels = [\"voice\"]\n", "")
         .replace("tiers = { billing = 1 }", "tiers = { support = 1 }");
     // validate refuses it as PUT will: the file is fine, the live call is not.
-    let r = t
-        .http
-        .post(t.url("/v1/config/validate"))
-        .header("content-type", "application/toml")
-        .body(without_billing.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let checked: Value = r.json().await.unwrap();
+    let (status, checked) = validate_config(&t, &without_billing).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(checked["error"]["code"], "invalid_config", "{checked}");
     let (status, body) = put_config(&t, &without_billing).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -412,16 +394,7 @@ async fn a_config_map_style_symlink_swap_is_reloaded_by_the_watch() {
 async fn a_body_of_only_a_byte_order_mark_is_an_empty_config() {
     let t = start(BASE).await;
     for body in ["\u{FEFF}", "\u{FEFF}\n", "\u{FEFF}  \r\n"] {
-        let r = t
-            .http
-            .post(t.url("/v1/config/validate"))
-            .header("content-type", "application/toml")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let answer: Value = r.json().await.unwrap();
+        let (status, answer) = validate_config(&t, body).await;
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -14,11 +14,13 @@ fn dashboard() -> Value {
     serde_json::from_str(&text).expect("the wallboard is JSON")
 }
 
+fn panels(d: &Value) -> &Vec<Value> {
+    d["panels"].as_array().expect("panels")
+}
+
 /// The colour Grafana gives `value` on the panel titled `title`.
 fn colour(dashboard: &Value, title: &str, value: f64) -> String {
-    let panel = dashboard["panels"]
-        .as_array()
-        .expect("panels")
+    let panel = panels(dashboard)
         .iter()
         .find(|p| p["title"] == title)
         .unwrap_or_else(|| panic!("no panel {title:?}"));
@@ -57,10 +59,6 @@ fn a_kpi_exactly_at_its_target_is_green_and_just_past_it_red() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-}
-
-fn panels(d: &Value) -> &Vec<Value> {
-    d["panels"].as_array().expect("panels")
 }
 
 #[test]
