@@ -415,6 +415,7 @@ pub struct RunTotals {
     pub generator_cpu_s: Option<f64>,
     /// The server's CPU seconds during the measured phase (`None` without `--server-pid`).
     pub server_cpu_s: Option<f64>,
+    /// What could not be measured as asked (`Report::warnings`).
     pub warnings: Vec<String>,
 }
 
