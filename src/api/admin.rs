@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::daemon::core::{Input, Outcome};
 use crate::daemon::reload::ReloadError;
+use crate::daemon::subscribers::SubscriberChanges;
 use crate::engine::{Decision, RequestedState};
 
 use super::error::ApiError;
@@ -96,6 +97,9 @@ pub struct AppliedJson {
     pub restart_needed: Vec<String>,
     /// Settings of the applied config that have no effect (always present).
     pub notes: Vec<String>,
+    /// Webhook subscribers the change started, stopped or started again with new settings
+    /// (always present).
+    pub subscribers: SubscriberChanges,
 }
 
 /// `PUT /v1/config`: replace the routing config live.
@@ -111,6 +115,7 @@ pub async fn put_config(
             decisions: report.decisions,
             restart_needed: report.restart_needed,
             notes: report.notes,
+            subscribers: report.subscribers,
         })),
         Err(e) => Err(reload_error(e)),
     }

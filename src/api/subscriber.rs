@@ -14,7 +14,9 @@
 //! the decision log, so what was made but not acknowledged before a crash is sent again
 //! (at-least-once: a receiver de-duplicates by seq). A subscriber seen for the first time starts
 //! with the decisions made from then on, and that starting point is recorded at start, before
-//! the engine task makes a decision (`record_first_start`).
+//! the engine task makes a decision (`record_first_start`), or, for one a live config change
+//! adds, before the change is answered (`daemon::subscribers`, which also stops and restarts
+//! subscribers as the config changes).
 //!
 //! Each POST counts in `tierline_subscriber_deliveries_total{subscriber,result}`: `ok` when
 //! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
@@ -168,12 +170,14 @@ pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) {
     }
 }
 
-/// Start delivering decisions after the cursor. The task ends on shutdown.
+/// Start delivering decisions after the cursor. The task ends on shutdown, or when `stop` is
+/// sent or dropped (a config change removed or changed the subscriber).
 pub fn spawn(
     subscriber: Subscriber,
     engine: EngineHandle,
     clock: Clock,
     shutdown: Shutdown,
+    stop: tokio::sync::oneshot::Receiver<()>,
     cursor: Cursor,
     metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
@@ -181,6 +185,7 @@ pub fn spawn(
         tokio::select! {
             () = deliver(&subscriber, &engine, clock, cursor, &metrics) => {}
             () = shutdown.wait() => {}
+            _ = stop => {}
         }
         tracing::debug!(subscriber = %subscriber.label, "subscriber stopped");
     })

@@ -17,6 +17,7 @@ mod http;
 pub mod idempotency;
 pub mod reload;
 pub mod shutdown;
+pub mod subscribers;
 pub mod task;
 mod timed_input;
 pub mod watch;
@@ -40,6 +41,7 @@ use crate::api::tls::{TlsCell, TlsError, TlsListener};
 use crate::api::{self, AppState, Shared};
 use crate::config::LoadedConfig;
 use crate::metrics::{Metrics, MetricsError, Telemetry};
+use subscribers::{SubscriberContext, Subscribers};
 
 use self::clock::Clock;
 use self::core::{Core, Input};
@@ -199,10 +201,6 @@ impl Daemon {
             .enumerate()
             .map(|(i, s)| Subscriber::from_config(i, s, &lookup))
             .collect::<Result<Vec<_>, _>>()?;
-        let subscriber_secrets = subscribers
-            .iter()
-            .filter_map(|s| s.secret.clone())
-            .collect();
         let tls = match (&server.tls_cert, &server.tls_key) {
             (Some(cert), Some(key)) => Some(TlsCell::load(cert, key)?),
             (None, None) => None,
@@ -229,6 +227,7 @@ impl Daemon {
         }
         let clock = clock.unwrap_or_else(Clock::from_system_time);
         let daemon_config = config.daemon.clone();
+        let subscriber_entries = config.daemon.subscribers.clone();
         // --- durability: recover the core from the journal (begin) ---
         let now = clock.now_ms();
         let sync_acks = config.daemon.journal.sync != crate::config::daemon::SyncMode::None;
@@ -292,12 +291,7 @@ impl Daemon {
         let cursors: Vec<subscriber::Cursor> = subscribers
             .iter()
             .map(|s| {
-                let cursor = subscriber::Cursor {
-                    start_after,
-                    acks: acks_dir.as_deref().map(|dir| {
-                        crate::journal::AckFile::for_subscriber(dir, &s.name, &s.label, sync_acks)
-                    }),
-                };
+                let cursor = subscribers::cursor(acks_dir.as_deref(), sync_acks, s, start_after);
                 subscriber::record_first_start(s, &cursor);
                 cursor
             })
@@ -332,6 +326,14 @@ impl Daemon {
         }
 
         let shutdown = Shutdown::new();
+        let live_subscribers = Arc::new(Subscribers::new(SubscriberContext {
+            engine: engine.clone(),
+            clock,
+            shutdown: shutdown.clone(),
+            metrics: metrics.clone(),
+            acks_dir,
+            sync_acks,
+        }));
         let auth = Arc::new(RwLock::new(Arc::new(keys)));
         let reloader = Arc::new(Reloader::new(
             engine.clone(),
@@ -339,7 +341,7 @@ impl Daemon {
             auth.clone(),
             tls.clone(),
             daemon_config,
-            subscriber_secrets,
+            live_subscribers.clone(),
             env,
             metrics.clone(),
         ));
@@ -389,20 +391,9 @@ impl Daemon {
             ),
         };
 
-        let subscriber_tasks: Vec<JoinHandle<()>> = subscribers
-            .into_iter()
-            .zip(cursors)
-            .map(|(s, cursor)| {
-                subscriber::spawn(
-                    s,
-                    engine.clone(),
-                    clock,
-                    shutdown.clone(),
-                    cursor,
-                    metrics.clone(),
-                )
-            })
-            .collect();
+        for ((s, cursor), entry) in subscribers.into_iter().zip(cursors).zip(subscriber_entries) {
+            live_subscribers.launch(entry, s, cursor).await;
+        }
         let watch_task = match (&config_path, watch_config) {
             (Some(path), true) => Some(watch::spawn(path, reloader.clone(), shutdown.clone())?),
             _ => None,
@@ -416,7 +407,7 @@ impl Daemon {
             grace,
             stop_engine,
             engine_task,
-            subscriber_tasks,
+            live_subscribers,
             watch_task,
         ));
         Ok(Daemon {
@@ -498,7 +489,7 @@ async fn supervise(
     grace: Duration,
     stop_engine: oneshot::Sender<()>,
     mut engine_task: oneshot::Receiver<EngineResult>,
-    subscribers: Vec<JoinHandle<()>>,
+    subscribers: Arc<Subscribers>,
     watch_task: Option<JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
     let mut stopped_early = None;
@@ -527,9 +518,7 @@ async fn supervise(
             (None, true)
         }
     };
-    for s in subscribers {
-        let _ = s.await;
-    }
+    subscribers.join_all().await;
     if let Some(w) = watch_task {
         let _ = w.await;
     }

@@ -4,14 +4,14 @@
 //! every problem is reported and the old config stays in force.
 //!
 //! Every reload also reads the secrets again (`api::secret`): the auth keys from the env vars or
-//! files the new `[auth]` names, and each subscriber's signing secret from the source it started
-//! with, so a rotated secret file takes effect on SIGHUP even when the config file is unchanged.
-//! The secrets of the new config's `[[subscriber]]` entries are read as well (not put in force:
-//! subscribers change at a restart), so a change the next start would refuse is refused now.
-//! Secrets are read before anything changes: if one cannot be read, the reload is refused and
-//! the old config and every old secret stay in force. SIGHUP also reloads the TLS certificate.
-//! Settings that only take effect at start (listen addresses, body limit, queue depth,
-//! subscribers, journal) are reported as "restart needed".
+//! files the new `[auth]` names, and each running subscriber's signing secret from the source it
+//! started with, so a rotated secret file takes effect on SIGHUP even when the config file is
+//! unchanged. The secrets of the new config's `[[subscriber]]` entries are read as well: an
+//! added or changed subscriber starts with them (`daemon::subscribers`: subscribers change
+//! live). Secrets are read before anything changes: if one cannot be read, the reload is refused
+//! and the old config and every old secret stay in force. SIGHUP also reloads the TLS
+//! certificate. Settings that only take effect at start (listen addresses, body limit, queue
+//! depth, journal, metrics) are reported as "restart needed".
 //!
 //! Every attempt to change the config counts in `tierline_config_reloads_total{result}`: `ok`
 //! when the new config is in force, `rejected` when the file or a secret could not be read or the
@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 
 use crate::api::auth::{AuthCell, AuthKeys};
-use crate::api::secret::{RotatingSecret, Secret, SecretError};
+use crate::api::secret::{Secret, SecretError};
+use crate::api::subscriber::Subscriber;
 use crate::api::tls::TlsCell;
 use crate::config::daemon::AuthConfig;
 use crate::config::{self, ConfigError, DaemonConfig};
@@ -32,6 +33,7 @@ use crate::engine::Decision;
 use crate::metrics::Metrics;
 
 use super::core::{Input, Outcome};
+use super::subscribers::{SubscriberChanges, Subscribers};
 use super::task::{EngineHandle, SubmitError};
 use super::EnvFn;
 
@@ -65,12 +67,17 @@ pub struct ReloadReport {
     pub secrets_changed: bool,
     /// Settings of the applied config that have no effect (`config::summary::notes`).
     pub notes: Vec<String>,
+    /// Subscribers the change started, stopped or started again with new settings.
+    pub subscribers: SubscriberChanges,
 }
 
 /// Every secret read again by a reload, not yet in force.
 struct FreshSecrets {
     auth: AuthKeys,
+    /// The running subscribers' signing secrets, in the order of `Subscribers::secrets`.
     subscribers: Vec<Secret>,
+    /// The new config's `[[subscriber]]` entries, each ready to run (its secret read).
+    planned: Vec<Subscriber>,
 }
 
 /// A change that passed `Reloader::vet`: its config, its secrets (not yet in force) and the
@@ -90,8 +97,8 @@ pub struct Reloader {
     started_with: DaemonConfig,
     /// The `[auth]` of the config in force (where the auth keys are read from).
     auth_config: Mutex<AuthConfig>,
-    /// Subscribers' signing secrets (subscribers are fixed at start; their secrets rotate).
-    subscriber_secrets: Vec<RotatingSecret>,
+    /// The running subscribers (a change starts, stops and restarts them; secrets rotate).
+    subscribers: Arc<Subscribers>,
     env: EnvFn,
     metrics: Metrics,
     /// Serializes reloads so two never interleave their check-then-apply.
@@ -109,7 +116,7 @@ impl Reloader {
         auth: AuthCell,
         tls: Option<TlsCell>,
         started_with: DaemonConfig,
-        subscriber_secrets: Vec<RotatingSecret>,
+        subscribers: Arc<Subscribers>,
         env: EnvFn,
         metrics: Metrics,
     ) -> Reloader {
@@ -120,7 +127,7 @@ impl Reloader {
             tls,
             auth_config: Mutex::new(started_with.auth.clone()),
             started_with,
-            subscriber_secrets,
+            subscribers,
             env,
             metrics,
             gate: tokio::sync::Mutex::new(()),
@@ -198,7 +205,7 @@ impl Reloader {
                 return Err(e);
             }
         };
-        let secrets_changed = self.install(fresh);
+        let secrets_changed = self.install(fresh.auth, fresh.subscribers).await;
         if secrets_changed {
             self.metrics.config_reload(true);
             tracing::info!("secrets reloaded: a rotated secret is in force");
@@ -218,28 +225,30 @@ impl Reloader {
 
     /// Read every secret again, off the runtime's worker threads (files), without changing
     /// anything: the auth keys `auth` names and each running subscriber's. `planned` are the
-    /// `[[subscriber]]` entries of a config about to be applied: their secrets are read too,
-    /// and discarded (the running subscribers keep the sources they started with until a
-    /// restart), so that a change naming one that cannot be read is refused now instead of
-    /// stopping the next start.
+    /// `[[subscriber]]` entries of a config about to be applied: their secrets are read too
+    /// (an added or changed subscriber starts with them), so that a change naming one that
+    /// cannot be read is refused before anything changes.
     async fn read_secrets(
         &self,
         auth: AuthConfig,
         planned: Vec<crate::config::daemon::SubscriberConfig>,
     ) -> Result<FreshSecrets, ReloadError> {
         let env = self.env.clone();
-        let subscribers = self.subscriber_secrets.clone();
+        let subscribers = self.subscribers.secrets().await;
         let read = move || -> Result<FreshSecrets, SecretError> {
             let lookup = |var: &str| env(var);
-            for (i, s) in planned.iter().enumerate() {
-                crate::api::subscriber::Subscriber::from_config(i, s, &lookup)?;
-            }
+            let planned = planned
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Subscriber::from_config(i, s, &lookup))
+                .collect::<Result<_, _>>()?;
             Ok(FreshSecrets {
                 auth: AuthKeys::from_config(&auth, &lookup)?,
                 subscribers: subscribers
                     .iter()
                     .map(|s| s.read_again(&lookup))
                     .collect::<Result<_, _>>()?,
+                planned,
             })
         };
         match tokio::task::spawn_blocking(read).await {
@@ -328,8 +337,8 @@ impl Reloader {
     }
 
     /// Put `fresh` in force; whether anything differs from before.
-    fn install(&self, fresh: FreshSecrets) -> bool {
-        let auth = Arc::new(fresh.auth);
+    async fn install(&self, auth: AuthKeys, subscribers: Vec<Secret>) -> bool {
+        let auth = Arc::new(auth);
         let auth_changed = {
             // A panic elsewhere while holding the lock cannot leave the keys half-written (one
             // `Arc` store), so a poisoned lock is used as it is.
@@ -342,7 +351,7 @@ impl Reloader {
             self.auth_changed.send_modify(|generation| *generation += 1);
         }
         let mut changed = auth_changed;
-        for (cell, secret) in self.subscriber_secrets.iter().zip(fresh.subscribers) {
+        for (cell, secret) in self.subscribers.secrets().await.iter().zip(subscribers) {
             changed |= cell.replace(secret);
         }
         changed
@@ -416,6 +425,9 @@ impl Reloader {
             fresh,
             input,
         } = self.vet(source, origin).await?;
+        // A subscriber this change adds gets the decisions from here on, the change's own
+        // included (those of events applied meanwhile too: more, never fewer).
+        let start_after = self.engine.next_seq_watch().borrow().checked_sub(1);
         let outcome = self.engine.apply(vec![input]).await?.pop();
         let decisions = match outcome {
             Some(Outcome::Applied(decisions)) => decisions,
@@ -425,7 +437,12 @@ impl Reloader {
             }
             _ => return Err(ReloadError::Engine(SubmitError::Stopped)),
         };
-        let secrets_changed = self.install(fresh);
+        let FreshSecrets {
+            auth,
+            subscribers,
+            planned,
+        } = fresh;
+        let secrets_changed = self.install(auth, subscribers).await;
         match self.auth_config.lock() {
             Ok(mut a) => *a = loaded.daemon.auth.clone(),
             Err(poisoned) => *poisoned.into_inner() = loaded.daemon.auth.clone(),
@@ -448,12 +465,17 @@ impl Reloader {
             "routing config applied"
         );
         let notes = log_notes(&loaded.routing, origin);
+        let subscribers = self
+            .subscribers
+            .apply(&reloaded.subscribers, planned, start_after)
+            .await;
         Ok(ReloadReport {
             applied: true,
             decisions,
             restart_needed,
             secrets_changed,
             notes,
+            subscribers,
         })
     }
 }
@@ -512,7 +534,6 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
     );
     check("metrics", old.metrics != new.metrics);
     check("journal", old.journal != new.journal);
-    check("subscriber", old.subscribers != new.subscribers);
     changed
 }
 
@@ -521,7 +542,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listen_and_subscriber_changes_need_a_restart_but_idempotency_does_not() {
+    fn a_listen_change_needs_a_restart_but_idempotency_and_subscribers_do_not() {
         let old = DaemonConfig::default();
         let mut new = old.clone();
         new.server.listen = "0.0.0.0:8080".into();
@@ -538,7 +559,6 @@ mod tests {
                 "server.listen".to_string(),
                 "server.max_connections".to_string(),
                 "server.decision_log".to_string(),
-                "subscriber".to_string()
             ]
         );
         assert!(restart_needed(&old, &old).is_empty());
