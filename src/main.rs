@@ -31,6 +31,10 @@ enum Command {
     CheckConfig {
         /// The config file.
         path: PathBuf,
+        /// Also read every secret (env var or file) and TLS file it names, as `serve` does at
+        /// start: run it where the daemon runs, with its environment and working directory.
+        #[arg(long)]
+        secrets: bool,
     },
     /// Run a routing config against a traffic scenario in virtual time (docs/SIMULATOR.md).
     Simulate(tierline::sim::cli::SimulateArgs),
@@ -85,7 +89,7 @@ enum JournalCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::CheckConfig { path, secrets }) => check_config(&path, secrets),
         Some(Command::Journal { command }) => journal(command),
         Some(Command::Simulate(args)) => tierline::sim::cli::simulate(&args),
         Some(Command::Loadgen(args)) => tierline::loadgen::main(args),
@@ -114,8 +118,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr.
-fn check_config(path: &std::path::Path) -> ExitCode {
+/// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr. With
+/// `secrets`, a secret or TLS file that cannot be read is a problem too.
+fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
     let origin = path.display().to_string();
     match tierline::config::load(path) {
         Ok(config) => {
@@ -125,6 +130,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             {
                 eprintln!("{origin}: {why}");
                 return ExitCode::from(2);
+            }
+            if secrets {
+                let problems = tierline::daemon::check_secrets(
+                    &config.daemon,
+                    &tierline::daemon::process_env(),
+                );
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        eprintln!("{origin}: {problem}");
+                    }
+                    return ExitCode::from(2);
+                }
             }
             match tierline::write_stdout(&tierline::config::summary::render(&config.routing)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -119,3 +119,84 @@ fn a_config_too_large_to_journal_fails_the_check_as_it_fails_the_start() {
     assert!(stderr.contains("big.toml"), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
 }
+
+/// `check-config --secrets PATH` with the environment `env` (nothing else inherited).
+fn check_secrets(path: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .arg("check-config")
+        .arg("--secrets")
+        .arg(path)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run tierline");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn with_secrets_every_unreadable_secret_and_tls_file_is_named_and_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("admin-tokens");
+    std::fs::write(&token_file, "admin-token\n").expect("write token file");
+    let missing = dir.path().join("no-such-secret");
+    let path = dir.path().join("secrets.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\ntls_cert = \"{cert}\"\ntls_key = \"{cert}\"\n\n\
+             [auth]\nwebhook_secrets_env = \"HOOK_SECRETS\"\nread_tokens_file = \"{missing}\"\n\
+             admin_tokens_file = \"{tokens}\"\n\n\
+             [[subscriber]]\nname = \"pbx\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+             secret_env = \"PBX_SECRET\"\n\n\
+             [[queue]]\nid = \"support\"\n",
+            cert = dir.path().join("no-such-cert.pem").display(),
+            missing = missing.display(),
+            tokens = token_file.display(),
+        ),
+    )
+    .expect("write config");
+
+    // Validation alone passes: the file is well formed.
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.starts_with("support: "), "{stdout}");
+
+    // Read as the daemon would: the unset env vars, the missing token file and the missing
+    // certificate, each on a line of its own; the readable admin token file is not named.
+    let (code, stdout, stderr) = check_secrets(&path, &[]);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.is_empty(), "no summary when secrets fail: {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert!(lines[0].contains("HOOK_SECRETS"), "{stderr}");
+    assert!(lines[1].contains("no-such-secret"), "{stderr}");
+    assert!(lines[2].contains("PBX_SECRET"), "{stderr}");
+    assert!(lines[3].contains("no-such-cert.pem"), "{stderr}");
+    assert!(!stderr.contains("admin-tokens"), "{stderr}");
+
+    // With the env vars set and the token file there (TLS dropped), it passes.
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("tls_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            &missing.display().to_string(),
+            &token_file.display().to_string(),
+        );
+    std::fs::write(&path, text).expect("rewrite config");
+    let (code, stdout, stderr) = check_secrets(
+        &path,
+        &[
+            ("HOOK_SECRETS", "hook-secret"),
+            ("PBX_SECRET", "pbx-secret"),
+        ],
+    );
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.starts_with("support: "), "{stdout}");
+}

@@ -39,7 +39,8 @@ use crate::api::secret::SecretError;
 use crate::api::subscriber::{self, Subscriber};
 use crate::api::tls::{TlsCell, TlsError, TlsListener};
 use crate::api::{self, AppState, Shared};
-use crate::config::LoadedConfig;
+use crate::config::daemon::AuthConfig;
+use crate::config::{DaemonConfig, LoadedConfig};
 use crate::metrics::{Metrics, MetricsError, Telemetry};
 use subscribers::{SubscriberContext, Subscribers};
 
@@ -100,6 +101,53 @@ impl DaemonOptions {
             journal_sync: None,
         }
     }
+}
+
+/// Every secret and TLS file `config` names, read as `serve` reads them at start (`env` is the
+/// environment: `std::env::var`): one message per setting that cannot be read or used, empty if
+/// all can. Nothing is kept. `tierline check-config --secrets` runs it where the daemon runs.
+pub fn check_secrets(config: &DaemonConfig, env: &EnvFn) -> Vec<String> {
+    let lookup = |var: &str| env(var);
+    let mut problems = Vec::new();
+    let auth = &config.auth;
+    // One `[auth]` pair at a time, so each unreadable one is reported, not only the first.
+    let pairs = [
+        AuthConfig {
+            webhook_secrets_env: auth.webhook_secrets_env.clone(),
+            webhook_secrets_file: auth.webhook_secrets_file.clone(),
+            ..AuthConfig::default()
+        },
+        AuthConfig {
+            read_tokens_env: auth.read_tokens_env.clone(),
+            read_tokens_file: auth.read_tokens_file.clone(),
+            ..AuthConfig::default()
+        },
+        AuthConfig {
+            admin_tokens_env: auth.admin_tokens_env.clone(),
+            admin_tokens_file: auth.admin_tokens_file.clone(),
+            ..AuthConfig::default()
+        },
+    ];
+    for pair in &pairs {
+        if let Err(e) = AuthKeys::from_config(pair, &lookup) {
+            problems.push(e.to_string());
+        }
+    }
+    for (i, s) in config.subscribers.iter().enumerate() {
+        if let Err(e) = Subscriber::from_config(i, s, &lookup) {
+            problems.push(e.to_string());
+        }
+    }
+    match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => {
+            if let Err(e) = crate::api::tls::load_server_config(cert, key) {
+                problems.push(e.to_string());
+            }
+        }
+        (None, None) => {}
+        _ => problems.push(DaemonError::TlsHalfConfigured.to_string()),
+    }
+    problems
 }
 
 /// Why the daemon could not start (or stopped with an error).
