@@ -35,18 +35,6 @@ async fn start(text: &str) -> TestDaemon {
     TestDaemon::start(DaemonOptions::new(config)).await
 }
 
-async fn put_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
-    let r = t
-        .http
-        .put(t.url("/v1/config"))
-        .header("content-type", "application/toml")
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
-}
-
 /// `POST /v1/config/validate` with `text` as TOML: the status and the JSON answer.
 async fn validate_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
     let r = t

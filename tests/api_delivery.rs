@@ -58,6 +58,15 @@ async fn a_bad_long_poll_query_is_a_400() {
     let (status, body) = t.get("/v1/decisions?after=minus-one").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_query");
+    assert_eq!(
+        body["error"]["message"],
+        "query parameter `after`: not a whole number ≥ 0 (digits only, no sign)"
+    );
+    let (_, body) = t.get("/v1/decisions?after=").await;
+    assert_eq!(
+        body["error"]["message"],
+        "query parameter `after`: empty: give a whole number ≥ 0, or leave the parameter out"
+    );
     let (status, body) = t.get("/v1/decisions?after=0&limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_query");

@@ -90,6 +90,16 @@ async fn a_wrong_or_missing_content_type_is_a_415() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // Any other charset is refused, not read as UTF-8 it is not.
+    let (status, _, body) = raw(
+        &t,
+        Some("application/json; charset=\"ISO-8859-1\""),
+        r#"{"id":"e3","type":"agent.login","agent":"a3"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(code(&body), "unsupported_media_type");
+    assert!(message(&body).contains("`iso-8859-1`"), "{body}");
     // An encoded body is refused, not read as garbage (or as a plain body it claims not to be).
     for encoding in ["gzip", "br"] {
         let r = t

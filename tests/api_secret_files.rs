@@ -229,8 +229,8 @@ async fn put_config_reads_secret_files_again_and_refuses_one_it_cannot_read() {
     assert_eq!(before, after, "the old config stays in force");
     assert_eq!(get_with(&t, "token-two").await.0, StatusCode::OK);
 
-    // A new subscriber whose signing secret cannot be read: the running daemon would not use it
-    // before a restart, and that restart would refuse to start, so the change is refused now.
+    // A new subscriber whose signing secret cannot be read: it could not be started (nor could
+    // the next start), so the change is refused now, before anything changes.
     let with_subscriber = format!(
         "{}\n[[subscriber]]\nurl = \"http://127.0.0.1:1/hook\"\nsecret_env = \"NOT_SET_ANYWHERE\"\n",
         with_tokens(&tokens)
@@ -251,6 +251,12 @@ async fn put_config_reads_secret_files_again_and_refuses_one_it_cannot_read() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("subscriber[0].secret_env"), "{message}");
         assert!(message.contains("NOT_SET_ANYWHERE"), "{message}");
+        // Only a change says what stays in force; a check changes nothing.
+        assert_eq!(
+            message.ends_with("the old config and secrets stay in force"),
+            method == "PUT",
+            "{method}: {message}"
+        );
     }
     let after = t.http.get(t.url("/v1/config")).bearer_auth("token-two");
     let after = after.send().await.unwrap().text().await.unwrap();

@@ -5,11 +5,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn check_config(path: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+    run(Command::new(env!("CARGO_BIN_EXE_tierline"))
         .arg("check-config")
-        .arg(path)
-        .output()
-        .expect("run tierline");
+        .arg(path))
+}
+
+/// Run `command`: exit code, stdout, stderr.
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("run tierline");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -122,19 +125,12 @@ fn a_config_too_large_to_journal_fails_the_check_as_it_fails_the_start() {
 
 /// `check-config --secrets PATH` with the environment `env` (nothing else inherited).
 fn check_secrets(path: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tierline"))
+    run(Command::new(env!("CARGO_BIN_EXE_tierline"))
         .arg("check-config")
         .arg("--secrets")
         .arg(path)
         .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run tierline");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .envs(env.iter().copied()))
 }
 
 #[test]

@@ -1308,6 +1308,35 @@ fn an_accept_resets_the_no_answer_count() {
     assert_eq!(d.agent("a").accepted_since_login, 1);
 }
 
+/// A supervisor (or the agent) putting an agent made not ready by `max_no_answer` back to
+/// available starts a fresh count: one more miss does not take it out again at once.
+#[test]
+fn an_agent_made_available_again_after_no_answer_starts_a_fresh_count() {
+    let mut q = queue("support", vec![step(0, &[1])]);
+    q.max_no_answer = 2;
+    q.no_answer_delay_ms = 0;
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
+    let ds = d.at(secs(2), decline("c1", "a", DeclineReason::NoAnswer));
+    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(d.agent("a").status, AgentStatus::NotReady);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 2);
+
+    let ds = d.at(secs(60), available("a"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a".into())]);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 0);
+    let ds = d.at(secs(61), decline("c1", "a", DeclineReason::NoAnswer));
+    assert_eq!(
+        offers(&ds),
+        vec![("c1".into(), "a".into())],
+        "one miss after coming back: offered again, still available"
+    );
+    assert_eq!(d.agent("a").status, AgentStatus::Available);
+    assert_eq!(d.agent("a").consecutive_missed_offers, 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Abandons, wrap-up, transfer, escalation, agent state
 // ---------------------------------------------------------------------------------------------

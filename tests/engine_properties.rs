@@ -909,7 +909,8 @@ impl Run {
 
     /// docs/ROUTING.md "Offer": a no-answer (decline `no_answer` or expiry) always counts
     /// towards the agent's consecutive missed offers, a `busy`/`rejected` decline when the
-    /// offering queue's `count_declines`; an accept, or leaving offline, resets the count. At the
+    /// offering queue's `count_declines`; an accept, leaving offline, or becoming available
+    /// again (from not_ready) resets the count. At the
     /// offering queue's `max_no_answer` (> 0) an available agent becomes not_ready with reason
     /// `no_answer` (the last miss was a no-answer) or `declined`, announced by `agent_state`;
     /// nothing else makes an `agent_state`.
@@ -926,11 +927,12 @@ impl Run {
             .map(|a| (a.id.to_string(), a.status))
             .collect();
         for a in &post.agents {
-            if status
-                .get(&*a.id)
-                .is_none_or(|s| *s == AgentStatus::Offline)
-                && a.status != AgentStatus::Offline
-            {
+            let before = status.get(&*a.id);
+            let logged_in = before.is_none_or(|s| *s == AgentStatus::Offline)
+                && a.status != AgentStatus::Offline;
+            let made_available =
+                before != Some(&AgentStatus::Available) && a.status == AgentStatus::Available;
+            if logged_in || made_available {
                 self.missed.remove(&*a.id);
             }
         }

@@ -1,24 +1,34 @@
 //! Webhook subscribers change live: a config change (here `PUT /v1/config`) starts a new
-//! `[[subscriber]]`, starts a changed one again with its new settings, and stops a removed one,
-//! while an unchanged one keeps delivering every decision once, in order, across the changes.
-//! A real HTTP receiver (axum on 127.0.0.1) records what each URL was sent.
+//! `[[subscriber]]` with the decisions from the change on (the change's own included), starts a
+//! changed one again with its new settings where the old one stopped, and stops a removed one
+//! before answering, while an unchanged one keeps delivering every decision once, in order,
+//! across the changes. A real HTTP receiver (axum on 127.0.0.1) records what each path was sent
+//! and with which signature.
 
 mod api_common;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use api_common::{call, login, TestDaemon, GIVE_UP};
 use axum::extract::State;
-use axum::http::{StatusCode as AxumStatus, Uri};
+use axum::http::{HeaderMap, StatusCode as AxumStatus, Uri};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tierline::api::auth::AuthKeys;
 use tierline::daemon::DaemonOptions;
 
-/// Every batch POSTed, with the path it was sent to, in arrival order. `/down` answers 503 (its
-/// batches are attempts, never acknowledged); every other path 200.
-/// A batch: the path it was POSTed to and its seqs.
-type Batch = (String, Vec<u64>);
+/// One POST: the path it was sent to, its seqs, and its `Tierline-Signature` header.
+#[derive(Debug, Clone)]
+struct Batch {
+    path: String,
+    seqs: Vec<u64>,
+    signature: Option<String>,
+    body: Vec<u8>,
+}
 
+/// Every batch POSTed, in arrival order. `/down` answers 503 (its batches are attempts, never
+/// acknowledged); every other path 200.
 #[derive(Clone, Default)]
 struct Receiver {
     batches: Arc<Mutex<Vec<Batch>>>,
@@ -37,14 +47,16 @@ impl Receiver {
         format!("http://{addr}")
     }
 
+    fn batches(&self, path: &str) -> Vec<Batch> {
+        let all = self.batches.lock().unwrap();
+        all.iter().filter(|b| b.path == path).cloned().collect()
+    }
+
     /// The seqs `path` was sent, in order.
     fn seqs(&self, path: &str) -> Vec<u64> {
-        self.batches
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == path)
-            .flat_map(|(_, b)| b.iter().copied())
+        self.batches(path)
+            .into_iter()
+            .flat_map(|b| b.seqs)
             .collect()
     }
 
@@ -70,7 +82,12 @@ impl Receiver {
     }
 }
 
-async fn receive(State(r): State<Receiver>, uri: Uri, body: axum::body::Bytes) -> AxumStatus {
+async fn receive(
+    State(r): State<Receiver>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> AxumStatus {
     let batch: Value = serde_json::from_slice(&body).expect("a JSON batch");
     let seqs = batch["decisions"]
         .as_array()
@@ -78,10 +95,16 @@ async fn receive(State(r): State<Receiver>, uri: Uri, body: axum::body::Bytes) -
         .iter()
         .map(|d| d["seq"].as_u64().expect("seq"))
         .collect();
-    r.batches
-        .lock()
-        .unwrap()
-        .push((uri.path().to_string(), seqs));
+    let signature = headers
+        .get("tierline-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    r.batches.lock().unwrap().push(Batch {
+        path: uri.path().to_string(),
+        seqs,
+        signature,
+        body: body.to_vec(),
+    });
     r.changed.notify_waiters();
     if uri.path() == "/down" {
         AxumStatus::SERVICE_UNAVAILABLE
@@ -90,8 +113,9 @@ async fn receive(State(r): State<Receiver>, uri: Uri, body: axum::body::Bytes) -
     }
 }
 
-/// The config with `subscribers` (TOML `[[subscriber]]` entries) appended.
-fn config(subscribers: &str) -> String {
+/// The config: queue `support` (L1 only for 10 minutes), agent `a1` at L1 and `a2` at
+/// `a2_tier`, then `subscribers` (TOML `[[subscriber]]` entries).
+fn config(a2_tier: u8, subscribers: &str) -> String {
     format!(
         r#"
 [server]
@@ -101,6 +125,7 @@ listen = "127.0.0.1:0"
 id = "support"
 channels = ["voice"]
 offer_timeout_s = 600
+steps = [ {{ after_s = 0, tiers = [1] }}, {{ after_s = 600, tiers = [1, 2] }} ]
 
 [[agent]]
 id = "a1"
@@ -110,12 +135,7 @@ tiers = {{ support = 1 }}
 [[agent]]
 id = "a2"
 address = "sip:a2@pbx"
-tiers = {{ support = 1 }}
-
-[[agent]]
-id = "a3"
-address = "sip:a3@pbx"
-tiers = {{ support = 1 }}
+tiers = {{ support = {a2_tier} }}
 {subscribers}
 "#
     )
@@ -128,17 +148,17 @@ fn entry(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
-async fn put_config(t: &TestDaemon, text: &str) -> Value {
-    let r = t
-        .http
-        .put(t.url("/v1/config"))
-        .header("content-type", "application/toml")
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
+async fn start(text: &str, journal: Option<&Path>) -> TestDaemon {
+    let loaded = tierline::config::parse(text, "test.toml").expect("valid test config");
+    let mut options = DaemonOptions::new(loaded);
+    options.journal_dir = journal.map(Path::to_path_buf);
+    options.env = Arc::new(|name: &str| (name == "HOOK_SECRET").then(|| "env-secret".into()));
+    TestDaemon::start(options).await
+}
+
+/// `PUT /v1/config`, which must apply: its answer.
+async fn put_ok(t: &TestDaemon, text: &str) -> Value {
+    let (status, body) = api_common::put_config(t, text).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
@@ -152,76 +172,84 @@ async fn last_seq(t: &TestDaemon, event: Value) -> u64 {
         .expect("the event made a decision")
 }
 
+fn abandon(id: &str, interaction: &str) -> Value {
+    json!({"id": id, "type": "interaction.abandoned", "interaction": interaction})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_start_restart_and_stop_with_a_config_change() {
     let receiver = Receiver::default();
     let base = receiver.serve().await;
     let witness = entry("witness", &format!("{base}/witness"), "");
-    let text = config(&witness);
-    let loaded = tierline::config::parse(&text, "test.toml").expect("valid test config");
-    let t = TestDaemon::start(DaemonOptions::new(loaded)).await;
-
-    for a in ["a1", "a2", "a3"] {
-        t.apply(login(&format!("login-{a}"), a)).await;
-    }
-    // Before the change: only the witness exists.
+    let t = start(&config(2, &witness), None).await;
+    t.apply(login("login-a1", "a1")).await;
+    t.apply(login("login-a2", "a2")).await;
+    // c1 rings a1; c2 waits: a2 is L2, not eligible for ten minutes.
     let before = last_seq(&t, call("e1", "c1")).await;
+    let waiting = last_seq(&t, call("e2", "c2")).await;
 
-    // Added: "pbx" gets the decisions from the change on, none from before it.
+    // Added, by a change that makes a2 L1: the change offers c2 to a2 at once, and that offer
+    // (the change's own decision) is the first thing "pbx" is sent.
     let pbx_a = entry("pbx", &format!("{base}/a"), "");
-    let answer = put_config(&t, &config(&format!("{witness}{pbx_a}"))).await;
+    let answer = put_ok(&t, &config(1, &format!("{witness}{pbx_a}"))).await;
     assert_eq!(
         answer["subscribers"],
         json!({"started": ["pbx"], "stopped": [], "restarted": []}),
         "{answer}"
     );
     assert_eq!(answer["restart_needed"], json!([]), "{answer}");
-    let offered = last_seq(&t, call("e2", "c2")).await;
-    receiver.wait_for("/a", offered).await;
-    let to_a = receiver.seqs("/a");
-    assert!(
-        to_a.iter().all(|&s| s > before),
-        "the new subscriber was sent decisions made before it was added: {to_a:?} (added after {before})"
+    let change_offer = answer["decisions"][0]["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the change offers c2 to a2: {answer}"));
+    assert_eq!(answer["decisions"][0]["type"], "offer", "{answer}");
+    receiver.wait_for("/a", change_offer).await;
+    assert_eq!(
+        receiver.seqs("/a")[0],
+        change_offer,
+        "a new subscriber starts with the change's own decisions, none from before it ({before}, {waiting})"
     );
 
-    // Changed (another URL, offers only): started again with the new settings, from the
-    // decisions after the change; the old URL is sent nothing more.
-    let pbx_b = entry("pbx", &format!("{base}/b"), "types = [\"offer\"]");
-    let answer = put_config(&t, &config(&format!("{witness}{pbx_b}"))).await;
+    // Changed (another URL, `queued` only): started again with the new settings where the old
+    // one stopped; the old URL is sent nothing more.
+    let pbx_b = entry("pbx", &format!("{base}/b"), "types = [\"queued\"]");
+    let answer = put_ok(&t, &config(1, &format!("{witness}{pbx_b}"))).await;
     assert_eq!(
         answer["subscribers"],
         json!({"started": [], "stopped": [], "restarted": ["pbx"]}),
         "{answer}"
     );
     let sent_to_a = receiver.seqs("/a");
-    let third = last_seq(&t, call("e3", "c3")).await;
-    receiver.wait_for("/b", third).await;
-    receiver.wait_for("/witness", third).await;
+    // Both agents ringing: c3 is queued. Then a1's call abandons: c3 is offered to a1 (an
+    // offer, which /b does not take), and c4 waits.
+    let queued = last_seq(&t, call("e3", "c3")).await;
+    let offered = last_seq(&t, abandon("e4", "c1")).await;
+    let queued_again = last_seq(&t, call("e5", "c4")).await;
+    receiver.wait_for("/b", queued_again).await;
     assert_eq!(
         receiver.seqs("/a"),
         sent_to_a,
         "the old URL is no longer sent to"
     );
-    assert!(
-        receiver.seqs("/b").iter().all(|&s| s > offered),
-        "the restarted subscriber began before the change: {:?}",
-        receiver.seqs("/b")
+    assert_eq!(
+        receiver.seqs("/b"),
+        vec![queued, queued_again],
+        "the new types apply: queued only (the offer {offered} is filtered out)"
     );
 
-    // Removed: stopped before the answer, so nothing reaches it afterwards.
-    let answer = put_config(&t, &config(&witness)).await;
+    // Removed: stopped before the answer, so nothing reaches it afterwards (it would take this
+    // queued decision).
+    let answer = put_ok(&t, &config(1, &witness)).await;
     assert_eq!(
         answer["subscribers"],
         json!({"started": [], "stopped": ["pbx"], "restarted": []}),
         "{answer}"
     );
-    let sent_to_b = receiver.seqs("/b");
-    let last = last_seq(&t, call("e4", "c4")).await;
+    let last = last_seq(&t, call("e6", "c5")).await;
     receiver.wait_for("/witness", last).await;
     assert_eq!(
         receiver.seqs("/b"),
-        sent_to_b,
-        "a removed subscriber is not sent to"
+        vec![queued, queued_again],
+        "a removed subscriber is sent nothing more"
     );
 
     // The unchanged witness ran throughout: every decision once, in order, no gap.
@@ -230,24 +258,20 @@ async fn subscribers_start_restart_and_stop_with_a_config_change() {
     t.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_subscriber_resumes_after_its_last_acknowledged_decision() {
+/// A subscriber moved to a refusing URL, then to a working one, gets everything after its last
+/// acknowledged decision: with a journal from its ack file, without one from the old task's
+/// cursor.
+async fn a_changed_subscriber_resumes_after_its_last_acknowledged_decision(journal: Option<&Path>) {
     let receiver = Receiver::default();
     let base = receiver.serve().await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = config(&entry("pbx", &format!("{base}/a"), ""));
-    let loaded = tierline::config::parse(&text, "test.toml").expect("valid test config");
-    let mut options = DaemonOptions::new(loaded);
-    options.journal_dir = Some(dir.path().to_path_buf());
-    let t = TestDaemon::start(options).await;
-    for a in ["a1", "a2", "a3"] {
-        t.apply(login(&format!("login-{a}"), a)).await;
-    }
+    let t = start(&config(1, &entry("pbx", &format!("{base}/a"), "")), journal).await;
+    t.apply(login("login-a1", "a1")).await;
+    t.apply(login("login-a2", "a2")).await;
     let first = last_seq(&t, call("e1", "c1")).await;
     receiver.wait_for("/a", first).await;
 
-    // Moved to a URL that refuses everything: the next decision is tried, never acknowledged.
-    let answer = put_config(&t, &config(&entry("pbx", &format!("{base}/down"), ""))).await;
+    // Moved to a URL that refuses everything: the next decisions are tried, never acknowledged.
+    let answer = put_ok(&t, &config(1, &entry("pbx", &format!("{base}/down"), ""))).await;
     assert_eq!(
         answer["subscribers"]["restarted"],
         json!(["pbx"]),
@@ -256,9 +280,9 @@ async fn a_changed_subscriber_resumes_after_its_last_acknowledged_decision() {
     let second = last_seq(&t, call("e2", "c2")).await;
     receiver.wait_for("/down", second).await;
 
-    // Moved again: delivery resumes after the last acknowledged decision, so the one the
-    // refusing URL never took is sent to the new one.
-    let answer = put_config(&t, &config(&entry("pbx", &format!("{base}/b"), ""))).await;
+    // Moved again: delivery resumes after the last acknowledged decision, so what the refusing
+    // URL never took is sent to the new one.
+    let answer = put_ok(&t, &config(1, &entry("pbx", &format!("{base}/b"), ""))).await;
     assert_eq!(
         answer["subscribers"]["restarted"],
         json!(["pbx"]),
@@ -274,4 +298,113 @@ async fn a_changed_subscriber_resumes_after_its_last_acknowledged_decision() {
         expected,
         "everything after the last acknowledged decision ({first}), once, in order"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_journal_a_changed_subscriber_resumes_after_its_ack_file() {
+    let dir = tempfile::tempdir().unwrap();
+    a_changed_subscriber_resumes_after_its_last_acknowledged_decision(Some(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_journal_a_changed_subscriber_resumes_where_the_old_task_stopped() {
+    a_changed_subscriber_resumes_after_its_last_acknowledged_decision(None).await;
+}
+
+/// With a journal, a subscriber removed by a change forgets its ack record: added back later it
+/// is a new subscriber, sent what is decided from then on, not the decisions made while it was
+/// gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_removed_and_added_again_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let pbx = entry("pbx", &format!("{base}/a"), "");
+    let t = start(&config(1, &pbx), Some(dir.path())).await;
+    t.apply(login("login-a1", "a1")).await;
+    t.apply(login("login-a2", "a2")).await;
+    let first = last_seq(&t, call("e1", "c1")).await;
+    receiver.wait_for("/a", first).await;
+
+    let answer = put_ok(&t, &config(1, "")).await;
+    assert_eq!(answer["subscribers"]["stopped"], json!(["pbx"]), "{answer}");
+    let ack_file = tierline::journal::AckFile::for_subscriber(dir.path(), "pbx", "pbx", true);
+    assert_eq!(ack_file.load().unwrap(), None, "its ack record is gone");
+    let while_gone = last_seq(&t, call("e2", "c2")).await;
+
+    let answer = put_ok(&t, &config(1, &pbx)).await;
+    assert_eq!(answer["subscribers"]["started"], json!(["pbx"]), "{answer}");
+    let after = last_seq(&t, call("e3", "c3")).await;
+    receiver.wait_for("/a", after).await;
+    t.stop().await;
+    assert_eq!(
+        receiver.seqs("/a"),
+        vec![first, after],
+        "nothing decided while it was gone ({while_gone})"
+    );
+}
+
+/// A change that keeps a subscriber re-reads its secret from the same file (a rotation takes
+/// effect), and one that removes a subscriber whose secret file is gone is not refused for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_subscriber_rotates_its_secret_and_a_removed_one_needs_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("pbx-secret");
+    std::fs::write(&secret_file, "first-secret\n").unwrap();
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let pbx = entry(
+        "pbx",
+        &format!("{base}/a"),
+        &format!("secret_file = \"{}\"", secret_file.display()),
+    );
+    let signed = entry(
+        "signed",
+        &format!("{base}/s"),
+        "secret_env = \"HOOK_SECRET\"",
+    );
+    let t = start(&config(2, &format!("{pbx}{signed}")), None).await;
+    t.apply(login("login-a1", "a1")).await;
+    let first = last_seq(&t, call("e1", "c1")).await;
+    receiver.wait_for("/a", first).await;
+
+    // Rotated, and a change elsewhere (a2 to L1): the subscriber is kept, the next POST is
+    // signed with the new secret.
+    std::fs::write(&secret_file, "second-secret\n").unwrap();
+    let answer = put_ok(&t, &config(1, &format!("{pbx}{signed}"))).await;
+    assert_eq!(
+        answer["subscribers"],
+        json!({"started": [], "stopped": [], "restarted": []}),
+        "{answer}"
+    );
+    t.apply(login("login-a2", "a2")).await;
+    let second = last_seq(&t, call("e2", "c2")).await;
+    receiver.wait_for("/a", second).await;
+    let batches = receiver.batches("/a");
+    let check = |secret: &str, b: &Batch| {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        AuthKeys::new(&[secret], &[], &[])
+            .verify_signature(b.signature.as_deref(), &b.body, now_s)
+            .is_ok()
+    };
+    let (old, new) = (&batches[0], &batches[batches.len() - 1]);
+    assert!(check("first-secret", old), "{old:?}");
+    assert!(
+        check("second-secret", new),
+        "signed with the rotated secret: {new:?}"
+    );
+    assert!(!check("first-secret", new), "{new:?}");
+
+    // The secret file deleted and the subscriber removed in one change: accepted.
+    std::fs::remove_file(&secret_file).unwrap();
+    let answer = put_ok(&t, &config(1, &signed)).await;
+    assert_eq!(
+        answer["subscribers"],
+        json!({"started": [], "stopped": ["pbx"], "restarted": []}),
+        "{answer}"
+    );
+    t.stop().await;
 }

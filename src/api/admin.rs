@@ -78,7 +78,7 @@ pub async fn validate_config(
         .reloader
         .check_source(&text, "request body")
         .await
-        .map_err(reload_error)?;
+        .map_err(check_error)?;
     Ok(Json(ValidJson {
         valid: true,
         queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
@@ -117,7 +117,12 @@ pub async fn put_config(
             notes: report.notes,
             subscribers: report.subscribers,
         })),
-        Err(e) => Err(reload_error(e)),
+        Err(e) => {
+            if !matches!(e, ReloadError::Engine(_)) {
+                tracing::warn!(error = %e, "PUT /v1/config refused; old config kept");
+            }
+            Err(reload_error(e))
+        }
     }
 }
 
@@ -128,6 +133,17 @@ fn reload_error(e: ReloadError) -> ApiError {
         ReloadError::Engine(e) => e.into(),
         e @ ReloadError::Read { .. } => ApiError::unprocessable("invalid_config", e.to_string()),
         e @ ReloadError::Secret(_) => ApiError::unprocessable("secret_unavailable", e.to_string()),
+    }
+}
+
+/// The answer to a `validate` that a `PUT` would refuse: as `reload_error`, without saying
+/// what stays in force (a check changes nothing).
+fn check_error(e: ReloadError) -> ApiError {
+    match e {
+        ReloadError::Secret(secret) => {
+            ApiError::unprocessable("secret_unavailable", secret.to_string())
+        }
+        other => reload_error(other),
     }
 }
 

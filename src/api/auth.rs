@@ -43,7 +43,7 @@ pub enum SignatureError {
     #[error("missing Tierline-Signature header")]
     Missing,
     #[error(
-        "malformed Tierline-Signature header: expected `t=<unix seconds>,v1=<hex HMAC-SHA256>`"
+        "malformed Tierline-Signature header: expected `t=<unix seconds>,v1=<HMAC-SHA256 as 64 hex digits>` (one `t`, at most 8 `v1`, each well formed)"
     )]
     Malformed,
     #[error("signature timestamp is outside the 300 s replay window")]

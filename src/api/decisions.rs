@@ -46,7 +46,7 @@ pub struct PollQuery {
 }
 
 fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
+    ApiError::invalid_query(&e)
 }
 
 async fn page(

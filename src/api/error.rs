@@ -84,8 +84,15 @@ impl ApiError {
         e
     }
 
-    /// Malformed JSON, with line and column.
+    /// Malformed JSON, with line and column (an empty body says so: serde_json puts its end at
+    /// column 0, where every other message counts from 1).
     pub fn malformed_json(e: &serde_json::Error) -> ApiError {
+        if e.is_eof() && e.line() == 1 && e.column() == 0 {
+            return ApiError::bad_request(
+                "malformed_json",
+                "malformed JSON: the body is empty (expected a JSON value)",
+            );
+        }
         ApiError::bad_request(
             "malformed_json",
             format!(
@@ -95,6 +102,13 @@ impl ApiError {
                 strip_position(&e.to_string())
             ),
         )
+    }
+
+    /// A query string that does not fit the endpoint's parameters: 400 `invalid_query`, naming
+    /// the parameter and saying what it takes instead of the query parser's own wording
+    /// (`after: invalid digit found in string`).
+    pub fn invalid_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_query", query_message(&e.body_text()))
     }
 
     /// A config that failed to parse, validate or apply.
@@ -301,6 +315,32 @@ pub async fn into_json_error(response: Response) -> Response {
     out
 }
 
+/// `text` (axum's "Failed to deserialize query string: after: invalid digit found in string")
+/// as "query parameter `after`: …". Every numeric query parameter is a whole number ≥ 0.
+fn query_message(text: &str) -> String {
+    let rest = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let (field, problem) = match rest.split_once(": ") {
+        Some((field, problem)) if !field.contains(' ') => (Some(field), problem),
+        _ => (None, rest),
+    };
+    let problem = match problem {
+        "invalid digit found in string" => {
+            "not a whole number ≥ 0 (digits only, no sign)".to_string()
+        }
+        "cannot parse integer from empty string" => {
+            "empty: give a whole number ≥ 0, or leave the parameter out".to_string()
+        }
+        "number too large to fit in target type" => "too large a number".to_string(),
+        other => other.to_string(),
+    };
+    match field {
+        Some(field) => format!("query parameter `{field}`: {problem}"),
+        None => format!("query string: {problem}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +359,51 @@ mod tests {
             api.body.message
         );
         assert_eq!(api.body.message.matches("line").count(), 1);
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter_and_what_it_takes() {
+        let prefix = "Failed to deserialize query string: ";
+        assert_eq!(
+            query_message(&format!("{prefix}after: invalid digit found in string")),
+            "query parameter `after`: not a whole number ≥ 0 (digits only, no sign)"
+        );
+        assert_eq!(
+            query_message(&format!(
+                "{prefix}after: cannot parse integer from empty string"
+            )),
+            "query parameter `after`: empty: give a whole number ≥ 0, or leave the parameter out"
+        );
+        assert_eq!(
+            query_message(&format!(
+                "{prefix}wait_ms: number too large to fit in target type"
+            )),
+            "query parameter `wait_ms`: too large a number"
+        );
+        assert_eq!(
+            query_message(&format!(
+                "{prefix}unknown field `x`, expected one of `after`, `wait_ms`, `limit`"
+            )),
+            "query string: unknown field `x`, expected one of `after`, `wait_ms`, `limit`"
+        );
+    }
+
+    #[test]
+    fn an_empty_body_is_named_empty_not_column_0() {
+        let err = serde_json::from_str::<serde_json::Value>("").unwrap_err();
+        let api = ApiError::malformed_json(&err);
+        assert_eq!(api.body.code, "malformed_json");
+        assert_eq!(
+            api.body.message,
+            "malformed JSON: the body is empty (expected a JSON value)"
+        );
+        // A body that ends early elsewhere keeps its position.
+        let err = serde_json::from_str::<serde_json::Value>("{\"id\": ").unwrap_err();
+        let message = ApiError::malformed_json(&err).body.message;
+        assert!(
+            message.starts_with("malformed JSON at line 1, column 7:"),
+            "{message}"
+        );
     }
 
     #[test]

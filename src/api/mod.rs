@@ -269,13 +269,32 @@ pub async fn read_json_object<T: serde::de::DeserializeOwned>(
 /// body is not encoded (`Content-Encoding` absent or `identity`).
 pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
-    let given = types.next().and_then(|v| v.to_str().ok()).map(|v| {
+    let first = types.next().and_then(|v| v.to_str().ok());
+    let given = first.map(|v| {
         v.split(';')
             .next()
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase()
     });
+    // JSON and TOML are UTF-8 by definition (RFC 8259, TOML 1.0): a body declared in another
+    // charset would be read as something its sender did not mean.
+    let charset = first
+        .into_iter()
+        .flat_map(|v| v.split(';').skip(1))
+        .find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+        });
+    if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("charset `{charset}` is not supported: the body must be UTF-8 (charset=utf-8, or no charset)"),
+        ));
+    }
     // A compressed body would be read as garbage (or, with a plain body under a false
     // `Content-Encoding`, as something the sender did not mean): say what is accepted. Every
     // line of the header counts (RFC 9110 §5.3: `identity` then `gzip` is a gzip body).

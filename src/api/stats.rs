@@ -38,7 +38,7 @@ pub struct AgentStatsQuery {
 }
 
 fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
+    ApiError::invalid_query(&e)
 }
 
 fn stats_error(e: StatsError) -> ApiError {

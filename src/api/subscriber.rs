@@ -170,22 +170,43 @@ pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) {
     }
 }
 
-/// Start delivering decisions after the cursor. The task ends on shutdown, or when `stop` is
-/// sent or dropped (a config change removed or changed the subscriber).
+/// How a config change stops one subscriber's task, and what it acknowledged.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// Triggered to stop the task (a config change removed or changed the subscriber). The task
+    /// stops only between steps: while it waits for decisions, or at a POST attempt (which it
+    /// abandons, unacknowledged), never while it records an ack, so once its `JoinHandle`
+    /// resolves nothing of it writes the ack file any more.
+    pub stop: Shutdown,
+    /// The cursor after the last batch acknowledged (or skipped by `types`): the seq delivery
+    /// would continue after (`None`: from the oldest decision held).
+    pub progress: watch::Sender<Option<u64>>,
+}
+
+impl Control {
+    pub fn new(start_after: Option<u64>) -> Control {
+        Control {
+            stop: Shutdown::new(),
+            progress: watch::Sender::new(start_after),
+        }
+    }
+}
+
+/// Start delivering decisions after the cursor. The task ends on shutdown, or when
+/// `control.stop` is triggered (see `Control`).
 pub fn spawn(
     subscriber: Subscriber,
     engine: EngineHandle,
     clock: Clock,
     shutdown: Shutdown,
-    stop: tokio::sync::oneshot::Receiver<()>,
+    control: Control,
     cursor: Cursor,
     metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::select! {
-            () = deliver(&subscriber, &engine, clock, cursor, &metrics) => {}
+            () = deliver(&subscriber, &engine, clock, cursor, &control, &metrics) => {}
             () = shutdown.wait() => {}
-            _ = stop => {}
         }
         tracing::debug!(subscriber = %subscriber.label, "subscriber stopped");
     })
@@ -255,6 +276,7 @@ async fn deliver(
     engine: &EngineHandle,
     clock: Clock,
     start: Cursor,
+    control: &Control,
     metrics: &Metrics,
 ) {
     // No redirects: reqwest would turn a POST answered 301/302/303 into a body-less GET, and
@@ -274,10 +296,13 @@ async fn deliver(
     let mut seq: watch::Receiver<u64> = engine.next_seq_watch();
     let next_seq = *seq.borrow_and_update();
     let mut cursor = starting_point(sub, &start, next_seq).await;
+    control.progress.send_replace(cursor);
+    let stop = &control.stop;
     loop {
         let threshold = cursor.map_or(0, |c| c + 1);
-        if seq.wait_for(|next| *next > threshold).await.is_err() {
-            return;
+        tokio::select! {
+            waited = seq.wait_for(|next| *next > threshold) => if waited.is_err() { return },
+            () = stop.wait() => return,
         }
         // The newest seq known before reading: should the read find nothing after the cursor
         // (a cursor of `None`, "from the oldest held", before any decision exists: `threshold`
@@ -309,13 +334,17 @@ async fn deliver(
             }
             Err(SubmitError::Stopped) => return,
             Err(_) => {
-                tokio::time::sleep(sub.retry_initial).await;
+                tokio::select! {
+                    () = tokio::time::sleep(sub.retry_initial) => {}
+                    () = stop.wait() => return,
+                }
                 continue;
             }
         };
         if page.decisions.is_empty() {
-            if seq.wait_for(|next| *next > known).await.is_err() {
-                return;
+            tokio::select! {
+                waited = seq.wait_for(|next| *next > known) => if waited.is_err() { return },
+                () = stop.wait() => return,
             }
             continue;
         }
@@ -327,10 +356,15 @@ async fn deliver(
             .collect();
         if !wanted.is_empty() {
             let body = format!("{{\"decisions\":[{}]}}", wanted.join(","));
-            post_until_accepted(sub, &client, clock, body, metrics).await;
+            tokio::select! {
+                () = post_until_accepted(sub, &client, clock, body, metrics) => {}
+                // Abandoned, not acknowledged: sent again from the last ack.
+                () = stop.wait() => return,
+            }
         }
         if let Some(last) = page.decisions.last() {
             cursor = Some(last.seq);
+            control.progress.send_replace(cursor);
             if let Some(acks) = start.acks.clone() {
                 let acked = last.seq;
                 // A lost ack only costs redelivery, so a failed write is logged, not retried.

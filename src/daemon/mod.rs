@@ -382,6 +382,10 @@ impl Daemon {
             acks_dir,
             sync_acks,
         }));
+        // Running before the API serves: a config change must find them to change them.
+        for ((s, cursor), entry) in subscribers.into_iter().zip(cursors).zip(subscriber_entries) {
+            live_subscribers.launch(entry, s, cursor).await;
+        }
         let auth = Arc::new(RwLock::new(Arc::new(keys)));
         let reloader = Arc::new(Reloader::new(
             engine.clone(),
@@ -419,6 +423,8 @@ impl Daemon {
                     at_once: max,
                 };
                 let listener = TlsListener::new(listener, cell, handshakes).map_err(|source| {
+                    // The subscribers' tasks are running: stop them with the start.
+                    shutdown.trigger();
                     DaemonError::Bind {
                         addr: server.listen.clone(),
                         source,
@@ -439,11 +445,13 @@ impl Daemon {
             ),
         };
 
-        for ((s, cursor), entry) in subscribers.into_iter().zip(cursors).zip(subscriber_entries) {
-            live_subscribers.launch(entry, s, cursor).await;
-        }
         let watch_task = match (&config_path, watch_config) {
-            (Some(path), true) => Some(watch::spawn(path, reloader.clone(), shutdown.clone())?),
+            (Some(path), true) => Some(
+                watch::spawn(path, reloader.clone(), shutdown.clone()).inspect_err(|_| {
+                    // Stop what already runs (the API, the subscribers) with the start.
+                    shutdown.trigger();
+                })?,
+            ),
             _ => None,
         };
         tracing::info!(%addr, tls = is_tls, "tierline listening");

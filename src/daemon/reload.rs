@@ -198,7 +198,7 @@ impl Reloader {
     async fn reload_secrets(&self) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
         let auth = self.current_auth_config();
-        let fresh = match self.read_secrets(auth, Vec::new()).await {
+        let fresh = match self.read_secrets(auth, Vec::new(), true).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.metrics.config_reload(false);
@@ -223,18 +223,25 @@ impl Reloader {
         }
     }
 
-    /// Read every secret again, off the runtime's worker threads (files), without changing
-    /// anything: the auth keys `auth` names and each running subscriber's. `planned` are the
-    /// `[[subscriber]]` entries of a config about to be applied: their secrets are read too
-    /// (an added or changed subscriber starts with them), so that a change naming one that
-    /// cannot be read is refused before anything changes.
+    /// Read secrets again, off the runtime's worker threads (files), without changing
+    /// anything: the auth keys `auth` names, and either each running subscriber's from its
+    /// source (`running`: the config file is unchanged) or those of `planned`, the
+    /// `[[subscriber]]` entries of a config about to be applied (an added or changed subscriber
+    /// starts with them, an unchanged one is rotated to them), so that a change naming one that
+    /// cannot be read is refused before anything changes. A subscriber the change removes or
+    /// moves to another source is not read from its old one.
     async fn read_secrets(
         &self,
         auth: AuthConfig,
         planned: Vec<crate::config::daemon::SubscriberConfig>,
+        running: bool,
     ) -> Result<FreshSecrets, ReloadError> {
         let env = self.env.clone();
-        let subscribers = self.subscribers.secrets().await;
+        let subscribers = if running {
+            self.subscribers.secrets().await
+        } else {
+            Vec::new()
+        };
         let read = move || -> Result<FreshSecrets, SecretError> {
             let lookup = |var: &str| env(var);
             let planned = planned
@@ -269,6 +276,7 @@ impl Reloader {
             .read_secrets(
                 loaded.daemon.auth.clone(),
                 loaded.daemon.subscribers.clone(),
+                false,
             )
             .await?;
         self.keeps_auth_on(&fresh.auth, origin)?;
@@ -328,10 +336,8 @@ impl Reloader {
         if problems.is_empty() {
             Ok(())
         } else {
-            tracing::warn!(
-                origin,
-                "config change refused: it would turn authentication off"
-            );
+            // Logged by whoever tried the change (SIGHUP, the file watch, `PUT`); a `validate`
+            // changes nothing and logs nothing.
             Err(ReloadError::Invalid(problems))
         }
     }
@@ -426,23 +432,34 @@ impl Reloader {
             input,
         } = self.vet(source, origin).await?;
         // A subscriber this change adds gets the decisions from here on, the change's own
-        // included (those of events applied meanwhile too: more, never fewer).
+        // included (those of events applied meanwhile too: more, never fewer); with a journal
+        // that starting point is on disk before the change is.
         let start_after = self.engine.next_seq_watch().borrow().checked_sub(1);
-        let outcome = self.engine.apply(vec![input]).await?.pop();
+        let prepared = self.subscribers.prepare(&fresh.planned, start_after).await;
+        let outcome = match self.engine.apply(vec![input]).await {
+            Ok(mut outcomes) => outcomes.pop(),
+            Err(e) => {
+                self.subscribers.forget(prepared).await;
+                return Err(e.into());
+            }
+        };
         let decisions = match outcome {
             Some(Outcome::Applied(decisions)) => decisions,
             Some(Outcome::ConfigRefused(problems)) => {
-                tracing::warn!(origin, problems = problems.len(), "config change refused");
+                self.subscribers.forget(prepared).await;
                 return Err(ReloadError::Invalid(problems));
             }
-            _ => return Err(ReloadError::Engine(SubmitError::Stopped)),
+            _ => {
+                self.subscribers.forget(prepared).await;
+                return Err(ReloadError::Engine(SubmitError::Stopped));
+            }
         };
         let FreshSecrets {
             auth,
             subscribers,
             planned,
         } = fresh;
-        let secrets_changed = self.install(auth, subscribers).await;
+        let mut secrets_changed = self.install(auth, subscribers).await;
         match self.auth_config.lock() {
             Ok(mut a) => *a = loaded.daemon.auth.clone(),
             Err(poisoned) => *poisoned.into_inner() = loaded.daemon.auth.clone(),
@@ -465,10 +482,11 @@ impl Reloader {
             "routing config applied"
         );
         let notes = log_notes(&loaded.routing, origin);
-        let subscribers = self
+        let (subscribers, rotated) = self
             .subscribers
             .apply(&reloaded.subscribers, planned, start_after)
             .await;
+        secrets_changed |= rotated;
         Ok(ReloadReport {
             applied: true,
             decisions,

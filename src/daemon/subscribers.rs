@@ -1,28 +1,32 @@
-//! The webhook subscribers that run, and how a reload changes them.
+//! The webhook subscribers that run, and how a config change changes them.
 //!
 //! Each `[[subscriber]]` is delivered to by a task of its own (`api::subscriber`). A config
 //! change (SIGHUP, the file watch, `PUT /v1/config`) compares the new entries with the running
-//! ones by name (the configured `name`, else the URL; it also names the ack file):
-//! - an entry that is gone stops its task (after its current POST attempt, which is not
-//!   acknowledged: its decisions are sent again should the subscriber come back);
-//! - an entry whose settings changed (URL, secret source, types, retries, batch, timeout) stops
-//!   and starts again with the new settings, resuming after its last acknowledged decision (with
-//!   a journal; without one, after the newest decision made before the change);
-//! - a new entry starts with the decisions made from the change on (the decisions the change
-//!   itself caused included), or, with a journal, after what its ack file records if a
-//!   subscriber of that name ran before;
-//! - an unchanged entry keeps running; its signing secret is read again (rotation).
+//! ones by name (the configured `name`, else the URL; it also names the ack file), once the
+//! engine has applied the change:
+//! - an entry that is gone is stopped before the change is answered (a POST in flight is
+//!   abandoned, unacknowledged; the receiver may still have taken it) and its ack file deleted:
+//!   added again later, it is a new subscriber;
+//! - an entry whose settings changed (URL, secret source, types, retries, batch, timeout) is
+//!   stopped and started again with the new settings, resuming after its last acknowledged
+//!   decision: nothing it had not delivered is skipped;
+//! - a new entry starts with the decisions from the change on, those the change itself caused
+//!   included (its starting point is recorded, with a journal, before the engine applies the
+//!   change, as it is at start before the first decision);
+//! - an unchanged entry keeps running, with its signing secret read again from its source.
 //!
-//! A subscriber renamed is one stopped and one started. The tasks end on shutdown as before.
+//! A task stops only between steps, never while it records an ack (`subscriber::Control`), so
+//! when a stop returns nothing of the old task writes the ack file any more. A subscriber
+//! renamed is one stopped and one started. The tasks end on shutdown as before.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::api::secret::RotatingSecret;
-use crate::api::subscriber::{self, Cursor, Subscriber};
+use crate::api::subscriber::{self, Control, Cursor, Subscriber};
 use crate::config::daemon::SubscriberConfig;
 use crate::journal::AckFile;
 use crate::metrics::Metrics;
@@ -43,12 +47,6 @@ pub struct SubscriberChanges {
     pub restarted: Vec<String>,
 }
 
-impl SubscriberChanges {
-    pub fn is_empty(&self) -> bool {
-        self.started.is_empty() && self.stopped.is_empty() && self.restarted.is_empty()
-    }
-}
-
 /// What every subscriber task is started with.
 #[derive(Clone)]
 pub struct SubscriberContext {
@@ -62,6 +60,16 @@ pub struct SubscriberContext {
     pub sync_acks: bool,
 }
 
+impl SubscriberContext {
+    fn ack_file(&self, sub: &Subscriber) -> Option<AckFile> {
+        ack_file(self.acks_dir.as_deref(), self.sync_acks, sub)
+    }
+}
+
+fn ack_file(acks_dir: Option<&Path>, sync_acks: bool, sub: &Subscriber) -> Option<AckFile> {
+    acks_dir.map(|dir| AckFile::for_subscriber(dir, &sub.name, &sub.label, sync_acks))
+}
+
 /// Where `sub` starts: after its ack file's record (under `acks_dir`, the journal directory), if
 /// it has one, else after `start_after`.
 pub fn cursor(
@@ -72,7 +80,7 @@ pub fn cursor(
 ) -> Cursor {
     Cursor {
         start_after,
-        acks: acks_dir.map(|dir| AckFile::for_subscriber(dir, &sub.name, &sub.label, sync_acks)),
+        acks: ack_file(acks_dir, sync_acks, sub),
     }
 }
 
@@ -81,8 +89,8 @@ struct Running {
     config: SubscriberConfig,
     label: String,
     secret: Option<RotatingSecret>,
-    /// Sent (or dropped) to stop the task.
-    stop: oneshot::Sender<()>,
+    acks: Option<AckFile>,
+    control: Control,
     task: JoinHandle<()>,
 }
 
@@ -91,17 +99,28 @@ impl Running {
         entry_name(&self.config)
     }
 
-    async fn stop(self) {
-        let _ = self.stop.send(());
+    /// Stop the task and wait for it; the cursor it had reached (see `Control::progress`).
+    async fn stop(self) -> Option<u64> {
+        self.control.stop.trigger();
         if let Err(e) = self.task.await {
             tracing::error!(subscriber = %self.label, error = %e, "subscriber task failed");
         }
+        let reached = *self.control.progress.borrow();
+        reached
     }
 }
 
 /// The name a `[[subscriber]]` entry is known by (as `Subscriber::name`).
 fn entry_name(config: &SubscriberConfig) -> &str {
     config.name.as_deref().unwrap_or(&config.url)
+}
+
+/// Run blocking ack-file I/O off the runtime's worker threads; a failure is logged (it costs
+/// at most a redelivery or a skipped record, never routing).
+async fn ack_io(label: &str, what: &'static str, io: impl FnOnce() + Send + 'static) {
+    if let Err(e) = tokio::task::spawn_blocking(io).await {
+        tracing::warn!(subscriber = %label, error = %e, "cannot {what}");
+    }
 }
 
 /// The running subscribers.
@@ -118,10 +137,6 @@ impl Subscribers {
         }
     }
 
-    pub fn context(&self) -> &SubscriberContext {
-        &self.context
-    }
-
     /// Start delivering to `sub` (configured as `config`) after `cursor`.
     pub async fn launch(&self, config: SubscriberConfig, sub: Subscriber, cursor: Cursor) {
         let running = self.spawn(config, sub, cursor);
@@ -129,30 +144,28 @@ impl Subscribers {
     }
 
     fn spawn(&self, config: SubscriberConfig, sub: Subscriber, cursor: Cursor) -> Running {
-        let (stop, stopped) = oneshot::channel();
-        let label = sub.label.clone();
-        let secret = sub.secret.clone();
+        let control = Control::new(cursor.start_after);
         let c = &self.context;
-        let task = subscriber::spawn(
-            sub,
-            c.engine.clone(),
-            c.clock,
-            c.shutdown.clone(),
-            stopped,
-            cursor,
-            c.metrics.clone(),
-        );
         Running {
             config,
-            label,
-            secret,
-            stop,
-            task,
+            label: sub.label.clone(),
+            secret: sub.secret.clone(),
+            acks: cursor.acks.clone(),
+            control: control.clone(),
+            task: subscriber::spawn(
+                sub,
+                c.engine.clone(),
+                c.clock,
+                c.shutdown.clone(),
+                control,
+                cursor,
+                c.metrics.clone(),
+            ),
         }
     }
 
-    /// The signing secrets of the running subscribers that sign, in their order (a reload reads them
-    /// again and puts them back with `RotatingSecret::replace`).
+    /// The signing secrets of the running subscribers that sign, in their order (a reload of an
+    /// unchanged config file reads them again and puts them back with `RotatingSecret::replace`).
     pub async fn secrets(&self) -> Vec<RotatingSecret> {
         self.running
             .lock()
@@ -162,30 +175,113 @@ impl Subscribers {
             .collect()
     }
 
+    /// Before a change is applied: record, for each entry of `planned` that is not running and
+    /// has no ack record yet, that it starts after seq `start_after`, as `record_first_start`
+    /// does at start (a crash before the change is answered must not make the next start skip
+    /// the decisions the change caused). Returns the ack files written, for `forget` should the
+    /// change be refused. Without a journal there is nothing to record.
+    pub async fn prepare(&self, planned: &[Subscriber], start_after: Option<u64>) -> Vec<AckFile> {
+        if self.context.acks_dir.is_none() {
+            return Vec::new();
+        }
+        let running = self.running.lock().await;
+        let new: Vec<(String, AckFile)> = planned
+            .iter()
+            .filter(|s| !running.iter().any(|r| r.name() == s.name))
+            .filter_map(|s| Some((s.label.clone(), self.context.ack_file(s)?)))
+            .collect();
+        drop(running);
+        let acked = start_after.unwrap_or(0);
+        match tokio::task::spawn_blocking(move || {
+            let mut written = Vec::new();
+            for (label, acks) in new {
+                // A record to resume from, or one that cannot be read (the task reports it),
+                // is left as it is.
+                if let Ok(None) = acks.load() {
+                    match acks.store(acked) {
+                        Ok(()) => written.push(acks),
+                        Err(e) => {
+                            tracing::warn!(subscriber = %label, error = %e, "cannot record the subscriber's starting point")
+                        }
+                    }
+                }
+            }
+            written
+        })
+        .await
+        {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record new subscribers' starting points");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Undo `prepare` for a change that was refused.
+    pub async fn forget(&self, written: Vec<AckFile>) {
+        if written.is_empty() {
+            return;
+        }
+        ack_io("(new subscribers)", "remove a starting point", move || {
+            for acks in written {
+                if let Err(e) = acks.remove() {
+                    tracing::warn!(error = %e, "cannot remove a refused subscriber's starting point");
+                }
+            }
+        })
+        .await;
+    }
+
     /// Make the running subscribers those of `wanted`; `built` holds each entry of `wanted`
-    /// made ready to run (its secret read), in the same order. A new entry without an ack
-    /// record starts after seq `start_after`. Once shutdown has begun nothing new is started.
+    /// made ready to run (its secret freshly read), in the same order. A new entry without an
+    /// ack record starts after seq `start_after`. Once shutdown has begun nothing new is
+    /// started. Also whether a kept subscriber's secret changed (rotated).
     pub async fn apply(
         &self,
         wanted: &[SubscriberConfig],
         built: Vec<Subscriber>,
         start_after: Option<u64>,
-    ) -> SubscriberChanges {
+    ) -> (SubscriberChanges, bool) {
         let mut running = self.running.lock().await;
         let mut changes = SubscriberChanges::default();
+        let mut rotated = false;
         let mut kept: Vec<Running> = Vec::with_capacity(wanted.len());
-        let mut restarting: Vec<String> = Vec::new();
+        // Stopped because their settings changed: name, label, where the old task had reached.
+        let mut restarting: Vec<(String, String, Option<u64>)> = Vec::new();
         for r in std::mem::take(&mut *running) {
-            match wanted.iter().find(|w| entry_name(w) == r.name()) {
-                Some(w) if *w == r.config => kept.push(r),
+            let found = wanted
+                .iter()
+                .zip(&built)
+                .find(|(w, _)| entry_name(w) == r.name());
+            match found {
+                Some((w, fresh)) if *w == r.config => {
+                    // The same source, just read: put it in force (a rotated secret file).
+                    if let (Some(cell), Some(new)) = (&r.secret, &fresh.secret) {
+                        rotated |= cell.replace(new.get());
+                    }
+                    kept.push(r);
+                }
                 Some(_) => {
-                    restarting.push(r.name().to_string());
-                    r.stop().await;
+                    let (name, label) = (r.name().to_string(), r.label.clone());
+                    let reached = r.stop().await;
+                    restarting.push((name, label, reached));
                 }
                 None => {
-                    changes.stopped.push(r.label.clone());
                     tracing::info!(subscriber = %r.label, "subscriber removed from the config: stopped");
+                    changes.stopped.push(r.label.clone());
+                    let acks = r.acks.clone();
+                    let label = r.label.clone();
                     r.stop().await;
+                    if let Some(acks) = acks {
+                        let shown = label.clone();
+                        ack_io(&label, "remove the ack file", move || {
+                            if let Err(e) = acks.remove() {
+                                tracing::warn!(subscriber = %shown, error = %e, "cannot remove the removed subscriber's ack file");
+                            }
+                        })
+                        .await;
+                    }
                 }
             }
         }
@@ -195,22 +291,31 @@ impl Subscribers {
                 running.push(kept.swap_remove(pos));
                 continue;
             }
+            let restart = restarting
+                .iter()
+                .position(|(name, _, _)| name == entry_name(config))
+                .map(|i| restarting.swap_remove(i));
             if shutting_down {
+                if let Some((_, label, _)) = restart {
+                    changes.stopped.push(label);
+                }
                 continue;
             }
-            let restart = restarting.iter().any(|n| n == entry_name(config));
+            // A restart continues where the old task stopped (its ack file, with a journal,
+            // says the same or is behind it by a batch in flight: sent again).
+            let from = restart
+                .as_ref()
+                .map_or(start_after, |(_, _, reached)| *reached);
             let c = &self.context;
-            let cursor = cursor(c.acks_dir.as_deref(), c.sync_acks, &sub, start_after);
+            let cursor = cursor(c.acks_dir.as_deref(), c.sync_acks, &sub, from);
             let first = (sub.clone(), cursor.clone());
-            // Blocking file I/O (the ack file), off the runtime's worker threads.
-            if let Err(e) = tokio::task::spawn_blocking(move || {
-                subscriber::record_first_start(&first.0, &first.1)
-            })
-            .await
-            {
-                tracing::warn!(subscriber = %sub.label, error = %e, "cannot record the subscriber's starting point");
-            }
-            if restart {
+            ack_io(
+                &sub.label,
+                "record the subscriber's starting point",
+                move || subscriber::record_first_start(&first.0, &first.1),
+            )
+            .await;
+            if restart.is_some() {
                 tracing::info!(subscriber = %sub.label, "subscriber settings changed: started again with the new ones");
                 changes.restarted.push(sub.label.clone());
             } else {
@@ -219,7 +324,7 @@ impl Subscribers {
             }
             running.push(self.spawn(config.clone(), sub, cursor));
         }
-        changes
+        (changes, rotated)
     }
 
     /// Wait for every subscriber task to end (they end on shutdown).

@@ -718,6 +718,10 @@ impl Engine {
             }
             if to == AgentStatus::Available {
                 a.idle_since = now;
+                // Made available again (by the agent or a supervisor, say after `no_answer`):
+                // a fresh count, as mod_callcenter resets `no_answer_count` on Available, so
+                // one more miss does not take the agent out again at once.
+                a.consecutive_missed_offers = 0;
             }
             a.status = to;
             a.status_since = now;

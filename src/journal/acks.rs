@@ -121,6 +121,23 @@ impl AckFile {
         Ok(ack.acked)
     }
 
+    /// Forget this subscriber (its file, and an earlier version's): recorded again, it is new.
+    pub fn remove(&self) -> Result<(), JournalError> {
+        for path in std::iter::once(&self.path).chain(&self.legacy) {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(JournalError::io("remove", path, e)),
+            }
+        }
+        if self.sync {
+            if let Some(dir) = self.path.parent() {
+                sync_dir(dir)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Record `acked` durably (atomic replace; see the module docs).
     pub fn store(&self, acked: u64) -> Result<(), JournalError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));

@@ -282,3 +282,16 @@ impl tierline::daemon::commit::FileSync for Gate {
         file.sync_data()
     }
 }
+
+/// `PUT /v1/config` with `text` as TOML: the status and the JSON answer.
+pub async fn put_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
+    let r = t
+        .http
+        .put(t.url("/v1/config"))
+        .header("content-type", "application/toml")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
