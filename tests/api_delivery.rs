@@ -60,7 +60,7 @@ async fn a_bad_long_poll_query_is_a_400() {
     assert_eq!(body["error"]["code"], "invalid_query");
     assert_eq!(
         body["error"]["message"],
-        "query parameter `after`: not a whole number ≥ 0 (digits only, no sign)"
+        "query parameter `after`: not a whole number ≥ 0"
     );
     let (_, body) = t.get("/v1/decisions?after=").await;
     assert_eq!(

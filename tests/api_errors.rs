@@ -51,6 +51,16 @@ async fn malformed_json_is_a_400_with_line_and_column() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&body), "malformed_json");
     assert!(message(&body).contains("line 3, column 11"), "{body}");
+    // Nothing but white space (or nothing at all) is called empty, not "line 2, column 0".
+    for empty in ["", "\n", " \r\n\t"] {
+        let (status, _, body) = raw(&t, Some("application/json"), empty).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{empty:?}");
+        assert_eq!(
+            message(&body),
+            "malformed JSON: the body is empty (expected a JSON value)",
+            "{empty:?}"
+        );
+    }
     t.stop().await;
 }
 
@@ -90,6 +100,22 @@ async fn a_wrong_or_missing_content_type_is_a_415() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // Written any way, UTF-8 (or US-ASCII, a subset) is fine.
+    for (n, content_type) in [
+        "application/json;Charset=\"UTF-8\"",
+        "application/json; charset=us-ascii",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, _, body) = raw(
+            &t,
+            Some(content_type),
+            &format!(r#"{{"id":"cs{n}","type":"agent.login","agent":"a1"}}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{content_type}: {body}");
+    }
     // Any other charset is refused, not read as UTF-8 it is not.
     let (status, _, body) = raw(
         &t,

@@ -263,6 +263,20 @@ async fn a_dialed_number_no_queue_or_rule_takes_is_refused_with_404() {
 }
 
 #[tokio::test]
+async fn a_bad_hold_ms_is_a_400_naming_the_parameter() {
+    let h = Harness::start().await;
+    let (status, r) = h
+        .post("/v1/adapters/kamailio/route?hold_ms=abc", call("c6@pbx"))
+        .await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["error"]["code"], "invalid_query");
+    assert_eq!(
+        r["error"]["message"],
+        "query parameter `hold_ms`: not a whole number ≥ 0"
+    );
+}
+
+#[tokio::test]
 async fn a_retried_route_for_a_call_refused_as_closed_rings_the_target_it_was_given_first() {
     let h = Harness::start().await;
     let mut body = call("c6@pbx");

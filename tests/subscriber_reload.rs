@@ -408,3 +408,29 @@ async fn a_kept_subscriber_rotates_its_secret_and_a_removed_one_needs_none() {
     );
     t.stop().await;
 }
+
+/// With a journal, a new subscriber's starting point is recorded before the engine applies the
+/// change; a change the engine refuses takes it back, so that subscriber, added later, is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_change_leaves_no_starting_point_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let t = start(&config(2, ""), Some(dir.path())).await;
+    t.apply(call("e1", "c1")).await; // waits: nobody is logged in
+
+    // Removing `support` while c1 waits in it (no `drain_to`): the engine refuses the change.
+    let text = config(2, &entry("pbx", &format!("{base}/a"), ""))
+        .replace("id = \"support\"", "id = \"other\"")
+        .replace("support = ", "other = ");
+    let (status, body) = api_common::put_config(&t, &text).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_config", "{body}");
+    let ack_file = tierline::journal::AckFile::for_subscriber(dir.path(), "pbx", "pbx", true);
+    assert_eq!(
+        ack_file.load().unwrap(),
+        None,
+        "no starting point left behind"
+    );
+    t.stop().await;
+}

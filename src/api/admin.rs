@@ -117,12 +117,7 @@ pub async fn put_config(
             notes: report.notes,
             subscribers: report.subscribers,
         })),
-        Err(e) => {
-            if !matches!(e, ReloadError::Engine(_)) {
-                tracing::warn!(error = %e, "PUT /v1/config refused; old config kept");
-            }
-            Err(reload_error(e))
-        }
+        Err(e) => Err(reload_error(e)),
     }
 }
 

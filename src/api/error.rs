@@ -84,14 +84,19 @@ impl ApiError {
         e
     }
 
+    /// A JSON body with nothing in it but white space.
+    pub fn empty_json() -> ApiError {
+        ApiError::bad_request(
+            "malformed_json",
+            "malformed JSON: the body is empty (expected a JSON value)",
+        )
+    }
+
     /// Malformed JSON, with line and column (an empty body says so: serde_json puts its end at
     /// column 0, where every other message counts from 1).
     pub fn malformed_json(e: &serde_json::Error) -> ApiError {
         if e.is_eof() && e.line() == 1 && e.column() == 0 {
-            return ApiError::bad_request(
-                "malformed_json",
-                "malformed JSON: the body is empty (expected a JSON value)",
-            );
+            return ApiError::empty_json();
         }
         ApiError::bad_request(
             "malformed_json",
@@ -326,9 +331,7 @@ fn query_message(text: &str) -> String {
         _ => (None, rest),
     };
     let problem = match problem {
-        "invalid digit found in string" => {
-            "not a whole number ≥ 0 (digits only, no sign)".to_string()
-        }
+        "invalid digit found in string" => "not a whole number ≥ 0".to_string(),
         "cannot parse integer from empty string" => {
             "empty: give a whole number ≥ 0, or leave the parameter out".to_string()
         }
@@ -366,7 +369,7 @@ mod tests {
         let prefix = "Failed to deserialize query string: ";
         assert_eq!(
             query_message(&format!("{prefix}after: invalid digit found in string")),
-            "query parameter `after`: not a whole number ≥ 0 (digits only, no sign)"
+            "query parameter `after`: not a whole number ≥ 0"
         );
         assert_eq!(
             query_message(&format!(

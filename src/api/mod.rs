@@ -265,8 +265,31 @@ pub async fn read_json_object<T: serde::de::DeserializeOwned>(
     error::from_object(&map, None, "")
 }
 
-/// 415 unless the `Content-Type` is `expected` (parameters such as `charset` allowed) and the
-/// body is not encoded (`Content-Encoding` absent or `identity`).
+/// 415 if the `Content-Type` value `content_type` declares a `charset` other than UTF-8 (or
+/// US-ASCII, a subset): JSON and TOML are UTF-8 by definition (RFC 8259, TOML 1.0), so a body
+/// declared in another charset would be read as something its sender did not mean.
+fn utf8_charset(content_type: &str) -> Result<(), ApiError> {
+    let charset = content_type.split(';').skip(1).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+    });
+    match charset {
+        Some(c) if !matches!(c.as_str(), "utf-8" | "utf8" | "us-ascii") => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "charset `{c}` is not supported: the body must be UTF-8 (charset=utf-8, or no \
+                 charset)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 415 unless the `Content-Type` is `expected` (parameters allowed; a `charset` must be UTF-8)
+/// and the body is not encoded (`Content-Encoding` absent or `identity`).
 pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<(), ApiError> {
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
     let first = types.next().and_then(|v| v.to_str().ok());
@@ -277,24 +300,6 @@ pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<()
             .trim()
             .to_ascii_lowercase()
     });
-    // JSON and TOML are UTF-8 by definition (RFC 8259, TOML 1.0): a body declared in another
-    // charset would be read as something its sender did not mean.
-    let charset = first
-        .into_iter()
-        .flat_map(|v| v.split(';').skip(1))
-        .find_map(|p| {
-            let (name, value) = p.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("charset")
-                .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
-        });
-    if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("charset `{charset}` is not supported: the body must be UTF-8 (charset=utf-8, or no charset)"),
-        ));
-    }
     // A compressed body would be read as garbage (or, with a plain body under a false
     // `Content-Encoding`, as something the sender did not mean): say what is accepted. Every
     // line of the header counts (RFC 9110 §5.3: `identity` then `gzip` is a gzip body).
@@ -327,7 +332,7 @@ pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<()
         ));
     }
     match given {
-        Some(ct) if expected.contains(&ct.as_str()) => Ok(()),
+        Some(ct) if expected.contains(&ct.as_str()) => utf8_charset(first.unwrap_or("")),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -30,6 +30,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, ApiError> {
             ),
         ));
     }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::empty_json());
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue
         .deserialize(&mut de)

@@ -15,8 +15,8 @@
 //! (at-least-once: a receiver de-duplicates by seq). A subscriber seen for the first time starts
 //! with the decisions made from then on, and that starting point is recorded at start, before
 //! the engine task makes a decision (`record_first_start`), or, for one a live config change
-//! adds, before the change is answered (`daemon::subscribers`, which also stops and restarts
-//! subscribers as the config changes).
+//! adds, before the engine applies the change (`daemon::subscribers`, which also stops and
+//! restarts subscribers as the config changes).
 //!
 //! Each POST counts in `tierline_subscriber_deliveries_total{subscriber,result}`: `ok` when
 //! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
@@ -203,11 +203,18 @@ pub fn spawn(
     cursor: Cursor,
     metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
+    // Shutdown stops the task the way a config change does (between steps, never while it
+    // records an ack), so no write of it outlives the task.
+    let forward = (control.stop.clone(), shutdown);
     tokio::spawn(async move {
+        let (stop, shutdown) = forward;
         tokio::select! {
-            () = deliver(&subscriber, &engine, clock, cursor, &control, &metrics) => {}
-            () = shutdown.wait() => {}
+            () = shutdown.wait() => stop.trigger(),
+            () = stop.wait() => {}
         }
+    });
+    tokio::spawn(async move {
+        deliver(&subscriber, &engine, clock, cursor, &control, &metrics).await;
         tracing::debug!(subscriber = %subscriber.label, "subscriber stopped");
     })
 }
@@ -301,18 +308,21 @@ async fn deliver(
     loop {
         let threshold = cursor.map_or(0, |c| c + 1);
         tokio::select! {
-            waited = seq.wait_for(|next| *next > threshold) => if waited.is_err() { return },
+            biased;
             () = stop.wait() => return,
+            waited = seq.wait_for(|next| *next > threshold) => if waited.is_err() { return },
         }
         // The newest seq known before reading: should the read find nothing after the cursor
         // (a cursor of `None`, "from the oldest held", before any decision exists: `threshold`
         // 0 does not wait for that), wait for a decision past it instead of asking again at once.
         let known = *seq.borrow_and_update();
         let limit = sub.batch_max;
-        let page = match engine
-            .read_core(move |v| v.core.decisions_after(cursor, limit))
-            .await
-        {
+        let read = engine.read_core(move |v| v.core.decisions_after(cursor, limit));
+        let page = match tokio::select! {
+            biased;
+            () = stop.wait() => return,
+            read = read => read,
+        } {
             Ok(Ok(page)) => page,
             Ok(Err(FeedError::Gone(gone))) => {
                 tracing::error!(
@@ -322,6 +332,7 @@ async fn deliver(
                 );
                 metrics.subscriber_delivery(&sub.label, DeliveryResult::Dropped);
                 cursor = gone.oldest.checked_sub(1);
+                control.progress.send_replace(cursor);
                 continue;
             }
             // `starting_point` never starts past the newest decision and the cursor only moves
@@ -330,21 +341,24 @@ async fn deliver(
                 tracing::warn!(subscriber = %sub.label, after = ahead.after, newest = ahead.newest,
                     "subscriber cursor is past the newest decision; resuming after the newest");
                 cursor = Some(ahead.newest);
+                control.progress.send_replace(cursor);
                 continue;
             }
             Err(SubmitError::Stopped) => return,
             Err(_) => {
                 tokio::select! {
-                    () = tokio::time::sleep(sub.retry_initial) => {}
+                    biased;
                     () = stop.wait() => return,
+                    () = tokio::time::sleep(sub.retry_initial) => {}
                 }
                 continue;
             }
         };
         if page.decisions.is_empty() {
             tokio::select! {
-                waited = seq.wait_for(|next| *next > known) => if waited.is_err() { return },
+                biased;
                 () = stop.wait() => return,
+                waited = seq.wait_for(|next| *next > known) => if waited.is_err() { return },
             }
             continue;
         }
@@ -357,6 +371,8 @@ async fn deliver(
         if !wanted.is_empty() {
             let body = format!("{{\"decisions\":[{}]}}", wanted.join(","));
             tokio::select! {
+                // A POST already answered is taken as acknowledged rather than abandoned.
+                biased;
                 () = post_until_accepted(sub, &client, clock, body, metrics) => {}
                 // Abandoned, not acknowledged: sent again from the last ack.
                 () = stop.wait() => return,

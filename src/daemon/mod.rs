@@ -422,14 +422,16 @@ impl Daemon {
                     timeout: idle_timeout.min(crate::api::tls::HANDSHAKE_TIMEOUT),
                     at_once: max,
                 };
-                let listener = TlsListener::new(listener, cell, handshakes).map_err(|source| {
-                    // The subscribers' tasks are running: stop them with the start.
-                    shutdown.trigger();
-                    DaemonError::Bind {
-                        addr: server.listen.clone(),
-                        source,
+                let listener = match TlsListener::new(listener, cell, handshakes) {
+                    Ok(listener) => listener,
+                    Err(source) => {
+                        abort_start(&shutdown, stop_engine, engine_task, &live_subscribers).await;
+                        return Err(DaemonError::Bind {
+                            addr: server.listen.clone(),
+                            source,
+                        });
                     }
-                })?;
+                };
                 spawn_http(
                     Limited::new(listener, max, conns),
                     app,
@@ -446,12 +448,14 @@ impl Daemon {
         };
 
         let watch_task = match (&config_path, watch_config) {
-            (Some(path), true) => Some(
-                watch::spawn(path, reloader.clone(), shutdown.clone()).inspect_err(|_| {
-                    // Stop what already runs (the API, the subscribers) with the start.
-                    shutdown.trigger();
-                })?,
-            ),
+            (Some(path), true) => match watch::spawn(path, reloader.clone(), shutdown.clone()) {
+                Ok(task) => Some(task),
+                Err(e) => {
+                    abort_start(&shutdown, stop_engine, engine_task, &live_subscribers).await;
+                    let _ = http.await;
+                    return Err(e.into());
+                }
+            },
             _ => None,
         };
         tracing::info!(%addr, tls = is_tls, "tierline listening");
@@ -591,6 +595,20 @@ async fn supervise(
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(DaemonError::Serve(std::io::Error::other(e))),
     }
+}
+
+/// A start that fails once the engine task and the subscribers run: stop them (and, through
+/// `shutdown`, the API if it serves) before the error is returned, the engine as at a clean stop.
+async fn abort_start(
+    shutdown: &Shutdown,
+    stop_engine: oneshot::Sender<()>,
+    engine_task: oneshot::Receiver<EngineResult>,
+    subscribers: &Subscribers,
+) {
+    shutdown.trigger();
+    let _ = stop_engine.send(());
+    let _ = engine_task.await;
+    subscribers.join_all().await;
 }
 
 /// Let the HTTP server finish its in-flight requests (it stops accepting once `shutdown` is

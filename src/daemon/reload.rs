@@ -4,11 +4,11 @@
 //! every problem is reported and the old config stays in force.
 //!
 //! Every reload also reads the secrets again (`api::secret`): the auth keys from the env vars or
-//! files the new `[auth]` names, and each running subscriber's signing secret from the source it
-//! started with, so a rotated secret file takes effect on SIGHUP even when the config file is
-//! unchanged. The secrets of the new config's `[[subscriber]]` entries are read as well: an
-//! added or changed subscriber starts with them (`daemon::subscribers`: subscribers change
-//! live). Secrets are read before anything changes: if one cannot be read, the reload is refused
+//! files the new `[auth]` names, and the subscribers' signing secrets: with the config file
+//! unchanged (SIGHUP), each running subscriber's from the source it started with, so a rotated
+//! secret file takes effect; with a changed config, those of its `[[subscriber]]` entries (an
+//! added or changed subscriber starts with them, an unchanged one is rotated to them, and a
+//! removed one's old source is not read; `daemon::subscribers`: subscribers change live). Secrets are read before anything changes: if one cannot be read, the reload is refused
 //! and the old config and every old secret stay in force. SIGHUP also reloads the TLS
 //! certificate. Settings that only take effect at start (listen addresses, body limit, queue
 //! depth, journal, metrics) are reported as "restart needed".
@@ -381,9 +381,15 @@ impl Reloader {
             let result = me.apply_source_once(source, &origin).await;
             match &result {
                 Ok(_) => me.metrics.config_reload(true),
+                // Logged here, where every change ends (a `PUT` answered 408 included).
                 Err(
-                    ReloadError::Invalid(_) | ReloadError::Read { .. } | ReloadError::Secret(_),
-                ) => me.metrics.config_reload(false),
+                    e @ (ReloadError::Invalid(_)
+                    | ReloadError::Read { .. }
+                    | ReloadError::Secret(_)),
+                ) => {
+                    tracing::warn!(origin, error = %e, "config change refused");
+                    me.metrics.config_reload(false)
+                }
                 // Not a verdict on the config: the engine was busy or stopping.
                 Err(ReloadError::Engine(_)) => {}
             }
@@ -436,10 +442,15 @@ impl Reloader {
         // that starting point is on disk before the change is.
         let start_after = self.engine.next_seq_watch().borrow().checked_sub(1);
         let prepared = self.subscribers.prepare(&fresh.planned, start_after).await;
+        // Only a change the engine certainly did not apply takes its starting points back: one
+        // that may be journaled (a journal failure, the engine stopping) leaves them, so a
+        // replay's decisions of the change are still delivered (at-least-once).
         let outcome = match self.engine.apply(vec![input]).await {
             Ok(mut outcomes) => outcomes.pop(),
             Err(e) => {
-                self.subscribers.forget(prepared).await;
+                if matches!(e, SubmitError::Busy { .. }) {
+                    self.subscribers.forget(prepared).await;
+                }
                 return Err(e.into());
             }
         };
@@ -449,10 +460,7 @@ impl Reloader {
                 self.subscribers.forget(prepared).await;
                 return Err(ReloadError::Invalid(problems));
             }
-            _ => {
-                self.subscribers.forget(prepared).await;
-                return Err(ReloadError::Engine(SubmitError::Stopped));
-            }
+            _ => return Err(ReloadError::Engine(SubmitError::Stopped)),
         };
         let FreshSecrets {
             auth,

@@ -9,7 +9,8 @@
 //!   added again later, it is a new subscriber;
 //! - an entry whose settings changed (URL, secret source, types, retries, batch, timeout) is
 //!   stopped and started again with the new settings, resuming after its last acknowledged
-//!   decision: nothing it had not delivered is skipped;
+//!   decision (nothing it had not delivered is skipped), or from the change if the old task had
+//!   already sent some of the change's own decisions (they go out again, with the new settings);
 //! - a new entry starts with the decisions from the change on, those the change itself caused
 //!   included (its starting point is recorded, with a journal, before the engine applies the
 //!   change, as it is at start before the first decision);
@@ -302,17 +303,32 @@ impl Subscribers {
                 continue;
             }
             // A restart continues where the old task stopped (its ack file, with a journal,
-            // says the same or is behind it by a batch in flight: sent again).
+            // says the same: the task stops only after recording), but no later than the
+            // change: the decisions the change caused go out with the new settings, even those
+            // the old task sent before it was stopped (at-least-once). `None` (from the oldest
+            // held) orders first.
             let from = restart
                 .as_ref()
-                .map_or(start_after, |(_, _, reached)| *reached);
+                .map_or(start_after, |(_, _, reached)| (*reached).min(start_after));
             let c = &self.context;
             let cursor = cursor(c.acks_dir.as_deref(), c.sync_acks, &sub, from);
-            let first = (sub.clone(), cursor.clone());
+            let first = (sub.clone(), cursor.clone(), restart.is_some());
             ack_io(
                 &sub.label,
                 "record the subscriber's starting point",
-                move || subscriber::record_first_start(&first.0, &first.1),
+                move || {
+                    let (sub, cursor, restart) = first;
+                    match (&cursor.acks, restart) {
+                        // The file may be ahead of `from` (the old task acknowledged some of
+                        // the change's decisions): the restart starts from `from`.
+                        (Some(acks), true) => {
+                            if let Err(e) = acks.store(cursor.start_after.unwrap_or(0)) {
+                                tracing::warn!(subscriber = %sub.label, error = %e, "cannot record where the restarted subscriber starts");
+                            }
+                        }
+                        _ => subscriber::record_first_start(&sub, &cursor),
+                    }
+                },
             )
             .await;
             if restart.is_some() {

@@ -104,7 +104,7 @@ pub async fn route(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(&e))?;
     let req: RouteRequest = read_json_object(&app, &headers, body).await?;
     let hold = Duration::from_millis(q.hold_ms.unwrap_or(DEFAULT_HOLD_MS)).min(app.long_poll_max);
     let deadline = tokio::time::Instant::now() + hold;
