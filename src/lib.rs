@@ -23,13 +23,31 @@ pub mod sim;
 /// `print!` would panic (exit 101). Not 2, which the commands keep for "the input is invalid"
 /// (a config, a journal): a script must not take a valid config it could not print for an
 /// invalid one.
+/// `crate::report!` that never panics: with stderr closed or a broken pipe (`2>&1 | head`) the line
+/// is lost, not the command's exit code (`crate::report!` panics there, exit 101).
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {
+        $crate::write_stderr_line(&::std::format!($($arg)*))
+    };
+}
+
+/// Write `line` and a line break to stderr, ignoring a failure (see `report!`).
+pub fn write_stderr_line(line: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err
+        .write_all(line.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
+
 pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| {
-            eprintln!("error: cannot write to stdout: {e}");
+            crate::report!("error: cannot write to stdout: {e}");
             std::process::ExitCode::FAILURE
         })
 }
@@ -45,7 +63,7 @@ pub fn multi_thread_runtime(
         builder.worker_threads(workers);
     }
     builder.enable_all().build().map_err(|e| {
-        eprintln!("cannot start the async runtime: {e}");
+        crate::report!("cannot start the async runtime: {e}");
         std::process::ExitCode::FAILURE
     })
 }

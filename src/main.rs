@@ -128,7 +128,7 @@ fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
             // journal record it is kept in.
             if let Err(why) = tierline::daemon::core::Input::reconfigure_journaled(&config, &origin)
             {
-                eprintln!("{origin}: {why}");
+                tierline::report!("{origin}: {why}");
                 return ExitCode::from(2);
             }
             if secrets {
@@ -138,7 +138,7 @@ fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
                 );
                 if !problems.is_empty() {
                     for problem in &problems {
-                        eprintln!("{origin}: {problem}");
+                        tierline::report!("{origin}: {problem}");
                     }
                     return ExitCode::from(2);
                 }
@@ -149,7 +149,7 @@ fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
             }
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            tierline::report!("{errors}");
             ExitCode::from(2)
         }
     }
@@ -172,7 +172,7 @@ fn journal(command: JournalCommand) -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                tierline::report!("error: {e}");
                 ExitCode::from(2)
             }
         },
@@ -183,20 +183,20 @@ fn journal(command: JournalCommand) -> ExitCode {
             match (result, flushed) {
                 (Ok(report), Ok(())) => {
                     if let Some(torn) = report.torn {
-                        eprintln!("warning: torn tail not printed: {torn}");
+                        tierline::report!("warning: torn tail not printed: {torn}");
                     }
-                    eprintln!("{} records", report.records);
+                    tierline::report!("{} records", report.records);
                     ExitCode::SUCCESS
                 }
                 // Damage first: it is what the operator must know about.
                 (Err(e @ tierline::journal::inspect::DumpError::Journal(_)), _) => {
-                    eprintln!("error: {e}");
+                    tierline::report!("error: {e}");
                     ExitCode::from(2)
                 }
                 // The output failed (`| head` closed the pipe, a full disk): 1, as every command
                 // answers it; 2 says the journal is damaged or unreadable.
                 (Err(tierline::journal::inspect::DumpError::Output(e)), _) | (_, Err(e)) => {
-                    eprintln!("error: cannot write the dump to stdout: {e}");
+                    tierline::report!("error: cannot write the dump to stdout: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -31,6 +31,46 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// Run with stdout and stderr both pipes whose reader has already gone (`2>&1 | head -0`).
+fn with_closed_output(args: &[&str]) -> Option<i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds`, which become owned right after.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both are open descriptors that nothing else owns.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let err = writer.try_clone().expect("dup the pipe");
+    tierline()
+        .args(args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(err))
+        .status()
+        .expect("run tierline")
+        .code()
+}
+
+/// A closed stderr loses the messages, not the exit code: `eprintln!` would panic (exit 101).
+#[test]
+fn with_stderr_closed_too_the_exit_codes_stay_the_documented_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[[queue]]\nid = \"q\"\nstrategy = \"nope\"\n").unwrap();
+    let broken = broken.to_string_lossy().into_owned();
+    assert_eq!(with_closed_output(&["check-config", &broken]), Some(2));
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/scenarios/support-ladder.toml"
+    );
+    assert_eq!(
+        with_closed_output(&["simulate", "--config", &broken, "--scenario", scenario]),
+        Some(2)
+    );
+    let journal = dir.path().join("no-journal-here");
+    let journal = journal.to_string_lossy().into_owned();
+    let code = with_closed_output(&["journal", "verify", &journal]);
+    assert!(matches!(code, Some(1) | Some(2)), "{code:?}");
+}
+
 #[test]
 fn check_config_and_journal_verify_with_a_closed_stdout_exit_1_naming_it() {
     // Not 2, which says the config is invalid or the journal damaged: a script must not take a

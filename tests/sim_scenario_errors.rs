@@ -81,6 +81,22 @@ fn one_mistake_gives_one_error_shown_as_written() {
         "duration_s = 3600\n{stream}{group}breaks = [ {{ at_s = 200, duration_s = -10 }} ]\n"
     ));
     assert_eq!(e.field, "agents[0].breaks[0].duration_s", "{e}");
+    // A time past a year is not also "out of order" or "before login" (it was read as 0).
+    let e = only(format!(
+        "duration_s = 3600\n[[arrivals]]\nqueue = \"support\"\n\
+         rates = [ {{ from_s = 0, per_hour = 5 }}, {{ from_s = 999999999, per_hour = 5 }} ]\n\
+         handle = {{ dist = \"fixed\", s = 1 }}\n{group}"
+    ));
+    assert_eq!(e.field, "arrivals[0].rates[1].from_s", "{e}");
+    assert!(e.message.contains("at most"), "{e}");
+    let e = only(format!(
+        "duration_s = 3600\n{stream}{group}shifts = [ {{ login_s = 0, logout_s = 4e7 }} ]\n"
+    ));
+    assert_eq!(e.field, "agents[0].shifts[0].logout_s", "{e}");
+    // `use_roster` with a config that has no roster says so, not "needs agents".
+    let e = only(format!("use_roster = true\nduration_s = 3600\n{stream}"));
+    assert_eq!(e.field, "use_roster", "{e}");
+    assert!(e.message.contains("no [[agent]] roster"), "{e}");
 }
 
 /// Agents that could never work as written are refused: a group with `tiers = {}` serves no
@@ -117,4 +133,57 @@ fn agents_that_could_never_work_as_written_are_refused() {
             format!("duration_s = 3600\n{stream}[[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n{extra}");
         assert!(scenario::parse(&text, "s.toml", &cfg()).is_ok(), "{extra}");
     }
+}
+
+/// `start` may be a quoted RFC 3339 string or a TOML date-time, read the same; one without a
+/// UTC offset is refused naming the field, not as "invalid type: map".
+#[test]
+fn start_is_read_quoted_or_as_a_toml_date_time() {
+    let rest = "duration_s = 60\n[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\n\
+                handle = { dist = \"fixed\", s = 1 }\n[[agents]]\ncount = 1\n\
+                tiers = { support = 1 }\n";
+    let quoted = scenario::parse(
+        &format!("start = \"2026-11-23T08:00:00Z\"\n{rest}"),
+        "s.toml",
+        &cfg(),
+    )
+    .expect("quoted start");
+    let bare = scenario::parse(
+        &format!("start = 2026-11-23T08:00:00Z\n{rest}"),
+        "s.toml",
+        &cfg(),
+    )
+    .expect("TOML date-time start");
+    assert_eq!(quoted.start_ms, bare.start_ms);
+    assert_eq!(bare.start_ms, 1_795_420_800_000);
+    let e = scenario::parse(
+        &format!("start = 2026-11-23T08:00:00\n{rest}"),
+        "s.toml",
+        &cfg(),
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "start", "{}", e[0]);
+    assert!(!e[0].message.contains("map"), "{}", e[0]);
+}
+
+/// Errors the TOML reader finds are reported like the routing config's: one line, the field
+/// named when there is one (a missing or unknown top-level key names itself).
+#[test]
+fn reader_errors_are_one_line_and_name_the_field() {
+    let one = |text: &str| {
+        let e = scenario::parse(text, "s.toml", &cfg()).unwrap_err().0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.into_iter().next().unwrap()
+    };
+    let e = one("duration_s = 60\n[arrivals\n");
+    assert_eq!(e.field, "", "{e}");
+    assert!(e.message.starts_with("TOML syntax error: "), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+    let e = one("seed = 1\n");
+    assert_eq!(e.field, "duration_s", "{e}");
+    assert!(e.message.contains("missing field"), "{e}");
+    let e = one("colour = 1\nduration_s = 60\n");
+    assert_eq!(e.field, "colour", "{e}");
 }

@@ -9,7 +9,7 @@
 //! documented example of every option.
 
 pub mod daemon;
-mod file;
+pub(crate) mod file;
 pub(crate) mod locate;
 pub mod routing;
 mod schedule;

@@ -752,7 +752,7 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
             for e in &errors.0 {
                 tracing::error!("{e}");
             }
-            eprintln!("{errors}");
+            crate::report!("{errors}");
             return ExitCode::from(2);
         }
     };
@@ -846,7 +846,7 @@ async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the metrics listener");
-            eprintln!("tierline: {e}");
+            crate::report!("tierline: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -866,7 +866,7 @@ async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot install signal handlers");
-            eprintln!("tierline: cannot install signal handlers: {e}");
+            crate::report!("tierline: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -874,7 +874,7 @@ async fn serve(config_path: PathBuf, config: LoadedConfig) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
-            eprintln!("tierline: {e}");
+            crate::report!("tierline: {e}");
             // 2 for a config it cannot take (as `check-config`), 1 for the rest.
             return ExitCode::from(e.exit_code());
         }

@@ -85,7 +85,7 @@ pub fn main(listen: &str, workers: usize) -> ExitCode {
     runtime.block_on(async {
         // An IP or a host name (`localhost:8081`), as `[server] listen` takes.
         if !crate::config::is_host_port(listen) {
-            eprintln!(
+            crate::report!(
                 "--listen `{listen}` is not host:port (e.g. 127.0.0.1:8081 or localhost:8081)"
             );
             return ExitCode::from(2);
@@ -93,7 +93,7 @@ pub fn main(listen: &str, workers: usize) -> ExitCode {
         let listener = match TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("cannot listen on {listen}: {e}");
+                crate::report!("cannot listen on {listen}: {e}");
                 return ExitCode::FAILURE;
             }
         };

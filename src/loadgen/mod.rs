@@ -675,7 +675,7 @@ struct Warnings(Vec<String>);
 
 impl Warnings {
     fn add(&mut self, warning: String) {
-        eprintln!("loadgen: warning: {warning}");
+        crate::report!("loadgen: warning: {warning}");
         self.0.push(warning);
     }
 }
@@ -742,7 +742,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
             Err(code) => code,
         },
         Err(e) => {
-            eprintln!("loadgen: {e}");
+            crate::report!("loadgen: {e}");
             ExitCode::FAILURE
         }
     }

@@ -57,7 +57,7 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
     let loaded = match crate::config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("{errors}");
+            crate::report!("{errors}");
             return ExitCode::from(2);
         }
     };
@@ -65,14 +65,14 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
         return replay_journal(args, dir, loaded.routing);
     }
     let Some(scenario_path) = &args.scenario else {
-        eprintln!("error: give --scenario or --replay");
+        crate::report!("error: give --scenario or --replay");
         return ExitCode::from(2);
     };
     let config = loaded.routing.clone();
     let plan = match scenario::load(scenario_path, &config) {
         Ok(p) => p,
         Err(errors) => {
-            eprintln!("{errors}");
+            crate::report!("{errors}");
             return ExitCode::from(2);
         }
     };
@@ -90,7 +90,7 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
                 {
                     return code;
                 }
-                eprintln!(
+                crate::report!(
                     "journal written to {} in {:.2} s",
                     dir.display(),
                     started.elapsed().as_secs_f64()
@@ -98,11 +98,11 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e @ RecordError::Sim(_)) => {
-                eprintln!("simulation failed: {e}");
+                crate::report!("simulation failed: {e}");
                 ExitCode::from(1)
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::report!("error: {e}");
                 ExitCode::from(2)
             }
         };
@@ -112,7 +112,7 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
             if let Err(code) = print_report(args.format, &report.to_table(), &report.to_json()) {
                 return code;
             }
-            eprintln!(
+            crate::report!(
                 "simulated {:.0} s of virtual time in {:.2} s",
                 report.run.ended_at_s,
                 started.elapsed().as_secs_f64()
@@ -120,7 +120,7 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("simulation failed: {e}");
+            crate::report!("simulation failed: {e}");
             ExitCode::from(1)
         }
     }
@@ -149,12 +149,12 @@ fn replay_journal(args: &SimulateArgs, dir: &Path, new: crate::config::RoutingCo
                 return code;
             }
             if report.recording.history_incomplete {
-                eprintln!(
+                crate::report!(
                     "warning: replayed from {}; older history is not in the figures",
                     report.recording.start_from
                 );
             }
-            eprintln!(
+            crate::report!(
                 "replayed {} records ({:.0} s of recorded time) in {:.2} s",
                 report.recording.records,
                 report.recording.duration_s,
@@ -163,11 +163,11 @@ fn replay_journal(args: &SimulateArgs, dir: &Path, new: crate::config::RoutingCo
             ExitCode::SUCCESS
         }
         Err(e @ ReplayError::Sim(_)) => {
-            eprintln!("replay failed: {e}");
+            crate::report!("replay failed: {e}");
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::report!("error: {e}");
             ExitCode::from(2)
         }
     }

@@ -49,7 +49,9 @@ pub struct ScenarioFile {
     pub drain_s: Option<f64>,
     /// RNG seed; `--seed` overrides it. Default 1.
     pub seed: Option<u64>,
-    /// Virtual wall-clock time of second 0 (RFC 3339); matters for queue schedules.
+    /// Virtual wall-clock time of second 0 (RFC 3339); matters for queue schedules. A quoted
+    /// string or a TOML date-time (`start = 2026-11-23T08:00:00Z`), read the same.
+    #[serde(default, deserialize_with = "text_or_datetime")]
     pub start: Option<String>,
     /// Log in every agent of the routing config's roster for the whole run.
     #[serde(default)]
@@ -163,6 +165,21 @@ pub struct BreakSpec {
 // ---------------------------------------------------------------------------------------------
 // The resolved plan the runner executes.
 
+/// `start` as written: a string, or a TOML date-time as its text (RFC 3339, which `start` is
+/// parsed as afterwards; a local one without an offset is refused there, naming the field).
+fn text_or_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Start {
+        Text(String),
+        DateTime(toml::value::Datetime),
+    }
+    Ok(Option::<Start>::deserialize(d)?.map(|s| match s {
+        Start::Text(text) => text,
+        Start::DateTime(dt) => dt.to_string(),
+    }))
+}
+
 /// A validated scenario, in milliseconds relative to `start_ms` (engine time = start + offset).
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -241,12 +258,27 @@ pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, C
                 }
                 None => (None, None),
             };
+            let message = crate::config::file::one_line(e.message());
+            // At the top level the path is "."; a missing or unknown key names itself.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p)?.split('`').next());
+            let field = match (path.as_str(), named) {
+                (".", Some(name)) => name.to_string(),
+                (".", None) => String::new(),
+                _ => path,
+            };
+            let message = if field.is_empty() && e.span().is_some() {
+                format!("TOML syntax error: {message}")
+            } else {
+                message
+            };
             ConfigErrors(vec![ConfigError {
                 file: origin.to_string(),
                 line,
                 column,
-                field: if path == "." { String::new() } else { path },
-                message: e.message().trim().to_string(),
+                field,
+                message,
             }])
         })?;
     resolve(&file, origin, config).map_err(|errors| locate(errors, text, origin))
@@ -328,6 +360,14 @@ impl Problems<'_> {
 
     /// Seconds → ms, checking it is finite, ≥ 0 and at most `MAX_DURATION_S` (one year: no
     /// time in a scenario is longer than the run may be).
+    /// `secs`, or `None` when it was reported as wrong (so the checks that compare it with its
+    /// neighbours do not add a second, false problem about a value read as 0).
+    fn secs_ok(&mut self, field: &str, s: f64) -> Option<Millis> {
+        let before = self.list.len();
+        let ms = self.secs(field, s);
+        (self.list.len() == before).then_some(ms)
+    }
+
     fn secs(&mut self, field: &str, s: f64) -> Millis {
         if !s.is_finite() || s < 0.0 {
             self.add(
@@ -472,10 +512,18 @@ fn resolve(
     }
     // A group refused above already says what is wrong with the agents the file has.
     if agents.is_empty() && !p.list.iter().any(|e| e.field.starts_with("agents")) {
-        p.add(
-            "agents",
-            "a scenario needs agents: [[agents]] entries or use_roster = true",
-        );
+        if file.use_roster {
+            p.add(
+                "use_roster",
+                "the routing config has no [[agent]] roster to use: add [[agent]] entries to it, \
+                 or [[agents]] groups to the scenario",
+            );
+        } else {
+            p.add(
+                "agents",
+                "a scenario needs agents: [[agents]] entries or use_roster = true",
+            );
+        }
     }
 
     if !p.list.is_empty() {
@@ -538,9 +586,10 @@ fn resolve_stream(
             }
         }
         (None, Some(list)) => {
+            let mut last_from: Option<Millis> = None;
             for (i, r) in list.iter().enumerate() {
                 let f = format!("{field}.rates[{i}]");
-                let from = p.secs(&format!("{f}.from_s"), r.from_s);
+                let from = p.secs_ok(&format!("{f}.from_s"), r.from_s);
                 if !(r.per_hour.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(&r.per_hour)) {
                     p.add(
                         format!("{f}.per_hour"),
@@ -550,10 +599,11 @@ fn resolve_stream(
                         ),
                     );
                 }
-                if i == 0 && from != 0 {
+                if i == 0 && from.is_some_and(|from| from != 0) {
                     p.add(format!("{f}.from_s"), "the first rate must start at 0");
                 }
-                if let Some(&(prev, _)) = rates.last() {
+                // Compared with the previous rate only when both starts are valid.
+                if let (Some(from), Some(prev)) = (from, last_from) {
                     if from <= prev {
                         p.add(
                             format!("{f}.from_s"),
@@ -561,7 +611,8 @@ fn resolve_stream(
                         );
                     }
                 }
-                rates.push((from, per_ms(r.per_hour.max(0.0))));
+                last_from = from;
+                rates.push((from.unwrap_or(0), per_ms(r.per_hour.max(0.0))));
             }
             if list.is_empty() {
                 p.add(format!("{field}.rates"), "needs at least one rate");
@@ -690,12 +741,15 @@ fn resolve_agents(
     let mut shifts = Vec::new();
     for (i, s) in spec.shifts.iter().enumerate() {
         let f = format!("{field}.shifts[{i}]");
-        let login = p.secs(&format!("{f}.login_s"), s.login_s);
-        let logout = p.secs(&format!("{f}.logout_s"), s.logout_s);
-        if logout <= login {
+        let login_ok = p.secs_ok(&format!("{f}.login_s"), s.login_s);
+        let logout_ok = p.secs_ok(&format!("{f}.logout_s"), s.logout_s);
+        let (login, logout) = (login_ok.unwrap_or(0), logout_ok.unwrap_or(0));
+        // Compared only when both were valid: a wrong one was reported and read as 0.
+        let valid = login_ok.is_some() && logout_ok.is_some();
+        if valid && logout <= login {
             p.add(&f, "logout_s must be after login_s");
         }
-        if let Some(&(_, Some(prev_out))) = shifts.last() {
+        if let (true, Some(&(_, Some(prev_out)))) = (valid, shifts.last()) {
             if login < prev_out {
                 p.add(&f, "shifts must be in time order and must not overlap");
             }
@@ -708,13 +762,14 @@ fn resolve_agents(
     let mut breaks = Vec::new();
     for (i, b) in spec.breaks.iter().enumerate() {
         let f = format!("{field}.breaks[{i}]");
-        let at = p.secs(&format!("{f}.at_s"), b.at_s);
-        let len = p.secs(&format!("{f}.duration_s"), b.duration_s);
-        // A negative or huge one was reported by `secs` (and read as 0).
-        if len == 0 && (0.0..=MAX_DURATION_S).contains(&b.duration_s) {
+        let at_ok = p.secs_ok(&format!("{f}.at_s"), b.at_s);
+        let len_ok = p.secs_ok(&format!("{f}.duration_s"), b.duration_s);
+        let (at, len) = (at_ok.unwrap_or(0), len_ok.unwrap_or(0));
+        // A negative or huge one was reported by `secs_ok` (and read as 0).
+        if len_ok == Some(0) {
             p.add(format!("{f}.duration_s"), "must be > 0");
         }
-        if let Some(&(_, prev_end)) = breaks.last() {
+        if let (Some(_), Some(&(_, prev_end))) = (at_ok, breaks.last()) {
             if at < prev_end {
                 p.add(&f, "breaks must be in time order and must not overlap");
             }
@@ -724,7 +779,7 @@ fn resolve_agents(
             .iter()
             .any(|&(login, logout)| login <= at && logout.is_none_or(|out| end <= out));
         // (With no shifts the agent is logged in all along: every break is within.)
-        if len > 0 && !within_a_shift {
+        if at_ok.is_some() && len > 0 && !within_a_shift {
             p.add(
                 &f,
                 format!(
