@@ -187,3 +187,46 @@ fn reader_errors_are_one_line_and_name_the_field() {
     let e = one("colour = 1\nduration_s = 60\n");
     assert_eq!(e.field, "colour", "{e}");
 }
+
+/// Legal but likely not meant: a group whose tier no step of the queue offers (it would never
+/// take a call), a shift that starts when the run is over. Warned about, not refused.
+#[test]
+fn a_tier_no_step_offers_and_a_shift_after_the_run_are_warned_about() {
+    let stream = "[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\nhandle = { dist = \"fixed\", s = 1 }\n";
+    let plan = scenario::parse(
+        &format!(
+            "duration_s = 3600\ndrain_s = 600\n{stream}\
+             [[agents]]\ncount = 1\ntiers = {{ support = 7 }}\n\
+             [[agents]]\ncount = 1\ntiers = {{ support = 1 }}\n\
+             shifts = [ {{ login_s = 0, logout_s = 60 }}, {{ login_s = 4200, logout_s = 5000 }} ]\n"
+        ),
+        "s.toml",
+        &cfg(),
+    )
+    .expect("legal");
+    assert_eq!(plan.warnings.len(), 2, "{:#?}", plan.warnings);
+    assert!(
+        plan.warnings[0]
+            .starts_with("agents[0].tiers.support: no step of queue `support` offers tier 7"),
+        "{}",
+        plan.warnings[0]
+    );
+    assert!(
+        plan.warnings[1].starts_with("agents[1].shifts[1]: starts at 4200 s, when the run is over"),
+        "{}",
+        plan.warnings[1]
+    );
+    // The shipped example warns about nothing.
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/scenarios/support-ladder.toml"
+    );
+    let routing = tierline::config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/scenarios/support-ladder.routing.toml"
+    )))
+    .expect("shipped routing config")
+    .routing;
+    let plan = scenario::load(std::path::Path::new(shipped), &routing).expect("shipped scenario");
+    assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
+}

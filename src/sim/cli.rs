@@ -76,6 +76,9 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &plan.warnings {
+        crate::report!("warning: {}: {warning}", scenario_path.display());
+    }
     let options = Options {
         seed: args.seed,
         agents: args.agents,

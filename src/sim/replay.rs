@@ -522,6 +522,7 @@ fn build_plan(
         streams: Vec::new(),
         agents,
         behaviours,
+        warnings: Vec::new(),
     };
     NewRun {
         plan,

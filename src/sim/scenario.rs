@@ -192,6 +192,10 @@ pub struct Plan {
     pub agents: Vec<PlannedAgent>,
     /// Distinct behaviours; agents refer to them by index.
     pub behaviours: Vec<Behaviour>,
+    /// Settings that are legal but likely not meant, each `field: why` (an agent group whose
+    /// tier no step of the queue offers, a shift that starts after the run): `simulate` prints
+    /// them as warnings before the report.
+    pub warnings: Vec<String>,
 }
 
 /// A resolved arrival stream.
@@ -329,9 +333,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 struct Problems<'a> {
     origin: &'a str,
     list: Vec<ConfigError>,
+    /// Legal but likely not meant (`Plan::warnings`).
+    warnings: Vec<String>,
 }
 
 impl Problems<'_> {
+    fn warn(&mut self, field: &str, message: impl std::fmt::Display) {
+        self.warnings.push(format!("{field}: {message}"));
+    }
+
     fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.list.push(ConfigError {
             file: self.origin.to_string(),
@@ -413,6 +423,7 @@ fn resolve(
     let mut p = Problems {
         origin,
         list: Vec::new(),
+        warnings: Vec::new(),
     };
 
     // One error for a duration out of range (`secs` would add a second for a negative one).
@@ -496,7 +507,17 @@ fn resolve(
                 behaviours.len() - 1
             }
         };
-        resolve_agents(&mut p, &field, g, spec, behaviour, config, &mut agents);
+        let run_end_ms = duration_ms.saturating_add(drain_ms);
+        resolve_agents(
+            &mut p,
+            &field,
+            g,
+            spec,
+            behaviour,
+            config,
+            run_end_ms,
+            &mut agents,
+        );
         if agents.len() > MAX_AGENTS {
             p.add(
                 &field,
@@ -538,6 +559,7 @@ fn resolve(
         streams,
         agents,
         behaviours,
+        warnings: p.warnings,
     })
 }
 
@@ -729,6 +751,7 @@ fn resolve_stream(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn resolve_agents(
     p: &mut Problems<'_>,
     field: &str,
@@ -736,6 +759,7 @@ fn resolve_agents(
     spec: &AgentSpec,
     behaviour: usize,
     config: &RoutingConfig,
+    run_end_ms: Millis,
     out: &mut Vec<PlannedAgent>,
 ) {
     let mut shifts = Vec::new();
@@ -753,6 +777,17 @@ fn resolve_agents(
             if login < prev_out {
                 p.add(&f, "shifts must be in time order and must not overlap");
             }
+        }
+        if valid && login >= run_end_ms {
+            p.warn(
+                &f,
+                format_args!(
+                    "starts at {} s, when the run is over (duration_s + drain_s = {} s): these \
+                     agents never log in",
+                    login / 1000,
+                    run_end_ms / 1000
+                ),
+            );
         }
         shifts.push((login, Some(logout)));
     }
@@ -809,6 +844,18 @@ fn resolve_agents(
             }
             if t == 0 {
                 p.add(format!("{field}.tiers.{q}"), "tiers start at 1");
+            }
+            if let Some(queue) = config.queue(q) {
+                if t > 0 && !queue.steps.iter().any(|s| s.tiers.contains(&t)) {
+                    p.warn(
+                        &format!("{field}.tiers.{q}"),
+                        format_args!(
+                            "no step of queue `{q}` offers tier {t}, so these agents never take \
+                             its calls (only an explicit escalation would, and a scenario makes \
+                             none)"
+                        ),
+                    );
+                }
             }
         }
     }

@@ -223,6 +223,7 @@ mod tests {
             streams,
             agents: Vec::new(),
             behaviours: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
