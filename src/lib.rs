@@ -18,13 +18,8 @@ pub mod loadgen;
 pub mod metrics;
 pub mod sim;
 
-/// Write a command's output to stdout and flush it. A closed or failing stdout (the reader of a
-/// pipe exited early, a full disk) is reported on stderr and answered with exit 1, where
-/// `print!` would panic (exit 101). Not 2, which the commands keep for "the input is invalid"
-/// (a config, a journal): a script must not take a valid config it could not print for an
-/// invalid one.
-/// `crate::report!` that never panics: with stderr closed or a broken pipe (`2>&1 | head`) the line
-/// is lost, not the command's exit code (`crate::report!` panics there, exit 101).
+/// `eprintln!` that never panics: with stderr closed or a broken pipe (`2>&1 | head`) the line
+/// is lost, not the command's exit code (`eprintln!` panics there, exit 101).
 #[macro_export]
 macro_rules! report {
     ($($arg:tt)*) => {
@@ -41,6 +36,11 @@ pub fn write_stderr_line(line: &str) {
         .and_then(|()| err.write_all(b"\n"));
 }
 
+/// Write a command's output to stdout and flush it. A closed or failing stdout (the reader of a
+/// pipe exited early, a full disk) is reported on stderr and answered with exit 1, where
+/// `print!` would panic (exit 101). (A process started with no stdout at all, `>&-`, gets
+/// `/dev/null` there from Rust's runtime, so its output is discarded and it succeeds.) Not 2, which the commands keep for "the input is invalid" (a config, a journal): a
+/// script must not take a valid config it could not print for an invalid one.
 pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -980,3 +980,28 @@ async fn a_query_on_a_read_endpoint_that_takes_none_is_a_400() {
     }
     t.stop().await;
 }
+
+/// A `min_tier` outside 1–255 is one kind of mistake with one code, whichever end it is off:
+/// `invalid_field` naming the field, in a single event and in a batch.
+#[tokio::test]
+async fn a_min_tier_out_of_range_is_invalid_field_at_both_ends() {
+    let t = TestDaemon::with_routing(routing()).await;
+    for tier in [0, 256] {
+        let event = format!(
+            r#"{{"id":"x{tier}","type":"interaction.escalated","interaction":"c1","min_tier":{tier}}}"#
+        );
+        let (status, _, body) = raw(&t, Some("application/json"), &event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{tier}: {body}");
+        assert_eq!(code(&body), "invalid_field", "{tier}: {body}");
+        assert!(
+            message(&body).contains("field `min_tier`"),
+            "{tier}: {body}"
+        );
+        let (status, _, body) = raw(&t, Some("application/json"), &format!("[{event}]")).await;
+        assert_eq!(status, StatusCode::OK, "{tier}: {body}");
+        let result = &body["results"][0];
+        assert_eq!(result["status"], "rejected", "{tier}: {body}");
+        assert_eq!(result["error"]["code"], "invalid_field", "{tier}: {body}");
+    }
+    t.stop().await;
+}

@@ -160,14 +160,34 @@ pub enum BatchItem {
 /// slow path alone decides the error, so the answer does not depend on the fast path.
 pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
     match serde_json::from_slice::<EventsBody>(bytes) {
-        Ok(EventsBody::Single(e)) => Ok(ParsedBody::Single(e.id, e.event)),
-        Ok(EventsBody::Batch(items)) if !items.is_empty() => Ok(ParsedBody::Batch(
-            items
-                .into_iter()
-                .map(|e| BatchItem::Parsed(e.id, e.event))
-                .collect(),
+        Ok(EventsBody::Single(e)) if field_problem(&e.event).is_none() => {
+            Ok(ParsedBody::Single(e.id, e.event))
+        }
+        Ok(EventsBody::Batch(items))
+            if !items.is_empty() && items.iter().all(|e| field_problem(&e.event).is_none()) =>
+        {
+            Ok(ParsedBody::Batch(
+                items
+                    .into_iter()
+                    .map(|e| BatchItem::Parsed(e.id, e.event))
+                    .collect(),
+            ))
+        }
+        Ok(_) | Err(_) => parse_body_slowly(bytes),
+    }
+}
+
+/// A field value the event's type admits but the API refuses as `invalid_field`, like a value
+/// out of its type's range: `min_tier` 0 (tiers start at 1; 256 is already refused by its
+/// type). Checked here, not in `Event`'s own deserialization, so that journals which recorded
+/// such an event (the engine refused it) still read.
+fn field_problem(event: &Event) -> Option<(&'static str, String)> {
+    match event {
+        Event::InteractionEscalated { min_tier: 0, .. } => Some((
+            "min_tier",
+            "invalid value: integer `0`, expected a tier from 1 to 255".to_string(),
         )),
-        Ok(EventsBody::Batch(_)) | Err(_) => parse_body_slowly(bytes),
+        _ => None,
     }
 }
 
@@ -389,6 +409,12 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
         }
     };
     let event: Event = from_object(&map, Some("type"), &format!("event `{id}`: "))?;
+    if let Some((field, why)) = field_problem(&event) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("event `{id}`: field `{field}`: {why}"),
+        ));
+    }
     Ok((id, event))
 }
 

@@ -753,11 +753,17 @@ impl Checker<'_, '_> {
         let journal = root.key("journal");
         let j = &raw.journal;
         if j.segment_bytes < MIN_SEGMENT_BYTES || j.segment_bytes > MAX_SEGMENT_BYTES {
+            let why = if j.segment_bytes < MIN_SEGMENT_BYTES {
+                "a smaller segment rolls to a new file for almost every batch"
+            } else {
+                "a segment is replayed and pruned whole, so a larger one would hold more journal \
+                 than any disk keeps for it"
+            };
             self.err(
                 &journal.key("segment_bytes"),
                 format!(
-                    "must be from {MIN_SEGMENT_BYTES} (1 MiB) to {MAX_SEGMENT_BYTES} (1 TiB): a \
-                     smaller segment rolls to a new file for almost every batch"
+                    "must be from {MIN_SEGMENT_BYTES} (1 MiB) to {MAX_SEGMENT_BYTES} (1 TiB): \
+                     {why}"
                 ),
             );
         }

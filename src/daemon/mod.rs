@@ -537,7 +537,7 @@ async fn reconfigure_on_start(engine: &EngineHandle, input: self::core::Input) {
         }
         Ok(other) => tracing::error!(
             outcome = ?other,
-            "the config file differs from the recovered config but was refused; the recovered config stays in force"
+            "the config file's routing differs from the recovered config but the engine refused it (for what, see `outcome`); the recovered routing config stays in force, as does its text at GET /v1/config, while the daemon settings the file gives ([server], [auth], [metrics], [journal], [[subscriber]]) apply, as at every start"
         ),
         Err(e) => tracing::error!(error = %e, "cannot apply the startup config"),
     }
