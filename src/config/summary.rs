@@ -36,8 +36,9 @@ pub const AGENT_NOTES_LISTED: usize = 5;
 
 /// Settings a valid config holds that can have no effect, each named by where it is set:
 /// a capacity above 1 on an exclusive channel (an agent holding one exclusive interaction is
-/// offered nothing else, so it never holds a second), and a `closed_target` on a queue without
-/// a schedule (never closed). Legal, so configs that hold them still start; `check-config`
+/// offered nothing else, so it never holds a second), a `closed_target` on a queue without
+/// a schedule (never closed), and roster agents at a tier no step offers (reached only by
+/// escalation; `tiers_no_step_offers`). Legal, so configs that hold them still start; `check-config`
 /// prints them, the daemon logs them, and the config endpoints return them. Agents' overrides
 /// are named one by one up to `AGENT_NOTES_LISTED` per channel, and counted in one note beyond.
 pub fn notes(config: &RoutingConfig) -> Vec<String> {
@@ -85,6 +86,7 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
             ));
         }
     }
+    notes.extend(tiers_no_step_offers(config));
     for q in &config.queues {
         if let (Some(target), None) = (&q.closed_target, &q.schedule) {
             notes.push(format!(
@@ -95,6 +97,62 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         }
     }
     notes
+}
+
+/// Roster agents at a tier no step of the queue's ladder offers: they take that queue's work
+/// only when an agent escalates it (`interaction.escalated` with `min_tier` at most their tier,
+/// which bypasses the ladder), a design for experts kept for escalations, or a typo (`4` on a
+/// ladder that ends at 3). One note per queue and tier, naming up to `AGENT_NOTES_LISTED`
+/// agents and counting the rest.
+fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
+    let mut unoffered: std::collections::BTreeMap<(&str, Tier), Vec<&str>> = Default::default();
+    for a in &config.agents {
+        for (q, &tier) in &a.tiers {
+            let Some(queue) = config.queue(q) else {
+                continue;
+            };
+            if !queue.steps.iter().any(|s| s.tiers.contains(&tier)) {
+                unoffered.entry((q.as_str(), tier)).or_default().push(&a.id);
+            }
+        }
+    }
+    unoffered
+        .into_iter()
+        .map(|((q, tier), agents)| {
+            let mut offered: Vec<Tier> = config
+                .queue(q)
+                .map(|queue| {
+                    queue
+                        .steps
+                        .iter()
+                        .flat_map(|s| s.tiers.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            offered.sort_unstable();
+            offered.dedup();
+            let offered: Vec<String> = offered.iter().map(Tier::to_string).collect();
+            let named: Vec<String> = agents
+                .iter()
+                .take(AGENT_NOTES_LISTED)
+                .map(|id| format!("`{id}`"))
+                .collect();
+            let who = match agents.len() {
+                1 => format!("agent {}", named.join("")),
+                n if n <= AGENT_NOTES_LISTED => format!("agents {}", named.join(", ")),
+                n => format!(
+                    "{n} agents ({} and {} more)",
+                    named.join(", "),
+                    n - AGENT_NOTES_LISTED
+                ),
+            };
+            format!(
+                "{who}: tier {tier} in queue `{q}`, which no step of its ladder offers (it offers \
+                 tiers {}): taken only by an agent's escalation with min_tier ≤ {tier}",
+                offered.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// `support: channels=voice,chat strategy=longest-idle steps=0s:[1] 30s:[1,2] agents=L1=3 L2=2`,
@@ -194,6 +252,37 @@ mod tests {
             skills: vec![],
             capacity: BTreeMap::new(),
         }
+    }
+
+    /// Agents at a tier no step offers get one note per queue and tier (a typo, or experts kept
+    /// for escalations), naming up to `AGENT_NOTES_LISTED` and counting the rest; a tier the
+    /// ladder offers, or a queue the config does not have (validation's business), none.
+    #[test]
+    fn agents_at_a_tier_no_step_offers_get_one_note_per_queue_and_tier() {
+        let mut config = RoutingConfig::empty();
+        let mut support = QueueConfig::with_defaults("support");
+        support.steps = vec![step(0, &[1], 0), step(30_000, &[1, 2], 0)];
+        config.queues = vec![support];
+        let mut agents: Vec<AgentConfig> = (0..8).map(|k| agent(&format!("e{k}"), 4)).collect();
+        agents.push(agent("a1", 1));
+        agents.push(agent("a2", 2));
+        agents.push(agent("x9", 9));
+        let mut elsewhere = agent("o1", 1);
+        elsewhere.tiers = [("other".to_string(), 7)].into();
+        agents.push(elsewhere);
+        config.agents = agents;
+        assert_eq!(
+            notes(&config),
+            vec![
+                "8 agents (`e0`, `e1`, `e2`, `e3`, `e4` and 3 more): tier 4 in queue `support`, \
+                 which no step of its ladder offers (it offers tiers 1, 2): taken only by an \
+                 agent's escalation with min_tier ≤ 4"
+                    .to_string(),
+                "agent `x9`: tier 9 in queue `support`, which no step of its ladder offers (it \
+                 offers tiers 1, 2): taken only by an agent's escalation with min_tier ≤ 9"
+                    .to_string(),
+            ]
+        );
     }
 
     #[test]
