@@ -186,20 +186,6 @@ fn reader_errors_are_one_line_and_name_the_field() {
     assert!(e.message.contains("missing field"), "{e}");
     let e = one("colour = 1\nduration_s = 60\n");
     assert_eq!(e.field, "colour", "{e}");
-    // Every unknown key at once, as for the routing config, and the missing one once.
-    let e = scenario::parse(
-        "colour = 1\nduraton_s = 60\n[behavior]\nx = 1\n",
-        "s.toml",
-        &cfg(),
-    )
-    .unwrap_err()
-    .0;
-    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(
-        fields,
-        ["colour", "duraton_s", "behavior", "duration_s"],
-        "{e:#?}"
-    );
 }
 
 /// Legal but likely not meant: a group whose tier no step of the queue offers (it would never

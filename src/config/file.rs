@@ -473,7 +473,7 @@ const MAX_BROKEN_FIELDS: usize = 64;
 /// neither hides a typo in the next nor the checks on the others. In the nested tables named in
 /// `field_by_field` (and in each table of such an array) the offending nested field is dropped
 /// rather than the whole table; a non-table element of such an array is emptied in its place.
-pub(crate) fn read_entry<T: DeserializeOwned>(
+fn read_entry<T: DeserializeOwned>(
     item: &Item,
     path: &FieldPath,
     loc: &Locator<'_>,
@@ -527,17 +527,6 @@ pub(crate) fn read_entry<T: DeserializeOwned>(
         let follow_up = broken
             .iter()
             .any(|k| e.message() == format!("missing field `{k}`"));
-        // A field never written: the reader points at the entry's first key when the entry
-        // has no header (the file's top level); the field at fault is the missing one, and
-        // nothing can be dropped to read past it.
-        let missing = e
-            .message()
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let at = match (missing, at.below(path)) {
-            (Some(k), Some([Segment::Key(_)])) if !follow_up => path.key(k),
-            _ => at,
-        };
         if !follow_up {
             let message = name_datetime(loc, &at, one_line(e.message()));
             errors.push(loc.error_at(offset, at.to_string(), message));

@@ -249,13 +249,12 @@ pub struct PlannedAgent {
 
 /// Parse scenario text and check it against the routing config it will run with.
 pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, ConfigErrors> {
-    // Read as the routing config is (`config::file::read_entry`): every field the reader
-    // refuses is reported, dropped and the rest read again, so a typo in one field hides
-    // neither a typo in the next nor the checks on the others; each names where it is
+    // Through serde_path_to_error so that a type error or an unknown field names where it is
     // (`arrivals[0].handle`), as every later check does.
-    let doc = match toml_edit::ImDocument::parse(text) {
-        Ok(doc) => doc,
-        Err(e) => {
+    let file: ScenarioFile = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let e = e.into_inner();
             let (line, column) = match e.span() {
                 Some(span) => {
                     let (l, c) = line_col(text, span.start);
@@ -263,34 +262,30 @@ pub fn parse(text: &str, origin: &str, config: &RoutingConfig) -> Result<Plan, C
                 }
                 None => (None, None),
             };
-            return Err(ConfigErrors(vec![ConfigError {
+            let message = crate::config::file::one_line(e.message());
+            // At the top level the path is "."; a missing or unknown key names itself.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p)?.split('`').next());
+            let field = match (path.as_str(), named) {
+                (".", Some(name)) => name.to_string(),
+                (".", None) => String::new(),
+                _ => path,
+            };
+            let message = if field.is_empty() && e.span().is_some() {
+                format!("TOML syntax error: {message}")
+            } else {
+                message
+            };
+            ConfigErrors(vec![ConfigError {
                 file: origin.to_string(),
                 line,
                 column,
-                field: String::new(),
-                message: format!(
-                    "TOML syntax error: {}",
-                    crate::config::file::one_line(e.message())
-                ),
-            }]));
-        }
-    };
-    let loc = Locator::new(origin, text, &doc);
-    let mut errors = Vec::new();
-    let root = toml_edit::Item::Table(doc.as_table().clone());
-    let (file, _) = crate::config::file::read_entry::<ScenarioFile>(
-        &root,
-        &FieldPath::root(),
-        &loc,
-        &mut errors,
-        &["behaviour", "arrivals", "agents"],
-    );
-    match file {
-        Some(file) if errors.is_empty() => {
-            resolve(&file, origin, config).map_err(|errors| locate(errors, text, origin))
-        }
-        _ => Err(ConfigErrors(errors)),
-    }
+                field,
+                message,
+            }])
+        })?;
+    resolve(&file, origin, config).map_err(|errors| locate(errors, text, origin))
 }
 
 /// Give each problem found by the checks (which speak in field paths, `arrivals[0].queue`) the
