@@ -1005,3 +1005,19 @@ async fn a_min_tier_out_of_range_is_invalid_field_at_both_ends() {
     }
     t.stop().await;
 }
+
+/// A `score` outside 1–5 is `invalid_field` at both ends too (0 and 6 fit its type, 256 not).
+#[tokio::test]
+async fn a_score_out_of_range_is_invalid_field_at_both_ends() {
+    let t = TestDaemon::with_routing(routing()).await;
+    for score in [0, 6, 256] {
+        let event = format!(
+            r#"{{"id":"r{score}","type":"interaction.rated","interaction":"c1","score":{score}}}"#
+        );
+        let (status, _, body) = raw(&t, Some("application/json"), &event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{score}: {body}");
+        assert_eq!(code(&body), "invalid_field", "{score}: {body}");
+        assert!(message(&body).contains("field `score`"), "{score}: {body}");
+    }
+    t.stop().await;
+}

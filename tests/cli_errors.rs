@@ -65,6 +65,18 @@ fn with_stderr_closed_too_the_exit_codes_stay_the_documented_ones() {
         with_closed_output(&["simulate", "--config", &broken, "--scenario", scenario]),
         Some(2)
     );
+    // `serve` logs to stdout: a config it refuses is still exit 2, and the log lines it cannot
+    // write are dropped, not reported with a panicking `eprintln!` (exit 101).
+    assert_eq!(
+        with_closed_output(&[
+            "serve",
+            "--config",
+            &broken,
+            "--data",
+            &dir.path().join("data").to_string_lossy()
+        ]),
+        Some(2)
+    );
     let journal = dir.path().join("no-journal-here");
     let journal = journal.to_string_lossy().into_owned();
     let code = with_closed_output(&["journal", "verify", &journal]);

@@ -93,6 +93,12 @@ fn one_mistake_gives_one_error_shown_as_written() {
         "duration_s = 3600\n{stream}{group}shifts = [ {{ login_s = 0, logout_s = 4e7 }} ]\n"
     ));
     assert_eq!(e.field, "agents[0].shifts[0].logout_s", "{e}");
+    // … nor, with a break in that shift, "the break is not within one shift".
+    let e = only(format!(
+        "duration_s = 3600\n{stream}{group}shifts = [ {{ login_s = 0, logout_s = 4e7 }} ]\n\
+         breaks = [ {{ at_s = 100, duration_s = 10 }} ]\n"
+    ));
+    assert_eq!(e.field, "agents[0].shifts[0].logout_s", "{e}");
     // `use_roster` with a config that has no roster says so, not "needs agents".
     let e = only(format!("use_roster = true\nduration_s = 3600\n{stream}"));
     assert_eq!(e.field, "use_roster", "{e}");
@@ -212,7 +218,8 @@ fn a_tier_no_step_offers_and_a_shift_after_the_run_are_warned_about() {
         plan.warnings[0]
     );
     assert!(
-        plan.warnings[1].starts_with("agents[1].shifts[1]: starts at 4200 s, when the run is over"),
+        plan.warnings[1].starts_with("agents[1].shifts[1]: starts at 4200 s, when the run is over")
+            && plan.warnings[1].ends_with("this shift never begins"),
         "{}",
         plan.warnings[1]
     );

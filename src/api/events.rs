@@ -179,13 +179,17 @@ pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
 
 /// A field value the event's type admits but the API refuses as `invalid_field`, like a value
 /// out of its type's range: `min_tier` 0 (tiers start at 1; 256 is already refused by its
-/// type). Checked here, not in `Event`'s own deserialization, so that journals which recorded
-/// such an event (the engine refused it) still read.
+/// type), a `score` outside 1–5. Checked here, not in `Event`'s own deserialization, so that
+/// journals which recorded such an event (the engine refused it) still read.
 fn field_problem(event: &Event) -> Option<(&'static str, String)> {
     match event {
         Event::InteractionEscalated { min_tier: 0, .. } => Some((
             "min_tier",
             "invalid value: integer `0`, expected a tier from 1 to 255".to_string(),
+        )),
+        Event::InteractionRated { score, .. } if !(1..=5).contains(score) => Some((
+            "score",
+            format!("invalid value: integer `{score}`, expected a score from 1 to 5"),
         )),
         _ => None,
     }

@@ -131,7 +131,16 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
                 .unwrap_or_default();
             offered.sort_unstable();
             offered.dedup();
-            let offered: Vec<String> = offered.iter().map(Tier::to_string).collect();
+            let offered = match offered.as_slice() {
+                [one] => format!("tier {one}"),
+                many => format!(
+                    "tiers {}",
+                    many.iter()
+                        .map(Tier::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             let named: Vec<String> = agents
                 .iter()
                 .take(AGENT_NOTES_LISTED)
@@ -148,8 +157,8 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
             };
             format!(
                 "{who}: tier {tier} in queue `{q}`, which no step of its ladder offers (it offers \
-                 tiers {}): taken only by an agent's escalation with min_tier ≤ {tier}",
-                offered.join(", ")
+                 {offered}): offered that queue's work only when a connected call in it is \
+                 escalated with min_tier ≤ {tier}"
             )
         })
         .collect()
@@ -275,11 +284,12 @@ mod tests {
             notes(&config),
             vec![
                 "8 agents (`e0`, `e1`, `e2`, `e3`, `e4` and 3 more): tier 4 in queue `support`, \
-                 which no step of its ladder offers (it offers tiers 1, 2): taken only by an \
-                 agent's escalation with min_tier ≤ 4"
+                 which no step of its ladder offers (it offers tiers 1, 2): offered that queue's \
+                 work only when a connected call in it is escalated with min_tier ≤ 4"
                     .to_string(),
                 "agent `x9`: tier 9 in queue `support`, which no step of its ladder offers (it \
-                 offers tiers 1, 2): taken only by an agent's escalation with min_tier ≤ 9"
+                 offers tiers 1, 2): offered that queue's work only when a connected call in it \
+                 is escalated with min_tier ≤ 9"
                     .to_string(),
             ]
         );

@@ -723,11 +723,15 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 }
 
-/// Install the `tracing` subscriber (`RUST_LOG` filters; default `info`).
+/// Install the `tracing` subscriber (`RUST_LOG` filters; default `info`). A log line that cannot
+/// be written (stdout closed, its pipe's reader gone) is dropped: the subscriber would otherwise
+/// report it with `eprintln!`, which panics when stderr is closed too.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

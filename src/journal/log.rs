@@ -161,8 +161,9 @@ impl Log {
                 .map_err(|e| JournalError::io("truncate", path, e))?;
         }
         if next_index < resume_at && !segments.is_empty() {
-            // The snapshot is newer than the journal's end (possible only with sync = "none" after
-            // an OS crash): everything on disk is covered by it, so start afresh after it. The
+            // The snapshot is newer than the journal's end (with sync = "none" after an OS crash;
+            // with any sync when whole segments were deleted or an older copy restored):
+            // everything on disk is covered by it, so start afresh after it. The
             // old segments are set aside (`.orphaned`), not deleted, for whoever wants to look.
             tracing::warn!(
                 journal_end = next_index,

@@ -97,10 +97,12 @@ pub fn main(listen: &str, workers: usize) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match listener.local_addr() {
-            Ok(a) => println!("baseline server listening on http://{a}"),
-            Err(_) => println!("baseline server listening on http://{listen}"),
-        }
+        // Scripts read the address from stdout; with stdout closed the server still serves.
+        let shown = match listener.local_addr() {
+            Ok(a) => a.to_string(),
+            Err(_) => listen.to_string(),
+        };
+        let _ = crate::write_stdout(&format!("baseline server listening on http://{shown}\n"));
         serve(listener, stop_signal()).await;
         ExitCode::SUCCESS
     })

@@ -168,16 +168,27 @@ pub struct BreakSpec {
 /// `start` as written: a string, or a TOML date-time as its text (RFC 3339, which `start` is
 /// parsed as afterwards; a local one without an offset is refused there, naming the field).
 fn text_or_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Start {
-        Text(String),
-        DateTime(toml::value::Datetime),
+    struct Start;
+    impl<'de> serde::de::Visitor<'de> for Start {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(
+                "an RFC 3339 date-time with its UTC offset, quoted (\"2026-11-23T08:00:00Z\") or \
+                 not",
+            )
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        // A TOML date-time reaches serde as a one-entry map.
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
+            let dt = toml::value::Datetime::deserialize(
+                serde::de::value::MapAccessDeserializer::new(map),
+            )?;
+            Ok(dt.to_string())
+        }
     }
-    Ok(Option::<Start>::deserialize(d)?.map(|s| match s {
-        Start::Text(text) => text,
-        Start::DateTime(dt) => dt.to_string(),
-    }))
+    d.deserialize_any(Start).map(Some)
 }
 
 /// A validated scenario, in milliseconds relative to `start_ms` (engine time = start + offset).
@@ -368,8 +379,6 @@ impl Problems<'_> {
         }
     }
 
-    /// Seconds → ms, checking it is finite, ≥ 0 and at most `MAX_DURATION_S` (one year: no
-    /// time in a scenario is longer than the run may be).
     /// `secs`, or `None` when it was reported as wrong (so the checks that compare it with its
     /// neighbours do not add a second, false problem about a value read as 0).
     fn secs_ok(&mut self, field: &str, s: f64) -> Option<Millis> {
@@ -378,6 +387,8 @@ impl Problems<'_> {
         (self.list.len() == before).then_some(ms)
     }
 
+    /// Seconds → ms, checking it is finite, ≥ 0 and at most `MAX_DURATION_S` (one year: no
+    /// time in a scenario is longer than the run may be).
     fn secs(&mut self, field: &str, s: f64) -> Millis {
         if !s.is_finite() || s < 0.0 {
             self.add(
@@ -763,6 +774,7 @@ fn resolve_agents(
     out: &mut Vec<PlannedAgent>,
 ) {
     let mut shifts = Vec::new();
+    let mut any_invalid_shift = false;
     for (i, s) in spec.shifts.iter().enumerate() {
         let f = format!("{field}.shifts[{i}]");
         let login_ok = p.secs_ok(&format!("{f}.login_s"), s.login_s);
@@ -782,14 +794,20 @@ fn resolve_agents(
             p.warn(
                 &f,
                 format_args!(
-                    "starts at {} s, when the run is over (duration_s + drain_s = {} s): these \
-                     agents never log in",
+                    "starts at {} s, when the run is over (duration_s + drain_s = {} s): this \
+                     shift never begins",
                     login / 1000,
                     run_end_ms / 1000
                 ),
             );
         }
-        shifts.push((login, Some(logout)));
+        // A shift reported as wrong is left out, so a break in it is not also "outside every
+        // shift".
+        if valid {
+            shifts.push((login, Some(logout)));
+        } else {
+            any_invalid_shift = true;
+        }
     }
     if shifts.is_empty() {
         shifts.push((0, None));
@@ -814,7 +832,7 @@ fn resolve_agents(
             .iter()
             .any(|&(login, logout)| login <= at && logout.is_none_or(|out| end <= out));
         // (With no shifts the agent is logged in all along: every break is within.)
-        if at_ok.is_some() && len > 0 && !within_a_shift {
+        if at_ok.is_some() && len > 0 && !within_a_shift && !any_invalid_shift {
             p.add(
                 &f,
                 format!(

@@ -23,7 +23,8 @@
 //! 200/202/410):
 //! - 200 + rtjson: ring `routes[0].uri` — an agent (with `agent`, `offer`, and `fr_inv_timer` =
 //!   the rest of the offer's time minus a guard) or an overflow / closed-hours target (no `agent`).
-//! - 202 `{"status":"waiting"}`: still no agent after the hold time; ask again.
+//! - 202 `{"status":"waiting","interaction":"<call_id>"}`: still no agent after the hold time;
+//!   ask again.
 //! - 410 `call_gone`: the call ended in tierline (abandoned); Kamailio replies 487.
 //! - 486 `queue_full`, 480 `closed` (no closed target), 404 `no_route` / `channel_not_served`,
 //!   409 `already_connected`, 409 `call_id_in_use` (the Call-ID is a non-voice interaction's id),
