@@ -105,30 +105,39 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
 /// ladder that ends at 3). One note per queue and tier, naming up to `AGENT_NOTES_LISTED`
 /// agents and counting the rest.
 fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
-    let mut unoffered: std::collections::BTreeMap<(&str, Tier), Vec<&str>> = Default::default();
+    // Keyed by the queue's place in the file, so the notes follow the file's order (as the
+    // summary lines do); a queue id → place table keeps the pass linear in the roster.
+    let place: std::collections::HashMap<&str, usize> = config
+        .queues
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.id.as_str(), i))
+        .collect();
+    let mut unoffered: std::collections::BTreeMap<(usize, Tier), Vec<&str>> = Default::default();
     for a in &config.agents {
         for (q, &tier) in &a.tiers {
-            let Some(queue) = config.queue(q) else {
+            let Some(&i) = place.get(q.as_str()) else {
                 continue;
             };
-            if !queue.steps.iter().any(|s| s.tiers.contains(&tier)) {
-                unoffered.entry((q.as_str(), tier)).or_default().push(&a.id);
+            if !config.queues[i]
+                .steps
+                .iter()
+                .any(|s| s.tiers.contains(&tier))
+            {
+                unoffered.entry((i, tier)).or_default().push(&a.id);
             }
         }
     }
     unoffered
         .into_iter()
-        .map(|((q, tier), agents)| {
-            let mut offered: Vec<Tier> = config
-                .queue(q)
-                .map(|queue| {
-                    queue
-                        .steps
-                        .iter()
-                        .flat_map(|s| s.tiers.iter().copied())
-                        .collect()
-                })
-                .unwrap_or_default();
+        .map(|((i, tier), agents)| {
+            let queue = &config.queues[i];
+            let q = &queue.id;
+            let mut offered: Vec<Tier> = queue
+                .steps
+                .iter()
+                .flat_map(|s| s.tiers.iter().copied())
+                .collect();
             offered.sort_unstable();
             offered.dedup();
             let offered = match offered.as_slice() {
@@ -292,6 +301,20 @@ mod tests {
                  is escalated with min_tier ≤ 9"
                     .to_string(),
             ]
+        );
+        // In the file's queue order, not by id: `zeta` (first in the file) before `support`.
+        let mut zeta = QueueConfig::with_defaults("zeta");
+        zeta.steps = vec![step(0, &[1], 0)];
+        config.queues.insert(0, zeta);
+        let mut z = agent("z3", 3);
+        z.tiers = [("zeta".to_string(), 3)].into();
+        config.agents.push(z);
+        let ordered = notes(&config);
+        assert_eq!(ordered.len(), 3, "{ordered:?}");
+        assert!(
+            ordered[0].starts_with("agent `z3`: tier 3 in queue `zeta`")
+                && ordered[0].contains("(it offers tier 1)"),
+            "{ordered:?}"
         );
     }
 
