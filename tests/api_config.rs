@@ -37,15 +37,7 @@ async fn start(text: &str) -> TestDaemon {
 
 /// `POST /v1/config/validate` with `text` as TOML: the status and the JSON answer.
 async fn validate_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
-    let r = t
-        .http
-        .post(t.url("/v1/config/validate"))
-        .header("content-type", "application/toml")
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    send_toml(t, reqwest::Method::POST, "/v1/config/validate", text).await
 }
 
 async fn get_config(t: &TestDaemon) -> String {

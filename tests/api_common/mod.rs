@@ -285,9 +285,19 @@ impl tierline::daemon::commit::FileSync for Gate {
 
 /// `PUT /v1/config` with `text` as TOML: the status and the JSON answer.
 pub async fn put_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
+    send_toml(t, reqwest::Method::PUT, "/v1/config", text).await
+}
+
+/// `method path` with `text` as a TOML body: the status and the JSON answer.
+pub async fn send_toml(
+    t: &TestDaemon,
+    method: reqwest::Method,
+    path: &str,
+    text: &str,
+) -> (StatusCode, Value) {
     let r = t
         .http
-        .put(t.url("/v1/config"))
+        .request(method, t.url(path))
         .header("content-type", "application/toml")
         .body(text.to_string())
         .send()
