@@ -39,8 +39,9 @@ pub fn write_stderr_line(line: &str) {
 /// Write a command's output to stdout and flush it. A closed or failing stdout (the reader of a
 /// pipe exited early, a full disk) is reported on stderr and answered with exit 1, where
 /// `print!` would panic (exit 101). (A process started with no stdout at all, `>&-`, gets
-/// `/dev/null` there from Rust's runtime, so its output is discarded and it succeeds.) Not 2, which the commands keep for "the input is invalid" (a config, a journal): a
-/// script must not take a valid config it could not print for an invalid one.
+/// `/dev/null` there from Rust's runtime, so its output is discarded and it succeeds.) Not 2,
+/// which the commands keep for "the input is invalid" (a config, a journal): a script must not
+/// take a valid config it could not print for an invalid one.
 pub fn write_stdout(text: &str) -> Result<(), std::process::ExitCode> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -84,7 +84,9 @@ impl ApiError {
         e
     }
 
-    /// A JSON body with nothing in it but white space.
+    /// A JSON body with nothing in it but white space (`strict_json::from_slice` says so before
+    /// parsing: serde_json would put its end at column 0, where every other message counts
+    /// from 1).
     pub fn empty_json() -> ApiError {
         ApiError::bad_request(
             "malformed_json",
@@ -92,12 +94,8 @@ impl ApiError {
         )
     }
 
-    /// Malformed JSON, with line and column (an empty body says so: serde_json puts its end at
-    /// column 0, where every other message counts from 1).
+    /// Malformed JSON, with line and column.
     pub fn malformed_json(e: &serde_json::Error) -> ApiError {
-        if e.is_eof() && e.line() == 1 && e.column() == 0 {
-            return ApiError::empty_json();
-        }
         ApiError::bad_request(
             "malformed_json",
             format!(
@@ -388,24 +386,6 @@ mod tests {
                 "{prefix}unknown field `x`, expected one of `after`, `wait_ms`, `limit`"
             )),
             "query string: unknown field `x`, expected one of `after`, `wait_ms`, `limit`"
-        );
-    }
-
-    #[test]
-    fn an_empty_body_is_named_empty_not_column_0() {
-        let err = serde_json::from_str::<serde_json::Value>("").unwrap_err();
-        let api = ApiError::malformed_json(&err);
-        assert_eq!(api.body.code, "malformed_json");
-        assert_eq!(
-            api.body.message,
-            "malformed JSON: the body is empty (expected a JSON value)"
-        );
-        // A body that ends early elsewhere keeps its position.
-        let err = serde_json::from_str::<serde_json::Value>("{\"id\": ").unwrap_err();
-        let message = ApiError::malformed_json(&err).body.message;
-        assert!(
-            message.starts_with("malformed JSON at line 1, column 7:"),
-            "{message}"
         );
     }
 

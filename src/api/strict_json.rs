@@ -134,6 +134,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_empty_body_is_named_empty_not_column_0() {
+        let api = from_slice(b"").unwrap_err();
+        assert_eq!(api.body.code, "malformed_json");
+        assert_eq!(
+            api.body.message,
+            "malformed JSON: the body is empty (expected a JSON value)"
+        );
+        // A body that ends early elsewhere keeps its position.
+        let message = from_slice(b"{\"id\": ").unwrap_err().body.message;
+        assert!(
+            message.starts_with("malformed JSON at line 1, column 7:"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn values_read_as_serde_json_reads_them() {
         let text = br#"{"a":[1,-2,3.5,"x",true,null,{"b":{}}],"c":18446744073709551615}"#;
         assert_eq!(

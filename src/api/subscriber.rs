@@ -153,21 +153,25 @@ pub struct Cursor {
 /// ack file and nothing is recorded in it yet. Called at start, before the engine task makes any
 /// decision: recorded later, by the subscriber's task, a crash in between would make the next
 /// start take it for new again and skip the decisions made meanwhile. Blocking file I/O (like
-/// recovery, it runs before the daemon serves).
-pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) {
-    let Some(acks) = &cursor.acks else { return };
+/// recovery, it runs before the daemon serves). Whether it wrote the record.
+pub fn record_first_start(sub: &Subscriber, cursor: &Cursor) -> bool {
+    let Some(acks) = &cursor.acks else {
+        return false;
+    };
     // An ack to resume from, or a file that cannot be read: `starting_point` deals with those.
     if let Ok(None) = acks.load() {
         let acked = cursor.start_after.unwrap_or(0);
         match acks.store(acked) {
             Ok(()) => {
-                tracing::info!(subscriber = %sub.label, after = acked, "new subscriber starts with the decisions after this seq")
+                tracing::info!(subscriber = %sub.label, after = acked, "new subscriber starts with the decisions after this seq");
+                return true;
             }
             Err(e) => {
                 tracing::warn!(subscriber = %sub.label, error = %e, "cannot record the subscriber's starting point")
             }
         }
     }
+    false
 }
 
 /// How a config change stops one subscriber's task, and what it acknowledged.

@@ -340,6 +340,12 @@ impl RoutingConfig {
 }
 
 impl QueueConfig {
+    /// Whether some step of the ladder offers this queue's work to agents at `tier` (otherwise
+    /// only an agent's explicit escalation reaches them).
+    pub fn offers_tier(&self, tier: Tier) -> bool {
+        self.steps.iter().any(|s| s.tiers.contains(&tier))
+    }
+
     /// A queue with the documented defaults: voice only, longest-idle, SLA 30 s, offer timeout
     /// 15 s, wrap-up 10 s, one step (tier 1 at 0 s).
     pub fn with_defaults(id: &str) -> Self {

@@ -38,8 +38,8 @@ pub const AGENT_NOTES_LISTED: usize = 5;
 /// a capacity above 1 on an exclusive channel (an agent holding one exclusive interaction is
 /// offered nothing else, so it never holds a second), a `closed_target` on a queue without
 /// a schedule (never closed), and roster agents at a tier no step offers (reached only by
-/// escalation; `tiers_no_step_offers`). Legal, so configs that hold them still start; `check-config`
-/// prints them, the daemon logs them, and the config endpoints return them. Agents' overrides
+/// escalation; `tiers_no_step_offers`). Legal, so configs that hold them still start;
+/// `check-config` prints them, the daemon logs them, and the config endpoints return them. Agents' overrides
 /// are named one by one up to `AGENT_NOTES_LISTED` per channel, and counted in one note beyond.
 pub fn notes(config: &RoutingConfig) -> Vec<String> {
     let mut notes = Vec::new();
@@ -73,16 +73,15 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         } else {
             // One note for the lot: a roster of thousands would otherwise print (and log at
             // every reload) a line per agent.
-            let named: Vec<String> = overrides[..AGENT_NOTES_LISTED]
+            let named: Vec<String> = overrides
                 .iter()
                 .map(|(id, capacity)| format!("`{id}` ({capacity})"))
                 .collect();
             notes.push(format!(
                 "{} agents: capacity.{channel} above 1 has no effect: {channel} is exclusive, \
-                 so an agent never holds a second one ({} and {} more)",
+                 so an agent never holds a second one ({})",
                 overrides.len(),
-                named.join(", "),
-                overrides.len() - AGENT_NOTES_LISTED
+                first_few(&named)
             ));
         }
     }
@@ -97,6 +96,15 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The first `AGENT_NOTES_LISTED` of `named`, then how many more: "`a0`, `a1`, … and 3 more".
+fn first_few(named: &[String]) -> String {
+    let shown = named[..named.len().min(AGENT_NOTES_LISTED)].join(", ");
+    match named.len().saturating_sub(AGENT_NOTES_LISTED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// Roster agents at a tier no step of the queue's ladder offers: they take that queue's work
@@ -119,11 +127,7 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
             let Some(&i) = place.get(q.as_str()) else {
                 continue;
             };
-            if !config.queues[i]
-                .steps
-                .iter()
-                .any(|s| s.tiers.contains(&tier))
-            {
+            if !config.queues[i].offers_tier(tier) {
                 unoffered.entry((i, tier)).or_default().push(&a.id);
             }
         }
@@ -150,19 +154,11 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
                         .join(", ")
                 ),
             };
-            let named: Vec<String> = agents
-                .iter()
-                .take(AGENT_NOTES_LISTED)
-                .map(|id| format!("`{id}`"))
-                .collect();
+            let named: Vec<String> = agents.iter().map(|id| format!("`{id}`")).collect();
             let who = match agents.len() {
                 1 => format!("agent {}", named.join("")),
                 n if n <= AGENT_NOTES_LISTED => format!("agents {}", named.join(", ")),
-                n => format!(
-                    "{n} agents ({} and {} more)",
-                    named.join(", "),
-                    n - AGENT_NOTES_LISTED
-                ),
+                n => format!("{n} agents ({})", first_few(&named)),
             };
             format!(
                 "{who}: tier {tier} in queue `{q}`, which no step of its ladder offers (it offers \

@@ -8,10 +8,11 @@
 //! unchanged (SIGHUP), each running subscriber's from the source it started with, so a rotated
 //! secret file takes effect; with a changed config, those of its `[[subscriber]]` entries (an
 //! added or changed subscriber starts with them, an unchanged one is rotated to them, and a
-//! removed one's old source is not read; `daemon::subscribers`: subscribers change live). Secrets are read before anything changes: if one cannot be read, the reload is refused
-//! and the old config and every old secret stay in force. SIGHUP also reloads the TLS
-//! certificate. Settings that only take effect at start (listen addresses, body limit, queue
-//! depth, journal, metrics) are reported as "restart needed".
+//! removed one's old source is not read; `daemon::subscribers`: subscribers change live).
+//! Secrets are read before anything changes: if one cannot be read, the reload is refused and
+//! the old config and every old secret stay in force. SIGHUP also reloads the TLS certificate.
+//! Settings that only take effect at start (listen addresses, body limit, queue depth, journal,
+//! metrics) are reported as "restart needed".
 //!
 //! Every attempt to change the config counts in `tierline_config_reloads_total{result}`: `ok`
 //! when the new config is in force, `rejected` when the file or a secret could not be read or the
@@ -198,7 +199,7 @@ impl Reloader {
     async fn reload_secrets(&self) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
         let auth = self.current_auth_config();
-        let fresh = match self.read_secrets(auth, Vec::new(), true).await {
+        let fresh = match self.read_secrets(auth, None).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.metrics.config_reload(false);
@@ -224,24 +225,23 @@ impl Reloader {
     }
 
     /// Read secrets again, off the runtime's worker threads (files), without changing
-    /// anything: the auth keys `auth` names, and either each running subscriber's from its
-    /// source (`running`: the config file is unchanged) or those of `planned`, the
-    /// `[[subscriber]]` entries of a config about to be applied (an added or changed subscriber
-    /// starts with them, an unchanged one is rotated to them), so that a change naming one that
-    /// cannot be read is refused before anything changes. A subscriber the change removes or
-    /// moves to another source is not read from its old one.
+    /// anything: the auth keys `auth` names, and the subscribers': with `planned` (the
+    /// `[[subscriber]]` entries of a config about to be applied) theirs, an added or changed
+    /// subscriber starting with them and an unchanged one rotated to them, so that a change
+    /// naming one that cannot be read is refused before anything changes (a subscriber the
+    /// change removes or moves to another source is not read from its old one); without (the
+    /// config file is unchanged), each running subscriber's from its source.
     async fn read_secrets(
         &self,
         auth: AuthConfig,
-        planned: Vec<crate::config::daemon::SubscriberConfig>,
-        running: bool,
+        planned: Option<Vec<crate::config::daemon::SubscriberConfig>>,
     ) -> Result<FreshSecrets, ReloadError> {
         let env = self.env.clone();
-        let subscribers = if running {
-            self.subscribers.secrets().await
-        } else {
-            Vec::new()
+        let subscribers = match planned {
+            None => self.subscribers.secrets().await,
+            Some(_) => Vec::new(),
         };
+        let planned = planned.unwrap_or_default();
         let read = move || -> Result<FreshSecrets, SecretError> {
             let lookup = |var: &str| env(var);
             let planned = planned
@@ -275,8 +275,7 @@ impl Reloader {
         let fresh = self
             .read_secrets(
                 loaded.daemon.auth.clone(),
-                loaded.daemon.subscribers.clone(),
-                false,
+                Some(loaded.daemon.subscribers.clone()),
             )
             .await?;
         self.keeps_auth_on(&fresh.auth, origin)?;

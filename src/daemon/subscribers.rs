@@ -62,13 +62,10 @@ pub struct SubscriberContext {
 }
 
 impl SubscriberContext {
-    fn ack_file(&self, sub: &Subscriber) -> Option<AckFile> {
-        ack_file(self.acks_dir.as_deref(), self.sync_acks, sub)
+    /// `cursor` with this daemon's ack files.
+    fn cursor(&self, sub: &Subscriber, start_after: Option<u64>) -> Cursor {
+        cursor(self.acks_dir.as_deref(), self.sync_acks, sub, start_after)
     }
-}
-
-fn ack_file(acks_dir: Option<&Path>, sync_acks: bool, sub: &Subscriber) -> Option<AckFile> {
-    acks_dir.map(|dir| AckFile::for_subscriber(dir, &sub.name, &sub.label, sync_acks))
 }
 
 /// Where `sub` starts: after its ack file's record (under `acks_dir`, the journal directory), if
@@ -81,7 +78,7 @@ pub fn cursor(
 ) -> Cursor {
     Cursor {
         start_after,
-        acks: ack_file(acks_dir, sync_acks, sub),
+        acks: acks_dir.map(|dir| AckFile::for_subscriber(dir, &sub.name, &sub.label, sync_acks)),
     }
 }
 
@@ -186,28 +183,17 @@ impl Subscribers {
             return Vec::new();
         }
         let running = self.running.lock().await;
-        let new: Vec<(String, AckFile)> = planned
+        let new: Vec<(Subscriber, Cursor)> = planned
             .iter()
             .filter(|s| !running.iter().any(|r| r.name() == s.name))
-            .filter_map(|s| Some((s.label.clone(), self.context.ack_file(s)?)))
+            .map(|s| (s.clone(), self.context.cursor(s, start_after)))
             .collect();
         drop(running);
-        let acked = start_after.unwrap_or(0);
         match tokio::task::spawn_blocking(move || {
-            let mut written = Vec::new();
-            for (label, acks) in new {
-                // A record to resume from, or one that cannot be read (the task reports it),
-                // is left as it is.
-                if let Ok(None) = acks.load() {
-                    match acks.store(acked) {
-                        Ok(()) => written.push(acks),
-                        Err(e) => {
-                            tracing::warn!(subscriber = %label, error = %e, "cannot record the subscriber's starting point")
-                        }
-                    }
-                }
-            }
-            written
+            new.into_iter()
+                .filter(|(sub, cursor)| subscriber::record_first_start(sub, cursor))
+                .filter_map(|(_, cursor)| cursor.acks)
+                .collect::<Vec<_>>()
         })
         .await
         {
@@ -310,8 +296,7 @@ impl Subscribers {
             let from = restart
                 .as_ref()
                 .map_or(start_after, |(_, _, reached)| (*reached).min(start_after));
-            let c = &self.context;
-            let cursor = cursor(c.acks_dir.as_deref(), c.sync_acks, &sub, from);
+            let cursor = self.context.cursor(&sub, from);
             let first = (sub.clone(), cursor.clone(), restart.is_some());
             ack_io(
                 &sub.label,
@@ -326,7 +311,9 @@ impl Subscribers {
                                 tracing::warn!(subscriber = %sub.label, error = %e, "cannot record where the restarted subscriber starts");
                             }
                         }
-                        _ => subscriber::record_first_start(&sub, &cursor),
+                        _ => {
+                            subscriber::record_first_start(&sub, &cursor);
+                        }
                     }
                 },
             )

@@ -777,20 +777,23 @@ fn resolve_agents(
     let mut any_invalid_shift = false;
     for (i, s) in spec.shifts.iter().enumerate() {
         let f = format!("{field}.shifts[{i}]");
-        let login_ok = p.secs_ok(&format!("{f}.login_s"), s.login_s);
-        let logout_ok = p.secs_ok(&format!("{f}.logout_s"), s.logout_s);
-        let (login, logout) = (login_ok.unwrap_or(0), logout_ok.unwrap_or(0));
-        // Compared only when both were valid: a wrong one was reported and read as 0.
-        let valid = login_ok.is_some() && logout_ok.is_some();
-        if valid && logout <= login {
+        let login = p.secs_ok(&format!("{f}.login_s"), s.login_s);
+        let logout = p.secs_ok(&format!("{f}.logout_s"), s.logout_s);
+        // A shift with a time reported as wrong is left out of every further check, so neither
+        // it nor a break in it gets a second, false problem.
+        let (Some(login), Some(logout)) = (login, logout) else {
+            any_invalid_shift = true;
+            continue;
+        };
+        if logout <= login {
             p.add(&f, "logout_s must be after login_s");
         }
-        if let (true, Some(&(_, Some(prev_out)))) = (valid, shifts.last()) {
+        if let Some(&(_, Some(prev_out))) = shifts.last() {
             if login < prev_out {
                 p.add(&f, "shifts must be in time order and must not overlap");
             }
         }
-        if valid && login >= run_end_ms {
+        if login >= run_end_ms {
             p.warn(
                 &f,
                 format_args!(
@@ -801,13 +804,7 @@ fn resolve_agents(
                 ),
             );
         }
-        // A shift reported as wrong is left out, so a break in it is not also "outside every
-        // shift".
-        if valid {
-            shifts.push((login, Some(logout)));
-        } else {
-            any_invalid_shift = true;
-        }
+        shifts.push((login, Some(logout)));
     }
     if shifts.is_empty() {
         shifts.push((0, None));
@@ -864,7 +861,7 @@ fn resolve_agents(
                 p.add(format!("{field}.tiers.{q}"), "tiers start at 1");
             }
             if let Some(queue) = config.queue(q) {
-                if t > 0 && !queue.steps.iter().any(|s| s.tiers.contains(&t)) {
+                if t > 0 && !queue.offers_tier(t) {
                     p.warn(
                         &format!("{field}.tiers.{q}"),
                         format_args!(
