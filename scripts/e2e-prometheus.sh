@@ -244,13 +244,19 @@ try:
     expect("calls waiting in support", one(substitute(panel_expr("Calls waiting"), "support")), 1)
     expect("chats waiting (all queues)", one(substitute(panel_expr("Chats waiting"), ".*")), 0)
     # No queue of the day serves email or callback: the tiles read 0, not "no data". Their
-    # `or vector(0)` would hide a misspelt metric, so the same query without it, asked for voice,
-    # must count support's waiting call like the calls tile.
+    # fallback (`or (0 * ...)`) would hide a misspelt metric, so the same query without it, asked
+    # for voice, must count support's waiting call like the calls tile; and a selection with no
+    # series at all (tierline down, or not scraped) reads "no data", not a green 0.
     expect("emails waiting (all queues)", one(substitute(panel_expr("Emails waiting"), ".*")), 0)
     expect("callbacks waiting in support", one(substitute(panel_expr("Callbacks waiting"), "support")), 0)
     for title, channel in (("Emails waiting", "email"), ("Callbacks waiting", "callback")):
-        bare = panel_expr(title).replace(" or vector(0)", "").replace(f'channel="{channel}"', 'channel="voice"')
-        expect(f"{title!r} without `or vector(0)`, for voice, in support", one(substitute(bare, "support")), 1)
+        expr = panel_expr(title)
+        bare = expr.split(" or ", 1)[0].replace(f'channel="{channel}"', 'channel="voice"')
+        expect(f"{title!r} without its fallback, for voice, in support", one(substitute(bare, "support")), 1)
+        gone = query(substitute(expr, "no-such-queue"))
+        print(f"  {title!r} for a selection with no series: {gone} (expected no series)")
+        if gone:
+            problems.append(f"{title!r} reads {gone} for a selection with no series, not no data")
     expect("answered in total", one("sum(tierline_interactions_answered_total)"), 6)
     sl = by_queue(substitute(panel_expr("Service level (selected range)"), ".*"))
     expect("service level billing (2 in SLA / (3 answered + 1 abandoned))", sl.get("billing"), 0.5)
