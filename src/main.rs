@@ -182,6 +182,11 @@ fn journal(command: JournalCommand) -> ExitCode {
             let flushed = std::io::Write::flush(&mut out);
             match (result, flushed) {
                 (Ok(report), Ok(())) => {
+                    for d in &report.skipped {
+                        tierline::report!(
+                            "warning: damaged records a snapshot holds, not printed: {d}"
+                        );
+                    }
                     if let Some(torn) = report.torn {
                         tierline::report!("warning: torn tail not printed: {torn}");
                     }
@@ -196,7 +201,10 @@ fn journal(command: JournalCommand) -> ExitCode {
                 // The output failed (`| head` closed the pipe, a full disk): 1, as every command
                 // answers it; 2 says the journal is damaged or unreadable.
                 (Err(tierline::journal::inspect::DumpError::Output(e)), _) | (_, Err(e)) => {
-                    tierline::report!("error: cannot write the dump to stdout: {e}");
+                    // A reader that stopped reading (`| head`) wanted no more: no message.
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        tierline::report!("error: cannot write the dump to stdout: {e}");
+                    }
                     ExitCode::FAILURE
                 }
             }

@@ -144,3 +144,68 @@ fn a_dump_that_cannot_be_written_exits_1_not_2() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot write the dump to stdout"), "{err}");
 }
+
+/// Damage among records a snapshot holds, with a valid frame after it: `verify` passes the
+/// journal with a warning naming the damage (the daemon reads past it and starts), and `dump`
+/// prints every record it can read, the ones after the damage included, and names what it
+/// skipped.
+#[test]
+fn damage_a_snapshot_holds_is_a_warning_and_the_dump_goes_on_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal(tmp.path());
+    tierline::journal::snapshot::write_snapshot(tmp.path(), 3, b"state", true).unwrap();
+    let seg = tmp.path().join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[12] ^= 0x01; // inside the first frame (record 1); whole frames follow it
+    std::fs::write(&seg, &bytes).unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (code, out, err) = tierline(&["journal", "verify", dir]);
+    assert!(out.contains("snapshot 3: ok"), "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "warning: damaged records a usable snapshot holds (the daemon reads past them and \
+             starts; acknowledged data was damaged on disk: check the disk): {} at byte 0",
+            seg.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("(records 1..=1, held by the snapshot at record 3)"),
+        "{out}"
+    );
+    assert!(out.ends_with("journal ok\n"), "{out}");
+
+    let (code, out, err) = tierline(&["journal", "dump", dir]);
+    assert_eq!(code, 0, "{err}");
+    let indexes: Vec<&str> = out.lines().filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(
+        indexes,
+        vec![r#"{"index":2"#, r#"{"index":3"#, r#"{"index":4}"#],
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: damaged records a snapshot holds, not printed:"),
+        "{err}"
+    );
+    assert!(err.contains("3 records"), "{err}");
+}
+
+/// A snapshot with no segment beside it (a running daemon always leaves one): the records
+/// written after the snapshot, if any, are gone, and `verify` says so instead of passing it
+/// silently.
+#[test]
+fn verify_warns_about_a_snapshot_with_no_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal(tmp.path());
+    tierline::journal::snapshot::write_snapshot(tmp.path(), 3, b"state", true).unwrap();
+    std::fs::remove_file(tmp.path().join("00000000000000000001.seg")).unwrap();
+    let (code, out, err) = tierline(&["journal", "verify", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "warning: a snapshot but no segment: any records written after the snapshot are gone"
+        ),
+        "{out}"
+    );
+}

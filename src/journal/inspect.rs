@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::segment::{scan_all, TornTail};
+use super::segment::{scan_all, SkippedDamage, TornTail};
 use super::snapshot::{list_snapshots, newest_snapshot_index, read_snapshot};
 use super::JournalError;
 
@@ -123,11 +123,31 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
     let mut records = 0u64;
     let mut problems = Vec::new();
     // As recovery with `sync = "batch"` or `"always"` judges it: a snapshot file, usable or not,
-    // proves every record up to its index was synced, so damage there is not a torn tail.
+    // proves every record up to its index was synced, so damage there is not a torn tail; and
+    // the newest usable one holds every record up to its own, so damage there that can be
+    // read past does not stop a start.
     let snapshots = list_snapshots(dir)?;
     let proven = snapshots.last().map_or(0, |s| s.index);
+    for snap in snapshots {
+        let state = read_snapshot(&snap.path).and_then(|(_, bytes)| {
+            (checks.snapshot)(&bytes).map_err(|reason| JournalError::Snapshot {
+                path: snap.path.clone(),
+                reason,
+            })
+        });
+        report
+            .snapshots
+            .push((snap.index, state.map_err(|e| e.to_string())));
+    }
+    let newest_good = report
+        .snapshots
+        .iter()
+        .rev()
+        .find(|(_, s)| s.is_ok())
+        .map(|(i, _)| *i);
     let mut read = None::<(u64, u64)>;
-    let scanned = scan_all(dir, 0, proven, &mut |index, payload| {
+    let covered = newest_good.unwrap_or(0);
+    let scanned = scan_all(dir, 0, proven, covered, &mut |index, payload| {
         records += 1;
         read = Some(read.map_or((index, index), |(first, _)| (first, index)));
         if let Err(why) = (checks.record)(payload) {
@@ -157,6 +177,12 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
                     "torn tail (a crash mid-write; cut off at the next start): {t}"
                 ));
             }
+            for d in &scan.skipped {
+                report.warnings.push(format!(
+                    "damaged records a usable snapshot holds (the daemon reads past them and \
+                     starts; acknowledged data was damaged on disk: check the disk): {d}"
+                ));
+            }
             report.torn = scan.torn;
         }
         Err(e @ (JournalError::Corrupt { .. } | JournalError::Gap { .. })) => {
@@ -169,27 +195,14 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         }
         Err(e) => return Err(e),
     }
-    for snap in snapshots {
-        let state = read_snapshot(&snap.path).and_then(|(_, bytes)| {
-            (checks.snapshot)(&bytes).map_err(|reason| JournalError::Snapshot {
-                path: snap.path.clone(),
-                reason,
-            })
-        });
-        report
-            .snapshots
-            .push((snap.index, state.map_err(|e| e.to_string())));
-    }
-    let newest_good = report
-        .snapshots
-        .iter()
-        .rev()
-        .find(|(_, s)| s.is_ok())
-        .map(|(i, _)| *i);
     if let Some((index, Err(_))) = report.snapshots.last() {
-        report.warnings.push(format!(
-            "the newest snapshot ({index}) is unusable; recovery falls back to an older one"
-        ));
+        report.warnings.push(if newest_good.is_some() {
+            format!(
+                "the newest snapshot ({index}) is unusable; recovery falls back to an older one"
+            )
+        } else {
+            format!("the newest snapshot ({index}) is unusable, and no older one is usable")
+        });
         if newest_good.is_some() && report.problems.is_empty() && report.next_index <= *index {
             report.problems.push(format!(
                 "the journal ends at record {}, but the unusable snapshot at record {index} \
@@ -197,6 +210,14 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
                 report.next_index.saturating_sub(1)
             ));
         }
+    }
+    if report.segments == 0 && !report.stopped_at_damage && newest_good.is_some_and(|i| i > 0) {
+        report.warnings.push(
+            "a snapshot but no segment: any records written after the snapshot are gone \
+             (segments deleted, or not copied with a backup?); the daemon starts after the \
+             snapshot"
+                .into(),
+        );
     }
     let has_records = report.records > 0;
     // After damage the range read is not the journal's: nothing more is derived from it.
@@ -226,6 +247,8 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
 pub struct DumpReport {
     pub records: u64,
     pub torn: Option<TornTail>,
+    /// Damaged records a readable snapshot holds, read past (not printed).
+    pub skipped: Vec<SkippedDamage>,
 }
 
 /// Print every record as one JSON line, `{"index":N, …the input as stored…}`, oldest first.
@@ -237,7 +260,16 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, DumpError> {
     // As `verify` and recovery judge it: damage at or below the newest snapshot's record is
     // damage to synced records, never a torn tail to skip.
     let proven = newest_snapshot_index(dir)?;
-    let scan = scan_all(dir, 0, proven, &mut |index, payload| {
+    // And as recovery would read past damage the newest readable snapshot holds, so does the
+    // dump (saying so): the records after it are printed.
+    let mut covered = 0;
+    for snap in list_snapshots(dir)?.iter().rev() {
+        if read_snapshot(&snap.path).is_ok() {
+            covered = snap.index;
+            break;
+        }
+    }
+    let scan = scan_all(dir, 0, proven, covered, &mut |index, payload| {
         let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
         let written = if body.is_empty() {
             writeln!(out, "{{\"index\":{index}}}")
@@ -258,9 +290,11 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, DumpError> {
     if let Some(e) = output {
         return Err(DumpError::Output(e));
     }
+    let scan = scan?;
     Ok(DumpReport {
         records,
-        torn: scan?.torn,
+        torn: scan.torn,
+        skipped: scan.skipped,
     })
 }
 

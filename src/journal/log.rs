@@ -16,7 +16,9 @@ use std::sync::Arc;
 use crate::config::daemon::SyncMode;
 
 use super::frame::{self, MAX_BODY_BYTES, MAX_RECORD_BYTES};
-use super::segment::{scan_all, segment_path, SegmentFile, TornTail, ORPHANED_EXT, TEMP_EXT};
+use super::segment::{
+    scan_all, segment_path, SegmentFile, SkippedDamage, TornTail, ORPHANED_EXT, TEMP_EXT,
+};
 use super::{lock_dir, sync_dir, JournalError};
 
 /// How the writer behaves; see `[journal]` in the config.
@@ -48,6 +50,9 @@ pub struct OpenReport {
     pub replayed: u64,
     /// A torn tail that was cut off (a crash mid-write; those records were never acknowledged).
     pub truncated: Option<TornTail>,
+    /// Damage read past because the restored snapshot holds its records (bit rot or a bad
+    /// block in data the state no longer needs: logged as an error, the disk should be checked).
+    pub skipped_damage: Vec<SkippedDamage>,
 }
 
 /// Where the writer stood before a batch, to roll back to if the batch fails.
@@ -116,10 +121,27 @@ impl Log {
             SyncMode::None => 0,
             _ => resume_at.saturating_sub(1).max(proven),
         };
-        let scan = scan_all(dir, resume_at, synced_through, &mut |index, payload| {
-            replayed += 1;
-            on_record(index, payload)
-        })?;
+        // The restored snapshot holds every record up to its own, whatever the sync mode:
+        // damage there that the scan can read past loses nothing the state needs.
+        let covered_through = resume_at.saturating_sub(1);
+        let scan = scan_all(
+            dir,
+            resume_at,
+            synced_through,
+            covered_through,
+            &mut |index, payload| {
+                replayed += 1;
+                on_record(index, payload)
+            },
+        )?;
+        for skipped in &scan.skipped {
+            tracing::error!(
+                damage = %skipped,
+                "journal: damaged records the restored snapshot holds were read past; nothing \
+                 the state needs is lost, but acknowledged data was damaged on disk: check the \
+                 disk and back up the journal directory"
+            );
+        }
         if let Some(first) = scan.first_index {
             if first > resume_at {
                 return Err(JournalError::Gap {
@@ -147,6 +169,16 @@ impl Log {
                     scan.next_index.saturating_sub(1)
                 ),
             });
+        }
+        if scan.segments.is_empty() && resume_at > 1 {
+            // A running daemon always leaves a segment (the one it appends to, created with the
+            // journal): none at all beside a snapshot means they were deleted or never copied.
+            tracing::warn!(
+                dir = %dir.display(),
+                snapshot = resume_at - 1,
+                "journal: a snapshot but no segment; any records written after the snapshot are \
+                 gone (segments deleted, or not copied with a backup?); starting after the snapshot"
+            );
         }
         let mut segments = scan.segments;
         let mut next_index = scan.next_index;
@@ -220,6 +252,7 @@ impl Log {
             segments: log.segments.len(),
             replayed,
             truncated: scan.torn,
+            skipped_damage: scan.skipped,
         };
         Ok((log, report))
     }

@@ -39,7 +39,7 @@ pub use log::{Log, LogOptions, OpenReport};
 pub use recovery::{
     Capture, Journal, JournalOptions, PendingSnapshot, RecoveryReport, Replay, WrittenSnapshot,
 };
-pub use segment::{SegmentFile, TornTail};
+pub use segment::{SegmentFile, SkippedDamage, TornTail};
 pub use snapshot::SnapshotFile;
 
 /// Everything that can go wrong with the journal. Each names the file (and offset) involved.
@@ -53,7 +53,11 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// Damage inside acknowledged data: recovery refuses to start rather than lose it silently.
-    #[error("journal damaged: {} at byte {offset}: {damage}", .path.display())]
+    #[error(
+        "journal damaged: {} at byte {offset}: {damage} (what to do: docs/DURABILITY.md, \
+         \"Failure modes\")",
+        .path.display()
+    )]
     Corrupt {
         path: PathBuf,
         offset: u64,

@@ -17,7 +17,7 @@ use crate::config::daemon::{JournalConfig, SyncMode};
 use crate::config::Millis;
 
 use super::log::{remove_covered_segments, Log, LogOptions};
-use super::segment::{list_segments, TornTail};
+use super::segment::{list_segments, SkippedDamage, TornTail};
 use super::snapshot::{list_snapshots, prune_snapshots, read_snapshot, write_snapshot_streamed};
 use super::JournalError;
 
@@ -147,6 +147,8 @@ pub struct RecoveryReport {
     pub truncated: Option<TornTail>,
     /// Newer snapshots that could not be used, and why (recovery fell back past them).
     pub skipped_snapshots: Vec<String>,
+    /// Damaged records the restored snapshot holds, read past (see `Log::open`).
+    pub skipped_damage: Vec<SkippedDamage>,
 }
 
 impl std::fmt::Display for RecoveryReport {
@@ -167,6 +169,9 @@ impl std::fmt::Display for RecoveryReport {
         }
         for s in &self.skipped_snapshots {
             write!(f, "; skipped {s}")?;
+        }
+        for d in &self.skipped_damage {
+            write!(f, "; read past damage the snapshot holds: {d}")?;
         }
         Ok(())
     }
@@ -439,6 +444,7 @@ impl Journal {
             next_index: journal.log.next_index(),
             truncated: report.truncated,
             skipped_snapshots: skipped,
+            skipped_damage: report.skipped_damage,
         };
         Ok((journal, state, report))
     }

@@ -101,6 +101,43 @@ impl std::fmt::Display for TornTail {
     }
 }
 
+/// Damaged bytes whose records the restored snapshot already holds: recovery reads past them
+/// (to the next valid frame, or the next segment) instead of refusing to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedDamage {
+    pub path: PathBuf,
+    /// Where the damage starts.
+    pub offset: u64,
+    /// Damaged bytes read past (to the next valid frame or the end of the segment).
+    pub bytes: u64,
+    /// The records that were in them, `first..=last` (`None`: no whole record was lost).
+    pub records: Option<(u64, u64)>,
+    /// The snapshot's record, which holds them.
+    pub covered_by: u64,
+    pub damage: String,
+}
+
+impl std::fmt::Display for SkippedDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: {}; {} bytes read past",
+            self.path.display(),
+            self.offset,
+            self.damage,
+            self.bytes
+        )?;
+        match self.records {
+            Some((first, last)) => write!(
+                f,
+                " (records {first}..={last}, held by the snapshot at record {})",
+                self.covered_by
+            ),
+            None => write!(f, " (no record lost)"),
+        }
+    }
+}
+
 /// What a scan found in one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanned {
@@ -110,6 +147,11 @@ pub struct Scanned {
     pub valid_len: u64,
     pub frames: u64,
     pub torn: Option<TornTail>,
+    /// Damage read past because the restored snapshot holds its records.
+    pub skipped: Vec<SkippedDamage>,
+    /// Damage from `skipped`'s last entry ran to the end of this segment: the next segment must
+    /// start no later than the record after the snapshot (`scan_all` checks and completes it).
+    pub skipped_to_end: bool,
 }
 
 /// Check every frame of `seg` and hand each record with index ≥ `from` to `on_record`.
@@ -126,17 +168,26 @@ pub struct Scanned {
 /// Neither exception holds for records up to `synced_through`, which something on disk proves
 /// were synced (a snapshot is written only once the sync covers its index): damage there is
 /// damage to acknowledged data, `Corrupt`, however it looks. 0 proves nothing.
+///
+/// Except where the restored snapshot holds every record the damage can have hidden
+/// (`covered_through`, its record; 0: none): damage starting at or before it, followed by a
+/// valid frame that starts no later than the record after the snapshot (or, running to the end
+/// of a segment that is not the newest, by a segment that does), is read past and reported in
+/// `Scanned::skipped`; nothing needed for the state is lost. Replay never reads those records,
+/// and refusing to start on them would stop the router over data it does not need.
 pub(crate) fn scan(
     seg: &SegmentFile,
     is_last: bool,
     from: u64,
     synced_through: u64,
+    covered_through: u64,
     on_record: &mut OnRecord<'_>,
 ) -> Result<Scanned, JournalError> {
     let bytes = std::fs::read(&seg.path).map_err(|e| JournalError::io("read", &seg.path, e))?;
     let mut at = 0usize;
     let mut next_index = seg.base;
     let mut frames = 0u64;
+    let mut skipped = Vec::new();
     let corrupt = |offset: usize, damage: String| JournalError::Corrupt {
         path: seg.path.clone(),
         offset: offset as u64,
@@ -147,6 +198,46 @@ pub(crate) fn scan(
         let info = match frame::check(rest) {
             Ok(info) => info,
             Err(damage) => {
+                if next_index <= covered_through {
+                    let next = frame::valid_frame_after(rest);
+                    let resumes = match next {
+                        Some(n) => frame::check(&rest[n..]).ok().map(|i| i.first_index),
+                        None => None,
+                    };
+                    let skip = |resume: Option<u64>, len: usize| SkippedDamage {
+                        path: seg.path.clone(),
+                        offset: at as u64,
+                        bytes: len as u64,
+                        records: resume
+                            .filter(|&r| r > next_index)
+                            .map(|r| (next_index, r - 1)),
+                        covered_by: covered_through,
+                        damage: damage.to_string(),
+                    };
+                    match (next, resumes) {
+                        (Some(n), Some(first))
+                            if first >= next_index && first <= covered_through + 1 =>
+                        {
+                            skipped.push(skip(Some(first), n));
+                            next_index = first;
+                            at += n;
+                            continue;
+                        }
+                        (None, _) if !is_last => {
+                            skipped.push(skip(None, rest.len()));
+                            return Ok(Scanned {
+                                next_index,
+                                valid_len: at as u64,
+                                frames,
+                                torn: None,
+                                skipped,
+                                skipped_to_end: true,
+                            });
+                        }
+                        // Records after the snapshot may have been in the damage: as below.
+                        _ => {}
+                    }
+                }
                 if let Damage::BadLayout(_) = damage {
                     return Err(corrupt(at, damage.to_string()));
                 }
@@ -176,7 +267,11 @@ pub(crate) fn scan(
                     Some(next) => {
                         return Err(corrupt(
                             at,
-                            format!("{damage}, and a valid frame follows at byte {}", at + next),
+                            format!(
+                                "{damage} at record {next_index}, and a valid frame follows at \
+                                 byte {}",
+                                at + next
+                            ),
                         ))
                     }
                 };
@@ -190,6 +285,8 @@ pub(crate) fn scan(
                         bytes: rest.len() as u64,
                         damage,
                     }),
+                    skipped,
+                    skipped_to_end: false,
                 });
             }
         };
@@ -217,6 +314,8 @@ pub(crate) fn scan(
         valid_len: at as u64,
         frames,
         torn: None,
+        skipped,
+        skipped_to_end: false,
     })
 }
 
@@ -255,14 +354,17 @@ pub struct ScanReport {
     /// Bytes of good frames in the newest segment.
     pub last_valid_len: u64,
     pub torn: Option<TornTail>,
+    /// Damage read past because the restored snapshot holds its records (see `scan`).
+    pub skipped: Vec<SkippedDamage>,
 }
 
 /// Scan every segment in order, checking that each starts where the previous ended.
-/// `synced_through`: see `scan`.
+/// `synced_through`, `covered_through`: see `scan`.
 pub(crate) fn scan_all(
     dir: &Path,
     from: u64,
     synced_through: u64,
+    covered_through: u64,
     on_record: &mut OnRecord<'_>,
 ) -> Result<ScanReport, JournalError> {
     let segments = list_segments(dir)?;
@@ -271,20 +373,42 @@ pub(crate) fn scan_all(
         next_index: segments.first().map_or(0, |s| s.base),
         ..ScanReport::default()
     };
+    let mut skipped_to_end = false;
     for (k, seg) in segments.iter().enumerate() {
-        if seg.base != report.next_index {
+        // After damage that ran to the end of the previous segment, this one may start later
+        // than its last good record, as long as it starts within what the snapshot holds.
+        let resumes = skipped_to_end
+            && seg.base >= report.next_index
+            && seg.base <= covered_through.saturating_add(1);
+        if seg.base != report.next_index && !resumes {
             return Err(JournalError::Gap {
                 path: seg.path.clone(),
                 expected: report.next_index,
                 found: seg.base,
             });
         }
+        if resumes {
+            if let Some(last) = report.skipped.last_mut() {
+                last.records =
+                    (seg.base > report.next_index).then(|| (report.next_index, seg.base - 1));
+            }
+            report.next_index = seg.base;
+        }
         let is_last = k + 1 == segments.len();
-        let scanned = scan(seg, is_last, from, synced_through, on_record)?;
+        let scanned = scan(
+            seg,
+            is_last,
+            from,
+            synced_through,
+            covered_through,
+            on_record,
+        )?;
         report.next_index = scanned.next_index;
         report.frames += scanned.frames;
         report.last_valid_len = scanned.valid_len;
         report.torn = scanned.torn;
+        report.skipped.extend(scanned.skipped);
+        skipped_to_end = scanned.skipped_to_end;
     }
     report.segments = segments;
     Ok(report)
@@ -345,7 +469,7 @@ mod tests {
             path: segment_path(dir, base),
         };
         std::fs::write(&seg.path, bytes).unwrap();
-        scan(&seg, is_last, base, 0, &mut |_, _| Ok(()))
+        scan(&seg, is_last, base, 0, 0, &mut |_, _| Ok(()))
     }
 
     #[test]

@@ -193,10 +193,17 @@ pub fn scan(
     mut on_input: impl FnMut(u64, TimedInput),
 ) -> Result<ScanReport, JournalError> {
     let proven = crate::journal::snapshot::newest_snapshot_index(dir)?;
-    scan_all(dir, from, proven, &mut |index, payload| {
-        let input: TimedInput = serde_json::from_slice(payload)
-            .map_err(|e| JournalError::decode(index, e.to_string()))?;
-        on_input(index, input);
-        Ok(())
-    })
+    // Records before `from` are not replayed: damage among them is read past, as recovery does.
+    scan_all(
+        dir,
+        from,
+        proven,
+        from.saturating_sub(1),
+        &mut |index, payload| {
+            let input: TimedInput = serde_json::from_slice(payload)
+                .map_err(|e| JournalError::decode(index, e.to_string()))?;
+            on_input(index, input);
+            Ok(())
+        },
+    )
 }
