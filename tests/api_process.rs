@@ -216,6 +216,11 @@ async fn sigint_finishes_a_waiting_long_poll_and_exits_0() {
     let (status, body) = tokio::time::timeout(GIVE_UP, poll).await.unwrap().unwrap();
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(body["decisions"], serde_json::json!([]));
+    // Every stop logs its drain, then "stopped" (the drain's line was missing in about half of
+    // the stops, when the HTTP task's end was picked before the signal).
+    let drained = wait_log(&logs, "shutting down: finishing in-flight requests");
+    assert!(drained["fields"]["grace_ms"].is_u64(), "{drained}");
+    wait_log(&logs, "\"stopped\"");
     let exit = tokio::task::spawn_blocking(move || wait_exit(child))
         .await
         .unwrap();

@@ -535,11 +535,26 @@ async fn reconfigure_on_start(engine: &EngineHandle, input: self::core::Input) {
         Ok([self::core::Outcome::Applied(_)]) => {
             tracing::info!("the config file differs from the recovered config: applied it")
         }
-        Ok(other) => tracing::error!(
-            outcome = ?other,
-            "the config file's routing differs from the recovered config but the engine refused it (for what, see `outcome`); the recovered routing config stays in force, as does its text at GET /v1/config, while the daemon settings the file gives ([server], [auth], [metrics], [journal], [[subscriber]]) apply, as at every start"
-        ),
+        Ok(other) => {
+            tracing::error!(
+                problems = %refusal_problems(other),
+                "the config file's routing differs from the recovered config but the engine refused it (for what, see `problems`); the recovered routing config stays in force, as does its text at GET /v1/config, while the daemon settings the file gives ([server], [auth], [metrics], [journal], [[subscriber]]) apply, as at every start"
+            )
+        }
         Err(e) => tracing::error!(error = %e, "cannot apply the startup config"),
+    }
+}
+
+/// Why the engine did not apply the startup config, each problem as `check-config` and the API
+/// word it (`file:line:col: field: …`), for the log.
+fn refusal_problems(outcomes: &[self::core::Outcome]) -> String {
+    match outcomes {
+        [self::core::Outcome::ConfigRefused(errors)] => errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => format!("{other:?}"),
     }
 }
 
@@ -553,9 +568,12 @@ async fn supervise(
     watch_task: Option<JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
     let mut stopped_early = None;
+    // Biased, shutdown first: the HTTP task also ends on the shutdown signal, and when both were
+    // ready at once an unbiased pick skipped `drain` and its log line half of the time.
     let served = tokio::select! {
-        r = &mut http => r,
+        biased;
         () = shutdown.wait() => drain(&mut http, grace).await,
+        r = &mut http => r,
         ended = &mut engine_task => {
             // The engine task stopped by itself: a journal sync failure (it has already failed
             // the held replies) or a panic. Nothing more can be answered: stop serving.
@@ -969,7 +987,33 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::{open_file_plan, OpenFilePlan};
+    use super::{open_file_plan, refusal_problems, OpenFilePlan};
+
+    /// A startup config the engine refuses is logged the way `check-config` and the API word
+    /// it, not as a Rust debug dump of the outcome.
+    #[test]
+    fn a_refused_startup_config_is_logged_as_file_line_field_message() {
+        let error = |line, field: &str, message: &str| crate::config::ConfigError {
+            file: "/etc/tierline.toml".into(),
+            line,
+            column: None,
+            field: field.into(),
+            message: message.into(),
+        };
+        let refused = [super::core::Outcome::ConfigRefused(vec![
+            error(
+                None,
+                "queue",
+                "queue `complaints` is removed but 1 interaction(s) wait",
+            ),
+            error(Some(7), "queue[0].steps", "steps must start at 0"),
+        ])];
+        assert_eq!(
+            refusal_problems(&refused),
+            "/etc/tierline.toml: queue: queue `complaints` is removed but 1 interaction(s) \
+             wait; /etc/tierline.toml:7: queue[0].steps: steps must start at 0"
+        );
+    }
 
     #[test]
     fn the_soft_open_file_limit_rises_to_fit_max_connections_up_to_the_hard_limit() {
