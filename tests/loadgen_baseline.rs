@@ -196,3 +196,39 @@ async fn a_server_that_never_answers_the_setup_is_an_error_not_a_hang() {
         "{err}"
     );
 }
+
+/// The generator in its tierline mode pointed at the bare baseline server (a mistyped port)
+/// must not report a clean tierline run: the logins are answered with one fixed result, not one
+/// per login under its id, so the setup fails, says why, and leaves no report file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tierline_mode_refuses_a_server_that_is_not_tierline_and_leaves_no_report() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(baseline::serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let mut a = args(format!("http://{addr}"), out.clone());
+    a.mode = Mode::Tierline;
+    let err = run(&a).await.unwrap_err().to_string();
+    let _ = stop.send(());
+    let _ = server.await;
+    assert!(err.contains("is --url a tierline daemon?"), "{err}");
+    assert!(err.contains("answered as `baseline`"), "{err}");
+    assert!(!out.exists(), "an empty report file was left behind");
+}
+
+#[test]
+fn a_zero_timeout_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args("http://127.0.0.1:9".into(), dir.path().join("r.json"));
+    a.timeout = Duration::ZERO;
+    let err = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(run(&a))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "--timeout must be longer than zero");
+}

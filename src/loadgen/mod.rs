@@ -199,6 +199,8 @@ pub enum LoadgenError {
     Schedule(#[from] schedule::ScheduleError),
     #[error("--connections must be at least 1")]
     Connections,
+    #[error("--timeout must be longer than zero")]
+    Timeout,
     #[error("setup: {0}")]
     Setup(String),
     #[error("cannot write the report to {path}: {source}")]
@@ -419,6 +421,44 @@ async fn setup(
         let parsed: Answer = serde_json::from_slice(&answer).map_err(|e| {
             LoadgenError::Setup(format!("agent.login answer is not a result list: {e}"))
         })?;
+        // One result per login, in order, under its envelope id: anything else is not a
+        // tierline daemon answering (the bare baseline server answers every request alike).
+        #[derive(Deserialize)]
+        struct EnvelopeId<'a> {
+            #[serde(borrow)]
+            id: std::borrow::Cow<'a, str>,
+        }
+        let sent_ids: Vec<String> = batch
+            .iter()
+            .map(|p| {
+                serde_json::from_slice::<EnvelopeId<'_>>(&p.body)
+                    .map(|e| e.id.into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let answered_ids: Vec<&str> = parsed.results.iter().map(|r| r.id.as_str()).collect();
+        if answered_ids != sent_ids {
+            let first_off = sent_ids
+                .iter()
+                .map(String::as_str)
+                .zip(
+                    answered_ids
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat("(none)")),
+                )
+                .find(|(sent, got)| sent != got);
+            return Err(LoadgenError::Setup(format!(
+                "the agent.login batch of {} was answered with {} results that do not match it{}: \
+                 is --url a tierline daemon? (--mode baseline drives the bare baseline server)",
+                sent_ids.len(),
+                answered_ids.len(),
+                first_off.map_or_else(String::new, |(sent, got)| format!(
+                    " (login `{sent}` answered as `{}`)",
+                    got.chars().take(100).collect::<String>()
+                )),
+            )));
+        }
         if let Some(bad) = parsed
             .results
             .iter()
@@ -447,10 +487,13 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     if args.connections == 0 {
         return Err(LoadgenError::Connections);
     }
+    if args.timeout.is_zero() {
+        return Err(LoadgenError::Timeout);
+    }
     let schedule = Schedule::new(args.rate, args.duration, args.arrivals, args.seed)?;
     // The report file is opened (created) before the run, so a path that cannot be written is
     // found now, not after minutes of load whose figures would then be lost.
-    let mut out = match &args.out {
+    let out = match &args.out {
         Some(path) => Some((
             path,
             std::fs::File::create(path).map_err(|source| LoadgenError::Write {
@@ -460,6 +503,23 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         )),
         None => None,
     };
+    let result = measure(args, schedule, out).await;
+    if let (Err(LoadgenError::Url { .. } | LoadgenError::Setup(_)), Some(path)) =
+        (&result, &args.out)
+    {
+        // The run never started: leave no empty report behind for a script to take for one.
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// `run` once the arguments are checked and the report file is open: the setup, the measured
+/// phase, and the report.
+async fn measure(
+    args: &LoadgenArgs,
+    schedule: Schedule,
+    mut out: Option<(&PathBuf, std::fs::File)>,
+) -> Result<Report, LoadgenError> {
     let target = Target::resolve(&args.url).await?;
     let run_id = args.run_id.clone().unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()

@@ -501,8 +501,8 @@ impl Report {
     pub fn summary_line(&self) -> String {
         format!(
             "{mode}: target {target}/s, achieved {achieved}/s ({answered}/{scheduled} answered), \
-             latency p50 {p50} ms p99 {p99} ms p99.9 {p999} ms max {max} ms, server errors {errors}, \
-             sustained {sustained}",
+             latency p50 {p50} ms p99 {p99} ms p99.9 {p999} ms max {max} ms, 5xx {errors_5xx}, \
+             unanswered {unanswered} (timeouts, connection errors, unsent), sustained {sustained}",
             mode = self.settings.mode,
             target = self.settings.target_rate,
             achieved = self.achieved_rate,
@@ -512,7 +512,9 @@ impl Report {
             p99 = self.latency_ms.p99,
             p999 = self.latency_ms.p99_9,
             max = self.latency_ms.max,
-            errors = self.server_errors,
+            errors_5xx =
+                self.server_errors - self.failures.values().sum::<u64>().min(self.server_errors),
+            unanswered = self.failures.values().sum::<u64>(),
             sustained = self.sustained,
         )
     }
