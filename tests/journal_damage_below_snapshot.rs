@@ -160,7 +160,8 @@ fn damage_the_restored_snapshot_holds_is_read_past_and_nothing_is_lost() {
 }
 
 /// Damage that reaches past the snapshot's record may have held records the state needs (here
-/// 31 and on): refused, whatever the sync mode says, and nothing on disk changes.
+/// 31 and on): refused with `sync = "batch"` or `"always"`, and nothing on disk changes. (With
+/// `"none"` the snapshot proves nothing and the zero-filled region is a torn tail, as before.)
 #[test]
 fn damage_reaching_past_the_snapshot_is_refused_and_nothing_on_disk_changes() {
     for sync in [SyncMode::Batch, SyncMode::Always] {
@@ -196,6 +197,113 @@ fn damage_reaching_past_the_snapshot_is_refused_and_nothing_on_disk_changes() {
         );
         assert_eq!(files(dir, ".seg"), vec![seg.clone()], "{sync:?}");
         assert!(files(dir, ".orphaned").is_empty(), "{sync:?}");
+    }
+}
+
+/// The bound exactly, frame by frame (one record a frame here): damage is read past when the
+/// first valid frame after it starts no later than the record after the snapshot (31), and
+/// refused when it starts later, since record 31 may have been in the damage.
+#[test]
+fn the_frame_after_the_damage_must_start_no_later_than_the_record_after_the_snapshot() {
+    let cases: [(&[u64], bool); 4] = [
+        (&[30], true),
+        (&[29, 30], true),
+        (&[1], true),
+        (&[30, 31], false),
+    ];
+    for (damaged, starts) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_forty(dir, SyncMode::Batch);
+        let seg = dir.join(format!("{:020}.seg", 1));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        // Each frame's offset and length, from the frame layout itself.
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let info = tierline::journal::frame::check(&bytes[at..]).unwrap();
+            frames.push((info.first_index, at, info.len));
+            at += info.len;
+        }
+        assert_eq!(frames.len(), 40);
+        for &record in damaged {
+            let &(_, offset, len) = frames.iter().find(|f| f.0 == record).unwrap();
+            bytes[offset + len / 2] ^= 0xFF;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let recovered = Journal::recover(dir, options(SyncMode::Batch), 0, Strs::default);
+        match (recovered, starts) {
+            (Ok((_, state, report)), true) => {
+                assert_eq!(state.0, (1..=40).map(input).collect::<Vec<_>>());
+                let skipped = &report.skipped_damage;
+                assert_eq!(skipped.len(), 1, "{damaged:?}: {report}");
+                assert_eq!(
+                    skipped[0].records,
+                    Some((damaged[0], damaged[damaged.len() - 1])),
+                    "{damaged:?}: {report}"
+                );
+            }
+            (Err(JournalError::Corrupt { path, .. }), false) => assert_eq!(path, seg),
+            (Ok((_, state, report)), false) => panic!(
+                "{damaged:?}: started with {} inputs although record 31 was damaged: {report}",
+                state.0.len()
+            ),
+            (Err(e), true) => panic!("{damaged:?}: refused: {e}"),
+            (Err(e), false) => panic!("{damaged:?}: refused for another reason: {e}"),
+        }
+    }
+}
+
+/// Damage running to the end of an older segment whose next segment starts after the record
+/// after the snapshot: refused, naming the damaged segment and offset (not "a hole" in the next
+/// one), since records after the snapshot may have been in the damage.
+#[test]
+fn damage_to_the_end_of_an_older_segment_past_the_snapshot_is_refused_where_it_is() {
+    let base = |p: &PathBuf| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    // A segment size that puts records 30 and 31 in the same segment (the next one starting
+    // after 31), whatever the exact frame size.
+    let (tmp, opts, victim) = (3_000..20_000u64)
+        .step_by(500)
+        .find_map(|segment_bytes| {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut opts = options(SyncMode::Batch);
+            opts.log.segment_bytes = segment_bytes;
+            {
+                let (mut journal, mut state, _) =
+                    Journal::recover(tmp.path(), opts, 0, Strs::default).unwrap();
+                for n in 1..=40u64 {
+                    journal.append(&[input(n)]).unwrap();
+                    state.0.push(input(n));
+                    if n == 30 {
+                        assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
+                    }
+                }
+            }
+            let victim = files(tmp.path(), ".seg")
+                .windows(2)
+                .find(|w| base(&w[0]) <= 30 && base(&w[1]) > 31)
+                .map(|w| w[0].clone())?;
+            Some((tmp, opts, victim))
+        })
+        .expect("a segment holding records 30 and 31");
+    let dir = tmp.path();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes.fill(0);
+    std::fs::write(&victim, &bytes).unwrap();
+    match Journal::recover(dir, opts, 0, Strs::default) {
+        Err(JournalError::Corrupt {
+            path,
+            offset,
+            damage,
+        }) => {
+            assert_eq!((path, offset), (victim, 0));
+            assert!(
+                damage.contains("the next segment starts at record"),
+                "{damage}"
+            );
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok((_, state, report)) => panic!("started with {} inputs: {report}", state.0.len()),
     }
 }
 

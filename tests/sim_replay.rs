@@ -259,8 +259,9 @@ fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
         .find(|p| p.extension().is_some_and(|x| x == "seg"))
         .expect("a segment");
     let mut bytes = std::fs::read(&segment).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
+    // Inside the last frames, after the oldest kept snapshot a replay starts from.
+    let late = bytes.len() - 100;
+    bytes[late] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
     let err = match replay(dir.path(), loaded(60, 0).routing, &options(1)) {
         Err(e) => e,
@@ -274,6 +275,34 @@ fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
         "{message}"
     );
     assert!(message.contains("at byte"), "{message}");
+}
+
+/// Damage among the first records, which a fresh start needs but a start from the oldest kept
+/// snapshot does not: the replay starts from that snapshot (reading past the damage, as the
+/// daemon's recovery does) and says why it did not start from record 1.
+#[test]
+fn damage_before_the_oldest_snapshot_replays_from_that_snapshot_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    record_afternoon(dir.path(), 64 << 20);
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[100] ^= 0xff; // inside the first frame
+    std::fs::write(&segment, &bytes).unwrap();
+    let r = replay_with(dir.path(), loaded(60, 0).routing, &options(1));
+    assert!(r.recording.first_record > 1, "{:?}", r.recording);
+    assert!(
+        r.recording.notes.iter().any(|n| n
+            .starts_with("not started from record 1: journal damaged")
+            && n.contains("at byte")),
+        "{:?}",
+        r.recording.notes
+    );
+    // What is there replays, and with the same config the columns agree on arrivals.
+    assert_eq!(r.new.overall.offered, r.old.overall.offered);
 }
 
 /// A segment cut short below the newest snapshot's record (which proves those records were

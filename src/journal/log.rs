@@ -98,19 +98,22 @@ impl Log {
     ) -> Result<(Log, OpenReport), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         let lock = lock_dir(dir)?;
-        Log::open_locked(dir, lock, opts, resume_at, 0, on_record)
+        Log::open_locked(dir, lock, opts, resume_at, 0, 0, on_record)
     }
 
     /// `open` for a caller that already holds the directory's `LOCK` (`lock`, from `lock_dir`):
     /// recovery takes it before it reads or sets aside any snapshot. `proven` is the newest
     /// index a snapshot file proves was synced even though it could not be restored (0: none):
-    /// it is renamed into place only once the sync covers its index.
+    /// it is renamed into place only once the sync covers its index. `covered` is the record of
+    /// the snapshot the caller restored, which holds every record up to it (0: none restored):
+    /// damage there that the scan can read past does not stop the open (`segment::scan`).
     pub(crate) fn open_locked(
         dir: &Path,
         lock: File,
         opts: LogOptions,
         resume_at: u64,
         proven: u64,
+        covered: u64,
         mut on_record: impl FnMut(u64, &[u8]) -> Result<(), JournalError>,
     ) -> Result<(Log, OpenReport), JournalError> {
         remove_temp_files(dir)?;
@@ -123,7 +126,7 @@ impl Log {
         };
         // The restored snapshot holds every record up to its own, whatever the sync mode:
         // damage there that the scan can read past loses nothing the state needs.
-        let covered_through = resume_at.saturating_sub(1);
+        let covered_through = covered.min(resume_at.saturating_sub(1));
         let scan = scan_all(
             dir,
             resume_at,

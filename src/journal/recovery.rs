@@ -256,35 +256,45 @@ fn replay_after<S: Replay>(
             let mut made = 1;
             let mut chunk: Vec<S::Input> = Vec::with_capacity(REPLAY_CHUNK);
             let mut replayer_gone = false;
-            let opened = Log::open_locked(dir, lock, opts, resume_at, proven, |index, payload| {
-                if replayer_gone {
-                    // The replayer panicked; the scope re-raises that. Just finish the scan.
-                    return Ok(());
-                }
-                let input =
-                    S::decode(payload).map_err(|reason| JournalError::decode(index, reason))?;
-                chunk.push(input);
-                if chunk.len() == REPLAY_CHUNK {
-                    let next = if made < REPLAY_CHUNKS {
-                        made += 1;
-                        Ok(Vec::with_capacity(REPLAY_CHUNK))
-                    } else {
-                        // Every chunk is out: wait for a replayed one, drop its inputs, refill it.
-                        spent_rx.recv().map(|mut spent| {
-                            spent.clear();
-                            spent
-                        })
-                    };
-                    match next {
-                        Ok(next) => {
-                            let full = std::mem::replace(&mut chunk, next);
-                            replayer_gone = full_tx.send(full).is_err();
-                        }
-                        Err(_) => replayer_gone = true,
+            // `resume_at - 1`: the snapshot `recover` restored (0 when it started fresh).
+            let covered = resume_at.saturating_sub(1);
+            let opened = Log::open_locked(
+                dir,
+                lock,
+                opts,
+                resume_at,
+                proven,
+                covered,
+                |index, payload| {
+                    if replayer_gone {
+                        // The replayer panicked; the scope re-raises that. Just finish the scan.
+                        return Ok(());
                     }
-                }
-                Ok(())
-            });
+                    let input =
+                        S::decode(payload).map_err(|reason| JournalError::decode(index, reason))?;
+                    chunk.push(input);
+                    if chunk.len() == REPLAY_CHUNK {
+                        let next = if made < REPLAY_CHUNKS {
+                            made += 1;
+                            Ok(Vec::with_capacity(REPLAY_CHUNK))
+                        } else {
+                            // Every chunk is out: wait for a replayed one, drop its inputs, refill it.
+                            spent_rx.recv().map(|mut spent| {
+                                spent.clear();
+                                spent
+                            })
+                        };
+                        match next {
+                            Ok(next) => {
+                                let full = std::mem::replace(&mut chunk, next);
+                                replayer_gone = full_tx.send(full).is_err();
+                            }
+                            Err(_) => replayer_gone = true,
+                        }
+                    }
+                    Ok(())
+                },
+            );
             if !chunk.is_empty() && !replayer_gone {
                 let _ = full_tx.send(chunk);
             }

@@ -198,8 +198,8 @@ pub(crate) fn scan(
         let info = match frame::check(rest) {
             Ok(info) => info,
             Err(damage) => {
+                let next = frame::valid_frame_after(rest);
                 if next_index <= covered_through {
-                    let next = frame::valid_frame_after(rest);
                     let resumes = match next {
                         Some(n) => frame::check(&rest[n..]).ok().map(|i| i.first_index),
                         None => None,
@@ -258,7 +258,7 @@ pub(crate) fn scan(
                         ),
                     ));
                 }
-                let damage = match frame::valid_frame_after(rest) {
+                let damage = match next {
                     None => damage.to_string(),
                     Some(next) if zero_hole(&rest[..next], at as u64) => format!(
                         "{damage}: a zero-filled hole (unsynced pages lost), valid frames after it at byte {} were never synced",
@@ -380,6 +380,21 @@ pub(crate) fn scan_all(
         let resumes = skipped_to_end
             && seg.base >= report.next_index
             && seg.base <= covered_through.saturating_add(1);
+        if skipped_to_end && !resumes {
+            // The records between the damage and this segment's start may include some after
+            // the snapshot: the damage is the problem to report, where it is.
+            if let Some(d) = report.skipped.pop() {
+                return Err(JournalError::Corrupt {
+                    path: d.path,
+                    offset: d.offset,
+                    damage: format!(
+                        "{} at record {} in a segment that is not the newest, and the next \
+                         segment starts at record {}, after the snapshot at record {}",
+                        d.damage, report.next_index, seg.base, covered_through
+                    ),
+                });
+            }
+        }
         if seg.base != report.next_index && !resumes {
             return Err(JournalError::Gap {
                 path: seg.path.clone(),
