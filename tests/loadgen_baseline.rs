@@ -22,14 +22,24 @@ fn args(url: String, out: std::path::PathBuf) -> LoadgenArgs {
     LoadgenArgs::from_flags(flags).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_baseline_run_sends_and_answers_every_scheduled_event() {
+/// The bare baseline server on an ephemeral port: its address, its stop, its task.
+async fn start_baseline() -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(baseline::serve(listener, async {
         let _ = stopped.await;
     }));
+    (addr, stop, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_run_sends_and_answers_every_scheduled_event() {
+    let (addr, stop, server) = start_baseline().await;
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("result.json");
@@ -202,12 +212,7 @@ async fn a_server_that_never_answers_the_setup_is_an_error_not_a_hang() {
 /// per login under its id, so the setup fails, says why, and leaves no report file behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tierline_mode_refuses_a_server_that_is_not_tierline_and_leaves_no_report() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(baseline::serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = start_baseline().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let mut a = args(format!("http://{addr}"), out.clone());

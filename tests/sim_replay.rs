@@ -249,20 +249,26 @@ fn the_same_seed_gives_identical_json_and_the_journal_is_left_untouched() {
     }
 }
 
-#[test]
-fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    record_afternoon(dir.path(), 64 << 20);
-    let segment = std::fs::read_dir(dir.path())
+/// Flip the byte at `at(length)` of the recording's (only) segment; returns the segment.
+fn flip_a_segment_byte(dir: &Path, at: impl Fn(usize) -> usize) -> std::path::PathBuf {
+    let segment = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "seg"))
         .expect("a segment");
     let mut bytes = std::fs::read(&segment).unwrap();
-    // Inside the last frames, after the oldest kept snapshot a replay starts from.
-    let late = bytes.len() - 100;
-    bytes[late] ^= 0xff;
+    let k = at(bytes.len());
+    bytes[k] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
+    segment
+}
+
+#[test]
+fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    record_afternoon(dir.path(), 64 << 20);
+    // Inside the last frames, after the oldest kept snapshot a replay starts from.
+    let segment = flip_a_segment_byte(dir.path(), |len| len - 100);
     let err = match replay(dir.path(), loaded(60, 0).routing, &options(1)) {
         Err(e) => e,
         Ok(_) => panic!("a damaged journal must not replay"),
@@ -284,14 +290,7 @@ fn a_corrupt_journal_is_refused_naming_the_file_and_the_offset() {
 fn damage_before_the_oldest_snapshot_replays_from_that_snapshot_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     record_afternoon(dir.path(), 64 << 20);
-    let segment = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .expect("a segment");
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[100] ^= 0xff; // inside the first frame
-    std::fs::write(&segment, &bytes).unwrap();
+    flip_a_segment_byte(dir.path(), |_| 100); // inside the first frame
     let r = replay_with(dir.path(), loaded(60, 0).routing, &options(1));
     assert!(r.recording.first_record > 1, "{:?}", r.recording);
     assert!(
