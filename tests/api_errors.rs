@@ -653,6 +653,52 @@ async fn an_over_long_not_ready_reason_is_refused() {
     t.stop().await;
 }
 
+/// An over-long entry of a list or map names the entry, not the whole field: the map is not
+/// 1025 bytes long, its `note` is; a key says it is a key and how it starts; a skill gives its
+/// index. Each case is refused whole with 422 `invalid_value`.
+#[tokio::test]
+async fn an_over_long_attribute_or_skill_names_the_entry() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let long_key = format!("k{}", "x".repeat(256));
+    let cases = [
+        (
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "attributes": {"lang": "en", "note": "c".repeat(1025)}}),
+            "`attributes.note` is 1025 bytes long; at most 1024 are accepted (it starts `ccc",
+        ),
+        (
+            json!({"id": "e2", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "attributes": {"lang": "en", long_key.clone(): "v"}}),
+            "a key of `attributes` is 257 bytes long; at most 256 are accepted (it starts `kxxx",
+        ),
+        (
+            json!({"id": "e3", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "skills": ["billing", "s".repeat(300)]}),
+            "`skills[1]` is 300 bytes long; at most 256 are accepted (it starts `sss",
+        ),
+        (
+            json!({"id": "e4", "type": "agent.login", "agent": "a1",
+                   "skills": ["s".repeat(257)]}),
+            "`skills[0]` is 257 bytes long; at most 256 are accepted (it starts `sss",
+        ),
+    ];
+    for (event, expected) in cases {
+        let (status, body) = t.events(event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:.300}");
+        assert_eq!(code(&body), "invalid_value", "{body:.300}");
+        assert!(message(&body).contains(expected), "{body:.300}");
+        assert!(message(&body).len() < 300, "{body:.300}");
+    }
+    let (status, _) = t.get("/v1/interactions/c1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing applied");
+    let (_, agent) = t.get("/v1/agents/a1").await;
+    assert_eq!(agent["status"], "offline", "nothing applied");
+    t.stop().await;
+}
+
 /// The 408 is tierline's answer like any other: its message says what ran out and where
 /// (`request_timeout_ms`), not only the reason phrase.
 #[tokio::test]
