@@ -51,6 +51,26 @@ pub(crate) fn start_of(value: &str) -> &str {
     }
 }
 
+/// A name a caller sent, as an error message shows it: in full between backticks when no longer
+/// than any id the engine keeps (`MAX_ID_LEN`), else its length and its start, so an unknown
+/// 900 KB queue name makes a short answer, not a 900 KB one.
+pub(crate) struct Named<'a>(pub &'a str);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= MAX_ID_LEN {
+            write!(f, "`{}`", self.0)
+        } else {
+            write!(
+                f,
+                "of {} bytes (it starts `{}`)",
+                self.0.len(),
+                start_of(self.0)
+            )
+        }
+    }
+}
+
 /// `InvalidValue` unless `value` is at most `max` bytes.
 pub(crate) fn check_len(
     field: &'static str,
