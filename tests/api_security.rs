@@ -442,6 +442,78 @@ async fn a_repeated_authorization_header_is_refused_everywhere() {
     t.stop().await;
 }
 
+/// The Kamailio adapter takes the token as a bearer token or as the password of Basic
+/// credentials (how Kamailio sends it): its 401s say so, and a wrong Basic password is not
+/// called a bearer token. Other endpoints take Bearer only and say that.
+#[tokio::test]
+async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("ADMIN", "admin-token")]);
+    let t = TestDaemon::start(options).await;
+    let route = t.url("/v1/adapters/kamailio/route");
+    let body = json!({"call_id": "c1@pbx", "queue": "support"});
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let send = || t.http.post(&route).json(&body);
+    // `curl -u kamailio:bad`
+    let message = refused(
+        send()
+            .basic_auth("kamailio", Some("bad"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(message, "the Basic password is not a recognised token");
+    let message = refused(send().bearer_auth("bad").send().await.unwrap()).await;
+    assert_eq!(message, "the bearer token is not recognised");
+    let message = refused(send().send().await.unwrap()).await;
+    assert!(
+        message.contains("`Authorization: Bearer <token>`")
+            && message.contains("Basic credentials with the token as the password"),
+        "{message}"
+    );
+    let message = refused(
+        send()
+            .header("authorization", "Token admin-token")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        message.contains("neither `Bearer <token>` nor Basic credentials"),
+        "{message}"
+    );
+    // The good token as the Basic password passes (`/report`: a `/route` would hold the call).
+    let r = t
+        .http
+        .post(t.url("/v1/adapters/kamailio/report"))
+        .json(&json!({"call_id": "nobody@pbx", "event": "ended"}))
+        .basic_auth("kamailio", Some("admin-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), StatusCode::UNAUTHORIZED);
+    // An endpoint that takes Bearer only says only that.
+    let r = t.http.get(t.url("/v1/config")).send().await.unwrap();
+    assert_eq!(
+        refused(r).await,
+        "this endpoint needs `Authorization: Bearer <token>`"
+    );
+    t.stop().await;
+}
+
 /// A config change made while the daemon runs cannot turn authentication off: a `PUT` whose TOML
 /// names no tokens (or no webhook secrets) while the daemon requires them is refused, nothing of
 /// it applies, and the old credentials stay in force. Turning auth off takes a restart. Changing

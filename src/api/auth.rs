@@ -238,9 +238,7 @@ impl AuthKeys {
         };
         let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
-            return Err(unauthorized(
-                "this endpoint needs `Authorization: Bearer <token>`",
-            ));
+            return Err(unauthorized(schemes.missing()));
         };
         if values.next().is_some() {
             return Err(unauthorized(
@@ -248,16 +246,21 @@ impl AuthKeys {
             ));
         }
         let value = value.to_str().ok();
-        let token = match value.and_then(|v| credentials(v, "Bearer")) {
-            Some(token) => Cow::Borrowed(token),
+        let (token, unknown) = match value.and_then(|v| credentials(v, "Bearer")) {
+            Some(token) => (Cow::Borrowed(token), "the bearer token is not recognised"),
             None => match value.filter(|_| schemes == Schemes::BearerOrBasic) {
-                Some(v) => basic_password(v).map(Cow::Owned),
+                Some(v) => basic_password(v).map(|p| {
+                    (
+                        Cow::Owned(p),
+                        "the Basic password is not a recognised token",
+                    )
+                }),
                 None => None,
             }
-            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?,
+            .ok_or_else(|| unauthorized(schemes.malformed()))?,
         };
         match self.role_of(&token) {
-            None => Err(unauthorized("the bearer token is not recognised")),
+            None => Err(unauthorized(unknown)),
             Some(role) if role >= need => Ok(()),
             Some(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -277,6 +280,31 @@ pub enum Schemes {
     /// http_client cannot add a Bearer header to `http_connect`, but sends the user and password
     /// of its connection URL (`http://kamailio:TOKEN@host/...`).
     BearerOrBasic,
+}
+
+impl Schemes {
+    /// The 401's message for a request without an `Authorization` header.
+    fn missing(self) -> &'static str {
+        match self {
+            Schemes::Bearer => "this endpoint needs `Authorization: Bearer <token>`",
+            Schemes::BearerOrBasic => {
+                "this endpoint needs `Authorization: Bearer <token>`, or Basic credentials with \
+                 the token as the password (`Authorization: Basic <base64 of user:token>`, which \
+                 Kamailio sends for a connection URL `http://kamailio:TOKEN@host/...`)"
+            }
+        }
+    }
+
+    /// The 401's message for an `Authorization` header of another form.
+    fn malformed(self) -> &'static str {
+        match self {
+            Schemes::Bearer => "the Authorization header is not `Bearer <token>`",
+            Schemes::BearerOrBasic => {
+                "the Authorization header is neither `Bearer <token>` nor Basic credentials with \
+                 the token as the password (`Basic <base64 of user:token>`)"
+            }
+        }
+    }
 }
 
 /// The password of an `Authorization: Basic base64(user:password)` value.
