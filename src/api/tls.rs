@@ -264,22 +264,25 @@ impl TlsCell {
     /// Returns the warning. Called at start and after each reload, with the wall clock
     /// (`metrics::wall_clock_ms`): clients judge the dates by theirs.
     pub fn report(&self, metrics: &crate::metrics::Metrics, now_ms: u64) -> Option<String> {
+        // Not the previous certificate's date when these could not be read: no date.
+        metrics.tls_not_after(self.validity().map(|v| v.not_after));
+        let warning = self.warning(now_ms)?;
+        tracing::warn!("{warning}");
+        Some(warning)
+    }
+
+    /// What `report` warns about at `now_ms` (wall clock): dates that could not be read, or
+    /// `Validity::warning`. `check-config --secrets` prints it as `serve` logs it.
+    pub fn warning(&self, now_ms: u64) -> Option<String> {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        let Some(validity) = self.validity() else {
-            // Not the previous certificate's date: no date.
-            metrics.tls_not_after(None);
-            let warning = format!(
+        match self.validity() {
+            None => Some(format!(
                 "TLS certificate {}: its validity dates could not be read, so its expiry is \
                  not reported",
                 self.cert.display()
-            );
-            tracing::warn!("{warning}");
-            return Some(warning);
-        };
-        metrics.tls_not_after(Some(validity.not_after));
-        let warning = validity.warning(&self.cert, now)?;
-        tracing::warn!("{warning}");
-        Some(warning)
+            )),
+            Some(validity) => validity.warning(&self.cert, now),
+        }
     }
 
     /// The validity dates of the certificate chain in force (`None` if they could not be read).
