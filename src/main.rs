@@ -119,7 +119,9 @@ fn main() -> ExitCode {
 }
 
 /// Exit 0 with one summary line per queue on stdout; exit 2 with every problem on stderr. With
-/// `secrets`, a secret or TLS file that cannot be read is a problem too.
+/// `secrets`, a secret or TLS file that cannot be read is a problem too, and a certificate
+/// `serve` would warn about (expired, not yet valid, expiring within 14 days) a `warning:` line
+/// on stderr that leaves the exit status alone, as the warning leaves `serve` running.
 fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
     let origin = path.display().to_string();
     match tierline::config::load(path) {
@@ -132,12 +134,17 @@ fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
                 return ExitCode::from(2);
             }
             if secrets {
-                let problems = tierline::daemon::check_secrets(
+                let check = tierline::daemon::check_secrets(
                     &config.daemon,
                     &tierline::daemon::process_env(),
+                    tierline::metrics::wall_clock_ms(),
                 );
-                if !problems.is_empty() {
-                    for problem in &problems {
+                // What `serve` would log at start and start all the same: not a failure.
+                for warning in &check.warnings {
+                    tierline::report!("warning: {origin}: {warning}");
+                }
+                if !check.problems.is_empty() {
+                    for problem in &check.problems {
                         tierline::report!("{origin}: {problem}");
                     }
                     return ExitCode::from(2);

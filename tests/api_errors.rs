@@ -653,6 +653,127 @@ async fn an_over_long_not_ready_reason_is_refused() {
     t.stop().await;
 }
 
+/// An over-long entry of a list or map names the entry, not the whole field: the map is not
+/// 1025 bytes long, its `note` is; a key says it is a key and how it starts; a skill gives its
+/// index. Each case is refused whole with 422 `invalid_value`.
+#[tokio::test]
+async fn an_over_long_attribute_or_skill_names_the_entry() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let long_key = format!("k{}", "x".repeat(256));
+    let cases = [
+        (
+            json!({"id": "e1", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "attributes": {"lang": "en", "note": "c".repeat(1025)}}),
+            "`attributes.note` is 1025 bytes long; at most 1024 are accepted (it starts `ccc",
+        ),
+        (
+            json!({"id": "e2", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "attributes": {"lang": "en", long_key.clone(): "v"}}),
+            "a key of `attributes` is 257 bytes long; at most 256 are accepted (it starts `kxxx",
+        ),
+        (
+            json!({"id": "e3", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": "voice", "queue": "support",
+                   "skills": ["billing", "s".repeat(300)]}),
+            "`skills[1]` is 300 bytes long; at most 256 are accepted (it starts `sss",
+        ),
+        (
+            json!({"id": "e4", "type": "agent.login", "agent": "a1",
+                   "skills": ["s".repeat(257)]}),
+            "`skills[0]` is 257 bytes long; at most 256 are accepted (it starts `sss",
+        ),
+    ];
+    for (event, expected) in cases {
+        let (status, body) = t.events(event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:.300}");
+        assert_eq!(code(&body), "invalid_value", "{body:.300}");
+        assert!(message(&body).contains(expected), "{body:.300}");
+        assert!(message(&body).len() < 300, "{body:.300}");
+    }
+    let (status, _) = t.get("/v1/interactions/c1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing applied");
+    let (_, agent) = t.get("/v1/agents/a1").await;
+    assert_eq!(agent["status"], "offline", "nothing applied");
+    t.stop().await;
+}
+
+/// A name the daemon does not know is echoed in full only when it could be an id (256 bytes);
+/// a longer one is cut to its length and start, as an over-long value is, so a 900 KB queue name
+/// makes a short answer, not a 900 KB one.
+#[tokio::test]
+async fn an_unknown_name_is_cut_in_the_answer() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let long = |c: &str| c.repeat(900_000);
+    let cases = [
+        (
+            json!({"id": "lj5", "type": "interaction.arrived", "interaction": "lj5",
+                   "channel": "voice", "queue": long("q")}),
+            "unknown_queue",
+            "unknown queue of 900000 bytes (it starts `qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq`) \
+             (interaction `lj5`)",
+        ),
+        (
+            json!({"id": "e2", "type": "agent.state", "agent": long("a"), "state": "available"}),
+            "unknown_agent",
+            "unknown agent of 900000 bytes (it starts `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`)",
+        ),
+        (
+            json!({"id": "e3", "type": "agent.login", "agent": "a1",
+                   "tiers": {"support": 1, long("t"): 2}}),
+            "unknown_queue",
+            "agent `a1` names unknown queue of 900000 bytes (it starts \
+             `tttttttttttttttttttttttttttttttt`) in its tiers",
+        ),
+        (
+            json!({"id": "e4", "type": "interaction.ended", "interaction": long("i")}),
+            "unknown_interaction",
+            "unknown interaction of 900000 bytes (it starts `iiii",
+        ),
+        // What serde quotes from the request, too.
+        (
+            json!({"id": "e5", "type": long("y")}),
+            "unknown_type",
+            "unknown variant of 900000 bytes (it starts `yyyy",
+        ),
+        (
+            json!({"id": "e6", "type": "interaction.arrived", "interaction": "c1",
+                   "channel": long("v")}),
+            "invalid_field",
+            "field `channel`: unknown variant of 900000 bytes (it starts `vvvv",
+        ),
+        (
+            json!({"id": "e7", "type": "agent.logout", "agent": "a1", long("f"): 1}),
+            "unknown_field",
+            "unknown field of 900000 bytes (it starts `ffff",
+        ),
+    ];
+    for (event, expected_code, expected) in cases {
+        let (status, body) = t.events(event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:.300}");
+        assert_eq!(code(&body), expected_code, "{body:.300}");
+        assert!(message(&body).contains(expected), "{body:.300}");
+        assert!(body.to_string().len() < 600, "{body:.600}");
+    }
+    // A name that could be an id is still given whole.
+    let (_, body) = t
+        .events(json!({"id": "e8", "type": "agent.state", "agent": "nobody",
+                       "state": "available"}))
+        .await;
+    assert!(message(&body).ends_with("unknown agent `nobody`"), "{body}");
+    // The read API cuts an unknown id in the path the same way.
+    let (status, body) = t.get(&format!("/v1/queues/{}", "q".repeat(10_000))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "unknown_queue");
+    assert!(
+        message(&body).contains("of 10000 bytes (it starts `qqq"),
+        "{body:.300}"
+    );
+    assert!(body.to_string().len() < 300, "{body:.300}");
+    t.stop().await;
+}
+
 /// The 408 is tierline's answer like any other: its message says what ran out and where
 /// (`request_timeout_ms`), not only the reason phrase.
 #[tokio::test]

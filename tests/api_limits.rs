@@ -310,7 +310,8 @@ async fn a_stop_answers_the_request_in_flight_and_what_it_acknowledged_survives_
 }
 
 /// A TLS certificate or key that cannot be read stops the start with an error naming the field's
-/// file and why, before anything listens.
+/// file and why, before anything listens: a key file with no key says what it looked for, and an
+/// encrypted key or the certificate given as the key are named as such.
 #[tokio::test]
 async fn a_missing_tls_certificate_or_key_stops_the_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,10 +322,28 @@ async fn a_missing_tls_certificate_or_key_stops_the_start_naming_the_file() {
     let missing = dir.path().join("nowhere.pem");
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
+    // Made with `openssl pkcs8 -topk8 -v2 aes-128-cbc` and `openssl ec -aes128` (passphrase
+    // `test`; the key is of no use to anyone).
+    let pkcs8_encrypted = dir.path().join("pkcs8-encrypted.pem");
+    std::fs::write(&pkcs8_encrypted, PKCS8_ENCRYPTED).unwrap();
+    let sec1_encrypted = dir.path().join("sec1-encrypted.pem");
+    std::fs::write(&sec1_encrypted, SEC1_ENCRYPTED).unwrap();
+    let no_key = "cannot read TLS key";
+    let no_block = "no PRIVATE KEY block found (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted; \
+                    encrypted keys are not supported)";
+    let encrypted = "the private key is encrypted (passphrase-protected)";
     for (c, k, expected) in [
-        (&missing, &key_path, "cannot read TLS certificate"),
-        (&cert_path, &missing, "cannot read TLS key"),
-        (&garbage, &key_path, "cannot read TLS certificate"),
+        (&missing, &key_path, vec!["cannot read TLS certificate"]),
+        (&cert_path, &missing, vec![no_key]),
+        (&garbage, &key_path, vec!["cannot read TLS certificate"]),
+        (&cert_path, &garbage, vec![no_key, no_block]),
+        (
+            &cert_path,
+            &cert_path,
+            vec![no_key, no_block, "the file holds a CERTIFICATE block"],
+        ),
+        (&cert_path, &pkcs8_encrypted, vec![no_key, encrypted]),
+        (&cert_path, &sec1_encrypted, vec![no_key, encrypted]),
     ] {
         let mut config = loaded(routing());
         config.daemon.server.tls_cert = Some(c.clone());
@@ -333,11 +352,33 @@ async fn a_missing_tls_certificate_or_key_stops_the_start_naming_the_file() {
             Ok(_) => panic!("started with cert {c:?} and key {k:?}"),
             Err(e) => e.to_string(),
         };
-        let named = if expected.contains("key") { k } else { c };
-        assert!(err.contains(expected), "{err}");
+        let named = if expected[0].contains("key") { k } else { c };
+        for part in expected {
+            assert!(err.contains(part), "{err}");
+        }
+        assert!(!err.contains("no items found"), "{err}");
         assert!(err.contains(&named.display().to_string()), "{err}");
     }
 }
+
+const PKCS8_ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgaQfaaL6X44wICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEAQIEEOeXNhbGy7+UGZ4RiDrTBzgEgZA8
+vDtv2R5NVsWW/ffO3/R0Pvf24zF4ERcujDeab/TpRQ5HiHYiLrcVKpZqCBbc4NII
+2EtKbPShl/XaJDGNE+ht/WjsrXbf8s1+ufws+ZmEtxNFzRWWveF9hjl30u5kZ+Hr
+CvlVwLNc8npq3I+Oqy145wQC1zh0tVTeJCw1lSGHtfTg5QKi3AdN4YCrR2akLRA=
+-----END ENCRYPTED PRIVATE KEY-----
+";
+
+const SEC1_ENCRYPTED: &str = "-----BEGIN EC PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-128-CBC,E7A6496613D92B73EF1CAE40CE3713CD
+
+zTzMbgRaUBHNw8rvn3SsEEMKFn9J6dIt1lHGBmfBFdgmaj29lkayqCw3Coz28wnJ
+fsaIdggzSwki11g214QQ11oLE8oos8KR8lm5F6/FgiigrayIKAnYA5UQ6Y+FpLpc
+KtgjTvqgqr0tS8vMYcnzKHNPKs/Lm1mDGR3W/NIRqxs=
+-----END EC PRIVATE KEY-----
+";
 
 /// The TLS port spoken to in plain HTTP: the client gets an HTTP answer it can read, 400 with
 /// the API's JSON error `tls_required` saying to use https (not a TLS alert, which HTTP clients

@@ -353,6 +353,167 @@ async fn with_read_tokens_only_the_kamailio_adapter_is_closed_like_every_admin_e
     t.stop().await;
 }
 
+/// Two `Authorization` headers are refused on every authenticated path, the Kamailio adapter's
+/// included, whatever they hold: only one may count, and a proxy in front could have read the
+/// other. 401 `unauthorized` saying the header was given more than once, and nothing applied.
+#[tokio::test]
+async fn a_repeated_authorization_header_is_refused_everywhere() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.auth.read_tokens_env = Some("READ".into());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("READ", "wallboard-token"), ("ADMIN", "admin-token")]);
+    let mut t = TestDaemon::start(options).await;
+    t.token = Some("admin-token".into());
+    let basic = |password: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("kamailio:{password}"))
+        )
+    };
+    let requests = [
+        ("GET", "/v1/queues", None),
+        ("GET", "/v1/decisions?after=0&wait_ms=0", None),
+        (
+            "PUT",
+            "/v1/agents/a1/state",
+            Some(json!({"state": "available"})),
+        ),
+        (
+            "POST",
+            "/v1/adapters/kamailio/report",
+            Some(json!({"call_id": "nobody@pbx", "event": "ended"})),
+        ),
+    ];
+    let pairs = [
+        ("Bearer admin-token".to_string(), "Bearer bad".to_string()),
+        (
+            "Bearer admin-token".to_string(),
+            "Bearer admin-token".to_string(),
+        ),
+        (basic("admin-token"), "Bearer bad".to_string()),
+    ];
+    for (method, path, body) in &requests {
+        for (first, second) in &pairs {
+            let mut req = t
+                .http
+                .request(method.parse().unwrap(), t.url(path))
+                .header("authorization", first)
+                .header("authorization", second);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let answer: Value = r.json().await.unwrap();
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {answer}"
+            );
+            assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("given more than once"),
+                "{answer}"
+            );
+        }
+    }
+    let (_, a1) = t.get("/v1/agents/a1").await;
+    assert_eq!(
+        a1["status"], "offline",
+        "nothing applied by the refused PUTs: {a1}"
+    );
+    // One header with the good token passes.
+    for (method, path, body) in &requests {
+        let mut req = t
+            .http
+            .request(method.parse().unwrap(), t.url(path))
+            .header("authorization", "Bearer admin-token");
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let status = req.send().await.unwrap().status();
+        assert!(status.is_success(), "{method} {path}: {status}");
+    }
+    t.stop().await;
+}
+
+/// The Kamailio adapter takes the token as a bearer token or as the password of Basic
+/// credentials (how Kamailio sends it): its 401s say so, and a wrong Basic password is not
+/// called a bearer token. Other endpoints take Bearer only and say that.
+#[tokio::test]
+async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
+    let mut config = loaded(one_agent_desk());
+    config.daemon.auth.admin_tokens_env = Some("ADMIN".into());
+    let mut options = DaemonOptions::new(config);
+    options.env = env(&[("ADMIN", "admin-token")]);
+    let t = TestDaemon::start(options).await;
+    let route = t.url("/v1/adapters/kamailio/route");
+    let body = json!({"call_id": "c1@pbx", "queue": "support"});
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let send = || t.http.post(&route).json(&body);
+    // `curl -u kamailio:bad`
+    let message = refused(
+        send()
+            .basic_auth("kamailio", Some("bad"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(message, "the Basic password is not a recognised token");
+    let message = refused(send().bearer_auth("bad").send().await.unwrap()).await;
+    assert_eq!(message, "the bearer token is not recognised");
+    let message = refused(send().send().await.unwrap()).await;
+    assert!(
+        message.contains("`Authorization: Bearer <token>`")
+            && message.contains("Basic credentials with the token as the password"),
+        "{message}"
+    );
+    let message = refused(
+        send()
+            .header("authorization", "Token admin-token")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        message.contains("neither `Bearer <token>` nor Basic credentials"),
+        "{message}"
+    );
+    // The good token as the Basic password passes (`/report`: a `/route` would hold the call).
+    let r = t
+        .http
+        .post(t.url("/v1/adapters/kamailio/report"))
+        .json(&json!({"call_id": "nobody@pbx", "event": "ended"}))
+        .basic_auth("kamailio", Some("admin-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), StatusCode::UNAUTHORIZED);
+    // An endpoint that takes Bearer only says only that.
+    let r = t.http.get(t.url("/v1/config")).send().await.unwrap();
+    assert_eq!(
+        refused(r).await,
+        "this endpoint needs `Authorization: Bearer <token>`"
+    );
+    t.stop().await;
+}
+
 /// A config change made while the daemon runs cannot turn authentication off: a `PUT` whose TOML
 /// names no tokens (or no webhook secrets) while the daemon requires them is refused, nothing of
 /// it applies, and the old credentials stay in force. Turning auth off takes a restart. Changing

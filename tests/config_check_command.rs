@@ -196,3 +196,89 @@ fn with_secrets_every_unreadable_secret_and_tls_file_is_named_and_exits_2() {
     assert_eq!(code, 0, "stderr: {stderr}");
     assert!(stdout.starts_with("support: "), "{stdout}");
 }
+
+/// A self-signed certificate for `localhost` valid from `from` to `to` (midnight UTC), and its key,
+/// written to `dir` as `<name>.crt` and `<name>.key`.
+fn certificate_dated(
+    dir: &Path,
+    name: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use chrono::Datelike;
+    let ymd = |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = ymd(from);
+    params.not_after = ymd(to);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// `serve` starts with a certificate that expired, is not yet valid or expires within 14 days,
+/// and warns in its log; `check-config --secrets` prints the same warning on stderr and, as
+/// `serve` starts, still passes (exit 0 with the summary). A certificate with time to run gets
+/// no warning.
+#[test]
+fn with_secrets_a_certificate_serve_would_warn_about_is_a_warning_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let days = chrono::Days::new;
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let cases = [
+        (
+            "expired",
+            date(2020, 1, 2),
+            date(2021, 3, 4),
+            Some("expired"),
+        ),
+        (
+            "future",
+            date(2090, 1, 2),
+            date(2091, 3, 4),
+            Some("is not valid until 2090-01-02 00:00:00 UTC"),
+        ),
+        (
+            "expiring",
+            today - days(30),
+            today + days(6),
+            Some("expires in"),
+        ),
+        ("fine", today - days(30), today + days(100), None),
+    ];
+    for (name, from, to, expected) in cases {
+        let (cert, key) = certificate_dated(dir.path(), name, from, to);
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n[[queue]]\nid = \"support\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let (code, stdout, stderr) = check_secrets(&path, &[]);
+        assert_eq!(code, 0, "{name}: stderr: {stderr}");
+        assert!(stdout.starts_with("support: "), "{name}: {stdout}");
+        match expected {
+            Some(expected) => {
+                let lines: Vec<&str> = stderr.lines().collect();
+                assert_eq!(lines.len(), 1, "{name}: {stderr}");
+                assert!(lines[0].starts_with("warning: "), "{name}: {stderr}");
+                assert!(
+                    lines[0].contains(&format!("TLS certificate {}", cert.display())),
+                    "{name}: {stderr}"
+                );
+                assert!(lines[0].contains(expected), "{name}: {stderr}");
+            }
+            None => assert!(stderr.is_empty(), "{name}: {stderr}"),
+        }
+    }
+}

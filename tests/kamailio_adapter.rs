@@ -327,7 +327,24 @@ async fn a_report_without_the_agent_is_refused_with_the_field_named() {
         .await;
     assert_eq!(status, 422, "{r}");
     assert_eq!(r["error"]["code"], "missing_agent");
-    assert!(r["error"]["message"].as_str().unwrap().contains("agent"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("an `accepted` report needs `agent`"),
+        "{r}"
+    );
+    let (status, r) = h
+        .report(json!({"call_id": "c6@pbx", "event": "declined"}))
+        .await;
+    assert_eq!(status, 422, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a `declined` report needs `agent`"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,11 @@
 //! Comparisons are constant-time (`Mac::verify_slice` for signatures, `subtle` over SHA-256
 //! digests for tokens).
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -214,6 +216,18 @@ impl AuthKeys {
     /// Allow the request if it carries a token with at least role `need` (401 without a valid
     /// token, 403 with a valid token of too small a role). Without tokens everything passes.
     pub fn authorize(&self, headers: &HeaderMap, need: Role) -> Result<(), ApiError> {
+        self.authorize_with(headers, need, Schemes::Bearer)
+    }
+
+    /// `authorize` for an endpoint that takes the token in any of `schemes`. One `Authorization`
+    /// header only: of two, HTTP says nothing about which counts (a proxy may read the other),
+    /// so a request with more than one is refused, as one with two `Content-Type`s is.
+    pub fn authorize_with(
+        &self,
+        headers: &HeaderMap,
+        need: Role,
+        schemes: Schemes,
+    ) -> Result<(), ApiError> {
         if !self.tokens_required() {
             return Ok(());
         }
@@ -222,18 +236,31 @@ impl AuthKeys {
             e.bearer_challenge = true;
             e
         };
-        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(unauthorized(
-                "this endpoint needs `Authorization: Bearer <token>`",
-            ));
+        let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(unauthorized(schemes.missing()));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| credentials(v, "Bearer"))
-            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
-        match self.role_of(token) {
-            None => Err(unauthorized("the bearer token is not recognised")),
+        if values.next().is_some() {
+            return Err(unauthorized(
+                "the Authorization header is given more than once: send it once, with one token",
+            ));
+        }
+        let value = value.to_str().ok();
+        let (token, unknown) = match value.and_then(|v| credentials(v, "Bearer")) {
+            Some(token) => (Cow::Borrowed(token), "the bearer token is not recognised"),
+            None => match value.filter(|_| schemes == Schemes::BearerOrBasic) {
+                Some(v) => basic_password(v).map(|p| {
+                    (
+                        Cow::Owned(p),
+                        "the Basic password is not a recognised token",
+                    )
+                }),
+                None => None,
+            }
+            .ok_or_else(|| unauthorized(schemes.malformed()))?,
+        };
+        match self.role_of(&token) {
+            None => Err(unauthorized(unknown)),
             Some(role) if role >= need => Ok(()),
             Some(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -242,6 +269,52 @@ impl AuthKeys {
             )),
         }
     }
+}
+
+/// How an endpoint takes its token in the `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schemes {
+    /// `Bearer <token>`: every endpoint but the Kamailio adapter's.
+    Bearer,
+    /// `Bearer <token>`, or `Basic` credentials with the token as the password: Kamailio's
+    /// http_client cannot add a Bearer header to `http_connect`, but sends the user and password
+    /// of its connection URL (`http://kamailio:TOKEN@host/...`).
+    BearerOrBasic,
+}
+
+impl Schemes {
+    /// The 401's message for a request without an `Authorization` header.
+    fn missing(self) -> &'static str {
+        match self {
+            Schemes::Bearer => "this endpoint needs `Authorization: Bearer <token>`",
+            Schemes::BearerOrBasic => {
+                "this endpoint needs `Authorization: Bearer <token>`, or Basic credentials with \
+                 the token as the password (`Authorization: Basic <base64 of user:token>`, which \
+                 Kamailio sends for a connection URL `http://kamailio:TOKEN@host/...`)"
+            }
+        }
+    }
+
+    /// The 401's message for an `Authorization` header of another form.
+    fn malformed(self) -> &'static str {
+        match self {
+            Schemes::Bearer => "the Authorization header is not `Bearer <token>`",
+            Schemes::BearerOrBasic => {
+                "the Authorization header is neither `Bearer <token>` nor Basic credentials with \
+                 the token as the password (`Basic <base64 of user:token>`)"
+            }
+        }
+    }
+}
+
+/// The password of an `Authorization: Basic base64(user:password)` value.
+fn basic_password(value: &str) -> Option<String> {
+    let encoded = credentials(value, "Basic")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
 }
 
 /// `(t, t as written, signatures)`: the HMAC covers the `t` text the sender wrote (which it
@@ -330,6 +403,17 @@ mod tests {
         assert_eq!(credentials("Bearertok", "Bearer"), None);
         assert_eq!(credentials("Bearer ", "Bearer"), None);
         assert_eq!(credentials("Basic dXNlcjpwdw==", "Bearer"), None);
+    }
+
+    #[test]
+    fn basic_credentials_carry_the_token_as_the_password() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("kamailio:s3cret");
+        assert_eq!(
+            basic_password(&format!("Basic {encoded}")).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(basic_password("Basic !!!"), None);
+        assert_eq!(basic_password(&format!("Bearer {encoded}")), None);
     }
 
     #[test]

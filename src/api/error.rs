@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::config::ConfigError;
 use crate::daemon::decision_log::FeedError;
 use crate::daemon::task::SubmitError;
+use crate::engine::event::{Named, MAX_ID_LEN};
 use crate::engine::{EngineError, ErrorClass};
 
 /// Seconds a client should wait after a 503 before retrying.
@@ -227,11 +228,55 @@ pub fn from_object<T: DeserializeOwned>(
             None => ("invalid_field", None),
         }
     };
+    let err = cut_echoes(&err);
     let message = match field {
         Some(f) => format!("{context}field `{f}`: {err}"),
         None => format!("{context}{err}"),
     };
     Err(ApiError::unprocessable(code, message))
+}
+
+/// serde's message with each text it quotes from the request (``unknown variant `…` ``,
+/// `string "…"`) longer than any id cut as `Named` cuts a name, so a 900 KB `type` or `channel`
+/// makes a short answer. A double-quoted text is counted as serde escaped it.
+fn cut_echoes(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        let inner_start = open + 1;
+        let close = if quote == b'`' {
+            rest[inner_start..].find('`')
+        } else {
+            closing_quote(&rest[inner_start..])
+        };
+        let Some(len) = close else { break };
+        let inner = &rest[inner_start..inner_start + len];
+        out.push_str(&rest[..open]);
+        if inner.len() > MAX_ID_LEN {
+            out.push_str(&Named(inner).to_string());
+        } else {
+            out.push_str(&rest[open..=inner_start + len]);
+        }
+        rest = &rest[inner_start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the `"` that ends a Rust-escaped string (`{:?}`) is in `s`, which starts after its
+/// opening `"`.
+fn closing_quote(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The field whose value makes reading `map` as `T` fail with `err`: the first whose removal
@@ -345,6 +390,24 @@ fn query_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_text_serde_quotes_is_cut_and_a_short_one_kept() {
+        let long = "z".repeat(300);
+        let message = format!(
+            "unknown variant `{long}`, expected one of `voice`, `chat`; string \"{long}\\\"\""
+        );
+        assert_eq!(
+            cut_echoes(&message),
+            format!(
+                "unknown variant of 300 bytes (it starts `{z32}`), expected one of `voice`, \
+                 `chat`; string of 302 bytes (it starts `{z32}`)",
+                z32 = "z".repeat(32)
+            )
+        );
+        let short = "unknown field `queu`, expected `queue`; string \"a\\\"b\" and `";
+        assert_eq!(cut_echoes(short), short);
+    }
 
     #[test]
     fn a_malformed_json_message_names_line_and_column_once() {

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::config::{Channel, Millis, Tier};
 use crate::engine::decision::rfc3339_ms;
+use crate::engine::event::Named;
 use crate::engine::{Activity, AgentStatus, AgentView, InteractionView, QueueView, SlotView};
 use crate::metrics::QueueTally;
 
@@ -213,7 +214,9 @@ pub async fn queue(
         })
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_queue", format!("unknown queue `{id}`")))
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_queue", format!("unknown queue {}", Named(&id)))
+        })
 }
 
 /// `GET /v1/agents`.
@@ -235,7 +238,9 @@ pub async fn agent(
         .read(move |v| v.core.engine().agent(&wanted))
         .await?
         .map(|a| Json(AgentJson::from(a)))
-        .ok_or_else(|| ApiError::not_found("unknown_agent", format!("unknown agent `{id}`")))
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_agent", format!("unknown agent {}", Named(&id)))
+        })
 }
 
 /// `GET /v1/interactions/{id}` (state, owner, queue, step and full history).
@@ -253,7 +258,8 @@ pub async fn interaction(
             ApiError::not_found(
                 "unknown_interaction",
                 format!(
-                    "unknown interaction `{id}` (never seen, or finished and no longer retained)"
+                    "unknown interaction {} (never seen, or finished and no longer retained)",
+                    Named(&id)
                 ),
             )
         })

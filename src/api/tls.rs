@@ -155,7 +155,7 @@ fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>)
     let validity = Validity::of_chain(&chain);
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
-        message: e.to_string(),
+        message: explain_key(key, e),
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -168,6 +168,39 @@ fn load(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<Validity>)
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), validity))
+}
+
+/// Why a key file gave no key, in words: the PEM reader's own "no items found" says neither
+/// what it looked for nor what it found. An encrypted key (tierline has no passphrase to give)
+/// and the certificate given as the key are named as such.
+fn explain_key(path: &Path, e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    if matches!(e, Error::Io(_)) {
+        return e.to_string();
+    }
+    // The file was just opened; read again only on this error path to say what it holds.
+    let text = std::fs::read(path).unwrap_or_default();
+    let holds = |marker: &[u8]| text.windows(marker.len()).any(|w| w == marker);
+    if holds(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || holds(b"Proc-Type: 4,ENCRYPTED") {
+        return "the private key is encrypted (passphrase-protected), and tierline cannot ask \
+                for a passphrase: give it an unencrypted copy readable only by tierline's user, \
+                e.g. `openssl pkey -in key.pem -out key-plain.pem`"
+            .into();
+    }
+    match e {
+        Error::NoItemsFound => {
+            let mut message = "no PRIVATE KEY block found (PKCS#8, PKCS#1 RSA or SEC1 EC, \
+                               unencrypted; encrypted keys are not supported)"
+                .to_string();
+            if holds(b"-----BEGIN CERTIFICATE-----") {
+                message.push_str(
+                    "; the file holds a CERTIFICATE block: is `tls_key` the certificate's path?",
+                );
+            }
+            message
+        }
+        e => e.to_string(),
+    }
 }
 
 /// What rustls refused a certificate and key for, in words (its own text for the common cases
@@ -231,22 +264,25 @@ impl TlsCell {
     /// Returns the warning. Called at start and after each reload, with the wall clock
     /// (`metrics::wall_clock_ms`): clients judge the dates by theirs.
     pub fn report(&self, metrics: &crate::metrics::Metrics, now_ms: u64) -> Option<String> {
+        // Not the previous certificate's date when these could not be read: no date.
+        metrics.tls_not_after(self.validity().map(|v| v.not_after));
+        let warning = self.warning(now_ms)?;
+        tracing::warn!("{warning}");
+        Some(warning)
+    }
+
+    /// What `report` warns about at `now_ms` (wall clock): dates that could not be read, or
+    /// `Validity::warning`. `check-config --secrets` prints it as `serve` logs it.
+    pub fn warning(&self, now_ms: u64) -> Option<String> {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        let Some(validity) = self.validity() else {
-            // Not the previous certificate's date: no date.
-            metrics.tls_not_after(None);
-            let warning = format!(
+        match self.validity() {
+            None => Some(format!(
                 "TLS certificate {}: its validity dates could not be read, so its expiry is \
                  not reported",
                 self.cert.display()
-            );
-            tracing::warn!("{warning}");
-            return Some(warning);
-        };
-        metrics.tls_not_after(Some(validity.not_after));
-        let warning = validity.warning(&self.cert, now)?;
-        tracing::warn!("{warning}");
-        Some(warning)
+            )),
+            Some(validity) => validity.warning(&self.cert, now),
+        }
     }
 
     /// The validity dates of the certificate chain in force (`None` if they could not be read).

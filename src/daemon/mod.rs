@@ -103,12 +103,23 @@ impl DaemonOptions {
     }
 }
 
+/// What `check_secrets` found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SecretsCheck {
+    /// One message per setting that cannot be read or used: `serve` would not start.
+    pub problems: Vec<String>,
+    /// What `serve` warns about at start and still starts with: a TLS certificate that expired,
+    /// is not yet valid or expires within 14 days (`TlsCell::report`).
+    pub warnings: Vec<String>,
+}
+
 /// Every secret and TLS file `config` names, read as `serve` reads them at start (`env` is the
-/// environment: `std::env::var`): one message per setting that cannot be read or used, empty if
-/// all can. Nothing is kept. `tierline check-config --secrets` runs it where the daemon runs.
-pub fn check_secrets(config: &DaemonConfig, env: &EnvFn) -> Vec<String> {
+/// environment: `std::env::var`; `now_ms` the wall clock, which clients judge the certificate's
+/// dates by). Nothing is kept. `tierline check-config --secrets` runs it where the daemon runs.
+pub fn check_secrets(config: &DaemonConfig, env: &EnvFn, now_ms: u64) -> SecretsCheck {
     let lookup = |var: &str| env(var);
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let auth = &config.auth;
     // One `[auth]` pair at a time, so each unreadable one is reported, not only the first.
     let pairs = [
@@ -139,15 +150,14 @@ pub fn check_secrets(config: &DaemonConfig, env: &EnvFn) -> Vec<String> {
         }
     }
     match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(cert), Some(key)) => {
-            if let Err(e) = crate::api::tls::load_server_config(cert, key) {
-                problems.push(e.to_string());
-            }
-        }
+        (Some(cert), Some(key)) => match TlsCell::load(cert, key) {
+            Ok(tls) => warnings.extend(tls.warning(now_ms)),
+            Err(e) => problems.push(e.to_string()),
+        },
         (None, None) => {}
         _ => problems.push(DaemonError::TlsHalfConfigured.to_string()),
     }
-    problems
+    SecretsCheck { problems, warnings }
 }
 
 /// Why the daemon could not start (or stopped with an error).

@@ -8,7 +8,7 @@ use crate::config::{Channel, Tier};
 use crate::engine::decision::{AgentStatus, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::RequestedState;
-use crate::engine::event::{check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
+use crate::engine::event::{check_item_len, check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
 use crate::engine::model::{Agent, QKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::SlotPhase;
@@ -34,8 +34,8 @@ impl Engine {
         if let Some(a) = address {
             check_len("address", a, MAX_ATTRIBUTE_LEN)?;
         }
-        for s in skills.unwrap_or_default() {
-            check_len("skills", s, MAX_ID_LEN)?;
+        for (i, s) in skills.unwrap_or_default().iter().enumerate() {
+            check_item_len("skills", i, s, MAX_ID_LEN)?;
         }
         if address.is_some_and(|a| a.trim().is_empty()) {
             // The PBX would dial nothing; the config refuses an empty roster address too.

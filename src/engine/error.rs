@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use super::event::Named;
 use crate::config::{Channel, Millis};
 
 /// How a caller should classify a refusal (the daemon maps it to 409 or 422).
@@ -17,13 +18,13 @@ pub enum ErrorClass {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EngineError {
-    #[error("unknown agent `{agent}`")]
+    #[error("unknown agent {}", Named(agent))]
     UnknownAgent { agent: String },
-    #[error("unknown interaction `{interaction}`")]
+    #[error("unknown interaction {}", Named(interaction))]
     UnknownInteraction { interaction: String },
-    #[error("unknown queue `{queue}` (interaction `{interaction}`)")]
+    #[error("unknown queue {} (interaction {})", Named(queue), Named(interaction))]
     UnknownQueue { queue: String, interaction: String },
-    #[error("interaction `{interaction}` already exists (state {state})")]
+    #[error("interaction {} already exists (state {state})", Named(interaction))]
     DuplicateInteraction {
         interaction: String,
         state: &'static str,
@@ -34,12 +35,18 @@ pub enum EngineError {
         channel: Channel,
         interaction: String,
     },
-    #[error("interaction `{interaction}` has no pending offer to agent `{agent}`")]
+    #[error(
+        "interaction {} has no pending offer to agent {}",
+        Named(interaction),
+        Named(agent)
+    )]
     NoSuchOffer { interaction: String, agent: String },
     #[error(
-        "offer `{offer}` of interaction `{interaction}` to agent `{agent}` is not the one \
-         pending (an earlier offer of it, or an id never made): an answer to any other offer \
-         changes nothing"
+        "offer {} of interaction {} to agent {} is not the one pending (an earlier offer of \
+         it, or an id never made): an answer to any other offer changes nothing",
+        Named(offer),
+        Named(interaction),
+        Named(agent)
     )]
     StaleOffer {
         interaction: String,
@@ -55,7 +62,11 @@ pub enum EngineError {
     },
     #[error("agent `{agent}` is not known and the login carries no address")]
     AgentNeedsAddress { agent: String },
-    #[error("agent `{agent}` names unknown queue `{queue}` in its tiers")]
+    #[error(
+        "agent {} names unknown queue {} in its tiers",
+        Named(agent),
+        Named(queue)
+    )]
     AgentUnknownQueue { agent: String, queue: String },
     #[error("invalid value for `{field}`: {message}")]
     InvalidValue {

@@ -42,9 +42,72 @@ pub const MAX_ID_LEN: usize = 256;
 /// Longest attribute value (a caller's URI, a CRM reference…).
 pub const MAX_ATTRIBUTE_LEN: usize = 1024;
 
+/// The first 32 characters of a text a caller sent, for a message that must stay short whatever
+/// the request carried (`(it starts `…`)`).
+pub(crate) fn start_of(value: &str) -> &str {
+    match value.char_indices().nth(32) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
+/// A name a caller sent, as an error message shows it: in full between backticks when no longer
+/// than any id the engine keeps (`MAX_ID_LEN`), else its length and its start, so an unknown
+/// 900 KB queue name makes a short answer, not a 900 KB one.
+pub(crate) struct Named<'a>(pub &'a str);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= MAX_ID_LEN {
+            write!(f, "`{}`", self.0)
+        } else {
+            write!(
+                f,
+                "of {} bytes (it starts `{}`)",
+                self.0.len(),
+                start_of(self.0)
+            )
+        }
+    }
+}
+
 /// `InvalidValue` unless `value` is at most `max` bytes.
 pub(crate) fn check_len(
     field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), super::EngineError> {
+    check_part_len(field, || format!("`{field}`"), value, max)
+}
+
+/// `check_len` for entry `index` of list `field`: the message names the entry (`skills[2]`).
+pub(crate) fn check_item_len(
+    field: &'static str,
+    index: usize,
+    value: &str,
+    max: usize,
+) -> Result<(), super::EngineError> {
+    check_part_len(field, || format!("`{field}[{index}]`"), value, max)
+}
+
+/// `check_len` for a key and its value in map `field`: the message names the entry
+/// (`attributes.note`), or for a key over `max_key` says it is a key and how it starts.
+pub(crate) fn check_entry_len(
+    field: &'static str,
+    key: &str,
+    value: &str,
+    max_key: usize,
+    max_value: usize,
+) -> Result<(), super::EngineError> {
+    check_part_len(field, || format!("a key of `{field}`"), key, max_key)?;
+    check_part_len(field, || format!("`{field}.{key}`"), value, max_value)
+}
+
+/// `InvalidValue` for `field` unless `value` is at most `max` bytes; `what` names the value in
+/// the message: the field, or which of its entries.
+fn check_part_len(
+    field: &'static str,
+    what: impl FnOnce() -> String,
     value: &str,
     max: usize,
 ) -> Result<(), super::EngineError> {
@@ -52,9 +115,10 @@ pub(crate) fn check_len(
         return Err(super::EngineError::InvalidValue {
             field,
             message: format!(
-                "`{field}` is {} bytes long; at most {max} are accepted (it starts `{}`)",
+                "{} is {} bytes long; at most {max} are accepted (it starts `{}`)",
+                what(),
                 value.len(),
-                value.chars().take(32).collect::<String>()
+                start_of(value)
             ),
         });
     }

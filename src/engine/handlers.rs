@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::config::{Channel, Tier};
 use crate::engine::decision::{DecisionKind, Fact, OfferResult, RejectReason, RevokeReason};
 use crate::engine::error::EngineError;
-use crate::engine::event::{check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
+use crate::engine::event::{
+    check_entry_len, check_item_len, check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN,
+};
 use crate::engine::event::{Event, RequestedState};
 use crate::engine::model::{Class, History, Interaction, QKey, SkillSetId};
 use crate::engine::timers::{AKey, IKey};
@@ -161,12 +163,11 @@ impl Engine {
         if let Some(c) = customer {
             check_len("customer", c, MAX_ID_LEN)?;
         }
-        for s in skills {
-            check_len("skills", s, MAX_ID_LEN)?;
+        for (i, s) in skills.iter().enumerate() {
+            check_item_len("skills", i, s, MAX_ID_LEN)?;
         }
         for (k, v) in attributes {
-            check_len("attributes", k, MAX_ID_LEN)?;
-            check_len("attributes", v, MAX_ATTRIBUTE_LEN)?;
+            check_entry_len("attributes", k, v, MAX_ID_LEN, MAX_ATTRIBUTE_LEN)?;
         }
         if let Some(ik) = self.interaction_ids.get(&self.interactions, id) {
             return Err(EngineError::DuplicateInteraction {

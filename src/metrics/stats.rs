@@ -15,6 +15,7 @@ use thiserror::Error;
 use super::since_start::QueueTally;
 use crate::config::{Channel, Millis};
 use crate::engine::decision::rfc3339_ms;
+use crate::engine::event::Named;
 use crate::engine::{Activity, AgentStatus};
 
 /// How far back statistics reach.
@@ -28,11 +29,11 @@ pub const MAX_AGENT_MARKS: usize = 4096;
 /// Why a statistics query was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StatsError {
-    #[error("unknown queue `{queue}`")]
+    #[error("unknown queue {}", Named(queue))]
     UnknownQueue { queue: String },
-    #[error("unknown agent `{agent}`")]
+    #[error("unknown agent {}", Named(agent))]
     UnknownAgent { agent: String },
-    #[error("invalid window `{window}`: {reason}")]
+    #[error("invalid window {}: {reason}", Named(window))]
     InvalidWindow { window: String, reason: String },
     #[error(
         "`since` ({}) is after now ({})",

@@ -46,14 +46,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
-use base64::Engine as _;
 use tokio::sync::Notify;
 
 use crate::config::{Channel, Millis};
 use crate::daemon::core::{Input, Outcome};
 use crate::engine::{EngineError, Event};
 
-use super::auth::Role;
+use super::auth::{Role, Schemes};
 use super::error::ApiError;
 use super::{read_json_object, AppState};
 
@@ -320,9 +319,8 @@ async fn withdraw(app: &AppState, reported: &Reported, call_id: &str) -> Result<
     Ok(applied)
 }
 
-/// Kamailio's http_client cannot add an `Authorization: Bearer` header to `http_connect`, but it
-/// can send Basic credentials from the connection URL (`http://kamailio:TOKEN@host/...`). Accept
-/// either; the token needs the admin role (routing calls changes state) when tokens are configured.
+/// Bearer or Basic credentials (`Schemes::BearerOrBasic`: Kamailio can send only the latter);
+/// the token needs the admin role (routing calls changes state) when tokens are configured.
 async fn require_adapter_auth(
     State(app): State<AppState>,
     request: Request,
@@ -342,41 +340,8 @@ async fn require_adapter_auth(
         e.bearer_challenge = true;
         return e.into_response();
     }
-    let mut headers = request.headers().clone();
-    if let Some(token) = basic_password(&headers) {
-        if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
-            headers.insert(header::AUTHORIZATION, v);
-        }
-    }
-    match auth.authorize(&headers, Role::Admin) {
+    match auth.authorize_with(request.headers(), Role::Admin, Schemes::BearerOrBasic) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
-    }
-}
-
-/// The password of `Authorization: Basic base64(user:password)`.
-fn basic_password(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = crate::api::auth::credentials(value, "Basic")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, p)| p.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_carry_the_token_as_the_password() {
-        let mut headers = HeaderMap::new();
-        let encoded = base64::engine::general_purpose::STANDARD.encode("kamailio:s3cret");
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-        );
-        assert_eq!(basic_password(&headers).as_deref(), Some("s3cret"));
     }
 }

@@ -123,14 +123,27 @@ pub enum AdapterError {
         len: usize,
         max: usize,
     },
-    #[error("a `{event}` report needs `agent` (whose phone it was)")]
+    #[error(
+        "{} `{event}` report needs `agent` (whose phone it was)",
+        a_or_an(event)
+    )]
     MissingAgent { event: &'static str },
     #[error(
-        "a `{event}` report needs `offer`, the offer id `/route` answered with: without it a late \
-         report could be taken for the agent's current offer, and a second decline of the call by \
-         the same agent for a retransmission"
+        "{} `{event}` report needs `offer`, the offer id `/route` answered with: without it a \
+         late report could be taken for the agent's current offer, and a second decline of the \
+         call by the same agent for a retransmission",
+        a_or_an(event)
     )]
     MissingOffer { event: &'static str },
+}
+
+/// The article before an outcome's name: "an `accepted` report", "a `declined` report". The
+/// names are plain English words, so a vowel letter means a vowel sound.
+fn a_or_an(word: &str) -> &'static str {
+    match word.bytes().next() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
+    }
 }
 
 impl AdapterError {
@@ -425,6 +438,20 @@ mod tests {
         assert_eq!(
             r.event(),
             Err(AdapterError::MissingOffer { event: "accepted" })
+        );
+    }
+
+    #[test]
+    fn a_report_is_an_accepted_one_or_a_declined_one() {
+        let accepted = AdapterError::MissingOffer { event: "accepted" }.to_string();
+        assert!(
+            accepted.starts_with("an `accepted` report needs `offer`"),
+            "{accepted}"
+        );
+        let declined = AdapterError::MissingAgent { event: "declined" }.to_string();
+        assert!(
+            declined.starts_with("a `declined` report needs `agent`"),
+            "{declined}"
         );
     }
 
