@@ -48,6 +48,7 @@ const PATHS: &[(&str, &str)] = &[
     ("GET", "/v1/interactions/%00"),
     ("GET", "/v1/config"),
     ("POST", "/v1/config/validate"),
+    ("POST", "/v1/config/preview"),
     // The adapter holds a call that waits up to `hold_ms` (20 s by default): keep it short.
     ("POST", "/v1/adapters/kamailio/route?hold_ms=50"),
     ("POST", "/v1/adapters/kamailio/route?hold_ms=abc"),

@@ -543,3 +543,131 @@ async fn a_config_too_large_to_journal_is_refused_with_its_size_not_a_journal_ou
     assert_eq!(status, StatusCode::OK, "{body}");
     t.stop().await;
 }
+
+/// `POST /v1/config/preview` with `text` as TOML: the status and the JSON answer.
+async fn preview_config(t: &TestDaemon, text: &str) -> (StatusCode, Value) {
+    send_toml(t, reqwest::Method::POST, "/v1/config/preview", text).await
+}
+
+/// The preview tells what a `PUT` would do to the calls in flight, on a copy: the offers it
+/// would make (numbered as the `PUT` then numbers them), the calls it would move, the agents
+/// whose tiers change and the roster agent it leaves out (who keeps taking calls); and nothing
+/// live changes until the `PUT`.
+#[tokio::test]
+async fn a_preview_shows_what_a_put_would_do_to_the_calls_in_flight_and_changes_nothing() {
+    let base = format!(
+        "{BASE}\n[[agent]]\nid = \"a2\"\naddress = \"sip:a2@pbx\"\ntiers = {{ billing = 1 }}\n"
+    );
+    let t = start(&base).await;
+    t.apply(login("e0", "a1")).await;
+    for i in 1..=3 {
+        let d = t.apply(call(&format!("e{i}"), &format!("c{i}"))).await;
+        assert_eq!(d[0]["type"], "queued");
+    }
+    let (feed_before, _) = t.poll(0, 0).await;
+    // L2 allowed from the first step, a1 (free) made L2 on support, a2 left out of the roster.
+    let new = BASE
+        .replace(
+            "steps = [ { after_s = 0, tiers = [1] }, { after_s = 600, tiers = [1, 2] } ]",
+            "steps = [ { after_s = 0, tiers = [1, 2] } ]",
+        )
+        .replace(
+            "tiers = { billing = 1 }",
+            "tiers = { billing = 1, support = 2 }",
+        );
+    let (status, body) = preview_config(&t, &new).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["valid"].clone(), body["applied"].clone()),
+        (json!(true), json!(false))
+    );
+    let p = &body["preview"];
+    assert_eq!(p["queues_changed"], json!(["support"]), "{p}");
+    assert_eq!(p["queues_added"], json!([]));
+    assert_eq!(p["queues_removed"], json!([]));
+    let offers: Vec<&Value> = p["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["type"] == "offer")
+        .collect();
+    assert_eq!(offers.len(), 1, "{p}");
+    assert_eq!(
+        (offers[0]["interaction"].clone(), offers[0]["agent"].clone()),
+        (json!("c1"), json!("a1"))
+    );
+    let moved = p["interactions"].as_array().unwrap();
+    assert_eq!(moved.len(), 1, "{p}");
+    assert_eq!(moved[0]["interaction"], "c1");
+    assert_eq!(moved[0]["before"]["state"], "waiting");
+    assert_eq!(moved[0]["after"]["state"], "offered");
+    let agents: Vec<(Value, Value, Value)> = p["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["agent"].clone(),
+                a["tiers_after"].clone(),
+                a["in_roster"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        vec![
+            (
+                json!("a1"),
+                json!({"billing": 1, "support": 2}),
+                json!(true)
+            ),
+            (json!("a2"), json!({"billing": 1}), json!(false)),
+        ]
+    );
+
+    // Nothing changed: the calls wait, the config and the decision feed are as they were.
+    for i in 1..=3 {
+        let (_, c) = t.get(&format!("/v1/interactions/c{i}")).await;
+        assert_eq!(c["state"], "waiting", "{c}");
+    }
+    assert_eq!(get_config(&t).await, base);
+    let (feed_after, _) = t.poll(0, 0).await;
+    assert_eq!(feed_after.len(), feed_before.len());
+
+    // The PUT then does what the preview said, under the same seqs.
+    let (status, applied) = put_config(&t, &new).await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    let shape = |ds: &Value| -> Vec<(Value, Value, Value, Value)> {
+        ds.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["seq"].clone(),
+                    d["type"].clone(),
+                    d["interaction"].clone(),
+                    d["agent"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&applied["decisions"]), shape(&p["decisions"]));
+}
+
+/// A change `PUT` would refuse is refused by the preview the same way (every problem, 422), and
+/// the answer is the validate's.
+#[tokio::test]
+async fn a_preview_of_a_change_put_would_refuse_gets_the_same_error() {
+    let t = start(BASE).await;
+    t.apply(call("e1", "c1")).await;
+    let without_support = BASE.replace(
+        "[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\noffer_timeout_s = 30\nsteps = [ { after_s = 0, tiers = [1] }, { after_s = 600, tiers = [1, 2] } ]\n",
+        "",
+    );
+    assert_ne!(without_support, BASE);
+    let (status, previewed) = preview_config(&t, &without_support).await;
+    let (_, validated) = validate_config(&t, &without_support).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{previewed}");
+    assert_eq!(previewed["error"]["code"], "invalid_config");
+    assert_eq!(previewed, validated);
+}

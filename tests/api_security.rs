@@ -171,6 +171,31 @@ async fn read_and_admin_tokens_401_without_403_with_the_wrong_role() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["agent"]["status"], "not_ready");
     assert_eq!(body["agent"]["reason"], "meeting");
+    // A config preview shows the live state's future: the admin's, like the change itself.
+    let preview = |token: Option<&'static str>| {
+        let request = t
+            .http
+            .post(t.url("/v1/config/preview"))
+            .header("content-type", "application/toml")
+            .body("[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n");
+        match token {
+            Some(token) => request.bearer_auth(token).send(),
+            None => request.send(),
+        }
+    };
+    let r = preview(None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = preview(Some("wallboard-token")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Past the role check: what the body itself is worth (here refused, as a PUT would be, for
+    // leaving out [auth]).
+    let r = preview(Some("admin-token")).await.unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+        "{status}: {body}"
+    );
     t.stop().await;
 }
 

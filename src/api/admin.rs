@@ -89,6 +89,48 @@ pub async fn validate_config(
 }
 
 #[derive(Debug, Serialize)]
+pub struct PreviewJson {
+    /// Always true: a config `PUT` would refuse gets the same error as from `validate`.
+    pub valid: bool,
+    /// Always false: nothing was changed.
+    pub applied: bool,
+    pub queues: Vec<String>,
+    pub agents: usize,
+    pub rules: usize,
+    pub notes: Vec<String>,
+    /// Daemon settings that differ from the running ones but take a restart (always present).
+    pub restart_needed: Vec<String>,
+    /// What the change would do to the live state if applied now.
+    pub preview: crate::daemon::preview::PreviewReport,
+}
+
+/// `POST /v1/config/preview`: what `validate` checks, and what a `PUT` of the body would do
+/// now, worked out on a copy of the engine: the decisions it would make, the live interactions
+/// it would move, the agents whose tiers change. Nothing changes.
+pub async fn preview_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PreviewJson>, ApiError> {
+    let text = toml_body(&app, &headers, body).await?;
+    let (loaded, restart_needed, preview) = app
+        .reloader
+        .preview_source(&text, "request body")
+        .await
+        .map_err(check_error)?;
+    Ok(Json(PreviewJson {
+        valid: true,
+        applied: false,
+        queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
+        agents: loaded.routing.agents.len(),
+        rules: loaded.routing.rules.len(),
+        notes: crate::config::summary::notes(&loaded.routing),
+        restart_needed,
+        preview,
+    }))
+}
+
+#[derive(Debug, Serialize)]
 pub struct AppliedJson {
     pub applied: bool,
     /// Decisions the change caused at once (e.g. offers to a newly added L2 agent).
@@ -128,6 +170,12 @@ fn reload_error(e: ReloadError) -> ApiError {
         ReloadError::Engine(e) => e.into(),
         e @ ReloadError::Read { .. } => ApiError::unprocessable("invalid_config", e.to_string()),
         e @ ReloadError::Secret(_) => ApiError::unprocessable("secret_unavailable", e.to_string()),
+        e @ ReloadError::PreviewBusy => ApiError::unavailable("preview_busy", e.to_string()),
+        ReloadError::Preview(message) => ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "preview_failed",
+            format!("{message}; nothing was changed"),
+        ),
     }
 }
 

@@ -96,6 +96,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let admin = Router::new()
         .route("/v1/config", put(admin::put_config))
         .route("/v1/config/validate", post(admin::validate_config))
+        .route("/v1/config/preview", post(admin::preview_config))
         .route("/v1/agents/{id}/state", put(admin::force_agent_state))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let metrics = state.metrics.clone();

@@ -15,6 +15,7 @@ pub mod decision_log;
 pub mod durable;
 mod http;
 pub mod idempotency;
+pub mod preview;
 pub mod reload;
 pub mod shutdown;
 pub mod subscribers;

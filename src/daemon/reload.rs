@@ -49,6 +49,12 @@ pub enum ReloadError {
     Secret(SecretError),
     #[error(transparent)]
     Engine(#[from] SubmitError),
+    /// Another preview is being worked out (each holds a copy of the engine).
+    #[error("another config preview is being worked out; try again in a moment")]
+    PreviewBusy,
+    /// The preview could not be worked out (never a verdict on the config).
+    #[error("{0}")]
+    Preview(String),
 }
 
 fn first_problem(problems: &[ConfigError]) -> String {
@@ -104,6 +110,8 @@ pub struct Reloader {
     metrics: Metrics,
     /// Serializes reloads so two never interleave their check-then-apply.
     gate: tokio::sync::Mutex<()>,
+    /// One preview at a time: each holds a whole copy of the engine while it is worked out.
+    preview_gate: tokio::sync::Mutex<()>,
     /// Bumped each time a reload changes the auth keys, so whatever a token opened (an SSE
     /// stream) can check it again at once instead of on a timer.
     auth_changed: tokio::sync::watch::Sender<u64>,
@@ -132,6 +140,7 @@ impl Reloader {
             env,
             metrics,
             gate: tokio::sync::Mutex::new(()),
+            preview_gate: tokio::sync::Mutex::new(()),
             auth_changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -389,8 +398,11 @@ impl Reloader {
                     tracing::warn!(origin, error = %e, "config change refused");
                     me.metrics.config_reload(false)
                 }
-                // Not a verdict on the config: the engine was busy or stopping.
-                Err(ReloadError::Engine(_)) => {}
+                // Not a verdict on the config: the engine was busy or stopping (the preview
+                // errors never come from a change).
+                Err(
+                    ReloadError::Engine(_) | ReloadError::PreviewBusy | ReloadError::Preview(_),
+                ) => {}
             }
             result
         });
@@ -423,6 +435,62 @@ impl Reloader {
         } else {
             Err(ReloadError::Invalid(problems))
         }
+    }
+
+    /// What `source` would do if it were applied now (`POST /v1/config/preview`): everything
+    /// `check_source` refuses it for, else the change applied to a copy of the engine taken on
+    /// the engine task and worked out on a blocking thread. Nothing live changes. One at a
+    /// time (`PreviewBusy` meanwhile).
+    pub async fn preview_source(
+        &self,
+        source: &str,
+        origin: &str,
+    ) -> Result<
+        (
+            config::LoadedConfig,
+            Vec<String>,
+            super::preview::PreviewReport,
+        ),
+        ReloadError,
+    > {
+        let Ok(_one) = self.preview_gate.try_lock() else {
+            return Err(ReloadError::PreviewBusy);
+        };
+        let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
+        let (routing, origin) = (loaded.routing.clone(), origin.to_string());
+        let captured = self
+            .engine
+            .read_core(move |v| {
+                let problems = v.core.reconfigure_problems(&routing, &origin);
+                if problems.is_empty() {
+                    // The engine keeps no roster: the one in force is the daemon's.
+                    let roster: Vec<String> = v
+                        .core
+                        .config()
+                        .routing
+                        .agents
+                        .iter()
+                        .map(|a| a.id.clone())
+                        .collect();
+                    Ok((v.core.engine().capture(), roster))
+                } else {
+                    Err(problems)
+                }
+            })
+            .await?
+            .map_err(ReloadError::Invalid)?;
+        let routing = loaded.routing.clone();
+        let (captured, roster) = captured;
+        let report = tokio::task::spawn_blocking(move || {
+            super::preview::preview(captured, &roster, routing)
+        })
+        .await
+        .map_err(|e| ReloadError::Preview(format!("the preview's task failed: {e}")))?
+        .map_err(|e| ReloadError::Preview(e.to_string()))?;
+        let mut reloaded = loaded.daemon.clone();
+        self.started_with.overrides.apply(&mut reloaded);
+        let restart_needed = restart_needed(&self.started_with, &reloaded);
+        Ok((loaded, restart_needed, report))
     }
 
     async fn apply_source_once(

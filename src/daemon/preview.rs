@@ -1,0 +1,193 @@
+//! What a routing config change would do if it were applied now: worked out on a copy of the
+//! engine (`POST /v1/config/preview`), so an admin can see it before a `PUT` does it.
+//!
+//! The engine task only takes the copy (`Engine::capture`, a pointer per record, as a snapshot
+//! does) after checking the change against the live state; the copy is rebuilt, changed and
+//! compared on a blocking thread, never on the engine task. The live engine is not touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{Millis, RoutingConfig, Tier};
+use crate::engine::{Decision, Engine, EngineCapture, InteractionState, Owner};
+
+/// What the change would do, applied at `at` (the engine time of the copy).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviewReport {
+    #[serde(with = "crate::engine::decision::rfc3339_ms")]
+    pub at: Millis,
+    pub queues_added: Vec<String>,
+    pub queues_removed: Vec<String>,
+    /// Queues in both configs whose settings differ.
+    pub queues_changed: Vec<String>,
+    /// The decisions the change would make at once, numbered as a `PUT` at that moment would
+    /// number them (offers to newly eligible agents, revoked offers, overflows, escalations).
+    pub decisions: Vec<Decision>,
+    /// Live interactions the change would move: another queue, another ladder step (forward
+    /// or back), another priority, state or owner.
+    pub interactions: Vec<InteractionChange>,
+    /// Agents whose tiers the change alters, and agents the new roster leaves out (they keep
+    /// their state and tiers: see `in_roster`).
+    pub agents: Vec<AgentChange>,
+}
+
+/// Where a live interaction stands, before and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Place {
+    pub state: InteractionState,
+    pub owner: Owner,
+    pub queue: Option<Arc<str>>,
+    pub step: Option<usize>,
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InteractionChange {
+    pub interaction: Arc<str>,
+    pub before: Place,
+    /// `None`: the change would end it (e.g. an overflow to an external target).
+    pub after: Option<Place>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentChange {
+    pub agent: Arc<str>,
+    pub tiers_before: BTreeMap<Arc<str>, Tier>,
+    pub tiers_after: BTreeMap<Arc<str>, Tier>,
+    /// Whether the new roster has the agent. An agent the old roster had and the new one
+    /// leaves out is not removed: it keeps its status and tiers (and gets calls) until it
+    /// logs out or a restart; `false` here says so before it surprises anyone.
+    pub in_roster: bool,
+}
+
+/// Why a preview could not be worked out (never the change's own problems: those are found
+/// on the engine task first).
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("cannot copy the engine for the preview: {0}")]
+    Copy(String),
+    #[error("the copy of the engine refused the change: {0}")]
+    Refused(String),
+}
+
+/// Rebuild the engine from `captured`, apply `routing` to it and report the difference.
+/// `roster`: the ids of the roster in force (the engine keeps none).
+pub fn preview(
+    captured: EngineCapture,
+    roster: &[String],
+    routing: RoutingConfig,
+) -> Result<PreviewReport, PreviewError> {
+    let mut bytes = Vec::new();
+    captured
+        .write_snapshot(&mut bytes)
+        .map_err(|e| PreviewError::Copy(e.to_string()))?;
+    drop(captured);
+    let mut copy = Engine::read_snapshot(&mut bytes.as_slice())
+        .map_err(|e| PreviewError::Copy(e.to_string()))?;
+    drop(bytes);
+    let at = copy.now();
+    let old = copy.config().clone();
+    let places_before = places(&copy);
+    let tiers_before = tiers(&copy);
+    // Timers due by `at` have fired on the live engine (it never stops at a due one); should
+    // one be due on the copy, it fires first, as on the live engine before a change.
+    let _ = copy.advance(at);
+    let decisions = copy
+        .reconfigure(at, routing.clone())
+        .map_err(|e| PreviewError::Refused(e.to_string()))?;
+    let places_after = places(&copy);
+    let tiers_after = tiers(&copy);
+
+    let old_queues: BTreeMap<&str, _> = old.queues.iter().map(|q| (q.id.as_str(), q)).collect();
+    let new_queues: BTreeMap<&str, _> = routing.queues.iter().map(|q| (q.id.as_str(), q)).collect();
+    let queues_added = new_queues
+        .keys()
+        .filter(|id| !old_queues.contains_key(*id))
+        .map(|id| id.to_string())
+        .collect();
+    let queues_removed = old_queues
+        .keys()
+        .filter(|id| !new_queues.contains_key(*id))
+        .map(|id| id.to_string())
+        .collect();
+    let queues_changed = old_queues
+        .iter()
+        .filter(|(id, q)| new_queues.get(*id).is_some_and(|n| n != *q))
+        .map(|(id, _)| id.to_string())
+        .collect();
+
+    let interactions = places_before
+        .into_iter()
+        .filter_map(|(id, before)| {
+            let after = places_after.get(&id).cloned();
+            (after.as_ref() != Some(&before)).then_some(InteractionChange {
+                interaction: id,
+                before,
+                after,
+            })
+        })
+        .collect();
+
+    let old_roster: BTreeSet<&str> = roster.iter().map(String::as_str).collect();
+    let new_roster: BTreeSet<&str> = routing.agents.iter().map(|a| a.id.as_str()).collect();
+    let agents = tiers_after
+        .into_iter()
+        .filter_map(|(agent, after)| {
+            let before = tiers_before.get(&agent).cloned().unwrap_or_default();
+            let in_roster = new_roster.contains(&*agent);
+            let left_out = old_roster.contains(&*agent) && !in_roster;
+            (before != after || left_out).then_some(AgentChange {
+                agent,
+                tiers_before: before,
+                tiers_after: after,
+                in_roster,
+            })
+        })
+        .collect();
+
+    Ok(PreviewReport {
+        at,
+        queues_added,
+        queues_removed,
+        queues_changed,
+        decisions,
+        interactions,
+        agents,
+    })
+}
+
+/// Every live interaction (waiting in a queue, or on an agent's slot) and where it stands.
+fn places(engine: &Engine) -> BTreeMap<Arc<str>, Place> {
+    let mut ids: BTreeSet<Arc<str>> = BTreeSet::new();
+    for q in engine.queues() {
+        ids.extend(engine.waiting_in(&q.id));
+    }
+    for a in engine.agents() {
+        ids.extend(a.slots.into_iter().filter_map(|s| s.interaction));
+    }
+    ids.into_iter()
+        .filter_map(|id| {
+            let v = engine.interaction(&id)?;
+            (!v.state.is_final()).then_some((
+                id,
+                Place {
+                    state: v.state,
+                    owner: v.owner,
+                    queue: v.queue,
+                    step: v.step,
+                    priority: v.priority,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn tiers(engine: &Engine) -> BTreeMap<Arc<str>, BTreeMap<Arc<str>, Tier>> {
+    engine
+        .agents()
+        .into_iter()
+        .map(|a| (a.id, a.tiers))
+        .collect()
+}
