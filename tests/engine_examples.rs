@@ -2452,6 +2452,7 @@ fn why_kind(why: &Why) -> &'static str {
         Why::Transferred { .. } => "transferred",
         Why::EscalatedByAgent { .. } => "escalated_by_agent",
         Why::Drained { .. } => "drained",
+        Why::StepMovedBack { .. } => "step_moved_back",
     }
 }
 

@@ -229,6 +229,44 @@ fn a_changed_ladder_is_rederived_from_the_time_waited() {
     consistent(&d);
 }
 
+/// A change that puts a step reached back behind the time waited moves the call back to the
+/// earlier step, with its priority, and says so in its history; the step is entered and
+/// announced again at its new deadline.
+#[test]
+fn a_step_moved_later_than_the_time_waited_moves_the_call_back_and_records_it() {
+    let cfg = config(
+        vec![queue(
+            "support",
+            vec![step(0, &[1]), step(30, &[2]).boosted(5)],
+        )],
+        vec![agent("l1", &[("support", 1)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(secs(1), call("c1", "support"));
+    let reached = d.advance(secs(31));
+    assert_eq!(steps_reached(&reached), vec![("c1".into(), 1, secs(31))]);
+    assert_eq!(d.interaction("c1").priority, 5);
+    let mut slower = cfg.clone();
+    slower.queues[0].steps[1].after_ms = secs(60);
+    let ds = d.reload(secs(40), slower);
+    assert!(ds.is_empty(), "{ds:?}");
+    let c1 = d.interaction("c1");
+    assert_eq!((c1.step, c1.priority), (Some(0), 0));
+    let last = c1.history.last().expect("history");
+    assert_eq!(last.at, secs(40));
+    assert_eq!(
+        last.why,
+        Why::StepMovedBack {
+            queue: "support".into(),
+            step: 0
+        }
+    );
+    let again = d.advance(secs(61));
+    assert_eq!(steps_reached(&again), vec![("c1".into(), 1, secs(61))]);
+    assert_eq!(d.interaction("c1").priority, 5);
+    consistent(&d);
+}
+
 #[test]
 fn an_overflow_removed_while_the_call_rang_past_its_max_wait_no_longer_applies() {
     let mut q = overflow_to_target(queue("support", vec![step(0, &[1])]), 10, "sip:vm@pbx");

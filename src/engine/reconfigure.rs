@@ -444,6 +444,25 @@ impl Engine {
                 i.priority = i.priority.saturating_add(cfg.steps[k].priority_boost);
             }
             self.settle_steps(ik);
+            // Moved back (the change put its step's deadline later, or removed steps): recorded,
+            // since the steps after it will be entered and announced again.
+            let (state, now_at) = {
+                let i = self.ix(ik);
+                (i.state, i.step.map_or(0, usize::from))
+            };
+            if old_step.is_some() && now_at < old {
+                let queue = self.queues[q as usize].name.clone();
+                self.push_history(
+                    ik,
+                    Some(state),
+                    state,
+                    Why::StepMovedBack {
+                        queue,
+                        step: now_at,
+                    },
+                    now,
+                );
+            }
         }
         // Due or not is judged again under the new config: a queue that lost its overflow (or
         // whose max_wait grew) no longer sends away an interaction that was due under the old.

@@ -124,6 +124,13 @@ pub enum Why {
     Drained {
         queue: Arc<str>,
     },
+    /// A live reload changed the queue's ladder so that the interaction now stands at an earlier
+    /// `step` than it had reached (with that step's priority): the steps after it are entered,
+    /// announced and boosted again when their new deadlines come.
+    StepMovedBack {
+        queue: Arc<str>,
+        step: usize,
+    },
 }
 
 /// One entry of an interaction's history.
