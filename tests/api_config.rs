@@ -671,3 +671,121 @@ async fn a_preview_of_a_change_put_would_refuse_gets_the_same_error() {
     assert_eq!(previewed["error"]["code"], "invalid_config");
     assert_eq!(previewed, validated);
 }
+
+/// `PUT /v1/config` with `If-Match: if_match`: the status, the `ETag` answered, the JSON.
+async fn put_if_match(
+    t: &TestDaemon,
+    text: &str,
+    if_match: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let r = t
+        .http
+        .put(t.url("/v1/config"))
+        .header("content-type", "application/toml")
+        .header("if-match", if_match)
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    let etag = r
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status(), etag, r.json().await.unwrap())
+}
+
+async fn etag_of_config(t: &TestDaemon) -> String {
+    let r = t.http.get(t.url("/v1/config")).send().await.unwrap();
+    r.headers()
+        .get("etag")
+        .expect("GET /v1/config answers an ETag")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Two admins editing the same config: each PUTs with `If-Match` set to the `ETag` they read.
+/// The first applies; the second, made against a config no longer in force, is refused 412
+/// with nothing changed instead of silently undoing the first. Racing with the same tag,
+/// exactly one wins. `*` matches any config; the preview names the tag it worked against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_refuses_a_change_made_against_a_config_no_longer_in_force() {
+    let t = start(BASE).await;
+    let read = etag_of_config(&t).await;
+    assert_eq!(read.len(), 66, "{read}");
+    let (_, previewed) = preview_config(&t, BASE).await;
+    assert_eq!(previewed["preview"]["config_etag"], read.as_str());
+
+    let first = BASE.replace("offer_timeout_s = 30", "offer_timeout_s = 25");
+    let second = BASE.replace("offer_timeout_s = 30", "offer_timeout_s = 40");
+    let (status, etag, body) = put_if_match(&t, &first, &read).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = etag.expect("the PUT answers the new config's ETag");
+    assert_eq!(now, etag_of_config(&t).await);
+    assert_ne!(now, read);
+
+    let (status, _, body) = put_if_match(&t, &second, &read).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["error"]["code"], "precondition_failed");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&now),
+        "{body}"
+    );
+    assert_eq!(
+        get_config(&t).await,
+        first,
+        "the stale change was not applied"
+    );
+
+    // Same tag, two at once: exactly one applies.
+    let third = BASE.replace("offer_timeout_s = 30", "offer_timeout_s = 50");
+    let (a, b) = tokio::join!(
+        put_if_match(&t, &second, &now),
+        put_if_match(&t, &third, &now)
+    );
+    let mut statuses = vec![a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![StatusCode::OK, StatusCode::PRECONDITION_FAILED]
+    );
+
+    // `*` matches whatever is in force; a list matches any of its tags.
+    let (status, _, body) = put_if_match(&t, BASE, "*").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let base_tag = etag_of_config(&t).await;
+    let (status, _, body) = put_if_match(&t, &first, &format!("\"0000\", {base_tag}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.stop().await;
+}
+
+/// A `PUT` is not written to the config file, and says so in its notes when the daemon runs
+/// from one: the next reload of the file replaces it (as it does, here by SIGHUP).
+#[tokio::test]
+async fn a_put_says_it_is_not_written_to_the_file_a_reload_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tierline.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let mut options = DaemonOptions::new(tierline::config::load(&path).unwrap());
+    options.config_path = Some(path.clone());
+    let t = TestDaemon::start(options).await;
+    let (status, body) = put_config(&t, &a1_also_on_support()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let notes: Vec<&str> = body["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with(&format!("not written to {}", path.display()))),
+        "{notes:?}"
+    );
+    // The file is edited (a comment): the reload applies the file, not the PUT.
+    std::fs::write(&path, format!("{BASE}# edited\n")).unwrap();
+    assert!(t.daemon().sighup().await.unwrap().applied);
+    assert_eq!(get_config(&t).await, format!("{BASE}# edited\n"));
+    t.stop().await;
+}

@@ -29,12 +29,38 @@ pub async fn get_config(
     _: super::read::NoQuery,
 ) -> Result<Response, ApiError> {
     let source = app.engine.read(|v| v.core.config().source.clone()).await?;
+    let etag = crate::daemon::reload::config_etag(&source);
     let mut response = source.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/toml"),
     );
+    insert_etag(&mut response, &etag);
     Ok(response)
+}
+
+/// `ETag: "<sha-256 of the config text>"` (hex digits and quotes: always a valid header value).
+fn insert_etag(response: &mut Response, etag: &str) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+}
+
+/// The request's `If-Match`, its values joined as one list (`None`: no precondition). A value
+/// that is not visible ASCII cannot name any tag: 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = Vec::new();
+    for value in headers.get_all(header::IF_MATCH) {
+        let text = value.to_str().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_header",
+                "If-Match is not visible ASCII: give the ETag of GET /v1/config, quotes \
+                 included, or *",
+            )
+        })?;
+        values.push(text.to_string());
+    }
+    Ok((!values.is_empty()).then(|| values.join(",")))
 }
 
 async fn toml_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
@@ -149,16 +175,27 @@ pub async fn put_config(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<AppliedJson>, ApiError> {
+) -> Result<Response, ApiError> {
+    let precondition = if_match(&headers)?;
     let text = toml_body(&app, &headers, body).await?;
-    match app.reloader.apply_source(text, "PUT /v1/config").await {
-        Ok(report) => Ok(Json(AppliedJson {
-            applied: true,
-            decisions: report.decisions,
-            restart_needed: report.restart_needed,
-            notes: report.notes,
-            subscribers: report.subscribers,
-        })),
+    let etag = crate::daemon::reload::config_etag(&text);
+    match app
+        .reloader
+        .apply_source_if(text, crate::daemon::reload::PUT_ORIGIN, precondition)
+        .await
+    {
+        Ok(report) => {
+            let mut response = Json(AppliedJson {
+                applied: true,
+                decisions: report.decisions,
+                restart_needed: report.restart_needed,
+                notes: report.notes,
+                subscribers: report.subscribers,
+            })
+            .into_response();
+            insert_etag(&mut response, &etag);
+            Ok(response)
+        }
         Err(e) => Err(reload_error(e)),
     }
 }
@@ -175,6 +212,11 @@ fn reload_error(e: ReloadError) -> ApiError {
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "preview_failed",
             format!("{message}; nothing was changed"),
+        ),
+        e @ ReloadError::Stale { .. } => ApiError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!("{e}; nothing was changed"),
         ),
     }
 }

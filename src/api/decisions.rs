@@ -130,6 +130,9 @@ pub async fn long_poll(
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = app.engine.next_seq_watch();
     let mut auth_changes = app.reloader.auth_changes();
+    // Judged again now that changes are watched: a reload between the middleware's check and
+    // the subscription would otherwise go unseen, and a revoked token would wait out `wait_ms`.
+    app.auth().authorize(&headers, Role::Read)?;
     // False once the reloader is gone (shutting down): no more changes to wait for.
     let mut auth_live = true;
     let mut after = q.after;
@@ -193,6 +196,10 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
+    // Watched from here, then judged again (as the long-poll does): a reload between the
+    // middleware's check and the subscription cannot leave a revoked token's stream open.
+    let auth_changes = app.reloader.auth_changes();
+    app.auth().authorize(&headers, Role::Read)?;
     let from_header = headers.contains_key("last-event-id");
     let after = match headers.get("last-event-id") {
         Some(v) => Some(
@@ -242,7 +249,7 @@ pub async fn stream(
     };
     let state = StreamState {
         credentials: credentials(&headers),
-        auth_changes: app.reloader.auth_changes(),
+        auth_changes,
         seq: app.engine.next_seq_watch(),
         after: Some(first.next),
         pending: first.decisions.into(),

@@ -18,6 +18,9 @@ use crate::engine::{Decision, Engine, EngineCapture, InteractionState, Owner};
 pub struct PreviewReport {
     #[serde(with = "crate::engine::decision::rfc3339_ms")]
     pub at: Millis,
+    /// The `ETag` of the config in force the preview was worked out against: a `PUT` with
+    /// `If-Match` set to it applies only if no other change came in between.
+    pub config_etag: String,
     pub queues_added: Vec<String>,
     pub queues_removed: Vec<String>,
     /// Queues in both configs whose settings differ.
@@ -149,6 +152,7 @@ pub fn preview(
 
     Ok(PreviewReport {
         at,
+        config_etag: String::new(),
         queues_added,
         queues_removed,
         queues_changed,

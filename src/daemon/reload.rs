@@ -55,6 +55,38 @@ pub enum ReloadError {
     /// The preview could not be worked out (never a verdict on the config).
     #[error("{0}")]
     Preview(String),
+    /// `If-Match` named another config than the one in force (someone changed it meanwhile).
+    #[error(
+        "the config in force is {current}, not the one If-Match names ({expected}): it changed \
+         since it was read; GET /v1/config again, merge, and retry"
+    )]
+    Stale { current: String, expected: String },
+}
+
+/// The origin `PUT /v1/config` gives its changes (in the log and the journal).
+pub const PUT_ORIGIN: &str = "PUT /v1/config";
+
+/// The entity tag of a config text (`ETag` of `GET /v1/config`, `If-Match` of a `PUT`): its
+/// SHA-256, quoted.
+pub fn config_etag(source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(source.as_bytes());
+    let mut tag = String::with_capacity(66);
+    tag.push('"');
+    for b in digest {
+        tag.push_str(&format!("{b:02x}"));
+    }
+    tag.push('"');
+    tag
+}
+
+/// Whether an `If-Match` value (`*`, or entity tags separated by commas) matches `etag`. Weak
+/// tags (`W/"…"`) never do: `If-Match` compares strongly.
+pub fn if_match_allows(if_match: &str, etag: &str) -> bool {
+    if_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag)
 }
 
 fn first_problem(problems: &[ConfigError]) -> String {
@@ -112,6 +144,9 @@ pub struct Reloader {
     gate: tokio::sync::Mutex<()>,
     /// One preview at a time: each holds a whole copy of the engine while it is worked out.
     preview_gate: tokio::sync::Mutex<()>,
+    /// Whether the routing config in force came from `PUT /v1/config` (not from the file): a
+    /// reload of the file then replaces it, which is logged as such.
+    put_in_force: std::sync::atomic::AtomicBool,
     /// Bumped each time a reload changes the auth keys, so whatever a token opened (an SSE
     /// stream) can check it again at once instead of on a timer.
     auth_changed: tokio::sync::watch::Sender<u64>,
@@ -141,6 +176,7 @@ impl Reloader {
             metrics,
             gate: tokio::sync::Mutex::new(()),
             preview_gate: tokio::sync::Mutex::new(()),
+            put_in_force: std::sync::atomic::AtomicBool::new(false),
             auth_changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -201,7 +237,16 @@ impl Reloader {
             tracing::debug!(file = %origin, "config file unchanged");
             return self.reload_secrets().await;
         }
-        self.apply_source(text, &origin).await
+        let over_a_put = self.put_in_force.load(std::sync::atomic::Ordering::Relaxed);
+        let result = self.apply_source(text, &origin).await;
+        if over_a_put && result.as_ref().is_ok_and(|r| r.applied) {
+            tracing::warn!(
+                file = %origin,
+                "the config file replaced the routing config a PUT /v1/config had put in force \
+                 (a PUT is not written to the file: write it there to keep it)"
+            );
+        }
+        result
     }
 
     /// Read every secret again and put them in force if all could be read.
@@ -383,10 +428,22 @@ impl Reloader {
         source: String,
         origin: &str,
     ) -> Result<ReloadReport, ReloadError> {
+        self.apply_source_if(source, origin, None).await
+    }
+
+    /// `apply_source`, only if the config in force matches `if_match` (an `If-Match` value,
+    /// judged under the reload gate, so no other change slips in between the check and the
+    /// apply); `Stale` otherwise, and nothing changes.
+    pub async fn apply_source_if(
+        self: &Arc<Self>,
+        source: String,
+        origin: &str,
+        if_match: Option<String>,
+    ) -> Result<ReloadReport, ReloadError> {
         let me = Arc::clone(self);
         let origin = origin.to_string();
         let change = tokio::spawn(async move {
-            let result = me.apply_source_once(source, &origin).await;
+            let result = me.apply_source_once(source, &origin, if_match).await;
             match &result {
                 Ok(_) => me.metrics.config_reload(true),
                 // Logged here, where every change ends (a `PUT` answered 408 included).
@@ -401,7 +458,10 @@ impl Reloader {
                 // Not a verdict on the config: the engine was busy or stopping (the preview
                 // errors never come from a change).
                 Err(
-                    ReloadError::Engine(_) | ReloadError::PreviewBusy | ReloadError::Preview(_),
+                    ReloadError::Engine(_)
+                    | ReloadError::PreviewBusy
+                    | ReloadError::Preview(_)
+                    | ReloadError::Stale { .. },
                 ) => {}
             }
             result
@@ -472,7 +532,8 @@ impl Reloader {
                         .iter()
                         .map(|a| a.id.clone())
                         .collect();
-                    Ok((v.core.engine().capture(), roster))
+                    let etag = config_etag(&v.core.config().source);
+                    Ok((v.core.engine().capture(), roster, etag))
                 } else {
                     Err(problems)
                 }
@@ -480,13 +541,17 @@ impl Reloader {
             .await?
             .map_err(ReloadError::Invalid)?;
         let routing = loaded.routing.clone();
-        let (captured, roster) = captured;
+        let (captured, roster, etag) = captured;
         let report = tokio::task::spawn_blocking(move || {
             super::preview::preview(captured, &roster, routing)
         })
         .await
         .map_err(|e| ReloadError::Preview(format!("the preview's task failed: {e}")))?
         .map_err(|e| ReloadError::Preview(e.to_string()))?;
+        let report = super::preview::PreviewReport {
+            config_etag: etag,
+            ..report
+        };
         let mut reloaded = loaded.daemon.clone();
         self.started_with.overrides.apply(&mut reloaded);
         let restart_needed = restart_needed(&self.started_with, &reloaded);
@@ -497,8 +562,18 @@ impl Reloader {
         &self,
         source: String,
         origin: &str,
+        if_match: Option<String>,
     ) -> Result<ReloadReport, ReloadError> {
         let _gate = self.gate.lock().await;
+        if let Some(expected) = if_match {
+            let current = self
+                .engine
+                .read_core(|v| config_etag(&v.core.config().source))
+                .await?;
+            if !if_match_allows(&expected, &current) {
+                return Err(ReloadError::Stale { current, expected });
+            }
+        }
         let Vetted {
             loaded,
             fresh,
@@ -556,7 +631,17 @@ impl Reloader {
             decisions = decisions.len(),
             "routing config applied"
         );
-        let notes = log_notes(&loaded.routing, origin);
+        let mut notes = log_notes(&loaded.routing, origin);
+        let from_put = origin == PUT_ORIGIN;
+        self.put_in_force
+            .store(from_put, std::sync::atomic::Ordering::Relaxed);
+        if let (true, Some(path)) = (from_put, &self.path) {
+            notes.push(format!(
+                "not written to {}: a reload of that file (SIGHUP, its watch, a restart) \
+                 replaces this config; write it there to keep it",
+                path.display()
+            ));
+        }
         let (subscribers, rotated) = self
             .subscribers
             .apply(&reloaded.subscribers, planned, start_after)
@@ -633,6 +718,19 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_match_compares_strongly_and_takes_a_list_or_a_star() {
+        let tag = config_etag("[[queue]]\nid = \"q\"\n");
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 66);
+        assert_ne!(tag, config_etag("[[queue]]\nid = \"r\"\n"));
+        assert!(if_match_allows(&tag, &tag));
+        assert!(if_match_allows("*", &tag));
+        assert!(if_match_allows(&format!("\"x\" , {tag}"), &tag));
+        assert!(!if_match_allows(&format!("W/{tag}"), &tag));
+        assert!(!if_match_allows("\"x\"", &tag));
+        assert!(!if_match_allows("", &tag));
+    }
 
     #[test]
     fn a_listen_change_needs_a_restart_but_idempotency_and_subscribers_do_not() {
