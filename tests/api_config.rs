@@ -789,3 +789,35 @@ async fn a_put_says_it_is_not_written_to_the_file_a_reload_replaces_it() {
     assert_eq!(get_config(&t).await, format!("{BASE}# edited\n"));
     t.stop().await;
 }
+
+/// A problem found against the live state names the line where the text writes its field, as
+/// the file's own problems do (it came with no line).
+#[tokio::test]
+async fn a_live_state_problem_names_the_line_of_its_field() {
+    let t = start(BASE).await;
+    t.apply(call("e1", "c1")).await;
+    let no_voice = BASE.replacen("channels = [\"voice\"]", "channels = [\"chat\"]", 1);
+    let line = no_voice
+        .lines()
+        .position(|l| l == "channels = [\"chat\"]")
+        .unwrap()
+        + 1;
+    for (status, body) in [
+        validate_config(&t, &no_voice).await,
+        put_config(&t, &no_voice).await,
+        preview_config(&t, &no_voice).await,
+    ] {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let problem = &body["error"]["problems"][0];
+        assert_eq!(problem["field"], "queue[0].channels", "{body}");
+        assert!(
+            problem["message"]
+                .as_str()
+                .unwrap()
+                .contains("no longer serve voice"),
+            "{body}"
+        );
+        assert_eq!(problem["line"], line, "{body}");
+    }
+    t.stop().await;
+}

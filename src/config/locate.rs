@@ -46,6 +46,11 @@ impl FieldPath {
         FieldPath(segments.to_vec())
     }
 
+    /// How many segments it has (`queue[1].steps` has 3).
+    pub(crate) fn depth(&self) -> usize {
+        self.0.len()
+    }
+
     /// This path extended by an array index.
     pub(crate) fn index(&self, i: usize) -> Self {
         let mut p = self.clone();

@@ -75,6 +75,28 @@ pub struct LoadedConfig {
 }
 
 /// Parse and validate config text. `origin` names the file in error messages.
+/// Give problems found against the live state (a field path, no line: the engine knows no
+/// text) the line and column where `text` writes their field. Only fields below a top-level
+/// entry (`queue[0].channels`, not `queue`) are located: a bare `queue` names a queue the text
+/// no longer has, which is nowhere in it.
+pub fn locate_fields(text: &str, problems: &mut [ConfigError]) {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return;
+    };
+    let loc = locate::Locator::new("", text, &doc);
+    for p in problems.iter_mut().filter(|p| p.line.is_none()) {
+        let Some(path) = locate::FieldPath::parse(&p.field) else {
+            continue;
+        };
+        if path.depth() < 2 {
+            continue;
+        }
+        let located = loc.error(&path, String::new());
+        p.line = located.line;
+        p.column = located.column;
+    }
+}
+
 pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigErrors> {
     let doc = match toml_edit::ImDocument::parse(text) {
         Ok(doc) => doc,

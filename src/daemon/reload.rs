@@ -486,13 +486,14 @@ impl Reloader {
     ) -> Result<config::LoadedConfig, ReloadError> {
         let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
-        let problems = self
+        let mut problems = self
             .engine
             .read_core(move |v| v.core.reconfigure_problems(&routing, &origin))
             .await?;
         if problems.is_empty() {
             Ok(loaded)
         } else {
+            config::locate_fields(source, &mut problems);
             Err(ReloadError::Invalid(problems))
         }
     }
@@ -539,7 +540,10 @@ impl Reloader {
                 }
             })
             .await?
-            .map_err(ReloadError::Invalid)?;
+            .map_err(|mut problems| {
+                config::locate_fields(source, &mut problems);
+                ReloadError::Invalid(problems)
+            })?;
         let routing = loaded.routing.clone();
         let (captured, roster, etag) = captured;
         let report = tokio::task::spawn_blocking(move || {
@@ -598,8 +602,9 @@ impl Reloader {
         };
         let decisions = match outcome {
             Some(Outcome::Applied(decisions)) => decisions,
-            Some(Outcome::ConfigRefused(problems)) => {
+            Some(Outcome::ConfigRefused(mut problems)) => {
                 self.subscribers.forget(prepared).await;
+                config::locate_fields(&loaded.source, &mut problems);
                 return Err(ReloadError::Invalid(problems));
             }
             _ => return Err(ReloadError::Engine(SubmitError::Stopped)),
