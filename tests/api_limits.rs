@@ -425,3 +425,62 @@ async fn plain_http_on_the_tls_port_is_a_400_tls_required_and_https_still_works(
     assert_eq!(r.status(), StatusCode::OK);
     t.stop().await;
 }
+
+/// An administrator's command is not refused by the event flood it may be meant to relieve:
+/// with the command queue full, events get 503 `overloaded` at once, while a forced agent state
+/// (like a config change) waits for room and is applied as soon as the engine takes commands
+/// again, ahead of the events that retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_command_waits_for_room_in_a_full_queue_instead_of_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, gate) = stallable(dir.path(), |_| {}).await;
+    t.apply(login("login", "a1")).await;
+    gate.set(true);
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    post_later(&t, call("e0", "c0"), &done);
+    gate.stalled().await;
+    post_later(&t, call("e1", "c1"), &done);
+    // e1 fills the one-deep queue.
+    tokio::time::timeout(GIVE_UP, async {
+        while t.daemon().engine().queued() < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("e1 queued");
+    let (status, body) = t.events(call("e2", "c2")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(code(&body), "overloaded", "{body}");
+    let (http, url) = (t.http.clone(), t.url("/v1/agents/a1/state"));
+    let forced = tokio::spawn(async move {
+        let r = http
+            .put(url)
+            .json(&serde_json::json!({"state": "not_ready", "reason": "supervisor"}))
+            .send()
+            .await
+            .expect("answered");
+        (r.status(), r.json::<Value>().await.expect("JSON"))
+    });
+    // Give the admin request time to reach the full queue (an ordering aid, not a timing
+    // assertion: the answer is checked, not when it came).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !forced.is_finished(),
+        "the admin command was answered while the queue was full"
+    );
+    gate.set(false);
+    let (status, body) = tokio::time::timeout(GIVE_UP, forced)
+        .await
+        .expect("the admin command is answered once the engine takes commands")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "not_ready", "{body}");
+    for _ in 0..2 {
+        let (_, status, _, body) = tokio::time::timeout(GIVE_UP, answers.recv())
+            .await
+            .expect("the queued events are answered")
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    t.stop().await;
+}

@@ -256,7 +256,7 @@ pub async fn force_agent_state(
     let request: StateRequest = read_json_object(&app, &headers, body).await?;
     let mut outcomes = app
         .engine
-        .apply(vec![Input::AgentState {
+        .apply_admin(vec![Input::AgentState {
             agent: agent.clone(),
             state: request.state,
             reason: request.reason,

@@ -232,7 +232,10 @@ impl Reloader {
                 });
             }
         };
-        let current = self.engine.read(|v| v.core.config().source.clone()).await?;
+        let current = self
+            .engine
+            .read_core_admin(|v| v.core.config().source.clone())
+            .await?;
         if current == text {
             tracing::debug!(file = %origin, "config file unchanged");
             return self.reload_secrets().await;
@@ -488,7 +491,7 @@ impl Reloader {
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let mut problems = self
             .engine
-            .read_core(move |v| v.core.reconfigure_problems(&routing, &origin))
+            .read_core_admin(move |v| v.core.reconfigure_problems(&routing, &origin))
             .await?;
         if problems.is_empty() {
             Ok(loaded)
@@ -521,7 +524,7 @@ impl Reloader {
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let captured = self
             .engine
-            .read_core(move |v| {
+            .read_core_admin(move |v| {
                 let problems = v.core.reconfigure_problems(&routing, &origin);
                 if problems.is_empty() {
                     // The engine keeps no roster: the one in force is the daemon's.
@@ -572,7 +575,7 @@ impl Reloader {
         if let Some(expected) = if_match {
             let current = self
                 .engine
-                .read_core(|v| config_etag(&v.core.config().source))
+                .read_core_admin(|v| config_etag(&v.core.config().source))
                 .await?;
             if !if_match_allows(&expected, &current) {
                 return Err(ReloadError::Stale { current, expected });
@@ -591,7 +594,7 @@ impl Reloader {
         // Only a change the engine certainly did not apply takes its starting points back: one
         // that may be journaled (a journal failure, the engine stopping) leaves them, so a
         // replay's decisions of the change are still delivered (at-least-once).
-        let outcome = match self.engine.apply(vec![input]).await {
+        let outcome = match self.engine.apply_admin(vec![input]).await {
             Ok(mut outcomes) => outcomes.pop(),
             Err(e) => {
                 if matches!(e, SubmitError::Busy { .. }) {

@@ -218,6 +218,10 @@ pub enum SubmitError {
     Journal(#[from] SinkError),
 }
 
+/// How long an administrator's command waits for room in a full command channel before it is
+/// refused `Busy` (`EngineHandle::apply_admin`).
+pub const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The cheap, cloneable way to talk to the engine task.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -232,6 +236,43 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.submit(Command::Apply { inputs, reply })?;
         rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// `apply` for an administrator's change (a config change, a forced agent state): when the
+    /// command channel is full it waits for room, up to `ADMIN_WAIT`, instead of answering
+    /// `Busy` at once. A freed slot goes to a waiting sender before any event's `try_send`
+    /// (tokio's channel serves waiters first), so under an event flood an admin's change gets
+    /// the next slot: the config change that would relieve an overload is not refused by it.
+    pub async fn apply_admin(&self, inputs: Vec<Input>) -> Result<Vec<Outcome>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit_waiting(Command::Apply { inputs, reply })
+            .await?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// `read_core` that waits for room like `apply_admin` (the checks of an admin's change).
+    pub async fn read_core_admin<R, F>(&self, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.submit_waiting(Command::ReadCore(Box::new(move |view| {
+            let answer = f(view);
+            Box::new(move || {
+                let _ = reply.send(answer);
+            })
+        })))
+        .await?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    async fn submit_waiting(&self, command: Command) -> Result<(), SubmitError> {
+        match tokio::time::timeout(ADMIN_WAIT, self.tx.send(command)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SubmitError::Stopped),
+            Err(_) => Err(SubmitError::Busy { depth: self.depth }),
+        }
     }
 
     /// Run `f` on the engine task against the current state and return its result. The
