@@ -511,6 +511,40 @@ fn an_offer_drained_with_its_queue_is_answered_and_wrapped_up_in_the_new_queue()
     consistent(&d);
 }
 
+/// A call drained into another queue starts that queue's ladder from the time it has waited:
+/// the steps it reaches there are entered and announced (`escalated`, `step_reached` in the
+/// history) like any other, and it is never said to have moved back, whatever step it had in
+/// the queue that went away.
+#[test]
+fn a_drained_call_enters_the_steps_of_its_new_queue_it_has_waited_for() {
+    let mut old = queue("old", vec![step(0, &[1]), step(5, &[1]), step(8, &[1])]);
+    old.drain_to = Some("new".into());
+    let new = queue("new", vec![step(0, &[1]), step(10, &[1])]);
+    let cfg = config(
+        vec![old, new.clone()],
+        vec![agent("a1", &[("old", 2), ("new", 2)])],
+    );
+    let mut d = Driver::new(cfg);
+    d.at(secs(1), call("c1", "old"));
+    d.advance(secs(12));
+    assert_eq!(d.interaction("c1").step, Some(2));
+    let without_old = config(vec![new], vec![agent("a1", &[("new", 2)])]);
+    let ds = d.reload(secs(12), without_old);
+    assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(12))]);
+    let c1 = d.interaction("c1");
+    assert_eq!((c1.queue.as_deref(), c1.step), (Some("new"), Some(1)));
+    let kinds: Vec<&Why> = c1.history.iter().map(|t| &t.why).collect();
+    assert!(
+        !kinds.iter().any(|w| matches!(w, Why::StepMovedBack { .. })),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds.last(), Some(Why::StepReached { queue, step: 1 }) if &**queue == "new"),
+        "{kinds:?}"
+    );
+    consistent(&d);
+}
+
 /// The agents picked for `n` calls, each ended at once so all five are free for the next.
 fn random_picks(d: &mut Driver, n: u64) -> Vec<String> {
     (0..n)

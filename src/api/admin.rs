@@ -28,7 +28,10 @@ pub async fn get_config(
     State(app): State<AppState>,
     _: super::read::NoQuery,
 ) -> Result<Response, ApiError> {
-    let source = app.engine.read(|v| v.core.config().source.clone()).await?;
+    let source = app
+        .engine
+        .read_core_admin(|v| v.core.config().source.clone())
+        .await?;
     let etag = crate::daemon::reload::config_etag(&source);
     let mut response = source.into_response();
     response.headers_mut().insert(
@@ -273,9 +276,11 @@ pub async fn force_agent_state(
             ))
         }
     };
+    // Waiting for room like the change itself: a full queue must not turn an applied change
+    // into a "nothing was applied" 503.
     let view = app
         .engine
-        .read(move |v| v.core.engine().agent(&agent))
+        .read_core_admin(move |v| v.core.engine().agent(&agent))
         .await?;
     Ok(Json(StateJson {
         agent: view.map(AgentJson::from),

@@ -81,6 +81,7 @@ pub fn preview(
     captured: EngineCapture,
     roster: &[String],
     routing: RoutingConfig,
+    now: Millis,
 ) -> Result<PreviewReport, PreviewError> {
     let mut bytes = Vec::new();
     captured
@@ -90,13 +91,14 @@ pub fn preview(
     let mut copy = Engine::read_snapshot(&mut bytes.as_slice())
         .map_err(|e| PreviewError::Copy(e.to_string()))?;
     drop(bytes);
-    let at = copy.now();
+    // A `PUT` now applies at the clock's time: the engine first fires the timers due by then
+    // (their decisions are not the change's), then applies the change. So does the copy, and
+    // "before" is the state after those timers, so what they do is not put on the change.
+    let at = now.max(copy.now());
+    let _ = copy.advance(at);
     let old = copy.config().clone();
     let places_before = places(&copy);
     let tiers_before = tiers(&copy);
-    // Timers due by `at` have fired on the live engine (it never stops at a due one); should
-    // one be due on the copy, it fires first, as on the live engine before a change.
-    let _ = copy.advance(at);
     let decisions = copy
         .reconfigure(at, routing.clone())
         .map_err(|e| PreviewError::Refused(e.to_string()))?;
@@ -194,4 +196,60 @@ fn tiers(engine: &Engine) -> BTreeMap<Arc<str>, BTreeMap<Arc<str>, Tier>> {
         .into_iter()
         .map(|a| (a.id, a.tiers))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Channel, Overflow, QueueConfig};
+    use crate::engine::{DecisionKind, Event};
+
+    const T0: Millis = 1_800_000_000_000;
+
+    fn desk(max_wait_s: u64) -> RoutingConfig {
+        let mut routing = RoutingConfig::empty();
+        let mut q = QueueConfig::with_defaults("support");
+        q.max_wait_ms = Some(max_wait_s * 1000);
+        q.overflow = Some(Overflow::Target("sip:vm@pbx".into()));
+        routing.queues.push(q);
+        routing
+    }
+
+    /// The preview applies the change at the clock's time, as a `PUT` then would, not at the
+    /// engine's last event: a call that has waited 300 s overflows under a `max_wait_s` cut to
+    /// 120 s although the engine last moved when it arrived.
+    #[test]
+    fn a_preview_applies_the_change_at_the_time_it_is_asked_not_at_the_last_event() {
+        let mut engine = Engine::new(desk(600), T0);
+        let arrived = Event::InteractionArrived {
+            interaction: "c1".into(),
+            channel: Channel::Voice,
+            queue: Some("support".into()),
+            priority: None,
+            skills: vec![],
+            customer: None,
+            attributes: Default::default(),
+        };
+        engine.handle(T0, &arrived).unwrap();
+        let later = T0 + 300_000;
+        let report = preview(engine.capture(), &[], desk(120), later).unwrap();
+        assert_eq!(report.at, later);
+        assert!(
+            report.decisions.iter().any(|d| matches!(
+                &d.kind,
+                DecisionKind::Overflow { interaction, .. } if &**interaction == "c1"
+            )),
+            "{:?}",
+            report.decisions
+        );
+        let [moved] = report.interactions.as_slice() else {
+            panic!("{:?}", report.interactions);
+        };
+        assert_eq!((&*moved.interaction, &moved.after), ("c1", &None));
+        // The same change asked for at the arrival moves nothing.
+        let mut engine = Engine::new(desk(600), T0);
+        engine.handle(T0, &arrived).unwrap();
+        let report = preview(engine.capture(), &[], desk(120), T0).unwrap();
+        assert!(report.interactions.is_empty(), "{:?}", report.interactions);
+    }
 }

@@ -143,7 +143,7 @@ pub struct Reloader {
     /// Serializes reloads so two never interleave their check-then-apply.
     gate: tokio::sync::Mutex<()>,
     /// One preview at a time: each holds a whole copy of the engine while it is worked out.
-    preview_gate: tokio::sync::Mutex<()>,
+    preview_gate: Arc<tokio::sync::Mutex<()>>,
     /// Whether the routing config in force came from `PUT /v1/config` (not from the file): a
     /// reload of the file then replaces it, which is logged as such.
     put_in_force: std::sync::atomic::AtomicBool,
@@ -175,7 +175,7 @@ impl Reloader {
             env,
             metrics,
             gate: tokio::sync::Mutex::new(()),
-            preview_gate: tokio::sync::Mutex::new(()),
+            preview_gate: Arc::new(tokio::sync::Mutex::new(())),
             put_in_force: std::sync::atomic::AtomicBool::new(false),
             auth_changed: tokio::sync::watch::Sender::new(0),
         }
@@ -517,7 +517,7 @@ impl Reloader {
         ),
         ReloadError,
     > {
-        let Ok(_one) = self.preview_gate.try_lock() else {
+        let Ok(one) = Arc::clone(&self.preview_gate).try_lock_owned() else {
             return Err(ReloadError::PreviewBusy);
         };
         let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
@@ -537,7 +537,7 @@ impl Reloader {
                         .map(|a| a.id.clone())
                         .collect();
                     let etag = config_etag(&v.core.config().source);
-                    Ok((v.core.engine().capture(), roster, etag))
+                    Ok((v.core.engine().capture(), roster, etag, v.now))
                 } else {
                     Err(problems)
                 }
@@ -548,9 +548,12 @@ impl Reloader {
                 ReloadError::Invalid(problems)
             })?;
         let routing = loaded.routing.clone();
-        let (captured, roster, etag) = captured;
+        let (captured, roster, etag, now) = captured;
+        // The guard goes with the work: a preview whose request is dropped (timeout, client
+        // gone) still holds its copy until its blocking thread ends, and no other starts.
         let report = tokio::task::spawn_blocking(move || {
-            super::preview::preview(captured, &roster, routing)
+            let _one = one;
+            super::preview::preview(captured, &roster, routing, now)
         })
         .await
         .map_err(|e| ReloadError::Preview(format!("the preview's task failed: {e}")))?

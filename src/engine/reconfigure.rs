@@ -316,7 +316,8 @@ impl Engine {
             }
             let state = self.ix(ik).state;
             if matches!(state, InteractionState::Waiting | InteractionState::Offered) {
-                self.rederive_ladder(ik, kept);
+                let drained = self.ix(ik).queue != Some(q);
+                self.rederive_ladder(ik, kept, drained);
             }
             // An offer ringing an agent who no longer serves the queue it is in (its tier there
             // was removed, or the queue drained into one it has no tier in) is taken back.
@@ -387,8 +388,9 @@ impl Engine {
     /// `entered_queue_at` under the current config. `kept`: how many leading steps of its
     /// queue's ladder the change left as they were; if the step it reached is one of them, it
     /// stands (a step is reached once: never lower, and never entered, announced or boosted
-    /// twice).
-    fn rederive_ladder(&mut self, ik: IKey, kept: usize) {
+    /// twice). `drained`: it just moved to another queue (its step was the old queue's: it
+    /// starts that queue's ladder afresh, and no step of it was reached before).
+    fn rederive_ladder(&mut self, ik: IKey, kept: usize, drained: bool) {
         let now = self.now;
         let (q, old_step, entered, step_timer, wait_timer, escalated) = {
             let i = self.ix_mut(ik);
@@ -409,7 +411,11 @@ impl Engine {
             i.priority = i.base_priority;
         }
         if !escalated {
-            let old = old_step.map_or(0, usize::from);
+            let old = if drained {
+                0
+            } else {
+                old_step.map_or(0, usize::from)
+            };
             let by_time = cfg
                 .steps
                 .iter()
