@@ -110,5 +110,6 @@ fi
 
 cargo bench --bench engine -- --noplot 2>&1 | tee "$out/engine.log"
 cargo bench --bench engine_memory 2>&1 | tee "$out/memory.log"
+cargo bench --bench config_preview 2>&1 | tee "$out/preview.log"
 grep -v -E '^ *(Finished|Running|Compiling|Blocking)' "$out/memory.log" > "$out/memory.md" || true
 summary
