@@ -453,3 +453,40 @@ async fn a_refused_change_leaves_no_starting_point_behind() {
     );
     t.stop().await;
 }
+
+/// A subscriber started again with new settings and a new secret counts as a secret change in
+/// the reload's report (`secrets_changed`), as a kept one's rotation does; started again with
+/// the same secret, it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_subscriber_with_a_new_secret_is_a_secret_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("pbx-secret");
+    std::fs::write(&secret_file, "first-secret\n").unwrap();
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let pbx = |path: &str| {
+        entry(
+            "pbx",
+            &format!("{base}/{path}"),
+            &format!("secret_file = \"{}\"", secret_file.display()),
+        )
+    };
+    let t = start(&config(1, &pbx("a")), None).await;
+    let reloader = t.daemon().reloader().clone();
+    // A new URL, the same secret.
+    let report = reloader
+        .apply_source(config(1, &pbx("b")), "test")
+        .await
+        .unwrap();
+    assert_eq!(report.subscribers.restarted, vec!["pbx".to_string()]);
+    assert!(!report.secrets_changed, "{report:?}");
+    // A new URL and a new secret.
+    std::fs::write(&secret_file, "second-secret\n").unwrap();
+    let report = reloader
+        .apply_source(config(1, &pbx("c")), "test")
+        .await
+        .unwrap();
+    assert_eq!(report.subscribers.restarted, vec!["pbx".to_string()]);
+    assert!(report.secrets_changed, "{report:?}");
+    t.stop().await;
+}

@@ -223,7 +223,7 @@ impl Subscribers {
     /// Make the running subscribers those of `wanted`; `built` holds each entry of `wanted`
     /// made ready to run (its secret freshly read), in the same order. A new entry without an
     /// ack record starts after seq `start_after`. Once shutdown has begun nothing new is
-    /// started. Also whether a kept subscriber's secret changed (rotated).
+    /// started. Also whether a kept or restarted subscriber's secret changed (rotated).
     pub async fn apply(
         &self,
         wanted: &[SubscriberConfig],
@@ -249,7 +249,11 @@ impl Subscribers {
                     }
                     kept.push(r);
                 }
-                Some(_) => {
+                Some((_, fresh)) => {
+                    // A secret that differs from the stopped task's is a rotation too.
+                    if let (Some(cell), Some(new)) = (&r.secret, &fresh.secret) {
+                        rotated |= cell.get() != new.get();
+                    }
                     let (name, label) = (r.name().to_string(), r.label.clone());
                     let reached = r.stop().await;
                     restarting.push((name, label, reached));
