@@ -750,6 +750,22 @@ async fn if_match_refuses_a_change_made_against_a_config_no_longer_in_force() {
         vec![StatusCode::OK, StatusCode::PRECONDITION_FAILED]
     );
 
+    // A tag that can never match is the request's mistake: 400, saying how to send it.
+    let bare = now.trim_matches('"').to_string();
+    for (bad, says) in [
+        (format!("W/{now}"), "weak"),
+        (bare, "not an entity-tag"),
+        ("garbage".to_string(), "not an entity-tag"),
+    ] {
+        let (status, _, body) = put_if_match(&t, &second, &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_header", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(says) && message.contains("quotes included"),
+            "{message}"
+        );
+    }
     // `*` matches whatever is in force; a list matches any of its tags.
     let (status, _, body) = put_if_match(&t, BASE, "*").await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -63,7 +63,34 @@ fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         })?;
         values.push(text.to_string());
     }
-    Ok((!values.is_empty()).then(|| values.join(",")))
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let joined = values.join(",");
+    // A tag that can never match (weak, unquoted, empty) is the request's mistake, not a
+    // change someone else made: say so, instead of a 412 telling to re-read and merge.
+    for tag in joined.split(',').map(str::trim) {
+        let strong = tag.len() >= 2
+            && tag.starts_with('"')
+            && tag.ends_with('"')
+            && !tag[1..tag.len() - 1].contains('"');
+        if tag != "*" && !strong {
+            let why = if tag.starts_with("W/") {
+                "a weak tag never matches (If-Match compares strongly)"
+            } else {
+                "not an entity-tag"
+            };
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                format!(
+                    "If-Match {}: {why}; send the ETag of GET /v1/config as it is, quotes \
+                     included (If-Match: \"5e0c…\"), or *",
+                    crate::engine::event::Named(tag)
+                ),
+            ));
+        }
+    }
+    Ok(Some(joined))
 }
 
 async fn toml_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
