@@ -2,8 +2,10 @@
 //! engine (`POST /v1/config/preview`), so an admin can see it before a `PUT` does it.
 //!
 //! The engine task only takes the copy (`Engine::capture`, a pointer per record, as a snapshot
-//! does) after checking the change against the live state; the copy is rebuilt, changed and
-//! compared on a blocking thread, never on the engine task. The live engine is not touched.
+//! does) after checking the change against the live state; the copy is rebuilt
+//! (`Engine::from_capture`: its records shared with the live engine, each copied on the copy's
+//! first write to it), changed and compared on a blocking thread, never on the engine task. The
+//! live engine is not touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -83,14 +85,8 @@ pub fn preview(
     routing: RoutingConfig,
     now: Millis,
 ) -> Result<PreviewReport, PreviewError> {
-    let mut bytes = Vec::new();
-    captured
-        .write_snapshot(&mut bytes)
-        .map_err(|e| PreviewError::Copy(e.to_string()))?;
-    drop(captured);
-    let mut copy = Engine::read_snapshot(&mut bytes.as_slice())
-        .map_err(|e| PreviewError::Copy(e.to_string()))?;
-    drop(bytes);
+    // Records stay shared with the live engine; the copy copies each one it changes.
+    let mut copy = Engine::from_capture(captured).map_err(|e| PreviewError::Copy(e.to_string()))?;
     // A `PUT` now applies at the clock's time: the engine first fires the timers due by then
     // (their decisions are not the change's), then applies the change. So does the copy, and
     // "before" is the state after those timers, so what they do is not put on the change.
@@ -246,6 +242,12 @@ mod tests {
             panic!("{:?}", report.interactions);
         };
         assert_eq!((&*moved.interaction, &moved.after), ("c1", &None));
+        // The copy shared the live engine's records and changed c1 (it overflowed there): the
+        // live engine's c1 is as it was.
+        let live = engine.interaction("c1").unwrap();
+        assert_eq!(live.state, InteractionState::Waiting);
+        assert_eq!(live.history.len(), 1, "{:?}", live.history);
+        engine.check_consistency().unwrap();
         // The same change asked for at the arrival moves nothing.
         let mut engine = Engine::new(desk(600), T0);
         engine.handle(T0, &arrived).unwrap();

@@ -216,6 +216,39 @@ impl Engine {
             return Err(SnapshotError::Version { found: version });
         }
         let s: SnapshotOwned = rmp_serde::decode::from_read(head.as_slice().chain(input))?;
+        Engine::from_owned(s)
+    }
+
+    /// The engine a capture was taken of, rebuilt without encoding it: its records stay shared
+    /// with the engine it was taken from, each copied on the rebuilt engine's first write to it
+    /// (as the live engine copies a record a capture still shares), so a what-if copy costs
+    /// the indexes, not the state (`daemon::preview`).
+    pub fn from_capture(captured: EngineCapture) -> Result<Engine, SnapshotError> {
+        let s = captured.0;
+        Engine::from_owned(SnapshotOwned {
+            version: s.version,
+            config: s.config.into_owned(),
+            now: s.now,
+            seq: s.seq,
+            next_order: s.next_order,
+            next_offer: s.next_offer,
+            next_slot: s.next_slot,
+            next_timer: s.next_timer,
+            counts: s.counts.into_owned(),
+            live: s.live,
+            rng: s.rng.into_owned(),
+            queues: s.queues,
+            agents: s.agents.into_owned(),
+            interactions: s.interactions.into_owned(),
+            free_ikeys: s.free_ikeys.into_owned(),
+            finished: s.finished.into_owned(),
+            skill_names: s.skill_names.into_owned(),
+            skill_sets: s.skill_sets.into_owned(),
+        })
+    }
+
+    /// Rebuild an engine from its primary state (read from a snapshot, or a capture's).
+    fn from_owned(s: SnapshotOwned) -> Result<Engine, SnapshotError> {
         let from_v2 = s.version == 2;
         let mut e = Engine::new(RoutingConfig::empty(), s.now);
         e.config = s.config;
