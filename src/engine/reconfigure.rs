@@ -186,12 +186,22 @@ impl Engine {
         // interaction that reached one of them keeps it, even one reached early through
         // `skip_if_no_agents` (a change to a later step does not move it back down).
         let mut kept_steps = vec![0; self.queues.len()];
-        for qc in &config.queues {
-            let existing = self
-                .queues
-                .iter()
-                .position(|q| q.cfg().id == qc.id)
-                .map(|p| p as QKey);
+        // Every queue ever configured (retired ones too: one coming back takes its old key), by
+        // id: one lookup per new queue, not a scan of the table (5,000 queues made that 25
+        // million string comparisons per change).
+        let by_id: std::collections::HashMap<&str, QKey> = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(k, q)| (q.cfg().id.as_str(), k as QKey))
+            .collect();
+        let found: Vec<Option<QKey>> = config
+            .queues
+            .iter()
+            .map(|qc| by_id.get(qc.id.as_str()).copied())
+            .collect();
+        drop(by_id);
+        for (qc, existing) in config.queues.iter().zip(found) {
             match existing {
                 Some(q) => {
                     let rt = &mut self.queues[q as usize];
