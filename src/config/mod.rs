@@ -74,7 +74,6 @@ pub struct LoadedConfig {
     pub source: String,
 }
 
-/// Parse and validate config text. `origin` names the file in error messages.
 /// Give problems found against the live state (a field path, no line: the engine knows no
 /// text) the line and column where `text` writes their field. Only fields below a top-level
 /// entry (`queue[0].channels`, not `queue`) are located: a bare `queue` names a queue the text
@@ -97,6 +96,7 @@ pub fn locate_fields(text: &str, problems: &mut [ConfigError]) {
     }
 }
 
+/// Parse and validate config text. `origin` names the file in error messages.
 pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigErrors> {
     let doc = match toml_edit::ImDocument::parse(text) {
         Ok(doc) => doc,

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 
 use super::core::{Input, Outcome};
 use super::subscribers::{SubscriberChanges, Subscribers};
-use super::task::{EngineHandle, SubmitError};
+use super::task::{EngineHandle, ReadView, SubmitError};
 use super::EnvFn;
 
 /// Why a reload did not happen.
@@ -70,14 +70,7 @@ pub const PUT_ORIGIN: &str = "PUT /v1/config";
 /// SHA-256, quoted.
 pub fn config_etag(source: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(source.as_bytes());
-    let mut tag = String::with_capacity(66);
-    tag.push('"');
-    for b in digest {
-        tag.push_str(&format!("{b:02x}"));
-    }
-    tag.push('"');
-    tag
+    format!("\"{}\"", hex::encode(Sha256::digest(source.as_bytes())))
 }
 
 /// Whether an `If-Match` value (`*`, or entity tags separated by commas) matches `etag`. Weak
@@ -487,18 +480,47 @@ impl Reloader {
         source: &str,
         origin: &str,
     ) -> Result<config::LoadedConfig, ReloadError> {
+        self.vet_live(source, origin, |_| ())
+            .await
+            .map(|(loaded, ())| loaded)
+    }
+
+    /// `vet` `source`, then, on the engine task, check it against the live state and, if it
+    /// passes, run `then` there: the config, and what `then` took. Problems the live state
+    /// makes are located in `source` (line and column of their field).
+    async fn vet_live<R: Send + 'static>(
+        &self,
+        source: &str,
+        origin: &str,
+        then: impl FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    ) -> Result<(config::LoadedConfig, R), ReloadError> {
         let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
-        let mut problems = self
+        let taken = self
             .engine
-            .read_core_admin(move |v| v.core.reconfigure_problems(&routing, &origin))
-            .await?;
-        if problems.is_empty() {
-            Ok(loaded)
-        } else {
-            config::locate_fields(source, &mut problems);
-            Err(ReloadError::Invalid(problems))
-        }
+            .read_core_admin(move |v| {
+                let problems = v.core.reconfigure_problems(&routing, &origin);
+                if problems.is_empty() {
+                    Ok(then(v))
+                } else {
+                    Err(problems)
+                }
+            })
+            .await?
+            .map_err(|mut problems| {
+                config::locate_fields(source, &mut problems);
+                ReloadError::Invalid(problems)
+            })?;
+        Ok((loaded, taken))
+    }
+
+    /// The daemon settings `daemon` puts in force (the command line still overrides the file,
+    /// as it did at start), and those of them that only a restart applies.
+    fn settings_from(&self, daemon: &DaemonConfig) -> (DaemonConfig, Vec<String>) {
+        let mut reloaded = daemon.clone();
+        self.started_with.overrides.apply(&mut reloaded);
+        let needed = restart_needed(&self.started_with, &reloaded);
+        (reloaded, needed)
     }
 
     /// What `source` would do if it were applied now (`POST /v1/config/preview`): everything
@@ -520,35 +542,22 @@ impl Reloader {
         let Ok(one) = Arc::clone(&self.preview_gate).try_lock_owned() else {
             return Err(ReloadError::PreviewBusy);
         };
-        let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
-        let (routing, origin) = (loaded.routing.clone(), origin.to_string());
-        let captured = self
-            .engine
-            .read_core_admin(move |v| {
-                let problems = v.core.reconfigure_problems(&routing, &origin);
-                if problems.is_empty() {
-                    // The engine keeps no roster: the one in force is the daemon's.
-                    let roster: Vec<String> = v
-                        .core
-                        .config()
-                        .routing
-                        .agents
-                        .iter()
-                        .map(|a| a.id.clone())
-                        .collect();
-                    let etag = config_etag(&v.core.config().source);
-                    Ok((v.core.engine().capture(), roster, etag, v.now))
-                } else {
-                    Err(problems)
-                }
+        let (loaded, (captured, roster, etag, now)) = self
+            .vet_live(source, origin, |v| {
+                // The engine keeps no roster: the one in force is the daemon's.
+                let roster: Vec<String> = v
+                    .core
+                    .config()
+                    .routing
+                    .agents
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .collect();
+                let etag = config_etag(&v.core.config().source);
+                (v.core.engine().capture(), roster, etag, v.now)
             })
-            .await?
-            .map_err(|mut problems| {
-                config::locate_fields(source, &mut problems);
-                ReloadError::Invalid(problems)
-            })?;
+            .await?;
         let routing = loaded.routing.clone();
-        let (captured, roster, etag, now) = captured;
         // The guard goes with the work: a preview whose request is dropped (timeout, client
         // gone) still holds its copy until its blocking thread ends, and no other starts.
         let report = tokio::task::spawn_blocking(move || {
@@ -562,9 +571,7 @@ impl Reloader {
             config_etag: etag,
             ..report
         };
-        let mut reloaded = loaded.daemon.clone();
-        self.started_with.overrides.apply(&mut reloaded);
-        let restart_needed = restart_needed(&self.started_with, &reloaded);
+        let (_, restart_needed) = self.settings_from(&loaded.daemon);
         Ok((loaded, restart_needed, report))
     }
 
@@ -625,10 +632,7 @@ impl Reloader {
             Ok(mut a) => *a = loaded.daemon.auth.clone(),
             Err(poisoned) => *poisoned.into_inner() = loaded.daemon.auth.clone(),
         }
-        // The command line still overrides the file, as it did at start.
-        let mut reloaded = loaded.daemon.clone();
-        self.started_with.overrides.apply(&mut reloaded);
-        let restart_needed = restart_needed(&self.started_with, &reloaded);
+        let (reloaded, restart_needed) = self.settings_from(&loaded.daemon);
         for setting in &restart_needed {
             tracing::warn!(
                 setting,
