@@ -222,6 +222,15 @@ pub enum SubmitError {
 /// refused `Busy` (`EngineHandle::apply_admin`).
 pub const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What a read does when the command channel is full.
+#[derive(Debug, Clone, Copy)]
+enum Room {
+    /// `Busy` at once (reads for clients, who retry).
+    Refuse,
+    /// Wait up to `ADMIN_WAIT` for room (an administrator's change).
+    Wait,
+}
+
 /// The cheap, cloneable way to talk to the engine task.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -243,36 +252,12 @@ impl EngineHandle {
     /// `Busy` at once. A freed slot goes to a waiting sender before any event's `try_send`
     /// (tokio's channel serves waiters first), so under an event flood an admin's change gets
     /// the next slot: the config change that would relieve an overload is not refused by it.
+    /// (Kept apart from `apply`, the events' path, whose future need not carry a timer.)
     pub async fn apply_admin(&self, inputs: Vec<Input>) -> Result<Vec<Outcome>, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.submit_waiting(Command::Apply { inputs, reply })
             .await?;
         rx.await.map_err(|_| SubmitError::Stopped)?
-    }
-
-    /// `read_core` that waits for room like `apply_admin` (the checks of an admin's change).
-    pub async fn read_core_admin<R, F>(&self, f: F) -> Result<R, SubmitError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        self.submit_waiting(Command::ReadCore(Box::new(move |view| {
-            let answer = f(view);
-            Box::new(move || {
-                let _ = reply.send(answer);
-            })
-        })))
-        .await?;
-        rx.await.map_err(|_| SubmitError::Stopped)
-    }
-
-    async fn submit_waiting(&self, command: Command) -> Result<(), SubmitError> {
-        match tokio::time::timeout(ADMIN_WAIT, self.tx.send(command)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(SubmitError::Stopped),
-            Err(_) => Err(SubmitError::Busy { depth: self.depth }),
-        }
     }
 
     /// Run `f` on the engine task against the current state and return its result. The
@@ -282,7 +267,7 @@ impl EngineHandle {
         R: Send + 'static,
         F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
     {
-        self.ask(Command::Read, f).await
+        self.ask(Command::Read, f, Room::Refuse).await
     }
 
     /// Like `read`, for a closure that looks only at `view.core` and `view.now` (decision pages,
@@ -293,30 +278,58 @@ impl EngineHandle {
         R: Send + 'static,
         F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
     {
-        self.ask(Command::ReadCore, f).await
+        self.ask(Command::ReadCore, f, Room::Refuse).await
+    }
+
+    /// `read_core` that waits for room like `apply_admin` (the checks of an admin's change).
+    pub async fn read_core_admin<R, F>(&self, f: F) -> Result<R, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
+    {
+        self.ask(Command::ReadCore, f, Room::Wait).await
     }
 
     /// Send `f` as the read command `kind` and wait for its result.
-    async fn ask<R, F>(&self, kind: fn(ReadFn) -> Command, f: F) -> Result<R, SubmitError>
+    async fn ask<R, F>(
+        &self,
+        kind: fn(ReadFn) -> Command,
+        f: F,
+        room: Room,
+    ) -> Result<R, SubmitError>
     where
         R: Send + 'static,
         F: FnOnce(&ReadView<'_>) -> R + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        self.submit(kind(Box::new(move |view| {
+        let command = kind(Box::new(move |view| {
             let answer = f(view);
             Box::new(move || {
                 let _ = reply.send(answer);
             })
-        })))?;
+        }));
+        match room {
+            Room::Refuse => self.submit(command)?,
+            Room::Wait => self.submit_waiting(command).await?,
+        }
         rx.await.map_err(|_| SubmitError::Stopped)
     }
 
+    /// Queue `command` for the engine task; `Busy` at once with the channel full.
     fn submit(&self, command: Command) -> Result<(), SubmitError> {
         self.tx.try_send(command).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SubmitError::Busy { depth: self.depth },
             mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
         })
+    }
+
+    /// `submit`, waiting up to `ADMIN_WAIT` for room in a full channel.
+    async fn submit_waiting(&self, command: Command) -> Result<(), SubmitError> {
+        match tokio::time::timeout(ADMIN_WAIT, self.tx.send(command)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SubmitError::Stopped),
+            Err(_) => Err(SubmitError::Busy { depth: self.depth }),
+        }
     }
 
     /// The seq the next decision will carry, updated after every batch. Wait on it (`changed`,
