@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::segment::{scan_all, SkippedDamage, TornTail};
-use super::snapshot::{list_snapshots, newest_snapshot_index, read_snapshot};
+use super::snapshot::{list_snapshots, read_snapshot};
 use super::JournalError;
 
 /// Extra checks the caller knows how to make (the daemon decodes its own input and state types).
@@ -259,16 +259,15 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpReport, DumpError> {
     let mut output: Option<std::io::Error> = None;
     // As `verify` and recovery judge it: damage at or below the newest snapshot's record is
     // damage to synced records, never a torn tail to skip.
-    let proven = newest_snapshot_index(dir)?;
+    let snapshots = list_snapshots(dir)?;
+    let proven = snapshots.last().map_or(0, |s| s.index);
     // And as recovery would read past damage the newest readable snapshot holds, so does the
     // dump (saying so): the records after it are printed.
-    let mut covered = 0;
-    for snap in list_snapshots(dir)?.iter().rev() {
-        if read_snapshot(&snap.path).is_ok() {
-            covered = snap.index;
-            break;
-        }
-    }
+    let covered = snapshots
+        .iter()
+        .rev()
+        .find(|snap| read_snapshot(&snap.path).is_ok())
+        .map_or(0, |snap| snap.index);
     let scan = scan_all(dir, 0, proven, covered, &mut |index, payload| {
         let body = json_object(payload).map_err(|reason| JournalError::decode(index, reason))?;
         let written = if body.is_empty() {

@@ -198,12 +198,13 @@ pub(crate) fn scan(
         let info = match frame::check(rest) {
             Ok(info) => info,
             Err(damage) => {
-                let next = frame::valid_frame_after(rest);
+                // Where the next valid frame starts: searched at most once, and only by the
+                // paths that need it (the read-past and the torn-tail judgement below).
+                let mut next = None;
                 if next_index <= covered_through {
-                    let resumes = match next {
-                        Some(n) => frame::check(&rest[n..]).ok().map(|i| i.first_index),
-                        None => None,
-                    };
+                    let next = *next.get_or_insert_with(|| frame::valid_frame_after(rest));
+                    let resumes =
+                        next.and_then(|n| frame::check(&rest[n..]).ok().map(|i| i.first_index));
                     let skip = |resume: Option<u64>, len: usize| SkippedDamage {
                         path: seg.path.clone(),
                         offset: at as u64,
@@ -258,7 +259,7 @@ pub(crate) fn scan(
                         ),
                     ));
                 }
-                let damage = match next {
+                let damage = match *next.get_or_insert_with(|| frame::valid_frame_after(rest)) {
                     None => damage.to_string(),
                     Some(next) if zero_hole(&rest[..next], at as u64) => format!(
                         "{damage}: a zero-filled hole (unsynced pages lost), valid frames after it at byte {} were never synced",
