@@ -1291,8 +1291,9 @@ fn with_count_declines_off_only_no_answers_count() {
     assert_eq!(d.agent("a").reason.as_deref(), Some("no_answer"));
 }
 
-#[test]
-fn an_accept_resets_the_no_answer_count() {
+/// Agent `a` alone on `support`, taken out after 2 missed offers and offered again at once
+/// (no back-off); `c1` has just rung it unanswered once.
+fn one_miss_of_two() -> Driver {
     let mut q = queue("support", vec![step(0, &[1])]);
     q.max_no_answer = 2;
     q.no_answer_delay_ms = 0;
@@ -1300,6 +1301,12 @@ fn an_accept_resets_the_no_answer_count() {
     d.at(0, login("a"));
     d.at(0, call("c1", "support"));
     d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
+    d
+}
+
+#[test]
+fn an_accept_resets_the_no_answer_count() {
+    let mut d = one_miss_of_two();
     assert_eq!(d.agent("a").consecutive_missed_offers, 1);
     // No back-off: offered again at once, and this time answered.
     assert_eq!(d.interaction("c1").state, InteractionState::Offered);
@@ -1312,13 +1319,7 @@ fn an_accept_resets_the_no_answer_count() {
 /// available starts a fresh count: one more miss does not take it out again at once.
 #[test]
 fn an_agent_made_available_again_after_no_answer_starts_a_fresh_count() {
-    let mut q = queue("support", vec![step(0, &[1])]);
-    q.max_no_answer = 2;
-    q.no_answer_delay_ms = 0;
-    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
-    d.at(0, login("a"));
-    d.at(0, call("c1", "support"));
-    d.at(secs(1), decline("c1", "a", DeclineReason::NoAnswer));
+    let mut d = one_miss_of_two();
     let ds = d.at(secs(2), decline("c1", "a", DeclineReason::NoAnswer));
     assert_eq!(kinds(&ds), vec!["agent_state"]);
     assert_eq!(d.agent("a").status, AgentStatus::NotReady);

@@ -721,7 +721,7 @@ fn state_problems(problems: Vec<crate::engine::StateProblem>, origin: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AgentConfig, Channel, DaemonConfig, QueueConfig, RoutingConfig};
+    use crate::config::{AgentConfig, DaemonConfig, QueueConfig, RoutingConfig};
     use crate::engine::{DecisionKind, EngineError, RevokeReason};
 
     const T0: Millis = 1_800_000_000_000;
@@ -767,15 +767,7 @@ mod tests {
     }
 
     fn call(id: &str) -> Event {
-        Event::InteractionArrived {
-            interaction: id.into(),
-            channel: Channel::Voice,
-            queue: Some("support".into()),
-            priority: None,
-            skills: vec![],
-            customer: None,
-            attributes: Default::default(),
-        }
+        Event::voice_call(id, "support")
     }
 
     fn applied(a: Applied) -> Vec<Decision> {

@@ -197,7 +197,7 @@ fn tiers(engine: &Engine) -> BTreeMap<Arc<str>, BTreeMap<Arc<str>, Tier>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Channel, Overflow, QueueConfig};
+    use crate::config::{Overflow, QueueConfig};
     use crate::engine::{DecisionKind, Event};
 
     const T0: Millis = 1_800_000_000_000;
@@ -217,15 +217,7 @@ mod tests {
     #[test]
     fn a_preview_applies_the_change_at_the_time_it_is_asked_not_at_the_last_event() {
         let mut engine = Engine::new(desk(600), T0);
-        let arrived = Event::InteractionArrived {
-            interaction: "c1".into(),
-            channel: Channel::Voice,
-            queue: Some("support".into()),
-            priority: None,
-            skills: vec![],
-            customer: None,
-            attributes: Default::default(),
-        };
+        let arrived = Event::voice_call("c1", "support");
         engine.handle(T0, &arrived).unwrap();
         let later = T0 + 300_000;
         let report = preview(engine.capture(), &[], desk(120), later).unwrap();

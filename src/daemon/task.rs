@@ -714,7 +714,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{AgentConfig, Channel, DaemonConfig, LoadedConfig, QueueConfig};
+    use crate::config::{AgentConfig, DaemonConfig, LoadedConfig, QueueConfig};
     use crate::engine::{DecisionKind, Event, RevokeReason};
 
     const T0: Millis = 1_800_000_000_000;
@@ -843,15 +843,7 @@ mod tests {
     fn arrival(id: &str) -> Vec<Input> {
         vec![Input::Event {
             id: format!("e-{id}"),
-            event: Event::InteractionArrived {
-                interaction: id.into(),
-                channel: Channel::Voice,
-                queue: Some("support".into()),
-                priority: None,
-                skills: vec![],
-                customer: None,
-                attributes: Default::default(),
-            },
+            event: Event::voice_call(id, "support"),
         }]
     }
 

@@ -248,6 +248,22 @@ impl Event {
     }
 }
 
+#[cfg(test)]
+impl Event {
+    /// A voice call `interaction` arriving in `queue`, with nothing else set (unit tests).
+    pub(crate) fn voice_call(interaction: &str, queue: &str) -> Event {
+        Event::InteractionArrived {
+            interaction: interaction.into(),
+            channel: crate::config::Channel::Voice,
+            queue: Some(queue.into()),
+            priority: None,
+            skills: vec![],
+            customer: None,
+            attributes: Default::default(),
+        }
+    }
+}
+
 /// A list where `null` means empty.
 fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())

@@ -413,7 +413,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::{AgentConfig, Channel, QueueConfig};
+    use crate::config::{AgentConfig, QueueConfig};
     use crate::engine::Event;
 
     #[test]
@@ -436,15 +436,7 @@ mod tests {
                 skills: None,
                 capacity: None,
             },
-            Event::InteractionArrived {
-                interaction: "c1".into(),
-                channel: Channel::Voice,
-                queue: Some("support".into()),
-                priority: None,
-                skills: vec![],
-                customer: None,
-                attributes: BTreeMap::new(),
-            },
+            Event::voice_call("c1", "support"),
             Event::OfferAccepted {
                 interaction: "c1".into(),
                 agent: "a1".into(),
