@@ -135,25 +135,29 @@ pub async fn validate_config(
         .check_source(&text, "request body")
         .await
         .map_err(check_error)?;
-    Ok(Json(ValidJson {
-        valid: true,
-        queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
-        agents: loaded.routing.agents.len(),
-        rules: loaded.routing.rules.len(),
-        notes: crate::config::summary::notes(&loaded.routing),
-    }))
+    Ok(Json(ValidJson::of(&loaded)))
+}
+
+impl ValidJson {
+    /// The answer for a config that passed every check.
+    fn of(loaded: &crate::config::LoadedConfig) -> ValidJson {
+        ValidJson {
+            valid: true,
+            queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
+            agents: loaded.routing.agents.len(),
+            rules: loaded.routing.rules.len(),
+            notes: crate::config::summary::notes(&loaded.routing),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct PreviewJson {
-    /// Always true: a config `PUT` would refuse gets the same error as from `validate`.
-    pub valid: bool,
+    /// What `validate` answers (a config `PUT` would refuse gets the same error).
+    #[serde(flatten)]
+    pub checked: ValidJson,
     /// Always false: nothing was changed.
     pub applied: bool,
-    pub queues: Vec<String>,
-    pub agents: usize,
-    pub rules: usize,
-    pub notes: Vec<String>,
     /// Daemon settings that differ from the running ones but take a restart (always present).
     pub restart_needed: Vec<String>,
     /// What the change would do to the live state if applied now.
@@ -175,12 +179,8 @@ pub async fn preview_config(
         .await
         .map_err(check_error)?;
     Ok(Json(PreviewJson {
-        valid: true,
+        checked: ValidJson::of(&loaded),
         applied: false,
-        queues: loaded.routing.queues.iter().map(|q| q.id.clone()).collect(),
-        agents: loaded.routing.agents.len(),
-        rules: loaded.routing.rules.len(),
-        notes: crate::config::summary::notes(&loaded.routing),
         restart_needed,
         preview,
     }))
