@@ -136,14 +136,17 @@ async fn read_and_admin_tokens_401_without_403_with_the_wrong_role() {
         async move {
             let r = req.send().await.unwrap();
             let status = r.status();
-            let challenge = r.headers().get("www-authenticate").is_some();
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_string());
             let body: Value = r.json().await.unwrap();
             (status, challenge, body)
         }
     };
     let (status, challenge, body) = get(None, "/v1/queues").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge);
+    assert_eq!(challenge.as_deref(), Some("Bearer realm=\"tierline\""));
     assert_eq!(body["error"]["code"], "unauthorized");
     let (status, _, _) = get(Some("nope"), "/v1/queues").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -479,11 +482,19 @@ async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
     let t = TestDaemon::start(options).await;
     let route = t.url("/v1/adapters/kamailio/route");
     let body = json!({"call_id": "c1@pbx", "queue": "support"});
-    let refused = |r: reqwest::Response| async move {
+    // The adapter's challenge names both schemes, so a client that answers one finds Basic.
+    let both = "Bearer realm=\"tierline\", Basic realm=\"tierline\"";
+    let refused = |r: reqwest::Response, expected: &'static str| async move {
         let status = r.status();
+        let challenge = r.headers().get("www-authenticate").cloned();
         let answer: Value = r.json().await.unwrap();
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
         assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+        assert_eq!(
+            challenge.as_ref().and_then(|v| v.to_str().ok()),
+            Some(expected),
+            "{answer}"
+        );
         answer["error"]["message"]
             .as_str()
             .unwrap_or_default()
@@ -497,12 +508,13 @@ async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
             .send()
             .await
             .unwrap(),
+        both,
     )
     .await;
     assert_eq!(message, "the Basic password is not a recognised token");
-    let message = refused(send().bearer_auth("bad").send().await.unwrap()).await;
+    let message = refused(send().bearer_auth("bad").send().await.unwrap(), both).await;
     assert_eq!(message, "the bearer token is not recognised");
-    let message = refused(send().send().await.unwrap()).await;
+    let message = refused(send().send().await.unwrap(), both).await;
     assert!(
         message.contains("`Authorization: Bearer <token>`")
             && message.contains("Basic credentials with the token as the password"),
@@ -514,6 +526,7 @@ async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
             .send()
             .await
             .unwrap(),
+        both,
     )
     .await;
     assert!(
@@ -533,7 +546,7 @@ async fn the_kamailio_adapter_names_both_forms_of_credentials_in_its_401s() {
     // An endpoint that takes Bearer only says only that.
     let r = t.http.get(t.url("/v1/config")).send().await.unwrap();
     assert_eq!(
-        refused(r).await,
+        refused(r, "Bearer realm=\"tierline\"").await,
         "this endpoint needs `Authorization: Bearer <token>`"
     );
     t.stop().await;

@@ -233,7 +233,7 @@ impl AuthKeys {
         }
         let unauthorized = |message: &str| {
             let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
-            e.bearer_challenge = true;
+            e.challenge = Some(schemes);
             e
         };
         let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
@@ -283,6 +283,15 @@ pub enum Schemes {
 }
 
 impl Schemes {
+    /// The 401's `WWW-Authenticate`: every scheme the endpoint takes (RFC 9110 §11.6.1), so a
+    /// client that answers challenges (libcurl's `CURLAUTH_ANY`) finds the one it can send.
+    pub fn challenge(self) -> &'static str {
+        match self {
+            Schemes::Bearer => "Bearer realm=\"tierline\"",
+            Schemes::BearerOrBasic => "Bearer realm=\"tierline\", Basic realm=\"tierline\"",
+        }
+    }
+
     /// The 401's message for a request without an `Authorization` header.
     fn missing(self) -> &'static str {
         match self {

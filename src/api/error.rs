@@ -40,8 +40,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
     pub retry_after_s: Option<u64>,
-    /// Adds `WWW-Authenticate: Bearer` (401 on token-protected endpoints).
-    pub bearer_challenge: bool,
+    /// A 401 on a token-protected endpoint: the schemes it takes, for its `WWW-Authenticate`
+    /// challenge (`Schemes::challenge`).
+    pub challenge: Option<crate::api::auth::Schemes>,
 }
 
 impl ApiError {
@@ -59,7 +60,7 @@ impl ApiError {
                 resume_after: None,
             },
             retry_after_s: None,
-            bearer_challenge: false,
+            challenge: None,
         }
     }
 
@@ -193,10 +194,10 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.bearer_challenge {
+        if let Some(challenge) = self.challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tierline\""),
+                HeaderValue::from_static(challenge.challenge()),
             );
         }
         response

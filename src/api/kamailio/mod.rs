@@ -337,7 +337,7 @@ async fn require_adapter_auth(
              cannot sign: configure an admin token ([auth] admin_tokens_env or \
              admin_tokens_file) and give it to Kamailio as the password in the connection URL",
         );
-        e.bearer_challenge = true;
+        e.challenge = Some(Schemes::BearerOrBasic);
         return e.into_response();
     }
     match auth.authorize_with(request.headers(), Role::Admin, Schemes::BearerOrBasic) {
