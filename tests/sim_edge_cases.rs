@@ -94,6 +94,45 @@ fn a_late_wrapup_done_does_not_cut_the_next_interactions_wrap_up() {
     assert_eq!(f.asa_s, Some(68.0 / 3.0), "{f:?}");
 }
 
+/// Overall, a wait is the customer's: from the arrival, through the queue it overflowed from,
+/// judged against the target of the queue it arrived in. A call waits 30 s in billing (nobody
+/// serves it), overflows to support and is answered at once: support's row says 0 s and 100 %,
+/// the overall row 30 s against billing's 20 s target. A second call is answered at once in
+/// support. Overall: waits 30 and 0 → ASA 15 s, SL 1/2 (support alone: ASA 0, SL 1).
+#[test]
+fn overall_waits_count_the_queue_an_interaction_overflowed_from() {
+    let mut billing = QueueConfig::with_defaults("billing");
+    billing.sla_ms = 20_000;
+    billing.max_wait_ms = Some(30_000);
+    billing.overflow = Some(Overflow::Queue("support".into()));
+    let mut support = QueueConfig::with_defaults("support");
+    support.wrap_up_ms = 0;
+    support.sla_ms = 20_000;
+    let mut overflowing = arrival(0.0, 10.0, None);
+    overflowing.queue = Some("billing".into());
+    let r = run_fixed(
+        routing(vec![billing, support]),
+        100,
+        vec![overflowing, arrival(50.0, 10.0, None)],
+    );
+    let support = &r.queues[1].figures;
+    assert_eq!(
+        (support.answered, support.asa_s),
+        (2, Some(0.0)),
+        "{support:?}"
+    );
+    assert_eq!(support.service_level, Some(1.0));
+    let o = &r.overall;
+    assert_eq!(o.answered, 2, "{o:?}");
+    assert_eq!(o.asa_s, Some(15.0), "{o:?}");
+    // HDR histogram, 3 significant digits.
+    assert!(
+        o.wait_s.max.is_some_and(|m| (m - 30.0).abs() < 0.1),
+        "{o:?}"
+    );
+    assert_eq!(o.service_level, Some(0.5), "{o:?}");
+}
+
 /// Overall `queued_share` is "the probability of waiting" (queued / offered, overall offered =
 /// every arrival). An interaction that waits in billing and then in support is one customer.
 #[test]

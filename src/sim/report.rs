@@ -187,7 +187,11 @@ pub fn build(tally: &Tally, info: RunInfo, with_agents: bool) -> Report {
     overall.queued = tally.queued_once;
     let internal_overflows = overall.overflowed_in;
     overall.overflowed -= internal_overflows.min(overall.overflowed);
-    // Each answer was already judged against its own queue's `sla_s`.
+    // The customer's wait: from the arrival, through every queue an overflow moved it to,
+    // against the target of the queue it arrived in (each queue's row has its own wait).
+    overall.answered_in_sla = tally.overall.answered_in_sla;
+    overall.wait = tally.overall.wait.clone();
+    overall.wait_sum_ms = tally.overall.wait_sum_ms;
     let overall_figures = figures(&overall, tally.arrivals);
 
     let agents = with_agents.then(|| {

@@ -85,6 +85,19 @@ impl QueueTally {
     }
 }
 
+/// One answer after `wait_ms`, within the target when at most `sla_ms`.
+fn record_answer(q: &mut QueueTally, wait_ms: Millis, sla_ms: Millis) {
+    q.answered += 1;
+    if wait_ms <= sla_ms {
+        q.answered_in_sla += 1;
+    }
+    // Auto-resizing: only a value beyond u64 range could fail, and then it saturates.
+    if q.wait.record(wait_ms).is_err() {
+        q.wait.saturating_record(wait_ms);
+    }
+    q.wait_sum_ms += u128::from(wait_ms);
+}
+
 /// Waits from 1 ms, 3 significant digits, auto-resizing as longer waits come.
 fn new_histogram() -> Histogram<u64> {
     // Only sigfig > 5 is refused; 3 is a constant, not an input.
@@ -121,6 +134,11 @@ pub struct Tally {
     /// Counted interactions that waited at least once (the overall "queued": an interaction
     /// that waits in two queues, after an overflow, is queued in each but waited once).
     pub queued_once: u64,
+    /// The overall answers, timed from the arrival (the wait in every queue an overflow moved the
+    /// interaction through) and judged against the `sla_s` of the queue it arrived in: the
+    /// customer's wait. `waits` holds the counted interactions not yet answered.
+    pub overall: QueueTally,
+    waits: HashMap<Arc<str>, (Millis, Millis)>,
     pub agents: Vec<AgentTally>,
     agent_index: HashMap<Arc<str>, usize>,
 }
@@ -144,6 +162,8 @@ impl Tally {
             arrivals: 0,
             unrouted_rejected: 0,
             queued_once: 0,
+            overall: QueueTally::new("overall".into(), 0),
+            waits: HashMap::new(),
             agents: Vec::new(),
             agent_index: HashMap::new(),
         }
@@ -186,12 +206,30 @@ impl Tally {
     /// Returns the interaction the fact finished for good (it will never be routed again), so
     /// the caller can forget it.
     pub fn count_fact(&mut self, fact: Fact, counted: impl Fn(&str) -> bool) -> Option<Arc<str>> {
+        let finished = self.count_one(fact, counted);
+        if let Some(interaction) = &finished {
+            self.waits.remove(interaction);
+        }
+        finished
+    }
+
+    fn count_one(&mut self, fact: Fact, counted: impl Fn(&str) -> bool) -> Option<Arc<str>> {
         match fact {
             Fact::Arrived {
-                interaction, queue, ..
+                interaction,
+                queue,
+                at,
+                ..
             } => {
                 if counted(&interaction) {
                     self.arrived(queue.as_deref());
+                    if let Some(sla_ms) = queue
+                        .as_deref()
+                        .and_then(|q| self.queue(q))
+                        .map(|q| q.sla_ms)
+                    {
+                        self.waits.insert(interaction, (at, sla_ms));
+                    }
                 }
                 None
             }
@@ -207,6 +245,13 @@ impl Tally {
                 let counted = counted(&interaction);
                 if counted {
                     self.answered(&queue, tier, wait_ms);
+                    // From the arrival, against the first queue's target (an interaction that
+                    // arrived before the recording's start has only this queue's wait).
+                    let (wait, sla_ms) = match self.waits.remove(&interaction) {
+                        Some((arrived, sla_ms)) => (at.saturating_sub(arrived), sla_ms),
+                        None => (wait_ms, self.queue(&queue).map_or(0, |q| q.sla_ms)),
+                    };
+                    record_answer(&mut self.overall, wait, sla_ms);
                 }
                 self.agent_took(&agent, at, counted);
                 None
@@ -285,18 +330,11 @@ impl Tally {
 
     pub fn answered(&mut self, queue: &str, tier: Option<Tier>, wait_ms: Millis) {
         if let Some(q) = self.queue(queue) {
-            q.answered += 1;
-            if wait_ms <= q.sla_ms {
-                q.answered_in_sla += 1;
-            }
+            let sla_ms = q.sla_ms;
+            record_answer(q, wait_ms, sla_ms);
             if let Some(t) = tier {
                 *q.answered_by_tier.entry(t).or_default() += 1;
             }
-            // Auto-resizing: only a value beyond u64 range could fail, and then it saturates.
-            if q.wait.record(wait_ms).is_err() {
-                q.wait.saturating_record(wait_ms);
-            }
-            q.wait_sum_ms += u128::from(wait_ms);
         }
     }
 
