@@ -103,6 +103,44 @@ async fn a_restart_on_the_same_journal_keeps_queues_agents_seq_and_idempotency()
     third.stop().await;
 }
 
+/// `[server] decision_log` changes by a restart (a reload lists it in `restart_needed`), and
+/// the restart honours it although the snapshot saved the log under the old bound: with 2
+/// kept, a reader from 0 is 410 `decisions_gone` and gets the newest 2; back to the default,
+/// the log grows again from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_smaller_decision_log_keeps_only_that_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_log = |n: usize| {
+        let mut options = DaemonOptions::new(loaded(routing()));
+        options.journal_dir = Some(dir.path().to_path_buf());
+        options.config.daemon.server.decision_log = n;
+        options
+    };
+    let first = TestDaemon::start(with_log(100)).await;
+    first.apply(login("e1", "a1")).await;
+    for (e, c) in [("e2", "c1"), ("e3", "c2"), ("e4", "c3")] {
+        first.apply(call(e, c)).await;
+    }
+    let (all, last) = first.poll(0, 0).await;
+    assert_eq!((all.len(), last), (3, 3), "{all:?}");
+    first.stop().await;
+
+    let second = TestDaemon::start(with_log(2)).await;
+    let (status, body) = second.get("/v1/decisions?after=0").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["resume_after"], 1, "{body}");
+    let (kept, _) = second.poll(1, 0).await;
+    assert_eq!(kept, all[1..], "the newest two");
+    second.stop().await;
+
+    let third = TestDaemon::start(with_log(100)).await;
+    third.apply(login("e5", "a2")).await;
+    let (kept, next) = third.poll(1, 0).await;
+    assert_eq!(kept.len(), 3, "the two kept and the new offer: {kept:?}");
+    assert_eq!(next, 4);
+    third.stop().await;
+}
+
 /// A daemon whose wall clock reads `wall_ms` now, on `dir`, with 1 s offer timeouts.
 async fn start_at(dir: &std::path::Path, wall_ms: u64) -> TestDaemon {
     let mut routing = routing();

@@ -253,6 +253,15 @@ impl Core {
         }
     }
 
+    /// Keep at most `capacity` decisions for readers from now on (the configured bound after a
+    /// restart that restored a log saved under another). Returns the bound it replaced, if
+    /// different. Readers only: routing never reads the log.
+    pub fn set_decision_log(&mut self, capacity: usize) -> Option<usize> {
+        let was = self.log.capacity();
+        self.log.set_capacity(capacity);
+        (was != self.log.capacity()).then_some(was)
+    }
+
     /// Apply one input at `now`: first fire every timer due by `now`, then the input itself.
     /// Every decision made is added to the decision log.
     pub fn apply(&mut self, input: &Input, now: Millis) -> Applied {

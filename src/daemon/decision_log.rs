@@ -229,6 +229,22 @@ impl DecisionLog {
         (held, complete)
     }
 
+    /// Hold at most `capacity` decisions from now on, the oldest beyond it dropped: a restart
+    /// with a new `[server] decision_log` restores a log saved under the old bound.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        if !self.replayed.is_empty() {
+            self.finish_replay();
+        }
+        self.capacity = capacity.max(1);
+        let excess = self.ring.len().saturating_sub(self.capacity);
+        self.ring.drain(..excess);
+        if self.ring.capacity() > self.capacity {
+            self.ring.shrink_to(self.capacity);
+        } else {
+            self.ring.reserve_exact(self.capacity - self.ring.len());
+        }
+    }
+
     /// Decisions held at most.
     pub fn capacity(&self) -> usize {
         self.capacity

@@ -312,7 +312,7 @@ impl Daemon {
                 let syncer = Box::new(commit::Timed::new(syncer, move |took| {
                     sync_metrics.journal_sync(took)
                 }));
-                let (journal, core, report) = durable::recover_with_sync_thread(
+                let (journal, mut core, report) = durable::recover_with_sync_thread(
                     &dir,
                     opts,
                     now,
@@ -321,6 +321,15 @@ impl Daemon {
                     group_commit,
                 )?;
                 tracing::info!(dir = %dir.display(), %report, "journal recovered");
+                // The snapshot kept the log under the bound in force when it was taken; a
+                // restart is how `[server] decision_log` changes.
+                if let Some(was) = core.set_decision_log(decision_log) {
+                    tracing::info!(
+                        was,
+                        now = decision_log,
+                        "server.decision_log changed: the decision log keeps this many from now on"
+                    );
+                }
                 // The config file (main parsed and validated it) differs from the recovered
                 // config: apply it as a config change, below.
                 let changed = (core.config().source != config.source)
