@@ -193,7 +193,7 @@ async fn a_bad_value_is_a_422_that_names_its_field_and_changes_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&body), "invalid_field", "{body}");
     assert!(
-        message(&body).starts_with("event `e1`: field `channel`: unknown variant `fax`"),
+        message(&body).starts_with("event `e1`: field `channel`: unknown value `fax`"),
         "{body}"
     );
     let (status, _) = t.get("/v1/interactions/c1").await;
@@ -219,7 +219,7 @@ async fn a_bad_value_is_a_422_that_names_its_field_and_changes_nothing() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(code(&body), "invalid_field");
     assert!(
-        message(&body).starts_with("field `state`: unknown variant `asleep`"),
+        message(&body).starts_with("field `state`: unknown value `asleep`"),
         "{body}"
     );
     let r = t
@@ -735,13 +735,13 @@ async fn an_unknown_name_is_cut_in_the_answer() {
         (
             json!({"id": "e5", "type": long("y")}),
             "unknown_type",
-            "unknown variant of 900000 bytes (it starts `yyyy",
+            "unknown value of 900000 bytes (it starts `yyyy",
         ),
         (
             json!({"id": "e6", "type": "interaction.arrived", "interaction": "c1",
                    "channel": long("v")}),
             "invalid_field",
-            "field `channel`: unknown variant of 900000 bytes (it starts `vvvv",
+            "field `channel`: unknown value of 900000 bytes (it starts `vvvv",
         ),
         (
             json!({"id": "e7", "type": "agent.logout", "agent": "a1", long("f"): 1}),
@@ -1107,15 +1107,17 @@ async fn a_query_on_a_read_endpoint_that_takes_none_is_a_400() {
 #[tokio::test]
 async fn a_min_tier_out_of_range_is_invalid_field_at_both_ends() {
     let t = TestDaemon::with_routing(routing()).await;
-    for tier in [0, 256] {
+    for tier in ["0", "256", "1.5"] {
         let event = format!(
             r#"{{"id":"x{tier}","type":"interaction.escalated","interaction":"c1","min_tier":{tier}}}"#
         );
         let (status, _, body) = raw(&t, Some("application/json"), &event).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{tier}: {body}");
         assert_eq!(code(&body), "invalid_field", "{tier}: {body}");
+        // The same range at both ends, in the API's words (not Rust's `expected u8`).
         assert!(
-            message(&body).contains("field `min_tier`"),
+            message(&body).contains("field `min_tier`")
+                && message(&body).ends_with("expected a tier from 1 to 255"),
             "{tier}: {body}"
         );
         let (status, _, body) = raw(&t, Some("application/json"), &format!("[{event}]")).await;
@@ -1138,7 +1140,11 @@ async fn a_score_out_of_range_is_invalid_field_at_both_ends() {
         let (status, _, body) = raw(&t, Some("application/json"), &event).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{score}: {body}");
         assert_eq!(code(&body), "invalid_field", "{score}: {body}");
-        assert!(message(&body).contains("field `score`"), "{score}: {body}");
+        assert!(
+            message(&body).contains("field `score`")
+                && message(&body).ends_with("expected a score from 1 to 5"),
+            "{score}: {body}"
+        );
     }
     t.stop().await;
 }

@@ -831,7 +831,7 @@ fn a_malformed_channels_value_is_the_only_error_not_also_does_not_serve() {
         &e,
         3,
         "queue[0].channels",
-        r#"invalid type: string "chat", expected a sequence"#,
+        r#"invalid type: string "chat", expected a list"#,
     );
 }
 
@@ -1011,7 +1011,7 @@ fn daemon_sections_refuse_typos_and_half_tls() {
         "server.tls_cert",
         "HTTPS needs both tls_cert and tls_key; tls_key is missing",
     );
-    assert_error(&all[1], 5, "journal.sync", "unknown variant `sometimes`");
+    assert_error(&all[1], 5, "journal.sync", "unknown value `sometimes`");
     assert_error(
         &all[2],
         7,
@@ -1589,7 +1589,7 @@ fn every_ladder_step_is_checked_when_one_has_a_bad_field() {
         &all[0],
         4,
         "queue[0].steps[0].tiers",
-        "invalid type: string \"x\", expected a sequence",
+        "invalid type: string \"x\", expected a list",
     );
     assert_error(
         &all[1],
@@ -1730,7 +1730,7 @@ fn a_datetime_where_a_value_is_expected_is_named_a_datetime() {
         &all[1],
         5,
         "queue[0].steps[0].tiers[0]",
-        "invalid type: datetime `07:00:00`, expected i64",
+        "invalid type: datetime `07:00:00`, expected an integer from -9223372036854775808 to 9223372036854775807",
     );
     assert_error(
         &all[2],

@@ -357,7 +357,7 @@ async fn a_report_with_a_bad_value_is_refused_with_the_field_named() {
     assert_eq!(r["error"]["code"], "invalid_field");
     let message = r["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("field `event`: unknown variant `picked_up`"),
+        message.starts_with("field `event`: unknown value `picked_up`"),
         "{r}"
     );
     let (status, r) = h.route(json!({"call_id": 7})).await;

@@ -229,7 +229,14 @@ pub fn from_object<T: DeserializeOwned>(
             None => ("invalid_field", None),
         }
     };
-    let err = cut_echoes(&err);
+    let mut err = crate::config::file::plain_words(&cut_echoes(&err));
+    // A field narrower than its type says its own range.
+    let range = crate::api::events::FIELD_RANGES
+        .iter()
+        .find(|(name, _)| Some(*name) == field);
+    if let (Some((_, range)), Some(at)) = (range, err.find(", expected ")) {
+        err = format!("{}, expected {range}", &err[..at]);
+    }
     let message = match field {
         Some(f) => format!("{context}field `{f}`: {err}"),
         None => format!("{context}{err}"),

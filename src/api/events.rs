@@ -185,15 +185,22 @@ fn field_problem(event: &Event) -> Option<(&'static str, String)> {
     match event {
         Event::InteractionEscalated { min_tier: 0, .. } => Some((
             "min_tier",
-            "invalid value: integer `0`, expected a tier from 1 to 255".to_string(),
+            format!("invalid value: integer `0`, expected {TIER}"),
         )),
         Event::InteractionRated { score, .. } if !(1..=5).contains(score) => Some((
             "score",
-            format!("invalid value: integer `{score}`, expected a score from 1 to 5"),
+            format!("invalid value: integer `{score}`, expected {SCORE}"),
         )),
         _ => None,
     }
 }
+
+const TIER: &str = "a tier from 1 to 255";
+const SCORE: &str = "a score from 1 to 5";
+
+/// What an event field with a narrower range than its type takes, for the message of any value
+/// it refuses (`256` or `1.5` for a `min_tier` as for `0`).
+pub(crate) const FIELD_RANGES: [(&str, &str); 2] = [("min_tier", TIER), ("score", SCORE)];
 
 /// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
 /// the one-pass parse refused, so that errors name exactly what, where and why.
@@ -629,18 +636,18 @@ mod tests {
                 json!({"id": "e1", "type": "interaction.arrived", "interaction": "c",
                        "channel": "voice", "priority": 9_223_372_036_854_775_807_i64}),
                 "invalid_field",
-                "event `e1`: field `priority`: invalid value: integer `9223372036854775807`, expected i32",
+                "event `e1`: field `priority`: invalid value: integer `9223372036854775807`, expected an integer from -2147483648 to 2147483647",
             ),
             (
                 json!({"id": "e2", "type": "interaction.arrived", "interaction": "c", "channel": "fax"}),
                 "invalid_field",
-                "event `e2`: field `channel`: unknown variant `fax`",
+                "event `e2`: field `channel`: unknown value `fax`",
             ),
             (
                 json!({"id": "e3", "type": "offer.declined", "interaction": "c", "agent": "a",
                        "reason": "bored"}),
                 "invalid_field",
-                "event `e3`: field `reason`: unknown variant `bored`",
+                "event `e3`: field `reason`: unknown value `bored`",
             ),
             (
                 json!({"id": "e4", "type": "agent.login", "agent": "a", "capacity": {"voice": -1}}),
@@ -656,7 +663,7 @@ mod tests {
             (
                 json!({"id": "e6", "type": "agent.dance", "agent": "a"}),
                 "unknown_type",
-                "event `e6`: unknown variant `agent.dance`",
+                "event `e6`: unknown value `agent.dance`",
             ),
             (
                 json!({"id": "e7", "type": 7, "agent": "a"}),
@@ -739,7 +746,7 @@ mod tests {
         .unwrap_err();
         let m = &err.body.message;
         assert_eq!(err.body.code, "invalid_field");
-        let named_channel = m.starts_with("event `e1`: field `channel`: unknown variant `fax`");
+        let named_channel = m.starts_with("event `e1`: field `channel`: unknown value `fax`");
         let named_priority = m.starts_with("event `e1`: field `priority`: invalid type: string");
         assert!(named_channel || named_priority, "{m}");
     }

@@ -623,14 +623,62 @@ fn name_datetime(loc: &Locator<'_>, at: &FieldPath, message: String) -> String {
     }
 }
 
-/// Deserializer messages can span several lines; an error report is one line.
+/// Deserializer messages can span several lines; an error report is one line, in the words of
+/// the file rather than of Rust (`plain_words`).
 pub(crate) fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    plain_words(
+        &message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// serde's message with Rust's words put as a config or API user reads them: `expected u8` is
+/// the range of integers it takes, `unknown variant` an unknown value (`fax` for a channel).
+pub fn plain_words(message: &str) -> String {
+    const TYPES: [(&str, &str); 12] = [
+        ("u8", "an integer from 0 to 255"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u32", "an integer from 0 to 4294967295"),
+        ("u64", "an integer from 0 to 18446744073709551615"),
+        ("usize", "an integer from 0 to 18446744073709551615"),
+        ("i8", "an integer from -128 to 127"),
+        ("i16", "an integer from -32768 to 32767"),
+        ("i32", "an integer from -2147483648 to 2147483647"),
+        (
+            "i64",
+            "an integer from -9223372036854775808 to 9223372036854775807",
+        ),
+        ("f32", "a number"),
+        ("f64", "a number"),
+        ("a sequence", "a list"),
+    ];
+    let mut out = message
+        .replace("unknown variant `", "unknown value `")
+        .replace("unknown variant of ", "unknown value of ");
+    for (rust, plain) in TYPES {
+        let word = format!("expected {rust}");
+        let mut from = 0;
+        while let Some(at) = out[from..].find(&word).map(|i| i + from) {
+            let end = at + word.len();
+            // A whole word only: `expected u8` but not `expected u8_thing`.
+            if out[end..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            {
+                from = end;
+                continue;
+            }
+            let plain = format!("expected {plain}");
+            out.replace_range(at..end, &plain);
+            from = at + plain.len();
+        }
+    }
+    out
 }
 
 fn read_one<T: DeserializeOwned>(
@@ -709,4 +757,36 @@ fn read_many<T: DeserializeOwned>(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_words;
+
+    #[test]
+    fn serde_messages_name_ranges_and_values_not_rust_types() {
+        assert_eq!(
+            plain_words("invalid value: integer `256`, expected u8"),
+            "invalid value: integer `256`, expected an integer from 0 to 255"
+        );
+        assert_eq!(
+            plain_words("invalid type: floating point `2.5`, expected i64; at x"),
+            "invalid type: floating point `2.5`, expected an integer from -9223372036854775808 \
+             to 9223372036854775807; at x"
+        );
+        assert_eq!(
+            plain_words("unknown variant `fax`, expected one of `voice`, `chat`"),
+            "unknown value `fax`, expected one of `voice`, `chat`"
+        );
+        assert_eq!(
+            plain_words("invalid type: map, expected a sequence"),
+            "invalid type: map, expected a list"
+        );
+        // Whole words only.
+        assert_eq!(plain_words("expected u8_x"), "expected u8_x");
+        assert_eq!(
+            plain_words("expected u32 or expected u32"),
+            "expected an integer from 0 to 4294967295 or expected an integer from 0 to 4294967295"
+        );
+    }
 }
