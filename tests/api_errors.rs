@@ -1093,7 +1093,7 @@ async fn a_query_on_a_read_endpoint_that_takes_none_is_a_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(code(&body), "invalid_query", "{path}: {body}");
         assert!(
-            message(&body).contains(&format!("{path} takes no query parameters (got `limit=5`)")),
+            message(&body).contains(&format!("{path} takes no query parameters (the query `limit=5`)")),
             "{path}: {body}"
         );
         let r = t.http.get(t.url(path)).send().await.unwrap();
@@ -1146,5 +1146,116 @@ async fn a_score_out_of_range_is_invalid_field_at_both_ends() {
             "{score}: {body}"
         );
     }
+    t.stop().await;
+}
+
+/// Whatever a request carries where an error message quotes it (a query parameter's name, the
+/// path, `since`, an `If-Match` tag, a `Content-Type`, its charset or encoding, the method), the
+/// error body stays small: the echo is cut to its length and start. Each of these answered
+/// with the whole input (40–100 KB) before.
+#[tokio::test]
+async fn an_error_quoting_a_huge_input_stays_small() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let big = "z".repeat(60_000);
+    let check = |what: &str, r: reqwest::Response, code: &'static str| {
+        let what = what.to_string();
+        async move {
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert!(text.len() < 1_024, "{what}: {status}, {} bytes", text.len());
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["error"]["code"], code, "{what}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(" bytes"),
+                "{what}: the length is said: {body}"
+            );
+        }
+    };
+    let get = |path: String| t.http.get(t.url(&path)).send();
+    check(
+        "query name",
+        get(format!("/v1/decisions?{big}=1")).await.unwrap(),
+        "invalid_query",
+    )
+    .await;
+    check(
+        "query of a read without parameters",
+        get(format!("/v1/queues?{big}=1")).await.unwrap(),
+        "invalid_query",
+    )
+    .await;
+    check(
+        "path",
+        get(format!("/v1/{big}")).await.unwrap(),
+        "not_found",
+    )
+    .await;
+    check(
+        "since",
+        get(format!("/v1/agents/a1/stats?since={big}"))
+            .await
+            .unwrap(),
+        "invalid_since",
+    )
+    .await;
+    let toml = "[[queue]]\nid = \"support\"\n";
+    let put = || {
+        t.http
+            .put(t.url("/v1/config"))
+            .header("content-type", "application/toml")
+            .body(toml)
+    };
+    check(
+        "If-Match",
+        put()
+            .header("if-match", format!("\"{big}\""))
+            .send()
+            .await
+            .unwrap(),
+        "precondition_failed",
+    )
+    .await;
+    let post = || t.http.post(t.url("/v1/events")).body("{}");
+    check(
+        "Content-Type",
+        post().header("content-type", &big).send().await.unwrap(),
+        "unsupported_media_type",
+    )
+    .await;
+    check(
+        "charset",
+        post()
+            .header("content-type", format!("application/json; charset={big}"))
+            .send()
+            .await
+            .unwrap(),
+        "unsupported_media_type",
+    )
+    .await;
+    check(
+        "Content-Encoding",
+        post()
+            .header("content-type", "application/json")
+            .header("content-encoding", &big)
+            .send()
+            .await
+            .unwrap(),
+        "unsupported_encoding",
+    )
+    .await;
+    let method = reqwest::Method::from_bytes(&big.as_bytes()[..5_000]).unwrap();
+    let r = t
+        .http
+        .request(method, t.url("/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(text.len() < 1_024, "method: {status}, {} bytes", text.len());
+    assert!(text.contains("5000 bytes"), "method: {text}");
     t.stop().await;
 }

@@ -51,11 +51,19 @@ impl ApiError {
         code: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> ApiError {
+        let message = message.into();
+        // Whatever the request carried, the answer stays small: a quoted echo of it longer than
+        // any id is cut to its length and start (`cut_echoes`), wherever the message quotes it.
+        let message = if message.len() > MAX_ID_LEN {
+            cut_echoes(&message)
+        } else {
+            message
+        };
         ApiError {
             status,
             body: ErrorBody {
                 code: code.into(),
-                message: message.into(),
+                message,
                 problems: None,
                 resume_after: None,
             },

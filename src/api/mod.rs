@@ -193,8 +193,8 @@ async fn not_found(request: Request) -> ApiError {
         "not_found",
         format!(
             "no endpoint {} {} (see docs/API.md)",
-            request.method(),
-            request.uri().path()
+            plain_echo(request.method().as_str()),
+            plain_echo(request.uri().path())
         ),
     )
 }
@@ -206,10 +206,25 @@ async fn method_not_allowed(request: Request) -> ApiError {
         "method_not_allowed",
         format!(
             "{} is not allowed on {}; the `Allow` header lists the methods it takes",
-            request.method(),
-            request.uri().path()
+            plain_echo(request.method().as_str()),
+            plain_echo(request.uri().path())
         ),
     )
+}
+
+/// A method or path a message shows unquoted: in full up to the longest id, else its start and
+/// length, so a 60 KB path makes a short answer.
+fn plain_echo(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= crate::engine::event::MAX_ID_LEN {
+        text.into()
+    } else {
+        format!(
+            "{}… ({} bytes)",
+            crate::engine::event::start_of(text),
+            text.len()
+        )
+        .into()
+    }
 }
 
 /// Read a request body up to `limit` bytes (413 beyond it, checked against `Content-Length`

@@ -35,9 +35,8 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
             Some(query) => Err(ApiError::bad_request(
                 "invalid_query",
                 format!(
-                    "{} takes no query parameters (got `{}`)",
-                    parts.uri.path(),
-                    query.chars().take(256).collect::<String>()
+                    "{} takes no query parameters (the query `{query}`)",
+                    parts.uri.path()
                 ),
             )),
         }
