@@ -1093,7 +1093,9 @@ async fn a_query_on_a_read_endpoint_that_takes_none_is_a_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(code(&body), "invalid_query", "{path}: {body}");
         assert!(
-            message(&body).contains(&format!("{path} takes no query parameters (the query `limit=5`)")),
+            message(&body).contains(&format!(
+                "{path} takes no query parameters (the query `limit=5`)"
+            )),
             "{path}: {body}"
         );
         let r = t.http.get(t.url(path)).send().await.unwrap();

@@ -53,7 +53,7 @@ pub enum EngineError {
         agent: String,
         offer: String,
     },
-    #[error("interaction `{interaction}` is {state}; `{event}` needs it {expected}")]
+    #[error("interaction `{interaction}` is in state `{state}`; `{event}` needs it {expected}")]
     InvalidTransition {
         interaction: String,
         event: &'static str,

@@ -77,7 +77,8 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         QUEUE_OLDEST_WAIT,
-        "Age of the oldest unanswered interaction of the queue, waiting or ringing (0 when none).",
+        "Time since the oldest unanswered interaction of the queue, waiting or ringing, entered it \
+         (0 when none); an overflow or transfer into the queue enters it anew, a drain keeps it.",
     ),
     (QUEUE_SLA, "Service-level threshold of the queue (sla_s)."),
     (
@@ -90,7 +91,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         AGENT_STATE_SECONDS,
-        "Agent-seconds spent in each state by the agents serving the queue.",
+        "Agent-seconds (whole seconds) spent in each state by the agents serving the queue.",
     ),
     (
         CENTRE_AGENTS,
@@ -98,7 +99,8 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         CENTRE_AGENT_STATE_SECONDS,
-        "Agent-seconds spent in each state by the agents of the whole centre, each counted once.",
+        "Agent-seconds (whole seconds) spent in each state by the agents of the whole centre, \
+         each counted once.",
     ),
     (
         ARRIVED,
@@ -107,11 +109,11 @@ pub const HELP: &[(&str, &str)] = &[
     (ANSWERED, "Interactions an agent accepted."),
     (
         ABANDONED,
-        "Interactions abandoned after the short-abandon threshold.",
+        "Interactions abandoned short_abandon_s or longer after they arrived.",
     ),
     (
         SHORT_ABANDONED,
-        "Interactions abandoned within the short-abandon threshold.",
+        "Interactions abandoned less than short_abandon_s after they arrived.",
     ),
     (
         OVERFLOWED,
