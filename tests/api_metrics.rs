@@ -203,9 +203,18 @@ async fn the_daemons_metrics_show_waiting_answers_sla_and_its_own_requests() {
         sample(
             &text,
             "tierline_offers_total",
-            &[("queue", "support"), ("result", "declined")]
+            &[("queue", "support"), ("result", "busy")]
         ),
         1.0
+    );
+    // A busy phone is not the agent's refusal.
+    assert_eq!(
+        sample(
+            &text,
+            "tierline_offers_total",
+            &[("queue", "support"), ("result", "declined")]
+        ),
+        0.0
     );
     assert_eq!(
         sample(

@@ -124,3 +124,65 @@ fn a_reload_does_not_count_again_a_step_reached_by_skipping() {
     );
     assert_eq!(step1(&telemetry, 10 * S), 1.0, "c1 reached step 1 once");
 }
+
+/// `tierline_offers_total{result}` tells the agent's refusal (`declined`) from the PBX's busy
+/// phone (`busy`) and a phone that rang out (`no_answer`, as the Kamailio adapter reports every
+/// ring timeout): all three were `declined`, so the wallboard's no-answers showed as refusals.
+#[test]
+fn offer_results_tell_a_refusal_from_a_busy_phone_and_a_ring_out() {
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(QueueConfig::with_defaults("q"));
+    let names = ["a", "b", "c"];
+    cfg.agents = names.iter().map(|n| agent(n, &[("q", 1)])).collect();
+    let (mut engine, mut telemetry) = rig(&cfg, false);
+    let mut now = S;
+    for (n, reason) in names.iter().zip([
+        tierline::engine::DeclineReason::Rejected,
+        tierline::engine::DeclineReason::Busy,
+        tierline::engine::DeclineReason::NoAnswer,
+    ]) {
+        let login = Event::AgentLogin {
+            agent: n.to_string(),
+            address: None,
+            tiers: None,
+            skills: None,
+            capacity: None,
+        };
+        engine.handle(now, &login).unwrap();
+        let call = format!("call-{n}");
+        let arrival = Event::InteractionArrived {
+            interaction: call.clone(),
+            channel: Channel::Voice,
+            queue: Some("q".into()),
+            priority: None,
+            skills: Vec::new(),
+            customer: None,
+            attributes: Default::default(),
+        };
+        engine.handle(now, &arrival).unwrap();
+        let declined = Event::OfferDeclined {
+            interaction: call.clone(),
+            agent: n.to_string(),
+            reason,
+            offer: None,
+        };
+        engine.handle(now, &declined).unwrap();
+        // Gone, so the next agent's offer is the next call.
+        let gone = Event::InteractionAbandoned { interaction: call };
+        engine.handle(now, &gone).unwrap();
+        telemetry.observe(&mut engine, now);
+        now += S;
+    }
+    let text = telemetry.metrics().render_at(now);
+    let offers = |result| {
+        sample(
+            &text,
+            "tierline_offers_total",
+            &[("queue", "q"), ("result", result)],
+        )
+    };
+    assert_eq!(
+        ["declined", "busy", "no_answer", "timed_out"].map(offers),
+        [1.0, 1.0, 1.0, 0.0]
+    );
+}

@@ -34,7 +34,7 @@ pub(crate) struct QueueSeries {
     pub(crate) wait_answered: Histogram,
     pub(crate) wait_abandoned: Histogram,
     /// accepted, declined, timed_out, revoked.
-    pub(crate) offers: [Counter; 4],
+    pub(crate) offers: [Counter; 6],
     pub(crate) steps: BTreeMap<usize, Counter>,
     pub(crate) escalated_by_agent: Counter,
     pub(crate) ended: Counter,
@@ -77,7 +77,17 @@ pub(crate) struct AgentSeries {
     pub(crate) handled: [Option<Counter>; 4],
 }
 
-pub(crate) const OFFER_RESULTS: [&str; 4] = ["accepted", "declined", "timed_out", "revoked"];
+/// How offers ended: `declined` is the agent's refusal (`offer.declined` reason `rejected`);
+/// `busy` and `no_answer` are the PBX's report (its phone was busy, or rang out before tierline's
+/// own timeout, which is `timed_out`).
+pub(crate) const OFFER_RESULTS: [&str; 6] = [
+    "accepted",
+    "declined",
+    "busy",
+    "no_answer",
+    "timed_out",
+    "revoked",
+];
 
 pub(crate) fn activity_index(a: Activity) -> usize {
     Activity::ALL.iter().position(|x| *x == a).unwrap_or(0)

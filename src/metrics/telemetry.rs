@@ -363,9 +363,11 @@ impl Telemetry {
                 self.seen(*at);
                 let idx = match result {
                     OfferResult::Accepted => 0,
-                    OfferResult::Declined(_) => 1,
-                    OfferResult::TimedOut => 2,
-                    OfferResult::Revoked => 3,
+                    OfferResult::Declined(DeclineReason::Rejected) => 1,
+                    OfferResult::Declined(DeclineReason::Busy) => 2,
+                    OfferResult::Declined(DeclineReason::NoAnswer) => 3,
+                    OfferResult::TimedOut => 4,
+                    OfferResult::Revoked => 5,
                 };
                 self.queue(queue).offers[idx].increment(1);
                 let a = self.agent(agent, *at);
