@@ -1131,10 +1131,43 @@ fn an_accept_exactly_at_expiry_finds_the_offer_revoked() {
         err,
         EngineError::NoSuchOffer {
             interaction: "c1".into(),
-            agent: "l1".into()
+            agent: "l1".into(),
+            now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made)".into(),
         }
     );
     assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+}
+
+/// An answer to an offer that is not pending says where the call is instead, so a PBX tells a
+/// repeated accept (harmless) from an offer that ended (the caller is elsewhere).
+#[test]
+fn a_late_answer_is_told_where_the_call_is_now() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, login("l2"));
+    d.at(0, call("c1", "support"));
+    let offered_to = match d.interaction("c1").owner {
+        tierline::engine::Owner::Agent(a) => a.to_string(),
+        other => panic!("c1 is not offered: {other:?}"),
+    };
+    let other = if offered_to == "l1" { "l2" } else { "l1" };
+    let now = |e: EngineError| match e {
+        EngineError::NoSuchOffer { now, .. } => now,
+        other => panic!("expected NoSuchOffer, got {other:?}"),
+    };
+    assert_eq!(
+        now(d.try_at(1, accept("c1", other)).unwrap_err()),
+        format!("it is being offered to agent `{offered_to}` now")
+    );
+    d.at(2, accept("c1", &offered_to));
+    assert_eq!(
+        now(d.try_at(3, accept("c1", &offered_to)).unwrap_err()),
+        "it is connected to this agent already (the offer was accepted)"
+    );
+    assert_eq!(
+        now(d.try_at(3, accept("c1", other)).unwrap_err()),
+        format!("it is connected to agent `{offered_to}`")
+    );
 }
 
 fn backoff_desk() -> Driver {
@@ -2219,6 +2252,7 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             EngineError::NoSuchOffer {
                 interaction: "c2".into(),
                 agent: "l1".into(),
+                now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made)".into(),
             },
         ),
         (
@@ -2226,6 +2260,7 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             EngineError::NoSuchOffer {
                 interaction: "c1".into(),
                 agent: "l2".into(),
+                now: "it is being offered to agent `l1` now".into(),
             },
         ),
         (

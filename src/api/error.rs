@@ -479,6 +479,7 @@ mod tests {
         let conflict = EngineError::NoSuchOffer {
             interaction: "c1".into(),
             agent: "a1".into(),
+            now: "it is waiting in queue `q`".into(),
         };
         assert_eq!(
             ApiError::from_engine(&conflict, None).status,

@@ -36,11 +36,18 @@ pub enum EngineError {
         interaction: String,
     },
     #[error(
-        "interaction {} has no pending offer to agent {}",
+        "interaction {} has no pending offer to agent {}: {now}",
         Named(interaction),
         Named(agent)
     )]
-    NoSuchOffer { interaction: String, agent: String },
+    NoSuchOffer {
+        interaction: String,
+        agent: String,
+        /// Where the interaction is instead (connected to that agent already, offered to
+        /// another, waiting after the offer expired…), so a PBX can tell a repeated accept from
+        /// a caller it must drop.
+        now: String,
+    },
     #[error(
         "offer {} of interaction {} to agent {} is not the one pending (an earlier offer of \
          it, or an id never made): an answer to any other offer changes nothing",

@@ -38,7 +38,46 @@ impl Engine {
             _ => Err(EngineError::NoSuchOffer {
                 interaction: id.to_string(),
                 agent: agent.to_string(),
+                now: self.where_instead(ik, ak),
             }),
+        }
+    }
+
+    /// Where an interaction is, told to an agent `ak` whose offer of it is not pending: the
+    /// message of `NoSuchOffer`.
+    fn where_instead(&self, ik: IKey, ak: AKey) -> String {
+        let i = self.ix(ik);
+        let queue = |q: Option<u32>| {
+            q.and_then(|q| self.queues.get(q as usize))
+                .map_or_else(String::new, |q| format!(" in queue `{}`", q.name))
+        };
+        let holder = i.agent.and_then(|a| self.agents.get(a as usize));
+        match (i.state, holder) {
+            (InteractionState::Connected, Some(_)) if i.agent == Some(ak) => {
+                "it is connected to this agent already (the offer was accepted)".to_string()
+            }
+            (InteractionState::Connected, Some(a)) => {
+                format!("it is connected to agent `{}`", a.id)
+            }
+            (InteractionState::Offered, Some(_)) if i.agent == Some(ak) => format!(
+                "it is offered to this agent again under offer `{}` (the one answered ended)",
+                i.offer.as_deref().unwrap_or("?")
+            ),
+            (InteractionState::Offered, Some(a)) => {
+                format!("it is being offered to agent `{}` now", a.id)
+            }
+            (InteractionState::Waiting, _) => format!(
+                "it is waiting{}, offered to nobody (an offer to this agent expired, was \
+                 declined or was taken back, or was never made)",
+                queue(i.queue)
+            ),
+            (InteractionState::WrapUp, Some(a)) => {
+                format!("it is in wrap-up with agent `{}`", a.id)
+            }
+            (state, _) if state.is_final() => {
+                format!("it has finished (`{}`)", state.as_str())
+            }
+            (state, _) => format!("it is in state `{}`", state.as_str()),
         }
     }
 

@@ -376,7 +376,8 @@ mod tests {
     fn late_reports_are_recognised() {
         assert!(is_late_report(&EngineError::NoSuchOffer {
             interaction: "c".into(),
-            agent: "a".into()
+            agent: "a".into(),
+            now: "it is waiting in queue `q`".into(),
         }));
         assert!(!is_late_report(&EngineError::UnknownAgent {
             agent: "a".into()
