@@ -68,6 +68,61 @@ fn settings_without_effect_pass_with_a_note_each() {
     assert!(stdout.starts_with("support: "), "{stdout}");
 }
 
+/// Parts of a valid config nothing can ever use: a step after the queue's own overflow, a last
+/// step's `skip_if_no_agents`, a schedule never open, rules after one that matches everything.
+#[test]
+fn parts_no_call_can_reach_pass_with_a_note_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("unreached.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[queue]]
+id = "a"
+max_wait_s = 30
+overflow = { target = "sip:vm@pbx" }
+steps = [{ after_s = 0, tiers = [1] }, { after_s = 30, tiers = [1, 2] },
+         { after_s = 60, tiers = [1, 2, 3], skip_if_no_agents = true }]
+
+[[queue]]
+id = "b"
+schedule = { tz = "UTC" }
+
+[[rule]]
+when = { x = "y" }
+queue = "b"
+
+[[rule]]
+queue = "a"
+
+[[rule]]
+when = { x = "z" }
+queue = "a"
+
+[[rule]]
+when = { x = "w" }
+queue = "b"
+"#,
+    )
+    .expect("write config");
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(
+        notes,
+        [
+            "note: queue `a`: steps[1] (at 30s), steps[2] (at 60s) are never reached: the queue \
+             overflows at max_wait_s = 30s first",
+            "note: queue `a`: steps[2].skip_if_no_agents has no effect: it is the last step, so \
+             there is no step to move on to",
+            "note: queue `b`: its schedule has no open hours: every arrival is rejected `closed`",
+            "note: rule[1] has an empty `when`, so it matches every arrival: rule[2] to rule[3] \
+             after it are never reached",
+        ],
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_broken_config_exits_2_with_every_error_on_stderr() {
     let dir = tempfile::tempdir().expect("tempdir");

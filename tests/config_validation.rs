@@ -349,6 +349,25 @@ fn an_empty_ladder_is_refused() {
     assert_error(&e, 3, "queue[0].steps", "a queue needs at least one step");
 }
 
+/// As a channel listed twice: `tiers = [1, 1]` is most likely a typo for `[1, 2]`.
+#[test]
+fn a_tier_listed_twice_in_a_step_is_refused() {
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "support""#,
+        /* 3 */ "steps = [",
+        /* 4 */ "  { after_s = 0, tiers = [1] },",
+        /* 5 */ "  { after_s = 30, tiers = [1, 1] },",
+        /* 6 */ "]",
+    ]));
+    assert_error(
+        &e,
+        5,
+        "queue[0].steps[1].tiers[1]",
+        "tier 1 is listed twice",
+    );
+}
+
 #[test]
 fn a_step_with_no_tiers_is_refused() {
     let e = only_error(&file(&[

@@ -94,6 +94,69 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
                 q.id
             ));
         }
+        notes.extend(ladder_notes(q));
+    }
+    notes.extend(rule_notes(config));
+    notes
+}
+
+/// A queue's settings that leave part of it unused: steps its own overflow never lets a call
+/// reach, `skip_if_no_agents` on the last step (there is no step to move on to), a schedule
+/// with no open hours (every arrival rejected `closed`).
+fn ladder_notes(q: &QueueConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let (Some(max_wait), Some(_)) = (q.max_wait_ms, &q.overflow) {
+        let never: Vec<String> = q
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.after_ms >= max_wait)
+            .map(|(k, s)| format!("steps[{k}] (at {})", seconds(s.after_ms)))
+            .collect();
+        if !never.is_empty() {
+            notes.push(format!(
+                "queue `{}`: {} never reached: the queue overflows at max_wait_s = {} first",
+                q.id,
+                never.join(", ") + if never.len() == 1 { " is" } else { " are" },
+                seconds(max_wait)
+            ));
+        }
+    }
+    if q.steps.last().is_some_and(|s| s.skip_if_no_agents) {
+        notes.push(format!(
+            "queue `{}`: steps[{}].skip_if_no_agents has no effect: it is the last step, so \
+             there is no step to move on to",
+            q.id,
+            q.steps.len() - 1
+        ));
+    }
+    if q.schedule
+        .as_ref()
+        .is_some_and(|s| s.open.iter().all(Vec::is_empty))
+    {
+        notes.push(format!(
+            "queue `{}`: its schedule has no open hours: every arrival is rejected `closed`",
+            q.id
+        ));
+    }
+    notes
+}
+
+/// Rules that can never match: those after one with an empty `when` (which matches every
+/// arrival).
+fn rule_notes(config: &RoutingConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(k) = config.rules.iter().position(|r| r.when.is_empty()) {
+        if k + 1 < config.rules.len() {
+            let after = match config.rules.len() - 1 {
+                last if last == k + 1 => format!("rule[{last}] after it is"),
+                last => format!("rule[{}] to rule[{last}] after it are", k + 1),
+            };
+            notes.push(format!(
+                "rule[{k}] has an empty `when`, so it matches every arrival: {after} never \
+                 reached"
+            ));
+        }
     }
     notes
 }
