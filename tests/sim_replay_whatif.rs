@@ -246,3 +246,44 @@ tiers = { support = 1 }
         r.new.overall
     );
 }
+
+/// "What if this rule sent those calls to `b`?", where `b` serves voice only: the recorded chat
+/// arrivals the rule now sends there are refused by the engine (`channel_not_served`, a 422 from
+/// a daemon). The replay counts them and goes on (it stopped with "replay failed", exit 1).
+#[test]
+fn recorded_arrivals_a_new_rule_sends_to_a_queue_not_serving_their_channel_are_counted() {
+    let ruled = |queue: &str| {
+        format!(
+            "[defaults]\nwrap_up_s = 0\n\n[[queue]]\nid = \"a\"\nchannels = [\"voice\", \"chat\"]\n\n\
+             [[queue]]\nid = \"b\"\nchannels = [\"voice\"]\n\n\
+             [[rule]]\nwhen = {{ x = \"y\" }}\nqueue = \"{queue}\"\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    record_into(
+        dir.path(),
+        &ruled("a"),
+        "duration_s = 3600\nseed = 4\n[[arrivals]]\nattributes = { x = \"y\" }\n\
+         rate_per_hour = 30\nchannels = { voice = 0.5, chat = 0.5 }\n\
+         handle = { dist = \"fixed\", s = 60 }\n[[agents]]\ncount = 3\ntiers = { a = 1, b = 1 }\n",
+    );
+    let new = tierline::config::parse(&ruled("b"), "new.toml")
+        .unwrap()
+        .routing;
+    let r = replay(dir.path(), new, &opts(false)).unwrap_or_else(|e| panic!("replay failed: {e}"));
+    assert!(r.new.run.refused > 0, "{:?}", r.new.run);
+    assert_eq!(r.old.run.refused, 0, "{:?}", r.old.run);
+    assert_eq!(
+        r.new.overall.offered + r.new.run.refused,
+        r.old.overall.offered,
+        "every recorded arrival is either offered or refused in the new run"
+    );
+    assert!(
+        r.new.to_table().contains(&format!(
+            "{} arrivals refused: the rules send them to a queue that does not serve",
+            r.new.run.refused
+        )),
+        "{}",
+        r.new.to_table()
+    );
+}

@@ -237,3 +237,42 @@ fn a_tier_no_step_offers_and_a_shift_after_the_run_are_warned_about() {
     let plan = scenario::load(std::path::Path::new(shipped), &routing).expect("shipped scenario");
     assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
 }
+
+/// A stream without a `queue` goes where the config's rules send it, and its attributes are
+/// fixed: a channel they send to a queue that does not serve it would have the engine refuse
+/// every such arrival mid-run (the run used to stop there, exit 1, as a bug). Found before the
+/// run, naming the stream's channel, the rule and the queue; the voice arrivals the queue serves
+/// are fine.
+#[test]
+fn a_stream_whose_rule_sends_a_channel_to_a_queue_not_serving_it_is_refused() {
+    let mut config = cfg();
+    let mut voice_only = QueueConfig::with_defaults("b");
+    voice_only.channels = vec![tierline::config::Channel::Voice];
+    config.queues.push(voice_only);
+    config.rules.push(tierline::config::Rule {
+        when: [("x".to_string(), "y".to_string())].into(),
+        queue: "b".into(),
+        priority: None,
+    });
+    let text = "duration_s = 3600\n\
+                [[arrivals]]\n\
+                attributes = { x = \"y\" }\n\
+                rate_per_hour = 30\n\
+                channels = { voice = 0.5, chat = 0.5 }\n\
+                handle = { dist = \"fixed\", s = 60 }\n\
+                [[agents]]\n\
+                count = 2\n\
+                tiers = { b = 1 }\n";
+    let e = scenario::parse(text, "s.toml", &config).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].field, "arrivals[0].channels.chat", "{e}");
+    assert!(
+        e.0[0]
+            .message
+            .starts_with("chat arrivals of this stream go to queue `b` (rule[0] of the routing config), which does not serve chat"),
+        "{e}"
+    );
+    // Voice alone passes.
+    let voice = text.replace("voice = 0.5, chat = 0.5", "voice = 1");
+    scenario::parse(&voice, "s.toml", &config).expect("voice arrivals are served");
+}

@@ -337,6 +337,24 @@ impl RoutingConfig {
     pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
         self.queues.iter().find(|q| q.id == id)
     }
+
+    /// The first rule an arrival on `channel` with `attributes` matches (first match wins), with
+    /// its index: every `when` entry equal, the key `channel` against the channel.
+    pub fn matching_rule(
+        &self,
+        channel: Channel,
+        attributes: &BTreeMap<String, String>,
+    ) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| {
+            r.when.iter().all(|(k, v)| {
+                if k == "channel" {
+                    channel.as_str() == v
+                } else {
+                    attributes.get(k) == Some(v)
+                }
+            })
+        })
+    }
 }
 
 impl QueueConfig {

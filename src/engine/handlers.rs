@@ -105,15 +105,7 @@ impl Engine {
     ) -> Result<Route, EngineError> {
         let chosen = if let Some(name) = queue {
             Some((self.lookup_queue_for(id, name)?, None, None))
-        } else if let Some((n, rule)) = self.config.rules.iter().enumerate().find(|(_, r)| {
-            r.when.iter().all(|(k, v)| {
-                if k == "channel" {
-                    channel.as_str() == v
-                } else {
-                    attributes.get(k) == Some(v)
-                }
-            })
-        }) {
+        } else if let Some((n, rule)) = self.config.matching_rule(channel, attributes) {
             Some((
                 self.lookup_queue_for(id, &rule.queue)?,
                 rule.priority,

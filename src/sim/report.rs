@@ -42,6 +42,10 @@ pub struct RunFigures {
     pub decisions: u64,
     /// Counted interactions still live when the drain time ran out.
     pub unfinished: u64,
+    /// Arrivals the engine refused (`channel_not_served`: the rules sent them to a queue that
+    /// does not serve their channel), as a daemon answers them 422: a replay of recorded traffic
+    /// under a new config can meet them (a scenario's are refused before the run).
+    pub refused: u64,
     /// Virtual seconds from start to the last thing that happened.
     pub ended_at_s: f64,
 }
@@ -242,6 +246,14 @@ impl Report {
             self.run.events,
             self.run.unfinished,
         );
+        if self.run.refused > 0 {
+            let _ = writeln!(
+                out,
+                "{} arrivals refused: the rules send them to a queue that does not serve their \
+                 channel (channel_not_served; a daemon answers them 422)",
+                self.run.refused
+            );
+        }
         let _ = writeln!(
             out,
             "\n{:<16} {:>8} {:>8} {:>9} {:>6} {:>7} {:>6} {:>13} {:>7} {:>7} {:>7} {:>7}",

@@ -21,7 +21,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Millis, RoutingConfig};
 use crate::engine::{
-    Decision, DecisionKind, DeclineReason, Engine, Event, Fact, InteractionState, RequestedState,
+    Decision, DecisionKind, DeclineReason, Engine, EngineError, Event, Fact, InteractionState,
+    RequestedState,
 };
 use crate::sim::report::{self, Report, RunFigures, RunInfo};
 use crate::sim::scenario::Plan;
@@ -518,19 +519,27 @@ impl<T: Traffic> Runner<'_, T> {
             self.schedule(now.saturating_add(p), Kind::Abandon { ix });
         }
         let id = ix.to_string();
-        self.send(
-            now,
-            Event::InteractionArrived {
-                interaction: id.clone(),
-                channel: a.channel,
-                queue: a.queue,
-                priority: a.priority,
-                skills: a.skills,
-                customer: None,
-                attributes: a.attributes,
-            },
-            &id,
-        )
+        let arrival = Event::InteractionArrived {
+            interaction: id.clone(),
+            channel: a.channel,
+            queue: a.queue,
+            priority: a.priority,
+            skills: a.skills,
+            customer: None,
+            attributes: a.attributes,
+        };
+        match self.send(now, arrival, &id) {
+            // Recorded traffic under a new config's rules: counted, as the daemon would have
+            // answered it 422 (its pending abandon finds it gone).
+            Err(SimError::EngineRefused { source, .. })
+                if matches!(*source, EngineError::ChannelNotServed { .. }) =>
+            {
+                self.live.remove(&ix);
+                self.run.refused += 1;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Remove and return the pending offer of `ix` if it is still `offer`.

@@ -723,6 +723,32 @@ fn resolve_stream(
                     "no queue given and the routing config has no rules or default queue",
                 );
             }
+            // The stream's attributes are fixed, so where the rules send each channel is known
+            // now: a queue that does not serve it would refuse every such arrival mid-run.
+            for (c, _) in &channels {
+                let (by, queue) = match config.matching_rule(*c, &a.attributes) {
+                    Some((n, rule)) => (format!("rule[{n}]"), Some(&rule.queue)),
+                    None => (
+                        "the default queue".to_string(),
+                        config.default_queue.as_ref(),
+                    ),
+                };
+                let Some(qc) = queue.and_then(|q| config.queue(q)) else {
+                    continue;
+                };
+                if !qc.channels.contains(c) {
+                    p.add(
+                        format!("{field}.channels.{c}"),
+                        format!(
+                            "{c} arrivals of this stream go to queue `{}` ({by} of the routing \
+                             config), which does not serve {c}: the engine would refuse every \
+                             one (`channel_not_served`); name the channel in the rule's `when`, \
+                             or give the stream a `queue`",
+                            qc.id
+                        ),
+                    );
+                }
+            }
         }
     }
 
