@@ -164,7 +164,7 @@ fn every_problem_is_reported_at_once_with_its_field() {
         "arrivals[0].handle: mean_s must be > 0",
         "arrivals[1]: needs an arrival rate",
         "arrivals[1].channels: queue `billing` does not serve channel chat",
-        "arrivals[1].handle: `none` is not allowed here",
+        "arrivals[1].handle: `none` (never happens) is not allowed here",
         "agents[0].tiers.sales: unknown queue `sales`",
         "agents[0].shifts[0]: logout_s must be after login_s",
     ] {
@@ -204,7 +204,11 @@ fn an_agent_outside_the_roster_needs_tiers_and_ids_must_be_unique() {
         all.contains("agents[0].tiers: agent `ghost` is not in the roster"),
         "{all}"
     );
-    assert!(all.contains("agent `x1` appears more than once"), "{all}");
+    // The repeating entry is named, with the one it repeats.
+    assert!(
+        all.contains("agents[2]: agent `x1` is also planned by agents[1]: ids must be unique"),
+        "{all}"
+    );
 }
 
 #[test]

@@ -276,3 +276,19 @@ fn a_stream_whose_rule_sends_a_channel_to_a_queue_not_serving_it_is_refused() {
     let voice = text.replace("voice = 0.5, chat = 0.5", "voice = 1");
     scenario::parse(&voice, "s.toml", &config).expect("voice arrivals are served");
 }
+
+/// SIMULATOR.md: `start` needs its UTC offset; without one the message says so and shows the
+/// fix, not the date parser's "premature end of input".
+#[test]
+fn a_start_without_its_utc_offset_says_what_is_missing() {
+    let text = "duration_s = 60\nstart = 2026-11-23T00:00:00\n[[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\nhandle = { dist = \"fixed\", s = 1 }\n[[agents]]\ncount = 1\ntiers = { support = 1 }\n";
+    let e = scenario::parse(text, "s.toml", &cfg()).unwrap_err();
+    assert_eq!(e.0[0].field, "start", "{e}");
+    assert!(
+        e.0[0].message.contains(
+            "`2026-11-23T00:00:00` has no UTC offset, so it names no instant: add one, e.g. \
+             `2026-11-23T00:00:00Z`"
+        ),
+        "{e}"
+    );
+}

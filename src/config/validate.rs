@@ -249,8 +249,13 @@ impl Checker<'_, '_> {
                 "must not be negative (found {} s)",
                 crate::config::show_number(v)
             ))
-        } else if positive && v * 1000.0 < 0.5 {
+        } else if positive && v == 0.0 {
             Some("must be greater than 0 s".to_string())
+        } else if positive && v * 1000.0 < 0.5 {
+            Some(format!(
+                "{} s is 0 ms: timers count whole milliseconds, so give at least 0.001 s",
+                crate::config::show_number(v)
+            ))
         } else if v > MAX_SECONDS {
             Some(format!(
                 "{} s is too long (at most {MAX_SECONDS} s, one year); is the unit right? \

@@ -305,8 +305,21 @@ pub mod rfc3339_ms {
     }
 
     pub fn parse(s: &str) -> Result<Millis, String> {
-        let t = chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| format!("invalid RFC 3339 time `{s}`: {e}"))?;
+        let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+            // A local time alone names no instant: say what is missing, not chrono's
+            // "premature end of input".
+            let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok());
+            if local {
+                format!(
+                    "time `{s}` has no UTC offset, so it names no instant: add one, e.g. \
+                     `{s}Z` (UTC) or `{s}+01:00`"
+                )
+            } else {
+                format!("invalid RFC 3339 time `{s}`: {e}")
+            }
+        })?;
         u64::try_from(t.timestamp_millis()).map_err(|_| format!("time `{s}` is before 1970"))
     }
 

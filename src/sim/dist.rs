@@ -41,7 +41,11 @@ impl Dist {
         let ok = |x: f64| x.is_finite() && x >= 0.0 && x <= max;
         match *self {
             Dist::Never if allow_never => Ok(()),
-            Dist::Never => Err("`none` is not allowed here".into()),
+            Dist::Never => Err(
+                "`none` (never happens) is not allowed here: this duration must end; use \
+                 `fixed`, `exponential` or `lognormal` (`none` is for patience and wrap-up)"
+                    .into(),
+            ),
             Dist::Fixed { s } if ok(s) => Ok(()),
             Dist::Fixed { s } => Err(format!(
                 "s must be between 0 and {max} seconds (one year), got {s}"

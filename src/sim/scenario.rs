@@ -6,7 +6,7 @@
 //! config parser, it never half-accepts a file: either every check passes, or every problem found
 //! is returned with its file, line (when known) and field. See `docs/SIMULATOR.md` for the format.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -21,8 +21,9 @@ pub const DEFAULT_START_MS: Millis = 1_704_067_200_000;
 /// How long the run goes on after `duration_s` for calls still in the system, unless given.
 pub const DEFAULT_DRAIN_S: f64 = 3_600.0;
 
-/// Upper bound on the run length (one year of virtual time): a typo must not run for ever.
-pub const MAX_DURATION_S: f64 = 366.0 * 86_400.0;
+/// Upper bound on the run length (one year of virtual time, 365 days, as the routing config's
+/// longest time): a typo must not run for ever.
+pub const MAX_DURATION_S: f64 = 365.0 * 86_400.0;
 /// Highest arrival rate of a stream: a million a second. Beyond it the gaps between arrivals
 /// vanish in floating point and the clock would stop advancing.
 pub const MAX_RATE_PER_HOUR: f64 = 3.6e9;
@@ -492,7 +493,9 @@ fn resolve(
         .collect();
 
     let mut agents = Vec::new();
-    let mut seen = BTreeSet::new();
+    // Where each agent was planned: the roster (`use_roster`) or an `[[agents]]` group, by the
+    // index of its first agent.
+    let mut from: Vec<(usize, String)> = vec![(0, "use_roster".to_string())];
     if file.use_roster {
         for a in &config.agents {
             agents.push(PlannedAgent {
@@ -511,6 +514,7 @@ fn resolve(
     }
     for (g, spec) in file.agents.iter().enumerate() {
         let field = format!("agents[{g}]");
+        from.push((agents.len(), field.clone()));
         let behaviour = match &spec.behaviour {
             None => 0,
             Some(b) => {
@@ -537,9 +541,28 @@ fn resolve(
             break;
         }
     }
-    for a in &agents {
-        if !seen.insert(a.id.clone()) {
-            p.add("agents", format!("agent `{}` appears more than once", a.id));
+    // Each id once: the entry that repeats one is named, with where it first came from.
+    let entry_of = |i: usize| {
+        from.iter()
+            .rev()
+            .find(|(start, _)| *start <= i)
+            .map_or("agents", |(_, f)| f.as_str())
+    };
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, a) in agents.iter().enumerate() {
+        if let Some(&was) = first.get(a.id.as_str()) {
+            let (here, there) = (entry_of(i), entry_of(was));
+            let message = if here == there {
+                format!("agent `{}` appears more than once in this entry", a.id)
+            } else {
+                format!(
+                    "agent `{}` is also planned by {there}: ids must be unique",
+                    a.id
+                )
+            };
+            p.add(here, message);
+        } else {
+            first.insert(&a.id, i);
         }
     }
     // A group refused above already says what is wrong with the agents the file has.
