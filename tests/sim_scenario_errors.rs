@@ -292,3 +292,30 @@ fn a_start_without_its_utc_offset_says_what_is_missing() {
         "{e}"
     );
 }
+
+/// Legal but a run that cannot answer: agents whose fixed answer delay outlasts the queue's
+/// offer timeout (every offer expires), a stream requiring a skill no agent has. Warned about.
+#[test]
+fn answers_after_the_offer_expired_and_skills_nobody_has_are_warned_about() {
+    let mut config = cfg();
+    config.queues[0].offer_timeout_ms = 15_000;
+    let plan = scenario::parse(
+        "duration_s = 3600\n\
+         [behaviour]\nanswer_delay = { dist = \"fixed\", s = 20 }\n\
+         [[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\nskills = [\"fr\"]\n\
+         handle = { dist = \"fixed\", s = 1 }\n\
+         [[agents]]\ncount = 2\ntiers = { support = 1 }\nskills = [\"en\"]\n",
+        "s.toml",
+        &config,
+    )
+    .expect("legal");
+    assert_eq!(
+        plan.warnings,
+        [
+            "behaviour.answer_delay: agents answer after 20 s, when queue `support`'s offers \
+             (offer_timeout_s = 15 s) have expired: they never answer its calls",
+            "arrivals[0].skills: no agent of the scenario has every one of [\"fr\"]: these \
+             arrivals can only wait, overflow or be abandoned",
+        ]
+    );
+}

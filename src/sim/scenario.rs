@@ -478,6 +478,8 @@ fn resolve(
     };
 
     let mut behaviours = vec![resolve_behaviour(&mut p, "behaviour", &file.behaviour)];
+    // Where each behaviour is written, for a warning about it.
+    let mut behaviour_fields = vec!["behaviour".to_string()];
 
     if file.arrivals.is_empty() {
         p.add(
@@ -485,7 +487,7 @@ fn resolve(
             "a scenario needs at least one [[arrivals]] stream",
         );
     }
-    let streams = file
+    let streams: Vec<Stream> = file
         .arrivals
         .iter()
         .enumerate()
@@ -519,6 +521,7 @@ fn resolve(
             None => 0,
             Some(b) => {
                 behaviours.push(resolve_behaviour(&mut p, &format!("{field}.behaviour"), b));
+                behaviour_fields.push(format!("{field}.behaviour"));
                 behaviours.len() - 1
             }
         };
@@ -581,6 +584,9 @@ fn resolve(
         }
     }
 
+    warn_never_answered(&mut p, &agents, &behaviours, &behaviour_fields, config);
+    warn_skills_nobody_has(&mut p, &streams, &agents, config);
+
     if !p.list.is_empty() {
         return Err(ConfigErrors(p.list));
     }
@@ -595,6 +601,79 @@ fn resolve(
         behaviours,
         warnings: p.warnings,
     })
+}
+
+/// Agents whose fixed answer delay is at least the offer timeout of a queue they serve: every
+/// offer from it expires unanswered (and after `max_no_answer` of them they go not_ready). Legal,
+/// but a run that answers nothing is rarely the question asked. Once per behaviour and queue.
+fn warn_never_answered(
+    p: &mut Problems<'_>,
+    agents: &[PlannedAgent],
+    behaviours: &[Behaviour],
+    fields: &[String],
+    config: &RoutingConfig,
+) {
+    let mut told = std::collections::BTreeSet::new();
+    for a in agents {
+        let Some(Dist::Fixed { s }) = behaviours.get(a.behaviour).map(|b| &b.answer_delay) else {
+            continue;
+        };
+        let delay_ms = (s * 1000.0).round() as Millis;
+        for q in a.effective_tiers.keys() {
+            let Some(qc) = config.queue(q) else { continue };
+            if delay_ms >= qc.offer_timeout_ms && told.insert((a.behaviour, q.clone())) {
+                let field = fields.get(a.behaviour).map_or("behaviour", String::as_str);
+                p.warn(
+                    &format!("{field}.answer_delay"),
+                    format_args!(
+                        "agents answer after {s} s, when queue `{q}`'s offers \
+                         (offer_timeout_s = {} s) have expired: they never answer its calls",
+                        qc.offer_timeout_ms as f64 / 1000.0
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Streams that require skills no planned agent has: their arrivals can only wait, overflow or
+/// be abandoned.
+fn warn_skills_nobody_has(
+    p: &mut Problems<'_>,
+    streams: &[Stream],
+    agents: &[PlannedAgent],
+    config: &RoutingConfig,
+) {
+    let skills_of = |a: &PlannedAgent| -> Vec<String> {
+        match &a.skills {
+            Some(s) => s.clone(),
+            None => config
+                .agents
+                .iter()
+                .find(|r| r.id == a.id)
+                .map(|r| r.skills.clone())
+                .unwrap_or_default(),
+        }
+    };
+    let held: Vec<Vec<String>> = agents.iter().map(skills_of).collect();
+    for (i, stream) in streams.iter().enumerate() {
+        if stream.skills.is_empty() {
+            continue;
+        }
+        let someone = held
+            .iter()
+            .any(|h| stream.skills.iter().all(|s| h.contains(s)));
+        if !someone {
+            p.warn(
+                &format!("arrivals[{i}].skills"),
+                format_args!(
+                    "no agent of the scenario has every one of {:?}: these arrivals can only \
+                     wait, overflow or be abandoned",
+                    stream.skills
+                ),
+            );
+        }
+    }
 }
 
 fn resolve_behaviour(p: &mut Problems<'_>, field: &str, b: &BehaviourSpec) -> Behaviour {
