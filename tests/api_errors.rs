@@ -1261,3 +1261,55 @@ async fn an_error_quoting_a_huge_input_stays_small() {
     assert!(text.contains("5000 bytes"), "method: {text}");
     t.stop().await;
 }
+
+/// `invalid_id` says what the id was instead: a number (quote it), an empty string, one too
+/// long (its length and start), so the sender sees which of its mistakes it made.
+#[tokio::test]
+async fn an_invalid_event_id_says_what_it_was() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let long = format!("\"{}\"", "i".repeat(300));
+    for (id, got) in [
+        ("5", "got a number (quote it: ids are strings)"),
+        ("\"\"", "got an empty string"),
+        (long.as_str(), "got 300 bytes (it starts `iiii"),
+        ("null", "got null"),
+    ] {
+        let event = format!(r#"{{"id":{id},"type":"agent.logout","agent":"a1"}}"#);
+        let (status, _, body) = raw(&t, Some("application/json"), &event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{id}: {body}");
+        assert_eq!(code(&body), "invalid_id", "{id}: {body}");
+        assert!(message(&body).contains(got), "{id}: {body}");
+    }
+    t.stop().await;
+}
+
+/// A body cut short (the connection closed before `Content-Length` bytes came) or sent with
+/// broken chunked encoding: 400 `unreadable_body` saying which, not only "error reading a body".
+#[tokio::test]
+async fn an_unreadable_body_says_why() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestDaemon::with_routing(routing()).await;
+    let addr = t.daemon.as_ref().unwrap().addr();
+    for (request, why) in [
+        (
+            "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{\"id\":",
+            "end of file before message length reached (Content-Length said 100 bytes",
+        ),
+        (
+            "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            "chunk size",
+        ),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        conn.shutdown().await.unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("\"code\":\"unreadable_body\""), "{answer}");
+        assert!(answer.contains(why), "{answer}");
+    }
+    t.stop().await;
+}

@@ -410,13 +410,27 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
             ))
         }
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EVENT_ID_LEN => s,
-        Some(_) => {
+        Some(other) => {
+            let got = match &other {
+                Value::String(s) if s.is_empty() => "an empty string".to_string(),
+                Value::String(s) => format!(
+                    "{} bytes (it starts `{}`)",
+                    s.len(),
+                    crate::engine::event::start_of(s)
+                ),
+                Value::Null => "null".to_string(),
+                Value::Bool(_) => "a boolean".to_string(),
+                Value::Number(_) => "a number (quote it: ids are strings)".to_string(),
+                Value::Array(_) => "an array".to_string(),
+                Value::Object(_) => "an object".to_string(),
+            };
             return Err(ApiError::unprocessable(
                 "invalid_id",
                 format!(
-                    "{at}: `id` must be a non-empty string of at most {MAX_EVENT_ID_LEN} bytes"
+                    "{at}: `id` must be a non-empty string of at most {MAX_EVENT_ID_LEN} bytes, \
+                     got {got}"
                 ),
-            ))
+            ));
         }
     };
     let event: Event = from_object(&map, Some("type"), &format!("event `{id}`: "))?;

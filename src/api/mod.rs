@@ -247,16 +247,30 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
+            // Every cause in the chain: hyper's own says what was wrong with the body ("end of
+            // file before message length reached", "invalid chunk size line"), the outer
+            // error only that reading failed.
+            let mut causes = Vec::new();
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(err) = source {
                 if err.is::<http_body_util::LengthLimitError>() {
                     return Err(too_large());
                 }
+                let text = err.to_string();
+                if !causes.contains(&text) {
+                    causes.push(text);
+                }
                 source = err.source();
             }
+            let cut_short = declared.map_or(String::new(), |n| {
+                format!(" (Content-Length said {n} bytes: was the body sent whole?)")
+            });
             Err(ApiError::bad_request(
                 "unreadable_body",
-                format!("could not read the request body: {e}"),
+                format!(
+                    "could not read the request body: {}{cut_short}",
+                    causes.join(": ")
+                ),
             ))
         }
     }
