@@ -39,20 +39,28 @@ fn the_shipped_config_passes_with_one_line_per_queue() {
     assert!(lines[2].ends_with("schedule=Europe/London"), "{stdout}");
 }
 
-#[test]
-fn settings_without_effect_pass_with_a_note_each() {
+/// `check-config` on `text`, which must pass: its `note:` lines, and the whole output.
+fn notes_of(text: &str) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("noted.toml");
-    std::fs::write(
-        &path,
+    std::fs::write(&path, text).expect("write config");
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let notes = stdout
+        .lines()
+        .filter(|l| l.starts_with("note: "))
+        .map(str::to_string)
+        .collect();
+    (notes, stdout)
+}
+
+#[test]
+fn settings_without_effect_pass_with_a_note_each() {
+    let (notes, stdout) = notes_of(
         "[channels.voice]\ncapacity = 2\n\n[[queue]]\nid = \"support\"\n\
          closed_target = \"sip:voicemail@pbx\"\n\n[[agent]]\nid = \"a1\"\n\
          address = \"sip:a1@pbx\"\ntiers = { support = 1 }\ncapacity = { voice = 3 }\n",
-    )
-    .expect("write config");
-    let (code, stdout, stderr) = check_config(&path);
-    assert_eq!(code, 0, "stderr: {stderr}");
-    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note: ")).collect();
+    );
     assert_eq!(
         notes,
         [
@@ -72,10 +80,7 @@ fn settings_without_effect_pass_with_a_note_each() {
 /// step's `skip_if_no_agents`, a schedule never open, rules after one that matches everything.
 #[test]
 fn parts_no_call_can_reach_pass_with_a_note_each() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("unreached.toml");
-    std::fs::write(
-        &path,
+    let (notes, stdout) = notes_of(
         r#"
 [[queue]]
 id = "a"
@@ -103,11 +108,7 @@ queue = "a"
 when = { x = "w" }
 queue = "b"
 "#,
-    )
-    .expect("write config");
-    let (code, stdout, stderr) = check_config(&path);
-    assert_eq!(code, 0, "stderr: {stderr}");
-    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note: ")).collect();
+    );
     assert_eq!(
         notes,
         [
