@@ -154,6 +154,17 @@ async fn read_and_admin_tokens_401_without_403_with_the_wrong_role() {
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = get(Some("admin-token"), "/v1/agents").await;
     assert_eq!(status, StatusCode::OK);
+    // The config text (subscriber URLs may carry credentials) is the admin's.
+    let (status, _, body) = get(Some("wallboard-token"), "/v1/config").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let r = t
+        .http
+        .get(t.url("/v1/config"))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     // Health checks stay open.
     let (status, _, _) = get(None, "/healthz").await;
     assert_eq!(status, StatusCode::OK);

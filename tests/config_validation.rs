@@ -1247,6 +1247,38 @@ fn a_subscriber_whose_longest_retry_is_shorter_than_its_first_is_refused() {
     }
 }
 
+/// A subscriber URL may carry credentials (`http://user:password@host/…?token=…`): a problem
+/// with it names it as logs and labels do, without them (the message goes to logs, to
+/// `check-config`'s output and to API answers a read token can see).
+#[test]
+fn a_problem_with_a_subscriber_url_never_shows_its_credentials() {
+    let url = r#"url = "http://u:pw@127.0.0.1:9000/x?token=abc""#;
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ url,
+        /* 3 */ "[[subscriber]]",
+        /* 4 */ url,
+    ]));
+    assert_error(
+        &e,
+        4,
+        "subscriber[1].url",
+        "duplicate subscriber name `http://…@127.0.0.1:9000/x…` (already used by subscriber[0])",
+    );
+    let e = only_error(&file(&[
+        /* 1 */ "[[subscriber]]",
+        /* 2 */ r#"url = "ftp://u:pw@127.0.0.1/x?token=abc""#,
+    ]));
+    assert!(
+        !e.message.contains("pw") && !e.message.contains("abc"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("is not an http:// or https:// URL"),
+        "{e}"
+    );
+}
+
 /// Two subscribers under one name (the same `name`, or the same `url` and no name) would share
 /// one ack file: each would overwrite the other's cursor, so after a restart the slower one
 /// would resume after decisions it was never sent (and their temp files would collide).

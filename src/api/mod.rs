@@ -91,10 +91,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/agents/{id}", get(read::agent))
         .route("/v1/agents/{id}/stats", get(stats::agent_stats))
         .route("/v1/interactions/{id}", get(read::interaction))
-        .route("/v1/config", get(admin::get_config))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
+    // The config text is admin material: a subscriber URL may carry credentials, and it names
+    // every listener, file and limit.
     let admin = Router::new()
-        .route("/v1/config", put(admin::put_config))
+        .route("/v1/config", get(admin::get_config).put(admin::put_config))
         .route("/v1/config/validate", post(admin::validate_config))
         .route("/v1/config/preview", post(admin::preview_config))
         .route("/v1/agents/{id}/state", put(admin::force_agent_state))

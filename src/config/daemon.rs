@@ -250,6 +250,38 @@ impl CommandLine {
     }
 }
 
+/// `url` as logs and metric labels show it: a user name, password, query or fragment (which
+/// may hold credentials or tokens) is replaced by `…`. A URL with none of them is shown as
+/// written.
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Validation admits only http(s) URLs; reqwest refuses the rest when sending.
+        return "(a URL that does not parse)".to_string();
+    };
+    let userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let rest = parsed.query().is_some() || parsed.fragment().is_some();
+    if !(userinfo || rest) {
+        return url.to_string();
+    }
+    // Cannot fail on an http(s) URL, which has a host; kept whole otherwise below.
+    let cleared = parsed.set_username("").is_ok() && parsed.set_password(None).is_ok();
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    if !cleared {
+        return "(a URL with credentials that cannot be hidden)".to_string();
+    }
+    let mut shown = parsed.to_string();
+    if userinfo {
+        if let Some(at) = shown.find("://") {
+            shown.insert_str(at + 3, "…@");
+        }
+    }
+    if rest {
+        shown.push('…');
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -363,15 +363,18 @@ impl Checker<'_, '_> {
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"));
+        // Shown without a user name, password or query (they may be credentials: the message
+        // goes to logs and to API answers).
+        let shown = crate::config::daemon::redacted_url(url);
         let problem = if rest.is_none() {
-            Some(format!("`{url}` is not an http:// or https:// URL"))
+            Some(format!("`{shown}` is not an http:// or https:// URL"))
         } else if rest.is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#'])) {
-            Some(format!("`{url}` has no host to deliver to"))
+            Some(format!("`{shown}` has no host to deliver to"))
         } else {
             match url.parse::<axum::http::Uri>() {
-                Err(e) => Some(format!("`{url}` is not a URL: {e}")),
+                Err(e) => Some(format!("the url is not a URL: {e}")),
                 Ok(u) if u.host().is_none_or(str::is_empty) => {
-                    Some(format!("`{url}` has no host to deliver to"))
+                    Some(format!("`{shown}` has no host to deliver to"))
                 }
                 Ok(_) => None,
             }
@@ -835,10 +838,14 @@ impl Checker<'_, '_> {
                 None => (url, "url"),
             };
             if let Some(&first) = names.get(name) {
+                let shown = match &s.name {
+                    Some(name) => name.clone(),
+                    None => crate::config::daemon::redacted_url(url),
+                };
                 self.err(
                     &path.key(key),
                     format!(
-                        "duplicate subscriber name `{name}` (already used by subscriber[{first}]): \
+                        "duplicate subscriber name `{shown}` (already used by subscriber[{first}]): \
                          a subscriber's name (its url when it has none) names the file its \
                          delivery resumes from after a restart, so each needs its own; give \
                          them different `name`s"
