@@ -282,6 +282,11 @@ async fn hook(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes
         *h.bad_signatures.lock().unwrap() += 1;
         return AxumStatus::UNAUTHORIZED;
     }
+    // Who is calling, for a receiver's logs and firewall.
+    let agent = headers.get("user-agent").and_then(|v| v.to_str().ok());
+    if !agent.is_some_and(|a| a.starts_with("tierline/")) {
+        return AxumStatus::BAD_REQUEST;
+    }
     let attempt = {
         let mut a = h.attempts.lock().unwrap();
         *a += 1;

@@ -18,6 +18,7 @@ async fn a_voice_call_is_offered_answered_ended_and_wrapped_up() {
     assert_eq!(offer[0]["type"], "offer");
     assert_eq!(offer[0]["agent"], "a1");
     assert_eq!(offer[0]["address"], "sip:a1@pbx");
+    assert_eq!(offer[0]["channel"], "voice");
     assert_eq!(offer[0]["queue"], "support");
     assert_eq!(offer[0]["seq"], 1);
     assert_eq!(ms(&offer[0], "expires_at"), at_ms(&offer[0]) + 300);
@@ -77,6 +78,8 @@ async fn a_chat_agent_takes_three_chats_and_the_fourth_waits() {
             .await;
         assert_eq!(d[0]["type"], "offer", "chat {i}: {d:?}");
         assert_eq!(d[0]["agent"], "chat1");
+        // A chat platform sharing the queue with a PBX knows the offer is its own.
+        assert_eq!(d[0]["channel"], "chat");
     }
     let fourth = t
         .apply(

@@ -264,6 +264,7 @@ async fn deliver(
     // that GET's 2xx would count as the batch delivered. A 3xx is a failed attempt (retried,
     // its `Location` logged) until the subscriber's URL is corrected.
     let client = match reqwest::Client::builder()
+        .user_agent(concat!("tierline/", env!("CARGO_PKG_VERSION")))
         .timeout(sub.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -401,8 +402,30 @@ async fn post_until_accepted(
                     .unwrap_or("no Location")
             ),
             Ok(response) => format!("answered {}", response.status()),
-            // Without the URL, which may hold credentials (the log names the subscriber).
-            Err(e) => e.without_url().to_string(),
+            // Without the URL, which may hold credentials (the log names the subscriber); with
+            // the causes, which tell a timeout from a refused connection ("error sending
+            // request" alone says neither).
+            Err(e) => {
+                let timed_out = e.is_timeout();
+                let e = e.without_url();
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    let cause_text = cause.to_string();
+                    if !text.contains(&cause_text) {
+                        text.push_str(": ");
+                        text.push_str(&cause_text);
+                    }
+                    source = cause.source();
+                }
+                if timed_out {
+                    text.push_str(&format!(
+                        " (no answer within timeout_ms = {})",
+                        sub.timeout.as_millis()
+                    ));
+                }
+                text
+            }
         };
         metrics.subscriber_delivery(&sub.label, DeliveryResult::Failed);
         let delay = sub.backoff(attempt, &mut rand::thread_rng());

@@ -79,6 +79,11 @@ pub enum DecisionKind {
         agent: Arc<str>,
         address: Arc<str>,
         queue: Arc<str>,
+        /// The interaction's channel, so a PBX and a chat platform sharing a queue each know the
+        /// offers that are theirs. `None` only in offers logged before it was added (read back
+        /// from an older snapshot's decision log).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<crate::config::Channel>,
         offer: Arc<str>,
         #[serde(with = "rfc3339_ms")]
         expires_at: Millis,

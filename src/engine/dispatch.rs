@@ -326,6 +326,7 @@ impl Engine {
             agent: agent_id.clone(),
             address,
             queue: queue.clone(),
+            channel: Some(channel),
             offer,
             expires_at,
         });
