@@ -298,3 +298,40 @@ fn a_rejected_arrival_is_not_offered_to_the_queue() {
     assert_eq!(f.queued_share, Some(0.5));
     assert_eq!((r.overall.offered, r.overall.rejected), (3, 1));
 }
+
+/// Agents who decline every offer at once, in a queue with no back-off and no `max_no_answer`:
+/// the engine offers the call straight back (ROUTING.md: a freed agent takes the most urgent
+/// waiting interaction, which may be the one declined), for ever, at one virtual millisecond.
+/// The run says so and stops instead of hanging.
+#[test]
+fn a_run_that_stops_advancing_fails_saying_why_instead_of_hanging() {
+    let mut q = QueueConfig::with_defaults("q");
+    q.reject_delay_ms = 0;
+    q.max_no_answer = 0;
+    let config = routing(vec![q]);
+    let text = r#"
+        duration_s = 600
+        [behaviour]
+        answer_delay = { dist = "fixed", s = 0 }
+        decline_prob = 1
+        [[arrivals]]
+        queue = "q"
+        rate_per_hour = 60
+        handle = { dist = "fixed", s = 10 }
+        [[agents]]
+        count = 2
+        tiers = { q = 1 }
+    "#;
+    let mut plan = scenario::parse(text, "t.toml", &config).expect("valid");
+    // The default bound is a million steps (seconds in a debug build); the same stop, sooner.
+    plan.stuck_after = Some(10_000);
+    match simulate(config, &plan, &Options::default()) {
+        Err(tierline::sim::SimError::NoProgress { steps, at_s }) => {
+            assert_eq!(steps, 10_001);
+            // The first call arrives within the first minutes and is declined for ever there.
+            assert!(at_s < 600.0, "{at_s}");
+        }
+        Err(other) => panic!("expected NoProgress, got {other}"),
+        Ok(r) => panic!("the run ended: {:?}", r.run),
+    }
+}

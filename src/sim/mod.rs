@@ -51,6 +51,16 @@ pub enum SimError {
         #[source]
         source: Box<EngineError>,
     },
+    /// Virtual time stopped advancing: `steps` events and timer firings in a row at one
+    /// millisecond, more than any burst the scenario could make. The run would never end.
+    #[error(
+        "the run stopped making progress: {steps} steps at {at_s:.3} s of virtual time without \
+         the clock moving on. Most likely agents who decline or miss every offer at once \
+         (answer_delay 0) in a queue with no back-off after it (reject_delay_s, busy_delay_s or \
+         no_answer_delay_s = 0) and max_no_answer = 0: the same call is offered back to them at \
+         once, for ever. Give the queue a back-off or a max_no_answer"
+    )]
+    NoProgress { at_s: f64, steps: u64 },
 }
 
 /// Options of one run beside the scenario.

@@ -537,6 +537,7 @@ fn build_plan(
         agents,
         behaviours,
         warnings: Vec::new(),
+        stuck_after: None,
     };
     NewRun {
         plan,

@@ -100,6 +100,10 @@ pub struct RunOptions<'o> {
     pub observer: Option<&'o mut dyn Observer>,
 }
 
+/// The fewest steps at one virtual millisecond that `drive` takes for a run that no longer
+/// advances (`SimError::NoProgress`); more with many agents.
+const MIN_STEPS_TO_STUCK: u64 = 1_000_000;
+
 /// A report plus what only a replay needs to know.
 pub struct RunOutcome {
     pub report: Report,
@@ -295,6 +299,14 @@ impl<T: Traffic> Runner<'_, T> {
     fn drive(&mut self) -> Result<(), SimError> {
         let arrivals_end = self.plan.start_ms + self.plan.duration_ms;
         let hard_stop = arrivals_end.saturating_add(self.plan.drain_ms);
+        // Steps at one millisecond beyond which the run is stuck rather than busy: every agent
+        // logging in and taking calls at once is a few steps each.
+        let stuck_after = self.plan.stuck_after.unwrap_or_else(|| {
+            (self.plan.agents.len() as u64)
+                .saturating_mul(20)
+                .max(MIN_STEPS_TO_STUCK)
+        });
+        let (mut at, mut steps) = (u64::MAX, 0u64);
         loop {
             let event_at = self.heap.peek().map(|e| e.at);
             let deadline = self.engine.next_deadline();
@@ -311,6 +323,17 @@ impl<T: Traffic> Runner<'_, T> {
                 return Ok(());
             }
             self.last_at = now;
+            if now == at {
+                steps += 1;
+                if steps > stuck_after {
+                    return Err(SimError::NoProgress {
+                        at_s: now.saturating_sub(self.plan.start_ms) as f64 / 1000.0,
+                        steps,
+                    });
+                }
+            } else {
+                (at, steps) = (now, 1);
+            }
             if timer_first {
                 if let Some(o) = self.observer.as_mut() {
                     o.advance(now);

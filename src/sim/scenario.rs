@@ -208,6 +208,10 @@ pub struct Plan {
     /// tier no step of the queue offers, a shift that starts after the run): `simulate` prints
     /// them as warnings before the report.
     pub warnings: Vec<String>,
+    /// Steps (events and timer firings) at one virtual millisecond after which the run counts
+    /// as stuck (`SimError::NoProgress`); `None`: the runner's bound, which grows with the
+    /// agents. A test sets a small one.
+    pub stuck_after: Option<u64>,
 }
 
 /// A resolved arrival stream.
@@ -600,6 +604,7 @@ fn resolve(
         agents,
         behaviours,
         warnings: p.warnings,
+        stuck_after: None,
     })
 }
 

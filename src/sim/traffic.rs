@@ -224,6 +224,7 @@ mod tests {
             agents: Vec::new(),
             behaviours: Vec::new(),
             warnings: Vec::new(),
+            stuck_after: None,
         }
     }
 
