@@ -1313,3 +1313,30 @@ async fn an_unreadable_body_says_why() {
     }
     t.stop().await;
 }
+
+/// A login's capacity and tiers say their range whichever end is off: -1 said "expected an
+/// integer from 0 to 4294967295" where 0 is refused too; an unknown channel keeps its own list.
+#[tokio::test]
+async fn a_login_capacity_or_tier_out_of_range_says_its_range() {
+    let t = TestDaemon::with_routing(routing()).await;
+    for (n, (field, expected)) in [
+        (
+            r#""capacity":{"chat":-1}"#,
+            "expected a capacity from 1 to 4294967295",
+        ),
+        (
+            r#""tiers":{"support":300}"#,
+            "expected a tier from 1 to 255",
+        ),
+        (r#""capacity":{"fax":1}"#, "expected one of"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = format!(r#"{{"id":"l{n}","type":"agent.login","agent":"a1",{field}}}"#);
+        let (status, _, body) = raw(&t, Some("application/json"), &event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        assert!(message(&body).contains(expected), "{field}: {body}");
+    }
+    t.stop().await;
+}

@@ -242,7 +242,9 @@ pub fn from_object<T: DeserializeOwned>(
     let range = crate::api::events::FIELD_RANGES
         .iter()
         .find(|(name, _)| Some(*name) == field);
-    if let (Some((_, range)), Some(at)) = (range, err.find(", expected ")) {
+    // Only an integer's range: a map's bad key (an unknown channel in `capacity`) keeps its own
+    // "expected one of".
+    if let (Some((_, range)), Some(at)) = (range, err.find(", expected an integer from ")) {
         err = format!("{}, expected {range}", &err[..at]);
     }
     let message = match field {

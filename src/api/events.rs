@@ -200,7 +200,13 @@ const SCORE: &str = "a score from 1 to 5";
 
 /// What an event field with a narrower range than its type takes, for the message of any value
 /// it refuses (`256` or `1.5` for a `min_tier` as for `0`).
-pub(crate) const FIELD_RANGES: [(&str, &str); 2] = [("min_tier", TIER), ("score", SCORE)];
+pub(crate) const FIELD_RANGES: [(&str, &str); 4] = [
+    ("min_tier", TIER),
+    ("score", SCORE),
+    // `agent.login`'s maps: a value of a tier or a capacity.
+    ("tiers", TIER),
+    ("capacity", "a capacity from 1 to 4294967295"),
+];
 
 /// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
 /// the one-pass parse refused, so that errors name exactly what, where and why.
