@@ -343,6 +343,29 @@ async fn a_webhook_subscriber_that_fails_twice_gets_every_decision_once_in_order
     assert_eq!(*state.accepted.lock().unwrap(), expected);
     assert_eq!(*state.bad_signatures.lock().unwrap(), 0);
     assert!(*state.attempts.lock().unwrap() >= 3);
+    // Its progress is a metric: the newest decision's seq and the last it acknowledged (set
+    // just after the hook's 2xx reaches it), so lag = one minus the other.
+    let label = format!("subscriber=\"http://{hook_addr}/hook\"");
+    let metrics = t.daemon.as_ref().unwrap().metrics().clone();
+    let acked = tokio::time::timeout(GIVE_UP, async {
+        loop {
+            let text = metrics.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("tierline_subscriber_acked_seq{") && l.contains(&label))
+                .map(str::to_string);
+            if line.as_deref().is_some_and(|l| l.ends_with(" 3")) {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the acknowledged seq reaches 3");
+    assert!(
+        acked.lines().any(|l| l == "tierline_decision_seq 3"),
+        "{acked}"
+    );
     t.stop().await;
 }
 

@@ -277,8 +277,14 @@ async fn deliver(
     };
     let mut seq: watch::Receiver<u64> = engine.next_seq_watch();
     let next_seq = *seq.borrow_and_update();
+    // Where the subscriber is: for a config change waiting on it, and as
+    // `tierline_subscriber_acked_seq` (0 until it has passed a decision).
+    let publish = |cursor: Option<u64>| {
+        control.progress.send_replace(cursor);
+        metrics.subscriber_acked(&sub.label, cursor.unwrap_or(0));
+    };
     let mut cursor = starting_point(sub, &start, next_seq).await;
-    control.progress.send_replace(cursor);
+    publish(cursor);
     let stop = &control.stop;
     loop {
         let threshold = cursor.map_or(0, |c| c + 1);
@@ -307,7 +313,7 @@ async fn deliver(
                 );
                 metrics.subscriber_delivery(&sub.label, DeliveryResult::Dropped);
                 cursor = gone.oldest.checked_sub(1);
-                control.progress.send_replace(cursor);
+                publish(cursor);
                 continue;
             }
             // `starting_point` never starts past the newest decision and the cursor only moves
@@ -316,7 +322,7 @@ async fn deliver(
                 tracing::warn!(subscriber = %sub.label, after = ahead.after, newest = ahead.newest,
                     "subscriber cursor is past the newest decision; resuming after the newest");
                 cursor = Some(ahead.newest);
-                control.progress.send_replace(cursor);
+                publish(cursor);
                 continue;
             }
             Err(SubmitError::Stopped) => return,
@@ -355,7 +361,7 @@ async fn deliver(
         }
         if let Some(last) = page.decisions.last() {
             cursor = Some(last.seq);
-            control.progress.send_replace(cursor);
+            publish(cursor);
             if let Some(acks) = start.acks.clone() {
                 let acked = last.seq;
                 // A lost ack only costs redelivery, so a failed write is logged, not retried.

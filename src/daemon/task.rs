@@ -378,6 +378,8 @@ impl EngineTask {
         core.engine_mut().set_record_facts(true);
         let mut telemetry = telemetry;
         telemetry.start(core.engine_mut(), clock.now_ms());
+        // After a restart the seq continues from the journal: say so before the first batch.
+        telemetry.newest_decision(core.engine().next_seq());
         let task = EngineTask {
             core,
             clock,
@@ -689,6 +691,8 @@ impl EngineTask {
         // Facts (exact moments), then the gauges of the queues the batch changed (cheap: no walk).
         self.telemetry.on_facts(&facts);
         self.telemetry.refresh(self.core.engine_mut(), now);
+        self.telemetry
+            .newest_decision(self.core.engine().next_seq());
         if let Some(observer) = &mut self.observer {
             if !facts.is_empty() {
                 observer.on_batch(&facts, self.core.engine(), now);

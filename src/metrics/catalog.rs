@@ -56,6 +56,8 @@ pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
 pub const HTTP_CONNECTIONS: &str = "tierline_http_connections";
 pub const HTTP_CONNECTIONS_MAX: &str = "tierline_http_connections_max";
 pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
+pub const SUBSCRIBER_ACKED_SEQ: &str = "tierline_subscriber_acked_seq";
+pub const DECISION_SEQ: &str = "tierline_decision_seq";
 pub const CONFIG_RELOADS: &str = "tierline_config_reloads_total";
 pub const BUILD_INFO: &str = "tierline_build_info";
 pub const TLS_NOT_AFTER: &str = "tierline_tls_certificate_not_after_seconds";
@@ -185,6 +187,15 @@ pub const HELP: &[(&str, &str)] = &[
     (
         SUBSCRIBER_DELIVERIES,
         "Decision deliveries to subscribers, by result.",
+    ),
+    (
+        SUBSCRIBER_ACKED_SEQ,
+        "The seq of the last decision the subscriber acknowledged (or skipped past): \
+         tierline_decision_seq minus this is how far behind it is.",
+    ),
+    (
+        DECISION_SEQ,
+        "The seq of the newest decision (0 before any); it continues across restarts.",
     ),
     (CONFIG_RELOADS, "Config reloads, by result (ok, rejected)."),
     (BUILD_INFO, "Build information; the value is always 1."),

@@ -440,6 +440,13 @@ impl Metrics {
         .increment(1);
     }
 
+    /// `tierline_subscriber_acked_seq{subscriber}`: the last decision it acknowledged (or, after
+    /// falling behind the log, the one before the oldest it resumed from).
+    pub fn subscriber_acked(&self, subscriber: &str, seq: u64) {
+        self.gauge(catalog::SUBSCRIBER_ACKED_SEQ, &[("subscriber", subscriber)])
+            .set(seq as f64);
+    }
+
     /// `tierline_tls_certificate_not_after_seconds`: when the certificate chain in force
     /// expires; NaN when its dates could not be read (rather than an earlier certificate's).
     pub fn tls_not_after(&self, unix_seconds: Option<i64>) {

@@ -74,6 +74,8 @@ pub struct Telemetry {
     refresh_all: bool,
     /// The centre's agents per activity as last published (`None`: not yet).
     centre: Option<[u32; 6]>,
+    /// `tierline_decision_seq`, set after every batch.
+    decision_seq: metrics::Gauge,
 }
 
 struct AgentTrack {
@@ -94,6 +96,7 @@ impl Telemetry {
     /// `increase()` sees the first event.
     pub fn new(metrics: Metrics, routing: &RoutingConfig, now: Millis) -> Telemetry {
         let unrouted = Channel::ALL.map(|ch| UnroutedSeries::new(&metrics, ch));
+        let decision_seq = metrics.gauge(super::catalog::DECISION_SEQ, &[]);
         let mut t = Telemetry {
             metrics,
             started_at: now,
@@ -106,6 +109,7 @@ impl Telemetry {
             unrouted,
             refresh_all: true,
             centre: None,
+            decision_seq,
         };
         {
             let m = &t.metrics;
@@ -147,6 +151,12 @@ impl Telemetry {
         let facts = engine.take_facts();
         self.on_facts(&facts);
         self.refresh(engine, now);
+        self.newest_decision(engine.next_seq());
+    }
+
+    /// `tierline_decision_seq`: the engine will number its next decision `next_seq`.
+    pub fn newest_decision(&self, next_seq: u64) {
+        self.decision_seq.set(next_seq.saturating_sub(1) as f64);
     }
 
     /// A new routing config is in force (after a successful reload). Series of removed queues
