@@ -1196,6 +1196,12 @@ async fn an_error_quoting_a_huge_input_stays_small() {
     )
     .await;
     check(
+        "path of a read without parameters",
+        get(format!("/v1/queues/{big}?x=1")).await.unwrap(),
+        "invalid_query",
+    )
+    .await;
+    check(
         "since",
         get(format!("/v1/agents/a1/stats?since={big}"))
             .await

@@ -122,6 +122,21 @@ queue = "b"
         ],
         "{stdout}"
     );
+    // A step after the overflow is still reached at once through `skip_if_no_agents` on the
+    // step before it (nobody of that step's tiers logged in): no note for it, nor for the
+    // one after it, which the same skip chain reaches.
+    let (notes, _) = notes_of(
+        r#"
+[[queue]]
+id = "a"
+max_wait_s = 30
+overflow = { target = "sip:vm@pbx" }
+steps = [{ after_s = 0, tiers = [1], skip_if_no_agents = true },
+         { after_s = 45, tiers = [2], skip_if_no_agents = true },
+         { after_s = 60, tiers = [3] }]
+"#,
+    );
+    assert!(notes.is_empty(), "{notes:?}");
 }
 
 #[test]

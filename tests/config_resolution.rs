@@ -191,14 +191,14 @@ offer_timeout_s = 0.2
 wrap_up_s = 0.05
 max_wait_s = 1.5
 overflow = { target = "sip:vm@pbx" }
-steps = [{ after_s = 0, tiers = [1] }, { after_s = 0.3, tiers = [2, 1] }]
+steps = [{ after_s = 0, tiers = [1] }, { after_s = 0.3, tiers = [2, 1, 2] }]
 "#;
     let config = parse(text, "t.toml").expect("valid");
     let q = config.routing.queue("fast").expect("fast");
     assert_eq!(q.offer_timeout_ms, 200);
     assert_eq!(q.wrap_up_ms, 50);
     assert_eq!(q.max_wait_ms, Some(1_500));
-    // Tiers come out sorted (one listed twice is refused: `config_validation`).
+    // Tiers come out sorted and deduplicated.
     assert_eq!(q.steps[1], step(300, &[1, 2], 0, false));
 }
 

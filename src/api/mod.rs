@@ -215,7 +215,7 @@ async fn method_not_allowed(request: Request) -> ApiError {
 
 /// A method or path a message shows unquoted: in full up to the longest id, else its start and
 /// length, so a 60 KB path makes a short answer.
-fn plain_echo(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn plain_echo(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= crate::engine::event::MAX_ID_LEN {
         text.into()
     } else {

@@ -106,11 +106,18 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
 fn ladder_notes(q: &QueueConfig) -> Vec<String> {
     let mut notes = Vec::new();
     if let (Some(max_wait), Some(_)) = (q.max_wait_ms, &q.overflow) {
+        // A step is reached by its time before the overflow, or at once from the step before
+        // it when that one is reached and has `skip_if_no_agents` (nobody of its tiers there).
+        let mut reachable = Vec::with_capacity(q.steps.len());
+        for (k, s) in q.steps.iter().enumerate() {
+            let skipped_into = k > 0 && reachable[k - 1] && q.steps[k - 1].skip_if_no_agents;
+            reachable.push(s.after_ms < max_wait || skipped_into);
+        }
         let never: Vec<String> = q
             .steps
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.after_ms >= max_wait)
+            .filter(|&(k, _)| !reachable[k])
             .map(|(k, s)| format!("steps[{k}] (at {})", seconds(s.after_ms)))
             .collect();
         if !never.is_empty() {

@@ -367,7 +367,12 @@ impl Checker<'_, '_> {
         // goes to logs and to API answers).
         let shown = crate::config::daemon::redacted_url(url);
         let problem = if rest.is_none() {
-            Some(format!("`{shown}` is not an http:// or https:// URL"))
+            // Not echoed at all: without an http(s) scheme, what looks like a user name and
+            // password may not parse as one (`u:secret@host/` has the scheme `u`).
+            Some(
+                "the url is not an http:// or https:// URL: tierline delivers by POSTing to one"
+                    .to_string(),
+            )
         } else if rest.is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#'])) {
             Some(format!("`{shown}` has no host to deliver to"))
         } else {

@@ -289,7 +289,8 @@ pub struct QueueStats {
     pub waiting: u64,
     /// Being offered to an agent (ringing) right now: not answered yet, its caller still waits.
     pub ringing: u64,
-    /// Age of the oldest unanswered interaction right now, waiting or ringing (0 when none).
+    /// Time since the oldest unanswered interaction, waiting or ringing, entered the queue (0
+    /// when none).
     pub longest_wait_s: f64,
     pub ended: u64,
     pub resolved: u64,

@@ -333,20 +333,15 @@ impl Checker<'_, '_> {
                     "a step needs at least one tier, e.g. `tiers = [1, 2]`",
                 );
             }
-            let mut read: Vec<Tier> = Vec::with_capacity(tiers.len());
-            for (j, &t) in tiers.iter().enumerate() {
-                let at = p.key("tiers").index(j);
-                match self.tier(t, &at) {
-                    // As a channel listed twice: a typo for another tier, most likely.
-                    Some(t) if read.contains(&t) => {
-                        self.err(&at, format!("tier {t} is listed twice"))
-                    }
-                    Some(t) => read.push(t),
-                    None => {}
-                }
-            }
-            let mut tiers = read;
+            // A tier listed twice is taken once (not refused as a channel listed twice is: a
+            // config that holds one started before, and journals replay such configs).
+            let mut tiers: Vec<Tier> = tiers
+                .iter()
+                .enumerate()
+                .filter_map(|(j, &t)| self.tier(t, &p.key("tiers").index(j)))
+                .collect();
             tiers.sort_unstable();
+            tiers.dedup();
             steps.push(Step {
                 after_ms: after.unwrap_or(0),
                 tiers,
