@@ -1335,6 +1335,12 @@ async fn a_login_capacity_or_tier_out_of_range_says_its_range() {
             "expected a tier from 1 to 255",
         ),
         (r#""capacity":{"fax":1}"#, "expected one of"),
+        // Zero is the same mistake as -1, with the same code and words.
+        (
+            r#""capacity":{"chat":0}"#,
+            "expected a capacity from 1 to 4294967295",
+        ),
+        (r#""tiers":{"support":0}"#, "expected a tier from 1 to 255"),
     ]
     .into_iter()
     .enumerate()
@@ -1342,6 +1348,7 @@ async fn a_login_capacity_or_tier_out_of_range_says_its_range() {
         let event = format!(r#"{{"id":"l{n}","type":"agent.login","agent":"a1",{field}}}"#);
         let (status, _, body) = raw(&t, Some("application/json"), &event).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        assert_eq!(code(&body), "invalid_field", "{field}: {body}");
         assert!(message(&body).contains(expected), "{field}: {body}");
     }
     t.stop().await;

@@ -1765,7 +1765,7 @@ fn a_datetime_where_a_value_is_expected_is_named_a_datetime() {
         &all[1],
         5,
         "queue[0].steps[0].tiers[0]",
-        "invalid type: datetime `07:00:00`, expected an integer from -9223372036854775808 to 9223372036854775807",
+        "invalid type: datetime `07:00:00`, expected a whole number",
     );
     assert_error(
         &all[2],

@@ -260,6 +260,13 @@ async fn subscribers_start_restart_and_stop_with_a_config_change() {
         vec![queued, queued_again],
         "a removed subscriber is sent nothing more"
     );
+    // Its progress gauge says it is gone (NaN), not a lag growing for ever.
+    let text = t.daemon.as_ref().unwrap().metrics().render();
+    assert!(
+        text.lines()
+            .any(|l| l == "tierline_subscriber_acked_seq{subscriber=\"pbx\"} NaN"),
+        "{text}"
+    );
 
     // The unchanged witness ran throughout: every decision once, in order, no gap.
     let expected: Vec<u64> = (1..=last).collect();

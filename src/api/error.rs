@@ -244,7 +244,7 @@ pub fn from_object<T: DeserializeOwned>(
         .find(|(name, _)| Some(*name) == field);
     // Only an integer's range: a map's bad key (an unknown channel in `capacity`) keeps its own
     // "expected one of".
-    if let (Some((_, range)), Some(at)) = (range, err.find(", expected an integer from ")) {
+    if let (Some((_, range)), Some(at)) = (range, err.find(", expected a whole number")) {
         err = format!("{}, expected {range}", &err[..at]);
     }
     let message = match field {

@@ -191,12 +191,27 @@ fn field_problem(event: &Event) -> Option<(&'static str, String)> {
             "score",
             format!("invalid value: integer `{score}`, expected {SCORE}"),
         )),
+        // As a value beyond the type's range is (`FIELD_RANGES`): one code for both ends.
+        Event::AgentLogin {
+            tiers: Some(tiers), ..
+        } if tiers.values().any(|&t| t == 0) => Some((
+            "tiers",
+            format!("invalid value: integer `0`, expected {TIER}"),
+        )),
+        Event::AgentLogin {
+            capacity: Some(capacity),
+            ..
+        } if capacity.values().any(|&c| c == 0) => Some((
+            "capacity",
+            format!("invalid value: integer `0`, expected {CAPACITY}"),
+        )),
         _ => None,
     }
 }
 
 const TIER: &str = "a tier from 1 to 255";
 const SCORE: &str = "a score from 1 to 5";
+const CAPACITY: &str = "a capacity from 1 to 4294967295";
 
 /// What an event field with a narrower range than its type takes, for the message of any value
 /// it refuses (`256` or `1.5` for a `min_tier` as for `0`).
@@ -205,7 +220,7 @@ pub(crate) const FIELD_RANGES: [(&str, &str); 4] = [
     ("score", SCORE),
     // `agent.login`'s maps: a value of a tier or a capacity.
     ("tiers", TIER),
-    ("capacity", "a capacity from 1 to 4294967295"),
+    ("capacity", CAPACITY),
 ];
 
 /// The reference parse: JSON into a `Value`, then each event on its own. Used for every body
@@ -656,7 +671,7 @@ mod tests {
                 json!({"id": "e1", "type": "interaction.arrived", "interaction": "c",
                        "channel": "voice", "priority": 9_223_372_036_854_775_807_i64}),
                 "invalid_field",
-                "event `e1`: field `priority`: invalid value: integer `9223372036854775807`, expected an integer from -2147483648 to 2147483647",
+                "event `e1`: field `priority`: invalid value: integer `9223372036854775807`, expected a whole number from -2147483648 to 2147483647",
             ),
             (
                 json!({"id": "e2", "type": "interaction.arrived", "interaction": "c", "channel": "fax"}),

@@ -636,49 +636,63 @@ pub(crate) fn one_line(message: &str) -> String {
     )
 }
 
-/// serde's message with Rust's words put as a config or API user reads them: `expected u8` is
-/// the range of integers it takes, `unknown variant` an unknown value (`fax` for a channel).
+/// serde's message with Rust's words put as a config or API user reads them: `unknown variant`
+/// is an unknown value, `a sequence` a list, and a Rust integer type a whole number, with its
+/// range where the type's range is the field's (8, 16 and 32-bit signed, 8 and 16-bit
+/// unsigned); for wider types the machine's maximum is no limit of the field's (a field's own
+/// checks say its range), so only "0 or more" is said. Text the message quotes from the input
+/// (between backticks) is left as it is.
 pub fn plain_words(message: &str) -> String {
     const TYPES: [(&str, &str); 12] = [
-        ("u8", "an integer from 0 to 255"),
-        ("u16", "an integer from 0 to 65535"),
-        ("u32", "an integer from 0 to 4294967295"),
-        ("u64", "an integer from 0 to 18446744073709551615"),
-        ("usize", "an integer from 0 to 18446744073709551615"),
-        ("i8", "an integer from -128 to 127"),
-        ("i16", "an integer from -32768 to 32767"),
-        ("i32", "an integer from -2147483648 to 2147483647"),
-        (
-            "i64",
-            "an integer from -9223372036854775808 to 9223372036854775807",
-        ),
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number, 0 or more"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i8", "a whole number from -128 to 127"),
+        ("i16", "a whole number from -32768 to 32767"),
+        ("i32", "a whole number from -2147483648 to 2147483647"),
+        ("i64", "a whole number"),
         ("f32", "a number"),
         ("f64", "a number"),
         ("a sequence", "a list"),
     ];
-    let mut out = message
-        .replace("unknown variant `", "unknown value `")
-        .replace("unknown variant of ", "unknown value of ");
-    for (rust, plain) in TYPES {
-        let word = format!("expected {rust}");
-        let mut from = 0;
-        while let Some(at) = out[from..].find(&word).map(|i| i + from) {
-            let end = at + word.len();
-            // A whole word only: `expected u8` but not `expected u8_thing`.
-            if out[end..]
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_')
-            {
-                from = end;
-                continue;
+    let plain = |text: &str| {
+        let mut out = text.replace("unknown variant", "unknown value");
+        for (rust, plain) in TYPES {
+            let word = format!("expected {rust}");
+            let mut from = 0;
+            while let Some(at) = out[from..].find(&word).map(|i| i + from) {
+                let end = at + word.len();
+                // A whole word only: `expected u8` but not `expected u8_thing`.
+                if out[end..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+                {
+                    from = end;
+                    continue;
+                }
+                let plain = format!("expected {plain}");
+                out.replace_range(at..end, &plain);
+                from = at + plain.len();
             }
-            let plain = format!("expected {plain}");
-            out.replace_range(at..end, &plain);
-            from = at + plain.len();
         }
-    }
-    out
+        out
+    };
+    // Even pieces are outside backticks, odd ones quoted input.
+    message
+        .split('`')
+        .enumerate()
+        .map(|(k, piece)| {
+            if k % 2 == 0 {
+                plain(piece)
+            } else {
+                piece.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 fn read_one<T: DeserializeOwned>(
@@ -767,12 +781,16 @@ mod tests {
     fn serde_messages_name_ranges_and_values_not_rust_types() {
         assert_eq!(
             plain_words("invalid value: integer `256`, expected u8"),
-            "invalid value: integer `256`, expected an integer from 0 to 255"
+            "invalid value: integer `256`, expected a whole number from 0 to 255"
         );
         assert_eq!(
             plain_words("invalid type: floating point `2.5`, expected i64; at x"),
-            "invalid type: floating point `2.5`, expected an integer from -9223372036854775808 \
-             to 9223372036854775807; at x"
+            "invalid type: floating point `2.5`, expected a whole number; at x"
+        );
+        // The machine's maximum is no field's limit: not said.
+        assert_eq!(
+            plain_words("invalid value: integer `-1`, expected usize"),
+            "invalid value: integer `-1`, expected a whole number, 0 or more"
         );
         assert_eq!(
             plain_words("unknown variant `fax`, expected one of `voice`, `chat`"),
@@ -782,11 +800,16 @@ mod tests {
             plain_words("invalid type: map, expected a sequence"),
             "invalid type: map, expected a list"
         );
-        // Whole words only.
+        // Whole words only, and never inside what the input said.
         assert_eq!(plain_words("expected u8_x"), "expected u8_x");
         assert_eq!(
-            plain_words("expected u32 or expected u32"),
-            "expected an integer from 0 to 4294967295 or expected an integer from 0 to 4294967295"
+            plain_words("unknown variant `expected u8`, expected one of `voice`"),
+            "unknown value `expected u8`, expected one of `voice`"
+        );
+        assert_eq!(
+            plain_words("expected i32 or expected i32"),
+            "expected a whole number from -2147483648 to 2147483647 or expected a whole number \
+             from -2147483648 to 2147483647"
         );
     }
 }

@@ -624,7 +624,11 @@ impl Core {
                 .unwrap_or(Caused::UNKNOWN);
             window.insert(id, caused);
         }
-        let mut log = DecisionLog::new(header.log_capacity, header.log_next_seq);
+        let mut log = DecisionLog::restored(
+            header.log_capacity,
+            header.log_next_seq,
+            header.decisions.len(),
+        );
         for (i, json) in header.decisions.iter().enumerate() {
             let decision: Decision = serde_json::from_str(json)
                 .map_err(|e| format!("logged decision {i} cannot be read back: {e}"))?;

@@ -96,6 +96,18 @@ impl DecisionLog {
         }
     }
 
+    /// A log restored from a snapshot holding `held` decisions: room for those only, not for
+    /// the whole bound it was saved under (a restart that lowers `decision_log` would otherwise
+    /// allocate the old bound first); `set_capacity` makes room for the bound in force.
+    pub fn restored(capacity: usize, next_seq: u64, held: usize) -> DecisionLog {
+        DecisionLog {
+            capacity: capacity.max(1),
+            ring: VecDeque::with_capacity(held.min(capacity.max(1))),
+            replayed: VecDeque::new(),
+            next_seq,
+        }
+    }
+
     /// Append decisions re-made by journal replay (in seq order), evicting the oldest beyond
     /// capacity. They are serialized by `finish_replay`, which must run before any read.
     pub fn push_replayed(&mut self, decisions: Vec<Decision>) {
@@ -232,16 +244,19 @@ impl DecisionLog {
     /// Hold at most `capacity` decisions from now on, the oldest beyond it dropped: a restart
     /// with a new `[server] decision_log` restores a log saved under the old bound.
     pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        // Room first, so that serializing what replay kept does not grow the ring by doublings.
+        if self.ring.capacity() < self.capacity {
+            self.ring
+                .reserve_exact(self.capacity.saturating_sub(self.ring.len()));
+        }
         if !self.replayed.is_empty() {
             self.finish_replay();
         }
-        self.capacity = capacity.max(1);
         let excess = self.ring.len().saturating_sub(self.capacity);
         self.ring.drain(..excess);
         if self.ring.capacity() > self.capacity {
             self.ring.shrink_to(self.capacity);
-        } else {
-            self.ring.reserve_exact(self.capacity - self.ring.len());
         }
     }
 

@@ -264,6 +264,8 @@ impl Subscribers {
                     let acks = r.acks.clone();
                     let label = r.label.clone();
                     r.stop().await;
+                    // Its lag is no longer a lag: NaN, which no `>` alert matches.
+                    self.context.metrics.subscriber_gone(&label);
                     if let Some(acks) = acks {
                         let shown = label.clone();
                         ack_io(&label, "remove the ack file", move || {

@@ -447,6 +447,14 @@ impl Metrics {
             .set(seq as f64);
     }
 
+    /// A subscriber removed by a config change: its `tierline_subscriber_acked_seq` reads NaN
+    /// (the exporter keeps a series once made; a frozen seq would read as a lag growing for
+    /// ever).
+    pub fn subscriber_gone(&self, subscriber: &str) {
+        self.gauge(catalog::SUBSCRIBER_ACKED_SEQ, &[("subscriber", subscriber)])
+            .set(f64::NAN);
+    }
+
     /// `tierline_tls_certificate_not_after_seconds`: when the certificate chain in force
     /// expires; NaN when its dates could not be read (rather than an earlier certificate's).
     pub fn tls_not_after(&self, unix_seconds: Option<i64>) {
