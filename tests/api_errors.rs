@@ -1277,7 +1277,7 @@ async fn an_invalid_event_id_says_what_it_was() {
     for (id, got) in [
         ("5", "got a number (quote it: ids are strings)"),
         ("\"\"", "got an empty string"),
-        (long.as_str(), "got 300 bytes (it starts `iiii"),
+        (long.as_str(), "got an id of 300 bytes (it starts `iiii"),
         ("null", "got null"),
     ] {
         let event = format!(r#"{{"id":{id},"type":"agent.logout","agent":"a1"}}"#);

@@ -434,11 +434,7 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
         Some(other) => {
             let got = match &other {
                 Value::String(s) if s.is_empty() => "an empty string".to_string(),
-                Value::String(s) => format!(
-                    "{} bytes (it starts `{}`)",
-                    s.len(),
-                    crate::engine::event::start_of(s)
-                ),
+                Value::String(s) => format!("an id {}", crate::engine::event::Named(s)),
                 Value::Null => "null".to_string(),
                 Value::Bool(_) => "a boolean".to_string(),
                 Value::Number(_) => "a number (quote it: ids are strings)".to_string(),

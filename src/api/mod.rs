@@ -194,8 +194,8 @@ async fn not_found(request: Request) -> ApiError {
         "not_found",
         format!(
             "no endpoint {} {} (see docs/API.md)",
-            plain_echo(request.method().as_str()),
-            plain_echo(request.uri().path())
+            plain_echo(request.method().as_str(), "a method"),
+            plain_echo(request.uri().path(), "a path")
         ),
     )
 }
@@ -207,24 +207,20 @@ async fn method_not_allowed(request: Request) -> ApiError {
         "method_not_allowed",
         format!(
             "{} is not allowed on {}; the `Allow` header lists the methods it takes",
-            plain_echo(request.method().as_str()),
-            plain_echo(request.uri().path())
+            plain_echo(request.method().as_str(), "a method"),
+            plain_echo(request.uri().path(), "a path")
         ),
     )
 }
 
-/// A method or path a message shows unquoted: in full up to the longest id, else its start and
-/// length, so a 60 KB path makes a short answer.
-pub(crate) fn plain_echo(text: &str) -> std::borrow::Cow<'_, str> {
+/// A method or path a message shows unquoted: in full up to the longest id, else `what` with
+/// its length and start as `Named` shows a long name (`a path of 60000 bytes (it starts …)`),
+/// so a 60 KB path makes a short answer.
+pub(crate) fn plain_echo<'a>(text: &'a str, what: &str) -> std::borrow::Cow<'a, str> {
     if text.len() <= crate::engine::event::MAX_ID_LEN {
         text.into()
     } else {
-        format!(
-            "{}… ({} bytes)",
-            crate::engine::event::start_of(text),
-            text.len()
-        )
-        .into()
+        format!("{what} {}", crate::engine::event::Named(text)).into()
     }
 }
 

@@ -36,7 +36,7 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
                 "invalid_query",
                 format!(
                     "{} takes no query parameters (the query `{query}`)",
-                    crate::api::plain_echo(parts.uri.path())
+                    crate::api::plain_echo(parts.uri.path(), "a path")
                 ),
             )),
         }
