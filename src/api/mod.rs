@@ -364,9 +364,9 @@ pub fn require_content_type(headers: &HeaderMap, expected: &[&str]) -> Result<()
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
-                "Content-Type must be {} (got {})",
+                "Content-Type must be {} (the request's: {})",
                 expected.join(" or "),
-                other.map_or("none".to_string(), |c| format!("`{c}`"))
+                other.map_or("none".to_string(), |c| format!("the type `{c}`"))
             ),
         )),
     }

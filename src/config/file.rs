@@ -638,17 +638,17 @@ pub(crate) fn one_line(message: &str) -> String {
 
 /// serde's message with Rust's words put as a config or API user reads them: `unknown variant`
 /// is an unknown value, `a sequence` a list, and a Rust integer type a whole number, with its
-/// range where the type's range is the field's (8, 16 and 32-bit signed, 8 and 16-bit
-/// unsigned); for wider types the machine's maximum is no limit of the field's (a field's own
-/// checks say its range), so only "0 or more" is said. Text the message quotes from the input
+/// bounds where the type's are the field's (8, 16 and 32-bit signed; the maximum of 8 and 16-bit
+/// unsigned, whose fields start at 0 or 1); for wider types the machine's maximum is no limit
+/// of the field's (a field's own checks say its range), so only "not negative" is said. Text the message quotes from the input
 /// (between backticks) is left as it is.
 pub fn plain_words(message: &str) -> String {
     const TYPES: [(&str, &str); 12] = [
-        ("u8", "a whole number from 0 to 255"),
-        ("u16", "a whole number from 0 to 65535"),
-        ("u32", "a whole number, 0 or more"),
-        ("u64", "a whole number, 0 or more"),
-        ("usize", "a whole number, 0 or more"),
+        ("u8", "a whole number up to 255"),
+        ("u16", "a whole number up to 65535"),
+        ("u32", "a whole number, not negative"),
+        ("u64", "a whole number, not negative"),
+        ("usize", "a whole number, not negative"),
         ("i8", "a whole number from -128 to 127"),
         ("i16", "a whole number from -32768 to 32767"),
         ("i32", "a whole number from -2147483648 to 2147483647"),
@@ -658,7 +658,10 @@ pub fn plain_words(message: &str) -> String {
         ("a sequence", "a list"),
     ];
     let plain = |text: &str| {
-        let mut out = text.replace("unknown variant", "unknown value");
+        let mut out = text.replace("unknown variant", "unknown value").replace(
+            "number too large to fit in target type",
+            "a number too large for any setting (above 9223372036854775807)",
+        );
         for (rust, plain) in TYPES {
             let word = format!("expected {rust}");
             let mut from = 0;
@@ -781,7 +784,7 @@ mod tests {
     fn serde_messages_name_ranges_and_values_not_rust_types() {
         assert_eq!(
             plain_words("invalid value: integer `256`, expected u8"),
-            "invalid value: integer `256`, expected a whole number from 0 to 255"
+            "invalid value: integer `256`, expected a whole number up to 255"
         );
         assert_eq!(
             plain_words("invalid type: floating point `2.5`, expected i64; at x"),
@@ -790,7 +793,7 @@ mod tests {
         // The machine's maximum is no field's limit: not said.
         assert_eq!(
             plain_words("invalid value: integer `-1`, expected usize"),
-            "invalid value: integer `-1`, expected a whole number, 0 or more"
+            "invalid value: integer `-1`, expected a whole number, not negative"
         );
         assert_eq!(
             plain_words("unknown variant `fax`, expected one of `voice`, `chat`"),

@@ -142,7 +142,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         OFFERS,
-        "Offers that ended, by result (accepted, declined, timed_out, revoked).",
+        "Offers that ended, by result (accepted, declined, busy, no_answer, timed_out, revoked).",
     ),
     (
         WAIT,
