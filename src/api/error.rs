@@ -254,6 +254,19 @@ pub fn from_object<T: DeserializeOwned>(
     Err(ApiError::unprocessable(code, message))
 }
 
+/// An error with its causes, each said once (`error sending request: … connection refused`):
+/// the outer error of hyper or reqwest only says that something failed, its causes what.
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for err in std::iter::successors(Some(e), |err| err.source()) {
+        let text = err.to_string();
+        if !parts.iter().any(|said| said.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
 /// serde's message with each text it quotes from the request (``unknown variant `…` ``,
 /// `string "…"`) longer than any id cut as `Named` cuts a name, so a 900 KB `type` or `channel`
 /// makes a short answer. A double-quoted text is counted as serde escaped it.

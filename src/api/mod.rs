@@ -244,21 +244,15 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
-            // Every cause in the chain: hyper's own says what was wrong with the body ("end of
-            // file before message length reached", "invalid chunk size line"), the outer
-            // error only that reading failed.
-            let mut causes = Vec::new();
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = source {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large());
-                }
-                let text = err.to_string();
-                if !causes.contains(&text) {
-                    causes.push(text);
-                }
-                source = err.source();
+            let e: &(dyn std::error::Error + 'static) = &e;
+            if std::iter::successors(Some(e), |err| err.source())
+                .any(|err| err.is::<http_body_util::LengthLimitError>())
+            {
+                return Err(too_large());
             }
+            // hyper's cause says what was wrong with the body ("end of file before message
+            // length reached", "invalid chunk size line"), the outer error only that reading
+            // failed.
             let cut_short = declared.map_or(String::new(), |n| {
                 format!(" (Content-Length said {n} bytes: was the body sent whole?)")
             });
@@ -266,7 +260,7 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
                 "unreadable_body",
                 format!(
                     "could not read the request body: {}{cut_short}",
-                    causes.join(": ")
+                    error::with_causes(e)
                 ),
             ))
         }

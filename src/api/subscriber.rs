@@ -413,17 +413,7 @@ async fn post_until_accepted(
             // request" alone says neither).
             Err(e) => {
                 let timed_out = e.is_timeout();
-                let e = e.without_url();
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    let cause_text = cause.to_string();
-                    if !text.contains(&cause_text) {
-                        text.push_str(": ");
-                        text.push_str(&cause_text);
-                    }
-                    source = cause.source();
-                }
+                let mut text = crate::api::error::with_causes(&e.without_url());
                 if timed_out {
                     text.push_str(&format!(
                         " (no answer within timeout_ms = {})",
