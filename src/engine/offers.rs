@@ -59,10 +59,7 @@ impl Engine {
             (InteractionState::Connected, Some(a)) => {
                 format!("it is connected to agent `{}`", a.id)
             }
-            (InteractionState::Offered, Some(_)) if i.agent == Some(ak) => format!(
-                "it is offered to this agent again under offer `{}` (the one answered ended)",
-                i.offer.as_deref().unwrap_or("?")
-            ),
+            // Offered to `ak` itself is `pending_offer`'s own case (or `StaleOffer`).
             (InteractionState::Offered, Some(a)) => {
                 format!("it is being offered to agent `{}` now", a.id)
             }
