@@ -85,15 +85,9 @@ pub struct DecisionLog {
 impl DecisionLog {
     /// An empty log whose first decision will carry `next_seq`.
     pub fn new(capacity: usize, next_seq: u64) -> DecisionLog {
-        let capacity = capacity.max(1);
-        DecisionLog {
-            capacity,
-            // Room for a full ring from the start: doubling it as decisions arrive copied the
-            // whole ring on the engine task each time.
-            ring: VecDeque::with_capacity(capacity),
-            replayed: VecDeque::new(),
-            next_seq,
-        }
+        // Room for a full ring from the start: doubling it as decisions arrive copied the
+        // whole ring on the engine task each time.
+        DecisionLog::restored(capacity, next_seq, capacity)
     }
 
     /// A log restored from a snapshot holding `held` decisions: room for those only, not for
