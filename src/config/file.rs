@@ -638,10 +638,10 @@ pub(crate) fn one_line(message: &str) -> String {
 
 /// serde's message with Rust's words put as a config or API user reads them: `unknown variant`
 /// is an unknown value, `a sequence` a list, and a Rust integer type a whole number, with its
-/// bounds where the type's are the field's (8, 16 and 32-bit signed; the maximum of 8 and 16-bit
-/// unsigned, whose fields start at 0 or 1); for wider types the machine's maximum is no limit
-/// of the field's (a field's own checks say its range), so only "not negative" is said. Text the message quotes from the input
-/// (between backticks) is left as it is.
+/// bounds where the type's are the field's (8, 16 and 32-bit signed; the maximum of 8 and
+/// 16-bit unsigned, whose fields start at 0 or 1); for wider types the machine's maximum is no
+/// limit of the field's (a field's own checks say its range), so only "not negative" is said.
+/// Text the message quotes from the input (between backticks) is left as it is.
 pub fn plain_words(message: &str) -> String {
     const TYPES: [(&str, &str); 12] = [
         ("u8", "a whole number up to 255"),

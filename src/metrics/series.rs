@@ -33,8 +33,8 @@ pub(crate) struct QueueSeries {
     pub(crate) channels: [Option<ChannelSeries>; 4],
     pub(crate) wait_answered: Histogram,
     pub(crate) wait_abandoned: Histogram,
-    /// accepted, declined, timed_out, revoked.
-    pub(crate) offers: [Counter; 6],
+    /// One per `OFFER_RESULTS`, in its order.
+    pub(crate) offers: [Counter; OFFER_RESULTS.len()],
     pub(crate) steps: BTreeMap<usize, Counter>,
     pub(crate) escalated_by_agent: Counter,
     pub(crate) ended: Counter,
