@@ -1132,7 +1132,7 @@ fn an_accept_exactly_at_expiry_finds_the_offer_revoked() {
         EngineError::NoSuchOffer {
             interaction: "c1".into(),
             agent: "l1".into(),
-            now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made)".into(),
+            now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made); if this agent's phone answered it all the same, send `interaction.answered`".into(),
         }
     );
     assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
@@ -1157,7 +1157,10 @@ fn a_late_answer_is_told_where_the_call_is_now() {
     };
     assert_eq!(
         now(d.try_at(1, accept("c1", other)).unwrap_err()),
-        format!("it is being offered to agent `{offered_to}` now")
+        format!(
+            "it is being offered to agent `{offered_to}` now; if this agent's phone answered it \
+             all the same, send `interaction.answered`"
+        )
     );
     d.at(2, accept("c1", &offered_to));
     assert_eq!(
@@ -2252,7 +2255,7 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             EngineError::NoSuchOffer {
                 interaction: "c2".into(),
                 agent: "l1".into(),
-                now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made)".into(),
+                now: "it is waiting in queue `support`, offered to nobody (an offer to this agent expired, was declined or was taken back, or was never made); if this agent's phone answered it all the same, send `interaction.answered`".into(),
             },
         ),
         (
@@ -2260,7 +2263,9 @@ fn refused_events_return_the_typed_error_and_change_nothing() {
             EngineError::NoSuchOffer {
                 interaction: "c1".into(),
                 agent: "l2".into(),
-                now: "it is being offered to agent `l1` now".into(),
+                now: "it is being offered to agent `l1` now; if this agent's phone answered it all \
+                      the same, send `interaction.answered`"
+                    .into(),
             },
         ),
         (
@@ -2489,6 +2494,7 @@ fn why_kind(why: &Why) -> &'static str {
         Why::EscalatedByAgent { .. } => "escalated_by_agent",
         Why::Drained { .. } => "drained",
         Why::StepMovedBack { .. } => "step_moved_back",
+        Why::AnsweredOutsideOffer { .. } => "answered_outside_offer",
     }
 }
 
@@ -3014,4 +3020,149 @@ fn a_capacity_lowered_below_the_chats_held_blocks_new_chats_until_the_load_is_un
     // The last one ends (no wrap-up): under capacity, so the waiting chat is offered at once.
     let ds = d.at(secs(5), end("ch3"));
     assert_eq!(offered_to(&ds, "ch4").as_deref(), Some("a"), "{ds:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A phone that answers after tierline let go of its offer (`interaction.answered`)
+// ---------------------------------------------------------------------------------------------
+
+/// `support` (L1 only, 15 s offers), agents `a` and `b`; `c1` rang `a` from 1 s and the offer
+/// expired at 16 s, so `a` is backed off and `c1` rings `b`.
+fn a_call_ringing_b_after_a_missed_it() -> Driver {
+    let mut d = Driver::new(config(
+        vec![queue("support", vec![step(0, &[1])])],
+        vec![agent("a", &[("support", 1)]), agent("b", &[("support", 1)])],
+    ));
+    d.engine.set_record_facts(true);
+    d.at(0, login("a"));
+    d.at(secs(1), login("b"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(
+        offered_to(&ds, "c1").as_deref(),
+        Some("a"),
+        "a idle longest"
+    );
+    let ds = d.advance(secs(16));
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "a".into(), RevokeReason::Expired)]
+    );
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("b"), "{ds:?}");
+    d
+}
+
+#[test]
+fn a_phone_answering_after_its_offer_expired_takes_the_call_from_the_next_agent() {
+    let mut d = a_call_ringing_b_after_a_missed_it();
+    d.engine.take_facts();
+    // a's phone rang on past the expiry and was answered at 16.3 s.
+    let ds = d.at(16_300, answered("c1", "a"));
+    assert_eq!(
+        revocations(&ds),
+        vec![("c1".into(), "b".into(), RevokeReason::AnsweredElsewhere)],
+        "b's phone must stop ringing"
+    );
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked"],
+        "nothing else waits: {ds:?}"
+    );
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Connected);
+    assert_eq!(c1.owner, Owner::Agent("a".into()));
+    assert!(matches!(
+        c1.history.last().map(|t| (&t.why, t.at)),
+        Some((Why::AnsweredOutsideOffer { agent }, 16_300)) if &**agent == "a"
+    ));
+    // a holds it connected; the expiry's missed offer is forgiven, the answer counted.
+    let a = d.agent("a");
+    assert_eq!(a.slots.len(), 1);
+    assert_eq!(a.slots[0].phase, SlotPhase::Connected);
+    assert_eq!(a.consecutive_missed_offers, 0);
+    assert_eq!(a.accepted_since_login, 1);
+    // b is not blamed: no back-off, no missed offer, and it is free at once.
+    let b = d.agent("b");
+    assert!(b.slots.is_empty());
+    assert_eq!(b.backoff_until, None);
+    assert_eq!(b.consecutive_missed_offers, 0);
+    let ds = d.at(secs(17), call("c2", "support"));
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("b"));
+    // Answered after a 15.3 s wait, not abandoned; b's offer ended as revoked.
+    let facts = d.engine.take_facts();
+    assert!(facts.iter().any(|f| matches!(f,
+        Fact::Answered { interaction, agent, wait_ms, .. }
+            if &**interaction == "c1" && &**agent == "a" && *wait_ms == 15_300)));
+    assert!(!facts.iter().any(|f| matches!(f, Fact::Abandoned { .. })));
+    // The call ends normally on a's slot.
+    d.at(secs(18), accept("c2", "b"));
+    let ds = d.at(secs(60), end("c1"));
+    assert!(ds.is_empty(), "{ds:?}");
+    assert_eq!(d.interaction("c1").state, InteractionState::WrapUp);
+}
+
+#[test]
+fn a_waiting_call_answered_by_an_agent_leaves_the_queue_connected() {
+    let mut d = Driver::new(config(
+        vec![queue("support", support_ladder())],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l3", &[("support", 3)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, not_ready("l1", "lunch"));
+    d.at(secs(1), call("c1", "support"));
+    assert_eq!(d.waiting("support"), vec!["c1"]);
+    // The PBX connected it to l3 on its own (not a tier step 0 allows): tierline follows.
+    let ds = d.at(secs(5), answered("c1", "l3"));
+    assert!(ds.is_empty(), "{ds:?}");
+    assert!(d.waiting("support").is_empty());
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.state, InteractionState::Connected);
+    assert_eq!(c1.owner, Owner::Agent("l3".into()));
+    // Its ladder stopped: nothing fires at 30 s or 60 s.
+    assert!(d.advance(secs(90)).is_empty());
+    assert_eq!(
+        d.agent("l3").status,
+        AgentStatus::Offline,
+        "its status is its own"
+    );
+}
+
+#[test]
+fn an_answer_to_the_offer_ringing_that_same_agent_is_an_accept() {
+    let mut d = a_call_ringing_b_after_a_missed_it();
+    let ds = d.at(secs(17), answered("c1", "b"));
+    assert!(ds.is_empty(), "{ds:?}");
+    let c1 = d.interaction("c1");
+    assert_eq!(c1.owner, Owner::Agent("b".into()));
+    assert!(matches!(
+        c1.history.last().map(|t| &t.why),
+        Some(Why::Accepted { .. })
+    ));
+}
+
+#[test]
+fn an_answer_the_agent_has_no_room_for_or_for_a_connected_call_is_refused_and_changes_nothing() {
+    let mut d = a_call_ringing_b_after_a_missed_it();
+    d.at(secs(17), accept("c1", "b"));
+    d.at(secs(18), call("c2", "support"));
+    d.advance(secs(19));
+    let before = d.snapshot(&["c1", "c2"]);
+    // b is on c1 (voice is exclusive): it cannot have answered c2 too.
+    let err = d.try_at(secs(19), answered("c2", "b")).unwrap_err();
+    assert_eq!(err.code(), "agent_busy");
+    assert!(
+        err.to_string()
+            .contains("agent `b` has no room for interaction `c2`")
+            && err.to_string().contains("1 exclusive"),
+        "{err}"
+    );
+    // c1 is connected already: a second answer is not a transition.
+    let err = d.try_at(secs(19), answered("c1", "a")).unwrap_err();
+    assert_eq!(err.code(), "invalid_transition");
+    assert!(err.to_string().contains("`interaction.answered`"), "{err}");
+    let err = d.try_at(secs(19), answered("c2", "nobody")).unwrap_err();
+    assert_eq!(err.code(), "unknown_agent");
+    assert_eq!(d.snapshot(&["c1", "c2"]), before);
 }

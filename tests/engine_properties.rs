@@ -323,6 +323,8 @@ enum Action {
         skills: u8,
     },
     Accept(usize),
+    /// A waiting or offered interaction answered by an agent outside its offers.
+    Answer(usize, usize),
     Decline(usize, DeclineReason),
     Abandon(usize),
     End(usize, Option<bool>),
@@ -376,6 +378,7 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
                 skills
             }),
         5 => k.clone().prop_map(Action::Accept),
+        1 => (k.clone(), k.clone()).prop_map(|(k, a)| Action::Answer(k, a)),
         2 => (k.clone(), decline_reason()).prop_map(|(k, r)| Action::Decline(k, r)),
         1 => k.clone().prop_map(Action::Abandon),
         3 => (k.clone(), prop::option::of(any::<bool>())).prop_map(|(k, r)| Action::End(k, r)),
@@ -388,7 +391,7 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
         2 => k.clone().prop_map(Action::Available),
         1 => k.clone().prop_map(Action::WrapupDone),
         1 => (k.clone(), 0u8..=6).prop_map(|(k, s)| Action::Rate(k, s)),
-        1 => (0u8..10, k.clone(), k.clone()).prop_map(|(w, a, b)| Action::Stray(w, a, b)),
+        1 => (0u8..11, k.clone(), k.clone()).prop_map(|(w, a, b)| Action::Stray(w, a, b)),
         2 => Just(Action::Wait),
     ]
 }
@@ -547,6 +550,9 @@ impl Run {
                 let (i, a) = pick(&offered, *k)?;
                 decline(&i, &a, *r)
             }
+            Action::Answer(k, a) => {
+                answered(live.get(k % live.len().max(1))?, &agents[a % agents.len()])
+            }
             Action::Abandon(k) => abandon(live.get(k % live.len().max(1))?),
             Action::End(k, resolved) => Event::InteractionEnded {
                 interaction: pick(&connected, *k)?.0,
@@ -632,6 +638,7 @@ impl Run {
                     6 => call(&i, &queues[y % queues.len()].id),
                     7 => login("ghost"),
                     8 => accept(&i, "ghost"),
+                    9 => answered(&i, &a),
                     _ => set_state(&a, RequestedState::Offline, None),
                 }
             }
@@ -939,7 +946,7 @@ impl Run {
         // (agent, offering queue, a no-answer?) in the order they happened.
         let mut misses: Vec<(String, String, bool)> = Vec::new();
         match event {
-            Some(Event::OfferAccepted { agent, .. }) => {
+            Some(Event::OfferAccepted { agent, .. } | Event::InteractionAnswered { agent, .. }) => {
                 self.missed.remove(agent);
             }
             Some(Event::OfferDeclined {
@@ -1502,6 +1509,34 @@ impl Run {
                             "abandon while offered to `{agent}` must revoke first: {ds:?}"
                         );
                         self.freed_agent_check(pre, post, agent, &offers, event)?;
+                    }
+                    _ => ensure!(offers.is_empty(), "{event:?} made offers {offers:?}"),
+                }
+            }
+            Event::InteractionAnswered { interaction, agent } => {
+                let v = &pre.interactions[interaction];
+                let now = &post.interactions[interaction];
+                ensure!(
+                    now.state == InteractionState::Connected
+                        && now.owner == Owner::Agent(agent.as_str().into()),
+                    "{event:?}: `{interaction}` is {:?} with {:?}, not connected to `{agent}`",
+                    now.state,
+                    now.owner
+                );
+                match &v.owner {
+                    Owner::Agent(other) if **other != **agent => {
+                        let revoked = revocations(ds);
+                        ensure!(
+                            revoked.first()
+                                == Some(&(
+                                    interaction.clone(),
+                                    other.to_string(),
+                                    RevokeReason::AnsweredElsewhere
+                                )),
+                            "answered by `{agent}` while offered to `{other}` must revoke \
+                             that offer first: {ds:?}"
+                        );
+                        self.freed_agent_check(pre, post, other, &offers, event)?;
                     }
                     _ => ensure!(offers.is_empty(), "{event:?} made offers {offers:?}"),
                 }

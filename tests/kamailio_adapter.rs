@@ -507,11 +507,11 @@ async fn the_reports_of_an_agent_with_a_long_id_are_taken() {
 
 /// An agent's phone that answers after tierline revoked its offer (agent forced offline, offer
 /// expired while a late 180 restarted Kamailio's ring timer) connects the caller all the same: a
-/// 2xx ends the caller's transaction and no `/route` follows. The call must not stay in tierline
-/// as a ghost, offered to agents nobody rings: each such offer would expire as a no-answer and
-/// take an innocent agent out of rotation (`max_no_answer = 1` here), one after the other.
+/// 2xx ends the caller's transaction and no `/route` follows. tierline follows the phone: the
+/// call is connected to that agent, and the offer of it ringing another agent is revoked (that
+/// agent is not blamed and is free at once).
 #[tokio::test]
-async fn an_answer_after_the_offer_was_revoked_takes_the_call_out_of_tierline() {
+async fn an_answer_after_the_offer_was_revoked_connects_the_call_to_that_agent() {
     let h = Harness::start().await;
     h.login("a1").await;
     let (_, first) = h.route(call("revoked@pbx")).await;
@@ -535,30 +535,113 @@ async fn an_answer_after_the_offer_was_revoked_takes_the_call_out_of_tierline() 
     let (status, r) = h.report(accept.clone()).await;
     assert_eq!(
         (status, r["status"].as_str(), r["reason"].as_str()),
-        (200, Some("ignored"), Some("no_such_offer")),
+        (200, Some("applied"), Some("no_such_offer")),
         "{r}"
     );
-    assert_eq!(r["withdrawn"], true, "{r}");
+    assert_eq!(
+        (&r["connected"], &r["withdrawn"]),
+        (&json!(true), &json!(false)),
+        "{r}"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connected to agent `a1`"),
+        "{r}"
+    );
     let view = h.get("/v1/interactions/revoked@pbx").await;
-    assert_eq!(view["state"], "abandoned", "{view}");
+    assert_eq!(
+        (view["state"].as_str(), view["owner"]["id"].as_str()),
+        (Some("connected"), Some("a1")),
+        "{view}"
+    );
     let a2 = h.get("/v1/agents/a2").await;
     assert_eq!(
         (a2["status"].as_str(), a2["activity"].as_str()),
         (Some("available"), Some("available")),
-        "a2's ghost offer was withdrawn, not left to expire: {a2}"
+        "a2's ringing offer was revoked, without blame: {a2}"
     );
-    // A retransmitted 200 changes nothing more; nor does the BYE.
+    // A retransmitted 200 changes nothing more; the BYE ends the call on a1's slot.
     let (status, r) = h.report(accept).await;
     assert_eq!(
         (status, r["status"].as_str()),
-        (200, Some("ignored")),
+        (200, Some("duplicate")),
         "{r}"
     );
-    assert_eq!(r["withdrawn"], false, "{r}");
     let (_, r) = h
         .report(json!({"call_id": "revoked@pbx", "event": "ended"}))
         .await;
-    assert_eq!(r["status"], "ignored", "{r}");
+    assert_eq!(r["status"], "applied", "{r}");
+    let view = h.get("/v1/interactions/revoked@pbx").await;
+    assert_eq!(view["state"], "done", "no wrap-up here: {view}");
+    assert_eq!(
+        view["history"][4]["why"]["kind"], "answered_outside_offer",
+        "{view}"
+    );
+    h.daemon.stop().await.unwrap();
+}
+
+/// A late answer the engine cannot connect (the agent took another call meanwhile) still takes
+/// the call out of tierline, so that it is not offered to agents nobody rings.
+#[tokio::test]
+async fn a_late_answer_the_agent_has_no_room_for_takes_the_call_out_of_tierline() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let (_, first) = h.route(call("ghost@pbx")).await;
+    assert_eq!(first["agent"], "a1", "{first}");
+    let (status, body) = h
+        .post(
+            "/v1/events",
+            json!({"id": "logout-a1", "type": "agent.logout", "agent": "a1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    h.login("a2").await;
+    // a1 comes back and takes another call before its old phone's 200 is reported.
+    h.post(
+        "/v1/events",
+        json!({"id": "a2-break", "type": "agent.state", "agent": "a2", "state": "not_ready"}),
+    )
+    .await;
+    let (status, body) = h
+        .post(
+            "/v1/events",
+            json!({"id": "login-a1-again", "type": "agent.login", "agent": "a1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, second) = h.route(call("second@pbx")).await;
+    assert_eq!(second["agent"], "a1", "{second}");
+    let (_, r) = h
+        .report(
+            json!({"call_id": "second@pbx", "event": "accepted", "agent": "a1",
+                       "offer": second["offer"], "sip_status": 200}),
+        )
+        .await;
+    assert_eq!(r["status"], "applied", "{r}");
+    let (status, r) = h
+        .report(
+            json!({"call_id": "ghost@pbx", "event": "accepted", "agent": "a1",
+                       "offer": first["offer"], "sip_status": 200}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str(), r["reason"].as_str()),
+        (200, Some("ignored"), Some("no_such_offer")),
+        "{r}"
+    );
+    assert_eq!(
+        (&r["connected"], &r["withdrawn"]),
+        (&json!(false), &json!(true)),
+        "{r}"
+    );
+    assert!(
+        r["message"].as_str().unwrap_or("").contains("has no room"),
+        "{r}"
+    );
+    let view = h.get("/v1/interactions/ghost@pbx").await;
+    assert_eq!(view["state"], "abandoned", "{view}");
     h.daemon.stop().await.unwrap();
 }
 

@@ -287,6 +287,13 @@ impl<'de> Visitor<'de> for FastEvent {
                     offer: v.offer,
                 }
             }
+            "interaction.answered" => {
+                let v = Answered::deserialize(rest)?;
+                Event::InteractionAnswered {
+                    interaction: v.interaction,
+                    agent: v.agent,
+                }
+            }
             "offer.declined" => {
                 let v = Declined::deserialize(rest)?;
                 Event::OfferDeclined {
@@ -379,6 +386,13 @@ struct Transferred {
 struct Escalated {
     interaction: String,
     min_tier: Tier,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answered {
+    interaction: String,
+    agent: String,
 }
 
 #[derive(Deserialize)]
@@ -661,6 +675,10 @@ mod tests {
                 agent: "a1".into(),
                 offer: Some("o7".into()),
             },
+            Event::InteractionAnswered {
+                interaction: "c1".into(),
+                agent: "a1".into(),
+            },
             Event::OfferDeclined {
                 interaction: "c1".into(),
                 agent: "a1".into(),
@@ -695,7 +713,7 @@ mod tests {
         let kinds = every_event_kind();
         let mut names: Vec<&str> = kinds.iter().map(|e| e.type_name()).collect();
         names.dedup();
-        assert_eq!(names.len(), 12, "a new Event kind needs a FastEvent arm");
+        assert_eq!(names.len(), 13, "a new Event kind needs a FastEvent arm");
         for (n, event) in kinds.into_iter().enumerate() {
             let timed = TimedInput {
                 at: n as u64,

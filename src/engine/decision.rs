@@ -24,6 +24,10 @@ pub enum RevokeReason {
     /// A live reload moved the interaction away from the agent's queue, or a login's `tiers`
     /// took that queue away from the agent.
     Reconfigured,
+    /// Another agent answered the interaction outside tierline's offers
+    /// (`interaction.answered`: a phone that rang on after its own offer ended). Not the
+    /// ringing agent's doing: no back-off, no no-answer counted.
+    AnsweredElsewhere,
 }
 
 /// Why an interaction was refused.

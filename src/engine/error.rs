@@ -67,6 +67,17 @@ pub enum EngineError {
         state: &'static str,
         expected: &'static str,
     },
+    #[error(
+        "agent {} has no room for interaction {}: {holds}; it cannot have answered it as well",
+        Named(agent),
+        Named(interaction)
+    )]
+    AgentBusy {
+        agent: String,
+        interaction: String,
+        /// What the agent holds that leaves no room (an exclusive call, its capacity…).
+        holds: String,
+    },
     #[error("agent `{agent}` is not known and the login carries no address")]
     AgentNeedsAddress { agent: String },
     #[error(
@@ -134,6 +145,7 @@ impl EngineError {
             EngineError::ChannelNotServed { .. } => "channel_not_served",
             EngineError::NoSuchOffer { .. } | EngineError::StaleOffer { .. } => "no_such_offer",
             EngineError::InvalidTransition { .. } => "invalid_transition",
+            EngineError::AgentBusy { .. } => "agent_busy",
             EngineError::AgentNeedsAddress { .. } => "agent_needs_address",
             EngineError::AgentUnknownQueue { .. } => "unknown_queue",
             EngineError::InvalidValue { .. } => "invalid_value",
@@ -162,6 +174,7 @@ impl EngineError {
             | EngineError::NoSuchOffer { .. }
             | EngineError::StaleOffer { .. }
             | EngineError::InvalidTransition { .. }
+            | EngineError::AgentBusy { .. }
             | EngineError::QueueFull { .. }
             | EngineError::QueueClosed { .. }
             | EngineError::QueueRemoved { .. }

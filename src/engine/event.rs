@@ -185,6 +185,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offer: Option<String>,
     },
+    /// The agent answered the interaction without a pending offer of it to that agent: a phone
+    /// that rang on after tierline let go of the offer (expired, revoked), or a call the PBX
+    /// connected on its own. A waiting or offered interaction is connected to the agent (an offer
+    /// of it to another agent is revoked, `answered_elsewhere`); the agent must have room for it.
+    #[serde(rename = "interaction.answered")]
+    InteractionAnswered { interaction: String, agent: String },
     #[serde(rename = "offer.declined")]
     OfferDeclined {
         interaction: String,
@@ -239,6 +245,7 @@ impl Event {
             Event::InteractionTransferred { .. } => "interaction.transferred",
             Event::InteractionEscalated { .. } => "interaction.escalated",
             Event::OfferAccepted { .. } => "offer.accepted",
+            Event::InteractionAnswered { .. } => "interaction.answered",
             Event::OfferDeclined { .. } => "offer.declined",
             Event::AgentLogin { .. } => "agent.login",
             Event::AgentState { .. } => "agent.state",

@@ -64,6 +64,9 @@ impl Engine {
                 agent,
                 offer,
             } => self.on_accepted(interaction, agent, offer.as_deref()),
+            Event::InteractionAnswered { interaction, agent } => {
+                self.on_answered(interaction, agent)
+            }
             Event::OfferDeclined {
                 interaction,
                 agent,

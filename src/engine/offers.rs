@@ -3,12 +3,19 @@
 
 use std::sync::Arc;
 
+use crate::config::Channel;
 use crate::engine::decision::{AgentStatus, DecisionKind, Fact, OfferResult, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::DeclineReason;
+use crate::engine::model::Slot;
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::{InteractionState, SlotPhase, Why};
 use crate::engine::Engine;
+
+/// What `NoSuchOffer` adds for an interaction still waiting or ringing another agent: the event
+/// for an answer that happened all the same.
+const ANSWERED_ANYWAY: &str =
+    "; if this agent's phone answered it all the same, send `interaction.answered`";
 
 impl Engine {
     /// The pending offer of `id` to `agent` (and, when named, `offer` itself), or `NoSuchOffer`
@@ -61,11 +68,14 @@ impl Engine {
             }
             // Offered to `ak` itself is `pending_offer`'s own case (or `StaleOffer`).
             (InteractionState::Offered, Some(a)) => {
-                format!("it is being offered to agent `{}` now", a.id)
+                format!(
+                    "it is being offered to agent `{}` now{ANSWERED_ANYWAY}",
+                    a.id
+                )
             }
             (InteractionState::Waiting, _) => format!(
                 "it is waiting{}, offered to nobody (an offer to this agent expired, was \
-                 declined or was taken back, or was never made)",
+                 declined or was taken back, or was never made){ANSWERED_ANYWAY}",
                 queue(i.queue)
             ),
             (InteractionState::WrapUp, Some(a)) => {
@@ -147,6 +157,160 @@ impl Engine {
             at: now,
         });
         Ok(())
+    }
+
+    /// `interaction.answered`: `agent` answered the interaction outside a pending offer of it
+    /// to that agent. A waiting interaction leaves its queue, an offer of it to another agent is
+    /// revoked (`answered_elsewhere`, without blame), and it is connected on a new slot of the
+    /// agent, whatever the agent's status (its phone is off the hook). An offer of it to this
+    /// very agent is simply accepted.
+    pub(super) fn on_answered(&mut self, id: &str, agent: &str) -> Result<(), EngineError> {
+        let ik = self.lookup_interaction(id)?;
+        let ak = self.lookup_agent(agent)?;
+        let (state, holder, held_slot, channel) = {
+            let i = self.ix(ik);
+            (i.state, i.agent, i.slot, i.channel)
+        };
+        match state {
+            InteractionState::Offered if holder == Some(ak) => {
+                return self.on_accepted(id, agent, None);
+            }
+            InteractionState::Waiting | InteractionState::Offered => {}
+            other => {
+                return Err(EngineError::InvalidTransition {
+                    interaction: id.to_string(),
+                    event: "interaction.answered",
+                    state: other.as_str(),
+                    expected: "waiting or offered (a call connected already was answered once)",
+                })
+            }
+        }
+        if let Some(holds) = self.no_room_for(ak, channel) {
+            return Err(EngineError::AgentBusy {
+                agent: agent.to_string(),
+                interaction: id.to_string(),
+                holds,
+            });
+        }
+        let now = self.now;
+        let interaction = self.ix(ik).id.clone();
+        let queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
+            .name
+            .clone();
+        let mut ringing = None;
+        match (holder, held_slot) {
+            (Some(other), Some(slot_id)) if state == InteractionState::Offered => {
+                if let Some(slot) = self.remove_slot(other, slot_id) {
+                    let other_id = self.agents[other as usize].id.clone();
+                    if let Some(offer) = slot.offer {
+                        self.emit(DecisionKind::OfferRevoked {
+                            interaction: interaction.clone(),
+                            agent: other_id.clone(),
+                            offer,
+                            reason: RevokeReason::AnsweredElsewhere,
+                        });
+                    }
+                    self.fact(|| Fact::OfferEnded {
+                        queue: queue.clone(),
+                        agent: other_id,
+                        result: OfferResult::Revoked,
+                        at: now,
+                    });
+                }
+                ringing = Some(other);
+            }
+            _ => self.unindex_waiting(ik),
+        }
+        let slot_id = self.next_slot;
+        self.next_slot += 1;
+        let q = self.ix(ik).queue.unwrap_or(0);
+        let exclusive = self.config.channels[channel.index()].exclusive;
+        let tier;
+        {
+            let a = &mut self.agents[ak as usize];
+            a.slots.push(Slot {
+                id: slot_id,
+                channel,
+                phase: SlotPhase::Connected,
+                interaction: Some(ik),
+                queue: q,
+                offer: None,
+                since: now,
+                connected_at: Some(now),
+                until: None,
+                timer: None,
+            });
+            a.load[channel.index()] += 1;
+            if exclusive {
+                a.exclusive_held += 1;
+            }
+            a.consecutive_missed_offers = 0;
+            a.accepted_since_login += 1;
+            tier = a.tier_in(q);
+        }
+        self.census_touch(ak);
+        let (a, b) = {
+            let i = self.ix_mut(ik);
+            i.agent = Some(ak);
+            i.slot = Some(slot_id);
+            i.offer = None;
+            i.overflow_due = false;
+            i.answered_by = Some(ak);
+            (i.step_timer.take(), i.wait_timer.take())
+        };
+        self.timers.cancel(a);
+        self.timers.cancel(b);
+        let agent_id = self.agents[ak as usize].id.clone();
+        self.transition(
+            ik,
+            InteractionState::Connected,
+            Why::AnsweredOutsideOffer {
+                agent: agent_id.clone(),
+            },
+        );
+        self.reindex_agent(ak);
+        let wait_ms = now.saturating_sub(self.ix(ik).entered_queue_at);
+        self.fact(|| Fact::Answered {
+            interaction,
+            queue,
+            channel,
+            agent: agent_id,
+            tier,
+            wait_ms,
+            at: now,
+        });
+        // The agent whose phone rang for it is free of it at once, and takes other work.
+        if let Some(other) = ringing {
+            self.agent_take_work(other);
+        }
+        Ok(())
+    }
+
+    /// Why `ak` could not hold one more `channel` interaction, whatever its status: the
+    /// capacity and exclusivity part of `agent_free_for`.
+    fn no_room_for(&self, ak: AKey, channel: Channel) -> Option<String> {
+        let a = &self.agents[ak as usize];
+        let c = channel.index();
+        if a.exclusive_held > 0 {
+            Some(format!(
+                "it holds {} exclusive interaction(s) (offered, connected or in wrap-up)",
+                a.exclusive_held
+            ))
+        } else if a.load[c] >= a.capacity[c] {
+            Some(format!(
+                "it holds {} {} interaction(s), its capacity for the channel",
+                a.load[c],
+                channel.as_str()
+            ))
+        } else if self.config.channels[c].exclusive && a.total_load() > 0 {
+            Some(format!(
+                "{} is exclusive and it holds {} other interaction(s)",
+                channel.as_str(),
+                a.total_load()
+            ))
+        } else {
+            None
+        }
     }
 
     pub(super) fn on_declined(

@@ -131,6 +131,12 @@ pub enum Why {
         queue: Arc<str>,
         step: usize,
     },
+    /// The agent answered it outside a pending offer to it (`interaction.answered`): a phone
+    /// that rang on after tierline let go of its offer, or a call the PBX connected itself.
+    /// Last, so snapshots written before it read as they did.
+    AnsweredOutsideOffer {
+        agent: Arc<str>,
+    },
 }
 
 /// One entry of an interaction's history.

@@ -456,7 +456,10 @@ impl Playback {
             }
             Event::InteractionTransferred { .. } => self.counts.transfers += 1,
             Event::InteractionEscalated { .. } => self.counts.agent_escalations += 1,
-            Event::InteractionAbandoned { .. }
+            // A late answer's offer was counted when it expired or was revoked; the what-if run
+            // makes its own offers and answers them by the recorded delays.
+            Event::InteractionAnswered { .. }
+            | Event::InteractionAbandoned { .. }
             | Event::InteractionEnded { .. }
             | Event::InteractionRated { .. }
             | Event::AgentWrapupDone { .. } => {}

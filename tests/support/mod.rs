@@ -265,6 +265,14 @@ pub fn accept(interaction: &str, agent: &str) -> Event {
     }
 }
 
+/// `agent` answered `interaction` outside its offers (a phone ringing on after its offer ended).
+pub fn answered(interaction: &str, agent: &str) -> Event {
+    Event::InteractionAnswered {
+        interaction: interaction.to_string(),
+        agent: agent.to_string(),
+    }
+}
+
 pub fn decline(interaction: &str, agent: &str, reason: DeclineReason) -> Event {
     Event::OfferDeclined {
         interaction: interaction.to_string(),

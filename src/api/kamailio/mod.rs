@@ -240,6 +240,7 @@ pub async fn report(
             "message": call_id_in_use(&req.call_id, channel)
         });
         if req.event == SipOutcome::Accepted {
+            body["connected"] = serde_json::Value::Bool(false);
             body["withdrawn"] = serde_json::Value::Bool(false);
         }
         return Ok(json_line(StatusCode::OK, body.to_string()));
@@ -274,28 +275,79 @@ pub async fn report(
     let body = match reason {
         None => serde_json::json!({ "id": id, "status": status }),
         // A 2xx from a phone whose offer tierline no longer holds (revoked, expired) connected
-        // the caller all the same, and no `/route` follows: a call still queued or offered in
-        // tierline would be a ghost, offered to agents nobody rings (each expiry a no-answer).
-        // tierline lets go of it, as for a caller who hung up.
+        // the caller all the same, and no `/route` follows. tierline follows the phone: the
+        // call is connected to that agent (`interaction.answered`; an offer of it ringing
+        // another agent is revoked). Should the engine refuse that (the agent holds another
+        // call, the call is connected elsewhere or gone), a call still queued or offered would
+        // be a ghost, offered to agents nobody rings: it is let go of, as for a caller who
+        // hung up.
         Some(e) if req.event == SipOutcome::Accepted => {
-            let withdrawn = withdraw(&app, &reported, &req.call_id).await?;
+            let agent = req.agent.clone().unwrap_or_default();
             let mut message = e.to_string();
-            if withdrawn {
-                message.push_str(
-                    ": the phone answered anyway, so the call was taken out of tierline \
-                     (interaction.abandoned)",
-                );
+            match answer_late(&app, &reported, &req.call_id, &agent).await? {
+                Some(Outcome::Applied(_)) => {
+                    message.push_str(&format!(
+                        ": the phone answered anyway, so the call was connected to agent `{agent}` \
+                         (interaction.answered)"
+                    ));
+                    serde_json::json!({
+                        "id": id, "status": "applied", "reason": e.code(), "message": message,
+                        "connected": true, "withdrawn": false
+                    })
+                }
+                Some(Outcome::Duplicate(_)) => serde_json::json!({
+                    "id": id, "status": "duplicate", "connected": true, "withdrawn": false
+                }),
+                refused => {
+                    let withdrawn = withdraw(&app, &reported, &req.call_id).await?;
+                    if let Some(Outcome::Rejected(why)) = refused {
+                        message.push_str(&format!(
+                            "; the phone answered anyway, and it cannot be connected to agent \
+                             `{agent}`: {why}"
+                        ));
+                    }
+                    if withdrawn {
+                        message.push_str(
+                            ": the call was taken out of tierline (interaction.abandoned)",
+                        );
+                    }
+                    serde_json::json!({
+                        "id": id, "status": status, "reason": e.code(), "message": message,
+                        "connected": false, "withdrawn": withdrawn
+                    })
+                }
             }
-            serde_json::json!({
-                "id": id, "status": status, "reason": e.code(), "message": message,
-                "withdrawn": withdrawn
-            })
         }
         Some(e) => serde_json::json!({
             "id": id, "status": status, "reason": e.code(), "message": e.to_string()
         }),
     };
     Ok(json_line(StatusCode::OK, body.to_string()))
+}
+
+/// Connect a call to the agent whose phone answered it outside tierline's offers
+/// (`interaction.answered`, one event id per call: a retransmitted 2xx is a duplicate).
+async fn answer_late(
+    app: &AppState,
+    reported: &Reported,
+    call_id: &str,
+    agent: &str,
+) -> Result<Option<Outcome>, ApiError> {
+    let outcome = app
+        .engine
+        .apply(vec![Input::Event {
+            id: format!("kamailio:{call_id}:answered"),
+            event: Event::InteractionAnswered {
+                interaction: call_id.to_string(),
+                agent: agent.to_string(),
+            },
+        }])
+        .await?
+        .pop();
+    if matches!(outcome, Some(Outcome::Applied(_))) {
+        reported.0.notify_waiters();
+    }
+    Ok(outcome)
 }
 
 /// Take a call connected outside tierline's offers out of its queue (the caller's abandon, under
