@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use tierline::api::events::{apply_parsed, parse_body, ResultDecisions};
 use tierline::config::{self, LoadedConfig};
-use tierline::daemon::decision_log::{DecisionLog, DEFAULT_DECISION_LOG};
+use tierline::daemon::decision_log::{Cause, DecisionLog, DEFAULT_DECISION_LOG};
 use tierline::daemon::idempotency::{Caused, IdempotencyWindow};
 use tierline::daemon::task::EngineHandle;
 use tierline::daemon::{Daemon, DaemonOptions};
@@ -172,7 +172,7 @@ async fn post(engine: &EngineHandle, events: &[String]) -> Vec<Decision> {
         assert!(!json.is_empty());
         for result in answer.results {
             assert_eq!(result.status, "applied", "{:?}", result.error);
-            if let ResultDecisions::Made(made) = result.decisions {
+            if let ResultDecisions::Made(made, _) = result.decisions {
                 decisions.extend(made);
             }
         }
@@ -348,10 +348,18 @@ async fn run(agents: usize, waiting: usize, journal: bool) {
     if let Some(d) = sample.first() {
         let decision: Decision = serde_json::from_str(&d.json).expect("a logged decision");
         for seq in 1..=ring as u64 {
-            log.push(std::slice::from_ref(&Decision {
-                seq,
-                ..decision.clone()
-            }));
+            // Each decision names an event as its cause, as an arrival's decisions do.
+            let id = format!("{run}-e{seq}");
+            log.push(
+                std::slice::from_ref(&Decision {
+                    seq,
+                    ..decision.clone()
+                }),
+                Cause::Event {
+                    id: &id,
+                    kind: "interaction.arrived",
+                },
+            );
         }
     }
     let log_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;

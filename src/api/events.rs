@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::daemon::core::{FirstDelivery, Input, Outcome};
-use crate::daemon::decision_log::LoggedDecision;
+use crate::daemon::decision_log::{with_cause, Cause, LoggedDecision};
 use crate::daemon::task::EngineHandle;
 use crate::engine::{Decision, Event};
 
@@ -61,7 +61,8 @@ pub struct EventResult {
 /// A result's decisions: made by this delivery, or (a duplicate's) taken from the decision log.
 #[derive(Debug)]
 pub enum ResultDecisions {
-    Made(Vec<Decision>),
+    /// With the member naming their cause (`Cause::member`), as the feed shows them.
+    Made(Vec<Decision>, String),
     /// Written exactly as logged: the JSON the first delivery's answer and the feed carried.
     Logged(Vec<LoggedDecision>),
 }
@@ -69,7 +70,7 @@ pub enum ResultDecisions {
 impl ResultDecisions {
     pub fn len(&self) -> usize {
         match self {
-            ResultDecisions::Made(d) => d.len(),
+            ResultDecisions::Made(d, _) => d.len(),
             ResultDecisions::Logged(d) => d.len(),
         }
     }
@@ -81,14 +82,22 @@ impl ResultDecisions {
 
 impl Default for ResultDecisions {
     fn default() -> ResultDecisions {
-        ResultDecisions::Made(Vec::new())
+        ResultDecisions::Made(Vec::new(), String::new())
     }
 }
 
 impl Serialize for ResultDecisions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            ResultDecisions::Made(decisions) => decisions.serialize(s),
+            ResultDecisions::Made(decisions, cause) => {
+                let mut seq = s.serialize_seq(Some(decisions.len()))?;
+                for d in decisions {
+                    let json = with_cause(d, cause);
+                    let raw: &RawValue = serde_json::from_str(&json).map_err(S::Error::custom)?;
+                    seq.serialize_element(raw)?;
+                }
+                seq.end()
+            }
             ResultDecisions::Logged(decisions) => {
                 let mut seq = s.serialize_seq(Some(decisions.len()))?;
                 for d in decisions {
@@ -309,6 +318,7 @@ async fn apply_single(
     id: String,
     event: Event,
 ) -> Result<EventsResponse, ApiError> {
+    let kind = event.type_name();
     let mut outcomes = engine
         .apply(vec![Input::Event {
             id: id.clone(),
@@ -324,7 +334,7 @@ async fn apply_single(
     })?;
     let result = match outcome {
         Outcome::Rejected(e) => return Err(ApiError::from_engine(&e, Some(&id))),
-        other => result_of(id, other),
+        other => result_of(id, kind, other),
     };
     Ok(EventsResponse {
         results: vec![result],
@@ -336,12 +346,13 @@ async fn apply_batch(
     engine: &EngineHandle,
     parsed: Vec<BatchItem>,
 ) -> Result<EventsResponse, ApiError> {
-    let mut slots: Vec<Result<String, EventResult>> = Vec::with_capacity(parsed.len());
+    let mut slots: Vec<Result<(String, &'static str), EventResult>> =
+        Vec::with_capacity(parsed.len());
     let mut inputs = Vec::with_capacity(parsed.len());
     for item in parsed {
         match item {
             BatchItem::Parsed(id, event) => {
-                slots.push(Ok(id.clone()));
+                slots.push(Ok((id.clone(), event.type_name())));
                 inputs.push(Input::Event { id, event });
             }
             BatchItem::Refused(result) => slots.push(Err(result)),
@@ -357,8 +368,8 @@ async fn apply_batch(
     for slot in slots {
         match slot {
             Err(result) => results.push(result),
-            Ok(id) => match outcomes.next() {
-                Some(outcome) => results.push(result_of(id, outcome)),
+            Ok((id, kind)) => match outcomes.next() {
+                Some(outcome) => results.push(result_of(id, kind, outcome)),
                 None => {
                     return Err(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -372,12 +383,13 @@ async fn apply_batch(
     Ok(EventsResponse { results })
 }
 
-fn result_of(id: String, outcome: Outcome) -> EventResult {
+/// The result of the event `id` of type `kind`.
+fn result_of(id: String, kind: &'static str, outcome: Outcome) -> EventResult {
     match outcome {
         Outcome::Applied(decisions) => EventResult {
-            id,
             status: "applied",
-            decisions: ResultDecisions::Made(decisions),
+            decisions: ResultDecisions::Made(decisions, Cause::Event { id: &id, kind }.member()),
+            id,
             decisions_incomplete: false,
             error: None,
         },

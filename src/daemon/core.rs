@@ -13,7 +13,7 @@ use crate::config::{self, ConfigError, DaemonConfig, LoadedConfig, Millis, Routi
 use crate::engine::{Decision, Engine, EngineError, Event, RequestedState};
 
 use super::decision_log::{
-    DecisionLog, DecisionPage, FeedError, LoggedDecision, DEFAULT_DECISION_LOG,
+    Cause, DecisionLog, DecisionPage, FeedError, LoggedDecision, DEFAULT_DECISION_LOG,
 };
 use super::idempotency::{Caused, HashedId, IdempotencyWindow, WindowCapture};
 use super::timed_input::decode_replay;
@@ -48,6 +48,20 @@ pub enum Input {
 }
 
 impl Input {
+    /// What the decisions this input makes are shown as caused by (timers falling due first are
+    /// `Cause::Timer`).
+    pub fn cause(&self) -> Cause<'_> {
+        match self {
+            Input::Event { id, event } => Cause::Event {
+                id,
+                kind: event.type_name(),
+            },
+            Input::Advance => Cause::Timer,
+            Input::Reconfigure { origin, .. } => Cause::ConfigChange { origin },
+            Input::AgentState { agent, .. } => Cause::AgentState { agent },
+        }
+    }
+
     /// The config change `loaded` (already parsed and validated) from `origin`, carrying what it
     /// resolved to so that the engine task need not parse it again, and replay never does.
     pub fn reconfigure(loaded: &LoadedConfig, origin: &str) -> Input {
@@ -266,9 +280,9 @@ impl Core {
     /// Every decision made is added to the decision log.
     pub fn apply(&mut self, input: &Input, now: Millis) -> Applied {
         let applied = self.decide(input, now);
-        self.log.push(&applied.fired);
+        self.log.push(&applied.fired, Cause::Timer);
         if let Outcome::Applied(decisions) = &applied.outcome {
-            self.log.push(decisions);
+            self.log.push(decisions, input.cause());
         }
         applied
     }
@@ -666,17 +680,21 @@ impl crate::journal::Replay for Core {
     /// `apply`, except that the decisions are kept unserialized until `replay_finished`: most of
     /// a long journal's decisions leave the bounded log before recovery ends.
     fn replay(&mut self, input: &ReplayInput) {
-        let Applied { fired, outcome } = match input {
+        let (Applied { fired, outcome }, cause) = match input {
             ReplayInput::Event { at, id, event } => {
                 let fired = self.engine.advance(*at);
                 let outcome = self.replay_event(id, event, *at);
-                Applied { fired, outcome }
+                let cause = Cause::Event {
+                    id: id.as_str(),
+                    kind: event.type_name(),
+                };
+                (Applied { fired, outcome }, cause)
             }
-            ReplayInput::Other(timed) => self.decide(&timed.input, timed.at),
+            ReplayInput::Other(timed) => (self.decide(&timed.input, timed.at), timed.input.cause()),
         };
-        self.log.push_replayed(fired);
+        self.log.push_replayed(fired, Cause::Timer);
         if let Outcome::Applied(decisions) = outcome {
-            self.log.push_replayed(decisions);
+            self.log.push_replayed(decisions, cause);
         }
     }
 
@@ -804,9 +822,13 @@ mod tests {
         assert!(!first.incomplete);
         assert_eq!(first.decisions.len(), 1);
         assert_eq!(first.decisions[0].seq, offer[0].seq);
+        let json = serde_json::to_string(&offer[0]).unwrap();
         assert_eq!(
             *first.decisions[0].json,
-            serde_json::to_string(&offer[0]).unwrap()
+            format!(
+                r#"{},"cause":{{"kind":"event","id":"e2","type":"interaction.arrived"}}}}"#,
+                &json[..json.len() - 1]
+            )
         );
         assert_eq!(core.engine().counts().arrived, 1);
         assert_eq!(core.next_seq(), 2);

@@ -17,6 +17,53 @@ use crate::engine::Decision;
 /// Decisions kept for late readers by default.
 pub const DEFAULT_DECISION_LOG: usize = 100_000;
 
+/// What made a batch of decisions: the feed shows it on each of them as `cause`, so a reader
+/// can tell the offer its own `offer.declined` caused from one a timer or an admin's config
+/// change made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause<'a> {
+    /// A timer fell due (offer expiry, ladder step, max wait, wrap-up or back-off end, opening
+    /// hours).
+    Timer,
+    /// An event from `POST /v1/events` (or an adapter), by its envelope id and type.
+    Event {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+    /// A routing config change, by where it came from.
+    ConfigChange { origin: &'a str },
+    /// An administrator forced an agent's status (`PUT /v1/agents/{id}/state`).
+    AgentState { agent: &'a str },
+}
+
+impl Cause<'_> {
+    /// `,"cause":{…}`: the member `with_cause` adds to each decision's JSON object.
+    pub fn member(&self) -> String {
+        let cause = serde_json::to_string(self).unwrap_or_else(|_| "null".to_string());
+        format!(",\"cause\":{cause}")
+    }
+}
+
+/// A decision's JSON object with `member` (`Cause::member`) added as its last member: how
+/// every reader sees a decision (the feed, webhooks, an event's answer and its duplicate).
+pub fn with_cause(d: &Decision, member: &str) -> String {
+    let mut json = serde_json::to_string(d).unwrap_or_else(|e| {
+        // A Decision is plain data; serialization cannot fail. Keep the seq regardless.
+        format!(
+            r#"{{"seq":{},"error":"unserializable decision: {e}"}}"#,
+            d.seq
+        )
+    });
+    if json.ends_with('}') {
+        json.pop();
+        json.push_str(member);
+        json.push('}');
+    }
+    json
+}
+
 /// One decision as sent to readers: its seq, its type and its JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedDecision {
@@ -75,9 +122,10 @@ pub enum FeedError {
 pub struct DecisionLog {
     capacity: usize,
     ring: VecDeque<LoggedDecision>,
-    /// Decisions re-made by journal replay, newer than `ring`, not serialized yet: recovery only
-    /// serializes the ones still held when it ends (`finish_replay`), not every one it re-makes.
-    replayed: VecDeque<Decision>,
+    /// Decisions re-made by journal replay, newer than `ring`, not serialized yet, each with its
+    /// cause's member (shared by a batch): recovery only serializes the ones still held when it
+    /// ends (`finish_replay`), not every one it re-makes.
+    replayed: VecDeque<(Decision, Arc<str>)>,
     /// The seq the next decision will carry (when the ring is empty, the oldest a reader may ask for).
     next_seq: u64,
 }
@@ -104,10 +152,14 @@ impl DecisionLog {
 
     /// Append decisions re-made by journal replay (in seq order), evicting the oldest beyond
     /// capacity. They are serialized by `finish_replay`, which must run before any read.
-    pub fn push_replayed(&mut self, decisions: Vec<Decision>) {
+    pub fn push_replayed(&mut self, decisions: Vec<Decision>, cause: Cause) {
+        if decisions.is_empty() {
+            return;
+        }
+        let member: Arc<str> = Arc::from(cause.member());
         for d in decisions {
             self.next_seq = d.seq + 1;
-            self.replayed.push_back(d);
+            self.replayed.push_back((d, member.clone()));
             if self.ring.len() + self.replayed.len() > self.capacity
                 && self.ring.pop_front().is_none()
             {
@@ -119,18 +171,22 @@ impl DecisionLog {
     /// Serialize what replay kept, so readers (and subscribers resuming after a restart) get it.
     pub fn finish_replay(&mut self) {
         let replayed = std::mem::take(&mut self.replayed);
-        for d in replayed {
-            self.push_one(&d);
+        for (d, member) in replayed {
+            self.push_one(&d, &member);
         }
     }
 
     /// Append decisions (in seq order), evicting the oldest beyond capacity.
-    pub fn push(&mut self, decisions: &[Decision]) {
+    pub fn push(&mut self, decisions: &[Decision], cause: Cause) {
         if !self.replayed.is_empty() {
             self.finish_replay();
         }
+        if decisions.is_empty() {
+            return;
+        }
+        let member = cause.member();
         for d in decisions {
-            self.push_one(d);
+            self.push_one(d, &member);
         }
     }
 
@@ -152,14 +208,8 @@ impl DecisionLog {
         }
     }
 
-    fn push_one(&mut self, d: &Decision) {
-        let json = serde_json::to_string(d).unwrap_or_else(|e| {
-            // A Decision is plain data; serialization cannot fail. Keep the seq regardless.
-            format!(
-                r#"{{"seq":{},"error":"unserializable decision: {e}"}}"#,
-                d.seq
-            )
-        });
+    fn push_one(&mut self, d: &Decision, member: &str) {
+        let json = with_cause(d, member);
         self.make_room();
         self.ring.push_back(LoggedDecision {
             seq: d.seq,
@@ -301,7 +351,7 @@ mod tests {
         let room = log.ring.capacity();
         assert!(room >= 1_000);
         for seq in 1..=1_500 {
-            log.push(&[decision(seq)]);
+            log.push(&[decision(seq)], Cause::Timer);
         }
         assert_eq!(log.ring.capacity(), room);
     }
@@ -309,7 +359,7 @@ mod tests {
     #[test]
     fn a_reader_gets_the_decisions_after_its_seq_in_order() {
         let mut log = DecisionLog::new(10, 1);
-        log.push(&[decision(1), decision(2), decision(3)]);
+        log.push(&[decision(1), decision(2), decision(3)], Cause::Timer);
         let page = log.after(Some(1), 100).unwrap();
         assert_eq!(seqs(&page), vec![2, 3]);
         assert_eq!(page.next, 3);
@@ -320,7 +370,7 @@ mod tests {
     #[test]
     fn a_seq_range_gives_what_is_still_held_and_says_whether_that_is_all() {
         let mut log = DecisionLog::new(3, 1);
-        log.push(&(1..=5).map(decision).collect::<Vec<_>>());
+        log.push(&(1..=5).map(decision).collect::<Vec<_>>(), Cause::Timer);
         let held = |seqs: Range<u64>| {
             let (d, complete) = log.held(seqs);
             (d.iter().map(|d| d.seq).collect::<Vec<_>>(), complete)
@@ -338,7 +388,7 @@ mod tests {
     #[test]
     fn a_page_is_limited_and_next_points_at_its_last_decision() {
         let mut log = DecisionLog::new(10, 1);
-        log.push(&(1..=5).map(decision).collect::<Vec<_>>());
+        log.push(&(1..=5).map(decision).collect::<Vec<_>>(), Cause::Timer);
         let page = log.after(None, 2).unwrap();
         assert_eq!(seqs(&page), vec![1, 2]);
         assert_eq!(page.next, 2);
@@ -347,7 +397,7 @@ mod tests {
     #[test]
     fn a_caught_up_reader_gets_an_empty_page_and_keeps_its_seq() {
         let mut log = DecisionLog::new(10, 1);
-        log.push(&[decision(1), decision(2)]);
+        log.push(&[decision(1), decision(2)], Cause::Timer);
         let page = log.after(Some(2), 100).unwrap();
         assert!(page.decisions.is_empty());
         assert_eq!(page.next, 2);
@@ -365,7 +415,7 @@ mod tests {
                 newest: 0
             }))
         );
-        log.push(&[decision(1), decision(2)]);
+        log.push(&[decision(1), decision(2)], Cause::Timer);
         assert!(log.after(Some(2), 100).is_ok());
         let ahead = log.after(Some(50), 100).unwrap_err();
         assert_eq!(
@@ -381,7 +431,7 @@ mod tests {
     #[test]
     fn decisions_that_left_the_ring_are_gone_with_the_oldest_seq_named() {
         let mut log = DecisionLog::new(3, 1);
-        log.push(&(1..=6).map(decision).collect::<Vec<_>>());
+        log.push(&(1..=6).map(decision).collect::<Vec<_>>(), Cause::Timer);
         assert_eq!(log.oldest(), 4);
         let Err(FeedError::Gone(gone)) = log.after(Some(1), 100) else {
             panic!("seq 2 and 3 left the ring");
@@ -396,10 +446,10 @@ mod tests {
     #[test]
     fn replayed_decisions_are_kept_up_to_capacity_and_read_like_live_ones() {
         let mut live = DecisionLog::new(4, 1);
-        live.push(&(1..=6).map(decision).collect::<Vec<_>>());
+        live.push(&(1..=6).map(decision).collect::<Vec<_>>(), Cause::Timer);
         let mut replayed = DecisionLog::new(4, 1);
-        replayed.push(&[decision(1), decision(2)]);
-        replayed.push_replayed((3..=6).map(decision).collect());
+        replayed.push(&[decision(1), decision(2)], Cause::Timer);
+        replayed.push_replayed((3..=6).map(decision).collect(), Cause::Timer);
         assert_eq!(replayed.len(), 4);
         replayed.finish_replay();
         assert_eq!(replayed.after(None, 100), live.after(None, 100));
@@ -407,8 +457,8 @@ mod tests {
         assert_eq!(replayed.next_seq(), 7);
         // A live push after replay keeps the order.
         let mut mixed = DecisionLog::new(10, 1);
-        mixed.push_replayed(vec![decision(1)]);
-        mixed.push(&[decision(2)]);
+        mixed.push_replayed(vec![decision(1)], Cause::Timer);
+        mixed.push(&[decision(2)], Cause::Timer);
         assert_eq!(seqs(&mixed.after(None, 100).unwrap()), vec![1, 2]);
     }
 
@@ -458,12 +508,12 @@ mod tests {
                 match op {
                     Op::Push(n) => {
                         let ds: Vec<Decision> = (next..next + n).map(decision).collect();
-                        log.push(&ds);
+                        log.push(&ds, Cause::Timer);
                         made.extend(next..next + n);
                         replay_pending = false;
                     }
                     Op::Replay(n) => {
-                        log.push_replayed((next..next + n).map(decision).collect());
+                        log.push_replayed((next..next + n).map(decision).collect(), Cause::Timer);
                         made.extend(next..next + n);
                         replay_pending = true;
                     }
