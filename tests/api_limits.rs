@@ -484,3 +484,66 @@ async fn an_admin_command_waits_for_room_in_a_full_queue_instead_of_503() {
     }
     t.stop().await;
 }
+
+/// Decision feed readers hold their connections: past `max_feed_readers` a reader is answered
+/// 503 `too_many_readers` at once, so events, plain reads and the probes still get connections;
+/// a place given back (a stream closed) is taken again.
+#[tokio::test]
+async fn feed_readers_past_their_limit_get_503_and_leave_the_connections_to_events() {
+    let mut options = DaemonOptions::new(loaded(routing()));
+    options.config.daemon.server.max_connections = 6;
+    options.config.daemon.server.max_feed_readers = 2;
+    let t = TestDaemon::start(options).await;
+    t.apply(login("e1", "a1")).await;
+    let open_stream = || async {
+        // A client of its own per stream: each holds a connection.
+        reqwest::Client::new()
+            .get(t.url("/v1/decisions/stream?after=0"))
+            .send()
+            .await
+            .unwrap()
+    };
+    let first = open_stream().await;
+    let second = open_stream().await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open_stream().await;
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        third.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(code(&body), "too_many_readers", "{body}");
+    assert!(message(&body).contains("max_feed_readers"), "{body}");
+    // A long-poll that would wait is a reader too; one that does not wait is a plain read.
+    let (status, body) = t.get("/v1/decisions?after=0&wait_ms=5000").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(code(&body), "too_many_readers", "{body}");
+    let (status, body) = t.get("/v1/decisions?after=0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Events and the probes still get through.
+    let offer = t.apply(call("e2", "c1")).await;
+    assert_eq!(offer[0]["type"], "offer", "{offer:?}");
+    let r = t.http.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A stream closed gives its place back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let r = open_stream().await;
+        if r.status() == StatusCode::OK {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        again.is_some(),
+        "the closed stream's place was never given back"
+    );
+    drop(second);
+    t.stop().await;
+}

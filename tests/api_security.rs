@@ -109,6 +109,31 @@ async fn wrong_stale_missing_and_malformed_signatures_are_401_without_leaking() 
                 && !message.contains("new-secret")
         );
     }
+    // Two Tierline-Signature headers, a good one first: neither counts (a proxy or a reader may
+    // take either one).
+    let good = sign(b"old-secret", now_s(), body.as_bytes());
+    for pair in [[good.as_str(), "garbage"], ["garbage", good.as_str()]] {
+        let r = t
+            .http
+            .post(t.url("/v1/events"))
+            .header("content-type", "application/json")
+            .header("Tierline-Signature", pair[0])
+            .header("Tierline-Signature", pair[1])
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let reply: Value = r.json().await.unwrap();
+        assert_eq!(reply["error"]["code"], "signature_malformed", "{reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("more than once"),
+            "{reply}"
+        );
+    }
     // A body changed after signing does not pass.
     let signature = sign(b"old-secret", now_s(), body.as_bytes());
     let tampered = body.replace("a1", "a2");

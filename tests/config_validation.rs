@@ -599,6 +599,48 @@ fn a_schedule_in_an_unknown_time_zone_is_refused() {
 }
 
 #[test]
+fn a_closed_target_or_overflow_target_is_bounded_like_an_address_and_a_line_break_is_noted() {
+    let long = format!(r#"closed_target = "sip:{}@pbx""#, "x".repeat(1020));
+    let e = only_error(&file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sales""#,
+        /* 3 */ &long,
+        /* 4 */ r#"schedule = { tz = "UTC", mon = ["08:00-18:00"] }"#,
+    ]));
+    assert_error(
+        &e,
+        3,
+        "queue[0].closed_target",
+        "closed_target is 1028 bytes long; at most 1024 are accepted",
+    );
+    let text = file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sales""#,
+        /* 3 */ r#"overflow = { target = "sip:vm@pbx\r\nX-Evil: 1" }"#,
+        /* 4 */ "max_wait_s = 60",
+    ]);
+    let config = parse(&text, "test.toml").expect("legal, with a note");
+    let notes = tierline::config::summary::notes(&config.routing);
+    assert!(
+        notes.iter().any(|n| n
+            == "queue `sales`: the overflow target contains a control character (U+000D): it is \
+                handed to the PBX as it is, where a line break ends a SIP header or a JSON line"),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_time_zone_name_with_spaces_around_it_is_taken_as_the_hours_are() {
+    let text = file(&[
+        /* 1 */ "[[queue]]",
+        /* 2 */ r#"id = "sales""#,
+        /* 3 */ r#"schedule = { tz = " Europe/London ", mon = [" 08:00 - 18:00 "] }"#,
+    ]);
+    let config = parse(&text, "test.toml");
+    assert!(config.is_ok(), "{:?}", config.err());
+}
+
+#[test]
 fn a_schedule_with_bad_hours_is_refused() {
     let all = errors(&file(&[
         /* 1 */ "[[queue]]",

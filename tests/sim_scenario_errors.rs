@@ -319,3 +319,37 @@ fn answers_after_the_offer_expired_and_skills_nobody_has_are_warned_about() {
         ]
     );
 }
+
+/// The time zone tables end with 2099: a run reaching 2100 with a scheduled queue is refused
+/// (its opening hours would lose daylight saving time), one without schedules is not.
+#[test]
+fn a_run_past_2099_with_opening_hours_is_refused() {
+    let text = "start = \"2099-12-31T23:00:00Z\"\nduration_s = 7200\ndrain_s = 0\n\
+                [[arrivals]]\nqueue = \"support\"\nrate_per_hour = 1\n\
+                handle = { dist = \"fixed\", s = 1 }\n[[agents]]\ncount = 1\n\
+                tiers = { support = 1 }\n";
+    assert!(scenario::parse(text, "s.toml", &cfg()).is_ok());
+    let mut scheduled = cfg();
+    scheduled.queues[0].schedule = Some(
+        tierline::config::parse(
+            "[[queue]]\nid = \"support\"\nschedule = { tz = \"Europe/London\", mon = [\"08:00-18:00\"] }\n",
+            "r.toml",
+        )
+        .expect("a valid config")
+        .routing
+        .queues[0]
+            .schedule
+            .clone()
+            .expect("a schedule"),
+    );
+    let e = scenario::parse(text, "s.toml", &scheduled).unwrap_err();
+    assert_eq!(e.0[0].field, "start", "{e}");
+    assert!(
+        e.0[0]
+            .message
+            .contains("this run reaches 2100-01-01T01:00:00.000Z, and opening hours are known only through 2099"),
+        "{e}"
+    );
+    let earlier = text.replace("2099-12-31T23:00:00Z", "2099-12-31T21:00:00Z");
+    assert!(scenario::parse(&earlier, "s.toml", &scheduled).is_ok());
+}

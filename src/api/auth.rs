@@ -57,6 +57,11 @@ pub enum SignatureError {
     TooMany,
     #[error("no signature matches any configured secret")]
     Mismatch,
+    #[error(
+        "the Tierline-Signature header is given more than once: send it once (a sender rotating \
+         secrets puts one `v1=` per secret in that one header); a proxy may have added one"
+    )]
+    Repeated,
 }
 
 impl SignatureError {
@@ -65,7 +70,7 @@ impl SignatureError {
             SignatureError::Missing => "signature_missing",
             SignatureError::Malformed => "signature_malformed",
             SignatureError::Stale => "signature_stale",
-            SignatureError::TooMany => "signature_malformed",
+            SignatureError::TooMany | SignatureError::Repeated => "signature_malformed",
             SignatureError::Mismatch => "signature_mismatch",
         }
     }

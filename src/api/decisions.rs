@@ -23,6 +23,8 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::daemon::decision_log::{DecisionPage, FeedError, LoggedDecision};
+
+use super::readers::ReaderPlace;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::task::{EngineHandle, SubmitError};
 
@@ -127,6 +129,13 @@ pub async fn long_poll(
     }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(app.long_poll_max);
+    // A poll that may wait holds its connection: it takes a reader's place (a plain read
+    // does not).
+    let _place = if wait.is_zero() {
+        None
+    } else {
+        Some(app.feed_readers.take()?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = app.engine.next_seq_watch();
     let mut auth_changes = app.reloader.auth_changes();
@@ -187,6 +196,8 @@ struct StreamState {
     after: Option<u64>,
     pending: std::collections::VecDeque<LoggedDecision>,
     done: bool,
+    /// The stream's reader place, given back when the stream ends.
+    _place: ReaderPlace,
 }
 
 /// `GET /v1/decisions/stream` (SSE; `id:` = seq; resume with `Last-Event-ID`).
@@ -196,6 +207,7 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
+    let place = app.feed_readers.take()?;
     // Watched from here, then judged again (as the long-poll does): a reload between the
     // middleware's check and the subscription cannot leave a revoked token's stream open.
     let auth_changes = app.reloader.auth_changes();
@@ -255,6 +267,7 @@ pub async fn stream(
         pending: first.decisions.into(),
         app,
         done: false,
+        _place: place,
     };
     Ok(Sse::new(decision_stream(state))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

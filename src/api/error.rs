@@ -106,6 +106,19 @@ impl ApiError {
 
     /// Malformed JSON, with line and column.
     pub fn malformed_json(e: &serde_json::Error) -> ApiError {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            // serde_json's reader stops at 128 levels: valid JSON, but not a body tierline takes.
+            return ApiError::bad_request(
+                "too_deeply_nested",
+                format!(
+                    "the JSON nests arrays and objects more than 127 levels deep (at line {}, \
+                     column {}): no tierline body nests more than a few levels, and the reader \
+                     stops at 127",
+                    e.line(),
+                    e.column()
+                ),
+            );
+        }
         ApiError::bad_request(
             "malformed_json",
             format!(
@@ -438,6 +451,24 @@ mod tests {
         );
         let short = "unknown field `queu`, expected `queue`; string \"a\\\"b\" and `";
         assert_eq!(cut_echoes(short), short);
+    }
+
+    #[test]
+    fn json_nested_past_the_readers_limit_is_too_deeply_nested_not_malformed() {
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let err = serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
+        let api = ApiError::malformed_json(&err);
+        assert_eq!(api.status, StatusCode::BAD_REQUEST);
+        assert_eq!(api.body.code, "too_deeply_nested");
+        assert!(
+            api.body
+                .message
+                .contains("more than 127 levels deep (at line 1, column 128)"),
+            "{}",
+            api.body.message
+        );
+        let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::daemon::decision_log::{with_cause, Cause, LoggedDecision};
 use crate::daemon::task::EngineHandle;
 use crate::engine::{Decision, Event};
 
-use super::auth::SIGNATURE_HEADER;
+use super::auth::{SignatureError, SIGNATURE_HEADER};
 use super::error::{from_object, ApiError, ErrorBody};
 use super::{read_body, require_content_type, AppState};
 
@@ -122,11 +122,14 @@ pub async fn post_events(
 ) -> Result<Response, ApiError> {
     require_content_type(&headers, &["application/json"])?;
     let bytes = read_body(body, &headers, app.body_limit).await?;
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    app.auth()
-        .verify_signature(signature, &bytes, app.clock.now_s())?;
+    let mut signatures = headers.get_all(SIGNATURE_HEADER).iter();
+    let signature = signatures.next().map(|v| v.to_str().unwrap_or("\u{0}"));
+    let auth = app.auth();
+    // Two headers: which one a proxy or a reader takes differs, so neither counts.
+    if signatures.next().is_some() && auth.signatures_required() {
+        return Err(SignatureError::Repeated.into());
+    }
+    auth.verify_signature(signature, &bytes, app.clock.now_s())?;
     let parsed = parse_body(&bytes)?;
     Ok(Json(apply_parsed(&app.engine, parsed).await?).into_response())
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod kamailio;
 pub mod read;
+pub mod readers;
 pub mod secret;
 pub mod stats;
 pub mod strict_json;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     pub reloader: Arc<Reloader>,
     pub metrics: Metrics,
+    /// Places for waiting long-polls and SSE streams (`[server] max_feed_readers`).
+    pub feed_readers: Arc<readers::FeedReaders>,
 }
 
 /// Cheap-to-clone handler state.

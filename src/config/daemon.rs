@@ -37,9 +37,23 @@ pub struct ServerConfig {
     /// (further clients wait in the kernel's listen backlog), so sockets, tasks and buffers stay
     /// bounded (`api::connections`).
     pub max_connections: usize,
+    /// Long-polls that wait and SSE streams open at once, at most; 0 = half of
+    /// `max_connections` (at least 1). Beyond it a reader is answered 503 `too_many_readers`, so
+    /// readers, which hold their connection, never take every connection from the events and
+    /// the health probes (`ServerConfig::feed_readers`).
+    pub max_feed_readers: usize,
 }
 
 impl ServerConfig {
+    /// The feed reader limit in force: `max_feed_readers`, or with 0 half of
+    /// `max_connections`, at least 1.
+    pub fn feed_readers(&self) -> usize {
+        match self.max_feed_readers {
+            0 => (self.max_connections / 2).max(1),
+            n => n,
+        }
+    }
+
     /// The HTTP runtime's worker threads: `workers`, or with 0 one fewer than `cpus`, at least 1.
     /// The engine task runs on a thread of its own (plus the sync thread beside it), so on a
     /// 2-core machine one HTTP worker leaves it a core instead of three busy threads taking
@@ -63,6 +77,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 30_000,
             event_queue_depth: 4096,
             max_connections: 10_000,
+            max_feed_readers: 0,
             shutdown_grace_ms: 10_000,
             idempotency_ids: 1_000_000,
             decision_log: crate::daemon::decision_log::DEFAULT_DECISION_LOG,

@@ -22,7 +22,8 @@ pub(crate) fn resolve(
     let tz = raw
         .tz
         .as_deref()
-        .and_then(|name| match chrono_tz::Tz::from_str(name) {
+        // Spaces around the name are forgiven, as around opening hours.
+        .and_then(|name| match chrono_tz::Tz::from_str(name.trim()) {
             Ok(tz) => Some(tz),
             Err(_) => {
                 problems.push((
@@ -78,6 +79,11 @@ fn parse_interval(text: &str) -> Result<(u16, u16), String> {
     if start.trim().is_empty() {
         return Err(bad(
             "the start is missing (times run from 00:00 to 24:00, never negative)",
+        ));
+    }
+    if end.trim().is_empty() {
+        return Err(bad(
+            "the end is missing (the last time it is open, up to 24:00)",
         ));
     }
     let start = parse_clock(start.trim()).map_err(|why| bad(&why))?;
@@ -145,5 +151,11 @@ mod tests {
             .unwrap_err()
             .contains("can only end"));
         assert!(parse_interval("0800").unwrap_err().contains("missing `-`"));
+        assert!(parse_interval("08:00-")
+            .unwrap_err()
+            .contains("the end is missing"));
+        assert!(parse_interval("-12:00")
+            .unwrap_err()
+            .contains("the start is missing"));
     }
 }

@@ -94,6 +94,26 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
                 q.id
             ));
         }
+        let targets = [
+            ("closed_target", q.closed_target.as_deref()),
+            (
+                "overflow target",
+                match &q.overflow {
+                    Some(crate::config::Overflow::Target(t)) => Some(t.as_str()),
+                    _ => None,
+                },
+            ),
+        ];
+        for (what, target) in targets {
+            if let Some(c) = target.and_then(|t| t.chars().find(|c| c.is_control())) {
+                notes.push(format!(
+                    "queue `{}`: the {what} contains a control character (U+{:04X}): it is \
+                     handed to the PBX as it is, where a line break ends a SIP header or a JSON \
+                     line",
+                    q.id, c as u32
+                ));
+            }
+        }
         notes.extend(ladder_notes(q));
     }
     notes.extend(rule_notes(config));

@@ -427,6 +427,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             reloader: reloader.clone(),
             metrics: metrics.clone(),
+            feed_readers: api::readers::FeedReaders::new(server.feed_readers(), metrics.clone()),
         }));
         let app = api::router(state, request_timeout);
         let is_tls = tls.is_some();

@@ -718,6 +718,10 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
         old.server.max_connections != new.server.max_connections,
     );
     check(
+        "server.max_feed_readers",
+        old.server.max_feed_readers != new.server.max_feed_readers,
+    );
+    check(
         "server.decision_log",
         old.server.decision_log != new.server.decision_log,
     );

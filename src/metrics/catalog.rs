@@ -55,6 +55,8 @@ pub const HTTP_REQUEST_SECONDS: &str = "tierline_http_request_seconds";
 pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
 pub const HTTP_CONNECTIONS: &str = "tierline_http_connections";
 pub const HTTP_CONNECTIONS_MAX: &str = "tierline_http_connections_max";
+pub const FEED_READERS: &str = "tierline_feed_readers";
+pub const FEED_READERS_MAX: &str = "tierline_feed_readers_max";
 pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
 pub const SUBSCRIBER_ACKED_SEQ: &str = "tierline_subscriber_acked_seq";
 pub const DECISION_SEQ: &str = "tierline_decision_seq";
@@ -183,6 +185,14 @@ pub const HELP: &[(&str, &str)] = &[
     (
         HTTP_CONNECTIONS_MAX,
         "[server] max_connections: at this many open connections new ones wait to be accepted.",
+    ),
+    (
+        FEED_READERS,
+        "Waiting long-polls and open SSE streams (at most [server] max_feed_readers).",
+    ),
+    (
+        FEED_READERS_MAX,
+        "The feed reader limit in force: beyond it a reader is answered 503 too_many_readers.",
     ),
     (
         SUBSCRIBER_DELIVERIES,

@@ -416,6 +416,17 @@ impl Metrics {
         }
     }
 
+    /// `tierline_feed_readers`: the feed readers holding a place now (waiting long-polls, open
+    /// SSE streams).
+    pub fn feed_readers(&self, now: usize) {
+        self.gauge(catalog::FEED_READERS, &[]).set(now as f64);
+    }
+
+    /// `tierline_feed_readers_max`: the feed reader limit in force.
+    pub fn feed_readers_max(&self, max: usize) {
+        self.gauge(catalog::FEED_READERS_MAX, &[]).set(max as f64);
+    }
+
     /// `tierline_http_connections_max`: the connection limit in force.
     pub fn http_connections_max(&self, max: usize) {
         self.gauge(catalog::HTTP_CONNECTIONS_MAX, &[])

@@ -192,6 +192,9 @@ fn text_or_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
     d.deserialize_any(Start).map(Some)
 }
 
+/// 2100-01-01T00:00:00Z: a scheduled queue's opening hours are known up to here (see `resolve`).
+const SCHEDULES_KNOWN_UNTIL_MS: Millis = 4_102_444_800_000;
+
 /// A validated scenario, in milliseconds relative to `start_ms` (engine time = start + offset).
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -480,6 +483,23 @@ fn resolve(
             }
         },
     };
+
+    // chrono-tz's tables hold each zone's changes through 2099 only: a day later every zone keeps
+    // its last offset, so opening hours would be an hour off half the year.
+    let end_ms = start_ms
+        .saturating_add(duration_ms)
+        .saturating_add(drain_ms);
+    if end_ms > SCHEDULES_KNOWN_UNTIL_MS && config.queues.iter().any(|q| q.schedule.is_some()) {
+        p.add(
+            "start",
+            format!(
+                "this run reaches {}, and opening hours are known only through 2099 (the time \
+                 zone tables tierline uses end there, so daylight saving time would stop): start \
+                 before 2100 minus the run's duration and drain",
+                crate::engine::decision::rfc3339_ms::format(end_ms)
+            ),
+        );
+    }
 
     let mut behaviours = vec![resolve_behaviour(&mut p, "behaviour", &file.behaviour)];
     // Where each behaviour is written, for a warning about it.

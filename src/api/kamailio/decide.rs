@@ -21,6 +21,8 @@ pub struct CallSnapshot {
     pub overflow_target: Option<String>,
     /// Why it was rejected, and the queue's closed-hours target.
     pub rejected: Option<(RejectReason, Option<String>)>,
+    /// The queue it is (or was last) in, for the messages.
+    pub queue: Option<String>,
 }
 
 impl CallSnapshot {
@@ -72,6 +74,7 @@ impl CallSnapshot {
                 });
         }
         Some(CallSnapshot {
+            queue: view.queue.as_deref().map(str::to_string),
             channel: view.channel,
             state: view.state,
             offer,
@@ -183,12 +186,20 @@ pub fn decide(
             Some((RejectReason::Closed, None)) => RouteAnswer::Refuse {
                 status: 480,
                 code: "closed",
-                message: format!("the queue of call `{call_id}` is closed"),
+                message: format!(
+                    "{} is closed by its schedule and has no closed_target to send call \
+                     `{call_id}` to",
+                    queue_of(snap)
+                ),
             },
             Some((RejectReason::QueueFull, _)) => RouteAnswer::Refuse {
                 status: 486,
                 code: "queue_full",
-                message: format!("the queue of call `{call_id}` is full"),
+                message: format!(
+                    "{} is full (its max_waiting calls wait) and no agent is free for call \
+                     `{call_id}`",
+                    queue_of(snap)
+                ),
             },
             Some((RejectReason::NoRoute, _)) | None => RouteAnswer::Refuse {
                 status: 404,
@@ -196,6 +207,14 @@ pub fn decide(
                 message: format!("no queue or routing rule takes call `{call_id}`"),
             },
         },
+    }
+}
+
+/// "queue `support`", or "its queue" when the snapshot has none.
+fn queue_of(snap: &CallSnapshot) -> String {
+    match &snap.queue {
+        Some(q) => format!("queue `{q}`"),
+        None => "its queue".to_string(),
     }
 }
 
@@ -249,6 +268,7 @@ mod tests {
             )),
             overflow_target: None,
             rejected: None,
+            queue: None,
         }
     }
 
@@ -259,6 +279,7 @@ mod tests {
             offer: None,
             overflow_target: None,
             rejected: None,
+            queue: None,
         }
     }
 
@@ -321,6 +342,16 @@ mod tests {
         let mut closed = state(InteractionState::Rejected);
         closed.rejected = Some((RejectReason::Closed, None));
         assert_eq!(status(&closed), (480, "closed"));
+        // The message names the queue and why it is closed.
+        closed.queue = Some("night".into());
+        match decide("k2", &closed, None, 0) {
+            RouteAnswer::Refuse { message, .. } => assert_eq!(
+                message,
+                "queue `night` is closed by its schedule and has no closed_target to send call \
+                 `k2` to"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
         let mut unrouted = state(InteractionState::Rejected);
         unrouted.rejected = Some((RejectReason::NoRoute, None));
         assert_eq!(status(&unrouted), (404, "no_route"));
