@@ -833,3 +833,36 @@ async fn the_metrics_listener_answers_a_wrong_path_or_method_with_a_json_error()
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Refused events are counted by code, a batch's refused elements too (the batch itself is a
+/// 200, so no HTTP series shows them).
+#[tokio::test]
+async fn refused_events_are_counted_by_code_batch_elements_included() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    let refused =
+        |text: &str, code: &str| sample(text, "tierline_events_refused_total", &[("code", code)]);
+    assert!(!has_series(
+        &t.daemon().metrics().render(),
+        "tierline_events_refused_total"
+    ));
+    // A single accept for an offer that does not exist: a 409, counted.
+    let (status, _) = t.events(accept("e2", "nobody-call", "a1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // In a batch: one applied, one refused by the engine, one refused by its own fields.
+    let (status, body) = t
+        .events(json!([
+            {"id": "b1", "type": "interaction.arrived", "interaction": "c1",
+             "channel": "voice", "queue": "support"},
+            {"id": "b2", "type": "offer.declined", "interaction": "c1", "agent": "ghost",
+             "reason": "busy"},
+            {"id": "b3", "type": "agent.logout", "agent": "a1", "colour": "red"},
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = t.daemon().metrics().render();
+    assert_eq!(refused(&text, "unknown_interaction"), 1.0, "{text}");
+    assert_eq!(refused(&text, "unknown_agent"), 1.0, "{text}");
+    assert_eq!(refused(&text, "unknown_field"), 1.0, "{text}");
+    t.stop().await;
+}

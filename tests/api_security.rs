@@ -715,6 +715,20 @@ async fn the_certificate_expiry_is_exported_and_follows_a_reload() {
         .unwrap()
         .as_secs_f64();
     // rcgen's default validity runs to 4096.
-    assert!(not_after(&t.daemon().metrics().render()) > now + 365.0 * 86_400.0);
+    let reloaded = not_after(&t.daemon().metrics().render());
+    assert!(reloaded > now + 365.0 * 86_400.0);
+    // A key that does not match the certificate: the old pair stays, the expiry series with it,
+    // and the failed reload counts as rejected.
+    let rejected = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("tierline_config_reloads_total{result=\"rejected\"} "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let before = rejected(&t.daemon().metrics().render());
+    std::fs::write(&key_path, make_cert().key_pem).unwrap();
+    let _ = t.daemon().sighup().await;
+    let text = t.daemon().metrics().render();
+    assert_eq!(rejected(&text), before + 1.0, "{text}");
+    assert_eq!(not_after(&text), reloaded);
     t.stop().await;
 }

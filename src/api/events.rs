@@ -131,7 +131,18 @@ pub async fn post_events(
     }
     auth.verify_signature(signature, &bytes, app.clock.now_s())?;
     let parsed = parse_body(&bytes)?;
-    Ok(Json(apply_parsed(&app.engine, parsed).await?).into_response())
+    let answer = apply_parsed(&app.engine, parsed).await;
+    // `tierline_events_refused_total{code}`: a batch's refused elements are inside a 200, and
+    // would show in no other series.
+    match &answer {
+        Ok(answer) => {
+            for error in answer.results.iter().filter_map(|r| r.error.as_ref()) {
+                app.metrics.event_refused(&error.code);
+            }
+        }
+        Err(e) => app.metrics.event_refused(&e.body.code),
+    }
+    Ok(Json(answer?).into_response())
 }
 
 /// Apply a parsed body through the engine task and build the answer (what `POST /v1/events`

@@ -15,8 +15,8 @@
 //! metrics) are reported as "restart needed".
 //!
 //! Every attempt to change the config counts in `tierline_config_reloads_total{result}`: `ok`
-//! when the new config is in force, `rejected` when the file or a secret could not be read or the
-//! config was refused. An unchanged file is not a reload unless a secret changed (`ok`) or could
+//! when the new config is in force, `rejected` when the file or a secret could not be read, the
+//! config was refused, or SIGHUP could not reload the TLS certificate. An unchanged file is not a reload unless a secret changed (`ok`) or could
 //! not be read (`rejected`); `POST /v1/config/validate` is not a reload either.
 
 use std::path::PathBuf;
@@ -193,6 +193,8 @@ impl Reloader {
                     tls.report(&self.metrics, crate::metrics::wall_clock_ms());
                 }
                 Err(e) => {
+                    // Refused like a config file that cannot be read, and counted so.
+                    self.metrics.config_reload(false);
                     tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
                 }
             }

@@ -61,6 +61,7 @@ pub const SUBSCRIBER_DELIVERIES: &str = "tierline_subscriber_deliveries_total";
 pub const SUBSCRIBER_ACKED_SEQ: &str = "tierline_subscriber_acked_seq";
 pub const DECISION_SEQ: &str = "tierline_decision_seq";
 pub const CONFIG_RELOADS: &str = "tierline_config_reloads_total";
+pub const EVENTS_REFUSED: &str = "tierline_events_refused_total";
 pub const BUILD_INFO: &str = "tierline_build_info";
 pub const TLS_NOT_AFTER: &str = "tierline_tls_certificate_not_after_seconds";
 
@@ -208,6 +209,10 @@ pub const HELP: &[(&str, &str)] = &[
         "The seq of the newest decision (0 before any); it continues across restarts.",
     ),
     (CONFIG_RELOADS, "Config reloads, by result (ok, rejected)."),
+    (
+        EVENTS_REFUSED,
+        "Events of POST /v1/events refused after their body was read, by error code (batch elements included).",
+    ),
     (BUILD_INFO, "Build information; the value is always 1."),
     (
         TLS_NOT_AFTER,

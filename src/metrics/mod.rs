@@ -474,6 +474,13 @@ impl Metrics {
     }
 
     /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
+    /// `tierline_events_refused_total{code}`: one event of `POST /v1/events` refused, by its error
+    /// code (the engine's, the engine task's, or in a batch the element's own).
+    pub fn event_refused(&self, code: &str) {
+        self.counter(catalog::EVENTS_REFUSED, &[("code", code)])
+            .increment(1);
+    }
+
     pub fn config_reload(&self, applied: bool) {
         let result = if applied { "ok" } else { "rejected" };
         self.counter(catalog::CONFIG_RELOADS, &[("result", result)])
