@@ -172,8 +172,8 @@ async fn post(engine: &EngineHandle, events: &[String]) -> Vec<Decision> {
         assert!(!json.is_empty());
         for result in answer.results {
             assert_eq!(result.status, "applied", "{:?}", result.error);
-            if let ResultDecisions::Made(made, _) = result.decisions {
-                decisions.extend(made);
+            if let ResultDecisions::Made(made) = result.decisions {
+                decisions.extend(made.decisions);
             }
         }
     }

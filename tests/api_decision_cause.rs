@@ -112,11 +112,14 @@ async fn each_decision_names_the_event_timer_admin_or_config_change_that_made_it
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
     let forced: Vec<Value> = feed(&t, seq, 2)
         .await
         .into_iter()
         .filter(|d| d["interaction"] == "c2")
         .collect();
+    // The admin's answer carries the same objects as the feed.
+    assert_eq!(answer["decisions"], json!(forced), "{answer}");
     assert_eq!(
         (forced[0]["type"].as_str(), forced[0]["reason"].as_str()),
         (Some("offer_revoked"), Some("agent_offline")),
@@ -145,6 +148,7 @@ async fn each_decision_names_the_event_timer_admin_or_config_change_that_made_it
     let (status, body) = put_config(&t, &without_a3).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let changed = feed(&t, seq, 1).await;
+    assert_eq!(body["decisions"], json!(changed), "{body}");
     assert_eq!(
         (changed[0]["type"].as_str(), changed[0]["reason"].as_str()),
         (Some("offer_revoked"), Some("reconfigured")),

@@ -485,8 +485,8 @@ async fn an_admin_command_waits_for_room_in_a_full_queue_instead_of_503() {
     t.stop().await;
 }
 
-/// Decision feed readers hold their connections: past `max_feed_readers` a reader is answered
-/// 503 `too_many_readers` at once, so events, plain reads and the probes still get connections;
+/// Decision feed readers hold their connections: past `max_feed_readers` a reader is refused
+/// `too_many_readers` at once (a long-poll 503, a stream one error event), so events, plain reads and the probes still get connections;
 /// a place given back (a stream closed) is taken again.
 #[tokio::test]
 async fn feed_readers_past_their_limit_get_503_and_leave_the_connections_to_events() {
@@ -509,16 +509,21 @@ async fn feed_readers_past_their_limit_get_503_and_leave_the_connections_to_even
         (first.status(), second.status()),
         (StatusCode::OK, StatusCode::OK)
     );
+    // A third stream is a stream of one error event asking to reconnect in 5 s, then its end:
+    // a browser `EventSource` takes anything but a 200 stream at connect as fatal.
     let third = open_stream().await;
-    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        third.headers().get("retry-after").map(|v| v.as_bytes()),
-        Some(&b"1"[..])
-    );
-    let body: Value = third.json().await.unwrap();
+    assert_eq!(third.status(), StatusCode::OK);
+    let text = third.text().await.unwrap();
+    assert!(text.contains("event: error\n"), "{text}");
+    assert!(text.contains("retry: 5000\n"), "{text}");
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no data line in {text}"));
+    let body: Value = serde_json::from_str(data).unwrap();
     assert_eq!(code(&body), "too_many_readers", "{body}");
     assert!(message(&body).contains("max_feed_readers"), "{body}");
-    // A long-poll that would wait is a reader too; one that does not wait is a plain read.
+    // A long-poll that has to wait is a reader too; one that does not wait is a plain read.
     let (status, body) = t.get("/v1/decisions?after=0&wait_ms=5000").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(code(&body), "too_many_readers", "{body}");
@@ -527,14 +532,22 @@ async fn feed_readers_past_their_limit_get_503_and_leave_the_connections_to_even
     // Events and the probes still get through.
     let offer = t.apply(call("e2", "c1")).await;
     assert_eq!(offer[0]["type"], "offer", "{offer:?}");
+    // A long-poll with decisions to return at once does not wait, so takes no place.
+    let (status, body) = t.get("/v1/decisions?after=0&wait_ms=5000").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["decisions"][0]["type"], "offer", "{body}");
     let r = t.http.get(t.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // A stream closed gives its place back.
     drop(first);
     let mut again = None;
     for _ in 0..100 {
-        let r = open_stream().await;
-        if r.status() == StatusCode::OK {
+        let mut r = open_stream().await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // A stream with a place starts with the decisions held (the offer); a refused one with
+        // its error.
+        let first_chunk = r.chunk().await.unwrap().unwrap_or_default();
+        if !String::from_utf8_lossy(&first_chunk).contains("too_many_readers") {
             again = Some(r);
             break;
         }

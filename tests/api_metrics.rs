@@ -860,9 +860,14 @@ async fn refused_events_are_counted_by_code_batch_elements_included() {
         ]))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A single event with a field of its own refused.
+    let (status, _) = t
+        .events(json!({"id": "e3", "type": "agent.logout", "agent": "a1", "colour": "red"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let text = t.daemon().metrics().render();
     assert_eq!(refused(&text, "unknown_interaction"), 1.0, "{text}");
     assert_eq!(refused(&text, "unknown_agent"), 1.0, "{text}");
-    assert_eq!(refused(&text, "unknown_field"), 1.0, "{text}");
+    assert_eq!(refused(&text, "unknown_field"), 2.0, "{text}");
     t.stop().await;
 }

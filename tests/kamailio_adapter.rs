@@ -525,10 +525,8 @@ async fn an_answer_after_the_offer_was_revoked_connects_the_call_to_that_agent()
         .await;
     assert_eq!(status, 200, "{body}");
     h.login("a2").await;
-    assert_eq!(
-        h.get("/v1/agents/a2").await["interactions"][0]["interaction"],
-        "revoked@pbx"
-    );
+    let ringing = h.get("/v1/agents/a2").await["interactions"][0].clone();
+    assert_eq!(ringing["interaction"], "revoked@pbx", "{ringing}");
     // a1's phone answers anyway: the caller talks to a1.
     let accept = json!({"call_id": "revoked@pbx", "event": "accepted", "agent": "a1",
                         "offer": first["offer"], "sip_status": 200});
@@ -537,6 +535,24 @@ async fn an_answer_after_the_offer_was_revoked_connects_the_call_to_that_agent()
         (status, r["status"].as_str(), r["reason"].as_str()),
         (200, Some("applied"), Some("no_such_offer")),
         "{r}"
+    );
+    // a2's phone answering too (its 200 racing the CANCEL) connects nothing more and withdraws
+    // nothing: the call is a1's.
+    let (status, r2) = h
+        .report(
+            json!({"call_id": "revoked@pbx", "event": "accepted", "agent": "a2",
+                       "offer": ringing["offer"], "sip_status": 200}),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            r2["status"].as_str(),
+            &r2["connected"],
+            &r2["withdrawn"]
+        ),
+        (200, Some("ignored"), &json!(false), &json!(false)),
+        "{r2}"
     );
     assert_eq!(
         (&r["connected"], &r["withdrawn"]),

@@ -4,6 +4,7 @@
 //! atomically on the engine task through the same `Reloader` as SIGHUP and the file watch: either
 //! it is in force entirely, or the old config stays and every problem is returned.
 
+use crate::daemon::decision_log::{Cause, CausedDecisions};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::daemon::core::{Input, Outcome};
 use crate::daemon::reload::ReloadError;
 use crate::daemon::subscribers::SubscriberChanges;
-use crate::engine::{Decision, RequestedState};
+use crate::engine::RequestedState;
 
 use super::error::ApiError;
 use super::read::AgentJson;
@@ -189,8 +190,9 @@ pub async fn preview_config(
 #[derive(Debug, Serialize)]
 pub struct AppliedJson {
     pub applied: bool,
-    /// Decisions the change caused at once (e.g. offers to a newly added L2 agent).
-    pub decisions: Vec<Decision>,
+    /// Decisions the change caused at once (e.g. offers to a newly added L2 agent), with their
+    /// cause as the feed shows them.
+    pub decisions: CausedDecisions,
     /// Daemon settings that changed but need a restart to take effect (always present).
     pub restart_needed: Vec<String>,
     /// Settings of the applied config that have no effect (always present).
@@ -217,7 +219,12 @@ pub async fn put_config(
         Ok(report) => {
             let mut response = Json(AppliedJson {
                 applied: true,
-                decisions: report.decisions,
+                decisions: CausedDecisions::new(
+                    report.decisions,
+                    Cause::ConfigChange {
+                        origin: crate::daemon::reload::PUT_ORIGIN,
+                    },
+                ),
                 restart_needed: report.restart_needed,
                 notes: report.notes,
                 subscribers: report.subscribers,
@@ -273,7 +280,7 @@ pub struct StateRequest {
 #[derive(Debug, Serialize)]
 pub struct StateJson {
     pub agent: Option<AgentJson>,
-    pub decisions: Vec<Decision>,
+    pub decisions: CausedDecisions,
 }
 
 /// `PUT /v1/agents/{id}/state`: force an agent's status (`{"state":"not_ready","reason":"…"}`).
@@ -293,7 +300,9 @@ pub async fn force_agent_state(
         }])
         .await?;
     let decisions = match outcomes.pop() {
-        Some(Outcome::Applied(decisions)) => decisions,
+        Some(Outcome::Applied(decisions)) => {
+            CausedDecisions::new(decisions, Cause::AgentState { agent: &agent })
+        }
         Some(Outcome::Rejected(e)) => return Err(ApiError::from_engine(&e, None)),
         _ => {
             return Err(ApiError::new(

@@ -129,13 +129,9 @@ pub async fn long_poll(
     }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(app.long_poll_max);
-    // A poll that may wait holds its connection: it takes a reader's place (a plain read
-    // does not).
-    let _place = if wait.is_zero() {
-        None
-    } else {
-        Some(app.feed_readers.take()?)
-    };
+    // A poll that waits holds its connection: it takes a reader's place before it waits (one
+    // with decisions to return at once, or `wait_ms=0`, is a plain read).
+    let mut place = None;
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = app.engine.next_seq_watch();
     let mut auth_changes = app.reloader.auth_changes();
@@ -151,6 +147,9 @@ pub async fn long_poll(
             break current;
         }
         after = Some(current.next);
+        if place.is_none() {
+            place = Some(app.feed_readers.take()?);
+        }
         let waited = tokio::select! {
             w = tokio::time::timeout_at(deadline, wait_past(&mut seq, current.next, &app.shutdown)) => w,
             // A reload changed the keys: a token it took out answers 401 now, not at the end of
@@ -207,7 +206,13 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let place = app.feed_readers.take()?;
+    let place = match app.feed_readers.take() {
+        Ok(place) => place,
+        // A browser `EventSource` takes any answer but a 200 stream at connect as fatal: a
+        // stream that says why (`event: error`) and asks for a reconnect later (`retry:`) is one
+        // it retries by itself. Other clients read the error event.
+        Err(full) => return Ok(reader_limit_stream(&full)),
+    };
     // Watched from here, then judged again (as the long-poll does): a reload between the
     // middleware's check and the subscription cannot leave a revoked token's stream open.
     let auth_changes = app.reloader.auth_changes();
@@ -329,6 +334,17 @@ fn decision_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, In
             return Some((Ok(error_event(&error)), s));
         }
     })
+}
+
+/// How long a client refused a stream at the reader limit is asked to wait before reconnecting.
+const READER_LIMIT_RETRY: Duration = Duration::from_secs(5);
+
+/// The answer to a stream connect at `[server] max_feed_readers`: a 200 stream of one
+/// `event: error` (`too_many_readers`) with `retry:`, then its end.
+fn reader_limit_stream(full: &ApiError) -> Response {
+    let event = error_event(full).retry(READER_LIMIT_RETRY);
+    let once = futures::stream::once(async move { Ok::<_, Infallible>(event) });
+    Sse::new(once).into_response()
 }
 
 /// The one `event: error` that ends a stream.

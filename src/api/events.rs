@@ -25,9 +25,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::daemon::core::{FirstDelivery, Input, Outcome};
-use crate::daemon::decision_log::{with_cause, Cause, LoggedDecision};
+use crate::daemon::decision_log::{Cause, CausedDecisions, LoggedDecision};
 use crate::daemon::task::EngineHandle;
-use crate::engine::{Decision, Event};
+use crate::engine::Event;
 
 use super::auth::{SignatureError, SIGNATURE_HEADER};
 use super::error::{from_object, ApiError, ErrorBody};
@@ -61,8 +61,8 @@ pub struct EventResult {
 /// A result's decisions: made by this delivery, or (a duplicate's) taken from the decision log.
 #[derive(Debug)]
 pub enum ResultDecisions {
-    /// With the member naming their cause (`Cause::member`), as the feed shows them.
-    Made(Vec<Decision>, String),
+    /// With their cause, as the feed shows them.
+    Made(CausedDecisions),
     /// Written exactly as logged: the JSON the first delivery's answer and the feed carried.
     Logged(Vec<LoggedDecision>),
 }
@@ -70,7 +70,7 @@ pub enum ResultDecisions {
 impl ResultDecisions {
     pub fn len(&self) -> usize {
         match self {
-            ResultDecisions::Made(d, _) => d.len(),
+            ResultDecisions::Made(d) => d.decisions.len(),
             ResultDecisions::Logged(d) => d.len(),
         }
     }
@@ -82,22 +82,14 @@ impl ResultDecisions {
 
 impl Default for ResultDecisions {
     fn default() -> ResultDecisions {
-        ResultDecisions::Made(Vec::new(), String::new())
+        ResultDecisions::Made(CausedDecisions::default())
     }
 }
 
 impl Serialize for ResultDecisions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            ResultDecisions::Made(decisions, cause) => {
-                let mut seq = s.serialize_seq(Some(decisions.len()))?;
-                for d in decisions {
-                    let json = with_cause(d, cause);
-                    let raw: &RawValue = serde_json::from_str(&json).map_err(S::Error::custom)?;
-                    seq.serialize_element(raw)?;
-                }
-                seq.end()
-            }
+            ResultDecisions::Made(decisions) => decisions.serialize(s),
             ResultDecisions::Logged(decisions) => {
                 let mut seq = s.serialize_seq(Some(decisions.len()))?;
                 for d in decisions {
@@ -130,17 +122,34 @@ pub async fn post_events(
         return Err(SignatureError::Repeated.into());
     }
     auth.verify_signature(signature, &bytes, app.clock.now_s())?;
-    let parsed = parse_body(&bytes)?;
+    // `tierline_events_refused_total{code}`, one per event refused once the body was read: a
+    // batch's refused elements are inside a 200 and would show in no other series.
+    let parsed = match parse_body(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // A single event's own fields (the body-level refusals concern no event).
+            if e.status == StatusCode::UNPROCESSABLE_ENTITY
+                && !matches!(&*e.body.code, "duplicate_field" | "empty_batch")
+            {
+                app.metrics.events_refused(&e.body.code, 1);
+            }
+            return Err(e);
+        }
+    };
+    let events = match &parsed {
+        ParsedBody::Single(..) => 1,
+        ParsedBody::Batch(items) => items.len(),
+    };
     let answer = apply_parsed(&app.engine, parsed).await;
-    // `tierline_events_refused_total{code}`: a batch's refused elements are inside a 200, and
-    // would show in no other series.
     match &answer {
         Ok(answer) => {
             for error in answer.results.iter().filter_map(|r| r.error.as_ref()) {
-                app.metrics.event_refused(&error.code);
+                app.metrics.events_refused(&error.code, 1);
             }
         }
-        Err(e) => app.metrics.event_refused(&e.body.code),
+        // The engine refused the single event, or the engine task every event of the request
+        // (`overloaded`, `journal_unavailable`, `shutting_down`).
+        Err(e) => app.metrics.events_refused(&e.body.code, events as u64),
     }
     Ok(Json(answer?).into_response())
 }
@@ -402,7 +411,10 @@ fn result_of(id: String, kind: &'static str, outcome: Outcome) -> EventResult {
     match outcome {
         Outcome::Applied(decisions) => EventResult {
             status: "applied",
-            decisions: ResultDecisions::Made(decisions, Cause::Event { id: &id, kind }.member()),
+            decisions: ResultDecisions::Made(CausedDecisions::new(
+                decisions,
+                Cause::Event { id: &id, kind },
+            )),
             id,
             decisions_incomplete: false,
             error: None,

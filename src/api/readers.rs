@@ -3,9 +3,9 @@
 //! A waiting long-poll and an open SSE stream each hold their connection for as long as they
 //! read, and neither is ever cut. Unbounded, readers alone could hold every one of
 //! `max_connections`, and events, reads and the health probes would wait for a connection as
-//! long as the readers stay. So readers take a place here first; past the limit one is answered
-//! 503 `too_many_readers` (with `Retry-After`) at once, and the rest of the connections stay
-//! for everything else. `tierline_feed_readers` shows how many places are taken.
+//! long as the readers stay. So readers take a place here first; past the limit one is refused
+//! `too_many_readers` at once (a long-poll 503 with `Retry-After`, an SSE connect one error
+//! event with `retry:`), and the rest of the connections stay for everything else. `tierline_feed_readers` shows how many places are taken.
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ impl FeedReaders {
     }
 
     /// A place for one reader, held until the returned value is dropped; 503
-    /// `too_many_readers` when all are taken.
+    /// `too_many_readers` when all are taken (an SSE connect turns it into an error event).
     pub fn take(self: &Arc<Self>) -> Result<ReaderPlace, ApiError> {
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {

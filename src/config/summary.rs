@@ -104,13 +104,24 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
                 },
             ),
         ];
+        // Notes, not errors: configs holding such a target ran before, and journals replay them.
         for (what, target) in targets {
-            if let Some(c) = target.and_then(|t| t.chars().find(|c| c.is_control())) {
+            let Some(target) = target else { continue };
+            if let Some(c) = target.chars().find(|c| c.is_control()) {
                 notes.push(format!(
                     "queue `{}`: the {what} contains a control character (U+{:04X}): it is \
                      handed to the PBX as it is, where a line break ends a SIP header or a JSON \
                      line",
                     q.id, c as u32
+                ));
+            }
+            if target.len() > crate::engine::event::MAX_ATTRIBUTE_LEN {
+                notes.push(format!(
+                    "queue `{}`: the {what} is {} bytes long, more than the {} an agent's \
+                     address may have: a PBX may refuse or cut it",
+                    q.id,
+                    target.len(),
+                    crate::engine::event::MAX_ATTRIBUTE_LEN
                 ));
             }
         }

@@ -389,14 +389,6 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// A destination handed to the PBX as it is (`closed_target`, an overflow `target`): not
-    /// empty, and at most `MAX_ATTRIBUTE_LEN` bytes like an agent's address. (A control
-    /// character in it is a `check-config` note, not an error: configs holding one ran before,
-    /// and journals replay them.)
-    pub(super) fn destination(&mut self, s: &str, path: &FieldPath, what: &str) -> bool {
-        self.non_empty(s, path, what) && self.not_longer(s, MAX_ATTRIBUTE_LEN, path, what)
-    }
-
     fn non_empty(&mut self, s: &str, path: &FieldPath, what: &str) -> bool {
         if s.trim().is_empty() {
             self.err(path, format!("{what} must not be empty"));

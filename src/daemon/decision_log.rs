@@ -64,6 +64,37 @@ pub fn with_cause(d: &Decision, member: &str) -> String {
     json
 }
 
+/// Decisions one input made, with the member naming their cause, serialized as a list exactly as
+/// the feed shows each of them (the answer of an event, a config change, a forced state).
+#[derive(Debug, Default)]
+pub struct CausedDecisions {
+    pub decisions: Vec<Decision>,
+    member: String,
+}
+
+impl CausedDecisions {
+    pub fn new(decisions: Vec<Decision>, cause: Cause) -> CausedDecisions {
+        CausedDecisions {
+            member: cause.member(),
+            decisions,
+        }
+    }
+}
+
+impl serde::Serialize for CausedDecisions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.decisions.len()))?;
+        for d in &self.decisions {
+            let json = with_cause(d, &self.member);
+            let raw: &serde_json::value::RawValue =
+                serde_json::from_str(&json).map_err(S::Error::custom)?;
+            seq.serialize_element(raw)?;
+        }
+        seq.end()
+    }
+}
+
 /// One decision as sent to readers: its seq, its type and its JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedDecision {

@@ -474,11 +474,11 @@ impl Metrics {
     }
 
     /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
-    /// `tierline_events_refused_total{code}`: one event of `POST /v1/events` refused, by its error
-    /// code (the engine's, the engine task's, or in a batch the element's own).
-    pub fn event_refused(&self, code: &str) {
+    /// `tierline_events_refused_total{code}`: `n` events of `POST /v1/events` refused, by their
+    /// error code (the engine's, the engine task's, or an event's own fields).
+    pub fn events_refused(&self, code: &str, n: u64) {
         self.counter(catalog::EVENTS_REFUSED, &[("code", code)])
-            .increment(1);
+            .increment(n);
     }
 
     pub fn config_reload(&self, applied: bool) {

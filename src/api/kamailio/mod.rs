@@ -284,7 +284,8 @@ pub async fn report(
         Some(e) if req.event == SipOutcome::Accepted => {
             let agent = req.agent.clone().unwrap_or_default();
             let mut message = e.to_string();
-            match answer_late(&app, &reported, &req.call_id, &agent).await? {
+            let offer = req.offer.clone().unwrap_or_default();
+            match answer_late(&app, &reported, &req.call_id, &offer, &agent).await? {
                 Some(Outcome::Applied(_)) => {
                     message.push_str(&format!(
                         ": the phone answered anyway, so the call was connected to agent `{agent}` \
@@ -326,17 +327,20 @@ pub async fn report(
 }
 
 /// Connect a call to the agent whose phone answered it outside tierline's offers
-/// (`interaction.answered`, one event id per call: a retransmitted 2xx is a duplicate).
+/// (`interaction.answered`, one event id per ring, `kamailio:<call-id>:<offer>:answered`: a
+/// retransmitted 2xx is a duplicate, and a late answer of another ring, another agent's or the
+/// same agent's after the call came back, is its own event).
 async fn answer_late(
     app: &AppState,
     reported: &Reported,
     call_id: &str,
+    offer: &str,
     agent: &str,
 ) -> Result<Option<Outcome>, ApiError> {
     let outcome = app
         .engine
         .apply(vec![Input::Event {
-            id: format!("kamailio:{call_id}:answered"),
+            id: format!("kamailio:{call_id}:{offer}:answered"),
             event: Event::InteractionAnswered {
                 interaction: call_id.to_string(),
                 agent: agent.to_string(),

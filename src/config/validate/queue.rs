@@ -169,7 +169,7 @@ impl Checker<'_, '_> {
             }
         });
         if let Some(t) = &q.closed_target {
-            self.destination(t, &path.key("closed_target"), "closed_target");
+            self.non_empty(t, &path.key("closed_target"), "closed_target");
         }
 
         let steps = match &q.steps {
@@ -267,7 +267,7 @@ impl Checker<'_, '_> {
                     .then(|| Overflow::Queue(q.clone()))
             }
             (None, Some(t)) => self
-                .destination(t, &path.key("target"), "the overflow target")
+                .non_empty(t, &path.key("target"), "the overflow target")
                 .then(|| Overflow::Target(t.clone())),
         }
     }
