@@ -337,42 +337,43 @@ async fn answer_late(
     offer: &str,
     agent: &str,
 ) -> Result<Option<Outcome>, ApiError> {
-    let outcome = app
-        .engine
-        .apply(vec![Input::Event {
-            id: format!("kamailio:{call_id}:{offer}:answered"),
-            event: Event::InteractionAnswered {
-                interaction: call_id.to_string(),
-                agent: agent.to_string(),
-            },
-        }])
-        .await?
-        .pop();
-    if matches!(outcome, Some(Outcome::Applied(_))) {
-        reported.0.notify_waiters();
-    }
-    Ok(outcome)
+    let event = Event::InteractionAnswered {
+        interaction: call_id.to_string(),
+        agent: agent.to_string(),
+    };
+    let id = format!("kamailio:{call_id}:{offer}:answered");
+    apply_one(app, reported, id, event).await
 }
 
 /// Take a call connected outside tierline's offers out of its queue (the caller's abandon, under
 /// the same event id, so a later CANCEL report is a duplicate). The engine refuses it unless the
 /// call is still waiting or offered; whether it applied is the answer.
 async fn withdraw(app: &AppState, reported: &Reported, call_id: &str) -> Result<bool, ApiError> {
+    let event = Event::InteractionAbandoned {
+        interaction: call_id.to_string(),
+    };
+    let id = format!("kamailio:{call_id}:abandoned");
+    let outcome = apply_one(app, reported, id, event).await?;
+    Ok(matches!(outcome, Some(Outcome::Applied(_))))
+}
+
+/// Apply one event the adapter makes itself; a held `/route` of the call hears of it if it
+/// applied.
+async fn apply_one(
+    app: &AppState,
+    reported: &Reported,
+    id: String,
+    event: Event,
+) -> Result<Option<Outcome>, ApiError> {
     let outcome = app
         .engine
-        .apply(vec![Input::Event {
-            id: format!("kamailio:{call_id}:abandoned"),
-            event: Event::InteractionAbandoned {
-                interaction: call_id.to_string(),
-            },
-        }])
+        .apply(vec![Input::Event { id, event }])
         .await?
         .pop();
-    let applied = matches!(outcome, Some(Outcome::Applied(_)));
-    if applied {
+    if matches!(outcome, Some(Outcome::Applied(_))) {
         reported.0.notify_waiters();
     }
-    Ok(applied)
+    Ok(outcome)
 }
 
 /// Bearer or Basic credentials (`Schemes::BearerOrBasic`: Kamailio can send only the latter);
