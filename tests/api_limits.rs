@@ -523,6 +523,16 @@ async fn feed_readers_past_their_limit_get_503_and_leave_the_connections_to_even
     let body: Value = serde_json::from_str(data).unwrap();
     assert_eq!(code(&body), "too_many_readers", "{body}");
     assert!(message(&body).contains("max_feed_readers"), "{body}");
+    // A bad cursor is still told as such at the limit (not hidden behind the limit's retry).
+    let bad = reqwest::Client::new()
+        .get(t.url("/v1/decisions/stream"))
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(code(&body), "invalid_last_event_id", "{body}");
     // A long-poll that has to wait is a reader too; one that does not wait is a plain read.
     let (status, body) = t.get("/v1/decisions?after=0&wait_ms=5000").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -782,3 +782,49 @@ async fn reports_for_a_call_id_that_names_a_chat_apply_nothing() {
     assert_eq!(h.get("/v1/interactions/chat-1").await["state"], "connected");
     h.daemon.stop().await.unwrap();
 }
+
+/// An `accepted` report naming an offer tierline never made to that agent for that call (a stray
+/// or forged report) connects nothing and withdraws nothing: the real ring goes on.
+#[tokio::test]
+async fn an_accepted_report_for_an_offer_never_made_changes_nothing() {
+    let h = Harness::start().await;
+    h.login("a1").await;
+    let (_, first) = h.route(call("stray@pbx")).await;
+    assert_eq!(first["agent"], "a1", "{first}");
+    for (agent, offer) in [
+        ("a2", "bogus"),
+        ("a1", "o999"),
+        ("a2", first["offer"].as_str().unwrap()),
+    ] {
+        let (status, r) = h
+            .report(
+                json!({"call_id": "stray@pbx", "event": "accepted", "agent": agent,
+                           "offer": offer, "sip_status": 200}),
+            )
+            .await;
+        assert_eq!(
+            (
+                status,
+                r["status"].as_str(),
+                &r["connected"],
+                &r["withdrawn"]
+            ),
+            (200, Some("ignored"), &json!(false), &json!(false)),
+            "{agent} {offer}: {r}"
+        );
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("was never made"),
+            "{r}"
+        );
+    }
+    let view = h.get("/v1/interactions/stray@pbx").await;
+    assert_eq!(
+        (view["state"].as_str(), view["owner"]["id"].as_str()),
+        (Some("offered"), Some("a1")),
+        "{view}"
+    );
+    h.daemon.stop().await.unwrap();
+}

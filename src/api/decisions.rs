@@ -206,13 +206,6 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let place = match app.feed_readers.take() {
-        Ok(place) => place,
-        // A browser `EventSource` takes any answer but a 200 stream at connect as fatal: a
-        // stream that says why (`event: error`) and asks for a reconnect later (`retry:`) is one
-        // it retries by itself. Other clients read the error event.
-        Err(full) => return Ok(reader_limit_stream(&full)),
-    };
     // Watched from here, then judged again (as the long-poll does): a reload between the
     // middleware's check and the subscription cannot leave a revoked token's stream open.
     let auth_changes = app.reloader.auth_changes();
@@ -263,6 +256,15 @@ pub async fn stream(
             }
             Err(e) => return Err(e.into()),
         }
+    };
+    // The place is taken once the cursor is known good, so a reader at the limit still learns
+    // of a bad or stale cursor (400, 409, 410) rather than retrying it every few seconds.
+    let place = match app.feed_readers.take() {
+        Ok(place) => place,
+        // A browser `EventSource` takes any answer but a 200 stream at connect as fatal: a
+        // stream that says why (`event: error`) and asks for a reconnect later (`retry:`) is one
+        // it retries by itself. Other clients read the error event.
+        Err(full) => return Ok(reader_limit_stream(&full)),
     };
     let state = StreamState {
         credentials: credentials(&headers),

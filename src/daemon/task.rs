@@ -544,17 +544,20 @@ impl EngineTask {
     }
 
     fn release(&self, replies: Vec<(Reply, Vec<Outcome>)>, reads: Vec<Release>, next: u64) {
+        // The newest seq first: a client that got its answer and then asks anything of the feed
+        // (a config change adding a subscriber starts it after that seq) must find it already
+        // counted, or it would be taken for a decision still to come.
+        self.next_seq.send_if_modified(|seq| {
+            let changed = *seq != next;
+            *seq = next;
+            changed
+        });
         for (reply, outcomes) in replies {
             let _ = reply.send(Ok(outcomes));
         }
         for read in reads {
             read();
         }
-        self.next_seq.send_if_modified(|seq| {
-            let changed = *seq != next;
-            *seq = next;
-            changed
-        });
     }
 
     fn sleep_until(&self, deadline: Option<Millis>) -> Pin<Box<dyn Future<Output = ()> + Send>> {

@@ -181,7 +181,7 @@ impl Engine {
                     interaction: id.to_string(),
                     event: "interaction.answered",
                     state: other.as_str(),
-                    expected: "waiting or offered (a call connected already was answered once)",
+                    expected: "waiting or offered",
                 })
             }
         }

@@ -111,7 +111,10 @@ pub const HELP: &[(&str, &str)] = &[
         ARRIVED,
         "Interactions that arrived for the queue (including those then rejected).",
     ),
-    (ANSWERED, "Interactions an agent accepted."),
+    (
+        ANSWERED,
+        "Interactions answered: accepted offers, and answers outside an offer (interaction.answered).",
+    ),
     (
         ABANDONED,
         "Interactions abandoned short_abandon_s or longer after they arrived.",

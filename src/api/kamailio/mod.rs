@@ -285,19 +285,34 @@ pub async fn report(
             let agent = req.agent.clone().unwrap_or_default();
             let mut message = e.to_string();
             let offer = req.offer.clone().unwrap_or_default();
-            match answer_late(&app, &reported, &req.call_id, &offer, &agent).await? {
+            // Only a ring tierline made: a report naming an offer never made to this agent for
+            // this call (a stray or forged report) connects and withdraws nothing.
+            if !rang(&app, &req.call_id, &agent, &offer).await? {
+                message.push_str(&format!(
+                    "; offer `{offer}` was never made to agent `{agent}` for this call, so \
+                     nothing was changed"
+                ));
+                let body = serde_json::json!({
+                    "id": id, "status": status, "reason": e.code(), "message": message,
+                    "connected": false, "withdrawn": false
+                });
+                return Ok(json_line(StatusCode::OK, body.to_string()));
+            }
+            let answered_id = format!("kamailio:{}:{offer}:answered", req.call_id);
+            match answer_late(&app, &reported, &req.call_id, &answered_id, &agent).await? {
                 Some(Outcome::Applied(_)) => {
                     message.push_str(&format!(
                         ": the phone answered anyway, so the call was connected to agent `{agent}` \
-                         (interaction.answered)"
+                         (interaction.answered, event id `{answered_id}`)"
                     ));
                     serde_json::json!({
                         "id": id, "status": "applied", "reason": e.code(), "message": message,
-                        "connected": true, "withdrawn": false
+                        "connected": true, "withdrawn": false, "answered_id": answered_id
                     })
                 }
                 Some(Outcome::Duplicate(_)) => serde_json::json!({
-                    "id": id, "status": "duplicate", "connected": true, "withdrawn": false
+                    "id": id, "status": "duplicate", "connected": true, "withdrawn": false,
+                    "answered_id": answered_id
                 }),
                 refused => {
                     let withdrawn = withdraw(&app, &reported, &req.call_id).await?;
@@ -326,6 +341,24 @@ pub async fn report(
     Ok(json_line(StatusCode::OK, body.to_string()))
 }
 
+/// Whether tierline offered `call_id` to `agent` as `offer` (its history says so; a history
+/// trimmed by `[limits] max_history` cannot tell, and the report is believed).
+async fn rang(app: &AppState, call_id: &str, agent: &str, offer: &str) -> Result<bool, ApiError> {
+    let (call, agent, offer) = (call_id.to_string(), agent.to_string(), offer.to_string());
+    Ok(app
+        .engine
+        .read_core(move |v| {
+            v.core.engine().interaction(&call).is_some_and(|i| {
+                i.history_dropped > 0
+                    || i.history.iter().any(|t| {
+                        matches!(&t.why, crate::engine::Why::Offered { agent: a, offer: o }
+                            if **a == *agent && **o == *offer)
+                    })
+            })
+        })
+        .await?)
+}
+
 /// Connect a call to the agent whose phone answered it outside tierline's offers
 /// (`interaction.answered`, one event id per ring, `kamailio:<call-id>:<offer>:answered`: a
 /// retransmitted 2xx is a duplicate, and a late answer of another ring, another agent's or the
@@ -334,15 +367,14 @@ async fn answer_late(
     app: &AppState,
     reported: &Reported,
     call_id: &str,
-    offer: &str,
+    id: &str,
     agent: &str,
 ) -> Result<Option<Outcome>, ApiError> {
     let event = Event::InteractionAnswered {
         interaction: call_id.to_string(),
         agent: agent.to_string(),
     };
-    let id = format!("kamailio:{call_id}:{offer}:answered");
-    apply_one(app, reported, id, event).await
+    apply_one(app, reported, id.to_string(), event).await
 }
 
 /// Take a call connected outside tierline's offers out of its queue (the caller's abandon, under
