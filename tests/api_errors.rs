@@ -986,6 +986,8 @@ fn every_error_code_answered_is_documented() {
     let api_codes = [
         // src/api (handlers, auth, edge fallbacks for 400/401/403/404/405/408/413/415)
         "malformed_json",
+        "too_deeply_nested",
+        "too_many_readers",
         "invalid_body",
         "invalid_query",
         "invalid_last_event_id",
@@ -1031,6 +1033,7 @@ fn every_error_code_answered_is_documented() {
         "duplicate_interaction",
         "channel_not_served",
         "no_such_offer",
+        "agent_busy",
         "invalid_transition",
         "agent_needs_address",
         "invalid_value",
