@@ -290,6 +290,59 @@ fn no_route_is_rejected() {
     assert_eq!(d.engine.counts().arrived, 1);
 }
 
+/// A rule takes only the channels its queue serves: a chat complaint passes over the voice-only
+/// complaints rule to the next rule met, then to the default queue, else it is rejected
+/// `no_route`; a voice complaint is the complaints rule's.
+#[test]
+fn a_rule_passes_over_a_channel_its_queue_does_not_serve() {
+    let mut cfg = config(
+        vec![
+            queue("complaints", support_ladder()),
+            with_channels(queue("web", support_ladder()), &[Channel::Chat]),
+            with_channels(
+                queue("general", support_ladder()),
+                &[Channel::Voice, Channel::Chat],
+            ),
+        ],
+        vec![],
+    );
+    cfg.rules = vec![
+        rule(&[("category", "complaint")], "complaints", Some(9)),
+        rule(&[("lang", "de")], "web", Some(3)),
+    ];
+    let mut d = Driver::new(cfg.clone());
+    let complaint = |id: &str, channel: Channel| {
+        Arrival::new(id)
+            .channel(channel)
+            .attr("category", "complaint")
+            .attr("lang", "de")
+            .event()
+    };
+    d.at(0, complaint("v1", Channel::Voice));
+    d.at(0, complaint("ch1", Channel::Chat));
+    assert_eq!(d.waiting("complaints"), vec!["v1"]);
+    assert_eq!(d.waiting("web"), vec!["ch1"]);
+    assert_eq!(d.interaction("ch1").priority, 3, "the rule that took it");
+    // No later rule met: the default queue.
+    cfg.rules.truncate(1);
+    cfg.default_queue = Some("general".into());
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, complaint("ch2", Channel::Chat));
+    assert_eq!(d.waiting("general"), vec!["ch2"]);
+    // Nor a default queue: rejected, not refused.
+    cfg.default_queue = None;
+    let mut d = Driver::new(cfg);
+    let ds = d.at(0, complaint("ch3", Channel::Chat));
+    assert_eq!(
+        ds[0].kind,
+        DecisionKind::Rejected {
+            interaction: "ch3".into(),
+            reason: RejectReason::NoRoute,
+            target: None
+        }
+    );
+}
+
 #[test]
 fn the_default_queue_takes_what_no_rule_matches() {
     let mut cfg = config(vec![queue("support", support_ladder())], vec![]);

@@ -247,16 +247,17 @@ tiers = { support = 1 }
     );
 }
 
-/// "What if this rule sent those calls to `b`?", where `b` serves voice only: the recorded chat
-/// arrivals the rule now sends there are refused by the engine (`channel_not_served`, a 422 from
-/// a daemon). The replay counts them and goes on (it stopped with "replay failed", exit 1).
+/// "What if the default queue were `b`?", where `b` serves voice only: the recorded chat
+/// arrivals routed there are refused by the engine (`channel_not_served`, a 422 from a daemon).
+/// The replay counts them and goes on (it stopped with "replay failed", exit 1). (A rule whose
+/// queue does not serve a channel is passed over for that channel: `rules_fall_through`.)
 #[test]
-fn recorded_arrivals_a_new_rule_sends_to_a_queue_not_serving_their_channel_are_counted() {
+fn recorded_arrivals_routed_to_a_queue_not_serving_their_channel_are_counted() {
     let ruled = |queue: &str| {
         format!(
             "[defaults]\nwrap_up_s = 0\n\n[[queue]]\nid = \"a\"\nchannels = [\"voice\", \"chat\"]\n\n\
              [[queue]]\nid = \"b\"\nchannels = [\"voice\"]\n\n\
-             [[rule]]\nwhen = {{ x = \"y\" }}\nqueue = \"{queue}\"\n"
+             [routing]\ndefault_queue = \"{queue}\"\n"
         )
     };
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +281,7 @@ fn recorded_arrivals_a_new_rule_sends_to_a_queue_not_serving_their_channel_are_c
     );
     assert!(
         r.new.to_table().contains(&format!(
-            "{} arrivals refused: the rules send them to a queue that does not serve",
+            "{} arrivals refused: the routing sends them to a queue that does not serve",
             r.new.run.refused
         )),
         "{}",

@@ -238,13 +238,14 @@ fn a_tier_no_step_offers_and_a_shift_after_the_run_are_warned_about() {
     assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
 }
 
-/// A stream without a `queue` goes where the config's rules send it, and its attributes are
-/// fixed: a channel they send to a queue that does not serve it would have the engine refuse
-/// every such arrival mid-run (the run used to stop there, exit 1, as a bug). Found before the
-/// run, naming the stream's channel, the rule and the queue; the voice arrivals the queue serves
-/// are fine.
+/// A stream without a `queue` goes where the config's routing sends it, and its attributes are
+/// fixed. A rule takes only the channels its queue serves: the chat arrivals a voice-only rule
+/// passes over, with no default queue, are all rejected `no_route` (warned about). A default
+/// queue that does not serve a channel would have the engine refuse every such arrival mid-run
+/// (the run used to stop there, exit 1, as a bug): found before the run, naming the stream's
+/// channel and the queue; the voice arrivals the queue serves are fine.
 #[test]
-fn a_stream_whose_rule_sends_a_channel_to_a_queue_not_serving_it_is_refused() {
+fn a_stream_routed_to_a_queue_not_serving_a_channel_is_refused_or_warned_about() {
     let mut config = cfg();
     let mut voice_only = QueueConfig::with_defaults("b");
     voice_only.channels = vec![tierline::config::Channel::Voice];
@@ -263,13 +264,23 @@ fn a_stream_whose_rule_sends_a_channel_to_a_queue_not_serving_it_is_refused() {
                 [[agents]]\n\
                 count = 2\n\
                 tiers = { b = 1 }\n";
+    let plan = scenario::parse(text, "s.toml", &config).expect("chats fall through the rule");
+    assert_eq!(
+        plan.warnings,
+        [
+            "arrivals[0].channels.chat: no rule whose queue serves chat takes this stream's chat \
+          arrivals and there is no default queue: every one is rejected (`no_route`)"
+        ],
+    );
+    config.rules.clear();
+    config.default_queue = Some("b".into());
     let e = scenario::parse(text, "s.toml", &config).unwrap_err();
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].field, "arrivals[0].channels.chat", "{e}");
     assert!(
         e.0[0]
             .message
-            .starts_with("chat arrivals of this stream go to queue `b` (rule[0] of the routing config), which does not serve chat"),
+            .starts_with("chat arrivals of this stream go to queue `b` (the default queue of the routing config), which does not serve chat"),
         "{e}"
     );
     // Voice alone passes.

@@ -338,14 +338,15 @@ impl RoutingConfig {
         self.queues.iter().find(|q| q.id == id)
     }
 
-    /// The first rule an arrival on `channel` with `attributes` matches (first match wins), with
-    /// its index: every `when` entry equal, the key `channel` against the channel.
-    pub fn matching_rule(
-        &self,
+    /// The rules whose `when` an arrival on `channel` with `attributes` meets, in order, with
+    /// their index: every `when` entry equal, the key `channel` against the channel. Which of
+    /// them routes it is the first whose queue serves the channel (`matching_rule`).
+    pub fn rules_met<'a>(
+        &'a self,
         channel: Channel,
-        attributes: &BTreeMap<String, String>,
-    ) -> Option<(usize, &Rule)> {
-        self.rules.iter().enumerate().find(|(_, r)| {
+        attributes: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = (usize, &'a Rule)> + 'a {
+        self.rules.iter().enumerate().filter(move |(_, r)| {
             r.when.iter().all(|(k, v)| {
                 if k == "channel" {
                     channel.as_str() == v
@@ -353,6 +354,21 @@ impl RoutingConfig {
                     attributes.get(k) == Some(v)
                 }
             })
+        })
+    }
+
+    /// The rule that routes an arrival on `channel` with `attributes`, with its index: the first
+    /// whose `when` it meets and whose queue serves the channel (a rule applies only to the
+    /// channels its queue serves; an arrival of another channel goes on to the next rule). The
+    /// engine does the same with its own queue table (`Engine::route`).
+    pub fn matching_rule<'a>(
+        &'a self,
+        channel: Channel,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> Option<(usize, &'a Rule)> {
+        self.rules_met(channel, attributes).find(|(_, r)| {
+            self.queue(&r.queue)
+                .is_some_and(|q| q.channels.contains(&channel))
         })
     }
 }

@@ -106,14 +106,21 @@ impl Engine {
         priority: Option<i32>,
         attributes: &BTreeMap<String, String>,
     ) -> Result<Route, EngineError> {
+        // The first rule met whose queue serves the channel (`RoutingConfig::matching_rule`).
+        let mut ruled = None;
+        if queue.is_none() {
+            for (n, rule) in self.config.rules_met(channel, attributes) {
+                let q = self.lookup_queue_for(id, &rule.queue)?;
+                if self.queues[q as usize].serves[channel.index()] {
+                    ruled = Some((q, rule.priority, Some(n)));
+                    break;
+                }
+            }
+        }
         let chosen = if let Some(name) = queue {
             Some((self.lookup_queue_for(id, name)?, None, None))
-        } else if let Some((n, rule)) = self.config.matching_rule(channel, attributes) {
-            Some((
-                self.lookup_queue_for(id, &rule.queue)?,
-                rule.priority,
-                Some(n),
-            ))
+        } else if ruled.is_some() {
+            ruled
         } else if let Some(name) = &self.config.default_queue {
             Some((self.lookup_queue_for(id, name)?, None, None))
         } else {

@@ -249,8 +249,9 @@ impl Report {
         if self.run.refused > 0 {
             let _ = writeln!(
                 out,
-                "{} arrivals refused: the rules send them to a queue that does not serve their \
-                 channel (channel_not_served; a daemon answers them 422)",
+                "{} arrivals refused: the routing sends them to a queue that does not serve their \
+                 channel, the default queue or the one they name (channel_not_served; a daemon \
+                 answers them 422)",
                 self.run.refused
             );
         }

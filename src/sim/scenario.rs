@@ -856,7 +856,9 @@ fn resolve_stream(
                 );
             }
             // The stream's attributes are fixed, so where the rules send each channel is known
-            // now: a queue that does not serve it would refuse every such arrival mid-run.
+            // now. A rule only takes the channels its queue serves; the default queue is taken
+            // as it is, and one that does not serve the channel would refuse every such arrival
+            // mid-run.
             for (c, _) in &channels {
                 let (by, queue) = match config.matching_rule(*c, &a.attributes) {
                     Some((n, rule)) => (format!("rule[{n}]"), Some(&rule.queue)),
@@ -866,6 +868,16 @@ fn resolve_stream(
                     ),
                 };
                 let Some(qc) = queue.and_then(|q| config.queue(q)) else {
+                    if !config.rules.is_empty() {
+                        p.warn(
+                            &format!("{field}.channels.{c}"),
+                            format!(
+                                "no rule whose queue serves {c} takes this stream's {c} \
+                                 arrivals and there is no default queue: every one is rejected \
+                                 (`no_route`)"
+                            ),
+                        );
+                    }
                     continue;
                 };
                 if !qc.channels.contains(c) {
@@ -874,8 +886,8 @@ fn resolve_stream(
                         format!(
                             "{c} arrivals of this stream go to queue `{}` ({by} of the routing \
                              config), which does not serve {c}: the engine would refuse every \
-                             one (`channel_not_served`); name the channel in the rule's `when`, \
-                             or give the stream a `queue`",
+                             one (`channel_not_served`); add a rule for {c}, or give the stream \
+                             a `queue`",
                             qc.id
                         ),
                     );
