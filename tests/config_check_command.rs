@@ -84,6 +84,7 @@ fn parts_no_call_can_reach_pass_with_a_note_each() {
         r#"
 [[queue]]
 id = "a"
+channels = ["voice", "chat", "email", "callback"]
 max_wait_s = 30
 overflow = { target = "sip:vm@pbx" }
 steps = [{ after_s = 0, tiers = [1] }, { after_s = 30, tiers = [1, 2] },
@@ -117,8 +118,8 @@ queue = "b"
             "note: queue `a`: steps[2].skip_if_no_agents has no effect: it is the last step, so \
              there is no step to move on to",
             "note: queue `b`: its schedule has no open hours: every arrival is rejected `closed`",
-            "note: rule[1] has an empty `when`, so it matches every arrival: rule[2] to rule[3] \
-             after it are never reached",
+            "note: rule[1] has an empty `when` and its queue serves every channel, so it takes \
+             every arrival: rule[2] to rule[3] after it are never reached",
         ],
         "{stdout}"
     );

@@ -3219,3 +3219,54 @@ fn an_answer_the_agent_has_no_room_for_or_for_a_connected_call_is_refused_and_ch
     assert_eq!(err.code(), "unknown_agent");
     assert_eq!(d.snapshot(&["c1", "c2"]), before);
 }
+
+/// A phone that answers call `x` late (its offer expired and `x` now rings `b`) while tierline
+/// rings it for `y`: the phone is busy with `x`, so `y` is taken back (`agent_answered_other`,
+/// no blame) and goes to the next free agent, `c`; `b` is free of `x` at once.
+#[test]
+fn an_agent_whose_phone_answered_one_call_is_not_left_ringing_for_another() {
+    let mut d = Driver::new(config(
+        vec![queue("support", vec![step(0, &[1])])],
+        vec![
+            agent("a", &[("support", 1)]),
+            agent("b", &[("support", 1)]),
+            agent("c", &[("support", 1)]),
+        ],
+    ));
+    d.at(0, login("a"));
+    let ds = d.at(secs(1), call("x", "support"));
+    assert_eq!(offered_to(&ds, "x").as_deref(), Some("a"));
+    d.at(secs(2), login("b"));
+    // x's offer expires at 16 s: a backs off (10 s), x rings b.
+    let ds = d.advance(secs(16));
+    assert_eq!(offered_to(&ds, "x").as_deref(), Some("b"), "{ds:?}");
+    d.at(secs(20), login("c"));
+    d.at(secs(20), not_ready("c", "coffee"));
+    // a is back at 26 s and is rung for y at 27 s.
+    let ds = d.at(secs(27), call("y", "support"));
+    assert_eq!(offered_to(&ds, "y").as_deref(), Some("a"), "{ds:?}");
+    d.at(secs(27), available("c"));
+    // a's phone picks up x (the old ring) at 28 s.
+    let ds = d.at(secs(28), answered("x", "a"));
+    assert_eq!(
+        revocations(&ds),
+        vec![
+            ("x".into(), "b".into(), RevokeReason::AnsweredElsewhere),
+            ("y".into(), "a".into(), RevokeReason::AgentAnsweredOther),
+        ],
+        "{ds:?}"
+    );
+    assert_eq!(offered_to(&ds, "y").as_deref(), Some("c"), "{ds:?}");
+    let x = d.interaction("x");
+    assert_eq!(
+        (x.state, x.owner),
+        (InteractionState::Connected, Owner::Agent("a".into()))
+    );
+    let a = d.agent("a");
+    assert_eq!(a.slots.len(), 1, "a holds x alone");
+    assert_eq!(
+        a.consecutive_missed_offers, 0,
+        "no miss for the taken-back y"
+    );
+    assert!(d.agent("b").slots.is_empty());
+}

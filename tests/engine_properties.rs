@@ -1523,9 +1523,34 @@ impl Run {
                     now.state,
                     now.owner
                 );
+                let revoked = revocations(ds);
+                // What rang the answering agent (taken back: its phone is busy with this call)
+                // goes to other agents serving its queue, never to it.
+                let taken_back: BTreeSet<String> = revoked
+                    .iter()
+                    .filter(|(_, a, r)| a == agent && *r == RevokeReason::AgentAnsweredOther)
+                    .map(|(i, _, _)| i.clone())
+                    .collect();
+                for i in &taken_back {
+                    ensure!(
+                        pre.interactions[i].owner == Owner::Agent(agent.as_str().into())
+                            && pre.interactions[i].state == InteractionState::Offered,
+                        "{event:?}: `{i}` was taken back from `{agent}` but did not ring it"
+                    );
+                }
+                let (returned, own): (Vec<_>, Vec<_>) = offers
+                    .iter()
+                    .cloned()
+                    .partition(|(i, _)| taken_back.contains(i));
+                for (i, a) in &returned {
+                    let q = pre.interactions[i].queue.as_deref().unwrap_or("");
+                    ensure!(
+                        a != agent && post.agent(a).is_some_and(|x| x.tiers.contains_key(q)),
+                        "{event:?}: taken-back `{i}` went to `{a}`"
+                    );
+                }
                 match &v.owner {
                     Owner::Agent(other) if **other != **agent => {
-                        let revoked = revocations(ds);
                         ensure!(
                             revoked.first()
                                 == Some(&(
@@ -1536,9 +1561,9 @@ impl Run {
                             "answered by `{agent}` while offered to `{other}` must revoke \
                              that offer first: {ds:?}"
                         );
-                        self.freed_agent_check(pre, post, other, &offers, event)?;
+                        self.freed_agent_check(pre, post, other, &own, event)?;
                     }
-                    _ => ensure!(offers.is_empty(), "{event:?} made offers {offers:?}"),
+                    _ => ensure!(own.is_empty(), "{event:?} made offers {own:?}"),
                 }
             }
             Event::OfferAccepted { .. }

@@ -228,6 +228,10 @@ pub async fn stream(
     // Refuse up front (410) if the reader is already behind the ring. A full command queue is
     // waited out as it is mid-stream (up to the long-poll bound), not answered 503: a browser
     // `EventSource` takes a 503 at connect as fatal and stops reconnecting.
+    // A place first, so that no connect beyond the bound waits out a full command queue holding
+    // a connection; at the limit the cursor is still read once, so that a bad or stale one is
+    // told as such (400, 409, 410) rather than retried every few seconds.
+    let place = app.feed_readers.take();
     let give_up = tokio::time::Instant::now() + app.long_poll_max;
     let first = loop {
         match read_page(&app.engine, after, DEFAULT_PAGE).await {
@@ -247,6 +251,9 @@ pub async fn stream(
                 return Err(err);
             }
             Err(busy @ SubmitError::Busy { .. }) => {
+                if let Err(full) = &place {
+                    return Ok(reader_limit_stream(full));
+                }
                 if tokio::time::Instant::now() >= give_up {
                     return Err(busy.into());
                 }
@@ -257,9 +264,7 @@ pub async fn stream(
             Err(e) => return Err(e.into()),
         }
     };
-    // The place is taken once the cursor is known good, so a reader at the limit still learns
-    // of a bad or stale cursor (400, 409, 410) rather than retrying it every few seconds.
-    let place = match app.feed_readers.take() {
+    let place = match place {
         Ok(place) => place,
         // A browser `EventSource` takes any answer but a 200 stream at connect as fatal: a
         // stream that says why (`event: error`) and asks for a reconnect later (`retry:`) is one

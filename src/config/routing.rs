@@ -263,7 +263,7 @@ pub struct AgentConfig {
     pub capacity: BTreeMap<Channel, u32>,
 }
 
-/// A routing rule: first match wins.
+/// A routing rule: the first rule met whose queue serves the arrival's channel wins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// Attribute equalities; the key `channel` matches the interaction's channel.

@@ -181,18 +181,25 @@ fn ladder_notes(q: &QueueConfig) -> Vec<String> {
 }
 
 /// Rules that can never match: those after one with an empty `when` (which matches every
-/// arrival).
+/// arrival) whose queue serves every channel (a rule takes only the channels its queue serves;
+/// the others go on to the next rule).
 fn rule_notes(config: &RoutingConfig) -> Vec<String> {
     let mut notes = Vec::new();
-    if let Some(k) = config.rules.iter().position(|r| r.when.is_empty()) {
+    let takes_all = |r: &crate::config::Rule| {
+        r.when.is_empty()
+            && config
+                .queue(&r.queue)
+                .is_some_and(|q| Channel::ALL.iter().all(|c| q.channels.contains(c)))
+    };
+    if let Some(k) = config.rules.iter().position(takes_all) {
         if k + 1 < config.rules.len() {
             let after = match config.rules.len() - 1 {
                 last if last == k + 1 => format!("rule[{last}] after it is"),
                 last => format!("rule[{}] to rule[{last}] after it are", k + 1),
             };
             notes.push(format!(
-                "rule[{k}] has an empty `when`, so it matches every arrival: {after} never \
-                 reached"
+                "rule[{k}] has an empty `when` and its queue serves every channel, so it takes \
+                 every arrival: {after} never reached"
             ));
         }
     }
@@ -357,6 +364,30 @@ mod tests {
 
     fn step(after_ms: Millis, tiers: &[Tier], boost: i32) -> Step {
         Step::new(after_ms, tiers).boosted(boost)
+    }
+
+    /// A rule with an empty `when` hides the rules after it only when its queue serves every
+    /// channel: one for a voice-only queue passes the other channels on.
+    #[test]
+    fn rules_after_a_catch_all_are_noted_only_when_it_takes_every_channel() {
+        let mut config = RoutingConfig::empty();
+        config.queues = vec![QueueConfig::with_defaults("voice_only")];
+        let rule = |queue: &str, when: &[(&str, &str)]| crate::config::Rule {
+            when: when
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            queue: queue.into(),
+            priority: None,
+        };
+        config.rules = vec![rule("voice_only", &[]), rule("voice_only", &[("x", "y")])];
+        assert_eq!(rule_notes(&config), Vec::<String>::new());
+        config.queues[0].channels = Channel::ALL.to_vec();
+        assert_eq!(
+            rule_notes(&config),
+            ["rule[0] has an empty `when` and its queue serves every channel, so it takes every \
+              arrival: rule[1] after it is never reached"]
+        );
     }
 
     fn agent(id: &str, tier: Tier) -> AgentConfig {

@@ -565,8 +565,8 @@ impl Checker<'_, '_> {
                 .when
                 .get("channel")
                 .and_then(|ch| self.channel(ch, &path.key("when").key("channel")));
-            // A rule for a channel its queue does not serve would match and then refuse every
-            // such arrival (`channel_not_served`), never reaching a later rule or the default.
+            // A rule for a channel its queue does not serve could never take an arrival (a rule
+            // takes only the channels its queue serves): a mistake, refused.
             let target = queues
                 .iter()
                 .find(|q| Some(q.id.as_str()) == queue)
@@ -576,8 +576,8 @@ impl Checker<'_, '_> {
                     self.err(
                         &path.key("queue"),
                         format!(
-                            "queue `{}` does not serve {}, which this rule matches: every {} \
-                             arrival it matches would be refused",
+                            "queue `{}` does not serve {}, which this rule matches: the rule \
+                             would never take a {} arrival (they go on to the next rule)",
                             q.id,
                             ch.as_str(),
                             ch.as_str()

@@ -154,7 +154,7 @@ impl Engine {
 
     /// Take back every offer ringing `ak` for an interaction in a queue `take` selects, all of
     /// them (and the PBX told) before any is offered again. Returns them, for `place_returned`.
-    fn take_back_offers(
+    pub(super) fn take_back_offers(
         &mut self,
         ak: AKey,
         reason: RevokeReason,
@@ -181,7 +181,7 @@ impl Engine {
     /// Put back interactions whose offers were taken back, most urgent first: the first one
     /// placed gets the pick of the free agents, so a priority-9 chat never loses the only free
     /// agent to a priority-0 one that happened to ring first.
-    fn place_returned(&mut self, mut returned: Vec<IKey>) {
+    pub(super) fn place_returned(&mut self, mut returned: Vec<IKey>) {
         returned.sort_by_key(|&ik| self.wait_key(ik));
         for ik in returned {
             self.route_returned(ik, None);

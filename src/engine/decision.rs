@@ -28,6 +28,9 @@ pub enum RevokeReason {
     /// (`interaction.answered`: a phone that rang on after its own offer ended). Not the
     /// ringing agent's doing: no back-off, no no-answer counted.
     AnsweredElsewhere,
+    /// The agent answered another, exclusive interaction outside tierline's offers
+    /// (`interaction.answered`): its phone is busy with that one. No back-off, no no-answer.
+    AgentAnsweredOther,
 }
 
 /// Why an interaction was refused.

@@ -185,12 +185,19 @@ impl Engine {
                 })
             }
         }
+        // An agent whose phone answered an exclusive call while tierline rang it for others,
+        // and holds nothing else, is busy with the one it answered: those offers are taken back
+        // (after this call's own ringing elsewhere), and go to other agents.
+        let mut take_back = false;
         if let Some(holds) = self.no_room_for(ak, channel) {
-            return Err(EngineError::AgentBusy {
-                agent: agent.to_string(),
-                interaction: id.to_string(),
-                holds,
-            });
+            if !self.only_ringing(ak, channel) {
+                return Err(EngineError::AgentBusy {
+                    agent: agent.to_string(),
+                    interaction: id.to_string(),
+                    holds,
+                });
+            }
+            take_back = true;
         }
         let now = self.now;
         let interaction = self.ix(ik).id.clone();
@@ -221,6 +228,11 @@ impl Engine {
             }
             _ => self.unindex_waiting(ik),
         }
+        let returned = if take_back {
+            self.take_back_offers(ak, RevokeReason::AgentAnsweredOther, |_, _| true)
+        } else {
+            Vec::new()
+        };
         let slot_id = self.next_slot;
         self.next_slot += 1;
         let q = self.ix(ik).queue.unwrap_or(0);
@@ -279,11 +291,24 @@ impl Engine {
             wait_ms,
             at: now,
         });
-        // The agent whose phone rang for it is free of it at once, and takes other work.
+        // What rang the answering agent goes back to its place and to other agents; the agent
+        // whose phone rang for this call is free of it at once, and takes other work.
+        self.place_returned(returned);
         if let Some(other) = ringing {
             self.agent_take_work(other);
         }
         Ok(())
+    }
+
+    /// Whether `ak` would have room for a `channel` interaction if its ringing offers were
+    /// taken back, `channel` being exclusive and every slot it holds an offer: a phone that
+    /// answered one call cannot answer the others it was rung for.
+    fn only_ringing(&self, ak: AKey, channel: Channel) -> bool {
+        let a = &self.agents[ak as usize];
+        self.config.channels[channel.index()].exclusive
+            && a.capacity[channel.index()] > 0
+            && !a.slots.is_empty()
+            && a.slots.iter().all(|s| s.phase == SlotPhase::Offered)
     }
 
     /// Why `ak` could not hold one more `channel` interaction, whatever its status: the

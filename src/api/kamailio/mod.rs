@@ -342,13 +342,16 @@ pub async fn report(
 }
 
 /// Whether tierline offered `call_id` to `agent` as `offer` (its history says so; a history
-/// trimmed by `[limits] max_history` cannot tell, and the report is believed).
+/// trimmed by `[limits] max_history` cannot tell, and the report is believed, as for a call no
+/// longer held).
 async fn rang(app: &AppState, call_id: &str, agent: &str, offer: &str) -> Result<bool, ApiError> {
     let (call, agent, offer) = (call_id.to_string(), agent.to_string(), offer.to_string());
     Ok(app
         .engine
         .read_core(move |v| {
-            v.core.engine().interaction(&call).is_some_and(|i| {
+            // A call tierline no longer holds: nothing to protect, and the engine refuses both
+            // the answer and the withdraw.
+            v.core.engine().interaction(&call).is_none_or(|i| {
                 i.history_dropped > 0
                     || i.history.iter().any(|t| {
                         matches!(&t.why, crate::engine::Why::Offered { agent: a, offer: o }
