@@ -1542,8 +1542,22 @@ impl Run {
                     .iter()
                     .cloned()
                     .partition(|(i, _)| taken_back.contains(i));
+                if !taken_back.is_empty() {
+                    // Only an agent holding nothing but ringing offers, answering an exclusive
+                    // channel's interaction, has them taken back.
+                    let before = pre.agent(agent).ok_or("the answering agent is known")?;
+                    ensure!(
+                        cfg.channels[v.channel.index()].exclusive
+                            && before.slots.iter().all(|s| s.phase == SlotPhase::Offered),
+                        "{event:?}: `{agent}` had {taken_back:?} taken back though it held \
+                         {:?} and `{interaction}` is {:?}",
+                        before.slots,
+                        v.channel
+                    );
+                }
                 for (i, a) in &returned {
-                    let q = pre.interactions[i].queue.as_deref().unwrap_or("");
+                    // Its queue now: one whose max wait passed while it rang overflows on return.
+                    let q = post.interactions[i].queue.as_deref().unwrap_or("");
                     ensure!(
                         a != agent && post.agent(a).is_some_and(|x| x.tiers.contains_key(q)),
                         "{event:?}: taken-back `{i}` went to `{a}`"

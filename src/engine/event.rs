@@ -188,7 +188,9 @@ pub enum Event {
     /// The agent answered the interaction without a pending offer of it to that agent: a phone
     /// that rang on after tierline let go of the offer (expired, revoked), or a call the PBX
     /// connected on its own. A waiting or offered interaction is connected to the agent (an offer
-    /// of it to another agent is revoked, `answered_elsewhere`); the agent must have room for it.
+    /// of it to another agent is revoked, `answered_elsewhere`); the agent must have room for it,
+    /// except that an agent holding only ringing offers that answers an exclusive interaction
+    /// has those offers taken back (`agent_answered_other`).
     #[serde(rename = "interaction.answered")]
     InteractionAnswered { interaction: String, agent: String },
     #[serde(rename = "offer.declined")]

@@ -293,6 +293,10 @@ impl Engine {
         });
         // What rang the answering agent goes back to its place and to other agents; the agent
         // whose phone rang for this call is free of it at once, and takes other work.
+        // The agent freed of this call is free for them too (it is indexed first).
+        if let Some(other) = ringing {
+            self.reindex_agent(other);
+        }
         self.place_returned(returned);
         if let Some(other) = ringing {
             self.agent_take_work(other);
