@@ -273,10 +273,9 @@ impl Engine {
         let timer = self
             .timers
             .schedule(self.now, expires_at, Timer::OfferExpiry(ik));
-        let exclusive = self.config.channels[channel.index()].exclusive;
-        {
-            let a = &mut self.agents[ak as usize];
-            a.slots.push(Slot {
+        self.add_slot(
+            ak,
+            Slot {
                 id: slot_id,
                 channel,
                 phase: SlotPhase::Offered,
@@ -287,13 +286,8 @@ impl Engine {
                 connected_at: None,
                 until: Some(expires_at),
                 timer: Some(timer),
-            });
-            a.load[channel.index()] += 1;
-            if exclusive {
-                a.exclusive_held += 1;
-            }
-        }
-        self.census_touch(ak);
+            },
+        );
         if reindex {
             self.reindex_agent(ak);
         }

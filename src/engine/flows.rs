@@ -562,6 +562,20 @@ impl Engine {
         self.interactions.get(k as usize)?.as_ref()
     }
 
+    /// Give an agent a slot (load, exclusivity, census): `remove_slot`'s counterpart. The caller
+    /// reindexes.
+    pub(super) fn add_slot(&mut self, ak: AKey, slot: Slot) {
+        let c = slot.channel.index();
+        let exclusive = self.config.channels[c].exclusive;
+        let a = &mut self.agents[ak as usize];
+        a.slots.push(slot);
+        a.load[c] += 1;
+        if exclusive {
+            a.exclusive_held += 1;
+        }
+        self.census_touch(ak);
+    }
+
     /// Remove a slot from an agent (load, exclusivity, its timer). The caller reindexes.
     pub(super) fn remove_slot(&mut self, ak: AKey, slot_id: u64) -> Option<Slot> {
         let a = &mut self.agents[ak as usize];

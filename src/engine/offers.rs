@@ -110,29 +110,41 @@ impl Engine {
         }
         self.census_touch(ak);
         self.timers.cancel(expiry);
+        let agent_id = self.agents[ak as usize].id.clone();
+        let queue = self.queues[self.ix(ik).queue.unwrap_or(0) as usize]
+            .name
+            .clone();
+        self.fact(|| Fact::OfferEnded {
+            queue,
+            agent: agent_id.clone(),
+            result: OfferResult::Accepted,
+            at: now,
+        });
+        self.connect(ik, ak, Why::Accepted { agent: agent_id });
+        Ok(())
+    }
+
+    /// `ik` is connected to `ak` on the slot it now holds: its ladder and max wait stop, the
+    /// agent's missed offers reset and its accepted count rises, the history says `why`, the
+    /// agent's free-set entries follow, and the answer is counted with the wait since it entered
+    /// the queue (`Fact::Answered`). Shared by an accepted offer and an answer outside one.
+    fn connect(&mut self, ik: IKey, ak: AKey, why: Why) {
+        let now = self.now;
         let (a, b) = {
             let i = self.ix_mut(ik);
+            i.answered_by = Some(ak);
             (i.step_timer.take(), i.wait_timer.take())
         };
         self.timers.cancel(a);
         self.timers.cancel(b);
-        self.ix_mut(ik).answered_by = Some(ak);
-        let tier;
-        {
-            let q = self.ix(ik).queue.unwrap_or(0);
+        let q = self.ix(ik).queue.unwrap_or(0);
+        let (agent_id, tier) = {
             let a = &mut self.agents[ak as usize];
             a.consecutive_missed_offers = 0;
             a.accepted_since_login += 1;
-            tier = a.tier_in(q);
-        }
-        let agent_id = self.agents[ak as usize].id.clone();
-        self.transition(
-            ik,
-            InteractionState::Connected,
-            Why::Accepted {
-                agent: agent_id.clone(),
-            },
-        );
+            (a.id.clone(), a.tier_in(q))
+        };
+        self.transition(ik, InteractionState::Connected, why);
         self.reindex_agent(ak);
         let i = self.ix(ik);
         let (interaction, channel, wait_ms) = (
@@ -140,13 +152,7 @@ impl Engine {
             i.channel,
             now.saturating_sub(i.entered_queue_at),
         );
-        let queue = self.queues[i.queue.unwrap_or(0) as usize].name.clone();
-        self.fact(|| Fact::OfferEnded {
-            queue: queue.clone(),
-            agent: agent_id.clone(),
-            result: OfferResult::Accepted,
-            at: now,
-        });
+        let queue = self.queues[q as usize].name.clone();
         self.fact(|| Fact::Answered {
             interaction,
             queue,
@@ -156,7 +162,6 @@ impl Engine {
             wait_ms,
             at: now,
         });
-        Ok(())
     }
 
     /// `interaction.answered`: `agent` answered the interaction outside a pending offer of it
@@ -236,11 +241,9 @@ impl Engine {
         let slot_id = self.next_slot;
         self.next_slot += 1;
         let q = self.ix(ik).queue.unwrap_or(0);
-        let exclusive = self.config.channels[channel.index()].exclusive;
-        let tier;
-        {
-            let a = &mut self.agents[ak as usize];
-            a.slots.push(Slot {
+        self.add_slot(
+            ak,
+            Slot {
                 id: slot_id,
                 channel,
                 phase: SlotPhase::Connected,
@@ -251,50 +254,20 @@ impl Engine {
                 connected_at: Some(now),
                 until: None,
                 timer: None,
-            });
-            a.load[channel.index()] += 1;
-            if exclusive {
-                a.exclusive_held += 1;
-            }
-            a.consecutive_missed_offers = 0;
-            a.accepted_since_login += 1;
-            tier = a.tier_in(q);
-        }
-        self.census_touch(ak);
-        let (a, b) = {
+            },
+        );
+        {
             let i = self.ix_mut(ik);
             i.agent = Some(ak);
             i.slot = Some(slot_id);
             i.offer = None;
             i.overflow_due = false;
-            i.answered_by = Some(ak);
-            (i.step_timer.take(), i.wait_timer.take())
-        };
-        self.timers.cancel(a);
-        self.timers.cancel(b);
+        }
         let agent_id = self.agents[ak as usize].id.clone();
-        self.transition(
-            ik,
-            InteractionState::Connected,
-            Why::AnsweredOutsideOffer {
-                agent: agent_id.clone(),
-            },
-        );
-        self.reindex_agent(ak);
-        let wait_ms = now.saturating_sub(self.ix(ik).entered_queue_at);
-        self.fact(|| Fact::Answered {
-            interaction,
-            queue,
-            channel,
-            agent: agent_id,
-            tier,
-            wait_ms,
-            at: now,
-        });
-        // What rang the answering agent goes back to its place and to other agents; the agent
-        // whose phone rang for this call is free of it at once, and takes other work.
-        // The agent freed of this call is free for them too (it is indexed first).
-        if let Some(other) = ringing {
+        self.connect(ik, ak, Why::AnsweredOutsideOffer { agent: agent_id });
+        // What rang the answering agent goes back to its place and to other agents, the agent
+        // freed of this call among them (indexed first); then that agent takes other work.
+        if let (Some(other), false) = (ringing, returned.is_empty()) {
             self.reindex_agent(other);
         }
         self.place_returned(returned);
