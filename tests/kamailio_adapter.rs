@@ -90,6 +90,25 @@ impl Harness {
         self.post("/v1/adapters/kamailio/report", body).await
     }
 
+    /// Call `call_id` rings a1, a1 is forced offline while it rings (the offer is revoked) and
+    /// a2 logs in and is rung instead: a1's `/route` answer and a2's ringing slot.
+    async fn revoked_from_a1_ringing_a2(&self, call_id: &str) -> (Value, Value) {
+        self.login("a1").await;
+        let (_, first) = self.route(call(call_id)).await;
+        assert_eq!(first["agent"], "a1", "{first}");
+        let (status, body) = self
+            .post(
+                "/v1/events",
+                json!({"id": "logout-a1", "type": "agent.logout", "agent": "a1"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.login("a2").await;
+        let ringing = self.get("/v1/agents/a2").await["interactions"][0].clone();
+        assert_eq!(ringing["interaction"], call_id, "{ringing}");
+        (first, ringing)
+    }
+
     async fn login(&self, agent: &str) {
         let (status, body) = self
             .post(
@@ -513,20 +532,7 @@ async fn the_reports_of_an_agent_with_a_long_id_are_taken() {
 #[tokio::test]
 async fn an_answer_after_the_offer_was_revoked_connects_the_call_to_that_agent() {
     let h = Harness::start().await;
-    h.login("a1").await;
-    let (_, first) = h.route(call("revoked@pbx")).await;
-    assert_eq!(first["agent"], "a1", "{first}");
-    // a1 is forced offline while its phone rings: the offer is revoked, a2 gets the call.
-    let (status, body) = h
-        .post(
-            "/v1/events",
-            json!({"id": "logout-a1", "type": "agent.logout", "agent": "a1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    h.login("a2").await;
-    let ringing = h.get("/v1/agents/a2").await["interactions"][0].clone();
-    assert_eq!(ringing["interaction"], "revoked@pbx", "{ringing}");
+    let (first, ringing) = h.revoked_from_a1_ringing_a2("revoked@pbx").await;
     // a1's phone answers anyway: the caller talks to a1.
     let accept = json!({"call_id": "revoked@pbx", "event": "accepted", "agent": "a1",
                         "offer": first["offer"], "sip_status": 200});
@@ -603,17 +609,7 @@ async fn an_answer_after_the_offer_was_revoked_connects_the_call_to_that_agent()
 #[tokio::test]
 async fn a_late_answer_the_agent_has_no_room_for_takes_the_call_out_of_tierline() {
     let h = Harness::start().await;
-    h.login("a1").await;
-    let (_, first) = h.route(call("ghost@pbx")).await;
-    assert_eq!(first["agent"], "a1", "{first}");
-    let (status, body) = h
-        .post(
-            "/v1/events",
-            json!({"id": "logout-a1", "type": "agent.logout", "agent": "a1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    h.login("a2").await;
+    let (first, _) = h.revoked_from_a1_ringing_a2("ghost@pbx").await;
     // a1 comes back and takes another call before its old phone's 200 is reported.
     h.post(
         "/v1/events",

@@ -18,18 +18,20 @@ use crate::metrics::Metrics;
 pub struct FeedReaders {
     permits: Arc<Semaphore>,
     max: usize,
-    metrics: Metrics,
+    /// `tierline_feed_readers`, registered once (a place is taken and given back per reader).
+    taken: metrics::Gauge,
 }
 
 impl FeedReaders {
     pub fn new(max: usize, metrics: Metrics) -> Arc<FeedReaders> {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         metrics.feed_readers_max(max);
-        metrics.feed_readers(0);
+        let taken = metrics.feed_readers();
+        taken.set(0.0);
         Arc::new(FeedReaders {
             permits: Arc::new(Semaphore::new(max)),
             max,
-            metrics,
+            taken,
         })
     }
 
@@ -58,7 +60,7 @@ impl FeedReaders {
 
     fn publish(&self) {
         let taken = self.max.saturating_sub(self.permits.available_permits());
-        self.metrics.feed_readers(taken);
+        self.taken.set(taken as f64);
     }
 }
 

@@ -417,9 +417,9 @@ impl Metrics {
     }
 
     /// `tierline_feed_readers`: the feed readers holding a place now (waiting long-polls, open
-    /// SSE streams).
-    pub fn feed_readers(&self, now: usize) {
-        self.gauge(catalog::FEED_READERS, &[]).set(now as f64);
+    /// SSE streams); the handle, kept by `api::readers` and set as places are taken.
+    pub fn feed_readers(&self) -> Gauge {
+        self.gauge(catalog::FEED_READERS, &[])
     }
 
     /// `tierline_feed_readers_max`: the feed reader limit in force.
