@@ -162,7 +162,7 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready = config loaded, engine task answering, not shutting down.
+/// Ready = config loaded, engine task answering, journal writable, not shutting down.
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if app.shutdown.is_triggered() {
         return Err(ApiError::unavailable(
@@ -172,10 +172,25 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
     }
     match app
         .engine
-        .read_core(|v| (v.core.config().routing.queues.len(), v.core.next_seq()))
+        .read_core(|v| {
+            (
+                v.core.config().routing.queues.len(),
+                v.core.next_seq(),
+                v.journal_failure.map(str::to_string),
+            )
+        })
         .await
     {
-        Ok((queues, next_seq)) => Ok(Json(serde_json::json!({
+        // Every event would be refused 503 `journal_unavailable`: not ready, and say why.
+        Ok((_, _, Some(failure))) => Err(ApiError::unavailable(
+            "journal_unavailable",
+            format!(
+                "the journal cannot be written ({failure}); every event is refused until an \
+                 append succeeds (retried every {} ms while timers are due, and with each event)",
+                crate::daemon::task::JOURNAL_RETRY_MS
+            ),
+        )),
+        Ok((queues, next_seq, None)) => Ok(Json(serde_json::json!({
             "status": "ready",
             "queues": queues,
             "next_seq": next_seq,

@@ -166,6 +166,10 @@ pub struct ReadView<'a> {
     /// Series, KPI windows and figures since start, up to date with every fact before this read.
     pub telemetry: &'a Telemetry,
     pub now: Millis,
+    /// Why the journal's last append failed, while it is failing: set by a failed append,
+    /// cleared by the next one that succeeds (reads alone do not clear it). `/readyz` answers
+    /// 503 `journal_unavailable` meanwhile, since every event would be.
+    pub journal_failure: Option<&'a str>,
 }
 
 /// A read: runs on the engine task against the state at its place in the command order and
@@ -355,6 +359,8 @@ pub struct EngineTask {
     telemetry: Telemetry,
     /// After a failed journal append: no timer work before this engine time.
     journal_retry_at: Option<Millis>,
+    /// The last append's error while appends fail (see `ReadView::journal_failure`).
+    journal_failure: Option<String>,
     /// Applied batches whose effects wait for durability, oldest first.
     held: VecDeque<Held>,
     /// At most this many batches held (`MAX_IN_FLIGHT`).
@@ -389,6 +395,7 @@ impl EngineTask {
             observer,
             telemetry,
             journal_retry_at: None,
+            journal_failure: None,
             held: VecDeque::new(),
             max_in_flight: MAX_IN_FLIGHT,
         };
@@ -593,9 +600,14 @@ impl EngineTask {
         drop(journal);
         if let Err(e) = &journaled {
             tracing::error!(error = %e, inputs = journal_len, "journal append failed; nothing of the batch applied");
+            self.metrics().journal_append_failed();
             self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
+            self.journal_failure = Some(e.0.clone());
         } else {
             self.journal_retry_at = None;
+            if journal_len > 0 {
+                self.journal_failure = None;
+            }
         }
         let mut replies = Vec::new();
         let mut reads: Vec<Release> = Vec::new();
@@ -637,12 +649,14 @@ impl EngineTask {
                         core: &self.core,
                         telemetry: &self.telemetry,
                         now,
+                        journal_failure: self.journal_failure.as_deref(),
                     }));
                 }
                 Command::ReadCore(f) => reads.push(f(&ReadView {
                     core: &self.core,
                     telemetry: &self.telemetry,
                     now,
+                    journal_failure: self.journal_failure.as_deref(),
                 })),
             }
         }
@@ -1074,8 +1088,16 @@ mod tests {
         // The offer expires at +15 s; its Advance cannot be journaled, so it does not fire…
         tokio::time::advance(Duration::from_millis(15_000)).await;
         tokio::task::yield_now().await;
-        let next = handle.read(|v| v.core.next_seq()).await.unwrap();
+        let (next, failure) = handle
+            .read(|v| (v.core.next_seq(), v.journal_failure.map(str::to_string)))
+            .await
+            .unwrap();
         assert_eq!(next, 2, "the expiry must not apply unjournaled");
+        assert_eq!(
+            failure.as_deref(),
+            Some("disk full"),
+            "reads see the failure"
+        );
         // …and is retried after the back-off, not in a busy loop.
         let tries = journal.attempts.lock().unwrap().len();
         assert!(tries <= 3, "{tries} attempts without time passing");
@@ -1091,6 +1113,11 @@ mod tests {
         let revoked: crate::engine::Decision =
             serde_json::from_str(&page.decisions[0].json).unwrap();
         assert_eq!(revoked.at, T0 + 15_000, "it fires at its own deadline");
+        let failure = handle
+            .read(|v| v.journal_failure.map(str::to_string))
+            .await
+            .unwrap();
+        assert_eq!(failure, None, "a successful append clears it");
     }
 
     /// The `tierline_queue_waiting` sample for `support`/`voice` in a rendered page.

@@ -50,6 +50,7 @@ pub const HANDLE: &str = "tierline_handle_seconds";
 pub const DECISION: &str = "tierline_decision_seconds";
 pub const TIMER_LATENESS: &str = "tierline_timer_lateness_seconds";
 pub const JOURNAL_SYNC: &str = "tierline_journal_sync_seconds";
+pub const JOURNAL_APPEND_FAILURES: &str = "tierline_journal_append_failures_total";
 pub const HTTP_REQUESTS: &str = "tierline_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "tierline_http_request_seconds";
 pub const EVENT_QUEUE_DEPTH: &str = "tierline_event_queue_depth";
@@ -169,6 +170,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         JOURNAL_SYNC,
         "How long one fdatasync of the journal took on the sync thread (sync = batch).",
+    ),
+    (
+        JOURNAL_APPEND_FAILURES,
+        "Batches of inputs (events, due timers) the journal could not write, so none of them was applied; /readyz is 503 journal_unavailable until an append succeeds.",
     ),
     (
         HTTP_REQUESTS,

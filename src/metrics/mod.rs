@@ -278,6 +278,10 @@ impl Metrics {
                 .counter(catalog::CONFIG_RELOADS, &[("result", result)])
                 .increment(0);
         }
+        // At 0 from the start, so an alert on `increase()` sees the first failure.
+        metrics
+            .counter(catalog::JOURNAL_APPEND_FAILURES, &[])
+            .increment(0);
         metrics
     }
 
@@ -473,7 +477,12 @@ impl Metrics {
             .set(unix_seconds.map_or(f64::NAN, |t| t as f64));
     }
 
-    /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
+    /// `tierline_journal_append_failures_total`: one batch the journal could not write.
+    pub fn journal_append_failed(&self) {
+        self.counter(catalog::JOURNAL_APPEND_FAILURES, &[])
+            .increment(1);
+    }
+
     /// `tierline_events_refused_total{code}`: `n` events of `POST /v1/events` refused, by their
     /// error code (the engine's, the engine task's, or an event's own fields).
     pub fn events_refused(&self, code: &str, n: u64) {
@@ -481,6 +490,7 @@ impl Metrics {
             .increment(n);
     }
 
+    /// `tierline_config_reloads_total{result}`: `ok` or `rejected`.
     pub fn config_reload(&self, applied: bool) {
         let result = if applied { "ok" } else { "rejected" };
         self.counter(catalog::CONFIG_RELOADS, &[("result", result)])
