@@ -150,7 +150,11 @@ fn check_config(path: &std::path::Path, secrets: bool) -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            match tierline::write_stdout(&tierline::config::summary::render(&config.routing)) {
+            let mut summary = tierline::config::summary::render(&config.routing);
+            for note in config.daemon.notes() {
+                summary.push_str(&format!("note: {note}\n"));
+            }
+            match tierline::write_stdout(&summary) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(code) => code,
             }

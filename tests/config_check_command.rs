@@ -76,6 +76,41 @@ fn settings_without_effect_pass_with_a_note_each() {
     assert!(stdout.starts_with("support: "), "{stdout}");
 }
 
+/// Daemon settings that work against the daemon: readers allowed every connection, a decision
+/// log smaller than one batch can fill, a journal that never syncs. Noted after the routing
+/// notes; the defaults have none.
+#[test]
+fn daemon_settings_that_work_against_the_daemon_pass_with_a_note_each() {
+    let queue = "[[queue]]\nid = \"support\"\n";
+    let (notes, stdout) = notes_of(queue);
+    assert!(notes.is_empty(), "{stdout}");
+    let (notes, stdout) = notes_of(&format!(
+        "[server]\nmax_connections = 100\nmax_feed_readers = 100\ndecision_log = 5000\n\n\
+         [journal]\nsync = \"none\"\n\n{queue}"
+    ));
+    assert_eq!(
+        notes,
+        [
+            "note: server.max_feed_readers = 100 is not below server.max_connections = 100: \
+             waiting long-polls and SSE streams, which hold their connection, can take every \
+             connection, and events and health probes then wait for one to close (0 = half of \
+             max_connections)",
+            "note: server.decision_log = 5000 is below the 10000 events one request may carry: \
+             a single batch can decide more than the log keeps, and a reader that was caught up \
+             then gets 410 decisions_gone for the rest",
+            "note: journal.sync = \"none\": answers are given before anything reaches the disk, \
+             so a crash or power loss loses events that were acknowledged (for tests and \
+             simulations)",
+        ],
+        "{stdout}"
+    );
+    // One fewer reader than connections is fine.
+    let (notes, stdout) = notes_of(&format!(
+        "[server]\nmax_connections = 100\nmax_feed_readers = 99\n\n{queue}"
+    ));
+    assert!(notes.is_empty(), "{stdout}");
+}
+
 /// Parts of a valid config nothing can ever use: a step after the queue's own overflow, a last
 /// step's `skip_if_no_agents`, a schedule never open, rules after one that matches everything.
 #[test]

@@ -241,6 +241,49 @@ pub struct DaemonConfig {
     pub overrides: CommandLine,
 }
 
+impl DaemonConfig {
+    /// Daemon settings that are legal but work against the daemon, named by their path in
+    /// the file: `check-config` prints them after the routing notes. `serve` logs
+    /// `server_notes` at start (journal recovery warns about `sync = "none"` itself).
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = self.server_notes();
+        if self.journal.sync == SyncMode::None {
+            notes.push(
+                "journal.sync = \"none\": answers are given before anything reaches the disk, so a \
+                 crash or power loss loses events that were acknowledged (for tests and \
+                 simulations)"
+                    .to_string(),
+            );
+        }
+        notes
+    }
+
+    /// The `[server]` part of `notes`.
+    pub fn server_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let server = &self.server;
+        if server.max_feed_readers >= server.max_connections {
+            notes.push(format!(
+                "server.max_feed_readers = {} is not below server.max_connections = {}: waiting \
+                 long-polls and SSE streams, which hold their connection, can take every \
+                 connection, and events and health probes then wait for one to close (0 = half \
+                 of max_connections)",
+                server.max_feed_readers, server.max_connections
+            ));
+        }
+        let batch = crate::api::events::MAX_BATCH_EVENTS;
+        if server.decision_log < batch {
+            notes.push(format!(
+                "server.decision_log = {} is below the {batch} events one request may carry: a \
+                 single batch can decide more than the log keeps, and a reader that was caught \
+                 up then gets 410 decisions_gone for the rest",
+                server.decision_log
+            ));
+        }
+        notes
+    }
+}
+
 /// Settings given on the command line instead of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommandLine {

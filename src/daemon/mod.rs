@@ -296,6 +296,9 @@ impl Daemon {
             |p| p.display().to_string(),
         );
         reload::log_notes(&config.routing, &startup_origin);
+        for note in config.daemon.server_notes() {
+            tracing::warn!(origin = %startup_origin, "{note}");
+        }
         let (core, sink, startup_reconfigure) = match journal_dir {
             None => (
                 Core::with_decision_log(config, now, decision_log),
