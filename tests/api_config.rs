@@ -367,6 +367,39 @@ async fn a_config_map_style_symlink_swap_is_reloaded_by_the_watch() {
     t.stop().await;
 }
 
+/// A config that is not blank but has no `[[queue]]` (a deploy tool's header comment written
+/// first, a `[routing]` section alone) would remove every queue: a live change refuses it
+/// (validate, preview and PUT alike), naming why and what to do, and nothing changes.
+#[tokio::test]
+async fn a_live_change_to_a_config_with_no_queues_is_refused() {
+    let t = start(BASE).await;
+    for body in [
+        "# config being rewritten by a deploy tool\n",
+        "[routing]\nseed = 1\n",
+    ] {
+        for (what, (status, answer)) in [
+            ("validate", validate_config(&t, body).await),
+            ("preview", preview_config(&t, body).await),
+            ("PUT", put_config(&t, body).await),
+        ] {
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{what} {body:?} → {answer}"
+            );
+            let text = answer.to_string();
+            assert!(
+                text.contains("the new config has no [[queue]]: it would remove all 2 queue(s)"),
+                "{what} {body:?} → {answer}"
+            );
+        }
+    }
+    let (_, queues) = t.get("/v1/queues").await;
+    assert_eq!(queues["queues"].as_array().unwrap().len(), 2, "{queues}");
+    assert_eq!(get_config(&t).await, BASE, "the config in force changed");
+    t.stop().await;
+}
+
 /// A body that is nothing but a UTF-8 byte order mark (what Notepad saves for an "empty" file)
 /// is as empty as an empty body: refused with `empty_config`, not applied as a config with no
 /// queues that removes every queue and roster agent.

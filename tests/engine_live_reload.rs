@@ -590,3 +590,57 @@ fn a_new_seed_applied_live_reseeds_the_random_strategy_from_then_on() {
     );
     consistent(&changed);
 }
+
+/// A queue removed together with the queue it drains to: refused, saying how to do it (one change
+/// at a time, or another drain target), and nothing changes.
+#[test]
+fn removing_a_queue_and_its_drain_target_at_once_is_refused_with_the_way_to_do_it() {
+    let mut qa = queue("qa", vec![step(0, &[1])]);
+    qa.drain_to = Some("qb".into());
+    let mut qb = queue("qb", vec![step(0, &[1])]);
+    qb.drain_to = Some("qc".into());
+    let qc = queue("qc", vec![step(0, &[1])]);
+    let mut d = Driver::new(config(vec![qa, qb.clone(), qc.clone()], vec![]));
+    d.at(secs(1), call("c1", "qa"));
+    let err = d
+        .engine
+        .reconfigure(secs(2), config(vec![qc.clone()], vec![]))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "queue `qa` is removed and drains to `qb`, which the new config does not have \
+             either, but 1 interaction(s) wait in it: remove them one change at a time (first \
+             `qa`, whose interactions move to `qb`, then `qb`)"
+        ),
+        "{message}"
+    );
+    assert_eq!(d.interaction("c1").queue.as_deref(), Some("qa"));
+    // As it says: first qa, then qb.
+    d.reload(secs(3), config(vec![qb, qc.clone()], vec![]));
+    d.reload(secs(4), config(vec![qc], vec![]));
+    assert_eq!(d.interaction("c1").queue.as_deref(), Some("qc"));
+    consistent(&d);
+}
+
+/// A live change to a config with no queues is refused (it would remove them all); an engine
+/// that has none takes one.
+#[test]
+fn a_live_change_may_not_remove_every_queue() {
+    let mut d = Driver::new(config(vec![queue("q", vec![step(0, &[1])])], vec![]));
+    let err = d
+        .engine
+        .reconfigure(secs(1), config(vec![], vec![]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the new config has no [[queue]]: it would remove all 1 queue(s)"),
+        "{err}"
+    );
+    assert_eq!(d.engine.config().queues.len(), 1);
+    let mut empty = Driver::new(config(vec![], vec![]));
+    assert!(empty
+        .engine
+        .reconfigure(secs(1), config(vec![], vec![]))
+        .is_ok());
+}

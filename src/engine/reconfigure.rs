@@ -70,6 +70,21 @@ impl Engine {
     /// for, timers aside); changes nothing. O(live interactions).
     pub fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<StateProblem> {
         let mut problems = Vec::new();
+        // Every section has defaults, so a file caught half-written (a comment, a `[routing]`
+        // header) is a valid config with no queues: applied, it would remove every queue and
+        // reject every arrival. A live change must keep one (a start may have none).
+        let queues_now = self.queues.iter().filter(|q| !q.retired).count();
+        if config.queues.is_empty() && queues_now > 0 {
+            problems.push(StateProblem::new(
+                "queue",
+                format!(
+                    "the new config has no [[queue]]: it would remove all {queues_now} queue(s) \
+                     and every arrival would be rejected `no_route`. A config caught half-written \
+                     is likelier than that intent: send or write the whole file. A live change \
+                     must keep at least one queue; to stop routing, stop the daemon"
+                ),
+            ));
+        }
         // Each queue with its place in the new config, for the field a problem names.
         let new_ids: BTreeMap<&str, (usize, &crate::config::QueueConfig)> = config
             .queues
@@ -116,9 +131,13 @@ impl Engine {
                             problems.push(StateProblem::new(
                                 "queue",
                                 format!(
-                                    "queue `{}` drains to `{d}`, which the new config does not \
-                                     have",
-                                    queue.cfg().id
+                                    "queue `{id}` is removed and drains to `{d}`, which the new \
+                                     config does not have either, but {total} interaction(s) \
+                                     wait in it: remove them one change at a time (first \
+                                     `{id}`, whose interactions move to `{d}`, then `{d}`), or \
+                                     first point `{id}`'s drain_to at a queue the new config \
+                                     keeps",
+                                    id = queue.cfg().id
                                 ),
                             ));
                             None
