@@ -181,6 +181,59 @@ fn skip_if_no_agents_moves_on_when_no_l1_is_logged_in() {
     assert_eq!(d.interaction("c1").step, Some(1));
 }
 
+/// An L1 who signs off during a call keeps it (and its wrap-up) and counts as busy, then
+/// wrap-up, in the queue's census until they end, as one on a break does; but it is not logged
+/// in, so a step of L1s with `skip_if_no_agents` is passed over for the next caller.
+#[test]
+fn an_agent_signed_off_during_a_call_is_busy_until_it_ends_but_not_logged_in() {
+    let mut ladder = vec![step(0, &[1]), step(30, &[2])];
+    ladder[0].skip_if_no_agents = true;
+    let mut support = queue("support", ladder);
+    support.wrap_up_ms = secs(10);
+    let mut d = Driver::new(config(
+        vec![support],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(secs(1), call("c1", "support"));
+    d.at(secs(2), accept("c1", "l1"));
+    d.at(secs(3), logout("l1"));
+    let l1 = d.agent("l1");
+    assert_eq!(
+        (l1.status, l1.activity),
+        (AgentStatus::Offline, Activity::Busy)
+    );
+    let busy = |d: &Driver, activity| {
+        d.engine
+            .queue_load("support")
+            .map(|l| l.agents.count(1, activity))
+    };
+    assert_eq!(busy(&d, Activity::Busy), Some(1));
+    assert_eq!(busy(&d, Activity::Offline), Some(0));
+    d.at(secs(4), login("l2"));
+    let ds = d.at(secs(5), call("c2", "support"));
+    assert_eq!(
+        steps_reached(&ds),
+        vec![("c2".into(), 1, secs(5))],
+        "no L1 is logged in"
+    );
+    assert_eq!(offered_to(&ds, "c2").as_deref(), Some("l2"));
+    d.at(secs(6), end("c1"));
+    assert_eq!(d.agent("l1").activity, Activity::WrapUp);
+    assert_eq!(busy(&d, Activity::WrapUp), Some(1));
+    d.advance(secs(16));
+    let l1 = d.agent("l1");
+    assert_eq!(
+        (l1.status, l1.activity),
+        (AgentStatus::Offline, Activity::Offline)
+    );
+    assert_eq!(busy(&d, Activity::Offline), Some(1));
+    d.engine.check_consistency().unwrap();
+}
+
 #[test]
 fn skip_if_no_agents_waits_for_a_logged_in_l1_who_is_not_ready() {
     let mut ladder = vec![step(0, &[1]), step(30, &[2])];

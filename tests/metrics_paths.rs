@@ -889,3 +889,57 @@ fn unrouted_series_exist_at_zero_from_the_start() {
         }
     }
 }
+
+/// An agent who signs off during a call keeps it: its time is busy, then wrap-up, until they
+/// end, and only then offline, in its stats, the wallboard's headcount and the centre's agent
+/// seconds alike (occupancy counts the handling).
+#[test]
+fn an_agent_signed_off_during_a_call_is_busy_then_wrap_up_until_they_end() {
+    let mut cfg = desk();
+    cfg.queues[0].wrap_up_ms = 2 * S;
+    let mut rig = Rig::new(cfg);
+    rig.at(0, login("a"));
+    rig.at(0, arrive("c1", Some("q")));
+    rig.at(S, accept("c1", "a"));
+    rig.at(3 * S, Event::AgentLogout { agent: "a".into() });
+    let agents = |rig: &Rig, now, state| {
+        sample(
+            &rig.text(now),
+            "tierline_agents",
+            &[("queue", "q"), ("tier", "1"), ("state", state)],
+        )
+    };
+    assert_eq!(agents(&rig, 5 * S, "busy"), 1.0);
+    assert_eq!(agents(&rig, 5 * S, "offline"), 0.0);
+    rig.at(
+        7 * S,
+        Event::InteractionEnded {
+            interaction: "c1".into(),
+            resolved: Some(true),
+        },
+    );
+    assert_eq!(agents(&rig, 8 * S, "wrap_up"), 1.0);
+    rig.tick(10 * S);
+    assert_eq!(agents(&rig, 10 * S, "offline"), 1.0);
+    let s = rig.telemetry.agent_stats("a", 0, 12 * S).unwrap();
+    let secs = |state: &str| s.activity_s.get(state).copied().unwrap_or(0.0);
+    assert_eq!(
+        (
+            secs("offered"),
+            secs("busy"),
+            secs("wrap_up"),
+            secs("offline")
+        ),
+        (1.0, 6.0, 2.0, 3.0),
+        "{:?}",
+        s.activity_s
+    );
+    let centre = |state: &str| {
+        sample(
+            &rig.text(12 * S),
+            "tierline_centre_agent_state_seconds_total",
+            &[("state", state)],
+        )
+    };
+    assert_eq!((centre("busy"), centre("wrap_up")), (6.0, 2.0));
+}

@@ -26,8 +26,9 @@ use crate::engine::Engine;
 /// L1/L2/L3 ladder needs no more.
 pub const INLINE_TIERS: usize = 3;
 
-/// Agents of one queue by tier and activity (indexed like `Activity::ALL`), sorted by tier.
-/// Tiers with no agent are absent.
+/// Agents of one queue by tier and activity (indexed like `Activity::ALL`), sorted by tier,
+/// and per tier how many of them are signed off while still handling (`Counted::signed_off`:
+/// counted under their call's activity, not logged in). Tiers with no agent are absent.
 ///
 /// It lives in the queue record's first lines (see `QueueRt`): every change of an agent's
 /// activity updates the census of each queue it serves, so at scale a separate node per queue
@@ -35,32 +36,55 @@ pub const INLINE_TIERS: usize = 3;
 /// entries and a sorted list stays cheap to update.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
-    by_tier: SmallVec<[(Tier, [u32; 6]); INLINE_TIERS]>,
+    by_tier: SmallVec<[(Tier, [u32; 6], u32); INLINE_TIERS]>,
+}
+
+/// What an agent is counted under: its activity, and whether it is signed off (status
+/// `offline`) while still handling a call or wrap-up it kept, which counts as busy or wrap-up
+/// but not as logged in (`skip_if_no_agents`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub activity: Activity,
+    pub signed_off: bool,
+}
+
+impl Counted {
+    pub fn of(a: &crate::engine::model::Agent) -> Counted {
+        let activity = activity_of(a);
+        Counted {
+            activity,
+            signed_off: activity != Activity::Offline
+                && a.status == crate::engine::decision::AgentStatus::Offline,
+        }
+    }
 }
 
 impl Census {
     /// Every tier with at least one agent, in tier order, with its counts per activity.
     pub fn tiers(&self) -> impl Iterator<Item = (Tier, &[u32; 6])> + '_ {
-        self.by_tier.iter().map(|(t, n)| (*t, n))
+        self.by_tier.iter().map(|(t, n, _)| (*t, n))
     }
 
     fn position(&self, tier: Tier) -> Result<usize, usize> {
-        self.by_tier.binary_search_by_key(&tier, |(t, _)| *t)
+        self.by_tier.binary_search_by_key(&tier, |(t, _, _)| *t)
     }
 
     fn get(&self, tier: Tier) -> Option<&[u32; 6]> {
         self.position(tier).ok().map(|at| &self.by_tier[at].1)
     }
 
-    /// Agents of `tier` that are logged in (in any activity but `Offline`).
+    /// Agents of `tier` that are logged in (status not offline: in any activity but
+    /// `Offline`, less those signed off while still handling).
     pub fn logged_in(&self, tier: Tier) -> u32 {
-        self.get(tier).map_or(0, |n| {
-            Activity::ALL
+        self.position(tier).map_or(0, |at| {
+            let (_, n, signed_off) = &self.by_tier[at];
+            let active: u32 = Activity::ALL
                 .iter()
                 .zip(n)
                 .filter(|(a, _)| **a != Activity::Offline)
                 .map(|(_, n)| *n)
-                .sum()
+                .sum();
+            active.saturating_sub(*signed_off)
         })
     }
 
@@ -73,7 +97,7 @@ impl Census {
     pub fn to_map(&self) -> BTreeMap<Tier, BTreeMap<Activity, usize>> {
         self.by_tier
             .iter()
-            .map(|(t, n)| {
+            .map(|(t, n, _)| {
                 let by_activity = Activity::ALL
                     .iter()
                     .zip(n)
@@ -85,41 +109,44 @@ impl Census {
             .collect()
     }
 
-    fn add(&mut self, tier: Tier, activity: Activity, delta: i32) {
+    fn add(&mut self, tier: Tier, counted: Counted, delta: i32) {
         let at = match self.position(tier) {
             Ok(at) => at,
             Err(at) => {
-                self.by_tier.insert(at, (tier, [0; 6]));
+                self.by_tier.insert(at, (tier, [0; 6], 0));
                 at
             }
         };
-        let counts = &mut self.by_tier[at].1;
-        let n = &mut counts[activity_index(activity)];
+        let (_, counts, signed_off) = &mut self.by_tier[at];
+        let n = &mut counts[activity_index(counted.activity)];
         *n = n.saturating_add_signed(delta);
-        if counts.iter().all(|n| *n == 0) {
+        if counted.signed_off {
+            *signed_off = signed_off.saturating_add_signed(delta);
+        }
+        if *signed_off == 0 && counts.iter().all(|n| *n == 0) {
             self.by_tier.remove(at);
         }
     }
 
-    /// One agent of `tier` moves from one activity to another: one lookup, and the tier's
-    /// total is unchanged, so its entry stays. (`add(-1)` then `add(+1)`, which each looked the
-    /// tier up and checked for an empty entry, was about a sixth of a freed agent's
-    /// instructions.)
-    fn shift(&mut self, tier: Tier, from: Activity, to: Activity) {
+    fn shift(&mut self, tier: Tier, from: Counted, to: Counted) {
         match self.position(tier) {
             Ok(at) => {
-                let counts = &mut self.by_tier[at].1;
-                let n = &mut counts[activity_index(from)];
+                let (_, counts, signed_off) = &mut self.by_tier[at];
+                let n = &mut counts[activity_index(from.activity)];
                 *n = n.saturating_sub(1);
-                counts[activity_index(to)] += 1;
+                counts[activity_index(to.activity)] += 1;
+                if from.signed_off {
+                    *signed_off = signed_off.saturating_sub(1);
+                }
+                if to.signed_off {
+                    *signed_off += 1;
+                }
             }
-            // Not counted under `from`: count it under `to` only, as the two `add`s would.
             Err(_) => self.add(tier, to, 1),
         }
     }
 }
 
-/// `a`'s place in `Activity::ALL` (the test `activity_index_follows_all` pins the two together).
 fn activity_index(a: Activity) -> usize {
     match a {
         Activity::Available => 0,
@@ -210,9 +237,9 @@ impl Engine {
 
     /// Count the agent into its queues under its current activity.
     pub(super) fn census_in(&mut self, ak: AKey) {
-        let activity = activity_of(&self.agents[ak as usize]);
-        self.agents[ak as usize].census_as = Some(activity);
-        self.census_move(ak, None, Some(activity));
+        let counted = Counted::of(&self.agents[ak as usize]);
+        self.agents[ak as usize].census_as = Some(counted);
+        self.census_move(ak, None, Some(counted));
     }
 
     /// Count the agent out of its queues (before its tiers change).
@@ -229,20 +256,20 @@ impl Engine {
         let Some(counted) = a.census_as else {
             return;
         };
-        let now = activity_of(a);
+        let now = Counted::of(a);
         if now != counted {
             self.agents[ak as usize].census_as = Some(now);
             self.census_move(ak, Some(counted), Some(now));
         }
     }
 
-    fn census_move(&mut self, ak: AKey, from: Option<Activity>, to: Option<Activity>) {
+    fn census_move(&mut self, ak: AKey, from: Option<Counted>, to: Option<Counted>) {
         if let Some(from) = from {
-            let n = &mut self.centre[activity_index(from)];
+            let n = &mut self.centre[activity_index(from.activity)];
             *n = n.saturating_sub(1);
         }
         if let Some(to) = to {
-            self.centre[activity_index(to)] += 1;
+            self.centre[activity_index(to.activity)] += 1;
         }
         for i in 0..self.agents[ak as usize].tiers.len() {
             let (q, tier) = self.agents[ak as usize].tiers[i];
@@ -262,16 +289,16 @@ impl Engine {
         let mut recount = vec![Census::default(); self.queues.len()];
         let mut centre = [0u32; 6];
         for a in &self.agents {
-            let activity = activity_of(a);
-            centre[activity_index(activity)] += 1;
-            if a.census_as != Some(activity) {
+            let counted = Counted::of(a);
+            centre[activity_index(counted.activity)] += 1;
+            if a.census_as != Some(counted) {
                 return Err(format!(
-                    "agent {} is {activity:?} but counted as {:?}",
+                    "agent {} is {counted:?} but counted as {:?}",
                     a.id, a.census_as
                 ));
             }
             for &(q, tier) in &a.tiers {
-                recount[q as usize].add(tier, activity, 1);
+                recount[q as usize].add(tier, counted, 1);
             }
         }
         for (queue, expected) in self.queues.iter().zip(recount) {
@@ -312,20 +339,38 @@ mod tests {
         }
     }
 
+    /// Every way an agent can be counted: each activity, signed off or not (an offline one
+    /// never is: it is not handling anything).
+    fn all_counted() -> Vec<Counted> {
+        Activity::ALL
+            .iter()
+            .flat_map(|&activity| {
+                [false, true]
+                    .into_iter()
+                    .filter(move |s| !(*s && activity == Activity::Offline))
+                    .map(move |signed_off| Counted {
+                        activity,
+                        signed_off,
+                    })
+            })
+            .collect()
+    }
+
     /// `shift` leaves the census exactly as `add(from, -1)` then `add(to, +1)` would, whether
     /// or not the agent was counted under `from` and whatever the tier's entry held.
     #[test]
     fn a_shift_equals_a_removal_then_an_addition() {
         let tiers: [Tier; 3] = [1, 2, 3];
+        let all = all_counted();
         let mut seeds = Vec::new();
         // Censuses with 0–2 agents per (tier, activity) on a few patterns.
         for pattern in 0u32..64 {
             let mut c = Census::default();
             for (k, tier) in tiers.iter().enumerate() {
-                for (i, a) in Activity::ALL.iter().enumerate() {
+                for (i, counted) in all.iter().enumerate() {
                     let n = (pattern >> ((k + i) % 6)) & 1;
                     for _ in 0..n {
-                        c.add(*tier, *a, 1);
+                        c.add(*tier, *counted, 1);
                     }
                 }
             }
@@ -334,8 +379,8 @@ mod tests {
         seeds.push(Census::default());
         for seed in &seeds {
             for tier in [1, 2, 3, 4] {
-                for from in Activity::ALL {
-                    for to in Activity::ALL {
+                for &from in &all {
+                    for &to in &all {
                         let mut expected = seed.clone();
                         expected.add(tier, from, -1);
                         expected.add(tier, to, 1);
@@ -346,5 +391,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An agent signed off during a call it kept counts as busy but not as logged in.
+    #[test]
+    fn a_signed_off_agent_still_handling_is_not_logged_in() {
+        let mut c = Census::default();
+        let busy = |signed_off| Counted {
+            activity: Activity::Busy,
+            signed_off,
+        };
+        c.add(1, busy(false), 1);
+        c.add(1, busy(true), 1);
+        assert_eq!((c.count(1, Activity::Busy), c.logged_in(1)), (2, 1));
+        c.shift(1, busy(false), busy(true));
+        assert_eq!((c.count(1, Activity::Busy), c.logged_in(1)), (2, 0));
+        let offline = Counted {
+            activity: Activity::Offline,
+            signed_off: false,
+        };
+        c.shift(1, busy(true), offline);
+        assert_eq!((c.count(1, Activity::Busy), c.logged_in(1)), (1, 0));
     }
 }

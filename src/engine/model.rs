@@ -14,7 +14,7 @@ use crate::engine::census::Census;
 use crate::engine::decision::AgentStatus;
 use crate::engine::runs::{Runs, RunsIter};
 use crate::engine::timers::{AKey, IKey, TimerKey};
-use crate::engine::view::{Activity, InteractionState, SlotPhase, Transition};
+use crate::engine::view::{InteractionState, SlotPhase, Transition};
 
 /// Index of a queue in the current config's queue table.
 pub type QKey = u32;
@@ -110,7 +110,7 @@ pub struct Agent {
     pub status: AgentStatus,
     /// The activity the agent is counted under in its queues' census (`None`: not counted).
     /// Derived.
-    pub census_as: Option<Activity>,
+    pub census_as: Option<crate::engine::census::Counted>,
     pub idle_since: Millis,
     pub backoff_until: Option<Millis>,
     pub slots: Vec<Slot>,
@@ -1342,7 +1342,10 @@ mod agent_wire_tests {
             roster_fields: [22, 23, 24, 25],
             free_entries: vec![(3, Channel::Voice, 1)],
             indexed_as: KeyState::default(),
-            census_as: Some(Activity::Busy),
+            census_as: Some(crate::engine::census::Counted {
+                activity: crate::engine::view::Activity::Busy,
+                signed_off: false,
+            }),
         }
     }
 

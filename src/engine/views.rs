@@ -13,10 +13,10 @@ use crate::engine::view::{
 };
 use crate::engine::Engine;
 
+/// What the agent is doing: handling (busy, ringing, wrap-up) before its status, so an agent
+/// who signs off during a call it keeps (going offline keeps connected and wrap-up slots, which
+/// finish normally) counts as busy, then wrap-up, until they end, as one on a break does.
 pub(super) fn activity_of(a: &Agent) -> Activity {
-    if a.status == AgentStatus::Offline {
-        return Activity::Offline;
-    }
     let has = |p: SlotPhase| a.slots.iter().any(|s| s.phase == p);
     if has(SlotPhase::Connected) {
         Activity::Busy
@@ -24,10 +24,12 @@ pub(super) fn activity_of(a: &Agent) -> Activity {
         Activity::Offered
     } else if has(SlotPhase::WrapUp) {
         Activity::WrapUp
-    } else if a.status == AgentStatus::NotReady {
-        Activity::NotReady
     } else {
-        Activity::Available
+        match a.status {
+            AgentStatus::Offline => Activity::Offline,
+            AgentStatus::NotReady => Activity::NotReady,
+            AgentStatus::Available => Activity::Available,
+        }
     }
 }
 

@@ -729,13 +729,13 @@ impl Telemetry {
 impl AgentTrack {
     /// The state the agent is in according to the facts seen so far.
     fn activity(&self) -> Activity {
-        // The engine's precedence (`AgentView::activity`): offline wins, then busy, offered,
-        // wrap-up, and the status.
+        // The engine's precedence (`AgentView::activity`): busy, offered, wrap-up, then the
+        // status (an agent signed off during a call it kept is busy until it ends).
         match self.status {
-            AgentStatus::Offline => Activity::Offline,
             _ if self.connected > 0 => Activity::Busy,
             _ if self.offered > 0 => Activity::Offered,
             _ if self.wrap_up > 0 => Activity::WrapUp,
+            AgentStatus::Offline => Activity::Offline,
             AgentStatus::NotReady => Activity::NotReady,
             AgentStatus::Available => Activity::Available,
         }
