@@ -6,6 +6,8 @@
 
 #[path = "api_common/mod.rs"]
 mod api_common;
+#[path = "metrics_support/mod.rs"]
+mod metrics_support;
 
 use api_common::TestDaemon;
 use reqwest::StatusCode;
@@ -258,4 +260,56 @@ async fn a_config_file_too_large_to_journal_stops_the_start() {
     ))
     .await;
     again.stop().await;
+}
+
+/// A config file changed while the daemon was down counts in `tierline_config_reloads_total`
+/// like any other change: `ok` when applied at start, `rejected` when the engine refuses it (a
+/// removed queue a call still waits in), so an alert on rejected reloads sees a deploy that did
+/// not take at a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_changed_while_down_is_counted_as_a_reload_applied_or_rejected() {
+    let two = "[[queue]]\nid = \"a\"\n\n[[queue]]\nid = \"b\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let start = |text: &str| {
+        let mut loaded = config::parse(text, "tierline.toml").unwrap();
+        loaded.daemon.server.listen = "127.0.0.1:0".into();
+        loaded.daemon.metrics.listen = "127.0.0.1:0".into();
+        let metrics =
+            tierline::metrics::install(&loaded.daemon.metrics, &loaded.routing).expect("listener");
+        let url = format!("http://{}/metrics", metrics.local_addr().expect("served"));
+        let mut options = DaemonOptions::new(loaded);
+        options.metrics = Some(metrics);
+        options.journal_dir = Some(dir.path().to_path_buf());
+        async move { (TestDaemon::start(options).await, url) }
+    };
+    let reloads = |d: &TestDaemon, url: String| {
+        let request = d.http.get(url);
+        async move {
+            let text = request.send().await.unwrap().text().await.unwrap();
+            let n = |result| {
+                metrics_support::sample(
+                    &text,
+                    "tierline_config_reloads_total",
+                    &[("result", result)],
+                )
+            };
+            (n("ok"), n("rejected"))
+        }
+    };
+    let (first, _) = start(two).await;
+    first
+        .apply(
+            serde_json::json!({"id": "e1", "type": "interaction.arrived",
+            "interaction": "c1", "channel": "voice", "queue": "b"}),
+        )
+        .await;
+    first.stop().await;
+    // `b` removed with c1 waiting in it and no drain_to: refused at start.
+    let (second, url) = start("[[queue]]\nid = \"a\"\n").await;
+    assert_eq!(reloads(&second, url).await, (0.0, 1.0));
+    second.stop().await;
+    // A change the engine takes: applied at start.
+    let (third, url) = start(&format!("{two}\n[[queue]]\nid = \"c\"\n")).await;
+    assert_eq!(reloads(&third, url).await, (1.0, 0.0));
+    third.stop().await;
 }

@@ -393,7 +393,7 @@ impl Daemon {
                     });
                 }
             };
-            reconfigure_on_start(&engine, input).await;
+            reconfigure_on_start(&engine, input, &metrics).await;
         }
 
         let shutdown = Shutdown::new();
@@ -554,12 +554,20 @@ impl Daemon {
 
 /// Apply the startup config over the recovered one (it is journaled like any reload). `input` is
 /// the `Reconfigure` of the config `main` parsed and validated, with what it resolved to.
-async fn reconfigure_on_start(engine: &EngineHandle, input: self::core::Input) {
+/// Counted in `tierline_config_reloads_total` like any other change of the config in force, so
+/// an alert on rejected reloads also sees a deploy that did not take at a restart.
+async fn reconfigure_on_start(
+    engine: &EngineHandle,
+    input: self::core::Input,
+    metrics: &crate::metrics::Metrics,
+) {
     match engine.apply(vec![input]).await.as_deref() {
         Ok([self::core::Outcome::Applied(_)]) => {
+            metrics.config_reload(true);
             tracing::info!("the config file differs from the recovered config: applied it")
         }
         Ok(other) => {
+            metrics.config_reload(false);
             tracing::error!(
                 problems = %refusal_problems(other),
                 "the config file's routing differs from the recovered config but the engine refused it (for what, see `problems`); the recovered routing config stays in force, as does its text at GET /v1/config, while the daemon settings the file gives ([server], [auth], [metrics], [journal], [[subscriber]]) apply, as at every start"
