@@ -943,3 +943,25 @@ fn an_agent_signed_off_during_a_call_is_busy_then_wrap_up_until_they_end() {
     };
     assert_eq!((centre("busy"), centre("wrap_up")), (6.0, 2.0));
 }
+
+/// An agent's stats begin when tierline first knew it: a login outside the roster at its
+/// login, a roster agent added by a config change at that change; neither gets offline time
+/// from before it existed. A roster agent of the start is known (offline) from the start.
+#[test]
+fn an_agents_stats_begin_when_it_first_existed() {
+    let mut rig = Rig::new(desk());
+    rig.at(9 * S, login_outside_roster("zz"));
+    let s = rig.telemetry.agent_stats("zz", 0, 20 * S).unwrap();
+    let secs = |s: &tierline::metrics::stats::AgentStats, state: &str| {
+        s.status_s.get(state).copied().unwrap_or(0.0)
+    };
+    assert_eq!(s.from, 9 * S);
+    assert_eq!((secs(&s, "offline"), secs(&s, "available")), (0.0, 11.0));
+    let mut more = desk();
+    more.agents.push(agent("b", "q", 1));
+    rig.reload(12 * S, more);
+    let s = rig.telemetry.agent_stats("b", 0, 20 * S).unwrap();
+    assert_eq!((s.from, secs(&s, "offline")), (12 * S, 8.0));
+    let s = rig.telemetry.agent_stats("a", 0, 20 * S).unwrap();
+    assert_eq!((s.from, secs(&s, "offline")), (0, 20.0));
+}

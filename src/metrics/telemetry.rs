@@ -9,7 +9,7 @@
 //! mutating methods other than `take_facts` and `take_changed_queues` (through
 //! [`Telemetry::observe`] / [`Telemetry::refresh`]) and never read a clock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::catalog::{self as c, seconds};
@@ -59,14 +59,15 @@ impl RoutingState for Engine {
 /// Facts and views → Prometheus series and KPI windows. See the module docs.
 pub struct Telemetry {
     metrics: Metrics,
-    started_at: Millis,
     /// Latest engine time seen (facts or refresh).
     last_now: Millis,
     /// Configured queues, in config order (refreshed every batch).
     queue_order: Vec<Arc<str>>,
     queues: HashMap<Arc<str>, QueueSeries>,
     agents: HashMap<Arc<str>, AgentTrack>,
-    roster: HashSet<Arc<str>>,
+    /// The roster's agents, each with when it joined the roster (the start, or the config
+    /// change that added it): where its stats begin if no fact about it came since.
+    roster: HashMap<Arc<str>, Millis>,
     touched: Vec<Arc<str>>,
     unrouted: [UnroutedSeries; 4],
     /// The next refresh reads every configured queue, not only the changed ones (at start, when
@@ -99,12 +100,11 @@ impl Telemetry {
         let decision_seq = metrics.gauge(super::catalog::DECISION_SEQ, &[]);
         let mut t = Telemetry {
             metrics,
-            started_at: now,
             last_now: now,
             queue_order: Vec::new(),
             queues: HashMap::new(),
             agents: HashMap::new(),
-            roster: HashSet::new(),
+            roster: HashMap::new(),
             touched: Vec::new(),
             unrouted,
             refresh_all: true,
@@ -217,10 +217,16 @@ impl Telemetry {
             board.update(&id, now, None, [0; 6]);
         }
         drop(board);
+        let now = self.last_now;
+        let before = std::mem::take(&mut self.roster);
         self.roster = routing
             .agents
             .iter()
-            .map(|a| Arc::from(a.id.as_str()))
+            .map(|a| {
+                let id: Arc<str> = Arc::from(a.id.as_str());
+                let since = before.get(&id).copied().unwrap_or(now);
+                (id, since)
+            })
             .collect();
     }
 
@@ -280,9 +286,11 @@ impl Telemetry {
     fn agent(&mut self, id: &Arc<str>, at: Millis) -> &mut AgentTrack {
         let per_agent = self.metrics.per_agent();
         let m = &self.metrics;
-        let started_at = self.started_at;
+        // A roster agent is known (offline) from when it joined the roster; one that a login
+        // made, from its first fact: no offline time from before it existed.
+        let known_from = self.roster.get(id).copied().unwrap_or(at);
         let track = self.agents.entry(id.clone()).or_insert_with(|| AgentTrack {
-            ledger: AgentLedger::new(started_at),
+            ledger: AgentLedger::new(known_from),
             status: AgentStatus::Offline,
             reason: None,
             offered: 0,
@@ -682,7 +690,7 @@ impl Telemetry {
 
     /// Whether the stats know agent `id` (in the roster, or seen in an event).
     pub fn has_agent(&self, id: &str) -> bool {
-        self.agents.contains_key(id) || self.roster.contains(id)
+        self.agents.contains_key(id) || self.roster.contains_key(id)
     }
 
     pub fn queue_stats(
@@ -716,12 +724,12 @@ impl Telemetry {
     ) -> Result<AgentStats, StatsError> {
         match self.agents.get(agent) {
             Some(a) => a.ledger.report(agent, since, now),
-            None if self.roster.contains(agent) => {
-                AgentLedger::new(self.started_at).report(agent, since, now)
-            }
-            None => Err(StatsError::UnknownAgent {
-                agent: agent.to_string(),
-            }),
+            None => match self.roster.get(agent) {
+                Some(&joined) => AgentLedger::new(joined).report(agent, since, now),
+                None => Err(StatsError::UnknownAgent {
+                    agent: agent.to_string(),
+                }),
+            },
         }
     }
 }
