@@ -79,7 +79,9 @@ enum JournalCommand {
         /// The journal directory (`[journal] dir`).
         dir: PathBuf,
     },
-    /// Print every journaled input as one JSON line, oldest first, for audits.
+    /// Print every journaled input as one JSON line, oldest first, for audits. Inputs are
+    /// journaled before they are applied, so refused ones (a config change the live state
+    /// refused, an event answered 409) are there too (docs/DURABILITY.md).
     Dump {
         /// The journal directory (`[journal] dir`).
         dir: PathBuf,

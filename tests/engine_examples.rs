@@ -1091,8 +1091,11 @@ fn round_robin_still_prefers_fewer_active_chats() {
 fn priority_then_wait_time_orders_the_queue() {
     let mut d = support_desk();
     let position = |ds: &[tierline::engine::Decision]| match &ds[0].kind {
-        DecisionKind::Queued { position, .. } => *position,
-        other => panic!("expected queued, got {other:?}"),
+        DecisionKind::Queued {
+            position: Some(position),
+            ..
+        } => *position,
+        other => panic!("expected queued with a position, got {other:?}"),
     };
     let ds = d.at(0, call("c1", "support"));
     assert_eq!(position(&ds), 1);
@@ -1227,6 +1230,50 @@ fn an_unanswered_offer_expires_and_goes_to_the_next_agent() {
     assert_eq!(d.interaction("c1").entered_queue_at, secs(2));
 }
 
+/// A call whose offer ends (declined, or expired) with nobody else free waits again, and the
+/// PBX is told so (`queued` without a position: the call keeps its place, ahead of those of its
+/// priority that came after it), to resume the queue treatment. Offered again at once instead
+/// when someone can take it: then no `queued`.
+#[test]
+fn a_call_whose_offer_ends_with_nobody_free_is_queued_again() {
+    let mut d = support_desk();
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), call("c2", "support"));
+    let ds = d.at(secs(2), decline("c1", "l1", DeclineReason::Rejected));
+    let again = |interaction: &str| DecisionKind::Queued {
+        interaction: interaction.into(),
+        queue: "support".into(),
+        position: None,
+    };
+    assert_eq!(
+        ds.iter().map(|d| d.kind.clone()).collect::<Vec<_>>(),
+        vec![again("c1")],
+        "l1 is backing off: c1 waits, in front of c2"
+    );
+    assert_eq!(d.waiting("support"), vec!["c1", "c2"]);
+    // l1's back-off ends at 7 s: c1 rings it again, and expires unanswered at 22 s.
+    let ds = d.advance(secs(7));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+    let ds = d.advance(secs(22));
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "queued"], "{ds:?}");
+    assert_eq!(ds[1].kind, again("c1"));
+    // With another agent free, a call that comes back is offered again at once: no `queued`.
+    let mut d = Driver::new(config(
+        vec![queue("support", support_ladder())],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("m1", &[("support", 1)]),
+        ],
+    ));
+    d.at(0, login("l1"));
+    d.at(0, call("c1", "support"));
+    d.at(secs(1), login("m1"));
+    let ds = d.at(secs(2), decline("c1", "l1", DeclineReason::Rejected));
+    assert_eq!(kinds(&ds), vec!["offer"], "{ds:?}");
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("m1"));
+}
+
 #[test]
 fn an_accept_exactly_at_expiry_finds_the_offer_revoked() {
     let mut d = support_desk();
@@ -1267,6 +1314,13 @@ fn a_late_answer_is_told_where_the_call_is_now() {
             "it is being offered to agent `{offered_to}` now; if this agent's phone answered it \
              all the same, send `interaction.answered`"
         )
+    );
+    // A decline is told where the call is, not to connect it: its agent did not take it.
+    assert_eq!(
+        now(d
+            .try_at(1, decline("c1", other, DeclineReason::NoAnswer))
+            .unwrap_err()),
+        format!("it is being offered to agent `{offered_to}` now")
     );
     d.at(2, accept("c1", &offered_to));
     assert_eq!(
@@ -1339,8 +1393,8 @@ fn max_no_answer_makes_the_agent_not_ready() {
     let ds = d.advance(secs(15));
     assert_eq!(
         kinds(&ds),
-        vec!["offer_revoked"],
-        "first no-answer: back-off only"
+        vec!["offer_revoked", "queued"],
+        "first no-answer: back-off only, the call waits again"
     );
     let ds = d.advance(secs(25));
     assert_eq!(offers(&ds), vec![("c1".into(), "a".into())]);
@@ -1374,7 +1428,7 @@ fn an_agent_already_not_ready_keeps_its_reason_when_its_ringing_offer_expires() 
     d.at(secs(1), not_ready("a", "lunch"));
     assert_eq!(d.interaction("c1").state, InteractionState::Offered);
     let ds = d.advance(secs(15));
-    assert_eq!(kinds(&ds), vec!["offer_revoked"], "{ds:?}");
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "queued"], "{ds:?}");
     let a = d.agent("a");
     assert_eq!(a.status, AgentStatus::NotReady);
     assert_eq!(a.reason.as_deref(), Some("lunch"));
@@ -1400,7 +1454,7 @@ fn consecutive_busy_declines_make_the_agent_not_ready_with_reason_declined() {
         "one miss: offered again"
     );
     let ds = d.at(secs(2), decline("c1", "a", DeclineReason::Busy));
-    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(kinds(&ds), vec!["agent_state", "queued"]);
     assert_eq!(
         ds[0].kind,
         DecisionKind::AgentState {
@@ -1429,7 +1483,7 @@ fn with_count_declines_off_only_no_answers_count() {
     }
     assert_eq!(d.agent("a").consecutive_missed_offers, 0);
     let ds = d.at(secs(4), decline("c1", "a", DeclineReason::NoAnswer));
-    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(kinds(&ds), vec!["agent_state", "queued"]);
     assert_eq!(d.agent("a").reason.as_deref(), Some("no_answer"));
 }
 
@@ -1463,7 +1517,7 @@ fn an_accept_resets_the_no_answer_count() {
 fn an_agent_made_available_again_after_no_answer_starts_a_fresh_count() {
     let mut d = one_miss_of_two();
     let ds = d.at(secs(2), decline("c1", "a", DeclineReason::NoAnswer));
-    assert_eq!(kinds(&ds), vec!["agent_state"]);
+    assert_eq!(kinds(&ds), vec!["agent_state", "queued"]);
     assert_eq!(d.agent("a").status, AgentStatus::NotReady);
     assert_eq!(d.agent("a").consecutive_missed_offers, 2);
 
@@ -2120,8 +2174,8 @@ fn an_agent_going_offline_with_two_offers_hands_the_free_agent_the_more_urgent_o
     let ds = d.at(secs(1), logout("a"));
     assert_eq!(
         kinds(&ds),
-        vec!["offer_revoked", "offer_revoked", "offer"],
-        "both taken back before either is offered again"
+        vec!["offer_revoked", "offer_revoked", "offer", "queued"],
+        "both taken back before either is offered again; the other waits again"
     );
     assert_eq!(offers(&ds), vec![("urgent".into(), "b".into())]);
     assert_eq!(d.interaction("low").state, InteractionState::Waiting);

@@ -349,6 +349,36 @@ fn an_offer_to_an_agent_taken_out_of_the_queue_is_revoked_and_goes_to_another() 
     consistent(&d);
 }
 
+/// An offer a change takes back, with nobody else to take the call: `offer_revoked`, then
+/// `queued` (no position: it keeps its place), so the PBX resumes the queue treatment.
+#[test]
+fn a_call_whose_offer_a_change_takes_back_is_queued_again_when_nobody_takes_it() {
+    let cfg = config(
+        vec![
+            queue("support", vec![step(0, &[1])]),
+            queue("other", vec![step(0, &[1])]),
+        ],
+        vec![agent("a1", &[("support", 1)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    let mut moved = cfg.clone();
+    moved.agents = vec![agent("a1", &[("other", 1)])];
+    let ds = d.reload(secs(2), moved);
+    assert_eq!(kinds(&ds), vec!["offer_revoked", "queued"], "{ds:?}");
+    assert_eq!(
+        ds[1].kind,
+        tierline::engine::DecisionKind::Queued {
+            interaction: "c1".into(),
+            queue: "support".into(),
+            position: None,
+        }
+    );
+    assert_eq!(d.interaction("c1").state, InteractionState::Waiting);
+    consistent(&d);
+}
+
 #[test]
 fn an_offer_to_an_agent_still_in_the_queue_keeps_ringing() {
     let cfg = one_queue(&[("a1", 1)]);

@@ -676,6 +676,7 @@ impl Run {
                 .map_err(|m| self.fail(m))?;
             self.check_missed_offers(&pre, &post, None, &fired)
                 .map_err(|m| self.fail(m))?;
+            check_waiting_again(&post, None, &fired).map_err(|m| self.fail(m))?;
             self.absorb(&fired).map_err(|m| self.fail(m))?;
             self.track_entries(&pre, None, &fired);
             self.check_after(&pre, &post).map_err(|m| self.fail(m))?;
@@ -781,6 +782,7 @@ impl Run {
                     .map_err(|m| self.fail(m))?;
                 self.check_missed_offers(&pre, &post, Some(&event), &ds)
                     .map_err(|m| self.fail(m))?;
+                check_waiting_again(&post, Some(&event), &ds).map_err(|m| self.fail(m))?;
                 self.absorb(&ds).map_err(|m| self.fail(m))?;
                 self.track_entries(&pre, Some(&event), &ds);
                 self.check_after(&pre, &post).map_err(|m| self.fail(m))?;
@@ -1117,6 +1119,8 @@ impl Run {
                     let q = cfg.queue(to).ok_or("overflow to unknown queue")?;
                     queue_deadlines(q, d.at, &mut deadlines);
                 }
+                // Queued again after its offer expired: `check_waiting_again` judges it.
+                DecisionKind::Queued { position: None, .. } => {}
                 DecisionKind::Queued { interaction, .. } => ensure!(
                     overflowed_in.remove(&**interaction),
                     "a timer queued an interaction that did not just overflow into a queue: {d:?}"
@@ -1189,8 +1193,8 @@ impl Run {
                             let list = &post.waiting[&**queue];
                             let at = list.iter().position(|x| x == interaction);
                             ensure!(
-                                at.map(|p| p as u64 + 1) == Some(*position),
-                                "`{interaction}` queued at position {position}, list {list:?}"
+                                at.map(|p| p as u64 + 1) == *position,
+                                "`{interaction}` queued at position {position:?}, list {list:?}"
                             );
                         }
                         DecisionKind::Rejected {
@@ -1357,8 +1361,8 @@ impl Run {
                     let list = &post.waiting[&**queue];
                     let at = list.iter().position(|x| x == interaction);
                     ensure!(
-                        at.map(|p| p as u64 + 1) == Some(*position),
-                        "`{interaction}` queued at position {position}, list {list:?}"
+                        at.map(|p| p as u64 + 1) == *position,
+                        "`{interaction}` queued at position {position:?}, list {list:?}"
                     );
                 }
                 if old.wrap_up_ms > 0 {
@@ -1926,6 +1930,66 @@ fn could_take_now(
 
 /// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
 /// `max_waiting` waited there before (else it is refused `queue_full`).
+/// An interaction whose offer ended in this step (revoked, or declined by the event) and that
+/// waits at its end, not offered again after that, is announced `queued` after the offer ended
+/// (without a position when it is back in its place; with one when it overflowed into another
+/// queue on its way back); and a `queued` without a position follows an offer of it ending,
+/// with no new offer of it in between.
+fn check_waiting_again(
+    post: &Observed,
+    event: Option<&Event>,
+    ds: &[Decision],
+) -> Result<(), String> {
+    // Per interaction, where in `ds` its last offer ended (-1: the event itself declined it).
+    let mut ended: BTreeMap<String, i64> = BTreeMap::new();
+    let mut last_offer: BTreeMap<String, i64> = BTreeMap::new();
+    let mut last_queued: BTreeMap<String, i64> = BTreeMap::new();
+    if let Some(Event::OfferDeclined { interaction, .. }) = event {
+        ended.insert(interaction.clone(), -1);
+    }
+    for (k, d) in ds.iter().enumerate() {
+        let k = k as i64;
+        match &d.kind {
+            DecisionKind::OfferRevoked { interaction, .. } => {
+                ended.insert(interaction.to_string(), k);
+            }
+            DecisionKind::Offer { interaction, .. } => {
+                last_offer.insert(interaction.to_string(), k);
+            }
+            DecisionKind::Queued {
+                interaction,
+                position,
+                ..
+            } => {
+                if position.is_none() {
+                    let end = ended.get(&**interaction).copied().ok_or(format!(
+                        "`{interaction}` queued again (no position) but no offer of it ended: {ds:?}"
+                    ))?;
+                    ensure!(
+                        last_offer.get(&**interaction).is_none_or(|o| *o < end),
+                        "`{interaction}` queued again while an offer of it rings: {ds:?}"
+                    );
+                }
+                last_queued.insert(interaction.to_string(), k);
+            }
+            _ => {}
+        }
+    }
+    for (i, end) in &ended {
+        let waiting = post
+            .interactions
+            .get(i)
+            .is_some_and(|v| v.state == InteractionState::Waiting);
+        let offered_after = last_offer.get(i).is_some_and(|o| o > end);
+        let announced = last_queued.get(i).is_some_and(|q| q > end);
+        ensure!(
+            !waiting || offered_after || announced,
+            "`{i}` waits again after its offer ended but was not announced `queued`: {ds:?}"
+        );
+    }
+    Ok(())
+}
+
 fn check_room(pre: &Observed, q: &QueueConfig, id: &str) -> Result<(), String> {
     let before = pre.waiting[&q.id].len();
     ensure!(

@@ -52,7 +52,10 @@ fn l1_first_then_l2_after_the_step_then_wrap_up_frees_the_agent() {
     let d = e.handle(2_000, &arrive("c2")).unwrap();
     assert!(matches!(
         &d[0].kind,
-        DecisionKind::Queued { position: 1, .. }
+        DecisionKind::Queued {
+            position: Some(1),
+            ..
+        }
     ));
     assert_eq!(e.next_deadline(), Some(16_000)); // c1's offer expiry
     e.handle(

@@ -166,9 +166,18 @@ async fn start(text: &str, journal: Option<&Path>) -> TestDaemon {
 }
 
 /// `PUT /v1/config`, which must apply: its answer.
+/// `PUT` `text`, after checking that a preview of it announces the same subscriber changes the
+/// `PUT` then makes.
 async fn put_ok(t: &TestDaemon, text: &str) -> Value {
+    let (status, preview) =
+        api_common::send_toml(t, reqwest::Method::POST, "/v1/config/preview", text).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
     let (status, body) = api_common::put_config(t, text).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        preview["subscribers"], body["subscribers"],
+        "preview {preview} → PUT {body}"
+    );
     body
 }
 

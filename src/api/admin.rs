@@ -163,6 +163,9 @@ pub struct PreviewJson {
     pub restart_needed: Vec<String>,
     /// What the change would do to the live state if applied now.
     pub preview: crate::daemon::preview::PreviewReport,
+    /// Webhook subscribers a `PUT` of the body would start, stop or start again with new
+    /// settings, as its answer would list them (always present).
+    pub subscribers: crate::daemon::subscribers::SubscriberChanges,
 }
 
 /// `POST /v1/config/preview`: what `validate` checks, and what a `PUT` of the body would do
@@ -174,7 +177,7 @@ pub async fn preview_config(
     body: Body,
 ) -> Result<Json<PreviewJson>, ApiError> {
     let text = toml_body(&app, &headers, body).await?;
-    let (loaded, restart_needed, preview) = app
+    let (loaded, restart_needed, preview, subscribers) = app
         .reloader
         .preview_source(&text, "request body")
         .await
@@ -184,6 +187,7 @@ pub async fn preview_config(
         applied: false,
         restart_needed,
         preview,
+        subscribers,
     }))
 }
 

@@ -983,7 +983,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let first = run(&inputs);
-        assert_eq!(first.len(), 2, "offer, then its expiry: {first:?}");
+        assert_eq!(
+            first.len(),
+            3,
+            "offer, then its expiry, and the call queued again: {first:?}"
+        );
         assert_eq!(first, run(&replayed));
     }
 

@@ -484,19 +484,20 @@ impl Reloader {
     ) -> Result<config::LoadedConfig, ReloadError> {
         self.vet_live(source, origin, |_| ())
             .await
-            .map(|(loaded, ())| loaded)
+            .map(|(loaded, _, ())| loaded)
     }
 
     /// `vet` `source`, then, on the engine task, check it against the live state and, if it
-    /// passes, run `then` there: the config, and what `then` took. Problems the live state
-    /// makes are located in `source` (line and column of their field).
+    /// passes, run `then` there: the config, its subscribers ready to run, and what `then`
+    /// took. Problems the live state makes are located in `source` (line and column of their
+    /// field).
     async fn vet_live<R: Send + 'static>(
         &self,
         source: &str,
         origin: &str,
         then: impl FnOnce(&ReadView<'_>) -> R + Send + 'static,
-    ) -> Result<(config::LoadedConfig, R), ReloadError> {
-        let Vetted { loaded, .. } = self.vet(source.to_string(), origin).await?;
+    ) -> Result<(config::LoadedConfig, Vec<Subscriber>, R), ReloadError> {
+        let Vetted { loaded, fresh, .. } = self.vet(source.to_string(), origin).await?;
         let (routing, origin) = (loaded.routing.clone(), origin.to_string());
         let taken = self
             .engine
@@ -513,7 +514,7 @@ impl Reloader {
                 config::locate_fields(source, &mut problems);
                 ReloadError::Invalid(problems)
             })?;
-        Ok((loaded, taken))
+        Ok((loaded, fresh.planned, taken))
     }
 
     /// The daemon settings `daemon` puts in force (the command line still overrides the file,
@@ -538,13 +539,14 @@ impl Reloader {
             config::LoadedConfig,
             Vec<String>,
             super::preview::PreviewReport,
+            SubscriberChanges,
         ),
         ReloadError,
     > {
         let Ok(one) = Arc::clone(&self.preview_gate).try_lock_owned() else {
             return Err(ReloadError::PreviewBusy);
         };
-        let (loaded, (captured, roster, etag, now)) = self
+        let (loaded, planned, (captured, roster, etag, now)) = self
             .vet_live(source, origin, |v| {
                 // The engine keeps no roster: the one in force is the daemon's.
                 let roster: Vec<String> = v
@@ -574,7 +576,11 @@ impl Reloader {
             ..report
         };
         let (_, restart_needed) = self.settings_from(&loaded.daemon);
-        Ok((loaded, restart_needed, report))
+        let subscribers = self
+            .subscribers
+            .plan(&loaded.daemon.subscribers, &planned)
+            .await;
+        Ok((loaded, restart_needed, report, subscribers))
     }
 
     async fn apply_source_once(

@@ -224,6 +224,30 @@ impl Subscribers {
     /// made ready to run (its secret freshly read), in the same order. A new entry without an
     /// ack record starts after seq `start_after`. Once shutdown has begun nothing new is
     /// started. Also whether a kept or restarted subscriber's secret changed (rotated).
+    /// What `apply` would report for the `wanted` entries (`planned`: the same, built), changing
+    /// nothing: the answer of `POST /v1/config/preview`.
+    pub async fn plan(
+        &self,
+        wanted: &[SubscriberConfig],
+        planned: &[Subscriber],
+    ) -> SubscriberChanges {
+        let running = self.running.lock().await;
+        let mut changes = SubscriberChanges::default();
+        for r in running.iter() {
+            if !wanted.iter().any(|w| entry_name(w) == r.name()) {
+                changes.stopped.push(r.label.clone());
+            }
+        }
+        for (w, sub) in wanted.iter().zip(planned) {
+            match running.iter().find(|r| r.name() == entry_name(w)) {
+                Some(r) if r.config == *w => {}
+                Some(_) => changes.restarted.push(sub.label.clone()),
+                None => changes.started.push(sub.label.clone()),
+            }
+        }
+        changes
+    }
+
     pub async fn apply(
         &self,
         wanted: &[SubscriberConfig],

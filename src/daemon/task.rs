@@ -888,7 +888,8 @@ mod tests {
         // Nothing happens until the deadline; then the task wakes by itself.
         tokio::time::advance(Duration::from_millis(14_999)).await;
         assert_eq!(*seq.borrow(), 2);
-        seq.wait_for(|next| *next == 3).await.unwrap();
+        // The expiry: `offer_revoked`, then `queued` (nobody else to take the call).
+        seq.wait_for(|next| *next == 4).await.unwrap();
         let page = handle
             .read(|v| v.core.decisions_after(Some(1), 10))
             .await
@@ -913,7 +914,7 @@ mod tests {
 
         stop.send(()).unwrap();
         let core = running.await.unwrap().unwrap();
-        assert_eq!(core.next_seq(), 3);
+        assert_eq!(core.next_seq(), 4);
     }
 
     /// An answer and a config change in one batch: the answer is judged by the SLA in force
@@ -1104,7 +1105,8 @@ mod tests {
         *journal.failing.lock().unwrap() = false;
         tokio::time::advance(Duration::from_millis(JOURNAL_RETRY_MS)).await;
         let mut seq = handle.next_seq_watch();
-        seq.wait_for(|next| *next == 3).await.unwrap();
+        // The expiry: `offer_revoked`, then `queued` (nobody else to take the call).
+        seq.wait_for(|next| *next == 4).await.unwrap();
         let page = handle
             .read(|v| v.core.decisions_after(Some(1), 10))
             .await

@@ -95,11 +95,15 @@ pub enum DecisionKind {
         #[serde(with = "rfc3339_ms")]
         expires_at: Millis,
     },
-    /// No agent is free: the interaction waits in `queue` at `position` (1 = next).
+    /// No agent is free: the interaction waits in `queue` at `position` (1 = next). Also made
+    /// when an offer of it ended (declined, expired, taken back) and it waits again, with no
+    /// `position`: it is back in its original place, ahead of those of its priority that came
+    /// after it, and that place is not counted (an O(log n) count covers only the newest).
     Queued {
         interaction: Arc<str>,
         queue: Arc<str>,
-        position: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<u64>,
     },
     /// Stop ringing this agent.
     OfferRevoked {

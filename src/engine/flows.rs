@@ -185,7 +185,7 @@ impl Engine {
             self.emit(DecisionKind::Queued {
                 interaction,
                 queue,
-                position,
+                position: Some(position),
             });
         }
     }
@@ -495,6 +495,25 @@ impl Engine {
         if !moved && self.ix(ik).state == InteractionState::Waiting {
             self.try_place(ik);
         }
+        self.announce_waiting_again(ik);
+    }
+
+    /// An interaction whose offer ended waits again, nobody taking it: tell the PBX to resume
+    /// queue treatment (`queued`, no position: see `DecisionKind::Queued`).
+    pub(super) fn announce_waiting_again(&mut self, ik: IKey) {
+        let i = self.ix(ik);
+        if i.state != InteractionState::Waiting {
+            return;
+        }
+        let (Some(q), interaction) = (i.queue, i.id.clone()) else {
+            return;
+        };
+        let queue = self.queues[q as usize].name.clone();
+        self.emit(DecisionKind::Queued {
+            interaction,
+            queue,
+            position: None,
+        });
     }
 
     /// Finish an interaction: cancel its timers, count it, remember it for reads (bounded).

@@ -19,12 +19,14 @@ const ANSWERED_ANYWAY: &str =
 
 impl Engine {
     /// The pending offer of `id` to `agent` (and, when named, `offer` itself), or `NoSuchOffer`
-    /// / `StaleOffer`.
+    /// / `StaleOffer`. `accepting`: for an accept, whose `NoSuchOffer` points to
+    /// `interaction.answered` (a decline's does not: the agent did not take the call).
     fn pending_offer(
         &self,
         id: &str,
         agent: &str,
         offer: Option<&str>,
+        accepting: bool,
     ) -> Result<(IKey, AKey, u64), EngineError> {
         let ik = self.lookup_interaction(id)?;
         let ak = self.lookup_agent(agent)?;
@@ -45,15 +47,17 @@ impl Engine {
             _ => Err(EngineError::NoSuchOffer {
                 interaction: id.to_string(),
                 agent: agent.to_string(),
-                now: self.where_instead(ik, ak),
+                now: self.where_instead(ik, ak, accepting),
             }),
         }
     }
 
     /// Where an interaction is, told to an agent `ak` whose offer of it is not pending: the
-    /// message of `NoSuchOffer`.
-    fn where_instead(&self, ik: IKey, ak: AKey) -> String {
+    /// message of `NoSuchOffer`; for an accept (`accepting`), with what to send if the phone
+    /// answered all the same.
+    fn where_instead(&self, ik: IKey, ak: AKey, accepting: bool) -> String {
         let i = self.ix(ik);
+        let answered_anyway = if accepting { ANSWERED_ANYWAY } else { "" };
         let queue = |q: Option<u32>| {
             q.and_then(|q| self.queues.get(q as usize))
                 .map_or_else(String::new, |q| format!(" in queue `{}`", q.name))
@@ -69,13 +73,13 @@ impl Engine {
             // Offered to `ak` itself is `pending_offer`'s own case (or `StaleOffer`).
             (InteractionState::Offered, Some(a)) => {
                 format!(
-                    "it is being offered to agent `{}` now{ANSWERED_ANYWAY}",
+                    "it is being offered to agent `{}` now{answered_anyway}",
                     a.id
                 )
             }
             (InteractionState::Waiting, _) => format!(
                 "it is waiting{}, offered to nobody (an offer to this agent expired, was \
-                 declined or was taken back, or was never made){ANSWERED_ANYWAY}",
+                 declined or was taken back, or was never made){answered_anyway}",
                 queue(i.queue)
             ),
             (InteractionState::WrapUp, Some(a)) => {
@@ -94,7 +98,7 @@ impl Engine {
         agent: &str,
         offer: Option<&str>,
     ) -> Result<(), EngineError> {
-        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer)?;
+        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer, true)?;
         let now = self.now;
         let mut expiry = None;
         if let Some(slot) = self.agents[ak as usize]
@@ -322,7 +326,7 @@ impl Engine {
         reason: DeclineReason,
         offer: Option<&str>,
     ) -> Result<(), EngineError> {
-        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer)?;
+        let (ik, ak, slot_id) = self.pending_offer(id, agent, offer, false)?;
         self.offer_failed(ik, ak, slot_id, reason, None);
         Ok(())
     }

@@ -301,6 +301,8 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        // Offers taken back: announced `queued` at the end if nobody takes them meanwhile.
+        let mut withdrawn = Vec::new();
         for &ik in &live {
             let Some(q) = self.ix(ik).queue else { continue };
             let mut kept = kept_steps.get(q as usize).copied().unwrap_or(0);
@@ -357,6 +359,7 @@ impl Engine {
                 if self.agents[ak as usize].tier_in(q).is_none() {
                     self.withdraw_offer(ak, slot, ik, RevokeReason::Reconfigured);
                     self.reindex_agent(ak);
+                    withdrawn.push(ik);
                 }
             }
         }
@@ -384,6 +387,9 @@ impl Engine {
             if !(i.overflow_due && self.overflow(k.ikey())) {
                 self.try_place(k.ikey());
             }
+        }
+        for ik in withdrawn {
+            self.announce_waiting_again(ik);
         }
         self.reserve_retained();
     }

@@ -225,7 +225,8 @@ pub const CALL_ID_IN_USE: &str = "call_id_in_use";
 /// another integration (the adapter creates voice interactions only).
 pub fn call_id_in_use(call_id: &str, channel: Channel) -> String {
     format!(
-        "Call-ID `{call_id}` is the id of a {} interaction not routed through this adapter",
+        "Call-ID `{call_id}` is the id of {} {} interaction not routed through this adapter",
+        if channel == Channel::Email { "an" } else { "a" },
         channel.as_str()
     )
 }
