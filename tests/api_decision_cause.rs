@@ -92,8 +92,8 @@ async fn each_decision_names_the_event_timer_admin_or_config_change_that_made_it
     // c1 is answered, so no more of its timers.
     t.apply(accept("accept-c1", "c1", "a1")).await;
 
-    // An administrator forces a2 offline while c2 rings it: the revocation and the re-offer
-    // to a3 are theirs.
+    // An administrator forces a2 offline while c2 rings it: the announcement of a2's new state
+    // (the PBX did not send it), the revocation and the re-offer to a3 are theirs.
     t.apply(login("login-a2", "a2")).await;
     let offer = t
         .apply(
@@ -113,20 +113,35 @@ async fn each_decision_names_the_event_timer_admin_or_config_change_that_made_it
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let answer: Value = r.json().await.unwrap();
-    let forced: Vec<Value> = feed(&t, seq, 2)
+    let forced: Vec<Value> = feed(&t, seq, 3)
         .await
         .into_iter()
-        .filter(|d| d["interaction"] == "c2")
+        .filter(|d| d["interaction"] == "c2" || d["type"] == "agent_state")
         .collect();
     // The admin's answer carries the same objects as the feed.
     assert_eq!(answer["decisions"], json!(forced), "{answer}");
     assert_eq!(
-        (forced[0]["type"].as_str(), forced[0]["reason"].as_str()),
+        (
+            forced[0]["type"].as_str(),
+            forced[0]["agent"].as_str(),
+            forced[0]["state"].as_str(),
+            forced[0]["reason"].as_str()
+        ),
+        (
+            Some("agent_state"),
+            Some("a2"),
+            Some("offline"),
+            Some("admin")
+        ),
+        "{forced:?}"
+    );
+    assert_eq!(
+        (forced[1]["type"].as_str(), forced[1]["reason"].as_str()),
         (Some("offer_revoked"), Some("agent_offline")),
         "{forced:?}"
     );
     assert_eq!(
-        (forced[1]["type"].as_str(), forced[1]["agent"].as_str()),
+        (forced[2]["type"].as_str(), forced[2]["agent"].as_str()),
         (Some("offer"), Some("a3")),
         "{forced:?}"
     );
@@ -137,7 +152,7 @@ async fn each_decision_names_the_event_timer_admin_or_config_change_that_made_it
             "{d}"
         );
     }
-    let seq = forced[1]["seq"].as_u64().unwrap();
+    let seq = forced[2]["seq"].as_u64().unwrap();
 
     // A config change takes a3 out of sales while c2 rings it: the change's revocation.
     let without_a3 = DESK.replace(

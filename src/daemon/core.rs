@@ -308,12 +308,10 @@ impl Core {
                     (RequestedState::Available, None) => None,
                     (_, None) => Some("admin".to_string()),
                 };
-                let event = Event::AgentState {
-                    agent: agent.clone(),
-                    state: *state,
-                    reason,
-                };
-                match self.engine.handle(now, &event) {
+                match self
+                    .engine
+                    .force_state(now, agent, *state, reason.as_deref())
+                {
                     Ok(decisions) => Outcome::Applied(decisions),
                     Err(e) => Outcome::Rejected(e),
                 }
@@ -985,8 +983,15 @@ mod tests {
         let first = run(&inputs);
         assert_eq!(
             first.len(),
-            3,
-            "offer, then its expiry, and the call queued again: {first:?}"
+            4,
+            "offer, then its expiry, the call queued again, and the admin's forced state: \
+             {first:?}"
+        );
+        assert!(
+            first[3].contains(
+                r#""type":"agent_state","agent":"a1","state":"not_ready","reason":"admin""#
+            ),
+            "{first:?}"
         );
         assert_eq!(first, run(&replayed));
     }

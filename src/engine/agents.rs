@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Channel, Tier};
-use crate::engine::decision::{AgentStatus, RevokeReason};
+use crate::engine::decision::{AgentStatus, DecisionKind, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::RequestedState;
 use crate::engine::event::{check_item_len, check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
@@ -118,11 +118,13 @@ impl Engine {
         Ok(())
     }
 
+    /// `forced`: set by an administrator, so announced to the PBX first (`agent_state`).
     pub(super) fn on_agent_state(
         &mut self,
         id: &str,
         state: RequestedState,
         reason: Option<&str>,
+        forced: bool,
     ) -> Result<(), EngineError> {
         let ak = self.lookup_agent(id)?;
         if let Some(r) = reason {
@@ -130,6 +132,19 @@ impl Engine {
             check_len("reason", r, MAX_ID_LEN)?;
         }
         let reason: Option<Arc<str>> = reason.map(Arc::from);
+        if forced {
+            let status = match state {
+                RequestedState::Available => AgentStatus::Available,
+                RequestedState::NotReady => AgentStatus::NotReady,
+                RequestedState::Offline => AgentStatus::Offline,
+            };
+            let agent = self.agents[ak as usize].id.clone();
+            self.emit(DecisionKind::AgentState {
+                agent,
+                state: status,
+                reason: reason.clone().filter(|_| status != AgentStatus::Available),
+            });
+        }
         match state {
             RequestedState::Available => {
                 self.set_status(ak, AgentStatus::Available, None);

@@ -27,7 +27,8 @@ enum Route {
 }
 
 impl Engine {
-    pub(super) fn apply(&mut self, event: &Event) -> Result<(), EngineError> {
+    /// `forced`: an `agent.state` an administrator set (announced with `agent_state`).
+    pub(super) fn apply(&mut self, event: &Event, forced: bool) -> Result<(), EngineError> {
         match event {
             Event::InteractionArrived {
                 interaction,
@@ -90,9 +91,9 @@ impl Engine {
                 agent,
                 state,
                 reason,
-            } => self.on_agent_state(agent, *state, reason.as_deref()),
+            } => self.on_agent_state(agent, *state, reason.as_deref(), forced),
             Event::AgentLogout { agent } => {
-                self.on_agent_state(agent, RequestedState::Offline, None)
+                self.on_agent_state(agent, RequestedState::Offline, None, false)
             }
             Event::AgentWrapupDone { agent } => self.on_wrapup_done(agent),
         }

@@ -164,6 +164,35 @@ impl Engine {
     /// Apply one event at `now`. Timers due at or before `now` must have fired (`advance`),
     /// otherwise `TimersPending`. On error the state is unchanged and no decision is made.
     pub fn handle(&mut self, now: Millis, event: &Event) -> Result<Vec<Decision>, EngineError> {
+        self.handle_as(now, event, false)
+    }
+
+    /// An administrator's forced state (`PUT /v1/agents/{id}/state`, journaled as such): applied
+    /// as the agent's own `agent.state` would be, and announced first with an `agent_state`
+    /// decision, since the PBX did not send it and must update the phone's presence. Refused,
+    /// changing nothing, as that event would be.
+    pub fn force_state(
+        &mut self,
+        now: Millis,
+        agent: &str,
+        state: event::RequestedState,
+        reason: Option<&str>,
+    ) -> Result<Vec<Decision>, EngineError> {
+        let event = Event::AgentState {
+            agent: agent.to_string(),
+            state,
+            reason: reason.map(str::to_string),
+        };
+        self.handle_as(now, &event, true)
+    }
+
+    /// `handle`; `forced`: an agent state set by an administrator (`force_state`).
+    fn handle_as(
+        &mut self,
+        now: Millis,
+        event: &Event,
+        forced: bool,
+    ) -> Result<Vec<Decision>, EngineError> {
         let now = now.max(self.now);
         if let Some(due_at) = self.timers.next_deadline() {
             if due_at <= now {
@@ -173,7 +202,7 @@ impl Engine {
         let facts_before = self.facts.len();
         let time_before = self.now;
         self.now = now;
-        match self.apply(event) {
+        match self.apply(event, forced) {
             Ok(()) => {
                 self.end_step();
                 Ok(std::mem::take(&mut self.out))
