@@ -1944,6 +1944,9 @@ fn check_waiting_again(
     let mut ended: BTreeMap<String, i64> = BTreeMap::new();
     let mut last_offer: BTreeMap<String, i64> = BTreeMap::new();
     let mut last_queued: BTreeMap<String, i64> = BTreeMap::new();
+    // Per interaction, the `queued` made since its last offer ended: one without a position
+    // comes first or not at all (an overflow into another queue was announced there).
+    let mut queued_since_end: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(Event::OfferDeclined { interaction, .. }) = event {
         ended.insert(interaction.clone(), -1);
     }
@@ -1952,6 +1955,7 @@ fn check_waiting_again(
         match &d.kind {
             DecisionKind::OfferRevoked { interaction, .. } => {
                 ended.insert(interaction.to_string(), k);
+                queued_since_end.insert(interaction.to_string(), 0);
             }
             DecisionKind::Offer { interaction, .. } => {
                 last_offer.insert(interaction.to_string(), k);
@@ -1971,6 +1975,15 @@ fn check_waiting_again(
                     );
                 }
                 last_queued.insert(interaction.to_string(), k);
+                if ended.contains_key(&**interaction) {
+                    let n = queued_since_end.entry(interaction.to_string()).or_insert(0);
+                    ensure!(
+                        position.is_some() || *n == 0,
+                        "`{interaction}` queued again (no position) after it was announced \
+                         `queued` since its offer ended: {ds:?}"
+                    );
+                    *n += 1;
+                }
             }
             _ => {}
         }

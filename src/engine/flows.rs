@@ -495,7 +495,11 @@ impl Engine {
         if !moved && self.ix(ik).state == InteractionState::Waiting {
             self.try_place(ik);
         }
-        self.announce_waiting_again(ik);
+        // One that overflowed into another queue was announced there (`queued` with its
+        // position, or an offer).
+        if !moved {
+            self.announce_waiting_again(ik);
+        }
     }
 
     /// An interaction whose offer ended waits again, nobody taking it: tell the PBX to resume
