@@ -91,10 +91,9 @@ fn daemon_settings_that_work_against_the_daemon_pass_with_a_note_each() {
     assert_eq!(
         notes,
         [
-            "note: server.max_feed_readers = 100 is not below server.max_connections = 100: \
-             waiting long-polls and SSE streams, which hold their connection, can take every \
-             connection, and events and health probes then wait for one to close (0 = half of \
-             max_connections)",
+            "note: the feed reader limit 100 is not below server.max_connections = 100: waiting \
+             long-polls and SSE streams, which hold their connection, can take every \
+             connection, and events and health probes then wait for one to close",
             "note: server.decision_log = 5000 is below the 10000 events one request may carry: \
              a single batch can decide more than the log keeps, and a reader that was caught up \
              then gets 410 decisions_gone for the rest",
@@ -102,6 +101,16 @@ fn daemon_settings_that_work_against_the_daemon_pass_with_a_note_each() {
              so a crash or power loss loses events that were acknowledged (for tests and \
              simulations)",
         ],
+        "{stdout}"
+    );
+    // 0 is half of max_connections, at least 1: with one connection, that one.
+    let (notes, stdout) = notes_of(&format!("[server]\nmax_connections = 1\n\n{queue}"));
+    assert_eq!(
+        notes,
+        ["note: the feed reader limit 1 (server.max_feed_readers = 0: half of it, at least 1) is \
+          not below server.max_connections = 1: waiting long-polls and SSE streams, which hold \
+          their connection, can take every connection, and events and health probes then wait \
+          for one to close"],
         "{stdout}"
     );
     // One fewer reader than connections is fine.

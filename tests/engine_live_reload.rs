@@ -379,6 +379,41 @@ fn a_call_whose_offer_a_change_takes_back_is_queued_again_when_nobody_takes_it()
     consistent(&d);
 }
 
+/// An offer a change takes back from a call whose max wait passed while it rang: the call
+/// overflows into the next queue and is announced there (`queued` with its position), not
+/// queued again in the queue it left as well.
+#[test]
+fn a_call_taken_back_past_its_max_wait_is_announced_only_where_it_overflows() {
+    let mut support = overflow_to_queue(queue("support", vec![step(0, &[1])]), 60, "backup");
+    support.offer_timeout_ms = secs(120);
+    let cfg = config(
+        vec![support, queue("backup", vec![step(0, &[1])])],
+        vec![agent("a1", &[("support", 1)])],
+    );
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("a1"));
+    d.at(secs(1), call("c1", "support"));
+    d.advance(secs(62));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    let mut moved = cfg.clone();
+    moved.agents = vec![agent("a1", &[("backup", 2)])];
+    let ds = d.reload(secs(62), moved);
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked", "overflow", "queued"],
+        "{ds:?}"
+    );
+    assert_eq!(
+        ds[2].kind,
+        tierline::engine::DecisionKind::Queued {
+            interaction: "c1".into(),
+            queue: "backup".into(),
+            position: Some(1),
+        }
+    );
+    consistent(&d);
+}
+
 #[test]
 fn an_offer_to_an_agent_still_in_the_queue_keeps_ringing() {
     let cfg = one_queue(&[("a1", 1)]);

@@ -1928,8 +1928,6 @@ fn could_take_now(
         .map(|a| a.id.to_string())
 }
 
-/// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
-/// `max_waiting` waited there before (else it is refused `queue_full`).
 /// An interaction whose offer ended in this step (revoked, or declined by the event) and that
 /// waits at its end, not offered again after that, is announced `queued` after the offer ended
 /// (without a position when it is back in its place; with one when it overflowed into another
@@ -2003,6 +2001,8 @@ fn check_waiting_again(
     Ok(())
 }
 
+/// `max_waiting`: an interaction that had to wait in `q` was let in only if fewer than
+/// `max_waiting` waited there before (else it is refused `queue_full`).
 fn check_room(pre: &Observed, q: &QueueConfig, id: &str) -> Result<(), String> {
     let before = pre.waiting[&q.id].len();
     ensure!(

@@ -176,21 +176,23 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
             (
                 v.core.config().routing.queues.len(),
                 v.core.next_seq(),
-                v.journal_failure.map(str::to_string),
+                v.journal_failure.is_some(),
             )
         })
         .await
     {
-        // Every event would be refused 503 `journal_unavailable`: not ready, and say why.
-        Ok((_, _, Some(failure))) => Err(ApiError::unavailable(
+        // Every event would be refused 503 `journal_unavailable`: not ready. The probe is
+        // unauthenticated, so the write error (a path on the server) stays in the log and in
+        // the answers to events, which are signed.
+        Ok((_, _, true)) => Err(ApiError::unavailable(
             "journal_unavailable",
             format!(
-                "the journal cannot be written ({failure}); every event is refused until an \
-                 append succeeds (retried every {} ms while timers are due, and with each event)",
+                "the journal cannot be written (the daemon's log says why): every event is \
+                 refused until an append succeeds (tried again every {} ms)",
                 crate::daemon::task::JOURNAL_RETRY_MS
             ),
         )),
-        Ok((queues, next_seq, None)) => Ok(Json(serde_json::json!({
+        Ok((queues, next_seq, false)) => Ok(Json(serde_json::json!({
             "status": "ready",
             "queues": queues,
             "next_seq": next_seq,

@@ -262,13 +262,21 @@ impl DaemonConfig {
     pub fn server_notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         let server = &self.server;
-        if server.max_feed_readers >= server.max_connections {
+        // The limit in force: 0 means half of max_connections, at least 1 (so 0 with a single
+        // connection allowed is that whole connection).
+        if server.feed_readers() >= server.max_connections {
+            let limit = match server.max_feed_readers {
+                0 => format!(
+                    "{} (server.max_feed_readers = 0: half of it, at least 1)",
+                    server.feed_readers()
+                ),
+                n => format!("{n}"),
+            };
             notes.push(format!(
-                "server.max_feed_readers = {} is not below server.max_connections = {}: waiting \
+                "the feed reader limit {limit} is not below server.max_connections = {}: waiting \
                  long-polls and SSE streams, which hold their connection, can take every \
-                 connection, and events and health probes then wait for one to close (0 = half \
-                 of max_connections)",
-                server.max_feed_readers, server.max_connections
+                 connection, and events and health probes then wait for one to close",
+                server.max_connections
             ));
         }
         let batch = crate::api::events::MAX_BATCH_EVENTS;

@@ -573,7 +573,10 @@ async fn reconfigure_on_start(
                 "the config file's routing differs from the recovered config but the engine refused it (for what, see `problems`); the recovered routing config stays in force, as does its text at GET /v1/config, while the daemon settings the file gives ([server], [auth], [metrics], [journal], [[subscriber]]) apply, as at every start"
             )
         }
-        Err(e) => tracing::error!(error = %e, "cannot apply the startup config"),
+        Err(e) => {
+            metrics.config_reload(false);
+            tracing::error!(error = %e, "cannot apply the startup config")
+        }
     }
 }
 

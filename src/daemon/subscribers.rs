@@ -220,10 +220,6 @@ impl Subscribers {
         .await;
     }
 
-    /// Make the running subscribers those of `wanted`; `built` holds each entry of `wanted`
-    /// made ready to run (its secret freshly read), in the same order. A new entry without an
-    /// ack record starts after seq `start_after`. Once shutdown has begun nothing new is
-    /// started. Also whether a kept or restarted subscriber's secret changed (rotated).
     /// What `apply` would report for the `wanted` entries (`planned`: the same, built), changing
     /// nothing: the answer of `POST /v1/config/preview`.
     pub async fn plan(
@@ -248,6 +244,10 @@ impl Subscribers {
         changes
     }
 
+    /// Make the running subscribers those of `wanted`; `built` holds each entry of `wanted`
+    /// made ready to run (its secret freshly read), in the same order. A new entry without an
+    /// ack record starts after seq `start_after`. Once shutdown has begun nothing new is
+    /// started. Also whether a kept or restarted subscriber's secret changed (rotated).
     pub async fn apply(
         &self,
         wanted: &[SubscriberConfig],

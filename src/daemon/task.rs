@@ -425,9 +425,12 @@ impl EngineTask {
         let mut reports = self.sink.sync_reports();
         let gathers = reports.is_some() && self.sink.gathers();
         loop {
-            // After a failed journal append, timer work waits for the retry time.
+            // After a failed journal append, timer work waits for the retry time; with no timer
+            // pending, the task still wakes then to try the journal again (`process` appends a
+            // probe), so `/readyz` recovers when space returns even if no event comes.
             let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
                 (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
+                (None, Some(retry)) if self.journal_failure.is_some() => Some(retry),
                 (deadline, _) => deadline,
             };
             let timer = self.sleep_until(deadline);
@@ -590,6 +593,15 @@ impl EngineTask {
                 journal.extend(inputs.iter().map(|input| JournalEntry { at: now, input }));
             }
         }
+        // While appends fail, a wake-up with nothing to journal tries with an `Advance` (it
+        // fires nothing that is not due, and replays the same way).
+        let probe = journal.is_empty() && self.journal_failure.is_some();
+        if probe {
+            journal.push(JournalEntry {
+                at: now,
+                input: &Input::Advance,
+            });
+        }
         let appended = if journal.is_empty() {
             Ok(Appended::Durable)
         } else {
@@ -618,6 +630,9 @@ impl EngineTask {
             let late = tokio::time::Instant::now()
                 .saturating_duration_since(self.clock.instant_at(deadline));
             self.metrics().timer_lateness(late);
+            let _ = self.timed_apply(&Input::Advance, now);
+        } else if probe && journaled.is_ok() {
+            // Applied as journaled, so the live engine and a replay stand at the same time.
             let _ = self.timed_apply(&Input::Advance, now);
         }
         for command in batch.drain(..) {
@@ -1120,6 +1135,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(failure, None, "a successful append clears it");
+    }
+
+    /// With no timer pending, a failed append is still retried (a probe), so the failure
+    /// clears when space returns although no event comes (`/readyz` would stay 503 otherwise).
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_append_is_retried_with_no_timer_pending_and_clears_when_it_succeeds() {
+        let journal = FlakyJournal::default();
+        let core = core();
+        let telemetry = telemetry(&core);
+        let (task, handle) = EngineTask::new(
+            core,
+            Clock::starting_at(T0),
+            16,
+            Box::new(journal.clone()),
+            None,
+            telemetry,
+        );
+        tokio::spawn(task.run(std::future::pending()));
+        *journal.failing.lock().unwrap() = true;
+        let login = events().remove(0);
+        assert!(handle.apply(vec![login.clone()]).await.is_err());
+        let failure = |h: &EngineHandle| {
+            let h = h.clone();
+            async move {
+                h.read(|v| v.journal_failure.map(str::to_string))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(failure(&handle).await.as_deref(), Some("disk full"));
+        *journal.failing.lock().unwrap() = false;
+        let tries = journal.attempts.lock().unwrap().len();
+        tokio::time::advance(Duration::from_millis(JOURNAL_RETRY_MS)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(journal.attempts.lock().unwrap().len() > tries, "no retry");
+        assert_eq!(failure(&handle).await, None, "cleared with no event");
+        // Nothing was applied but the probe: the refused login did not log a1 in.
+        let status = handle
+            .read(|v| v.core.engine().agent("a1").map(|a| a.status))
+            .await
+            .unwrap();
+        assert_eq!(status, Some(crate::engine::AgentStatus::Offline));
     }
 
     /// The `tierline_queue_waiting` sample for `support`/`voice` in a rendered page.

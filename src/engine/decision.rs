@@ -138,7 +138,8 @@ pub enum DecisionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_tier: Option<Tier>,
     },
-    /// The engine changed an agent's status on its own (e.g. `max_no_answer` reached).
+    /// An agent's status changed without the PBX saying so: the engine's own doing
+    /// (`max_no_answer` reached) or an administrator's forced state (`Engine::force_state`).
     AgentState {
         agent: Arc<str>,
         state: AgentStatus,

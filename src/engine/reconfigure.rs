@@ -92,6 +92,10 @@ impl Engine {
             .enumerate()
             .map(|(i, q)| (q.id.as_str(), (i, q)))
             .collect();
+        if !problems.is_empty() {
+            // No queue at all: what each removed queue would need is beside the point.
+            return problems;
+        }
         let mut live_by_queue: BTreeMap<QKey, BTreeMap<Channel, usize>> = BTreeMap::new();
         for i in self.interactions.iter().flatten() {
             if i.state.is_final() || i.agent.is_some() && i.state != InteractionState::Offered {
@@ -128,18 +132,26 @@ impl Engine {
                     Some(d) => match new_ids.get(d.as_str()) {
                         Some(cfg) => Some(*cfg),
                         None => {
-                            problems.push(StateProblem::new(
-                                "queue",
+                            problems.push(StateProblem::new("queue", {
+                                let id = &queue.cfg().id;
+                                // Two steps work only if `d` drains somewhere itself.
+                                let steps =
+                                    match self.queue_ids.get(d.as_str()).and_then(|&k| {
+                                        self.queues[k as usize].cfg().drain_to.clone()
+                                    }) {
+                                        Some(_) => format!(
+                                            "remove them one change at a time (first `{id}`, \
+                                             whose interactions move to `{d}`, then `{d}`), or "
+                                        ),
+                                        None => String::new(),
+                                    };
                                 format!(
-                                    "queue `{id}` is removed and drains to `{d}`, which the new \
-                                     config does not have either, but {total} interaction(s) \
-                                     wait in it: remove them one change at a time (first \
-                                     `{id}`, whose interactions move to `{d}`, then `{d}`), or \
-                                     first point `{id}`'s drain_to at a queue the new config \
-                                     keeps",
-                                    id = queue.cfg().id
-                                ),
-                            ));
+                                    "queue `{id}` is removed and drains to `{d}`, which the \
+                                         new config does not have either, but {total} \
+                                         interaction(s) wait in it: {steps}first point `{id}`'s \
+                                         drain_to at a queue the new config keeps"
+                                )
+                            }));
                             None
                         }
                     },
@@ -359,7 +371,7 @@ impl Engine {
                 if self.agents[ak as usize].tier_in(q).is_none() {
                     self.withdraw_offer(ak, slot, ik, RevokeReason::Reconfigured);
                     self.reindex_agent(ak);
-                    withdrawn.push(ik);
+                    withdrawn.push((ik, q));
                 }
             }
         }
@@ -388,8 +400,12 @@ impl Engine {
                 self.try_place(k.ikey());
             }
         }
-        for ik in withdrawn {
-            self.announce_waiting_again(ik);
+        // Not one that overflowed into another queue meanwhile: announced there (`queued`
+        // with its position, or an offer).
+        for (ik, q) in withdrawn {
+            if self.ix(ik).queue == Some(q) {
+                self.announce_waiting_again(ik);
+            }
         }
         self.reserve_retained();
     }
