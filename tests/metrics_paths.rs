@@ -962,6 +962,15 @@ fn an_agents_stats_begin_when_it_first_existed() {
     rig.reload(12 * S, more);
     let s = rig.telemetry.agent_stats("b", 0, 20 * S).unwrap();
     assert_eq!((s.from, secs(&s, "offline")), (12 * S, 8.0));
+    // Left out of the roster, b stays known (as in the engine); added back, it keeps its start.
+    rig.reload(21 * S, desk());
+    let s = rig.telemetry.agent_stats("b", 0, 22 * S).unwrap();
+    assert_eq!((s.from, secs(&s, "offline")), (12 * S, 10.0));
+    let mut again = desk();
+    again.agents.push(agent("b", "q", 1));
+    rig.reload(23 * S, again);
+    let s = rig.telemetry.agent_stats("b", 0, 24 * S).unwrap();
+    assert_eq!((s.from, secs(&s, "offline")), (12 * S, 12.0));
     let s = rig.telemetry.agent_stats("a", 0, 20 * S).unwrap();
     assert_eq!((s.from, secs(&s, "offline")), (0, 20.0));
 }

@@ -303,8 +303,9 @@ impl Core {
                 state,
                 reason,
             } => {
-                let reason = match (state, reason) {
-                    (_, Some(r)) => Some(r.clone()),
+                // An empty reason is none given.
+                let reason = match (state, reason.as_deref().filter(|r| !r.is_empty())) {
+                    (_, Some(r)) => Some(r.to_string()),
                     (RequestedState::Available, None) => None,
                     (_, None) => Some("admin".to_string()),
                 };
@@ -1102,6 +1103,17 @@ mod tests {
                 agent: "a1".into(),
                 state: RequestedState::NotReady,
                 reason: None,
+            },
+            T0 + 1,
+        ));
+        let agent = core.engine().agent("a1").unwrap();
+        assert_eq!(agent.reason.as_deref(), Some("admin"));
+        // An empty reason is none given.
+        applied(core.apply(
+            &Input::AgentState {
+                agent: "a1".into(),
+                state: RequestedState::Offline,
+                reason: Some(String::new()),
             },
             T0 + 1,
         ));

@@ -611,8 +611,14 @@ impl EngineTask {
         let journal_len = journal.len();
         drop(journal);
         if let Err(e) = &journaled {
-            tracing::error!(error = %e, inputs = journal_len, "journal append failed; nothing of the batch applied");
-            self.metrics().journal_append_failed();
+            if probe {
+                // The retry of an idle daemon, every JOURNAL_RETRY_MS: the failure it repeats was
+                // logged and counted already.
+                tracing::debug!(error = %e, "journal still cannot be written");
+            } else {
+                tracing::error!(error = %e, inputs = journal_len, "journal append failed; nothing of the batch applied");
+                self.metrics().journal_append_failed();
+            }
             self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
             self.journal_failure = Some(e.0.clone());
         } else {
@@ -1144,6 +1150,14 @@ mod tests {
         let journal = FlakyJournal::default();
         let core = core();
         let telemetry = telemetry(&core);
+        let metrics = telemetry.metrics().clone();
+        let failures = move || {
+            metrics.render().lines().find_map(|line| {
+                line.strip_prefix("tierline_journal_append_failures_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
         let (task, handle) = EngineTask::new(
             core,
             Clock::starting_at(T0),
@@ -1165,6 +1179,14 @@ mod tests {
             }
         };
         assert_eq!(failure(&handle).await.as_deref(), Some("disk full"));
+        // Idle retries that fail again are neither counted nor logged as new failures.
+        let tries = journal.attempts.lock().unwrap().len();
+        tokio::time::advance(Duration::from_millis(3 * JOURNAL_RETRY_MS)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(journal.attempts.lock().unwrap().len() > tries, "no retry");
+        assert_eq!(failures(), Some(1.0), "one refused request, one failure");
         *journal.failing.lock().unwrap() = false;
         let tries = journal.attempts.lock().unwrap().len();
         tokio::time::advance(Duration::from_millis(JOURNAL_RETRY_MS)).await;

@@ -65,8 +65,9 @@ pub struct Telemetry {
     queue_order: Vec<Arc<str>>,
     queues: HashMap<Arc<str>, QueueSeries>,
     agents: HashMap<Arc<str>, AgentTrack>,
-    /// The roster's agents, each with when it joined the roster (the start, or the config
-    /// change that added it): where its stats begin if no fact about it came since.
+    /// Every agent a roster has named since the start, each with when it first joined one (the
+    /// start, or the config change that added it): where its stats begin if no fact about it
+    /// came since. Never shrinks: the engine keeps an agent a later roster leaves out.
     roster: HashMap<Arc<str>, Millis>,
     touched: Vec<Arc<str>>,
     unrouted: [UnroutedSeries; 4],
@@ -217,17 +218,12 @@ impl Telemetry {
             board.update(&id, now, None, [0; 6]);
         }
         drop(board);
+        // Agents stay known once known (the engine keeps an agent a roster drops): a dropped
+        // one keeps its join time, and one added back keeps its first.
         let now = self.last_now;
-        let before = std::mem::take(&mut self.roster);
-        self.roster = routing
-            .agents
-            .iter()
-            .map(|a| {
-                let id: Arc<str> = Arc::from(a.id.as_str());
-                let since = before.get(&id).copied().unwrap_or(now);
-                (id, since)
-            })
-            .collect();
+        for a in &routing.agents {
+            self.roster.entry(Arc::from(a.id.as_str())).or_insert(now);
+        }
     }
 
     fn configure_queue(&mut self, q: &QueueConfig, tiers: &[Tier]) {
