@@ -4,7 +4,7 @@
 
 mod support;
 
-use tierline::config::{AgentConfig, Channel, Strategy};
+use tierline::config::{AgentConfig, Channel, QueueConfig, Strategy};
 use tierline::engine::{
     Activity, AgentStatus, DecisionKind, DeclineReason, EngineError, Fact, InteractionState, Owner,
     RejectReason, RevokeReason, SlotPhase, Why,
@@ -20,6 +20,17 @@ fn support_desk() -> Driver {
             agent("l1", &[("support", 1)]),
             agent("l2", &[("support", 2)]),
             agent("l3", &[("support", 3)]),
+        ],
+    ))
+}
+
+/// `q` (the `support` queue) with one L1 agent, `l1`, and one L2, `l2`.
+fn l1_and_l2(q: QueueConfig) -> Driver {
+    Driver::new(config(
+        vec![q],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
         ],
     ))
 }
@@ -116,13 +127,7 @@ fn the_ladder_step_fires_exactly_at_its_deadline() {
 fn a_step_reached_while_ringing_applies_when_the_call_comes_back() {
     let mut q = queue("support", support_ladder());
     q.offer_timeout_ms = secs(40);
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(q);
     d.at(0, login("l1"));
     d.at(0, login("l2"));
     d.at(0, call("c1", "support"));
@@ -167,13 +172,7 @@ fn priority_boost_is_applied_once() {
 fn skip_if_no_agents_moves_on_when_no_l1_is_logged_in() {
     let mut ladder = vec![step(0, &[1]), step(30, &[2])];
     ladder[0].skip_if_no_agents = true;
-    let mut d = Driver::new(config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(queue("support", ladder));
     d.at(0, login("l2"));
     let ds = d.at(secs(4), call("c1", "support"));
     assert_eq!(steps_reached(&ds), vec![("c1".into(), 1, secs(4))]);
@@ -190,13 +189,7 @@ fn an_agent_signed_off_during_a_call_is_busy_until_it_ends_but_not_logged_in() {
     ladder[0].skip_if_no_agents = true;
     let mut support = queue("support", ladder);
     support.wrap_up_ms = secs(10);
-    let mut d = Driver::new(config(
-        vec![support],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(support);
     d.at(0, login("l1"));
     d.at(secs(1), call("c1", "support"));
     d.at(secs(2), accept("c1", "l1"));
@@ -238,13 +231,7 @@ fn an_agent_signed_off_during_a_call_is_busy_until_it_ends_but_not_logged_in() {
 fn skip_if_no_agents_waits_for_a_logged_in_l1_who_is_not_ready() {
     let mut ladder = vec![step(0, &[1]), step(30, &[2])];
     ladder[0].skip_if_no_agents = true;
-    let mut d = Driver::new(config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(queue("support", ladder));
     d.at(0, login("l1"));
     d.at(0, not_ready("l1", "lunch"));
     d.at(0, login("l2"));
@@ -1768,13 +1755,7 @@ fn a_transfer_into_a_full_queue_is_refused() {
 fn an_escalation_into_a_full_queue_is_refused_like_a_transfer() {
     let mut q = queue("support", vec![step(0, &[1, 2])]);
     q.max_waiting = Some(1);
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(q);
     d.at(0, login("l1"));
     d.at(secs(1), call("c1", "support"));
     d.at(secs(2), accept("c1", "l1"));
@@ -2005,13 +1986,7 @@ fn an_agent_escalates_a_call_to_l2_with_a_priority_boost() {
     let mut q = queue("support", support_ladder());
     q.escalation_priority_boost = 3;
     q.wrap_up_ms = 0;
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(q);
     d.at(0, login("l1"));
     d.at(0, call("c1", "support"));
     d.at(secs(1), accept("c1", "l1"));
@@ -2053,13 +2028,7 @@ fn an_escalated_call_keeps_its_priority_and_gains_the_boost() {
     ladder[0].priority_boost = 2;
     let mut q = queue("support", ladder);
     q.escalation_priority_boost = 3;
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(q);
     d.at(0, login("l1"));
     d.at(0, Arrival::new("c1").queue("support").priority(1).event());
     assert_eq!(d.interaction("c1").priority, 3);
@@ -2596,13 +2565,7 @@ fn the_clock_never_runs_backwards() {
 #[test]
 fn the_history_records_every_transition() {
     let q = queue("support", vec![step(0, &[1]), step(25, &[1, 2])]);
-    let mut d = Driver::new(config(
-        vec![q],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(q);
     d.at(0, call("c1", "support"));
     d.at(secs(5), login("l1")); // offered until 20 s, then l1 backs off until 30 s
     d.advance(secs(25)); // step 1
@@ -2933,13 +2896,7 @@ fn a_late_answer_to_an_earlier_offer_names_the_agent() {
 fn an_l1_desk_waiting_for_its_only_l1() -> Driver {
     let mut ladder = vec![step(0, &[1]), step(30, &[1, 2])];
     ladder[0].skip_if_no_agents = true;
-    let mut d = Driver::new(config(
-        vec![queue("support", ladder)],
-        vec![
-            agent("l1", &[("support", 1)]),
-            agent("l2", &[("support", 2)]),
-        ],
-    ));
+    let mut d = l1_and_l2(queue("support", ladder));
     d.at(0, login("l1"));
     d.at(0, not_ready("l1", "lunch"));
     d.at(0, login("l2"));
