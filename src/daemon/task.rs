@@ -357,10 +357,10 @@ pub struct EngineTask {
     sink: Box<dyn InputSink>,
     observer: Option<Box<dyn FactObserver>>,
     telemetry: Telemetry,
-    /// After a failed journal append: no timer work before this engine time.
-    journal_retry_at: Option<Millis>,
-    /// The last append's error while appends fail (see `ReadView::journal_failure`).
-    journal_failure: Option<String>,
+    /// While journal appends fail: the last one's error (`ReadView::journal_failure`) and the
+    /// engine time of the next try (no timer work before it). Every wake-up meanwhile appends
+    /// something (a probe if nothing else), so the next append sets or clears this.
+    journal_failure: Option<(String, Millis)>,
     /// Applied batches whose effects wait for durability, oldest first.
     held: VecDeque<Held>,
     /// At most this many batches held (`MAX_IN_FLIGHT`).
@@ -394,7 +394,6 @@ impl EngineTask {
             sink,
             observer,
             telemetry,
-            journal_retry_at: None,
             journal_failure: None,
             held: VecDeque::new(),
             max_in_flight: MAX_IN_FLIGHT,
@@ -428,10 +427,10 @@ impl EngineTask {
             // After a failed journal append, timer work waits for the retry time; with no timer
             // pending, the task still wakes then to try the journal again (`process` appends a
             // probe), so `/readyz` recovers when space returns even if no event comes.
-            let deadline = match (self.core.next_deadline(), self.journal_retry_at) {
-                (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
-                (None, Some(retry)) if self.journal_failure.is_some() => Some(retry),
-                (deadline, _) => deadline,
+            let deadline = match (self.core.next_deadline(), &self.journal_failure) {
+                (Some(deadline), Some((_, retry))) => Some(deadline.max(*retry)),
+                (None, Some((_, retry))) => Some(*retry),
+                (deadline, None) => deadline,
             };
             let timer = self.sleep_until(deadline);
             // At the in-flight bound, nothing new is taken until a sync report arrives.
@@ -619,13 +618,9 @@ impl EngineTask {
                 tracing::error!(error = %e, inputs = journal_len, "journal append failed; nothing of the batch applied");
                 self.metrics().journal_append_failed();
             }
-            self.journal_retry_at = Some(now.saturating_add(JOURNAL_RETRY_MS));
-            self.journal_failure = Some(e.0.clone());
+            self.journal_failure = Some((e.0.clone(), now.saturating_add(JOURNAL_RETRY_MS)));
         } else {
-            self.journal_retry_at = None;
-            if journal_len > 0 {
-                self.journal_failure = None;
-            }
+            self.journal_failure = None;
         }
         let mut replies = Vec::new();
         let mut reads: Vec<Release> = Vec::new();
@@ -670,14 +665,14 @@ impl EngineTask {
                         core: &self.core,
                         telemetry: &self.telemetry,
                         now,
-                        journal_failure: self.journal_failure.as_deref(),
+                        journal_failure: self.journal_failure.as_ref().map(|(e, _)| e.as_str()),
                     }));
                 }
                 Command::ReadCore(f) => reads.push(f(&ReadView {
                     core: &self.core,
                     telemetry: &self.telemetry,
                     now,
-                    journal_failure: self.journal_failure.as_deref(),
+                    journal_failure: self.journal_failure.as_ref().map(|(e, _)| e.as_str()),
                 })),
             }
         }

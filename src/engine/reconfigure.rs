@@ -69,13 +69,13 @@ impl Engine {
     /// Everything that makes `config` unsafe to apply now (what `reconfigure` would refuse it
     /// for, timers aside); changes nothing. O(live interactions).
     pub fn reconfigure_problems(&self, config: &RoutingConfig) -> Vec<StateProblem> {
-        let mut problems = Vec::new();
         // Every section has defaults, so a file caught half-written (a comment, a `[routing]`
         // header) is a valid config with no queues: applied, it would remove every queue and
-        // reject every arrival. A live change must keep one (a start may have none).
+        // reject every arrival. A live change must keep one (a start may have none). Reported
+        // alone: what each removed queue would need is beside the point.
         let queues_now = self.queues.iter().filter(|q| !q.retired).count();
         if config.queues.is_empty() && queues_now > 0 {
-            problems.push(StateProblem::new(
+            return vec![StateProblem::new(
                 "queue",
                 format!(
                     "the new config has no [[queue]]: it would remove all {queues_now} queue(s) \
@@ -83,8 +83,9 @@ impl Engine {
                      is likelier than that intent: send or write the whole file. A live change \
                      must keep at least one queue; to stop routing, stop the daemon"
                 ),
-            ));
+            )];
         }
+        let mut problems = Vec::new();
         // Each queue with its place in the new config, for the field a problem names.
         let new_ids: BTreeMap<&str, (usize, &crate::config::QueueConfig)> = config
             .queues
@@ -92,10 +93,6 @@ impl Engine {
             .enumerate()
             .map(|(i, q)| (q.id.as_str(), (i, q)))
             .collect();
-        if !problems.is_empty() {
-            // No queue at all: what each removed queue would need is beside the point.
-            return problems;
-        }
         let mut live_by_queue: BTreeMap<QKey, BTreeMap<Channel, usize>> = BTreeMap::new();
         for i in self.interactions.iter().flatten() {
             if i.state.is_final() || i.agent.is_some() && i.state != InteractionState::Offered {
@@ -132,26 +129,10 @@ impl Engine {
                     Some(d) => match new_ids.get(d.as_str()) {
                         Some(cfg) => Some(*cfg),
                         None => {
-                            problems.push(StateProblem::new("queue", {
-                                let id = &queue.cfg().id;
-                                // Two steps work only if `d` drains somewhere itself.
-                                let steps =
-                                    match self.queue_ids.get(d.as_str()).and_then(|&k| {
-                                        self.queues[k as usize].cfg().drain_to.clone()
-                                    }) {
-                                        Some(_) => format!(
-                                            "remove them one change at a time (first `{id}`, \
-                                             whose interactions move to `{d}`, then `{d}`), or "
-                                        ),
-                                        None => String::new(),
-                                    };
-                                format!(
-                                    "queue `{id}` is removed and drains to `{d}`, which the \
-                                         new config does not have either, but {total} \
-                                         interaction(s) wait in it: {steps}first point `{id}`'s \
-                                         drain_to at a queue the new config keeps"
-                                )
-                            }));
+                            problems.push(StateProblem::new(
+                                "queue",
+                                self.drain_target_removed(&queue.cfg().id, d, total),
+                            ));
                             None
                         }
                     },
@@ -192,6 +173,29 @@ impl Engine {
             ));
         }
         problems
+    }
+
+    /// Why queue `id`, removed with `total` interactions waiting in it, cannot drain into
+    /// `target`, which the new config removes too, and what to do instead: one change at a time
+    /// works only when `target` drains somewhere itself.
+    fn drain_target_removed(&self, id: &str, target: &str, total: usize) -> String {
+        let target_drains = self
+            .queue_ids
+            .get(target)
+            .is_some_and(|&k| self.queues[k as usize].cfg().drain_to.is_some());
+        let steps = if target_drains {
+            format!(
+                "remove them one change at a time (first `{id}`, whose interactions move to \
+                 `{target}`, then `{target}`), or "
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "queue `{id}` is removed and drains to `{target}`, which the new config does not \
+             have either, but {total} interaction(s) wait in it: {steps}first point `{id}`'s \
+             drain_to at a queue the new config keeps"
+        )
     }
 
     /// Room, up front, for the finished interactions the config retains (at most
