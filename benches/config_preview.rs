@@ -70,8 +70,8 @@ fn main() {
         &[2_000]
     };
     let runs = if benchmarking { 5 } else { 1 };
-    println!("| waiting | capture (engine task), median | preview (blocking thread), median | copy's peak memory | interactions moved | decisions | the change applied (engine task), median |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| waiting | capture (engine task), median | preview (blocking thread), median | copy's peak memory | interactions moved | decisions | the change applied (engine task), median | one queue's ladder changed, applied, median | the same, re-deriving everything, median |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &waiting in sizes {
         let f = Fixture::build(waiting);
         let mut changed = f.engine.config().clone();
@@ -116,14 +116,44 @@ fn main() {
                 .unwrap_or_else(|e| panic!("reconfigure at {waiting} waiting: {e}"));
             applies.push(start.elapsed());
         }
+        // A change to one queue (the first busy one's last step), applied as a live change is
+        // (only that queue re-derived) and re-deriving everything (as before): side by side.
+        let mut one = original.clone();
+        let busy = f.engine.config().queues[0].id.clone();
+        one.queues[0] = changed.queues[0].clone();
+        assert_ne!(
+            one.queues[0], original.queues[0],
+            "the one-queue change changes nothing"
+        );
+        let (mut touched, mut whole) = (Vec::new(), Vec::new());
+        for k in 0..runs.max(2) * 2 {
+            let target = if k % 2 == 0 { &one } else { &original };
+            let start = Instant::now();
+            if k % 4 < 2 {
+                f.engine.reconfigure(f.now, target.clone())
+            } else {
+                f.engine.reconfigure_whole(f.now, target.clone())
+            }
+            .unwrap_or_else(|e| panic!("one-queue change at {waiting} waiting: {e}"));
+            let took = start.elapsed();
+            if k % 4 < 2 {
+                touched.push(took);
+            } else {
+                whole.push(took);
+            }
+        }
+        let waiting_there = f.engine.queue_load(&busy).map_or(0, |l| l.waiting);
         println!(
-            "| {waiting} | {:.2} ms | {:.0} ms | {:.0} MB | {} | {} | {:.0} ms |",
+            "| {waiting} | {:.2} ms | {:.0} ms | {:.0} MB | {} | {} | {:.0} ms | {:.1} ms ({} waiting there) | {:.0} ms |",
             median(captures).as_secs_f64() * 1e3,
             median(previews).as_secs_f64() * 1e3,
             peak as f64 / 1e6,
             report.interactions.len(),
             report.decisions.len(),
             median(applies).as_secs_f64() * 1e3,
+            median(touched).as_secs_f64() * 1e3,
+            waiting_there,
+            median(whole).as_secs_f64() * 1e3,
         );
     }
 }

@@ -173,6 +173,27 @@ enum Action {
     WrapupDone(usize),
     Wait(u64),
     Reload(Variant),
+    /// A reload changing one aspect of the config in force (`tweak`): most live changes touch
+    /// a queue or an agent, not everything.
+    Tweak(u8),
+}
+
+/// The config in force with aspect `k` changed: queue `a`'s ladder, its overflow, its wrap-up
+/// or back-off, queue `b`'s strategy or channels, agent `a2`'s tiers, queue `c`, voice sharing.
+fn tweak(v: &Variant, k: u8) -> Variant {
+    let mut v = v.clone();
+    match k % 9 {
+        0 => v.ladder = (v.ladder + 1) % 3,
+        1 => v.overflow = (v.overflow + 1) % 3,
+        2 => v.strategy = (v.strategy + 1) % 4,
+        3 => v.wrap_up_zero = !v.wrap_up_zero,
+        4 => v.no_backoff = !v.no_backoff,
+        5 => v.a2_only_in_b = !v.a2_only_in_b,
+        6 => v.with_c = !v.with_c,
+        7 => v.b_chat_only = !v.b_chat_only,
+        _ => v.voice_shared = !v.voice_shared,
+    }
+    v
 }
 
 fn action() -> impl proptest::strategy::Strategy<Value = Action> {
@@ -196,12 +217,15 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
         1 => (0usize..4).prop_map(Action::WrapupDone),
         4 => (0u64..5_000).prop_map(Action::Wait),
         3 => variant().prop_map(Action::Reload),
+        3 => (0u8..9).prop_map(Action::Tweak),
     ]
 }
 
 struct Run {
     engine: Engine,
     cfg: RoutingConfig,
+    /// The variant `cfg` was built from (what `Action::Tweak` changes).
+    variant: Variant,
     voice_shared: bool,
     ids: Vec<String>,
     arrivals: u64,
@@ -278,7 +302,7 @@ impl Run {
                 }
             }
             Action::WrapupDone(a) => wrapup_done(AGENTS[*a]),
-            Action::Wait(_) | Action::Reload(_) => return None,
+            Action::Wait(_) | Action::Reload(_) | Action::Tweak(_) => return None,
         })
     }
 
@@ -321,17 +345,55 @@ impl Run {
             self.engine.advance(self.now);
             self.check(&format!("timers at {}", self.now))?;
         }
-        if let Action::Reload(v) = action {
+        let tweaked;
+        let reload = match action {
+            Action::Reload(v) => Some(v),
+            Action::Tweak(k) => {
+                tweaked = tweak(&self.variant, *k);
+                Some(&tweaked)
+            }
+            _ => None,
+        };
+        if let Some(v) = reload {
             let voice_shared = self.voice_shared || v.voice_shared;
             let next = build(v, voice_shared);
             let before = self.observe().fingerprint();
+            // The reference: the same change re-deriving every live interaction, on a copy.
+            let mut bytes = Vec::new();
+            self.engine
+                .write_snapshot(&mut bytes)
+                .map_err(|e| TestCaseError::fail(format!("snapshot: {e}")))?;
+            let mut whole = Engine::read_snapshot(&mut bytes.as_slice())
+                .map_err(|e| TestCaseError::fail(format!("snapshot read back: {e}")))?;
+            let expected = whole.reconfigure_whole(self.now, next.clone());
             match self.engine.reconfigure(self.now, next.clone()) {
-                Ok(_) => {
+                Ok(decided) => {
+                    prop_assert_eq!(
+                        expected.as_ref().ok(),
+                        Some(&decided),
+                        "reload to {:?}: the touched queues decided otherwise than all of them",
+                        v
+                    );
                     self.cfg = next;
                     self.voice_shared = voice_shared;
-                    return self.check(&format!("reload to {v:?}"));
+                    self.variant = v.clone();
+                    self.check(&format!("reload to {v:?}"))?;
+                    prop_assert_eq!(
+                        Observed::take(&whole, &self.cfg, &self.ids).fingerprint(),
+                        self.observe().fingerprint(),
+                        "reload to {:?}: the state differs from re-deriving everything",
+                        v
+                    );
+                    prop_assert_eq!(whole.next_deadline(), self.engine.next_deadline());
+                    return Ok(());
                 }
                 Err(e) => {
+                    prop_assert!(
+                        expected.is_err(),
+                        "reload to {:?} refused ({}), but applied re-deriving everything",
+                        v,
+                        e
+                    );
                     prop_assert_eq!(
                         self.observe().fingerprint(),
                         before,
@@ -387,6 +449,7 @@ proptest! {
         let mut run = Run {
             engine: Engine::new(cfg.clone(), 0),
             cfg,
+            variant: first.clone(),
             voice_shared: first.voice_shared,
             ids: Vec::new(),
             arrivals: 0,

@@ -124,7 +124,7 @@ impl Engine {
             facts: Vec::new(),
             record_facts: false,
         };
-        engine.install_config(config);
+        engine.install_config(config, reconfigure::Scope::Whole);
         engine
     }
 
