@@ -699,6 +699,68 @@ async fn an_over_long_attribute_or_skill_names_the_entry() {
     t.stop().await;
 }
 
+/// An id an event creates (interaction, agent, customer, skill, attribute key), a reason or an
+/// address holding a control character is refused 422 `invalid_value`, naming the field, the
+/// character and where: a NUL or a newline in an id was applied and echoed to the PBX, into logs
+/// and metric labels. An attribute's value may hold one (a note's line break).
+#[tokio::test]
+async fn an_id_or_address_with_a_control_character_is_refused() {
+    let t = TestDaemon::with_routing(routing()).await;
+    let arrival = |extra: Value| {
+        let mut e = json!({"id": "e", "type": "interaction.arrived", "interaction": "c1",
+                           "channel": "voice", "queue": "support"});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    };
+    let cases = [
+        (
+            arrival(json!({"interaction": "c\u{0}b"})),
+            "`interaction` holds a control character (U+0000 at byte 1)",
+        ),
+        (
+            arrival(json!({"customer": "cu\nst"})),
+            "`customer` holds a control character (U+000A at byte 2)",
+        ),
+        (
+            arrival(json!({"skills": ["en", "f\u{7f}r"]})),
+            "`skills[1]` holds a control character (U+007F at byte 1)",
+        ),
+        (
+            arrival(json!({"attributes": {"la\tng": "en"}})),
+            "a key of `attributes` holds a control character (U+0009 at byte 2)",
+        ),
+        (
+            json!({"id": "e", "type": "agent.login", "agent": "a\u{85}", "address": "sip:x@pbx"}),
+            "`agent` holds a control character (U+0085 at byte 1)",
+        ),
+        (
+            json!({"id": "e", "type": "agent.login", "agent": "a1", "address": "sip:1@pbx\r\n"}),
+            "`address` holds a control character (U+000D at byte 9)",
+        ),
+    ];
+    for (n, (mut event, expected)) in cases.into_iter().enumerate() {
+        event["id"] = json!(format!("cc{n}"));
+        let (status, body) = t.events(event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(code(&body), "invalid_value", "{body}");
+        assert!(message(&body).contains(expected), "{body}");
+    }
+    let (status, _) = t.get("/v1/interactions/c1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing applied");
+    let (_, agent) = t.get("/v1/agents/a1").await;
+    assert_eq!(agent["status"], "offline", "nothing applied");
+    // A value may hold one.
+    let (status, body) = t
+        .events(arrival(json!({"attributes": {"note": "line 1\nline 2"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, c1) = t.get("/v1/interactions/c1").await;
+    assert_eq!(c1["attributes"]["note"], "line 1\nline 2", "{c1}");
+    t.stop().await;
+}
+
 /// A name the daemon does not know is echoed in full only when it could be an id (256 bytes);
 /// a longer one is cut to its length and start, as an over-long value is, so a 900 KB queue name
 /// makes a short answer, not a 900 KB one.

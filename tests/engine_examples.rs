@@ -482,6 +482,55 @@ fn max_wait_overflows_to_the_target() {
     assert_eq!(d.engine.counts().overflowed, 1);
 }
 
+/// `max_wait_s = 0`: "if nobody is free, straight to the target". A call nobody free can take
+/// overflows in the instant it arrives, told `overflow` alone: it was announced `queued` first,
+/// and the PBX started the queue's music only to be told to move the call in the same
+/// millisecond. One an agent can take is offered as usual; into another queue, it is announced
+/// there.
+#[test]
+fn with_max_wait_zero_a_call_nobody_can_take_overflows_at_once_unannounced() {
+    let q = overflow_to_target(
+        queue("support", vec![step(0, &[1])]),
+        0,
+        "sip:voicemail@pbx",
+    );
+    let mut d = Driver::new(config(vec![q], vec![agent("a", &[("support", 1)])]));
+    d.at(0, login("a"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(offers(&ds), vec![("c1".into(), "a".into())]);
+    let ds = d.at(secs(2), call("c2", "support"));
+    assert_eq!(
+        ds.iter().map(|d| d.kind.clone()).collect::<Vec<_>>(),
+        vec![DecisionKind::Overflow {
+            interaction: "c2".into(),
+            queue: None,
+            target: Some("sip:voicemail@pbx".into())
+        }]
+    );
+    assert_eq!(d.interaction("c2").state, InteractionState::Overflowed);
+    assert_eq!(
+        d.engine.next_deadline(),
+        Some(secs(16)),
+        "only c1's offer expiry"
+    );
+    assert!(d.advance(secs(2)).is_empty());
+
+    let front = overflow_to_queue(queue("front", vec![step(0, &[1])]), 0, "back");
+    let back = queue("back", vec![step(0, &[1])]);
+    let mut d = Driver::new(config(vec![front, back], vec![]));
+    let ds = d.at(secs(1), call("c1", "front"));
+    assert_eq!(kinds(&ds), vec!["overflow", "queued"]);
+    assert_eq!(
+        ds[1].kind,
+        DecisionKind::Queued {
+            interaction: "c1".into(),
+            queue: "back".into(),
+            position: Some(1)
+        }
+    );
+    assert_eq!(d.waiting("back"), vec!["c1"]);
+}
+
 #[test]
 fn overflow_to_a_queue_keeps_arrival_time_and_history() {
     let support = overflow_to_queue(queue("support", vec![step(0, &[1])]), 45, "backup");
@@ -1519,6 +1568,29 @@ fn an_agent_made_available_again_after_no_answer_starts_a_fresh_count() {
     );
     assert_eq!(d.agent("a").status, AgentStatus::Available);
     assert_eq!(d.agent("a").consecutive_missed_offers, 1);
+}
+
+/// ROUTING.md: "a login, or an admin's forced state reset the no-answer count". An agent still
+/// available after one miss of two, logging in again (a phone registering again) or said
+/// available, starts a fresh count, so the next miss alone does not take it out. Only a change
+/// of status to available reset it, so the next miss made it not ready.
+#[test]
+fn a_login_or_available_resets_the_no_answer_count_of_an_agent_already_available() {
+    for again in [login("a"), available("a")] {
+        let mut d = one_miss_of_two();
+        assert_eq!(d.agent("a").status, AgentStatus::Available);
+        assert_eq!(d.agent("a").consecutive_missed_offers, 1);
+        d.at(secs(2), again.clone());
+        assert_eq!(d.agent("a").consecutive_missed_offers, 0, "{again:?}");
+        assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+        let ds = d.at(secs(3), decline("c1", "a", DeclineReason::NoAnswer));
+        assert_eq!(
+            offers(&ds),
+            vec![("c1".into(), "a".into())],
+            "{again:?}: one miss since, still available"
+        );
+        assert_eq!(d.agent("a").status, AgentStatus::Available);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,7 +51,14 @@ fn the_day_counts_arrivals_answers_abandons_per_queue_and_channel() {
     assert_eq!(v("tierline_interactions_abandoned_total", &sv), 1.0);
     assert_eq!(v("tierline_interactions_short_abandoned_total", &sv), 0.0);
     assert_eq!(v("tierline_interactions_overflowed_total", &sv), 0.0);
-    assert_eq!(v("tierline_interactions_rejected_total", &sv), 0.0);
+    for reason in ["queue_full", "closed"] {
+        let l = [
+            ("queue", "support"),
+            ("channel", "voice"),
+            ("reason", reason),
+        ];
+        assert_eq!(v("tierline_interactions_rejected_total", &l), 0.0);
+    }
     assert_eq!(v("tierline_complaints_total", &bv), 1.0);
     assert_eq!(
         v("tierline_interactions_ended_total", &[("queue", "billing")]),

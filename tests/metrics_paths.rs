@@ -267,6 +267,33 @@ fn an_interaction_that_waits_max_wait_overflows_and_is_counted_once() {
     );
 }
 
+/// After hours is not a full queue: a closed queue's refusals count under `reason="closed"`, so
+/// an alert on `queue_full` does not fire every night.
+#[test]
+fn a_closed_queue_s_rejections_are_told_from_a_full_one_s() {
+    let mut q = QueueConfig::with_defaults("night");
+    // Open on no weekday.
+    q.schedule = Some(tierline::config::Schedule {
+        tz: chrono_tz::Europe::Berlin,
+        open: Default::default(),
+    });
+    q.closed_target = Some("sip:voicemail@pbx".into());
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(q);
+    let mut rig = Rig::new(cfg);
+    rig.at(0, arrive("c1", Some("night")));
+    rig.at(S, arrive("c2", Some("night")));
+    let text = rig.text(S);
+    let rejected = |r| {
+        sample(
+            &text,
+            "tierline_interactions_rejected_total",
+            &[("queue", "night"), ("channel", "voice"), ("reason", r)],
+        )
+    };
+    assert_eq!((rejected("closed"), rejected("queue_full")), (2.0, 0.0));
+}
+
 #[test]
 fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
     let mut q = QueueConfig::with_defaults("sales");
@@ -283,15 +310,14 @@ fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
         sample(&text, "tierline_interactions_arrived_total", &lbl),
         2.0
     );
-    assert_eq!(
-        sample(&text, "tierline_interactions_rejected_total", &lbl),
-        1.0
-    );
+    let reason = |r| [("queue", "sales"), ("channel", "voice"), ("reason", r)];
+    let rejected = |r| sample(&text, "tierline_interactions_rejected_total", &reason(r));
+    assert_eq!((rejected("queue_full"), rejected("closed")), (1.0, 0.0));
     assert_eq!(
         sample(
             &text,
             "tierline_interactions_rejected_total",
-            &[("queue", ""), ("channel", "voice")]
+            &[("queue", ""), ("channel", "voice"), ("reason", "no_route")]
         ),
         1.0
     );
@@ -882,11 +908,15 @@ fn unrouted_series_exist_at_zero_from_the_start() {
         let l = [("queue", ""), ("channel", channel)];
         for name in [
             "tierline_interactions_arrived_total",
-            "tierline_interactions_rejected_total",
             "tierline_complaints_total",
         ] {
             assert_eq!(sample(&text, name, &l), 0.0, "{name} {l:?}");
         }
+        let no_route = [("queue", ""), ("channel", channel), ("reason", "no_route")];
+        assert_eq!(
+            sample(&text, "tierline_interactions_rejected_total", &no_route),
+            0.0
+        );
     }
 }
 

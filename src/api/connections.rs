@@ -7,7 +7,8 @@
 //! kernel's listen backlog, and past it their connection attempts are retried by their TCP stack,
 //! as with nginx's `worker_connections` or HAProxy's `maxconn`. Connections already open are
 //! served as before. `tierline_http_connections` shows how many are open; reaching the limit is
-//! logged once per episode.
+//! logged at most once every 10 s, with how many times it was reached since the last warning (a
+//! storm of short connections reaches it once per connection closed).
 //!
 //! It never refuses or closes a connection itself, and never counts one twice: the permit travels
 //! with the connection's stream and is returned when the stream is dropped. With TLS the limit
@@ -19,6 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -30,6 +32,33 @@ use crate::metrics::Metrics;
 pub struct Limited<L> {
     inner: L,
     count: Arc<Count>,
+    warnings: Throttle,
+}
+
+/// How often reaching the limit is logged, at most.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a recurring condition at most once per `WARN_EVERY`, counting the times in between.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// The condition happened at `now`: `Some(times)` when it is to be logged, counting this
+    /// one and those not logged since the last warning.
+    fn happened(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < WARN_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 /// The connection limit, shared by the listener and every stream it handed out.
@@ -38,7 +67,7 @@ struct Count {
     permits: Arc<Semaphore>,
     max: usize,
     metrics: Metrics,
-    /// Set while at the limit, so the warning is logged once per episode.
+    /// Set while at the limit, so that an episode counts once (cleared when a connection closes).
     full: AtomicBool,
 }
 
@@ -55,6 +84,7 @@ impl<L: Listener> Limited<L> {
                 metrics,
                 full: AtomicBool::new(false),
             }),
+            warnings: Throttle::default(),
         }
     }
 }
@@ -68,10 +98,14 @@ impl<L: Listener> Listener for Limited<L> {
             Ok(p) => p,
             Err(_) => {
                 if !self.count.full.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        max_connections = self.count.max,
-                        "API connection limit reached: new connections wait until one closes"
-                    );
+                    if let Some(times) = self.warnings.happened(tokio::time::Instant::now()) {
+                        tracing::warn!(
+                            max_connections = self.count.max,
+                            times_since_last_warning = times,
+                            "API connection limit reached: new connections wait until one \
+                             closes (logged at most once every 10 s)"
+                        );
+                    }
                 }
                 match self.count.permits.clone().acquire_owned().await {
                     Ok(p) => p,
@@ -163,6 +197,22 @@ mod tests {
             .lines()
             .find_map(|l| l.strip_prefix("tierline_http_connections "))
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reaching_the_limit_is_logged_at_most_every_ten_seconds_with_a_count() {
+        let mut t = Throttle::default();
+        let start = tokio::time::Instant::now();
+        assert_eq!(t.happened(start), Some(1), "the first time is logged");
+        for k in 1..=298u64 {
+            let at = start + Duration::from_millis(k);
+            assert_eq!(t.happened(at), None, "reached again {k} ms later");
+        }
+        let later = start + Duration::from_millis(9_999);
+        assert_eq!(t.happened(later), None);
+        let due = start + WARN_EVERY;
+        assert_eq!(t.happened(due), Some(300), "the 299 in between are counted");
+        assert_eq!(t.happened(due + WARN_EVERY * 3), Some(1));
     }
 
     #[tokio::test]

@@ -212,17 +212,7 @@ pub async fn stream(
     app.auth().authorize(&headers, Role::Read)?;
     let from_header = headers.contains_key("last-event-id");
     let after = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_last_event_id",
-                        "Last-Event-ID must be a decision seq (an unsigned integer)",
-                    )
-                })?,
-        ),
+        Some(v) => Some(last_event_id(v.to_str().ok())?),
         None => q.after,
     };
     // Refuse up front (410) if the reader is already behind the ring. A full command queue is
@@ -366,5 +356,49 @@ async fn pause_while_busy(shutdown: &Shutdown) -> bool {
     tokio::select! {
         () = tokio::time::sleep(STREAM_BUSY_RETRY) => true,
         () = shutdown.wait() => false,
+    }
+}
+
+/// The `Last-Event-ID` header's seq, or why it is not one: a number too large for a seq is
+/// told as such, as `?after=` tells it.
+fn last_event_id(value: Option<&str>) -> Result<u64, ApiError> {
+    let text = value.map(str::trim).unwrap_or("");
+    text.parse::<u64>().map_err(|e| {
+        let why = if *e.kind() == std::num::IntErrorKind::PosOverflow {
+            format!(
+                "too large a number (a decision seq is at most {})",
+                u64::MAX
+            )
+        } else {
+            "it must be a decision seq (an unsigned integer)".to_string()
+        };
+        ApiError::bad_request(
+            "invalid_last_event_id",
+            format!("Last-Event-ID {text:?} is not a decision seq: {why}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_event_id_too_large_for_a_seq_is_told_as_such() {
+        assert_eq!(last_event_id(Some(" 42 ")).ok(), Some(42));
+        let too_large = last_event_id(Some("99999999999999999999999")).err();
+        let message = too_large.map(|e| (e.body.code.to_string(), e.body.message));
+        let (code, message) = message.unwrap_or_default();
+        assert_eq!(code, "invalid_last_event_id");
+        assert!(message.contains("too large a number"), "{message}");
+        assert!(message.contains("99999999999999999999999"), "{message}");
+        for bad in [Some("x"), Some("-1"), None] {
+            let e = last_event_id(bad).err().map(|e| e.body.message);
+            let message = e.unwrap_or_default();
+            assert!(
+                message.contains("an unsigned integer"),
+                "{bad:?}: {message}"
+            );
+        }
     }
 }

@@ -250,6 +250,8 @@ pub fn from_object<T: DeserializeOwned>(
             None => ("invalid_field", None),
         }
     };
+    // In a map (`agent.login`'s `tiers`, `capacity`), the entry at fault.
+    let entry = field.and_then(|f| entry_at_fault::<T>(map, f, &err));
     let mut err = crate::config::file::plain_words(&cut_echoes(&err));
     // A field narrower than its type says its own range.
     let range = crate::api::events::FIELD_RANGES
@@ -260,11 +262,54 @@ pub fn from_object<T: DeserializeOwned>(
     if let (Some((_, range)), Some(at)) = (range, err.find(", expected a whole number")) {
         err = format!("{}, expected {range}", &err[..at]);
     }
-    let message = match field {
-        Some(f) => format!("{context}field `{f}`: {err}"),
-        None => format!("{context}{err}"),
+    let message = match (field, entry) {
+        (Some(f), Some(key)) if key.len() <= MAX_ID_LEN => {
+            format!("{context}field `{f}.{key}`: {err}")
+        }
+        (Some(f), Some(key)) => format!(
+            "{context}field `{f}`, entry of {} bytes (it starts `{}`): {err}",
+            key.len(),
+            crate::engine::event::start_of(&key)
+        ),
+        (Some(f), None) => format!("{context}field `{f}`: {err}"),
+        (None, _) => format!("{context}{err}"),
     };
     Err(ApiError::unprocessable(code, message))
+}
+
+/// The key of the entry of map `field` (`tiers`, `capacity`, `attributes`) that makes `map` fail
+/// to read as `T` with `err`: the
+/// first one that, alone in the map, fails the same way. Maps of more than 64 entries are not
+/// searched (each probe copies the object), so the field alone is named.
+fn entry_at_fault<T: DeserializeOwned>(
+    map: &Map<String, Value>,
+    field: &str,
+    err: &str,
+) -> Option<String> {
+    // The maps events have (any other object is a wrong type for its field, or an enum as
+    // serde spells one: `{"spoiled": …}` for `reason` is not an entry of a map).
+    if !["tiers", "capacity", "attributes"].contains(&field) {
+        return None;
+    }
+    let Some(Value::Object(entries)) = map.get(field) else {
+        return None;
+    };
+    if entries.len() > 64 {
+        return None;
+    }
+    let fails_alike = |entries: Map<String, Value>| {
+        let mut probe = map.clone();
+        probe.insert(field.to_string(), Value::Object(entries));
+        matches!(T::deserialize(&probe), Err(e) if e.to_string() == err)
+    };
+    // A field that is no map (an object given for a string) fails so with no entry at all.
+    if fails_alike(Map::new()) {
+        return None;
+    }
+    entries
+        .iter()
+        .find(|(key, value)| fails_alike(Map::from_iter([((*key).clone(), (*value).clone())])))
+        .map(|(key, _)| key.clone())
 }
 
 /// An error with its causes, each said once (`error sending request: … connection refused`):

@@ -213,30 +213,36 @@ pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
 /// out of its type's range: `min_tier` 0 (tiers start at 1; 256 is already refused by its
 /// type), a `score` outside 1–5. Checked here, not in `Event`'s own deserialization, so that
 /// journals which recorded such an event (the engine refused it) still read.
-fn field_problem(event: &Event) -> Option<(&'static str, String)> {
+fn field_problem(event: &Event) -> Option<(String, String)> {
     match event {
         Event::InteractionEscalated { min_tier: 0, .. } => Some((
-            "min_tier",
+            "min_tier".to_string(),
             format!("invalid value: integer `0`, expected {TIER}"),
         )),
         Event::InteractionRated { score, .. } if !(1..=5).contains(score) => Some((
-            "score",
+            "score".to_string(),
             format!("invalid value: integer `{score}`, expected {SCORE}"),
         )),
         // As a value beyond the type's range is (`FIELD_RANGES`): one code for both ends.
         Event::AgentLogin {
             tiers: Some(tiers), ..
-        } if tiers.values().any(|&t| t == 0) => Some((
-            "tiers",
-            format!("invalid value: integer `0`, expected {TIER}"),
-        )),
+        } if tiers.values().any(|&t| t == 0) => {
+            tiers.iter().find(|(_, &t)| t == 0).map(|(q, _)| {
+                (
+                    format!("tiers.{}", crate::engine::event::start_of(q)),
+                    format!("invalid value: integer `0`, expected {TIER}"),
+                )
+            })
+        }
         Event::AgentLogin {
             capacity: Some(capacity),
             ..
-        } if capacity.values().any(|&c| c == 0) => Some((
-            "capacity",
-            format!("invalid value: integer `0`, expected {CAPACITY}"),
-        )),
+        } => capacity.iter().find(|(_, &c)| c == 0).map(|(channel, _)| {
+            (
+                format!("capacity.{channel}"),
+                format!("invalid value: integer `0`, expected {CAPACITY}"),
+            )
+        }),
         _ => None,
     }
 }
@@ -331,9 +337,46 @@ fn array_len(bytes: &[u8]) -> Option<usize> {
         }
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // What the reference parse refuses with a 400 comes first (API.md's order of checks):
+    // skipping values, the count reads neither strings as UTF-8 nor how deep values nest.
+    if std::str::from_utf8(bytes).is_err() || nests_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return None;
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let n = de.deserialize_seq(Count).ok()?;
     de.end().ok().map(|()| n)
+}
+
+/// How deep the JSON reader nests arrays and objects before it stops (`too_deeply_nested`).
+const MAX_JSON_DEPTH: usize = 127;
+
+/// Whether `json` opens more than `limit` arrays or objects inside one another, brackets in
+/// strings aside. One pass over the bytes, nothing allocated.
+fn nests_deeper_than(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 async fn apply_single(
@@ -659,6 +702,43 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// API.md's order of checks: a body the JSON reader refuses (400) is told so even when its
+    /// array is also over the batch limit (413). The count skipped strings and nesting, so an
+    /// over-long array with a stray byte or a value nested 128 deep was answered 413.
+    #[test]
+    fn an_over_long_array_that_is_not_json_tierline_reads_is_a_400_first() {
+        let many = vec![&b"{}"[..]; MAX_BATCH_EVENTS + 1].join(&b","[..]);
+        let body = |tail: &[u8]| [&b"["[..], &many, tail, b"]"].concat();
+        let code = |bytes: &[u8]| match parse_body_slowly(bytes) {
+            Err(e) => (e.status, e.body.code.to_string()),
+            Ok(_) => (StatusCode::OK, String::new()),
+        };
+        let invalid = body(b",\"\xff\"");
+        assert_eq!(
+            code(&invalid),
+            (StatusCode::BAD_REQUEST, "invalid_utf8".into())
+        );
+        let deep = [&b","[..], &b"[".repeat(128), &b"]".repeat(128)].concat();
+        assert_eq!(
+            code(&body(&deep)),
+            (StatusCode::BAD_REQUEST, "too_deeply_nested".into())
+        );
+        // 127 levels inside the array's own is still read, so the array's length is told.
+        let deep_enough = [&b","[..], &b"[".repeat(126), &b"]".repeat(126)].concat();
+        assert_eq!(
+            code(&body(&deep_enough)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large".into())
+        );
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nests_deeper_than(br#"[[["]]]]]][[[[[\"[[["]]]"#, 3));
+        assert!(nests_deeper_than(br#"[{"a":[{}]}]"#, 3));
+        assert!(!nests_deeper_than(br#"[{"a":[1]}]"#, 3));
+        assert!(!nests_deeper_than(br#"["\\",{"x":"[[[["}]"#, 2));
+    }
+
     #[test]
     fn the_envelope_id_is_split_from_the_event() {
         let (id, event) = parse_envelope(
@@ -719,15 +799,34 @@ mod tests {
                 "event `e3`: field `reason`: unknown value `bored`",
             ),
             (
-                json!({"id": "e4", "type": "agent.login", "agent": "a", "capacity": {"voice": -1}}),
+                json!({"id": "e4", "type": "agent.login", "agent": "a",
+                       "capacity": {"chat": 2, "voice": -1}}),
                 "invalid_field",
-                "event `e4`: field `capacity`: invalid value: integer `-1`",
+                "event `e4`: field `capacity.voice`: invalid value: integer `-1`",
             ),
             (
                 json!({"id": "e5", "type": "interaction.arrived", "interaction": "c",
                        "channel": "voice", "attributes": {"lang": 1}}),
                 "invalid_field",
-                "event `e5`: field `attributes`: invalid type: integer `1`, expected a string",
+                "event `e5`: field `attributes.lang`: invalid type: integer `1`, expected a string",
+            ),
+            (
+                json!({"id": "e8", "type": "agent.login", "agent": "a",
+                       "tiers": {"support": 1, "sales": 256}}),
+                "invalid_field",
+                "event `e8`: field `tiers.sales`: invalid value: integer `256`, expected a tier from 1 to 255",
+            ),
+            (
+                json!({"id": "e9", "type": "agent.login", "agent": "a",
+                       "tiers": {"support": 1, "sales": 0}}),
+                "invalid_field",
+                "event `e9`: field `tiers.sales`: invalid value: integer `0`, expected a tier from 1 to 255",
+            ),
+            (
+                json!({"id": "e10", "type": "agent.login", "agent": "a",
+                       "capacity": {"voice": 1, "chat": 0}}),
+                "invalid_field",
+                "event `e10`: field `capacity.chat`: invalid value: integer `0`, expected a capacity from 1 to 4294967295",
             ),
             (
                 json!({"id": "e6", "type": "agent.dance", "agent": "a"}),
@@ -793,7 +892,12 @@ mod tests {
                 proptest::prop_assert_eq!(&*err.body.code, "unknown_type", "{}", err.body.message);
             } else {
                 proptest::prop_assert_eq!(&*err.body.code, "invalid_field", "{}", err.body.message);
-                let named = format!("event `e1`: field `{spoiled}`: ");
+                // In a map, the entry: the one spoiled entry is the one at fault.
+                let named = if ["tiers", "capacity", "attributes"].contains(&spoiled.as_str()) {
+                    format!("event `e1`: field `{spoiled}.spoiled`: ")
+                } else {
+                    format!("event `e1`: field `{spoiled}`: ")
+                };
                 proptest::prop_assert!(err.body.message.starts_with(&named), "{}", err.body.message);
             }
         }

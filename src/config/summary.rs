@@ -46,10 +46,24 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
     for channel in Channel::ALL {
         let settings = &config.channels[channel.index()];
         if settings.exclusive && settings.capacity > 1 {
+            // Made exclusive with no capacity line, it is the channel's default that does
+            // nothing: say so, rather than quote a setting the file does not have.
+            let setting = if settings.capacity
+                == super::routing::ChannelSettings::default_for(channel).capacity
+            {
+                format!(
+                    "channels.{channel}.capacity (the default, {}) has no effect",
+                    settings.capacity
+                )
+            } else {
+                format!(
+                    "channels.{channel}.capacity = {} has no effect",
+                    settings.capacity
+                )
+            };
             notes.push(format!(
-                "channels.{channel}.capacity = {} has no effect: {channel} is exclusive, so an \
-                 agent holding one {channel} interaction is offered nothing else",
-                settings.capacity
+                "{setting}: {channel} is exclusive, so an agent holding one {channel} \
+                 interaction is offered nothing else"
             ));
         }
     }
@@ -142,7 +156,8 @@ fn ladder_notes(q: &QueueConfig) -> Vec<String> {
         let mut reachable = Vec::with_capacity(q.steps.len());
         for (k, s) in q.steps.iter().enumerate() {
             let skipped_into = k > 0 && reachable[k - 1] && q.steps[k - 1].skip_if_no_agents;
-            reachable.push(s.after_ms < max_wait || skipped_into);
+            // Step 0 is entered on entry, even with `max_wait_s = 0`.
+            reachable.push(k == 0 || s.after_ms < max_wait || skipped_into);
         }
         let never: Vec<String> = q
             .steps
@@ -446,6 +461,26 @@ mod tests {
         );
     }
 
+    /// `max_wait_s = 0` leaves every step after the first unreached, never step 0: it is entered
+    /// on entry, and a call an agent is free for is offered there. The note named it too.
+    #[test]
+    fn with_max_wait_zero_every_step_but_the_first_is_never_reached() {
+        let mut q = QueueConfig::with_defaults("mw0");
+        q.steps = vec![step(0, &[1], 0), step(30_000, &[1, 2], 0)];
+        q.max_wait_ms = Some(0);
+        q.overflow = Some(crate::config::Overflow::Target("sip:vm@pbx".into()));
+        assert_eq!(
+            ladder_notes(&q),
+            vec![
+                "queue `mw0`: steps[1] (at 30s) is never reached: the queue overflows at \
+                 max_wait_s = 0s first"
+                    .to_string()
+            ]
+        );
+        q.steps.truncate(1);
+        assert_eq!(ladder_notes(&q), Vec::<String>::new());
+    }
+
     #[test]
     fn the_support_ladder_reads_as_seconds_tiers_and_boost() {
         let ladder = [
@@ -554,6 +589,19 @@ mod tests {
                  never holds a second one (`a0` (5), `a1` (5)"
             ),
             "{grouped:?}"
+        );
+        // Made exclusive with the default capacity (no capacity line): the default is named as
+        // such, not quoted as a setting of the file.
+        let mut defaulted = config.clone();
+        defaulted.agents.clear();
+        defaulted.channels[Channel::Chat.index()].capacity = 3;
+        assert_eq!(
+            notes(&defaulted),
+            vec![
+                "channels.chat.capacity (the default, 3) has no effect: chat is exclusive, so an \
+                 agent holding one chat interaction is offered nothing else"
+                    .to_string()
+            ]
         );
         config.agents.clear();
         config.queues = vec![night];

@@ -8,7 +8,9 @@ use crate::config::{Channel, Tier};
 use crate::engine::decision::{AgentStatus, DecisionKind, RevokeReason};
 use crate::engine::error::EngineError;
 use crate::engine::event::RequestedState;
-use crate::engine::event::{check_item_len, check_len, MAX_ATTRIBUTE_LEN, MAX_ID_LEN};
+use crate::engine::event::{
+    check_item_len, check_len, check_no_control, MAX_ATTRIBUTE_LEN, MAX_ID_LEN,
+};
 use crate::engine::model::{Agent, QKey};
 use crate::engine::timers::{AKey, IKey};
 use crate::engine::view::SlotPhase;
@@ -33,6 +35,7 @@ impl Engine {
         check_len("agent", id, MAX_ID_LEN)?;
         if let Some(a) = address {
             check_len("address", a, MAX_ATTRIBUTE_LEN)?;
+            check_no_control("address", || "`address`".to_string(), a)?;
         }
         for (i, s) in skills.unwrap_or_default().iter().enumerate() {
             check_item_len("skills", i, s, MAX_ID_LEN)?;
@@ -105,6 +108,9 @@ impl Engine {
         self.resolve_agent(ak);
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
+        // The agent starting work: a fresh no-answer count, an already available agent's too
+        // (a phone registering again), as docs/ROUTING.md says.
+        self.agents[ak as usize].consecutive_missed_offers = 0;
         // A login with other tiers takes back what rings the agent from a queue it no longer
         // serves, as a config change does: it could otherwise accept a call it is not for. The
         // agent takes its own work first (as any freed agent), then what it gave back is placed.
@@ -148,6 +154,9 @@ impl Engine {
         match state {
             RequestedState::Available => {
                 self.set_status(ak, AgentStatus::Available, None);
+                // Said available (by the agent or an administrator): a fresh no-answer count,
+                // whether or not it was available already.
+                self.agents[ak as usize].consecutive_missed_offers = 0;
                 self.agent_take_work(ak);
             }
             RequestedState::NotReady => {

@@ -122,7 +122,33 @@ fn check_part_len(
             ),
         });
     }
+    // Ids (and keys, reasons) go to the PBX, to logs and into metric labels as they are: a
+    // control character there (a NUL, a newline) is never meant, and splits a log line.
+    if max <= MAX_ID_LEN {
+        check_no_control(field, what, value)?;
+    }
     Ok(())
+}
+
+/// `InvalidValue` for `field` if `value` holds a control character (Unicode category Cc: C0,
+/// DEL, C1), naming the first and its byte offset.
+pub(crate) fn check_no_control(
+    field: &'static str,
+    what: impl FnOnce() -> String,
+    value: &str,
+) -> Result<(), super::EngineError> {
+    match value.char_indices().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((at, c)) => Err(super::EngineError::InvalidValue {
+            field,
+            message: format!(
+                "{} holds a control character (U+{:04X} at byte {at}): ids, keys, reasons and \
+                 addresses are printable text",
+                what(),
+                c as u32
+            ),
+        }),
+    }
 }
 
 /// One input event.

@@ -178,6 +178,16 @@ impl Engine {
                 self.ix(ik).state != InteractionState::Waiting || self.try_place(ik)
             }
         };
+        // `max_wait_s = 0`: nobody free takes it, so it overflows now, never announced
+        // `queued` (the PBX would start the queue's music and be told to move it in the same
+        // millisecond). An overflow that cannot happen leaves it waiting, announced.
+        if !placed && max_wait == Some(0) && self.ix(ik).state == InteractionState::Waiting {
+            let wait_timer = self.ix_mut(ik).wait_timer.take();
+            self.timers.cancel(wait_timer);
+            if self.overflow(ik) {
+                return;
+            }
+        }
         if !placed {
             let position = self.position_of_newest(ik);
             let interaction = self.ix(ik).id.clone();

@@ -130,7 +130,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         REJECTED,
-        "Interactions refused (queue full, closed, no route; queue is empty when unrouted).",
+        "Interactions refused, by reason: queue_full, closed, no_route (queue is empty when unrouted).",
     ),
     (
         ANSWERED_WITHIN_SLA,

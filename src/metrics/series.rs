@@ -22,10 +22,14 @@ pub(crate) struct ChannelSeries {
     pub(crate) abandoned: Counter,
     pub(crate) short_abandoned: Counter,
     pub(crate) overflowed: Counter,
-    pub(crate) rejected: Counter,
+    /// By `reason`: `queue_full`, `closed` (a routed arrival is never `no_route`).
+    pub(crate) rejected: [Counter; 2],
     pub(crate) complaints: Counter,
     pub(crate) handle: Histogram,
 }
+
+/// The `reason` labels of a queue's rejections, in `ChannelSeries::rejected`'s order.
+pub(crate) const QUEUE_REJECT_REASONS: [&str; 2] = ["queue_full", "closed"];
 
 pub(crate) struct QueueSeries {
     pub(crate) id: Arc<str>,
@@ -62,9 +66,14 @@ pub(crate) struct UnroutedSeries {
 impl UnroutedSeries {
     pub(crate) fn new(m: &Metrics, channel: Channel) -> UnroutedSeries {
         let l = [("queue", ""), ("channel", channel.as_str())];
+        let no_route = [
+            ("queue", ""),
+            ("channel", channel.as_str()),
+            ("reason", "no_route"),
+        ];
         UnroutedSeries {
             arrived: m.counter(c::ARRIVED, &l),
-            rejected: m.counter(c::REJECTED, &l),
+            rejected: m.counter(c::REJECTED, &no_route),
             complaints: m.counter(c::COMPLAINTS, &l),
         }
     }
@@ -135,7 +144,16 @@ impl QueueSeries {
                 abandoned: m.counter(c::ABANDONED, &l),
                 short_abandoned: m.counter(c::SHORT_ABANDONED, &l),
                 overflowed: m.counter(c::OVERFLOWED, &l),
-                rejected: m.counter(c::REJECTED, &l),
+                rejected: QUEUE_REJECT_REASONS.map(|reason| {
+                    m.counter(
+                        c::REJECTED,
+                        &[
+                            ("queue", id),
+                            ("channel", channel.as_str()),
+                            ("reason", reason),
+                        ],
+                    )
+                }),
                 complaints: m.counter(c::COMPLAINTS, &l),
                 handle: m.histogram(c::HANDLE, &l),
             }

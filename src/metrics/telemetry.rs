@@ -348,14 +348,20 @@ impl Telemetry {
                 }
             }
             Fact::Rejected {
-                queue, channel, at, ..
+                queue,
+                channel,
+                reason,
+                at,
+                ..
             } => {
                 self.seen(*at);
                 match queue {
                     Some(queue) => {
                         let q = self.queue(queue);
                         q.since_start.rejected += 1;
-                        q.channel(&m, *channel).rejected.increment(1);
+                        // A routed arrival is refused `queue_full` or `closed`, never `no_route`.
+                        let k = usize::from(*reason == crate::engine::RejectReason::Closed);
+                        q.channel(&m, *channel).rejected[k].increment(1);
                         q.window.at(*at).rejected += 1;
                     }
                     None => self.unrouted[channel.index()].rejected.increment(1),
