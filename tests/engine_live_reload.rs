@@ -709,3 +709,108 @@ fn a_live_change_may_not_remove_every_queue() {
         .reconfigure(secs(1), config(vec![], vec![]))
         .is_ok());
 }
+
+/// `support`: L1 at once; L2 after 10 s, passed over when no L2 is logged in; L2 and L3 after
+/// 60 s. Offers ring 20 s. `sales` is another queue, for a change that leaves `support` alone.
+fn mid_ladder_skip() -> RoutingConfig {
+    let mut ladder = vec![step(0, &[1]), step(10, &[2]), step(60, &[2, 3])];
+    ladder[1].skip_if_no_agents = true;
+    let mut support = queue("support", ladder);
+    support.offer_timeout_ms = secs(20);
+    config(
+        vec![support, queue("sales", vec![step(0, &[1])])],
+        vec![
+            agent("l1", &[("support", 1)]),
+            agent("l2", &[("support", 2)]),
+            agent("s1", &[("sales", 1)]),
+        ],
+    )
+}
+
+/// A call ringing on a step whose last agent left while it rang stays there until the offer
+/// comes back (as without a change), whether a live change touches its queue or not, and
+/// whether the change re-derives only what it touches or everything: re-deriving everything
+/// escalated it at the change, for a change to another queue.
+#[test]
+fn a_change_elsewhere_leaves_a_call_ringing_on_a_step_left_empty_where_it_is() {
+    let cfg = mid_ladder_skip();
+    let mut other = cfg.clone();
+    other.queues[1].wrap_up_ms = secs(3);
+    for whole in [false, true] {
+        let mut d = Driver::new(cfg.clone());
+        d.at(0, login("l1"));
+        d.at(0, login("l2"));
+        let ds = d.at(secs(1), call("c1", "support"));
+        assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+        d.advance(secs(11));
+        assert_eq!(
+            d.interaction("c1").step,
+            Some(1),
+            "step 1 entered while ringing"
+        );
+        d.at(secs(12), logout("l2"));
+        assert_eq!(d.interaction("c1").step, Some(1), "ringing: not moved on");
+        d.advance(secs(13));
+        let decided = if whole {
+            d.engine.reconfigure_whole(secs(13), other.clone())
+        } else {
+            d.engine.reconfigure(secs(13), other.clone())
+        };
+        assert_eq!(
+            decided.map_err(|e| e.to_string()),
+            Ok(vec![]),
+            "whole: {whole}"
+        );
+        assert_eq!(d.interaction("c1").step, Some(1), "whole: {whole}");
+        consistent(&d);
+        // The offer expires: back to waiting, it passes over the empty step at once (and waits
+        // on step 2, for an L2 or L3).
+        let ds = d.advance(secs(21));
+        assert_eq!(
+            kinds(&ds),
+            vec!["offer_revoked", "escalated", "queued"],
+            "whole: {whole}: {ds:?}"
+        );
+        assert_eq!(d.interaction("c1").step, Some(2));
+        consistent(&d);
+    }
+}
+
+/// Two calls whose next steps fall due in the same millisecond fire in the order their timers
+/// were made, after a live change as without one: re-deriving a call whose deadline stands
+/// keeps its timer. Made anew, every re-derived timer went behind the kept ones (or, re-deriving
+/// everything, into slab order), and the later call took the agent the earlier one was due.
+#[test]
+fn a_live_change_keeps_the_order_of_timers_due_in_the_same_millisecond() {
+    let ladder = || vec![step(0, &[1]), step(30, &[1, 2])];
+    let cfg = config(
+        vec![queue("t", ladder()), queue("u", ladder())],
+        vec![agent("x", &[("t", 2), ("u", 2)])],
+    );
+    let mut touch_t = cfg.clone();
+    touch_t.queues[0].wrap_up_ms = secs(3);
+    let mut channels = cfg.clone();
+    channels.channels[Channel::Email.index()].capacity = 4;
+    for (name, change) in [("touching t", touch_t), ("changing a channel", channels)] {
+        for whole in [false, true] {
+            let mut d = Driver::new(cfg.clone());
+            d.at(0, login("x"));
+            // `a` takes the first slab slot, `b` the second; `b`'s timer is made first.
+            d.at(secs(1), call("b", "t"));
+            d.at(secs(1), call("a", "u"));
+            let decided = if whole {
+                d.engine.reconfigure_whole(secs(5), change.clone())
+            } else {
+                d.engine.reconfigure(secs(5), change.clone())
+            };
+            assert!(decided.is_ok(), "{name}");
+            let ds = d.advance(secs(31));
+            assert_eq!(
+                offered_to(&ds, "b").as_deref(),
+                Some("x"),
+                "{name}, whole: {whole}: b's step fell due first: {ds:?}"
+            );
+            consistent(&d);
+        }
+    }
+}

@@ -951,18 +951,6 @@ impl Run {
             Some(Event::OfferAccepted { agent, .. } | Event::InteractionAnswered { agent, .. }) => {
                 self.missed.remove(agent);
             }
-            // Every login and every `available`, of an agent already available too, starts a
-            // fresh count (ROUTING.md).
-            Some(
-                Event::AgentLogin { agent, .. }
-                | Event::AgentState {
-                    agent,
-                    state: RequestedState::Available,
-                    ..
-                },
-            ) => {
-                self.missed.remove(agent);
-            }
             Some(Event::OfferDeclined {
                 interaction,
                 agent,

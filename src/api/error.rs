@@ -251,7 +251,7 @@ pub fn from_object<T: DeserializeOwned>(
         }
     };
     // In a map (`agent.login`'s `tiers`, `capacity`), the entry at fault.
-    let entry = field.and_then(|f| entry_at_fault::<T>(map, f, &err));
+    let entry = field.and_then(|f| entry_at_fault(map, f));
     let mut err = crate::config::file::plain_words(&cut_echoes(&err));
     // A field narrower than its type says its own range.
     let range = crate::api::events::FIELD_RANGES
@@ -277,38 +277,26 @@ pub fn from_object<T: DeserializeOwned>(
     Err(ApiError::unprocessable(code, message))
 }
 
-/// The key of the entry of map `field` (`tiers`, `capacity`, `attributes`) that makes `map` fail
-/// to read as `T` with `err`: the
-/// first one that, alone in the map, fails the same way. Maps of more than 64 entries are not
-/// searched (each probe copies the object), so the field alone is named.
-fn entry_at_fault<T: DeserializeOwned>(
-    map: &Map<String, Value>,
-    field: &str,
-    err: &str,
-) -> Option<String> {
-    // The maps events have (any other object is a wrong type for its field, or an enum as
-    // serde spells one: `{"spoiled": …}` for `reason` is not an entry of a map).
-    if !["tiers", "capacity", "attributes"].contains(&field) {
-        return None;
-    }
+/// The key of the first entry of map `field` (`agent.login`'s `tiers` and `capacity`, an
+/// arrival's `attributes`) whose key or value its type refuses: the one serde stopped at, as it
+/// reads a map's entries in order. Each entry is read on its own, by reference: nothing copied.
+fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<String> {
+    use serde::Deserialize;
     let Some(Value::Object(entries)) = map.get(field) else {
         return None;
     };
-    if entries.len() > 64 {
-        return None;
-    }
-    let fails_alike = |entries: Map<String, Value>| {
-        let mut probe = map.clone();
-        probe.insert(field.to_string(), Value::Object(entries));
-        matches!(T::deserialize(&probe), Err(e) if e.to_string() == err)
+    let bad = |key: &str, value: &Value| match field {
+        "tiers" => crate::config::Tier::deserialize(value).is_err(),
+        "capacity" => {
+            let key = serde::de::value::StrDeserializer::<serde_json::Error>::new(key);
+            crate::config::Channel::deserialize(key).is_err() || u32::deserialize(value).is_err()
+        }
+        "attributes" => String::deserialize(value).is_err(),
+        _ => false,
     };
-    // A field that is no map (an object given for a string) fails so with no entry at all.
-    if fails_alike(Map::new()) {
-        return None;
-    }
     entries
         .iter()
-        .find(|(key, value)| fails_alike(Map::from_iter([((*key).clone(), (*value).clone())])))
+        .find(|(key, value)| bad(key, value))
         .map(|(key, _)| key.clone())
 }
 

@@ -100,6 +100,7 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         }
     }
     notes.extend(tiers_no_step_offers(config));
+    notes.extend(control_characters(config));
     for q in &config.queues {
         if let (Some(target), None) = (&q.closed_target, &q.schedule) {
             notes.push(format!(
@@ -142,6 +143,44 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         notes.extend(ladder_notes(q));
     }
     notes.extend(rule_notes(config));
+    notes
+}
+
+/// Roster addresses and skills, and rules' attribute names, holding a control character: events
+/// refuse such values (`invalid_value`), so a skill can never be required, a rule's `when` key
+/// never matches, and the agent's own login with that address is refused. Notes, not errors,
+/// as for targets: configs holding them ran before, and journals replay them.
+fn control_characters(config: &RoutingConfig) -> Vec<String> {
+    let control = |s: &str| s.chars().find(|c| c.is_control()).map(|c| c as u32);
+    let mut notes = Vec::new();
+    for a in &config.agents {
+        if let Some(c) = control(&a.address) {
+            notes.push(format!(
+                "agent `{}`: the address contains a control character (U+{c:04X}): it is handed \
+                 to the PBX as it is, and a login giving the same address is refused",
+                a.id
+            ));
+        }
+        for skill in &a.skills {
+            if let Some(c) = control(skill) {
+                notes.push(format!(
+                    "agent `{}`: skill {skill:?} contains a control character (U+{c:04X}): no \
+                     event can require it (events refuse such skills)",
+                    a.id
+                ));
+            }
+        }
+    }
+    for (k, r) in config.rules.iter().enumerate() {
+        for key in r.when.keys() {
+            if let Some(c) = control(key) {
+                notes.push(format!(
+                    "rule[{k}]: attribute name {key:?} contains a control character \
+                     (U+{c:04X}): it never matches (events refuse such attribute names)"
+                ));
+            }
+        }
+    }
     notes
 }
 
@@ -459,6 +498,31 @@ mod tests {
                 && ordered[0].contains("(it offers tier 1)"),
             "{ordered:?}"
         );
+    }
+
+    /// Values events refuse for a control character, given in the config: noted.
+    #[test]
+    fn control_characters_in_roster_values_and_rule_keys_are_noted() {
+        let mut config = RoutingConfig::empty();
+        let mut a = agent("a1", 1);
+        a.address = "sip:a1@pbx\r\n".into();
+        a.skills = vec!["en".into(), "f\tr".into()];
+        config.agents.push(a);
+        config.rules.push(crate::config::Rule {
+            when: [("la\nng".to_string(), "en".to_string())].into(),
+            queue: "support".into(),
+            priority: None,
+        });
+        let noted = control_characters(&config);
+        assert_eq!(noted.len(), 3, "{noted:?}");
+        assert!(
+            noted[0].starts_with("agent `a1`: the address contains a control character (U+000D)")
+        );
+        assert!(noted[1]
+            .starts_with("agent `a1`: skill \"f\\tr\" contains a control character (U+0009)"));
+        assert!(noted[2].starts_with(
+            "rule[0]: attribute name \"la\\nng\" contains a control character (U+000A)"
+        ));
     }
 
     /// `max_wait_s = 0` leaves every step after the first unreached, never step 0: it is entered

@@ -108,9 +108,6 @@ impl Engine {
         self.resolve_agent(ak);
         self.census_in(ak);
         self.set_status(ak, AgentStatus::Available, None);
-        // The agent starting work: a fresh no-answer count, an already available agent's too
-        // (a phone registering again), as docs/ROUTING.md says.
-        self.agents[ak as usize].consecutive_missed_offers = 0;
         // A login with other tiers takes back what rings the agent from a queue it no longer
         // serves, as a config change does: it could otherwise accept a call it is not for. The
         // agent takes its own work first (as any freed agent), then what it gave back is placed.
@@ -154,9 +151,13 @@ impl Engine {
         match state {
             RequestedState::Available => {
                 self.set_status(ak, AgentStatus::Available, None);
-                // Said available (by the agent or an administrator): a fresh no-answer count,
-                // whether or not it was available already.
-                self.agents[ak as usize].consecutive_missed_offers = 0;
+                // An administrator putting the agent back: a fresh no-answer count, of one
+                // already available too. (The agent's own `available`, or a login, resets it
+                // only from another status: an integration repeating either on every phone
+                // registration would otherwise keep a phone that never answers in rotation.)
+                if forced {
+                    self.agents[ak as usize].consecutive_missed_offers = 0;
+                }
                 self.agent_take_work(ak);
             }
             RequestedState::NotReady => {

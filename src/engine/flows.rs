@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::config::{Channel, Overflow};
 use crate::engine::decision::{AgentStatus, DecisionKind, Fact};
 use crate::engine::model::{Class, Interaction, QKey, SkillSetId, Slot, WaitKey};
-use crate::engine::timers::{AKey, IKey, Timer};
+use crate::engine::timers::{AKey, IKey, Timer, TimerKey};
 use crate::engine::view::{Counts, InteractionState, Transition, Why};
 use crate::engine::{warm, Engine};
 
@@ -203,27 +203,52 @@ impl Engine {
     /// Apply `skip_if_no_agents` and steps already due, then schedule the next step's timer.
     /// The interaction must not be in the waiting index while this runs.
     pub(super) fn settle_steps(&mut self, ik: IKey) {
+        self.settle_steps_with(ik, None, true);
+    }
+
+    /// `settle_steps`, for a live change's re-derivation: `keep`, the step timer the
+    /// interaction had, stays when its deadline is the one due (a new timer at the same deadline
+    /// would fire after every other timer due in that millisecond, reordering calls the change
+    /// did not touch); `pass_over_empty` false leaves a step with nobody there to the time the
+    /// interaction waits again (an offer ringing on such a step moves on when it comes back, as
+    /// it does without a change).
+    pub(super) fn settle_steps_with(
+        &mut self,
+        ik: IKey,
+        keep: Option<TimerKey>,
+        pass_over_empty: bool,
+    ) {
         let now = self.now;
         loop {
             let i = self.ix(ik);
             let (Some(q), Some(k)) = (i.queue, i.step) else {
+                self.timers.cancel(keep);
                 return;
             };
             let entered = i.entered_queue_at;
             let steps = &self.queues[q as usize].cfg().steps;
             let k = k as usize;
             if k + 1 >= steps.len() {
+                self.timers.cancel(keep);
                 return;
             }
-            let skip = self.passes_over(q, k);
+            let skip = pass_over_empty && self.passes_over(q, k);
             let deadline = entered.saturating_add(steps[k + 1].after_ms);
             if skip || deadline <= now {
                 self.enter_step(ik, (k + 1) as u16);
                 continue;
             }
-            let key = self.timers.schedule(self.now, deadline, Timer::Step(ik));
+            let key = match keep {
+                Some(kept) if kept.0 == deadline => kept,
+                _ => {
+                    self.timers.cancel(keep);
+                    self.timers.schedule(self.now, deadline, Timer::Step(ik))
+                }
+            };
             let old = self.ix_mut(ik).step_timer.replace(key);
-            self.timers.cancel(old);
+            if old != Some(key) {
+                self.timers.cancel(old);
+            }
             return;
         }
     }

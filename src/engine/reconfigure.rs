@@ -471,6 +471,12 @@ impl Engine {
                     self.withdraw_offer(ak, slot, ik, RevokeReason::Reconfigured);
                     self.reindex_agent(ak);
                     withdrawn.push((ik, q));
+                    // Waiting again: a step left with nobody while it rang is passed over now,
+                    // as when an offer comes back without a change.
+                    if self.ix(ik).state == InteractionState::Waiting {
+                        let kept = self.ix_mut(ik).step_timer.take();
+                        self.settle_steps_with(ik, kept, true);
+                    }
                 }
             }
         }
@@ -542,7 +548,7 @@ impl Engine {
     /// starts that queue's ladder afresh, and no step of it was reached before).
     fn rederive_ladder(&mut self, ik: IKey, kept: usize, drained: bool) {
         let now = self.now;
-        let (q, old_step, entered, step_timer, wait_timer, escalated) = {
+        let (q, old_step, entered, step_timer, wait_timer, escalated, waiting) = {
             let i = self.ix_mut(ik);
             (
                 i.queue.unwrap_or(0),
@@ -551,10 +557,10 @@ impl Engine {
                 i.step_timer.take(),
                 i.wait_timer.take(),
                 i.min_tier.is_some(),
+                i.state == InteractionState::Waiting,
             )
         };
-        self.timers.cancel(step_timer);
-        self.timers.cancel(wait_timer);
+        // Timers whose deadline stands are kept (`settle_steps_with`), not made anew.
         let cfg = self.queues[q as usize].cfg().clone();
         {
             let i = self.ix_mut(ik);
@@ -599,7 +605,7 @@ impl Engine {
                 i.step = Some(k as u16);
                 i.priority = i.priority.saturating_add(cfg.steps[k].priority_boost);
             }
-            self.settle_steps(ik);
+            self.settle_steps_with(ik, step_timer, waiting);
             // Moved back (the change put its step's deadline later, or removed steps): recorded,
             // since the steps after it will be entered and announced again.
             let (state, now_at) = {
@@ -626,15 +632,23 @@ impl Engine {
         if self.ix(ik).overflow_due {
             self.ix_mut(ik).overflow_due = false;
         }
+        let mut wait_timer = wait_timer;
         if let (Some(_), Some(ms)) = (&cfg.overflow, cfg.max_wait_ms) {
             let deadline = entered.saturating_add(ms);
             if deadline <= now {
                 self.ix_mut(ik).overflow_due = true;
             } else {
-                let key = self.timers.schedule(self.now, deadline, Timer::MaxWait(ik));
+                let key = match wait_timer.take() {
+                    Some(kept) if kept.0 == deadline => kept,
+                    other => {
+                        self.timers.cancel(other);
+                        self.timers.schedule(self.now, deadline, Timer::MaxWait(ik))
+                    }
+                };
                 self.ix_mut(ik).wait_timer = Some(key);
             }
         }
+        self.timers.cancel(wait_timer);
     }
 }
 

@@ -135,6 +135,12 @@ pub enum AdapterError {
         a_or_an(event)
     )]
     MissingOffer { event: &'static str },
+    #[error("`{field}` holds a control character (U+{code:04X} at byte {at})")]
+    ControlCharacter {
+        field: &'static str,
+        code: u32,
+        at: usize,
+    },
 }
 
 /// The article before an outcome's name: "an `accepted` report", "a `declined` report". The
@@ -153,6 +159,7 @@ impl AdapterError {
             AdapterError::TooLong { .. } => "field_too_long",
             AdapterError::MissingAgent { .. } => "missing_agent",
             AdapterError::MissingOffer { .. } => "missing_offer",
+            AdapterError::ControlCharacter { .. } => "invalid_field",
         }
     }
 }
@@ -173,10 +180,20 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Adapter
             max,
         });
     }
+    // An id the engine keeps (a Call-ID becomes the interaction's): told here in the adapter's
+    // words, not as the engine's `invalid_value` for a field the request does not have.
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(AdapterError::ControlCharacter {
+            field,
+            code: c as u32,
+            at,
+        });
+    }
     Ok(())
 }
 
-/// `value` trimmed, unless empty or longer than `max` (then logged and left out).
+/// `value` trimmed, unless empty or longer than `max`, or for an id (`max` at most the
+/// engine's id length) holding a control character (then logged and left out).
 fn kept<'a>(call_id: &str, value: Option<&'a str>, max: usize, field: &str) -> Option<&'a str> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
     if value.len() > max {
@@ -186,6 +203,15 @@ fn kept<'a>(call_id: &str, value: Option<&'a str>, max: usize, field: &str) -> O
             bytes = value.len(),
             max,
             "kamailio /route: value too long to keep, left out"
+        );
+        return None;
+    }
+    // An id (the From as customer id) may hold no control character; an attribute value may.
+    if max <= ENGINE_ID_LEN && value.chars().any(char::is_control) {
+        tracing::warn!(
+            call_id,
+            field,
+            "kamailio /route: value holds a control character, left out"
         );
         return None;
     }
@@ -359,6 +385,39 @@ mod tests {
             req.arrival(|_| true),
             Err(AdapterError::Empty { field: "call_id" })
         );
+    }
+
+    /// A From with a control character (a tab in a display name) is left out as the customer
+    /// id, which may hold none, and kept as the `from` attribute: the call is routed, not
+    /// refused. A Call-ID with one is refused in the adapter's words.
+    #[test]
+    fn a_control_character_leaves_the_customer_out_and_refuses_a_call_id() {
+        let mut req = route_req("support");
+        req.from = Some("\"Alice\tSmith\" <sip:alice@x>".into());
+        let Ok(Event::InteractionArrived {
+            customer,
+            attributes,
+            ..
+        }) = req.arrival(|q| q == "support")
+        else {
+            panic!("expected an arrival");
+        };
+        assert_eq!(customer, None);
+        assert_eq!(
+            attributes.get("from").map(String::as_str),
+            Some("\"Alice\tSmith\" <sip:alice@x>")
+        );
+        req.call_id = "k\n5".into();
+        let refused = req.arrival(|_| true).err();
+        assert_eq!(
+            refused,
+            Some(AdapterError::ControlCharacter {
+                field: "call_id",
+                code: 0x0A,
+                at: 1
+            })
+        );
+        assert_eq!(refused.map(|e| e.code()), Some("invalid_field"));
     }
 
     fn report(json: &str) -> ReportRequest {
