@@ -814,3 +814,31 @@ fn a_live_change_keeps_the_order_of_timers_due_in_the_same_millisecond() {
         }
     }
 }
+
+/// A call whose max wait passed while it rang, taken back by a change (its agent lost the
+/// queue), overflows without an `escalated` for the empty step it rang on, as when its offer
+/// ends without a change.
+#[test]
+fn an_offer_taken_back_by_a_change_when_due_to_overflow_overflows_without_escalating() {
+    let mut cfg = mid_ladder_skip();
+    cfg.queues[0] = overflow_to_queue(cfg.queues[0].clone(), 30, "sales");
+    cfg.queues[0].offer_timeout_ms = secs(40);
+    let mut d = Driver::new(cfg.clone());
+    d.at(0, login("l1"));
+    d.at(0, login("l2"));
+    let ds = d.at(secs(1), call("c1", "support"));
+    assert_eq!(offered_to(&ds, "c1").as_deref(), Some("l1"));
+    d.at(secs(12), logout("l2"));
+    d.advance(secs(31));
+    assert_eq!(d.interaction("c1").state, InteractionState::Offered);
+    let mut l1_elsewhere = cfg.clone();
+    l1_elsewhere.agents[0] = agent("l1", &[]);
+    let ds = d.reload(secs(32), l1_elsewhere);
+    assert_eq!(
+        kinds(&ds),
+        vec!["offer_revoked", "overflow", "queued"],
+        "{ds:?}"
+    );
+    assert_eq!(d.interaction("c1").queue.as_deref(), Some("sales"));
+    consistent(&d);
+}

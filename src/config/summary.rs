@@ -153,7 +153,30 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
 fn control_characters(config: &RoutingConfig) -> Vec<String> {
     let control = |s: &str| s.chars().find(|c| c.is_control()).map(|c| c as u32);
     let mut notes = Vec::new();
-    for a in &config.agents {
+    // A roster converted with Windows line endings puts a `\r` in every address: the first
+    // few named, the rest counted, as for the other per-agent notes.
+    let with_control: Vec<&str> = config
+        .agents
+        .iter()
+        .filter(|a| control(&a.address).is_some() || a.skills.iter().any(|s| control(s).is_some()))
+        .map(|a| a.id.as_str())
+        .collect();
+    if with_control.len() > AGENT_NOTES_LISTED {
+        notes.push(format!(
+            "{} agents: an address or skill contains a control character: such an address is \
+             handed to the PBX as it is (a login giving it is refused), and no event can \
+             require such a skill ({})",
+            with_control.len(),
+            first_few(
+                &with_control
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+            )
+        ));
+    }
+    let listed = with_control.len() <= AGENT_NOTES_LISTED;
+    for a in config.agents.iter().filter(|_| listed) {
         if let Some(c) = control(&a.address) {
             notes.push(format!(
                 "agent `{}`: the address contains a control character (U+{c:04X}): it is handed \
@@ -523,6 +546,24 @@ mod tests {
         assert!(noted[2].starts_with(
             "rule[0]: attribute name \"la\\nng\" contains a control character (U+000A)"
         ));
+        // Many agents (a roster with Windows line endings): one note, the first few named.
+        config.rules.clear();
+        config.agents = (0..AGENT_NOTES_LISTED + 3)
+            .map(|k| {
+                let mut a = agent(&format!("a{k}"), 1);
+                a.address = format!("sip:a{k}@pbx\r");
+                a
+            })
+            .collect();
+        assert_eq!(
+            control_characters(&config),
+            vec![format!(
+                "{} agents: an address or skill contains a control character: such an address \
+                 is handed to the PBX as it is (a login giving it is refused), and no event can \
+                 require such a skill (`a0`, `a1`, `a2`, `a3`, `a4` and 3 more)",
+                AGENT_NOTES_LISTED + 3
+            )]
+        );
     }
 
     /// `max_wait_s = 0` leaves every step after the first unreached, never step 0: it is entered

@@ -472,8 +472,10 @@ impl Engine {
                     self.reindex_agent(ak);
                     withdrawn.push((ik, q));
                     // Waiting again: a step left with nobody while it rang is passed over now,
-                    // as when an offer comes back without a change.
-                    if self.ix(ik).state == InteractionState::Waiting {
+                    // as when an offer comes back without a change; not by one due to
+                    // overflow, which leaves below (no `escalated` just before its `overflow`).
+                    let i = self.ix(ik);
+                    if i.state == InteractionState::Waiting && !i.overflow_due {
                         let kept = self.ix_mut(ik).step_timer.take();
                         self.settle_steps_with(ik, kept, true);
                     }
@@ -625,6 +627,9 @@ impl Engine {
                     now,
                 );
             }
+        } else {
+            // An escalated interaction has no ladder, so no step timer; cancelled all the same.
+            self.timers.cancel(step_timer);
         }
         // Due or not is judged again under the new config: a queue that lost its overflow (or
         // whose max_wait grew) no longer sends away an interaction that was due under the old.

@@ -192,9 +192,15 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Adapter
     Ok(())
 }
 
-/// `value` trimmed, unless empty or longer than `max`, or for an id (`max` at most the
-/// engine's id length) holding a control character (then logged and left out).
-fn kept<'a>(call_id: &str, value: Option<&'a str>, max: usize, field: &str) -> Option<&'a str> {
+/// `value` trimmed, unless empty or longer than `max`, or for an `id` holding a control
+/// character (then logged and left out).
+fn kept<'a>(
+    call_id: &str,
+    value: Option<&'a str>,
+    max: usize,
+    field: &str,
+    id: bool,
+) -> Option<&'a str> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
     if value.len() > max {
         tracing::warn!(
@@ -207,7 +213,7 @@ fn kept<'a>(call_id: &str, value: Option<&'a str>, max: usize, field: &str) -> O
         return None;
     }
     // An id (the From as customer id) may hold no control character; an attribute value may.
-    if max <= ENGINE_ID_LEN && value.chars().any(char::is_control) {
+    if id && value.chars().any(char::is_control) {
         tracing::warn!(
             call_id,
             field,
@@ -225,7 +231,7 @@ impl RouteRequest {
         check_id("call_id", &self.call_id)?;
         // A SIP header longer than the engine keeps for a customer or an attribute is left
         // out rather than refused: the call is still routed (by the rules, without it).
-        let usable = |value, max, field| kept(&self.call_id, value, max, field);
+        let usable = |value, max, field| kept(&self.call_id, value, max, field, false);
         let mut attributes = BTreeMap::new();
         let dialed = usable(self.queue.as_deref(), MAX_ATTRIBUTE_LEN, "queue");
         if let Some(d) = dialed {
@@ -244,7 +250,8 @@ impl RouteRequest {
             queue: dialed.filter(|q| queue_exists(q)).map(str::to_string),
             priority: None,
             skills: Vec::new(),
-            customer: usable(from, ENGINE_ID_LEN, "from as customer").map(str::to_string),
+            customer: kept(&self.call_id, from, ENGINE_ID_LEN, "from as customer", true)
+                .map(str::to_string),
             attributes,
         })
     }
