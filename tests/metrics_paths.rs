@@ -294,6 +294,38 @@ fn a_closed_queue_s_rejections_are_told_from_a_full_one_s() {
     assert_eq!((rejected("closed"), rejected("queue_full")), (2.0, 0.0));
 }
 
+/// `tierline_queue_open` follows the queue's schedule at each scrape, with no event in between:
+/// open on Mondays only (Berlin), closed on the Thursday of engine time 0, open the Monday after;
+/// a queue without a schedule is open; a queue a reload removed reads 0.
+#[test]
+fn the_open_gauge_follows_the_schedule_at_each_scrape() {
+    const DAY: u64 = 86_400 * S;
+    let mut mondays = QueueConfig::with_defaults("mondays");
+    let mut open: [Vec<(u16, u16)>; 7] = Default::default();
+    open[0] = vec![(0, 24 * 60)];
+    mondays.schedule = Some(tierline::config::Schedule {
+        tz: chrono_tz::Europe::Berlin,
+        open,
+    });
+    let mut cfg = RoutingConfig::empty();
+    cfg.queues.push(mondays);
+    cfg.queues.push(QueueConfig::with_defaults("always"));
+    let mut rig = Rig::new(cfg.clone());
+    let open_at = |rig: &Rig, queue: &str, now: u64| {
+        sample(&rig.text(now), "tierline_queue_open", &[("queue", queue)])
+    };
+    // 1970-01-01 was a Thursday; Monday the 5th, 12:00 in Berlin, is 11:00 UTC.
+    let monday_noon = 4 * DAY + 11 * 3_600 * S;
+    assert_eq!(open_at(&rig, "mondays", 0), 0.0);
+    assert_eq!(open_at(&rig, "mondays", monday_noon), 1.0);
+    assert_eq!(open_at(&rig, "always", monday_noon), 1.0);
+    assert_eq!(open_at(&rig, "mondays", monday_noon + DAY), 0.0, "Tuesday");
+    let mut without = cfg.clone();
+    without.queues.remove(1);
+    rig.reload(monday_noon + DAY, without);
+    assert_eq!(open_at(&rig, "always", monday_noon + DAY), 0.0, "removed");
+}
+
 #[test]
 fn rejections_are_counted_for_full_queues_and_unrouted_arrivals() {
     let mut q = QueueConfig::with_defaults("sales");

@@ -14,6 +14,7 @@ pub const QUEUE_WAITING: &str = "tierline_queue_waiting";
 pub const QUEUE_RINGING: &str = "tierline_queue_ringing";
 /// `{queue}` gauge: age of the oldest unanswered interaction, waiting or ringing (0 when none).
 pub const QUEUE_OLDEST_WAIT: &str = "tierline_queue_oldest_wait_seconds";
+pub const QUEUE_OPEN: &str = "tierline_queue_open";
 /// `{queue}` gauge: the queue's service-level threshold `sla_s` (for thresholds and rules).
 pub const QUEUE_SLA: &str = "tierline_queue_sla_seconds";
 /// `{queue}` gauge: the queue's `max_wait_s`, only for queues that overflow.
@@ -85,6 +86,11 @@ pub const HELP: &[(&str, &str)] = &[
         QUEUE_OLDEST_WAIT,
         "Time since the oldest unanswered interaction of the queue, waiting or ringing, entered it \
          (0 when none); an overflow or transfer into the queue enters it anew, a drain keeps it.",
+    ),
+    (
+        QUEUE_OPEN,
+        "1 while the queue's schedule has it open (always, without a schedule), 0 while closed \
+         (arrivals rejected `closed`) and once a reload removed it; judged at each scrape.",
     ),
     (QUEUE_SLA, "Service-level threshold of the queue (sla_s)."),
     (

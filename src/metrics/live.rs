@@ -1,5 +1,5 @@
-//! Series whose value moves with the clock between engine batches: the oldest wait per queue and
-//! the agent-seconds per state.
+//! Series whose value moves with the clock between engine batches: the oldest wait per queue,
+//! the agent-seconds per state, and whether a queue's schedule has it open.
 //!
 //! The engine task publishes what it knows after each batch (who is waiting since when, how many
 //! agents are in each state since when); a scrape completes the values up to its own clock. So
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use metrics::{Counter, Gauge};
 
-use crate::config::Millis;
+use crate::config::{Millis, Schedule};
 use crate::engine::Activity;
 
 /// Everything clock-dependent, per queue and for the whole centre. Lives behind the one mutex in
@@ -27,6 +27,8 @@ pub struct Board {
 /// The series handles one queue's clock-dependent values are written to.
 pub(crate) struct LiveSeries {
     pub oldest_wait: Gauge,
+    /// `tierline_queue_open{queue}`.
+    pub open: Gauge,
     /// `tierline_agent_state_seconds_total{queue,state}`, indexed like `Activity::ALL`.
     pub state_seconds: [Counter; 6],
 }
@@ -54,6 +56,9 @@ struct LiveQueue {
     oldest_wait: Gauge,
     oldest_entered_at: Option<Millis>,
     agents: StateClock,
+    open: Gauge,
+    /// When it is open: `None` removed by a reload (0), `Some(None)` always (no schedule).
+    hours: Option<Option<Schedule>>,
 }
 
 struct LiveCentre {
@@ -72,7 +77,17 @@ impl Board {
             oldest_wait: series.oldest_wait,
             oldest_entered_at: None,
             agents: StateClock::new(series.state_seconds, now),
+            open: series.open,
+            hours: Some(None),
         });
+    }
+
+    /// The queue's opening hours in force (`None`: removed, never open), published at `now`.
+    pub(crate) fn set_hours(&mut self, queue: &str, hours: Option<Option<Schedule>>, now: Millis) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.hours = hours;
+            q.publish(now);
+        }
     }
 
     pub(crate) fn tracks_centre(&self) -> bool {
@@ -180,6 +195,12 @@ impl StateClock {
 
 impl LiveQueue {
     fn publish(&mut self, now: Millis) {
+        let open = match &self.hours {
+            None => false,
+            Some(None) => true,
+            Some(Some(schedule)) => schedule.is_open(now),
+        };
+        self.open.set(if open { 1.0 } else { 0.0 });
         let oldest = match self.oldest_entered_at {
             Some(at) => now.saturating_sub(at) as f64 / 1000.0,
             None => 0.0,

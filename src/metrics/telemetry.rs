@@ -216,6 +216,7 @@ impl Telemetry {
                 }
             }
             board.update(&id, now, None, [0; 6]);
+            board.set_hours(&id, None, now);
         }
         drop(board);
         // Agents stay known once known (the engine keeps an agent a roster drops): a dropped
@@ -260,6 +261,7 @@ impl Telemetry {
         if !board.contains(&id) {
             let live = LiveSeries {
                 oldest_wait: m.gauge(c::QUEUE_OLDEST_WAIT, &[("queue", &id)]),
+                open: m.gauge(c::QUEUE_OPEN, &[("queue", &id)]),
                 state_seconds: Activity::ALL.map(|a| {
                     m.counter(
                         c::AGENT_STATE_SECONDS,
@@ -267,8 +269,9 @@ impl Telemetry {
                     )
                 }),
             };
-            board.track(id, live, self.last_now);
+            board.track(id.clone(), live, self.last_now);
         }
+        board.set_hours(&id, Some(q.schedule.clone()), self.last_now);
     }
 
     fn queue(&mut self, id: &Arc<str>) -> &mut QueueSeries {
