@@ -250,7 +250,7 @@ pub fn from_object<T: DeserializeOwned>(
             None => ("invalid_field", None),
         }
     };
-    // In a map (`agent.login`'s `tiers`, `capacity`), the entry at fault.
+    // In a map (`agent.login`'s `tiers`, `capacity`) or a list (`skills`), the entry at fault.
     let entry = field.and_then(|f| entry_at_fault(map, f));
     let mut err = crate::config::file::plain_words(&cut_echoes(&err));
     // A field narrower than its type says its own range.
@@ -263,10 +263,11 @@ pub fn from_object<T: DeserializeOwned>(
         err = format!("{}, expected {range}", &err[..at]);
     }
     let message = match (field, entry) {
-        (Some(f), Some(key)) if key.len() <= MAX_ID_LEN => {
+        (Some(f), Some(Entry::Index(k))) => format!("{context}field `{f}[{k}]`: {err}"),
+        (Some(f), Some(Entry::Key(key))) if key.len() <= MAX_ID_LEN => {
             format!("{context}field `{f}.{key}`: {err}")
         }
-        (Some(f), Some(key)) => format!(
+        (Some(f), Some(Entry::Key(key))) => format!(
             "{context}field `{f}`, entry of {} bytes (it starts `{}`): {err}",
             key.len(),
             crate::engine::event::start_of(&key)
@@ -277,11 +278,18 @@ pub fn from_object<T: DeserializeOwned>(
     Err(ApiError::unprocessable(code, message))
 }
 
-/// The key of the first entry of map `field` (`agent.login`'s `tiers` and `capacity`, an
-/// arrival's `attributes`) whose key or value its type refuses: the one serde stopped at, as it
+/// The first entry of map `field` (`agent.login`'s `tiers` and `capacity`, an arrival's
+/// `attributes`) whose key or value its type refuses, or of list `skills` that is no string: the one serde stopped at, as it
 /// reads a map's entries in order. Each entry is read on its own, by reference: nothing copied.
-fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<String> {
+fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<Entry> {
     use serde::Deserialize;
+    if field == "skills" {
+        // A list of names: the first that is not a string (`null` is the whole list's).
+        let Some(Value::Array(items)) = map.get(field) else {
+            return None;
+        };
+        return items.iter().position(|v| !v.is_string()).map(Entry::Index);
+    }
     let Some(Value::Object(entries)) = map.get(field) else {
         return None;
     };
@@ -297,7 +305,13 @@ fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<String> {
     entries
         .iter()
         .find(|(key, value)| bad(key, value))
-        .map(|(key, _)| key.clone())
+        .map(|(key, _)| Entry::Key(key.clone()))
+}
+
+/// Which entry of a map or list field is at fault.
+enum Entry {
+    Key(String),
+    Index(usize),
 }
 
 /// An error with its causes, each said once (`error sending request: … connection refused`):

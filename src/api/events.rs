@@ -829,6 +829,11 @@ mod tests {
                 "event `e10`: field `capacity.chat`: invalid value: integer `0`, expected a capacity from 1 to 4294967295",
             ),
             (
+                json!({"id": "e11", "type": "agent.login", "agent": "a", "skills": ["en", 3]}),
+                "invalid_field",
+                "event `e11`: field `skills[1]`: invalid type: integer `3`, expected a string",
+            ),
+            (
                 json!({"id": "e6", "type": "agent.dance", "agent": "a"}),
                 "unknown_type",
                 "event `e6`: unknown value `agent.dance`",
