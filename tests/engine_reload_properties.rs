@@ -233,6 +233,16 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
     ]
 }
 
+/// `engine` written to a snapshot and read back.
+fn through_snapshot(engine: &Engine) -> Result<Engine, TestCaseError> {
+    let mut bytes = Vec::new();
+    engine
+        .write_snapshot(&mut bytes)
+        .map_err(|e| TestCaseError::fail(format!("snapshot: {e}")))?;
+    Engine::read_snapshot(&mut bytes.as_slice())
+        .map_err(|e| TestCaseError::fail(format!("snapshot read back: {e}")))
+}
+
 struct Run {
     engine: Engine,
     /// The reference, in lockstep: the same inputs, every reload re-deriving every live
@@ -334,18 +344,8 @@ impl Run {
     fn round_trip(&mut self) -> Result<(), TestCaseError> {
         let before = self.observe().fingerprint();
         let (deadline, seq) = (self.engine.next_deadline(), self.engine.next_seq());
-        let mut bytes = Vec::new();
-        self.engine
-            .write_snapshot(&mut bytes)
-            .map_err(|e| TestCaseError::fail(format!("snapshot: {e}")))?;
-        self.engine = Engine::read_snapshot(&mut bytes.as_slice())
-            .map_err(|e| TestCaseError::fail(format!("snapshot read back: {e}")))?;
-        let mut bytes = Vec::new();
-        self.whole
-            .write_snapshot(&mut bytes)
-            .map_err(|e| TestCaseError::fail(format!("snapshot: {e}")))?;
-        self.whole = Engine::read_snapshot(&mut bytes.as_slice())
-            .map_err(|e| TestCaseError::fail(format!("snapshot read back: {e}")))?;
+        self.engine = through_snapshot(&self.engine)?;
+        self.whole = through_snapshot(&self.whole)?;
         prop_assert_eq!(
             self.observe().fingerprint(),
             before,
