@@ -111,11 +111,12 @@ impl ApiError {
             return ApiError::bad_request(
                 "too_deeply_nested",
                 format!(
-                    "the JSON nests arrays and objects more than 127 levels deep (at line {}, \
-                     column {}): no tierline body nests more than a few levels, and the reader \
-                     stops at 127",
+                    "the JSON nests arrays and objects more than {depth} levels deep (at line \
+                     {}, column {}): no tierline body nests more than a few levels, and the \
+                     reader stops at {depth}",
                     e.line(),
-                    e.column()
+                    e.column(),
+                    depth = crate::api::events::MAX_JSON_DEPTH,
                 ),
             );
         }
@@ -262,25 +263,17 @@ pub fn from_object<T: DeserializeOwned>(
     if let (Some((_, range)), Some(at)) = (range, err.find(", expected a whole number")) {
         err = format!("{}, expected {range}", &err[..at]);
     }
-    let message = match (field, entry) {
-        (Some(f), Some(Entry::Index(k))) => format!("{context}field `{f}[{k}]`: {err}"),
-        (Some(f), Some(Entry::Key(key))) if key.len() <= MAX_ID_LEN => {
-            format!("{context}field `{f}.{key}`: {err}")
-        }
-        (Some(f), Some(Entry::Key(key))) => format!(
-            "{context}field `{f}`, entry of {} bytes (it starts `{}`): {err}",
-            key.len(),
-            crate::engine::event::start_of(&key)
-        ),
-        (Some(f), None) => format!("{context}field `{f}`: {err}"),
-        (None, _) => format!("{context}{err}"),
+    let message = match field {
+        Some(f) => format!("{context}{}: {err}", field_named(f, entry.as_ref())),
+        None => format!("{context}{err}"),
     };
     Err(ApiError::unprocessable(code, message))
 }
 
 /// The first entry of map `field` (`agent.login`'s `tiers` and `capacity`, an arrival's
-/// `attributes`) whose key or value its type refuses, or of list `skills` that is no string: the one serde stopped at, as it
-/// reads a map's entries in order. Each entry is read on its own, by reference: nothing copied.
+/// `attributes`) whose key or value its type refuses, or of list `skills` that is no string:
+/// the one serde stopped at, as it reads entries in order. Each entry is read on its own, by
+/// reference: nothing copied.
 fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<Entry> {
     use serde::Deserialize;
     if field == "skills" {
@@ -309,9 +302,24 @@ fn entry_at_fault(map: &Map<String, Value>, field: &str) -> Option<Entry> {
 }
 
 /// Which entry of a map or list field is at fault.
-enum Entry {
+pub(crate) enum Entry {
     Key(String),
     Index(usize),
+}
+
+/// How an error names field `f`, or its entry: ``field `capacity.chat` ``, ``field `skills[1]` ``,
+/// and for a key longer than any id its length and start (the body may hold a 1 MB key).
+pub(crate) fn field_named(f: &str, entry: Option<&Entry>) -> String {
+    match entry {
+        None => format!("field `{f}`"),
+        Some(Entry::Index(k)) => format!("field `{f}[{k}]`"),
+        Some(Entry::Key(key)) if key.len() <= MAX_ID_LEN => format!("field `{f}.{key}`"),
+        Some(Entry::Key(key)) => format!(
+            "field `{f}`, entry of {} bytes (it starts `{}`)",
+            key.len(),
+            crate::engine::event::start_of(key)
+        ),
+    }
 }
 
 /// An error with its causes, each said once (`error sending request: … connection refused`):

@@ -30,7 +30,7 @@ use crate::daemon::task::EngineHandle;
 use crate::engine::Event;
 
 use super::auth::{SignatureError, SIGNATURE_HEADER};
-use super::error::{from_object, ApiError, ErrorBody};
+use super::error::{field_named, from_object, ApiError, Entry, ErrorBody};
 use super::{read_body, require_content_type, AppState};
 
 /// Longest accepted event id.
@@ -213,36 +213,38 @@ pub fn parse_body(bytes: &[u8]) -> Result<ParsedBody, ApiError> {
 /// out of its type's range: `min_tier` 0 (tiers start at 1; 256 is already refused by its
 /// type), a `score` outside 1–5. Checked here, not in `Event`'s own deserialization, so that
 /// journals which recorded such an event (the engine refused it) still read.
-fn field_problem(event: &Event) -> Option<(String, String)> {
+fn field_problem(event: &Event) -> Option<(&'static str, Option<Entry>, String)> {
     match event {
         Event::InteractionEscalated { min_tier: 0, .. } => Some((
-            "min_tier".to_string(),
+            "min_tier",
+            None,
             format!("invalid value: integer `0`, expected {TIER}"),
         )),
         Event::InteractionRated { score, .. } if !(1..=5).contains(score) => Some((
-            "score".to_string(),
+            "score",
+            None,
             format!("invalid value: integer `{score}`, expected {SCORE}"),
         )),
         // As a value beyond the type's range is (`FIELD_RANGES`): one code for both ends.
         Event::AgentLogin {
-            tiers: Some(tiers), ..
-        } if tiers.values().any(|&t| t == 0) => {
-            tiers.iter().find(|(_, &t)| t == 0).map(|(q, _)| {
+            tiers, capacity, ..
+        } => {
+            let zero_tier = tiers.iter().flatten().find(|(_, &t)| t == 0).map(|(q, _)| {
                 (
-                    format!("tiers.{}", crate::engine::event::start_of(q)),
+                    "tiers",
+                    Some(Entry::Key(q.clone())),
                     format!("invalid value: integer `0`, expected {TIER}"),
                 )
+            });
+            zero_tier.or_else(|| {
+                let (channel, _) = capacity.iter().flatten().find(|(_, &c)| c == 0)?;
+                Some((
+                    "capacity",
+                    Some(Entry::Key(channel.to_string())),
+                    format!("invalid value: integer `0`, expected {CAPACITY}"),
+                ))
             })
         }
-        Event::AgentLogin {
-            capacity: Some(capacity),
-            ..
-        } => capacity.iter().find(|(_, &c)| c == 0).map(|(channel, _)| {
-            (
-                format!("capacity.{channel}"),
-                format!("invalid value: integer `0`, expected {CAPACITY}"),
-            )
-        }),
         _ => None,
     }
 }
@@ -347,8 +349,9 @@ fn array_len(bytes: &[u8]) -> Option<usize> {
     de.end().ok().map(|()| n)
 }
 
-/// How deep the JSON reader nests arrays and objects before it stops (`too_deeply_nested`).
-const MAX_JSON_DEPTH: usize = 127;
+/// How deep the JSON reader (serde_json, which stops at 128) nests arrays and objects before a
+/// body is refused `too_deeply_nested`.
+pub(crate) const MAX_JSON_DEPTH: usize = 127;
 
 /// Whether `json` opens more than `limit` arrays or objects inside one another, brackets in
 /// strings aside. One pass over the bytes, nothing allocated.
@@ -532,10 +535,13 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
         }
     };
     let event: Event = from_object(&map, Some("type"), &format!("event `{id}`: "))?;
-    if let Some((field, why)) = field_problem(&event) {
+    if let Some((field, entry, why)) = field_problem(&event) {
         return Err(ApiError::unprocessable(
             "invalid_field",
-            format!("event `{id}`: field `{field}`: {why}"),
+            format!(
+                "event `{id}`: {}: {why}",
+                field_named(field, entry.as_ref())
+            ),
         ));
     }
     Ok((id, event))

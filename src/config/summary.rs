@@ -162,35 +162,31 @@ fn control_characters(config: &RoutingConfig) -> Vec<String> {
         .map(|a| a.id.as_str())
         .collect();
     if with_control.len() > AGENT_NOTES_LISTED {
+        let named: Vec<String> = with_control.iter().map(|a| format!("`{a}`")).collect();
         notes.push(format!(
             "{} agents: an address or skill contains a control character: such an address is \
              handed to the PBX as it is (a login giving it is refused), and no event can \
              require such a skill ({})",
             with_control.len(),
-            first_few(
-                &with_control
-                    .iter()
-                    .map(|a| format!("`{a}`"))
-                    .collect::<Vec<_>>()
-            )
+            first_few(&named)
         ));
-    }
-    let listed = with_control.len() <= AGENT_NOTES_LISTED;
-    for a in config.agents.iter().filter(|_| listed) {
-        if let Some(c) = control(&a.address) {
-            notes.push(format!(
-                "agent `{}`: the address contains a control character (U+{c:04X}): it is handed \
-                 to the PBX as it is, and a login giving the same address is refused",
-                a.id
-            ));
-        }
-        for skill in &a.skills {
-            if let Some(c) = control(skill) {
+    } else {
+        for a in &config.agents {
+            if let Some(c) = control(&a.address) {
                 notes.push(format!(
-                    "agent `{}`: skill {skill:?} contains a control character (U+{c:04X}): no \
-                     event can require it (events refuse such skills)",
+                    "agent `{}`: the address contains a control character (U+{c:04X}): it is \
+                     handed to the PBX as it is, and a login giving the same address is refused",
                     a.id
                 ));
+            }
+            for skill in &a.skills {
+                if let Some(c) = control(skill) {
+                    notes.push(format!(
+                        "agent `{}`: skill {skill:?} contains a control character (U+{c:04X}): \
+                         no event can require it (events refuse such skills)",
+                        a.id
+                    ));
+                }
             }
         }
     }

@@ -238,13 +238,9 @@ impl Engine {
                 self.enter_step(ik, (k + 1) as u16);
                 continue;
             }
-            let key = match keep {
-                Some(kept) if kept.0 == deadline => kept,
-                _ => {
-                    self.timers.cancel(keep);
-                    self.timers.schedule(self.now, deadline, Timer::Step(ik))
-                }
-            };
+            let key = self
+                .timers
+                .keep_or_schedule(self.now, keep, deadline, Timer::Step(ik));
             let old = self.ix_mut(ik).step_timer.replace(key);
             if old != Some(key) {
                 self.timers.cancel(old);

@@ -637,23 +637,27 @@ impl Engine {
         if self.ix(ik).overflow_due {
             self.ix_mut(ik).overflow_due = false;
         }
-        let mut wait_timer = wait_timer;
-        if let (Some(_), Some(ms)) = (&cfg.overflow, cfg.max_wait_ms) {
-            let deadline = entered.saturating_add(ms);
-            if deadline <= now {
-                self.ix_mut(ik).overflow_due = true;
-            } else {
-                let key = match wait_timer.take() {
-                    Some(kept) if kept.0 == deadline => kept,
-                    other => {
-                        self.timers.cancel(other);
-                        self.timers.schedule(self.now, deadline, Timer::MaxWait(ik))
-                    }
-                };
+        let deadline = match (&cfg.overflow, cfg.max_wait_ms) {
+            (Some(_), Some(ms)) => Some(entered.saturating_add(ms)),
+            _ => None,
+        };
+        match deadline {
+            Some(deadline) if deadline > now => {
+                let key = self.timers.keep_or_schedule(
+                    self.now,
+                    wait_timer,
+                    deadline,
+                    Timer::MaxWait(ik),
+                );
                 self.ix_mut(ik).wait_timer = Some(key);
             }
+            due => {
+                self.timers.cancel(wait_timer);
+                if due.is_some() {
+                    self.ix_mut(ik).overflow_due = true;
+                }
+            }
         }
-        self.timers.cancel(wait_timer);
     }
 }
 

@@ -113,6 +113,25 @@ impl Timers {
         self.next_id = id;
     }
 
+    /// `kept`, an owner's timer, when it is due at `deadline` already; else `kept` cancelled and
+    /// `timer` scheduled at `deadline`. Keeping the key keeps the timer's place among those due
+    /// in the same millisecond (a live change re-deriving a deadline it left as it was).
+    pub fn keep_or_schedule(
+        &mut self,
+        now: Millis,
+        kept: Option<TimerKey>,
+        deadline: Millis,
+        timer: Timer,
+    ) -> TimerKey {
+        match kept {
+            Some(key) if key.0 == deadline => key,
+            _ => {
+                self.cancel(kept);
+                self.schedule(now, deadline, timer)
+            }
+        }
+    }
+
     /// Note that the owner forgot this timer (it will be dropped unfired when it comes up).
     pub fn cancel(&mut self, key: Option<TimerKey>) {
         if key.is_some() {
