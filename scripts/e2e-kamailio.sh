@@ -4,13 +4,14 @@
 #
 #   scripts/e2e-kamailio.sh            (KEEP=1 keeps the work directory with every log)
 #
-# What runs:
-#   tierline   integrations/kamailio/tierline-e2e.toml on 127.0.0.1:18080
-#   Kamailio   integrations/kamailio/kamailio.cfg on udp 127.0.0.1:5060
+# What runs (every port is one the system hands out free at the start, so a busy 5060 or 18080
+# on the machine does not fail the test; the config's agent addresses are rewritten to match):
+#   tierline   integrations/kamailio/tierline-e2e.toml (API and metrics on free TCP ports)
+#   Kamailio   integrations/kamailio/kamailio.cfg on a free UDP port (the cfg's LISTEN)
 #   agents     agent1, agent2 (L1, answer), agent3 (L1, 486), agent4 (L1, never answers),
-#              agent5 (L2, answers) on ports 5071-5075: SIPp UAS processes
-#   callers    CALLS patient callers to `support` (port 5061) and ABANDONS impatient callers to
-#              `billing`, where no agent is logged in (port 5062)
+#              agent5 (L2, answers): SIPp UAS processes, one free UDP port each
+#   callers    CALLS patient callers to `support` and ABANDONS impatient callers to `billing`,
+#              where no agent is logged in: SIPp UAC processes, one free UDP port each
 # What it asserts (from SIPp's counts and tierline's read API): see check() below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,6 @@ ROOT=$PWD
 CALLS=${CALLS:-8}
 ABANDONS=${ABANDONS:-3}
 TALK_MS=${TALK_MS:-4000}
-API=http://127.0.0.1:18080
 WORK=$(mktemp -d /tmp/tierline-e2e-kamailio.XXXXXX)
 PIDS=()
 OK=0
@@ -79,9 +79,36 @@ TIERLINE=$ROOT/target/debug/tierline
 
 cd "$WORK"
 
+# ---- ports: free ones, asked of the system (bound to port 0, then released) ----
+free_ports() { # tcp|udp count
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+kind = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held))
+PY
+}
+read -r API_PORT METRICS_PORT < <(free_ports tcp 2)
+read -r SIP_PORT PATIENT_PORT IMPATIENT_PORT AGENT1_PORT AGENT2_PORT AGENT3_PORT AGENT4_PORT \
+    AGENT5_PORT < <(free_ports udp 8)
+API=http://127.0.0.1:$API_PORT
+export E2E_METRICS=http://127.0.0.1:$METRICS_PORT/metrics
+# The roster's agent addresses name the phones' ports: rewritten to the ones chosen.
+sed -e "s/127\.0\.0\.1:5071/127.0.0.1:$AGENT1_PORT/" -e "s/127\.0\.0\.1:5072/127.0.0.1:$AGENT2_PORT/" \
+    -e "s/127\.0\.0\.1:5073/127.0.0.1:$AGENT3_PORT/" -e "s/127\.0\.0\.1:5074/127.0.0.1:$AGENT4_PORT/" \
+    -e "s/127\.0\.0\.1:5075/127.0.0.1:$AGENT5_PORT/" \
+    "$ROOT/integrations/kamailio/tierline-e2e.toml" >tierline-e2e.toml
+log "ports: API $API_PORT, metrics $METRICS_PORT, Kamailio $SIP_PORT, callers $PATIENT_PORT" \
+    "$IMPATIENT_PORT, agents $AGENT1_PORT $AGENT2_PORT $AGENT3_PORT $AGENT4_PORT $AGENT5_PORT"
+
 # ---- tierline ----
 log "starting tierline"
-"$TIERLINE" serve --config "$ROOT/integrations/kamailio/tierline-e2e.toml" --data "$WORK/data" \
+"$TIERLINE" serve --config tierline-e2e.toml --data "$WORK/data" \
+    --listen "127.0.0.1:$API_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
     >tierline.log 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
@@ -112,17 +139,18 @@ start_agent() { # name port scenario [extra sipp args]
     PIDS+=($!)
 }
 log "starting agent phones"
-start_agent agent1 5071 agent-answer.xml -d "$TALK_MS"
-start_agent agent2 5072 agent-answer.xml -d "$TALK_MS"
-start_agent agent3 5073 agent-decline.xml
-start_agent agent4 5074 agent-noanswer.xml
-start_agent agent5 5075 agent-answer.xml -d "$TALK_MS"
+start_agent agent1 "$AGENT1_PORT" agent-answer.xml -d "$TALK_MS"
+start_agent agent2 "$AGENT2_PORT" agent-answer.xml -d "$TALK_MS"
+start_agent agent3 "$AGENT3_PORT" agent-decline.xml
+start_agent agent4 "$AGENT4_PORT" agent-noanswer.xml
+start_agent agent5 "$AGENT5_PORT" agent-answer.xml -d "$TALK_MS"
 
 # ---- Kamailio ----
 log "starting Kamailio"
 kamailio -f "$ROOT/integrations/kamailio/kamailio.cfg" -DD -E \
-    -A 'ROUTER_CON="router=>http://127.0.0.1:18080/v1/adapters/kamailio;timeout=40"' \
-    -A 'REPORT_CON="report=>http://127.0.0.1:18080/v1/adapters/kamailio;timeout=3"' \
+    -A "LISTEN=udp:127.0.0.1:$SIP_PORT" \
+    -A "ROUTER_CON=\"router=>$API/v1/adapters/kamailio;timeout=40\"" \
+    -A "REPORT_CON=\"report=>$API/v1/adapters/kamailio;timeout=3\"" \
     -A 'ASYNC_WORKERS=16' >kamailio.log 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 50); do
@@ -134,12 +162,13 @@ kill -0 "${PIDS[-1]}" 2>/dev/null || { echo "Kamailio did not start"; cat kamail
 
 # ---- callers ----
 log "placing $CALLS calls to support and $ABANDONS to billing"
-sipp -sf "$SIPP_DIR/caller.xml" 127.0.0.1:5060 -s support -i 127.0.0.1 -p 5061 \
+sipp -sf "$SIPP_DIR/caller.xml" "127.0.0.1:$SIP_PORT" -s support -i 127.0.0.1 -p "$PATIENT_PORT" \
     -r 2 -m "$CALLS" -timeout 120s -nostdin -trace_stat -trace_counts -trace_err \
     -stf patient_stat.csv -error_file patient.errors.log >patient.out 2>&1 &
 PATIENT=$!
 PIDS+=($PATIENT)
-sipp -sf "$SIPP_DIR/caller-impatient.xml" 127.0.0.1:5060 -s billing -i 127.0.0.1 -p 5062 \
+sipp -sf "$SIPP_DIR/caller-impatient.xml" "127.0.0.1:$SIP_PORT" -s billing -i 127.0.0.1 \
+    -p "$IMPATIENT_PORT" \
     -r 1 -m "$ABANDONS" -timeout 60s -nostdin -trace_stat -trace_counts -trace_err \
     -stf impatient_stat.csv -error_file impatient.errors.log >impatient.out 2>&1 &
 IMPATIENT=$!
@@ -155,7 +184,7 @@ sleep 1.5
 # ---- checks ----
 log "checking"
 python3 - "$API" "$PATIENT" "$IMPATIENT" "$CALLS" "$ABANDONS" "$rc_patient" "$rc_impatient" <<'EOF'
-import csv, glob, json, sys, urllib.parse, urllib.request
+import csv, glob, json, os, sys, urllib.parse, urllib.request
 from datetime import datetime
 
 api, patient, impatient = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -208,7 +237,7 @@ def metric_sum(text, name, queue):
             seen = True
     return total if seen else None
 try:
-    with urllib.request.urlopen("http://127.0.0.1:19464/metrics", timeout=10) as r:
+    with urllib.request.urlopen(os.environ["E2E_METRICS"], timeout=10) as r:
         prom = r.read().decode()
 except OSError as e:
     prom = ""

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::config::ConfigError;
 use crate::daemon::decision_log::FeedError;
 use crate::daemon::task::SubmitError;
-use crate::engine::event::{Named, MAX_ID_LEN};
+use crate::engine::event::{Named, Printable, MAX_ID_LEN};
 use crate::engine::{EngineError, ErrorClass};
 
 /// Seconds a client should wait after a 503 before retrying.
@@ -313,11 +313,13 @@ pub(crate) fn field_named(f: &str, entry: Option<&Entry>) -> String {
     match entry {
         None => format!("field `{f}`"),
         Some(Entry::Index(k)) => format!("field `{f}[{k}]`"),
-        Some(Entry::Key(key)) if key.len() <= MAX_ID_LEN => format!("field `{f}.{key}`"),
+        Some(Entry::Key(key)) if key.len() <= MAX_ID_LEN => {
+            format!("field `{f}.{}`", Printable(key))
+        }
         Some(Entry::Key(key)) => format!(
             "field `{f}`, entry of {} bytes (it starts `{}`)",
             key.len(),
-            crate::engine::event::start_of(key)
+            Printable(crate::engine::event::start_of(key))
         ),
     }
 }
@@ -354,6 +356,9 @@ fn cut_echoes(message: &str) -> String {
         out.push_str(&rest[..open]);
         if inner.len() > MAX_ID_LEN {
             out.push_str(&Named(inner).to_string());
+        } else if quote == b'`' {
+            // serde quotes a text between backticks as it is: its control characters escaped.
+            out.push_str(&format!("`{}`", Printable(inner)));
         } else {
             out.push_str(&rest[open..=inner_start + len]);
         }
@@ -489,6 +494,18 @@ fn query_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_an_echoed_name_or_key_are_escaped() {
+        assert_eq!(
+            cut_echoes("unknown variant `voi\nce`, expected `voice`"),
+            "unknown variant `voi\\nce`, expected `voice`"
+        );
+        assert_eq!(
+            field_named("tiers", Some(&Entry::Key("sa\u{7}les".into()))),
+            "field `tiers.sa\\u{7}les`"
+        );
+    }
 
     #[test]
     fn a_long_text_serde_quotes_is_cut_and_a_short_one_kept() {

@@ -53,21 +53,42 @@ pub(crate) fn start_of(value: &str) -> &str {
 
 /// A name a caller sent, as an error message shows it: in full between backticks when no longer
 /// than any id the engine keeps (`MAX_ID_LEN`), else its length and its start, so an unknown
-/// 900 KB queue name makes a short answer, not a 900 KB one.
+/// 900 KB queue name makes a short answer, not a 900 KB one. Control characters are escaped
+/// (`Printable`).
 pub(crate) struct Named<'a>(pub &'a str);
 
 impl fmt::Display for Named<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.len() <= MAX_ID_LEN {
-            write!(f, "`{}`", self.0)
+            write!(f, "`{}`", Printable(self.0))
         } else {
             write!(
                 f,
                 "of {} bytes (it starts `{}`)",
                 self.0.len(),
-                start_of(self.0)
+                Printable(start_of(self.0))
             )
         }
+    }
+}
+
+/// Text a caller sent, with each control character escaped as Rust writes it (`\n`, `\u{0}`):
+/// an error message echoing an unknown name goes to logs and terminals, where a raw newline
+/// would split the line and an escape sequence would drive the terminal.
+pub(crate) struct Printable<'a>(pub &'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in self.0.split_inclusive(char::is_control) {
+            match part.char_indices().last() {
+                Some((at, c)) if c.is_control() => {
+                    f.write_str(&part[..at])?;
+                    write!(f, "{}", c.escape_default())?;
+                }
+                _ => f.write_str(part)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -118,7 +139,7 @@ fn check_part_len(
                 "{} is {} bytes long; at most {max} are accepted (it starts `{}`)",
                 what(),
                 value.len(),
-                start_of(value)
+                Printable(start_of(value))
             ),
         });
     }
@@ -364,4 +385,33 @@ where
     }
 
     d.deserialize_option(Unique(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Named, Printable};
+
+    #[test]
+    fn a_name_echoed_in_an_error_shows_its_control_characters_escaped() {
+        assert_eq!(Printable("plain").to_string(), "plain");
+        assert_eq!(
+            Printable("a\nb\u{0}c\u{1b}[2J").to_string(),
+            "a\\nb\\u{0}c\\u{1b}[2J"
+        );
+        assert_eq!(Printable("\t").to_string(), "\\t");
+        assert_eq!(Printable("é\u{85}").to_string(), "é\\u{85}");
+        let unknown = crate::engine::EngineError::UnknownAgent {
+            agent: "bob\r\nX-Injected: 1".into(),
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "unknown agent `bob\\r\\nX-Injected: 1`"
+        );
+        let long = format!("\n{}", "q".repeat(300));
+        let shown = Named(&long).to_string();
+        assert!(
+            shown.starts_with("of 301 bytes (it starts `\\nqqq"),
+            "{shown}"
+        );
+    }
 }
