@@ -506,3 +506,81 @@ fn flip_last_byte(path: &std::path::Path) {
     }
     std::fs::write(path, &bytes).unwrap();
 }
+
+/// With `sync = "batch"` a journal that ends cleanly before its newest (usable) snapshot has lost
+/// whole segments: the snapshot was renamed into place only once a sync covered its record, and
+/// the records acknowledged after it were in the segments that are gone. Before, recovery set
+/// the rest aside and started after the snapshot with a warning blaming `sync = "none"`: 31..=40
+/// were dropped and their decision numbers given out again. Now it refuses, changes nothing on
+/// disk, and says the ways out; moving the segments out of the directory is the one that accepts
+/// the loss.
+#[test]
+fn with_sync_batch_a_journal_ending_before_its_snapshot_is_refused_and_nothing_is_set_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut opts = options(SyncMode::Batch);
+    // About four records a segment.
+    opts.log.segment_bytes = 3_000;
+    {
+        let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
+        for n in 1..=40u64 {
+            journal.append(&[input(n)]).unwrap();
+            state.0.push(input(n));
+            if n == 30 {
+                assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
+            }
+        }
+    }
+    let base = |p: &PathBuf| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    // Delete the segments from the one holding record 20 on: the journal now ends cleanly
+    // before the snapshot, and 31..=40 are gone with them.
+    let segs = files(dir, ".seg");
+    let cut = segs
+        .iter()
+        .map(base)
+        .filter(|&b| b <= 20)
+        .max()
+        .expect("a segment starting at or before record 20");
+    let (kept, gone): (Vec<_>, Vec<_>) = segs.into_iter().partition(|p| base(p) < cut);
+    assert!(!kept.is_empty() && !gone.is_empty(), "{kept:?} {gone:?}");
+    for p in &gone {
+        std::fs::remove_file(p).unwrap();
+    }
+    let snaps = files(dir, ".snap");
+
+    match Journal::recover(dir, opts, 0, Strs::default) {
+        Err(JournalError::Corrupt { path, damage, .. }) => {
+            assert_eq!(Some(&path), kept.last(), "{damage}");
+            assert!(
+                damage.contains("the snapshot at record 30 proves")
+                    && damage.contains("segments are missing")
+                    && damage.contains("move the *.seg files out"),
+                "{damage}"
+            );
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok((_, state, report)) => panic!("started with {} inputs: {report}", state.0.len()),
+    }
+    assert_eq!(
+        files(dir, ".seg"),
+        kept,
+        "a refused start changed the segments"
+    );
+    assert!(files(dir, ".orphaned").is_empty());
+    assert_eq!(
+        files(dir, ".snap"),
+        snaps,
+        "a refused start touched the snapshots"
+    );
+
+    // The way out that accepts the loss: the segments moved away, the start is after the
+    // snapshot (with the "snapshot but no segment" warning).
+    let away = tmp.path().join("away");
+    std::fs::create_dir(&away).unwrap();
+    for p in &kept {
+        std::fs::rename(p, away.join(p.file_name().unwrap())).unwrap();
+    }
+    let (journal, state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
+    assert_eq!(state.0, (1..=30).map(input).collect::<Vec<_>>());
+    assert_eq!(journal.last_index(), 30);
+}

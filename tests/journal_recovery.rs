@@ -526,3 +526,28 @@ fn a_crash_while_a_snapshot_is_written_leaves_the_previous_snapshot_and_the_jour
         "the writer forgets the segments the thread removed"
     );
 }
+
+/// A journal path that is a regular file is refused in words that say so, and the file is left
+/// as it was. Before: "cannot create f1: File exists (os error 17)", which reads as if the
+/// directory were there.
+#[test]
+fn a_journal_path_that_is_a_file_is_refused_saying_it_is_not_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f1");
+    std::fs::write(&file, b"not a journal").unwrap();
+    let fresh = || Routing {
+        engine: Engine::new(RoutingConfig::empty(), 0),
+    };
+    match Journal::recover(&file, options(0), 0, fresh) {
+        Err(e @ JournalError::Io { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("f1") && text.contains("it is a file, not a directory"),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a file was opened as a journal"),
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a journal");
+}

@@ -109,3 +109,71 @@ fn a_journal_in_use_is_refused_before_any_snapshot_is_read_or_set_aside() {
     );
     drop(journal);
 }
+
+/// The directory itself is locked besides `LOCK`: a `LOCK` deleted (or replaced) while a daemon
+/// has the journal open no longer lets a second one in to write the same segment. Before, the
+/// second locked a new `LOCK` and started, and the two overwrote each other's records.
+#[test]
+fn a_journal_in_use_stays_refused_when_its_lock_file_is_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut journal, mut seen) = recover(dir).unwrap();
+    run(&mut journal, &mut seen, 1, 11);
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
+
+    match recover(dir) {
+        Err(e @ JournalError::Locked { .. }) => {
+            assert!(
+                e.to_string().contains("is in use by another process"),
+                "{e}"
+            );
+        }
+        Err(other) => panic!("expected the lock error, got {other}"),
+        Ok(_) => panic!("a second recovery opened a journal in use"),
+    }
+    drop(journal);
+    // Once the owner is gone the journal opens again (with a new `LOCK`).
+    let (_, seen) = recover(dir).unwrap();
+    assert_eq!(seen.0, (1..11).collect::<Vec<_>>());
+    assert!(dir.join("LOCK").exists());
+}
+
+/// A snapshot the process cannot read for a reason outside the file (in the field a file
+/// another user owns, or too many open files; here, as the tests run as root, a link to a
+/// procfs file whose read fails with EINVAL) is not damage: recovery refuses to start naming
+/// it, and leaves it under its name. Before, it was set aside as `*.snap.bad` with a warning,
+/// and recovery fell back to an older snapshot: a healthy snapshot, and its proof that every
+/// record up to it was synced, thrown away over a permission. A read the disk fails (EIO; here
+/// `/proc/self/mem` at offset 0) is damage, and recovery falls back past it as before.
+#[test]
+fn a_snapshot_that_cannot_be_read_stops_the_start_unless_the_disk_failed_the_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut journal, mut seen) = recover(dir).unwrap();
+    run(&mut journal, &mut seen, 1, 11);
+    run(&mut journal, &mut seen, 11, 21);
+    drop(journal);
+    let newest = snapshot(dir, 20);
+    std::fs::remove_file(&newest).unwrap();
+    std::os::unix::fs::symlink("/proc/self/clear_refs", &newest).unwrap();
+
+    match recover(dir) {
+        Err(JournalError::Io { op, path, source }) => {
+            assert_eq!((op, &path), ("read", &newest));
+            assert_eq!(source.raw_os_error(), Some(libc::EINVAL));
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok((_, seen)) => panic!("started with {} inputs", seen.0.len()),
+    }
+    assert!(newest.symlink_metadata().is_ok(), "it is still there");
+    assert!(!dir.join(format!("{:020}.snap.bad", 20)).exists());
+
+    std::fs::remove_file(&newest).unwrap();
+    std::os::unix::fs::symlink("/proc/self/mem", &newest).unwrap();
+    let (_, seen) = recover(dir).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_eq!(seen.0, (1..21).collect::<Vec<_>>(), "fell back to 10");
+    assert!(
+        dir.join(format!("{:020}.snap.bad", 20)).exists(),
+        "set aside"
+    );
+}

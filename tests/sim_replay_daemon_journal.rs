@@ -35,3 +35,116 @@ async fn an_offer_ringing_when_the_daemon_stopped_is_not_answered_in_the_new_run
     assert_eq!(new.answered, 0, "old {old:?}\nnew {new:?}");
     assert_eq!(new.offered, old.offered);
 }
+
+/// docs/SIMULATOR.md: with the journal's own config the new column reproduces the old one. Here
+/// the journal ends with `c1` still connected to the only agent, and `c2` overflowed after its
+/// 8 s wait behind it. Before, the new run gave `c1` a handle time drawn from the recording's
+/// (`c0`'s 2 s), so the agent came free and answered `c2`: +1 answered, −1 overflowed, for a
+/// change that changed nothing. Now a call still connected at the end stays connected to the end
+/// of the new run.
+#[test]
+fn a_call_still_connected_when_the_journal_ends_keeps_its_agent_to_the_end_of_the_new_run() {
+    use tierline::daemon::core::{Core, Input, TimedInput};
+    use tierline::daemon::task::{InputSink, JournalEntry};
+    use tierline::engine::Event;
+
+    let text = r#"
+[[queue]]
+id = "support"
+channels = ["voice"]
+wrap_up_s = 0
+max_wait_s = 8
+overflow = { target = "sip:voicemail@pbx" }
+steps = [{ after_s = 0, tiers = [1] }]
+
+[[agent]]
+id = "a1"
+address = "sip:a1@pbx"
+tiers = { support = 1 }
+"#;
+    let config = tierline::config::parse(text, "desk.toml").expect("the desk parses");
+    let routing = config.routing.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = tierline::journal::JournalOptions {
+        log: tierline::journal::LogOptions {
+            sync: tierline::config::daemon::SyncMode::None,
+            segment_bytes: 1 << 20,
+        },
+        snapshot_every_records: 0,
+        snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
+        keep_snapshots: 2,
+    };
+    let (mut sink, mut core, _) =
+        tierline::daemon::durable::recover(dir.path(), journal, 0, || Core::new(config, 0))
+            .expect("a new journal");
+    let event = |v: serde_json::Value| -> Event { serde_json::from_value(v).unwrap() };
+    let call = |i: &str| {
+        event(
+            serde_json::json!({"type": "interaction.arrived", "interaction": i,
+            "channel": "voice", "queue": "support"}),
+        )
+    };
+    let accept = |i: &str| {
+        event(serde_json::json!({"type": "offer.accepted", "interaction": i, "agent": "a1"}))
+    };
+    let inputs = [
+        (
+            1_000,
+            event(serde_json::json!({"type": "agent.login", "agent": "a1"})),
+        ),
+        (2_000, call("c0")),
+        (2_500, accept("c0")),
+        (
+            4_500,
+            event(serde_json::json!({"type": "interaction.ended", "interaction": "c0"})),
+        ),
+        (5_000, call("c1")),
+        (5_500, accept("c1")),
+        (6_000, call("c2")),
+    ];
+    let mut batch: Vec<TimedInput> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(n, (at, event))| TimedInput {
+            at,
+            input: Input::Event {
+                id: format!("e{n}"),
+                event,
+            },
+        })
+        .collect();
+    // The overflow at 14 s, and the recording's end at 20 s.
+    batch.push(TimedInput {
+        at: 14_000,
+        input: Input::Advance,
+    });
+    batch.push(TimedInput {
+        at: 20_000,
+        input: Input::Advance,
+    });
+    for input in &batch {
+        let entries = [JournalEntry::from(input)];
+        sink.append(&entries).expect("journaled");
+        core.apply(&input.input, input.at);
+    }
+    sink.on_stop(&core, 20_000);
+    drop(sink);
+
+    let options = ReplayOptions {
+        seed: 1,
+        agents: false,
+        add_roster_agents: false,
+    };
+    let r = replay(dir.path(), routing, &options).expect("replay runs");
+    let (old, new) = (&r.old.overall, &r.new.overall);
+    assert_eq!((old.answered, old.overflowed), (2, 1), "{old:?}");
+    assert_eq!(
+        (new.answered, new.overflowed),
+        (old.answered, old.overflowed),
+        "old {old:?}\nnew {new:?}"
+    );
+    assert_eq!(r.traffic.handle_open, 1);
+    // `c2`, never answered, has its handle time drawn as before.
+    assert_eq!(r.traffic.handle_drawn, 1);
+}

@@ -43,7 +43,7 @@ use super::EnvFn;
 pub enum ReloadError {
     #[error("cannot read config file {path}: {message}")]
     Read { path: String, message: String },
-    #[error("config refused ({} problem{}), old config kept: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, first_problem(.0))]
+    #[error("config refused ({} problem{}), old config kept: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, every_problem(.0))]
     Invalid(Vec<ConfigError>),
     #[error("{0}; the old config and secrets stay in force")]
     Secret(SecretError),
@@ -82,8 +82,24 @@ pub fn if_match_allows(if_match: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-fn first_problem(problems: &[ConfigError]) -> String {
-    problems.first().map(|p| p.to_string()).unwrap_or_default()
+/// Every problem of a refused reload, one after another (`; `), so the log line an operator
+/// reads after a SIGHUP or a file change says all that is wrong, not only the first; past
+/// `SHOWN` the rest are counted (`check-config` lists them all).
+fn every_problem(problems: &[ConfigError]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = problems
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > SHOWN {
+        text.push_str(&format!(
+            "; and {} more (`tierline check-config FILE` lists them all)",
+            problems.len() - SHOWN
+        ));
+    }
+    text
 }
 
 /// What a reload did.
@@ -745,6 +761,31 @@ pub fn restart_needed(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_reload_says_every_problem_and_counts_past_twenty() {
+        let problem = |n: usize| ConfigError {
+            file: "tierline.toml".into(),
+            line: Some(n),
+            column: Some(1),
+            field: format!("queue[{n}].strategy"),
+            message: "unknown strategy".into(),
+        };
+        let three = ReloadError::Invalid((1..=3).map(problem).collect()).to_string();
+        assert!(
+            three.starts_with("config refused (3 problems), old config kept: "),
+            "{three}"
+        );
+        for n in 1..=3 {
+            assert!(three.contains(&format!("queue[{n}].strategy")), "{three}");
+        }
+        let many = ReloadError::Invalid((1..=25).map(problem).collect()).to_string();
+        assert!(
+            many.contains("queue[20].strategy") && !many.contains("queue[21]"),
+            "{many}"
+        );
+        assert!(many.ends_with("; and 5 more (`tierline check-config FILE` lists them all)"));
+    }
 
     #[test]
     fn if_match_compares_strongly_and_takes_a_list_or_a_star() {

@@ -233,7 +233,11 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
         )),
         (Some(index), Some(_)) if index >= report.next_index && has_records => {
             report.warnings.push(format!(
-                "snapshot {index} is ahead of the journal's last record {} (sync = \"none\" after an OS crash?)",
+                "snapshot {index} is ahead of the journal's last record {}: with sync = \"none\" \
+                 an OS crash lost the unsynced end, and the daemon starts after the snapshot; \
+                 with sync = \"batch\" or \"always\" segments are missing (deleted, or not \
+                 copied with a backup), with any records acknowledged after the snapshot, and \
+                 the daemon refuses to start (docs/DURABILITY.md)",
                 report.next_index.saturating_sub(1)
             ))
         }

@@ -83,7 +83,7 @@ pub struct Log {
     /// A failed batch still to be cut off before the next append.
     rollback: Option<Mark>,
     buf: Vec<u8>,
-    _lock: File,
+    _lock: super::DirLock,
 }
 
 impl Log {
@@ -109,7 +109,7 @@ impl Log {
     /// damage there that the scan can read past does not stop the open (`segment::scan`).
     pub(crate) fn open_locked(
         dir: &Path,
-        lock: File,
+        lock: super::DirLock,
         opts: LogOptions,
         resume_at: u64,
         proven: u64,
@@ -195,11 +195,33 @@ impl Log {
                 .and_then(|f| f.set_len(active_len).and_then(|()| f.sync_all()))
                 .map_err(|e| JournalError::io("truncate", path, e))?;
         }
+        if next_index < resume_at && !segments.is_empty() && opts.sync != SyncMode::None {
+            // With sync = "batch" or "always" the snapshot was renamed into place only once a
+            // sync covered its record: a journal ending cleanly before it has lost whole
+            // segments (deleted, or a backup that missed them), and with them whatever was
+            // acknowledged after the snapshot, whose decision numbers a start would reuse.
+            let last = &segments[segments.len() - 1];
+            return Err(JournalError::Corrupt {
+                path: last.path.clone(),
+                offset: active_len,
+                damage: format!(
+                    "the journal ends at record {}, but the snapshot at record {} proves every \
+                     record up to it was synced: segments are missing (deleted, or not copied \
+                     with a backup), and with them any records acknowledged after the \
+                     snapshot. Restore the missing segments; or, if this journal was written \
+                     with sync = \"none\", start once with sync = \"none\"; or, to start from \
+                     the snapshot accepting that loss (decisions after it get their numbers \
+                     again), move the *.seg files out of the directory",
+                    next_index.saturating_sub(1),
+                    resume_at - 1
+                ),
+            });
+        }
         if next_index < resume_at && !segments.is_empty() {
-            // The snapshot is newer than the journal's end (with sync = "none" after an OS crash;
-            // with any sync when whole segments were deleted or an older copy restored):
-            // everything on disk is covered by it, so start afresh after it. The
-            // old segments are set aside (`.orphaned`), not deleted, for whoever wants to look.
+            // The snapshot is newer than the journal's end, with sync = "none" (an OS crash lost
+            // the unsynced end): everything on disk is covered by it, so start afresh after it.
+            // The old segments are set aside (`.orphaned`), not deleted, for whoever wants to
+            // look.
             tracing::warn!(
                 journal_end = next_index,
                 snapshot = resume_at - 1,

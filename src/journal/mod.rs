@@ -191,8 +191,19 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(|e| JournalError::io("sync directory", dir, e))
 }
 
-/// Take `DIR/LOCK` exclusively for as long as the returned file lives.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+/// A daemon's hold on its journal directory: `DIR/LOCK` and the directory itself, each
+/// `flock`ed exclusively for as long as this lives.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+    _dir: File,
+}
+
+/// Take `DIR/LOCK` and the directory exclusively for as long as the returned lock lives. The
+/// directory's own lock holds when `LOCK` is deleted or replaced while a daemon runs (a
+/// clean-up job, an operator's `rm`): a second daemon would otherwise lock a new `LOCK` and
+/// write the same segment. `LOCK` stays for older builds, which lock only it.
+pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock, JournalError> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -200,14 +211,27 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
         .write(true)
         .open(&path)
         .map_err(|e| JournalError::io("open", &path, e))?;
+    flock_exclusive(&file, &path)?;
+    let dir_file = File::open(dir).map_err(|e| JournalError::io("open", dir, e))?;
+    flock_exclusive(&dir_file, &path)?;
+    Ok(DirLock {
+        _file: file,
+        _dir: dir_file,
+    })
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: `Locked` (naming `lock_path`) when another process holds it.
+fn flock_exclusive(file: &File, lock_path: &Path) -> Result<(), JournalError> {
     // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         if err.kind() == std::io::ErrorKind::WouldBlock {
-            return Err(JournalError::Locked { path });
+            return Err(JournalError::Locked {
+                path: lock_path.to_path_buf(),
+            });
         }
-        return Err(JournalError::io("lock", &path, err));
+        return Err(JournalError::io("lock", lock_path, err));
     }
-    Ok(file)
+    Ok(())
 }

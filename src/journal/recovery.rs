@@ -241,7 +241,7 @@ const REPLAY_CHUNKS: usize = 8;
 /// before the daemon serves anything.
 fn replay_after<S: Replay>(
     dir: &Path,
-    lock: std::fs::File,
+    lock: super::DirLock,
     opts: LogOptions,
     resume_at: u64,
     proven: u64,
@@ -360,6 +360,18 @@ impl Journal {
                 "journal.sync = \"none\": inputs are not synced to disk; an OS crash or power loss can lose acknowledged inputs (tests and simulations only)"
             );
         }
+        if dir.exists() && !dir.is_dir() {
+            // `create_dir_all` would say "File exists", which reads as if all were well.
+            return Err(JournalError::io(
+                "use",
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "it is a file, not a directory: the journal is a directory of segments and \
+                     snapshots",
+                ),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         // The lock first: a second daemon pointed at a journal in use must be refused before it
         // reads a snapshot, sets one aside as `*.snap.bad` or removes a `*.tmp` being written.
@@ -385,6 +397,7 @@ impl Journal {
                     restored = Some((index, snap.path.clone(), state));
                     break;
                 }
+                Err(e) if !snapshot_damage(&e) => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "journal: skipping an unusable snapshot");
                     skipped.push(e.to_string());
@@ -598,5 +611,38 @@ impl Journal {
 
     pub fn options(&self) -> JournalOptions {
         self.opts
+    }
+}
+
+/// Whether a snapshot that failed to load is damaged (set aside as `.bad`, recovery falls back
+/// to an older one) rather than unreadable for a reason outside the file: a permission, too
+/// many open files. Those stop the start, naming the file, so a healthy snapshot and its proof
+/// that every record up to it was synced are not thrown away over an operator's mistake. An
+/// I/O error of the disk itself (EIO) is damage, as are bad checksums and failed decodes.
+fn snapshot_damage(e: &JournalError) -> bool {
+    match e {
+        JournalError::Io { source, .. } => source.raw_os_error() == Some(libc::EIO),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{snapshot_damage, JournalError};
+
+    #[test]
+    fn only_the_disk_failing_a_read_counts_as_a_damaged_snapshot() {
+        let io = |errno| JournalError::Io {
+            op: "read",
+            path: "s.snap".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        assert!(snapshot_damage(&io(libc::EIO)));
+        assert!(!snapshot_damage(&io(libc::EACCES)));
+        assert!(!snapshot_damage(&io(libc::EMFILE)));
+        assert!(snapshot_damage(&JournalError::Snapshot {
+            path: "s.snap".into(),
+            reason: "checksum mismatch".into(),
+        }));
     }
 }

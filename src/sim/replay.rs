@@ -81,6 +81,7 @@ pub fn replay(
         added,
         own_behaviour,
         handle_drawn,
+        handle_open,
         queue_not_in_new,
         tiers_not_in_new,
     } = build_plan(&played, &fitted, &new, options);
@@ -109,6 +110,7 @@ pub fn replay(
         rejected: 0,
         unfinished: 0,
         handle_drawn,
+        handle_open,
         agents: plan.agents.len() as u64,
         agents_with_own_behaviour: own_behaviour,
         added_agents: added,
@@ -359,6 +361,8 @@ struct NewRun {
     own_behaviour: u64,
     /// Interactions whose handle time was drawn (never answered in the recording).
     handle_drawn: u64,
+    /// Interactions still connected when the recording ends: connected to the end of the run.
+    handle_open: u64,
     /// Arrivals that named a queue the new config does not have (routed by its rules instead).
     queue_not_in_new: u64,
     /// Agents whose recorded logins named queues the new config does not have (those tiers left
@@ -383,6 +387,8 @@ fn build_plan(
     let mut queue_not_in_new = 0u64;
     let mut tiers_not_in_new = 0u64;
     let mut drawn = 0;
+    let mut open = 0;
+    let run_end = played.end_ms.saturating_sub(start);
     for r in &played.interactions {
         let q = queue_key(r.routed_to.as_deref());
         let mean = fitted.patience_mean_ms(&q);
@@ -401,6 +407,14 @@ fn build_plan(
         };
         let (handle_ms, wrap_up_ms) = match (r.handle_ms, r.ended_at) {
             (Some(h), Some(_)) => (h, r.wrap_up_ms),
+            // Answered and still connected when the recording ends: its handle time is only
+            // known to exceed what the recording saw. Drawn, it could end early and free an
+            // agent the recording kept busy (a replay with the journal's own config then
+            // answered calls that overflowed); it stays connected to the end of the run.
+            _ if r.answered_at.is_some() => {
+                open += 1;
+                (run_end + 1, None)
+            }
             _ => {
                 drawn += 1;
                 (
@@ -545,6 +559,7 @@ fn build_plan(
         added,
         own_behaviour: own,
         handle_drawn: drawn,
+        handle_open: open,
         queue_not_in_new,
         tiers_not_in_new,
     }

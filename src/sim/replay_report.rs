@@ -57,6 +57,9 @@ pub struct TrafficSummary {
     pub unfinished: u64,
     /// Never answered in the recording: handle time drawn from the observed ones.
     pub handle_drawn: u64,
+    /// Answered and still connected when the recording ends: connected to the end of the run
+    /// (their handle time is only known to exceed what the recording saw).
+    pub handle_open: u64,
     pub agents: u64,
     /// Agents whose answering is their own (≥ `sim::replay::MIN_OFFERS_FOR_OWN_BEHAVIOUR` offers); the others
     /// use all agents' pooled.
