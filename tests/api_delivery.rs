@@ -518,3 +518,77 @@ async fn an_sse_connect_waits_out_a_full_command_queue() {
     );
     t.stop().await;
 }
+
+/// `Last-Event-ID` given twice is refused on both read paths (a proxy may have added one: taking
+/// either could skip or replay decisions); given empty it is absent (some SSE clients send it so
+/// on their first connect); the long-poll resumes from it as the stream does. Before: the first
+/// of two was taken, an empty one was 400, and the long-poll ignored it (a full replay).
+#[tokio::test]
+async fn last_event_id_twice_is_refused_empty_is_absent_and_the_long_poll_takes_it() {
+    let t = TestDaemon::with_routing(routing()).await;
+    t.apply(login("e1", "a1")).await;
+    t.apply(call("e2", "c1")).await;
+    t.apply(call("e3", "c2")).await;
+    for path in ["/v1/decisions?wait_ms=0", "/v1/decisions/stream"] {
+        let r = t
+            .http
+            .get(t.url(path))
+            .header("Last-Event-ID", "0")
+            .header("Last-Event-ID", "2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "invalid_last_event_id",
+            "{path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("more than once"),
+            "{path}: {body}"
+        );
+    }
+    let seqs = |body: &Value| -> Vec<u64> {
+        body["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let all = {
+        let (status, body) = t.get("/v1/decisions?wait_ms=0").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seqs(&body)
+    };
+    assert!(all.len() >= 2, "{all:?}");
+    let poll = |header: &'static str| {
+        t.http
+            .get(t.url("/v1/decisions?wait_ms=0"))
+            .header("Last-Event-ID", header)
+            .send()
+    };
+    let r = poll("1").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(seqs(&body), all[1..], "resumed after seq 1");
+    let r = poll("").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(seqs(&body), all, "an empty header is no header");
+    // The stream opens on an empty header as on none.
+    let r = t
+        .http
+        .get(t.url("/v1/decisions/stream"))
+        .header("Last-Event-ID", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(r);
+    t.stop().await;
+}

@@ -28,11 +28,17 @@ struct Batch {
 }
 
 /// Every batch POSTed, in arrival order. `/down` answers 503 (its batches are attempts, never
-/// acknowledged); every other path 200.
+/// acknowledged); `/held` holds each POST open until `release` (then answers 200); every other
+/// path 200.
 #[derive(Clone, Default)]
 struct Receiver {
     batches: Arc<Mutex<Vec<Batch>>>,
     changed: Arc<tokio::sync::Notify>,
+    /// POSTs being answered now, and the most there ever were at once.
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    most_open: Arc<std::sync::atomic::AtomicUsize>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Receiver {
@@ -114,7 +120,22 @@ async fn receive(
         signature,
         body: body.to_vec(),
     });
+    use std::sync::atomic::Ordering::SeqCst;
+    let open = r.open.fetch_add(1, SeqCst) + 1;
+    r.most_open.fetch_max(open, SeqCst);
     r.changed.notify_waiters();
+    if uri.path() == "/held" {
+        loop {
+            let released = r.release.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if r.released.load(SeqCst) {
+                break;
+            }
+            released.await;
+        }
+    }
+    r.open.fetch_sub(1, SeqCst);
     if uri.path() == "/down" {
         AxumStatus::SERVICE_UNAVAILABLE
     } else {
@@ -505,4 +526,63 @@ async fn a_restarted_subscriber_with_a_new_secret_is_a_secret_change() {
     assert_eq!(report.subscribers.restarted, vec!["pbx".to_string()]);
     assert!(report.secrets_changed, "{report:?}");
     t.stop().await;
+}
+
+/// An edit stops the old task, which abandons a POST in flight; but the receiver is still working
+/// on that POST, so the new task's first POST waits until it is answered (or times out). Before,
+/// the new task sent at once: a receiver answering slowly had the stale batch and the new one
+/// open together, and one handling requests in parallel could finish the stale one last. The
+/// change itself does not wait for the slow receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_subscriber_never_has_two_posts_open_at_the_receiver() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let url = format!("{base}/held");
+    let t = start(&config(1, &entry("pbx", &url, "timeout_ms = 30000")), None).await;
+    t.apply(login("login-a1", "a1")).await;
+    let first = last_seq(&t, call("e1", "c1")).await;
+    receiver.wait_for("/held", first).await;
+    assert_eq!(receiver.open.load(SeqCst), 1, "the first POST is held open");
+
+    let answer = put_ok(&t, &config(1, &entry("pbx", &url, "timeout_ms = 29000"))).await;
+    assert_eq!(
+        answer["subscribers"]["restarted"],
+        json!(["pbx"]),
+        "{answer}"
+    );
+    assert_eq!(
+        receiver.open.load(SeqCst),
+        1,
+        "the change was answered while the old POST was still open"
+    );
+    let second = last_seq(&t, call("e2", "c2")).await;
+    // Time for a second POST to go out if anything let it (it went out within milliseconds
+    // before the mend); none may while the first is open.
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        receiver.wait_until("/held", "a second POST", |seqs| seqs.len() > 1),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "a second POST went out: {:?}",
+        receiver.seqs("/held")
+    );
+
+    receiver.released.store(true, SeqCst);
+    receiver.release.notify_waiters();
+    receiver.wait_for("/held", second).await;
+    t.stop().await;
+    assert_eq!(
+        receiver.most_open.load(SeqCst),
+        1,
+        "two POSTs were open at once: {:?}",
+        receiver.seqs("/held")
+    );
+    // The abandoned batch is sent again (never acknowledged), then everything after it.
+    let seqs = receiver.seqs("/held");
+    assert_eq!(seqs.first(), Some(&first), "{seqs:?}");
+    assert!(seqs[1..].starts_with(&[first]), "{seqs:?}");
+    assert_eq!(seqs.last(), Some(&second), "{seqs:?}");
 }

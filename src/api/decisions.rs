@@ -140,7 +140,8 @@ pub async fn long_poll(
     app.auth().authorize(&headers, Role::Read)?;
     // False once the reloader is gone (shutting down): no more changes to wait for.
     let mut auth_live = true;
-    let mut after = q.after;
+    // A long-poll client resuming like an SSE one (the header wins over `after`, as there).
+    let mut after = resume_header(&headers)?.or(q.after);
     let result = loop {
         let current = page(&app.engine, after, limit).await?;
         if !current.decisions.is_empty() || tokio::time::Instant::now() >= deadline {
@@ -210,11 +211,9 @@ pub async fn stream(
     // middleware's check and the subscription cannot leave a revoked token's stream open.
     let auth_changes = app.reloader.auth_changes();
     app.auth().authorize(&headers, Role::Read)?;
-    let from_header = headers.contains_key("last-event-id");
-    let after = match headers.get("last-event-id") {
-        Some(v) => Some(last_event_id(v.to_str().ok())?),
-        None => q.after,
-    };
+    let resume = resume_header(&headers)?;
+    let from_header = resume.is_some();
+    let after = resume.or(q.after);
     // Refuse up front (410) if the reader is already behind the ring. A full command queue is
     // waited out as it is mid-stream (up to the long-poll bound), not answered 503: a browser
     // `EventSource` takes a 503 at connect as fatal and stops reconnecting.
@@ -356,6 +355,23 @@ async fn pause_while_busy(shutdown: &Shutdown) -> bool {
     tokio::select! {
         () = tokio::time::sleep(STREAM_BUSY_RETRY) => true,
         () = shutdown.wait() => false,
+    }
+}
+
+/// The seq a `Last-Event-ID` header resumes after: `None` without one, or with an empty one
+/// (some SSE clients send it empty on their first connect; the standard `EventSource` sends
+/// none). Given twice it is refused, as a repeated `Authorization` is: a proxy may have added
+/// one, and taking either could skip or replay decisions.
+fn resume_header(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let mut values = headers.get_all("last-event-id").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_last_event_id",
+            "Last-Event-ID is given more than once: send one (a proxy may have added another)",
+        )),
+        (Some(v), None) if v.as_bytes().iter().all(u8::is_ascii_whitespace) => Ok(None),
+        (Some(v), None) => last_event_id(v.to_str().ok()).map(Some),
     }
 }
 

@@ -22,6 +22,7 @@
 //! answered 2xx, `failed` per failed attempt (it is retried), `dropped` once per gap of decisions
 //! lost because the subscriber fell behind the decision log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -102,6 +103,18 @@ impl Subscriber {
         half + Duration::from_nanos(rng.gen_range(0..=half.as_nanos().min(u64::MAX as u128) as u64))
     }
 
+    /// The wait before attempt `attempt + 1`: the back-off, or the pause the receiver asked
+    /// for (`Retry-After`) when longer, at most `retry_max`.
+    pub fn retry_delay(
+        &self,
+        attempt: u32,
+        asked_pause: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        let backoff = self.backoff(attempt, rng);
+        asked_pause.map_or(backoff, |pause| backoff.max(pause.min(self.retry_max)))
+    }
+
     fn wants(&self, kind: &str) -> bool {
         self.types.is_empty() || self.types.iter().any(|t| t == kind)
     }
@@ -155,6 +168,12 @@ pub struct Control {
     /// The cursor after the last batch acknowledged (or skipped by `types`): the seq delivery
     /// would continue after (`None`: from the oldest decision held).
     pub progress: watch::Sender<Option<u64>>,
+    /// Held by each POST attempt for as long as it is on the wire, and shared with the task
+    /// that replaces this one when a change edits the subscriber (`Control::after`). A stop
+    /// abandons the attempt, but the attempt itself runs on until answered or timed out: the
+    /// receiver is still working on it, so the next task's first POST waits for it. A receiver
+    /// never has two of a subscriber's POSTs open at once.
+    pub in_flight: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Control {
@@ -162,6 +181,16 @@ impl Control {
         Control {
             stop: Shutdown::new(),
             progress: watch::Sender::new(start_after),
+            in_flight: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// A control for the task replacing the one `previous` controlled: its POSTs wait for an
+    /// attempt the previous task abandoned.
+    pub fn after(previous: &Control, start_after: Option<u64>) -> Control {
+        Control {
+            in_flight: Arc::clone(&previous.in_flight),
+            ..Control::new(start_after)
         }
     }
 }
@@ -354,7 +383,7 @@ async fn deliver(
             tokio::select! {
                 // A POST already answered is taken as acknowledged rather than abandoned.
                 biased;
-                () = post_until_accepted(sub, &client, clock, body, metrics) => {}
+                () = post_until_accepted(sub, &client, clock, body, metrics, &control.in_flight) => {}
                 // Abandoned, not acknowledged: sent again from the last ack.
                 () = stop.wait() => return,
             }
@@ -379,9 +408,12 @@ async fn post_until_accepted(
     clock: Clock,
     body: String,
     metrics: &Metrics,
+    in_flight: &Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut attempt: u32 = 0;
     loop {
+        // Wait for an attempt a stopped task left on the wire (`Control::in_flight`).
+        let on_the_wire = Arc::clone(in_flight).lock_owned().await;
         let mut request = client
             .post(&sub.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -392,7 +424,39 @@ async fn post_until_accepted(
                 sign(secret.get().expose(), clock.now_s(), body.as_bytes()),
             );
         }
-        let failure = match request.send().await {
+        // The attempt runs as its own task, holding `on_the_wire`: should this task be stopped
+        // meanwhile, the attempt goes on to its answer or timeout, and only then lets the next
+        // POST to this subscriber go.
+        let sent = tokio::spawn(async move {
+            let answer = request.send().await;
+            drop(on_the_wire);
+            answer
+        });
+        let answer = match sent.await {
+            Ok(answer) => answer.map_err(|e| {
+                let timed_out = e.is_timeout();
+                let mut text = crate::api::error::with_causes(&e.without_url());
+                if timed_out {
+                    text.push_str(&format!(
+                        " (no answer within timeout_ms = {})",
+                        sub.timeout.as_millis()
+                    ));
+                }
+                text
+            }),
+            Err(e) => Err(format!("the attempt's task failed: {e}")),
+        };
+        // A receiver asking for a pause (`Retry-After` on a 429, a 503, any refusal) gets it,
+        // up to the subscriber's `retry_max_ms`.
+        let asked_pause = match &answer {
+            Ok(response) if !response.status().is_success() => response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry_after(v, clock.now_s())),
+            _ => None,
+        };
+        let failure = match answer {
             Ok(response) if response.status().is_success() => {
                 metrics.subscriber_delivery(&sub.label, DeliveryResult::Delivered);
                 return;
@@ -411,24 +475,15 @@ async fn post_until_accepted(
             // Without the URL, which may hold credentials (the log names the subscriber); with
             // the causes, which tell a timeout from a refused connection ("error sending
             // request" alone says neither).
-            Err(e) => {
-                let timed_out = e.is_timeout();
-                let mut text = crate::api::error::with_causes(&e.without_url());
-                if timed_out {
-                    text.push_str(&format!(
-                        " (no answer within timeout_ms = {})",
-                        sub.timeout.as_millis()
-                    ));
-                }
-                text
-            }
+            Err(text) => text,
         };
         metrics.subscriber_delivery(&sub.label, DeliveryResult::Failed);
-        let delay = sub.backoff(attempt, &mut rand::thread_rng());
+        let delay = sub.retry_delay(attempt, asked_pause, &mut rand::thread_rng());
         tracing::warn!(
             subscriber = %sub.label,
             attempt = attempt + 1,
             retry_in_ms = delay.as_millis() as u64,
+            retry_after_s = asked_pause.map(|p| p.as_secs()),
             error = %failure,
             "decision delivery failed; retrying"
         );
@@ -437,10 +492,71 @@ async fn post_until_accepted(
     }
 }
 
+/// The pause a `Retry-After` value asks for (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date
+/// (then from `now_s`, Unix seconds; a date past is no pause). `None` for anything else.
+fn retry_after(value: &str, now_s: u64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at_s = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at_s.saturating_sub(now_s)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_pause_the_receiver_asks_for_is_kept_up_to_retry_max() {
+        let s = sub(); // back-off steps of 100 ms doubling, capped at 1 s
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let secs = Duration::from_secs;
+        assert_eq!(
+            s.retry_delay(0, Some(Duration::from_millis(700)), &mut rng),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            s.retry_delay(0, Some(secs(10)), &mut rng),
+            secs(1),
+            "capped at retry_max"
+        );
+        for attempt in [0, 3, 30] {
+            let plain = s.retry_delay(
+                attempt,
+                None,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            );
+            let zero = s.retry_delay(
+                attempt,
+                Some(Duration::ZERO),
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            );
+            assert_eq!(
+                plain, zero,
+                "a pause shorter than the back-off changes nothing"
+            );
+            assert_eq!(
+                plain,
+                s.backoff(attempt, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after("10", 0), Some(Duration::from_secs(10)));
+        assert_eq!(retry_after(" 0 ", 0), Some(Duration::ZERO));
+        // Sun, 06 Nov 1994 08:49:37 GMT is Unix 784111777.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(retry_after(date, 784_111_770), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(date, 784_111_800), Some(Duration::ZERO));
+        assert_eq!(retry_after("-1", 0), None);
+        assert_eq!(retry_after("soon", 0), None);
+        assert_eq!(retry_after("1.5", 0), None);
+    }
 
     fn sub() -> Subscriber {
         Subscriber {

@@ -137,12 +137,23 @@ impl Subscribers {
 
     /// Start delivering to `sub` (configured as `config`) after `cursor`.
     pub async fn launch(&self, config: SubscriberConfig, sub: Subscriber, cursor: Cursor) {
-        let running = self.spawn(config, sub, cursor);
+        let running = self.spawn(config, sub, cursor, None);
         self.running.lock().await.push(running);
     }
 
-    fn spawn(&self, config: SubscriberConfig, sub: Subscriber, cursor: Cursor) -> Running {
-        let control = Control::new(cursor.start_after);
+    /// Start `sub`'s task; `previous`, the control of the task it replaces (an edited
+    /// subscriber), makes its first POST wait for one the old task left on the wire.
+    fn spawn(
+        &self,
+        config: SubscriberConfig,
+        sub: Subscriber,
+        cursor: Cursor,
+        previous: Option<&Control>,
+    ) -> Running {
+        let control = match previous {
+            Some(previous) => Control::after(previous, cursor.start_after),
+            None => Control::new(cursor.start_after),
+        };
         let c = &self.context;
         Running {
             config,
@@ -258,8 +269,9 @@ impl Subscribers {
         let mut changes = SubscriberChanges::default();
         let mut rotated = false;
         let mut kept: Vec<Running> = Vec::with_capacity(wanted.len());
-        // Stopped because their settings changed: name, label, where the old task had reached.
-        let mut restarting: Vec<(String, String, Option<u64>)> = Vec::new();
+        // Stopped because their settings changed: name, label, where the old task had reached,
+        // its control (its POST attempt may still be on the wire).
+        let mut restarting: Vec<(String, String, Option<u64>, Control)> = Vec::new();
         for r in std::mem::take(&mut *running) {
             let found = wanted
                 .iter()
@@ -279,8 +291,9 @@ impl Subscribers {
                         rotated |= cell.get() != new.get();
                     }
                     let (name, label) = (r.name().to_string(), r.label.clone());
+                    let control = r.control.clone();
                     let reached = r.stop().await;
-                    restarting.push((name, label, reached));
+                    restarting.push((name, label, reached, control));
                 }
                 None => {
                     tracing::info!(subscriber = %r.label, "subscriber removed from the config: stopped");
@@ -310,10 +323,10 @@ impl Subscribers {
             }
             let restart = restarting
                 .iter()
-                .position(|(name, _, _)| name == entry_name(config))
+                .position(|(name, _, _, _)| name == entry_name(config))
                 .map(|i| restarting.swap_remove(i));
             if shutting_down {
-                if let Some((_, label, _)) = restart {
+                if let Some((_, label, _, _)) = restart {
                     changes.stopped.push(label);
                 }
                 continue;
@@ -323,9 +336,9 @@ impl Subscribers {
             // change: the decisions the change caused go out with the new settings, even those
             // the old task sent before it was stopped (at-least-once). `None` (from the oldest
             // held) orders first.
-            let from = restart
-                .as_ref()
-                .map_or(start_after, |(_, _, reached)| (*reached).min(start_after));
+            let from = restart.as_ref().map_or(start_after, |(_, _, reached, _)| {
+                (*reached).min(start_after)
+            });
             let cursor = self.context.cursor(&sub, from);
             let first = (sub.clone(), cursor.clone(), restart.is_some());
             ack_io(
@@ -355,7 +368,8 @@ impl Subscribers {
                 tracing::info!(subscriber = %sub.label, "subscriber added by a config change: started");
                 changes.started.push(sub.label.clone());
             }
-            running.push(self.spawn(config.clone(), sub, cursor));
+            let previous = restart.as_ref().map(|(_, _, _, control)| control);
+            running.push(self.spawn(config.clone(), sub, cursor, previous));
         }
         (changes, rotated)
     }
