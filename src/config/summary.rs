@@ -100,6 +100,7 @@ pub fn notes(config: &RoutingConfig) -> Vec<String> {
         }
     }
     notes.extend(tiers_no_step_offers(config));
+    notes.extend(steps_no_roster_agent_takes(config));
     notes.extend(control_characters(config));
     for q in &config.queues {
         if let (Some(target), None) = (&q.closed_target, &q.schedule) {
@@ -350,6 +351,43 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
         .collect()
 }
 
+/// Ladder steps of a queue with roster agents where none of them has an allowed tier (and the
+/// step does not pass itself over when nobody is logged in): a call reaching the step can be
+/// taken only by an agent logging in with such a tier (`tiers = [3]` with no L3 in the roster
+/// takes the queue away from its L1 and L2 agents from then on). A queue staffed only by
+/// logins gets no note: the roster says nothing about it.
+fn steps_no_roster_agent_takes(config: &RoutingConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    for q in &config.queues {
+        let held: std::collections::BTreeSet<Tier> = config
+            .agents
+            .iter()
+            .filter_map(|a| a.tiers.get(&q.id).copied())
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        for (n, step) in q.steps.iter().enumerate() {
+            if step.skip_if_no_agents || step.tiers.iter().any(|t| held.contains(t)) {
+                continue;
+            }
+            let list = |tiers: &mut dyn Iterator<Item = &Tier>| {
+                tiers.map(Tier::to_string).collect::<Vec<_>>().join(", ")
+            };
+            notes.push(format!(
+                "queue `{}`: step {n} (after {}s) offers tiers [{}], which no roster agent has in \
+                 this queue (they have tiers {}): a call that reaches it can be taken only by an \
+                 agent logging in with such a tier",
+                q.id,
+                step.after_ms as f64 / 1000.0,
+                list(&mut step.tiers.iter()),
+                list(&mut held.iter())
+            ));
+        }
+    }
+    notes
+}
+
 /// `support: channels=voice,chat strategy=longest-idle steps=0s:[1] 30s:[1,2] agents=L1=3 L2=2`,
 /// plus `max_wait=600s→sip:voicemail@pbx` when the queue overflows and `schedule=Europe/London`
 /// when it has opening hours.
@@ -473,6 +511,40 @@ mod tests {
         }
     }
 
+    /// A step whose tiers no roster agent of the queue has gets a note (from then on the
+    /// roster's agents cannot take the call); one that passes itself over, one an agent has,
+    /// and a queue staffed by logins only get none.
+    #[test]
+    fn a_step_no_roster_agent_can_take_is_noted() {
+        let mut config = RoutingConfig::empty();
+        let mut support = QueueConfig::with_defaults("support");
+        let mut skipping = step(90_000, &[4], 0);
+        skipping.skip_if_no_agents = true;
+        support.steps = vec![
+            step(0, &[1], 0),
+            step(30_000, &[1, 2], 0),
+            step(60_000, &[3], 0),
+            skipping,
+        ];
+        let mut by_login = QueueConfig::with_defaults("by_login");
+        by_login.steps = vec![step(0, &[5], 0)];
+        config.queues = vec![support, by_login];
+        config.agents = vec![agent("a1", 1), agent("a2", 2)];
+        let noted: Vec<String> = notes(&config)
+            .into_iter()
+            .filter(|n| n.contains("no roster agent"))
+            .collect();
+        assert_eq!(
+            noted,
+            vec![
+                "queue `support`: step 2 (after 60s) offers tiers [3], which no roster agent has \
+                 in this queue (they have tiers 1, 2): a call that reaches it can be taken only \
+                 by an agent logging in with such a tier"
+                    .to_string()
+            ]
+        );
+    }
+
     /// Agents at a tier no step offers get one note per queue and tier (a typo, or experts kept
     /// for escalations), naming up to `AGENT_NOTES_LISTED` and counting the rest; a tier the
     /// ladder offers, or a queue the config does not have (validation's business), none.
@@ -510,7 +582,11 @@ mod tests {
         let mut z = agent("z3", 3);
         z.tiers = [("zeta".to_string(), 3)].into();
         config.agents.push(z);
-        let ordered = notes(&config);
+        // (`zeta`'s step 0 also gets the note that no roster agent can take it: the last.)
+        let ordered: Vec<String> = notes(&config)
+            .into_iter()
+            .filter(|n| !n.contains("no roster agent"))
+            .collect();
         assert_eq!(ordered.len(), 3, "{ordered:?}");
         assert!(
             ordered[0].starts_with("agent `z3`: tier 3 in queue `zeta`")

@@ -36,6 +36,10 @@ pub struct PreviewReport {
     /// Agents whose tiers the change alters, and agents the new roster leaves out (they keep
     /// their state and tiers: see `in_roster`).
     pub agents: Vec<AgentChange>,
+    /// What the change does that moves nothing now but refuses what comes next: a queue whose
+    /// new `max_waiting` is at or below what waits in it (arrivals refused `queue_full`), a
+    /// queue the new schedule has closed now (arrivals refused `closed`). One sentence each.
+    pub effects: Vec<String>,
 }
 
 /// Where a live interaction stands, before and after.
@@ -100,6 +104,7 @@ pub fn preview(
         .map_err(|e| PreviewError::Refused(e.to_string()))?;
     let places_after = places(&copy);
     let tiers_after = tiers(&copy);
+    let effects = effects(&old, &routing, &copy, at);
 
     let old_queues: BTreeMap<&str, _> = old.queues.iter().map(|q| (q.id.as_str(), q)).collect();
     let new_queues: BTreeMap<&str, _> = routing.queues.iter().map(|q| (q.id.as_str(), q)).collect();
@@ -157,7 +162,41 @@ pub fn preview(
         decisions,
         interactions,
         agents,
+        effects,
     })
+}
+
+/// `PreviewReport::effects`: each queue of `new` that the change leaves refusing arrivals
+/// while it did not before (`old`), judged on `after` (the copy, changed) at `at`.
+fn effects(old: &RoutingConfig, new: &RoutingConfig, after: &Engine, at: Millis) -> Vec<String> {
+    let mut effects = Vec::new();
+    for q in &new.queues {
+        let before = old.queue(&q.id);
+        let Some(view) = after.queue(&q.id) else {
+            continue;
+        };
+        if let Some(max) = q.max_waiting {
+            let was = before.and_then(|b| b.max_waiting);
+            if view.waiting >= max && was != Some(max) {
+                effects.push(format!(
+                    "queue `{}`: {} waiting, at or over its new max_waiting {max}: an arrival \
+                     no agent can take at once is refused `queue_full` until fewer than {max} \
+                     wait (those waiting stay)",
+                    q.id, view.waiting
+                ));
+            }
+        }
+        let open_before = before.is_some_and(|b| b.schedule.as_ref().is_none_or(|s| s.is_open(at)));
+        if !after.queue_open_at(&q.id, at).unwrap_or(true) && (open_before || before.is_none()) {
+            let new = if before.is_none() { " (new)" } else { "" };
+            effects.push(format!(
+                "queue `{}`{new}: its schedule has it closed now: arrivals are refused `closed` \
+                 until it opens (those waiting stay)",
+                q.id
+            ));
+        }
+    }
+    effects
 }
 
 /// Every live interaction (waiting in a queue, or on an agent's slot) and where it stands.
@@ -209,6 +248,70 @@ mod tests {
         q.overflow = Some(Overflow::Target("sip:vm@pbx".into()));
         routing.queues.push(q);
         routing
+    }
+
+    fn parsed(extra: &str) -> RoutingConfig {
+        let text = format!("[[queue]]\nid = \"support\"\nchannels = [\"voice\"]\n{extra}\n");
+        crate::config::parse(&text, "t.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .routing
+    }
+
+    /// A change that moves nothing now but refuses what comes next says so: `max_waiting`
+    /// lowered to what waits, a schedule that closes the queue now. Before, the preview of
+    /// either was empty, and the next arrival was refused.
+    #[test]
+    fn a_preview_says_when_the_change_refuses_the_next_arrivals() {
+        // 2026-11-23 (a Monday) 12:00 UTC.
+        let monday_noon: Millis = 1_795_435_200_000;
+        let mut engine = Engine::new(parsed(""), monday_noon);
+        for c in ["c1", "c2", "c3"] {
+            engine
+                .handle(monday_noon, &Event::voice_call(c, "support"))
+                .unwrap();
+        }
+        let full = preview(
+            engine.capture(),
+            &[],
+            parsed("max_waiting = 2"),
+            monday_noon,
+        )
+        .unwrap();
+        assert!(full.decisions.is_empty() && full.interactions.is_empty());
+        let [effect] = full.effects.as_slice() else {
+            panic!("{:?}", full.effects);
+        };
+        assert!(
+            effect.starts_with("queue `support`: 3 waiting, at or over its new max_waiting 2")
+                && effect.contains("`queue_full`"),
+            "{effect}"
+        );
+        let roomy = preview(
+            engine.capture(),
+            &[],
+            parsed("max_waiting = 4"),
+            monday_noon,
+        )
+        .unwrap();
+        assert!(roomy.effects.is_empty(), "{:?}", roomy.effects);
+
+        let sundays = parsed(r#"schedule = { tz = "UTC", sun = ["09:00-17:00"] }"#);
+        let closed = preview(engine.capture(), &[], sundays.clone(), monday_noon).unwrap();
+        let [effect] = closed.effects.as_slice() else {
+            panic!("{:?}", closed.effects);
+        };
+        assert!(
+            effect.starts_with("queue `support`: its schedule has it closed now")
+                && effect.contains("`closed`"),
+            "{effect}"
+        );
+        // Already closed before the change: not the change's doing.
+        let mut closed_already = Engine::new(sundays.clone(), monday_noon);
+        closed_already
+            .handle(monday_noon, &Event::voice_call("c9", "support"))
+            .ok();
+        let again = preview(closed_already.capture(), &[], sundays, monday_noon).unwrap();
+        assert!(again.effects.is_empty(), "{:?}", again.effects);
     }
 
     /// The preview applies the change at the clock's time, as a `PUT` then would, not at the

@@ -58,7 +58,8 @@ pub enum ReloadError {
     /// `If-Match` named another config than the one in force (someone changed it meanwhile).
     #[error(
         "the config in force is {current}, not the one If-Match names ({expected}): it changed \
-         since it was read; GET /v1/config again, merge, and retry"
+         since it was read (or the tag is not one GET /v1/config gave); GET /v1/config again, \
+         merge, and retry"
     )]
     Stale { current: String, expected: String },
 }
