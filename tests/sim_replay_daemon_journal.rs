@@ -44,40 +44,13 @@ async fn an_offer_ringing_when_the_daemon_stopped_is_not_answered_in_the_new_run
 /// of the new run.
 #[test]
 fn a_call_still_connected_when_the_journal_ends_keeps_its_agent_to_the_end_of_the_new_run() {
-    use tierline::daemon::core::{Core, Input, TimedInput};
-    use tierline::daemon::task::{InputSink, JournalEntry};
+    use tierline::daemon::core::{Input, TimedInput};
     use tierline::engine::Event;
 
-    let text = r#"
-[[queue]]
-id = "support"
-channels = ["voice"]
-wrap_up_s = 0
-max_wait_s = 8
-overflow = { target = "sip:voicemail@pbx" }
-steps = [{ after_s = 0, tiers = [1] }]
-
-[[agent]]
-id = "a1"
-address = "sip:a1@pbx"
-tiers = { support = 1 }
-"#;
-    let config = tierline::config::parse(text, "desk.toml").expect("the desk parses");
-    let routing = config.routing.clone();
+    let routing = tierline::config::parse(DESK, "desk.toml")
+        .expect("the desk parses")
+        .routing;
     let dir = tempfile::tempdir().unwrap();
-    let journal = tierline::journal::JournalOptions {
-        log: tierline::journal::LogOptions {
-            sync: tierline::config::daemon::SyncMode::None,
-            segment_bytes: 1 << 20,
-        },
-        snapshot_every_records: 0,
-        snapshot_every_ms: 0,
-        snapshot_journal_percent: 0,
-        keep_snapshots: 2,
-    };
-    let (mut sink, mut core, _) =
-        tierline::daemon::durable::recover(dir.path(), journal, 0, || Core::new(config, 0))
-            .expect("a new journal");
     let event = |v: serde_json::Value| -> Event { serde_json::from_value(v).unwrap() };
     let call = |i: &str| {
         event(
@@ -123,13 +96,7 @@ tiers = { support = 1 }
         at: 20_000,
         input: Input::Advance,
     });
-    for input in &batch {
-        let entries = [JournalEntry::from(input)];
-        sink.append(&entries).expect("journaled");
-        core.apply(&input.input, input.at);
-    }
-    sink.on_stop(&core, 20_000);
-    drop(sink);
+    write_journal(dir.path(), DESK, &batch);
 
     let options = ReplayOptions {
         seed: 1,
@@ -147,4 +114,98 @@ tiers = { support = 1 }
     assert_eq!(r.traffic.handle_open, 1);
     // `c2`, never answered, has its handle time drawn as before.
     assert_eq!(r.traffic.handle_drawn, 1);
+}
+
+/// One queue `support` (wrap-up 0, an 8 s max wait overflowing to a PBX target), one agent `a1`.
+const DESK: &str = r#"
+[[queue]]
+id = "support"
+channels = ["voice"]
+wrap_up_s = 0
+max_wait_s = 8
+overflow = { target = "sip:voicemail@pbx" }
+steps = [{ after_s = 0, tiers = [1] }]
+
+[[agent]]
+id = "a1"
+address = "sip:a1@pbx"
+tiers = { support = 1 }
+"#;
+
+/// Journal `inputs` into `dir` as a daemon on `config_text` would: each appended, then applied.
+fn write_journal(
+    dir: &std::path::Path,
+    config_text: &str,
+    inputs: &[tierline::daemon::core::TimedInput],
+) {
+    use tierline::daemon::core::Core;
+    use tierline::daemon::task::{InputSink, JournalEntry};
+    let config = tierline::config::parse(config_text, "desk.toml").expect("the desk parses");
+    let journal = tierline::journal::JournalOptions {
+        log: tierline::journal::LogOptions {
+            sync: tierline::config::daemon::SyncMode::None,
+            segment_bytes: 1 << 20,
+        },
+        snapshot_every_records: 0,
+        snapshot_every_ms: 0,
+        snapshot_journal_percent: 0,
+        keep_snapshots: 2,
+    };
+    let (mut sink, mut core, _) =
+        tierline::daemon::durable::recover(dir, journal, 0, || Core::new(config, 0))
+            .expect("a new journal");
+    let mut now = 0;
+    for input in inputs {
+        let entries = [JournalEntry::from(input)];
+        sink.append(&entries).expect("journaled");
+        core.apply(&input.input, input.at);
+        now = input.at;
+    }
+    sink.on_stop(&core, now);
+}
+
+/// A recording holding a live config change says so in the table: the old column ran it at
+/// its time, the new one runs the given config throughout (`recording.reloads`). Before, the
+/// table never mentioned it.
+#[test]
+fn a_recording_with_a_live_config_change_says_so_in_the_table() {
+    use tierline::daemon::core::{Input, TimedInput};
+    let dir = tempfile::tempdir().unwrap();
+    let login: tierline::engine::Event =
+        serde_json::from_value(serde_json::json!({"type": "agent.login", "agent": "a1"})).unwrap();
+    let inputs = [
+        TimedInput {
+            at: 1_000,
+            input: Input::Event {
+                id: "e1".into(),
+                event: login,
+            },
+        },
+        TimedInput {
+            at: 2_000,
+            input: Input::Reconfigure {
+                source: DESK.replace("max_wait_s = 8", "max_wait_s = 9"),
+                origin: "PUT /v1/config".into(),
+                resolved: None,
+            },
+        },
+        TimedInput {
+            at: 3_000,
+            input: Input::Advance,
+        },
+    ];
+    write_journal(dir.path(), DESK, &inputs);
+    let options = ReplayOptions {
+        seed: 1,
+        agents: false,
+        add_roster_agents: false,
+    };
+    let routing = tierline::config::parse(DESK, "desk.toml").unwrap().routing;
+    let r = replay(dir.path(), routing, &options).expect("replay runs");
+    assert_eq!(r.recording.reloads, 1);
+    let table = r.to_table();
+    assert!(
+        table.contains("note: the recording holds 1 live config change: the old column ran each"),
+        "{table}"
+    );
 }

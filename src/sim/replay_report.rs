@@ -208,6 +208,17 @@ impl ReplayReport {
         if let Some(t) = &r.torn_tail {
             let _ = writeln!(out, "warning: torn tail not replayed: {t}");
         }
+        if r.reloads > 0 {
+            // The old column is what happened, every live change included; the new one runs
+            // the one config given throughout, so the difference also holds those changes.
+            let _ = writeln!(
+                out,
+                "note: the recording holds {} live config change{}: the old column ran each at \
+                 its time, the new column runs the given config throughout",
+                r.reloads,
+                if r.reloads == 1 { "" } else { "s" }
+            );
+        }
         for n in &r.notes {
             let _ = writeln!(out, "note: {n}");
         }
