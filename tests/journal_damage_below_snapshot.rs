@@ -584,3 +584,36 @@ fn with_sync_batch_a_journal_ending_before_its_snapshot_is_refused_and_nothing_i
     assert_eq!(state.0, (1..=30).map(input).collect::<Vec<_>>());
     assert_eq!(journal.last_index(), 30);
 }
+
+/// `journal verify` judges a journal ending before its snapshot as a `batch` daemon does: a
+/// problem (exit 2), not "journal ok" with a warning a script checking the exit code misses.
+#[test]
+fn verify_reports_segments_missing_under_a_snapshot_as_a_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut opts = options(SyncMode::Batch);
+    opts.log.segment_bytes = 3_000;
+    {
+        let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
+        for n in 1..=40u64 {
+            journal.append(&[input(n)]).unwrap();
+            state.0.push(input(n));
+            if n == 30 {
+                assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
+            }
+        }
+    }
+    let base = |p: &PathBuf| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    for p in files(dir, ".seg").iter().filter(|p| base(p) > 20) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let report = tierline::journal::verify(dir, &tierline::journal::inspect::Checks::generic())
+        .expect("verify reads the directory");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("snapshot 30 is ahead") && p.contains("refuses to start")),
+        "{report}"
+    );
+}

@@ -483,10 +483,11 @@ fn query_message(text: &str) -> String {
             "empty: give a whole number ≥ 0, or leave the parameter out".to_string()
         }
         "number too large to fit in target type" => "too large a number".to_string(),
-        other => other.to_string(),
+        // serde quotes an unknown parameter's name as sent: control characters escaped.
+        other => cut_echoes(other),
     };
     match field {
-        Some(field) => format!("query parameter `{field}`: {problem}"),
+        Some(field) => format!("query parameter `{}`: {problem}", Printable(field)),
         None => format!("query string: {problem}"),
     }
 }
@@ -504,6 +505,12 @@ mod tests {
         assert_eq!(
             field_named("tiers", Some(&Entry::Key("sa\u{7}les".into()))),
             "field `tiers.sa\\u{7}les`"
+        );
+        assert_eq!(
+            query_message(
+                "Failed to deserialize query string: unknown field `af\nter`, expected `after`"
+            ),
+            "query string: unknown field `af\\nter`, expected `after`"
         );
     }
 

@@ -514,6 +514,21 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
                 format!("{at} has no `id` (every event needs a unique id, the idempotency key)"),
             ))
         }
+        Some(Value::String(s)) if s.len() <= MAX_EVENT_ID_LEN && s.contains(char::is_control) => {
+            // As every id the engine keeps: it is echoed in answers and logs.
+            let (offset, c) = s
+                .char_indices()
+                .find(|(_, c)| c.is_control())
+                .unwrap_or((0, '\0'));
+            return Err(ApiError::unprocessable(
+                "invalid_id",
+                format!(
+                    "{at}: `id` holds a control character (U+{:04X} at byte {offset}): ids are \
+                     printable text",
+                    c as u32
+                ),
+            ));
+        }
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EVENT_ID_LEN => s,
         Some(other) => {
             let got = match &other {
@@ -616,7 +631,9 @@ fn envelope_from_map<'de, A: MapAccess<'de>>(map: A) -> Result<FastEnvelope, A::
         return Err(de::Error::custom("duplicate `id`"));
     }
     match without_id.id {
-        Some(id) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => {
+        Some(id)
+            if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.contains(char::is_control) =>
+        {
             Ok(FastEnvelope { id, event })
         }
         _ => Err(de::Error::custom("missing or unusable `id`")),
@@ -1100,6 +1117,37 @@ mod tests {
         let body = format!(r#"{{"id":"{long}","type":"agent.logout","agent":"a1"}}"#);
         let err = parse_body(body.as_bytes()).unwrap_err();
         assert_eq!(err.body.code, "invalid_id");
+    }
+
+    /// An envelope id holding a control character is refused, as every id the engine keeps is:
+    /// it is echoed in answers and logs. Before, `"t11\n"` was applied.
+    #[test]
+    fn an_id_holding_a_control_character_is_refused_naming_it() {
+        let err = parse_body(br#"{"id":"t11\n","type":"agent.logout","agent":"a1"}"#).unwrap_err();
+        assert_eq!(err.body.code, "invalid_id");
+        assert!(
+            err.body
+                .message
+                .contains("`id` holds a control character (U+000A at byte 3)"),
+            "{}",
+            err.body.message
+        );
+        // In a batch the event is refused on its own, in its result.
+        let Ok(ParsedBody::Batch(results)) =
+            parse_body(br#"[{"id":"i\u001bd","type":"agent.logout","agent":"a1"}]"#)
+        else {
+            panic!("not parsed as a batch");
+        };
+        let [BatchItem::Refused(refused)] = results.as_slice() else {
+            panic!("{results:?}");
+        };
+        let error = refused.error.as_ref().expect("an error");
+        assert_eq!(error.code, "invalid_id");
+        assert!(
+            error.message.contains("U+001B at byte 1"),
+            "{}",
+            error.message
+        );
     }
 
     /// A JSON key as the sender might write it: plain, or with every character `\u`-escaped.

@@ -41,10 +41,17 @@ impl fmt::Display for ConfigError {
             (Some(l), None) => write!(f, "{}:{}: ", self.file, l)?,
             _ => write!(f, "{}: ", self.file)?,
         }
+        // A TOML key or value quoted in the message may hold a control character (a string
+        // with `\u001b`): escaped, so a terminal or a log line shows it rather than obeys it.
+        let message = crate::engine::event::Printable(&self.message);
         if self.field.is_empty() {
-            write!(f, "{}", self.message)
+            write!(f, "{message}")
         } else {
-            write!(f, "{}: {}", self.field, self.message)
+            write!(
+                f,
+                "{}: {message}",
+                crate::engine::event::Printable(&self.field)
+            )
         }
     }
 }
@@ -234,4 +241,26 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
         ));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigError;
+
+    /// A key or value quoted in a config problem shows its control characters escaped:
+    /// `check-config` writes the problem to a terminal, the daemon to its log.
+    #[test]
+    fn a_config_problem_shows_control_characters_escaped() {
+        let problem = ConfigError {
+            file: "t.toml".into(),
+            line: Some(3),
+            column: Some(1),
+            field: "queue[0].tiers.no\nwhere".into(),
+            message: "unknown strategy `fa\u{1b}st`".into(),
+        };
+        assert_eq!(
+            problem.to_string(),
+            "t.toml:3:1: queue[0].tiers.no\\nwhere: unknown strategy `fa\\u{1b}st`"
+        );
+    }
 }

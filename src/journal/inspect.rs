@@ -135,6 +135,15 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
                 reason,
             })
         });
+        if let Err(e) = &state {
+            if !super::recovery::snapshot_damage(e) {
+                // Recovery stops on it rather than falling back (a permission, not damage).
+                problems.push(format!(
+                    "{e}: the daemon refuses to start until it can read it (fix its owner or \
+                     mode; it is not damaged)"
+                ));
+            }
+        }
         report
             .snapshots
             .push((snap.index, state.map_err(|e| e.to_string())));
@@ -232,12 +241,12 @@ pub fn verify(dir: &Path, checks: &Checks<'_>) -> Result<VerifyReport, JournalEr
             first - 1
         )),
         (Some(index), Some(_)) if index >= report.next_index && has_records => {
-            report.warnings.push(format!(
-                "snapshot {index} is ahead of the journal's last record {}: with sync = \"none\" \
-                 an OS crash lost the unsynced end, and the daemon starts after the snapshot; \
-                 with sync = \"batch\" or \"always\" segments are missing (deleted, or not \
-                 copied with a backup), with any records acknowledged after the snapshot, and \
-                 the daemon refuses to start (docs/DURABILITY.md)",
+            report.problems.push(format!(
+                "snapshot {index} is ahead of the journal's last record {}: segments are \
+                 missing (deleted, or not copied with a backup), with any records acknowledged \
+                 after the snapshot, and a daemon with sync = \"batch\" or \"always\" refuses \
+                 to start (with sync = \"none\", after an OS crash lost the unsynced end, it \
+                 starts after the snapshot; docs/DURABILITY.md)",
                 report.next_index.saturating_sub(1)
             ))
         }

@@ -619,7 +619,7 @@ impl Journal {
 /// many open files. Those stop the start, naming the file, so a healthy snapshot and its proof
 /// that every record up to it was synced are not thrown away over an operator's mistake. An
 /// I/O error of the disk itself (EIO) is damage, as are bad checksums and failed decodes.
-fn snapshot_damage(e: &JournalError) -> bool {
+pub(crate) fn snapshot_damage(e: &JournalError) -> bool {
     match e {
         JournalError::Io { source, .. } => source.raw_os_error() == Some(libc::EIO),
         _ => true,
