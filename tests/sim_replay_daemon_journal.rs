@@ -209,3 +209,60 @@ fn a_recording_with_a_live_config_change_says_so_in_the_table() {
         "{table}"
     );
 }
+
+/// A PBX that reports the answer (`interaction.answered`) rather than accepting the offer: the
+/// agent the call was ringing answered it, and the new run accepts that offer after the same
+/// delay. Before, the answer was not re-driven: with the journal's own config the old column
+/// had the call answered and the new one did not.
+#[test]
+fn an_answer_reported_by_the_pbx_while_the_call_rings_that_agent_is_replayed() {
+    use tierline::daemon::core::{Input, TimedInput};
+    let dir = tempfile::tempdir().unwrap();
+    let event = |n: usize, at: u64, v: serde_json::Value| TimedInput {
+        at,
+        input: Input::Event {
+            id: format!("e{n}"),
+            event: serde_json::from_value(v).unwrap(),
+        },
+    };
+    let inputs = [
+        event(
+            1,
+            1_000,
+            serde_json::json!({"type": "agent.login", "agent": "a1"}),
+        ),
+        event(
+            2,
+            2_000,
+            serde_json::json!({"type": "interaction.arrived", "interaction": "c1",
+            "channel": "voice", "queue": "support"}),
+        ),
+        event(
+            3,
+            3_500,
+            serde_json::json!({"type": "interaction.answered", "interaction": "c1",
+            "agent": "a1"}),
+        ),
+        event(
+            4,
+            6_000,
+            serde_json::json!({"type": "interaction.ended", "interaction": "c1"}),
+        ),
+        TimedInput {
+            at: 7_000,
+            input: Input::Advance,
+        },
+    ];
+    write_journal(dir.path(), DESK, &inputs);
+    let options = ReplayOptions {
+        seed: 1,
+        agents: false,
+        add_roster_agents: false,
+    };
+    let routing = tierline::config::parse(DESK, "desk.toml").unwrap().routing;
+    let r = replay(dir.path(), routing, &options).expect("replay runs");
+    let (old, new) = (&r.old.overall, &r.new.overall);
+    assert_eq!(old.answered, 1, "{old:?}");
+    assert_eq!(new.answered, 1, "old {old:?}\nnew {new:?}");
+    assert_eq!(new.asa_s, old.asa_s, "answered after the same 1.5 s");
+}

@@ -402,15 +402,7 @@ impl Playback {
                     queued_in: None,
                 });
             }
-            Event::OfferAccepted { interaction, .. } => {
-                if let Some((ix, offered_at)) = self.offers.remove(interaction.as_str()) {
-                    let delay = at.saturating_sub(offered_at);
-                    let a = &mut self.agents[ix];
-                    a.accepted += 1;
-                    a.answer_delays_ms.push(delay);
-                    self.respond(&interaction, ix, delay, Answer::Accept);
-                }
-            }
+            Event::OfferAccepted { interaction, .. } => self.accepted(&interaction, at),
             Event::OfferDeclined {
                 interaction,
                 reason,
@@ -456,10 +448,20 @@ impl Playback {
             }
             Event::InteractionTransferred { .. } => self.counts.transfers += 1,
             Event::InteractionEscalated { .. } => self.counts.agent_escalations += 1,
-            // A late answer's offer was counted when it expired or was revoked; the what-if run
-            // makes its own offers and answers them by the recorded delays.
-            Event::InteractionAnswered { .. }
-            | Event::InteractionAbandoned { .. }
+            // An answer by the agent the interaction is ringing (a PBX reporting the answer
+            // rather than accepting the offer) is that offer accepted: the new run accepts it
+            // after the same delay. A late answer's offer was counted when it expired or was
+            // revoked; that answer is not re-driven (docs/SIMULATOR.md, Limits).
+            Event::InteractionAnswered { interaction, agent } => {
+                let ringing_it = self
+                    .offers
+                    .get(interaction.as_str())
+                    .is_some_and(|&(ix, _)| self.agents[ix].id == *agent);
+                if ringing_it {
+                    self.accepted(&interaction, at);
+                }
+            }
+            Event::InteractionAbandoned { .. }
             | Event::InteractionEnded { .. }
             | Event::InteractionRated { .. }
             | Event::AgentWrapupDone { .. } => {}
@@ -518,6 +520,17 @@ impl Playback {
                 | DecisionKind::Escalated { .. }
                 | DecisionKind::AgentState { .. } => {}
             }
+        }
+    }
+
+    /// The offer ringing `interaction` was accepted at `at`: counted, and recorded for the new run.
+    fn accepted(&mut self, interaction: &str, at: Millis) {
+        if let Some((ix, offered_at)) = self.offers.remove(interaction) {
+            let delay = at.saturating_sub(offered_at);
+            let a = &mut self.agents[ix];
+            a.accepted += 1;
+            a.answer_delays_ms.push(delay);
+            self.respond(interaction, ix, delay, Answer::Accept);
         }
     }
 
