@@ -28,8 +28,8 @@ struct Batch {
 }
 
 /// Every batch POSTed, in arrival order. `/down` answers 503 (its batches are attempts, never
-/// acknowledged); `/held` holds each POST open until `release` (then answers 200); every other
-/// path 200.
+/// acknowledged); `/held` holds each POST open until `release` (then answers 200); `/pause`
+/// answers its first POST 429 with `Retry-After: 3`; every other path 200.
 #[derive(Clone, Default)]
 struct Receiver {
     batches: Arc<Mutex<Vec<Batch>>>,
@@ -102,7 +102,8 @@ async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> AxumStatus {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let batch: Value = serde_json::from_slice(&body).expect("a JSON batch");
     let seqs = batch["decisions"]
         .as_array()
@@ -136,10 +137,14 @@ async fn receive(
         }
     }
     r.open.fetch_sub(1, SeqCst);
+    let pauses = uri.path() == "/pause" && r.batches("/pause").len() == 1;
     if uri.path() == "/down" {
-        AxumStatus::SERVICE_UNAVAILABLE
+        AxumStatus::SERVICE_UNAVAILABLE.into_response()
+    } else if pauses {
+        // The first POST to `/pause` is told to come back in 3 s.
+        (AxumStatus::TOO_MANY_REQUESTS, [("retry-after", "3")]).into_response()
     } else {
-        AxumStatus::OK
+        AxumStatus::OK.into_response()
     }
 }
 
@@ -585,4 +590,57 @@ async fn an_edited_subscriber_never_has_two_posts_open_at_the_receiver() {
     assert_eq!(seqs.first(), Some(&first), "{seqs:?}");
     assert!(seqs[1..].starts_with(&[first]), "{seqs:?}");
     assert_eq!(seqs.last(), Some(&second), "{seqs:?}");
+}
+
+/// A pause the receiver asked for (`Retry-After`) outlives an edit of the subscriber that keeps
+/// its URL: the new task waits out the rest of it. Before, the edit dropped the wait and the new
+/// task posted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_the_receiver_asked_for_outlives_an_edit_of_the_subscriber() {
+    let receiver = Receiver::default();
+    let base = receiver.serve().await;
+    let url = format!("{base}/pause");
+    // `entry`'s 50 ms retry cap would cap the pause too: this one allows 10 s (then 9 s).
+    let subscriber = |max_ms: u32| {
+        format!(
+            "\n[[subscriber]]\nname = \"pbx\"\nurl = \"{url}\"\nretry_initial_ms = 10\n\
+             retry_max_ms = {max_ms}\n"
+        )
+    };
+    let t = start(&config(1, &subscriber(10_000)), None).await;
+    t.apply(login("login-a1", "a1")).await;
+    let first = last_seq(&t, call("e1", "c1")).await;
+    receiver.wait_for("/pause", first).await;
+    let told = std::time::Instant::now();
+
+    let answer = put_ok(&t, &config(1, &subscriber(9_000))).await;
+    assert_eq!(
+        answer["subscribers"]["restarted"],
+        json!(["pbx"]),
+        "{answer}"
+    );
+    // Well inside the 3 s asked for, no second POST (it went out at once before the mend).
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(1_000),
+        receiver.wait_until("/pause", "a second POST", |seqs| {
+            seqs.iter().filter(|&&s| s == first).count() > 1
+        }),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "posted again during the pause: {:?}",
+        receiver.seqs("/pause")
+    );
+    receiver
+        .wait_until("/pause", "the batch again", |seqs| {
+            seqs.iter().filter(|&&s| s == first).count() > 1
+        })
+        .await;
+    assert!(
+        told.elapsed() >= std::time::Duration::from_millis(2_900),
+        "the pause was cut short: {:?}",
+        told.elapsed()
+    );
+    t.stop().await;
 }

@@ -168,12 +168,14 @@ pub struct Control {
     /// The cursor after the last batch acknowledged (or skipped by `types`): the seq delivery
     /// would continue after (`None`: from the oldest decision held).
     pub progress: watch::Sender<Option<u64>>,
-    /// Held by each POST attempt for as long as it is on the wire, and shared with the task
-    /// that replaces this one when a change edits the subscriber (`Control::after`). A stop
-    /// abandons the attempt, but the attempt itself runs on until answered or timed out: the
-    /// receiver is still working on it, so the next task's first POST waits for it. A receiver
-    /// never has two of a subscriber's POSTs open at once.
-    pub in_flight: Arc<tokio::sync::Mutex<()>>,
+    /// Held by each POST attempt for as long as it is on the wire, and through the wait after
+    /// a failed one; shared with the task that replaces this one when a change edits the
+    /// subscriber (`Control::after`). A stop abandons the attempt, but the attempt itself runs
+    /// on until answered or timed out: the receiver is still working on it, so the next task's
+    /// first POST waits for it. A receiver never has two of a subscriber's POSTs open at once.
+    /// It holds the pause a receiver asked for (`Retry-After`: until when, and for which URL),
+    /// so an edit during the pause does not cut it short unless it moves the subscriber.
+    pub in_flight: Arc<tokio::sync::Mutex<Pause>>,
 }
 
 impl Control {
@@ -181,7 +183,7 @@ impl Control {
         Control {
             stop: Shutdown::new(),
             progress: watch::Sender::new(start_after),
-            in_flight: Arc::new(tokio::sync::Mutex::new(())),
+            in_flight: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -194,6 +196,9 @@ impl Control {
         }
     }
 }
+
+/// A pause a receiver asked for: no POST to `url` before the instant.
+pub type Pause = Option<(tokio::time::Instant, String)>;
 
 /// Start delivering decisions after the cursor. The task ends on shutdown, or when
 /// `control.stop` is triggered (see `Control`).
@@ -408,12 +413,18 @@ async fn post_until_accepted(
     clock: Clock,
     body: String,
     metrics: &Metrics,
-    in_flight: &Arc<tokio::sync::Mutex<()>>,
+    in_flight: &Arc<tokio::sync::Mutex<Pause>>,
 ) {
     let mut attempt: u32 = 0;
     loop {
-        // Wait for an attempt a stopped task left on the wire (`Control::in_flight`).
-        let on_the_wire = Arc::clone(in_flight).lock_owned().await;
+        // Wait for an attempt a stopped task left on the wire, then for the rest of a pause its
+        // receiver asked for (`Control::in_flight`).
+        let mut on_the_wire = Arc::clone(in_flight).lock_owned().await;
+        if let Some((until, url)) = on_the_wire.take() {
+            if url == sub.url {
+                tokio::time::sleep_until(until).await;
+            }
+        }
         let mut request = client
             .post(&sub.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -429,22 +440,25 @@ async fn post_until_accepted(
         // POST to this subscriber go.
         let sent = tokio::spawn(async move {
             let answer = request.send().await;
-            drop(on_the_wire);
-            answer
+            (answer, on_the_wire)
         });
-        let answer = match sent.await {
-            Ok(answer) => answer.map_err(|e| {
-                let timed_out = e.is_timeout();
-                let mut text = crate::api::error::with_causes(&e.without_url());
-                if timed_out {
-                    text.push_str(&format!(
-                        " (no answer within timeout_ms = {})",
-                        sub.timeout.as_millis()
-                    ));
-                }
-                text
-            }),
-            Err(e) => Err(format!("the attempt's task failed: {e}")),
+        // `held`: the lock again once the attempt is over (kept through the wait that follows).
+        let (answer, mut held) = match sent.await {
+            Ok((answer, held)) => (
+                answer.map_err(|e| {
+                    let timed_out = e.is_timeout();
+                    let mut text = crate::api::error::with_causes(&e.without_url());
+                    if timed_out {
+                        text.push_str(&format!(
+                            " (no answer within timeout_ms = {})",
+                            sub.timeout.as_millis()
+                        ));
+                    }
+                    text
+                }),
+                Some(held),
+            ),
+            Err(e) => (Err(format!("the attempt's task failed: {e}")), None),
         };
         // A receiver asking for a pause (`Retry-After` on a 429, a 503, any refusal) gets it,
         // up to the subscriber's `retry_max_ms`.
@@ -479,6 +493,12 @@ async fn post_until_accepted(
         };
         metrics.subscriber_delivery(&sub.label, DeliveryResult::Failed);
         let delay = sub.retry_delay(attempt, asked_pause, &mut rand::thread_rng());
+        if let (Some(_), Some(held)) = (asked_pause, held.as_mut()) {
+            // Kept for a task replacing this one during the wait (an edit of the subscriber).
+            **held = tokio::time::Instant::now()
+                .checked_add(delay)
+                .map(|until| (until, sub.url.clone()));
+        }
         tracing::warn!(
             subscriber = %sub.label,
             attempt = attempt + 1,
@@ -489,6 +509,7 @@ async fn post_until_accepted(
         );
         attempt = attempt.saturating_add(1);
         tokio::time::sleep(delay).await;
+        drop(held);
     }
 }
 
@@ -496,8 +517,11 @@ async fn post_until_accepted(
 /// (then from `now_s`, Unix seconds; a date past is no pause). `None` for anything else.
 fn retry_after(value: &str, now_s: u64) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than a u64 holds is "a very long time": capped by `retry_max_ms`.
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     let at_s = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
@@ -553,6 +577,10 @@ mod tests {
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         assert_eq!(retry_after(date, 784_111_770), Some(Duration::from_secs(7)));
         assert_eq!(retry_after(date, 784_111_800), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("18446744073709551616", 0),
+            Some(Duration::from_secs(u64::MAX))
+        );
         assert_eq!(retry_after("-1", 0), None);
         assert_eq!(retry_after("soon", 0), None);
         assert_eq!(retry_after("1.5", 0), None);
