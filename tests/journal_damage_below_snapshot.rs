@@ -313,19 +313,7 @@ fn damage_to_the_end_of_an_older_segment_past_the_snapshot_is_refused_where_it_i
 fn damage_to_the_end_of_an_older_segment_the_snapshot_holds_is_read_past() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut opts = options(SyncMode::Batch);
-    // About four records a segment.
-    opts.log.segment_bytes = 3_000;
-    {
-        let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
-        for n in 1..=40u64 {
-            journal.append(&[input(n)]).unwrap();
-            state.0.push(input(n));
-            if n == 30 {
-                assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
-            }
-        }
-    }
+    let opts = write_forty_in_small_segments(dir);
     let segs = files(dir, ".seg");
     assert!(segs.len() >= 8, "{segs:?}");
     // Which segments are still there depends on pruning; take the first that ends at or below
@@ -518,19 +506,7 @@ fn flip_last_byte(path: &std::path::Path) {
 fn with_sync_batch_a_journal_ending_before_its_snapshot_is_refused_and_nothing_is_set_aside() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut opts = options(SyncMode::Batch);
-    // About four records a segment.
-    opts.log.segment_bytes = 3_000;
-    {
-        let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
-        for n in 1..=40u64 {
-            journal.append(&[input(n)]).unwrap();
-            state.0.push(input(n));
-            if n == 30 {
-                assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
-            }
-        }
-    }
+    let opts = write_forty_in_small_segments(dir);
     let base = |p: &PathBuf| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
     // Delete the segments from the one holding record 20 on: the journal now ends cleanly
     // before the snapshot, and 31..=40 are gone with them.
@@ -591,18 +567,7 @@ fn with_sync_batch_a_journal_ending_before_its_snapshot_is_refused_and_nothing_i
 fn verify_reports_segments_missing_under_a_snapshot_as_a_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut opts = options(SyncMode::Batch);
-    opts.log.segment_bytes = 3_000;
-    {
-        let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
-        for n in 1..=40u64 {
-            journal.append(&[input(n)]).unwrap();
-            state.0.push(input(n));
-            if n == 30 {
-                assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
-            }
-        }
-    }
+    write_forty_in_small_segments(dir);
     let base = |p: &PathBuf| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
     for p in files(dir, ".seg").iter().filter(|p| base(p) > 20) {
         std::fs::remove_file(p).unwrap();
@@ -616,4 +581,20 @@ fn verify_reports_segments_missing_under_a_snapshot_as_a_problem() {
             .any(|p| p.contains("snapshot 30 is ahead") && p.contains("refuses to start")),
         "{report}"
     );
+}
+
+/// 40 inputs with `sync = "batch"` in segments of about four records each, a snapshot at 30;
+/// the options used.
+fn write_forty_in_small_segments(dir: &Path) -> JournalOptions {
+    let mut opts = options(SyncMode::Batch);
+    opts.log.segment_bytes = 3_000;
+    let (mut journal, mut state, _) = Journal::recover(dir, opts, 0, Strs::default).unwrap();
+    for n in 1..=40u64 {
+        journal.append(&[input(n)]).unwrap();
+        state.0.push(input(n));
+        if n == 30 {
+            assert_eq!(journal.snapshot(&state, 0).unwrap(), n);
+        }
+    }
+    opts
 }

@@ -47,9 +47,6 @@ fn a_call_still_connected_when_the_journal_ends_keeps_its_agent_to_the_end_of_th
     use tierline::daemon::core::{Input, TimedInput};
     use tierline::engine::Event;
 
-    let routing = tierline::config::parse(DESK, "desk.toml")
-        .expect("the desk parses")
-        .routing;
     let dir = tempfile::tempdir().unwrap();
     let event = |v: serde_json::Value| -> Event { serde_json::from_value(v).unwrap() };
     let call = |i: &str| {
@@ -98,12 +95,7 @@ fn a_call_still_connected_when_the_journal_ends_keeps_its_agent_to_the_end_of_th
     });
     write_journal(dir.path(), DESK, &batch);
 
-    let options = ReplayOptions {
-        seed: 1,
-        agents: false,
-        add_roster_agents: false,
-    };
-    let r = replay(dir.path(), routing, &options).expect("replay runs");
+    let r = replay_with_the_desk(dir.path());
     let (old, new) = (&r.old.overall, &r.new.overall);
     assert_eq!((old.answered, old.overflowed), (2, 1), "{old:?}");
     assert_eq!(
@@ -195,13 +187,7 @@ fn a_recording_with_a_live_config_change_says_so_in_the_table() {
         },
     ];
     write_journal(dir.path(), DESK, &inputs);
-    let options = ReplayOptions {
-        seed: 1,
-        agents: false,
-        add_roster_agents: false,
-    };
-    let routing = tierline::config::parse(DESK, "desk.toml").unwrap().routing;
-    let r = replay(dir.path(), routing, &options).expect("replay runs");
+    let r = replay_with_the_desk(dir.path());
     assert_eq!(r.recording.reloads, 1);
     let table = r.to_table();
     assert!(
@@ -254,15 +240,22 @@ fn an_answer_reported_by_the_pbx_while_the_call_rings_that_agent_is_replayed() {
         },
     ];
     write_journal(dir.path(), DESK, &inputs);
+    let r = replay_with_the_desk(dir.path());
+    let (old, new) = (&r.old.overall, &r.new.overall);
+    assert_eq!(old.answered, 1, "{old:?}");
+    assert_eq!(new.answered, 1, "old {old:?}\nnew {new:?}");
+    assert_eq!(new.asa_s, old.asa_s, "answered after the same 1.5 s");
+}
+
+/// `simulate --replay` of `dir` with `DESK`, the config the journal was written with.
+fn replay_with_the_desk(dir: &std::path::Path) -> tierline::sim::replay::ReplayReport {
     let options = ReplayOptions {
         seed: 1,
         agents: false,
         add_roster_agents: false,
     };
-    let routing = tierline::config::parse(DESK, "desk.toml").unwrap().routing;
-    let r = replay(dir.path(), routing, &options).expect("replay runs");
-    let (old, new) = (&r.old.overall, &r.new.overall);
-    assert_eq!(old.answered, 1, "{old:?}");
-    assert_eq!(new.answered, 1, "old {old:?}\nnew {new:?}");
-    assert_eq!(new.asa_s, old.asa_s, "answered after the same 1.5 s");
+    let routing = tierline::config::parse(DESK, "desk.toml")
+        .expect("the desk parses")
+        .routing;
+    replay(dir, routing, &options).expect("replay runs")
 }
