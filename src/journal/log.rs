@@ -223,7 +223,7 @@ impl Log {
             // The old segments are set aside (`.orphaned`), not deleted, for whoever wants to
             // look.
             tracing::warn!(
-                journal_end = next_index,
+                journal_last = next_index.saturating_sub(1),
                 snapshot = resume_at - 1,
                 "journal: the snapshot is ahead of the journal; setting its segments aside \
                  (*.orphaned) and starting a new segment after the snapshot"
