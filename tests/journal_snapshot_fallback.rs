@@ -36,6 +36,14 @@ fn run(journal: &mut Journal, seen: &mut Seen, from: u64, to: u64) {
     journal.snapshot(seen, 0).unwrap();
 }
 
+/// A new journal in `dir` with inputs 1..=20 and snapshots at 10 and 20; still open.
+fn snapshots_at_10_and_20(dir: &Path) -> Journal {
+    let (mut journal, mut seen) = recover(dir).unwrap();
+    run(&mut journal, &mut seen, 1, 11);
+    run(&mut journal, &mut seen, 11, 21);
+    journal
+}
+
 fn snapshot(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("{index:020}.snap"))
 }
@@ -51,10 +59,7 @@ fn damage(path: &Path) {
 fn pruning_after_a_fallback_keeps_the_snapshot_recovery_fell_back_to() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut journal, mut seen) = recover(dir).unwrap();
-    run(&mut journal, &mut seen, 1, 11);
-    run(&mut journal, &mut seen, 11, 21);
-    drop(journal);
+    drop(snapshots_at_10_and_20(dir));
     damage(&snapshot(dir, 20));
 
     let (mut journal, mut seen) = recover(dir).unwrap();
@@ -81,9 +86,7 @@ fn pruning_after_a_fallback_keeps_the_snapshot_recovery_fell_back_to() {
 fn a_journal_in_use_is_refused_before_any_snapshot_is_read_or_set_aside() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut journal, mut seen) = recover(dir).unwrap();
-    run(&mut journal, &mut seen, 1, 11);
-    run(&mut journal, &mut seen, 11, 21);
+    let journal = snapshots_at_10_and_20(dir);
     // Damage the newest snapshot while the owner still has the journal open, and leave a
     // temporary file such as a snapshot being written.
     damage(&snapshot(dir, 20));
@@ -149,10 +152,7 @@ fn a_journal_in_use_stays_refused_when_its_lock_file_is_deleted() {
 fn a_snapshot_that_cannot_be_read_stops_the_start_unless_the_disk_failed_the_read() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut journal, mut seen) = recover(dir).unwrap();
-    run(&mut journal, &mut seen, 1, 11);
-    run(&mut journal, &mut seen, 11, 21);
-    drop(journal);
+    drop(snapshots_at_10_and_20(dir));
     let newest = snapshot(dir, 20);
     std::fs::remove_file(&newest).unwrap();
     std::os::unix::fs::symlink("/proc/self/clear_refs", &newest).unwrap();

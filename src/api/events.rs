@@ -514,21 +514,6 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
                 format!("{at} has no `id` (every event needs a unique id, the idempotency key)"),
             ))
         }
-        Some(Value::String(s)) if s.len() <= MAX_EVENT_ID_LEN && s.contains(char::is_control) => {
-            // As every id the engine keeps: it is echoed in answers and logs.
-            let (offset, c) = s
-                .char_indices()
-                .find(|(_, c)| c.is_control())
-                .unwrap_or((0, '\0'));
-            return Err(ApiError::unprocessable(
-                "invalid_id",
-                format!(
-                    "{at}: `id` holds a control character (U+{:04X} at byte {offset}): ids are \
-                     printable text",
-                    c as u32
-                ),
-            ));
-        }
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EVENT_ID_LEN => s,
         Some(other) => {
             let got = match &other {
@@ -549,6 +534,13 @@ pub fn parse_envelope(value: Value, index: Option<usize>) -> Result<(String, Eve
             ));
         }
     };
+    // As every id the engine keeps: it is echoed in answers and logs.
+    if let Some(held) = crate::engine::event::control_character(&id) {
+        return Err(ApiError::unprocessable(
+            "invalid_id",
+            format!("{at}: `id` {held}: ids are printable text"),
+        ));
+    }
     let event: Event = from_object(&map, Some("type"), &format!("event `{id}`: "))?;
     if let Some((field, entry, why)) = field_problem(&event) {
         return Err(ApiError::unprocessable(
@@ -632,7 +624,9 @@ fn envelope_from_map<'de, A: MapAccess<'de>>(map: A) -> Result<FastEnvelope, A::
     }
     match without_id.id {
         Some(id)
-            if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.contains(char::is_control) =>
+            if !id.is_empty()
+                && id.len() <= MAX_EVENT_ID_LEN
+                && crate::engine::event::first_control(&id).is_none() =>
         {
             Ok(FastEnvelope { id, event })
         }

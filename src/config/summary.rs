@@ -328,13 +328,7 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
             offered.dedup();
             let offered = match offered.as_slice() {
                 [one] => format!("tier {one}"),
-                many => format!(
-                    "tiers {}",
-                    many.iter()
-                        .map(Tier::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                many => format!("tiers {}", tier_list(many.iter())),
             };
             let named: Vec<String> = agents.iter().map(|id| format!("`{id}`")).collect();
             let who = match agents.len() {
@@ -351,37 +345,42 @@ fn tiers_no_step_offers(config: &RoutingConfig) -> Vec<String> {
         .collect()
 }
 
+/// `1, 2, 3`.
+fn tier_list<'a>(tiers: impl Iterator<Item = &'a Tier>) -> String {
+    tiers.map(Tier::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// Ladder steps of a queue with roster agents where none of them has an allowed tier (and the
 /// step does not pass itself over when nobody is logged in): a call reaching the step can be
 /// taken only by an agent logging in with such a tier (`tiers = [3]` with no L3 in the roster
 /// takes the queue away from its L1 and L2 agents from then on). A queue staffed only by
 /// logins gets no note: the roster says nothing about it.
 fn steps_no_roster_agent_takes(config: &RoutingConfig) -> Vec<String> {
+    // The tiers the roster holds in each queue, in one pass over the roster.
+    let mut held: std::collections::HashMap<&str, std::collections::BTreeSet<Tier>> =
+        Default::default();
+    for a in &config.agents {
+        for (q, &tier) in &a.tiers {
+            held.entry(q.as_str()).or_default().insert(tier);
+        }
+    }
     let mut notes = Vec::new();
     for q in &config.queues {
-        let held: std::collections::BTreeSet<Tier> = config
-            .agents
-            .iter()
-            .filter_map(|a| a.tiers.get(&q.id).copied())
-            .collect();
-        if held.is_empty() {
+        let Some(held) = held.get(q.id.as_str()) else {
             continue;
-        }
+        };
         for (n, step) in q.steps.iter().enumerate() {
             if step.skip_if_no_agents || step.tiers.iter().any(|t| held.contains(t)) {
                 continue;
             }
-            let list = |tiers: &mut dyn Iterator<Item = &Tier>| {
-                tiers.map(Tier::to_string).collect::<Vec<_>>().join(", ")
-            };
             notes.push(format!(
                 "queue `{}`: step {n} (after {}s) offers tiers [{}], which no roster agent has in \
                  this queue (they have tiers {}): a call that reaches it can be taken only by an \
                  agent logging in with such a tier",
                 q.id,
                 step.after_ms as f64 / 1000.0,
-                list(&mut step.tiers.iter()),
-                list(&mut held.iter())
+                tier_list(step.tiers.iter()),
+                tier_list(held.iter())
             ));
         }
     }

@@ -186,11 +186,13 @@ fn effects(old: &RoutingConfig, new: &RoutingConfig, after: &Engine, at: Millis)
                 ));
             }
         }
-        let open_before = before.is_some_and(|b| b.schedule.as_ref().is_none_or(|s| s.is_open(at)));
-        if !after.queue_open_at(&q.id, at).unwrap_or(true) && (open_before || before.is_none()) {
-            let new = if before.is_none() { " (new)" } else { "" };
+        // Closed now by its new schedule, and open before (or new).
+        let open =
+            |c: &crate::config::QueueConfig| c.schedule.as_ref().is_none_or(|s| s.is_open(at));
+        if !open(q) && before.is_none_or(open) {
+            let added = if before.is_none() { " (new)" } else { "" };
             effects.push(format!(
-                "queue `{}`{new}: its schedule has it closed now: arrivals are refused `closed` \
+                "queue `{}`{added}: its schedule has it closed now: arrivals are refused `closed` \
                  until it opens (those waiting stay)",
                 q.id
             ));

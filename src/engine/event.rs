@@ -158,18 +158,32 @@ pub(crate) fn check_no_control(
     what: impl FnOnce() -> String,
     value: &str,
 ) -> Result<(), super::EngineError> {
-    match value.char_indices().find(|(_, c)| c.is_control()) {
+    match control_character(value) {
         None => Ok(()),
-        Some((at, c)) => Err(super::EngineError::InvalidValue {
+        Some(held) => Err(super::EngineError::InvalidValue {
             field,
             message: format!(
-                "{} holds a control character (U+{:04X} at byte {at}): ids, keys, reasons and \
-                 addresses are printable text",
-                what(),
-                c as u32
+                "{} {held}: ids, keys, reasons and addresses are printable text",
+                what()
             ),
         }),
     }
+}
+
+/// The first control character (Unicode category Cc) in `value` and its byte offset.
+pub(crate) fn first_control(value: &str) -> Option<(usize, char)> {
+    value.char_indices().find(|(_, c)| c.is_control())
+}
+
+/// `holds a control character (U+000A at byte 3)` for the first in `value`, if any: how every
+/// refusal of an id, key, reason or address says it.
+pub(crate) fn control_character(value: &str) -> Option<String> {
+    first_control(value).map(|(at, c)| {
+        format!(
+            "holds a control character (U+{:04X} at byte {at})",
+            c as u32
+        )
+    })
 }
 
 /// One input event.

@@ -182,7 +182,7 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Adapter
     }
     // An id the engine keeps (a Call-ID becomes the interaction's): told here in the adapter's
     // words, not as the engine's `invalid_value` for a field the request does not have.
-    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+    if let Some((at, c)) = crate::engine::event::first_control(value) {
         return Err(AdapterError::ControlCharacter {
             field,
             code: c as u32,
@@ -213,7 +213,7 @@ fn kept<'a>(
         return None;
     }
     // An id (the From as customer id) may hold no control character; an attribute value may.
-    if id && value.chars().any(char::is_control) {
+    if id && crate::engine::event::first_control(value).is_some() {
         tracing::warn!(
             call_id,
             field,
